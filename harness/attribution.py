@@ -1,0 +1,109 @@
+"""Every OOM kill with its evidence: the kernel's kill time, the victim's role and task, and how
+long each detector took to notice (seconds after the kernel's kill). Pure: reads observations only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery.events.state import heartbeat_expires
+
+from harness.executions import running_in
+from harness.monitor import Observations
+from harness.record import CeleryEvent, Execution, KillRecord
+from harness.sampler import PidStats
+
+_INFER_WINDOW = 2.0  # s after an OOM notification within which an exit is taken as its victim
+
+
+@dataclass
+class KillContext:
+    main_pid: int | None
+    ready_mono: float | None
+    executions: dict[str, list[Execution]]
+    names: dict[str, str]
+    pid_stats: dict[int, PidStats]
+    celery_events: list[CeleryEvent]
+
+
+def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
+    """(pid, kernel time, time source, cause, kmsg kill or None), kmsg first, then inferred."""
+    victims = [(k.pid, k.kernel_mono, "kmsg", "oom_group" if k.group_kill else "oom", k) for k in obs.kernel_kills]
+    known = {v[0] for v in victims}
+    counted = max((count for _, count in obs.oom_events), default=0)
+    missing = counted - len(obs.kernel_kills)
+    previous = 0
+    for seen, count in obs.oom_events:  # no kernel line (kmsg unreadable or overrun): infer from exits
+        delta, previous = count - previous, max(previous, count)
+        for pid, exited in sorted(obs.exits.items(), key=lambda item: item[1]):
+            if missing <= 0 or delta <= 0:
+                break
+            if pid not in known and seen - 0.05 <= exited <= seen + _INFER_WINDOW:
+                victims.append((pid, seen, "oom_event", "oom", None))
+                known.add(pid)
+                missing -= 1
+                delta -= 1
+    for sent, pids in obs.group_kills:  # v1 emulation of memory.oom.group: oomlab killed the rest
+        for pid in pids:
+            if pid not in known:
+                victims.append((pid, sent, "oomlab_group_kill", "oom_group", None))
+                known.add(pid)
+    return sorted(victims, key=lambda v: v[1])
+
+
+def _celery_notice(events: list[CeleryEvent], task_id: str | None, after: float) -> CeleryEvent | None:
+    for event in events:
+        if event.type == "task-failed" and event.uuid == task_id and "WorkerLost" in str(event.fields.get("exception", "")):
+            if (event.timestamp_mono or event.received_mono) >= after - 0.5:
+                return event
+    return None
+
+
+def _heartbeat_expiry(events: list[CeleryEvent], before: float) -> float | None:
+    """When celery.events.state would call the worker dead: its expiry rule on the last heartbeat."""
+    beats = [e for e in events if e.type == "worker-heartbeat" and e.timestamp_mono and e.timestamp_mono <= before]
+    if not beats:
+        return None
+    last = beats[-1]
+    freq = float(last.fields.get("freq") or 2.0)
+    return last.timestamp_mono + (heartbeat_expires(last.timestamp_wall, freq) - last.timestamp_wall)
+
+
+def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
+    kills = []
+    for pid, kernel_time, source, cause, kernel_kill in _victims(obs):
+        running = running_in(ctx.executions, pid, kernel_time)
+        task_id = running[0] if running else None
+        stats = ctx.pid_stats.get(pid)
+        seen: dict[str, float] = {}
+        if kernel_kill is not None:
+            seen["kmsg"] = kernel_kill.seen_mono
+        notices = [t for t, _ in obs.oom_events if t >= kernel_time - 0.1]
+        if notices and cause == "oom":
+            seen["oom_event"] = notices[0]
+        if pid in obs.exits:
+            seen["pidfd"] = obs.exits[pid]
+        if stats and stats.gone_mono:
+            seen["sampler"] = stats.gone_mono
+        if "kmsg" in seen or "pidfd" in seen:
+            seen["oomlab"] = min(seen[k] for k in ("kmsg", "pidfd") if k in seen)
+        if notice := _celery_notice(ctx.celery_events, task_id, kernel_time):
+            seen["celery_worker_lost"] = notice.timestamp_mono or notice.received_mono
+            seen["celery_event_received"] = notice.received_mono
+        if pid == ctx.main_pid and (expiry := _heartbeat_expiry(ctx.celery_events, kernel_time)):
+            seen["celery_heartbeat_expiry"] = expiry
+        kills.append(KillRecord(
+            pid=pid,
+            role="main" if pid == ctx.main_pid else "child",
+            task_id=task_id,
+            task_name=ctx.names.get(task_id) if task_id else None,
+            signal="SIGKILL",
+            cause=cause,
+            kernel_time_mono=kernel_time,
+            kernel_time_source=source,
+            detected={name: round(t - kernel_time, 6) for name, t in seen.items()},
+            detected_mono=seen,
+            rss_bytes=kernel_kill.rss_bytes if kernel_kill else (stats.last_rss if stats else None),
+            during_startup=ctx.ready_mono is None or kernel_time < ctx.ready_mono,
+            kernel_message=kernel_kill.message if kernel_kill else None,
+        ))
+    return kills

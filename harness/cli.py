@@ -1,0 +1,44 @@
+"""`oomlab`: parse, dispatch to a command module, and turn every failure into one sentence and an
+exit code (never a traceback; an unexpected one goes to a log file that the sentence names)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+
+from harness.commands import run, scenarios
+from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OomlabError
+
+COMMANDS = (run, scenarios)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="oomlab", description="Real Celery workers under real memory limits.")
+    sub = top.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
+    try:
+        return args.func(args)
+    except OomlabError as error:
+        print(f"oomlab: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except (Interrupted, KeyboardInterrupt) as stop:
+        print("oomlab: interrupted; the partial record is in the run directory above", file=sys.stderr)
+        return 128 + stop.signum if isinstance(stop, Interrupted) else EXIT_INTERRUPTED
+    except Exception:
+        fd, path = tempfile.mkstemp(prefix="oomlab-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as handle:
+            traceback.print_exc(file=handle)
+        print(f"oomlab: internal error ({sys.exc_info()[1]!r}); the traceback is in {path}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

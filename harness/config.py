@@ -1,0 +1,28 @@
+"""A run's configuration as the user gave it, resolved against the scenario's defaults."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunConfig:
+    scenario: str
+    memory: str
+    memory_bytes: int
+    concurrency: int
+    pool: str = "prefork"
+    tasks: int | None = None
+    variant: str = "bad"
+    params: dict[str, Any] = field(default_factory=dict)
+    broker: str | None = None
+    backend: str | None = None
+    oom_scope: str = "process"
+    results_dir: str = "results"
+    timeout: float | None = None
+    start_timeout: float = 60.0
+    sample_hz: float = 100.0
+    celery_conf: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

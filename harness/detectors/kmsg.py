@@ -1,0 +1,103 @@
+"""/dev/kmsg: the kernel's own OOM-kill lines, with their timestamps (µs on the monotonic clock).
+
+Only kills in the run's own memory cgroup are kept: the `oom-kill:` line names the task's memcg,
+and with memory.oom.group a `Tasks in X are going to be killed` line precedes the group's kills.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+from dataclasses import dataclass
+
+_KILLED = re.compile(
+    r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB"
+)
+_OOM_KILL = re.compile(r"oom-kill:.*task_memcg=([^,]*),task=[^,]*,pid=(\d+)")
+_GROUP = re.compile(r"Tasks in (\S+) are going to be killed due to memory\.oom\.group set")
+
+
+@dataclass(frozen=True)
+class KernelKill:
+    pid: int
+    comm: str
+    kernel_mono: float
+    rss_bytes: int
+    message: str
+    seen_mono: float
+    group_kill: bool
+
+
+class KmsgParser:
+    """Turns kmsg records into KernelKills of one memcg (pure: fed text, no I/O)."""
+
+    def __init__(self, memcg_suffix: str):
+        self.memcg_suffix = memcg_suffix.rstrip("/")
+        self._memcg_of_pid: dict[int, str] = {}
+        self._group_memcg: str | None = None
+
+    def _ours(self, memcg: str | None) -> bool:
+        return bool(memcg) and memcg.rstrip("/").endswith(self.memcg_suffix)
+
+    def feed(self, record: str, seen_mono: float) -> KernelKill | None:
+        header, _, message = record.partition(";")
+        fields = header.split(",")
+        if len(fields) < 3:
+            return None
+        kernel_mono = int(fields[2]) / 1e6
+        message = message.split("\n", 1)[0]
+        if match := _OOM_KILL.search(message):
+            self._memcg_of_pid[int(match.group(2))] = match.group(1)
+            return None
+        if match := _GROUP.search(message):
+            self._group_memcg = match.group(1)
+            return None
+        match = _KILLED.search(message)
+        if not match:
+            return None
+        pid = int(match.group(1))
+        own_line = self._memcg_of_pid.pop(pid, None)
+        group = own_line is None and self._ours(self._group_memcg)
+        if not (self._ours(own_line) or group):
+            return None
+        rss = sum(int(match.group(i)) for i in (3, 4, 5)) * 1024
+        return KernelKill(pid, match.group(2), kernel_mono, rss, message.strip(), seen_mono, group)
+
+
+class KmsgReader:
+    """Non-blocking reader positioned at the end of the log when opened."""
+
+    def __init__(self, memcg_suffix: str):
+        self.parser = KmsgParser(memcg_suffix)
+        self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    @classmethod
+    def open(cls, memcg_suffix: str) -> "KmsgReader | None":
+        try:
+            return cls(memcg_suffix)
+        except OSError:
+            return None  # unreadable (dmesg_restrict, containers): the other detectors still work
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read(self, now: float) -> list[KernelKill]:
+        kills = []
+        while True:
+            try:
+                data = os.read(self.fd, 16384)
+            except BlockingIOError:
+                return kills
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:  # records overwritten before we read them
+                    continue
+                return kills
+            if not data:
+                return kills
+            kill = self.parser.feed(data.decode("utf-8", "replace"), now)
+            if kill:
+                kills.append(kill)
+
+    def close(self) -> None:
+        os.close(self.fd)

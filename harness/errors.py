@@ -1,0 +1,49 @@
+"""Errors a user can act on, each mapped to its own exit code (documented in the README)."""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_PERMISSION = 3
+EXIT_WORKER_START = 4
+EXIT_BROKER = 5
+EXIT_SCENARIO_IMPORT = 6
+EXIT_INTERRUPTED = 130
+
+
+class OomlabError(Exception):
+    """One clear sentence for the user; `exit_code` tells scripts what kind of failure it was."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadInput(OomlabError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class NoPermission(OomlabError):
+    exit_code = EXIT_PERMISSION
+
+
+class WorkerStartFailed(OomlabError):
+    exit_code = EXIT_WORKER_START
+
+
+class BrokerUnreachable(OomlabError):
+    exit_code = EXIT_BROKER
+
+
+class ScenarioImportFailed(OomlabError):
+    exit_code = EXIT_SCENARIO_IMPORT
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM so `finally` blocks clean up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

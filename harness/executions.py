@@ -1,0 +1,44 @@
+"""Task executions from the probe's records: a prerun opens one, the postrun in the same pid closes
+it. An execution left open in a process that died is the task that process was running."""
+from __future__ import annotations
+
+from harness.record import Execution
+
+
+def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
+    by_task: dict[str, list[Execution]] = {}
+    for record in probe:
+        task_id = record.get("task_id")
+        if not task_id:
+            continue
+        runs = by_task.setdefault(task_id, [])
+        if record["ev"] == "prerun":
+            runs.append(Execution(
+                pid=record["pid"], started_mono=record["t"], started_wall=record["wall"],
+                start_rss_bytes=record.get("start_rss"),
+            ))
+        elif record["ev"] == "postrun":
+            for run in reversed(runs):
+                if run.pid == record["pid"] and run.finished_mono is None:
+                    run.finished_mono = record["t"]
+                    run.peak_rss_bytes = record.get("peak_rss")
+                    run.end_rss_bytes = record.get("end_rss")
+                    run.ru_maxrss_bytes = record.get("ru_maxrss")
+                    run.state = record.get("state")
+                    break
+    return by_task
+
+
+def task_names(probe: list[dict]) -> dict[str, str]:
+    return {r["task_id"]: r["name"] for r in probe if r.get("task_id") and r.get("name")}
+
+
+def running_in(by_task: dict[str, list[Execution]], pid: int, at: float) -> tuple[str, Execution] | None:
+    """The task `pid` was running at monotonic time `at` (started before, not finished by then)."""
+    best = None
+    for task_id, runs in by_task.items():
+        for run in runs:
+            if run.pid == pid and run.started_mono <= at and (run.finished_mono is None or run.finished_mono >= at):
+                if best is None or run.started_mono > best[1].started_mono:
+                    best = (task_id, run)
+    return best

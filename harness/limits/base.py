@@ -1,0 +1,180 @@
+"""What both cgroup versions share: a run's own memory cgroup, its processes and counters.
+
+The subclasses differ only in file names and in how an OOM is signalled (v1 eventfd, v2 inotify).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from typing import Literal
+
+OomScope = Literal["process", "group"]
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def read_int(path: str) -> int | None:
+    text = read_text(path)
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def write_text(path: str, value: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(value)
+
+
+def keyed_counters(text: str | None) -> dict[str, int]:
+    """`key value` lines (memory.events, memory.oom_control) as a dict."""
+    counters: dict[str, int] = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            counters[parts[0]] = int(parts[1])
+    return counters
+
+
+class CgroupBackend:
+    """One run's memory cgroup. Subclasses set the file names of their cgroup version."""
+
+    version: int = 0
+    limit_file = ""
+    usage_file = ""
+    peak_file = ""
+    events_file = ""
+
+    def __init__(self, parent: str, run_id: str):
+        self.parent = parent
+        self.path = os.path.join(parent, run_id)
+        self.limit_bytes: int | None = None
+        self.oom_scope: OomScope = "process"
+
+    @property
+    def name(self) -> str:
+        return f"cgroup-v{self.version}"
+
+    @property
+    def procs_file(self) -> str:
+        return os.path.join(self.path, "cgroup.procs")
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def create(self, limit_bytes: int, oom_scope: OomScope) -> None:
+        for _ in range(20):
+            try:
+                self.prepare_parent()
+                os.mkdir(self.path)
+                break
+            except FileNotFoundError:
+                time.sleep(0.01)  # another run removed the empty parent just now: make it again
+        else:
+            os.mkdir(self.path)
+        self.limit_bytes = limit_bytes
+        self.oom_scope = oom_scope
+        self.apply_limit(limit_bytes, oom_scope)
+
+    def prepare_parent(self) -> None:
+        os.makedirs(self.parent, exist_ok=True)
+
+    def apply_limit(self, limit_bytes: int, oom_scope: OomScope) -> None:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        text = read_text(self.procs_file) or ""
+        return [int(line) for line in text.split()]
+
+    def signal_all(self, signum: int = signal.SIGKILL) -> list[int]:
+        """One pass of `signum` to every process in the group; returns the pids signalled."""
+        sent = []
+        for pid in self.pids():
+            try:
+                os.kill(pid, signum)
+                sent.append(pid)
+            except ProcessLookupError:
+                pass
+        return sent
+
+    def kill_all(self, timeout: float = 5.0) -> bool:
+        """SIGKILL every process until the group is empty; True when it emptied in time."""
+        deadline = time.monotonic() + timeout
+        while self.signal_all():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def remove(self) -> None:
+        if not os.path.isdir(self.path):
+            return
+        self.kill_all()
+        for _ in range(100):
+            try:
+                os.rmdir(self.path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.05)
+        try:
+            os.rmdir(self.parent)  # only succeeds when no other run is using it
+        except OSError:
+            pass
+
+    # --- counters --------------------------------------------------------------------------
+    def usage_bytes(self) -> int | None:
+        return read_int(self.file(self.usage_file))
+
+    def peak_bytes(self) -> int | None:
+        return read_int(self.file(self.peak_file))
+
+    def oom_counters(self) -> dict[str, int]:
+        return keyed_counters(read_text(self.file(self.events_file)))
+
+    def oom_kill_count(self) -> int:
+        return self.oom_counters().get("oom_kill", 0)
+
+    def open_oom_notifier(self) -> "OomNotifier":
+        raise NotImplementedError
+
+
+class OomNotifier:
+    """A file descriptor that turns readable when the cgroup's OOM state changes."""
+
+    def __init__(self, fd: int, keep_open: tuple[int, ...] = ()):
+        self.fd = fd
+        self._keep_open = keep_open
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def drain(self) -> None:
+        try:
+            os.read(self.fd, 4096)
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        for fd in (self.fd, *self._keep_open):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -1,0 +1,32 @@
+"""cgroup v1 memory controller: limit_in_bytes, memsw, the oom_control eventfd."""
+from __future__ import annotations
+
+import os
+
+from harness.limits.base import CgroupBackend, OomNotifier, OomScope, write_text
+
+
+class CgroupV1(CgroupBackend):
+    version = 1
+    limit_file = "memory.limit_in_bytes"
+    usage_file = "memory.usage_in_bytes"
+    peak_file = "memory.max_usage_in_bytes"
+    events_file = "memory.oom_control"
+
+    def apply_limit(self, limit_bytes: int, oom_scope: OomScope) -> None:
+        write_text(self.file(self.limit_file), str(limit_bytes))
+        if os.path.exists(self.file("memory.memsw.limit_in_bytes")):
+            # memory+swap equal to memory: no swap for the group, so an OOM is an OOM
+            write_text(self.file("memory.memsw.limit_in_bytes"), str(limit_bytes))
+        try:
+            write_text(self.file("memory.swappiness"), "0")
+        except OSError:
+            pass
+        # v1 has no memory.oom.group: the group scope is emulated by the OOM detector,
+        # which kills the whole group the instant the kernel's notification arrives.
+
+    def open_oom_notifier(self) -> OomNotifier:
+        event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        control_fd = os.open(self.file("memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+        write_text(self.file("cgroup.event_control"), f"{event_fd} {control_fd}")
+        return OomNotifier(event_fd, keep_open=(control_fd,))

@@ -1,0 +1,139 @@
+"""One thread that waits on every event source at once (select): the cgroup's OOM notifier, the
+kernel log, a pidfd per process, and the probe's record file. Each observation is stamped with
+the monotonic time it was seen. With --oom-scope group on cgroup v1 it also kills the group the
+instant the OOM notification arrives (what memory.oom.group does in the kernel on v2)."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import threading
+import time
+from dataclasses import dataclass, field
+
+from harness.detectors.exits import ExitWatcher
+from harness.detectors.kmsg import KernelKill, KmsgReader
+from harness.limits.base import CgroupBackend
+
+
+@dataclass
+class Observations:
+    kernel_kills: list[KernelKill] = field(default_factory=list)
+    oom_events: list[tuple[float, int]] = field(default_factory=list)  # (seen, oom_kill counter)
+    exits: dict[int, float] = field(default_factory=dict)
+    probe: list[dict] = field(default_factory=list)
+    group_kills: list[tuple[float, list[int]]] = field(default_factory=list)
+
+
+class Monitor(threading.Thread):
+    def __init__(self, group: CgroupBackend, probe_path: str, emulate_group_kill: bool):
+        super().__init__(name="oomlab-monitor", daemon=True)
+        self.group = group
+        self.probe_path = probe_path
+        self.emulate_group_kill = emulate_group_kill
+        self.notifier = group.open_oom_notifier()
+        # the kernel prints memcg paths relative to its mount: the last two parts are unique enough
+        self.kmsg = KmsgReader.open("/" + "/".join(group.path.rstrip("/").split("/")[-2:]))
+        self.exits = ExitWatcher()
+        self.obs = Observations()
+        self.lock = threading.Lock()
+        self._new_pids: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop = threading.Event()
+        self._probe_offset = 0
+        self._probe_partial = b""
+
+    @property
+    def detectors(self) -> dict[str, bool]:
+        return {"oom_event": True, "kmsg": self.kmsg is not None, "pidfd": not self.exits.unavailable}
+
+    def watch_pid(self, pid: int) -> None:
+        """Thread-safe: called by the sampler when it first sees a process."""
+        self._new_pids.put(pid)
+        os.write(self._wake_w, b"x")
+
+    def stop(self) -> None:
+        self._stop.set()
+        os.write(self._wake_w, b"x")
+        self.join(timeout=5)
+        self.poll_once(0)  # what arrived while stopping
+        self.notifier.close()
+        if self.kmsg:
+            self.kmsg.close()
+        self.exits.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once(0.02)
+
+    def poll_once(self, timeout: float) -> None:
+        fds = [self._wake_r, self.notifier.fileno(), *self.exits.fds()]
+        if self.kmsg:
+            fds.append(self.kmsg.fileno())
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except (OSError, ValueError):
+            ready = []
+        now = time.monotonic()
+        if self.notifier.fileno() in ready:
+            self.notifier.drain()
+            if self.emulate_group_kill:
+                killed = self.group.signal_all()
+                with self.lock:
+                    self.obs.group_kills.append((now, killed))
+            with self.lock:
+                self.obs.oom_events.append((now, self.group.oom_kill_count()))
+        if self.kmsg and self.kmsg.fileno() in ready:
+            kills = self.kmsg.read(now)
+            with self.lock:
+                self.obs.kernel_kills.extend(kills)
+        for fd in ready:
+            if fd in (self._wake_r, self.notifier.fileno()) or (self.kmsg and fd == self.kmsg.fileno()):
+                continue
+            pid = self.exits.exited(fd)
+            if pid is not None:
+                with self.lock:
+                    self.obs.exits.setdefault(pid, now)
+        if self._wake_r in ready:
+            os.read(self._wake_r, 4096)
+        while not self._new_pids.empty():
+            pid = self._new_pids.get()
+            if not self.exits.watch(pid):
+                with self.lock:
+                    self.obs.exits.setdefault(pid, now)
+        self._tail_probe()
+
+    def _tail_probe(self) -> None:
+        try:
+            with open(self.probe_path, "rb") as handle:
+                handle.seek(self._probe_offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        if not data:
+            return
+        self._probe_offset += len(data)
+        lines = (self._probe_partial + data).split(b"\n")
+        self._probe_partial = lines.pop()
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        with self.lock:
+            self.obs.probe.extend(records)
+
+    def snapshot(self) -> Observations:
+        with self.lock:
+            return Observations(
+                kernel_kills=list(self.obs.kernel_kills),
+                oom_events=list(self.obs.oom_events),
+                exits=dict(self.obs.exits),
+                probe=list(self.obs.probe),
+                group_kills=list(self.obs.group_kills),
+            )
+

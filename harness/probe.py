@@ -1,0 +1,79 @@
+"""Runs inside the worker: one JSON line per event, appended with a single write(2).
+
+Each record is in the kernel the moment the write returns, so it survives the writer being
+SIGKILLed a microsecond later. The per-task peak is exact: VmHWM is reset at task_prerun and read
+at task_postrun (Linux 4.0+ clear_refs). Imports only the standard library and Celery's signals.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+
+from celery import signals
+
+from harness import procfs
+
+PATH_ENV = "OOMLAB_PROBE_PATH"
+_fd: int | None = None
+
+
+def _channel() -> int | None:
+    global _fd
+    if _fd is None and os.environ.get(PATH_ENV):
+        _fd = os.open(os.environ[PATH_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    return _fd
+
+
+def emit(event: str, **fields) -> None:
+    fd = _channel()
+    if fd is None:
+        return
+    record = {"ev": event, "pid": os.getpid(), "t": time.monotonic(), "wall": time.time(), **fields}
+    os.write(fd, (json.dumps(record, default=repr) + "\n").encode())
+
+
+def _rss() -> int | None:
+    return procfs.rss_bytes("self")
+
+
+@signals.worker_init.connect
+def _on_worker_init(**_):
+    emit("worker_init", rss=_rss())
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(**_):
+    emit("worker_ready", rss=_rss())
+
+
+@signals.worker_process_init.connect
+def _on_child_init(**_):
+    emit("child_init", rss=_rss(), ppid=os.getppid())
+
+
+@signals.worker_process_shutdown.connect
+def _on_child_shutdown(exitcode=None, **_):
+    emit("child_shutdown", exitcode=exitcode, rss=_rss())
+
+
+@signals.task_prerun.connect
+def _on_prerun(task_id=None, task=None, **_):
+    reset = procfs.reset_peak("self")
+    start = _rss()
+    emit("prerun", task_id=task_id, name=getattr(task, "name", None), start_rss=start, peak_reset=reset)
+
+
+@signals.task_postrun.connect
+def _on_postrun(task_id=None, task=None, state=None, **_):
+    status = procfs.status_fields("self", ("VmHWM", "VmRSS"))
+    emit(
+        "postrun",
+        task_id=task_id,
+        name=getattr(task, "name", None),
+        state=state,
+        peak_rss=status.get("VmHWM"),
+        end_rss=status.get("VmRSS"),
+        ru_maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    )

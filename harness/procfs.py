@@ -1,0 +1,96 @@
+"""Cheap, exception-free reads of /proc for one process; shared by the probe and the sampler.
+
+Each read is a single os.read of a small file: the sampler calls these at 50+ Hz per process.
+"""
+from __future__ import annotations
+
+import os
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _read(path: str, size: int = 4096) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def rss_bytes(pid: int | str = "self") -> int | None:
+    """Resident set size from /proc/PID/statm (one short read, no parsing of status)."""
+    data = _read(f"/proc/{pid}/statm", 128)
+    if not data:
+        return None
+    fields = data.split()
+    return int(fields[1]) * PAGE_SIZE if len(fields) > 1 else None
+
+
+def status_fields(pid: int | str = "self", names: tuple[str, ...] = ("VmHWM", "VmRSS")) -> dict[str, int]:
+    """Selected kB fields of /proc/PID/status, in bytes."""
+    data = _read(f"/proc/{pid}/status", 8192)
+    found: dict[str, int] = {}
+    if not data:
+        return found
+    for line in data.decode("ascii", "replace").splitlines():
+        key, _, rest = line.partition(":")
+        if key in names:
+            found[key] = int(rest.split()[0]) * 1024
+    return found
+
+
+def smaps_rollup(pid: int | str) -> tuple[int, int] | None:
+    """(PSS, USS) in bytes; USS is private clean + private dirty."""
+    data = _read(f"/proc/{pid}/smaps_rollup", 4096)
+    if not data:
+        return None
+    values: dict[str, int] = {}
+    for line in data.decode("ascii", "replace").splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Pss", "Private_Clean", "Private_Dirty"):
+            values[key] = int(rest.split()[0]) * 1024
+    if "Pss" not in values:
+        return None
+    return values["Pss"], values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+
+
+def reset_peak(pid: int | str = "self") -> bool:
+    """Reset VmHWM to the current RSS (writing 5 to clear_refs, Linux 4.0+)."""
+    try:
+        fd = os.open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        os.write(fd, b"5")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def command_line(pid: int) -> str:
+    data = _read(f"/proc/{pid}/cmdline", 4096)
+    return data.replace(b"\0", b" ").decode("utf-8", "replace").strip() if data else ""
+
+
+def start_time_ticks(pid: int) -> int | None:
+    """Process start time (clock ticks since boot): tells a live pid from a recycled one."""
+    data = _read(f"/proc/{pid}/stat", 1024)
+    if not data:
+        return None
+    after_comm = data[data.rfind(b")") + 2:].split()
+    return int(after_comm[19]) if len(after_comm) > 19 else None
+
+
+def parent_pid(pid: int) -> int | None:
+    data = _read(f"/proc/{pid}/stat", 1024)
+    if not data:
+        return None
+    after_comm = data[data.rfind(b")") + 2:].split()
+    return int(after_comm[1]) if len(after_comm) > 1 else None

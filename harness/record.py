@@ -1,0 +1,128 @@
+"""The run record: typed dataclasses for everything a run saw, written to results/<run-id>/run.json.
+
+run.json is rewritten atomically (write + rename) while the run goes on, so a run interrupted at any
+moment, even by SIGKILL, leaves the last complete snapshot behind; analyses read only this record.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "oomlab.run/1"
+
+
+@dataclass
+class Execution:
+    """One run of a task in one process, from the probe's prerun/postrun pair."""
+
+    pid: int
+    started_mono: float
+    started_wall: float
+    start_rss_bytes: int | None
+    finished_mono: float | None = None
+    peak_rss_bytes: int | None = None  # VmHWM since the reset at prerun: exact
+    end_rss_bytes: int | None = None
+    ru_maxrss_bytes: int | None = None  # what worker_max_memory_per_child is compared with
+    state: str | None = None
+    killed: bool = False
+
+
+@dataclass
+class TaskRecord:
+    id: str
+    name: str
+    label: str
+    args: list
+    sent_mono: float
+    outcome: str = "pending"
+    state: str | None = None
+    exception: str | None = None
+    pid: int | None = None
+    start_rss_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    peak_above_start_bytes: int | None = None
+    peak_is_exact: bool = False
+    attempts: int = 0
+    executions: list[Execution] = field(default_factory=list)
+
+
+@dataclass
+class ProcessRecord:
+    pid: int
+    role: str  # main | child
+    first_seen_mono: float
+    last_seen_mono: float
+    command: str = ""
+    exited_mono: float | None = None
+    exit_code: int | None = None
+    max_rss_bytes: int | None = None
+    max_pss_bytes: int | None = None
+    max_uss_bytes: int | None = None
+    last_rss_bytes: int | None = None
+
+
+@dataclass
+class KillRecord:
+    pid: int
+    role: str
+    task_id: str | None
+    task_name: str | None
+    signal: str
+    cause: str  # oom: the kernel chose it | oom_group: killed with its whole group
+    kernel_time_mono: float
+    kernel_time_source: str  # kmsg | the earliest detector when /dev/kmsg is unreadable
+    detected: dict[str, float] = field(default_factory=dict)  # detector -> seconds after kernel time
+    detected_mono: dict[str, float] = field(default_factory=dict)
+    rss_bytes: int | None = None
+    during_startup: bool = False
+    kernel_message: str | None = None
+
+
+@dataclass
+class CeleryEvent:
+    type: str
+    received_mono: float
+    timestamp_wall: float | None
+    timestamp_mono: float | None  # the sender's clock mapped onto this host's monotonic clock
+    hostname: str | None
+    uuid: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    status: str = "starting"  # starting | running | complete | worker_start_failed | interrupted | error
+    message: str | None = None
+    started_wall: float = 0.0
+    started_mono: float = 0.0
+    ended_mono: float | None = None
+    worker: dict[str, Any] = field(default_factory=dict)
+    group: dict[str, Any] = field(default_factory=dict)
+    tasks: list[TaskRecord] = field(default_factory=list)
+    processes: list[ProcessRecord] = field(default_factory=list)
+    kills: list[KillRecord] = field(default_factory=list)
+    celery_events: list[CeleryEvent] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"schema": SCHEMA, **data}
+
+
+def write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=1, default=repr)
+        handle.flush()
+    os.replace(tmp, path)
+
+
+def load_run(run_dir: str) -> dict[str, Any]:
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        return json.load(handle)

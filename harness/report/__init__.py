@@ -1,0 +1,1 @@
+"""Reports: they read a run record and never measure anything themselves."""

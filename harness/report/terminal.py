@@ -1,0 +1,78 @@
+"""The end-of-run table in the terminal, and the live progress line while a run goes on."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.record import RunRecord
+from harness.sizes import format_size
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def render_summary(record: RunRecord, console: Console) -> None:
+    summary = record.summary
+    config = record.config
+    console.print(f"[bold]{config['scenario']}[/bold] · {config['pool']} × {config['concurrency']} · "
+                  f"limit {format_size(config['memory_bytes'])} · oom-scope {config['oom_scope']} · "
+                  f"{record.environment.get('cgroup', '?')} · status [bold]{record.status}[/bold]")
+    if record.message:
+        console.print(record.message)
+    outcomes = Table(title="tasks by outcome", title_justify="left")
+    for name in summary.get("outcomes", {}):
+        outcomes.add_column(name.replace("_", " "), justify="right")
+    outcomes.add_row(*[str(v) for v in summary.get("outcomes", {}).values()])
+    console.print(outcomes)
+
+    peaks = Table(title="exact peak RSS per task (VmHWM, reset at prerun)", title_justify="left")
+    for column in ("", "n", "p50", "p95", "max"):
+        peaks.add_column(column, justify="right")
+    for key, label in (("peak_rss_bytes", "peak RSS"), ("peak_above_start_bytes", "above start")):
+        spread = summary.get(key) or {}
+        peaks.add_row(label, str(spread.get("n", 0)), *(format_size(spread.get(q)) for q in ("p50", "p95", "max")))
+    group_peak = summary.get("group_peak_bytes")
+    fraction = summary.get("group_peak_fraction")
+    peaks.add_row("group peak", "", "", "", f"{format_size(group_peak)} ({fraction:.0%} of limit)" if fraction else "-")
+    console.print(peaks)
+
+    if record.kills:
+        kills = Table(title="OOM kills (latency after the kernel's kill)", title_justify="left")
+        for column in ("pid", "role", "task", "cause", "rss", "kmsg", "oom event", "pidfd", "celery"):
+            kills.add_column(column, justify="right" if column not in ("role", "task", "cause") else "left")
+        for kill in record.kills:
+            task = f"{kill.task_name or '-'} {kill.task_id[:8]}" if kill.task_id else ("start-up" if kill.during_startup else "-")
+            detected = kill.detected
+            celery = detected.get("celery_worker_lost", detected.get("celery_heartbeat_expiry"))
+            kills.add_row(str(kill.pid), kill.role, task, kill.cause, format_size(kill.rss_bytes),
+                          _ms(detected.get("kmsg")), _ms(detected.get("oom_event")), _ms(detected.get("pidfd")),
+                          _ms(celery))
+        console.print(kills)
+    else:
+        console.print("no OOM kills")
+
+
+class Progress:
+    """A one-line live status on stderr while the run goes on (only on a terminal)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.status = console.status("starting worker…")
+        self.status.start()
+
+    def starting(self, run) -> None:
+        usage = run.sampler.latest_usage if run.sampler else None
+        self.status.update(f"starting worker… group {format_size(usage)} / {format_size(run.config.memory_bytes)}")
+
+    def running(self, run) -> None:
+        replay = run.replay
+        done = len(replay.tasks) - replay.unfinished() + len(replay.pending_calls)
+        total = len(replay.tasks) + len(replay.pending_calls)
+        kills = run.backend.oom_kill_count()
+        usage = run.sampler.latest_usage if run.sampler else None
+        self.status.update(f"{run.scenario.name}: {done}/{total} tasks final · {kills} OOM kills · "
+                           f"group {format_size(usage)} / {format_size(run.config.memory_bytes)}")
+
+    def stop(self) -> None:
+        self.status.stop()

@@ -1,0 +1,332 @@
+"""One run, end to end: limit → broker → worker → replay → record, and cleanup whatever happens.
+
+Every resource is registered in the run's lease the moment it exists, so SIGINT/SIGTERM (handled
+here) and SIGKILL (handled by the next run's sweep) both leave nothing behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from harness import proc
+from harness.analysis import summarize
+from harness.attribution import KillContext, attribute_kills
+from harness.broker import EmbeddedRedis, check_reachable
+from harness.config import RunConfig
+from harness.detectors.celery_events import CeleryEventCapture
+from harness.environment import describe
+from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
+from harness.executions import build_executions, task_names
+from harness.leftovers import Lease, sweep_stale
+from harness.limits import open_cgroup_backend
+from harness.monitor import Monitor
+from harness.outcomes import fill_task
+from harness.record import ProcessRecord, RunRecord, write_json_atomic
+from harness.replay import Replay
+from harness.sampler import Sampler
+from harness.scenario import RunContext, Scenario
+from harness.startup import failure_message, start_state
+
+CHECKPOINT_SECONDS = 1.0
+
+
+def new_run_id(scenario: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario}-{secrets.token_hex(3)}"
+
+
+@contextmanager
+def signals_raise_interrupted():
+    """SIGINT/SIGTERM become an exception in the main thread, so every `finally` runs."""
+
+    def handler(signum, _frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    record: RunRecord
+
+
+class Run:
+    def __init__(self, scenario: Scenario, config: RunConfig, progress=None):
+        self.scenario = scenario
+        self.config = config
+        self.progress = progress
+        self.run_id = new_run_id(scenario.name)
+        self.run_dir = os.path.abspath(os.path.join(config.results_dir, self.run_id))
+        self.queue = f"oomlab.{self.run_id}"
+        self.hostname = f"oomlab-{self.run_id}@{socket.gethostname()}"
+        self.wall_offset = time.time() - time.monotonic()
+        self.backend = self.broker = self.worker = self.monitor = self.sampler = self.events = None
+        self.replay: Replay | None = None
+        self.ready_mono: float | None = None
+        self.group_peak: int | None = None
+        self.record = RunRecord(run_id=self.run_id, config=config.as_dict(), environment={},
+                                started_wall=time.time(), started_mono=time.monotonic())
+
+    # --- the whole run ---------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        os.makedirs(self.run_dir)
+        self.record.files = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv",
+                             "worker_log": "worker.log", "timeline": "timeline.png"}
+        self.lease = Lease.for_this_process(self.run_id)
+        self.lease.save()
+        self.record.environment["cleaned_up_after_previous_runs"] = sweep_stale()
+        self.checkpoint()
+        try:
+            with signals_raise_interrupted():
+                self._start()
+                self._wait_until_ready()
+                self._replay()
+                self.record.status = "complete"
+        except Interrupted as stop:
+            self.record.status = "interrupted"
+            self.record.message = f"interrupted by {signal.Signals(stop.signum).name}"
+            raise
+        except WorkerStartFailed as failure:
+            self.record.status = "worker_start_failed"
+            self.record.message = failure.message
+            raise
+        except OomlabError as error:
+            self.record.status, self.record.message = "error", error.message
+            raise
+        except BaseException as error:
+            self.record.status, self.record.message = "error", f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            self._shutdown()
+            self.finalize()
+        return RunResult(self.run_dir, self.record)
+
+    def _start(self) -> None:
+        config = self.config
+        self.backend = open_cgroup_backend(self.run_id)
+        try:
+            self.backend.create(config.memory_bytes, config.oom_scope)
+        except PermissionError as exc:
+            raise NoPermission(f"cannot create a memory cgroup at {self.backend.path}: {exc.strerror}; "
+                               f"run as root or set OOMLAB_CGROUP_PARENT to a writable cgroup") from None
+        except OSError as exc:
+            raise NoPermission(f"cannot set up the memory cgroup {self.backend.path}: {exc}") from None
+        finally:
+            if os.path.isdir(self.backend.path):
+                self.lease.set_cgroup(self.backend.path)
+        if config.broker:
+            broker_url, backend_url = config.broker, config.backend or config.broker
+            check_reachable(broker_url)
+            if backend_url != broker_url:
+                check_reachable(backend_url)
+        else:
+            self.broker = EmbeddedRedis(self.run_dir)
+            self.broker.start(self.lease)
+            broker_url = backend_url = config.backend or self.broker.url
+        app = self.scenario.app
+        celery_conf = {**self.scenario.celery_conf, **config.celery_conf, "broker_url": broker_url,
+                       "result_backend": backend_url, "task_default_queue": self.queue,
+                       "worker_send_task_events": True, "task_send_sent_event": False}
+        app.conf.update(celery_conf)
+        self.app = app
+        self.record.worker = {"hostname": self.hostname, "queue": self.queue, "broker": _safe_url(broker_url),
+                              "backend": _safe_url(backend_url), "celery_conf": _jsonable(celery_conf)}
+        self.record.environment.update(describe(self.backend.name))
+        self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
+                             "oom_scope": config.oom_scope}
+        probe_path = os.path.join(self.run_dir, "probe.jsonl")
+        open(probe_path, "a").close()
+        self.worker = proc.spawn(self._worker_argv(), log_path=os.path.join(self.run_dir, "worker.log"),
+                                 env=self._worker_env(probe_path, celery_conf), join_cgroup=self.backend.procs_file)
+        self.lease.add_process(self.worker.pid)
+        self.record.worker["pid"] = self.worker.pid
+        emulate = config.oom_scope == "group" and self.backend.version == 1
+        self.monitor = Monitor(self.backend, probe_path, emulate_group_kill=emulate)
+        self.monitor.watch_pid(self.worker.pid)
+        self.monitor.start()
+        self.sampler = Sampler(self.backend, self.run_dir, rss_hz=config.sample_hz, on_new_pid=self.monitor.watch_pid)
+        self.sampler.start()
+        self.events = CeleryEventCapture(app, self.hostname, lambda wall: wall - self.wall_offset)
+        self.events.start()
+        self.record.environment["detectors"] = {**self.monitor.detectors, "celery_events": True}
+        self.record.status = "running"
+        self.checkpoint()
+
+    def _worker_argv(self) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "harness.worker_app", "worker",
+                "--pool", self.config.pool, "--concurrency", str(self.config.concurrency),
+                "-Q", self.queue, "-n", self.hostname, "--loglevel", "INFO",
+                "--without-mingle", "--without-gossip", "-E"]
+
+    def _worker_env(self, probe_path: str, celery_conf: dict) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "OOMLAB_SCENARIO": self.scenario.module_ref,
+            "OOMLAB_CELERY_CONF": json.dumps(_jsonable(celery_conf)),
+            "OOMLAB_PARAMS": json.dumps(self.config.params),
+            "OOMLAB_VARIANT": self.config.variant,
+            "OOMLAB_PROBE_PATH": probe_path,
+            "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.config.start_timeout
+        expected = self.config.concurrency if self.config.pool == "prefork" else 0
+        while True:
+            obs = self.monitor.snapshot()
+            state = start_state(obs, expected, self.worker.poll() is not None, self.backend.oom_kill_count(),
+                                self.config.concurrency)
+            if state.ready:
+                self.ready_mono = time.monotonic()
+                self.record.worker["ready_mono"] = self.ready_mono
+                return
+            if state.failed or time.monotonic() > deadline:
+                time.sleep(0.2)  # let the kernel log and the exits of the last kill arrive
+                self._collect()
+                message = failure_message(state.reason or "timeout", self.record.kills, self.sampler.snapshot(),
+                                          self.worker.pid, self.config.memory_bytes, self.config.concurrency,
+                                          self.worker.poll(), self.config.start_timeout)
+                raise WorkerStartFailed(message)
+            if self.progress:
+                self.progress.starting(self)
+            time.sleep(0.05)
+
+    def _replay(self) -> None:
+        ctx = RunContext(limit_bytes=self.config.memory_bytes, concurrency=self.config.concurrency,
+                         pool=self.config.pool, variant=self.config.variant, tasks=self.config.tasks,
+                         params=self.config.params, run_dir=self.run_dir)
+        plan = self.scenario.plan(ctx)
+        timeout = self.config.timeout or plan.timeout
+        self.record.config["timeout_used"] = timeout
+        self.replay = Replay(self.app, plan, self.queue)
+        started = time.monotonic()
+        last_checkpoint = 0.0
+        worker_gone_at = None
+        while True:
+            now = time.monotonic()
+            self.replay.send_due(now - started)
+            self.replay.poll_states()
+            if self.progress:
+                self.progress.running(self)
+            if self.replay.all_sent and self.replay.unfinished() == 0:
+                break
+            if self.worker.poll() is not None:
+                worker_gone_at = worker_gone_at or now
+                if now - worker_gone_at > 1.0:  # nobody is left to finish the rest
+                    break
+            if now - started > timeout:
+                self.record.message = f"timed out after {timeout:.0f} s with {self.replay.unfinished()} tasks unfinished"
+                break
+            if now - last_checkpoint >= CHECKPOINT_SECONDS:
+                self.checkpoint()
+                last_checkpoint = now
+            time.sleep(0.1)
+        time.sleep(0.3)  # the last events and kernel lines of the final kill
+
+    # --- teardown ----------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        """Stop everything this run started; each step runs even when an earlier one failed."""
+        steps = []
+        if self.worker is not None:
+            steps.append(lambda: proc.stop(self.worker, grace=3.0, on_timeout=self.backend.kill_all))
+        if self.backend is not None:
+            steps.append(self._read_group_peak)
+            steps.append(self.backend.kill_all)
+        for thread in (self.events, self.sampler, self.monitor):
+            if thread is not None:
+                steps.append(thread.stop)
+        if self.broker is not None:
+            steps.append(self.broker.stop)
+        if self.backend is not None:
+            steps.append(self.backend.remove)
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep cleaning up; say what failed in the record
+                self.record.environment.setdefault("cleanup_errors", []).append(f"{type(exc).__name__}: {exc}")
+        if self.worker is not None:
+            self.record.worker["exit_code"] = self.worker.returncode
+        self.lease.release()
+
+    def _read_group_peak(self) -> None:
+        self.group_peak = self.backend.peak_bytes()
+        self.record.group["oom_kill_count"] = self.backend.oom_kill_count()
+
+    # --- the record ------------------------------------------------------------------------
+    def _collect(self) -> None:
+        """Rebuild the record's tasks, processes and kills from everything observed so far."""
+        if self.monitor is None:
+            return
+        obs = self.monitor.snapshot()
+        stats = self.sampler.snapshot() if self.sampler else {}
+        events = self.events.snapshot() if self.events else []
+        executions = build_executions(obs.probe)
+        names = task_names(obs.probe)
+        main_pid = self.worker.pid if self.worker else None
+        kills = attribute_kills(obs, KillContext(main_pid, self.ready_mono, executions, names, stats, events))
+        self.record.kills = kills
+        self.record.celery_events = events
+        self.record.processes = [
+            ProcessRecord(pid=pid, role="main" if pid == main_pid else "child", first_seen_mono=s.first_seen,
+                          last_seen_mono=s.last_seen, exited_mono=obs.exits.get(pid),
+                          exit_code=self.worker.returncode if pid == main_pid else None,
+                          max_rss_bytes=s.max_rss, max_pss_bytes=s.max_pss, max_uss_bytes=s.max_uss,
+                          last_rss_bytes=s.last_rss)
+            for pid, s in sorted(stats.items(), key=lambda item: item[1].first_seen)
+        ]
+        if self.replay is not None:
+            for task in self.replay.tasks:
+                state, exception = self.replay.states.get(task.id, (None, None))
+                fill_task(task, state, exception, executions.get(task.id, []), kills)
+            self.record.tasks = self.replay.tasks
+        peak = self.group_peak if self.group_peak is not None else (self.sampler.max_usage if self.sampler else None)
+        self.record.summary = summarize(self.record.tasks, kills, self.config.memory_bytes, peak)
+        if self.sampler:
+            self.record.summary["sampler"] = self.sampler.cost.as_dict()
+        if self.events and self.events.error:
+            self.record.environment["celery_events_error"] = self.events.error
+
+    def checkpoint(self) -> None:
+        self._collect()
+        self.record.ended_mono = time.monotonic()
+        write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
+
+    def finalize(self) -> None:
+        self.checkpoint()
+        try:
+            from harness.report.timeline import render_timeline
+
+            render_timeline(self.run_dir, self.record)
+        except Exception as exc:  # a plot must never cost the user the record
+            self.record.environment["timeline_error"] = f"{type(exc).__name__}: {exc}"
+            write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
+
+
+def _safe_url(url: str) -> str:
+    """A URL without its password, for the record."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def _jsonable(conf: dict) -> dict:
+    return json.loads(json.dumps(conf, default=repr))

@@ -1,0 +1,146 @@
+"""Outside the worker: every process in the group (re-read from the cgroup each tick, so replaced
+children are caught), RSS at `rss_hz`, PSS/USS from smaps_rollup every `smaps_every` ticks, and the
+group's usage and peak. Rows go to CSV through pandas once a second, so a killed run keeps them.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from harness import procfs
+from harness.limits.base import CgroupBackend
+
+SAMPLE_COLUMNS = ["t_mono", "pid", "rss_bytes", "pss_bytes", "uss_bytes"]
+GROUP_COLUMNS = ["t_mono", "usage_bytes", "peak_bytes", "processes"]
+
+
+@dataclass
+class PidStats:
+    first_seen: float
+    last_seen: float
+    max_rss: int = 0
+    last_rss: int | None = None
+    max_pss: int | None = None
+    max_uss: int | None = None
+    gone_mono: float | None = None
+
+
+@dataclass
+class SamplerCost:
+    ticks: int = 0
+    process_samples: int = 0
+    cpu_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        per_tick = self.cpu_seconds / self.ticks if self.ticks else None
+        per_sample = self.cpu_seconds / self.process_samples if self.process_samples else None
+        return {
+            "ticks": self.ticks,
+            "process_samples": self.process_samples,
+            "cpu_seconds": round(self.cpu_seconds, 4),
+            "cpu_us_per_tick": round(per_tick * 1e6, 1) if per_tick else None,
+            "cpu_us_per_process_sample": round(per_sample * 1e6, 1) if per_sample else None,
+        }
+
+
+class Sampler(threading.Thread):
+    def __init__(
+        self,
+        group: CgroupBackend,
+        run_dir: str,
+        rss_hz: float = 100.0,
+        smaps_every: int = 10,
+        on_new_pid: Callable[[int], None] | None = None,
+    ):
+        super().__init__(name="oomlab-sampler", daemon=True)
+        self.group = group
+        self.samples_path = os.path.join(run_dir, "samples.csv")
+        self.group_path = os.path.join(run_dir, "group.csv")
+        self.period = 1.0 / rss_hz
+        self.smaps_every = max(1, smaps_every)
+        self.on_new_pid = on_new_pid
+        self.stats: dict[int, PidStats] = {}
+        self.cost = SamplerCost()
+        self.latest_usage: int | None = None
+        self.max_usage: int = 0
+        self._rows: list[tuple] = []
+        self._group_rows: list[tuple] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._headers_written = False
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=5)
+        self.flush()
+
+    def snapshot(self) -> dict[int, PidStats]:
+        with self._lock:
+            return {pid: PidStats(**vars(stats)) for pid, stats in self.stats.items()}
+
+    def run(self) -> None:
+        next_tick = time.monotonic()
+        last_flush = next_tick
+        while not self._stop.is_set():
+            cpu_before = time.thread_time()
+            self.tick(self.cost.ticks % self.smaps_every == 0)
+            self.cost.cpu_seconds += time.thread_time() - cpu_before
+            now = time.monotonic()
+            if now - last_flush >= 1.0:
+                self.flush()
+                last_flush = now
+            next_tick += self.period
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                next_tick = time.monotonic()  # fell behind: don't burst to catch up
+            else:
+                self._stop.wait(delay)
+
+    def tick(self, with_smaps: bool) -> None:
+        now = time.monotonic()
+        pids = self.group.pids()
+        usage, peak = self.group.usage_bytes(), self.group.peak_bytes()
+        rows = []
+        with self._lock:
+            for pid in pids:
+                rss = procfs.rss_bytes(pid)
+                if rss is None:
+                    continue
+                pss = uss = None
+                if with_smaps and (shares := procfs.smaps_rollup(pid)):
+                    pss, uss = shares
+                stats = self.stats.get(pid)
+                if stats is None:
+                    stats = self.stats[pid] = PidStats(first_seen=now, last_seen=now)
+                    if self.on_new_pid:
+                        self.on_new_pid(pid)
+                stats.last_seen, stats.last_rss = now, rss
+                stats.max_rss = max(stats.max_rss, rss)
+                if pss is not None:
+                    stats.max_pss = max(stats.max_pss or 0, pss)
+                    stats.max_uss = max(stats.max_uss or 0, uss)
+                rows.append((now, pid, rss, pss, uss))
+            present = set(pids)
+            for pid, stats in self.stats.items():
+                if pid not in present and stats.gone_mono is None:
+                    stats.gone_mono = now
+            self._rows.extend(rows)
+            self._group_rows.append((now, usage, peak, len(pids)))
+        self.latest_usage = usage
+        self.max_usage = max(self.max_usage, usage or 0)
+        self.cost.ticks += 1
+        self.cost.process_samples += len(rows)
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, group_rows = self._rows, self._group_rows
+            self._rows, self._group_rows = [], []
+        header = not self._headers_written
+        pd.DataFrame(rows, columns=SAMPLE_COLUMNS).to_csv(self.samples_path, mode="a", header=header, index=False)
+        pd.DataFrame(group_rows, columns=GROUP_COLUMNS).to_csv(self.group_path, mode="a", header=header, index=False)
+        self._headers_written = True

@@ -1,0 +1,172 @@
+"""What a scenario is (its Celery app, parameters and replay plan) and how one is found and loaded.
+
+A scenario is a module (built-in: `scenarios/<name>.py`; or a user's file) with:
+  app          a Celery app, or "module:attribute" naming one
+  description  one line
+  PARAMS       list of Param (name, default, help); values come from --param key=value
+  plan(ctx)    returns a Plan of TaskCalls for a RunContext
+and optionally DEFAULTS (memory, concurrency, pool), CELERY_CONF, VARIANTS.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from harness.errors import BadInput, ScenarioImportFailed
+
+BUILTIN_PACKAGE = "scenarios"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    help: str
+
+    def parse(self, text: str) -> Any:
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(text)
+                return text.lower() in ("1", "true", "yes")
+            if kind in (list, tuple):
+                return [type(self.default[0])(item) if self.default else item for item in text.split(",") if item]
+            return kind(text)
+        except ValueError:
+            raise BadInput(f"parameter {self.name}={text!r} is not a valid {kind.__name__} (default {self.default!r})") from None
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """One message to send: which task, with what, and when (seconds after the worker is ready)."""
+
+    task: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    at: float = 0.0
+    label: str = ""
+
+
+@dataclass
+class Plan:
+    calls: list[TaskCall]
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a plan may depend on: the limit it runs under, the pool, the user's parameters."""
+
+    limit_bytes: int
+    concurrency: int
+    pool: str
+    variant: str
+    tasks: int | None
+    params: dict[str, Any]
+    run_dir: str
+
+
+@dataclass
+class Scenario:
+    name: str
+    module: ModuleType
+    module_ref: str  # what the worker imports: a dotted name or a file path
+    description: str
+    params: list[Param]
+    variants: tuple[str, ...]
+    defaults: dict[str, Any]
+    celery_conf: dict[str, Any]
+
+    @property
+    def app(self):
+        return resolve_app(self.module.app)
+
+    def resolve_params(self, given: dict[str, str]) -> dict[str, Any]:
+        known = {param.name: param for param in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise BadInput(f"scenario {self.name} has no parameter {unknown[0]!r} (it takes: {names})")
+        return {name: (param.parse(given[name]) if name in given else param.default) for name, param in known.items()}
+
+    def plan(self, ctx: RunContext) -> Plan:
+        return self.module.plan(ctx)
+
+
+def resolve_app(app):
+    """A Celery app given as an object or as "module:attribute"."""
+    if isinstance(app, str):
+        module_name, _, attribute = app.partition(":")
+        app = getattr(importlib.import_module(module_name), attribute or "app")
+    return app
+
+
+def builtin_names() -> list[str]:
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_"))
+
+
+def _import_failure(name: str, exc: BaseException) -> ScenarioImportFailed:
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return ScenarioImportFailed(f"scenario {name} failed to import: {type(exc).__name__}: {exc}{where}")
+
+
+def import_scenario_module(ref: str) -> ModuleType:
+    """Import a scenario by dotted name or file path (used by the harness and the worker alike)."""
+    if ref.endswith(".py"):
+        path = os.path.abspath(ref)
+        directory = os.path.dirname(path)
+        if directory not in sys.path:
+            sys.path.insert(0, directory)  # the user's file may import its neighbours
+        module_name = os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(ref)
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    if name_or_path.endswith(".py"):
+        if not os.path.isfile(name_or_path):
+            raise BadInput(f"scenario file {name_or_path} does not exist")
+        ref, name = os.path.abspath(name_or_path), os.path.splitext(os.path.basename(name_or_path))[0]
+    else:
+        if name_or_path not in builtin_names():
+            raise BadInput(
+                f"unknown scenario {name_or_path!r}; built-in scenarios: {', '.join(builtin_names())} "
+                f"(or give a path to a scenario .py file)"
+            )
+        ref, name = f"{BUILTIN_PACKAGE}.{name_or_path}", name_or_path
+    try:
+        module = import_scenario_module(ref)
+    except Exception as exc:
+        raise _import_failure(name, exc) from None
+    for required in ("app", "plan"):
+        if not hasattr(module, required):
+            raise ScenarioImportFailed(f"scenario {name} defines no `{required}`; see the README on writing a scenario")
+    scenario = Scenario(
+        name=name,
+        module=module,
+        module_ref=ref,
+        description=(getattr(module, "description", None) or (module.__doc__ or "").strip().split("\n")[0]),
+        params=list(getattr(module, "PARAMS", [])),
+        variants=tuple(getattr(module, "VARIANTS", ("bad",))),
+        defaults=dict(getattr(module, "DEFAULTS", {})),
+        celery_conf=dict(getattr(module, "CELERY_CONF", {})),
+    )
+    try:
+        scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
+    except Exception as exc:
+        raise _import_failure(name, exc) from None
+    return scenario

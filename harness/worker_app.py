@@ -1,0 +1,12 @@
+"""The `celery -A` target of every oomlab worker: the scenario's own app, pointed at the run's broker
+and queue, with the probe connected. The user's code is imported as it is, never modified."""
+from __future__ import annotations
+
+import json
+import os
+
+from harness import probe  # noqa: F401  (connects the signal handlers before the pool forks)
+from harness.scenario import import_scenario_module, resolve_app
+
+app = resolve_app(import_scenario_module(os.environ["OOMLAB_SCENARIO"]).app)
+app.conf.update(json.loads(os.environ.get("OOMLAB_CELERY_CONF", "{}")))

@@ -1,0 +1,27 @@
+"""What built-in scenarios share: an app with oomlab's defaults and memory that is really touched."""
+from __future__ import annotations
+
+import json
+import os
+
+from celery import Celery
+
+MIB = 1024 * 1024
+
+
+def scenario_app(name: str) -> Celery:
+    """A Celery app whose broker and backend oomlab sets per run; STARTED is tracked so a task
+    caught by a whole-worker kill is visible as stuck rather than pending."""
+    app = Celery(f"oomlab-{name}")
+    app.conf.update(task_track_started=True, result_expires=3600, broker_connection_retry_on_startup=True)
+    return app
+
+
+def touched_bytes(mib: float) -> bytes:
+    """`mib` MiB whose every page is written (b'\\x01' * n memsets), so it is resident, not lazy."""
+    return b"\x01" * int(mib * MIB)
+
+
+def worker_param(name: str, default):
+    """A --param value inside the worker (oomlab passes the run's resolved parameters as JSON)."""
+    return json.loads(os.environ.get("OOMLAB_PARAMS", "{}")).get(name, default)

@@ -1,0 +1,38 @@
+"""Tasks allocate and touch N MiB and hold it briefly; one in every eight asks for more than the limit."""
+from __future__ import annotations
+
+import time
+
+from harness.scenario import Param, Plan, RunContext, TaskCall
+from scenarios._common import MIB, scenario_app, touched_bytes
+
+description = "tasks allocate and touch N MiB and hold it briefly; some exceed the limit"
+app = scenario_app("alloc")
+PARAMS = [
+    Param("sizes", [32, 64, 48, 16, 64, 24, 48], "MiB each fitting task allocates, cycled"),
+    Param("over", 1.25, "the over-limit task asks for this multiple of --memory (0: none)"),
+    Param("every", 8, "one task in this many is the over-limit one"),
+    Param("hold", 0.3, "seconds each task holds its memory"),
+]
+DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 8}
+
+
+@app.task(name="alloc.allocate")
+def allocate(mib: float, hold: float) -> int:
+    block = touched_bytes(mib)
+    time.sleep(hold)
+    return len(block)
+
+
+def plan(ctx: RunContext) -> Plan:
+    sizes, every = ctx.params["sizes"], max(1, ctx.params["every"])
+    over_mib = ctx.limit_bytes * ctx.params["over"] / MIB
+    calls, fitting = [], 0
+    for index in range(ctx.tasks or DEFAULTS["tasks"]):
+        if over_mib and index % every == every // 2:
+            mib, label = over_mib, "over-limit"
+        else:
+            mib, label = sizes[fitting % len(sizes)], "fits"
+            fitting += 1
+        calls.append(TaskCall(allocate.name, (mib, ctx.params["hold"]), label=f"{label} {mib:.0f} MiB"))
+    return Plan(calls, timeout=60.0)
