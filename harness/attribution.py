@@ -52,7 +52,8 @@ def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
 
 def _celery_notice(events: list[CeleryEvent], task_id: str | None, after: float) -> CeleryEvent | None:
     for event in events:
-        if event.type == "task-failed" and event.uuid == task_id and "WorkerLost" in str(event.fields.get("exception", "")):
+        evidence = f"{event.fields.get('exception', '')} {event.fields.get('traceback', '')}"
+        if event.type == "task-failed" and event.uuid == task_id and "WorkerLostError" in evidence:
             if (event.timestamp_mono or event.received_mono) >= after - 0.5:
                 return event
     return None
@@ -60,7 +61,8 @@ def _celery_notice(events: list[CeleryEvent], task_id: str | None, after: float)
 
 def _heartbeat_expiry(events: list[CeleryEvent], before: float) -> float | None:
     """When celery.events.state would call the worker dead: its expiry rule on the last heartbeat."""
-    beats = [e for e in events if e.type == "worker-heartbeat" and e.timestamp_mono and e.timestamp_mono <= before]
+    beats = [e for e in events if e.type in ("worker-online", "worker-heartbeat")
+             and e.timestamp_mono and e.timestamp_mono <= before]
     if not beats:
         return None
     last = beats[-1]

@@ -13,7 +13,7 @@ import signal
 from dataclasses import asdict, dataclass, field
 
 from harness.limits.base import CgroupBackend
-from harness.procfs import start_time_ticks
+from harness.procfs import alive_since, start_time_ticks
 
 
 def state_dir() -> str:
@@ -71,13 +71,13 @@ class Lease:
             pass
 
     def owner_alive(self) -> bool:
-        return start_time_ticks(self.owner_pid) == self.owner_start and self.owner_start is not None
+        return self.owner_start is not None and alive_since(self.owner_pid) == self.owner_start
 
     def clean(self) -> list[str]:
         """Remove everything the lease names; returns what was actually found and removed."""
         removed = []
         for pid, started in self.processes:
-            if started is not None and start_time_ticks(pid) == started:
+            if started is not None and alive_since(pid) == started:
                 try:
                     os.kill(pid, signal.SIGKILL)
                     removed.append(f"process {pid}")

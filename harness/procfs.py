@@ -22,13 +22,62 @@ def _read(path: str, size: int = 4096) -> bytes | None:
         os.close(fd)
 
 
-def rss_bytes(pid: int | str = "self") -> int | None:
-    """Resident set size from /proc/PID/statm (one short read, no parsing of status)."""
-    data = _read(f"/proc/{pid}/statm", 128)
+class OpenFiles:
+    """Keeps /proc and cgroup files open and re-reads them with pread: a tick costs one syscall
+    per file instead of open+read+close (these files are regenerated on every read at offset 0)."""
+
+    def __init__(self):
+        self._fds: dict[str, int] = {}
+
+    def read(self, path: str, size: int = 4096) -> bytes | None:
+        fd = self._fds.get(path)
+        if fd is None:
+            try:
+                fd = self._fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+        try:
+            return os.pread(fd, size, 0)
+        except OSError:
+            self.forget(path)
+            return None
+
+    def forget(self, path: str) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def forget_pid(self, pid: int) -> None:
+        for path in [p for p in self._fds if p.startswith(f"/proc/{pid}/")]:
+            self.forget(path)
+
+    def close(self) -> None:
+        for path in list(self._fds):
+            self.forget(path)
+
+
+def parse_statm_rss(data: bytes | None) -> int | None:
+    fields = data.split() if data else []
+    return int(fields[1]) * PAGE_SIZE if len(fields) > 1 else None
+
+
+def parse_smaps_rollup(data: bytes | None) -> tuple[int, int] | None:
+    """(PSS, USS) in bytes; USS is private clean + private dirty."""
     if not data:
         return None
-    fields = data.split()
-    return int(fields[1]) * PAGE_SIZE if len(fields) > 1 else None
+    values: dict[str, int] = {}
+    for line in data.decode("ascii", "replace").splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Pss", "Private_Clean", "Private_Dirty"):
+            values[key] = int(rest.split()[0]) * 1024
+    if "Pss" not in values:
+        return None
+    return values["Pss"], values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+
+
+def rss_bytes(pid: int | str = "self") -> int | None:
+    """Resident set size from /proc/PID/statm (one short read, no parsing of status)."""
+    return parse_statm_rss(_read(f"/proc/{pid}/statm", 128))
 
 
 def status_fields(pid: int | str = "self", names: tuple[str, ...] = ("VmHWM", "VmRSS")) -> dict[str, int]:
@@ -45,18 +94,7 @@ def status_fields(pid: int | str = "self", names: tuple[str, ...] = ("VmHWM", "V
 
 
 def smaps_rollup(pid: int | str) -> tuple[int, int] | None:
-    """(PSS, USS) in bytes; USS is private clean + private dirty."""
-    data = _read(f"/proc/{pid}/smaps_rollup", 4096)
-    if not data:
-        return None
-    values: dict[str, int] = {}
-    for line in data.decode("ascii", "replace").splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("Pss", "Private_Clean", "Private_Dirty"):
-            values[key] = int(rest.split()[0]) * 1024
-    if "Pss" not in values:
-        return None
-    return values["Pss"], values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+    return parse_smaps_rollup(_read(f"/proc/{pid}/smaps_rollup", 4096))
 
 
 def reset_peak(pid: int | str = "self") -> bool:
@@ -88,9 +126,12 @@ def start_time_ticks(pid: int) -> int | None:
     return int(after_comm[19]) if len(after_comm) > 19 else None
 
 
-def parent_pid(pid: int) -> int | None:
+def alive_since(pid: int) -> int | None:
+    """Start time of a live process; None when it is gone or a zombie (dead, not yet reaped)."""
     data = _read(f"/proc/{pid}/stat", 1024)
     if not data:
         return None
     after_comm = data[data.rfind(b")") + 2:].split()
-    return int(after_comm[1]) if len(after_comm) > 1 else None
+    if len(after_comm) < 20 or after_comm[0] in (b"Z", b"X"):
+        return None
+    return int(after_comm[19])

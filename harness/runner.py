@@ -83,6 +83,9 @@ class Run:
 
     # --- the whole run ---------------------------------------------------------------------
     def execute(self) -> RunResult:
+        # the monitor thread wakes on kernel events; a short GIL switch interval lets it run
+        # within ~1 ms of waking instead of up to 5 ms (CPython's default)
+        sys.setswitchinterval(0.0005)
         os.makedirs(self.run_dir)
         self.record.files = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv",
                              "worker_log": "worker.log", "timeline": "timeline.png"}

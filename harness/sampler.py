@@ -1,5 +1,5 @@
 """Outside the worker: every process in the group (re-read from the cgroup each tick, so replaced
-children are caught), RSS at `rss_hz`, PSS/USS from smaps_rollup every `smaps_every` ticks, and the
+children are caught), RSS at `rss_hz`, PSS/USS from smaps_rollup at `smaps_hz`, and the
 group's usage and peak. Rows go to CSV through pandas once a second, so a killed run keeps them.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Sampler(threading.Thread):
         group: CgroupBackend,
         run_dir: str,
         rss_hz: float = 100.0,
-        smaps_every: int = 10,
+        smaps_hz: float = 2.0,
         on_new_pid: Callable[[int], None] | None = None,
     ):
         super().__init__(name="oomlab-sampler", daemon=True)
@@ -62,7 +62,8 @@ class Sampler(threading.Thread):
         self.samples_path = os.path.join(run_dir, "samples.csv")
         self.group_path = os.path.join(run_dir, "group.csv")
         self.period = 1.0 / rss_hz
-        self.smaps_every = max(1, smaps_every)
+        # smaps_rollup walks page tables (~1 ms per 50 MiB process here): a few times a second
+        self.smaps_every = max(1, round(rss_hz / smaps_hz))
         self.on_new_pid = on_new_pid
         self.stats: dict[int, PidStats] = {}
         self.cost = SamplerCost()
@@ -73,11 +74,14 @@ class Sampler(threading.Thread):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._headers_written = False
+        self._files = procfs.OpenFiles()
+        self._group_files = (group.file(group.usage_file), group.file(group.peak_file))
 
     def stop(self) -> None:
         self._stop.set()
         self.join(timeout=5)
         self.flush()
+        self._files.close()
 
     def snapshot(self) -> dict[int, PidStats]:
         with self._lock:
@@ -103,16 +107,19 @@ class Sampler(threading.Thread):
 
     def tick(self, with_smaps: bool) -> None:
         now = time.monotonic()
-        pids = self.group.pids()
-        usage, peak = self.group.usage_bytes(), self.group.peak_bytes()
+        files = self._files
+        usage_file, peak_file = self._group_files
+        pids = self.group.pids()  # re-opened each tick: cgroup.procs caches its pid list per open file
+        usage, peak = _int(files.read(usage_file, 64)), _int(files.read(peak_file, 64))
         rows = []
         with self._lock:
             for pid in pids:
-                rss = procfs.rss_bytes(pid)
-                if rss is None:
+                rss = procfs.parse_statm_rss(files.read(f"/proc/{pid}/statm", 128))
+                if not rss:  # gone, or a zombie (statm reads all zeros once the memory is torn down)
+                    files.forget_pid(pid)
                     continue
                 pss = uss = None
-                if with_smaps and (shares := procfs.smaps_rollup(pid)):
+                if with_smaps and (shares := procfs.parse_smaps_rollup(files.read(f"/proc/{pid}/smaps_rollup"))):
                     pss, uss = shares
                 stats = self.stats.get(pid)
                 if stats is None:
@@ -125,10 +132,11 @@ class Sampler(threading.Thread):
                     stats.max_pss = max(stats.max_pss or 0, pss)
                     stats.max_uss = max(stats.max_uss or 0, uss)
                 rows.append((now, pid, rss, pss, uss))
-            present = set(pids)
+            present = {row[1] for row in rows}
             for pid, stats in self.stats.items():
                 if pid not in present and stats.gone_mono is None:
                     stats.gone_mono = now
+                    files.forget_pid(pid)
             self._rows.extend(rows)
             self._group_rows.append((now, usage, peak, len(pids)))
         self.latest_usage = usage
@@ -144,3 +152,8 @@ class Sampler(threading.Thread):
         pd.DataFrame(rows, columns=SAMPLE_COLUMNS).to_csv(self.samples_path, mode="a", header=header, index=False)
         pd.DataFrame(group_rows, columns=GROUP_COLUMNS).to_csv(self.group_path, mode="a", header=header, index=False)
         self._headers_written = True
+
+
+def _int(data: bytes | None) -> int | None:
+    text = data.strip() if data else b""
+    return int(text) if text.isdigit() else None

@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     except (OomlabError, Interrupted):
         if progress:
             progress.stop()
-        if run.record.status not in ("starting",):
+        if run.record.worker.get("pid"):  # a worker ran: its partial findings are worth showing
             render_summary(run.record, out)
         _print_run_dir(run)
         raise

@@ -97,8 +97,16 @@ class CgroupBackend:
         raise NotImplementedError
 
     def pids(self) -> list[int]:
-        text = read_text(self.procs_file) or ""
-        return [int(line) for line in text.split()]
+        try:
+            fd = os.open(self.procs_file, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return []
+        try:
+            return [int(pid) for pid in os.read(fd, 1 << 20).split()]
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
 
     def signal_all(self, signum: int = signal.SIGKILL) -> list[int]:
         """One pass of `signum` to every process in the group; returns the pids signalled."""

@@ -81,7 +81,8 @@ def open_cgroup_backend(run_id: str) -> CgroupBackend:
     if override:
         backend_cls = CgroupV2 if v2_root and override.startswith(v2_root) else CgroupV1
         if not _writable(os.path.dirname(override.rstrip("/")) if not os.path.isdir(override) else override):
-            raise NoPermission(f"cannot create a memory cgroup under OOMLAB_CGROUP_PARENT={override}: not writable")
+            raise NoPermission(f"cannot create a memory cgroup under OOMLAB_CGROUP_PARENT={override}: "
+                               f"not writable; {_HOW_TO_GET_ONE}")
         return backend_cls(override, run_id)
     if v2_root:
         parent = _v2_parent(v2_root)

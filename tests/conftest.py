@@ -1,0 +1,67 @@
+"""Shared helpers: run the real `oomlab` CLI in a subprocess and check that nothing was left behind."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from harness.leftovers import state_dir
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    run_dir: str | None
+
+    @property
+    def record(self) -> dict:
+        with open(os.path.join(self.run_dir, "run.json")) as handle:
+            return json.load(handle)
+
+
+def run_dir_from(stdout: str) -> str | None:
+    lines = [line for line in stdout.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines and os.path.isdir(lines[-1].strip()) else None
+
+
+def oomlab_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness", *args]
+
+
+@pytest.fixture
+def oomlab(tmp_path):
+    """Run `oomlab ARGS` with results under tmp_path; returns a Result."""
+
+    def run(*args: str, env: dict | None = None, timeout: float = 150) -> Result:
+        argv = list(args)
+        if argv and argv[0] == "run" and "--results" not in argv:
+            argv += ["--results", str(tmp_path / "results")]
+        proc = subprocess.run(oomlab_cmd(*argv), capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+        return Result(proc.returncode, proc.stdout, proc.stderr, run_dir_from(proc.stdout))
+
+    return run
+
+
+def assert_nothing_left(run_id: str) -> None:
+    """No process, cgroup, lease or socket of this run remains."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read().decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        assert not (run_id in cmdline and state != "Z"), f"process {pid} of run {run_id} is still running: {cmdline}"
+    from harness.limits import open_cgroup_backend
+
+    backend = open_cgroup_backend(run_id)
+    assert not os.path.exists(backend.path), f"cgroup {backend.path} was left behind"
+    assert not os.path.exists(os.path.join(state_dir(), f"{run_id}.json")), "lease was left behind"

@@ -1,0 +1,27 @@
+"""`--broker` against the machine's real Redis and RabbitMQ (in CI both must be running)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+BROKERS = {
+    "redis": os.environ.get("OOMLAB_TEST_REDIS", "redis://127.0.0.1:6379/7"),
+    "rabbitmq": os.environ.get("OOMLAB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKERS))
+def test_external_broker(oomlab, name):
+    args = ["run", "alloc", "--broker", BROKERS[name], "--tasks", "5", "--memory", "256MiB"]
+    if name == "rabbitmq":
+        args += ["--backend", BROKERS["redis"]]
+    result = oomlab(*args)
+    assert result.code == 0, result.stderr
+    record = result.record
+    over = next(t for t in record["tasks"] if t["label"].startswith("over-limit"))
+    assert over["outcome"] == "killed"
+    assert [t["outcome"] for t in record["tasks"] if t is not over] == ["succeeded"] * 4
+    assert record["worker"]["broker"].startswith(BROKERS[name].split("://")[0])

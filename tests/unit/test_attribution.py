@@ -1,0 +1,48 @@
+from harness.attribution import KillContext, attribute_kills
+from harness.detectors.kmsg import KernelKill
+from harness.executions import build_executions
+from harness.monitor import Observations
+from harness.record import CeleryEvent
+
+PROBE = [
+    {"ev": "prerun", "task_id": "t1", "name": "alloc.allocate", "pid": 11, "t": 10.0, "wall": 1000.0, "start_rss": 50},
+    {"ev": "prerun", "task_id": "t2", "name": "alloc.allocate", "pid": 12, "t": 10.1, "wall": 1000.1, "start_rss": 50},
+    {"ev": "postrun", "task_id": "t2", "pid": 12, "t": 10.5, "wall": 1000.5, "peak_rss": 90, "state": "SUCCESS"},
+]
+
+
+def context(events=()):
+    executions = build_executions(PROBE)
+    return KillContext(main_pid=10, ready_mono=5.0, executions=executions,
+                       names={"t1": "alloc.allocate", "t2": "alloc.allocate"}, pid_stats={}, celery_events=list(events))
+
+
+def test_kmsg_kill_gets_its_task_and_every_detectors_latency():
+    obs = Observations(
+        kernel_kills=[KernelKill(11, "python", 11.000, 300, "Killed process 11", 11.002, False)],
+        oom_events=[(11.001, 1)], exits={11: 11.010},
+    )
+    failed = CeleryEvent("task-failed", 11.2, 1001.05, 11.05, "w", "t1",
+                         {"exception": "ExceptionWithTraceback()", "traceback": "billiard.exceptions.WorkerLostError: x"})
+    [kill] = attribute_kills(obs, context([failed]))
+    assert (kill.pid, kill.role, kill.task_id, kill.signal, kill.cause) == (11, "child", "t1", "SIGKILL", "oom")
+    assert round(kill.detected["kmsg"], 3) == 0.002
+    assert round(kill.detected["oom_event"], 3) == 0.001
+    assert round(kill.detected["pidfd"], 3) == 0.010
+    assert round(kill.detected["celery_worker_lost"], 3) == 0.050
+    assert kill.detected["oomlab"] == kill.detected["kmsg"]
+
+
+def test_without_kmsg_the_victim_is_inferred_from_the_counter_and_the_exit():
+    obs = Observations(oom_events=[(11.0, 1)], exits={12: 12.9, 11: 11.01})
+    [kill] = attribute_kills(obs, context())
+    assert kill.pid == 11 and kill.kernel_time_source == "oom_event" and kill.task_id == "t1"
+
+
+def test_emulated_group_kill_records_every_process():
+    obs = Observations(kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False)],
+                       oom_events=[(11.001, 1)], exits={10: 11.02, 11: 11.01, 12: 11.02},
+                       group_kills=[(11.001, [10, 11, 12])])
+    kills = attribute_kills(obs, context())
+    assert {(k.pid, k.role, k.cause) for k in kills} == {(11, "child", "oom"), (10, "main", "oom_group"),
+                                                          (12, "child", "oom_group")}

@@ -1,0 +1,29 @@
+from harness.detectors.kmsg import KmsgParser
+
+OOM_KILL = ("6,423,200417952,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+            "oom_memcg=/a/oomlab/run1,task_memcg=/a/oomlab/run1,task=python3,pid=5448,uid=0")
+KILLED = ("3,424,200417994,-;Memory cgroup out of memory: Killed process 5448 (python3) total-vm:323780kB, "
+          "anon-rss:102016kB, file-rss:6616kB, shmem-rss:0kB, UID:0 pgtables:276kB oom_score_adj:0")
+
+
+def test_kill_in_our_memcg_has_kernel_time_and_rss():
+    parser = KmsgParser("/oomlab/run1")
+    assert parser.feed(OOM_KILL, 200.5) is None
+    kill = parser.feed(KILLED, 200.5)
+    assert kill.pid == 5448 and kill.comm == "python3"
+    assert kill.kernel_mono == 200.417994
+    assert kill.rss_bytes == (102016 + 6616) * 1024
+    assert not kill.group_kill
+
+
+def test_kill_in_another_memcg_is_ignored():
+    parser = KmsgParser("/oomlab/run2")
+    parser.feed(OOM_KILL, 1.0)
+    assert parser.feed(KILLED, 1.0) is None
+
+
+def test_oom_group_kills_are_attributed_to_the_group():
+    parser = KmsgParser("/oomlab/run1")
+    parser.feed("6,500,300000000,-;Tasks in /a/oomlab/run1 are going to be killed due to memory.oom.group set", 1.0)
+    kill = parser.feed(KILLED.replace("200417994", "300000100"), 1.0)
+    assert kill.group_kill and kill.pid == 5448
