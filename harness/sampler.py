@@ -32,19 +32,39 @@ class PidStats:
 
 @dataclass
 class SamplerCost:
+    """The sampler's own CPU time, split between RSS-only ticks and ticks that also read smaps."""
+
     ticks: int = 0
     process_samples: int = 0
     cpu_seconds: float = 0.0
+    smaps_ticks: int = 0
+    smaps_process_samples: int = 0
+    smaps_cpu_seconds: float = 0.0
+
+    def add(self, with_smaps: bool, processes: int, cpu: float) -> None:
+        self.ticks += 1
+        self.process_samples += processes
+        self.cpu_seconds += cpu
+        if with_smaps:
+            self.smaps_ticks += 1
+            self.smaps_process_samples += processes
+            self.smaps_cpu_seconds += cpu
 
     def as_dict(self) -> dict:
-        per_tick = self.cpu_seconds / self.ticks if self.ticks else None
-        per_sample = self.cpu_seconds / self.process_samples if self.process_samples else None
+        rss_ticks = self.ticks - self.smaps_ticks
+        rss_samples = self.process_samples - self.smaps_process_samples
+        rss_cpu = self.cpu_seconds - self.smaps_cpu_seconds
+
+        def us(seconds: float, count: int) -> float | None:
+            return round(seconds / count * 1e6, 1) if count else None
+
         return {
             "ticks": self.ticks,
             "process_samples": self.process_samples,
             "cpu_seconds": round(self.cpu_seconds, 4),
-            "cpu_us_per_tick": round(per_tick * 1e6, 1) if per_tick else None,
-            "cpu_us_per_process_sample": round(per_sample * 1e6, 1) if per_sample else None,
+            "cpu_us_per_rss_tick": us(rss_cpu, rss_ticks),
+            "cpu_us_per_rss_process_sample": us(rss_cpu, rss_samples),
+            "cpu_us_per_smaps_process_sample": us(self.smaps_cpu_seconds, self.smaps_process_samples),
         }
 
 
@@ -92,8 +112,9 @@ class Sampler(threading.Thread):
         last_flush = next_tick
         while not self._stop.is_set():
             cpu_before = time.thread_time()
-            self.tick(self.cost.ticks % self.smaps_every == 0)
-            self.cost.cpu_seconds += time.thread_time() - cpu_before
+            with_smaps = self.cost.ticks % self.smaps_every == 0
+            processes = self.tick(with_smaps)
+            self.cost.add(with_smaps, processes, time.thread_time() - cpu_before)
             now = time.monotonic()
             if now - last_flush >= 1.0:
                 self.flush()
@@ -105,7 +126,7 @@ class Sampler(threading.Thread):
             else:
                 self._stop.wait(delay)
 
-    def tick(self, with_smaps: bool) -> None:
+    def tick(self, with_smaps: bool) -> int:
         now = time.monotonic()
         files = self._files
         usage_file, peak_file = self._group_files
@@ -141,8 +162,7 @@ class Sampler(threading.Thread):
             self._group_rows.append((now, usage, peak, len(pids)))
         self.latest_usage = usage
         self.max_usage = max(self.max_usage, usage or 0)
-        self.cost.ticks += 1
-        self.cost.process_samples += len(rows)
+        return len(rows)
 
     def flush(self) -> None:
         with self._lock:
