@@ -232,6 +232,8 @@ class Run:
             if self.worker.poll() is not None:
                 worker_gone_at = worker_gone_at or now
                 if now - worker_gone_at > 1.0:  # nobody is left to finish the rest
+                    self.record.message = (f"the worker's main process exited (code {self.worker.returncode}) "
+                                           f"with {self.replay.unfinished()} tasks unfinished")
                     break
             if now - started > timeout:
                 self.record.message = f"timed out after {timeout:.0f} s with {self.replay.unfinished()} tasks unfinished"
@@ -302,6 +304,9 @@ class Run:
         self.record.summary = summarize(self.record.tasks, kills, self.config.memory_bytes, peak)
         if self.sampler:
             self.record.summary["sampler"] = self.sampler.cost.as_dict()
+        # VmHWM is per process: with several threads sharing one, a task's peak includes the others'
+        shared = self.config.pool == "threads" and self.config.concurrency > 1
+        self.record.summary["peak_scope"] = "process (shared by the pool's threads)" if shared else "task"
         if self.events and self.events.error:
             self.record.environment["celery_events_error"] = self.events.error
 
