@@ -124,8 +124,8 @@ def test_sigkilled_run_is_cleaned_up_by_the_next_one(tmp_path, oomlab):
     assert record["status"] == "running"
     result = oomlab("run", "alloc", "--tasks", "1", "--param", "over=0")
     assert result.code == 0, result.stderr
-    cleaned = result.record["environment"]["cleaned_up_after_previous_runs"]
-    assert any(record["run_id"] in item for item in cleaned), cleaned
+    # this run, or a parallel one (every run sweeps stale leases), removed what the killed run left:
+    # its cgroup and lease outlive a SIGKILL, so without the sweep this fails
     assert_nothing_left(record["run_id"])
     assert not os.path.exists(os.path.join(run_dir, "redis.sock"))
 
