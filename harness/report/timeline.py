@@ -37,9 +37,10 @@ def render_timeline(run_dir: str, record: RunRecord) -> str | None:
     ax.set_title(f"{record.run_id} · {record.config['scenario']} · {record.status}")
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     pids = sorted({e.pid for t in record.tasks for e in t.executions})
+    killed_at = {kill.pid: kill.kernel_time_mono for kill in record.kills}
     for task in record.tasks:
         for execution in task.executions:
-            end = execution.finished_mono or (execution.started_mono + 0.05)
+            end = execution.finished_mono or killed_at.get(execution.pid) or record.ended_mono or execution.started_mono
             color = "tab:red" if execution.killed else "tab:green"
             lanes.barh(pids.index(execution.pid), end - execution.started_mono, left=execution.started_mono - t0,
                        color=color, alpha=0.7)
