@@ -93,8 +93,6 @@ def status_fields(pid: int | str = "self", names: tuple[str, ...] = ("VmHWM", "V
     return found
 
 
-def smaps_rollup(pid: int | str) -> tuple[int, int] | None:
-    return parse_smaps_rollup(_read(f"/proc/{pid}/smaps_rollup", 4096))
 
 
 def reset_peak(pid: int | str = "self") -> bool:
@@ -112,9 +110,6 @@ def reset_peak(pid: int | str = "self") -> bool:
         os.close(fd)
 
 
-def command_line(pid: int) -> str:
-    data = _read(f"/proc/{pid}/cmdline", 4096)
-    return data.replace(b"\0", b" ").decode("utf-8", "replace").strip() if data else ""
 
 
 def start_time_ticks(pid: int) -> int | None:
