@@ -4,7 +4,9 @@ from __future__ import annotations
 from collections import Counter
 
 from harness.outcomes import OUTCOMES
-from harness.record import KillRecord, TaskRecord
+from harness.record import KillRecord, ProcessRecord, TaskRecord
+
+EX_RECYCLE = 155  # billiard: a child that exits after worker_max_tasks/memory_per_child
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -35,9 +37,25 @@ def summarize(tasks: list[TaskRecord], kills: list[KillRecord], limit: int, grou
         "tasks": len(tasks),
         "peak_rss_bytes": spread([t.peak_rss_bytes for t in exact]),
         "peak_above_start_bytes": spread([t.peak_above_start_bytes for t in exact if t.peak_above_start_bytes is not None]),
+        "traced_peak_bytes": spread([t.traced_peak_bytes for t in exact if t.traced_peak_bytes is not None]),
         "group_peak_bytes": group_peak,
         "limit_bytes": limit,
         "group_peak_fraction": round(group_peak / limit, 4) if group_peak else None,
         "kills": len(kills),
         "detection_seconds": {name: spread(values) for name, values in sorted(latencies.items())},
+    }
+
+
+def summarize_processes(processes: list[ProcessRecord]) -> dict:
+    """Per-process figures: the main process's exact peak, how much each child came to own after the
+    fork (USS growth: copy-on-write inflation shows here), and children recycled by Celery."""
+    main = next((p for p in processes if p.role == "main"), None)
+    children = [p for p in processes if p.role == "child"]
+    growth = [p.max_uss_bytes - p.first_uss_bytes for p in children
+              if p.max_uss_bytes is not None and p.first_uss_bytes is not None]
+    return {
+        "main_peak_rss_bytes": main.peak_rss_bytes if main else None,
+        "child_uss_growth_bytes": spread(growth),
+        "children": len(children),
+        "children_recycled": sum(1 for p in children if p.exit_code == EX_RECYCLE),
     }

@@ -22,6 +22,7 @@ class RunConfig:
     timeout: float | None = None
     start_timeout: float = 60.0
     sample_hz: float = 100.0
+    tracemalloc: bool = False
     celery_conf: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

@@ -24,9 +24,16 @@ def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
                     run.peak_rss_bytes = record.get("peak_rss")
                     run.end_rss_bytes = record.get("end_rss")
                     run.ru_maxrss_bytes = record.get("ru_maxrss")
+                    run.traced_peak_bytes = record.get("traced_peak")
                     run.state = record.get("state")
                     break
     return by_task
+
+
+def child_exit_codes(probe: list[dict]) -> dict[int, int]:
+    """Exit codes children reported on the way out (worker_process_shutdown); a SIGKILLed child
+    reports none."""
+    return {r["pid"]: r["exitcode"] for r in probe if r["ev"] == "child_shutdown" and r.get("exitcode") is not None}
 
 
 def task_names(probe: list[dict]) -> dict[str, str]:

@@ -42,6 +42,7 @@ def fill_task(task: TaskRecord, state: str | None, exception: str | None, runs: 
         return
     last = runs[-1]
     task.pid, task.start_rss_bytes = last.pid, last.start_rss_bytes
+    task.traced_peak_bytes = last.traced_peak_bytes
     if last.peak_rss_bytes is not None:
         task.peak_rss_bytes, task.peak_is_exact = last.peak_rss_bytes, True
     else:  # killed mid-task: the best evidence is the RSS the kernel reported at the kill

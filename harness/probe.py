@@ -10,12 +10,14 @@ import json
 import os
 import resource
 import time
+import tracemalloc
 
 from celery import signals
 
 from harness import procfs
 
 PATH_ENV = "OOMLAB_PROBE_PATH"
+TRACE = os.environ.get("OOMLAB_TRACEMALLOC") == "1"
 _fd: int | None = None
 
 
@@ -60,6 +62,10 @@ def _on_child_shutdown(exitcode=None, **_):
 
 @signals.task_prerun.connect
 def _on_prerun(task_id=None, task=None, **_):
+    if TRACE:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+        tracemalloc.reset_peak()
     reset = procfs.reset_peak("self")
     start = _rss()
     emit("prerun", task_id=task_id, name=getattr(task, "name", None), start_rss=start, peak_reset=reset)
@@ -68,6 +74,7 @@ def _on_prerun(task_id=None, task=None, **_):
 @signals.task_postrun.connect
 def _on_postrun(task_id=None, task=None, state=None, **_):
     status = procfs.status_fields("self", ("VmHWM", "VmRSS"))
+    traced = tracemalloc.get_traced_memory()[1] if TRACE and tracemalloc.is_tracing() else None
     emit(
         "postrun",
         task_id=task_id,
@@ -76,4 +83,5 @@ def _on_postrun(task_id=None, task=None, state=None, **_):
         peak_rss=status.get("VmHWM"),
         end_rss=status.get("VmRSS"),
         ru_maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        traced_peak=traced,
     )

@@ -93,6 +93,9 @@ def status_fields(pid: int | str = "self", names: tuple[str, ...] = ("VmHWM", "V
     return found
 
 
+def command_line(pid: int | str) -> str:
+    data = _read(f"/proc/{pid}/cmdline", 4096)
+    return data.replace(b"\0", b" ").decode("utf-8", "replace").strip() if data else ""
 
 
 def reset_peak(pid: int | str = "self") -> bool:

@@ -24,7 +24,8 @@ class Execution:
     finished_mono: float | None = None
     peak_rss_bytes: int | None = None  # VmHWM since the reset at prerun: exact
     end_rss_bytes: int | None = None
-    ru_maxrss_bytes: int | None = None  # what worker_max_memory_per_child is compared with
+    ru_maxrss_bytes: int | None = None  # the process's lifetime peak (getrusage), never reset
+    traced_peak_bytes: int | None = None  # tracemalloc's peak during the task (--tracemalloc)
     state: str | None = None
     killed: bool = False
 
@@ -44,6 +45,7 @@ class TaskRecord:
     peak_rss_bytes: int | None = None
     peak_above_start_bytes: int | None = None
     peak_is_exact: bool = False
+    traced_peak_bytes: int | None = None  # what Python's allocator saw, beside the RSS peak
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
 
@@ -56,10 +58,12 @@ class ProcessRecord:
     last_seen_mono: float
     command: str = ""
     exited_mono: float | None = None
-    exit_code: int | None = None
+    exit_code: int | None = None  # a child's comes from worker_process_shutdown: 155 = recycled
+    peak_rss_bytes: int | None = None  # VmHWM, exact (main only: children reset it per task)
     max_rss_bytes: int | None = None
     max_pss_bytes: int | None = None
     max_uss_bytes: int | None = None
+    first_uss_bytes: int | None = None  # at the first PSS/USS sample: what a child owned after the fork
     last_rss_bytes: int | None = None
 
 

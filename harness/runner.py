@@ -15,15 +15,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from harness import proc
-from harness.analysis import summarize
+from harness import client_app, proc, procfs
+from harness.analysis import summarize, summarize_processes
 from harness.attribution import KillContext, attribute_kills
 from harness.broker import EmbeddedRedis, check_reachable
 from harness.config import RunConfig
 from harness.detectors.celery_events import CeleryEventCapture
 from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
-from harness.executions import build_executions, task_names
+from harness.findings import findings
+from harness.executions import build_executions, child_exit_codes, task_names
 from harness.leftovers import Lease, sweep_stale
 from harness.limits import open_cgroup_backend
 from harness.monitor import Monitor
@@ -74,8 +75,10 @@ class Run:
         self.queue = f"oomlab.{self.run_id}"
         self.hostname = f"oomlab-{self.run_id}@{socket.gethostname()}"
         self.wall_offset = time.time() - time.monotonic()
-        self.backend = self.broker = self.worker = self.monitor = self.sampler = self.events = None
+        self.backend = self.broker = self.worker = self.monitor = self.sampler = self.events = self.app = None
         self.replay: Replay | None = None
+        self.planned = False
+        self.main_peak: int | None = None
         self.ready_mono: float | None = None
         self.group_peak: int | None = None
         self.record = RunRecord(run_id=self.run_id, config=config.as_dict(), environment={},
@@ -144,7 +147,7 @@ class Run:
         celery_conf = {**self.scenario.celery_conf, **config.celery_conf, "broker_url": broker_url,
                        "result_backend": backend_url, "task_default_queue": self.queue,
                        "worker_send_task_events": True, "task_send_sent_event": False}
-        app.conf.update(celery_conf)
+        client_app.point_at(app, celery_conf)
         self.app = app
         self.record.worker = {"hostname": self.hostname, "queue": self.queue, "broker": _safe_url(broker_url),
                               "backend": _safe_url(backend_url), "celery_conf": _jsonable(celery_conf)}
@@ -182,6 +185,7 @@ class Run:
             "OOMLAB_CELERY_CONF": json.dumps(_jsonable(celery_conf)),
             "OOMLAB_PARAMS": json.dumps(self.config.params),
             "OOMLAB_VARIANT": self.config.variant,
+            "OOMLAB_TRACEMALLOC": "1" if self.config.tracemalloc else "",
             "OOMLAB_PROBE_PATH": probe_path,
             "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
@@ -210,11 +214,15 @@ class Run:
                 self.progress.starting(self)
             time.sleep(0.05)
 
+    def _context(self) -> RunContext:
+        return RunContext(limit_bytes=self.config.memory_bytes, concurrency=self.config.concurrency,
+                          pool=self.config.pool, variant=self.config.variant, tasks=self.config.tasks,
+                          params=self.config.params, run_dir=self.run_dir,
+                          inputs_dir=os.path.join(os.path.abspath(self.config.results_dir), ".inputs"))
+
     def _replay(self) -> None:
-        ctx = RunContext(limit_bytes=self.config.memory_bytes, concurrency=self.config.concurrency,
-                         pool=self.config.pool, variant=self.config.variant, tasks=self.config.tasks,
-                         params=self.config.params, run_dir=self.run_dir)
-        plan = self.scenario.plan(ctx)
+        self.planned = True
+        plan = self.scenario.plan(self._context())
         timeout = self.config.timeout or plan.timeout
         self.record.config["timeout_used"] = timeout
         self.replay = Replay(self.app, plan, self.queue)
@@ -247,7 +255,7 @@ class Run:
     # --- teardown ----------------------------------------------------------------------------
     def _shutdown(self) -> None:
         """Stop everything this run started; each step runs even when an earlier one failed."""
-        steps = []
+        steps = [self._read_main_peak]
         if self.worker is not None:
             steps.append(lambda: proc.stop(self.worker, grace=3.0, on_timeout=self.backend.kill_all))
         if self.backend is not None:
@@ -256,6 +264,10 @@ class Run:
         for thread in (self.events, self.sampler, self.monitor):
             if thread is not None:
                 steps.append(thread.stop)
+        if self.planned:
+            steps.append(lambda: self.scenario.teardown(self._context()))
+        if self.app is not None:
+            steps.append(lambda: client_app.detach(self.app))
         if self.broker is not None:
             steps.append(self.broker.stop)
         if self.backend is not None:
@@ -268,6 +280,13 @@ class Run:
         if self.worker is not None:
             self.record.worker["exit_code"] = self.worker.returncode
         self.lease.release()
+
+    def _read_main_peak(self) -> None:
+        """The main process's VmHWM (never reset, so its lifetime peak), while it is alive to ask."""
+        if self.worker is not None and self.worker.poll() is None:
+            peak = procfs.status_fields(self.worker.pid, ("VmHWM",)).get("VmHWM")
+            if peak:
+                self.main_peak = max(self.main_peak or 0, peak)
 
     def _read_group_peak(self) -> None:
         self.group_peak = self.backend.peak_bytes()
@@ -283,16 +302,19 @@ class Run:
         events = self.events.snapshot() if self.events else []
         executions = build_executions(obs.probe)
         names = task_names(obs.probe)
+        exit_codes = child_exit_codes(obs.probe)
         main_pid = self.worker.pid if self.worker else None
+        self._read_main_peak()
         kills = attribute_kills(obs, KillContext(main_pid, self.ready_mono, executions, names, stats, events))
         self.record.kills = kills
         self.record.celery_events = events
         self.record.processes = [
             ProcessRecord(pid=pid, role="main" if pid == main_pid else "child", first_seen_mono=s.first_seen,
-                          last_seen_mono=s.last_seen, exited_mono=obs.exits.get(pid),
-                          exit_code=self.worker.returncode if pid == main_pid else None,
+                          last_seen_mono=s.last_seen, command=s.command, exited_mono=obs.exits.get(pid),
+                          exit_code=self.worker.returncode if pid == main_pid else exit_codes.get(pid),
+                          peak_rss_bytes=self.main_peak if pid == main_pid else None,
                           max_rss_bytes=s.max_rss, max_pss_bytes=s.max_pss, max_uss_bytes=s.max_uss,
-                          last_rss_bytes=s.last_rss)
+                          first_uss_bytes=s.first_uss, last_rss_bytes=s.last_rss)
             for pid, s in sorted(stats.items(), key=lambda item: item[1].first_seen)
         ]
         if self.replay is not None:
@@ -302,11 +324,15 @@ class Run:
             self.record.tasks = self.replay.tasks
         peak = self.group_peak if self.group_peak is not None else (self.sampler.max_usage if self.sampler else None)
         self.record.summary = summarize(self.record.tasks, kills, self.config.memory_bytes, peak)
+        self.record.summary.update(summarize_processes(self.record.processes))
         if self.sampler:
             self.record.summary["sampler"] = self.sampler.cost.as_dict()
+            self.record.summary["sum_rss_peak_bytes"] = self.sampler.max_sum_rss or None
+            self.record.summary["group_usage_at_sum_rss_peak_bytes"] = self.sampler.usage_at_max_sum_rss
         # VmHWM is per process: with several threads sharing one, a task's peak includes the others'
         shared = self.config.pool == "threads" and self.config.concurrency > 1
         self.record.summary["peak_scope"] = "process (shared by the pool's threads)" if shared else "task"
+        self.record.summary["findings"] = findings(self.record)
         if self.events and self.events.error:
             self.record.environment["celery_events_error"] = self.events.error
 

@@ -27,6 +27,8 @@ class PidStats:
     last_rss: int | None = None
     max_pss: int | None = None
     max_uss: int | None = None
+    first_uss: int | None = None
+    command: str = ""
     gone_mono: float | None = None
 
 
@@ -89,6 +91,10 @@ class Sampler(threading.Thread):
         self.cost = SamplerCost()
         self.latest_usage: int | None = None
         self.max_usage: int = 0
+        # the most the processes' RSS ever added up to, and the group's real usage at that moment:
+        # shared pages count once per process in the sum, once in the group
+        self.max_sum_rss: int = 0
+        self.usage_at_max_sum_rss: int | None = None
         self._rows: list[tuple] = []
         self._group_rows: list[tuple] = []
         self._stop = threading.Event()
@@ -144,7 +150,7 @@ class Sampler(threading.Thread):
                     pss, uss = shares
                 stats = self.stats.get(pid)
                 if stats is None:
-                    stats = self.stats[pid] = PidStats(first_seen=now, last_seen=now)
+                    stats = self.stats[pid] = PidStats(first_seen=now, last_seen=now, command=procfs.command_line(pid))
                     if self.on_new_pid:
                         self.on_new_pid(pid)
                 stats.last_seen, stats.last_rss = now, rss
@@ -152,6 +158,8 @@ class Sampler(threading.Thread):
                 if pss is not None:
                     stats.max_pss = max(stats.max_pss or 0, pss)
                     stats.max_uss = max(stats.max_uss or 0, uss)
+                    if stats.first_uss is None:
+                        stats.first_uss = uss
                 rows.append((now, pid, rss, pss, uss))
             present = {row[1] for row in rows}
             for pid, stats in self.stats.items():
@@ -160,6 +168,9 @@ class Sampler(threading.Thread):
                     files.forget_pid(pid)
             self._rows.extend(rows)
             self._group_rows.append((now, usage, peak, len(pids)))
+        total_rss = sum(row[2] for row in rows)
+        if total_rss > self.max_sum_rss:
+            self.max_sum_rss, self.usage_at_max_sum_rss = total_rss, usage
         self.latest_usage = usage
         self.max_usage = max(self.max_usage, usage or 0)
         return len(rows)

@@ -5,7 +5,10 @@ A scenario is a module (built-in: `scenarios/<name>.py`; or a user's file) with:
   description  one line
   PARAMS       list of Param (name, default, help); values come from --param key=value
   plan(ctx)    returns a Plan of TaskCalls for a RunContext
-and optionally DEFAULTS (memory, concurrency, pool), CELERY_CONF, VARIANTS.
+and optionally DEFAULTS (memory, concurrency, pool, tasks, tracemalloc), CELERY_CONF, VARIANTS (a list
+of Variant; the first is the default, "bad" then "fixed" by convention) and teardown(ctx), called
+after the worker has stopped (e.g. to drop a table the plan seeded in an external database).
+Built-in module names use underscores; users name them with hyphens (`large-args`).
 """
 from __future__ import annotations
 
@@ -55,6 +58,19 @@ class TaskCall:
     label: str = ""
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way of running a scenario. The worker sees the name in OOMLAB_VARIANT (see
+    `scenarios._common.worker_variant`); `defaults` and `celery_conf` apply unless the user overrides
+    them on the command line, so a fix that is a setting (a lower concurrency, the threads pool,
+    worker_max_memory_per_child) is stated here rather than in code."""
+
+    name: str
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    celery_conf: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Plan:
     calls: list[TaskCall]
@@ -72,6 +88,11 @@ class RunContext:
     tasks: int | None
     params: dict[str, Any]
     run_dir: str
+    inputs_dir: str = ""  # shared by runs in one results directory: generated inputs are cached here
+
+    def input_path(self, name: str) -> str:
+        os.makedirs(self.inputs_dir or self.run_dir, exist_ok=True)
+        return os.path.join(self.inputs_dir or self.run_dir, name)
 
 
 @dataclass
@@ -81,7 +102,7 @@ class Scenario:
     module_ref: str  # what the worker imports: a dotted name or a file path
     description: str
     params: list[Param]
-    variants: tuple[str, ...]
+    variants: dict[str, Variant]
     defaults: dict[str, Any]
     celery_conf: dict[str, Any]
 
@@ -97,8 +118,19 @@ class Scenario:
             raise BadInput(f"scenario {self.name} has no parameter {unknown[0]!r} (it takes: {names})")
         return {name: (param.parse(given[name]) if name in given else param.default) for name, param in known.items()}
 
+    def variant(self, name: str | None) -> Variant:
+        if name is None:
+            return next(iter(self.variants.values()))
+        if name not in self.variants:
+            raise BadInput(f"scenario {self.name} has no variant {name!r} (it has: {', '.join(self.variants)})")
+        return self.variants[name]
+
     def plan(self, ctx: RunContext) -> Plan:
         return self.module.plan(ctx)
+
+    def teardown(self, ctx: RunContext) -> None:
+        if hasattr(self.module, "teardown"):
+            self.module.teardown(ctx)
 
 
 def resolve_app(app):
@@ -111,7 +143,13 @@ def resolve_app(app):
 
 def builtin_names() -> list[str]:
     package = importlib.import_module(BUILTIN_PACKAGE)
-    return sorted(info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_"))
+    return sorted(info.name.replace("_", "-") for info in pkgutil.iter_modules(package.__path__)
+                  if not info.name.startswith("_"))
+
+
+def _variants(declared) -> dict[str, Variant]:
+    variants = [Variant(v) if isinstance(v, str) else v for v in (declared or ("bad",))]
+    return {variant.name: variant for variant in variants}
 
 
 def _import_failure(name: str, exc: BaseException) -> ScenarioImportFailed:
@@ -142,12 +180,13 @@ def load_scenario(name_or_path: str) -> Scenario:
             raise BadInput(f"scenario file {name_or_path} does not exist")
         ref, name = os.path.abspath(name_or_path), os.path.splitext(os.path.basename(name_or_path))[0]
     else:
+        name_or_path = name_or_path.replace("_", "-")
         if name_or_path not in builtin_names():
             raise BadInput(
                 f"unknown scenario {name_or_path!r}; built-in scenarios: {', '.join(builtin_names())} "
                 f"(or give a path to a scenario .py file)"
             )
-        ref, name = f"{BUILTIN_PACKAGE}.{name_or_path}", name_or_path
+        ref, name = f"{BUILTIN_PACKAGE}.{name_or_path.replace('-', '_')}", name_or_path
     try:
         module = import_scenario_module(ref)
     except Exception as exc:
@@ -161,7 +200,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         module_ref=ref,
         description=(getattr(module, "description", None) or (module.__doc__ or "").strip().split("\n")[0]),
         params=list(getattr(module, "PARAMS", [])),
-        variants=tuple(getattr(module, "VARIANTS", ("bad",))),
+        variants=_variants(getattr(module, "VARIANTS", None)),
         defaults=dict(getattr(module, "DEFAULTS", {})),
         celery_conf=dict(getattr(module, "CELERY_CONF", {})),
     )

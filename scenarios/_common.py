@@ -25,3 +25,18 @@ def touched_bytes(mib: float) -> bytes:
 def worker_param(name: str, default):
     """A --param value inside the worker (oomlab passes the run's resolved parameters as JSON)."""
     return json.loads(os.environ.get("OOMLAB_PARAMS", "{}")).get(name, default)
+
+
+def worker_variant() -> str | None:
+    """The variant this worker runs (None outside a worker, e.g. while oomlab loads the scenario)."""
+    return os.environ.get("OOMLAB_VARIANT") or None
+
+
+def cached_input(path: str, make) -> str:
+    """Generate an input file once per results directory: `make(tmp_path)` writes it, a rename
+    publishes it, so parallel runs never read a half-written file."""
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        make(tmp)
+        os.replace(tmp, path)
+    return path

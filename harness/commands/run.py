@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from rich.console import Console
 
+from harness.compare import run_compare
 from harness.config import RunConfig
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.report.terminal import Progress, render_summary
@@ -17,8 +19,17 @@ from harness.sizes import parse_size
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--param takes key=value, not {text!r}")
+        raise argparse.ArgumentTypeError(f"takes key=value, not {text!r}")
     return key, value
+
+
+def _celery_value(text: str):
+    """A Celery setting's value from the command line: JSON when it parses (numbers, booleans,
+    lists), the plain string otherwise."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def register(subparsers) -> None:
@@ -28,9 +39,17 @@ def register(subparsers) -> None:
     parser.add_argument("--concurrency", type=int, help="pool size (default: the scenario's)")
     parser.add_argument("--pool", choices=("prefork", "solo", "threads"), help="Celery pool (default prefork)")
     parser.add_argument("--tasks", type=int, help="how many tasks to replay (default: the scenario's)")
-    parser.add_argument("--variant", help="scenario variant, e.g. bad or fixed")
+    parser.add_argument("--variant", help="scenario variant, e.g. bad or fixed (default: the scenario's first)")
+    parser.add_argument("--compare", action="store_true",
+                        help="run every variant of the scenario under the same limit and print them side by side")
     parser.add_argument("--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                         help="a scenario parameter (repeatable)")
+    parser.add_argument("--celery", action="append", type=_key_value, default=[], metavar="SETTING=VALUE",
+                        help="a Celery setting for the worker, e.g. worker_prefetch_multiplier=1 (repeatable)")
+    parser.add_argument("--max-memory-per-child", metavar="SIZE",
+                        help="set worker_max_memory_per_child (Celery counts KiB; give a size such as 200MiB)")
+    parser.add_argument("--tracemalloc", action="store_true", default=None,
+                        help="trace Python allocations in each task too, to set beside its RSS peak (slower)")
     parser.add_argument("--broker", help="use this broker URL instead of the embedded Redis")
     parser.add_argument("--backend", help="result backend URL (default: the broker)")
     parser.add_argument("--oom-scope", choices=("process", "group"), default="process",
@@ -42,31 +61,45 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def build_config(args: argparse.Namespace):
-    scenario = load_scenario(args.scenario)
-    defaults = scenario.defaults
+def celery_overrides(args: argparse.Namespace) -> dict:
+    conf = {key: _celery_value(value) for key, value in args.celery}
+    if args.max_memory_per_child:
+        conf["worker_max_memory_per_child"] = max(1, parse_size(args.max_memory_per_child) // 1024)
+    return conf
+
+
+def build_config(args: argparse.Namespace, scenario=None, variant_name: str | None = None):
+    """The run's configuration: the command line over the variant's defaults over the scenario's."""
+    scenario = scenario or load_scenario(args.scenario)
+    variant = scenario.variant(variant_name or args.variant)
+    defaults = {**scenario.defaults, **variant.defaults}
     memory = args.memory or defaults.get("memory", "256MiB")
     concurrency = args.concurrency if args.concurrency is not None else defaults.get("concurrency", 2)
     if concurrency < 1:
         raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
     if args.tasks is not None and args.tasks < 1:
         raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
-    variant = args.variant or scenario.variants[0]
-    if variant not in scenario.variants:
-        raise BadInput(f"scenario {scenario.name} has no variant {variant!r} (it has: {', '.join(scenario.variants)})")
     if args.sample_hz <= 0 or args.start_timeout <= 0 or (args.timeout is not None and args.timeout <= 0):
         raise BadInput("--sample-hz, --timeout and --start-timeout must be positive")
     config = RunConfig(
         scenario=scenario.name, memory=memory, memory_bytes=parse_size(memory), concurrency=concurrency,
         pool=args.pool or defaults.get("pool", "prefork"), tasks=args.tasks or defaults.get("tasks"),
-        variant=variant, params=scenario.resolve_params(dict(args.param)), broker=args.broker,
+        variant=variant.name, params=scenario.resolve_params(dict(args.param)), broker=args.broker,
         backend=args.backend, oom_scope=args.oom_scope, results_dir=args.results, timeout=args.timeout,
         start_timeout=args.start_timeout, sample_hz=args.sample_hz,
+        tracemalloc=bool(args.tracemalloc if args.tracemalloc is not None else defaults.get("tracemalloc", False)),
+        celery_conf={**variant.celery_conf, **celery_overrides(args)},
     )
     return scenario, config
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.compare:
+        if args.variant:
+            raise BadInput("--compare runs every variant; leave out --variant")
+        scenario = load_scenario(args.scenario)
+        configs = [build_config(args, scenario, name)[1] for name in scenario.variants]
+        return run_compare(scenario, configs)
     scenario, config = build_config(args)
     out = Console(soft_wrap=True)
     err = Console(stderr=True)

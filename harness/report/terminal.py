@@ -51,6 +51,21 @@ def render_summary(record: RunRecord, console: Console) -> None:
         console.print(kills)
     else:
         console.print("no OOM kills")
+    processes = []
+    if summary.get("main_peak_rss_bytes"):
+        processes.append(f"main process peak {format_size(summary['main_peak_rss_bytes'])}")
+    growth = (summary.get("child_uss_growth_bytes") or {}).get("max")
+    if growth is not None:
+        processes.append(f"child USS growth up to {format_size(growth)}")
+    if summary.get("children_recycled"):
+        processes.append(f"{summary['children_recycled']} children recycled")
+    traced = (summary.get("traced_peak_bytes") or {}).get("max")
+    if traced is not None:
+        processes.append(f"tracemalloc peak up to {format_size(traced)}")
+    if processes:
+        console.print(" · ".join(processes))
+    for sentence in summary.get("findings", []):
+        console.print(f"• {sentence}")
 
 
 class Progress:

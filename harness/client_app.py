@@ -1,0 +1,24 @@
+"""The harness's side of the scenario's Celery app: pointed at one run's broker, then let go of it.
+
+`--compare` runs several workers from one oomlab process, each with its own embedded broker; the
+app caches its producer pool and result backend, so each run must drop them when it ends.
+"""
+from __future__ import annotations
+
+import threading
+
+
+def point_at(app, conf: dict) -> None:
+    detach(app)
+    app.conf.update(conf)
+
+
+def detach(app) -> None:
+    pool = app._pool
+    if pool is not None:
+        pool.force_close_all()
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
+    app._backend_cache = None
+    app._local = threading.local()

@@ -1,0 +1,67 @@
+"""`oomlab run SCENARIO --compare`: every variant, one after another, under the same limit.
+
+A variant whose worker cannot start (the bad `startup`) is a finding, not an error: the comparison
+goes on. Errors that would hit every variant alike (no cgroup, broker down) stop it at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from harness.config import RunConfig
+from harness.errors import EXIT_OK, Interrupted, WorkerStartFailed
+from harness.record import write_json_atomic
+from harness.report.compare import render_comparison
+from harness.report.terminal import render_summary
+from harness.runner import Run
+from harness.scenario import Scenario
+
+COMPARE_SCHEMA = "oomlab.compare/1"
+
+
+@dataclass
+class Compared:
+    variant: str
+    run_dir: str
+    record: object  # RunRecord
+
+
+def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | None = None) -> int:
+    out = out or Console(soft_wrap=True)
+    compared: list[Compared] = []
+    path = os.path.join(configs[0].results_dir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
+    try:
+        for config in configs:
+            out.rule(f"{scenario.name} · variant {config.variant}: {scenario.variants[config.variant].description}")
+            run = Run(scenario, config)
+            try:
+                run.execute()
+            except WorkerStartFailed:
+                pass  # recorded in run.record; the next variant may well start
+            finally:
+                if os.path.isdir(run.run_dir):
+                    compared.append(Compared(config.variant, run.run_dir, run.record))
+                    _save(path, scenario, compared)
+            render_summary(run.record, out)
+            out.print(run.run_dir)
+    except Interrupted:
+        out.print(f"comparison interrupted; the runs so far are listed in {path}")
+        raise
+    out.rule(f"{scenario.name}: variants side by side")
+    render_comparison([c.record for c in compared], out)
+    out.print(path)
+    return EXIT_OK
+
+
+def _save(path: str, scenario: Scenario, compared: list[Compared]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_json_atomic(path, {
+        "schema": COMPARE_SCHEMA,
+        "scenario": scenario.name,
+        "runs": [{"variant": c.variant, "run_dir": c.run_dir, "status": c.record.status,
+                  "summary": json.loads(json.dumps(c.record.summary, default=repr))} for c in compared],
+    })

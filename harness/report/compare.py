@@ -1,0 +1,60 @@
+"""Variants side by side: one column per run, one row per figure that tells the mechanism apart."""
+from __future__ import annotations
+
+from typing import Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.record import RunRecord
+from harness.sizes import format_size
+
+
+def _size(value) -> str:
+    return format_size(value) if value else "-"
+
+
+def _settings(record: RunRecord) -> str:
+    config = record.config
+    conf = config.get("celery_conf") or {}
+    extra = " ".join(f"{k}={v}" for k, v in conf.items())
+    return f"{config['pool']} × {config['concurrency']}" + (f" {extra}" if extra else "")
+
+
+def _vs_sum(record: RunRecord) -> str:
+    summary = record.summary
+    total, usage = summary.get("sum_rss_peak_bytes"), summary.get("group_usage_at_sum_rss_peak_bytes")
+    return f"{_size(total)} vs {_size(usage)}" if total else "-"
+
+
+ROWS: list[tuple[str, Callable[[RunRecord], str]]] = [
+    ("status", lambda r: r.status),
+    ("settings", _settings),
+    ("tasks succeeded", lambda r: f"{r.summary.get('outcomes', {}).get('succeeded', 0)}/{r.summary.get('tasks', 0)}"),
+    ("tasks killed or lost", lambda r: str(sum(v for k, v in r.summary.get("outcomes", {}).items()
+                                               if k in ("killed", "requeued", "stuck")))),
+    ("OOM kills", lambda r: str(r.summary.get("kills", len(r.kills)))),
+    ("children recycled (exit 155)", lambda r: str(r.summary.get("children_recycled", 0))),
+    ("task peak RSS p50", lambda r: _size((r.summary.get("peak_rss_bytes") or {}).get("p50"))),
+    ("task peak RSS max", lambda r: _size((r.summary.get("peak_rss_bytes") or {}).get("max"))),
+    ("task peak above start max", lambda r: _size((r.summary.get("peak_above_start_bytes") or {}).get("max"))),
+    ("tracemalloc peak max", lambda r: _size((r.summary.get("traced_peak_bytes") or {}).get("max"))),
+    ("main process peak (VmHWM)", lambda r: _size(r.summary.get("main_peak_rss_bytes"))),
+    ("child USS growth max", lambda r: _size((r.summary.get("child_uss_growth_bytes") or {}).get("max"))),
+    ("sum of RSS vs group usage", _vs_sum),
+    ("group peak", lambda r: _size(r.summary.get("group_peak_bytes"))),
+]
+
+
+def render_comparison(records: list[RunRecord], console: Console) -> None:
+    limit = records[0].config["memory_bytes"] if records else None
+    table = Table(title=f"limit {format_size(limit)}", title_justify="left")
+    table.add_column("")
+    for record in records:
+        table.add_column(record.config["variant"], justify="right")
+    for label, value in ROWS:
+        cells = [value(record) for record in records]
+        if label == "tracemalloc peak max" and all(cell == "-" for cell in cells):
+            continue
+        table.add_row(label, *cells)
+    console.print(table)
