@@ -37,8 +37,14 @@ class BrokerUnreachable(OomlabError):
     exit_code = EXIT_BROKER
 
 
-class ScenarioImportFailed(OomlabError):
+class ScenarioFailed(OomlabError):
+    """The scenario's own code raised: at import, in plan() or in teardown()."""
+
     exit_code = EXIT_SCENARIO_IMPORT
+
+
+class ScenarioImportFailed(ScenarioFailed):
+    pass
 
 
 class Interrupted(BaseException):

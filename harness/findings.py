@@ -1,6 +1,6 @@
 """Plain sentences that name the mechanism a run's figures show, each from kernel or probe facts
 in the record (never a guess): what recycling could not prevent, what tracemalloc could not see,
-how far the sum of RSS overstates the group."""
+where the main process grew."""
 from __future__ import annotations
 
 from harness.analysis import EX_RECYCLE
@@ -41,28 +41,17 @@ def untraced(record: RunRecord) -> list[str]:
             f"({share:.0%}); the rest was allocated outside Python's allocator, where tracemalloc and gc cannot see it"]
 
 
-def shared_pages(record: RunRecord) -> list[str]:
-    total = record.summary.get("sum_rss_peak_bytes")
-    usage = record.summary.get("group_usage_at_sum_rss_peak_bytes")
-    if not total or not usage or total < usage * 1.2:
-        return []
-    return [f"the processes' RSS added up to {format_size(total)} while the group used {format_size(usage)}: "
-            f"pages shared after the fork count once per process in RSS and once in the group"]
-
-
 def main_process(record: RunRecord) -> list[str]:
-    main_peak = record.summary.get("main_peak_rss_bytes")
-    start = record.processes[0].first_uss_bytes if record.processes else None
-    children = [t.peak_above_start_bytes for t in record.tasks if t.peak_above_start_bytes]
-    if not main_peak or not children or not start:
+    """The main process should stay near its size when ready; growth there is messages in flight."""
+    peak, ready = record.summary.get("main_peak_rss_bytes"), record.worker.get("ready_rss_bytes")
+    if not peak or not ready or peak - ready < max(32 * 1024 * 1024, ready // 2):
         return []
-    if main_peak < 2 * max(children) and main_peak < 128 * 1024 * 1024:
-        return []
-    return [f"the worker's main process peaked at {format_size(main_peak)}: every message body passes through it, "
-            f"and it holds up to concurrency × worker_prefetch_multiplier prefetched messages at once"]
+    return [f"the worker's main process grew from {format_size(ready)} when ready to {format_size(peak)}: every "
+            f"message body passes through it, and it holds up to concurrency × worker_prefetch_multiplier "
+            f"prefetched messages at once"]
 
 
-RULES = (recycling, untraced, shared_pages, main_process)
+RULES = (recycling, untraced, main_process)
 
 
 def findings(record: RunRecord) -> list[str]:

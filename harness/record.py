@@ -59,7 +59,8 @@ class ProcessRecord:
     command: str = ""
     exited_mono: float | None = None
     exit_code: int | None = None  # a child's comes from worker_process_shutdown: 155 = recycled
-    peak_rss_bytes: int | None = None  # VmHWM, exact (main only: children reset it per task)
+    # main only (children reset VmHWM per task): its VmHWM, or the kernel's RSS figure if it was OOM-killed
+    peak_rss_bytes: int | None = None
     max_rss_bytes: int | None = None
     max_pss_bytes: int | None = None
     max_uss_bytes: int | None = None

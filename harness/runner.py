@@ -305,14 +305,17 @@ class Run:
         exit_codes = child_exit_codes(obs.probe)
         main_pid = self.worker.pid if self.worker else None
         self._read_main_peak()
+        ready = next((r.get("rss") for r in obs.probe if r["ev"] == "worker_ready" and r["pid"] == main_pid), None)
+        self.record.worker["ready_rss_bytes"] = ready
         kills = attribute_kills(obs, KillContext(main_pid, self.ready_mono, executions, names, stats, events))
+        main_peak = max([self.main_peak or 0] + [k.rss_bytes or 0 for k in kills if k.pid == main_pid]) or None
         self.record.kills = kills
         self.record.celery_events = events
         self.record.processes = [
             ProcessRecord(pid=pid, role="main" if pid == main_pid else "child", first_seen_mono=s.first_seen,
                           last_seen_mono=s.last_seen, command=s.command, exited_mono=obs.exits.get(pid),
                           exit_code=self.worker.returncode if pid == main_pid else exit_codes.get(pid),
-                          peak_rss_bytes=self.main_peak if pid == main_pid else None,
+                          peak_rss_bytes=main_peak if pid == main_pid else None,
                           max_rss_bytes=s.max_rss, max_pss_bytes=s.max_pss, max_uss_bytes=s.max_uss,
                           first_uss_bytes=s.first_uss, last_rss_bytes=s.last_rss)
             for pid, s in sorted(stats.items(), key=lambda item: item[1].first_seen)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from harness.errors import BadInput, ScenarioImportFailed
+from harness.errors import BadInput, ScenarioFailed, ScenarioImportFailed
 
 BUILTIN_PACKAGE = "scenarios"
 
@@ -126,11 +126,17 @@ class Scenario:
         return self.variants[name]
 
     def plan(self, ctx: RunContext) -> Plan:
-        return self.module.plan(ctx)
+        try:
+            return self.module.plan(ctx)
+        except Exception as exc:
+            raise _failure(self.name, "in plan()", exc) from None
 
     def teardown(self, ctx: RunContext) -> None:
         if hasattr(self.module, "teardown"):
-            self.module.teardown(ctx)
+            try:
+                self.module.teardown(ctx)
+            except Exception as exc:
+                raise _failure(self.name, "in teardown()", exc) from None
 
 
 def resolve_app(app):
@@ -152,10 +158,11 @@ def _variants(declared) -> dict[str, Variant]:
     return {variant.name: variant for variant in variants}
 
 
-def _import_failure(name: str, exc: BaseException) -> ScenarioImportFailed:
+def _failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> ScenarioFailed:
+    """One sentence naming the exception and the last line of scenario code it passed through."""
     frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
     where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
-    return ScenarioImportFailed(f"scenario {name} failed to import: {type(exc).__name__}: {exc}{where}")
+    return kind(f"scenario {name} failed {stage}: {type(exc).__name__}: {exc}{where}")
 
 
 def import_scenario_module(ref: str) -> ModuleType:
@@ -190,7 +197,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     try:
         module = import_scenario_module(ref)
     except Exception as exc:
-        raise _import_failure(name, exc) from None
+        raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     for required in ("app", "plan"):
         if not hasattr(module, required):
             raise ScenarioImportFailed(f"scenario {name} defines no `{required}`; see the README on writing a scenario")
@@ -207,5 +214,5 @@ def load_scenario(name_or_path: str) -> Scenario:
     try:
         scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except Exception as exc:
-        raise _import_failure(name, exc) from None
+        raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     return scenario

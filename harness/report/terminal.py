@@ -57,6 +57,9 @@ def render_summary(record: RunRecord, console: Console) -> None:
     growth = (summary.get("child_uss_growth_bytes") or {}).get("max")
     if growth is not None:
         processes.append(f"child USS growth up to {format_size(growth)}")
+    if summary.get("sum_rss_peak_bytes"):
+        processes.append(f"RSS summed over processes up to {format_size(summary['sum_rss_peak_bytes'])} while the "
+                         f"group used {format_size(summary.get('group_usage_at_sum_rss_peak_bytes'))}")
     if summary.get("children_recycled"):
         processes.append(f"{summary['children_recycled']} children recycled")
     traced = (summary.get("traced_peak_bytes") or {}).get("max")
