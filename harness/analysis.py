@@ -47,15 +47,16 @@ def summarize(tasks: list[TaskRecord], kills: list[KillRecord], limit: int, grou
 
 
 def summarize_processes(processes: list[ProcessRecord]) -> dict:
-    """Per-process figures: the main process's exact peak, how much each child came to own after the
-    fork (USS growth: copy-on-write inflation shows here), and children recycled by Celery."""
+    """Per-process figures: the main process's exact peak, how much each child came to own (a forked
+    child starts with next to no private pages, so its USS is its growth since the fork: copy-on-write
+    inflation shows here), and children recycled by Celery."""
     main = next((p for p in processes if p.role == "main"), None)
     children = [p for p in processes if p.role == "child"]
-    growth = [p.max_uss_bytes - p.first_uss_bytes for p in children
-              if p.max_uss_bytes is not None and p.first_uss_bytes is not None]
+    growth = [p.max_uss_bytes for p in children if p.max_uss_bytes is not None]
     return {
         "main_peak_rss_bytes": main.peak_rss_bytes if main else None,
         "child_uss_growth_bytes": spread(growth),
+        "child_pss_bytes": spread([p.max_pss_bytes for p in children if p.max_pss_bytes is not None]),
         "children": len(children),
         "children_recycled": sum(1 for p in children if p.exit_code == EX_RECYCLE),
     }

@@ -13,7 +13,7 @@ class RunConfig:
     concurrency: int
     pool: str = "prefork"
     tasks: int | None = None
-    variant: str = "bad"
+    variant: str = "default"
     params: dict[str, Any] = field(default_factory=dict)
     broker: str | None = None
     backend: str | None = None

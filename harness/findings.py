@@ -51,7 +51,24 @@ def main_process(record: RunRecord) -> list[str]:
             f"prefetched messages at once"]
 
 
-RULES = (recycling, untraced, main_process)
+def slow_growth(record: RunRecord) -> list[str]:
+    """A task killed seconds into its run, having grown all along: memory that accumulates."""
+    tasks = {t.id: t for t in record.tasks}
+    found = []
+    for kill in record.kills:
+        task = tasks.get(kill.task_id)
+        run = task.executions[-1] if task and task.executions else None
+        if run is None or run.start_rss_bytes is None or not kill.rss_bytes:
+            continue
+        elapsed = kill.kernel_time_mono - run.started_mono
+        if elapsed >= 2.0:
+            rate = (kill.rss_bytes - run.start_rss_bytes) / elapsed
+            found.append(f"{kill.task_name} was killed {elapsed:.1f} s into its run, having grown by "
+                         f"{format_size(rate)}/s on average: memory accumulated over the task's life")
+    return found
+
+
+RULES = (recycling, untraced, main_process, slow_growth)
 
 
 def findings(record: RunRecord) -> list[str]:

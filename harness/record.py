@@ -64,7 +64,6 @@ class ProcessRecord:
     max_rss_bytes: int | None = None
     max_pss_bytes: int | None = None
     max_uss_bytes: int | None = None
-    first_uss_bytes: int | None = None  # at the first PSS/USS sample: what a child owned after the fork
     last_rss_bytes: int | None = None
 
 

@@ -308,7 +308,10 @@ class Run:
         ready = next((r.get("rss") for r in obs.probe if r["ev"] == "worker_ready" and r["pid"] == main_pid), None)
         self.record.worker["ready_rss_bytes"] = ready
         kills = attribute_kills(obs, KillContext(main_pid, self.ready_mono, executions, names, stats, events))
-        main_peak = max([self.main_peak or 0] + [k.rss_bytes or 0 for k in kills if k.pid == main_pid]) or None
+        # VmHWM when the main process was last alive to ask; if it died first, the kernel's figure at
+        # its kill or the sampled maximum can be higher, and each is a true lower bound
+        sampled = stats[main_pid].max_rss if main_pid in stats else 0
+        main_peak = max([self.main_peak or 0, sampled] + [k.rss_bytes or 0 for k in kills if k.pid == main_pid]) or None
         self.record.kills = kills
         self.record.celery_events = events
         self.record.processes = [
@@ -317,7 +320,7 @@ class Run:
                           exit_code=self.worker.returncode if pid == main_pid else exit_codes.get(pid),
                           peak_rss_bytes=main_peak if pid == main_pid else None,
                           max_rss_bytes=s.max_rss, max_pss_bytes=s.max_pss, max_uss_bytes=s.max_uss,
-                          first_uss_bytes=s.first_uss, last_rss_bytes=s.last_rss)
+                          last_rss_bytes=s.last_rss)
             for pid, s in sorted(stats.items(), key=lambda item: item[1].first_seen)
         ]
         if self.replay is not None:

@@ -27,7 +27,6 @@ class PidStats:
     last_rss: int | None = None
     max_pss: int | None = None
     max_uss: int | None = None
-    first_uss: int | None = None
     command: str = ""
     gone_mono: float | None = None
 
@@ -158,8 +157,6 @@ class Sampler(threading.Thread):
                 if pss is not None:
                     stats.max_pss = max(stats.max_pss or 0, pss)
                     stats.max_uss = max(stats.max_uss or 0, uss)
-                    if stats.first_uss is None:
-                        stats.first_uss = uss
                 rows.append((now, pid, rss, pss, uss))
             present = {row[1] for row in rows}
             for pid, stats in self.stats.items():

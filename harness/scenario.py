@@ -154,7 +154,7 @@ def builtin_names() -> list[str]:
 
 
 def _variants(declared) -> dict[str, Variant]:
-    variants = [Variant(v) if isinstance(v, str) else v for v in (declared or ("bad",))]
+    variants = [Variant(v) if isinstance(v, str) else v for v in (declared or ("default",))]
     return {variant.name: variant for variant in variants}
 
 

@@ -56,7 +56,7 @@ def render_summary(record: RunRecord, console: Console) -> None:
         processes.append(f"main process peak {format_size(summary['main_peak_rss_bytes'])}")
     growth = (summary.get("child_uss_growth_bytes") or {}).get("max")
     if growth is not None:
-        processes.append(f"child USS growth up to {format_size(growth)}")
+        processes.append(f"child USS (private since the fork) up to {format_size(growth)}")
     if summary.get("sum_rss_peak_bytes"):
         processes.append(f"RSS summed over processes up to {format_size(summary['sum_rss_peak_bytes'])} while the "
                          f"group used {format_size(summary.get('group_usage_at_sum_rss_peak_bytes'))}")
