@@ -40,7 +40,7 @@ class Monitor(threading.Thread):
         self.lock = threading.Lock()
         self._new_pids: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._probe_offset = 0
         self._probe_partial = b""
 
@@ -54,7 +54,7 @@ class Monitor(threading.Thread):
         os.write(self._wake_w, b"x")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         os.write(self._wake_w, b"x")
         self.join(timeout=5)
         self.poll_once(0)  # what arrived while stopping
@@ -66,7 +66,7 @@ class Monitor(threading.Thread):
         os.close(self._wake_w)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             self.poll_once(0.02)
 
     def poll_once(self, timeout: float) -> None:

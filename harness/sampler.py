@@ -96,14 +96,14 @@ class Sampler(threading.Thread):
         self.usage_at_max_sum_rss: int | None = None
         self._rows: list[tuple] = []
         self._group_rows: list[tuple] = []
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._headers_written = False
         self._files = procfs.OpenFiles()
         self._group_files = (group.file(group.usage_file), group.file(group.peak_file))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(timeout=5)
         self.flush()
         self._files.close()
@@ -115,7 +115,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         next_tick = time.monotonic()
         last_flush = next_tick
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             cpu_before = time.thread_time()
             with_smaps = self.cost.ticks % self.smaps_every == 0
             processes = self.tick(with_smaps)
@@ -129,7 +129,7 @@ class Sampler(threading.Thread):
             if delay < 0:
                 next_tick = time.monotonic()  # fell behind: don't burst to catch up
             else:
-                self._stop.wait(delay)
+                self._stopping.wait(delay)
 
     def tick(self, with_smaps: bool) -> int:
         now = time.monotonic()

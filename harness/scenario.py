@@ -162,7 +162,8 @@ def _failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> 
     """One sentence naming the exception and the last line of scenario code it passed through."""
     frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
     where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
-    return kind(f"scenario {name} failed {stage}: {type(exc).__name__}: {exc}{where}")
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return kind(f"scenario {name} failed {stage}: {type(exc).__name__}: {first_line}{where}")
 
 
 def import_scenario_module(ref: str) -> ModuleType:

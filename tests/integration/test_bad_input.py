@@ -46,3 +46,20 @@ def test_no_permission_for_a_cgroup(oomlab, tmp_path):
         subprocess.run(["umount", str(readonly)], check=True)
     _one_sentence(result, 3, "cannot create a memory cgroup")
     assert "as root" in result.stderr and "Delegate=yes" in result.stderr
+
+
+def test_compare_with_a_variant(oomlab):
+    _one_sentence(oomlab("run", "leak", "--compare", "--variant", "bad"), 2, "--compare runs every variant")
+
+
+def test_unknown_variant(oomlab):
+    _one_sentence(oomlab("run", "leak", "--variant", "good"), 2, "scenario leak has no variant 'good'")
+
+
+def test_scenario_plan_that_fails_stops_the_run_cleanly(oomlab):
+    result = oomlab("run", "unbuffered-select", "--param", "database_url=postgresql://postgres@127.0.0.1:1/test")
+    _one_sentence(result, 6, "scenario unbuffered-select failed in plan(): OperationalError")
+    assert result.record["status"] == "error"
+    from tests.conftest import assert_nothing_left
+
+    assert_nothing_left(result.record["run_id"])
