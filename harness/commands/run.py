@@ -99,6 +99,8 @@ def main(args: argparse.Namespace) -> int:
             raise BadInput("--compare runs every variant; leave out --variant")
         scenario = load_scenario(args.scenario)
         configs = [build_config(args, scenario, name)[1] for name in scenario.variants]
+        if len({config.memory_bytes for config in configs}) > 1:
+            raise BadInput(f"the variants of {scenario.name} set different memory limits; give --memory to compare them")
         return run_compare(scenario, configs)
     scenario, config = build_config(args)
     out = Console(soft_wrap=True)

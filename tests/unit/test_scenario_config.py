@@ -48,3 +48,11 @@ def test_tracemalloc_is_on_where_the_scenario_asks_for_it():
 def test_unknown_variant_is_one_sentence():
     with pytest.raises(BadInput, match="scenario leak has no variant 'good' \\(it has: bad, fixed\\)"):
         config_for("leak", "--variant", "good")
+
+
+def test_scenarios_command_shows_one_scenario_in_full(capsys):
+    from harness.cli import main
+
+    assert main(["scenarios", "leak"]) == 0
+    shown = capsys.readouterr().out
+    assert "worker_max_memory_per_child=81920" in shown and "leak_mib" in shown and "MiB each call leaks" in shown
