@@ -50,9 +50,10 @@ def test_unknown_variant_is_one_sentence():
         config_for("leak", "--variant", "good")
 
 
-def test_scenarios_command_shows_one_scenario_in_full(capsys):
+def test_scenarios_command_shows_one_scenario_in_full(capsys, monkeypatch):
     from harness.cli import main
 
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping inside the table's cells
     assert main(["scenarios", "leak"]) == 0
     shown = capsys.readouterr().out
     assert "worker_max_memory_per_child=81920" in shown and "leak_mib" in shown and "MiB each call leaks" in shown
