@@ -5,7 +5,6 @@ goes on. Errors that would hit every variant alike (no cgroup, broker down) stop
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from rich.console import Console
 
 from harness.config import RunConfig
 from harness.errors import EXIT_OK, Interrupted, WorkerStartFailed
-from harness.record import write_json_atomic
+from harness.record import RunRecord, write_json_atomic
 from harness.report.compare import render_comparison
 from harness.report.terminal import render_summary
 from harness.runner import Run
@@ -27,7 +26,7 @@ COMPARE_SCHEMA = "oomlab.compare/1"
 class Compared:
     variant: str
     run_dir: str
-    record: object  # RunRecord
+    record: RunRecord
 
 
 def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | None = None) -> int:
@@ -63,5 +62,5 @@ def _save(path: str, scenario: Scenario, compared: list[Compared]) -> None:
         "schema": COMPARE_SCHEMA,
         "scenario": scenario.name,
         "runs": [{"variant": c.variant, "run_dir": c.run_dir, "status": c.record.status,
-                  "summary": json.loads(json.dumps(c.record.summary, default=repr))} for c in compared],
+                  "summary": c.record.summary} for c in compared],
     })
