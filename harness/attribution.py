@@ -3,7 +3,7 @@ long each detector took to notice (seconds after the kernel's kill). Pure: reads
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery.events.state import heartbeat_expires
 
@@ -17,12 +17,13 @@ _INFER_WINDOW = 2.0  # s after an OOM notification within which an exit is taken
 
 @dataclass
 class KillContext:
-    main_pid: int | None
+    main_pids: frozenset[int]  # every worker main process of the run (one per restart)
     ready_mono: float | None
     executions: dict[str, list[Execution]]
     names: dict[str, str]
     pid_stats: dict[int, PidStats]
     celery_events: list[CeleryEvent]
+    pool_noticed: dict[int, float] = field(default_factory=dict)  # child pid -> when Celery's main logged its death
 
 
 def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
@@ -91,11 +92,13 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
         if notice := _celery_notice(ctx.celery_events, task_id, kernel_time):
             seen["celery_worker_lost"] = notice.timestamp_mono or notice.received_mono
             seen["celery_event_received"] = notice.received_mono
-        if pid == ctx.main_pid and (expiry := _heartbeat_expiry(ctx.celery_events, kernel_time)):
+        if pid in ctx.pool_noticed:
+            seen["celery_pool_noticed"] = ctx.pool_noticed[pid]
+        if pid in ctx.main_pids and (expiry := _heartbeat_expiry(ctx.celery_events, kernel_time)):
             seen["celery_heartbeat_expiry"] = expiry
         kills.append(KillRecord(
             pid=pid,
-            role="main" if pid == ctx.main_pid else "child",
+            role="main" if pid in ctx.main_pids else "child",
             task_id=task_id,
             task_name=ctx.names.get(task_id) if task_id else None,
             signal="SIGKILL",

@@ -24,6 +24,10 @@ class RunConfig:
     sample_hz: float = 100.0
     tracemalloc: bool = False
     celery_conf: dict[str, Any] = field(default_factory=dict)
+    queue_arguments: dict[str, Any] = field(default_factory=dict)  # e.g. x-queue-type quorum, x-delivery-limit
+    restart: str = "no"  # no | always: start a new worker when the main process dies (a restart policy)
+    restart_delay: float = 1.0
+    settle: float = 0.3  # seconds to keep watching once every task is final
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,7 +15,8 @@ def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
         if record["ev"] == "prerun":
             runs.append(Execution(
                 pid=record["pid"], started_mono=record["t"], started_wall=record["wall"],
-                start_rss_bytes=record.get("start_rss"),
+                start_rss_bytes=record.get("start_rss"), redelivered=record.get("redelivered"),
+                delivery_count=record.get("delivery_count"), retries=record.get("retries"),
             ))
         elif record["ev"] == "postrun":
             for run in reversed(runs):

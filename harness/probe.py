@@ -68,7 +68,19 @@ def _on_prerun(task_id=None, task=None, **_):
         tracemalloc.reset_peak()
     reset = procfs.reset_peak("self")
     start = _rss()
-    emit("prerun", task_id=task_id, name=getattr(task, "name", None), start_rss=start, peak_reset=reset)
+    emit("prerun", task_id=task_id, name=getattr(task, "name", None), start_rss=start, peak_reset=reset,
+         **_delivery(task))
+
+
+def _delivery(task) -> dict:
+    """How this message reached the worker: the broker's redelivered flag, RabbitMQ's
+    x-delivery-count (quorum queues) and Celery's retry count, as evidence for the delivery lab."""
+    request = getattr(task, "request", None)
+    if request is None:
+        return {}
+    info = getattr(request, "delivery_info", None) or {}
+    return {"redelivered": info.get("redelivered"), "delivery_count": vars(request).get("x-delivery-count"),
+            "retries": getattr(request, "retries", None)}
 
 
 @signals.task_postrun.connect

@@ -28,6 +28,9 @@ class Execution:
     traced_peak_bytes: int | None = None  # tracemalloc's peak during the task (--tracemalloc)
     state: str | None = None
     killed: bool = False
+    redelivered: bool | None = None  # the broker's flag on this delivery
+    delivery_count: int | None = None  # RabbitMQ's x-delivery-count (quorum queues)
+    retries: int | None = None  # Celery's retry count for this message
 
 
 @dataclass
@@ -48,6 +51,7 @@ class TaskRecord:
     traced_peak_bytes: int | None = None  # what Python's allocator saw, beside the RSS peak
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
+    state_history: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time seen, state) per change
 
 
 @dataclass
@@ -112,6 +116,7 @@ class RunRecord:
     kills: list[KillRecord] = field(default_factory=list)
     celery_events: list[CeleryEvent] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    delivery: dict[str, Any] = field(default_factory=dict)  # the delivery lab's evidence and verdicts
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

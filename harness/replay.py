@@ -10,7 +10,7 @@ from harness.scenario import Plan
 
 
 class Replay:
-    def __init__(self, app, plan: Plan, queue: str):
+    def __init__(self, app, plan: Plan, queue):
         self.app = app
         self.queue = queue
         self.pending_calls = sorted(plan.calls, key=lambda call: call.at)
@@ -26,13 +26,17 @@ class Replay:
             ))
             self.app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.queue)
 
-    def poll_states(self) -> None:
+    def poll_states(self, include_final: bool = False) -> None:
+        """Ask the result backend for each task's state; `include_final` keeps asking after a final
+        state too (the delivery lab watches whether a FAILURE is overwritten by a redelivery)."""
         for task in self.tasks:
             known = self.states.get(task.id)
-            if known and known[0] in FINAL_STATES:
+            if known and known[0] in FINAL_STATES and not include_final:
                 continue
             meta = self.app.backend.get_task_meta(task.id)
             state = meta.get("status")
+            if not task.state_history or task.state_history[-1][1] != state:
+                task.state_history.append((time.monotonic(), state))
             self.states[task.id] = (state, describe_exception(meta.get("result")) if state == "FAILURE" else None)
 
     @property

@@ -15,12 +15,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from kombu import Queue
+
 from harness import client_app, proc, procfs
 from harness.analysis import summarize, summarize_processes
 from harness.attribution import KillContext, attribute_kills
-from harness.broker import EmbeddedRedis, check_reachable
+from harness.broker import EmbeddedRedis, check_reachable, safe_url
 from harness.config import RunConfig
 from harness.detectors.celery_events import CeleryEventCapture
+from harness.detectors.worker_log import LOG_FORMAT, child_deaths_noticed
 from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
 from harness.findings import findings
@@ -65,11 +68,26 @@ class RunResult:
     record: RunRecord
 
 
+class RunObserver:
+    """Something that watches a run from outside the worker (the delivery lab's broker view).
+    Each hook runs in the run's thread; `collect` may add to the record at every checkpoint."""
+
+    def started(self, run: "Run") -> None: ...
+
+    def worker_stopped(self, run: "Run") -> None:
+        """Every worker process is gone and the broker still runs: the moment to inspect it."""
+
+    def stop(self) -> None: ...
+
+    def collect(self, run: "Run") -> None: ...
+
+
 class Run:
-    def __init__(self, scenario: Scenario, config: RunConfig, progress=None):
+    def __init__(self, scenario: Scenario, config: RunConfig, progress=None, observers: tuple[RunObserver, ...] = ()):
         self.scenario = scenario
         self.config = config
         self.progress = progress
+        self.observers = observers
         self.run_id = new_run_id(scenario.name)
         self.run_dir = os.path.abspath(os.path.join(config.results_dir, self.run_id))
         self.queue = f"oomlab.{self.run_id}"
@@ -77,6 +95,9 @@ class Run:
         self.wall_offset = time.time() - time.monotonic()
         self.backend = self.broker = self.worker = self.monitor = self.sampler = self.events = self.app = None
         self.replay: Replay | None = None
+        self.workers: list = []  # every worker main process started, the current one last
+        self.broker_url = self.backend_url = None
+        self.task_queue = None
         self.planned = False
         self.main_peak: int | None = None
         self.ready_mono: float | None = None
@@ -134,31 +155,33 @@ class Run:
         finally:
             if os.path.isdir(self.backend.path):
                 self.lease.set_cgroup(self.backend.path)
-        if config.broker:
-            broker_url, backend_url = config.broker, config.backend or config.broker
-            check_reachable(broker_url)
-            if backend_url != broker_url:
-                check_reachable(backend_url)
-        else:
+        broker_url = config.broker
+        # results go to the broker when it is Redis, to an embedded Redis otherwise (AMQP has no backend)
+        backend_url = config.backend or (broker_url if broker_url and broker_url.startswith("redis") else None)
+        for url in dict.fromkeys(filter(None, (broker_url, backend_url))):
+            check_reachable(url)
+        if not (broker_url and backend_url):
             self.broker = EmbeddedRedis(self.run_dir)
             self.broker.start(self.lease)
-            broker_url = backend_url = config.backend or self.broker.url
+            broker_url, backend_url = broker_url or self.broker.url, backend_url or self.broker.url
+        self.broker_url, self.backend_url = broker_url, backend_url
         app = self.scenario.app
-        celery_conf = {**self.scenario.celery_conf, **config.celery_conf, "broker_url": broker_url,
+        celery_conf = {"worker_log_format": LOG_FORMAT, "worker_task_log_format": LOG_FORMAT,
+                       **self.scenario.celery_conf, **config.celery_conf, "broker_url": broker_url,
                        "result_backend": backend_url, "task_default_queue": self.queue,
                        "worker_send_task_events": True, "task_send_sent_event": False}
-        client_app.point_at(app, celery_conf)
+        self.task_queue = Queue(self.queue, queue_arguments=config.queue_arguments or None)
+        client_app.point_at(app, {**celery_conf, "task_queues": [self.task_queue]})
         self.app = app
-        self.record.worker = {"hostname": self.hostname, "queue": self.queue, "broker": _safe_url(broker_url),
-                              "backend": _safe_url(backend_url), "celery_conf": _jsonable(celery_conf)}
+        self.record.worker = {"hostname": self.hostname, "queue": self.queue, "broker": safe_url(broker_url),
+                              "backend": safe_url(backend_url), "celery_conf": _jsonable(celery_conf)}
         self.record.environment.update(describe(self.backend.name))
         self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
                              "oom_scope": config.oom_scope}
         probe_path = os.path.join(self.run_dir, "probe.jsonl")
         open(probe_path, "a").close()
-        self.worker = proc.spawn(self._worker_argv(), log_path=os.path.join(self.run_dir, "worker.log"),
-                                 env=self._worker_env(probe_path, celery_conf), join_cgroup=self.backend.procs_file)
-        self.lease.add_process(self.worker.pid)
+        self._worker_env_vars = self._worker_env(probe_path, celery_conf)
+        self._spawn_worker()
         self.record.worker["pid"] = self.worker.pid
         emulate = config.oom_scope == "group" and self.backend.version == 1
         self.monitor = Monitor(self.backend, probe_path, emulate_group_kill=emulate)
@@ -169,8 +192,26 @@ class Run:
         self.events = CeleryEventCapture(app, self.hostname, lambda wall: wall - self.wall_offset)
         self.events.start()
         self.record.environment["detectors"] = {**self.monitor.detectors, "celery_events": True}
+        for observer in self.observers:
+            observer.started(self)
         self.record.status = "running"
         self.checkpoint()
+
+    def _spawn_worker(self) -> None:
+        """Start a worker main process inside the group (again, under a restart policy)."""
+        self.worker = proc.spawn(self._worker_argv(), log_path=os.path.join(self.run_dir, "worker.log"),
+                                 env=self._worker_env_vars, join_cgroup=self.backend.procs_file)
+        self.workers.append(self.worker)
+        self.lease.add_process(self.worker.pid)
+        if self.monitor is not None:
+            self.monitor.watch_pid(self.worker.pid)
+
+    def _restart_worker(self, now: float) -> None:
+        previous = self.worker
+        self._spawn_worker()
+        self.record.worker.setdefault("restarts", []).append(
+            {"pid": self.worker.pid, "started_mono": now, "previous_pid": previous.pid,
+             "previous_exit_code": previous.returncode})
 
     def _worker_argv(self) -> list[str]:
         return [sys.executable, "-m", "celery", "-A", "harness.worker_app", "worker",
@@ -187,6 +228,8 @@ class Run:
             "OOMLAB_VARIANT": self.config.variant,
             "OOMLAB_TRACEMALLOC": "1" if self.config.tracemalloc else "",
             "OOMLAB_PROBE_PATH": probe_path,
+            "OOMLAB_QUEUE": self.queue,
+            "OOMLAB_QUEUE_ARGUMENTS": json.dumps(self.config.queue_arguments),
             "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
         })
@@ -225,21 +268,29 @@ class Run:
         plan = self.scenario.plan(self._context())
         timeout = self.config.timeout or plan.timeout
         self.record.config["timeout_used"] = timeout
-        self.replay = Replay(self.app, plan, self.queue)
+        self.replay = Replay(self.app, plan, self.task_queue)
         started = time.monotonic()
         last_checkpoint = 0.0
-        worker_gone_at = None
+        worker_gone_at = final_since = None
         while True:
             now = time.monotonic()
             self.replay.send_due(now - started)
-            self.replay.poll_states()
+            self.replay.poll_states(include_final=final_since is not None)
             if self.progress:
                 self.progress.running(self)
             if self.replay.all_sent and self.replay.unfinished() == 0:
-                break
+                final_since = final_since or now
+                if now - final_since >= self.config.settle:
+                    break
+            else:
+                final_since = None
             if self.worker.poll() is not None:
                 worker_gone_at = worker_gone_at or now
-                if now - worker_gone_at > 1.0:  # nobody is left to finish the rest
+                if self.config.restart == "always":
+                    if now - worker_gone_at >= self.config.restart_delay:
+                        self._restart_worker(now)
+                        worker_gone_at = None
+                elif now - worker_gone_at > 1.0:  # nobody is left to finish the rest
                     self.record.message = (f"the worker's main process exited (code {self.worker.returncode}) "
                                            f"with {self.replay.unfinished()} tasks unfinished")
                     break
@@ -251,19 +302,25 @@ class Run:
                 last_checkpoint = now
             time.sleep(0.1)
         time.sleep(0.3)  # the last events and kernel lines of the final kill
+        self.replay.poll_states(include_final=True)
+        self.record.worker["observed_until_mono"] = time.monotonic()  # what follows is oomlab stopping it
 
     # --- teardown ----------------------------------------------------------------------------
     def _shutdown(self) -> None:
         """Stop everything this run started; each step runs even when an earlier one failed."""
         steps = [self._read_main_peak]
-        if self.worker is not None:
-            steps.append(lambda: proc.stop(self.worker, grace=3.0, on_timeout=self.backend.kill_all))
+        for worker in self.workers:
+            steps.append(lambda worker=worker: proc.stop(worker, grace=3.0, on_timeout=self.backend.kill_all))
         if self.backend is not None:
             steps.append(self._read_group_peak)
             steps.append(self.backend.kill_all)
+        steps.extend(lambda observer=observer: observer.worker_stopped(self) for observer in self.observers)
+        if self.broker is None and self.app is not None:
+            steps.append(self._delete_queue)  # a service broker keeps a durable queue otherwise
         for thread in (self.events, self.sampler, self.monitor):
             if thread is not None:
                 steps.append(thread.stop)
+        steps.extend(observer.stop for observer in self.observers)
         if self.planned:
             steps.append(lambda: self.scenario.teardown(self._context()))
         if self.app is not None:
@@ -277,16 +334,23 @@ class Run:
                 step()
             except Exception as exc:  # keep cleaning up; say what failed in the record
                 self.record.environment.setdefault("cleanup_errors", []).append(f"{type(exc).__name__}: {exc}")
-        if self.worker is not None:
-            self.record.worker["exit_code"] = self.worker.returncode
+        if self.workers:
+            self.record.worker["exit_code"] = self.workers[0].returncode
+            for restart, worker in zip(self.record.worker.get("restarts", []), self.workers[1:]):
+                restart["exit_code"] = worker.returncode
         self.lease.release()
 
     def _read_main_peak(self) -> None:
-        """The main process's VmHWM (never reset, so its lifetime peak), while it is alive to ask."""
-        if self.worker is not None and self.worker.poll() is None:
-            peak = procfs.status_fields(self.worker.pid, ("VmHWM",)).get("VmHWM")
+        """The first main process's VmHWM (never reset, so its lifetime peak), while it is alive to ask."""
+        first = self.workers[0] if self.workers else None
+        if first is not None and first.poll() is None:
+            peak = procfs.status_fields(first.pid, ("VmHWM",)).get("VmHWM")
             if peak:
                 self.main_peak = max(self.main_peak or 0, peak)
+
+    def _delete_queue(self) -> None:
+        with self.app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(self.queue)
 
     def _read_group_peak(self) -> None:
         self.group_peak = self.backend.peak_bytes()
@@ -303,21 +367,25 @@ class Run:
         executions = build_executions(obs.probe)
         names = task_names(obs.probe)
         exit_codes = child_exit_codes(obs.probe)
-        main_pid = self.worker.pid if self.worker else None
+        main_pid = self.workers[0].pid if self.workers else None
+        main_pids = frozenset(worker.pid for worker in self.workers)
         self._read_main_peak()
         ready = next((r.get("rss") for r in obs.probe if r["ev"] == "worker_ready" and r["pid"] == main_pid), None)
         self.record.worker["ready_rss_bytes"] = ready
-        kills = attribute_kills(obs, KillContext(main_pid, self.ready_mono, executions, names, stats, events))
+        noticed = {pid: wall - self.wall_offset
+                   for pid, wall in child_deaths_noticed(os.path.join(self.run_dir, "worker.log")).items()}
+        kills = attribute_kills(obs, KillContext(main_pids, self.ready_mono, executions, names, stats, events, noticed))
         # VmHWM when the main process was last alive to ask; if it died first, the kernel's figure at
         # its kill or the sampled maximum can be higher, and each is a true lower bound
         sampled = stats[main_pid].max_rss if main_pid in stats else 0
         main_peak = max([self.main_peak or 0, sampled] + [k.rss_bytes or 0 for k in kills if k.pid == main_pid]) or None
         self.record.kills = kills
         self.record.celery_events = events
+        main_exit_codes = {worker.pid: worker.returncode for worker in self.workers}
         self.record.processes = [
-            ProcessRecord(pid=pid, role="main" if pid == main_pid else "child", first_seen_mono=s.first_seen,
+            ProcessRecord(pid=pid, role="main" if pid in main_pids else "child", first_seen_mono=s.first_seen,
                           last_seen_mono=s.last_seen, command=s.command, exited_mono=obs.exits.get(pid),
-                          exit_code=self.worker.returncode if pid == main_pid else exit_codes.get(pid),
+                          exit_code=main_exit_codes[pid] if pid in main_pids else exit_codes.get(pid),
                           peak_rss_bytes=main_peak if pid == main_pid else None,
                           max_rss_bytes=s.max_rss, max_pss_bytes=s.max_pss, max_uss_bytes=s.max_uss,
                           last_rss_bytes=s.last_rss)
@@ -341,6 +409,8 @@ class Run:
         self.record.summary["findings"] = findings(self.record)
         if self.events and self.events.error:
             self.record.environment["celery_events_error"] = self.events.error
+        for observer in self.observers:
+            observer.collect(self)
 
     def checkpoint(self) -> None:
         self._collect()
@@ -356,16 +426,6 @@ class Run:
         except Exception as exc:  # a plot must never cost the user the record
             self.record.environment["timeline_error"] = f"{type(exc).__name__}: {exc}"
             write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
-
-
-def _safe_url(url: str) -> str:
-    """A URL without its password, for the record."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
 
 
 def _jsonable(conf: dict) -> dict:

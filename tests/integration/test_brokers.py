@@ -25,3 +25,17 @@ def test_external_broker(oomlab, name):
     assert over["outcome"] == "killed"
     assert [t["outcome"] for t in record["tasks"] if t is not over] == ["succeeded"] * 4
     assert record["worker"]["broker"].startswith(BROKERS[name].split("://")[0])
+    assert not queue_exists(BROKERS[name], record["worker"]["queue"]), "the run's queue was left on the broker"
+
+
+def queue_exists(url: str, queue: str) -> bool:
+    from kombu import Connection
+
+    with Connection(url) as connection:
+        if url.startswith("redis"):
+            return bool(connection.default_channel.client.exists(queue))
+        try:
+            connection.default_channel.queue_declare(queue, passive=True)
+            return True
+        except connection.channel_errors:
+            return False

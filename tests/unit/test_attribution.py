@@ -13,7 +13,7 @@ PROBE = [
 
 def context(events=()):
     executions = build_executions(PROBE)
-    return KillContext(main_pid=10, ready_mono=5.0, executions=executions,
+    return KillContext(main_pids=frozenset({10}), ready_mono=5.0, executions=executions,
                        names={"t1": "alloc.allocate", "t2": "alloc.allocate"}, pid_stats={}, celery_events=list(events))
 
 
