@@ -8,10 +8,10 @@ import sys
 import tempfile
 import traceback
 
-from harness.commands import run, scenarios
+from harness.commands import lab, run, scenarios
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OomlabError
 
-COMMANDS = (run, scenarios)
+COMMANDS = (run, scenarios, lab)
 
 
 def parser() -> argparse.ArgumentParser:

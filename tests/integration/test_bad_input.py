@@ -63,3 +63,21 @@ def test_scenario_plan_that_fails_stops_the_run_cleanly(oomlab):
     from tests.conftest import assert_nothing_left
 
     assert_nothing_left(result.record["run_id"])
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--only", "acks=sometimes"], "--acks takes early, late"),
+    (["--only", "colour=red"], "--only takes AXIS=VALUES pairs"),
+    (["--broker", "kafka"], "--broker takes redis, rabbitmq, quorum"),
+    (["--jobs", "0"], "--jobs must be positive"),
+    (["--memory", "lots"], "'lots' is not a memory size"),
+])
+def test_lab_bad_selection(oomlab, tmp_path, args, phrase):
+    _one_sentence(oomlab("lab", "delivery", *args, "--results", str(tmp_path)), 2, phrase)
+
+
+def test_lab_rabbitmq_unreachable(oomlab, tmp_path):
+    result = oomlab("lab", "delivery", "--broker", "quorum", "--rabbitmq-url", "amqp://guest:guest@127.0.0.1:1//",
+                    "--results", str(tmp_path))
+    _one_sentence(result, 5, "broker amqp://guest:***@127.0.0.1:1// is unreachable")  # no password shown
+    assert not list(tmp_path.iterdir()), "nothing is started, so nothing is written"

@@ -17,7 +17,7 @@ def test_every_builtin_scenario_has_bad_and_fixed_and_a_description():
     for name in builtin_names():
         scenario = load_scenario(name)
         assert scenario.description
-        if name != "alloc":
+        if name not in ("alloc", "oom-victim"):  # instruments (a limit probe, the delivery lab's victim), not problems with a fix
             assert list(scenario.variants)[:2] == ["bad", "fixed"], name
 
 

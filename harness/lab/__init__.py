@@ -1,0 +1,1 @@
+"""Labs: matrices of real runs that answer one operational question each."""

@@ -1,0 +1,77 @@
+"""The delivery lab's eyes outside the worker: the broker's queue sampled through the run, the
+message located once the workers are gone, and the verdict written into the record's `delivery`."""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+
+from harness.lab.broker_view import Depth, Location, open_view
+from harness.lab.cells import Cell
+from harness.lab.verdict import detections, flower_worker_online, judge
+from harness.runner import Run, RunObserver
+
+SAMPLE_SECONDS = 0.25
+
+
+class DeliveryObserver(RunObserver):
+    def __init__(self, cell: Cell, settings: dict):
+        self.cell = cell
+        self.settings = settings  # the lab's options that shaped this cell (window, visibility timeout...)
+        self.samples: list[Depth] = []
+        self.locations: dict[str, Location] = {}
+        self.error: str | None = None
+        self._view = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def started(self, run: Run) -> None:
+        self._view = open_view(run.broker_url, run.queue)
+        self._thread = threading.Thread(target=self._sample, name="oomlab-broker-view", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stopping.wait(SAMPLE_SECONDS):
+            try:
+                depth = self._view.depth()
+            except Exception as exc:  # the broker going away ends sampling, not the run
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
+            with self._lock:
+                self.samples.append(depth)
+
+    def worker_stopped(self, run: Run) -> None:
+        self._stop_sampling()
+        ids = [task.id for task in run.record.tasks]
+        try:
+            self.locations = {loc.task_id: loc for loc in self._view.locate(ids)}
+        except Exception as exc:
+            self.error = f"locating the messages failed: {type(exc).__name__}: {exc}"
+
+    def _stop_sampling(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    def stop(self) -> None:
+        self._stop_sampling()
+        if self._view is not None:
+            self._view.close()
+
+    def collect(self, run: Run) -> None:
+        record = run.record
+        with self._lock:
+            samples = [asdict(s) for s in self.samples]
+        verdicts = [judge(task, record.kills, self.locations.get(task.id))
+                    for task in record.tasks]
+        record.delivery = {
+            "cell": self.cell.as_dict(),
+            "settings": self.settings,
+            "verdicts": [asdict(v) | {"first_redelivery_s": v.first_redelivery_s} for v in verdicts],
+            "locations": [asdict(loc) for loc in self.locations.values()],
+            "detection": [asdict(d) for d in detections(record.kills)],
+            "flower_worker_online": flower_worker_online(record.celery_events, record.worker.get("observed_until_mono")),
+            "worker_restarts": record.worker.get("restarts", []),
+            "broker_samples": samples,
+            "error": self.error,
+        }
