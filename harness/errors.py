@@ -8,6 +8,7 @@ EXIT_PERMISSION = 3
 EXIT_WORKER_START = 4
 EXIT_BROKER = 5
 EXIT_SCENARIO_IMPORT = 6
+EXIT_REGRESSION = 7  # oomlab gate: task memory grew past a threshold (not an error)
 EXIT_INTERRUPTED = 130
 
 

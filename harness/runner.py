@@ -32,7 +32,7 @@ from harness.leftovers import Lease, sweep_stale
 from harness.limits import open_cgroup_backend
 from harness.monitor import Monitor
 from harness.outcomes import fill_task
-from harness.record import ProcessRecord, RunRecord, write_json_atomic
+from harness.record import ProcessRecord, RunRecord, TaskRecord, write_json_atomic
 from harness.replay import Replay
 from harness.sampler import Sampler
 from harness.scenario import RunContext, Scenario
@@ -95,6 +95,10 @@ class Run:
         self.wall_offset = time.time() - time.monotonic()
         self.backend = self.broker = self.worker = self.monitor = self.sampler = self.events = self.app = None
         self.replay: Replay | None = None
+        # tasks sent by someone else (a pytest session through the app): what the probe saw, and
+        # the states the session polled from the result backend
+        self.observed_tasks: dict[str, TaskRecord] = {}
+        self.external_states: dict[str, tuple[str | None, str | None]] = {}
         self.workers: list = []  # every worker main process started, the current one last
         self.broker_url = self.backend_url = None
         self.task_queue = None
@@ -107,20 +111,10 @@ class Run:
 
     # --- the whole run ---------------------------------------------------------------------
     def execute(self) -> RunResult:
-        # the monitor thread wakes on kernel events; a short GIL switch interval lets it run
-        # within ~1 ms of waking instead of up to 5 ms (CPython's default)
-        sys.setswitchinterval(0.0005)
-        os.makedirs(self.run_dir)
-        self.record.files = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv",
-                             "worker_log": "worker.log", "timeline": "timeline.png"}
-        self.lease = Lease.for_this_process(self.run_id)
-        self.lease.save()
-        self.record.environment["cleaned_up_after_previous_runs"] = sweep_stale()
-        self.checkpoint()
+        self.prepare()
         try:
             with signals_raise_interrupted():
-                self._start()
-                self._wait_until_ready()
+                self.start_worker()
                 self._replay()
                 self.record.status = "complete"
         except Interrupted as stop:
@@ -138,9 +132,31 @@ class Run:
             self.record.status, self.record.message = "error", f"{type(error).__name__}: {error}"
             raise
         finally:
-            self._shutdown()
-            self.finalize()
+            self.close()
         return RunResult(self.run_dir, self.record)
+
+    def prepare(self) -> None:
+        """The run directory, the lease, and the sweep of what earlier runs left behind."""
+        # the monitor thread wakes on kernel events; a short GIL switch interval lets it run
+        # within ~1 ms of waking instead of up to 5 ms (CPython's default)
+        sys.setswitchinterval(0.0005)
+        os.makedirs(self.run_dir)
+        self.record.files = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv",
+                             "worker_log": "worker.log", "timeline": "timeline.png"}
+        self.lease = Lease.for_this_process(self.run_id)
+        self.lease.save()
+        self.record.environment["cleaned_up_after_previous_runs"] = sweep_stale()
+        self.checkpoint()
+
+    def start_worker(self) -> None:
+        """The group, the broker and the worker, ready to take tasks (WorkerStartFailed otherwise)."""
+        self._start()
+        self._wait_until_ready()
+
+    def close(self) -> None:
+        """Stop everything and write the final record; safe to call once, whatever happened before."""
+        self._shutdown()
+        self.finalize()
 
     def _start(self) -> None:
         config = self.config
@@ -223,6 +239,7 @@ class Run:
         env = dict(os.environ)
         env.update({
             "OOMLAB_SCENARIO": self.scenario.module_ref,
+            "OOMLAB_APP": self.scenario.app_ref or "",
             "OOMLAB_CELERY_CONF": json.dumps(_jsonable(celery_conf)),
             "OOMLAB_PARAMS": json.dumps(self.config.params),
             "OOMLAB_VARIANT": self.config.variant,
@@ -392,10 +409,13 @@ class Run:
             for pid, s in sorted(stats.items(), key=lambda item: item[1].first_seen)
         ]
         if self.replay is not None:
-            for task in self.replay.tasks:
-                state, exception = self.replay.states.get(task.id, (None, None))
-                fill_task(task, state, exception, executions.get(task.id, []), kills)
-            self.record.tasks = self.replay.tasks
+            tasks, states = self.replay.tasks, self.replay.states
+        else:
+            tasks, states = self._observed(executions, names), self.external_states
+        for task in tasks:
+            state, exception = states.get(task.id, (None, None))
+            fill_task(task, state, exception, executions.get(task.id, []), kills)
+        self.record.tasks = tasks
         peak = self.group_peak if self.group_peak is not None else (self.sampler.max_usage if self.sampler else None)
         self.record.summary = summarize(self.record.tasks, kills, self.config.memory_bytes, peak)
         self.record.summary.update(summarize_processes(self.record.processes))
@@ -411,6 +431,13 @@ class Run:
             self.record.environment["celery_events_error"] = self.events.error
         for observer in self.observers:
             observer.collect(self)
+
+    def _observed(self, executions: dict, names: dict[str, str]) -> list[TaskRecord]:
+        for task_id, runs in executions.items():
+            if task_id not in self.observed_tasks and runs:
+                self.observed_tasks[task_id] = TaskRecord(id=task_id, name=names.get(task_id, "?"), label="",
+                                                          args=[], sent_mono=runs[0].started_mono)
+        return list(self.observed_tasks.values())
 
     def checkpoint(self) -> None:
         self._collect()

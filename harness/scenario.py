@@ -105,10 +105,23 @@ class Scenario:
     variants: dict[str, Variant]
     defaults: dict[str, Any]
     celery_conf: dict[str, Any]
+    app_ref: str | None = None  # "module:attribute" when the app is the user's own (a pytest session)
 
     @property
     def app(self):
-        return resolve_app(self.module.app)
+        return resolve_app(self.app_ref or self.module.app)
+
+    @classmethod
+    def for_app(cls, app_ref: str) -> "Scenario":
+        """A user's own Celery app with no plan: its tasks are sent by the user's code (pytest)."""
+        module_name = app_ref.partition(":")[0]
+        try:
+            module = importlib.import_module(module_name)
+            resolve_app(app_ref)
+        except Exception as exc:
+            raise _failure(app_ref, "to import", exc, ScenarioImportFailed) from None
+        return cls(name=module_name, module=module, module_ref=module_name, description=f"the app {app_ref}",
+                   params=[], variants=_variants(None), defaults={}, celery_conf={}, app_ref=app_ref)
 
     def resolve_params(self, given: dict[str, str]) -> dict[str, Any]:
         known = {param.name: param for param in self.params}

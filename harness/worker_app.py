@@ -10,7 +10,7 @@ from kombu import Queue
 from harness import probe  # noqa: F401  (connects the signal handlers before the pool forks)
 from harness.scenario import import_scenario_module, resolve_app
 
-app = resolve_app(import_scenario_module(os.environ["OOMLAB_SCENARIO"]).app)
+app = resolve_app(os.environ.get("OOMLAB_APP") or import_scenario_module(os.environ["OOMLAB_SCENARIO"]).app)
 app.conf.update(json.loads(os.environ.get("OOMLAB_CELERY_CONF", "{}")))
 # the run's queue as the client declared it (a quorum queue's arguments must match on both sides)
 app.conf.task_queues = [Queue(os.environ["OOMLAB_QUEUE"],

@@ -11,6 +11,7 @@ from harness.broker import check_reachable
 from harness.errors import EXIT_OK, BadInput, Interrupted
 from harness.lab.cells import AXES, expand, parse_axis_values, parse_only
 from harness.lab.delivery import LabOptions, new_lab_dir, run_lab
+from harness.report.console import report_console
 from harness.report.delivery import cell_line, render_table
 from harness.sizes import parse_size
 
@@ -74,9 +75,7 @@ def main(args: argparse.Namespace) -> int:
     options = options_from(args)
     if any(cell.broker != "redis" for cell in cells):
         check_reachable(options.rabbitmq_url)
-    out = Console(soft_wrap=True)
-    if not out.is_terminal:
-        out.width = 220  # a record in a file or CI log keeps every column whole
+    out = report_console()
     err = Console(stderr=True, soft_wrap=True)
     err.print(f"delivery lab: {len(cells)} cells, {options.jobs} at a time")
 

@@ -1,0 +1,40 @@
+"""The gate from end to end, shared by `oomlab gate` and the pytest plugin: read the baseline (or
+write the first one), pick thresholds (command line, then pyproject.toml, then peak:10%), compare,
+and write the Markdown and JUnit reports that were asked for."""
+from __future__ import annotations
+
+import os
+
+from harness.gate.baseline import load_baseline, save_baseline
+from harness.gate.report import junit_xml, markdown
+from harness.gate.settings import read_gate_settings
+from harness.gate.stats import TaskStats
+from harness.gate.thresholds import Threshold, parse_threshold
+from harness.gate.verdict import GateResult, compare
+
+DEFAULT_THRESHOLDS = ("peak:10%",)
+
+
+def gate(baseline_path: str, current: dict[str, TaskStats], source: str, fail: list[str],
+         pyproject: str = "pyproject.toml") -> GateResult:
+    default, per_task = read_gate_settings(pyproject)
+    given: list[Threshold] = [parse_threshold(text) for text in fail]
+    thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
+    if not os.path.exists(baseline_path):
+        save_baseline(baseline_path, current, source)
+        return GateResult(notices=[f"no baseline at {baseline_path}: this run ({source}) is saved as the baseline; "
+                                   f"the gate passes and compares from the next run on"])
+    baseline, baseline_source = load_baseline(baseline_path)
+    result = compare(baseline, current, thresholds, per_task)
+    result.notices.insert(0, f"baseline {baseline_path} (run {baseline_source}) against run {source}")
+    return result
+
+
+def write_reports(result: GateResult, markdown_path: str | None, junit_path: str | None) -> None:
+    text = markdown(result)
+    for path in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
+        with open(path, "a") as handle:
+            handle.write(text)
+    if junit_path:
+        with open(junit_path, "w") as handle:
+            handle.write(junit_xml(result))

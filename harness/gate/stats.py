@@ -1,0 +1,50 @@
+"""Per-task-name statistics of exact peaks (VmHWM per task) from a run record, and its OOM kills."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class TaskStats:
+    n: int
+    min: int
+    max: int
+    mean: int
+    p50: int
+    p95: int
+    p99: int
+    kills: int = 0  # OOM kills of this task name in the run
+
+    def get(self, stat: str) -> int:
+        return getattr(self, STAT_ALIASES.get(stat, stat))
+
+
+STAT_ALIASES = {"peak": "max"}
+STATS = ("peak", "max", "min", "mean", "p50", "p95", "p99")
+
+
+def _quantile(ordered: list[int], q: float) -> int:
+    """Nearest-rank quantile: a value that was really measured, never an interpolation."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def stats_of(peaks: list[int], kills: int = 0) -> TaskStats:
+    ordered = sorted(peaks)
+    return TaskStats(n=len(ordered), min=ordered[0], max=ordered[-1], mean=round(sum(ordered) / len(ordered)),
+                     p50=_quantile(ordered, 0.50), p95=_quantile(ordered, 0.95), p99=_quantile(ordered, 0.99), kills=kills)
+
+
+def task_stats(record: dict) -> dict[str, TaskStats]:
+    """From run.json: each task name's exact peaks (killed runs have none) and its kill count."""
+    peaks: dict[str, list[int]] = {}
+    kills: dict[str, int] = {}
+    for task in record.get("tasks", []):
+        if task.get("peak_is_exact") and task.get("peak_rss_bytes") is not None:
+            peaks.setdefault(task["name"], []).append(task["peak_rss_bytes"])
+    for kill in record.get("kills", []):
+        if kill.get("task_name"):
+            kills[kill["task_name"]] = kills.get(kill["task_name"], 0) + 1
+    names = sorted(set(peaks) | set(kills))
+    return {name: stats_of(peaks[name], kills.get(name, 0)) if name in peaks
+            else TaskStats(0, 0, 0, 0, 0, 0, 0, kills[name]) for name in names}

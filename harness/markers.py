@@ -1,0 +1,36 @@
+"""Markers as pure functions: the tasks a test ran in the worker in, a verdict dataclass out (None
+when the test passes), so the plugin only wires them to pytest and each is tested on its own."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.assertions import highest_peaks
+from harness.record import TaskRecord
+from harness.sizes import format_size, parse_size
+
+
+@dataclass
+class PeakViolation:
+    limit_bytes: int
+    offenders: list[TaskRecord]  # tasks at or above the limit, or OOM-killed
+    tasks: list[TaskRecord]  # every task the test ran
+    run_dir: str
+
+    @property
+    def long_repr(self) -> str:
+        worst = max(self.offenders, key=lambda t: t.peak_rss_bytes or 0)
+        return (f"{len(self.offenders)} of {len(self.tasks)} task(s) this test ran peaked at or above "
+                f"{format_size(self.limit_bytes)}; the highest: {format_size(worst.peak_rss_bytes)} "
+                f"({format_size((worst.peak_rss_bytes or 0) - self.limit_bytes)} over)\n"
+                f"highest peaks:\n{highest_peaks(self.tasks)}\nrun directory: {self.run_dir}")
+
+
+def peak_rss_below(limit: str | int, *, tasks: list[TaskRecord], run_dir: str) -> PeakViolation | None:
+    """`@pytest.mark.peak_rss_below("256 MiB")`: every task the test ran in the worker peaked below
+    the limit (exact VmHWM per task); a task OOM-killed during the test fails it too."""
+    limit_bytes = limit if isinstance(limit, int) else parse_size(str(limit).replace(" ", ""))
+    offenders = [t for t in tasks if (t.peak_rss_bytes or 0) >= limit_bytes or any(r.killed for r in t.executions)]
+    return PeakViolation(limit_bytes, offenders, tasks, run_dir) if offenders else None
+
+
+MARKERS = {"peak_rss_below": peak_rss_below}

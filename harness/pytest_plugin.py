@@ -1,0 +1,136 @@
+"""oomlab's pytest plugin (entry point `pytest11`): a real worker of your Celery app under a memory
+limit as the `oomlab_worker` fixture, `@pytest.mark.peak_rss_below(...)`, and the gate on task
+memory at the end of the session (`--oomlab-baseline PATH --oomlab-fail peak:10%`).
+
+Nothing starts unless a test asks for the fixture or the gate is on."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.errors import OomlabError
+from harness.markers import MARKERS
+from harness.session import WorkerOptions, WorkerSession
+
+_OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key oomlab_NAME
+    "app": (None, "your Celery app as 'module:attribute' (e.g. proj.celery:app)"),
+    "memory": ("512MiB", "the worker's memory limit"),
+    "concurrency": ("1", "the worker's pool size"),
+    "pool": ("prefork", "the worker's pool: prefork, solo or threads"),
+    "broker": (None, "a broker URL instead of the embedded Redis"),
+    "results": ("results", "where run records go"),
+}
+_PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
+_RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
+_GATE = pytest.StashKey[object]()  # the gate's result, for the terminal summary
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("oomlab", "oomlab: task memory in a real Celery worker under a memory limit")
+    for name, (default, text) in _OPTIONS.items():
+        group.addoption(f"--oomlab-{name}", dest=f"oomlab_{name}", default=None, help=f"{text} (default {default})")
+        parser.addini(f"oomlab_{name}", text, default=default)
+    group.addoption("--oomlab-baseline", metavar="PATH",
+                    help="gate task memory against this baseline at the end of the session (written on first use)")
+    group.addoption("--oomlab-fail", action="append", default=[], metavar="STAT:N%",
+                    help="a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "peak_rss_below(limit): every task the test runs in the oomlab worker "
+                                       "peaks below limit (exact VmHWM per task), e.g. \"256 MiB\"")
+    config.stash[_RUN_DIRS] = []
+
+
+def _option(config: pytest.Config, name: str):
+    return config.getoption(f"oomlab_{name}") or config.getini(f"oomlab_{name}")
+
+
+@pytest.fixture(scope="session")
+def oomlab_worker(request: pytest.FixtureRequest):
+    """A real worker of your app under a memory limit for the whole session; send tasks through
+    your app as usual (it is pointed at the worker's broker while the fixture lives)."""
+    config = request.config
+    app = _option(config, "app")
+    if not app:
+        raise pytest.UsageError("oomlab_worker needs your Celery app: set oomlab_app = \"module:attribute\" "
+                                "in the pytest ini options, or pass --oomlab-app")
+    options = WorkerOptions(app=app, memory=_option(config, "memory"), concurrency=int(_option(config, "concurrency")),
+                            pool=_option(config, "pool"), broker=_option(config, "broker"),
+                            results_dir=_option(config, "results"))
+    try:
+        session = WorkerSession(options).start()
+    except OomlabError as error:
+        raise pytest.UsageError(f"oomlab could not start the worker: {error.message}") from None
+    config.stash[_RUN_DIRS].append(session.run_dir)
+    yield session
+    session.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    marked = any(m.name in MARKERS for m in item.iter_markers())
+    session = WorkerSession.current() if marked else None
+    before = session.task_ids() if session else set()
+    try:
+        return (yield)
+    finally:
+        if session is not None:
+            session.settle()
+            item.stash[_PASSED_TASKS] = [t for t in session.tasks() if t.id not in before]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.when != "call" or report.outcome != "passed":
+        return report
+    for marker in item.iter_markers():
+        check = MARKERS.get(marker.name)
+        if check is None:
+            continue
+        session = WorkerSession.current()
+        if session is None:
+            report.outcome, report.longrepr = "failed", f"@pytest.mark.{marker.name} needs the oomlab_worker fixture"
+            return report
+        violation = check(*marker.args, **marker.kwargs, tasks=item.stash.get(_PASSED_TASKS, []), run_dir=session.run_dir)
+        if violation is not None:
+            report.outcome, report.longrepr = "failed", violation.long_repr
+            return report
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    config = session.config
+    baseline = config.getoption("oomlab_baseline")
+    run_dirs = config.stash.get(_RUN_DIRS, [])
+    if not baseline or not run_dirs:
+        return
+    from harness.gate.baseline import stats_from_run
+    from harness.gate.flow import gate
+
+    current, source = stats_from_run(run_dirs[-1])
+    try:
+        result = gate(baseline, current, source, config.getoption("oomlab_fail"),
+                      os.path.join(str(config.rootpath), "pyproject.toml"))
+    except OomlabError as error:
+        raise pytest.UsageError(error.message) from None
+    config.stash[_GATE] = result
+    if result.regressions and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    result = config.stash.get(_GATE, None)
+    if result is None:
+        return
+    from harness.gate.report import cells, headline
+
+    terminalreporter.section("oomlab gate", red=bool(result.regressions), green=not result.regressions)
+    for check in result.checks:
+        terminalreporter.line("  ".join(cells(check)), red=check.failed)
+    for notice in result.notices:
+        terminalreporter.line(f"note: {notice}")
+    terminalreporter.line(headline(result), red=bool(result.regressions), bold=True)

@@ -1,0 +1,177 @@
+"""A real worker of the user's own Celery app under a memory limit, driven by the user's code (a
+pytest session) instead of a scenario plan: start it, send tasks through the app as usual, ask for
+each task's exact peak and every OOM kill, stop it. The record is the same run.json as `oomlab run`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+
+from harness import client_app
+from harness.config import RunConfig
+from harness.errors import BadInput
+from harness.outcomes import FINAL_STATES, describe_exception
+from harness.record import KillRecord, TaskRecord
+from harness.runner import Run
+from harness.scenario import Scenario
+from harness.sizes import parse_size
+
+
+def app_reference(app) -> str:
+    """"module:attribute" for a Celery app given as that string or as the object itself (found in
+    the module that holds it, so the worker process can import the same app)."""
+    if isinstance(app, str):
+        return app
+    for name, module in list(sys.modules.items()):
+        for attribute, value in list(vars(module).items()) if module else ():
+            if value is app and name != "__main__":
+                return f"{name}:{attribute}"
+    raise BadInput(f"cannot find a module that holds the Celery app {app!r}; give it as 'module:attribute'")
+
+
+@dataclass
+class WorkerOptions:
+    app: str
+    memory: str = "512MiB"
+    concurrency: int = 1
+    pool: str = "prefork"
+    broker: str | None = None
+    backend: str | None = None
+    oom_scope: str = "process"
+    results_dir: str = "results"
+    start_timeout: float = 60.0
+
+
+class WorkerSession:
+    """Use as a context manager; while it runs, it is the worker the assertions ask by default."""
+
+    _running: list["WorkerSession"] = []
+
+    @classmethod
+    def current(cls) -> "WorkerSession | None":
+        return cls._running[-1] if cls._running else None
+
+    def __init__(self, options: WorkerOptions):
+        self.options = options
+        scenario = Scenario.for_app(app_reference(options.app))
+        self.config = RunConfig(
+            scenario=scenario.name, memory=options.memory, memory_bytes=parse_size(options.memory),
+            concurrency=options.concurrency, pool=options.pool, variant="default", broker=options.broker,
+            backend=options.backend, oom_scope=options.oom_scope, results_dir=options.results_dir,
+            start_timeout=options.start_timeout, celery_conf={"task_routes": {}},  # every task to this worker
+        )
+        self.run = Run(scenario, self.config)
+        self._previous_conf: dict = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "WorkerSession":
+        app = self.run.scenario.app
+        self._previous_conf = {key: app.conf.get(key) for key in
+                               ("broker_url", "result_backend", "task_default_queue", "task_routes", "task_queues")}
+        self.run.prepare()
+        try:
+            self.run.start_worker()
+            self.run.record.status = "running"
+            WorkerSession._running.append(self)
+        except BaseException as error:
+            self.run.record.status = "worker_start_failed"
+            self.run.record.message = getattr(error, "message", str(error))
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self in WorkerSession._running:
+            WorkerSession._running.remove(self)
+        if self.run.record.status == "running":
+            self.run.record.status = "complete"
+        self.run.close()
+        app = self.run.scenario.app
+        client_app.detach(app)
+        app.conf.update(self._previous_conf)  # the user's app goes back to its own broker
+
+    def __enter__(self) -> "WorkerSession":
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    @property
+    def app(self):
+        return self.run.scenario.app
+
+    @property
+    def run_dir(self) -> str:
+        return self.run.run_dir
+
+    @property
+    def limit_bytes(self) -> int:
+        return self.config.memory_bytes
+
+    # --- what the worker did -------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Poll the result backend for every task the probe has seen, then rebuild the record."""
+        self.run._collect()
+        for task_id in list(self.run.observed_tasks):
+            known = self.run.external_states.get(task_id)
+            if known and known[0] in FINAL_STATES:
+                continue
+            meta = self.app.backend.get_task_meta(task_id)
+            state = meta.get("status")
+            self.run.external_states[task_id] = (state, describe_exception(meta.get("result")) if state == "FAILURE" else None)
+        self.run.checkpoint()
+
+    def tasks(self) -> list[TaskRecord]:
+        self.refresh()
+        return list(self.run.record.tasks)
+
+    def kills(self) -> list[KillRecord]:
+        self.refresh()
+        return list(self.run.record.kills)
+
+    def unregistered_tasks(self) -> list[str]:
+        """Task names the worker received but does not know (Celery logs and drops them)."""
+        try:
+            with open(os.path.join(self.run_dir, "worker.log"), errors="replace") as handle:
+                found = re.findall(r"Received unregistered task of type '([^']+)'", handle.read())
+        except FileNotFoundError:
+            return []
+        return sorted(set(found))
+
+    def task_ids(self) -> set[str]:
+        self.run._collect()
+        return set(self.run.observed_tasks)
+
+    def wait(self, task_id: str, timeout: float = 60.0) -> TaskRecord | None:
+        """The task's record once it is final (a state in the backend, or killed with nothing running
+        it); None if the worker never started it within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.refresh()
+            task = next((t for t in self.run.record.tasks if t.id == task_id), None)
+            if task is not None and _settled(task):
+                time.sleep(0.05)  # the kernel line and exit of a kill arrive a few ms apart
+                self.refresh()
+                return next(t for t in self.run.record.tasks if t.id == task_id)
+            if time.monotonic() > deadline:
+                return task
+            time.sleep(0.05)
+
+    def settle(self, timeout: float = 30.0) -> list[TaskRecord]:
+        """Wait until no task the worker started is still running; every task's record."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.refresh()
+            if all(_settled(t) for t in self.run.record.tasks):
+                break
+            time.sleep(0.05)
+        return list(self.run.record.tasks)
+
+
+def _settled(task: TaskRecord) -> bool:
+    last = task.executions[-1] if task.executions else None
+    finished = last is not None and (last.finished_mono is not None or last.killed)
+    return finished and (task.state in FINAL_STATES or (last is not None and last.killed))

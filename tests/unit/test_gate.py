@@ -1,0 +1,80 @@
+from xml.etree import ElementTree
+
+import pytest
+
+from harness.errors import BadInput
+from harness.gate.report import junit_xml, markdown
+from harness.gate.settings import read_gate_settings
+from harness.gate.stats import stats_of, task_stats
+from harness.gate.thresholds import Threshold, parse_threshold
+from harness.gate.verdict import compare
+
+MIB = 1024 * 1024
+
+
+def test_threshold_grammar():
+    assert parse_threshold("peak:10%") == Threshold("peak", percent=10.0)
+    assert parse_threshold("p95:5%") == Threshold("p95", percent=5.0)
+    assert parse_threshold("peak:+32MiB") == Threshold("peak", bytes=32 * MIB)
+    assert parse_threshold("mean:1GiB") == Threshold("mean", bytes=1024 * MIB)
+    assert str(parse_threshold("peak:+32MiB")) == "peak:+32.0 MiB"
+
+
+@pytest.mark.parametrize("text", ["peak", "speed:10%", "peak:", "peak:ten%", "peak:-5%", "peak:lots"])
+def test_bad_thresholds_are_bad_input(text):
+    with pytest.raises(BadInput):
+        parse_threshold(text)
+
+
+def test_percent_and_absolute_thresholds_fire_only_past_the_growth():
+    assert not Threshold("peak", percent=10).exceeded(100, 110)
+    assert Threshold("peak", percent=10).exceeded(100, 111)
+    assert not Threshold("peak", bytes=32).exceeded(100, 132)
+    assert Threshold("peak", bytes=32).exceeded(100, 133)
+    assert not Threshold("peak", percent=10).exceeded(100, 50)  # a drop is never a regression
+
+
+def test_stats_use_measured_values_only():
+    s = stats_of([10, 20, 30, 40, 1000])
+    assert (s.n, s.min, s.max, s.p50, s.p95, s.mean) == (5, 10, 1000, 30, 1000, 220)
+
+
+def test_task_stats_skip_killed_runs_but_count_their_kills():
+    record = {"tasks": [{"name": "a", "peak_rss_bytes": 5, "peak_is_exact": True},
+                        {"name": "a", "peak_rss_bytes": 99, "peak_is_exact": False}],
+              "kills": [{"task_name": "a"}, {"task_name": "b"}]}
+    stats = task_stats(record)
+    assert (stats["a"].n, stats["a"].max, stats["a"].kills) == (1, 5, 1)
+    assert (stats["b"].n, stats["b"].kills) == (0, 1)
+
+
+def test_compare_flags_growth_new_kills_and_notes_new_and_missing_tasks():
+    baseline = {"a": stats_of([100 * MIB]), "gone": stats_of([MIB])}
+    current = {"a": stats_of([120 * MIB], kills=1), "new": stats_of([MIB])}
+    result = compare(baseline, current, [parse_threshold("peak:10%")], {})
+    assert [(c.task, c.threshold, c.failed) for c in result.checks] == [("a", "oom", True), ("a", "peak:10%", True)]
+    assert any("new is new" in n for n in result.notices) and any("gone is in the baseline" in n for n in result.notices)
+    per_task = compare(baseline, {"a": stats_of([120 * MIB])}, [parse_threshold("peak:10%")],
+                       {"a": [parse_threshold("peak:+32MiB")]})
+    assert [(c.threshold, c.failed) for c in per_task.checks] == [("peak:+32.0 MiB", False)]
+
+
+def test_markdown_and_junit_name_the_regression():
+    result = compare({"a": stats_of([100 * MIB])}, {"a": stats_of([150 * MIB])}, [parse_threshold("peak:10%")], {})
+    text = markdown(result)
+    assert "1 regression(s)" in text and "| a | peak:10% | 100.0 MiB | 150.0 MiB | +50.0% (50.0 MiB) | **REGRESSION** |" in text
+    suite = ElementTree.fromstring(junit_xml(result))
+    assert (suite.get("tests"), suite.get("failures")) == ("1", "1")
+    assert "100.0 MiB -> 150.0 MiB" in suite.find("testcase/failure").get("message")
+
+
+def test_pyproject_thresholds(tmp_path):
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[tool.oomlab.gate]\nfail = ["p95:5%"]\n[tool.oomlab.gate.tasks]\n"shop.resize" = "peak:+16MiB"\n')
+    default, per_task = read_gate_settings(str(path))
+    assert default == [Threshold("p95", percent=5.0)]
+    assert per_task == {"shop.resize": [Threshold("peak", bytes=16 * MIB)]}
+    path.write_text('[tool.oomlab.gate]\nfail = 5\n')
+    with pytest.raises(BadInput):
+        read_gate_settings(str(path))
+    assert read_gate_settings(str(tmp_path / "missing.toml")) == ([], {})
