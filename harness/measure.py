@@ -6,6 +6,7 @@ the same measure oomlab takes around every task in a worker. The return value an
 come back pickled; an exception is raised again in the caller with the child's traceback text."""
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
@@ -70,7 +71,19 @@ def measure_peak(fn: Callable, *args, **kwargs) -> PeakMeasurement:
     return PeakMeasurement(peak_rss_bytes=peak, start_rss_bytes=start, value=value, peak_is_exact=exact)
 
 
+def _release_inherited_free_memory() -> None:
+    """The caller's heap may hold freed pages that are still resident; the child inherits them,
+    and an allocation that reuses them raises no RSS (it is counted already), so the call would
+    look free. glibc's malloc_trim(0) hands every free page back first (madvise), so each page the
+    call touches is a new one in the measure."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        pass
+
+
 def _call_and_measure(fn: Callable, args: tuple, kwargs: dict) -> tuple:
+    _release_inherited_free_memory()
     exact = procfs.reset_peak("self")
     start = procfs.rss_bytes("self") or 0
     value = fn(*args, **kwargs)
