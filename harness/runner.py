@@ -332,7 +332,7 @@ class Run:
             steps.append(self._read_group_peak)
             steps.append(self.backend.kill_all)
         steps.extend(lambda observer=observer: observer.worker_stopped(self) for observer in self.observers)
-        if self.broker is None and self.app is not None:
+        if self.app is not None and self.broker_url and (self.broker is None or self.broker_url != self.broker.url):
             steps.append(self._delete_queue)  # a service broker keeps a durable queue otherwise
         for thread in (self.events, self.sampler, self.monitor):
             if thread is not None:

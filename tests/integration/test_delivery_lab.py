@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.conftest import assert_nothing_left, oomlab_cmd
+from tests.integration.test_brokers import queue_exists
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -33,6 +34,8 @@ def lab(tmp_path, only: str, *extra: str, timeout: float = 150) -> tuple[dict, l
         with open(os.path.join(cell["run_dir"], "run.json")) as handle:
             runs.append(json.load(handle))
         assert_nothing_left(runs[-1]["run_id"])
+        if cell["cell"]["broker"] != "redis":  # the embedded Redis goes with its run; RabbitMQ stays
+            assert not queue_exists(AMQP, runs[-1]["worker"]["queue"]), "the cell's queue was left on RabbitMQ"
     return summary, runs
 
 
