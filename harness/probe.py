@@ -52,7 +52,9 @@ def _on_worker_ready(**_):
 
 @signals.worker_process_init.connect
 def _on_child_init(**_):
-    emit("child_init", rss=_rss(), ppid=os.getppid())
+    pss_uss = procfs.pss_uss_bytes("self")  # a child's private pages right after the fork, for capacity plans
+    emit("child_init", rss=_rss(), ppid=os.getppid(), pss=pss_uss[0] if pss_uss else None,
+         uss=pss_uss[1] if pss_uss else None)
 
 
 @signals.worker_process_shutdown.connect

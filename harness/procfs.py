@@ -75,6 +75,11 @@ def parse_smaps_rollup(data: bytes | None) -> tuple[int, int] | None:
     return values["Pss"], values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
 
 
+def pss_uss_bytes(pid: int | str = "self") -> tuple[int, int] | None:
+    """(PSS, USS) of one process, read once from smaps_rollup."""
+    return parse_smaps_rollup(_read(f"/proc/{pid}/smaps_rollup", 8192))
+
+
 def rss_bytes(pid: int | str = "self") -> int | None:
     """Resident set size from /proc/PID/statm (one short read, no parsing of status)."""
     return parse_statm_rss(_read(f"/proc/{pid}/statm", 128))

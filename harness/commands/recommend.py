@@ -1,0 +1,109 @@
+"""`oomlab recommend SCENARIO --memory SIZE`: measure one worker, plan the largest safe concurrency and
+the recycling settings, compare with the rules operators use, and prove the plan with trial runs."""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import asdict, replace
+
+from harness.commands.run import _key_value, build_config
+from harness.errors import EXIT_OK, BadInput, WorkerStartFailed
+from harness.recommend.capacity import MAX_CONCURRENCY, plan_capacity, vpa_rule
+from harness.recommend.profile import profile_from_run
+from harness.recommend.prove import prove, run_trial
+from harness.record import write_json_atomic
+from harness.report.console import report_console
+from harness.report.recommend import render_plan, render_profile, snippet
+from harness.runner import Run
+from harness.scenario import load_scenario
+
+SCHEMA = "oomlab.recommend/1"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("recommend", help="safe --concurrency and worker_max_memory_per_child for a limit, proven by running them")
+    parser.add_argument("scenario", help="a built-in scenario name or a scenario .py file (its task mix is what is planned for)")
+    parser.add_argument("--memory", required=True, help="the worker's memory limit, e.g. 2GiB")
+    parser.add_argument("--pool", choices=("prefork",), default="prefork", help="the pool (prefork; threads and solo share one process)")
+    parser.add_argument("--variant", help="scenario variant (default: the scenario's first)")
+    parser.add_argument("--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
+    parser.add_argument("--celery", action="append", type=_key_value, default=[], metavar="SETTING=VALUE")
+    parser.add_argument("--tasks", type=int, help="tasks in the measuring run (default: the scenario's)")
+    parser.add_argument("--tasks-per-child", type=int, default=3, help="tasks per child in each trial run (default 3)")
+    parser.add_argument("--margin", default="10%", help="share of the limit kept free (default 10%%)")
+    parser.add_argument("--no-prove", action="store_true", help="plan only; skip the trial runs")
+    parser.add_argument("--broker", help="a broker URL instead of the embedded Redis")
+    parser.add_argument("--backend", help="result backend URL")
+    parser.add_argument("--results", default="results", help="directory for records (default ./results)")
+    parser.add_argument("--start-timeout", type=float, default=60.0)
+    parser.set_defaults(func=main, concurrency=1, compare=False, timeout=None, sample_hz=100.0, tracemalloc=None,
+                        max_memory_per_child=None, oom_scope="process")
+
+
+def _margin(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / 100
+    except ValueError:
+        raise BadInput(f"--margin takes a percentage such as 10%, not {text!r}") from None
+    if not 0 <= value < 0.9:
+        raise BadInput(f"--margin must be between 0% and 90%, not {text}")
+    return value
+
+
+def main(args: argparse.Namespace) -> int:
+    margin = _margin(args.margin)
+    if args.tasks_per_child < 1:
+        raise BadInput("--tasks-per-child must be at least 1")
+    scenario, config = build_config(args)
+    out = report_console()
+    out.rule(f"{scenario.name} · variant {config.variant} · measuring one child under {config.memory}")
+    run = Run(scenario, replace(config, concurrency=1))
+    try:
+        run.execute()
+    except WorkerStartFailed as failure:
+        raise WorkerStartFailed(f"the worker cannot start even with one child under {config.memory}: {failure.message}") from None
+    profile = profile_from_run(run.run_dir, run.record)
+    render_profile(profile, out)
+    plan = plan_capacity(profile, config.memory_bytes, margin)
+    proof = vpa = None
+    if not args.no_prove and not plan.no_safe_setting:
+        celery_conf = dict(config.celery_conf)
+        if plan.max_memory_per_child_kib:
+            celery_conf["worker_max_memory_per_child"] = plan.max_memory_per_child_kib
+        if plan.max_tasks_per_child:
+            celery_conf["worker_max_tasks_per_child"] = plan.max_tasks_per_child
+        ceiling = min(MAX_CONCURRENCY, max(plan.concurrency + 1, plan.rule_of_thumb, 2 * plan.concurrency))
+        out.rule("trial runs")
+        trial_config = replace(config, celery_conf=celery_conf)
+
+        def run_one(concurrency: int):
+            trial = run_trial(scenario, trial_config, concurrency, args.tasks_per_child)
+            out.print(f"concurrency {concurrency}: {'OOM-killed' if trial.killed else 'no OOM'} · {trial.run_dir}")
+            return trial
+
+        proof = prove(plan.concurrency, ceiling, run_one)
+        vpa = _vpa(proof)
+    out.rule("capacity plan")
+    render_plan(plan, vpa, proof, out)
+    text = snippet(plan, config.memory)
+    if text:
+        out.rule("settings")
+        out.print(text, highlight=False, markup=False)
+    path = os.path.join(config.results_dir, f"recommend-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
+    write_json_atomic(path, {"schema": SCHEMA, "scenario": scenario.name, "variant": config.variant,
+                             "limit_bytes": config.memory_bytes, "profile": asdict(profile), "plan": asdict(plan),
+                             "vpa": asdict(vpa) if vpa else None, "proof": asdict(proof) if proof else None,
+                             "snippet": text})
+    print(path, flush=True)
+    return EXIT_OK
+
+
+def _vpa(proof):
+    """VPA's rule on the recommended trial's usage samples, and after the first trial that was killed."""
+    from harness.recommend.profile import _rows
+
+    recommended = proof.recommended
+    samples = [int(row["usage_bytes"]) for row in _rows(os.path.join(recommended.run_dir, "group.csv"))]
+    killed = next((t for t in proof.trials if t.killed), None)
+    return vpa_rule(samples, killed.group_peak_bytes if killed else None)

@@ -1,0 +1,115 @@
+"""What one worker costs, measured in a run at concurrency 1 under the target limit: the memory the
+group needs before any task (the main process and every shared page), a pool child's private pages
+after the fork, each task's exact marginal peak, the child's private high-water mark, and how a
+child's resident memory grows from task to task (a leak's slope)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+
+from harness.analysis import percentile
+from harness.record import RunRecord
+
+
+LEAK_MIN_TASKS = 8  # fewer tasks in one child cannot tell a leak from warm-up
+LEAK_BYTES_PER_TASK = 256 * 1024  # a steady rise smaller than this per task is noise, not a leak
+
+
+@dataclass
+class WorkerProfile:
+    run_dir: str
+    fixed_bytes: int  # group usage with the pool idle, minus the children's private pages
+    child_idle_uss_bytes: int  # a pool child's private pages before its first task
+    child_start_rss_bytes: int  # a child's RSS before a task (shared pages included): what ps shows
+    child_max_uss_bytes: int  # the child's private high-water mark, sampled (copy-on-write and leaks show here)
+    marginal_peaks: list[int] = field(default_factory=list)  # exact VmHWM - start RSS, per task
+    peak_rss: list[int] = field(default_factory=list)  # exact VmHWM per task (what ru_maxrss carries)
+    leak_bytes_per_task: float = 0.0  # steepest per-child slope of RSS at task start, later half of its tasks
+    tasks: int = 0
+    kills: int = 0
+    killed_task_rss_bytes: int | None = None  # the largest RSS at an OOM kill of a task
+
+    def marginal(self, q: float) -> int:
+        return int(percentile(self.marginal_peaks, q) or 0)
+
+    @property
+    def marginal_max(self) -> int:
+        return max(self.marginal_peaks, default=0)
+
+    @property
+    def leaking(self) -> bool:
+        return self.leak_bytes_per_task >= LEAK_BYTES_PER_TASK
+
+    @property
+    def per_child_bytes(self) -> int:
+        """A child's private memory at its worst: its idle pages plus the largest task's growth, or
+        the private high-water mark the sampler saw, whichever is larger; a task that was OOM-killed
+        needs at least what it held at the kill. With a leak, the high-water mark and the kill are the
+        leak's doing, bounded by recycling instead, so only the task's own growth counts."""
+        own = self.child_idle_uss_bytes + self.marginal_max
+        if self.leaking:
+            return own
+        killed = (self.killed_task_rss_bytes or 0) - self.child_start_rss_bytes + self.child_idle_uss_bytes
+        return max(self.child_max_uss_bytes, own, killed)
+
+
+def _rows(path: str) -> list[dict]:
+    try:
+        with open(path) as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
+
+
+def _probe(path: str) -> list[dict]:
+    try:
+        with open(path) as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def _slope(values: list[int]) -> float:
+    """Least-squares slope of values against their index."""
+    n = len(values)
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    var = sum((i - mean_x) ** 2 for i in range(n))
+    return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / var if var else 0.0
+
+
+def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
+    starts = [run.started_mono for task in record.tasks for run in task.executions]
+    first_task = min(starts) if starts else record.ended_mono or 0.0
+    idle_usage, idle_uss = 0, {}
+    for row in _rows(os.path.join(run_dir, "group.csv")):
+        if float(row["t_mono"]) < first_task:
+            idle_usage = int(row["usage_bytes"])
+    for entry in _probe(os.path.join(run_dir, "probe.jsonl")):
+        if entry["ev"] == "child_init" and entry.get("uss") and entry["t"] < first_task:
+            idle_uss[entry["pid"]] = entry["uss"]
+    exact = [t for t in record.tasks if t.peak_is_exact and t.peak_above_start_bytes is not None]
+    by_child: dict[int, list[int]] = {}
+    for task in record.tasks:
+        for run in task.executions:
+            if run.start_rss_bytes is not None:
+                by_child.setdefault(run.pid, []).append((run.started_mono, run.start_rss_bytes))
+    # a leak keeps going: the slope over each child's later tasks, past the allocator's warm-up
+    slopes = [_slope([rss for _, rss in sorted(runs)][len(runs) // 2:]) for runs in by_child.values()
+              if len(runs) >= LEAK_MIN_TASKS]
+    task_kills = [k for k in record.kills if k.task_id]
+    child_uss = [p.max_uss_bytes for p in record.processes if p.role == "child" and p.max_uss_bytes]
+    return WorkerProfile(
+        run_dir=run_dir,
+        fixed_bytes=max(0, idle_usage - sum(idle_uss.values())),
+        child_idle_uss_bytes=int(sum(idle_uss.values()) / len(idle_uss)) if idle_uss else 0,
+        child_start_rss_bytes=int(percentile([min(runs)[1] for runs in by_child.values()], 50) or 0),
+        child_max_uss_bytes=max(child_uss, default=0),
+        marginal_peaks=[t.peak_above_start_bytes for t in exact],
+        peak_rss=[t.peak_rss_bytes for t in exact],
+        leak_bytes_per_task=max(slopes, default=0.0),
+        tasks=len(record.tasks),
+        kills=len(task_kills),
+        killed_task_rss_bytes=max((k.rss_bytes or 0 for k in task_kills), default=None),
+    )

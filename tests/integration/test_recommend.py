@@ -1,0 +1,59 @@
+"""`oomlab recommend` on built-in scenarios: the plan is proven by trial runs under the real limit."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def recommend(oomlab, tmp_path, *args) -> dict:
+    result = oomlab("recommend", *args, "--results", str(tmp_path), timeout=240)
+    assert result.code == 0, result.stderr
+    with open(result.stdout.strip().splitlines()[-1]) as handle:
+        return json.load(handle) | {"stdout": result.stdout}
+
+
+def test_recommended_concurrency_holds_and_the_next_step_up_is_killed(oomlab, tmp_path):
+    # every task holds 48 MiB for a second, so N + 1 children overlap at their peaks
+    report = recommend(oomlab, tmp_path, "alloc", "--memory", "256MiB", "--margin", "0%", "--tasks", "4",
+                       "--param", "over=0", "--param", "sizes=48", "--param", "hold=1")
+    plan, trials = report["plan"], report["proof"]["trials"]
+    assert plan["concurrency"] >= 2
+    assert trials[0]["concurrency"] == plan["concurrency"] and not trials[0]["killed"]
+    assert trials[1]["concurrency"] == plan["concurrency"] + 1 and trials[1]["killed"]
+    assert report["proof"]["smallest_failing"] == plan["concurrency"] + 1  # a real boundary
+    assert "worker_concurrency = " in report["snippet"] and "mem_limit: 256m" in report["snippet"]
+
+
+def test_prefork_cow_memory_per_child_does_not_recycle_after_every_task(oomlab, tmp_path):
+    report = recommend(oomlab, tmp_path, "prefork-cow", "--variant", "fixed", "--memory", "384MiB")
+    plan, profile = report["plan"], report["profile"]
+    recommended = report["proof"]["trials"][0]
+    assert not recommended["killed"]
+    # ru_maxrss counts the ~130 MiB of pages shared with the main process: the threshold must too
+    assert plan["max_memory_per_child_kib"] * 1024 > profile["child_start_rss_bytes"] + max(profile["marginal_peaks"])
+    assert recommended["recycled"] < recommended["tasks"] / 2, recommended
+    # ps shows each child's shared pages as its own: the rule of thumb undershoots, and says so
+    assert plan["rule_of_thumb"] < plan["concurrency"]
+    assert "the rule of thumb" in report["stdout"] and "undershoots" in report["stdout"]
+
+
+def test_spike_has_no_safe_setting(oomlab, tmp_path):
+    report = recommend(oomlab, tmp_path, "spike", "--memory", "256MiB")
+    plan = report["plan"]
+    assert plan["concurrency"] == 0 and report["proof"] is None
+    assert "no concurrency is safe" in plan["no_safe_setting"] and "own queue" in plan["no_safe_setting"]
+    assert plan["rule_of_thumb"] >= 1  # the rule of thumb would run it anyway: an overshoot
+    assert "no safe setting" in report["stdout"]
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["alloc", "--memory", "256MiB", "--margin", "95%"], "--margin must be between"),
+    (["alloc", "--memory", "lots"], "'lots' is not a memory size"),
+    (["nope", "--memory", "256MiB"], "unknown scenario 'nope'"),
+])
+def test_recommend_bad_input(oomlab, tmp_path, args, phrase):
+    result = oomlab("recommend", *args, "--results", str(tmp_path))
+    assert result.code == 2 and phrase in result.stderr and "Traceback" not in result.stderr

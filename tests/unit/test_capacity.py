@@ -1,0 +1,62 @@
+from harness.recommend.capacity import plan_capacity, vpa_rule
+from harness.recommend.profile import WorkerProfile
+from harness.recommend.prove import Trial, prove
+
+MIB = 1024 * 1024
+
+
+def profile(**changes):
+    values = dict(run_dir="r", fixed_bytes=40 * MIB, child_idle_uss_bytes=10 * MIB, child_start_rss_bytes=50 * MIB,
+                  child_max_uss_bytes=55 * MIB, marginal_peaks=[40 * MIB, 48 * MIB], peak_rss=[90 * MIB, 98 * MIB], tasks=2)
+    values.update(changes)
+    return WorkerProfile(**values)
+
+
+def test_concurrency_is_what_fits_after_the_worker_and_the_margin():
+    plan = plan_capacity(profile(), 300 * MIB, 0.0)
+    assert plan.per_child_bytes == 58 * MIB  # 10 idle + 48 largest task, above the 55 sampled
+    assert plan.concurrency == (300 - 40) // 58 == 4
+    assert plan.usage_at(4) <= 300 * MIB < plan.usage_at(5)
+    assert plan_capacity(profile(), 300 * MIB, 0.10).concurrency == (270 - 40) // 58
+
+
+def test_memory_per_child_sits_above_a_normal_tasks_ru_maxrss():
+    plan = plan_capacity(profile(), 300 * MIB, 0.0)
+    share = (300 - 40) * MIB // 4
+    assert plan.max_memory_per_child_kib == (50 * MIB + share - 10 * MIB) // 1024
+    assert plan.max_memory_per_child_kib * 1024 > 50 * MIB + 48 * MIB  # not after every task
+
+
+def test_a_task_that_cannot_fit_gets_no_safe_setting_and_a_way_out():
+    plan = plan_capacity(profile(marginal_peaks=[400 * MIB]), 300 * MIB, 0.1)
+    assert plan.concurrency == 0 and "own queue" in plan.no_safe_setting and "chunks" in plan.no_safe_setting
+
+
+def test_a_leak_gets_max_tasks_per_child():
+    plan = plan_capacity(profile(leak_bytes_per_task=4 * MIB, child_max_uss_bytes=200 * MIB), 300 * MIB, 0.0)
+    assert plan.max_tasks_per_child and plan.max_tasks_per_child >= 1
+    assert plan.per_child_bytes == int(58 * MIB * 1.25)  # the leak's high-water mark is not a task's need
+
+
+def test_rule_of_thumb_uses_a_childs_rss_as_ps_shows_it():
+    plan = plan_capacity(profile(), 300 * MIB, 0.0)
+    assert plan.rule_of_thumb == 300 // (50 + 44)  # RSS at rest + median task growth
+
+
+def test_vpa_rule():
+    advice = vpa_rule([100 * MIB] * 9 + [200 * MIB], 250 * MIB)
+    assert advice.target_bytes == int(200 * MIB * 1.15)
+    assert advice.after_oom_bytes == 350 * MIB
+
+
+def fake(boundary):
+    return lambda n: Trial(n, f"run{n}", n >= boundary, int(n >= boundary), "complete", None, 0, n)
+
+
+def test_search_finds_the_boundary_in_logarithmic_trials():
+    proof = prove(4, 64, fake(37))
+    assert proof.smallest_failing == 37
+    assert [t.concurrency for t in proof.trials][:4] == [4, 5, 10, 20]
+    assert len(proof.trials) <= 2 + 2 * 6
+    assert prove(4, 64, fake(5)).smallest_failing == 5 and len(prove(4, 64, fake(5)).trials) == 2
+    assert prove(4, 8, fake(100)).smallest_failing is None
