@@ -21,7 +21,9 @@ LEAK_BYTES_PER_TASK = 256 * 1024  # a steady rise smaller than this per task is 
 class WorkerProfile:
     run_dir: str
     fixed_bytes: int  # group usage with the pool idle, minus the children's private pages
+    main_ready_rss_bytes: int  # the main process's RSS when the worker was ready
     child_idle_uss_bytes: int  # a pool child's private pages before its first task
+    child_idle_pss_bytes: int  # its proportional share, shared pages divided among their users
     child_start_rss_bytes: int  # a child's RSS before a task (shared pages included): what ps shows
     child_max_uss_bytes: int  # the child's private high-water mark, sampled (copy-on-write and leaks show here)
     marginal_peaks: list[int] = field(default_factory=list)  # exact VmHWM - start RSS, per task
@@ -82,13 +84,14 @@ def _slope(values: list[int]) -> float:
 def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     starts = [run.started_mono for task in record.tasks for run in task.executions]
     first_task = min(starts) if starts else record.ended_mono or 0.0
-    idle_usage, idle_uss = 0, {}
+    idle_usage, idle_uss, idle_pss = 0, {}, {}
     for row in _rows(os.path.join(run_dir, "group.csv")):
         if float(row["t_mono"]) < first_task:
             idle_usage = int(row["usage_bytes"])
     for entry in _probe(os.path.join(run_dir, "probe.jsonl")):
         if entry["ev"] == "child_init" and entry.get("uss") and entry["t"] < first_task:
             idle_uss[entry["pid"]] = entry["uss"]
+            idle_pss[entry["pid"]] = entry.get("pss") or 0
     exact = [t for t in record.tasks if t.peak_is_exact and t.peak_above_start_bytes is not None]
     by_child: dict[int, list[int]] = {}
     for task in record.tasks:
@@ -103,7 +106,9 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     return WorkerProfile(
         run_dir=run_dir,
         fixed_bytes=max(0, idle_usage - sum(idle_uss.values())),
+        main_ready_rss_bytes=record.worker.get("ready_rss_bytes") or 0,
         child_idle_uss_bytes=int(sum(idle_uss.values()) / len(idle_uss)) if idle_uss else 0,
+        child_idle_pss_bytes=int(sum(idle_pss.values()) / len(idle_pss)) if idle_pss else 0,
         child_start_rss_bytes=int(percentile([min(runs)[1] for runs in by_child.values()], 50) or 0),
         child_max_uss_bytes=max(child_uss, default=0),
         marginal_peaks=[t.peak_above_start_bytes for t in exact],

@@ -13,9 +13,10 @@ from harness.sizes import format_size
 
 def render_profile(profile: WorkerProfile, console: Console) -> None:
     console.print(
-        f"measured at concurrency 1 ({profile.tasks} tasks, {profile.kills} OOM kill(s)): group before any task "
-        f"{format_size(profile.fixed_bytes)} · child after the fork {format_size(profile.child_idle_uss_bytes)} private, "
-        f"{format_size(profile.child_start_rss_bytes)} RSS · task growth p50 {format_size(profile.marginal(50))}, "
+        f"measured at concurrency 1 ({profile.tasks} tasks, {profile.kills} OOM kill(s)): main process "
+        f"{format_size(profile.main_ready_rss_bytes)} RSS at ready · group before any task "
+        f"{format_size(profile.fixed_bytes)} · child after the fork {format_size(profile.child_idle_uss_bytes)} USS, "
+        f"{format_size(profile.child_idle_pss_bytes)} PSS, {format_size(profile.child_start_rss_bytes)} RSS · task growth p50 {format_size(profile.marginal(50))}, "
         f"p95 {format_size(profile.marginal(95))}, p99 {format_size(profile.marginal(99))}, max {format_size(profile.marginal_max)} "
         f"(exact) · child private high-water {format_size(profile.child_max_uss_bytes)} · growth per task "
         f"{format_size(int(profile.leak_bytes_per_task))}")
