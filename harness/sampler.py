@@ -4,6 +4,7 @@ group's usage and peak. Rows go to CSV through pandas once a second, so a killed
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -69,6 +70,9 @@ class SamplerCost:
         }
 
 
+SMAPS_READS_PER_SECOND = 32  # PSS/USS reads per second across all processes (bench/sampler_cost.py)
+
+
 class Sampler(threading.Thread):
     def __init__(
         self,
@@ -83,8 +87,10 @@ class Sampler(threading.Thread):
         self.samples_path = os.path.join(run_dir, "samples.csv")
         self.group_path = os.path.join(run_dir, "group.csv")
         self.period = 1.0 / rss_hz
-        # smaps_rollup walks page tables (~1 ms per 50 MiB process here): a few times a second
-        self.smaps_every = max(1, round(rss_hz / smaps_hz))
+        # smaps_rollup walks page tables (~0.7 ms per 30 MiB process here): a few times a second, and
+        # less often when there are many processes, so it reads at most SMAPS_READS_PER_SECOND of them
+        self.rss_hz = rss_hz
+        self.smaps_every = self.base_smaps_every = max(1, round(rss_hz / smaps_hz))
         self.on_new_pid = on_new_pid
         self.stats: dict[int, PidStats] = {}
         self.cost = SamplerCost()
@@ -119,6 +125,8 @@ class Sampler(threading.Thread):
             cpu_before = time.thread_time()
             with_smaps = self.cost.ticks % self.smaps_every == 0
             processes = self.tick(with_smaps)
+            if with_smaps:
+                self.smaps_every = max(self.base_smaps_every, math.ceil(processes * self.rss_hz / SMAPS_READS_PER_SECOND))
             self.cost.add(with_smaps, processes, time.thread_time() - cpu_before)
             now = time.monotonic()
             if now - last_flush >= 1.0:

@@ -7,8 +7,10 @@ import os
 
 from kombu import Queue
 
-from harness import probe  # noqa: F401  (connects the signal handlers before the pool forks)
 from harness.scenario import import_scenario_module, resolve_app
+
+if os.environ.get("OOMLAB_PROBE", "1") != "0":  # off only to measure the probe's own cost (bench/overhead)
+    from harness import probe  # noqa: F401  (connects the signal handlers before the pool forks)
 
 app = resolve_app(os.environ.get("OOMLAB_APP") or import_scenario_module(os.environ["OOMLAB_SCENARIO"]).app)
 app.conf.update(json.loads(os.environ.get("OOMLAB_CELERY_CONF", "{}")))

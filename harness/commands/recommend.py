@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 from harness.commands.run import _key_value, build_config
-from harness.errors import EXIT_OK, BadInput, WorkerStartFailed
-from harness.recommend.capacity import MAX_CONCURRENCY, plan_capacity, vpa_rule
-from harness.recommend.profile import profile_from_run
-from harness.recommend.prove import prove, run_trial
+from harness.errors import EXIT_OK, BadInput
+from harness.recommend.capacity import vpa_rule
+from harness.recommend.flow import recommend
 from harness.record import write_json_atomic
 from harness.report.console import report_console
 from harness.report.recommend import render_plan, render_profile, snippet
-from harness.runner import Run
 from harness.scenario import load_scenario
 
 SCHEMA = "oomlab.recommend/1"
@@ -58,32 +56,18 @@ def main(args: argparse.Namespace) -> int:
     scenario, config = build_config(args)
     out = report_console()
     out.rule(f"{scenario.name} · variant {config.variant} · measuring one child under {config.memory}")
-    run = Run(scenario, replace(config, concurrency=1))
-    try:
-        run.execute()
-    except WorkerStartFailed as failure:
-        raise WorkerStartFailed(f"the worker cannot start even with one child under {config.memory}: {failure.message}") from None
-    profile = profile_from_run(run.run_dir, run.record)
-    render_profile(profile, out)
-    plan = plan_capacity(profile, config.memory_bytes, margin)
-    proof = vpa = None
-    if not args.no_prove and not plan.no_safe_setting:
-        celery_conf = dict(config.celery_conf)
-        if plan.max_memory_per_child_kib:
-            celery_conf["worker_max_memory_per_child"] = plan.max_memory_per_child_kib
-        if plan.max_tasks_per_child:
-            celery_conf["worker_max_tasks_per_child"] = plan.max_tasks_per_child
-        ceiling = min(MAX_CONCURRENCY, max(plan.concurrency + 1, plan.rule_of_thumb, 2 * plan.concurrency))
-        out.rule("trial runs")
-        trial_config = replace(config, celery_conf=celery_conf)
 
-        def run_one(concurrency: int):
-            trial = run_trial(scenario, trial_config, concurrency, args.tasks_per_child)
-            out.print(f"concurrency {concurrency}: {'OOM-killed' if trial.killed else 'no OOM'} · {trial.run_dir}")
-            return trial
+    def announce(trial) -> None:
+        out.print(f"concurrency {trial.concurrency}: {'OOM-killed' if trial.killed else 'no OOM'} · {trial.run_dir}")
 
-        proof = prove(plan.concurrency, ceiling, run_one)
-        vpa = _vpa(proof)
+    def measured(profile) -> None:
+        render_profile(profile, out)
+        if not args.no_prove:
+            out.rule("trial runs")
+
+    result = recommend(scenario, config, margin, args.tasks_per_child, not args.no_prove, measured, announce)
+    profile, plan, proof = result.profile, result.plan, result.proof
+    vpa = _vpa(proof) if proof else None
     out.rule("capacity plan")
     render_plan(plan, vpa, proof, out)
     text = snippet(plan, config.memory)
@@ -101,9 +85,9 @@ def main(args: argparse.Namespace) -> int:
 
 def _vpa(proof):
     """VPA's rule on the recommended trial's usage samples, and after the first trial that was killed."""
-    from harness.recommend.profile import _rows
+    from harness.recommend.profile import csv_rows
 
     recommended = proof.recommended
-    samples = [int(row["usage_bytes"]) for row in _rows(os.path.join(recommended.run_dir, "group.csv"))]
+    samples = [int(row["usage_bytes"]) for row in csv_rows(os.path.join(recommended.run_dir, "group.csv"))]
     killed = next((t for t in proof.trials if t.killed), None)
     return vpa_rule(samples, killed.group_peak_bytes if killed else None)

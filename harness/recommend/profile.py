@@ -57,7 +57,7 @@ class WorkerProfile:
         return max(self.child_max_uss_bytes, own, killed)
 
 
-def _rows(path: str) -> list[dict]:
+def csv_rows(path: str) -> list[dict]:
     try:
         with open(path) as handle:
             return list(csv.DictReader(handle))
@@ -85,7 +85,7 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     starts = [run.started_mono for task in record.tasks for run in task.executions]
     first_task = min(starts) if starts else record.ended_mono or 0.0
     idle_usage, idle_uss, idle_pss = 0, {}, {}
-    for row in _rows(os.path.join(run_dir, "group.csv")):
+    for row in csv_rows(os.path.join(run_dir, "group.csv")):
         if float(row["t_mono"]) < first_task:
             idle_usage = int(row["usage_bytes"])
     for entry in _probe(os.path.join(run_dir, "probe.jsonl")):

@@ -1,0 +1,29 @@
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan]`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from bench import report
+
+BENCHMARKS = {"fidelity": "bench.fidelity", "detection": "bench.detection", "overhead": "bench.overhead",
+              "sampler": "bench.sampler_cost", "plan": "bench.plan_cost"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("which", nargs="*", default=["all"], choices=["all", *BENCHMARKS])
+    args = parser.parse_args(argv)
+    names = list(BENCHMARKS) if "all" in args.which else args.which
+    runs_dir = os.path.join(report.RESULTS, "runs")
+    for name in names:
+        report.console().rule(name)
+        data = importlib.import_module(BENCHMARKS[name]).main(runs_dir)
+        print(report.save(name, data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Overhead: throughput of 2,000 no-op tasks on the same prefork worker (2 children, its own cgroup
+and embedded Redis), bare, watched by oomlab (the probe in every child, the sampler at 100 Hz and
+the monitor), and under memray (`memray run --follow-fork`), in alternating rounds of one run."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+from bench import report
+from harness import proc
+from harness.broker import EmbeddedRedis
+from harness.leftovers import Lease
+from harness.limits import open_cgroup_backend
+from harness.monitor import Monitor
+from harness.sampler import Sampler
+
+TASKS = 2000
+ROUNDS = 4
+MODES = ("bare", "oomlab", "memray")
+TARGET_OVERHEAD = 2.0  # percent
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny.py")
+
+
+def _argv(mode: str, tmp: str, queue: str) -> list[str]:
+    celery = ["-m", "celery", "-A", "harness.worker_app", "worker", "--pool", "prefork", "--concurrency", "2",
+              "-Q", queue, "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    if mode == "memray":
+        return [sys.executable, "-m", "memray", "run", "--follow-fork", "-q", "-o", os.path.join(tmp, "memray.bin"), *celery]
+    return [sys.executable, *celery]
+
+
+def one_round(mode: str) -> float:
+    """Tasks per second for one worker in `mode`, from the first send to the last result stored."""
+    run_id = f"bench-overhead-{secrets.token_hex(3)}"
+    lease = Lease.for_this_process(run_id)
+    lease.save()
+    group = open_cgroup_backend(run_id)
+    threads = []
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = EmbeddedRedis(tmp)
+        worker = None
+        try:
+            group.create(1 << 30, "process")
+            lease.set_cgroup(group.path)
+            broker.start(lease)
+            queue = f"bench.{run_id}"
+            probe = os.path.join(tmp, "probe.jsonl")
+            open(probe, "w").close()
+            conf = {"broker_url": broker.url, "result_backend": broker.url, "task_default_queue": queue}
+            env = {**os.environ, "OOMLAB_SCENARIO": TINY, "OOMLAB_CELERY_CONF": json.dumps(conf), "OOMLAB_QUEUE": queue,
+                   "OOMLAB_PROBE": "1" if mode == "oomlab" else "0", "OOMLAB_PROBE_PATH": probe if mode == "oomlab" else ""}
+            log = os.path.join(tmp, "worker.log")
+            worker = proc.spawn(_argv(mode, tmp, queue), log_path=log, env=env, join_cgroup=group.procs_file)
+            lease.add_process(worker.pid)
+            if mode == "oomlab":
+                monitor = Monitor(group, probe, emulate_group_kill=False)
+                sampler = Sampler(group, tmp, rss_hz=100.0, on_new_pid=monitor.watch_pid)
+                threads = [monitor, sampler]
+                for thread in threads:
+                    thread.start()
+            _wait_ready(log, worker)
+            return _throughput(conf)
+        finally:
+            for thread in threads:
+                thread.stop()
+            if worker is not None:
+                proc.stop(worker, grace=5.0, on_timeout=group.kill_all)
+            group.kill_all()
+            broker.stop()
+            group.remove()
+            lease.release()
+
+
+def _wait_ready(log: str, worker, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log, errors="replace") as handle:
+            if " ready." in handle.read():
+                return
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited; see {log}")
+        time.sleep(0.05)
+    raise RuntimeError(f"the worker was not ready within {timeout:.0f} s; see {log}")
+
+
+def _throughput(conf: dict) -> float:
+    from celery import Celery
+
+    client = Celery("bench-client")
+    client.conf.update(conf)
+    ids = [str(uuid.uuid4()) for _ in range(TASKS)]
+    redis = client.backend.client
+    started = time.monotonic()
+    with client.producer_or_acquire() as producer:
+        for index, task_id in enumerate(ids):
+            client.send_task("bench.noop", args=(index,), task_id=task_id, producer=producer)
+    keys = [client.backend.get_key_for_task(task_id) for task_id in ids]
+    while True:
+        if redis.exists(*keys) == len(keys):
+            elapsed = time.monotonic() - started
+            break
+        time.sleep(0.01)
+    client.close()
+    return TASKS / elapsed
+
+
+def probe_cost_per_task(calls: int = 2000) -> float:
+    """Seconds of CPU the probe's prerun + postrun handlers take per task, called directly in a forked
+    child (no Celery, no scheduling noise): the part of the overhead that sits in every task."""
+    from harness.measure import measure_peak
+
+    def handlers() -> float:
+        with tempfile.NamedTemporaryFile() as sink:
+            os.environ["OOMLAB_PROBE_PATH"] = sink.name
+            from harness import probe
+
+            task = type("Task", (), {"name": "bench.noop", "request": None})()
+            started = time.thread_time()
+            for _ in range(calls):
+                probe._on_prerun(task_id="id", task=task)
+                probe._on_postrun(task_id="id", task=task, state="SUCCESS")
+            return (time.thread_time() - started) / calls
+
+    return measure_peak(handlers).value
+
+
+def main(results_dir: str) -> dict:
+    out = report.console()
+    per_task = probe_cost_per_task()
+    out.print(f"the probe's handlers: {per_task * 1e6:.0f} µs of CPU per task (prerun + postrun, {2000} calls in a child)")
+    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for _ in range(ROUNDS):
+        for mode in MODES:
+            rates[mode].append(one_round(mode))
+    medians = {mode: statistics.median(values) for mode, values in rates.items()}
+    bare = medians["bare"]
+    rows = [[mode, f"{medians[mode]:.0f} tasks/s", " / ".join(f"{v:.0f}" for v in rates[mode]),
+             report.pct((bare - medians[mode]) / bare * 100) if mode != "bare" else "-"] for mode in MODES]
+    report.table(f"throughput of {TASKS} no-op tasks, prefork × 2 (median of {ROUNDS} alternating rounds)",
+                 ["worker", "throughput", "rounds", "overhead"], rows, out)
+    overhead = (bare - medians["oomlab"]) / bare * 100
+    report.target(out, f"oomlab's overhead on throughput ≤ {TARGET_OVERHEAD:g} % ({overhead:.2f} %)", overhead <= TARGET_OVERHEAD)
+    return {"tasks": TASKS, "rates": rates, "medians": medians, "oomlab_overhead_percent": overhead,
+            "probe_cpu_seconds_per_task": per_task,
+            "memray_overhead_percent": (bare - medians["memray"]) / bare * 100}

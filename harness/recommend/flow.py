@@ -1,0 +1,54 @@
+"""Measure, plan, prove: the whole recommendation for one scenario and limit (the command and the
+plan-cost benchmark share it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from harness.config import RunConfig
+from harness.errors import WorkerStartFailed
+from harness.recommend.capacity import MAX_CONCURRENCY, CapacityPlan, plan_capacity
+from harness.recommend.profile import WorkerProfile, profile_from_run
+from harness.recommend.prove import Proof, Trial, prove, run_trial
+from harness.runner import Run
+from harness.scenario import Scenario
+
+
+@dataclass
+class Recommendation:
+    profile: WorkerProfile
+    plan: CapacityPlan
+    proof: Proof | None
+
+
+def measure(scenario: Scenario, config: RunConfig) -> WorkerProfile:
+    run = Run(scenario, replace(config, concurrency=1))
+    try:
+        run.execute()
+    except WorkerStartFailed as failure:
+        raise WorkerStartFailed(f"the worker cannot start even with one child under {config.memory}: {failure.message}") from None
+    return profile_from_run(run.run_dir, run.record)
+
+
+def recommend(scenario: Scenario, config: RunConfig, margin: float, tasks_per_child: int, prove_it: bool = True,
+              on_measured: Callable[[WorkerProfile], None] = lambda profile: None,
+              on_trial: Callable[[Trial], None] = lambda trial: None) -> Recommendation:
+    profile = measure(scenario, config)
+    on_measured(profile)
+    plan = plan_capacity(profile, config.memory_bytes, margin)
+    if not prove_it or plan.no_safe_setting:
+        return Recommendation(profile, plan, None)
+    celery_conf = dict(config.celery_conf)
+    if plan.max_memory_per_child_kib:
+        celery_conf["worker_max_memory_per_child"] = plan.max_memory_per_child_kib
+    if plan.max_tasks_per_child:
+        celery_conf["worker_max_tasks_per_child"] = plan.max_tasks_per_child
+    trial_config = replace(config, celery_conf=celery_conf)
+    ceiling = min(MAX_CONCURRENCY, max(plan.concurrency + 1, plan.rule_of_thumb, 2 * plan.concurrency))
+
+    def run_one(concurrency: int) -> Trial:
+        trial = run_trial(scenario, trial_config, concurrency, tasks_per_child)
+        on_trial(trial)
+        return trial
+
+    return Recommendation(profile, plan, prove(plan.concurrency, ceiling, run_one))
