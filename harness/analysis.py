@@ -55,7 +55,7 @@ def summarize_processes(processes: list[ProcessRecord]) -> dict:
     growth = [p.max_uss_bytes for p in children if p.max_uss_bytes is not None]
     return {
         "main_peak_rss_bytes": main.peak_rss_bytes if main else None,
-        "child_uss_growth_bytes": spread(growth),
+        "child_uss_bytes": spread(growth),
         "child_pss_bytes": spread([p.max_pss_bytes for p in children if p.max_pss_bytes is not None]),
         "children": len(children),
         "children_recycled": sum(1 for p in children if p.exit_code == EX_RECYCLE),

@@ -8,13 +8,36 @@ from harness.record import RunRecord
 from harness.sizes import format_size
 
 
+def _recycle_reason(runs: list, limit_kib: int | None, max_tasks: int | None) -> str:
+    """Which setting replaced a child, from its own last task: billiard's memory check compares
+    ru_maxrss with worker_max_memory_per_child; the task count, with worker_max_tasks_per_child."""
+    last = max(runs, key=lambda run: run.started_mono) if runs else None
+    if limit_kib and last is not None and (last.ru_maxrss_bytes or 0) > limit_kib * 1024:
+        return "memory"
+    if max_tasks and len(runs) >= max_tasks:
+        return "tasks"
+    return "other"
+
+
 def recycling(record: RunRecord) -> list[str]:
-    limit_kib = (record.worker.get("celery_conf") or {}).get("worker_max_memory_per_child")
+    conf = record.worker.get("celery_conf") or {}
+    limit_kib, max_tasks = conf.get("worker_max_memory_per_child"), conf.get("worker_max_tasks_per_child")
     found = []
-    recycled = sum(1 for p in record.processes if p.role == "child" and p.exit_code == EX_RECYCLE)
-    if recycled:
-        found.append(f"{recycled} pool children were recycled (exit code {EX_RECYCLE}) after a task left them above "
-                     f"worker_max_memory_per_child ({format_size(limit_kib * 1024) if limit_kib else 'set'})")
+    runs_by_pid: dict[int, list] = {}
+    for task in record.tasks:
+        for run in task.executions:
+            runs_by_pid.setdefault(run.pid, []).append(run)
+    recycled = [p.pid for p in record.processes if p.role == "child" and p.exit_code == EX_RECYCLE]
+    reasons = [_recycle_reason(runs_by_pid.get(pid, []), limit_kib, max_tasks) for pid in recycled]
+    if reasons.count("memory"):
+        found.append(f"{reasons.count('memory')} pool children were recycled (exit code {EX_RECYCLE}) after a task left "
+                     f"their ru_maxrss above worker_max_memory_per_child ({format_size(limit_kib * 1024)})")
+    if reasons.count("tasks"):
+        found.append(f"{reasons.count('tasks')} pool children were recycled (exit code {EX_RECYCLE}) after "
+                     f"worker_max_tasks_per_child={max_tasks} tasks")
+    if reasons.count("other"):
+        found.append(f"{reasons.count('other')} pool children exited with code {EX_RECYCLE} (recycled) for a reason "
+                     f"the record does not show")
     if not limit_kib:
         return found
     tasks = {t.id: t for t in record.tasks}

@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA = "oomlab.run/1"
+SCHEMA = "oomlab.run/2"  # 2: child_uss_bytes (was child_uss_growth_bytes), delivery, state_history, restarts
 
 
 @dataclass

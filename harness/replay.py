@@ -29,15 +29,15 @@ class Replay:
     def poll_states(self, include_final: bool = False) -> None:
         """Ask the result backend for each task's state; `include_final` keeps asking after a final
         state too (the delivery lab watches whether a FAILURE is overwritten by a redelivery)."""
-        for task in self.tasks:
-            known = self.states.get(task.id)
-            if known and known[0] in FINAL_STATES and not include_final:
-                continue
-            meta = self.app.backend.get_task_meta(task.id)
-            state = meta.get("status")
+        asking = [task for task in self.tasks
+                  if include_final or self.states.get(task.id, ("PENDING",))[0] not in FINAL_STATES]
+        states = fetch_states(self.app, [task.id for task in asking])
+        now = time.monotonic()
+        for task in asking:
+            state = states[task.id][0]
             if not task.state_history or task.state_history[-1][1] != state:
-                task.state_history.append((time.monotonic(), state))
-            self.states[task.id] = (state, describe_exception(meta.get("result")) if state == "FAILURE" else None)
+                task.state_history.append((now, state))
+        self.states.update(states)
 
     @property
     def all_sent(self) -> bool:
@@ -45,3 +45,25 @@ class Replay:
 
     def unfinished(self) -> int:
         return sum(1 for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES) + len(self.pending_calls)
+
+
+BATCH = 500
+
+
+def fetch_states(app, task_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """(state, exception) per task id: one MGET per BATCH ids on a Redis result backend (thousands of
+    tasks stay cheap to follow), one request per task on any other."""
+    backend = app.backend
+    states: dict[str, tuple[str | None, str | None]] = {}
+    batched = hasattr(backend, "client") and hasattr(backend, "get_key_for_task") and hasattr(backend.client, "mget")
+    for start in range(0, len(task_ids), BATCH if batched else 1):
+        chunk = task_ids[start:start + (BATCH if batched else 1)]
+        if batched:
+            values = backend.client.mget([backend.get_key_for_task(task_id) for task_id in chunk])
+            metas = [backend.decode_result(value) if value else {"status": "PENDING"} for value in values]
+        else:
+            metas = [backend.get_task_meta(chunk[0])]
+        for task_id, meta in zip(chunk, metas):
+            state = meta.get("status")
+            states[task_id] = (state, describe_exception(meta.get("result")) if state == "FAILURE" else None)
+    return states

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from harness import client_app
 from harness.config import RunConfig
 from harness.errors import BadInput
-from harness.outcomes import FINAL_STATES, describe_exception
+from harness.outcomes import FINAL_STATES
 from harness.record import KillRecord, TaskRecord
+from harness.replay import fetch_states
 from harness.runner import Run
 from harness.scenario import Scenario
 from harness.sizes import parse_size
@@ -115,13 +116,9 @@ class WorkerSession:
     def refresh(self) -> None:
         """Poll the result backend for every task the probe has seen, then rebuild the record."""
         self.run._collect()
-        for task_id in list(self.run.observed_tasks):
-            known = self.run.external_states.get(task_id)
-            if known and known[0] in FINAL_STATES:
-                continue
-            meta = self.app.backend.get_task_meta(task_id)
-            state = meta.get("status")
-            self.run.external_states[task_id] = (state, describe_exception(meta.get("result")) if state == "FAILURE" else None)
+        asking = [task_id for task_id in self.run.observed_tasks
+                  if self.run.external_states.get(task_id, ("PENDING",))[0] not in FINAL_STATES]
+        self.run.external_states.update(fetch_states(self.app, asking))
         self.run.checkpoint()
 
     def tasks(self) -> list[TaskRecord]:

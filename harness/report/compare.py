@@ -40,7 +40,7 @@ ROWS: list[tuple[str, Callable[[RunRecord], str]]] = [
     ("task peak above start max", lambda r: _size((r.summary.get("peak_above_start_bytes") or {}).get("max"))),
     ("tracemalloc peak max", lambda r: _size((r.summary.get("traced_peak_bytes") or {}).get("max"))),
     ("main process peak (VmHWM)", lambda r: _size(r.summary.get("main_peak_rss_bytes"))),
-    ("child USS max (private since fork)", lambda r: _size((r.summary.get("child_uss_growth_bytes") or {}).get("max"))),
+    ("child USS max (private since fork)", lambda r: _size((r.summary.get("child_uss_bytes") or {}).get("max"))),
     ("child PSS max", lambda r: _size((r.summary.get("child_pss_bytes") or {}).get("max"))),
     ("sum of RSS vs group usage", _vs_sum),
     ("group peak", lambda r: _size(r.summary.get("group_peak_bytes"))),

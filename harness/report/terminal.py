@@ -54,7 +54,7 @@ def render_summary(record: RunRecord, console: Console) -> None:
     processes = []
     if summary.get("main_peak_rss_bytes"):
         processes.append(f"main process peak {format_size(summary['main_peak_rss_bytes'])}")
-    growth = (summary.get("child_uss_growth_bytes") or {}).get("max")
+    growth = (summary.get("child_uss_bytes") or {}).get("max")
     if growth is not None:
         processes.append(f"child USS (private since the fork) up to {format_size(growth)}")
     if summary.get("sum_rss_peak_bytes"):
