@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -13,10 +12,9 @@ import time
 import uuid
 
 from bench import report
+from bench.group import leased_group
 from harness import proc
 from harness.broker import EmbeddedRedis
-from harness.leftovers import Lease
-from harness.limits import open_cgroup_backend
 from harness.monitor import Monitor
 from harness.sampler import Sampler
 
@@ -37,19 +35,12 @@ def _argv(mode: str, tmp: str, queue: str) -> list[str]:
 
 def one_round(mode: str) -> float:
     """Tasks per second for one worker in `mode`, from the first send to the last result stored."""
-    run_id = f"bench-overhead-{secrets.token_hex(3)}"
-    lease = Lease.for_this_process(run_id)
-    lease.save()
-    group = open_cgroup_backend(run_id)
-    threads = []
-    with tempfile.TemporaryDirectory() as tmp:
+    threads, worker = [], None
+    with leased_group("bench-overhead", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
         broker = EmbeddedRedis(tmp)
-        worker = None
         try:
-            group.create(1 << 30, "process")
-            lease.set_cgroup(group.path)
             broker.start(lease)
-            queue = f"bench.{run_id}"
+            queue = f"bench.{os.path.basename(group.path)}"
             probe = os.path.join(tmp, "probe.jsonl")
             open(probe, "w").close()
             conf = {"broker_url": broker.url, "result_backend": broker.url, "task_default_queue": queue}
@@ -71,10 +62,7 @@ def one_round(mode: str) -> float:
                 thread.stop()
             if worker is not None:
                 proc.stop(worker, grace=5.0, on_timeout=group.kill_all)
-            group.kill_all()
             broker.stop()
-            group.remove()
-            lease.release()
 
 
 def _wait_ready(log: str, worker, timeout: float = 60.0) -> None:

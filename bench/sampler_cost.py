@@ -3,15 +3,13 @@ second) while it watches 1, 8, 32 and 64 Python processes of about 30 MiB in a c
 of one core, from its own thread CPU clock."""
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
 
 from bench import report
-from harness.leftovers import Lease
-from harness.limits import open_cgroup_backend
+from bench.group import leased_group
 from harness.sampler import Sampler
 
 COUNTS = (1, 8, 32, 64)
@@ -21,36 +19,28 @@ HOLDER = "import time; block = b'\\x01' * (24 << 20); time.sleep(600)"
 
 
 def cost_for(count: int) -> dict:
-    run_id = f"bench-sampler-{secrets.token_hex(3)}"
-    lease = Lease.for_this_process(run_id)
-    lease.save()
-    group = open_cgroup_backend(run_id)
     processes = []
-    try:
-        group.create(8 << 30, "process")
-        lease.set_cgroup(group.path)
-        for _ in range(count):
-            processes.append(subprocess.Popen([sys.executable, "-c", HOLDER]))
-            _join(group, processes[-1].pid)
-            lease.add_process(processes[-1].pid)
-        time.sleep(1.0)  # let them allocate
-        with tempfile.TemporaryDirectory() as tmp:
-            sampler = Sampler(group, tmp, rss_hz=100.0)
-            started = time.monotonic()
-            sampler.start()
-            time.sleep(SECONDS)
-            sampler.stop()
-            wall = time.monotonic() - started
-        cost = sampler.cost.as_dict()
-        return {"processes": count, "core_percent": sampler.cost.cpu_seconds / wall * 100, "ticks_per_second": cost["ticks"] / wall,
-                **cost}
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
-        group.kill_all()
-        group.remove()
-        lease.release()
+    with leased_group("bench-sampler", 8 << 30) as (lease, group):
+        try:
+            for _ in range(count):
+                processes.append(subprocess.Popen([sys.executable, "-c", HOLDER]))
+                _join(group, processes[-1].pid)
+                lease.add_process(processes[-1].pid)
+            time.sleep(1.0)  # let them allocate
+            with tempfile.TemporaryDirectory() as tmp:
+                sampler = Sampler(group, tmp, rss_hz=100.0)
+                started = time.monotonic()
+                sampler.start()
+                time.sleep(SECONDS)
+                sampler.stop()
+                wall = time.monotonic() - started
+        finally:
+            for process in processes:
+                process.kill()
+                process.wait()
+    cost = sampler.cost.as_dict()
+    return {"processes": count, "core_percent": sampler.cost.cpu_seconds / wall * 100,
+            "ticks_per_second": cost["ticks"] / wall, **cost}
 
 
 def _join(group, pid: int) -> None:
