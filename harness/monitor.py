@@ -34,7 +34,8 @@ class Monitor(threading.Thread):
         self.emulate_group_kill = emulate_group_kill
         self.notifier = group.open_oom_notifier()
         # the kernel prints memcg paths relative to its mount: the last two parts are unique enough
-        self.kmsg = KmsgReader.open("/" + "/".join(group.path.rstrip("/").split("/")[-2:]))
+        self.watched: set[int] = set()  # every pid of the group the monitor has seen (for the kernel log)
+        self.kmsg = KmsgReader.open("/" + "/".join(group.path.rstrip("/").split("/")[-2:]), self.watched.__contains__)
         self.exits = ExitWatcher()
         self.obs = Observations()
         self.lock = threading.Lock()
@@ -101,6 +102,7 @@ class Monitor(threading.Thread):
             os.read(self._wake_r, 4096)
         while not self._new_pids.empty():
             pid = self._new_pids.get()
+            self.watched.add(pid)
             if not self.exits.watch(pid):
                 with self.lock:
                     self.obs.exits.setdefault(pid, now)

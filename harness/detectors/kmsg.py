@@ -9,6 +9,7 @@ import errno
 import os
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 _KILLED = re.compile(
     r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB"
@@ -31,8 +32,11 @@ class KernelKill:
 class KmsgParser:
     """Turns kmsg records into KernelKills of one memcg (pure: fed text, no I/O)."""
 
-    def __init__(self, memcg_suffix: str):
+    def __init__(self, memcg_suffix: str, known_pid: Callable[[int], bool] = lambda pid: False):
         self.memcg_suffix = memcg_suffix.rstrip("/")
+        # the kernel rate-limits its OOM report, `oom-kill:` line included, but not the `Killed process`
+        # line: under a burst of kills a victim may come with no memcg named, and is ours if its pid is
+        self.known_pid = known_pid
         self._memcg_of_pid: dict[int, str] = {}
         self._group_memcg: str | None = None
 
@@ -58,7 +62,7 @@ class KmsgParser:
         pid = int(match.group(1))
         own_line = self._memcg_of_pid.pop(pid, None)
         group = own_line is None and self._ours(self._group_memcg)
-        if not (self._ours(own_line) or group):
+        if not (self._ours(own_line) or group or (own_line is None and self.known_pid(pid))):
             return None
         rss = sum(int(match.group(i)) for i in (3, 4, 5)) * 1024
         return KernelKill(pid, match.group(2), kernel_mono, rss, message.strip(), seen_mono, group)
@@ -67,15 +71,15 @@ class KmsgParser:
 class KmsgReader:
     """Non-blocking reader positioned at the end of the log when opened."""
 
-    def __init__(self, memcg_suffix: str):
-        self.parser = KmsgParser(memcg_suffix)
+    def __init__(self, memcg_suffix: str, known_pid: Callable[[int], bool] = lambda pid: False):
+        self.parser = KmsgParser(memcg_suffix, known_pid)
         self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         os.lseek(self.fd, 0, os.SEEK_END)
 
     @classmethod
-    def open(cls, memcg_suffix: str) -> "KmsgReader | None":
+    def open(cls, memcg_suffix: str, known_pid: Callable[[int], bool] = lambda pid: False) -> "KmsgReader | None":
         try:
-            return cls(memcg_suffix)
+            return cls(memcg_suffix, known_pid)
         except OSError:
             return None  # unreadable (dmesg_restrict, containers): the other detectors still work
 

@@ -27,3 +27,14 @@ def test_oom_group_kills_are_attributed_to_the_group():
     parser.feed("6,500,300000000,-;Tasks in /a/oomlab/run1 are going to be killed due to memory.oom.group set", 1.0)
     kill = parser.feed(KILLED.replace("200417994", "300000100"), 1.0)
     assert kill.group_kill and kill.pid == 5448
+
+
+def test_a_rate_limited_report_still_counts_when_the_pid_is_ours():
+    """Seen in CI: under a burst of kills the kernel dropped the `oom-kill:` line (its OOM report is
+    rate-limited) and printed only `Killed process`; the pid tells whose victim it was."""
+    assert KmsgParser("/oomlab/run1").feed(KILLED, 1.0) is None  # no memcg named, pid unknown: not ours
+    kill = KmsgParser("/oomlab/run1", known_pid={5448}.__contains__).feed(KILLED, 1.0)
+    assert kill.pid == 5448 and not kill.group_kill
+    other = KmsgParser("/oomlab/run2", known_pid={5448}.__contains__)
+    other.feed(OOM_KILL, 1.0)  # the kernel named another memcg: the pid alone does not make it ours
+    assert other.feed(KILLED, 1.0) is None
