@@ -42,6 +42,7 @@ class Monitor(threading.Thread):
         self._new_pids: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = threading.Event()
+        self._oom_count = group.oom_kill_count() or 0
         self._probe_offset = 0
         self._probe_partial = b""
 
@@ -79,14 +80,19 @@ class Monitor(threading.Thread):
         except (OSError, ValueError):
             ready = []
         now = time.monotonic()
-        if self.notifier.fileno() in ready:
+        # the counter is read every round too: seen in CI, a kill can come with no notification
+        count = self.group.oom_kill_count() or 0
+        notified = self.notifier.fileno() in ready
+        if notified:
             self.notifier.drain()
+        if notified or count > self._oom_count:
+            self._oom_count = max(self._oom_count, count)
             if self.emulate_group_kill:
                 killed = self.group.signal_all()
                 with self.lock:
                     self.obs.group_kills.append((now, killed))
             with self.lock:
-                self.obs.oom_events.append((now, self.group.oom_kill_count()))
+                self.obs.oom_events.append((now, count))
         if self.kmsg and self.kmsg.fileno() in ready:
             kills = self.kmsg.read(now)
             with self.lock:

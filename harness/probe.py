@@ -36,8 +36,46 @@ def emit(event: str, **fields) -> None:
     os.write(fd, (json.dumps(record, default=repr) + "\n").encode())
 
 
+class _OwnFiles:
+    """This process's /proc files kept open (re-read with pread): the probe runs twice per task, and
+    open+close per read was most of its cost. Re-opened after a fork, since /proc/self was resolved."""
+
+    def __init__(self):
+        self.pid: int | None = None
+        self.files = procfs.OpenFiles()
+        self.clear_refs: int | None = None
+
+    def mine(self) -> "_OwnFiles":
+        if self.pid != os.getpid():
+            self.pid, self.files = os.getpid(), procfs.OpenFiles()
+            try:
+                self.clear_refs = os.open(f"/proc/{self.pid}/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+            except OSError:
+                self.clear_refs = None
+        return self
+
+    def rss(self) -> int | None:
+        return procfs.parse_statm_rss(self.files.read(f"/proc/{self.pid}/statm", 128))
+
+    def status(self, names: tuple[str, ...]) -> dict[str, int]:
+        return procfs.parse_status_fields(self.files.read(f"/proc/{self.pid}/status", 8192), names)
+
+    def reset_peak(self) -> bool:
+        """VmHWM back to the current RSS (clear_refs 5)."""
+        if self.clear_refs is None:
+            return False
+        try:
+            os.write(self.clear_refs, b"5")
+            return True
+        except OSError:
+            return False
+
+
+_own = _OwnFiles()
+
+
 def _rss() -> int | None:
-    return procfs.rss_bytes("self")
+    return _own.mine().rss()
 
 
 @signals.worker_init.connect
@@ -68,7 +106,7 @@ def _on_prerun(task_id=None, task=None, **_):
         if not tracemalloc.is_tracing():
             tracemalloc.start()
         tracemalloc.reset_peak()
-    reset = procfs.reset_peak("self")
+    reset = _own.mine().reset_peak()
     start = _rss()
     emit("prerun", task_id=task_id, name=getattr(task, "name", None), start_rss=start, peak_reset=reset,
          **_delivery(task))
@@ -87,7 +125,7 @@ def _delivery(task) -> dict:
 
 @signals.task_postrun.connect
 def _on_postrun(task_id=None, task=None, state=None, **_):
-    status = procfs.status_fields("self", ("VmHWM", "VmRSS"))
+    status = _own.mine().status(("VmHWM", "VmRSS"))
     traced = tracemalloc.get_traced_memory()[1] if TRACE and tracemalloc.is_tracing() else None
     emit(
         "postrun",

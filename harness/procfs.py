@@ -87,14 +87,16 @@ def rss_bytes(pid: int | str = "self") -> int | None:
 
 def status_fields(pid: int | str = "self", names: tuple[str, ...] = ("VmHWM", "VmRSS")) -> dict[str, int]:
     """Selected kB fields of /proc/PID/status, in bytes."""
-    data = _read(f"/proc/{pid}/status", 8192)
+    return parse_status_fields(_read(f"/proc/{pid}/status", 8192), names)
+
+
+def parse_status_fields(data: bytes | None, names: tuple[str, ...]) -> dict[str, int]:
     found: dict[str, int] = {}
-    if not data:
-        return found
-    for line in data.decode("ascii", "replace").splitlines():
-        key, _, rest = line.partition(":")
-        if key in names:
-            found[key] = int(rest.split()[0]) * 1024
+    for name in names:
+        start = data.find(name.encode() + b":") if data else -1
+        if start >= 0:
+            end = data.find(b"\n", start)
+            found[name] = int(data[start + len(name) + 1:end].split()[0]) * 1024
     return found
 
 
