@@ -36,6 +36,9 @@ class Lease:
     cgroup: str | None = None
     processes: list[tuple[int, int | None]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    # (broker URL, queue) on a service broker: a durable queue outlives a SIGKILLed run otherwise;
+    # the lease sits in a 0700 directory, so the URL's credentials stay with their owner
+    queues: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def for_this_process(cls, run_id: str) -> "Lease":
@@ -52,6 +55,10 @@ class Lease:
 
     def add_path(self, path: str) -> None:
         self.paths.append(path)
+        self.save()
+
+    def add_queue(self, broker_url: str, queue: str) -> None:
+        self.queues.append((broker_url, queue))
         self.save()
 
     def set_cgroup(self, path: str) -> None:
@@ -93,7 +100,21 @@ class Lease:
             elif os.path.lexists(path):
                 os.unlink(path)
                 removed.append(path)
+        for broker_url, queue in self.queues:
+            if _delete_queue(broker_url, queue):
+                removed.append(f"queue {queue}")
         return removed
+
+
+def _delete_queue(broker_url: str, queue: str) -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(broker_url, connect_timeout=2) as connection:
+            connection.default_channel.queue_delete(queue)
+        return True
+    except Exception:  # the broker is down or the queue is gone: nothing more to do from here
+        return False
 
 
 def sweep_stale() -> list[str]:
@@ -107,7 +128,8 @@ def sweep_stale() -> list[str]:
         try:
             with open(path) as handle:
                 data = json.load(handle)
-            lease = Lease(**{**data, "processes": [tuple(p) for p in data.get("processes", [])]})
+            lease = Lease(**{**data, "processes": [tuple(p) for p in data.get("processes", [])],
+                             "queues": [tuple(q) for q in data.get("queues", [])]})
         except (OSError, ValueError, TypeError):
             continue
         if lease.owner_alive():

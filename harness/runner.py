@@ -181,6 +181,8 @@ class Run:
             self.broker.start(self.lease)
             broker_url, backend_url = broker_url or self.broker.url, backend_url or self.broker.url
         self.broker_url, self.backend_url = broker_url, backend_url
+        if self.broker is None or broker_url != self.broker.url:
+            self.lease.add_queue(broker_url, self.queue)  # swept after a SIGKILL, deleted at the end otherwise
         app = self.scenario.app
         celery_conf = {"worker_log_format": LOG_FORMAT, "worker_task_log_format": LOG_FORMAT,
                        **self.scenario.celery_conf, **config.celery_conf, "broker_url": broker_url,

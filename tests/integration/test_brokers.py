@@ -39,3 +39,23 @@ def queue_exists(url: str, queue: str) -> bool:
             return True
         except connection.channel_errors:
             return False
+
+
+def test_a_sigkilled_runs_queue_on_rabbitmq_is_swept_by_the_next_run(oomlab, tmp_path):
+    import json
+    import subprocess
+
+    from tests.conftest import oomlab_cmd
+    from tests.integration.test_run import _wait_for_tasks_running
+
+    argv = ["run", "alloc", "--param", "hold=5", "--broker", BROKERS["rabbitmq"], "--backend", BROKERS["redis"],
+            "--results", str(tmp_path)]
+    proc = subprocess.Popen(oomlab_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = _wait_for_tasks_running(tmp_path)
+    proc.kill()
+    proc.wait()
+    queue = json.load(open(os.path.join(run_dir, "run.json")))["worker"]["queue"]
+    assert queue_exists(BROKERS["rabbitmq"], queue)  # durable: a SIGKILL leaves it behind
+    result = oomlab("run", "alloc", "--tasks", "1", "--param", "over=0")
+    assert result.code == 0, result.stderr
+    assert not queue_exists(BROKERS["rabbitmq"], queue), "the next run's sweep deletes it"
