@@ -43,10 +43,13 @@ def failure_message(reason: str, kills: list[KillRecord], stats: dict[int, PidSt
     if child_kills:
         children = [s for pid, s in stats.items() if pid != main_pid]
         private = max((s.max_uss or 0 for s in children), default=0)
-        per_child = private or max((k.rss_bytes or 0 for k in child_kills), default=0)
+        # private pages per child plus the main process's RSS (every shared page counted once) add up
+        # like the group's usage; a child killed before its private pages were sampled has only its RSS
+        per_child = (f"{format_size(private)} private" if private else
+                     f"{format_size(max((k.rss_bytes or 0 for k in child_kills), default=0))} RSS")
         main = stats.get(main_pid)
-        main_text = f" + main {format_size(main.max_uss or main.max_rss)}" if main else ""
-        return (f"worker killed during start-up: {concurrency} children × {format_size(per_child)}{main_text} > "
+        main_text = f" + main {format_size(main.max_rss)} RSS" if main else ""
+        return (f"worker killed during start-up: {concurrency} children × {per_child}{main_text} > "
                 f"{limit_text} limit ({len(child_kills)} OOM kills before it was ready); "
                 f"lower --concurrency, load the memory lazily, or raise --memory")
     if reason == "main_exited":
