@@ -14,7 +14,6 @@ from harness.recommend.flow import recommend
 from harness.record import write_json_atomic
 from harness.report.console import report_console
 from harness.report.recommend import render_plan, render_profile, snippet
-from harness.scenario import load_scenario
 
 SCHEMA = "oomlab.recommend/1"
 
