@@ -62,7 +62,7 @@ class DeliveryObserver(RunObserver):
         record = run.record
         with self._lock:
             samples = [asdict(s) for s in self.samples]
-        verdicts = [judge(task, record.kills, self.locations.get(task.id))
+        verdicts = [judge(task, record.kills, self.locations.get(task.id), record.celery_events)
                     for task in record.tasks]
         record.delivery = {
             "cell": self.cell.as_dict(),

@@ -57,13 +57,17 @@ class DeliveryVerdict:
     redeliveries: list[Redelivery] = field(default_factory=list)
     stuck_in_started: bool = False
     poison_loop: dict | None = None  # {"kills": n, "per_minute": r} when the same task id kept dying
+    # Celery's own events for the task (task-received, task-started, task-failed, task-retried...), each
+    # at the time the worker stamped it: the exact timeline beside the backend states polled every 0.1 s
+    events: list[tuple[float | None, str]] = field(default_factory=list)
 
     @property
     def first_redelivery_s(self) -> float | None:
         return self.redeliveries[0].seconds if self.redeliveries else None
 
 
-def judge(task: TaskRecord, kills: list[KillRecord], location: Location | None) -> DeliveryVerdict:
+def judge(task: TaskRecord, kills: list[KillRecord], location: Location | None,
+          events: list[CeleryEvent] = ()) -> DeliveryVerdict:
     own_kills = sorted((k for k in kills if k.task_id == task.id), key=lambda k: k.kernel_time_mono)
     runs = sorted(task.executions, key=lambda run: run.started_mono)
     redeliveries = []
@@ -89,6 +93,7 @@ def judge(task: TaskRecord, kills: list[KillRecord], location: Location | None) 
         delivery_counts=[run.delivery_count for run in runs], redeliveries=redeliveries,
         stuck_in_started=task.state == "STARTED" and not running_at_end and where == "absent",
         poison_loop=loop,
+        events=[(e.timestamp_mono, e.type) for e in events if e.uuid == task.id],
     )
 
 

@@ -53,6 +53,9 @@ def test_default_acks_child_kill_fails_with_worker_lost_and_the_message_is_gone(
     assert "WorkerLostError" in task["exception"]
     assert verdict["message"] == "absent"  # the broker no longer has it: nothing will run it again
     assert [state for _, state in verdict["state_history"]][-1] == "FAILURE"
+    # Celery's own events, stamped by the worker: started, then failed once the main process noticed
+    kinds = [kind for _, kind in verdict["events"]]
+    assert kinds.index("task-started") < kinds.index("task-failed")
 
 
 def test_acks_late_with_reject_on_a_deterministic_oom_is_a_poison_loop(tmp_path):
