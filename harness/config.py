@@ -28,6 +28,7 @@ class RunConfig:
     restart: str = "no"  # no | always: start a new worker when the main process dies (a restart policy)
     restart_delay: float = 1.0
     settle: float = 0.3  # seconds to keep watching once every task is final
+    backend_kind: str = "cgroup"  # cgroup: a memory cgroup of oomlab's own | docker: a container with the limit
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 from dataclasses import asdict, dataclass, field
 
 from harness.limits.base import CgroupBackend
@@ -39,6 +40,7 @@ class Lease:
     # (broker URL, queue) on a service broker: a durable queue outlives a SIGKILLed run otherwise;
     # the lease sits in a 0700 directory, so the URL's credentials stay with their owner
     queues: list[tuple[str, str]] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)  # Docker backend: removed with `docker rm -f`
 
     @classmethod
     def for_this_process(cls, run_id: str) -> "Lease":
@@ -55,6 +57,10 @@ class Lease:
 
     def add_path(self, path: str) -> None:
         self.paths.append(path)
+        self.save()
+
+    def add_container(self, name: str) -> None:
+        self.containers.append(name)
         self.save()
 
     def add_queue(self, broker_url: str, queue: str) -> None:
@@ -100,6 +106,12 @@ class Lease:
             elif os.path.lexists(path):
                 os.unlink(path)
                 removed.append(path)
+        for name in self.containers:
+            try:
+                if subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=30).returncode == 0:
+                    removed.append(f"container {name}")
+            except (OSError, subprocess.TimeoutExpired):  # no docker command or engine: nothing to remove here
+                pass
         for broker_url, queue in self.queues:
             if _delete_queue(broker_url, queue):
                 removed.append(f"queue {queue}")

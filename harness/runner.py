@@ -24,6 +24,8 @@ from harness.broker import EmbeddedRedis, check_reachable, safe_url
 from harness.config import RunConfig
 from harness.detectors.celery_events import CeleryEventCapture
 from harness.detectors.worker_log import LOG_FORMAT, child_deaths_noticed
+from harness.docker.container import ContainerWorker
+from harness.docker.engine import worker_image
 from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
 from harness.findings import findings
@@ -160,17 +162,10 @@ class Run:
 
     def _start(self) -> None:
         config = self.config
-        self.backend = open_cgroup_backend(self.run_id)
-        try:
-            self.backend.create(config.memory_bytes, config.oom_scope)
-        except PermissionError as exc:
-            raise NoPermission(f"cannot create a memory cgroup at {self.backend.path}: {exc.strerror}; "
-                               f"run as root or set OOMLAB_CGROUP_PARENT to a writable cgroup") from None
-        except OSError as exc:
-            raise NoPermission(f"cannot set up the memory cgroup {self.backend.path}: {exc}") from None
-        finally:
-            if os.path.isdir(self.backend.path):
-                self.lease.set_cgroup(self.backend.path)
+        if config.backend_kind == "docker":
+            self.image = worker_image()  # the container (and its cgroup) comes with the worker below
+        else:
+            self._create_group()
         broker_url = config.broker
         # results go to the broker when it is Redis, to an embedded Redis otherwise (AMQP has no backend)
         backend_url = config.backend or (broker_url if broker_url and broker_url.startswith("redis") else None)
@@ -193,13 +188,13 @@ class Run:
         self.app = app
         self.record.worker = {"hostname": self.hostname, "queue": self.queue, "broker": safe_url(broker_url),
                               "backend": safe_url(backend_url), "celery_conf": _jsonable(celery_conf)}
-        self.record.environment.update(describe(self.backend.name))
-        self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
-                             "oom_scope": config.oom_scope}
         probe_path = os.path.join(self.run_dir, "probe.jsonl")
         open(probe_path, "a").close()
         self._worker_env_vars = self._worker_env(probe_path, celery_conf)
         self._spawn_worker()
+        self.record.environment.update(describe(self.backend.name))
+        self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
+                             "oom_scope": config.oom_scope, "backend": config.backend_kind}
         self.record.worker["pid"] = self.worker.pid
         emulate = config.oom_scope == "group" and self.backend.version == 1
         self.monitor = Monitor(self.backend, probe_path, emulate_group_kill=emulate)
@@ -215,10 +210,34 @@ class Run:
         self.record.status = "running"
         self.checkpoint()
 
+    def _create_group(self) -> None:
+        self.backend = open_cgroup_backend(self.run_id)
+        try:
+            self.backend.create(self.config.memory_bytes, self.config.oom_scope)
+        except PermissionError as exc:
+            raise NoPermission(f"cannot create a memory cgroup at {self.backend.path}: {exc.strerror}; "
+                               f"run as root or set OOMLAB_CGROUP_PARENT to a writable cgroup") from None
+        except OSError as exc:
+            raise NoPermission(f"cannot set up the memory cgroup {self.backend.path}: {exc}") from None
+        finally:
+            if os.path.isdir(self.backend.path):
+                self.lease.set_cgroup(self.backend.path)
+
     def _spawn_worker(self) -> None:
         """Start a worker main process inside the group (again, under a restart policy)."""
-        self.worker = proc.spawn(self._worker_argv(), log_path=os.path.join(self.run_dir, "worker.log"),
-                                 env=self._worker_env_vars, join_cgroup=self.backend.procs_file)
+        log_path = os.path.join(self.run_dir, "worker.log")
+        if self.config.backend_kind == "docker":
+            name = f"oomlab-{self.run_id}"
+            self.lease.add_container(name)
+            env = {k: v for k, v in self._worker_env_vars.items() if k.startswith("OOMLAB_") or k.startswith("PYTHON")}
+            mounts = [self.run_dir, os.getcwd(), *([os.path.dirname(self.broker.socket_path)] if self.broker else []),
+                      *([os.path.dirname(self.scenario.module_ref)] if self.scenario.module_ref.endswith(".py") else [])]
+            self.worker = ContainerWorker.run(name, self.image, ["python3", *self._worker_argv()[1:]], env, mounts,
+                                              self.config.memory_bytes, log_path)
+            self.backend = self.backend or self.worker.memory_cgroup()
+        else:
+            self.worker = proc.spawn(self._worker_argv(), log_path=log_path, env=self._worker_env_vars,
+                                     join_cgroup=self.backend.procs_file)
         self.workers.append(self.worker)
         self.lease.add_process(self.worker.pid)
         if self.monitor is not None:
@@ -333,6 +352,9 @@ class Run:
         if self.backend is not None:
             steps.append(self._read_group_peak)
             steps.append(self.backend.kill_all)
+        for worker in self.workers:
+            if isinstance(worker, ContainerWorker):
+                steps.append(lambda worker=worker: self._close_container(worker))
         steps.extend(lambda observer=observer: observer.worker_stopped(self) for observer in self.observers)
         if self.app is not None and self.broker_url and (self.broker is None or self.broker_url != self.broker.url):
             steps.append(self._delete_queue)  # a service broker keeps a durable queue otherwise
@@ -346,7 +368,7 @@ class Run:
             steps.append(lambda: client_app.detach(self.app))
         if self.broker is not None:
             steps.append(self.broker.stop)
-        if self.backend is not None:
+        if self.backend is not None and self.config.backend_kind != "docker":  # docker removes its own
             steps.append(self.backend.remove)
         for step in steps:
             try:
@@ -366,6 +388,14 @@ class Run:
             peak = procfs.status_fields(first.pid, ("VmHWM",)).get("VmHWM")
             if peak:
                 self.main_peak = max(self.main_peak or 0, peak)
+
+    def _close_container(self, worker: ContainerWorker) -> None:
+        """Docker's own verdict on the container (OOMKilled, exit code, restarts), then remove it."""
+        state = worker.state()
+        self.record.worker["container"] = {"name": worker.name, "oom_killed": state.get("OOMKilled"),
+                                           "exit_code": state.get("ExitCode"), "restart_count": worker.restart_count(),
+                                           "image": self.image}
+        worker.remove()
 
     def _delete_queue(self) -> None:
         with self.app.connection_for_write() as connection:

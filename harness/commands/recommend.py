@@ -31,11 +31,11 @@ def register(subparsers) -> None:
     parser.add_argument("--margin", default="10%", help="share of the limit kept free (default 10%%)")
     parser.add_argument("--no-prove", action="store_true", help="plan only; skip the trial runs")
     parser.add_argument("--broker", help="a broker URL instead of the embedded Redis")
-    parser.add_argument("--backend", help="result backend URL")
+    parser.add_argument("--result-backend", dest="result_backend", metavar="URL", help="result backend URL")
     parser.add_argument("--results", default="results", help="directory for records (default ./results)")
     parser.add_argument("--start-timeout", type=float, default=60.0)
     parser.set_defaults(func=main, concurrency=1, compare=False, timeout=None, sample_hz=100.0, tracemalloc=None,
-                        max_memory_per_child=None, oom_scope="process")
+                        max_memory_per_child=None, oom_scope="process", backend="cgroup")
 
 
 def _margin(text: str) -> float:

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from harness.compare import run_compare
 from harness.config import RunConfig
+from harness.docker.engine import check_docker_config
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
@@ -51,7 +52,10 @@ def register(subparsers) -> None:
     parser.add_argument("--tracemalloc", action="store_true", default=None,
                         help="trace Python allocations in each task too, to set beside its RSS peak (slower)")
     parser.add_argument("--broker", help="use this broker URL instead of the embedded Redis")
-    parser.add_argument("--backend", help="result backend URL (default: the broker)")
+    parser.add_argument("--result-backend", dest="result_backend", metavar="URL",
+                        help="result backend URL (default: the broker if it is Redis, else the embedded Redis)")
+    parser.add_argument("--backend", choices=("cgroup", "docker"), default="cgroup",
+                        help="where the worker runs: a memory cgroup of oomlab's own, or a Docker container with the limit")
     parser.add_argument("--oom-scope", choices=("process", "group"), default="process",
                         help="process: the kernel kills one victim (Docker); group: the whole worker dies (Kubernetes)")
     parser.add_argument("--results", default="results", help="directory for run records (default ./results)")
@@ -79,13 +83,15 @@ def build_config(args: argparse.Namespace, scenario=None, variant_name: str | No
         raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
     if args.tasks is not None and args.tasks < 1:
         raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
+    if args.backend == "docker":
+        check_docker_config(parse_size(memory), args.oom_scope)
     if args.sample_hz <= 0 or args.start_timeout <= 0 or (args.timeout is not None and args.timeout <= 0):
         raise BadInput("--sample-hz, --timeout and --start-timeout must be positive")
     config = RunConfig(
         scenario=scenario.name, memory=memory, memory_bytes=parse_size(memory), concurrency=concurrency,
         pool=args.pool or defaults.get("pool", "prefork"), tasks=args.tasks or defaults.get("tasks"),
         variant=variant.name, params=scenario.resolve_params(dict(args.param)), broker=args.broker,
-        backend=args.backend, oom_scope=args.oom_scope, results_dir=args.results, timeout=args.timeout,
+        backend=args.result_backend, backend_kind=args.backend, oom_scope=args.oom_scope, results_dir=args.results, timeout=args.timeout,
         start_timeout=args.start_timeout, sample_hz=args.sample_hz,
         tracemalloc=bool(args.tracemalloc if args.tracemalloc is not None else defaults.get("tracemalloc", False)),
         celery_conf={**variant.celery_conf, **celery_overrides(args)},

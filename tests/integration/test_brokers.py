@@ -17,7 +17,7 @@ BROKERS = {
 def test_external_broker(oomlab, name):
     args = ["run", "alloc", "--broker", BROKERS[name], "--tasks", "5", "--memory", "256MiB"]
     if name == "rabbitmq":
-        args += ["--backend", BROKERS["redis"]]
+        args += ["--result-backend", BROKERS["redis"]]
     result = oomlab(*args)
     assert result.code == 0, result.stderr
     record = result.record
@@ -48,7 +48,7 @@ def test_a_sigkilled_runs_queue_on_rabbitmq_is_swept_by_the_next_run(oomlab, tmp
     from tests.conftest import oomlab_cmd
     from tests.integration.test_run import _wait_for_tasks_running
 
-    argv = ["run", "alloc", "--param", "hold=5", "--broker", BROKERS["rabbitmq"], "--backend", BROKERS["redis"],
+    argv = ["run", "alloc", "--param", "hold=5", "--broker", BROKERS["rabbitmq"], "--result-backend", BROKERS["redis"],
             "--results", str(tmp_path)]
     proc = subprocess.Popen(oomlab_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = _wait_for_tasks_running(tmp_path)

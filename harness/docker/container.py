@@ -1,0 +1,98 @@
+"""A worker's main process in a container, with the subprocess.Popen surface the run uses (pid,
+poll, wait, send_signal, kill, returncode), and the container's memory cgroup as the run's group."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+from harness.docker.engine import DockerUnavailable, docker
+from harness.limits.cgroup_v1 import CgroupV1
+from harness.limits.cgroup_v2 import CgroupV2
+
+
+class ContainerWorker:
+    def __init__(self, name: str):
+        self.name = name
+        self.pid: int = 0
+        self.returncode: int | None = None
+
+    @classmethod
+    def run(cls, name: str, image: str, argv: list[str], env: dict[str, str], mounts: list[str], memory_bytes: int,
+            log_path: str, restart: str = "no") -> "ContainerWorker":
+        """`docker run` with the limit (swap equal to it), in the host's pid and network namespaces, so
+        the probe's pids are the kernel log's and the sampler's, and the embedded broker's socket works."""
+        args = ["run", "-d", "--name", name, "--pid", "host", "--network", "host", "--memory", str(memory_bytes),
+                "--memory-swap", str(memory_bytes), "--restart", restart, "-w", os.getcwd()]
+        for mount in dict.fromkeys(mounts):
+            args += ["-v", f"{mount}:{mount}"]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        command = " ".join(_quote(a) for a in argv)
+        args += [image, "sh", "-c", f"exec {command} >> {_quote(log_path)} 2>&1"]
+        docker(*args)
+        worker = cls(name)
+        deadline = time.monotonic() + 30
+        while not worker.pid and time.monotonic() < deadline:
+            state = worker.state()
+            worker.pid = state.get("Pid") or 0
+            if not state.get("Running") and state.get("Status") in ("exited", "dead"):
+                break
+            time.sleep(0.05)
+        if not worker.pid:
+            raise DockerUnavailable(f"container {name} did not start; see {log_path}")
+        return worker
+
+    def state(self) -> dict:
+        result = docker("inspect", "--format", "{{json .State}}", self.name, check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else {}
+
+    def restart_count(self) -> int:
+        result = docker("inspect", "--format", "{{.RestartCount}}", self.name, check=False)
+        return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            state = self.state()
+            if state and not state.get("Running") and not state.get("Restarting"):
+                code = state.get("ExitCode", 0)
+                self.returncode = -signal.SIGKILL if code == 137 else code
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                import subprocess
+
+                raise subprocess.TimeoutExpired(self.name, timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        docker("kill", "-s", signal.Signals(sig).name, self.name, check=False)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.name, check=False)
+
+    def memory_cgroup(self):
+        """The container's memory cgroup, as the host sees it (v1 or v2)."""
+        for line in (open(f"/proc/{self.pid}/cgroup").read().splitlines()):
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                full = "/sys/fs/cgroup/memory" + path
+                return CgroupV1(os.path.dirname(full), os.path.basename(full))
+            if controllers == "":
+                full = "/sys/fs/cgroup" + path
+                return CgroupV2(os.path.dirname(full), os.path.basename(full))
+        raise DockerUnavailable(f"cannot find the memory cgroup of container {self.name}")
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

@@ -1,0 +1,54 @@
+"""The Docker backend against a real Docker engine (in CI, .ci/run installs and starts one, and builds
+the base image offline; a missing engine fails these tests with exit code 8, it does not skip them)."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.conftest import assert_nothing_left
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+ARGS = ("--memory", "256MiB", "--tasks", "4", "--param", "sizes=32,64", "--param", "over=0", "--param", "hold=0.2",
+        "--concurrency", "1")
+
+
+def peaks_above_start(record: dict) -> list[int]:
+    return [t["peak_above_start_bytes"] for t in sorted(record["tasks"], key=lambda t: t["sent_mono"])]
+
+
+def test_the_same_scenario_gives_the_same_peaks_on_both_backends(oomlab):
+    local = oomlab("run", "alloc", *ARGS)
+    docker = oomlab("run", "alloc", "--backend", "docker", *ARGS, timeout=300)
+    assert local.code == 0, local.stderr
+    assert docker.code == 0, docker.stderr
+    record = docker.record
+    assert record["group"]["backend"] == "docker" and "/docker/" in record["group"]["path"]
+    assert record["worker"]["container"]["oom_killed"] is False
+    for here, there in zip(peaks_above_start(local.record), peaks_above_start(record), strict=True):
+        assert abs(here - there) <= 0.05 * here, (here, there)
+    assert_nothing_left(record["run_id"])
+    name = record["worker"]["container"]["name"]
+    assert subprocess.run(["docker", "inspect", name], capture_output=True).returncode != 0, "container left behind"
+
+
+def test_an_oom_kill_in_a_container_is_attributed_and_docker_says_oomkilled(oomlab):
+    result = oomlab("run", "alloc", "--backend", "docker", "--memory", "192MiB", "--tasks", "3", "--param", "every=3",
+                    "--param", "sizes=16", timeout=300)
+    assert result.code == 0, result.stderr
+    record = result.record
+    [kill] = record["kills"]
+    assert kill["task_name"] == "alloc.allocate" and kill["role"] == "child"
+    assert kill["detected"]["oomlab"] < 0.1
+    assert record["worker"]["container"]["oom_killed"] is True
+
+
+def test_no_docker_engine_is_one_sentence(oomlab):
+    result = oomlab("run", "alloc", "--backend", "docker", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.code == 8 and "no Docker engine is reachable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_limit_below_dockers_minimum_is_bad_input(oomlab):
+    result = oomlab("run", "alloc", "--backend", "docker", "--memory", "4MiB")
+    assert result.code == 2 and "Docker's smallest memory limit is 6 MiB" in result.stderr
