@@ -42,6 +42,8 @@ class Monitor(threading.Thread):
         self._new_pids: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = threading.Event()
+        self._rounds = threading.Condition()
+        self._round = 0
         self._oom_count = group.oom_kill_count() or 0
         self._probe_offset = 0
         self._probe_partial = b""
@@ -70,6 +72,16 @@ class Monitor(threading.Thread):
     def run(self) -> None:
         while not self._stopping.is_set():
             self.poll_once(0.02)
+            with self._rounds:
+                self._round += 1
+                self._rounds.notify_all()
+
+    def sync(self, timeout: float = 1.0) -> None:
+        """Return once a whole poll round began and ended after this call: every probe record written
+        before it is then in the snapshot (the result backend can be ahead of the probe otherwise)."""
+        with self._rounds:
+            target = self._round + 2
+            self._rounds.wait_for(lambda: self._round >= target or not self.is_alive(), timeout)
 
     def poll_once(self, timeout: float) -> None:
         fds = [self._wake_r, self.notifier.fileno(), *self.exits.fds()]

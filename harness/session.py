@@ -119,6 +119,9 @@ class WorkerSession:
         asking = [task_id for task_id in self.run.observed_tasks
                   if self.run.external_states.get(task_id, ("PENDING",))[0] not in FINAL_STATES]
         self.run.external_states.update(fetch_states(self.app, asking))
+        # a state read just now may be newer than the probe records collected above (a redelivery that
+        # started and finished in between): take the probe again once the monitor has caught up
+        self.run.monitor.sync()
         self.run.checkpoint()
 
     def tasks(self) -> list[TaskRecord]:
