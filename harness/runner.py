@@ -41,6 +41,7 @@ from harness.scenario import RunContext, Scenario
 from harness.startup import failure_message, start_state
 
 CHECKPOINT_SECONDS = 1.0
+CRASH_LOOP_RESTARTS = 3  # a container restarted this often before it was ever ready is in a crash loop
 
 
 def new_run_id(scenario: str) -> str:
@@ -233,7 +234,7 @@ class Run:
             mounts = [self.run_dir, os.getcwd(), *([os.path.dirname(self.broker.socket_path)] if self.broker else []),
                       *([os.path.dirname(self.scenario.module_ref)] if self.scenario.module_ref.endswith(".py") else [])]
             self.worker = ContainerWorker.run(name, self.image, ["python3", *self._worker_argv()[1:]], env, mounts,
-                                              self.config.memory_bytes, log_path)
+                                              self.config.memory_bytes, log_path, self.config.docker_restart)
             self.backend = self.backend or self.worker.memory_cgroup()
         else:
             self.worker = proc.spawn(self._worker_argv(), log_path=log_path, env=self._worker_env_vars,
@@ -284,9 +285,13 @@ class Run:
                 self.ready_mono = time.monotonic()
                 self.record.worker["ready_mono"] = self.ready_mono
                 return
-            if state.failed or time.monotonic() > deadline:
+            looping = (isinstance(self.worker, ContainerWorker) and int(time.monotonic() * 4) % 2 == 0
+                       and self.worker.restart_count() >= CRASH_LOOP_RESTARTS)  # asked about twice a second
+            if state.failed or looping or time.monotonic() > deadline:
                 time.sleep(0.2)  # let the kernel log and the exits of the last kill arrive
                 self._collect()
+                if loop := self._crash_loop():
+                    raise WorkerStartFailed(loop)
                 message = failure_message(state.reason or "timeout", self.record.kills, self.sampler.snapshot(),
                                           self.worker.pid, self.config.memory_bytes, self.config.concurrency,
                                           self.worker.poll(), self.config.start_timeout)
@@ -388,6 +393,22 @@ class Run:
             peak = procfs.status_fields(first.pid, ("VmHWM",)).get("VmHWM")
             if peak:
                 self.main_peak = max(self.main_peak or 0, peak)
+
+    def _crash_loop(self) -> str | None:
+        """A container under a restart policy that keeps being OOM-killed at start-up: how many
+        restarts, and how often the kernel killed it (from the kernel's own kill times)."""
+        if not isinstance(self.worker, ContainerWorker):
+            return None
+        restarts = self.worker.restart_count()
+        if not restarts:
+            return None
+        times = sorted(k.kernel_time_mono for k in self.record.kills)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        period = f", one kill every {sum(gaps) / len(gaps):.1f} s" if gaps else ""
+        self.record.worker["crash_loop"] = {"restarts": restarts, "kills": len(times), "kill_intervals_s": gaps}
+        return (f"crash loop: the container was restarted {restarts} times by its restart policy "
+                f"({self.config.docker_restart}) and OOM-killed {len(times)} times during start-up under the "
+                f"{self.config.memory} limit{period}; raise --memory or load less at start-up")
 
     def _close_container(self, worker: ContainerWorker) -> None:
         """Docker's own verdict on the container (OOMKilled, exit code, restarts), then remove it."""

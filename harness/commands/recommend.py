@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--results", default="results", help="directory for records (default ./results)")
     parser.add_argument("--start-timeout", type=float, default=60.0)
     parser.set_defaults(func=main, concurrency=1, compare=False, timeout=None, sample_hz=100.0, tracemalloc=None,
-                        max_memory_per_child=None, oom_scope="process", backend="cgroup")
+                        max_memory_per_child=None, oom_scope="process", backend="cgroup",
+                        docker_restart="no")
 
 
 def _margin(text: str) -> float:

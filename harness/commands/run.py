@@ -56,6 +56,8 @@ def register(subparsers) -> None:
                         help="result backend URL (default: the broker if it is Redis, else the embedded Redis)")
     parser.add_argument("--backend", choices=("cgroup", "docker"), default="cgroup",
                         help="where the worker runs: a memory cgroup of oomlab's own, or a Docker container with the limit")
+    parser.add_argument("--docker-restart", choices=("no", "on-failure", "always"), default="no",
+                        help="the container's restart policy (--backend docker): a start-up OOM becomes a crash loop")
     parser.add_argument("--oom-scope", choices=("process", "group"), default="process",
                         help="process: the kernel kills one victim (Docker); group: the whole worker dies (Kubernetes)")
     parser.add_argument("--results", default="results", help="directory for run records (default ./results)")
@@ -85,13 +87,15 @@ def build_config(args: argparse.Namespace, scenario=None, variant_name: str | No
         raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
     if args.backend == "docker":
         check_docker_config(parse_size(memory), args.oom_scope)
+    elif args.docker_restart != "no":
+        raise BadInput("--docker-restart applies to --backend docker")
     if args.sample_hz <= 0 or args.start_timeout <= 0 or (args.timeout is not None and args.timeout <= 0):
         raise BadInput("--sample-hz, --timeout and --start-timeout must be positive")
     config = RunConfig(
         scenario=scenario.name, memory=memory, memory_bytes=parse_size(memory), concurrency=concurrency,
         pool=args.pool or defaults.get("pool", "prefork"), tasks=args.tasks or defaults.get("tasks"),
         variant=variant.name, params=scenario.resolve_params(dict(args.param)), broker=args.broker,
-        backend=args.result_backend, backend_kind=args.backend, oom_scope=args.oom_scope, results_dir=args.results, timeout=args.timeout,
+        backend=args.result_backend, backend_kind=args.backend, docker_restart=args.docker_restart, oom_scope=args.oom_scope, results_dir=args.results, timeout=args.timeout,
         start_timeout=args.start_timeout, sample_hz=args.sample_hz,
         tracemalloc=bool(args.tracemalloc if args.tracemalloc is not None else defaults.get("tracemalloc", False)),
         celery_conf={**variant.celery_conf, **celery_overrides(args)},

@@ -52,3 +52,13 @@ def test_no_docker_engine_is_one_sentence(oomlab):
 def test_a_limit_below_dockers_minimum_is_bad_input(oomlab):
     result = oomlab("run", "alloc", "--backend", "docker", "--memory", "4MiB")
     assert result.code == 2 and "Docker's smallest memory limit is 6 MiB" in result.stderr
+
+
+def test_a_start_up_oom_under_a_restart_policy_is_reported_as_a_crash_loop(oomlab):
+    result = oomlab("run", "startup", "--variant", "preload", "--backend", "docker", "--docker-restart", "on-failure",
+                    "--memory", "128MiB", "--concurrency", "1", timeout=300)
+    assert result.code == 4, result.stderr
+    assert "crash loop: the container was restarted" in result.stderr and "one kill every" in result.stderr
+    loop = result.record["worker"]["crash_loop"]
+    assert loop["restarts"] >= 3 and loop["kills"] >= 3 and all(gap > 0 for gap in loop["kill_intervals_s"])
+    assert_nothing_left(result.record["run_id"])
