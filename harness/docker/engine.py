@@ -87,4 +87,17 @@ def worker_image(base: str = DEFAULT_BASE) -> str:
         if built.returncode != 0:
             raise DockerUnavailable(f"the worker image could not be built from workers/Dockerfile on {base}: "
                                     f"{(built.stderr or built.stdout).strip()[-300:]}")
+    _remove_older_images(tag)
     return tag
+
+
+def _remove_older_images(current: str) -> None:
+    """Images of earlier code on the same base: one per code change would pile up otherwise. An image
+    a container still uses is kept (no -f)."""
+    def base_of(tag: str) -> str:  # oomlab-worker:<version>-<digest>-<base>
+        return tag.split(":", 1)[-1].split("-", 2)[-1]
+
+    listed = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "oomlab-worker", check=False).stdout.split()
+    for tag in listed:
+        if tag != current and base_of(tag) == base_of(current):
+            docker("rmi", tag, check=False)
