@@ -3,7 +3,7 @@ report is rate-limited: a burst of kills loses lines, and with them the kernel's
 from __future__ import annotations
 
 from harness.scenario import Param, Plan, RunContext, TaskCall
-from scenarios._common import scenario_app, touched_bytes
+from scenarios._common import grow_until_killed, scenario_app
 
 description = "tasks that grow until OOM-killed, one every `spacing` seconds (benchmark)"
 app = scenario_app("bench-killer")
@@ -13,10 +13,7 @@ DEFAULTS = {"memory": "192MiB", "concurrency": 2}
 
 @app.task(name="bench.grow")
 def grow(limit_bytes: int) -> None:
-    held = []
-    while len(held) * 8 < 4 * limit_bytes / 2**20:
-        held.append(touched_bytes(8))
-    raise RuntimeError("grew to 4x the limit without being killed")
+    grow_until_killed(limit_bytes)
 
 
 def plan(ctx: RunContext) -> Plan:

@@ -9,15 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.record import write_json_atomic
+from harness.report.console import report_console
 
 RESULTS = os.path.join("results", "bench")
 
 
-def console() -> Console:
-    out = Console(soft_wrap=True)
-    if not out.is_terminal:
-        out.width = 200
-    return out
+console = report_console  # a table keeps every column in a file or CI log too
 
 
 def table(title: str, columns: list[str], rows: list[list], out: Console) -> None:

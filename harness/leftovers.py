@@ -113,20 +113,20 @@ class Lease:
             except (OSError, subprocess.TimeoutExpired):  # no docker command or engine: nothing to remove here
                 pass
         for broker_url, queue in self.queues:
-            if _delete_queue(broker_url, queue):
+            try:
+                delete_queue(broker_url, queue)
                 removed.append(f"queue {queue}")
+            except Exception:  # the broker is down: nothing more to do from here
+                pass
         return removed
 
 
-def _delete_queue(broker_url: str, queue: str) -> bool:
+def delete_queue(broker_url: str, queue: str) -> None:
+    """Delete a run's queue on a service broker (at the end of the run, or after its SIGKILL)."""
     from kombu import Connection
 
-    try:
-        with Connection(broker_url, connect_timeout=2) as connection:
-            connection.default_channel.queue_delete(queue)
-        return True
-    except Exception:  # the broker is down or the queue is gone: nothing more to do from here
-        return False
+    with Connection(broker_url, connect_timeout=2) as connection:
+        connection.default_channel.queue_delete(queue)
 
 
 def sweep_stale() -> list[str]:

@@ -23,14 +23,14 @@ from harness.attribution import KillContext, attribute_kills
 from harness.broker import EmbeddedRedis, check_reachable, safe_url
 from harness.config import RunConfig
 from harness.detectors.celery_events import CeleryEventCapture
-from harness.detectors.worker_log import LOG_FORMAT, child_deaths_noticed
+from harness.detectors.worker_log import LOG_FORMAT, WorkerLog
 from harness.docker.container import ContainerWorker
 from harness.docker.engine import worker_image
 from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
 from harness.findings import findings
 from harness.executions import build_executions, child_exit_codes, task_names
-from harness.leftovers import Lease, sweep_stale
+from harness.leftovers import Lease, delete_queue, sweep_stale
 from harness.limits import open_cgroup_backend
 from harness.monitor import Monitor
 from harness.outcomes import fill_task
@@ -105,6 +105,7 @@ class Run:
         self.workers: list = []  # every worker main process started, the current one last
         self.broker_url = self.backend_url = None
         self.task_queue = None
+        self.worker_log = WorkerLog(os.path.join(self.run_dir, "worker.log"))
         self.planned = False
         self.main_peak: int | None = None
         self.ready_mono: float | None = None
@@ -277,6 +278,7 @@ class Run:
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.config.start_timeout
         expected = self.config.concurrency if self.config.pool == "prefork" else 0
+        next_restart_check = 0.0
         while True:
             obs = self.monitor.snapshot()
             state = start_state(obs, expected, self.worker.poll() is not None, self.backend.oom_kill_count(),
@@ -285,8 +287,10 @@ class Run:
                 self.ready_mono = time.monotonic()
                 self.record.worker["ready_mono"] = self.ready_mono
                 return
-            looping = (isinstance(self.worker, ContainerWorker) and int(time.monotonic() * 4) % 2 == 0
-                       and self.worker.restart_count() >= CRASH_LOOP_RESTARTS)  # asked about twice a second
+            looping = False
+            if isinstance(self.worker, ContainerWorker) and time.monotonic() >= next_restart_check:
+                next_restart_check = time.monotonic() + 0.5  # `docker inspect` twice a second, not every loop
+                looping = self.worker.restart_count() >= CRASH_LOOP_RESTARTS
             if state.failed or looping or time.monotonic() > deadline:
                 time.sleep(0.2)  # let the kernel log and the exits of the last kill arrive
                 self._collect()
@@ -362,7 +366,7 @@ class Run:
                 steps.append(lambda worker=worker: self._close_container(worker))
         steps.extend(lambda observer=observer: observer.worker_stopped(self) for observer in self.observers)
         if self.app is not None and self.broker_url and (self.broker is None or self.broker_url != self.broker.url):
-            steps.append(self._delete_queue)  # a service broker keeps a durable queue otherwise
+            steps.append(lambda: delete_queue(self.broker_url, self.queue))  # a durable queue outlives us otherwise
         for thread in (self.events, self.sampler, self.monitor):
             if thread is not None:
                 steps.append(thread.stop)
@@ -418,10 +422,6 @@ class Run:
                                            "image": self.image}
         worker.remove()
 
-    def _delete_queue(self) -> None:
-        with self.app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(self.queue)
-
     def _read_group_peak(self) -> None:
         self.group_peak = self.backend.peak_bytes()
         self.record.group["oom_kill_count"] = self.backend.oom_kill_count()
@@ -442,8 +442,7 @@ class Run:
         self._read_main_peak()
         ready = next((r.get("rss") for r in obs.probe if r["ev"] == "worker_ready" and r["pid"] == main_pid), None)
         self.record.worker["ready_rss_bytes"] = ready
-        noticed = {pid: wall - self.wall_offset
-                   for pid, wall in child_deaths_noticed(os.path.join(self.run_dir, "worker.log")).items()}
+        noticed = {pid: wall - self.wall_offset for pid, wall in self.worker_log.read().child_deaths.items()}
         kills = attribute_kills(obs, KillContext(main_pids, self.ready_mono, executions, names, stats, events, noticed))
         # VmHWM when the main process was last alive to ask; if it died first, the kernel's figure at
         # its kill or the sampled maximum can be higher, and each is a true lower bound

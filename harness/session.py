@@ -4,8 +4,6 @@ each task's exact peak and every OOM kill, stop it. The record is the same run.j
 """
 from __future__ import annotations
 
-import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from harness.errors import BadInput
 from harness.outcomes import FINAL_STATES
 from harness.record import KillRecord, TaskRecord
 from harness.replay import fetch_states
-from harness.runner import Run
+from harness.runner import CHECKPOINT_SECONDS, Run
 from harness.scenario import Scenario
 from harness.sizes import parse_size
 
@@ -66,6 +64,7 @@ class WorkerSession:
         )
         self.run = Run(scenario, self.config)
         self._previous_conf: dict = {}
+        self._last_checkpoint = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "WorkerSession":
@@ -122,7 +121,12 @@ class WorkerSession:
         # a state read just now may be newer than the probe records collected above (a redelivery that
         # started and finished in between): take the probe again once the monitor has caught up
         self.run.monitor.sync()
-        self.run.checkpoint()
+        now = time.monotonic()
+        if now - self._last_checkpoint >= CHECKPOINT_SECONDS:  # the record on disk, as a run keeps it
+            self.run.checkpoint()
+            self._last_checkpoint = now
+        else:
+            self.run._collect()
 
     def tasks(self) -> list[TaskRecord]:
         self.refresh()
@@ -134,12 +138,7 @@ class WorkerSession:
 
     def unregistered_tasks(self) -> list[str]:
         """Task names the worker received but does not know (Celery logs and drops them)."""
-        try:
-            with open(os.path.join(self.run_dir, "worker.log"), errors="replace") as handle:
-                found = re.findall(r"Received unregistered task of type '([^']+)'", handle.read())
-        except FileNotFoundError:
-            return []
-        return sorted(set(found))
+        return sorted(self.run.worker_log.read().unregistered)
 
     def task_ids(self) -> set[str]:
         self.run._collect()

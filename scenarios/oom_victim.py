@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import scenario_app, touched_bytes, worker_param
+from scenarios._common import grow_until_killed, scenario_app, worker_param
 
 description = "a task the kernel kills on its first delivery (once) or on every delivery (always)"
 app = scenario_app("oom-victim")
@@ -20,7 +20,6 @@ VARIANTS = [
     Variant("always", "every delivery grows until it is killed (a deterministic OOM)"),
     Variant("once", "only the first delivery is killed; a redelivery returns at once"),
 ]
-CHUNK_MIB = 8
 
 
 @app.task(name="oom_victim.grow", bind=True, default_retry_delay=worker_param("retry_delay", 1.0),
@@ -31,10 +30,7 @@ def grow(self, limit_bytes: int, marker_dir: str, every_time: bool) -> str:
     first = not os.path.exists(marker)
     open(marker, "a").close()
     if first or every_time:
-        held = []
-        while len(held) * CHUNK_MIB * 1024 * 1024 < 4 * limit_bytes:
-            held.append(touched_bytes(CHUNK_MIB))
-        raise RuntimeError(f"grew to 4x the {limit_bytes} byte limit without being killed: is the limit in force?")
+        grow_until_killed(limit_bytes)
     return "survived a redelivery"
 
 

@@ -8,6 +8,7 @@ import signal
 import time
 
 from harness.docker.engine import DockerUnavailable, docker
+from harness.proc import alive
 from harness.limits.cgroup_v1 import CgroupV1
 from harness.limits.cgroup_v2 import CgroupV2
 
@@ -15,8 +16,9 @@ from harness.limits.cgroup_v2 import CgroupV2
 class ContainerWorker:
     def __init__(self, name: str):
         self.name = name
-        self.pid: int = 0
+        self.pid: int = 0  # the first main process's host pid
         self.returncode: int | None = None
+        self._live_pid: int = 0  # the main process running now (a restart brings a new one)
 
     @classmethod
     def run(cls, name: str, image: str, argv: list[str], env: dict[str, str], mounts: list[str], memory_bytes: int,
@@ -42,6 +44,7 @@ class ContainerWorker:
             time.sleep(0.05)
         if not worker.pid:
             raise DockerUnavailable(f"container {name} did not start; see {log_path}")
+        worker._live_pid = worker.pid
         return worker
 
     def state(self) -> dict:
@@ -53,11 +56,15 @@ class ContainerWorker:
         return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            state = self.state()
-            if state and not state.get("Running") and not state.get("Restarting"):
-                code = state.get("ExitCode", 0)
-                self.returncode = -signal.SIGKILL if code == 137 else code
+        """Asks Docker only once the process it last saw running is gone: the run polls often."""
+        if self.returncode is not None or (self._live_pid and alive(self._live_pid)):
+            return self.returncode
+        state = self.state()
+        if state.get("Running") and state.get("Pid"):
+            self._live_pid = state["Pid"]  # restarted under its restart policy
+        elif state and not state.get("Restarting"):
+            code = state.get("ExitCode", 0)
+            self.returncode = -signal.SIGKILL if code == 137 else code
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
