@@ -75,7 +75,7 @@ def cell_config(cell: Cell, options: LabOptions, lab_dir: str) -> RunConfig:
         params={"retry_delay": options.retry_delay, "max_retries": options.max_retries, "window": window},
         broker=None if cell.broker == "redis" else options.rabbitmq_url,
         oom_scope="process" if cell.scope == "child" else "group",
-        restart="always" if cell.scope == "worker" else "no", restart_delay=options.restart_delay,
+        restart="always", restart_delay=options.restart_delay,  # as a supervisor would, in both scopes
         queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": options.delivery_limit} if cell.broker == "quorum" else {},
         celery_conf=celery_conf,
     )
