@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from bench import report
+from harness.analysis import spread
 from harness.config import RunConfig
 from harness.lab.cells import Cell
 from harness.lab.delivery import LabOptions, new_lab_dir, run_lab
@@ -19,14 +20,6 @@ from harness.sizes import parse_size
 CHILD_KILLS = 30
 TARGET_P95 = 0.020
 TARGET_RATIO = 100
-
-
-def _quantiles(values: list[float]) -> dict:
-    ordered = sorted(values)
-    if not ordered:
-        return {"n": 0, "p50": None, "p95": None, "max": None}
-    return {"n": len(ordered), "p50": ordered[len(ordered) // 2],
-            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "max": ordered[-1]}
 
 
 def child_kills(results_dir: str) -> list[dict]:
@@ -54,14 +47,14 @@ def main(results_dir: str) -> dict:
     # the kernel's timestamp where it logged one; a whole-worker kill's time is when the group was killed
     timed = [k for k in kills if k["kernel_time_source"] in ("kmsg", "oomlab_group_kill")]
     figures = {
-        "oomlab, child kills (pid and task known)": _quantiles(
+        "oomlab, child kills (pid and task known)": spread(
             [k["detected"]["oomlab"] for k in timed if k["role"] == "child" and k["cause"] == "oom"]),
-        "oomlab, whole-worker kills": _quantiles([k["detected"]["oomlab"] for k in timed if k["role"] == "main"]),
-        "Celery main process (log: child exited)": _quantiles(
+        "oomlab, whole-worker kills": spread([k["detected"]["oomlab"] for k in timed if k["role"] == "main"]),
+        "Celery main process (log: child exited)": spread(
             [k["detected"]["celery_pool_noticed"] for k in timed if "celery_pool_noticed" in k["detected"]]),
-        "Celery task-failed (WorkerLostError)": _quantiles(
+        "Celery task-failed (WorkerLostError)": spread(
             [k["detected"]["celery_worker_lost"] for k in timed if "celery_worker_lost" in k["detected"]]),
-        "heartbeat expiry (whole-worker kills)": _quantiles(
+        "heartbeat expiry (whole-worker kills)": spread(
             [k["detected"]["celery_heartbeat_expiry"] for k in timed if "celery_heartbeat_expiry" in k["detected"]]),
     }
     rows = [[name, q["n"], report.ms(q["p50"]), report.ms(q["p95"]), report.ms(q["max"])] for name, q in figures.items()]

@@ -1,17 +1,16 @@
 """Outside the worker: every process in the group (re-read from the cgroup each tick, so replaced
 children are caught), RSS at `rss_hz`, PSS/USS from smaps_rollup at `smaps_hz`, and the
-group's usage and peak. Rows go to CSV through pandas once a second, so a killed run keeps them.
+group's usage and peak. Rows are appended to CSV once a second, so a killed run keeps them.
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
-
-import pandas as pd
 
 from harness import procfs
 from harness.limits.base import CgroupBackend
@@ -184,9 +183,13 @@ class Sampler(threading.Thread):
         with self._lock:
             rows, group_rows = self._rows, self._group_rows
             self._rows, self._group_rows = [], []
-        header = not self._headers_written
-        pd.DataFrame(rows, columns=SAMPLE_COLUMNS).to_csv(self.samples_path, mode="a", header=header, index=False)
-        pd.DataFrame(group_rows, columns=GROUP_COLUMNS).to_csv(self.group_path, mode="a", header=header, index=False)
+        for path, columns, new_rows in ((self.samples_path, SAMPLE_COLUMNS, rows),
+                                        (self.group_path, GROUP_COLUMNS, group_rows)):
+            with open(path, "a", newline="") as handle:
+                writer = csv.writer(handle)
+                if not self._headers_written:
+                    writer.writerow(columns)
+                writer.writerows(new_rows)
         self._headers_written = True
 
 

@@ -1,33 +1,48 @@
 """timeline.png: RSS of every process over time, the group's usage, the limit, task spans, kills."""
 from __future__ import annotations
 
+import csv
+import logging
 import os
+from collections import defaultdict
 
-import matplotlib
+# "Matplotlib is building the font cache" on a user's first run: not a line for oomlab's stderr
+logging.getLogger("matplotlib").setLevel(logging.ERROR)
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from harness.record import RunRecord  # noqa: E402
 
 MIB = 1024 * 1024
 
 
+def _columns(path: str, *names: str) -> list[tuple[float, ...]]:
+    """Rows of the named numeric columns (blank cells skipped) of a CSV the sampler wrote."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return []
+    with open(path, newline="") as handle:
+        return [tuple(float(row[n]) for n in names) for row in csv.DictReader(handle) if all(row[n] for n in names)]
+
+
 def render_timeline(run_dir: str, record: RunRecord) -> str | None:
-    samples_path = os.path.join(run_dir, "samples.csv")
-    if not os.path.exists(samples_path) or os.path.getsize(samples_path) == 0:
+    by_pid: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for pid, t_mono, rss in _columns(os.path.join(run_dir, "samples.csv"), "pid", "t_mono", "rss_bytes"):
+        by_pid[int(pid)].append((t_mono, rss))
+    if not by_pid:
         return None
-    samples = pd.read_csv(samples_path)
-    group_path = os.path.join(run_dir, "group.csv")
-    group = pd.read_csv(group_path) if os.path.exists(group_path) and os.path.getsize(group_path) else None
+    group = _columns(os.path.join(run_dir, "group.csv"), "t_mono", "usage_bytes")
     t0 = record.started_mono
     roles = {p.pid: p.role for p in record.processes}
     fig, (ax, lanes) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    for pid, rows in samples.groupby("pid"):
-        ax.plot(rows.t_mono - t0, rows.rss_bytes / MIB, lw=1, label=f"{roles.get(pid, 'child')} {pid}")
-    if group is not None:
-        ax.plot(group.t_mono - t0, group.usage_bytes / MIB, color="black", lw=1.6, label="group usage")
+    for pid, rows in sorted(by_pid.items()):
+        ax.plot([t - t0 for t, _ in rows], [rss / MIB for _, rss in rows], lw=1,
+                label=f"{roles.get(pid, 'child')} {pid}")
+    if group:
+        ax.plot([t - t0 for t, _ in group], [usage / MIB for _, usage in group], color="black", lw=1.6,
+                label="group usage")
     ax.axhline(record.config["memory_bytes"] / MIB, color="red", ls="--", lw=1.2, label="limit")
     for kill in record.kills:
         ax.axvline(kill.kernel_time_mono - t0, color="red", alpha=0.5, lw=1)
