@@ -24,7 +24,7 @@ from harness.broker import EmbeddedRedis, check_reachable, safe_url
 from harness.config import RunConfig
 from harness.detectors.celery_events import CeleryEventCapture
 from harness.detectors.worker_log import LOG_FORMAT, WorkerLog
-from harness.docker.container import ContainerWorker
+from harness.docker.container import ContainerSpec, ContainerWorker
 from harness.docker.engine import worker_image
 from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
@@ -195,10 +195,15 @@ class Run:
         self._worker_env_vars = self._worker_env(probe_path, celery_conf)
         self._spawn_worker()
         self.record.environment.update(describe(self.backend.name))
-        self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
-                             "oom_scope": config.oom_scope, "backend": config.backend_kind}
-        self.record.worker["pid"] = self.worker.pid
         emulate = config.oom_scope == "group" and self.backend.version == 1
+        self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
+                             "oom_scope": config.oom_scope, "backend": config.backend_kind,
+                             "cgroup_version": self.backend.version,
+                             "group_kill": ("oomlab, on the OOM notification (v1 has no memory.oom.group)" if emulate
+                                            else "the kernel (memory.oom.group)" if config.oom_scope == "group" else None),
+                             "files": {"limit": self.backend.limit_file, "usage": self.backend.usage_file,
+                                       "peak": self.backend.peak_file, "events": self.backend.events_file}}
+        self.record.worker["pid"] = self.worker.pid
         self.monitor = Monitor(self.backend, probe_path, emulate_group_kill=emulate)
         self.monitor.watch_pid(self.worker.pid)
         self.monitor.start()
@@ -207,6 +212,7 @@ class Run:
         self.events = CeleryEventCapture(app, self.hostname, lambda wall: wall - self.wall_offset)
         self.events.start()
         self.record.environment["detectors"] = {**self.monitor.detectors, "celery_events": True}
+        self.record.environment["kmsg_clock_offset_s"] = self.monitor.kmsg_clock_offset
         for observer in self.observers:
             observer.started(self)
         self.record.status = "running"
@@ -234,8 +240,9 @@ class Run:
             env = {k: v for k, v in self._worker_env_vars.items() if k.startswith("OOMLAB_") or k.startswith("PYTHON")}
             mounts = [self.run_dir, os.getcwd(), *([os.path.dirname(self.broker.socket_path)] if self.broker else []),
                       *([os.path.dirname(self.scenario.module_ref)] if self.scenario.module_ref.endswith(".py") else [])]
-            self.worker = ContainerWorker.run(name, self.image, ["python3", *self._worker_argv()[1:]], env, mounts,
-                                              self.config.memory_bytes, log_path, self.config.docker_restart)
+            spec = ContainerSpec(name, self.image, ["python3", *self._worker_argv()[1:]], env, mounts,
+                                 self.config.memory_bytes, log_path, self.config.docker_restart)
+            self.worker = ContainerWorker.run(spec, self.config.container_starter)
             self.backend = self.backend or self.worker.memory_cgroup()
         else:
             self.worker = proc.spawn(self._worker_argv(), log_path=log_path, env=self._worker_env_vars,
@@ -419,7 +426,8 @@ class Run:
         state = worker.state()
         self.record.worker["container"] = {"name": worker.name, "oom_killed": state.get("OOMKilled"),
                                            "exit_code": state.get("ExitCode"), "restart_count": worker.restart_count(),
-                                           "image": self.image}
+                                           "image": self.image, "started_by": self.config.container_starter,
+                                           "labels": worker.labels()}
         worker.remove()
 
     def _read_group_peak(self) -> None:
@@ -432,6 +440,8 @@ class Run:
         if self.monitor is None:
             return
         obs = self.monitor.snapshot()
+        if obs.group_replaced:  # a restarted container's cgroup, made anew under the same path
+            self.record.group["replaced_mono"] = obs.group_replaced
         stats = self.sampler.snapshot() if self.sampler else {}
         events = self.events.snapshot() if self.events else []
         executions = build_executions(obs.probe)
@@ -498,6 +508,9 @@ class Run:
 
     def finalize(self) -> None:
         self.checkpoint()
+        samples = os.path.join(self.run_dir, "samples.csv")
+        if not os.path.exists(samples) or os.path.getsize(samples) == 0:
+            return  # nothing was sampled (the run stopped before its worker started): no plot, no matplotlib
         try:
             from harness.report.timeline import render_timeline
 

@@ -57,6 +57,7 @@ class CgroupBackend:
     usage_file = ""
     peak_file = ""
     events_file = ""
+    oom_notice_precedes_kill = False  # True where the OOM notification comes before the kill is counted
 
     def __init__(self, parent: str, run_id: str):
         self.parent = parent

@@ -12,6 +12,7 @@ class CgroupV1(CgroupBackend):
     usage_file = "memory.usage_in_bytes"
     peak_file = "memory.max_usage_in_bytes"
     events_file = "memory.oom_control"
+    oom_notice_precedes_kill = True  # the eventfd fires as the OOM begins, oom_kill counts the kill
 
     def apply_limit(self, limit_bytes: int, oom_scope: OomScope) -> None:
         write_text(self.file(self.limit_file), str(limit_bytes))

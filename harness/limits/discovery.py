@@ -56,14 +56,18 @@ def _writable(directory: str) -> bool:
     return os.access(directory, os.W_OK | os.X_OK)
 
 
+def _can_write(file: str) -> bool:
+    return os.access(file, os.W_OK)  # not X_OK: a cgroup's files are never executable, even for root
+
+
 def _v2_parent(root: str) -> str | None:
     """The nearest cgroup at or above our own in which we may enable memory for children."""
-    current = os.path.join(root, _own_cgroups().get("", "/").lstrip("/"))
+    current = os.path.normpath(os.path.join(root, _own_cgroups().get("", "/").lstrip("/")))
     while True:
         candidate = os.path.join(current, PARENT_NAME)
         if os.path.isdir(candidate) and _writable(candidate):
             return candidate
-        if _writable(current) and _writable(os.path.join(current, "cgroup.subtree_control")):
+        if _writable(current) and _can_write(os.path.join(current, "cgroup.subtree_control")):
             subtree = (read_text(os.path.join(current, "cgroup.subtree_control")) or "").split()
             # a cgroup with processes of its own cannot hand controllers down (unless it is root)
             busy = bool((read_text(os.path.join(current, "cgroup.procs")) or "").split())

@@ -38,3 +38,9 @@ def test_a_rate_limited_report_still_counts_when_the_pid_is_ours():
     other = KmsgParser("/oomlab/run2", known_pid={5448}.__contains__)
     other.feed(OOM_KILL, 1.0)  # the kernel named another memcg: the pid alone does not make it ours
     assert other.feed(KILLED, 1.0) is None
+
+
+def test_the_kernel_clock_offset_is_taken_off_the_stamp():
+    parser = KmsgParser("/oomlab/run1", clock_offset=0.03)
+    parser.feed(OOM_KILL, 200.5)
+    assert parser.feed(KILLED, 200.5).kernel_mono == 200.417994 - 0.03

@@ -1,0 +1,37 @@
+"""The kernel log's clock is calibrated against CLOCK_MONOTONIC, on whatever kernel runs the tests."""
+import os
+import time
+
+from harness.detectors.kmsg import KmsgReader
+
+
+def _stamp_of(reader: KmsgReader, marker: str) -> float:
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            record = os.read(reader.fileno(), 16384).decode()
+        except BlockingIOError:
+            time.sleep(0.001)
+            continue
+        if marker in record:
+            return int(record.split(",")[2]) / 1e6
+    raise AssertionError(f"{marker!r} never came back from /dev/kmsg")
+
+
+def test_a_kernel_log_stamp_maps_onto_the_monotonic_clock():
+    reader = KmsgReader.open("/oomlab/none")
+    if not os.access("/dev/kmsg", os.R_OK | os.W_OK):  # an unprivileged user: no kernel log, no calibration
+        assert reader is None or reader.clock_offset is None
+        return
+    try:
+        assert reader.clock_offset is not None
+        marker = f"oomlab test {os.getpid()} {time.monotonic_ns()}"
+        with open("/dev/kmsg", "w") as log:
+            before = time.monotonic()
+            log.write(marker + "\n")
+            log.flush()
+            after = time.monotonic()
+        mapped = _stamp_of(reader, marker) - reader.clock_offset
+        assert before - 0.001 <= mapped <= after + 0.001, (before, mapped, after, reader.clock_offset)
+    finally:
+        reader.close()
