@@ -30,6 +30,7 @@ class RunConfig:
     settle: float = 0.3  # seconds to keep watching once every task is final
     backend_kind: str = "cgroup"  # cgroup: a memory cgroup of oomlab's own | docker: a container with the limit
     docker_restart: str = "no"  # Docker's restart policy for the worker's container (no | on-failure | always)
+    container_starter: str = "cli"  # cli: `docker run` | testcontainers: as the pytest plugin starts it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

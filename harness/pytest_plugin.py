@@ -20,6 +20,8 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
     "pool": ("prefork", "the worker's pool: prefork, solo or threads"),
     "broker": (None, "a broker URL instead of the embedded Redis"),
     "results": ("results", "where run records go"),
+    "limits": ("cgroup", "where the limit is: cgroup (oomlab's own), or docker (a container with --memory, "
+                         "started through testcontainers)"),
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
@@ -58,7 +60,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
                                 "in the pytest ini options, or pass --oomlab-app")
     options = WorkerOptions(app=app, memory=_option(config, "memory"), concurrency=int(_option(config, "concurrency")),
                             pool=_option(config, "pool"), broker=_option(config, "broker"),
-                            results_dir=_option(config, "results"))
+                            results_dir=_option(config, "results"), limits=_option(config, "limits"))
     try:
         session = WorkerSession(options).start()
     except OomlabError as error:

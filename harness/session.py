@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from harness import client_app
 from harness.config import RunConfig
+from harness.docker.engine import check_docker_config
 from harness.errors import BadInput
 from harness.outcomes import FINAL_STATES
 from harness.record import KillRecord, TaskRecord
@@ -42,6 +43,7 @@ class WorkerOptions:
     oom_scope: str = "process"
     results_dir: str = "results"
     start_timeout: float = 60.0
+    limits: str = "cgroup"  # cgroup | docker: a container started through testcontainers
 
 
 class WorkerSession:
@@ -55,12 +57,17 @@ class WorkerSession:
 
     def __init__(self, options: WorkerOptions):
         self.options = options
+        if options.limits not in ("cgroup", "docker"):
+            raise BadInput(f"oomlab_limits must be cgroup or docker, not {options.limits!r}")
+        if options.limits == "docker":
+            check_docker_config(parse_size(options.memory), options.oom_scope)
         scenario = Scenario.for_app(app_reference(options.app))
         self.config = RunConfig(
             scenario=scenario.name, memory=options.memory, memory_bytes=parse_size(options.memory),
             concurrency=options.concurrency, pool=options.pool, variant="default", broker=options.broker,
             backend=options.backend, oom_scope=options.oom_scope, results_dir=options.results_dir,
             start_timeout=options.start_timeout, celery_conf={"task_routes": {}},  # every task to this worker
+            backend_kind=options.limits, container_starter="testcontainers" if options.limits == "docker" else "cli",
         )
         self.run = Run(scenario, self.config)
         self._previous_conf: dict = {}

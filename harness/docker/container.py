@@ -4,13 +4,50 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import time
+from dataclasses import dataclass, field
 
 from harness.docker.engine import DockerUnavailable, docker
+from harness.docker.testcontainers_start import start_with_testcontainers
 from harness.proc import alive
 from harness.limits.cgroup_v1 import CgroupV1
 from harness.limits.cgroup_v2 import CgroupV2
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """The worker's container: the limit (swap equal to it), in the host's pid and network namespaces,
+    so the probe's pids are the kernel log's and the sampler's, and the embedded broker's socket works;
+    the paths it shares with the host mounted at the same place."""
+
+    name: str
+    image: str
+    argv: list[str]
+    env: dict[str, str]
+    mounts: list[str]
+    memory_bytes: int
+    log_path: str
+    restart: str = "no"
+    workdir: str = field(default_factory=os.getcwd)
+
+    @property
+    def shell_command(self) -> str:
+        return f"exec {shlex.join(self.argv)} >> {shlex.quote(self.log_path)} 2>&1"
+
+
+def start_with_cli(spec: ContainerSpec) -> None:
+    args = ["run", "-d", "--name", spec.name, "--pid", "host", "--network", "host", "--memory", str(spec.memory_bytes),
+            "--memory-swap", str(spec.memory_bytes), "--restart", spec.restart, "-w", spec.workdir]
+    for mount in dict.fromkeys(spec.mounts):
+        args += ["-v", f"{mount}:{mount}"]
+    for key, value in spec.env.items():
+        args += ["-e", f"{key}={value}"]
+    docker(*args, spec.image, "sh", "-c", spec.shell_command)
+
+
+STARTERS = {"cli": start_with_cli, "testcontainers": start_with_testcontainers}
 
 
 class ContainerWorker:
@@ -21,19 +58,11 @@ class ContainerWorker:
         self._live_pid: int = 0  # the main process running now (a restart brings a new one)
 
     @classmethod
-    def run(cls, name: str, image: str, argv: list[str], env: dict[str, str], mounts: list[str], memory_bytes: int,
-            log_path: str, restart: str = "no") -> "ContainerWorker":
-        """`docker run` with the limit (swap equal to it), in the host's pid and network namespaces, so
-        the probe's pids are the kernel log's and the sampler's, and the embedded broker's socket works."""
-        args = ["run", "-d", "--name", name, "--pid", "host", "--network", "host", "--memory", str(memory_bytes),
-                "--memory-swap", str(memory_bytes), "--restart", restart, "-w", os.getcwd()]
-        for mount in dict.fromkeys(mounts):
-            args += ["-v", f"{mount}:{mount}"]
-        for key, value in env.items():
-            args += ["-e", f"{key}={value}"]
-        command = " ".join(_quote(a) for a in argv)
-        args += [image, "sh", "-c", f"exec {command} >> {_quote(log_path)} 2>&1"]
-        docker(*args)
+    def run(cls, spec: ContainerSpec, starter: str = "cli") -> "ContainerWorker":
+        """Start the container (with the docker CLI, or through testcontainers for the pytest plugin)
+        and wait for its main process's host pid."""
+        STARTERS[starter](spec)
+        name, log_path = spec.name, spec.log_path
         worker = cls(name)
         deadline = time.monotonic() + 30
         while not worker.pid and time.monotonic() < deadline:
@@ -50,6 +79,10 @@ class ContainerWorker:
     def state(self) -> dict:
         result = docker("inspect", "--format", "{{json .State}}", self.name, check=False)
         return json.loads(result.stdout) if result.returncode == 0 else {}
+
+    def labels(self) -> dict[str, str]:
+        result = docker("inspect", "--format", "{{json .Config.Labels}}", self.name, check=False)
+        return (json.loads(result.stdout) or {}) if result.returncode == 0 else {}
 
     def restart_count(self) -> int:
         result = docker("inspect", "--format", "{{.RestartCount}}", self.name, check=False)
@@ -97,9 +130,3 @@ class ContainerWorker:
                 full = "/sys/fs/cgroup" + path
                 return CgroupV2(os.path.dirname(full), os.path.basename(full))
         raise DockerUnavailable(f"cannot find the memory cgroup of container {self.name}")
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)

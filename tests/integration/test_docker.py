@@ -61,4 +61,8 @@ def test_a_start_up_oom_under_a_restart_policy_is_reported_as_a_crash_loop(oomla
     assert "crash loop: the container was restarted" in result.stderr and "one kill every" in result.stderr
     loop = result.record["worker"]["crash_loop"]
     assert loop["restarts"] >= 3 and loop["kills"] >= 3 and all(gap > 0 for gap in loop["kill_intervals_s"])
+    # each restart's cgroup is made anew under the same path; the monitor followed it and counted on
+    group = result.record["group"]
+    assert len(group.get("replaced_mono", [])) >= 2, group
+    assert len({k["pid"] for k in result.record["kills"]}) >= 3
     assert_nothing_left(result.record["run_id"])

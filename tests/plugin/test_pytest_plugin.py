@@ -173,3 +173,31 @@ def test_fixture_without_an_app_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.USAGE_ERROR or "oomlab_worker needs your Celery app" in result.stdout.str() + result.stderr.str()
     assert "oomlab_worker needs your Celery app" in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.docker
+def test_the_worker_in_a_container_started_through_testcontainers(project):
+    """oomlab_limits = docker: the same fixture and marker, the worker in a container whose memory
+    cgroup is the run's group; the record says testcontainers started it (its labels)."""
+    project.makepyfile(test_in_docker='''
+        import pytest
+        from shopapp import resize
+
+        @pytest.mark.peak_rss_below("100 MiB")
+        def test_small(oomlab_worker):
+            assert resize.delay(20).get(timeout=60) == 20 * 1024 * 1024
+
+        @pytest.mark.peak_rss_below("60 MiB")
+        def test_big(oomlab_worker):
+            resize.delay(70).get(timeout=60)
+    ''')
+    result = run(project, "--oomlab-limits", "docker")
+    result.assert_outcomes(passed=1, failed=1)
+    [run_dir] = (project.path / "results").iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    container = record["worker"]["container"]
+    assert record["config"]["backend_kind"] == "docker" and container["started_by"] == "testcontainers"
+    assert container["labels"].get("org.testcontainers.lang") == "python", container["labels"]
+    assert container["oom_killed"] is False and record["kills"] == []
+    peaks = {t["peak_rss_bytes"] - t["start_rss_bytes"] for t in record["tasks"]}
+    assert any(abs(p - 70 * 2**20) <= 2 * 2**20 for p in peaks), peaks
