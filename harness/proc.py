@@ -12,7 +12,7 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -28,7 +28,7 @@ def spawn(
     cgroup (joined between fork and exec, so not a single byte is allocated outside the limit)."""
 
     def before_exec() -> None:
-        _die_with_parent()
+        die_with_parent()
         if join_cgroup:
             fd = os.open(join_cgroup, os.O_WRONLY)
             try:

@@ -45,13 +45,12 @@ def test_a_sigkilled_runs_queue_on_rabbitmq_is_swept_by_the_next_run(oomlab, tmp
     import json
     import subprocess
 
-    from tests.conftest import oomlab_cmd
-    from tests.integration.test_run import _wait_for_tasks_running
+    from tests.conftest import oomlab_cmd, wait_for_tasks_running
 
     argv = ["run", "alloc", "--param", "hold=5", "--broker", BROKERS["rabbitmq"], "--result-backend", BROKERS["redis"],
             "--results", str(tmp_path)]
     proc = subprocess.Popen(oomlab_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_dir = _wait_for_tasks_running(tmp_path)
+    run_dir = wait_for_tasks_running(tmp_path)
     proc.kill()
     proc.wait()
     queue = json.load(open(os.path.join(run_dir, "run.json")))["worker"]["queue"]
