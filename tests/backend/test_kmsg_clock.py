@@ -3,6 +3,7 @@ import os
 import time
 
 from harness.detectors.kmsg import KmsgReader
+from tests.conftest import TIME_SCALE
 
 
 def _stamp_of(reader: KmsgReader, marker: str) -> float:
@@ -32,6 +33,7 @@ def test_a_kernel_log_stamp_maps_onto_the_monotonic_clock():
             log.flush()
             after = time.monotonic()
         mapped = _stamp_of(reader, marker) - reader.clock_offset
-        assert before - 0.001 <= mapped <= after + 0.001, (before, mapped, after, reader.clock_offset)
+        slack = 0.001 * TIME_SCALE  # half the calibration write's own window, at most, on a loaded machine
+        assert before - slack <= mapped <= after + slack, (before, mapped, after, reader.clock_offset)
     finally:
         reader.close()
