@@ -8,10 +8,10 @@ import sys
 import tempfile
 import traceback
 
-from harness.commands import baseline, gate, lab, recommend, run, scenarios
+from harness.commands import baseline, gate, lab, recommend, run, scenarios, worker
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OomlabError
 
-COMMANDS = (run, scenarios, recommend, lab, gate, baseline)
+COMMANDS = (run, worker, scenarios, recommend, lab, gate, baseline)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -28,9 +28,10 @@ class RunConfig:
     restart: str = "no"  # no | always: start a new worker when the main process dies (a restart policy)
     restart_delay: float = 1.0
     settle: float = 0.3  # seconds to keep watching once every task is final
-    backend_kind: str = "cgroup"  # cgroup: a memory cgroup of oomlab's own | docker: a container with the limit
+    backend_kind: str = "cgroup"  # cgroup: a memory cgroup of oomlab's own | docker: a container with the limit | attached: a worker oomlab did not start
     docker_restart: str = "no"  # Docker's restart policy for the worker's container (no | on-failure | always)
     container_starter: str = "cli"  # cli: `docker run` | testcontainers: as the pytest plugin starts it
+    attach: str | None = None  # the share directory of a worker oomlab did not start (`oomlab worker`)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -39,9 +39,9 @@ class Monitor(threading.Thread):
         self.probe_path = probe_path
         self.emulate_group_kill = emulate_group_kill
         self.notifier = group.open_oom_notifier()
-        # the kernel prints memcg paths relative to its mount: the last two parts are unique enough
         self.watched: set[int] = set()  # every pid of the group the monitor has seen (for the kernel log)
-        self.kmsg = KmsgReader.open("/" + "/".join(group.path.rstrip("/").split("/")[-2:]), self.watched.__contains__)
+        name = group.kernel_name  # None: the kernel's name for the group is unknown here, so no kernel log
+        self.kmsg = KmsgReader.open(name, self.watched.__contains__) if name else None
         self.exits = ExitWatcher()
         self.obs = Observations()
         self.lock = threading.Lock()

@@ -43,6 +43,9 @@ class Replay:
     def all_sent(self) -> bool:
         return not self.pending_calls
 
+    def unfinished_ids(self) -> list[str]:
+        return [t.id for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES]
+
     def unfinished(self) -> int:
         return sum(1 for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES) + len(self.pending_calls)
 

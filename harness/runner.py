@@ -5,7 +5,6 @@ here) and SIGKILL (handled by the next run's sweep) both leave nothing behind.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -23,7 +22,7 @@ from harness.attribution import KillContext, attribute_kills
 from harness.broker import EmbeddedRedis, check_reachable, safe_url
 from harness.config import RunConfig
 from harness.detectors.celery_events import CeleryEventCapture
-from harness.detectors.worker_log import LOG_FORMAT, WorkerLog
+from harness.detectors.worker_log import WorkerLog
 from harness.docker.container import ContainerSpec, ContainerWorker
 from harness.docker.engine import worker_image
 from harness.environment import describe
@@ -31,7 +30,9 @@ from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFa
 from harness.findings import findings
 from harness.executions import build_executions, child_exit_codes, task_names
 from harness.leftovers import Lease, delete_queue, sweep_stale
+from harness.attached_worker import AttachedWorker
 from harness.limits import open_cgroup_backend
+from harness.limits.attached import open_attached_group
 from harness.monitor import Monitor
 from harness.outcomes import fill_task
 from harness.record import ProcessRecord, RunRecord, TaskRecord, write_json_atomic
@@ -39,6 +40,8 @@ from harness.replay import Replay
 from harness.sampler import Sampler
 from harness.scenario import RunContext, Scenario
 from harness.startup import failure_message, start_state
+from harness.worker_launch import jsonable, worker_argv, worker_celery_conf, worker_env
+from harness.worker_share import PROBE_FILE, WorkerShare
 
 CHECKPOINT_SECONDS = 1.0
 CRASH_LOOP_RESTARTS = 3  # a container restarted this often before it was ever ready is in a crash loop
@@ -86,15 +89,17 @@ class RunObserver:
 
 
 class Run:
-    def __init__(self, scenario: Scenario, config: RunConfig, progress=None, observers: tuple[RunObserver, ...] = ()):
+    def __init__(self, scenario: Scenario, config: RunConfig, progress=None, observers: tuple[RunObserver, ...] = (),
+                 share: WorkerShare | None = None):
         self.scenario = scenario
         self.config = config
         self.progress = progress
         self.observers = observers
+        self.share = share  # attached: the worker is someone else's, and this says where it is
         self.run_id = new_run_id(scenario.name)
         self.run_dir = os.path.abspath(os.path.join(config.results_dir, self.run_id))
-        self.queue = f"oomlab.{self.run_id}"
-        self.hostname = f"oomlab-{self.run_id}@{socket.gethostname()}"
+        self.queue = share.queue if share else f"oomlab.{self.run_id}"
+        self.hostname = share.hostname if share else f"oomlab-{self.run_id}@{socket.gethostname()}"
         self.wall_offset = time.time() - time.monotonic()
         self.backend = self.broker = self.worker = self.monitor = self.sampler = self.events = self.app = None
         self.replay: Replay | None = None
@@ -166,34 +171,36 @@ class Run:
         config = self.config
         if config.backend_kind == "docker":
             self.image = worker_image()  # the container (and its cgroup) comes with the worker below
-        else:
+        elif self.share is None:
             self._create_group()
         broker_url = config.broker
         # results go to the broker when it is Redis, to an embedded Redis otherwise (AMQP has no backend)
         backend_url = config.backend or (broker_url if broker_url and broker_url.startswith("redis") else None)
         for url in dict.fromkeys(filter(None, (broker_url, backend_url))):
             check_reachable(url)
-        if not (broker_url and backend_url):
+        if not (broker_url and backend_url) and self.share is None:
             self.broker = EmbeddedRedis(self.run_dir)
             self.broker.start(self.lease)
             broker_url, backend_url = broker_url or self.broker.url, backend_url or self.broker.url
         self.broker_url, self.backend_url = broker_url, backend_url
-        if self.broker is None or broker_url != self.broker.url:
+        if self._owns_queue:
             self.lease.add_queue(broker_url, self.queue)  # swept after a SIGKILL, deleted at the end otherwise
         app = self.scenario.app
-        celery_conf = {"worker_log_format": LOG_FORMAT, "worker_task_log_format": LOG_FORMAT,
-                       **self.scenario.celery_conf, **config.celery_conf, "broker_url": broker_url,
-                       "result_backend": backend_url, "task_default_queue": self.queue,
-                       "worker_send_task_events": True, "task_send_sent_event": False}
+        celery_conf = worker_celery_conf(self.scenario, config.celery_conf, broker_url, backend_url, self.queue)
         self.task_queue = Queue(self.queue, queue_arguments=config.queue_arguments or None)
         client_app.point_at(app, {**celery_conf, "task_queues": [self.task_queue]})
         self.app = app
         self.record.worker = {"hostname": self.hostname, "queue": self.queue, "broker": safe_url(broker_url),
-                              "backend": safe_url(backend_url), "celery_conf": _jsonable(celery_conf)}
-        probe_path = os.path.join(self.run_dir, "probe.jsonl")
-        open(probe_path, "a").close()
-        self._worker_env_vars = self._worker_env(probe_path, celery_conf)
-        self._spawn_worker()
+                              "backend": safe_url(backend_url), "celery_conf": jsonable(celery_conf)}
+        if self.share:
+            probe_path = os.path.join(config.attach, PROBE_FILE)
+            self._attach_worker()
+        else:
+            probe_path = os.path.join(self.run_dir, "probe.jsonl")
+            open(probe_path, "a").close()
+            self._worker_env_vars = worker_env(self.scenario, celery_conf, probe_path, self.queue, config.params,
+                                               config.variant, config.tracemalloc, config.queue_arguments)
+            self._spawn_worker()
         self.record.environment.update(describe(self.backend.name))
         emulate = config.oom_scope == "group" and self.backend.version == 1
         self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
@@ -203,6 +210,10 @@ class Run:
                                             else "the kernel (memory.oom.group)" if config.oom_scope == "group" else None),
                              "files": {"limit": self.backend.limit_file, "usage": self.backend.usage_file,
                                        "peak": self.backend.peak_file, "events": self.backend.events_file}}
+        if self.share:
+            self.record.group.update({"path": f"{self.share.cgroup_dir} (as the worker, pid {self.share.pid}, sees it)",
+                                      "cgroup_path": self.share.cgroup_path,
+                                      "peak_since": "the worker's start (an attached run cannot reset it)"})
         self.record.worker["pid"] = self.worker.pid
         self.monitor = Monitor(self.backend, probe_path, emulate_group_kill=emulate)
         self.monitor.watch_pid(self.worker.pid)
@@ -213,6 +224,7 @@ class Run:
         self.events.start()
         self.record.environment["detectors"] = {**self.monitor.detectors, "celery_events": True}
         self.record.environment["kmsg_clock_offset_s"] = self.monitor.kmsg_clock_offset
+        self.record.group["oom_notice"] = getattr(self.backend, "oom_notice", "notified")
         for observer in self.observers:
             observer.started(self)
         self.record.status = "running"
@@ -252,6 +264,19 @@ class Run:
         if self.monitor is not None:
             self.monitor.watch_pid(self.worker.pid)
 
+    def _attach_worker(self) -> None:
+        """Someone else's worker: its group through its own view, watched, never stopped or leased."""
+        self.backend = open_attached_group(self.share.pid, self.share.cgroup_dir, self.share.cgroup_path)
+        self.worker = AttachedWorker(self.share.pid)
+        self.workers.append(self.worker)
+        self.record.worker["attached"] = {"share": os.path.abspath(self.config.attach),
+                                          "started_wall": self.share.started_wall}
+
+    @property
+    def _owns_queue(self) -> bool:
+        """The run's own queue on an external broker: leased, and deleted at the end."""
+        return self.share is None and (self.broker is None or self.broker_url != self.broker.url)
+
     def _restart_worker(self, now: float) -> None:
         previous = self.worker
         self._spawn_worker()
@@ -260,27 +285,7 @@ class Run:
              "previous_exit_code": previous.returncode})
 
     def _worker_argv(self) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "harness.worker_app", "worker",
-                "--pool", self.config.pool, "--concurrency", str(self.config.concurrency),
-                "-Q", self.queue, "-n", self.hostname, "--loglevel", "INFO",
-                "--without-mingle", "--without-gossip", "-E"]
-
-    def _worker_env(self, probe_path: str, celery_conf: dict) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({
-            "OOMLAB_SCENARIO": self.scenario.module_ref,
-            "OOMLAB_APP": self.scenario.app_ref or "",
-            "OOMLAB_CELERY_CONF": json.dumps(_jsonable(celery_conf)),
-            "OOMLAB_PARAMS": json.dumps(self.config.params),
-            "OOMLAB_VARIANT": self.config.variant,
-            "OOMLAB_TRACEMALLOC": "1" if self.config.tracemalloc else "",
-            "OOMLAB_PROBE_PATH": probe_path,
-            "OOMLAB_QUEUE": self.queue,
-            "OOMLAB_QUEUE_ARGUMENTS": json.dumps(self.config.queue_arguments),
-            "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
-            "PYTHONUNBUFFERED": "1",
-        })
-        return env
+        return worker_argv(self.config.pool, self.config.concurrency, self.queue, self.hostname)
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.config.start_timeout
@@ -345,7 +350,8 @@ class Run:
                         self._restart_worker(now)
                         worker_gone_at = None
                 elif now - worker_gone_at > 1.0:  # nobody is left to finish the rest
-                    self.record.message = (f"the worker's main process exited (code {self.worker.returncode}) "
+                    code = "" if self.worker.returncode is None else f" (code {self.worker.returncode})"
+                    self.record.message = (f"the worker's main process exited{code} "
                                            f"with {self.replay.unfinished()} tasks unfinished")
                     break
             if now - started > timeout:
@@ -364,7 +370,10 @@ class Run:
         """Stop everything this run started; each step runs even when an earlier one failed."""
         steps = [self._read_main_peak]
         for worker in self.workers:
-            steps.append(lambda worker=worker: proc.stop(worker, grace=3.0, on_timeout=self.backend.kill_all))
+            if isinstance(worker, AttachedWorker):
+                steps.append(worker.close)  # someone else's: left running
+            else:
+                steps.append(lambda worker=worker: proc.stop(worker, grace=3.0, on_timeout=self.backend.kill_all))
         if self.backend is not None:
             steps.append(self._read_group_peak)
             steps.append(self.backend.kill_all)
@@ -372,7 +381,9 @@ class Run:
             if isinstance(worker, ContainerWorker):
                 steps.append(lambda worker=worker: self._close_container(worker))
         steps.extend(lambda observer=observer: observer.worker_stopped(self) for observer in self.observers)
-        if self.app is not None and self.broker_url and (self.broker is None or self.broker_url != self.broker.url):
+        if self.share is not None and self.replay is not None:
+            steps.append(self._revoke_unfinished)
+        if self.app is not None and self.broker_url and self._owns_queue:
             steps.append(lambda: delete_queue(self.broker_url, self.queue))  # a durable queue outlives us otherwise
         for thread in (self.events, self.sampler, self.monitor):
             if thread is not None:
@@ -396,6 +407,13 @@ class Run:
             for restart, worker in zip(self.record.worker.get("restarts", []), self.workers[1:]):
                 restart["exit_code"] = worker.returncode
         self.lease.release()
+
+    def _revoke_unfinished(self) -> None:
+        """An attached worker outlives the run: what it has not finished of ours is revoked, not left
+        for it to run into the next run."""
+        if unfinished := self.replay.unfinished_ids():
+            self.app.control.revoke(unfinished)
+            self.record.worker["revoked"] = unfinished
 
     def _read_main_peak(self) -> None:
         """The first main process's VmHWM (never reset, so its lifetime peak), while it is alive to ask."""
@@ -519,6 +537,3 @@ class Run:
             self.record.environment["timeline_error"] = f"{type(exc).__name__}: {exc}"
             write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
 
-
-def _jsonable(conf: dict) -> dict:
-    return json.loads(json.dumps(conf, default=repr))

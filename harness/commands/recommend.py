@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import asdict
 
-from harness.commands.run import _key_value, build_config
+from harness.commands.run import key_value, build_config
 from harness.errors import EXIT_OK, BadInput
 from harness.recommend.capacity import vpa_rule
 from harness.recommend.flow import recommend
@@ -24,8 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--memory", required=True, help="the worker's memory limit, e.g. 2GiB")
     parser.add_argument("--pool", choices=("prefork",), default="prefork", help="the pool (prefork; threads and solo share one process)")
     parser.add_argument("--variant", help="scenario variant (default: the scenario's first)")
-    parser.add_argument("--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
-    parser.add_argument("--celery", action="append", type=_key_value, default=[], metavar="SETTING=VALUE")
+    parser.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE")
+    parser.add_argument("--celery", action="append", type=key_value, default=[], metavar="SETTING=VALUE")
     parser.add_argument("--tasks", type=int, help="tasks in the measuring run (default: the scenario's)")
     parser.add_argument("--tasks-per-child", type=int, default=3, help="tasks per child in each trial run (default 3)")
     parser.add_argument("--margin", default="10%", help="share of the limit kept free (default 10%%)")

@@ -14,10 +14,12 @@ from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
 from harness.scenario import load_scenario
-from harness.sizes import parse_size
+from harness.limits.attached import attached_limit
+from harness.sizes import format_size, parse_size
+from harness.worker_share import WorkerShare
 
 
-def _key_value(text: str) -> tuple[str, str]:
+def key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"takes key=value, not {text!r}")
@@ -43,9 +45,9 @@ def register(subparsers) -> None:
     parser.add_argument("--variant", help="scenario variant, e.g. bad or fixed (default: the scenario's first)")
     parser.add_argument("--compare", action="store_true",
                         help="run every variant of the scenario under the same limit and print them side by side")
-    parser.add_argument("--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+    parser.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                         help="a scenario parameter (repeatable)")
-    parser.add_argument("--celery", action="append", type=_key_value, default=[], metavar="SETTING=VALUE",
+    parser.add_argument("--celery", action="append", type=key_value, default=[], metavar="SETTING=VALUE",
                         help="a Celery setting for the worker, e.g. worker_prefetch_multiplier=1 (repeatable)")
     parser.add_argument("--max-memory-per-child", metavar="SIZE",
                         help="set worker_max_memory_per_child (Celery counts KiB; give a size such as 200MiB)")
@@ -60,6 +62,9 @@ def register(subparsers) -> None:
                         help="the container's restart policy (--backend docker): a start-up OOM becomes a crash loop")
     parser.add_argument("--oom-scope", choices=("process", "group"), default="process",
                         help="process: the kernel kills one victim (Docker); group: the whole worker dies (Kubernetes)")
+    parser.add_argument("--attach", metavar="DIR",
+                        help="replay against a worker oomlab did not start: the --share directory of `oomlab worker` "
+                             "(its limit, pool, broker and queue are the worker's)")
     parser.add_argument("--results", default="results", help="directory for run records (default ./results)")
     parser.add_argument("--timeout", type=float, help="seconds to wait for every task to be final (default: the plan's)")
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for the worker to be ready")
@@ -103,7 +108,41 @@ def build_config(args: argparse.Namespace, scenario=None, variant_name: str | No
     return scenario, config
 
 
+_WORKERS_OWN = ("memory", "concurrency", "pool", "variant", "broker", "result_backend", "max_memory_per_child",
+                "tracemalloc")
+
+
+def attach_config(args: argparse.Namespace):
+    """The run's configuration for an attached worker: the worker's settings from its share, the
+    replay's (tasks, timeouts, sampling, results) from the command line."""
+    given = [name for name in _WORKERS_OWN if getattr(args, name)] + (["param"] if args.param else []) + \
+        (["celery"] if args.celery else []) + (["compare"] if args.compare else [])
+    if given or args.backend != "cgroup" or args.oom_scope != "process" or args.docker_restart != "no":
+        flags = ", ".join("--" + name.replace("_", "-") for name in given) or "--backend/--oom-scope/--docker-restart"
+        raise BadInput(f"{flags}: with --attach these are the worker's; set them on `oomlab worker`")
+    share = WorkerShare.wait_for(args.attach, args.start_timeout)
+    scenario = load_scenario(args.scenario)
+    if load_scenario(share.scenario).name != scenario.name:
+        raise BadInput(f"the worker in {args.attach} runs {share.scenario}, not {args.scenario}")
+    limit = attached_limit(share.pid, share.cgroup_dir, share.cgroup_path)
+    if limit is None:
+        raise BadInput("the worker's memory cgroup has no limit; give the worker one (Compose: mem_limit)")
+    if args.tasks is not None and args.tasks < 1:
+        raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
+    config = RunConfig(
+        scenario=scenario.name, memory=format_size(limit), memory_bytes=limit, concurrency=share.concurrency,
+        pool=share.pool, tasks=args.tasks or {**scenario.defaults, **scenario.variant(share.variant).defaults}.get("tasks"),
+        variant=share.variant, params=share.params, broker=share.broker, backend=share.result_backend,
+        results_dir=args.results, timeout=args.timeout, start_timeout=args.start_timeout, sample_hz=args.sample_hz,
+        celery_conf=share.celery_conf, backend_kind="attached", attach=args.attach,
+    )
+    return scenario, config, share
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.attach:
+        scenario, config, share = attach_config(args)
+        return _run_and_report(Run(scenario, config, share=share))
     if args.compare:
         if args.variant:
             raise BadInput("--compare runs every variant; leave out --variant")
@@ -113,10 +152,13 @@ def main(args: argparse.Namespace) -> int:
             raise BadInput(f"the variants of {scenario.name} set different memory limits; give --memory to compare them")
         return run_compare(scenario, configs)
     scenario, config = build_config(args)
+    return _run_and_report(Run(scenario, config))
+
+
+def _run_and_report(run: Run) -> int:
     out = Console(soft_wrap=True)
     err = Console(stderr=True)
-    progress = Progress(err) if err.is_terminal else None
-    run = Run(scenario, config, progress=progress)
+    progress = run.progress = Progress(err) if err.is_terminal else None
     try:
         run.execute()
     except (OomlabError, Interrupted):

@@ -70,6 +70,12 @@ class CgroupBackend:
         return f"cgroup-v{self.version}"
 
     @property
+    def kernel_name(self) -> str | None:
+        """How the kernel log names this group: its path relative to the hierarchy's mount, of which
+        the last two parts are unique enough (oomlab/<run-id>, docker/<id>)."""
+        return "/" + "/".join(self.path.rstrip("/").split("/")[-2:])
+
+    @property
     def procs_file(self) -> str:
         return os.path.join(self.path, "cgroup.procs")
 

@@ -104,3 +104,30 @@ def open_cgroup_backend(run_id: str) -> CgroupBackend:
             f"cannot create a memory cgroup: {v1_dir} is not writable by uid {os.getuid()}; {_HOW_TO_GET_ONE}"
         )
     return CgroupV1(os.path.join(v1_dir, PARENT_NAME), run_id)
+
+
+def own_memory_group() -> tuple[str, int, str]:
+    """This process's memory cgroup: (its directory as this process sees it, the cgroup version, its
+    path as this process's cgroup namespace shows it). In a container the directory is the
+    container's own group, mounted where the container sees /sys/fs/cgroup."""
+    own = _own_cgroups()
+    for line in (read_text("/proc/self/mountinfo") or "").splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        tail = fields[fields.index("-") + 1:]
+        root, mount, fstype, options = fields[3], fields[4], tail[0], tail[2] if len(tail) > 2 else ""
+        if fstype == "cgroup2" and "" in own:
+            if "memory" not in (read_text(os.path.join(mount, "cgroup.controllers")) or "").split():
+                continue
+            version, path = 2, own[""]
+        elif fstype == "cgroup" and "memory" in options.split(","):
+            version, path = 1, next((p for c, p in own.items() if "memory" in c.split(",")), None)
+            if path is None:
+                continue
+        else:
+            continue
+        directory = os.path.normpath(os.path.join(mount, os.path.relpath(path, root)))
+        if os.path.commonpath([directory, mount]) == mount and os.path.isdir(directory):
+            return directory, version, path
+    raise NoPermission("this process is in no memory cgroup it can see (no memory controller is mounted here)")

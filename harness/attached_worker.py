@@ -1,0 +1,29 @@
+"""A worker main process oomlab did not start: watched through a pidfd (no pid reuse mistaken for
+it), never signalled; its exit code belongs to its parent, so it stays unknown here."""
+from __future__ import annotations
+
+import os
+import select
+
+
+class AttachedWorker:
+    returncode = None
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._pidfd = None  # already gone
+
+    def poll(self) -> int | None:
+        """None while it runs; -1 once it is gone (the code itself is its parent's to read)."""
+        if self._pidfd is None:
+            return -1
+        ready, _, _ = select.select([self._pidfd], [], [], 0)
+        return -1 if ready else None
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None

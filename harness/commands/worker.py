@@ -1,0 +1,70 @@
+"""`oomlab worker SCENARIO --share DIR`: a scenario's Celery worker, with the probe, for an oomlab
+elsewhere to attach to (`oomlab run SCENARIO --attach DIR`). It becomes the worker (exec), so a
+container's main process is Celery's and its memory limit is the worker's."""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import time
+
+from harness.broker import check_reachable
+from harness.commands.run import celery_overrides, key_value
+from harness.errors import BadInput
+from harness.limits.discovery import own_memory_group
+from harness.scenario import load_scenario
+from harness.worker_launch import jsonable, worker_argv, worker_celery_conf, worker_env
+from harness.worker_share import PROBE_FILE, WorkerShare
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("worker", help="run a scenario's worker for `oomlab run --attach` (a Compose service)")
+    parser.add_argument("scenario", help="a built-in scenario name or a path to a scenario .py file")
+    parser.add_argument("--share", required=True, metavar="DIR",
+                        help="a directory shared with the attaching oomlab: worker.json and the probe's record go there")
+    parser.add_argument("--broker", required=True, help="the broker URL (e.g. redis://redis:6379/0)")
+    parser.add_argument("--result-backend", dest="result_backend", metavar="URL",
+                        help="result backend URL (default: the broker, which must then be Redis)")
+    parser.add_argument("--concurrency", type=int, help="pool size (default: the scenario's)")
+    parser.add_argument("--pool", choices=("prefork", "solo", "threads"), help="Celery pool (default prefork)")
+    parser.add_argument("--variant", help="scenario variant (default: the scenario's first)")
+    parser.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                        help="a scenario parameter (repeatable)")
+    parser.add_argument("--celery", action="append", type=key_value, default=[], metavar="SETTING=VALUE",
+                        help="a Celery setting for the worker (repeatable)")
+    parser.add_argument("--max-memory-per-child", metavar="SIZE", help="set worker_max_memory_per_child")
+    parser.add_argument("--queue", help="the queue to consume (default oomlab.SCENARIO)")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    variant = scenario.variant(args.variant)
+    defaults = {**scenario.defaults, **variant.defaults}
+    concurrency = args.concurrency if args.concurrency is not None else defaults.get("concurrency", 2)
+    if concurrency < 1:
+        raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
+    backend_url = args.result_backend or args.broker
+    if not backend_url.startswith("redis"):
+        raise BadInput("--result-backend is needed when the broker is not Redis (AMQP keeps no results)")
+    for url in dict.fromkeys((args.broker, backend_url)):
+        check_reachable(url)
+    os.makedirs(args.share, exist_ok=True)
+    share_dir = os.path.abspath(args.share)
+    queue = args.queue or f"oomlab.{scenario.name}"
+    hostname = f"oomlab-worker-{scenario.name}@{socket.gethostname()}"
+    overrides = {**variant.celery_conf, **celery_overrides(args)}
+    celery_conf = worker_celery_conf(scenario, overrides, args.broker, backend_url, queue)
+    params = scenario.resolve_params(dict(args.param))
+    probe_path = os.path.join(share_dir, PROBE_FILE)
+    open(probe_path, "w").close()  # this worker's record only: an attaching run reads it from the start
+    directory, version, path = own_memory_group()
+    pool = args.pool or defaults.get("pool", "prefork")
+    WorkerShare(scenario=args.scenario, variant=variant.name, params=params, concurrency=concurrency, pool=pool,
+                broker=args.broker, result_backend=backend_url, queue=queue, hostname=hostname, pid=os.getpid(),
+                cgroup_dir=directory, cgroup_path=path, cgroup_version=version, celery_conf=jsonable(overrides),
+                started_wall=time.time()).save(share_dir)
+    env = worker_env(scenario, celery_conf, probe_path, queue, params, variant.name,
+                     bool(defaults.get("tracemalloc", False)), {})
+    argv = worker_argv(pool, concurrency, queue, hostname)
+    os.execve(argv[0], argv, env)  # the worker takes this process's pid, the one worker.json names

@@ -1,0 +1,60 @@
+"""The contract between `oomlab worker` and an `oomlab run --attach` on the same share directory:
+DIR/worker.json says what the worker runs and where, DIR/probe.jsonl is its probe's record.
+
+The worker writes worker.json as it starts (a restarted worker writes it anew, with its new pid);
+the attaching run reads it and follows the worker's settings rather than its own flags."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.errors import BadInput, WorkerStartFailed
+from harness.record import write_json_atomic
+
+SHARE_FILE = "worker.json"
+PROBE_FILE = "probe.jsonl"
+
+
+@dataclass(frozen=True)
+class WorkerShare:
+    scenario: str  # the scenario's name or module path, as `oomlab worker` was given it
+    variant: str
+    params: dict[str, Any]
+    concurrency: int
+    pool: str
+    broker: str
+    result_backend: str
+    queue: str
+    hostname: str
+    pid: int  # the worker's main process (the same in the attaching oomlab's pid namespace)
+    cgroup_dir: str  # its memory cgroup's directory, as the worker sees it
+    cgroup_path: str  # its cgroup path, as the worker's cgroup namespace shows it
+    cgroup_version: int
+    celery_conf: dict[str, Any] = field(default_factory=dict)  # the user's settings over the scenario's
+    started_wall: float = 0.0
+
+    def save(self, directory: str) -> None:
+        write_json_atomic(os.path.join(directory, SHARE_FILE), asdict(self))
+
+    @classmethod
+    def wait_for(cls, directory: str, timeout: float) -> "WorkerShare":
+        """The share's worker.json, once a worker wrote it (BadInput if the directory is wrong,
+        WorkerStartFailed if no worker wrote it in time)."""
+        if not os.path.isdir(directory):
+            raise BadInput(f"--attach {directory}: no such directory (the worker's --share directory)")
+        path = os.path.join(directory, SHARE_FILE)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise WorkerStartFailed(f"no worker wrote {path} within {timeout:.0f} s; start one with "
+                                        f"`oomlab worker SCENARIO --share {directory}`")
+            time.sleep(0.2)
+        try:
+            with open(path) as handle:
+                data = json.load(handle)
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise BadInput(f"{path} is not a worker share written by this oomlab version ({exc})") from None

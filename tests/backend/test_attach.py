@@ -1,0 +1,75 @@
+"""`oomlab run --attach`: a worker oomlab did not start (`oomlab worker` in a group the test made, as
+a Compose service's would be), measured through its own view of its group, and left running."""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+
+import pytest
+
+from harness import proc
+from harness.broker import redis_server_binary
+from harness.limits import open_cgroup_backend
+from tests.backend.test_cgroup_backend import MIB, assert_one_kill_and_exact_peaks, check_backend
+from tests.conftest import TIME_SCALE, oomlab_cmd
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def shared_worker(tmp_path):
+    """(share directory, worker process): `oomlab worker alloc` with one child under a 256 MiB limit,
+    on a Redis of the test's own."""
+    tag = secrets.token_hex(4)
+    group = open_cgroup_backend(f"attach-test-{tag}")
+    group.create(256 * MIB, "process")
+    socket_path = str(tmp_path / "redis.sock")
+    redis = subprocess.Popen([redis_server_binary(), "--port", "0", "--unixsocket", socket_path, "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    share = str(tmp_path / "share")
+    worker = None
+    try:
+        assert proc.wait_until(lambda: os.path.exists(socket_path), 10 * TIME_SCALE), "redis did not start"
+        worker = proc.spawn(oomlab_cmd("worker", "alloc", "--share", share, "--broker", f"redis+socket://{socket_path}",
+                                       "--concurrency", "1", "--queue", f"oomlab.attach-{tag}"),
+                            log_path=str(tmp_path / "worker.log"), join_cgroup=group.procs_file)
+        yield share, worker
+    finally:
+        if worker is not None:
+            proc.stop(worker, grace=3.0, on_timeout=group.kill_all)
+        group.remove()
+        redis.kill()
+        redis.wait()
+
+
+def test_an_attached_run_measures_a_worker_it_did_not_start_and_leaves_it_running(oomlab, shared_worker):
+    share, worker = shared_worker
+    result = oomlab("run", "alloc", "--attach", share, "--tasks", "8")
+    assert result.code == 0, result.stderr
+    record = result.record
+    check_backend(record)
+    assert_one_kill_and_exact_peaks(record, result.run_dir)
+    assert record["group"]["backend"] == "attached" and record["group"]["limit_bytes"] == 256 * MIB
+    assert record["worker"]["pid"] == worker.pid and record["worker"]["attached"]["share"] == share
+    assert record["config"]["concurrency"] == 1  # the worker's settings, from its share
+    time.sleep(0.5 * TIME_SCALE)
+    assert worker.poll() is None, "oomlab stopped a worker it did not start"
+    # again on the same worker: its probe holds the first run's tasks, the kill counter is 1 already
+    again = oomlab("run", "alloc", "--attach", share, "--tasks", "8")
+    assert again.code == 0, again.stderr
+    assert_one_kill_and_exact_peaks(again.record, again.run_dir)
+    assert again.record["group"]["oom_kill_count"] == 2 and worker.poll() is None
+
+
+def test_the_workers_settings_are_not_given_twice(oomlab, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    result = oomlab("run", "alloc", "--attach", str(share), "--memory", "1GiB")
+    assert result.code == 2 and result.stderr.strip() == (
+        "oomlab: --memory: with --attach these are the worker's; set them on `oomlab worker`")
+    missing = oomlab("run", "alloc", "--attach", str(tmp_path / "nowhere"))
+    assert missing.code == 2 and "no such directory" in missing.stderr
+    nobody = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "1")
+    assert nobody.code == 4 and "no worker wrote" in nobody.stderr
