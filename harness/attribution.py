@@ -39,7 +39,8 @@ def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
             if missing <= 0 or delta <= 0:
                 break
             if pid not in known and seen - 0.05 <= exited <= seen + _INFER_WINDOW:
-                victims.append((pid, seen, "oom_event", "oom", None))
+                # killed no later than the first sign of it: its exit can be seen in the counter's round
+                victims.append((pid, min(seen, exited), "oom_event", "oom", None))
                 known.add(pid)
                 missing -= 1
                 delta -= 1

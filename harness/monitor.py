@@ -144,13 +144,15 @@ class Monitor(threading.Thread):
             killed = self.group.signal_all()
             with self.lock:
                 self.obs.group_kills.append((time.monotonic(), killed))
+        seen = now  # the round's wake-up, the same stamp its exits get
         if notified and count <= self._oom_count and self.group.oom_notice_precedes_kill:
             count = self._await_kill_count(count)
+            seen = time.monotonic()  # v1 counted the kill during the wait, after the notice
         # only a kill counts as a notice: v2 also notifies memory.events for `max` and `high` events
         if count > self._oom_count:
             self._oom_count = count
             with self.lock:
-                self.obs.oom_events.append((time.monotonic(), count))
+                self.obs.oom_events.append((seen, count))
         if self.kmsg and self.kmsg.fileno() in ready:
             kills = self.kmsg.read(now)
             with self.lock:

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.errors import BadInput, WorkerStartFailed
+from harness.errors import BadInput, NoPermission, WorkerStartFailed
 from harness.record import write_json_atomic
 
 SHARE_FILE = "worker.json"
@@ -58,3 +58,15 @@ class WorkerShare:
             return cls(**data)
         except (ValueError, TypeError) as exc:
             raise BadInput(f"{path} is not a worker share written by this oomlab version ({exc})") from None
+
+    def check_visible(self) -> None:
+        """The pid in worker.json is this worker here too (not another process that has that number in
+        this pid namespace, such as our own container's pid 1): its command line names the worker."""
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            argv = []
+        if self.hostname.encode() not in argv:
+            raise NoPermission(f"the worker (pid {self.pid} in its own view) is not visible here: run oomlab in the "
+                               f"worker's pid namespace (Compose: pid: host on both services)")

@@ -35,22 +35,27 @@ def _celery_value(text: str):
         return text
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="replay a scenario against a real worker under a memory limit")
-    parser.add_argument("scenario", help="a built-in scenario name (see `oomlab scenarios`) or a path to a scenario .py file")
-    parser.add_argument("--memory", help="memory limit for the worker's group, e.g. 256MiB (default: the scenario's)")
+def add_worker_settings(parser: argparse.ArgumentParser) -> None:
+    """What the worker runs: shared by `oomlab run` and `oomlab worker`."""
     parser.add_argument("--concurrency", type=int, help="pool size (default: the scenario's)")
     parser.add_argument("--pool", choices=("prefork", "solo", "threads"), help="Celery pool (default prefork)")
-    parser.add_argument("--tasks", type=int, help="how many tasks to replay (default: the scenario's)")
     parser.add_argument("--variant", help="scenario variant, e.g. bad or fixed (default: the scenario's first)")
-    parser.add_argument("--compare", action="store_true",
-                        help="run every variant of the scenario under the same limit and print them side by side")
     parser.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                         help="a scenario parameter (repeatable)")
     parser.add_argument("--celery", action="append", type=key_value, default=[], metavar="SETTING=VALUE",
                         help="a Celery setting for the worker, e.g. worker_prefetch_multiplier=1 (repeatable)")
     parser.add_argument("--max-memory-per-child", metavar="SIZE",
                         help="set worker_max_memory_per_child (Celery counts KiB; give a size such as 200MiB)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="replay a scenario against a real worker under a memory limit")
+    parser.add_argument("scenario", help="a built-in scenario name (see `oomlab scenarios`) or a path to a scenario .py file")
+    parser.add_argument("--memory", help="memory limit for the worker's group, e.g. 256MiB (default: the scenario's)")
+    add_worker_settings(parser)
+    parser.add_argument("--tasks", type=int, help="how many tasks to replay (default: the scenario's)")
+    parser.add_argument("--compare", action="store_true",
+                        help="run every variant of the scenario under the same limit and print them side by side")
     parser.add_argument("--tracemalloc", action="store_true", default=None,
                         help="trace Python allocations in each task too, to set beside its RSS peak (slower)")
     parser.add_argument("--broker", help="use this broker URL instead of the embedded Redis")
@@ -124,6 +129,7 @@ def attach_config(args: argparse.Namespace):
     scenario = load_scenario(args.scenario)
     if load_scenario(share.scenario).name != scenario.name:
         raise BadInput(f"the worker in {args.attach} runs {share.scenario}, not {args.scenario}")
+    share.check_visible()
     limit = attached_limit(share.pid, share.cgroup_dir, share.cgroup_path)
     if limit is None:
         raise BadInput("the worker's memory cgroup has no limit; give the worker one (Compose: mem_limit)")

@@ -9,7 +9,7 @@ import socket
 import time
 
 from harness.broker import check_reachable
-from harness.commands.run import celery_overrides, key_value
+from harness.commands.run import add_worker_settings, celery_overrides
 from harness.errors import BadInput
 from harness.limits.discovery import own_memory_group
 from harness.scenario import load_scenario
@@ -25,14 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--broker", required=True, help="the broker URL (e.g. redis://redis:6379/0)")
     parser.add_argument("--result-backend", dest="result_backend", metavar="URL",
                         help="result backend URL (default: the broker, which must then be Redis)")
-    parser.add_argument("--concurrency", type=int, help="pool size (default: the scenario's)")
-    parser.add_argument("--pool", choices=("prefork", "solo", "threads"), help="Celery pool (default prefork)")
-    parser.add_argument("--variant", help="scenario variant (default: the scenario's first)")
-    parser.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                        help="a scenario parameter (repeatable)")
-    parser.add_argument("--celery", action="append", type=key_value, default=[], metavar="SETTING=VALUE",
-                        help="a Celery setting for the worker (repeatable)")
-    parser.add_argument("--max-memory-per-child", metavar="SIZE", help="set worker_max_memory_per_child")
+    add_worker_settings(parser)
     parser.add_argument("--queue", help="the queue to consume (default oomlab.SCENARIO)")
     parser.set_defaults(func=main)
 

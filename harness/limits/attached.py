@@ -60,8 +60,7 @@ def open_attached_group(pid: int, directory: str, kernel_path: str | None) -> Cg
     try:
         dir_fd = os.open(seen_from_here, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise NoPermission(f"the worker's process {pid} is not visible here: run oomlab in the worker's pid "
-                           f"namespace (Compose: pid: host on both services)") from None
+        raise NoPermission(f"the worker's process {pid} or its memory cgroup {directory} is gone") from None
     except PermissionError:
         raise NoPermission(f"cannot reach the worker's memory cgroup through /proc/{pid}/root: "
                            f"run oomlab as the worker's user or as root") from None

@@ -12,6 +12,7 @@ import pytest
 from harness import proc
 from harness.broker import redis_server_binary
 from harness.limits import open_cgroup_backend
+from harness.worker_share import WorkerShare
 from tests.backend.test_cgroup_backend import MIB, assert_one_kill_and_exact_peaks, check_backend
 from tests.conftest import TIME_SCALE, oomlab_cmd
 
@@ -29,6 +30,7 @@ def shared_worker(tmp_path):
     redis = subprocess.Popen([redis_server_binary(), "--port", "0", "--unixsocket", socket_path, "--save", "",
                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
     share = str(tmp_path / "share")
+    os.makedirs(share)  # as a Compose volume is there before either service starts
     worker = None
     try:
         assert proc.wait_until(lambda: os.path.exists(socket_path), 10 * TIME_SCALE), "redis did not start"
@@ -73,3 +75,11 @@ def test_the_workers_settings_are_not_given_twice(oomlab, tmp_path):
     assert missing.code == 2 and "no such directory" in missing.stderr
     nobody = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "1")
     assert nobody.code == 4 and "no worker wrote" in nobody.stderr
+    # a worker in another pid namespace: its pid (1 in its container) is some other process here
+    WorkerShare(scenario="alloc", variant="default", params={}, concurrency=1, pool="prefork", broker="redis://x",
+                result_backend="redis://x", queue="q", hostname="oomlab-worker-alloc@elsewhere", pid=1,
+                cgroup_dir="/sys/fs/cgroup", cgroup_path="/", cgroup_version=2).save(str(share))
+    hidden = oomlab("run", "alloc", "--attach", str(share))
+    assert hidden.code == 3 and hidden.stderr.strip() == (
+        "oomlab: the worker (pid 1 in its own view) is not visible here: run oomlab in the worker's pid namespace "
+        "(Compose: pid: host on both services)")

@@ -39,6 +39,13 @@ def test_without_kmsg_the_victim_is_inferred_from_the_counter_and_the_exit():
     assert kill.pid == 11 and kill.kernel_time_source == "oom_event" and kill.task_id == "t1"
 
 
+def test_an_inferred_kill_is_no_later_than_the_victims_exit():
+    # the exit was seen a moment before the counter was read: the kill cannot have come after it
+    obs = Observations(oom_events=[(11.003, 1)], exits={11: 11.001})
+    [kill] = attribute_kills(obs, context())
+    assert kill.kernel_time_mono == 11.001 and kill.detected["pidfd"] == 0 and kill.detected["oom_event"] == 0.002
+
+
 def test_emulated_group_kill_records_every_process():
     obs = Observations(kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False)],
                        oom_events=[(11.001, 1)], exits={10: 11.02, 11: 11.01, 12: 11.02},
