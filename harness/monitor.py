@@ -62,9 +62,9 @@ class Monitor(threading.Thread):
         return {"oom_event": True, "kmsg": self.kmsg is not None, "pidfd": not self.exits.unavailable}
 
     @property
-    def kmsg_clock_offset(self) -> float | None:
-        """The kernel log's clock minus CLOCK_MONOTONIC (s), subtracted from its stamps; None: not measured."""
-        return self.kmsg.clock_offset if self.kmsg else None
+    def kmsg_clock(self) -> dict | None:
+        """The kernel log's clock minus CLOCK_MONOTONIC as measured (None: not measured)."""
+        return self.kmsg.clock.describe() if self.kmsg else None
 
     def watch_pid(self, pid: int) -> None:
         """Thread-safe: called by the sampler when it first sees a process."""
@@ -75,6 +75,10 @@ class Monitor(threading.Thread):
         self._stopping.set()
         os.write(self._wake_w, b"x")
         self.join(timeout=5)
+        if self.kmsg:  # the clock's second point: kill stamps are mapped between the two
+            kills = self.kmsg.calibrate()
+            with self.lock:
+                self.obs.kernel_kills.extend(kills)
         self.poll_once(0)  # what arrived while stopping
         self.notifier.close()
         self._events.close()
@@ -154,7 +158,9 @@ class Monitor(threading.Thread):
             with self.lock:
                 self.obs.oom_events.append((seen, count))
         if self.kmsg and self.kmsg.fileno() in ready:
-            kills = self.kmsg.read(now)
+            # read now, not at the round's wake-up: v1's wait for its counter can let the kernel
+            # finish its report, the kill line included, after the round began
+            kills = self.kmsg.read(time.monotonic())
             with self.lock:
                 self.obs.kernel_kills.extend(kills)
         for fd in ready:
@@ -198,7 +204,7 @@ class Monitor(threading.Thread):
     def snapshot(self) -> Observations:
         with self.lock:
             return Observations(
-                kernel_kills=list(self.obs.kernel_kills),
+                kernel_kills=[self.kmsg.clock.map(k) for k in self.obs.kernel_kills] if self.kmsg else [],
                 oom_events=list(self.obs.oom_events),
                 exits=dict(self.obs.exits),
                 probe=list(self.obs.probe),

@@ -223,7 +223,6 @@ class Run:
         self.events = CeleryEventCapture(app, self.hostname, lambda wall: wall - self.wall_offset)
         self.events.start()
         self.record.environment["detectors"] = {**self.monitor.detectors, "celery_events": True}
-        self.record.environment["kmsg_clock_offset_s"] = self.monitor.kmsg_clock_offset
         self.record.group["oom_notice"] = getattr(self.backend, "oom_notice", "notified")
         for observer in self.observers:
             observer.started(self)
@@ -441,11 +440,13 @@ class Run:
 
     def _close_container(self, worker: ContainerWorker) -> None:
         """Docker's own verdict on the container (OOMKilled, exit code, restarts), then remove it."""
-        state = worker.state()
+        found = worker.inspect()
+        state = found.get("State") or {}
         self.record.worker["container"] = {"name": worker.name, "oom_killed": state.get("OOMKilled"),
-                                           "exit_code": state.get("ExitCode"), "restart_count": worker.restart_count(),
+                                           "exit_code": state.get("ExitCode"),
+                                           "restart_count": int(found.get("RestartCount") or 0),
                                            "image": self.image, "started_by": self.config.container_starter,
-                                           "labels": worker.labels()}
+                                           "labels": (found.get("Config") or {}).get("Labels") or {}}
         worker.remove()
 
     def _read_group_peak(self) -> None:
@@ -458,6 +459,7 @@ class Run:
         if self.monitor is None:
             return
         obs = self.monitor.snapshot()
+        self.record.environment["kmsg_clock"] = self.monitor.kmsg_clock
         if obs.group_replaced:  # a restarted container's cgroup, made anew under the same path
             self.record.group["replaced_mono"] = obs.group_replaced
         stats = self.sampler.snapshot() if self.sampler else {}

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -76,17 +77,17 @@ class ContainerWorker:
         worker._live_pid = worker.pid
         return worker
 
-    def state(self) -> dict:
-        result = docker("inspect", "--format", "{{json .State}}", self.name, check=False)
-        return json.loads(result.stdout) if result.returncode == 0 else {}
+    def inspect(self) -> dict:
+        """Docker's whole view of the container, in one call ({} once it is gone)."""
+        result = docker("inspect", self.name, check=False)
+        found = json.loads(result.stdout or "[]") if result.returncode == 0 else []
+        return found[0] if found else {}
 
-    def labels(self) -> dict[str, str]:
-        result = docker("inspect", "--format", "{{json .Config.Labels}}", self.name, check=False)
-        return (json.loads(result.stdout) or {}) if result.returncode == 0 else {}
+    def state(self) -> dict:
+        return self.inspect().get("State") or {}
 
     def restart_count(self) -> int:
-        result = docker("inspect", "--format", "{{.RestartCount}}", self.name, check=False)
-        return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
+        return int(self.inspect().get("RestartCount") or 0)
 
     def poll(self) -> int | None:
         """Asks Docker only once the process it last saw running is gone: the run polls often."""
@@ -104,8 +105,6 @@ class ContainerWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
             if deadline is not None and time.monotonic() > deadline:
-                import subprocess
-
                 raise subprocess.TimeoutExpired(self.name, timeout)
             time.sleep(0.05)
         return self.returncode

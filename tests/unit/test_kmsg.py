@@ -1,4 +1,6 @@
-from harness.detectors.kmsg import KmsgParser
+import pytest
+
+from harness.detectors.kmsg import KernelClock, KmsgParser
 
 OOM_KILL = ("6,423,200417952,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
             "oom_memcg=/a/oomlab/run1,task_memcg=/a/oomlab/run1,task=python3,pid=5448,uid=0")
@@ -40,7 +42,14 @@ def test_a_rate_limited_report_still_counts_when_the_pid_is_ours():
     assert other.feed(KILLED, 1.0) is None
 
 
-def test_the_kernel_clock_offset_is_taken_off_the_stamp():
-    parser = KmsgParser("/oomlab/run1", clock_offset=0.03)
+def test_the_kernel_clock_maps_a_stamp_between_its_two_measured_offsets():
+    parser = KmsgParser("/oomlab/run1")
     parser.feed(OOM_KILL, 200.5)
-    assert parser.feed(KILLED, 200.5).kernel_mono == 200.417994 - 0.03
+    kill = parser.feed(KILLED, 200.5)
+    assert kill.kernel_stamp == kill.kernel_mono == 200.417994  # unmapped
+    assert KernelClock().map(kill) == kill
+    one = KernelClock([(100.0, 0.002)])
+    assert one.map(kill).kernel_mono == pytest.approx(200.417994 - 0.002)
+    two = KernelClock([(100.0, 0.002), (300.0, 0.004)])  # drifting 10 µs per s
+    assert two.map(kill).kernel_mono == pytest.approx(200.417994 - (0.002 + 0.002 * 100.417994 / 200), abs=1e-9)
+    assert two.describe() == {"offset_s": 0.002, "end_offset_s": 0.004, "drift_us_per_s": 10.0}
