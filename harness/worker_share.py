@@ -41,32 +41,39 @@ class WorkerShare:
 
     @classmethod
     def wait_for(cls, directory: str, timeout: float) -> "WorkerShare":
-        """The share's worker.json, once a worker wrote it (BadInput if the directory is wrong,
-        WorkerStartFailed if no worker wrote it in time)."""
+        """The share's worker once it is running and visible here. A worker.json left by an earlier
+        worker (a Compose volume keeps it) is waited past until the new worker rewrites it."""
         if not os.path.isdir(directory):
             raise BadInput(f"--attach {directory}: no such directory (the worker's --share directory)")
         path = os.path.join(directory, SHARE_FILE)
         deadline = time.monotonic() + timeout
-        while not os.path.exists(path):
+        share = None
+        while True:
+            share = cls._load(path) if os.path.exists(path) else None
+            if share is not None and share.visible():
+                return share
             if time.monotonic() > deadline:
-                raise WorkerStartFailed(f"no worker wrote {path} within {timeout:.0f} s; start one with "
-                                        f"`oomlab worker SCENARIO --share {directory}`")
+                break
             time.sleep(0.2)
+        if share is None:
+            raise WorkerStartFailed(f"no worker wrote {path} within {timeout:.0f} s; start one with "
+                                    f"`oomlab worker SCENARIO --share {directory}`")
+        raise NoPermission(f"the worker (pid {share.pid} in its own view) is not visible here: run oomlab in the "
+                           f"worker's pid namespace (Compose: pid: host on both services)")
+
+    @classmethod
+    def _load(cls, path: str) -> "WorkerShare":
         try:
             with open(path) as handle:
-                data = json.load(handle)
-            return cls(**data)
+                return cls(**json.load(handle))
         except (ValueError, TypeError) as exc:
             raise BadInput(f"{path} is not a worker share written by this oomlab version ({exc})") from None
 
-    def check_visible(self) -> None:
+    def visible(self) -> bool:
         """The pid in worker.json is this worker here too (not another process that has that number in
         this pid namespace, such as our own container's pid 1): its command line names the worker."""
         try:
             with open(f"/proc/{self.pid}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
+                return self.hostname.encode() in handle.read().split(b"\0")
         except OSError:
-            argv = []
-        if self.hostname.encode() not in argv:
-            raise NoPermission(f"the worker (pid {self.pid} in its own view) is not visible here: run oomlab in the "
-                               f"worker's pid namespace (Compose: pid: host on both services)")
+            return False

@@ -129,7 +129,6 @@ def attach_config(args: argparse.Namespace):
     scenario = load_scenario(args.scenario)
     if load_scenario(share.scenario).name != scenario.name:
         raise BadInput(f"the worker in {args.attach} runs {share.scenario}, not {args.scenario}")
-    share.check_visible()
     limit = attached_limit(share.pid, share.cgroup_dir, share.cgroup_path)
     if limit is None:
         raise BadInput("the worker's memory cgroup has no limit; give the worker one (Compose: mem_limit)")

@@ -19,6 +19,13 @@ from tests.conftest import TIME_SCALE, oomlab_cmd
 pytestmark = pytest.mark.integration
 
 
+def stale(share: str) -> None:
+    """A worker.json whose pid (1) is not the worker here: one from another pid namespace, or left over."""
+    WorkerShare(scenario="alloc", variant="default", params={}, concurrency=1, pool="prefork", broker="redis://x",
+                result_backend="redis://x", queue="q", hostname="oomlab-worker-alloc@elsewhere", pid=1,
+                cgroup_dir="/sys/fs/cgroup", cgroup_path="/", cgroup_version=2).save(share)
+
+
 @pytest.fixture
 def shared_worker(tmp_path):
     """(share directory, worker process): `oomlab worker alloc` with one child under a 256 MiB limit,
@@ -31,6 +38,7 @@ def shared_worker(tmp_path):
                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
     share = str(tmp_path / "share")
     os.makedirs(share)  # as a Compose volume is there before either service starts
+    stale(share)  # and holds the worker.json of the previous `up`: the run must wait for the new one
     worker = None
     try:
         assert proc.wait_until(lambda: os.path.exists(socket_path), 10 * TIME_SCALE), "redis did not start"
@@ -76,10 +84,8 @@ def test_the_workers_settings_are_not_given_twice(oomlab, tmp_path):
     nobody = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "1")
     assert nobody.code == 4 and "no worker wrote" in nobody.stderr
     # a worker in another pid namespace: its pid (1 in its container) is some other process here
-    WorkerShare(scenario="alloc", variant="default", params={}, concurrency=1, pool="prefork", broker="redis://x",
-                result_backend="redis://x", queue="q", hostname="oomlab-worker-alloc@elsewhere", pid=1,
-                cgroup_dir="/sys/fs/cgroup", cgroup_path="/", cgroup_version=2).save(str(share))
-    hidden = oomlab("run", "alloc", "--attach", str(share))
+    stale(str(share))
+    hidden = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "1")
     assert hidden.code == 3 and hidden.stderr.strip() == (
         "oomlab: the worker (pid 1 in its own view) is not visible here: run oomlab in the worker's pid namespace "
         "(Compose: pid: host on both services)")
