@@ -28,8 +28,11 @@ class KillContext:
 
 def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
     """(pid, kernel time, time source, cause, kmsg kill or None), kmsg first, then inferred."""
-    victims = [(k.pid, k.kernel_mono, "kmsg", "oom_group" if k.group_kill else "oom", k) for k in obs.kernel_kills]
-    known = {v[0] for v in victims}
+    victims, known = [], set()
+    for k in obs.kernel_kills:  # the first line per pid: memory.oom.group's walk names the chosen victim again
+        if k.pid not in known:
+            victims.append((k.pid, k.kernel_mono, "kmsg", "oom_group" if k.group_kill else "oom", k))
+            known.add(k.pid)
     counted = max((count for _, count in obs.oom_events), default=0)
     missing = counted - len(obs.kernel_kills)
     previous = 0

@@ -94,15 +94,20 @@ def test_group_scope_kills_the_whole_worker_and_the_task_is_stuck(oomlab):
     assert over["outcome"] in ("stuck", "never_started") and over["state"] in ("STARTED", "PENDING")
     roles = {k["role"] for k in record["kills"]}
     assert roles == {"main", "child"}
-    killed = {k["pid"] for k in record["kills"]}
+    killed = [k["pid"] for k in record["kills"]]
+    assert len(killed) == len(set(killed)), "one kill per process (the group's walk names the victim again)"
+    main_pid = record["worker"]["pid"]
+    assert {main_pid, over["pid"]} <= set(killed)
     first_kill = min(k["kernel_time_mono"] for k in record["kills"])
-    alive_then = {p["pid"] for p in record["processes"] if (p["exited_mono"] or 1e18) >= first_kill}
-    assert killed >= alive_then, "every process alive at the OOM died with the group"
+    alive_then = [p for p in record["processes"] if (p["exited_mono"] or 1e18) >= first_kill]
     assert len(alive_then) == 3, "main and both children"
+    # every process alive at the OOM died with the group; the kernel's walk can skip a member that is
+    # already exiting (a pool child whose parent it has just killed, seen on 6.1 under emulation)
+    assert all(p["exited_mono"] and p["exited_mono"] - first_kill < 2 * TIME_SCALE for p in alive_then), alive_then
     if record["group"]["cgroup_version"] == 2:
-        # memory.events counts every member, and the chosen victim a second time when its memory is not
-        # yet released as the kernel walks the group (seen both ways on 6.1)
-        assert record["group"]["oom_kill_count"] in (len(alive_then), len(alive_then) + 1)
+        # memory.events counts every member it kills, and the chosen victim a second time when its memory
+        # is not yet released as the kernel walks the group (seen both ways on 6.1)
+        assert record["group"]["oom_kill_count"] in (len(killed), len(killed) + 1)
     main = next(k for k in record["kills"] if k["role"] == "main")
     assert "celery_heartbeat_expiry" in main["detected"]
     assert_nothing_left(record["run_id"])

@@ -46,6 +46,15 @@ def test_an_inferred_kill_is_no_later_than_the_victims_exit():
     assert kill.kernel_time_mono == 11.001 and kill.detected["pidfd"] == 0 and kill.detected["oom_event"] == 0.002
 
 
+def test_the_group_walk_naming_the_victim_again_is_one_kill():
+    obs = Observations(kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False),
+                                     KernelKill(10, "python", 11.0001, 50, "m", 11.001, True),
+                                     KernelKill(11, "python", 11.0002, 300, "m", 11.001, True)],
+                       exits={10: 11.02, 11: 11.01})
+    kills = attribute_kills(obs, context())
+    assert [(k.pid, k.cause) for k in kills] == [(11, "oom"), (10, "oom_group")]
+
+
 def test_emulated_group_kill_records_every_process():
     obs = Observations(kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False)],
                        oom_events=[(11.001, 1)], exits={10: 11.02, 11: 11.01, 12: 11.02},
