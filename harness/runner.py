@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -41,7 +42,7 @@ from harness.sampler import Sampler
 from harness.scenario import RunContext, Scenario
 from harness.startup import failure_message, start_state
 from harness.worker_launch import jsonable, worker_argv, worker_celery_conf, worker_env
-from harness.worker_share import PROBE_FILE, WorkerShare
+from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare
 
 CHECKPOINT_SECONDS = 1.0
 CRASH_LOOP_RESTARTS = 3  # a container restarted this often before it was ever ready is in a crash loop
@@ -110,7 +111,7 @@ class Run:
         self.workers: list = []  # every worker main process started, the current one last
         self.broker_url = self.backend_url = None
         self.task_queue = None
-        self.worker_log = WorkerLog(os.path.join(self.run_dir, "worker.log"))
+        self.worker_log = WorkerLog(os.path.join(config.attach if share else self.run_dir, "worker.log"))
         self.planned = False
         self.main_peak: int | None = None
         self.ready_mono: float | None = None
@@ -521,12 +522,23 @@ class Run:
                                                           args=[], sent_mono=runs[0].started_mono)
         return list(self.observed_tasks.values())
 
+    def _copy_shared_files(self) -> None:
+        """An attached worker's probe record and log live in its share (a Compose volume, out of the
+        user's sight): the run directory gets a copy, the worker's whole life so far."""
+        for name in (PROBE_FILE, LOG_FILE):
+            try:
+                shutil.copyfile(os.path.join(self.config.attach, name), os.path.join(self.run_dir, name))
+            except OSError as exc:
+                self.record.environment.setdefault("cleanup_errors", []).append(f"copying {name}: {exc}")
+
     def checkpoint(self) -> None:
         self._collect()
         self.record.ended_mono = time.monotonic()
         write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
 
     def finalize(self) -> None:
+        if self.share:
+            self._copy_shared_files()
         self.checkpoint()
         samples = os.path.join(self.run_dir, "samples.csv")
         if not os.path.exists(samples) or os.path.getsize(samples) == 0:

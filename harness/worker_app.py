@@ -17,3 +17,21 @@ app.conf.update(json.loads(os.environ.get("OOMLAB_CELERY_CONF", "{}")))
 # the run's queue as the client declared it (a quorum queue's arguments must match on both sides)
 app.conf.task_queues = [Queue(os.environ["OOMLAB_QUEUE"],
                               queue_arguments=json.loads(os.environ.get("OOMLAB_QUEUE_ARGUMENTS") or "{}") or None)]
+
+if os.environ.get("OOMLAB_WORKER_LOG"):  # `oomlab worker`: its log to stdout (the container's) and to the share
+    import logging
+
+    from celery.signals import after_setup_logger
+
+    from harness.detectors.worker_log import LOG_FORMAT
+
+    @after_setup_logger.connect
+    def _log_to_the_share(logger, **_kwargs) -> None:
+        from celery.utils.log import get_multiprocessing_logger
+
+        handler = logging.FileHandler(os.environ["OOMLAB_WORKER_LOG"])
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+        # billiard's logger (a dead child's "Process ... exited with ...") does not propagate to the root
+        if (pool_logger := get_multiprocessing_logger()) is not None:
+            pool_logger.addHandler(handler)

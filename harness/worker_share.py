@@ -1,5 +1,6 @@
 """The contract between `oomlab worker` and an `oomlab run --attach` on the same share directory:
-DIR/worker.json says what the worker runs and where, DIR/probe.jsonl is its probe's record.
+DIR/worker.json says what the worker runs and where, DIR/probe.jsonl is its probe's record and
+DIR/worker.log a copy of its log (what Celery says of its children's deaths).
 
 The worker writes worker.json as it starts (a restarted worker writes it anew, with its new pid);
 the attaching run reads it and follows the worker's settings rather than its own flags."""
@@ -16,6 +17,7 @@ from harness.record import write_json_atomic
 
 SHARE_FILE = "worker.json"
 PROBE_FILE = "probe.jsonl"
+LOG_FILE = "worker.log"
 
 
 @dataclass(frozen=True)

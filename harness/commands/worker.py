@@ -14,7 +14,7 @@ from harness.errors import BadInput
 from harness.limits.discovery import own_memory_group
 from harness.scenario import load_scenario
 from harness.worker_launch import jsonable, worker_argv, worker_celery_conf, worker_env
-from harness.worker_share import PROBE_FILE, WorkerShare
+from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare
 
 
 def register(subparsers) -> None:
@@ -50,7 +50,8 @@ def main(args: argparse.Namespace) -> int:
     celery_conf = worker_celery_conf(scenario, overrides, args.broker, backend_url, queue)
     params = scenario.resolve_params(dict(args.param))
     probe_path = os.path.join(share_dir, PROBE_FILE)
-    open(probe_path, "w").close()  # this worker's record only: an attaching run reads it from the start
+    for path in (probe_path, os.path.join(share_dir, LOG_FILE)):
+        open(path, "w").close()  # this worker's own only: an attaching run reads them from the start
     directory, version, path = own_memory_group()
     pool = args.pool or defaults.get("pool", "prefork")
     WorkerShare(scenario=args.scenario, variant=variant.name, params=params, concurrency=concurrency, pool=pool,
@@ -59,5 +60,6 @@ def main(args: argparse.Namespace) -> int:
                 started_wall=time.time()).save(share_dir)
     env = worker_env(scenario, celery_conf, probe_path, queue, params, variant.name,
                      bool(defaults.get("tracemalloc", False)), {})
+    env["OOMLAB_WORKER_LOG"] = os.path.join(share_dir, LOG_FILE)
     argv = worker_argv(pool, concurrency, queue, hostname)
     os.execve(argv[0], argv, env)  # the worker takes this process's pid, the one worker.json names

@@ -66,7 +66,8 @@ def stack(tmp_path):
     assert not left, f"containers of {project} left behind: {left}"
 
 
-def test_compose_up_measures_the_limited_worker_from_the_oomlab_service(stack):
+def test_compose_up_measures_the_limited_worker_from_the_oomlab_service(stack, tmp_path):
+    results = str(tmp_path)
     code, output, record = stack(OOMLAB_WORKER_ARGS="--concurrency 1", OOMLAB_RUN_ARGS="--tasks 8")
     assert code == 0, output[-3000:]
     assert record is not None, output[-3000:]
@@ -75,6 +76,10 @@ def test_compose_up_measures_the_limited_worker_from_the_oomlab_service(stack):
     assert group["backend"] == "attached" and group["limit_bytes"] == 256 * MIB
     assert group["path"].startswith("/sys/fs/cgroup")  # the worker's own view, reached through /proc/PID/root
     assert record["worker"]["broker"].startswith("redis://redis:6379")
+    assert record["kills"][0]["detected"]["celery_pool_noticed"] > 0  # from the worker's log in the share
+    run_dir = os.path.join(results, record["run_id"])
+    for name in ("run.json", "probe.jsonl", "worker.log", "samples.csv", "timeline.png"):  # all on the host
+        assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
     assert "oomlab_1" in output or "oomlab-1" in output  # the summary is in the oomlab service's log
 
 
