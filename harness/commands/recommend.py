@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _vpa(proof):
     """VPA's rule on the recommended trial's usage samples, and after the first trial that was killed."""
-    from harness.recommend.profile import csv_rows
+    from harness.run_files import csv_rows
 
     recommended = proof.recommended
     samples = [int(row["usage_bytes"]) for row in csv_rows(os.path.join(recommended.run_dir, "group.csv"))]

@@ -4,13 +4,12 @@ after the fork, each task's exact marginal peak, the child's private high-water 
 child's resident memory grows from task to task (a leak's slope)."""
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass, field
 
 from harness.analysis import percentile
 from harness.record import RunRecord
+from harness.run_files import csv_rows, read_probe
 
 
 LEAK_MIN_TASKS = 8  # fewer tasks in one child cannot tell a leak from warm-up
@@ -57,22 +56,6 @@ class WorkerProfile:
         return max(self.child_max_uss_bytes, own, killed)
 
 
-def csv_rows(path: str) -> list[dict]:
-    try:
-        with open(path) as handle:
-            return list(csv.DictReader(handle))
-    except FileNotFoundError:
-        return []
-
-
-def _probe(path: str) -> list[dict]:
-    try:
-        with open(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    except FileNotFoundError:
-        return []
-
-
 def _slope(values: list[int]) -> float:
     """Least-squares slope of values against their index."""
     n = len(values)
@@ -88,7 +71,7 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     for row in csv_rows(os.path.join(run_dir, "group.csv")):
         if float(row["t_mono"]) < first_task:
             idle_usage = int(row["usage_bytes"])
-    for entry in _probe(os.path.join(run_dir, "probe.jsonl")):
+    for entry in read_probe(os.path.join(run_dir, "probe.jsonl")):
         if entry["ev"] == "child_init" and entry.get("uss") and entry["t"] < first_task:
             idle_uss[entry["pid"]] = entry["uss"]
             idle_pss[entry["pid"]] = entry.get("pss") or 0

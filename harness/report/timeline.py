@@ -1,7 +1,6 @@
 """timeline.png: RSS of every process over time, the group's usage, the limit, task spans, kills."""
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections import defaultdict
@@ -15,16 +14,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.record import RunRecord  # noqa: E402
+from harness.run_files import csv_rows  # noqa: E402
 
 MIB = 1024 * 1024
 
 
 def _columns(path: str, *names: str) -> list[tuple[float, ...]]:
     """Rows of the named numeric columns (blank cells skipped) of a CSV the sampler wrote."""
-    if not os.path.exists(path) or os.path.getsize(path) == 0:
-        return []
-    with open(path, newline="") as handle:
-        return [tuple(float(row[n]) for n in names) for row in csv.DictReader(handle) if all(row[n] for n in names)]
+    return [tuple(float(row[n]) for n in names) for row in csv_rows(path) if all(row.get(n) for n in names)]
 
 
 def render_timeline(run_dir: str, record: RunRecord) -> str | None:
