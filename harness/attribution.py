@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from celery.events.state import heartbeat_expires
 
-from harness.executions import running_in
+from harness.executions import child_exit_codes, running_in
 from harness.monitor import Observations
 from harness.record import CeleryEvent, Execution, KillRecord
 from harness.sampler import PidStats
@@ -36,17 +36,18 @@ def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
     counted = max((count for _, count in obs.oom_events), default=0)
     missing = counted - len(obs.kernel_kills)
     previous = 0
+    clean = set(child_exit_codes(obs.probe))  # exited on their own (recycled, shut down): never a victim
     for seen, count in obs.oom_events:  # no kernel line (kmsg unreadable or overrun): infer from exits
         delta, previous = count - previous, max(previous, count)
-        for pid, exited in sorted(obs.exits.items(), key=lambda item: item[1]):
-            if missing <= 0 or delta <= 0:
-                break
-            if pid not in known and seen - 0.05 <= exited <= seen + _INFER_WINDOW:
-                # killed no later than the first sign of it: its exit can be seen in the counter's round
-                victims.append((pid, min(seen, exited), "oom_event", "oom", None))
-                known.add(pid)
-                missing -= 1
-                delta -= 1
+        # the exits nearest the counter's rise: in a poison loop other processes come and go in the window
+        nearest = sorted(((pid, exited) for pid, exited in obs.exits.items()
+                          if pid not in known and pid not in clean and seen - 0.05 <= exited <= seen + _INFER_WINDOW),
+                         key=lambda item: abs(item[1] - seen))
+        for pid, exited in nearest[:max(0, min(delta, missing))]:
+            # killed no later than the first sign of it: its exit can be seen in the counter's round
+            victims.append((pid, min(seen, exited), "oom_event", "oom", None))
+            known.add(pid)
+            missing -= 1
     for sent, pids in obs.group_kills:  # v1 emulation of memory.oom.group: oomlab killed the rest
         for pid in pids:
             if pid not in known:

@@ -55,6 +55,15 @@ def test_the_group_walk_naming_the_victim_again_is_one_kill():
     assert [(k.pid, k.cause) for k in kills] == [(11, "oom"), (10, "oom_group")]
 
 
+def test_an_inferred_victim_is_the_killed_exit_nearest_the_counter():
+    # a poison loop without the kernel log: a recycled child exits cleanly first, another process a
+    # moment before the counter rises, and the victim (slow to release its memory) a little after it
+    probe = PROBE + [{"ev": "child_shutdown", "pid": 13, "t": 11.2, "exitcode": 0}]
+    obs = Observations(oom_events=[(11.0, 1)], exits={13: 11.2, 14: 10.96, 11: 11.03, 15: 11.6}, probe=probe)
+    [kill] = attribute_kills(obs, context())
+    assert kill.pid == 11 and kill.task_id == "t1"
+
+
 def test_emulated_group_kill_records_every_process():
     obs = Observations(kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False)],
                        oom_events=[(11.001, 1)], exits={10: 11.02, 11: 11.01, 12: 11.02},
