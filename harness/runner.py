@@ -224,7 +224,7 @@ class Run:
         self.events = CeleryEventCapture(app, self.hostname, lambda wall: wall - self.wall_offset)
         self.events.start()
         self.record.environment["detectors"] = {**self.monitor.detectors, "celery_events": True}
-        self.record.group["oom_notice"] = getattr(self.backend, "oom_notice", "notified")
+        self.record.group["oom_notice"] = self.backend.oom_notice
         for observer in self.observers:
             observer.started(self)
         self.record.status = "running"

@@ -138,6 +138,10 @@ class Scenario:
             raise BadInput(f"scenario {self.name} has no variant {name!r} (it has: {', '.join(self.variants)})")
         return self.variants[name]
 
+    def defaults_for(self, variant: Variant) -> dict[str, Any]:
+        """The variant's defaults over the scenario's."""
+        return {**self.defaults, **variant.defaults}
+
     def plan(self, ctx: RunContext) -> Plan:
         try:
             return self.module.plan(ctx)

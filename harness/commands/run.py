@@ -48,6 +48,14 @@ def add_worker_settings(parser: argparse.ArgumentParser) -> None:
                         help="set worker_max_memory_per_child (Celery counts KiB; give a size such as 200MiB)")
 
 
+def pool_settings(args: argparse.Namespace, defaults: dict) -> tuple[int, str]:
+    """The pool size and the pool: the command line over the scenario's defaults."""
+    concurrency = args.concurrency if args.concurrency is not None else defaults.get("concurrency", 2)
+    if concurrency < 1:
+        raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
+    return concurrency, args.pool or defaults.get("pool", "prefork")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="replay a scenario against a real worker under a memory limit")
     parser.add_argument("scenario", help="a built-in scenario name (see `oomlab scenarios`) or a path to a scenario .py file")
@@ -88,11 +96,9 @@ def build_config(args: argparse.Namespace, scenario=None, variant_name: str | No
     """The run's configuration: the command line over the variant's defaults over the scenario's."""
     scenario = scenario or load_scenario(args.scenario)
     variant = scenario.variant(variant_name or args.variant)
-    defaults = {**scenario.defaults, **variant.defaults}
+    defaults = scenario.defaults_for(variant)
     memory = args.memory or defaults.get("memory", "256MiB")
-    concurrency = args.concurrency if args.concurrency is not None else defaults.get("concurrency", 2)
-    if concurrency < 1:
-        raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
+    concurrency, pool = pool_settings(args, defaults)
     if args.tasks is not None and args.tasks < 1:
         raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
     if args.backend == "docker":
@@ -103,7 +109,7 @@ def build_config(args: argparse.Namespace, scenario=None, variant_name: str | No
         raise BadInput("--sample-hz, --timeout and --start-timeout must be positive")
     config = RunConfig(
         scenario=scenario.name, memory=memory, memory_bytes=parse_size(memory), concurrency=concurrency,
-        pool=args.pool or defaults.get("pool", "prefork"), tasks=args.tasks or defaults.get("tasks"),
+        pool=pool, tasks=args.tasks or defaults.get("tasks"),
         variant=variant.name, params=scenario.resolve_params(dict(args.param)), broker=args.broker,
         backend=args.result_backend, backend_kind=args.backend, docker_restart=args.docker_restart, oom_scope=args.oom_scope, results_dir=args.results, timeout=args.timeout,
         start_timeout=args.start_timeout, sample_hz=args.sample_hz,
@@ -136,7 +142,7 @@ def attach_config(args: argparse.Namespace):
         raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
     config = RunConfig(
         scenario=scenario.name, memory=format_size(limit), memory_bytes=limit, concurrency=share.concurrency,
-        pool=share.pool, tasks=args.tasks or {**scenario.defaults, **scenario.variant(share.variant).defaults}.get("tasks"),
+        pool=share.pool, tasks=args.tasks or scenario.defaults_for(scenario.variant(share.variant)).get("tasks"),
         variant=share.variant, params=share.params, broker=share.broker, backend=share.result_backend,
         results_dir=args.results, timeout=args.timeout, start_timeout=args.start_timeout, sample_hz=args.sample_hz,
         celery_conf=share.celery_conf, backend_kind="attached", attach=args.attach,

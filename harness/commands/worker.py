@@ -9,7 +9,7 @@ import socket
 import time
 
 from harness.broker import check_reachable
-from harness.commands.run import add_worker_settings, celery_overrides
+from harness.commands.run import add_worker_settings, celery_overrides, pool_settings
 from harness.errors import BadInput
 from harness.limits.discovery import own_memory_group
 from harness.scenario import load_scenario
@@ -33,10 +33,8 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     variant = scenario.variant(args.variant)
-    defaults = {**scenario.defaults, **variant.defaults}
-    concurrency = args.concurrency if args.concurrency is not None else defaults.get("concurrency", 2)
-    if concurrency < 1:
-        raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
+    defaults = scenario.defaults_for(variant)
+    concurrency, pool = pool_settings(args, defaults)
     backend_url = args.result_backend or args.broker
     if not backend_url.startswith("redis"):
         raise BadInput("--result-backend is needed when the broker is not Redis (AMQP keeps no results)")
@@ -53,7 +51,6 @@ def main(args: argparse.Namespace) -> int:
     for path in (probe_path, os.path.join(share_dir, LOG_FILE)):
         open(path, "w").close()  # this worker's own only: an attaching run reads them from the start
     directory, version, path = own_memory_group()
-    pool = args.pool or defaults.get("pool", "prefork")
     WorkerShare(scenario=args.scenario, variant=variant.name, params=params, concurrency=concurrency, pool=pool,
                 broker=args.broker, result_backend=backend_url, queue=queue, hostname=hostname, pid=os.getpid(),
                 cgroup_dir=directory, cgroup_path=path, cgroup_version=version, celery_conf=jsonable(overrides),

@@ -27,7 +27,6 @@ class _Attached:
     @property
     def kernel_name(self) -> str | None:
         return self.kernel_path
-    oom_notice: str = "notified"  # notified | polled (the counter read every monitor round)
 
     def create(self, limit_bytes, oom_scope) -> None:
         raise NotImplementedError("an attached group is not oomlab's to create")

@@ -58,6 +58,7 @@ class CgroupBackend:
     peak_file = ""
     events_file = ""
     oom_notice_precedes_kill = False  # True where the OOM notification comes before the kill is counted
+    oom_notice = "notified"  # notified | polled (no notifier could be opened: the counter is read every round)
 
     def __init__(self, parent: str, run_id: str):
         self.parent = parent
