@@ -1,4 +1,5 @@
 """`python -m bench [all|fidelity|detection|overhead|sampler|plan]`."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,13 @@ import sys
 
 from bench import report
 
-BENCHMARKS = {"fidelity": "bench.fidelity", "detection": "bench.detection", "overhead": "bench.overhead",
-              "sampler": "bench.sampler_cost", "plan": "bench.plan_cost"}
+BENCHMARKS = {
+    "fidelity": "bench.fidelity",
+    "detection": "bench.detection",
+    "overhead": "bench.overhead",
+    "sampler": "bench.sampler_cost",
+    "plan": "bench.plan_cost",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@ kernel's kill time (its /dev/kmsg timestamp; kills without a kernel line are lef
 knowing the pid and its task, to Celery's main process (its log line for the dead child, and the
 task-failed event with WorkerLostError), and for whole-worker kills to celery.events.state's
 heartbeat expiry. Whole-worker kills come from delivery-lab cells on the machine's RabbitMQ."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,14 @@ TARGET_RATIO = 100
 def child_kills(results_dir: str) -> list[dict]:
     scenario = load_scenario(os.path.join(os.path.dirname(__file__), "killer.py"))
     params = scenario.resolve_params({"kills": str(CHILD_KILLS)})
-    config = RunConfig(scenario=scenario.name, memory="192MiB", memory_bytes=parse_size("192MiB"), concurrency=2,
-                       params=params, results_dir=results_dir)
+    config = RunConfig(
+        scenario=scenario.name,
+        memory="192MiB",
+        memory_bytes=parse_size("192MiB"),
+        concurrency=2,
+        params=params,
+        results_dir=results_dir,
+    )
     run = Run(scenario, config)
     run.execute()
     return [k.__dict__ for k in run.record.kills]
@@ -48,28 +55,50 @@ def main(results_dir: str) -> dict:
     timed = [k for k in kills if k["kernel_time_source"] in ("kmsg", "oomlab_group_kill")]
     figures = {
         "oomlab, child kills (pid and task known)": spread(
-            [k["detected"]["oomlab"] for k in timed if k["role"] == "child" and k["cause"] == "oom"]),
+            [k["detected"]["oomlab"] for k in timed if k["role"] == "child" and k["cause"] == "oom"]
+        ),
         "oomlab, whole-worker kills": spread([k["detected"]["oomlab"] for k in timed if k["role"] == "main"]),
         "Celery main process (log: child exited)": spread(
-            [k["detected"]["celery_pool_noticed"] for k in timed if "celery_pool_noticed" in k["detected"]]),
+            [k["detected"]["celery_pool_noticed"] for k in timed if "celery_pool_noticed" in k["detected"]]
+        ),
         "Celery task-failed (WorkerLostError)": spread(
-            [k["detected"]["celery_worker_lost"] for k in timed if "celery_worker_lost" in k["detected"]]),
+            [k["detected"]["celery_worker_lost"] for k in timed if "celery_worker_lost" in k["detected"]]
+        ),
         "heartbeat expiry (whole-worker kills)": spread(
-            [k["detected"]["celery_heartbeat_expiry"] for k in timed if "celery_heartbeat_expiry" in k["detected"]]),
+            [k["detected"]["celery_heartbeat_expiry"] for k in timed if "celery_heartbeat_expiry" in k["detected"]]
+        ),
     }
-    rows = [[name, q["n"], report.ms(q["p50"]), report.ms(q["p95"]), report.ms(q["max"])] for name, q in figures.items()]
+    rows = [
+        [name, q["n"], report.ms(q["p50"]), report.ms(q["p95"]), report.ms(q["max"])] for name, q in figures.items()
+    ]
     report.table("detection latency from the kernel's kill time", ["detector", "kills", "p50", "p95", "max"], rows, out)
     ours = figures["oomlab, child kills (pid and task known)"]["p95"]
     celery = figures["Celery task-failed (WorkerLostError)"]["p95"]
     ratio = celery / ours if ours and celery else None
     out.print(f"oomlab : Celery (task-failed) at p95 = 1 : {ratio:.0f}" if ratio else "no ratio (missing figures)")
-    whole, expiry = figures["oomlab, whole-worker kills"]["p95"], figures["heartbeat expiry (whole-worker kills)"]["p95"]
+    whole, expiry = (
+        figures["oomlab, whole-worker kills"]["p95"],
+        figures["heartbeat expiry (whole-worker kills)"]["p95"],
+    )
     if whole and expiry:
         out.print(f"whole-worker kills: oomlab : heartbeat expiry at p95 = 1 : {expiry / whole:.0f}")
-    report.target(out, f"oomlab's p95 ≤ {TARGET_P95 * 1000:g} ms ({report.ms(ours)})", ours is not None and ours <= TARGET_P95)
-    report.target(out, f"at least {TARGET_RATIO}× faster than Celery at p95 ({ratio:.0f}×)" if ratio else "ratio",
-                  ratio is not None and ratio >= TARGET_RATIO)
+    report.target(
+        out, f"oomlab's p95 ≤ {TARGET_P95 * 1000:g} ms ({report.ms(ours)})", ours is not None and ours <= TARGET_P95
+    )
+    report.target(
+        out,
+        f"at least {TARGET_RATIO}× faster than Celery at p95 ({ratio:.0f}×)" if ratio else "ratio",
+        ratio is not None and ratio >= TARGET_RATIO,
+    )
     logged = sum(1 for k in children if k["kernel_time_source"] == "kmsg")
-    out.print(f"the kernel logged {logged} of {len(children)} child kills (the rest have no kernel timestamp and are left out)")
-    return {"figures": figures, "ratio_p95": ratio, "kills": len(kills), "timed_kills": len(timed),
-            "child_kills_logged_by_kernel": logged, "child_kills": len(children)}
+    out.print(
+        f"the kernel logged {logged} of {len(children)} child kills (the rest have no kernel timestamp and are left out)"
+    )
+    return {
+        "figures": figures,
+        "ratio_p95": ratio,
+        "kills": len(kills),
+        "timed_kills": len(timed),
+        "child_kills_logged_by_kernel": logged,
+        "child_kills": len(children),
+    }

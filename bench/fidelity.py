@@ -2,6 +2,7 @@
 each tool reports, against the kernel's own VmHWM (reset before the call, read after it) for the
 same call: oomlab (VmHWM per task in a real worker), memory_profiler's memory_usage at its default
 0.1 s interval and at 0.01 s, psutil polled every 10 ms, and memray's high-water mark (heap)."""
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,14 @@ def memray_growth(hold: float) -> int:
 def oomlab_growth(results_dir: str) -> dict[float, list[int]]:
     """Per-task peak above start from a real worker run (the probe's VmHWM reset/read)."""
     scenario = load_scenario(os.path.join(os.path.dirname(__file__), "spike.py"))
-    config = RunConfig(scenario=scenario.name, memory="1GiB", memory_bytes=1 << 30, concurrency=1,
-                       results_dir=results_dir, params=scenario.resolve_params({}))
+    config = RunConfig(
+        scenario=scenario.name,
+        memory="1GiB",
+        memory_bytes=1 << 30,
+        concurrency=1,
+        results_dir=results_dir,
+        params=scenario.resolve_params({}),
+    )
     config = replace(config, params={**config.params, "mib": SPIKE_MIB, "holds": list(HOLDS), "repeat": REPEAT})
     run = Run(scenario, config)
     run.execute()
@@ -102,11 +109,24 @@ def main(results_dir: str) -> dict:
             figures[name] = statistics.median(measure(hold) for _ in range(REPEAT))
         for name, value in figures.items():
             error = abs(value - truth) / truth * 100
-            rows.append([f"{hold * 1000:g} ms", name, f"{value / MIB:.1f} MiB", f"{truth / MIB:.1f} MiB", report.pct(error)])
-            data.setdefault(f"{hold}", {})[name] = {"reported_bytes": value, "kernel_bytes": truth, "error_percent": error}
-    report.table(f"peak fidelity: a {SPIKE_MIB} MiB spike held for 1, 10, 100 ms (median of {REPEAT})",
-                 ["spike held", "tool", "reported growth", "kernel (VmHWM)", "error"], rows, out)
+            rows.append(
+                [f"{hold * 1000:g} ms", name, f"{value / MIB:.1f} MiB", f"{truth / MIB:.1f} MiB", report.pct(error)]
+            )
+            data.setdefault(f"{hold}", {})[name] = {
+                "reported_bytes": value,
+                "kernel_bytes": truth,
+                "error_percent": error,
+            }
+    report.table(
+        f"peak fidelity: a {SPIKE_MIB} MiB spike held for 1, 10, 100 ms (median of {REPEAT})",
+        ["spike held", "tool", "reported growth", "kernel (VmHWM)", "error"],
+        rows,
+        out,
+    )
     worst = max(v["oomlab (VmHWM per task)"]["error_percent"] for v in data.values())
-    report.target(out, f"oomlab's per-task peak error ≤ {TARGET_ERROR:g} % at every spike length (worst {worst:.2f} %)",
-                  worst <= TARGET_ERROR)
+    report.target(
+        out,
+        f"oomlab's per-task peak error ≤ {TARGET_ERROR:g} % at every spike length (worst {worst:.2f} %)",
+        worst <= TARGET_ERROR,
+    )
     return {"spike_mib": SPIKE_MIB, "by_hold": data, "worst_oomlab_error_percent": worst}

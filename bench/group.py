@@ -1,4 +1,5 @@
 """A memory cgroup of the benchmark's own, leased like a run's so nothing outlives an interrupted bench."""
+
 from __future__ import annotations
 
 import secrets

@@ -1,5 +1,6 @@
 """Tasks that grow until the kernel kills them, spaced out so the kernel logs every kill (its OOM
 report is rate-limited: a burst of kills loses lines, and with them the kernel's own timestamps)."""
+
 from __future__ import annotations
 
 from harness.scenario import Param, Plan, RunContext, TaskCall
@@ -17,6 +18,8 @@ def grow(limit_bytes: int) -> None:
 
 
 def plan(ctx: RunContext) -> Plan:
-    calls = [TaskCall(grow.name, (ctx.limit_bytes,), at=i * ctx.params["spacing"], label="grows until killed")
-             for i in range(ctx.params["kills"])]
+    calls = [
+        TaskCall(grow.name, (ctx.limit_bytes,), at=i * ctx.params["spacing"], label="grows until killed")
+        for i in range(ctx.params["kills"])
+    ]
     return Plan(calls, timeout=60 + ctx.params["kills"] * ctx.params["spacing"])

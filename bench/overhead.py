@@ -1,6 +1,7 @@
 """Overhead: throughput of 2,000 no-op tasks on the same prefork worker (2 children, its own cgroup
 and embedded Redis), bare, watched by oomlab (the probe in every child, the sampler at 100 Hz and
 the monitor), and under memray (`memray run --follow-fork`), in alternating rounds of one run."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,35 @@ TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny.py")
 
 
 def _argv(mode: str, tmp: str, queue: str) -> list[str]:
-    celery = ["-m", "celery", "-A", "harness.worker_app", "worker", "--pool", "prefork", "--concurrency", "2",
-              "-Q", queue, "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    celery = [
+        "-m",
+        "celery",
+        "-A",
+        "harness.worker_app",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "2",
+        "-Q",
+        queue,
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "INFO",
+    ]
     if mode == "memray":
-        return [sys.executable, "-m", "memray", "run", "--follow-fork", "-q", "-o", os.path.join(tmp, "memray.bin"), *celery]
+        return [
+            sys.executable,
+            "-m",
+            "memray",
+            "run",
+            "--follow-fork",
+            "-q",
+            "-o",
+            os.path.join(tmp, "memray.bin"),
+            *celery,
+        ]
     return [sys.executable, *celery]
 
 
@@ -44,8 +70,14 @@ def one_round(mode: str) -> float:
             probe = os.path.join(tmp, "probe.jsonl")
             open(probe, "w").close()
             conf = {"broker_url": broker.url, "result_backend": broker.url, "task_default_queue": queue}
-            env = {**os.environ, "OOMLAB_SCENARIO": TINY, "OOMLAB_CELERY_CONF": json.dumps(conf), "OOMLAB_QUEUE": queue,
-                   "OOMLAB_PROBE": "1" if mode == "oomlab" else "0", "OOMLAB_PROBE_PATH": probe if mode == "oomlab" else ""}
+            env = {
+                **os.environ,
+                "OOMLAB_SCENARIO": TINY,
+                "OOMLAB_CELERY_CONF": json.dumps(conf),
+                "OOMLAB_QUEUE": queue,
+                "OOMLAB_PROBE": "1" if mode == "oomlab" else "0",
+                "OOMLAB_PROBE_PATH": probe if mode == "oomlab" else "",
+            }
             log = os.path.join(tmp, "worker.log")
             worker = proc.spawn(_argv(mode, tmp, queue), log_path=log, env=env, join_cgroup=group.procs_file)
             lease.add_process(worker.pid)
@@ -121,19 +153,39 @@ def probe_cost_per_task(calls: int = 2000) -> float:
 def main(results_dir: str) -> dict:
     out = report.console()
     per_task = probe_cost_per_task()
-    out.print(f"the probe's handlers: {per_task * 1e6:.0f} µs of CPU per task (prerun + postrun, {2000} calls in a child)")
+    out.print(
+        f"the probe's handlers: {per_task * 1e6:.0f} µs of CPU per task (prerun + postrun, {2000} calls in a child)"
+    )
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     for _ in range(ROUNDS):
         for mode in MODES:
             rates[mode].append(one_round(mode))
     medians = {mode: statistics.median(values) for mode, values in rates.items()}
     bare = medians["bare"]
-    rows = [[mode, f"{medians[mode]:.0f} tasks/s", " / ".join(f"{v:.0f}" for v in rates[mode]),
-             report.pct((bare - medians[mode]) / bare * 100) if mode != "bare" else "-"] for mode in MODES]
-    report.table(f"throughput of {TASKS} no-op tasks, prefork × 2 (median of {ROUNDS} alternating rounds)",
-                 ["worker", "throughput", "rounds", "overhead"], rows, out)
+    rows = [
+        [
+            mode,
+            f"{medians[mode]:.0f} tasks/s",
+            " / ".join(f"{v:.0f}" for v in rates[mode]),
+            report.pct((bare - medians[mode]) / bare * 100) if mode != "bare" else "-",
+        ]
+        for mode in MODES
+    ]
+    report.table(
+        f"throughput of {TASKS} no-op tasks, prefork × 2 (median of {ROUNDS} alternating rounds)",
+        ["worker", "throughput", "rounds", "overhead"],
+        rows,
+        out,
+    )
     overhead = (bare - medians["oomlab"]) / bare * 100
-    report.target(out, f"oomlab's overhead on throughput ≤ {TARGET_OVERHEAD:g} % ({overhead:.2f} %)", overhead <= TARGET_OVERHEAD)
-    return {"tasks": TASKS, "rates": rates, "medians": medians, "oomlab_overhead_percent": overhead,
-            "probe_cpu_seconds_per_task": per_task,
-            "memray_overhead_percent": (bare - medians["memray"]) / bare * 100}
+    report.target(
+        out, f"oomlab's overhead on throughput ≤ {TARGET_OVERHEAD:g} % ({overhead:.2f} %)", overhead <= TARGET_OVERHEAD
+    )
+    return {
+        "tasks": TASKS,
+        "rates": rates,
+        "medians": medians,
+        "oomlab_overhead_percent": overhead,
+        "probe_cpu_seconds_per_task": per_task,
+        "memray_overhead_percent": (bare - medians["memray"]) / bare * 100,
+    }

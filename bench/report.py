@@ -1,5 +1,6 @@
 """Every benchmark prints one table with its target beside the measured figure and saves its figures
 as JSON under results/bench/."""
+
 from __future__ import annotations
 
 import os

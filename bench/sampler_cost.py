@@ -1,6 +1,7 @@
 """Sampler cost: the CPU the sampler's own thread uses at 100 Hz (RSS every tick, PSS/USS twice a
 second) while it watches 1, 8, 32 and 64 Python processes of about 30 MiB in a cgroup, as a share
 of one core, from its own thread CPU clock."""
+
 from __future__ import annotations
 
 import subprocess
@@ -39,8 +40,12 @@ def cost_for(count: int) -> dict:
                 process.kill()
                 process.wait()
     cost = sampler.cost.as_dict()
-    return {"processes": count, "core_percent": sampler.cost.cpu_seconds / wall * 100,
-            "ticks_per_second": cost["ticks"] / wall, **cost}
+    return {
+        "processes": count,
+        "core_percent": sampler.cost.cpu_seconds / wall * 100,
+        "ticks_per_second": cost["ticks"] / wall,
+        **cost,
+    }
 
 
 def _join(group, pid: int) -> None:
@@ -51,10 +56,22 @@ def _join(group, pid: int) -> None:
 def main(results_dir: str) -> dict:
     out = report.console()
     figures = [cost_for(count) for count in COUNTS]
-    rows = [[f["processes"], f"{f['core_percent']:.2f} %", f"{f['ticks_per_second']:.0f}", f"{f['cpu_us_per_rss_process_sample']} µs",
-             f"{f['cpu_us_per_smaps_process_sample']} µs"] for f in figures]
-    report.table(f"sampler cost at 100 Hz over {SECONDS:g} s", ["processes", "of one core", "ticks/s",
-                                                               "per RSS sample", "per RSS+PSS/USS sample"], rows, out)
+    rows = [
+        [
+            f["processes"],
+            f"{f['core_percent']:.2f} %",
+            f"{f['ticks_per_second']:.0f}",
+            f"{f['cpu_us_per_rss_process_sample']} µs",
+            f"{f['cpu_us_per_smaps_process_sample']} µs",
+        ]
+        for f in figures
+    ]
+    report.table(
+        f"sampler cost at 100 Hz over {SECONDS:g} s",
+        ["processes", "of one core", "ticks/s", "per RSS sample", "per RSS+PSS/USS sample"],
+        rows,
+        out,
+    )
     at64 = figures[-1]["core_percent"]
     report.target(out, f"sampler ≤ {TARGET:g} % of one core at 64 processes ({at64:.2f} %)", at64 <= TARGET)
     return {"figures": figures}

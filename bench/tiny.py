@@ -1,4 +1,5 @@
 """A task that does next to nothing: throughput is then all Celery and whatever watches it."""
+
 from __future__ import annotations
 
 from harness.scenario import Plan, RunContext

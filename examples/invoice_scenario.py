@@ -1,4 +1,5 @@
 """An oomlab scenario for your own tasks: point `app` at your Celery app and say what to send."""
+
 from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
 
 app = "shop:app"  # imported by the worker as it is; oomlab only sets its broker and queue
@@ -12,5 +13,10 @@ VARIANTS = [
 
 
 def plan(ctx: RunContext) -> Plan:
-    return Plan([TaskCall("shop.render_invoice", (order, lines), label=f"{lines} lines")
-                 for order, lines in enumerate(ctx.params["lines"])], timeout=60)
+    return Plan(
+        [
+            TaskCall("shop.render_invoice", (order, lines), label=f"{lines} lines")
+            for order, lines in enumerate(ctx.params["lines"])
+        ],
+        timeout=60,
+    )

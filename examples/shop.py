@@ -1,4 +1,5 @@
 """Stands in for your project's Celery module: an app and a task, nothing oomlab-specific."""
+
 from celery import Celery
 
 app = Celery("shop")

@@ -6,11 +6,15 @@ it loads on first use, so the probe inside every worker imports nothing it does 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "measure_peak": "harness.measure", "PeakMeasurement": "harness.measure",
-    "assert_peak_rss_below": "harness.assertions", "assert_no_oom": "harness.assertions",
-    "assert_oom_killed": "harness.assertions", "assert_requeued": "harness.assertions",
+    "measure_peak": "harness.measure",
+    "PeakMeasurement": "harness.measure",
+    "assert_peak_rss_below": "harness.assertions",
+    "assert_no_oom": "harness.assertions",
+    "assert_oom_killed": "harness.assertions",
+    "assert_requeued": "harness.assertions",
     "OomlabAssertionError": "harness.assertions",
-    "WorkerSession": "harness.session", "WorkerOptions": "harness.session",
+    "WorkerSession": "harness.session",
+    "WorkerOptions": "harness.session",
 }
 __all__ = sorted(_EXPORTS)
 

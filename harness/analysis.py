@@ -1,4 +1,5 @@
 """Figures over a run's record: outcome counts, exact-peak percentiles, the group against its limit."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -21,8 +22,12 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def spread(values: list[float]) -> dict[str, float | None]:
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "max": max(values) if values else None,
-            "n": len(values)}
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "max": max(values) if values else None,
+        "n": len(values),
+    }
 
 
 def summarize(tasks: list[TaskRecord], kills: list[KillRecord], limit: int, group_peak: int | None) -> dict:
@@ -36,7 +41,9 @@ def summarize(tasks: list[TaskRecord], kills: list[KillRecord], limit: int, grou
         "outcomes": {name: counts.get(name, 0) for name in OUTCOMES},
         "tasks": len(tasks),
         "peak_rss_bytes": spread([t.peak_rss_bytes for t in exact]),
-        "peak_above_start_bytes": spread([t.peak_above_start_bytes for t in exact if t.peak_above_start_bytes is not None]),
+        "peak_above_start_bytes": spread(
+            [t.peak_above_start_bytes for t in exact if t.peak_above_start_bytes is not None]
+        ),
         "traced_peak_bytes": spread([t.traced_peak_bytes for t in exact if t.traced_peak_bytes is not None]),
         "group_peak_bytes": group_peak,
         "limit_bytes": limit,

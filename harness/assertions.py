@@ -1,6 +1,7 @@
 """Assertions on what a real worker did, for tests: each waits for the task to settle, judges it on
 exact figures (VmHWM, kernel kill records), and fails with the measured value against the limit,
 the tasks with the highest peaks and their pids, and the run directory with the full record."""
+
 from __future__ import annotations
 
 import time
@@ -9,6 +10,7 @@ from harness.outcomes import FINAL_STATES
 from harness.record import TaskRecord
 from harness.session import WorkerSession
 from harness.sizes import format_size, parse_size
+
 
 class OomlabAssertionError(AssertionError):
     pass
@@ -33,8 +35,13 @@ def describe_task(task: TaskRecord) -> str:
     peak = format_size(task.peak_rss_bytes) if task.peak_rss_bytes is not None else "?"
     how = "exact (VmHWM)" if task.peak_is_exact else "RSS at the OOM kill"
     killed = sum(1 for run in task.executions if run.killed)
-    outcome = task.outcome if not killed else "OOM-killed" if task.executions[-1].killed else \
-        f"OOM-killed {killed}x, then {task.outcome}"
+    outcome = (
+        task.outcome
+        if not killed
+        else "OOM-killed"
+        if task.executions[-1].killed
+        else f"OOM-killed {killed}x, then {task.outcome}"
+    )
     return f"{task.name}[{task.id}] pid {task.pid}: peak {peak}, {how}, {outcome}"
 
 
@@ -45,8 +52,9 @@ def highest_peaks(tasks: list[TaskRecord], n: int = 3) -> str:
 
 def _fail(headline: str, session: WorkerSession, tasks: list[TaskRecord] | None = None) -> None:
     tasks = tasks if tasks is not None else session.tasks()
-    raise OomlabAssertionError(f"{headline}\nhighest peaks in this worker:\n{highest_peaks(tasks)}\n"
-                               f"run directory: {session.run_dir}")
+    raise OomlabAssertionError(
+        f"{headline}\nhighest peaks in this worker:\n{highest_peaks(tasks)}\nrun directory: {session.run_dir}"
+    )
 
 
 def _settled_task(result_or_task_id, session: WorkerSession, timeout: float) -> TaskRecord:
@@ -54,13 +62,19 @@ def _settled_task(result_or_task_id, session: WorkerSession, timeout: float) -> 
     task = session.wait(task_id, timeout)
     if task is None:
         unknown = session.unregistered_tasks()
-        hint = (f"the worker does not know the task {', '.join(unknown)}: define it in the app's module or one the app "
-                f"imports (include=...)" if unknown else "was it sent through the worker's app, to its queue?")
+        hint = (
+            f"the worker does not know the task {', '.join(unknown)}: define it in the app's module or one the app "
+            f"imports (include=...)"
+            if unknown
+            else "was it sent through the worker's app, to its queue?"
+        )
         _fail(f"task {task_id} never started in the oomlab worker within {timeout:g} s ({hint})", session)
     return task
 
 
-def assert_peak_rss_below(result_or_task_id, limit, *, session: WorkerSession | None = None, timeout: float = 60.0) -> TaskRecord:
+def assert_peak_rss_below(
+    result_or_task_id, limit, *, session: WorkerSession | None = None, timeout: float = 60.0
+) -> TaskRecord:
     """The task's exact peak RSS (VmHWM over its run, reset when it started) is below `limit`
     ("256 MiB", "1GiB" or bytes). A task killed by the OOM killer fails this too."""
     session = _session(session)
@@ -69,11 +83,17 @@ def assert_peak_rss_below(result_or_task_id, limit, *, session: WorkerSession | 
     if task.peak_rss_bytes is None:
         _fail(f"task {task.name}[{task.id}] has no peak measurement (outcome {task.outcome})", session)
     if any(run.killed for run in task.executions):
-        _fail(f"task {task.name}[{task.id}] was OOM-killed at {format_size(task.peak_rss_bytes)} RSS in pid {task.pid}, "
-              f"so it never finished below {format_size(limit_bytes)}", session)
+        _fail(
+            f"task {task.name}[{task.id}] was OOM-killed at {format_size(task.peak_rss_bytes)} RSS in pid {task.pid}, "
+            f"so it never finished below {format_size(limit_bytes)}",
+            session,
+        )
     if task.peak_rss_bytes >= limit_bytes:
-        _fail(f"task {task.name}[{task.id}] peaked at {format_size(task.peak_rss_bytes)} (VmHWM, exact) in pid {task.pid}: "
-              f"{format_size(task.peak_rss_bytes - limit_bytes)} over the {format_size(limit_bytes)} limit", session)
+        _fail(
+            f"task {task.name}[{task.id}] peaked at {format_size(task.peak_rss_bytes)} (VmHWM, exact) in pid {task.pid}: "
+            f"{format_size(task.peak_rss_bytes - limit_bytes)} over the {format_size(limit_bytes)} limit",
+            session,
+        )
     return task
 
 
@@ -83,8 +103,11 @@ def assert_no_oom(*, session: WorkerSession | None = None) -> None:
     session.settle()
     kills = session.kills()
     if kills:
-        lines = "\n".join(f"  pid {k.pid} ({k.role}) running {k.task_name or '-'}[{k.task_id or '-'}] at "
-                          f"{format_size(k.rss_bytes)} RSS" for k in kills)
+        lines = "\n".join(
+            f"  pid {k.pid} ({k.role}) running {k.task_name or '-'}[{k.task_id or '-'}] at "
+            f"{format_size(k.rss_bytes)} RSS"
+            for k in kills
+        )
         _fail(f"{len(kills)} OOM kill(s) in a worker limited to {format_size(session.limit_bytes)}:\n{lines}", session)
 
 
@@ -93,13 +116,17 @@ def assert_oom_killed(result_or_task_id, *, session: WorkerSession | None = None
     session = _session(session)
     task = _settled_task(result_or_task_id, session, timeout)
     if not any(run.killed for run in task.executions):
-        _fail(f"task {task.name}[{task.id}] was not OOM-killed: it {task.outcome} with a peak of "
-              f"{format_size(task.peak_rss_bytes)} under a {format_size(session.limit_bytes)} limit", session)
+        _fail(
+            f"task {task.name}[{task.id}] was not OOM-killed: it {task.outcome} with a peak of "
+            f"{format_size(task.peak_rss_bytes)} under a {format_size(session.limit_bytes)} limit",
+            session,
+        )
     return task
 
 
-def assert_requeued(result_or_task_id, times: int | None = None, *, session: WorkerSession | None = None,
-                    timeout: float = 60.0) -> TaskRecord:
+def assert_requeued(
+    result_or_task_id, times: int | None = None, *, session: WorkerSession | None = None, timeout: float = 60.0
+) -> TaskRecord:
     """The task ran again after being killed: `times` redeliveries exactly, or at least one."""
     session = _session(session)
     deadline = time.monotonic() + timeout
@@ -113,6 +140,9 @@ def assert_requeued(result_or_task_id, times: int | None = None, *, session: Wor
     killed = sum(1 for run in task.executions if run.killed)
     if (times is None and again == 0) or (times is not None and again != times) or (again and not killed):
         expected = "at least once" if times is None else f"{times} time(s)"
-        _fail(f"task {task.name}[{task.id}] was requeued {again} time(s) after {killed} OOM kill(s), "
-              f"expected {expected} (outcome {task.outcome})", session)
+        _fail(
+            f"task {task.name}[{task.id}] was requeued {again} time(s) after {killed} OOM kill(s), "
+            f"expected {expected} (outcome {task.outcome})",
+            session,
+        )
     return task

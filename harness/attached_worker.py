@@ -1,5 +1,6 @@
 """A worker main process oomlab did not start: watched through a pidfd (no pid reuse mistaken for
 it), never signalled; its exit code belongs to its parent, so it stays unknown here."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Every OOM kill with its evidence: the kernel's kill time, the victim's role and task, and how
 long each detector took to notice (seconds after the kernel's kill). Pure: reads observations only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,10 +41,15 @@ def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
     for seen, count in obs.oom_events:  # no kernel line (kmsg unreadable or overrun): infer from exits
         delta, previous = count - previous, max(previous, count)
         # the exits nearest the counter's rise: in a poison loop other processes come and go in the window
-        nearest = sorted(((pid, exited) for pid, exited in obs.exits.items()
-                          if pid not in known and pid not in clean and seen - 0.05 <= exited <= seen + _INFER_WINDOW),
-                         key=lambda item: abs(item[1] - seen))
-        for pid, exited in nearest[:max(0, min(delta, missing))]:
+        nearest = sorted(
+            (
+                (pid, exited)
+                for pid, exited in obs.exits.items()
+                if pid not in known and pid not in clean and seen - 0.05 <= exited <= seen + _INFER_WINDOW
+            ),
+            key=lambda item: abs(item[1] - seen),
+        )
+        for pid, exited in nearest[: max(0, min(delta, missing))]:
             # killed no later than the first sign of it: its exit can be seen in the counter's round
             victims.append((pid, min(seen, exited), "oom_event", "oom", None))
             known.add(pid)
@@ -59,16 +65,19 @@ def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
 def _celery_notice(events: list[CeleryEvent], task_id: str | None, after: float) -> CeleryEvent | None:
     for event in events:
         evidence = f"{event.fields.get('exception', '')} {event.fields.get('traceback', '')}"
-        if event.type == "task-failed" and event.uuid == task_id and "WorkerLostError" in evidence:
-            if (event.timestamp_mono or event.received_mono) >= after - 0.5:
-                return event
+        lost = event.type == "task-failed" and event.uuid == task_id and "WorkerLostError" in evidence
+        if lost and (event.timestamp_mono or event.received_mono) >= after - 0.5:
+            return event
     return None
 
 
 def _heartbeat_expiry(events: list[CeleryEvent], before: float) -> float | None:
     """When celery.events.state would call the worker dead: its expiry rule on the last heartbeat."""
-    beats = [e for e in events if e.type in ("worker-online", "worker-heartbeat")
-             and e.timestamp_mono and e.timestamp_mono <= before]
+    beats = [
+        e
+        for e in events
+        if e.type in ("worker-online", "worker-heartbeat") and e.timestamp_mono and e.timestamp_mono <= before
+    ]
     if not beats:
         return None
     last = beats[-1]
@@ -101,19 +110,21 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
             seen["celery_pool_noticed"] = ctx.pool_noticed[pid]
         if pid in ctx.main_pids and (expiry := _heartbeat_expiry(ctx.celery_events, kernel_time)):
             seen["celery_heartbeat_expiry"] = expiry
-        kills.append(KillRecord(
-            pid=pid,
-            role="main" if pid in ctx.main_pids else "child",
-            task_id=task_id,
-            task_name=ctx.names.get(task_id) if task_id else None,
-            signal="SIGKILL",
-            cause=cause,
-            kernel_time_mono=kernel_time,
-            kernel_time_source=source,
-            detected={name: round(t - kernel_time, 6) for name, t in seen.items()},
-            detected_mono=seen,
-            rss_bytes=kernel_kill.rss_bytes if kernel_kill else (stats.last_rss if stats else None),
-            during_startup=ctx.ready_mono is None or kernel_time < ctx.ready_mono,
-            kernel_message=kernel_kill.message if kernel_kill else None,
-        ))
+        kills.append(
+            KillRecord(
+                pid=pid,
+                role="main" if pid in ctx.main_pids else "child",
+                task_id=task_id,
+                task_name=ctx.names.get(task_id) if task_id else None,
+                signal="SIGKILL",
+                cause=cause,
+                kernel_time_mono=kernel_time,
+                kernel_time_source=source,
+                detected={name: round(t - kernel_time, 6) for name, t in seen.items()},
+                detected_mono=seen,
+                rss_bytes=kernel_kill.rss_bytes if kernel_kill else (stats.last_rss if stats else None),
+                during_startup=ctx.ready_mono is None or kernel_time < ctx.ready_mono,
+                kernel_message=kernel_kill.message if kernel_kill else None,
+            )
+        )
     return kills

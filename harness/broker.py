@@ -1,4 +1,5 @@
 """The broker a run talks to: a private redis-server on a unix socket by default, or a user's URL."""
+
 from __future__ import annotations
 
 import os
@@ -41,9 +42,21 @@ class EmbeddedRedis:
             self.socket_path = os.path.join(self.socket_dir, "redis.sock")
         lease.add_path(self.socket_path)
         argv = [
-            redis_server_binary(), "--port", "0", "--unixsocket", self.socket_path,
-            "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-            "--dir", self.run_dir, "--daemonize", "no",
+            redis_server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            self.socket_path,
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.run_dir,
+            "--daemonize",
+            "no",
         ]
         self.process = spawn(argv, log_path=os.path.join(self.run_dir, "redis.log"))
         lease.add_process(self.process.pid)
@@ -91,9 +104,13 @@ def check_reachable(url: str, timeout: float = 3.0) -> None:
             redis.Redis.from_url(url.replace("redis+socket://", "unix://"), socket_connect_timeout=timeout).ping()
             return
         except Exception as exc:  # any failure is the same answer for the user
-            raise BrokerUnreachable(f"broker {safe_url(url)} is unreachable ({exc}); start it, or omit --broker to use the embedded one") from None
+            raise BrokerUnreachable(
+                f"broker {safe_url(url)} is unreachable ({exc}); start it, or omit --broker to use the embedded one"
+            ) from None
     try:
         with Connection(url, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
-        raise BrokerUnreachable(f"broker {safe_url(url)} is unreachable ({exc}); start it, or omit --broker to use the embedded one") from None
+        raise BrokerUnreachable(
+            f"broker {safe_url(url)} is unreachable ({exc}); start it, or omit --broker to use the embedded one"
+        ) from None

@@ -1,5 +1,6 @@
 """`oomlab`: parse, dispatch to a command module, and turn every failure into one sentence and an
 exit code (never a traceback; an unexpected one goes to a log file that the sentence names)."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 `--compare` runs several workers from one oomlab process, each with its own embedded broker; the
 app caches its producer pool and result backend, so each run must drop them when it ends.
 """
+
 from __future__ import annotations
 
 import threading

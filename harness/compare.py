@@ -3,6 +3,7 @@
 A variant whose worker cannot start (the bad `startup`) is a finding, not an error: the comparison
 goes on. Errors that would hit every variant alike (no cgroup, broker down) stop it at once.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,9 +59,14 @@ def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | Non
 
 def _save(path: str, scenario: Scenario, compared: list[Compared]) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    write_json_atomic(path, {
-        "schema": COMPARE_SCHEMA,
-        "scenario": scenario.name,
-        "runs": [{"variant": c.variant, "run_dir": c.run_dir, "status": c.record.status,
-                  "summary": c.record.summary} for c in compared],
-    })
+    write_json_atomic(
+        path,
+        {
+            "schema": COMPARE_SCHEMA,
+            "scenario": scenario.name,
+            "runs": [
+                {"variant": c.variant, "run_dir": c.run_dir, "status": c.record.status, "summary": c.record.summary}
+                for c in compared
+            ],
+        },
+    )

@@ -1,4 +1,5 @@
 """A run's configuration as the user gave it, resolved against the scenario's defaults."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -1,4 +1,5 @@
 """Where a run ran: kernel, cgroup version, library versions, CPUs, memory."""
+
 from __future__ import annotations
 
 import os

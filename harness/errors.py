@@ -1,4 +1,5 @@
 """Errors a user can act on, each mapped to its own exit code (documented in the README)."""
+
 from __future__ import annotations
 
 EXIT_OK = 0

@@ -1,5 +1,6 @@
 """Task executions from the probe's records: a prerun opens one, the postrun in the same pid closes
 it. An execution left open in a process that died is the task that process was running."""
+
 from __future__ import annotations
 
 from harness.record import Execution
@@ -13,11 +14,17 @@ def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
             continue
         runs = by_task.setdefault(task_id, [])
         if record["ev"] == "prerun":
-            runs.append(Execution(
-                pid=record["pid"], started_mono=record["t"], started_wall=record["wall"],
-                start_rss_bytes=record.get("start_rss"), redelivered=record.get("redelivered"),
-                delivery_count=record.get("delivery_count"), retries=record.get("retries"),
-            ))
+            runs.append(
+                Execution(
+                    pid=record["pid"],
+                    started_mono=record["t"],
+                    started_wall=record["wall"],
+                    start_rss_bytes=record.get("start_rss"),
+                    redelivered=record.get("redelivered"),
+                    delivery_count=record.get("delivery_count"),
+                    retries=record.get("retries"),
+                )
+            )
         elif record["ev"] == "postrun":
             for run in reversed(runs):
                 if run.pid == record["pid"] and run.finished_mono is None:
@@ -46,7 +53,9 @@ def running_in(by_task: dict[str, list[Execution]], pid: int, at: float) -> tupl
     best = None
     for task_id, runs in by_task.items():
         for run in runs:
-            if run.pid == pid and run.started_mono <= at and (run.finished_mono is None or run.finished_mono >= at):
-                if best is None or run.started_mono > best[1].started_mono:
-                    best = (task_id, run)
+            running = (
+                run.pid == pid and run.started_mono <= at and (run.finished_mono is None or run.finished_mono >= at)
+            )
+            if running and (best is None or run.started_mono > best[1].started_mono):
+                best = (task_id, run)
     return best

@@ -4,6 +4,7 @@ The lease lives in a per-user state directory. A lease whose owner (pid + start 
 stale: its processes (checked by start time, so a recycled pid is never hit), cgroup, socket and
 temporary paths are removed by `sweep_stale`.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ class Lease:
     containers: list[str] = field(default_factory=list)  # Docker backend: removed with `docker rm -f`
 
     @classmethod
-    def for_this_process(cls, run_id: str) -> "Lease":
+    def for_this_process(cls, run_id: str) -> Lease:
         pid = os.getpid()
         return cls(run_id=run_id, owner_pid=pid, owner_start=start_time_ticks(pid))
 
@@ -140,8 +141,13 @@ def sweep_stale() -> list[str]:
         try:
             with open(path) as handle:
                 data = json.load(handle)
-            lease = Lease(**{**data, "processes": [tuple(p) for p in data.get("processes", [])],
-                             "queues": [tuple(q) for q in data.get("queues", [])]})
+            lease = Lease(
+                **{
+                    **data,
+                    "processes": [tuple(p) for p in data.get("processes", [])],
+                    "queues": [tuple(q) for q in data.get("queues", [])],
+                }
+            )
         except (OSError, ValueError, TypeError):
             continue
         if lease.owner_alive():

@@ -1,5 +1,6 @@
 """Markers as pure functions: the tasks a test ran in the worker in, a verdict dataclass out (None
 when the test passes), so the plugin only wires them to pytest and each is tested on its own."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,10 +20,12 @@ class PeakViolation:
     @property
     def long_repr(self) -> str:
         worst = max(self.offenders, key=lambda t: t.peak_rss_bytes or 0)
-        return (f"{len(self.offenders)} of {len(self.tasks)} task(s) this test ran peaked at or above "
-                f"{format_size(self.limit_bytes)}; the highest: {format_size(worst.peak_rss_bytes)} "
-                f"({format_size((worst.peak_rss_bytes or 0) - self.limit_bytes)} over)\n"
-                f"highest peaks:\n{highest_peaks(self.tasks)}\nrun directory: {self.run_dir}")
+        return (
+            f"{len(self.offenders)} of {len(self.tasks)} task(s) this test ran peaked at or above "
+            f"{format_size(self.limit_bytes)}; the highest: {format_size(worst.peak_rss_bytes)} "
+            f"({format_size((worst.peak_rss_bytes or 0) - self.limit_bytes)} over)\n"
+            f"highest peaks:\n{highest_peaks(self.tasks)}\nrun directory: {self.run_dir}"
+        )
 
 
 def peak_rss_below(limit: str | int, *, tasks: list[TaskRecord], run_dir: str) -> PeakViolation | None:

@@ -4,6 +4,7 @@ The call runs in a forked child, so its memory (and whatever it leaks) never tou
 process, and the child's VmHWM, reset just before the call (clear_refs), is the call's exact peak:
 the same measure oomlab takes around every task in a worker. The return value and any exception
 come back pickled; an exception is raised again in the caller with the child's traceback text."""
+
 from __future__ import annotations
 
 import ctypes
@@ -11,8 +12,9 @@ import os
 import pickle
 import signal
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from harness import procfs
 from harness.sizes import format_size
@@ -30,8 +32,10 @@ class PeakMeasurement:
         return self.peak_rss_bytes - self.start_rss_bytes
 
     def __str__(self) -> str:
-        return (f"peak {format_size(self.peak_rss_bytes)} ({format_size(self.peak_above_start_bytes)} above "
-                f"the {format_size(self.start_rss_bytes)} at the start)")
+        return (
+            f"peak {format_size(self.peak_rss_bytes)} ({format_size(self.peak_above_start_bytes)} above "
+            f"the {format_size(self.start_rss_bytes)} at the start)"
+        )
 
 
 class MeasuredCallFailed(Exception):
@@ -50,12 +54,12 @@ def measure_peak(fn: Callable, *args, **kwargs) -> PeakMeasurement:
         status = 0
         try:
             payload = _call_and_measure(fn, args, kwargs)
-        except BaseException:  # noqa: BLE001 - whatever happened goes back to the caller
+        except BaseException:
             payload = ("error", None, None, None, _portable_exception())
         try:
             with os.fdopen(write_fd, "wb") as pipe:
                 pickle.dump(payload, pipe)
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             status = 1
         os._exit(status)
     os.close(write_fd)

@@ -6,6 +6,7 @@ instant the OOM notification arrives (what memory.oom.group does in the kernel o
 A group can be replaced under the same path (runc makes a container's cgroup anew at each restart):
 the monitor sees the directory's inode change, re-opens its notifier there and counts on from what
 the earlier group counted."""
+
 from __future__ import annotations
 
 import json
@@ -218,4 +219,3 @@ def _inode(path: str) -> int | None:
         return os.stat(path).st_ino
     except OSError:
         return None
-

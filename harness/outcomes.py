@@ -1,4 +1,5 @@
 """Each task's outcome from what the backend says, what the probe saw, and the kills."""
+
 from __future__ import annotations
 
 from harness.record import Execution, KillRecord, TaskRecord
@@ -31,8 +32,9 @@ def classify(state: str | None, exception: str | None, runs: list[Execution], ki
     return "never_started"
 
 
-def fill_task(task: TaskRecord, state: str | None, exception: str | None, runs: list[Execution],
-              kills: list[KillRecord]) -> None:
+def fill_task(
+    task: TaskRecord, state: str | None, exception: str | None, runs: list[Execution], kills: list[KillRecord]
+) -> None:
     killed_pids = {k.pid for k in kills if k.task_id == task.id}
     for run in runs:
         run.killed = run.pid in killed_pids and run.finished_mono is None

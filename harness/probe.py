@@ -4,6 +4,7 @@ Each record is in the kernel the moment the write returns, so it survives the wr
 SIGKILLed a microsecond later. The per-task peak is exact: VmHWM is reset at task_prerun and read
 at task_postrun (Linux 4.0+ clear_refs). Imports only the standard library and Celery's signals.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ class _OwnFiles:
         self.files = procfs.OpenFiles()
         self.clear_refs: int | None = None
 
-    def mine(self) -> "_OwnFiles":
+    def mine(self) -> _OwnFiles:
         if self.pid != os.getpid():
             self.pid, self.files = os.getpid(), procfs.OpenFiles()
             try:
@@ -91,8 +92,13 @@ def _on_worker_ready(**_):
 @signals.worker_process_init.connect
 def _on_child_init(**_):
     pss_uss = procfs.pss_uss_bytes("self")  # a child's private pages right after the fork, for capacity plans
-    emit("child_init", rss=_rss(), ppid=os.getppid(), pss=pss_uss[0] if pss_uss else None,
-         uss=pss_uss[1] if pss_uss else None)
+    emit(
+        "child_init",
+        rss=_rss(),
+        ppid=os.getppid(),
+        pss=pss_uss[0] if pss_uss else None,
+        uss=pss_uss[1] if pss_uss else None,
+    )
 
 
 @signals.worker_process_shutdown.connect
@@ -108,8 +114,14 @@ def _on_prerun(task_id=None, task=None, **_):
         tracemalloc.reset_peak()
     reset = _own.mine().reset_peak()
     start = _rss()
-    emit("prerun", task_id=task_id, name=getattr(task, "name", None), start_rss=start, peak_reset=reset,
-         **_delivery(task))
+    emit(
+        "prerun",
+        task_id=task_id,
+        name=getattr(task, "name", None),
+        start_rss=start,
+        peak_reset=reset,
+        **_delivery(task),
+    )
 
 
 def _delivery(task) -> dict:
@@ -119,8 +131,11 @@ def _delivery(task) -> dict:
     if request is None:
         return {}
     info = getattr(request, "delivery_info", None) or {}
-    return {"redelivered": info.get("redelivered"), "delivery_count": vars(request).get("x-delivery-count"),
-            "retries": getattr(request, "retries", None)}
+    return {
+        "redelivered": info.get("redelivered"),
+        "delivery_count": vars(request).get("x-delivery-count"),
+        "retries": getattr(request, "retries", None),
+    }
 
 
 @signals.task_postrun.connect

@@ -1,4 +1,5 @@
 """Starting and stopping the processes a run owns (broker, worker) so none outlives it."""
+
 from __future__ import annotations
 
 import ctypes
@@ -6,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -2,6 +2,7 @@
 
 Each read is a single os.read of a small file: the sampler calls these at 50+ Hz per process.
 """
+
 from __future__ import annotations
 
 import os
@@ -96,7 +97,7 @@ def parse_status_fields(data: bytes | None, names: tuple[str, ...]) -> dict[str,
         start = data.find(name.encode() + b":") if data else -1
         if start >= 0:
             end = data.find(b"\n", start)
-            found[name] = int(data[start + len(name) + 1:end].split()[0]) * 1024
+            found[name] = int(data[start + len(name) + 1 : end].split()[0]) * 1024
     return found
 
 
@@ -120,14 +121,12 @@ def reset_peak(pid: int | str = "self") -> bool:
         os.close(fd)
 
 
-
-
 def start_time_ticks(pid: int) -> int | None:
     """Process start time (clock ticks since boot): tells a live pid from a recycled one."""
     data = _read(f"/proc/{pid}/stat", 1024)
     if not data:
         return None
-    after_comm = data[data.rfind(b")") + 2:].split()
+    after_comm = data[data.rfind(b")") + 2 :].split()
     return int(after_comm[19]) if len(after_comm) > 19 else None
 
 
@@ -136,7 +135,7 @@ def alive_since(pid: int) -> int | None:
     data = _read(f"/proc/{pid}/stat", 1024)
     if not data:
         return None
-    after_comm = data[data.rfind(b")") + 2:].split()
+    after_comm = data[data.rfind(b")") + 2 :].split()
     if len(after_comm) < 20 or after_comm[0] in (b"Z", b"X"):
         return None
     return int(after_comm[19])

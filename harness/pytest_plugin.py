@@ -3,6 +3,7 @@ limit as the `oomlab_worker` fixture, `@pytest.mark.peak_rss_below(...)`, and th
 memory at the end of the session (`--oomlab-baseline PATH --oomlab-fail peak:10%`).
 
 Nothing starts unless a test asks for the fixture or the gate is on."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,11 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
     "pool": ("prefork", "the worker's pool: prefork, solo or threads"),
     "broker": (None, "a broker URL instead of the embedded Redis"),
     "results": ("results", "where run records go"),
-    "limits": ("cgroup", "where the limit is: cgroup (oomlab's own), or docker (a container with --memory, "
-                         "started through testcontainers)"),
+    "limits": (
+        "cgroup",
+        "where the limit is: cgroup (oomlab's own), or docker (a container with --memory, "
+        "started through testcontainers)",
+    ),
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
@@ -33,15 +37,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, (default, text) in _OPTIONS.items():
         group.addoption(f"--oomlab-{name}", dest=f"oomlab_{name}", default=None, help=f"{text} (default {default})")
         parser.addini(f"oomlab_{name}", text, default=default)
-    group.addoption("--oomlab-baseline", metavar="PATH",
-                    help="gate task memory against this baseline at the end of the session (written on first use)")
-    group.addoption("--oomlab-fail", action="append", default=[], metavar="STAT:N%",
-                    help="a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)")
+    group.addoption(
+        "--oomlab-baseline",
+        metavar="PATH",
+        help="gate task memory against this baseline at the end of the session (written on first use)",
+    )
+    group.addoption(
+        "--oomlab-fail",
+        action="append",
+        default=[],
+        metavar="STAT:N%",
+        help="a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "peak_rss_below(limit): every task the test runs in the oomlab worker "
-                                       "peaks below limit (exact VmHWM per task), e.g. \"256 MiB\"")
+    config.addinivalue_line(
+        "markers",
+        "peak_rss_below(limit): every task the test runs in the oomlab worker "
+        'peaks below limit (exact VmHWM per task), e.g. "256 MiB"',
+    )
     config.stash[_RUN_DIRS] = []
 
 
@@ -56,11 +71,19 @@ def oomlab_worker(request: pytest.FixtureRequest):
     config = request.config
     app = _option(config, "app")
     if not app:
-        raise pytest.UsageError("oomlab_worker needs your Celery app: set oomlab_app = \"module:attribute\" "
-                                "in the pytest ini options, or pass --oomlab-app")
-    options = WorkerOptions(app=app, memory=_option(config, "memory"), concurrency=int(_option(config, "concurrency")),
-                            pool=_option(config, "pool"), broker=_option(config, "broker"),
-                            results_dir=_option(config, "results"), limits=_option(config, "limits"))
+        raise pytest.UsageError(
+            'oomlab_worker needs your Celery app: set oomlab_app = "module:attribute" '
+            "in the pytest ini options, or pass --oomlab-app"
+        )
+    options = WorkerOptions(
+        app=app,
+        memory=_option(config, "memory"),
+        concurrency=int(_option(config, "concurrency")),
+        pool=_option(config, "pool"),
+        broker=_option(config, "broker"),
+        results_dir=_option(config, "results"),
+        limits=_option(config, "limits"),
+    )
     try:
         session = WorkerSession(options).start()
     except OomlabError as error:
@@ -96,7 +119,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if session is None:
             report.outcome, report.longrepr = "failed", f"@pytest.mark.{marker.name} needs the oomlab_worker fixture"
             return report
-        violation = check(*marker.args, **marker.kwargs, tasks=item.stash.get(_PASSED_TASKS, []), run_dir=session.run_dir)
+        violation = check(
+            *marker.args, **marker.kwargs, tasks=item.stash.get(_PASSED_TASKS, []), run_dir=session.run_dir
+        )
         if violation is not None:
             report.outcome, report.longrepr = "failed", violation.long_repr
             return report
@@ -114,14 +139,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 
     current, source = stats_from_run(run_dirs[-1])
     try:
-        result = gate(baseline, current, source, config.getoption("oomlab_fail"),
-                      os.path.join(str(config.rootpath), "pyproject.toml"))
+        result = gate(
+            baseline,
+            current,
+            source,
+            config.getoption("oomlab_fail"),
+            os.path.join(str(config.rootpath), "pyproject.toml"),
+        )
     except OomlabError as error:
         raise pytest.UsageError(error.message) from None
     config.stash[_GATE] = result
     if result.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -3,6 +3,7 @@
 run.json is rewritten atomically (write + rename) while the run goes on, so a run interrupted at any
 moment, even by SIGKILL, leaves the last complete snapshot behind; analyses read only this record.
 """
+
 from __future__ import annotations
 
 import json

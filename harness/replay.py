@@ -1,4 +1,5 @@
 """Sending a plan's task calls on schedule and following each task to a final state."""
+
 from __future__ import annotations
 
 import time
@@ -21,16 +22,25 @@ class Replay:
         while self.pending_calls and self.pending_calls[0].at <= elapsed:
             call = self.pending_calls.pop(0)
             task_id = str(uuid.uuid4())
-            self.tasks.append(TaskRecord(
-                id=task_id, name=call.task, label=call.label, args=list(call.args), sent_mono=time.monotonic(),
-            ))
+            self.tasks.append(
+                TaskRecord(
+                    id=task_id,
+                    name=call.task,
+                    label=call.label,
+                    args=list(call.args),
+                    sent_mono=time.monotonic(),
+                )
+            )
             self.app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.queue)
 
     def poll_states(self, include_final: bool = False) -> None:
         """Ask the result backend for each task's state; `include_final` keeps asking after a final
         state too (the delivery lab watches whether a FAILURE is overwritten by a redelivery)."""
-        asking = [task for task in self.tasks
-                  if include_final or self.states.get(task.id, ("PENDING",))[0] not in FINAL_STATES]
+        asking = [
+            task
+            for task in self.tasks
+            if include_final or self.states.get(task.id, ("PENDING",))[0] not in FINAL_STATES
+        ]
         states = fetch_states(self.app, [task.id for task in asking])
         now = time.monotonic()
         for task in asking:
@@ -47,7 +57,9 @@ class Replay:
         return [t.id for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES]
 
     def unfinished(self) -> int:
-        return sum(1 for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES) + len(self.pending_calls)
+        return sum(1 for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES) + len(
+            self.pending_calls
+        )
 
 
 BATCH = 500
@@ -60,13 +72,13 @@ def fetch_states(app, task_ids: list[str]) -> dict[str, tuple[str | None, str | 
     states: dict[str, tuple[str | None, str | None]] = {}
     batched = hasattr(backend, "client") and hasattr(backend, "get_key_for_task") and hasattr(backend.client, "mget")
     for start in range(0, len(task_ids), BATCH if batched else 1):
-        chunk = task_ids[start:start + (BATCH if batched else 1)]
+        chunk = task_ids[start : start + (BATCH if batched else 1)]
         if batched:
             values = backend.client.mget([backend.get_key_for_task(task_id) for task_id in chunk])
             metas = [backend.decode_result(value) if value else {"status": "PENDING"} for value in values]
         else:
             metas = [backend.get_task_meta(chunk[0])]
-        for task_id, meta in zip(chunk, metas):
+        for task_id, meta in zip(chunk, metas, strict=False):
             state = meta.get("status")
             states[task_id] = (state, describe_exception(meta.get("result")) if state == "FAILURE" else None)
     return states

@@ -1,5 +1,6 @@
 """A run directory's files read back: the probe's JSON lines and the sampler's CSV files (a file
 not there reads as empty: a run stopped early wrote none)."""
+
 from __future__ import annotations
 
 import csv

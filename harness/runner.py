@@ -3,8 +3,10 @@
 Every resource is registered in the run's lease the moment it exists, so SIGINT/SIGTERM (handled
 here) and SIGKILL (handled by the next run's sweep) both leave nothing behind.
 """
+
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import shutil
@@ -19,6 +21,7 @@ from kombu import Queue
 
 from harness import client_app, proc, procfs
 from harness.analysis import summarize, summarize_processes
+from harness.attached_worker import AttachedWorker
 from harness.attribution import KillContext, attribute_kills
 from harness.broker import EmbeddedRedis, check_reachable, safe_url
 from harness.config import RunConfig
@@ -28,10 +31,9 @@ from harness.docker.container import ContainerSpec, ContainerWorker
 from harness.docker.engine import worker_image
 from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
-from harness.findings import findings
 from harness.executions import build_executions, child_exit_codes, task_names
+from harness.findings import findings
 from harness.leftovers import Lease, delete_queue, sweep_stale
-from harness.attached_worker import AttachedWorker
 from harness.limits import open_cgroup_backend
 from harness.limits.attached import open_attached_group
 from harness.monitor import Monitor
@@ -79,19 +81,25 @@ class RunObserver:
     """Something that watches a run from outside the worker (the delivery lab's broker view).
     Each hook runs in the run's thread; `collect` may add to the record at every checkpoint."""
 
-    def started(self, run: "Run") -> None: ...
+    def started(self, run: Run) -> None: ...
 
-    def worker_stopped(self, run: "Run") -> None:
+    def worker_stopped(self, run: Run) -> None:
         """Every worker process is gone and the broker still runs: the moment to inspect it."""
 
     def stop(self) -> None: ...
 
-    def collect(self, run: "Run") -> None: ...
+    def collect(self, run: Run) -> None: ...
 
 
 class Run:
-    def __init__(self, scenario: Scenario, config: RunConfig, progress=None, observers: tuple[RunObserver, ...] = (),
-                 share: WorkerShare | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        config: RunConfig,
+        progress=None,
+        observers: tuple[RunObserver, ...] = (),
+        share: WorkerShare | None = None,
+    ):
         self.scenario = scenario
         self.config = config
         self.progress = progress
@@ -116,8 +124,13 @@ class Run:
         self.main_peak: int | None = None
         self.ready_mono: float | None = None
         self.group_peak: int | None = None
-        self.record = RunRecord(run_id=self.run_id, config=config.as_dict(), environment={},
-                                started_wall=time.time(), started_mono=time.monotonic())
+        self.record = RunRecord(
+            run_id=self.run_id,
+            config=config.as_dict(),
+            environment={},
+            started_wall=time.time(),
+            started_mono=time.monotonic(),
+        )
 
     # --- the whole run ---------------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -151,8 +164,13 @@ class Run:
         # within ~1 ms of waking instead of up to 5 ms (CPython's default)
         sys.setswitchinterval(0.0005)
         os.makedirs(self.run_dir)
-        self.record.files = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv",
-                             "worker_log": "worker.log", "timeline": "timeline.png"}
+        self.record.files = {
+            "probe": "probe.jsonl",
+            "samples": "samples.csv",
+            "group": "group.csv",
+            "worker_log": "worker.log",
+            "timeline": "timeline.png",
+        }
         self.lease = Lease.for_this_process(self.run_id)
         self.lease.save()
         self.record.environment["cleaned_up_after_previous_runs"] = sweep_stale()
@@ -191,30 +209,60 @@ class Run:
         self.task_queue = Queue(self.queue, queue_arguments=config.queue_arguments or None)
         client_app.point_at(app, {**celery_conf, "task_queues": [self.task_queue]})
         self.app = app
-        self.record.worker = {"hostname": self.hostname, "queue": self.queue, "broker": safe_url(broker_url),
-                              "backend": safe_url(backend_url), "celery_conf": jsonable(celery_conf)}
+        self.record.worker = {
+            "hostname": self.hostname,
+            "queue": self.queue,
+            "broker": safe_url(broker_url),
+            "backend": safe_url(backend_url),
+            "celery_conf": jsonable(celery_conf),
+        }
         if self.share:
             probe_path = os.path.join(config.attach, PROBE_FILE)
             self._attach_worker()
         else:
             probe_path = os.path.join(self.run_dir, "probe.jsonl")
             open(probe_path, "a").close()
-            self._worker_env_vars = worker_env(self.scenario, celery_conf, probe_path, self.queue, config.params,
-                                               config.variant, config.tracemalloc, config.queue_arguments)
+            self._worker_env_vars = worker_env(
+                self.scenario,
+                celery_conf,
+                probe_path,
+                self.queue,
+                config.params,
+                config.variant,
+                config.tracemalloc,
+                config.queue_arguments,
+            )
             self._spawn_worker()
         self.record.environment.update(describe(self.backend.name))
         emulate = config.oom_scope == "group" and self.backend.version == 1
-        self.record.group = {"path": self.backend.path, "limit_bytes": config.memory_bytes,
-                             "oom_scope": config.oom_scope, "backend": config.backend_kind,
-                             "cgroup_version": self.backend.version,
-                             "group_kill": ("oomlab, on the OOM notification (v1 has no memory.oom.group)" if emulate
-                                            else "the kernel (memory.oom.group)" if config.oom_scope == "group" else None),
-                             "files": {"limit": self.backend.limit_file, "usage": self.backend.usage_file,
-                                       "peak": self.backend.peak_file, "events": self.backend.events_file}}
+        self.record.group = {
+            "path": self.backend.path,
+            "limit_bytes": config.memory_bytes,
+            "oom_scope": config.oom_scope,
+            "backend": config.backend_kind,
+            "cgroup_version": self.backend.version,
+            "group_kill": (
+                "oomlab, on the OOM notification (v1 has no memory.oom.group)"
+                if emulate
+                else "the kernel (memory.oom.group)"
+                if config.oom_scope == "group"
+                else None
+            ),
+            "files": {
+                "limit": self.backend.limit_file,
+                "usage": self.backend.usage_file,
+                "peak": self.backend.peak_file,
+                "events": self.backend.events_file,
+            },
+        }
         if self.share:
-            self.record.group.update({"path": f"{self.share.cgroup_dir} (as the worker, pid {self.share.pid}, sees it)",
-                                      "cgroup_path": self.share.cgroup_path,
-                                      "peak_since": "the worker's start (an attached run cannot reset it)"})
+            self.record.group.update(
+                {
+                    "path": f"{self.share.cgroup_dir} (as the worker, pid {self.share.pid}, sees it)",
+                    "cgroup_path": self.share.cgroup_path,
+                    "peak_since": "the worker's start (an attached run cannot reset it)",
+                }
+            )
         self.record.worker["pid"] = self.worker.pid
         self.monitor = Monitor(self.backend, probe_path, emulate_group_kill=emulate)
         self.monitor.watch_pid(self.worker.pid)
@@ -235,8 +283,10 @@ class Run:
         try:
             self.backend.create(self.config.memory_bytes, self.config.oom_scope)
         except PermissionError as exc:
-            raise NoPermission(f"cannot create a memory cgroup at {self.backend.path}: {exc.strerror}; "
-                               f"run as root or set OOMLAB_CGROUP_PARENT to a writable cgroup") from None
+            raise NoPermission(
+                f"cannot create a memory cgroup at {self.backend.path}: {exc.strerror}; "
+                f"run as root or set OOMLAB_CGROUP_PARENT to a writable cgroup"
+            ) from None
         except OSError as exc:
             raise NoPermission(f"cannot set up the memory cgroup {self.backend.path}: {exc}") from None
         finally:
@@ -250,15 +300,28 @@ class Run:
             name = f"oomlab-{self.run_id}"
             self.lease.add_container(name)
             env = {k: v for k, v in self._worker_env_vars.items() if k.startswith("OOMLAB_") or k.startswith("PYTHON")}
-            mounts = [self.run_dir, os.getcwd(), *([os.path.dirname(self.broker.socket_path)] if self.broker else []),
-                      *([os.path.dirname(self.scenario.module_ref)] if self.scenario.module_ref.endswith(".py") else [])]
-            spec = ContainerSpec(name, self.image, ["python3", *self._worker_argv()[1:]], env, mounts,
-                                 self.config.memory_bytes, log_path, self.config.docker_restart)
+            mounts = [
+                self.run_dir,
+                os.getcwd(),
+                *([os.path.dirname(self.broker.socket_path)] if self.broker else []),
+                *([os.path.dirname(self.scenario.module_ref)] if self.scenario.module_ref.endswith(".py") else []),
+            ]
+            spec = ContainerSpec(
+                name,
+                self.image,
+                ["python3", *self._worker_argv()[1:]],
+                env,
+                mounts,
+                self.config.memory_bytes,
+                log_path,
+                self.config.docker_restart,
+            )
             self.worker = ContainerWorker.run(spec, self.config.container_starter)
             self.backend = self.backend or self.worker.memory_cgroup()
         else:
-            self.worker = proc.spawn(self._worker_argv(), log_path=log_path, env=self._worker_env_vars,
-                                     join_cgroup=self.backend.procs_file)
+            self.worker = proc.spawn(
+                self._worker_argv(), log_path=log_path, env=self._worker_env_vars, join_cgroup=self.backend.procs_file
+            )
         self.workers.append(self.worker)
         self.lease.add_process(self.worker.pid)
         if self.monitor is not None:
@@ -269,8 +332,10 @@ class Run:
         self.backend = open_attached_group(self.share.pid, self.share.cgroup_dir, self.share.cgroup_path)
         self.worker = AttachedWorker(self.share.pid)
         self.workers.append(self.worker)
-        self.record.worker["attached"] = {"share": os.path.abspath(self.config.attach),
-                                          "started_wall": self.share.started_wall}
+        self.record.worker["attached"] = {
+            "share": os.path.abspath(self.config.attach),
+            "started_wall": self.share.started_wall,
+        }
 
     @property
     def _owns_queue(self) -> bool:
@@ -281,8 +346,13 @@ class Run:
         previous = self.worker
         self._spawn_worker()
         self.record.worker.setdefault("restarts", []).append(
-            {"pid": self.worker.pid, "started_mono": now, "previous_pid": previous.pid,
-             "previous_exit_code": previous.returncode})
+            {
+                "pid": self.worker.pid,
+                "started_mono": now,
+                "previous_pid": previous.pid,
+                "previous_exit_code": previous.returncode,
+            }
+        )
 
     def _worker_argv(self) -> list[str]:
         return worker_argv(self.config.pool, self.config.concurrency, self.queue, self.hostname)
@@ -293,8 +363,9 @@ class Run:
         next_restart_check = 0.0
         while True:
             obs = self.monitor.snapshot()
-            state = start_state(obs, expected, self.worker.poll() is not None, self.backend.oom_kill_count(),
-                                self.config.concurrency)
+            state = start_state(
+                obs, expected, self.worker.poll() is not None, self.backend.oom_kill_count(), self.config.concurrency
+            )
             if state.ready:
                 self.ready_mono = time.monotonic()
                 self.record.worker["ready_mono"] = self.ready_mono
@@ -308,19 +379,32 @@ class Run:
                 self._collect()
                 if loop := self._crash_loop():
                     raise WorkerStartFailed(loop)
-                message = failure_message(state.reason or "timeout", self.record.kills, self.sampler.snapshot(),
-                                          self.worker.pid, self.config.memory_bytes, self.config.concurrency,
-                                          self.worker.poll(), self.config.start_timeout)
+                message = failure_message(
+                    state.reason or "timeout",
+                    self.record.kills,
+                    self.sampler.snapshot(),
+                    self.worker.pid,
+                    self.config.memory_bytes,
+                    self.config.concurrency,
+                    self.worker.poll(),
+                    self.config.start_timeout,
+                )
                 raise WorkerStartFailed(message)
             if self.progress:
                 self.progress.starting(self)
             time.sleep(0.05)
 
     def _context(self) -> RunContext:
-        return RunContext(limit_bytes=self.config.memory_bytes, concurrency=self.config.concurrency,
-                          pool=self.config.pool, variant=self.config.variant, tasks=self.config.tasks,
-                          params=self.config.params, run_dir=self.run_dir,
-                          inputs_dir=os.path.join(os.path.abspath(self.config.results_dir), ".inputs"))
+        return RunContext(
+            limit_bytes=self.config.memory_bytes,
+            concurrency=self.config.concurrency,
+            pool=self.config.pool,
+            variant=self.config.variant,
+            tasks=self.config.tasks,
+            params=self.config.params,
+            run_dir=self.run_dir,
+            inputs_dir=os.path.join(os.path.abspath(self.config.results_dir), ".inputs"),
+        )
 
     def _replay(self) -> None:
         self.planned = True
@@ -351,11 +435,14 @@ class Run:
                         worker_gone_at = None
                 elif now - worker_gone_at > 1.0:  # nobody is left to finish the rest
                     code = "" if self.worker.returncode is None else f" (code {self.worker.returncode})"
-                    self.record.message = (f"the worker's main process exited{code} "
-                                           f"with {self.replay.unfinished()} tasks unfinished")
+                    self.record.message = (
+                        f"the worker's main process exited{code} with {self.replay.unfinished()} tasks unfinished"
+                    )
                     break
             if now - started > timeout:
-                self.record.message = f"timed out after {timeout:.0f} s with {self.replay.unfinished()} tasks unfinished"
+                self.record.message = (
+                    f"timed out after {timeout:.0f} s with {self.replay.unfinished()} tasks unfinished"
+                )
                 break
             if now - last_checkpoint >= CHECKPOINT_SECONDS:
                 self.checkpoint()
@@ -408,7 +495,7 @@ class Run:
                 self.record.environment.setdefault("cleanup_errors", []).append(f"{type(exc).__name__}: {exc}")
         if self.workers:
             self.record.worker["exit_code"] = self.workers[0].returncode
-            for restart, worker in zip(self.record.worker.get("restarts", []), self.workers[1:]):
+            for restart, worker in zip(self.record.worker.get("restarts", []), self.workers[1:], strict=False):
                 restart["exit_code"] = worker.returncode
         self.lease.release()
 
@@ -416,9 +503,15 @@ class Run:
         """Every task final, every observation in, and nobody (the delivery lab) watching what the
         broker keeps after the worker stops: the worker's own group is then killed outright. Celery's
         warm shutdown would take 2 s more (its pool's threads wind down on timeouts) and add nothing."""
-        return (self.config.backend_kind == "cgroup" and self.share is None and not self.observers
-                and self.replay is not None and self.replay.all_sent and self.replay.unfinished() == 0
-                and self.record.status == "complete")
+        return (
+            self.config.backend_kind == "cgroup"
+            and self.share is None
+            and not self.observers
+            and self.replay is not None
+            and self.replay.all_sent
+            and self.replay.unfinished() == 0
+            and self.record.status == "complete"
+        )
 
     def _revoke_unfinished(self) -> None:
         """An attached worker outlives the run: what it has not finished of ours is revoked, not left
@@ -444,22 +537,28 @@ class Run:
         if not restarts:
             return None
         times = sorted(k.kernel_time_mono for k in self.record.kills)
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         period = f", one kill every {sum(gaps) / len(gaps):.1f} s" if gaps else ""
         self.record.worker["crash_loop"] = {"restarts": restarts, "kills": len(times), "kill_intervals_s": gaps}
-        return (f"crash loop: the container was restarted {restarts} times by its restart policy "
-                f"({self.config.docker_restart}) and OOM-killed {len(times)} times during start-up under the "
-                f"{self.config.memory} limit{period}; raise --memory or load less at start-up")
+        return (
+            f"crash loop: the container was restarted {restarts} times by its restart policy "
+            f"({self.config.docker_restart}) and OOM-killed {len(times)} times during start-up under the "
+            f"{self.config.memory} limit{period}; raise --memory or load less at start-up"
+        )
 
     def _close_container(self, worker: ContainerWorker) -> None:
         """Docker's own verdict on the container (OOMKilled, exit code, restarts), then remove it."""
         found = worker.inspect()
         state = found.get("State") or {}
-        self.record.worker["container"] = {"name": worker.name, "oom_killed": state.get("OOMKilled"),
-                                           "exit_code": state.get("ExitCode"),
-                                           "restart_count": int(found.get("RestartCount") or 0),
-                                           "image": self.image, "started_by": self.config.container_starter,
-                                           "labels": (found.get("Config") or {}).get("Labels") or {}}
+        self.record.worker["container"] = {
+            "name": worker.name,
+            "oom_killed": state.get("OOMKilled"),
+            "exit_code": state.get("ExitCode"),
+            "restart_count": int(found.get("RestartCount") or 0),
+            "image": self.image,
+            "started_by": self.config.container_starter,
+            "labels": (found.get("Config") or {}).get("Labels") or {},
+        }
         worker.remove()
 
     def _read_group_peak(self) -> None:
@@ -495,12 +594,20 @@ class Run:
         self.record.celery_events = events
         main_exit_codes = {worker.pid: worker.returncode for worker in self.workers}
         self.record.processes = [
-            ProcessRecord(pid=pid, role="main" if pid in main_pids else "child", first_seen_mono=s.first_seen,
-                          last_seen_mono=s.last_seen, command=s.command, exited_mono=obs.exits.get(pid),
-                          exit_code=main_exit_codes[pid] if pid in main_pids else exit_codes.get(pid),
-                          peak_rss_bytes=main_peak if pid == main_pid else None,
-                          max_rss_bytes=s.max_rss, max_pss_bytes=s.max_pss, max_uss_bytes=s.max_uss,
-                          last_rss_bytes=s.last_rss)
+            ProcessRecord(
+                pid=pid,
+                role="main" if pid in main_pids else "child",
+                first_seen_mono=s.first_seen,
+                last_seen_mono=s.last_seen,
+                command=s.command,
+                exited_mono=obs.exits.get(pid),
+                exit_code=main_exit_codes[pid] if pid in main_pids else exit_codes.get(pid),
+                peak_rss_bytes=main_peak if pid == main_pid else None,
+                max_rss_bytes=s.max_rss,
+                max_pss_bytes=s.max_pss,
+                max_uss_bytes=s.max_uss,
+                last_rss_bytes=s.last_rss,
+            )
             for pid, s in sorted(stats.items(), key=lambda item: item[1].first_seen)
         ]
         if self.replay is not None:
@@ -530,8 +637,9 @@ class Run:
     def _observed(self, executions: dict, names: dict[str, str]) -> list[TaskRecord]:
         for task_id, runs in executions.items():
             if task_id not in self.observed_tasks and runs:
-                self.observed_tasks[task_id] = TaskRecord(id=task_id, name=names.get(task_id, "?"), label="",
-                                                          args=[], sent_mono=runs[0].started_mono)
+                self.observed_tasks[task_id] = TaskRecord(
+                    id=task_id, name=names.get(task_id, "?"), label="", args=[], sent_mono=runs[0].started_mono
+                )
         return list(self.observed_tasks.values())
 
     def _copy_shared_files(self) -> None:
@@ -562,4 +670,3 @@ class Run:
         except Exception as exc:  # a plot must never cost the user the record
             self.record.environment["timeline_error"] = f"{type(exc).__name__}: {exc}"
             write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
-

@@ -2,6 +2,7 @@
 children are caught), RSS at `rss_hz`, PSS/USS from smaps_rollup at `smaps_hz`, and the
 group's usage and peak. Rows are appended to CSV once a second, so a killed run keeps them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,8 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from harness import procfs
 from harness.limits.base import CgroupBackend
@@ -125,7 +126,9 @@ class Sampler(threading.Thread):
             with_smaps = self.cost.ticks % self.smaps_every == 0
             processes = self.tick(with_smaps)
             if with_smaps:
-                self.smaps_every = max(self.base_smaps_every, math.ceil(processes * self.rss_hz / SMAPS_READS_PER_SECOND))
+                self.smaps_every = max(
+                    self.base_smaps_every, math.ceil(processes * self.rss_hz / SMAPS_READS_PER_SECOND)
+                )
             self.cost.add(with_smaps, processes, time.thread_time() - cpu_before)
             now = time.monotonic()
             if now - last_flush >= 1.0:
@@ -183,8 +186,10 @@ class Sampler(threading.Thread):
         with self._lock:
             rows, group_rows = self._rows, self._group_rows
             self._rows, self._group_rows = [], []
-        for path, columns, new_rows in ((self.samples_path, SAMPLE_COLUMNS, rows),
-                                        (self.group_path, GROUP_COLUMNS, group_rows)):
+        for path, columns, new_rows in (
+            (self.samples_path, SAMPLE_COLUMNS, rows),
+            (self.group_path, GROUP_COLUMNS, group_rows),
+        ):
             with open(path, "a", newline="") as handle:
                 writer = csv.writer(handle)
                 if not self._headers_written:

@@ -10,6 +10,7 @@ of Variant; the first is the default, "bad" then "fixed" by convention) and tear
 after the worker has stopped (e.g. to drop a table the plan seeded in an external database).
 Built-in module names use underscores; users name them with hyphens (`large-args`).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,7 +45,9 @@ class Param:
                 return [type(self.default[0])(item) if self.default else item for item in text.split(",") if item]
             return kind(text)
         except ValueError:
-            raise BadInput(f"parameter {self.name}={text!r} is not a valid {kind.__name__} (default {self.default!r})") from None
+            raise BadInput(
+                f"parameter {self.name}={text!r} is not a valid {kind.__name__} (default {self.default!r})"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class Scenario:
         return resolve_app(self.app_ref or self.module.app)
 
     @classmethod
-    def for_app(cls, app_ref: str) -> "Scenario":
+    def for_app(cls, app_ref: str) -> Scenario:
         """A user's own Celery app with no plan: its tasks are sent by the user's code (pytest)."""
         module_name = app_ref.partition(":")[0]
         try:
@@ -120,8 +123,17 @@ class Scenario:
             resolve_app(app_ref)
         except Exception as exc:
             raise _failure(app_ref, "to import", exc, ScenarioImportFailed) from None
-        return cls(name=module_name, module=module, module_ref=module_name, description=f"the app {app_ref}",
-                   params=[], variants=_variants(None), defaults={}, celery_conf={}, app_ref=app_ref)
+        return cls(
+            name=module_name,
+            module=module,
+            module_ref=module_name,
+            description=f"the app {app_ref}",
+            params=[],
+            variants=_variants(None),
+            defaults={},
+            celery_conf={},
+            app_ref=app_ref,
+        )
 
     def resolve_params(self, given: dict[str, str]) -> dict[str, Any]:
         known = {param.name: param for param in self.params}
@@ -166,8 +178,9 @@ def resolve_app(app):
 
 def builtin_names() -> list[str]:
     package = importlib.import_module(BUILTIN_PACKAGE)
-    return sorted(info.name.replace("_", "-") for info in pkgutil.iter_modules(package.__path__)
-                  if not info.name.startswith("_"))
+    return sorted(
+        info.name.replace("_", "-") for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_")
+    )
 
 
 def _variants(declared) -> dict[str, Variant]:
@@ -230,7 +243,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         celery_conf=dict(getattr(module, "CELERY_CONF", {})),
     )
     try:
-        scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
+        _ = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except Exception as exc:
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     return scenario

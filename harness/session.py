@@ -2,6 +2,7 @@
 pytest session) instead of a scenario plan: start it, send tasks through the app as usual, ask for
 each task's exact peak and every OOM kill, stop it. The record is the same run.json as `oomlab run`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,7 +22,7 @@ from harness.sizes import parse_size
 
 
 def app_reference(app) -> str:
-    """"module:attribute" for a Celery app given as that string or as the object itself (found in
+    """ "module:attribute" for a Celery app given as that string or as the object itself (found in
     the module that holds it, so the worker process can import the same app)."""
     if isinstance(app, str):
         return app
@@ -49,10 +50,10 @@ class WorkerOptions:
 class WorkerSession:
     """Use as a context manager; while it runs, it is the worker the assertions ask by default."""
 
-    _running: list["WorkerSession"] = []
+    _running: list[WorkerSession] = []
 
     @classmethod
-    def current(cls) -> "WorkerSession | None":
+    def current(cls) -> WorkerSession | None:
         return cls._running[-1] if cls._running else None
 
     def __init__(self, options: WorkerOptions):
@@ -63,21 +64,32 @@ class WorkerSession:
             check_docker_config(parse_size(options.memory), options.oom_scope)
         scenario = Scenario.for_app(app_reference(options.app))
         self.config = RunConfig(
-            scenario=scenario.name, memory=options.memory, memory_bytes=parse_size(options.memory),
-            concurrency=options.concurrency, pool=options.pool, variant="default", broker=options.broker,
-            backend=options.backend, oom_scope=options.oom_scope, results_dir=options.results_dir,
-            start_timeout=options.start_timeout, celery_conf={"task_routes": {}},  # every task to this worker
-            backend_kind=options.limits, container_starter="testcontainers" if options.limits == "docker" else "cli",
+            scenario=scenario.name,
+            memory=options.memory,
+            memory_bytes=parse_size(options.memory),
+            concurrency=options.concurrency,
+            pool=options.pool,
+            variant="default",
+            broker=options.broker,
+            backend=options.backend,
+            oom_scope=options.oom_scope,
+            results_dir=options.results_dir,
+            start_timeout=options.start_timeout,
+            celery_conf={"task_routes": {}},  # every task to this worker
+            backend_kind=options.limits,
+            container_starter="testcontainers" if options.limits == "docker" else "cli",
         )
         self.run = Run(scenario, self.config)
         self._previous_conf: dict = {}
         self._last_checkpoint = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "WorkerSession":
+    def start(self) -> WorkerSession:
         app = self.run.scenario.app
-        self._previous_conf = {key: app.conf.get(key) for key in
-                               ("broker_url", "result_backend", "task_default_queue", "task_routes", "task_queues")}
+        self._previous_conf = {
+            key: app.conf.get(key)
+            for key in ("broker_url", "result_backend", "task_default_queue", "task_routes", "task_queues")
+        }
         self.run.prepare()
         try:
             self.run.start_worker()
@@ -100,7 +112,7 @@ class WorkerSession:
         client_app.detach(app)
         app.conf.update(self._previous_conf)  # the user's app goes back to its own broker
 
-    def __enter__(self) -> "WorkerSession":
+    def __enter__(self) -> WorkerSession:
         return self.start()
 
     def __exit__(self, *_exc) -> None:
@@ -122,8 +134,11 @@ class WorkerSession:
     def refresh(self) -> None:
         """Poll the result backend for every task the probe has seen, then rebuild the record."""
         self.run._collect()
-        asking = [task_id for task_id in self.run.observed_tasks
-                  if self.run.external_states.get(task_id, ("PENDING",))[0] not in FINAL_STATES]
+        asking = [
+            task_id
+            for task_id in self.run.observed_tasks
+            if self.run.external_states.get(task_id, ("PENDING",))[0] not in FINAL_STATES
+        ]
         self.run.external_states.update(fetch_states(self.app, asking))
         # a state read just now may be newer than the probe records collected above (a redelivery that
         # started and finished in between): take the probe again once the monitor has caught up

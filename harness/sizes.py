@@ -1,4 +1,5 @@
 """Memory sizes as users write them (256MiB, 1.5G, 512M) and back again."""
+
 from __future__ import annotations
 
 import re
@@ -6,11 +7,20 @@ import re
 from harness.errors import BadInput
 
 _UNITS = {
-    "": 1, "b": 1,
-    "k": 1024, "kb": 1000, "kib": 1024,
-    "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
-    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
-    "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
 }
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 MIB = 1024**2
@@ -21,9 +31,7 @@ def parse_size(text: str) -> int:
     match = _SIZE.match(str(text))
     unit = match.group(2).lower() if match else None
     if not match or unit not in _UNITS:
-        raise BadInput(
-            f"'{text}' is not a memory size; write it like 256MiB, 512M, 1.5GiB or 268435456"
-        )
+        raise BadInput(f"'{text}' is not a memory size; write it like 256MiB, 512M, 1.5GiB or 268435456")
     value = int(float(match.group(1)) * _UNITS[unit])
     if value <= 0:
         raise BadInput(f"memory size '{text}' must be greater than zero")

@@ -1,5 +1,6 @@
 """The `celery -A` target of every oomlab worker: the scenario's own app, pointed at the run's broker
 and queue, with the probe connected. The user's code is imported as it is, never modified."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,11 @@ if os.environ.get("OOMLAB_PROBE", "1") != "0":  # off only to measure the probe'
 app = resolve_app(os.environ.get("OOMLAB_APP") or import_scenario_module(os.environ["OOMLAB_SCENARIO"]).app)
 app.conf.update(json.loads(os.environ.get("OOMLAB_CELERY_CONF", "{}")))
 # the run's queue as the client declared it (a quorum queue's arguments must match on both sides)
-app.conf.task_queues = [Queue(os.environ["OOMLAB_QUEUE"],
-                              queue_arguments=json.loads(os.environ.get("OOMLAB_QUEUE_ARGUMENTS") or "{}") or None)]
+app.conf.task_queues = [
+    Queue(
+        os.environ["OOMLAB_QUEUE"], queue_arguments=json.loads(os.environ.get("OOMLAB_QUEUE_ARGUMENTS") or "{}") or None
+    )
+]
 
 if os.environ.get("OOMLAB_WORKER_LOG"):  # `oomlab worker`: its log to stdout (the container's) and to the share
     import logging

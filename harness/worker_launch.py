@@ -1,6 +1,7 @@
 """How a worker is started, shared by `oomlab run` (which starts its own) and `oomlab worker` (which
 starts one for another oomlab to attach to): the Celery settings, the command line and the
 environment the probe and the scenario read."""
+
 from __future__ import annotations
 
 import json
@@ -13,34 +14,70 @@ from harness.scenario import Scenario
 
 def worker_celery_conf(scenario: Scenario, overrides: dict, broker_url: str, backend_url: str, queue: str) -> dict:
     """The worker's Celery settings: the scenario's, the user's over them, then what oomlab needs."""
-    return {"worker_log_format": LOG_FORMAT, "worker_task_log_format": LOG_FORMAT,
-            **scenario.celery_conf, **overrides, "broker_url": broker_url, "result_backend": backend_url,
-            "task_default_queue": queue, "worker_send_task_events": True, "task_send_sent_event": False}
+    return {
+        "worker_log_format": LOG_FORMAT,
+        "worker_task_log_format": LOG_FORMAT,
+        **scenario.celery_conf,
+        **overrides,
+        "broker_url": broker_url,
+        "result_backend": backend_url,
+        "task_default_queue": queue,
+        "worker_send_task_events": True,
+        "task_send_sent_event": False,
+    }
 
 
 def worker_argv(pool: str, concurrency: int, queue: str, hostname: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "harness.worker_app", "worker",
-            "--pool", pool, "--concurrency", str(concurrency), "-Q", queue, "-n", hostname, "--loglevel", "INFO",
-            "--without-mingle", "--without-gossip", "-E"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "harness.worker_app",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "-Q",
+        queue,
+        "-n",
+        hostname,
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+        "-E",
+    ]
 
 
-def worker_env(scenario: Scenario, celery_conf: dict, probe_path: str, queue: str, params: dict, variant: str,
-               tracemalloc: bool, queue_arguments: dict) -> dict[str, str]:
+def worker_env(
+    scenario: Scenario,
+    celery_conf: dict,
+    probe_path: str,
+    queue: str,
+    params: dict,
+    variant: str,
+    tracemalloc: bool,
+    queue_arguments: dict,
+) -> dict[str, str]:
     """This process's environment plus what harness.worker_app reads at import."""
     env = dict(os.environ)
-    env.update({
-        "OOMLAB_SCENARIO": scenario.module_ref,
-        "OOMLAB_APP": scenario.app_ref or "",
-        "OOMLAB_CELERY_CONF": json.dumps(jsonable(celery_conf)),
-        "OOMLAB_PARAMS": json.dumps(params),
-        "OOMLAB_VARIANT": variant,
-        "OOMLAB_TRACEMALLOC": "1" if tracemalloc else "",
-        "OOMLAB_PROBE_PATH": probe_path,
-        "OOMLAB_QUEUE": queue,
-        "OOMLAB_QUEUE_ARGUMENTS": json.dumps(queue_arguments),
-        "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "OOMLAB_SCENARIO": scenario.module_ref,
+            "OOMLAB_APP": scenario.app_ref or "",
+            "OOMLAB_CELERY_CONF": json.dumps(jsonable(celery_conf)),
+            "OOMLAB_PARAMS": json.dumps(params),
+            "OOMLAB_VARIANT": variant,
+            "OOMLAB_TRACEMALLOC": "1" if tracemalloc else "",
+            "OOMLAB_PROBE_PATH": probe_path,
+            "OOMLAB_QUEUE": queue,
+            "OOMLAB_QUEUE_ARGUMENTS": json.dumps(queue_arguments),
+            "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 

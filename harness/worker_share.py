@@ -4,6 +4,7 @@ DIR/worker.log a copy of its log (what Celery says of its children's deaths).
 
 The worker writes worker.json as it starts (a restarted worker writes it anew, with its new pid);
 the attaching run reads it and follows the worker's settings rather than its own flags."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,7 @@ class WorkerShare:
         write_json_atomic(os.path.join(directory, SHARE_FILE), asdict(self))
 
     @classmethod
-    def wait_for(cls, directory: str, timeout: float) -> "WorkerShare":
+    def wait_for(cls, directory: str, timeout: float) -> WorkerShare:
         """The share's worker once it is running and visible here. A worker.json left by an earlier
         worker (a Compose volume keeps it) is waited past until the new worker rewrites it."""
         if not os.path.isdir(directory):
@@ -58,13 +59,17 @@ class WorkerShare:
                 break
             time.sleep(0.2)
         if share is None:
-            raise WorkerStartFailed(f"no worker wrote {path} within {timeout:.0f} s; start one with "
-                                    f"`oomlab worker SCENARIO --share {directory}`")
-        raise NoPermission(f"the worker (pid {share.pid} in its own view) is not visible here: run oomlab in the "
-                           f"worker's pid namespace (Compose: pid: host on both services)")
+            raise WorkerStartFailed(
+                f"no worker wrote {path} within {timeout:.0f} s; start one with "
+                f"`oomlab worker SCENARIO --share {directory}`"
+            )
+        raise NoPermission(
+            f"the worker (pid {share.pid} in its own view) is not visible here: run oomlab in the "
+            f"worker's pid namespace (Compose: pid: host on both services)"
+        )
 
     @classmethod
-    def _load(cls, path: str) -> "WorkerShare":
+    def _load(cls, path: str) -> WorkerShare:
         try:
             with open(path) as handle:
                 return cls(**json.load(handle))

@@ -1,4 +1,5 @@
 """What built-in scenarios share: an app with oomlab's defaults and memory that is really touched."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Tasks allocate and touch N MiB and hold it briefly; one in every eight asks for more than the limit."""
+
 from __future__ import annotations
 
 import time

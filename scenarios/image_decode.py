@@ -1,5 +1,6 @@
 """Pillow decodes a large JPEG at full size: a file of ~10 MB becomes hundreds of MiB of pixels
 (allocated by Pillow in C, invisible to tracemalloc). draft() lets libjpeg decode at 1/8 scale."""
+
 from __future__ import annotations
 
 import math
@@ -39,14 +40,16 @@ def _write_jpeg(megapixels: float):
         width = int(math.sqrt(megapixels * 1e6 * 4 / 3))
         height = int(width * 3 / 4)
         # a gradient with tiled noise: compresses like a photo (~1.2 bits per pixel), made in ~2 s
-        gradient = Image.merge("RGB", [Image.linear_gradient("L"), Image.radial_gradient("L"),
-                                       Image.linear_gradient("L").rotate(90)]).resize((width, height))
+        gradient = Image.merge(
+            "RGB", [Image.linear_gradient("L"), Image.radial_gradient("L"), Image.linear_gradient("L").rotate(90)]
+        ).resize((width, height))
         tile = Image.merge("RGB", [Image.effect_noise((TILE, TILE), sigma) for sigma in (20, 30, 40)])
         noise = Image.new("RGB", (width, height))
         for x in range(0, width, TILE):
             for y in range(0, height, TILE):
                 noise.paste(tile, (x, y))
         Image.blend(gradient, noise, 0.25).save(path, format="JPEG", quality=85)
+
     return make
 
 
@@ -54,5 +57,10 @@ def plan(ctx: RunContext) -> Plan:
     megapixels = ctx.params["megapixels"]
     path = cached_input(ctx.input_path(f"photo-{megapixels:g}MP.jpg"), _write_jpeg(megapixels))
     reduced = ctx.variant == "fixed"
-    return Plan([TaskCall(make_thumbnail.name, (path, ctx.params["thumbnail"], reduced), label=f"{megapixels:g} MP JPEG")
-                 for _ in range(ctx.tasks or DEFAULTS["tasks"])], timeout=60.0)
+    return Plan(
+        [
+            TaskCall(make_thumbnail.name, (path, ctx.params["thumbnail"], reduced), label=f"{megapixels:g} MP JPEG")
+            for _ in range(ctx.tasks or DEFAULTS["tasks"])
+        ],
+        timeout=60.0,
+    )

@@ -1,5 +1,6 @@
 """Tasks receive multi-MiB payloads as arguments. The message passes through the worker's main
 process (which also holds every prefetched message) before the child decodes it again."""
+
 from __future__ import annotations
 
 import base64
@@ -36,6 +37,7 @@ def _write_payload(index: int, mib: float):
     def make(path: str) -> None:
         with open(path, "wb") as handle:
             handle.write(index.to_bytes(8, "little") * int(mib * MIB // 8))
+
     return make
 
 

@@ -1,5 +1,6 @@
 """Every call leaks memory into a module-level cache: the child grows until the kernel kills it,
 unless worker_max_memory_per_child recycles it first (billiard's exit code 155)."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,11 @@ PARAMS = [
 DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 24}
 VARIANTS = [
     Variant("bad", "no recycling: children keep what they leak until the kernel kills one"),
-    Variant("fixed", "worker_max_memory_per_child=80MiB: a child is replaced after the task that crosses it",
-            celery_conf={"worker_max_memory_per_child": 80 * 1024}),
+    Variant(
+        "fixed",
+        "worker_max_memory_per_child=80MiB: a child is replaced after the task that crosses it",
+        celery_conf={"worker_max_memory_per_child": 80 * 1024},
+    ),
 ]
 CACHE: list[bytes] = []
 
@@ -30,6 +34,8 @@ def remember(mib: float, hold: float) -> int:
 
 
 def plan(ctx: RunContext) -> Plan:
-    calls = [TaskCall(remember.name, (ctx.params["leak_mib"], ctx.params["hold"]), label=f"call {i + 1}")
-             for i in range(ctx.tasks or DEFAULTS["tasks"])]
+    calls = [
+        TaskCall(remember.name, (ctx.params["leak_mib"], ctx.params["hold"]), label=f"call {i + 1}")
+        for i in range(ctx.tasks or DEFAULTS["tasks"])
+    ]
     return Plan(calls, timeout=60.0)

@@ -1,6 +1,7 @@
 """A long task keeps every batch's result in a list until it finishes: memory climbs for the whole
 run and the kernel kills it part-way, losing all of its work. Writing each batch out as it is done
 keeps the task flat however long it runs."""
+
 from __future__ import annotations
 
 import os
@@ -44,6 +45,12 @@ def export(seconds: float, mib_per_second: float, out_path: str, stream: bool) -
 def plan(ctx: RunContext) -> Plan:
     stream = ctx.variant == "fixed"
     seconds = ctx.params["seconds"]
-    calls = [TaskCall(export.name, (seconds, ctx.params["mib_per_second"], os.path.join(ctx.run_dir, f"export-{i}.bin"), stream),
-                      label=f"{seconds:g} s export") for i in range(ctx.tasks or DEFAULTS["tasks"])]
+    calls = [
+        TaskCall(
+            export.name,
+            (seconds, ctx.params["mib_per_second"], os.path.join(ctx.run_dir, f"export-{i}.bin"), stream),
+            label=f"{seconds:g} s export",
+        )
+        for i in range(ctx.tasks or DEFAULTS["tasks"])
+    ]
     return Plan(calls, timeout=30.0 + 2 * seconds * len(calls) / max(1, ctx.concurrency))

@@ -1,5 +1,6 @@
 """pandas parses a CSV in one go: its C tokenizer's buffers come from malloc, outside Python's
 allocator, so tracemalloc (and gc) see a fraction of what RSS does. Reading in chunks bounds both."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,14 @@ def mean_by_key(path: str, chunk_rows: int) -> dict:
 def _write_csv(mib: float):
     def make(path: str) -> None:
         rng = np.random.default_rng(7)
-        block = pd.DataFrame({"id": np.arange(BLOCK_ROWS), "x": rng.random(BLOCK_ROWS), "y": rng.random(BLOCK_ROWS),
-                              "key": rng.integers(0, 1000, BLOCK_ROWS)}).to_csv(index=False)
+        block = pd.DataFrame(
+            {
+                "id": np.arange(BLOCK_ROWS),
+                "x": rng.random(BLOCK_ROWS),
+                "y": rng.random(BLOCK_ROWS),
+                "key": rng.integers(0, 1000, BLOCK_ROWS),
+            }
+        ).to_csv(index=False)
         header, body = block.split("\n", 1)
         with open(path, "w") as handle:
             handle.write(header + "\n")
@@ -45,6 +52,7 @@ def _write_csv(mib: float):
             while written < mib * MIB:  # the same block repeated: generated in a moment
                 handle.write(body)
                 written += len(body)
+
     return make
 
 
@@ -52,5 +60,10 @@ def plan(ctx: RunContext) -> Plan:
     mib = ctx.params["csv_mib"]
     path = cached_input(ctx.input_path(f"table-{mib:g}MiB.csv"), _write_csv(mib))
     chunk_rows = ctx.params["chunk_rows"] if ctx.variant == "fixed" else 0
-    return Plan([TaskCall(mean_by_key.name, (path, chunk_rows), label=f"{mib:g} MiB CSV")
-                 for _ in range(ctx.tasks or DEFAULTS["tasks"])], timeout=90.0)
+    return Plan(
+        [
+            TaskCall(mean_by_key.name, (path, chunk_rows), label=f"{mib:g} MiB CSV")
+            for _ in range(ctx.tasks or DEFAULTS["tasks"])
+        ],
+        timeout=90.0,
+    )

@@ -1,6 +1,7 @@
 """One task that grows until the kernel OOM-kills it: on its first delivery only (`once`, a one-off
 OOM that a redelivery survives) or on every delivery (`always`, a deterministic OOM that loops if
 the message keeps coming back). The delivery lab runs it under each acks setting and broker."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,12 @@ VARIANTS = [
 ]
 
 
-@app.task(name="oom_victim.grow", bind=True, default_retry_delay=worker_param("retry_delay", 1.0),
-          max_retries=worker_param("max_retries", 3))
+@app.task(
+    name="oom_victim.grow",
+    bind=True,
+    default_retry_delay=worker_param("retry_delay", 1.0),
+    max_retries=worker_param("max_retries", 3),
+)
 def grow(self, limit_bytes: int, marker_dir: str, every_time: bool) -> str:
     """A marker file per task id tells a redelivery from the first delivery across processes."""
     marker = os.path.join(marker_dir, f"{self.request.id}.delivered")
@@ -36,6 +41,8 @@ def grow(self, limit_bytes: int, marker_dir: str, every_time: bool) -> str:
 
 def plan(ctx: RunContext) -> Plan:
     every_time = ctx.variant == "always"
-    calls = [TaskCall(grow.name, (ctx.limit_bytes, ctx.run_dir, every_time), label=f"OOM {ctx.variant}")
-             for _ in range(ctx.tasks or DEFAULTS["tasks"])]
+    calls = [
+        TaskCall(grow.name, (ctx.limit_bytes, ctx.run_dir, every_time), label=f"OOM {ctx.variant}")
+        for _ in range(ctx.tasks or DEFAULTS["tasks"])
+    ]
     return Plan(calls, timeout=ctx.params["window"])

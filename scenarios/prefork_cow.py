@@ -2,6 +2,7 @@
 CPython writes to them: a full garbage collection writes to every tracked object's header, so each
 child ends up with a private copy (USS grows; RSS, which counts shared pages too, hardly moves).
 gc.freeze() at worker_init moves the graph out of the collector's reach."""
+
 from __future__ import annotations
 
 import gc
@@ -16,7 +17,11 @@ app = scenario_app("prefork-cow")
 PARAMS = [
     Param("entries", 300_000, "entries in the graph the main process builds (~330 bytes each)"),
     Param("work_objects", 150_000, "short-lived containers each task creates (what sets off full collections)"),
-    Param("scan", False, "tasks also read every entry: reference counts then dirty the pages, which gc.freeze() does not prevent"),
+    Param(
+        "scan",
+        False,
+        "tasks also read every entry: reference counts then dirty the pages, which gc.freeze() does not prevent",
+    ),
 ]
 DEFAULTS = {"memory": "384MiB", "concurrency": 3, "tasks": 6}
 VARIANTS = [
@@ -47,6 +52,12 @@ def lookup(keys: list[int], work_objects: int, scan: bool) -> int:
 
 def plan(ctx: RunContext) -> Plan:
     entries = ctx.params["entries"]
-    calls = [TaskCall(lookup.name, ([i, i * 7 % entries, i * 13 % entries], ctx.params["work_objects"], ctx.params["scan"]),
-                      label=f"lookup {i}") for i in range(ctx.tasks or DEFAULTS["tasks"])]
+    calls = [
+        TaskCall(
+            lookup.name,
+            ([i, i * 7 % entries, i * 13 % entries], ctx.params["work_objects"], ctx.params["scan"]),
+            label=f"lookup {i}",
+        )
+        for i in range(ctx.tasks or DEFAULTS["tasks"])
+    ]
     return Plan(calls, timeout=60.0)

@@ -1,5 +1,6 @@
 """One task's single peak exceeds the limit: worker_max_memory_per_child cannot prevent it, because
 billiard checks a child's RSS only after a task returns, and this one never returns."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,11 @@ DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 6}
 # both variants set worker_max_memory_per_child, so the record shows it did not prevent the kill
 RECYCLE = {"worker_max_memory_per_child": 100 * 1024}
 VARIANTS = [
-    Variant("bad", "the big task holds all of its input at once (worker_max_memory_per_child=100MiB is set)",
-            celery_conf=RECYCLE),
+    Variant(
+        "bad",
+        "the big task holds all of its input at once (worker_max_memory_per_child=100MiB is set)",
+        celery_conf=RECYCLE,
+    ),
     Variant("fixed", "the big task streams its input in chunks: its peak is one chunk", celery_conf=RECYCLE),
 ]
 

@@ -2,6 +2,7 @@
 costs concurrency × model before the first task, and the worker dies during start-up. The fixes:
 load lazily in the child that needs it, fewer children, one process with threads, or one copy
 loaded at module level in the main process and shared read-only after the fork."""
+
 from __future__ import annotations
 
 import threading
@@ -21,9 +22,14 @@ DEFAULTS = {"memory": "320MiB", "concurrency": 4, "tasks": 4}
 VARIANTS = [
     Variant("bad", "every pool child loads the model when it starts (worker_process_init)"),
     Variant("fixed", "a child loads the model on the first task that needs it"),
-    Variant("low-concurrency", "every child loads it at start, but there is only one child", defaults={"concurrency": 1}),
-    Variant("threads", "--pool threads: one process loads it once, on first use, for all threads",
-            defaults={"pool": "threads"}),
+    Variant(
+        "low-concurrency", "every child loads it at start, but there is only one child", defaults={"concurrency": 1}
+    ),
+    Variant(
+        "threads",
+        "--pool threads: one process loads it once, on first use, for all threads",
+        defaults={"pool": "threads"},
+    ),
     Variant("preload", "loaded at module level in the main process; children share its pages after the fork"),
 ]
 _model: bytes | None = None
@@ -60,5 +66,10 @@ def light(x: int) -> int:
 
 def plan(ctx: RunContext) -> Plan:
     count, heavy = ctx.tasks or DEFAULTS["tasks"], ctx.params["model_tasks"]
-    return Plan([TaskCall(predict.name if i < heavy else light.name, (i,), label="needs the model" if i < heavy else "light")
-                 for i in range(count)], timeout=30.0)
+    return Plan(
+        [
+            TaskCall(predict.name if i < heavy else light.name, (i,), label="needs the model" if i < heavy else "light")
+            for i in range(count)
+        ],
+        timeout=30.0,
+    )

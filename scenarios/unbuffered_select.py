@@ -1,6 +1,7 @@
 """SQLAlchemy loads a whole table with `.all()`: every row becomes an ORM object at once (and, on
 PostgreSQL, libpq first buffers the entire result client-side). Streaming with yield_per holds
 one batch of rows at a time (a server-side cursor on PostgreSQL)."""
+
 from __future__ import annotations
 
 import os
@@ -61,14 +62,21 @@ def _seed(url: str, table: Table, rows: int, row_bytes: int) -> None:
         with engine.begin() as connection:
             table.create(connection)
             if engine.dialect.name == "postgresql":
-                connection.execute(text(
-                    f"INSERT INTO {table.name} (id, payload) SELECT g, rpad(md5(g::text), :size, 'x') "
-                    "FROM generate_series(1, :rows) AS g"), {"rows": rows, "size": row_bytes})
+                connection.execute(
+                    text(
+                        f"INSERT INTO {table.name} (id, payload) SELECT g, rpad(md5(g::text), :size, 'x') "
+                        "FROM generate_series(1, :rows) AS g"
+                    ),
+                    {"rows": rows, "size": row_bytes},
+                )
             else:
-                connection.execute(text(
-                    f"WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < :rows) "
-                    f"INSERT INTO {table.name} (id, payload) SELECT g, substr(hex(randomblob(:half)), 1, :size) FROM n"),
-                    {"rows": rows, "half": (row_bytes + 1) // 2, "size": row_bytes})
+                connection.execute(
+                    text(
+                        f"WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < :rows) "
+                        f"INSERT INTO {table.name} (id, payload) SELECT g, substr(hex(randomblob(:half)), 1, :size) FROM n"
+                    ),
+                    {"rows": rows, "half": (row_bytes + 1) // 2, "size": row_bytes},
+                )
     finally:
         engine.dispose()
 
@@ -77,9 +85,14 @@ def plan(ctx: RunContext) -> Plan:
     url, table_name = _url_and_table(ctx)
     _seed(url, _table(table_name), ctx.params["rows"], ctx.params["row_bytes"])
     stream = ctx.variant == "fixed"
-    calls = [TaskCall(total_length.name, (url, table_name, stream, ctx.params["batch"]),
-                      label=f"{ctx.params['rows']} rows {'streamed' if stream else 'all at once'}")
-             for _ in range(ctx.tasks or DEFAULTS["tasks"])]
+    calls = [
+        TaskCall(
+            total_length.name,
+            (url, table_name, stream, ctx.params["batch"]),
+            label=f"{ctx.params['rows']} rows {'streamed' if stream else 'all at once'}",
+        )
+        for _ in range(ctx.tasks or DEFAULTS["tasks"])
+    ]
     return Plan(calls, timeout=90.0)
 
 

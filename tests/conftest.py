@@ -1,4 +1,5 @@
 """Shared helpers: run the real `oomlab` CLI in a subprocess and check that nothing was left behind."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,9 @@ def oomlab(tmp_path):
         argv = list(args)
         if argv and argv[0] == "run" and "--results" not in argv:
             argv += ["--results", str(tmp_path / "results")]
-        proc = subprocess.run(oomlab_cmd(*argv), capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})})
+        proc = subprocess.run(
+            oomlab_cmd(*argv), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        )
         return Result(proc.returncode, proc.stdout, proc.stderr, run_dir_from(proc.stdout))
 
     return run
@@ -100,8 +102,10 @@ def pytest_collection_modifyitems(config, items):
     except (OSError, subprocess.TimeoutExpired):
         ready = False
     if not ready:
-        skip = pytest.mark.skip(reason=f"no Docker engine with the base image {base} (CI=true fails instead; "
-                                       f".ci/run installs and starts one)")
+        skip = pytest.mark.skip(
+            reason=f"no Docker engine with the base image {base} (CI=true fails instead; "
+            f".ci/run installs and starts one)"
+        )
         for item in items:
             if item.get_closest_marker("docker"):
                 item.add_marker(skip)

@@ -1,4 +1,5 @@
 """python -m vmlane image | run -- CMD... | tests [PYTEST ARGS]"""
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = args.out or os.path.join(PROJECT, "results", f"vm-{time.strftime('%Y%m%d-%H%M%S')}")
         print(f"vmlane: booting {find_kernel().release} with {os.path.basename(image)}", flush=True)
         result = run_job(image, script, out_dir, timeout=args.timeout)
-        print(f"vmlane: exit code {result.exit_code}, booted in {result.boot_seconds:.1f} s, "
-              f"{result.total_seconds:.1f} s in all; output in {out_dir}", flush=True)
+        print(
+            f"vmlane: exit code {result.exit_code}, booted in {result.boot_seconds:.1f} s, "
+            f"{result.total_seconds:.1f} s in all; output in {out_dir}",
+            flush=True,
+        )
         return result.exit_code
     except LaneError as exc:
         print(f"vmlane: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ output and exit code back on another, the console streamed meanwhile.
 qemu runs under TCG (software emulation): KVM acceleration hung on these machines. The root disk is a
 snapshot, so the cached image is never changed by a job.
 """
+
 from __future__ import annotations
 
 import io
@@ -36,8 +37,9 @@ class JobResult:
 
 def project_files() -> list[str]:
     """Tracked and untracked-but-not-ignored files: what a clean checkout plus local edits holds."""
-    listed = subprocess.run(["git", "-C", PROJECT, "ls-files", "-co", "--exclude-standard", "-z"],
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "-C", PROJECT, "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, text=True
+    )
     if listed.returncode == 0:
         return [f for f in listed.stdout.split("\0") if f and os.path.isfile(os.path.join(PROJECT, f))]
     keep = ("harness", "scenarios", "tests", "vmlane", "pyproject.toml")
@@ -63,16 +65,36 @@ def write_job_disk(path: str, script: str) -> None:
 
 def qemu_argv(image: str, job_disk: str, out_disk: str, cpus: int, memory_mib: int) -> list[str]:
     kernel = find_kernel()
-    return ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", str(cpus),
-            "-m", str(memory_mib), "-nographic", "-no-reboot", "-kernel", kernel.vmlinuz, "-initrd", kernel.initrd,
-            "-append", KERNEL_ARGS,
-            "-drive", f"file={image},format=raw,if=virtio,snapshot=on",
-            "-drive", f"file={job_disk},format=raw,if=virtio,readonly=on",
-            "-drive", f"file={out_disk},format=raw,if=virtio"]
+    return [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg,thread=multi",
+        "-cpu",
+        "max",
+        "-smp",
+        str(cpus),
+        "-m",
+        str(memory_mib),
+        "-nographic",
+        "-no-reboot",
+        "-kernel",
+        kernel.vmlinuz,
+        "-initrd",
+        kernel.initrd,
+        "-append",
+        KERNEL_ARGS,
+        "-drive",
+        f"file={image},format=raw,if=virtio,snapshot=on",
+        "-drive",
+        f"file={job_disk},format=raw,if=virtio,readonly=on",
+        "-drive",
+        f"file={out_disk},format=raw,if=virtio",
+    ]
 
 
-def run_job(image: str, script: str, out_dir: str, timeout: float = 900, cpus: int = 2, memory_mib: int = 2048,
-            echo=sys.stdout) -> JobResult:
+def run_job(
+    image: str, script: str, out_dir: str, timeout: float = 900, cpus: int = 2, memory_mib: int = 2048, echo=sys.stdout
+) -> JobResult:
     """Boot, run `script` (sh, cwd the project's copy at /src) and return its exit code and output."""
     if shutil.which("qemu-system-x86_64") is None:
         raise VmUnavailable("qemu-system-x86_64 is not installed (Debian's qemu-system-x86)")
@@ -83,8 +105,13 @@ def run_job(image: str, script: str, out_dir: str, timeout: float = 900, cpus: i
         with open(out_disk, "wb") as handle:
             handle.truncate(OUT_DISK_BYTES)
         # qemu dies with the lane (PR_SET_PDEATHSIG), and is killed on any way out of here
-        proc = subprocess.Popen(qemu_argv(image, job_disk, out_disk, cpus, memory_mib), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        proc = subprocess.Popen(
+            qemu_argv(image, job_disk, out_disk, cpus, memory_mib),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
         lines: list[str] = []
         booted: list[float] = []
         reader = threading.Thread(target=_stream, args=(proc, lines, booted, started, echo), daemon=True)
@@ -92,8 +119,9 @@ def run_job(image: str, script: str, out_dir: str, timeout: float = 900, cpus: i
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise VmNoResult(f"the VM's job did not finish within {timeout:.0f} s; its console ended with: "
-                             f"{_tail(lines)}") from None
+            raise VmNoResult(
+                f"the VM's job did not finish within {timeout:.0f} s; its console ended with: {_tail(lines)}"
+            ) from None
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -110,10 +138,11 @@ def run_job(image: str, script: str, out_dir: str, timeout: float = 900, cpus: i
             with open(os.path.join(out_dir, "rc")) as handle:
                 code = int(handle.read().strip())
         except (tarfile.TarError, OSError, ValueError):
-            raise VmNoResult(f"the VM gave no result (qemu exit code {proc.returncode}): it did not boot or its "
-                             f"job did not finish; its console ended with: {_tail(lines)}") from None
-    return JobResult(code, "".join(lines), out_dir, (booted or [float("nan")])[0],
-                     time.monotonic() - started)
+            raise VmNoResult(
+                f"the VM gave no result (qemu exit code {proc.returncode}): it did not boot or its "
+                f"job did not finish; its console ended with: {_tail(lines)}"
+            ) from None
+    return JobResult(code, "".join(lines), out_dir, (booted or [float("nan")])[0], time.monotonic() - started)
 
 
 def _stream(proc: subprocess.Popen, lines: list[str], booted: list[float], started: float, echo) -> None:

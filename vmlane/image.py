@@ -3,6 +3,7 @@
 Built once per machine and reused until what it holds changes (the key digests pyproject.toml, the
 package list and the guest's init); the project's own code is not in it but sent with each job.
 """
+
 from __future__ import annotations
 
 import glob
@@ -59,8 +60,11 @@ def _read(path: str) -> bytes:
 
 
 def image_key() -> str:
-    return _digest(_read(os.path.join(PROJECT, "pyproject.toml")), _read(os.path.join(GUEST, "init.sh")),
-                   repr((PACKAGES, SUITE, USERS, sys.version_info[:2])).encode())
+    return _digest(
+        _read(os.path.join(PROJECT, "pyproject.toml")),
+        _read(os.path.join(GUEST, "init.sh")),
+        repr((PACKAGES, SUITE, USERS, sys.version_info[:2])).encode(),
+    )
 
 
 def _run(argv: list[str], what: str, timeout: float = 900, **kwargs) -> None:
@@ -82,8 +86,10 @@ def base_rootfs() -> str:
         return rootfs
     shutil.rmtree(rootfs, ignore_errors=True)
     os.makedirs(rootfs)
-    _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, rootfs, MIRROR],
-         "make the VM's Debian root filesystem with debootstrap")
+    _run(
+        ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, rootfs, MIRROR],
+        "make the VM's Debian root filesystem with debootstrap",
+    )
     open(os.path.join(rootfs, ".complete"), "w").close()
     return rootfs
 
@@ -91,8 +97,10 @@ def base_rootfs() -> str:
 def _wheelhouse(into: str) -> list[str]:
     """Wheels of oomlab's dependencies and test tools, made on the host (the VM has no network)."""
     # async-timeout: redis needs it below Python 3.11.3 (Debian's 3.11.2), which the host may not be
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", into, f"{PROJECT}[test]", "async-timeout"],
-         "make the wheelhouse for the VM")
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", into, f"{PROJECT}[test]", "async-timeout"],
+        "make the wheelhouse for the VM",
+    )
     ours = glob.glob(os.path.join(into, "oomlab-*.whl"))
     for wheel in ours:  # the project's code travels with each job, not in the image
         os.remove(wheel)
@@ -102,12 +110,26 @@ def _wheelhouse(into: str) -> list[str]:
 def _install(rootfs: str) -> None:
     wheels = _wheelhouse(os.path.join(rootfs, "wheels"))
     _run(["chroot", rootfs, "python3", "-m", "venv", "/opt/venv"], "make the VM's Python environment")
-    _run(["chroot", rootfs, "/opt/venv/bin/pip", "install", "-q", "--no-index", "--find-links", "/wheels",
-          *(f"/wheels/{w}" for w in wheels)], "install oomlab's dependencies in the VM image")
+    _run(
+        [
+            "chroot",
+            rootfs,
+            "/opt/venv/bin/pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            "/wheels",
+            *(f"/wheels/{w}" for w in wheels),
+        ],
+        "install oomlab's dependencies in the VM image",
+    )
     shutil.rmtree(os.path.join(rootfs, "wheels"))
     for name, uid in USERS:
-        _run(["chroot", rootfs, "useradd", "--create-home", "--uid", str(uid), "--user-group", name],
-             f"add the VM's user {name}")
+        _run(
+            ["chroot", rootfs, "useradd", "--create-home", "--uid", str(uid), "--user-group", name],
+            f"add the VM's user {name}",
+        )
     shutil.copy(os.path.join(GUEST, "init.sh"), os.path.join(rootfs, "sbin", "oomlab-init"))
     os.chmod(os.path.join(rootfs, "sbin", "oomlab-init"), 0o755)
 

@@ -1,4 +1,5 @@
 """`oomlab baseline save RUN_DIR PATH`: keep a run's per-task peak statistics to gate later runs on."""
+
 from __future__ import annotations
 
 from harness.errors import EXIT_OK

@@ -1,4 +1,5 @@
 """`oomlab gate --baseline PATH --current RUN_DIR --fail peak:10%`: the CI gate on task memory."""
+
 from __future__ import annotations
 
 from harness.errors import EXIT_OK, EXIT_REGRESSION
@@ -11,14 +12,25 @@ from harness.report.console import report_console
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("gate", help="fail when task memory grew past a threshold against a baseline")
-    parser.add_argument("--baseline", required=True, metavar="PATH",
-                        help="baseline JSON (`oomlab baseline save`); if missing, this run becomes it and the gate passes")
+    parser.add_argument(
+        "--baseline",
+        required=True,
+        metavar="PATH",
+        help="baseline JSON (`oomlab baseline save`); if missing, this run becomes it and the gate passes",
+    )
     parser.add_argument("--current", required=True, metavar="RUN_DIR", help="the run directory to check")
-    parser.add_argument("--fail", action="append", default=[], metavar="STAT:N%|STAT:+SIZE",
-                        help="e.g. peak:10%%, p95:5%%, peak:+32MiB (repeatable; default: [tool.oomlab.gate] "
-                             "in pyproject.toml, else peak:10%%)")
+    parser.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="STAT:N%|STAT:+SIZE",
+        help="e.g. peak:10%%, p95:5%%, peak:+32MiB (repeatable; default: [tool.oomlab.gate] "
+        "in pyproject.toml, else peak:10%%)",
+    )
     parser.add_argument("--pyproject", default="pyproject.toml", help="where [tool.oomlab.gate] is read from")
-    parser.add_argument("--markdown", metavar="PATH", help="append a Markdown summary (also to $GITHUB_STEP_SUMMARY when set)")
+    parser.add_argument(
+        "--markdown", metavar="PATH", help="append a Markdown summary (also to $GITHUB_STEP_SUMMARY when set)"
+    )
     parser.add_argument("--junit", metavar="PATH", help="write JUnit XML")
     parser.set_defaults(func=main)
 

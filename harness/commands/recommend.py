@@ -1,5 +1,6 @@
 """`oomlab recommend SCENARIO --memory SIZE`: measure one worker, plan the largest safe concurrency and
 the recycling settings, compare with the rules operators use, and prove the plan with trial runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import os
 import time
 from dataclasses import asdict
 
-from harness.commands.run import key_value, build_config
+from harness.commands.run import build_config, key_value
 from harness.errors import EXIT_OK, BadInput
 from harness.recommend.capacity import vpa_rule
 from harness.recommend.flow import recommend
@@ -19,10 +20,16 @@ SCHEMA = "oomlab.recommend/1"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("recommend", help="safe --concurrency and worker_max_memory_per_child for a limit, proven by running them")
-    parser.add_argument("scenario", help="a built-in scenario name or a scenario .py file (its task mix is what is planned for)")
+    parser = subparsers.add_parser(
+        "recommend", help="safe --concurrency and worker_max_memory_per_child for a limit, proven by running them"
+    )
+    parser.add_argument(
+        "scenario", help="a built-in scenario name or a scenario .py file (its task mix is what is planned for)"
+    )
     parser.add_argument("--memory", required=True, help="the worker's memory limit, e.g. 2GiB")
-    parser.add_argument("--pool", choices=("prefork",), default="prefork", help="the pool (prefork; threads and solo share one process)")
+    parser.add_argument(
+        "--pool", choices=("prefork",), default="prefork", help="the pool (prefork; threads and solo share one process)"
+    )
     parser.add_argument("--variant", help="scenario variant (default: the scenario's first)")
     parser.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE")
     parser.add_argument("--celery", action="append", type=key_value, default=[], metavar="SETTING=VALUE")
@@ -34,9 +41,18 @@ def register(subparsers) -> None:
     parser.add_argument("--result-backend", dest="result_backend", metavar="URL", help="result backend URL")
     parser.add_argument("--results", default="results", help="directory for records (default ./results)")
     parser.add_argument("--start-timeout", type=float, default=60.0)
-    parser.set_defaults(func=main, concurrency=1, compare=False, timeout=None, sample_hz=100.0, tracemalloc=None,
-                        max_memory_per_child=None, oom_scope="process", backend="cgroup",
-                        docker_restart="no")
+    parser.set_defaults(
+        func=main,
+        concurrency=1,
+        compare=False,
+        timeout=None,
+        sample_hz=100.0,
+        tracemalloc=None,
+        max_memory_per_child=None,
+        oom_scope="process",
+        backend="cgroup",
+        docker_restart="no",
+    )
 
 
 def _margin(text: str) -> float:
@@ -75,10 +91,20 @@ def main(args: argparse.Namespace) -> int:
         out.rule("settings")
         out.print(text, highlight=False, markup=False)
     path = os.path.join(config.results_dir, f"recommend-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
-    write_json_atomic(path, {"schema": SCHEMA, "scenario": scenario.name, "variant": config.variant,
-                             "limit_bytes": config.memory_bytes, "profile": asdict(profile), "plan": asdict(plan),
-                             "vpa": asdict(vpa) if vpa else None, "proof": asdict(proof) if proof else None,
-                             "snippet": text})
+    write_json_atomic(
+        path,
+        {
+            "schema": SCHEMA,
+            "scenario": scenario.name,
+            "variant": config.variant,
+            "limit_bytes": config.memory_bytes,
+            "profile": asdict(profile),
+            "plan": asdict(plan),
+            "vpa": asdict(vpa) if vpa else None,
+            "proof": asdict(proof) if proof else None,
+            "snippet": text,
+        },
+    )
     print(path, flush=True)
     return EXIT_OK
 

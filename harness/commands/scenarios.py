@@ -1,5 +1,6 @@
 """`oomlab scenarios [NAME]`: every built-in scenario in a line each, or one in full (its variants
 with what each changes, its parameters with their help, its defaults)."""
+
 from __future__ import annotations
 
 from rich.console import Console

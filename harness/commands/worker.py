@@ -1,6 +1,7 @@
 """`oomlab worker SCENARIO --share DIR`: a scenario's Celery worker, with the probe, for an oomlab
 elsewhere to attach to (`oomlab run SCENARIO --attach DIR`). It becomes the worker (exec), so a
 container's main process is Celery's and its memory limit is the worker's."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,13 +19,23 @@ from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("worker", help="run a scenario's worker for `oomlab run --attach` (a Compose service)")
+    parser = subparsers.add_parser(
+        "worker", help="run a scenario's worker for `oomlab run --attach` (a Compose service)"
+    )
     parser.add_argument("scenario", help="a built-in scenario name or a path to a scenario .py file")
-    parser.add_argument("--share", required=True, metavar="DIR",
-                        help="a directory shared with the attaching oomlab: worker.json and the probe's record go there")
+    parser.add_argument(
+        "--share",
+        required=True,
+        metavar="DIR",
+        help="a directory shared with the attaching oomlab: worker.json and the probe's record go there",
+    )
     parser.add_argument("--broker", required=True, help="the broker URL (e.g. redis://redis:6379/0)")
-    parser.add_argument("--result-backend", dest="result_backend", metavar="URL",
-                        help="result backend URL (default: the broker, which must then be Redis)")
+    parser.add_argument(
+        "--result-backend",
+        dest="result_backend",
+        metavar="URL",
+        help="result backend URL (default: the broker, which must then be Redis)",
+    )
     add_worker_settings(parser)
     parser.add_argument("--queue", help="the queue to consume (default oomlab.SCENARIO)")
     parser.set_defaults(func=main)
@@ -51,12 +62,26 @@ def main(args: argparse.Namespace) -> int:
     for path in (probe_path, os.path.join(share_dir, LOG_FILE)):
         open(path, "w").close()  # this worker's own only: an attaching run reads them from the start
     directory, version, path = own_memory_group()
-    WorkerShare(scenario=args.scenario, variant=variant.name, params=params, concurrency=concurrency, pool=pool,
-                broker=args.broker, result_backend=backend_url, queue=queue, hostname=hostname, pid=os.getpid(),
-                cgroup_dir=directory, cgroup_path=path, cgroup_version=version, celery_conf=jsonable(overrides),
-                started_wall=time.time()).save(share_dir)
-    env = worker_env(scenario, celery_conf, probe_path, queue, params, variant.name,
-                     bool(defaults.get("tracemalloc", False)), {})
+    WorkerShare(
+        scenario=args.scenario,
+        variant=variant.name,
+        params=params,
+        concurrency=concurrency,
+        pool=pool,
+        broker=args.broker,
+        result_backend=backend_url,
+        queue=queue,
+        hostname=hostname,
+        pid=os.getpid(),
+        cgroup_dir=directory,
+        cgroup_path=path,
+        cgroup_version=version,
+        celery_conf=jsonable(overrides),
+        started_wall=time.time(),
+    ).save(share_dir)
+    env = worker_env(
+        scenario, celery_conf, probe_path, queue, params, variant.name, bool(defaults.get("tracemalloc", False)), {}
+    )
     env["OOMLAB_WORKER_LOG"] = os.path.join(share_dir, LOG_FILE)
     argv = worker_argv(pool, concurrency, queue, hostname)
     os.execve(argv[0], argv, env)  # the worker takes this process's pid, the one worker.json names

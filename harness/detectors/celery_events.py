@@ -1,10 +1,11 @@
 """Celery's own view, as its event stream tells it: task-failed (WorkerLostError), worker
 heartbeats, online/offline. Captured on a thread with the time each event arrived."""
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from harness.record import CeleryEvent
 

@@ -1,5 +1,6 @@
 """Process exits through pidfds: readable the moment a process (any in the group, not only our
 children) has exited, with no polling."""
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ its stamp, and maps each kill's stamp between the two (KernelClock).
 Only kills in the run's own memory cgroup are kept: the `oom-kill:` line names the task's memcg,
 and with memory.oom.group a `Tasks in X are going to be killed` line precedes the group's kills.
 """
+
 from __future__ import annotations
 
 import errno
@@ -16,12 +17,10 @@ import os
 import re
 import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
-_KILLED = re.compile(
-    r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB"
-)
+_KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB")
 _OOM_KILL = re.compile(r"oom-kill:.*task_memcg=([^,]*),task=[^,]*,pid=(\d+)")
 _GROUP = re.compile(r"Tasks in (\S+) are going to be killed due to memory\.oom\.group set")
 
@@ -61,8 +60,11 @@ class KernelClock:
             return None
         (first, offset), (last, last_offset) = self.points[0], self.points[-1]
         drift = (last_offset - offset) / (last - first) * 1e6 if last > first else None
-        return {"offset_s": round(offset, 6), "end_offset_s": round(last_offset, 6),
-                "drift_us_per_s": None if drift is None else round(drift, 3)}
+        return {
+            "offset_s": round(offset, 6),
+            "end_offset_s": round(last_offset, 6),
+            "drift_us_per_s": None if drift is None else round(drift, 3),
+        }
 
 
 class KmsgParser:
@@ -115,7 +117,7 @@ class KmsgReader:
         self.calibrate()
 
     @classmethod
-    def open(cls, memcg_suffix: str, known_pid: Callable[[int], bool] = lambda pid: False) -> "KmsgReader | None":
+    def open(cls, memcg_suffix: str, known_pid: Callable[[int], bool] = lambda pid: False) -> KmsgReader | None:
         try:
             return cls(memcg_suffix, known_pid)
         except OSError:

@@ -5,12 +5,15 @@ when it reaps a child that did not exit cleanly: the moment Celery itself knows,
 to the task next (FAILURE, requeue or retry). The worker logs with LOG_FORMAT, whose first field
 is the wall-clock time the line was made, to the microsecond. Celery also logs the tasks it received
 but does not know (and drops)."""
+
 from __future__ import annotations
 
 import re
 
 LOG_FORMAT = "[%(created).6f %(levelname)s/%(processName)s] %(message)s"
-_EXITED = re.compile(r"^\[(?P<wall>\d+\.\d+) \w+/MainProcess\] Process '[^']*' pid:(?P<pid>\d+) exited with '(?P<how>[^']*)'")
+_EXITED = re.compile(
+    r"^\[(?P<wall>\d+\.\d+) \w+/MainProcess\] Process '[^']*' pid:(?P<pid>\d+) exited with '(?P<how>[^']*)'"
+)
 _UNREGISTERED = re.compile(r"Received unregistered task of type '([^']+)'")
 
 
@@ -22,7 +25,7 @@ class WorkerLog:
         self._offset = 0
         self._partial = ""
 
-    def read(self) -> "WorkerLog":
+    def read(self) -> WorkerLog:
         try:
             with open(self.path, errors="replace") as handle:
                 handle.seek(self._offset)

@@ -1,5 +1,6 @@
 """A worker's main process in a container, with the subprocess.Popen surface the run uses (pid,
 poll, wait, send_signal, kill, returncode), and the container's memory cgroup as the run's group."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ from dataclasses import dataclass, field
 
 from harness.docker.engine import DockerUnavailable, docker
 from harness.docker.testcontainers_start import start_with_testcontainers
-from harness.proc import alive
 from harness.limits.cgroup_v1 import CgroupV1
 from harness.limits.cgroup_v2 import CgroupV2
+from harness.proc import alive
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,24 @@ class ContainerSpec:
 
 
 def start_with_cli(spec: ContainerSpec) -> None:
-    args = ["run", "-d", "--name", spec.name, "--pid", "host", "--network", "host", "--memory", str(spec.memory_bytes),
-            "--memory-swap", str(spec.memory_bytes), "--restart", spec.restart, "-w", spec.workdir]
+    args = [
+        "run",
+        "-d",
+        "--name",
+        spec.name,
+        "--pid",
+        "host",
+        "--network",
+        "host",
+        "--memory",
+        str(spec.memory_bytes),
+        "--memory-swap",
+        str(spec.memory_bytes),
+        "--restart",
+        spec.restart,
+        "-w",
+        spec.workdir,
+    ]
     for mount in dict.fromkeys(spec.mounts):
         args += ["-v", f"{mount}:{mount}"]
     for key, value in spec.env.items():
@@ -59,7 +76,7 @@ class ContainerWorker:
         self._live_pid: int = 0  # the main process running now (a restart brings a new one)
 
     @classmethod
-    def run(cls, spec: ContainerSpec, starter: str = "cli") -> "ContainerWorker":
+    def run(cls, spec: ContainerSpec, starter: str = "cli") -> ContainerWorker:
         """Start the container (with the docker CLI, or through testcontainers for the pytest plugin)
         and wait for its main process's host pid."""
         STARTERS[starter](spec)
@@ -120,7 +137,7 @@ class ContainerWorker:
 
     def memory_cgroup(self):
         """The container's memory cgroup, as the host sees it (v1 or v2)."""
-        for line in (open(f"/proc/{self.pid}/cgroup").read().splitlines()):
+        for line in open(f"/proc/{self.pid}/cgroup").read().splitlines():
             _, controllers, path = line.split(":", 2)
             if "memory" in controllers.split(","):
                 full = "/sys/fs/cgroup/memory" + path

@@ -1,6 +1,7 @@
 """The Docker engine and the worker image: reachable or one clear sentence, and an image built once
 from workers/Dockerfile with oomlab installed from a wheelhouse made on the host (no registry needed
 when the base image is already present)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,9 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.Co
     except subprocess.TimeoutExpired:
         raise DockerUnavailable(f"`docker {args[0]}` did not answer within {timeout:.0f} s") from None
     if check and result.returncode != 0:
-        raise DockerUnavailable(f"`docker {' '.join(args[:2])}` failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+        raise DockerUnavailable(
+            f"`docker {' '.join(args[:2])}` failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}"
+        )
     return result
 
 
@@ -47,8 +50,10 @@ def check_docker_config(memory_bytes: int, oom_scope: str) -> None:
 def check_engine() -> str:
     result = docker("info", "--format", "{{.ServerVersion}}", timeout=10, check=False)
     if result.returncode != 0:
-        raise DockerUnavailable("no Docker engine is reachable (is dockerd running, and DOCKER_HOST right?); "
-                                "start it, or use --backend cgroup")
+        raise DockerUnavailable(
+            "no Docker engine is reachable (is dockerd running, and DOCKER_HOST right?); "
+            "start it, or use --backend cgroup"
+        )
     return result.stdout.strip()
 
 
@@ -73,20 +78,27 @@ def worker_image(base: str = DEFAULT_BASE) -> str:
     if docker("image", "inspect", tag, check=False).returncode == 0:
         return tag
     if docker("image", "inspect", base, check=False).returncode != 0:
-        raise DockerUnavailable(f"the base image {base} is not present and no registry may be reachable; "
-                                f"build or load it, or set OOMLAB_DOCKER_BASE")
+        raise DockerUnavailable(
+            f"the base image {base} is not present and no registry may be reachable; "
+            f"build or load it, or set OOMLAB_DOCKER_BASE"
+        )
     with tempfile.TemporaryDirectory() as context:
         shutil.copy(os.path.join(PROJECT, "workers", "Dockerfile"), context)
         wheels = os.path.join(context, "wheels")
         # async-timeout: redis needs it below Python 3.11.3 (Debian's 3.11.2), which the host may not be
-        made = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, PROJECT, "async-timeout"],
-                              capture_output=True, text=True)
+        made = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, PROJECT, "async-timeout"],
+            capture_output=True,
+            text=True,
+        )
         if made.returncode != 0:
             raise DockerUnavailable(f"could not make the wheelhouse for the worker image: {made.stderr.strip()[-300:]}")
         built = docker("build", "-q", "--build-arg", f"BASE={base}", "-t", tag, context, timeout=900, check=False)
         if built.returncode != 0:
-            raise DockerUnavailable(f"the worker image could not be built from workers/Dockerfile on {base}: "
-                                    f"{(built.stderr or built.stdout).strip()[-300:]}")
+            raise DockerUnavailable(
+                f"the worker image could not be built from workers/Dockerfile on {base}: "
+                f"{(built.stderr or built.stdout).strip()[-300:]}"
+            )
     _remove_older_images(tag)
     return tag
 
@@ -94,6 +106,7 @@ def worker_image(base: str = DEFAULT_BASE) -> str:
 def _remove_older_images(current: str) -> None:
     """Images of earlier code on the same base: one per code change would pile up otherwise. An image
     a container still uses is kept (no -f)."""
+
     def base_of(tag: str) -> str:  # oomlab-worker:<version>-<digest>-<base>
         return tag.split(":", 1)[-1].split("-", 2)[-1]
 

@@ -1,4 +1,5 @@
 """A baseline: each task name's peak statistics from one run, saved as JSON to compare later runs with."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,15 @@ def stats_from_run(run_dir: str) -> tuple[dict[str, TaskStats], str]:
 
 def save_baseline(path: str, stats: dict[str, TaskStats], source: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_json_atomic(path, {"schema": BASELINE_SCHEMA, "source_run": source, "saved_wall": time.time(),
-                             "tasks": {name: asdict(s) for name, s in stats.items()}})
+    write_json_atomic(
+        path,
+        {
+            "schema": BASELINE_SCHEMA,
+            "source_run": source,
+            "saved_wall": time.time(),
+            "tasks": {name: asdict(s) for name, s in stats.items()},
+        },
+    )
 
 
 def load_baseline(path: str) -> tuple[dict[str, TaskStats], str]:
@@ -36,5 +44,7 @@ def load_baseline(path: str) -> tuple[dict[str, TaskStats], str]:
     except ValueError:
         raise BadInput(f"baseline {path} is not readable JSON") from None
     if data.get("schema") != BASELINE_SCHEMA:
-        raise BadInput(f"{path} is not an oomlab baseline (schema {data.get('schema')!r}); make one with `oomlab baseline save`")
+        raise BadInput(
+            f"{path} is not an oomlab baseline (schema {data.get('schema')!r}); make one with `oomlab baseline save`"
+        )
     return {name: TaskStats(**values) for name, values in data["tasks"].items()}, data.get("source_run", "?")

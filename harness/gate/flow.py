@@ -1,6 +1,7 @@
 """The gate from end to end, shared by `oomlab gate` and the pytest plugin: read the baseline (or
 write the first one), pick thresholds (command line, then pyproject.toml, then peak:10%), compare,
 and write the Markdown and JUnit reports that were asked for."""
+
 from __future__ import annotations
 
 import os
@@ -15,15 +16,20 @@ from harness.gate.verdict import GateResult, compare
 DEFAULT_THRESHOLDS = ("peak:10%",)
 
 
-def gate(baseline_path: str, current: dict[str, TaskStats], source: str, fail: list[str],
-         pyproject: str = "pyproject.toml") -> GateResult:
+def gate(
+    baseline_path: str, current: dict[str, TaskStats], source: str, fail: list[str], pyproject: str = "pyproject.toml"
+) -> GateResult:
     default, per_task = read_gate_settings(pyproject)
     given: list[Threshold] = [parse_threshold(text) for text in fail]
     thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
     if not os.path.exists(baseline_path):
         save_baseline(baseline_path, current, source)
-        return GateResult(notices=[f"no baseline at {baseline_path}: this run ({source}) is saved as the baseline; "
-                                   f"the gate passes and compares from the next run on"])
+        return GateResult(
+            notices=[
+                f"no baseline at {baseline_path}: this run ({source}) is saved as the baseline; "
+                f"the gate passes and compares from the next run on"
+            ]
+        )
     baseline, baseline_source = load_baseline(baseline_path)
     result = compare(baseline, current, thresholds, per_task)
     result.notices.insert(0, f"baseline {baseline_path} (run {baseline_source}) against run {source}")

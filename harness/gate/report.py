@@ -1,5 +1,6 @@
 """The gate's verdict three ways: a terminal table, Markdown for a CI job summary, JUnit XML for CI
 test reports (one testcase per task and check, a failure element per regression)."""
+
 from __future__ import annotations
 
 from xml.etree import ElementTree
@@ -18,8 +19,11 @@ def cells(check: Check) -> tuple[str, ...]:
         values = (f"{check.baseline} kill(s)", f"{check.current} kill(s)", "new OOM kill")
     else:
         change = check.change_percent
-        values = (format_size(check.baseline), format_size(check.current),
-                  f"{change:+.1f}% ({format_size(check.current - check.baseline)})" if change is not None else "-")
+        values = (
+            format_size(check.baseline),
+            format_size(check.current),
+            f"{change:+.1f}% ({format_size(check.current - check.baseline)})" if change is not None else "-",
+        )
     return (check.task, check.threshold, *values, "REGRESSION" if check.failed else "ok")
 
 
@@ -53,12 +57,20 @@ def markdown(result: GateResult) -> str:
 
 
 def junit_xml(result: GateResult) -> str:
-    suite = ElementTree.Element("testsuite", name="oomlab.gate", tests=str(len(result.checks)),
-                                failures=str(len(result.regressions)), errors="0", skipped="0")
+    suite = ElementTree.Element(
+        "testsuite",
+        name="oomlab.gate",
+        tests=str(len(result.checks)),
+        failures=str(len(result.regressions)),
+        errors="0",
+        skipped="0",
+    )
     for check in result.checks:
         case = ElementTree.SubElement(suite, "testcase", classname=f"oomlab.gate.{check.task}", name=check.threshold)
         if check.failed:
             _, _, base, current, change, _ = cells(check)
-            failure = ElementTree.SubElement(case, "failure", message=f"{check.task} {check.threshold}: {base} -> {current} ({change})")
+            failure = ElementTree.SubElement(
+                case, "failure", message=f"{check.task} {check.threshold}: {base} -> {current} ({change})"
+            )
             failure.text = f"baseline {base}, current {current}, change {change}, threshold {check.threshold}"
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)

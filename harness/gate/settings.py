@@ -1,10 +1,11 @@
 """Gate thresholds from `[tool.oomlab.gate]` in pyproject.toml:
 
-    [tool.oomlab.gate]
-    fail = ["peak:10%"]                      # every task
-    [tool.oomlab.gate.tasks]
-    "shop.tasks.resize" = ["peak:+16MiB"]    # this task instead of the default
+[tool.oomlab.gate]
+fail = ["peak:10%"]                      # every task
+[tool.oomlab.gate.tasks]
+"shop.tasks.resize" = ["peak:+16MiB"]    # this task instead of the default
 """
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,14 @@ def read_gate_settings(pyproject: str = "pyproject.toml") -> tuple[list[Threshol
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{pyproject} is not valid TOML: {exc}") from None
     default = [parse_threshold(t) for t in _texts(table.get("fail", []), "fail")]
-    per_task = {name: [parse_threshold(t) for t in _texts(texts, name)] for name, texts in table.get("tasks", {}).items()}
+    per_task = {
+        name: [parse_threshold(t) for t in _texts(texts, name)] for name, texts in table.get("tasks", {}).items()
+    }
     return default, per_task
 
 
 def _texts(value, where: str) -> list[str]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise BadInput(f"[tool.oomlab.gate] {where} must be a threshold string or a list of them, e.g. [\"peak:10%\"]")
+        raise BadInput(f'[tool.oomlab.gate] {where} must be a threshold string or a list of them, e.g. ["peak:10%"]')
     return values

@@ -1,4 +1,5 @@
 """Per-task-name statistics of exact peaks (VmHWM per task) from a run record, and its OOM kills."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,16 @@ def _quantile(ordered: list[int], q: float) -> int:
 
 def stats_of(peaks: list[int], kills: int = 0) -> TaskStats:
     ordered = sorted(peaks)
-    return TaskStats(n=len(ordered), min=ordered[0], max=ordered[-1], mean=round(sum(ordered) / len(ordered)),
-                     p50=_quantile(ordered, 0.50), p95=_quantile(ordered, 0.95), p99=_quantile(ordered, 0.99), kills=kills)
+    return TaskStats(
+        n=len(ordered),
+        min=ordered[0],
+        max=ordered[-1],
+        mean=round(sum(ordered) / len(ordered)),
+        p50=_quantile(ordered, 0.50),
+        p95=_quantile(ordered, 0.95),
+        p99=_quantile(ordered, 0.99),
+        kills=kills,
+    )
 
 
 def task_stats(record: dict) -> dict[str, TaskStats]:
@@ -46,5 +55,9 @@ def task_stats(record: dict) -> dict[str, TaskStats]:
         if kill.get("task_name"):
             kills[kill["task_name"]] = kills.get(kill["task_name"], 0) + 1
     names = sorted(set(peaks) | set(kills))
-    return {name: stats_of(peaks[name], kills.get(name, 0)) if name in peaks
-            else TaskStats(0, 0, 0, 0, 0, 0, 0, kills[name]) for name in names}
+    return {
+        name: stats_of(peaks[name], kills.get(name, 0))
+        if name in peaks
+        else TaskStats(0, 0, 0, 0, 0, 0, 0, kills[name])
+        for name in names
+    }

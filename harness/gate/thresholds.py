@@ -1,6 +1,7 @@
 """`STAT:N%` (pytest-benchmark's grammar: fail when STAT grew by more than N percent) and
 `STAT:+SIZE` or `STAT:SIZE` (fail when it grew by more than SIZE), STAT one of peak (= max), min,
 mean, p50, p95, p99."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,12 +18,14 @@ class Threshold:
     bytes: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.stat}:{self.percent:g}%" if self.percent is not None else f"{self.stat}:+{format_size(self.bytes)}"
+        return (
+            f"{self.stat}:{self.percent:g}%" if self.percent is not None else f"{self.stat}:+{format_size(self.bytes)}"
+        )
 
     def exceeded(self, base: int, current: int) -> bool:
         growth = current - base
         if self.percent is not None:
-            return base > 0 and growth > base * self.percent / 100 or (base == 0 and current > 0)
+            return (base > 0 and growth > base * self.percent / 100) or (base == 0 and current > 0)
         return growth > self.bytes
 
 

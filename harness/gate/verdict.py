@@ -1,4 +1,5 @@
 """Compare a run's task statistics with a baseline under thresholds: one row per task and check."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,8 +33,12 @@ class GateResult:
         return [c for c in self.checks if c.failed]
 
 
-def compare(baseline: dict[str, TaskStats], current: dict[str, TaskStats], default: list[Threshold],
-            per_task: dict[str, list[Threshold]]) -> GateResult:
+def compare(
+    baseline: dict[str, TaskStats],
+    current: dict[str, TaskStats],
+    default: list[Threshold],
+    per_task: dict[str, list[Threshold]],
+) -> GateResult:
     result = GateResult()
     for name in sorted(current):
         now = current[name]

@@ -6,6 +6,7 @@ messages sit in the `unacked` hash until acked or restored. RabbitMQ offers no v
 message without taking it; once the worker's connections are closed (unacked messages go back to
 the queue), a passive declare counts what waits and a basic.get takes it to read its id and
 x-delivery-count: the queue is deleted right after, so taking it changes nothing."""
+
 from __future__ import annotations
 
 import json

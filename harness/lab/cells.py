@@ -1,5 +1,6 @@
 """The delivery lab's matrix: every combination of the settings and conditions that decide what
 happens to a task after an OOM kill, and how one combination becomes a run's configuration."""
+
 from __future__ import annotations
 
 import itertools
@@ -34,8 +35,11 @@ class Cell:
         return asdict(self)
 
     def celery_conf(self) -> dict[str, bool]:
-        return {"task_acks_late": self.acks == "late", "task_reject_on_worker_lost": self.reject == "on",
-                "task_retry_on_worker_lost": self.retry == "on"}
+        return {
+            "task_acks_late": self.acks == "late",
+            "task_reject_on_worker_lost": self.reject == "on",
+            "task_retry_on_worker_lost": self.retry == "on",
+        }
 
 
 def parse_axis_values(axis: str, text: str) -> tuple[str, ...]:

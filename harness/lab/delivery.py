@@ -2,14 +2,15 @@
 process (a Run owns its process's signal handlers and the scenario's Celery app), its own cgroup,
 broker queue and embedded Redis. lab.json is rewritten after every cell, so an interrupted lab
 keeps every finished cell."""
+
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from harness.config import RunConfig
 from harness.errors import Interrupted, OomlabError
@@ -66,17 +67,29 @@ def cell_config(cell: Cell, options: LabOptions, lab_dir: str) -> RunConfig:
     celery_conf: dict = {**cell.celery_conf(), "worker_prefetch_multiplier": 1}
     if cell.broker == "redis":
         celery_conf["broker_transport_options"] = {
-            "visibility_timeout": options.visibility_timeout, "unacked_restore_interval": options.restore_interval,
-            "unacked_restore_throttle": options.restore_throttle}
+            "visibility_timeout": options.visibility_timeout,
+            "unacked_restore_interval": options.restore_interval,
+            "unacked_restore_throttle": options.restore_throttle,
+        }
     window = window_for(cell, options)
     return RunConfig(
-        scenario=SCENARIO, memory=options.memory, memory_bytes=parse_size(options.memory), concurrency=1,
-        tasks=1, variant=cell.oom, results_dir=lab_dir, timeout=window, settle=3.0,
+        scenario=SCENARIO,
+        memory=options.memory,
+        memory_bytes=parse_size(options.memory),
+        concurrency=1,
+        tasks=1,
+        variant=cell.oom,
+        results_dir=lab_dir,
+        timeout=window,
+        settle=3.0,
         params={"retry_delay": options.retry_delay, "max_retries": options.max_retries, "window": window},
         broker=None if cell.broker == "redis" else options.rabbitmq_url,
         oom_scope="process" if cell.scope == "child" else "group",
-        restart="always", restart_delay=options.restart_delay,  # as a supervisor would, in both scopes
-        queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": options.delivery_limit} if cell.broker == "quorum" else {},
+        restart="always",
+        restart_delay=options.restart_delay,  # as a supervisor would, in both scopes
+        queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": options.delivery_limit}
+        if cell.broker == "quorum"
+        else {},
         celery_conf=celery_conf,
     )
 
@@ -86,17 +99,23 @@ def _run_cell(cell: Cell, options: LabOptions, lab_dir: str, reply) -> None:
     run = None
     try:
         scenario = load_scenario(SCENARIO)
-        settings = {"window_s": window_for(cell, options), **{k: v for k, v in asdict(options).items()
-                                                                if k not in ("jobs", "results_dir", "rabbitmq_url")}}
+        settings = {
+            "window_s": window_for(cell, options),
+            **{k: v for k, v in asdict(options).items() if k not in ("jobs", "results_dir", "rabbitmq_url")},
+        }
         run = Run(scenario, cell_config(cell, options, lab_dir), observers=(DeliveryObserver(cell, settings),))
         run.execute()
         reply.send(CellResult(cell, "complete", run.run_dir, run.record.message, run.record.delivery))
     except Interrupted:
-        reply.send(CellResult(cell, "interrupted", run.run_dir if run else None, "interrupted",
-                              run.record.delivery if run else {}))
+        reply.send(
+            CellResult(
+                cell, "interrupted", run.run_dir if run else None, "interrupted", run.record.delivery if run else {}
+            )
+        )
     except OomlabError as error:
-        reply.send(CellResult(cell, "error", run.run_dir if run else None, error.message,
-                              run.record.delivery if run else {}))
+        reply.send(
+            CellResult(cell, "error", run.run_dir if run else None, error.message, run.record.delivery if run else {})
+        )
     except Exception as error:  # reported as the cell's result; the lab goes on
         reply.send(CellResult(cell, "error", run.run_dir if run else None, f"{type(error).__name__}: {error}"))
 
@@ -107,8 +126,9 @@ def new_lab_dir(results_dir: str) -> str:
     return lab_dir
 
 
-def run_lab(cells: list[Cell], options: LabOptions, lab_dir: str,
-            on_done: Callable[[int, CellResult], None]) -> list[CellResult]:
+def run_lab(
+    cells: list[Cell], options: LabOptions, lab_dir: str, on_done: Callable[[int, CellResult], None]
+) -> list[CellResult]:
     results: dict[int, CellResult] = {}
     context = multiprocessing.get_context("fork")
     running: dict[int, tuple] = {}
@@ -130,8 +150,12 @@ def run_lab(cells: list[Cell], options: LabOptions, lab_dir: str,
                     elif process.exitcode is None:
                         continue
                     process.join()
-                    results.setdefault(index, CellResult(cells[index], "error", None,
-                                                         f"the cell's process exited with code {process.exitcode}"))
+                    results.setdefault(
+                        index,
+                        CellResult(
+                            cells[index], "error", None, f"the cell's process exited with code {process.exitcode}"
+                        ),
+                    )
                     del running[index]
                     _save(lab_dir, options, cells, results, status)
                     on_done(index, results[index])
@@ -160,9 +184,22 @@ def _stop_cells(running: dict, results: dict, cells: list[Cell]) -> None:
 
 
 def _save(lab_dir: str, options: LabOptions, cells: list[Cell], results: dict[int, CellResult], status: str) -> None:
-    write_json_atomic(os.path.join(lab_dir, "lab.json"), {
-        "schema": LAB_SCHEMA, "status": status, "options": asdict(options),
-        "cells": [{"cell": cell.as_dict(), **({k: v for k, v in asdict(results[i]).items() if k != "cell"}
-                                              if i in results else {"status": "pending"})}
-                  for i, cell in enumerate(cells)],
-    })
+    write_json_atomic(
+        os.path.join(lab_dir, "lab.json"),
+        {
+            "schema": LAB_SCHEMA,
+            "status": status,
+            "options": asdict(options),
+            "cells": [
+                {
+                    "cell": cell.as_dict(),
+                    **(
+                        {k: v for k, v in asdict(results[i]).items() if k != "cell"}
+                        if i in results
+                        else {"status": "pending"}
+                    ),
+                }
+                for i, cell in enumerate(cells)
+            ],
+        },
+    )

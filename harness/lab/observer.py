@@ -1,5 +1,6 @@
 """The delivery lab's eyes outside the worker: the broker's queue sampled through the run, the
 message located once the workers are gone, and the verdict written into the record's `delivery`."""
+
 from __future__ import annotations
 
 import threading
@@ -62,15 +63,18 @@ class DeliveryObserver(RunObserver):
         record = run.record
         with self._lock:
             samples = [asdict(s) for s in self.samples]
-        verdicts = [judge(task, record.kills, self.locations.get(task.id), record.celery_events)
-                    for task in record.tasks]
+        verdicts = [
+            judge(task, record.kills, self.locations.get(task.id), record.celery_events) for task in record.tasks
+        ]
         record.delivery = {
             "cell": self.cell.as_dict(),
             "settings": self.settings,
             "verdicts": [asdict(v) | {"first_redelivery_s": v.first_redelivery_s} for v in verdicts],
             "locations": [asdict(loc) for loc in self.locations.values()],
             "detection": [asdict(d) for d in detections(record.kills)],
-            "flower_worker_online": flower_worker_online(record.celery_events, record.worker.get("observed_until_mono")),
+            "flower_worker_online": flower_worker_online(
+                record.celery_events, record.worker.get("observed_until_mono")
+            ),
             "worker_restarts": record.worker.get("restarts", []),
             "broker_samples": samples,
             "error": self.error,

@@ -6,6 +6,7 @@ directory as /proc/PID/root/..., which works from another container when both sh
 pid namespace. A directory fd keeps the group reachable after that process exits, and oomlab only
 reads: it neither limits, kills nor removes the group.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ from harness.errors import NoPermission
 from harness.limits.base import CgroupBackend, OomNotifier, read_int
 from harness.limits.cgroup_v1 import CgroupV1
 from harness.limits.cgroup_v2 import CgroupV2
-
 
 _UNLIMITED_V1 = 1 << 60  # v1 shows "no limit" as a number near 2**63
 
@@ -61,8 +61,10 @@ def open_attached_group(pid: int, directory: str, kernel_path: str | None) -> Cg
     except FileNotFoundError:
         raise NoPermission(f"the worker's process {pid} or its memory cgroup {directory} is gone") from None
     except PermissionError:
-        raise NoPermission(f"cannot reach the worker's memory cgroup through /proc/{pid}/root: "
-                           f"run oomlab as the worker's user or as root") from None
+        raise NoPermission(
+            f"cannot reach the worker's memory cgroup through /proc/{pid}/root: "
+            f"run oomlab as the worker's user or as root"
+        ) from None
     cls = AttachedV2 if os.path.exists(os.path.join(seen_from_here, "memory.current")) else AttachedV1
     group = cls("/proc/self/fd", str(dir_fd))
     group._dir_fd = dir_fd

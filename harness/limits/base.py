@@ -2,6 +2,7 @@
 
 The subclasses differ only in file names and in how an OOM is signalled (v1 eventfd, v2 inotify).
 """
+
 from __future__ import annotations
 
 import errno
@@ -168,7 +169,7 @@ class CgroupBackend:
     def oom_kill_count(self) -> int:
         return self.oom_counters().get("oom_kill", 0)
 
-    def open_oom_notifier(self) -> "OomNotifier":
+    def open_oom_notifier(self) -> OomNotifier:
         raise NotImplementedError
 
 

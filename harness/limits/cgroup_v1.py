@@ -1,4 +1,5 @@
 """cgroup v1 memory controller: limit_in_bytes, memsw, the oom_control eventfd."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """cgroup v2: memory.max, memory.swap.max, memory.oom.group, and inotify on memory.events."""
+
 from __future__ import annotations
 
 import ctypes

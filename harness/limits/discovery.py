@@ -1,4 +1,5 @@
 """Find where this process may create memory cgroups, on v1 or v2, and say plainly when it can't."""
+
 from __future__ import annotations
 
 import os
@@ -85,8 +86,9 @@ def open_cgroup_backend(run_id: str) -> CgroupBackend:
     if override:
         backend_cls = CgroupV2 if v2_root and override.startswith(v2_root) else CgroupV1
         if not _writable(os.path.dirname(override.rstrip("/")) if not os.path.isdir(override) else override):
-            raise NoPermission(f"cannot create a memory cgroup under OOMLAB_CGROUP_PARENT={override}: "
-                               f"not writable; {_HOW_TO_GET_ONE}")
+            raise NoPermission(
+                f"cannot create a memory cgroup under OOMLAB_CGROUP_PARENT={override}: not writable; {_HOW_TO_GET_ONE}"
+            )
         return backend_cls(override, run_id)
     if v2_root:
         parent = _v2_parent(v2_root)
@@ -98,7 +100,9 @@ def open_cgroup_backend(run_id: str) -> CgroupBackend:
         return CgroupV2(parent, run_id)
     v1_dir = _v1_memory_dir()
     if v1_dir is None:
-        raise NoPermission(f"no cgroup memory controller is mounted on this host; use --backend docker or {_HOW_TO_GET_ONE}")
+        raise NoPermission(
+            f"no cgroup memory controller is mounted on this host; use --backend docker or {_HOW_TO_GET_ONE}"
+        )
     if not _writable(v1_dir):
         raise NoPermission(
             f"cannot create a memory cgroup: {v1_dir} is not writable by uid {os.getuid()}; {_HOW_TO_GET_ONE}"
@@ -115,7 +119,7 @@ def own_memory_group() -> tuple[str, int, str]:
         fields = line.split()
         if "-" not in fields:
             continue
-        tail = fields[fields.index("-") + 1:]
+        tail = fields[fields.index("-") + 1 :]
         root, mount, fstype, options = fields[3], fields[4], tail[0], tail[2] if len(tail) > 2 else ""
         if fstype == "cgroup2" and "" in own:
             if "memory" not in (read_text(os.path.join(mount, "cgroup.controllers")) or "").split():

@@ -5,6 +5,7 @@ worker_max_tasks_per_child where a leak is found, and the rules operators use to
 The model: the group needs `fixed` (main process and shared pages) plus, per child, its private
 pages at their worst (idle pages plus the largest task's growth). A margin of the limit is kept for
 page cache, allocator slack and what one run cannot show."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,15 +42,25 @@ def plan_capacity(profile: WorkerProfile, limit_bytes: int, margin_fraction: flo
     per_child = int(profile.per_child_bytes * (1 + LEAK_ROOM)) if profile.leaking else profile.per_child_bytes
     concurrency = max(0, min(MAX_CONCURRENCY, usable // per_child)) if per_child else 0
     worker_rss = profile.child_start_rss_bytes + profile.marginal(50)
-    plan = CapacityPlan(limit_bytes, margin, int(concurrency), per_child, profile.fixed_bytes,
-                        rule_of_thumb=int(limit_bytes // worker_rss) if worker_rss else 0,
-                        rule_of_thumb_worker_bytes=worker_rss)
+    plan = CapacityPlan(
+        limit_bytes,
+        margin,
+        int(concurrency),
+        per_child,
+        profile.fixed_bytes,
+        rule_of_thumb=int(limit_bytes // worker_rss) if worker_rss else 0,
+        rule_of_thumb_worker_bytes=worker_rss,
+    )
     if profile.leaking:
-        killed = (f"; that mark{' and the OOM kill' if profile.kills else ''} are the leak's doing, which recycling "
-                  f"bounds, so each child is planned {LEAK_ROOM:.0%} above its largest task")
+        killed = (
+            f"; that mark{' and the OOM kill' if profile.kills else ''} are the leak's doing, which recycling "
+            f"bounds, so each child is planned {LEAK_ROOM:.0%} above its largest task"
+        )
     elif profile.kills:
-        killed = (f"; a task was OOM-killed holding {format_size(profile.killed_task_rss_bytes)} RSS, so its child "
-                  f"needs more than that")
+        killed = (
+            f"; a task was OOM-killed holding {format_size(profile.killed_task_rss_bytes)} RSS, so its child "
+            f"needs more than that"
+        )
     else:
         killed = ""
     plan.reasons.append(
@@ -57,7 +68,8 @@ def plan_capacity(profile: WorkerProfile, limit_bytes: int, margin_fraction: flo
         f"{format_size(per_child)} per child at its worst ({format_size(profile.child_idle_uss_bytes)} private after "
         f"the fork + {format_size(profile.marginal_max)} for the largest task that finished, or the "
         f"{format_size(profile.child_max_uss_bytes)} private high-water mark{killed}); {format_size(margin)} "
-        f"({margin_fraction:.0%}) of the limit is kept as margin")
+        f"({margin_fraction:.0%}) of the limit is kept as margin"
+    )
     if concurrency < 1:
         need = profile.fixed_bytes + per_child + margin
         at_least = "more than " if profile.kills else ""
@@ -66,12 +78,15 @@ def plan_capacity(profile: WorkerProfile, limit_bytes: int, margin_fraction: flo
             f"the {format_size(limit_bytes)} limit leaves after the worker itself and the margin: no concurrency is safe, "
             f"and the rule of thumb's {plan.rule_of_thumb} would be OOM-killed as the measuring run at concurrency 1 was. "
             f"Route this task to its own queue served by a worker class limited to {at_least}{format_size(need)} "
-            f"(concurrency 1), process its input in chunks, or use the scenario's fixed variant")
+            f"(concurrency 1), process its input in chunks, or use the scenario's fixed variant"
+        )
         return plan
     share = usable // concurrency
-    plan.reasons.append(f"{concurrency} × {format_size(per_child)} + {format_size(profile.fixed_bytes)} = "
-                        f"{format_size(plan.usage_at(concurrency))} fits under {format_size(limit_bytes - margin)}; "
-                        f"{concurrency + 1} children would need {format_size(plan.usage_at(concurrency + 1))}")
+    plan.reasons.append(
+        f"{concurrency} × {format_size(per_child)} + {format_size(profile.fixed_bytes)} = "
+        f"{format_size(plan.usage_at(concurrency))} fits under {format_size(limit_bytes - margin)}; "
+        f"{concurrency + 1} children would need {format_size(plan.usage_at(concurrency + 1))}"
+    )
     _recycling(plan, profile, share)
     return plan
 
@@ -83,8 +98,10 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
     rss_budget = profile.child_start_rss_bytes + max(0, share - profile.child_idle_uss_bytes)
     normal = profile.child_start_rss_bytes + profile.marginal(95)
     if rss_budget <= normal:
-        plan.reasons.append(f"no worker_max_memory_per_child: the child's share ({format_size(rss_budget)} RSS) is "
-                            f"below its RSS after a p95 task ({format_size(normal)}), so it would recycle after most tasks")
+        plan.reasons.append(
+            f"no worker_max_memory_per_child: the child's share ({format_size(rss_budget)} RSS) is "
+            f"below its RSS after a p95 task ({format_size(normal)}), so it would recycle after most tasks"
+        )
     else:
         plan.max_memory_per_child_kib = rss_budget // 1024
         plan.reasons.append(
@@ -92,14 +109,17 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
             f"{format_size(share)} share of the limit in RSS terms ({format_size(profile.child_start_rss_bytes)} RSS at "
             f"rest, shared pages included, as ru_maxrss counts them); a p95 task leaves ru_maxrss at {format_size(normal)}, "
             f"so the child is not replaced after every task. Celery checks only after a task returns: it bounds "
-            f"growth between tasks, never one task's peak")
+            f"growth between tasks, never one task's peak"
+        )
     if profile.leaking:
         room = share - profile.child_idle_uss_bytes - profile.marginal_max
         tasks = int(room // profile.leak_bytes_per_task) if room > 0 else 1
         plan.max_tasks_per_child = max(1, tasks)
-        plan.reasons.append(f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task: "
-                            f"worker_max_tasks_per_child={plan.max_tasks_per_child} replaces the child before it "
-                            f"outgrows its {format_size(max(0, room))} of room")
+        plan.reasons.append(
+            f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task: "
+            f"worker_max_tasks_per_child={plan.max_tasks_per_child} replaces the child before it "
+            f"outgrows its {format_size(max(0, room))} of room"
+        )
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Measure, plan, prove: the whole recommendation for one scenario and limit (the command and the
 plan-cost benchmark share it)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from harness.config import RunConfig
 from harness.errors import WorkerStartFailed
@@ -26,13 +27,21 @@ def measure(scenario: Scenario, config: RunConfig) -> WorkerProfile:
     try:
         run.execute()
     except WorkerStartFailed as failure:
-        raise WorkerStartFailed(f"the worker cannot start even with one child under {config.memory}: {failure.message}") from None
+        raise WorkerStartFailed(
+            f"the worker cannot start even with one child under {config.memory}: {failure.message}"
+        ) from None
     return profile_from_run(run.run_dir, run.record)
 
 
-def recommend(scenario: Scenario, config: RunConfig, margin: float, tasks_per_child: int, prove_it: bool = True,
-              on_measured: Callable[[WorkerProfile], None] = lambda profile: None,
-              on_trial: Callable[[Trial], None] = lambda trial: None) -> Recommendation:
+def recommend(
+    scenario: Scenario,
+    config: RunConfig,
+    margin: float,
+    tasks_per_child: int,
+    prove_it: bool = True,
+    on_measured: Callable[[WorkerProfile], None] = lambda profile: None,
+    on_trial: Callable[[Trial], None] = lambda trial: None,
+) -> Recommendation:
     profile = measure(scenario, config)
     on_measured(profile)
     plan = plan_capacity(profile, config.memory_bytes, margin)

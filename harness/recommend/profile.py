@@ -2,6 +2,7 @@
 group needs before any task (the main process and every shared page), a pool child's private pages
 after the fork, each task's exact marginal peak, the child's private high-water mark, and how a
 child's resident memory grows from task to task (a leak's slope)."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ from dataclasses import dataclass, field
 from harness.analysis import percentile
 from harness.record import RunRecord
 from harness.run_files import csv_rows, read_probe
-
 
 LEAK_MIN_TASKS = 8  # fewer tasks in one child cannot tell a leak from warm-up
 LEAK_BYTES_PER_TASK = 256 * 1024  # a steady rise smaller than this per task is noise, not a leak
@@ -82,8 +82,11 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
             if run.start_rss_bytes is not None:
                 by_child.setdefault(run.pid, []).append((run.started_mono, run.start_rss_bytes))
     # a leak keeps going: the slope over each child's later tasks, past the allocator's warm-up
-    slopes = [_slope([rss for _, rss in sorted(runs)][len(runs) // 2:]) for runs in by_child.values()
-              if len(runs) >= LEAK_MIN_TASKS]
+    slopes = [
+        _slope([rss for _, rss in sorted(runs)][len(runs) // 2 :])
+        for runs in by_child.values()
+        if len(runs) >= LEAK_MIN_TASKS
+    ]
     task_kills = [k for k in record.kills if k.task_id]
     child_uss = [p.max_uss_bytes for p in record.processes if p.role == "child" and p.max_uss_bytes]
     return WorkerProfile(

@@ -1,10 +1,11 @@
 """Trial runs under the limit: the recommended concurrency (no OOM expected), then the next step up;
 if that survives too, doubling and bisection find the smallest concurrency that is killed, so the
 search costs O(log N) runs and the boundary shown is a measured one."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from harness.config import RunConfig
 from harness.errors import WorkerStartFailed
@@ -42,9 +43,16 @@ def run_trial(scenario: Scenario, config: RunConfig, concurrency: int, tasks_per
     except WorkerStartFailed:
         pass  # the record says why; a start-up OOM is a failing trial like any other
     summary = run.record.summary
-    return Trial(concurrency, run.run_dir, bool(run.record.kills) or run.record.status == "worker_start_failed",
-                 len(run.record.kills), run.record.status, summary.get("group_peak_bytes"),
-                 summary.get("children_recycled", 0), len(run.record.tasks))
+    return Trial(
+        concurrency,
+        run.run_dir,
+        bool(run.record.kills) or run.record.status == "worker_start_failed",
+        len(run.record.kills),
+        run.record.status,
+        summary.get("group_peak_bytes"),
+        summary.get("children_recycled", 0),
+        len(run.record.tasks),
+    )
 
 
 def prove(recommended: int, ceiling: int, run_one: Callable[[int], Trial]) -> Proof:

@@ -1,7 +1,8 @@
 """Variants side by side: one column per run, one row per figure that tells the mechanism apart."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -31,8 +32,10 @@ ROWS: list[tuple[str, Callable[[RunRecord], str]]] = [
     ("status", lambda r: r.status),
     ("settings", _settings),
     ("tasks succeeded", lambda r: f"{r.summary.get('outcomes', {}).get('succeeded', 0)}/{r.summary.get('tasks', 0)}"),
-    ("tasks killed or lost", lambda r: str(sum(v for k, v in r.summary.get("outcomes", {}).items()
-                                               if k in ("killed", "requeued", "stuck")))),
+    (
+        "tasks killed or lost",
+        lambda r: str(sum(v for k, v in r.summary.get("outcomes", {}).items() if k in ("killed", "requeued", "stuck"))),
+    ),
     ("OOM kills", lambda r: str(r.summary.get("kills", len(r.kills)))),
     ("children recycled (exit 155)", lambda r: str(r.summary.get("children_recycled", 0))),
     ("task peak RSS p50", lambda r: _size((r.summary.get("peak_rss_bytes") or {}).get("p50"))),

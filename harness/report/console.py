@@ -1,5 +1,6 @@
 """The console reports print to: the terminal's width on a terminal, wide enough for every column
 when the output goes to a file or a CI log (rich would squeeze tables to 80 columns there)."""
+
 from __future__ import annotations
 
 from rich.console import Console

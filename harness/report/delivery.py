@@ -1,4 +1,5 @@
 """The delivery lab's truth table in the terminal, one row per cell, and the explanations below it."""
+
 from __future__ import annotations
 
 from statistics import median
@@ -24,15 +25,28 @@ def cell_line(result: CellResult) -> str:
     if result.status != "complete" or not verdicts:
         return f"{result.cell.key}: {result.status} ({result.message})"
     v = verdicts[0]
-    return f"{result.cell.key}: {v['outcome']} · {v['executions']} run(s), {v['kills']} kill(s), state {v['final_state']}"
+    return (
+        f"{result.cell.key}: {v['outcome']} · {v['executions']} run(s), {v['kills']} kill(s), state {v['final_state']}"
+    )
 
 
 def render_table(results: list[CellResult], console: Console) -> None:
     table = Table(title="what happens to a task after an OOM kill (each row measured)", title_justify="left")
     for axis in AXES:
         table.add_column(axis, no_wrap=True)
-    for column in ("outcome", "state", "message", "runs", "redelivery", "stuck", "poison loop",
-                   "oomlab", "Celery", "hb expiry", "Flower"):
+    for column in (
+        "outcome",
+        "state",
+        "message",
+        "runs",
+        "redelivery",
+        "stuck",
+        "poison loop",
+        "oomlab",
+        "Celery",
+        "hb expiry",
+        "Flower",
+    ):
         table.add_column(column, no_wrap=True, justify="right" if column in ("runs", "redelivery") else "left")
     for result in results:
         axes = [getattr(result.cell, axis) for axis in AXES]
@@ -44,7 +58,11 @@ def render_table(results: list[CellResult], console: Console) -> None:
         detection = result.delivery.get("detection") or []
         loop = v["poison_loop"]
         table.add_row(
-            *axes, v["outcome"], v["final_state"] or "-", v["message"], str(v["executions"]),
+            *axes,
+            v["outcome"],
+            v["final_state"] or "-",
+            v["message"],
+            str(v["executions"]),
             _seconds([v["first_redelivery_s"]] if v["first_redelivery_s"] is not None else []),
             "yes" if v["stuck_in_started"] else "no",
             f"{loop['kills']} kills, {loop['per_minute']}/min" if loop else "no",
@@ -54,11 +72,13 @@ def render_table(results: list[CellResult], console: Console) -> None:
             str(result.delivery.get("flower_worker_online", "-")),
         )
     console.print(table)
-    console.print("message: where the broker had it after the window. stuck: STARTED with nothing left to run it. "
-                  "oomlab / Celery / hb expiry: medians over the cell's kills from the kernel's kill time to oomlab "
-                  "knowing the pid, to Celery's main process logging the child's death, and to celery.events.state "
-                  "calling the worker dead (whole-worker kills). Flower: its flower_worker_online gauge when the "
-                  "window closed.")
+    console.print(
+        "message: where the broker had it after the window. stuck: STARTED with nothing left to run it. "
+        "oomlab / Celery / hb expiry: medians over the cell's kills from the kernel's kill time to oomlab "
+        "knowing the pid, to Celery's main process logging the child's death, and to celery.events.state "
+        "calling the worker dead (whole-worker kills). Flower: its flower_worker_online gauge when the "
+        "window closed."
+    )
     for outcome, count, why, avoid, measured in explanations(results):
         console.print(f"\n[bold]{outcome}[/bold] ({count} cell{'s' if count > 1 else ''}; {measured})")
         console.print(f"  {why}")

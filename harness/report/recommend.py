@@ -1,5 +1,6 @@
 """The capacity plan in the terminal: what was measured, the plan and why, the rules operators use
 beside it, the trial runs that prove the boundary, and ready-to-paste settings."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -19,7 +20,8 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         f"{format_size(profile.child_idle_pss_bytes)} PSS, {format_size(profile.child_start_rss_bytes)} RSS · task growth p50 {format_size(profile.marginal(50))}, "
         f"p95 {format_size(profile.marginal(95))}, p99 {format_size(profile.marginal(99))}, max {format_size(profile.marginal_max)} "
         f"(exact) · child private high-water {format_size(profile.child_max_uss_bytes)} · growth per task "
-        f"{format_size(int(profile.leak_bytes_per_task))}")
+        f"{format_size(int(profile.leak_bytes_per_task))}"
+    )
 
 
 def render_plan(plan: CapacityPlan, vpa: VpaAdvice | None, proof: Proof | None, console: Console) -> None:
@@ -38,12 +40,18 @@ def render_plan(plan: CapacityPlan, vpa: VpaAdvice | None, proof: Proof | None, 
     for column in ("rule", "says", "how"):
         rules.add_column(column)
     rules.add_row("oomlab", f"concurrency {plan.concurrency}", "fixed + N × per-child worst case + margin")
-    rules.add_row("rule of thumb", f"concurrency {plan.rule_of_thumb}",
-                  f"floor(limit / {format_size(plan.rule_of_thumb_worker_bytes)}, a child's RSS as ps shows it mid-task)")
+    rules.add_row(
+        "rule of thumb",
+        f"concurrency {plan.rule_of_thumb}",
+        f"floor(limit / {format_size(plan.rule_of_thumb_worker_bytes)}, a child's RSS as ps shows it mid-task)",
+    )
     if vpa is not None:
-        rules.add_row("VPA-style", f"memory {format_size(vpa.target_bytes)}" +
-                      (f", after the OOM {format_size(vpa.after_oom_bytes)}" if vpa.after_oom_bytes else ""),
-                      "p90 of the group's usage + 15 %; after an OOM max(peak + 100 MiB, peak × 1.2)")
+        rules.add_row(
+            "VPA-style",
+            f"memory {format_size(vpa.target_bytes)}"
+            + (f", after the OOM {format_size(vpa.after_oom_bytes)}" if vpa.after_oom_bytes else ""),
+            "p90 of the group's usage + 15 %; after an OOM max(peak + 100 MiB, peak × 1.2)",
+        )
     console.print(rules)
     if proof is not None:
         render_proof(plan, proof, console)
@@ -54,24 +62,42 @@ def render_proof(plan: CapacityPlan, proof: Proof, console: Console) -> None:
     for column in ("concurrency", "tasks", "result", "group peak", "recycled", "run"):
         table.add_column(column, justify="left" if column in ("result", "run") else "right")
     for trial in proof.trials:
-        result = ("start-up failed" if trial.status == "worker_start_failed" else
-                  f"{trial.kills} OOM kill(s)" if trial.killed else "no OOM")
-        table.add_row(str(trial.concurrency), str(trial.tasks), result, format_size(trial.group_peak_bytes),
-                      str(trial.recycled), trial.run_dir)
+        result = (
+            "start-up failed"
+            if trial.status == "worker_start_failed"
+            else f"{trial.kills} OOM kill(s)"
+            if trial.killed
+            else "no OOM"
+        )
+        table.add_row(
+            str(trial.concurrency),
+            str(trial.tasks),
+            result,
+            format_size(trial.group_peak_bytes),
+            str(trial.recycled),
+            trial.run_dir,
+        )
     console.print(table)
     recommended = proof.recommended
     if recommended and recommended.killed:
-        console.print(f"[bold red]the recommended concurrency {recommended.concurrency} was killed[/bold red]: "
-                      f"the profile missed something; see {recommended.run_dir}")
+        console.print(
+            f"[bold red]the recommended concurrency {recommended.concurrency} was killed[/bold red]: "
+            f"the profile missed something; see {recommended.run_dir}"
+        )
     if proof.smallest_failing is not None:
-        console.print(f"boundary: {proof.smallest_failing} children are killed under this limit "
-                      f"({len(proof.trials)} trial runs)")
+        console.print(
+            f"boundary: {proof.smallest_failing} children are killed under this limit ({len(proof.trials)} trial runs)"
+        )
         if plan.rule_of_thumb >= proof.smallest_failing:
-            console.print(f"the rule of thumb ({plan.rule_of_thumb}) overshoots: at {proof.smallest_failing} the worker is OOM-killed")
+            console.print(
+                f"the rule of thumb ({plan.rule_of_thumb}) overshoots: at {proof.smallest_failing} the worker is OOM-killed"
+            )
     else:
         console.print(f"no trial up to {max(t.concurrency for t in proof.trials)} was killed")
     if plan.rule_of_thumb < plan.concurrency and recommended and not recommended.killed:
-        console.print(f"the rule of thumb ({plan.rule_of_thumb}) undershoots: {plan.concurrency} ran without an OOM kill")
+        console.print(
+            f"the rule of thumb ({plan.rule_of_thumb}) undershoots: {plan.concurrency} ran without an OOM kill"
+        )
 
 
 def snippet(plan: CapacityPlan, memory_text: str) -> str:
@@ -86,10 +112,21 @@ def snippet(plan: CapacityPlan, memory_text: str) -> str:
         conf.append(f"worker_max_tasks_per_child = {plan.max_tasks_per_child}")
         flags.append(f"--max-tasks-per-child {plan.max_tasks_per_child}")
     mib = plan.limit_bytes // (1024 * 1024)
-    return "\n".join([
-        "# celeryconfig.py", *conf, "",
-        "# celery worker flags", "celery -A proj worker " + " ".join(flags), "",
-        "# docker-compose.yml (the worker service)", f"    mem_limit: {mib}m", f"    memswap_limit: {mib}m", "",
-        "# Kubernetes (the worker container)", "resources:", f"  requests: {{memory: {mib}Mi}}",
-        f"  limits: {{memory: {mib}Mi}}   # the limit these figures were measured under ({memory_text})",
-    ])
+    return "\n".join(
+        [
+            "# celeryconfig.py",
+            *conf,
+            "",
+            "# celery worker flags",
+            "celery -A proj worker " + " ".join(flags),
+            "",
+            "# docker-compose.yml (the worker service)",
+            f"    mem_limit: {mib}m",
+            f"    memswap_limit: {mib}m",
+            "",
+            "# Kubernetes (the worker container)",
+            "resources:",
+            f"  requests: {{memory: {mib}Mi}}",
+            f"  limits: {{memory: {mib}Mi}}   # the limit these figures were measured under ({memory_text})",
+        ]
+    )

@@ -1,4 +1,5 @@
 """The end-of-run table in the terminal, and the live progress line while a run goes on."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -15,9 +16,11 @@ def _ms(seconds: float | None) -> str:
 def render_summary(record: RunRecord, console: Console) -> None:
     summary = record.summary
     config = record.config
-    console.print(f"[bold]{config['scenario']}[/bold] · {config['pool']} × {config['concurrency']} · "
-                  f"limit {format_size(config['memory_bytes'])} · oom-scope {config['oom_scope']} · "
-                  f"{record.environment.get('cgroup', '?')} · status [bold]{record.status}[/bold]")
+    console.print(
+        f"[bold]{config['scenario']}[/bold] · {config['pool']} × {config['concurrency']} · "
+        f"limit {format_size(config['memory_bytes'])} · oom-scope {config['oom_scope']} · "
+        f"{record.environment.get('cgroup', '?')} · status [bold]{record.status}[/bold]"
+    )
     if record.message:
         console.print(record.message)
     outcomes = Table(title="tasks by outcome", title_justify="left")
@@ -42,12 +45,24 @@ def render_summary(record: RunRecord, console: Console) -> None:
         for column in ("pid", "role", "task", "cause", "rss", "kmsg", "oom event", "pidfd", "celery"):
             kills.add_column(column, justify="right" if column not in ("role", "task", "cause") else "left")
         for kill in record.kills:
-            task = f"{kill.task_name or '-'} {kill.task_id[:8]}" if kill.task_id else ("start-up" if kill.during_startup else "-")
+            task = (
+                f"{kill.task_name or '-'} {kill.task_id[:8]}"
+                if kill.task_id
+                else ("start-up" if kill.during_startup else "-")
+            )
             detected = kill.detected
             celery = detected.get("celery_worker_lost", detected.get("celery_heartbeat_expiry"))
-            kills.add_row(str(kill.pid), kill.role, task, kill.cause, format_size(kill.rss_bytes),
-                          _ms(detected.get("kmsg")), _ms(detected.get("oom_event")), _ms(detected.get("pidfd")),
-                          _ms(celery))
+            kills.add_row(
+                str(kill.pid),
+                kill.role,
+                task,
+                kill.cause,
+                format_size(kill.rss_bytes),
+                _ms(detected.get("kmsg")),
+                _ms(detected.get("oom_event")),
+                _ms(detected.get("pidfd")),
+                _ms(celery),
+            )
         console.print(kills)
     else:
         console.print("no OOM kills")
@@ -58,8 +73,10 @@ def render_summary(record: RunRecord, console: Console) -> None:
     if growth is not None:
         processes.append(f"child USS (private since the fork) up to {format_size(growth)}")
     if summary.get("sum_rss_peak_bytes"):
-        processes.append(f"RSS summed over processes up to {format_size(summary['sum_rss_peak_bytes'])} while the "
-                         f"group used {format_size(summary.get('group_usage_at_sum_rss_peak_bytes'))}")
+        processes.append(
+            f"RSS summed over processes up to {format_size(summary['sum_rss_peak_bytes'])} while the "
+            f"group used {format_size(summary.get('group_usage_at_sum_rss_peak_bytes'))}"
+        )
     if summary.get("children_recycled"):
         processes.append(f"{summary['children_recycled']} children recycled")
     traced = (summary.get("traced_peak_bytes") or {}).get("max")
@@ -89,8 +106,10 @@ class Progress:
         total = len(replay.tasks) + len(replay.pending_calls)
         kills = run.backend.oom_kill_count()
         usage = run.sampler.latest_usage if run.sampler else None
-        self.status.update(f"{run.scenario.name}: {done}/{total} tasks final · {kills} OOM kills · "
-                           f"group {format_size(usage)} / {format_size(run.config.memory_bytes)}")
+        self.status.update(
+            f"{run.scenario.name}: {done}/{total} tasks final · {kills} OOM kills · "
+            f"group {format_size(usage)} / {format_size(run.config.memory_bytes)}"
+        )
 
     def stop(self) -> None:
         self.status.stop()

@@ -1,4 +1,5 @@
 """timeline.png: RSS of every process over time, the group's usage, the limit, task spans, kills."""
+
 from __future__ import annotations
 
 import logging
@@ -35,16 +36,24 @@ def render_timeline(run_dir: str, record: RunRecord) -> str | None:
     roles = {p.pid: p.role for p in record.processes}
     fig, (ax, lanes) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for pid, rows in sorted(by_pid.items()):
-        ax.plot([t - t0 for t, _ in rows], [rss / MIB for _, rss in rows], lw=1,
-                label=f"{roles.get(pid, 'child')} {pid}")
+        ax.plot(
+            [t - t0 for t, _ in rows], [rss / MIB for _, rss in rows], lw=1, label=f"{roles.get(pid, 'child')} {pid}"
+        )
     if group:
-        ax.plot([t - t0 for t, _ in group], [usage / MIB for _, usage in group], color="black", lw=1.6,
-                label="group usage")
+        ax.plot(
+            [t - t0 for t, _ in group], [usage / MIB for _, usage in group], color="black", lw=1.6, label="group usage"
+        )
     ax.axhline(record.config["memory_bytes"] / MIB, color="red", ls="--", lw=1.2, label="limit")
     for kill in record.kills:
         ax.axvline(kill.kernel_time_mono - t0, color="red", alpha=0.5, lw=1)
-        ax.annotate(f"kill {kill.pid}", (kill.kernel_time_mono - t0, ax.get_ylim()[1] * 0.95), color="red",
-                    fontsize=7, rotation=90, va="top")
+        ax.annotate(
+            f"kill {kill.pid}",
+            (kill.kernel_time_mono - t0, ax.get_ylim()[1] * 0.95),
+            color="red",
+            fontsize=7,
+            rotation=90,
+            va="top",
+        )
     ax.set_ylabel("MiB")
     ax.set_title(f"{record.run_id} · {record.config['scenario']} · {record.status}")
     ax.legend(fontsize=7, loc="upper left", ncol=2)
@@ -54,8 +63,13 @@ def render_timeline(run_dir: str, record: RunRecord) -> str | None:
         for execution in task.executions:
             end = execution.finished_mono or killed_at.get(execution.pid) or record.ended_mono or execution.started_mono
             color = "tab:red" if execution.killed else "tab:green"
-            lanes.barh(pids.index(execution.pid), end - execution.started_mono, left=execution.started_mono - t0,
-                       color=color, alpha=0.7)
+            lanes.barh(
+                pids.index(execution.pid),
+                end - execution.started_mono,
+                left=execution.started_mono - t0,
+                color=color,
+                alpha=0.7,
+            )
     lanes.set_yticks(range(len(pids)), [str(p) for p in pids], fontsize=7)
     lanes.set_ylabel("tasks by pid")
     lanes.set_xlabel("seconds since the run started")

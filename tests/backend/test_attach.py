@@ -1,5 +1,6 @@
 """`oomlab run --attach`: a worker oomlab did not start (`oomlab worker` in a group the test made, as
 a Compose service's would be), measured through its own view of its group, and left running."""
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,21 @@ pytestmark = pytest.mark.integration
 
 def stale(share: str) -> None:
     """A worker.json whose pid (1) is not the worker here: one from another pid namespace, or left over."""
-    WorkerShare(scenario="alloc", variant="default", params={}, concurrency=1, pool="prefork", broker="redis://x",
-                result_backend="redis://x", queue="q", hostname="oomlab-worker-alloc@elsewhere", pid=1,
-                cgroup_dir="/sys/fs/cgroup", cgroup_path="/", cgroup_version=2).save(share)
+    WorkerShare(
+        scenario="alloc",
+        variant="default",
+        params={},
+        concurrency=1,
+        pool="prefork",
+        broker="redis://x",
+        result_backend="redis://x",
+        queue="q",
+        hostname="oomlab-worker-alloc@elsewhere",
+        pid=1,
+        cgroup_dir="/sys/fs/cgroup",
+        cgroup_path="/",
+        cgroup_version=2,
+    ).save(share)
 
 
 @pytest.fixture
@@ -34,17 +47,32 @@ def shared_worker(tmp_path):
     group = open_cgroup_backend(f"attach-test-{tag}")
     group.create(256 * MIB, "process")
     socket_path = str(tmp_path / "redis.sock")
-    redis = subprocess.Popen([redis_server_binary(), "--port", "0", "--unixsocket", socket_path, "--save", "",
-                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    redis = subprocess.Popen(
+        [redis_server_binary(), "--port", "0", "--unixsocket", socket_path, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     share = str(tmp_path / "share")
     os.makedirs(share)  # as a Compose volume is there before either service starts
     stale(share)  # and holds the worker.json of the previous `up`: the run must wait for the new one
     worker = None
     try:
         assert proc.wait_until(lambda: os.path.exists(socket_path), 10 * TIME_SCALE), "redis did not start"
-        worker = proc.spawn(oomlab_cmd("worker", "alloc", "--share", share, "--broker", f"redis+socket://{socket_path}",
-                                       "--concurrency", "1", "--queue", f"oomlab.attach-{tag}"),
-                            log_path=str(tmp_path / "worker.log"), join_cgroup=group.procs_file)
+        worker = proc.spawn(
+            oomlab_cmd(
+                "worker",
+                "alloc",
+                "--share",
+                share,
+                "--broker",
+                f"redis+socket://{socket_path}",
+                "--concurrency",
+                "1",
+                "--queue",
+                f"oomlab.attach-{tag}",
+            ),
+            log_path=str(tmp_path / "worker.log"),
+            join_cgroup=group.procs_file,
+        )
         yield share, worker
     finally:
         if worker is not None:
@@ -83,7 +111,8 @@ def test_the_workers_settings_are_not_given_twice(oomlab, tmp_path):
     share.mkdir()
     result = oomlab("run", "alloc", "--attach", str(share), "--memory", "1GiB")
     assert result.code == 2 and result.stderr.strip() == (
-        "oomlab: --memory: with --attach these are the worker's; set them on `oomlab worker`")
+        "oomlab: --memory: with --attach these are the worker's; set them on `oomlab worker`"
+    )
     missing = oomlab("run", "alloc", "--attach", str(tmp_path / "nowhere"))
     assert missing.code == 2 and "no such directory" in missing.stderr
     nobody = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "1")
@@ -93,4 +122,5 @@ def test_the_workers_settings_are_not_given_twice(oomlab, tmp_path):
     hidden = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "1")
     assert hidden.code == 3 and hidden.stderr.strip() == (
         "oomlab: the worker (pid 1 in its own view) is not visible here: run oomlab in the worker's pid namespace "
-        "(Compose: pid: host on both services)")
+        "(Compose: pid: host on both services)"
+    )

@@ -3,6 +3,7 @@ cgroup v2 VM lane (`python -m vmlane tests`), as root and as a user with a deleg
 
 OOMLAB_EXPECT_CGROUP pins the version a run must report, so a silent fall-back fails the lane.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,16 @@ def check_backend(record: dict) -> None:
     if expected:
         assert version == int(expected), f"ran on cgroup v{version}, expected v{expected}"
     files = record["group"]["files"]
-    assert files == ({"limit": "memory.max", "usage": "memory.current", "peak": "memory.peak", "events": "memory.events"}
-                     if version == 2 else
-                     {"limit": "memory.limit_in_bytes", "usage": "memory.usage_in_bytes",
-                      "peak": "memory.max_usage_in_bytes", "events": "memory.oom_control"})
+    assert files == (
+        {"limit": "memory.max", "usage": "memory.current", "peak": "memory.peak", "events": "memory.events"}
+        if version == 2
+        else {
+            "limit": "memory.limit_in_bytes",
+            "usage": "memory.usage_in_bytes",
+            "peak": "memory.max_usage_in_bytes",
+            "events": "memory.oom_control",
+        }
+    )
     delegated = os.environ.get("OOMLAB_DELEGATED")
     if delegated:  # the unprivileged lane: the run's group lies inside the subtree it was given
         assert record["group"]["path"].startswith(delegated + "/"), record["group"]["path"]
@@ -83,13 +90,27 @@ def test_limited_worker_exact_peaks_and_a_kill_attributed_to_its_task(oomlab):
 
 
 def test_group_scope_kills_the_whole_worker_and_the_task_is_stuck(oomlab):
-    result = oomlab("run", "alloc", "--memory", "256MiB", "--concurrency", "2", "--tasks", "8",
-                    "--oom-scope", "group", "--timeout", str(20 * TIME_SCALE))
+    result = oomlab(
+        "run",
+        "alloc",
+        "--memory",
+        "256MiB",
+        "--concurrency",
+        "2",
+        "--tasks",
+        "8",
+        "--oom-scope",
+        "group",
+        "--timeout",
+        str(20 * TIME_SCALE),
+    )
     assert result.code == 0, result.stderr
     record = result.record
     check_backend(record)
     # v2: memory.oom.group, the kernel kills them all; v1 has none, oomlab kills on the notification
-    assert record["group"]["group_kill"].startswith("the kernel" if record["group"]["cgroup_version"] == 2 else "oomlab")
+    assert record["group"]["group_kill"].startswith(
+        "the kernel" if record["group"]["cgroup_version"] == 2 else "oomlab"
+    )
     over = next(t for t in record["tasks"] if t["label"].startswith("over-limit"))
     assert over["outcome"] in ("stuck", "never_started") and over["state"] in ("STARTED", "PENDING")
     roles = {k["role"] for k in record["kills"]}
@@ -113,12 +134,16 @@ def test_group_scope_kills_the_whole_worker_and_the_task_is_stuck(oomlab):
     assert_nothing_left(record["run_id"])
 
 
-@pytest.mark.parametrize("signum,code", [pytest.param(signal.SIGINT, 130, id="SIGINT"),
-                                          pytest.param(signal.SIGTERM, 143, id="SIGTERM")])
+@pytest.mark.parametrize(
+    "signum,code", [pytest.param(signal.SIGINT, 130, id="SIGINT"), pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
+)
 def test_interrupted_run_leaves_a_record_and_nothing_else(tmp_path, signum, code):
-    proc = subprocess.Popen(oomlab_cmd("run", "alloc", "--memory", "256MiB", "--param", "hold=5",
-                                       "--results", str(tmp_path)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        oomlab_cmd("run", "alloc", "--memory", "256MiB", "--param", "hold=5", "--results", str(tmp_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run_dir = wait_for_tasks_running(tmp_path)
     group = json.load(open(os.path.join(run_dir, "run.json")))["group"]
     # the limit as written in the group's own files, while the worker runs
@@ -141,8 +166,11 @@ def test_interrupted_run_leaves_a_record_and_nothing_else(tmp_path, signum, code
 
 
 def test_sigkilled_run_is_cleaned_up_by_the_next_one(tmp_path, oomlab):
-    proc = subprocess.Popen(oomlab_cmd("run", "alloc", "--param", "hold=5", "--results", str(tmp_path)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        oomlab_cmd("run", "alloc", "--param", "hold=5", "--results", str(tmp_path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     run_dir = wait_for_tasks_running(tmp_path)
     proc.kill()
     proc.wait()

@@ -1,5 +1,6 @@
 """A group made anew under the same path (runc does this at every container restart): the monitor
 follows it, so a kill in the new group is noticed and counted on from the earlier group's kills."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,11 @@ MIB = 2**20
 
 def _oom_in(group, tmp_path) -> None:
     """A process that touches 3× the group's limit: the kernel kills it."""
-    hog = proc.spawn([sys.executable, "-c", "b = bytearray(192 << 20); b[::4096] = b'x' * len(b[::4096])"],
-                     log_path=str(tmp_path / "hog.log"), join_cgroup=group.procs_file)
+    hog = proc.spawn(
+        [sys.executable, "-c", "b = bytearray(192 << 20); b[::4096] = b'x' * len(b[::4096])"],
+        log_path=str(tmp_path / "hog.log"),
+        join_cgroup=group.procs_file,
+    )
     assert hog.wait(timeout=60 * TIME_SCALE) == -9
 
 

@@ -1,4 +1,5 @@
 """The kernel log's clock is calibrated against CLOCK_MONOTONIC, on whatever kernel runs the tests."""
+
 import os
 import time
 

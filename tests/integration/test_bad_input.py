@@ -1,4 +1,5 @@
 """Every bad input gets one sentence and its own exit code, never a traceback."""
+
 from __future__ import annotations
 
 import subprocess
@@ -33,7 +34,9 @@ def test_scenario_import_error(oomlab, tmp_path):
 
 
 def test_broker_unreachable(oomlab):
-    _one_sentence(oomlab("run", "alloc", "--broker", "redis://127.0.0.1:1/0"), 5, "broker redis://127.0.0.1:1/0 is unreachable")
+    _one_sentence(
+        oomlab("run", "alloc", "--broker", "redis://127.0.0.1:1/0"), 5, "broker redis://127.0.0.1:1/0 is unreachable"
+    )
 
 
 def test_no_permission_for_a_cgroup(oomlab, tmp_path):
@@ -65,19 +68,30 @@ def test_scenario_plan_that_fails_stops_the_run_cleanly(oomlab):
     assert_nothing_left(result.record["run_id"])
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["--only", "acks=sometimes"], "--acks takes early, late"),
-    (["--only", "colour=red"], "--only takes AXIS=VALUES pairs"),
-    (["--broker", "kafka"], "--broker takes redis, rabbitmq, quorum"),
-    (["--jobs", "0"], "--jobs must be positive"),
-    (["--memory", "lots"], "'lots' is not a memory size"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["--only", "acks=sometimes"], "--acks takes early, late"),
+        (["--only", "colour=red"], "--only takes AXIS=VALUES pairs"),
+        (["--broker", "kafka"], "--broker takes redis, rabbitmq, quorum"),
+        (["--jobs", "0"], "--jobs must be positive"),
+        (["--memory", "lots"], "'lots' is not a memory size"),
+    ],
+)
 def test_lab_bad_selection(oomlab, tmp_path, args, phrase):
     _one_sentence(oomlab("lab", "delivery", *args, "--results", str(tmp_path)), 2, phrase)
 
 
 def test_lab_rabbitmq_unreachable(oomlab, tmp_path):
-    result = oomlab("lab", "delivery", "--broker", "quorum", "--rabbitmq-url", "amqp://guest:guest@127.0.0.1:1//",
-                    "--results", str(tmp_path))
+    result = oomlab(
+        "lab",
+        "delivery",
+        "--broker",
+        "quorum",
+        "--rabbitmq-url",
+        "amqp://guest:guest@127.0.0.1:1//",
+        "--results",
+        str(tmp_path),
+    )
     _one_sentence(result, 5, "broker amqp://guest:***@127.0.0.1:1// is unreachable")  # no password shown
     assert not list(tmp_path.iterdir()), "nothing is started, so nothing is written"

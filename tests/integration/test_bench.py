@@ -1,5 +1,6 @@
 """The benchmarks' own building blocks, so `python -m bench` does not rot between the runs that
 quote it (the full benchmark is not part of the tests: it takes minutes and wants a quiet machine)."""
+
 from __future__ import annotations
 
 import pytest

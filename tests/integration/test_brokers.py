@@ -1,4 +1,5 @@
 """`--broker` against the machine's real Redis and RabbitMQ (in CI both must be running)."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,18 @@ def test_a_sigkilled_runs_queue_on_rabbitmq_is_swept_by_the_next_run(oomlab, tmp
 
     from tests.conftest import oomlab_cmd, wait_for_tasks_running
 
-    argv = ["run", "alloc", "--param", "hold=5", "--broker", BROKERS["rabbitmq"], "--result-backend", BROKERS["redis"],
-            "--results", str(tmp_path)]
+    argv = [
+        "run",
+        "alloc",
+        "--param",
+        "hold=5",
+        "--broker",
+        BROKERS["rabbitmq"],
+        "--result-backend",
+        BROKERS["redis"],
+        "--results",
+        str(tmp_path),
+    ]
     proc = subprocess.Popen(oomlab_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = wait_for_tasks_running(tmp_path)
     proc.kill()

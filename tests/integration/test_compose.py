@@ -5,6 +5,7 @@ No image registry is reachable here, so tests/compose/offline.yml swaps the thre
 for one of Debian's packages (built once per machine) and oomlab's image for the one its Docker
 backend builds from a wheelhouse; the stack itself is docker-compose.yml unchanged. In CI a missing
 engine or Compose fails these tests (the `docker` marker), it does not skip them."""
+
 from __future__ import annotations
 
 import glob
@@ -33,8 +34,20 @@ def compose_command() -> list[str]:
 
 def services_image() -> str:
     if subprocess.run(["docker", "image", "inspect", SERVICES_IMAGE], capture_output=True).returncode != 0:
-        built = subprocess.run(["docker", "build", "-q", "--network", "host", "-t", SERVICES_IMAGE,
-                                os.path.join(PROJECT, "tests", "compose", "services")], capture_output=True, text=True)
+        built = subprocess.run(
+            [
+                "docker",
+                "build",
+                "-q",
+                "--network",
+                "host",
+                "-t",
+                SERVICES_IMAGE,
+                os.path.join(PROJECT, "tests", "compose", "services"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert built.returncode == 0, built.stderr[-2000:]
     return SERVICES_IMAGE
 
@@ -44,14 +57,38 @@ def stack(tmp_path):
     """Bring the stack up with these knobs until oomlab exits; returns (exit code, output, run.json)."""
     command = compose_command()
     project = f"oomlab-test-{secrets.token_hex(4)}"
-    files = ["-f", os.path.join(PROJECT, "docker-compose.yml"), "-f", os.path.join(PROJECT, "tests/compose/offline.yml")]
-    base_env = {**os.environ, "OOMLAB_IMAGE": worker_image(), "OOMLAB_SERVICES_IMAGE": services_image(),
-                "OOMLAB_RESULTS": str(tmp_path)}
+    files = [
+        "-f",
+        os.path.join(PROJECT, "docker-compose.yml"),
+        "-f",
+        os.path.join(PROJECT, "tests/compose/offline.yml"),
+    ]
+    base_env = {
+        **os.environ,
+        "OOMLAB_IMAGE": worker_image(),
+        "OOMLAB_SERVICES_IMAGE": services_image(),
+        "OOMLAB_RESULTS": str(tmp_path),
+    }
 
     def up(**knobs: str):
         env = {**base_env, **knobs}
-        done = subprocess.run([*command, "-p", project, *files, "up", "--no-build", "--abort-on-container-exit",
-                               "--exit-code-from", "oomlab"], capture_output=True, text=True, env=env, timeout=400)
+        done = subprocess.run(
+            [
+                *command,
+                "-p",
+                project,
+                *files,
+                "up",
+                "--no-build",
+                "--abort-on-container-exit",
+                "--exit-code-from",
+                "oomlab",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=400,
+        )
         runs = glob.glob(os.path.join(tmp_path, "*", "run.json"))
         record = json.load(open(runs[0])) if len(runs) == 1 else None
         return done.returncode, done.stdout + done.stderr, record
@@ -59,10 +96,17 @@ def stack(tmp_path):
     try:
         yield up
     finally:
-        subprocess.run([*command, "-p", project, *files, "down", "-v", "--remove-orphans", "--timeout", "3"],
-                       capture_output=True, env=base_env, timeout=120)
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
-                          capture_output=True, text=True).stdout.split()
+        subprocess.run(
+            [*command, "-p", project, *files, "down", "-v", "--remove-orphans", "--timeout", "3"],
+            capture_output=True,
+            env=base_env,
+            timeout=120,
+        )
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert not left, f"containers of {project} left behind: {left}"
 
 
@@ -87,9 +131,11 @@ def test_compose_up_measures_the_limited_worker_from_the_oomlab_service(stack, t
 
 def test_compose_stack_runs_on_rabbitmq_with_postgresql(stack):
     code, output, record = stack(
-        OOMLAB_SCENARIO="unbuffered-select", OOMLAB_BROKER="amqp://guest:guest@rabbitmq:5672//",
+        OOMLAB_SCENARIO="unbuffered-select",
+        OOMLAB_BROKER="amqp://guest:guest@rabbitmq:5672//",
         OOMLAB_WORKER_ARGS="--variant fixed --concurrency 1 --param rows=20000 "
-                           "--param database_url=postgresql+psycopg://oomlab:oomlab@postgres/oomlab")
+        "--param database_url=postgresql+psycopg://oomlab:oomlab@postgres/oomlab",
+    )
     assert code == 0, output[-3000:]
     assert record["worker"]["broker"].startswith("amqp://")
     assert record["tasks"] and all(t["outcome"] == "succeeded" for t in record["tasks"]), record["tasks"]

@@ -1,5 +1,6 @@
 """`oomlab lab delivery` on real workers, the embedded Redis and the machine's RabbitMQ (in CI both
 must be there: a missing RabbitMQ fails these tests with exit code 5, it does not skip them)."""
+
 from __future__ import annotations
 
 import glob
@@ -21,9 +22,12 @@ AMQP = os.environ.get("OOMLAB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 
 def lab(tmp_path, only: str, *extra: str, timeout: float = 150) -> tuple[dict, list[dict]]:
     """Run the lab on the cells `only` selects; its lab.json and each cell's run.json."""
-    proc = subprocess.run(oomlab_cmd("lab", "delivery", "--only", only, "--rabbitmq-url", AMQP,
-                                     "--results", str(tmp_path), *extra),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        oomlab_cmd("lab", "delivery", "--only", only, "--rabbitmq-url", AMQP, "--results", str(tmp_path), *extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr
     lab_json = proc.stdout.strip().splitlines()[-1]
     with open(lab_json) as handle:
@@ -74,7 +78,9 @@ def test_acks_late_with_reject_on_a_deterministic_oom_is_a_poison_loop(tmp_path)
 
 
 def test_quorum_queue_delivery_limit_ends_the_loop(tmp_path):
-    _, [run] = lab(tmp_path, "acks=late reject=on retry=off broker=quorum scope=child oom=always", "--delivery-limit", "2")
+    _, [run] = lab(
+        tmp_path, "acks=late reject=on retry=off broker=quorum scope=child oom=always", "--delivery-limit", "2"
+    )
     verdict = only_verdict(run)
     assert verdict["outcome"] == "dropped"
     assert verdict["executions"] == 3  # the first delivery and two redeliveries, then the queue drops it
@@ -117,9 +123,21 @@ def test_every_kill_has_every_detectors_latency(tmp_path):
 
 
 def test_interrupted_lab_keeps_a_readable_record_and_leaves_nothing(tmp_path):
-    proc = subprocess.Popen(oomlab_cmd("lab", "delivery", "--only", "acks=late reject=on retry=off broker=redis oom=always",
-                                       "--jobs", "2", "--results", str(tmp_path)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        oomlab_cmd(
+            "lab",
+            "delivery",
+            "--only",
+            "acks=late reject=on retry=off broker=redis oom=always",
+            "--jobs",
+            "2",
+            "--results",
+            str(tmp_path),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # both cells' workers are up and running the task
         records = [json.load(open(p)) for p in glob.glob(str(tmp_path / "lab-delivery-*" / "*" / "run.json"))]

@@ -1,5 +1,6 @@
 """The Docker backend against a real Docker engine (in CI, .ci/run installs and starts one, and builds
 the base image offline; a missing engine fails these tests with exit code 8, it does not skip them)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,8 +11,20 @@ from tests.conftest import assert_nothing_left
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
-ARGS = ("--memory", "256MiB", "--tasks", "4", "--param", "sizes=32,64", "--param", "over=0", "--param", "hold=0.2",
-        "--concurrency", "1")
+ARGS = (
+    "--memory",
+    "256MiB",
+    "--tasks",
+    "4",
+    "--param",
+    "sizes=32,64",
+    "--param",
+    "over=0",
+    "--param",
+    "hold=0.2",
+    "--concurrency",
+    "1",
+)
 
 
 def peaks_above_start(record: dict) -> list[int]:
@@ -34,8 +47,21 @@ def test_the_same_scenario_gives_the_same_peaks_on_both_backends(oomlab):
 
 
 def test_an_oom_kill_in_a_container_is_attributed_and_docker_says_oomkilled(oomlab):
-    result = oomlab("run", "alloc", "--backend", "docker", "--memory", "192MiB", "--tasks", "3", "--param", "every=3",
-                    "--param", "sizes=16", timeout=300)
+    result = oomlab(
+        "run",
+        "alloc",
+        "--backend",
+        "docker",
+        "--memory",
+        "192MiB",
+        "--tasks",
+        "3",
+        "--param",
+        "every=3",
+        "--param",
+        "sizes=16",
+        timeout=300,
+    )
     assert result.code == 0, result.stderr
     record = result.record
     [kill] = record["kills"]
@@ -55,8 +81,21 @@ def test_a_limit_below_dockers_minimum_is_bad_input(oomlab):
 
 
 def test_a_start_up_oom_under_a_restart_policy_is_reported_as_a_crash_loop(oomlab):
-    result = oomlab("run", "startup", "--variant", "preload", "--backend", "docker", "--docker-restart", "on-failure",
-                    "--memory", "128MiB", "--concurrency", "1", timeout=300)
+    result = oomlab(
+        "run",
+        "startup",
+        "--variant",
+        "preload",
+        "--backend",
+        "docker",
+        "--docker-restart",
+        "on-failure",
+        "--memory",
+        "128MiB",
+        "--concurrency",
+        "1",
+        timeout=300,
+    )
     assert result.code == 4, result.stderr
     assert "crash loop: the container was restarted" in result.stderr and "one kill every" in result.stderr
     loop = result.record["worker"]["crash_loop"]

@@ -1,5 +1,6 @@
 """`oomlab baseline save` and `oomlab gate` on real runs: a baseline, a regression caught with its own
 exit code, the first run writing the baseline, Markdown and JUnit reports, bad thresholds."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,21 @@ def test_baseline_then_a_regression_is_caught(oomlab, tmp_path):
     assert "passed (1 check(s))" in same.stdout
 
     markdown, junit = tmp_path / "summary.md", tmp_path / "gate.xml"
-    grown = oomlab("gate", "--baseline", str(baseline), "--current", large, "--fail", "peak:10%",
-                   "--fail", "p95:+16MiB", "--markdown", str(markdown), "--junit", str(junit))
+    grown = oomlab(
+        "gate",
+        "--baseline",
+        str(baseline),
+        "--current",
+        large,
+        "--fail",
+        "peak:10%",
+        "--fail",
+        "p95:+16MiB",
+        "--markdown",
+        str(markdown),
+        "--junit",
+        str(junit),
+    )
     assert grown.code == 7, grown.stdout + grown.stderr  # a regression, not an error
     assert "2 regression(s) in 1 task(s)" in grown.stdout and "Traceback" not in grown.stderr
     assert "**REGRESSION**" in markdown.read_text()
@@ -56,16 +70,21 @@ def test_per_task_thresholds_from_pyproject(oomlab, tmp_path):
     baseline = tmp_path / "baseline.json"
     assert oomlab("baseline", "save", small, str(baseline)).code == 0
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[tool.oomlab.gate]\nfail = ["peak:1%"]\n[tool.oomlab.gate.tasks]\n"alloc.allocate" = ["peak:+64MiB"]\n')
+    pyproject.write_text(
+        '[tool.oomlab.gate]\nfail = ["peak:1%"]\n[tool.oomlab.gate.tasks]\n"alloc.allocate" = ["peak:+64MiB"]\n'
+    )
     result = oomlab("gate", "--baseline", str(baseline), "--current", large, "--pyproject", str(pyproject))
     assert result.code == 0, result.stdout  # the task's own threshold, not the default 1 %
     assert "peak:+64.0 MiB" in result.stdout
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["--fail", "speed:10%"], "--fail takes STAT:N% or STAT:+SIZE"),
-    (["--current", "/nonexistent"], "/nonexistent holds no run.json"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["--fail", "speed:10%"], "--fail takes STAT:N% or STAT:+SIZE"),
+        (["--current", "/nonexistent"], "/nonexistent holds no run.json"),
+    ],
+)
 def test_gate_bad_input(oomlab, tmp_path, args, phrase):
     argv = ["gate", "--baseline", str(tmp_path / "b.json"), "--current", str(tmp_path), *args]
     result = oomlab(*argv)

@@ -1,4 +1,5 @@
 """`oomlab recommend` on built-in scenarios: the plan is proven by trial runs under the real limit."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,23 @@ def recommend(oomlab, tmp_path, *args) -> dict:
 
 def test_recommended_concurrency_holds_and_the_next_step_up_is_killed(oomlab, tmp_path):
     # every task holds 48 MiB for a second, so N + 1 children overlap at their peaks
-    report = recommend(oomlab, tmp_path, "alloc", "--memory", "256MiB", "--margin", "0%", "--tasks", "4",
-                       "--param", "over=0", "--param", "sizes=48", "--param", "hold=1")
+    report = recommend(
+        oomlab,
+        tmp_path,
+        "alloc",
+        "--memory",
+        "256MiB",
+        "--margin",
+        "0%",
+        "--tasks",
+        "4",
+        "--param",
+        "over=0",
+        "--param",
+        "sizes=48",
+        "--param",
+        "hold=1",
+    )
     plan, trials = report["plan"], report["proof"]["trials"]
     assert plan["concurrency"] >= 2
     assert trials[0]["concurrency"] == plan["concurrency"] and not trials[0]["killed"]
@@ -49,11 +65,14 @@ def test_spike_has_no_safe_setting(oomlab, tmp_path):
     assert "no safe setting" in report["stdout"]
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["alloc", "--memory", "256MiB", "--margin", "95%"], "--margin must be between"),
-    (["alloc", "--memory", "lots"], "'lots' is not a memory size"),
-    (["nope", "--memory", "256MiB"], "unknown scenario 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["alloc", "--memory", "256MiB", "--margin", "95%"], "--margin must be between"),
+        (["alloc", "--memory", "lots"], "'lots' is not a memory size"),
+        (["nope", "--memory", "256MiB"], "unknown scenario 'nope'"),
+    ],
+)
 def test_recommend_bad_input(oomlab, tmp_path, args, phrase):
     result = oomlab("recommend", *args, "--results", str(tmp_path))
     assert result.code == 2 and phrase in result.stderr and "Traceback" not in result.stderr

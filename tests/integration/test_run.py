@@ -1,4 +1,5 @@
 """`oomlab run` start-up under a real limit (the backend's own tests are in tests/backend)."""
+
 from __future__ import annotations
 
 import time

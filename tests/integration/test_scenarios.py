@@ -1,5 +1,6 @@
 """Every built-in scenario's bad and fixed variants, run for real with small parameters. Each test
 asserts the mechanism (which process grew, what was killed, what was recycled), not just a run."""
+
 from __future__ import annotations
 
 import json
@@ -114,7 +115,10 @@ def test_spike_is_killed_despite_max_memory_per_child_and_compare_shows_both(oom
     runs = json.load(open(compare_file))["runs"]
     assert [run["variant"] for run in runs] == ["bad", "fixed"]
     bad, fixed = (json.load(open(os.path.join(run["run_dir"], "run.json"))) for run in runs)
-    assert bad["worker"]["celery_conf"]["worker_max_memory_per_child"] == fixed["worker"]["celery_conf"]["worker_max_memory_per_child"]
+    assert (
+        bad["worker"]["celery_conf"]["worker_max_memory_per_child"]
+        == fixed["worker"]["celery_conf"]["worker_max_memory_per_child"]
+    )
     spike = next(t for t in bad["tasks"] if t["label"].startswith("spike"))
     assert spike["outcome"] == "killed"
     assert any("checks the limit only after a task returns" in s for s in bad["summary"]["findings"])

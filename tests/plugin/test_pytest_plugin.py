@@ -1,5 +1,6 @@
 """The pytest plugin through pytester: a user's project with its own Celery app, run by pytest in a
 subprocess with the plugin loaded from its entry point, against a real worker under a real limit."""
+
 from __future__ import annotations
 
 import json
@@ -43,18 +44,21 @@ def project(pytester):
         [pytest]
         oomlab_app = shopapp:app
         oomlab_memory = 200MiB
-        oomlab_results = {pytester.path / 'results'}
+        oomlab_results = {pytester.path / "results"}
         markers = integration
     """)
     return pytester
 
 
 def run(project, *args):
-    return project.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly", *args, timeout=150)
+    return project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly", *args, timeout=150
+    )
 
 
 def test_marker_passes_and_fails_on_the_exact_peak(project):
-    project.makepyfile(test_marker='''
+    project.makepyfile(
+        test_marker="""
         import pytest
         from shopapp import resize
 
@@ -65,20 +69,24 @@ def test_marker_passes_and_fails_on_the_exact_peak(project):
         @pytest.mark.peak_rss_below("80 MiB")
         def test_big(oomlab_worker):
             resize.delay(60).get(timeout=30)
-    ''')
+    """
+    )
     result = run(project)
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*1 of 1 task(s) this test ran peaked at or above 80.0 MiB; the highest: * MiB (* MiB over)*",
-        "*highest peaks:*",
-        "*shopapp.resize?*? pid *: peak * MiB, exact (VmHWM), succeeded*",
-        "*run directory: */results/*-shopapp-*",
-    ])
-    assert "test_small" not in "".join(l for l in result.outlines if "FAILED" in l)
+    result.stdout.fnmatch_lines(
+        [
+            "*1 of 1 task(s) this test ran peaked at or above 80.0 MiB; the highest: * MiB (* MiB over)*",
+            "*highest peaks:*",
+            "*shopapp.resize?*? pid *: peak * MiB, exact (VmHWM), succeeded*",
+            "*run directory: */results/*-shopapp-*",
+        ]
+    )
+    assert "test_small" not in "".join(line for line in result.outlines if "FAILED" in line)
 
 
 def test_assertions_pass_and_fail_with_measured_messages(project):
-    project.makepyfile(test_assertions='''
+    project.makepyfile(
+        test_assertions="""
         import pytest
         from harness import (OomlabAssertionError, assert_no_oom, assert_oom_killed, assert_peak_rss_below,
                              assert_requeued)
@@ -105,27 +113,38 @@ def test_assertions_pass_and_fail_with_measured_messages(project):
 
         def test_no_oom_fails_after_the_kill(oomlab_worker):
             assert_no_oom()
-    ''')
+    """
+    )
     result = run(project, "-rA")
-    outcomes = {line.split("::")[1].split()[0]: line.split()[0] for line in result.outlines
-                if line.startswith(("PASSED ", "FAILED "))}
+    outcomes = {
+        line.split("::")[1].split()[0]: line.split()[0]
+        for line in result.outlines
+        if line.startswith(("PASSED ", "FAILED "))
+    }
     assert outcomes == {
-        "test_peak_passes": "PASSED", "test_peak_fails": "FAILED", "test_no_oom_passes": "PASSED",
-        "test_oom_killed_fails_for_a_small_task": "FAILED", "test_requeued_fails_without_a_kill": "FAILED",
-        "test_oom_killed_passes": "PASSED", "test_no_oom_fails_after_the_kill": "FAILED",
+        "test_peak_passes": "PASSED",
+        "test_peak_fails": "FAILED",
+        "test_no_oom_passes": "PASSED",
+        "test_oom_killed_fails_for_a_small_task": "FAILED",
+        "test_requeued_fails_without_a_kill": "FAILED",
+        "test_oom_killed_passes": "PASSED",
+        "test_no_oom_fails_after_the_kill": "FAILED",
     }, result.outlines[-30:]
-    result.stdout.fnmatch_lines_random([
-        "*shopapp.resize?*? peaked at * MiB (VmHWM, exact) in pid *: * MiB over the 64.0 MiB limit*",
-        "*was not OOM-killed: it succeeded with a peak of * MiB under a 200.0 MiB limit*",
-        "*was requeued 0 time(s) after 0 OOM kill(s), expected at least once*",
-        "*1 OOM kill(s) in a worker limited to 200.0 MiB:*",
-        "*pid * (child) running shopapp.resize?*? at * MiB RSS*",
-        "*run directory: *",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            "*shopapp.resize?*? peaked at * MiB (VmHWM, exact) in pid *: * MiB over the 64.0 MiB limit*",
+            "*was not OOM-killed: it succeeded with a peak of * MiB under a 200.0 MiB limit*",
+            "*was requeued 0 time(s) after 0 OOM kill(s), expected at least once*",
+            "*1 OOM kill(s) in a worker limited to 200.0 MiB:*",
+            "*pid * (child) running shopapp.resize?*? at * MiB RSS*",
+            "*run directory: *",
+        ]
+    )
 
 
 def test_requeued_passes_when_the_task_comes_back(project):
-    project.makepyfile(test_requeue='''
+    project.makepyfile(
+        test_requeue="""
         from harness import assert_requeued
         from shopapp import grow_once
 
@@ -137,20 +156,23 @@ def test_requeued_passes_when_the_task_comes_back(project):
         def test_unregistered_task_is_named(oomlab_worker):
             from shopapp import app
             assert_requeued(app.send_task("shopapp.nowhere"), timeout=5)
-    ''')
+    """
+    )
     result = run(project)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*the worker does not know the task shopapp.nowhere*"])
 
 
 def test_gate_first_run_writes_a_baseline_then_catches_a_regression(project):
-    project.makepyfile(test_gate='''
+    project.makepyfile(
+        test_gate="""
         import os
         from shopapp import resize
 
         def test_work(oomlab_worker):
             resize.delay(float(os.environ["MIB"])).get(timeout=30)
-    ''')
+    """
+    )
     baseline = project.path / "baseline.json"
     os.environ["MIB"] = "10"
     try:
@@ -164,14 +186,22 @@ def test_gate_first_run_writes_a_baseline_then_catches_a_regression(project):
         del os.environ["MIB"]
     second.assert_outcomes(passed=1)
     assert second.ret == pytest.ExitCode.TESTS_FAILED  # every test passed; the gate failed the session
-    second.stdout.fnmatch_lines(["*oomlab gate*", "*shopapp.resize  peak:10%  * MiB  * MiB  +*%*REGRESSION*",
-                                 "*oomlab gate: 1 regression(s) in 1 task(s)*"])
+    second.stdout.fnmatch_lines(
+        [
+            "*oomlab gate*",
+            "*shopapp.resize  peak:10%  * MiB  * MiB  +*%*REGRESSION*",
+            "*oomlab gate: 1 regression(s) in 1 task(s)*",
+        ]
+    )
 
 
 def test_fixture_without_an_app_is_a_usage_error(pytester):
     pytester.makepyfile(test_x="def test_x(oomlab_worker):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR or "oomlab_worker needs your Celery app" in result.stdout.str() + result.stderr.str()
+    assert (
+        result.ret == pytest.ExitCode.USAGE_ERROR
+        or "oomlab_worker needs your Celery app" in result.stdout.str() + result.stderr.str()
+    )
     assert "oomlab_worker needs your Celery app" in result.stdout.str() + result.stderr.str()
 
 
@@ -179,7 +209,8 @@ def test_fixture_without_an_app_is_a_usage_error(pytester):
 def test_the_worker_in_a_container_started_through_testcontainers(project):
     """oomlab_limits = docker: the same fixture and marker, the worker in a container whose memory
     cgroup is the run's group; the record says testcontainers started it (its labels)."""
-    project.makepyfile(test_in_docker='''
+    project.makepyfile(
+        test_in_docker="""
         import pytest
         from shopapp import resize
 
@@ -190,7 +221,8 @@ def test_the_worker_in_a_container_started_through_testcontainers(project):
         @pytest.mark.peak_rss_below("60 MiB")
         def test_big(oomlab_worker):
             resize.delay(70).get(timeout=60)
-    ''')
+    """
+    )
     result = run(project, "--oomlab-limits", "docker")
     result.assert_outcomes(passed=1, failed=1)
     [run_dir] = (project.path / "results").iterdir()

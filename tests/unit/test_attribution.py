@@ -13,17 +13,31 @@ PROBE = [
 
 def context(events=()):
     executions = build_executions(PROBE)
-    return KillContext(main_pids=frozenset({10}), ready_mono=5.0, executions=executions,
-                       names={"t1": "alloc.allocate", "t2": "alloc.allocate"}, pid_stats={}, celery_events=list(events))
+    return KillContext(
+        main_pids=frozenset({10}),
+        ready_mono=5.0,
+        executions=executions,
+        names={"t1": "alloc.allocate", "t2": "alloc.allocate"},
+        pid_stats={},
+        celery_events=list(events),
+    )
 
 
 def test_kmsg_kill_gets_its_task_and_every_detectors_latency():
     obs = Observations(
         kernel_kills=[KernelKill(11, "python", 11.000, 300, "Killed process 11", 11.002, False)],
-        oom_events=[(11.001, 1)], exits={11: 11.010},
+        oom_events=[(11.001, 1)],
+        exits={11: 11.010},
     )
-    failed = CeleryEvent("task-failed", 11.2, 1001.05, 11.05, "w", "t1",
-                         {"exception": "ExceptionWithTraceback()", "traceback": "billiard.exceptions.WorkerLostError: x"})
+    failed = CeleryEvent(
+        "task-failed",
+        11.2,
+        1001.05,
+        11.05,
+        "w",
+        "t1",
+        {"exception": "ExceptionWithTraceback()", "traceback": "billiard.exceptions.WorkerLostError: x"},
+    )
     [kill] = attribute_kills(obs, context([failed]))
     assert (kill.pid, kill.role, kill.task_id, kill.signal, kill.cause) == (11, "child", "t1", "SIGKILL", "oom")
     assert round(kill.detected["kmsg"], 3) == 0.002
@@ -47,10 +61,14 @@ def test_an_inferred_kill_is_no_later_than_the_victims_exit():
 
 
 def test_the_group_walk_naming_the_victim_again_is_one_kill():
-    obs = Observations(kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False),
-                                     KernelKill(10, "python", 11.0001, 50, "m", 11.001, True),
-                                     KernelKill(11, "python", 11.0002, 300, "m", 11.001, True)],
-                       exits={10: 11.02, 11: 11.01})
+    obs = Observations(
+        kernel_kills=[
+            KernelKill(11, "python", 11.0, 300, "m", 11.001, False),
+            KernelKill(10, "python", 11.0001, 50, "m", 11.001, True),
+            KernelKill(11, "python", 11.0002, 300, "m", 11.001, True),
+        ],
+        exits={10: 11.02, 11: 11.01},
+    )
     kills = attribute_kills(obs, context())
     assert [(k.pid, k.cause) for k in kills] == [(11, "oom"), (10, "oom_group")]
 
@@ -58,16 +76,22 @@ def test_the_group_walk_naming_the_victim_again_is_one_kill():
 def test_an_inferred_victim_is_the_killed_exit_nearest_the_counter():
     # a poison loop without the kernel log: a recycled child exits cleanly first, another process a
     # moment before the counter rises, and the victim (slow to release its memory) a little after it
-    probe = PROBE + [{"ev": "child_shutdown", "pid": 13, "t": 11.2, "exitcode": 0}]
+    probe = [*PROBE, {"ev": "child_shutdown", "pid": 13, "t": 11.2, "exitcode": 0}]
     obs = Observations(oom_events=[(11.0, 1)], exits={13: 11.2, 14: 10.96, 11: 11.03, 15: 11.6}, probe=probe)
     [kill] = attribute_kills(obs, context())
     assert kill.pid == 11 and kill.task_id == "t1"
 
 
 def test_emulated_group_kill_records_every_process():
-    obs = Observations(kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False)],
-                       oom_events=[(11.001, 1)], exits={10: 11.02, 11: 11.01, 12: 11.02},
-                       group_kills=[(11.001, [10, 11, 12])])
+    obs = Observations(
+        kernel_kills=[KernelKill(11, "python", 11.0, 300, "m", 11.001, False)],
+        oom_events=[(11.001, 1)],
+        exits={10: 11.02, 11: 11.01, 12: 11.02},
+        group_kills=[(11.001, [10, 11, 12])],
+    )
     kills = attribute_kills(obs, context())
-    assert {(k.pid, k.role, k.cause) for k in kills} == {(11, "child", "oom"), (10, "main", "oom_group"),
-                                                          (12, "child", "oom_group")}
+    assert {(k.pid, k.role, k.cause) for k in kills} == {
+        (11, "child", "oom"),
+        (10, "main", "oom_group"),
+        (12, "child", "oom_group"),
+    }

@@ -6,9 +6,18 @@ MIB = 1024 * 1024
 
 
 def profile(**changes):
-    values = dict(run_dir="r", fixed_bytes=40 * MIB, main_ready_rss_bytes=50 * MIB, child_idle_uss_bytes=10 * MIB,
-                  child_idle_pss_bytes=30 * MIB, child_start_rss_bytes=50 * MIB,
-                  child_max_uss_bytes=55 * MIB, marginal_peaks=[40 * MIB, 48 * MIB], peak_rss=[90 * MIB, 98 * MIB], tasks=2)
+    values = dict(
+        run_dir="r",
+        fixed_bytes=40 * MIB,
+        main_ready_rss_bytes=50 * MIB,
+        child_idle_uss_bytes=10 * MIB,
+        child_idle_pss_bytes=30 * MIB,
+        child_start_rss_bytes=50 * MIB,
+        child_max_uss_bytes=55 * MIB,
+        marginal_peaks=[40 * MIB, 48 * MIB],
+        peak_rss=[90 * MIB, 98 * MIB],
+        tasks=2,
+    )
     values.update(changes)
     return WorkerProfile(**values)
 

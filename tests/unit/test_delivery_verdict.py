@@ -1,25 +1,50 @@
+import pytest
+
 from harness.errors import BadInput
 from harness.lab.broker_view import Location
 from harness.lab.cells import AXES, expand, parse_only
 from harness.lab.verdict import flower_worker_online, judge
 from harness.record import CeleryEvent, Execution, KillRecord, TaskRecord
 
-import pytest
-
 
 def run(pid, start, end=None, killed=False, redelivered=False, retries=0, count=None):
-    return Execution(pid=pid, started_mono=start, started_wall=start, start_rss_bytes=1, finished_mono=end,
-                     killed=killed, redelivered=redelivered, retries=retries, delivery_count=count)
+    return Execution(
+        pid=pid,
+        started_mono=start,
+        started_wall=start,
+        start_rss_bytes=1,
+        finished_mono=end,
+        killed=killed,
+        redelivered=redelivered,
+        retries=retries,
+        delivery_count=count,
+    )
 
 
 def kill(pid, at, task="t", role="child"):
-    return KillRecord(pid=pid, role=role, task_id=task, task_name="grow", signal="SIGKILL", cause="oom",
-                      kernel_time_mono=at, kernel_time_source="kmsg")
+    return KillRecord(
+        pid=pid,
+        role=role,
+        task_id=task,
+        task_name="grow",
+        signal="SIGKILL",
+        cause="oom",
+        kernel_time_mono=at,
+        kernel_time_source="kmsg",
+    )
 
 
 def task(state, runs):
-    return TaskRecord(id="t", name="grow", label="", args=[], sent_mono=0.0, state=state, executions=runs,
-                      state_history=[(0.0, "PENDING"), (1.0, state)])
+    return TaskRecord(
+        id="t",
+        name="grow",
+        label="",
+        args=[],
+        sent_mono=0.0,
+        state=state,
+        executions=runs,
+        state_history=[(0.0, "PENDING"), (1.0, state)],
+    )
 
 
 def test_one_kill_then_failure_is_failed():
@@ -79,8 +104,8 @@ def event(kind, at):
 def test_flower_online_gauge_stays_up_without_worker_offline():
     events = [event("worker-online", 1.0), event("worker-heartbeat", 3.0)]
     assert flower_worker_online(events, until=10.0) == 1
-    assert flower_worker_online(events + [event("worker-offline", 11.0)], until=10.0) == 1  # after the window
-    assert flower_worker_online(events + [event("worker-offline", 9.0)], until=10.0) == 0
+    assert flower_worker_online([*events, event("worker-offline", 11.0)], until=10.0) == 1  # after the window
+    assert flower_worker_online([*events, event("worker-offline", 9.0)], until=10.0) == 0
     assert flower_worker_online([], until=10.0) is None
 
 

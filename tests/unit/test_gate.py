@@ -40,9 +40,13 @@ def test_stats_use_measured_values_only():
 
 
 def test_task_stats_skip_killed_runs_but_count_their_kills():
-    record = {"tasks": [{"name": "a", "peak_rss_bytes": 5, "peak_is_exact": True},
-                        {"name": "a", "peak_rss_bytes": 99, "peak_is_exact": False}],
-              "kills": [{"task_name": "a"}, {"task_name": "b"}]}
+    record = {
+        "tasks": [
+            {"name": "a", "peak_rss_bytes": 5, "peak_is_exact": True},
+            {"name": "a", "peak_rss_bytes": 99, "peak_is_exact": False},
+        ],
+        "kills": [{"task_name": "a"}, {"task_name": "b"}],
+    }
     stats = task_stats(record)
     assert (stats["a"].n, stats["a"].max, stats["a"].kills) == (1, 5, 1)
     assert (stats["b"].n, stats["b"].kills) == (0, 1)
@@ -53,16 +57,22 @@ def test_compare_flags_growth_new_kills_and_notes_new_and_missing_tasks():
     current = {"a": stats_of([120 * MIB], kills=1), "new": stats_of([MIB])}
     result = compare(baseline, current, [parse_threshold("peak:10%")], {})
     assert [(c.task, c.threshold, c.failed) for c in result.checks] == [("a", "oom", True), ("a", "peak:10%", True)]
-    assert any("new is new" in n for n in result.notices) and any("gone is in the baseline" in n for n in result.notices)
-    per_task = compare(baseline, {"a": stats_of([120 * MIB])}, [parse_threshold("peak:10%")],
-                       {"a": [parse_threshold("peak:+32MiB")]})
+    assert any("new is new" in n for n in result.notices) and any(
+        "gone is in the baseline" in n for n in result.notices
+    )
+    per_task = compare(
+        baseline, {"a": stats_of([120 * MIB])}, [parse_threshold("peak:10%")], {"a": [parse_threshold("peak:+32MiB")]}
+    )
     assert [(c.threshold, c.failed) for c in per_task.checks] == [("peak:+32.0 MiB", False)]
 
 
 def test_markdown_and_junit_name_the_regression():
     result = compare({"a": stats_of([100 * MIB])}, {"a": stats_of([150 * MIB])}, [parse_threshold("peak:10%")], {})
     text = markdown(result)
-    assert "1 regression(s)" in text and "| a | peak:10% | 100.0 MiB | 150.0 MiB | +50.0% (50.0 MiB) | **REGRESSION** |" in text
+    assert (
+        "1 regression(s)" in text
+        and "| a | peak:10% | 100.0 MiB | 150.0 MiB | +50.0% (50.0 MiB) | **REGRESSION** |" in text
+    )
     suite = ElementTree.fromstring(junit_xml(result))
     assert (suite.get("tests"), suite.get("failures")) == ("1", "1")
     assert "100.0 MiB -> 150.0 MiB" in suite.find("testcase/failure").get("message")
@@ -74,7 +84,7 @@ def test_pyproject_thresholds(tmp_path):
     default, per_task = read_gate_settings(str(path))
     assert default == [Threshold("p95", percent=5.0)]
     assert per_task == {"shop.resize": [Threshold("peak", bytes=16 * MIB)]}
-    path.write_text('[tool.oomlab.gate]\nfail = 5\n')
+    path.write_text("[tool.oomlab.gate]\nfail = 5\n")
     with pytest.raises(BadInput):
         read_gate_settings(str(path))
     assert read_gate_settings(str(tmp_path / "missing.toml")) == ([], {})

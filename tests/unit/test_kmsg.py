@@ -2,10 +2,14 @@ import pytest
 
 from harness.detectors.kmsg import KernelClock, KmsgParser
 
-OOM_KILL = ("6,423,200417952,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
-            "oom_memcg=/a/oomlab/run1,task_memcg=/a/oomlab/run1,task=python3,pid=5448,uid=0")
-KILLED = ("3,424,200417994,-;Memory cgroup out of memory: Killed process 5448 (python3) total-vm:323780kB, "
-          "anon-rss:102016kB, file-rss:6616kB, shmem-rss:0kB, UID:0 pgtables:276kB oom_score_adj:0")
+OOM_KILL = (
+    "6,423,200417952,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+    "oom_memcg=/a/oomlab/run1,task_memcg=/a/oomlab/run1,task=python3,pid=5448,uid=0"
+)
+KILLED = (
+    "3,424,200417994,-;Memory cgroup out of memory: Killed process 5448 (python3) total-vm:323780kB, "
+    "anon-rss:102016kB, file-rss:6616kB, shmem-rss:0kB, UID:0 pgtables:276kB oom_score_adj:0"
+)
 
 
 def test_kill_in_our_memcg_has_kernel_time_and_rss():

@@ -47,7 +47,7 @@ def test_the_testing_api_is_importable_from_the_package():
 
     assert harness.measure_peak is measure_peak
     with pytest.raises(AttributeError):
-        harness.nothing_here
+        _ = harness.nothing_here
 
 
 REUSED_HEAP = """

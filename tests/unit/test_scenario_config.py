@@ -1,4 +1,5 @@
 """How a run's configuration is resolved: command line over variant over scenario."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,10 @@ def test_every_builtin_scenario_has_bad_and_fixed_and_a_description():
     for name in builtin_names():
         scenario = load_scenario(name)
         assert scenario.description
-        if name not in ("alloc", "oom-victim"):  # instruments (a limit probe, the delivery lab's victim), not problems with a fix
+        if name not in (
+            "alloc",
+            "oom-victim",
+        ):  # instruments (a limit probe, the delivery lab's victim), not problems with a fix
             assert list(scenario.variants)[:2] == ["bad", "fixed"], name
 
 
@@ -30,8 +34,17 @@ def test_variant_defaults_apply_unless_the_command_line_says_otherwise():
 
 def test_variant_celery_settings_and_command_line_overrides():
     assert config_for("leak", "--variant", "fixed").celery_conf == {"worker_max_memory_per_child": 80 * 1024}
-    conf = config_for("leak", "--variant", "fixed", "--max-memory-per-child", "64MiB",
-                      "--celery", "worker_prefetch_multiplier=1", "--celery", "task_acks_late=true").celery_conf
+    conf = config_for(
+        "leak",
+        "--variant",
+        "fixed",
+        "--max-memory-per-child",
+        "64MiB",
+        "--celery",
+        "worker_prefetch_multiplier=1",
+        "--celery",
+        "task_acks_late=true",
+    ).celery_conf
     assert conf == {"worker_max_memory_per_child": 64 * 1024, "worker_prefetch_multiplier": 1, "task_acks_late": True}
 
 

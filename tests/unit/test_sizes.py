@@ -4,17 +4,25 @@ from harness.errors import BadInput
 from harness.sizes import format_size, parse_size
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("256MiB", 256 * 2**20), ("512M", 512 * 2**20), ("1.5GiB", int(1.5 * 2**30)), ("100MB", 100_000_000),
-    ("4096", 4096), ("1g", 2**30), (" 64 mib ", 64 * 2**20),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("256MiB", 256 * 2**20),
+        ("512M", 512 * 2**20),
+        ("1.5GiB", int(1.5 * 2**30)),
+        ("100MB", 100_000_000),
+        ("4096", 4096),
+        ("1g", 2**30),
+        (" 64 mib ", 64 * 2**20),
+    ],
+)
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "abc", "12XB", "-5M", "0", "1.2.3M"])
 def test_bad_sizes_say_how_to_write_one(text):
-    with pytest.raises(BadInput, match="256MiB|greater than zero"):
+    with pytest.raises(BadInput, match=r"256MiB|greater than zero"):
         parse_size(text)
 
 

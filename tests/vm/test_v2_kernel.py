@@ -1,4 +1,5 @@
 """Only in the cgroup v2 VM lane, as root (tests/conftest.py leaves this folder out elsewhere)."""
+
 from __future__ import annotations
 
 import os
@@ -21,13 +22,22 @@ def test_a_user_without_a_delegated_subtree_is_told_what_would_work():
     stranger = pwd.getpwnam("stranger")
     results = tempfile.mkdtemp()
     os.chown(results, stranger.pw_uid, stranger.pw_gid)
-    argv = ["setpriv", f"--reuid={stranger.pw_uid}", f"--regid={stranger.pw_gid}", "--init-groups",
-            "env", f"HOME={stranger.pw_dir}", *oomlab_cmd("run", "alloc", "--results", results)]
+    argv = [
+        "setpriv",
+        f"--reuid={stranger.pw_uid}",
+        f"--regid={stranger.pw_gid}",
+        "--init-groups",
+        "env",
+        f"HOME={stranger.pw_dir}",
+        *oomlab_cmd("run", "alloc", "--results", results),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120 * TIME_SCALE)
     assert done.returncode == EXIT_PERMISSION, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     [sentence] = lines
-    assert sentence.startswith("oomlab: cannot create a memory cgroup: no cgroup v2 directory above this process "
-                               f"is writable by uid {stranger.pw_uid} with the memory controller delegated; ")
+    assert sentence.startswith(
+        "oomlab: cannot create a memory cgroup: no cgroup v2 directory above this process "
+        f"is writable by uid {stranger.pw_uid} with the memory controller delegated; "
+    )
     assert "systemd-run --user --scope -p Delegate=yes" in sentence
