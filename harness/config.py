@@ -32,6 +32,7 @@ class RunConfig:
     backend_kind: str = "cgroup"  # cgroup: a memory cgroup of oomlab's own | docker: a container with the limit | attached: a worker oomlab did not start
     docker_restart: str = "no"  # Docker's restart policy for the worker's container (no | on-failure | always)
     container_starter: str = "cli"  # cli: `docker run` | testcontainers: as the pytest plugin starts it
+    profile: tuple[str, ...] = ()  # task names memray tracks per execution ("all": every task); empty: none
     attach: str | None = None  # the share directory of a worker oomlab did not start (`oomlab worker`)
 
     def as_dict(self) -> dict[str, Any]:

@@ -38,6 +38,8 @@ from harness.limits import open_cgroup_backend
 from harness.limits.attached import open_attached_group
 from harness.monitor import Monitor
 from harness.outcomes import fill_task
+from harness.profiling import SUBDIR as PROFILE_SUBDIR
+from harness.profiling.collect import ProfileCollector
 from harness.record import ProcessRecord, RunRecord, TaskRecord, write_json_atomic
 from harness.replay import Replay
 from harness.sampler import Sampler
@@ -124,6 +126,7 @@ class Run:
         self.main_peak: int | None = None
         self.ready_mono: float | None = None
         self.group_peak: int | None = None
+        self.profiles = ProfileCollector(self.run_dir, config.profile) if config.profile else None
         self.record = RunRecord(
             run_id=self.run_id,
             config=config.as_dict(),
@@ -231,6 +234,8 @@ class Run:
                 config.variant,
                 config.tracemalloc,
                 config.queue_arguments,
+                config.profile,
+                self._profile_dir(),
             )
             self._spawn_worker()
         self.record.environment.update(describe(self.backend.name))
@@ -277,6 +282,14 @@ class Run:
             observer.started(self)
         self.record.status = "running"
         self.checkpoint()
+
+    def _profile_dir(self) -> str:
+        """profiles/ in the run directory, made before the worker starts (--profile only)."""
+        if not self.profiles:
+            return ""
+        path = os.path.join(self.run_dir, PROFILE_SUBDIR)
+        os.makedirs(path, exist_ok=True)
+        return path
 
     def _create_group(self) -> None:
         self.backend = open_cgroup_backend(self.run_id)
@@ -629,6 +642,8 @@ class Run:
         shared = self.config.pool == "threads" and self.config.concurrency > 1
         self.record.summary["peak_scope"] = "process (shared by the pool's threads)" if shared else "task"
         self.record.summary["findings"] = findings(self.record)
+        if self.profiles:
+            self.profiles.collect(self.record, obs.probe, self.wall_offset)
         if self.events and self.events.error:
             self.record.environment["celery_events_error"] = self.events.error
         for observer in self.observers:
@@ -660,6 +675,9 @@ class Run:
         if self.share:
             self._copy_shared_files()
         self.checkpoint()
+        if self.profiles:
+            self.profiles.render_flamegraphs()
+            self.checkpoint()
         samples = os.path.join(self.run_dir, "samples.csv")
         if not os.path.exists(samples) or os.path.getsize(samples) == 0:
             return  # nothing was sampled (the run stopped before its worker started): no plot, no matplotlib

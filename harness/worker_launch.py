@@ -60,6 +60,8 @@ def worker_env(
     variant: str,
     tracemalloc: bool,
     queue_arguments: dict,
+    profile: tuple[str, ...] = (),
+    profile_dir: str = "",
 ) -> dict[str, str]:
     """This process's environment plus what harness.worker_app reads at import."""
     env = dict(os.environ)
@@ -74,6 +76,8 @@ def worker_env(
             "OOMLAB_PROBE_PATH": probe_path,
             "OOMLAB_QUEUE": queue,
             "OOMLAB_QUEUE_ARGUMENTS": json.dumps(queue_arguments),
+            "OOMLAB_PROFILE": ",".join(profile),
+            "OOMLAB_PROFILE_DIR": profile_dir,
             "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
         }

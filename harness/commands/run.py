@@ -13,6 +13,7 @@ from harness.config import RunConfig
 from harness.docker.engine import check_docker_config
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
+from harness.profiling import profile_names
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
 from harness.scenario import load_scenario
@@ -90,6 +91,12 @@ def register(subparsers) -> None:
         action="store_true",
         default=None,
         help="trace Python allocations in each task too, to set beside its RSS peak (slower)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME[,NAME...]|all",
+        help="memray per execution of these tasks, in the pool child: the sites that held the memory at "
+        "each one's peak (or its OOM kill), a flame graph each (needs oomlab[profile])",
     )
     parser.add_argument("--broker", help="use this broker URL instead of the embedded Redis")
     parser.add_argument(
@@ -173,6 +180,7 @@ def build_config(args: argparse.Namespace, scenario=None, variant_name: str | No
         sample_hz=args.sample_hz,
         tracemalloc=bool(args.tracemalloc if args.tracemalloc is not None else defaults.get("tracemalloc", False)),
         celery_conf={**variant.celery_conf, **celery_overrides(args)},
+        profile=profile_names(args.profile, scenario.app, pool, concurrency, args.backend),
     )
     return scenario, config
 
@@ -186,6 +194,7 @@ _WORKERS_OWN = (
     "result_backend",
     "max_memory_per_child",
     "tracemalloc",
+    "profile",
 )
 
 
