@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from harness.outcomes import FINAL_STATES
+from harness.profiling.text import failure_lines
 from harness.record import TaskRecord
 from harness.session import WorkerSession
 from harness.sizes import format_size, parse_size
@@ -85,13 +86,14 @@ def assert_peak_rss_below(
     if any(run.killed for run in task.executions):
         _fail(
             f"task {task.name}[{task.id}] was OOM-killed at {format_size(task.peak_rss_bytes)} RSS in pid {task.pid}, "
-            f"so it never finished below {format_size(limit_bytes)}",
+            f"so it never finished below {format_size(limit_bytes)}" + (f"\n{failure_lines([task])}" if task.profile else ""),
             session,
         )
     if task.peak_rss_bytes >= limit_bytes:
         _fail(
             f"task {task.name}[{task.id}] peaked at {format_size(task.peak_rss_bytes)} (VmHWM, exact) in pid {task.pid}: "
-            f"{format_size(task.peak_rss_bytes - limit_bytes)} over the {format_size(limit_bytes)} limit",
+            f"{format_size(task.peak_rss_bytes - limit_bytes)} over the {format_size(limit_bytes)} limit"
+            + (f"\n{failure_lines([task])}" if task.profile else ""),
             session,
         )
     return task

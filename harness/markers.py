@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.assertions import highest_peaks
+from harness.profiling.text import failure_lines
 from harness.record import TaskRecord
 from harness.sizes import format_size, parse_size
 
@@ -16,10 +17,14 @@ class PeakViolation:
     offenders: list[TaskRecord]  # tasks at or above the limit, or OOM-killed
     tasks: list[TaskRecord]  # every task the test ran
     run_dir: str
+    profile: bool = False  # profile=True: memray's sites of the offenders go into the message
 
     @property
     def long_repr(self) -> str:
         worst = max(self.offenders, key=lambda t: t.peak_rss_bytes or 0)
+        return self._headline(worst) + (f"\n{failure_lines(self.offenders)}" if self.profile else "")
+
+    def _headline(self, worst: TaskRecord) -> str:
         return (
             f"{len(self.offenders)} of {len(self.tasks)} task(s) this test ran peaked at or above "
             f"{format_size(self.limit_bytes)}; the highest: {format_size(worst.peak_rss_bytes)} "
@@ -28,12 +33,17 @@ class PeakViolation:
         )
 
 
-def peak_rss_below(limit: str | int, *, tasks: list[TaskRecord], run_dir: str) -> PeakViolation | None:
+def peak_rss_below(
+    limit: str | int, *, tasks: list[TaskRecord], run_dir: str, profile: bool = False
+) -> PeakViolation | None:
     """`@pytest.mark.peak_rss_below("256 MiB")`: every task the test ran in the worker peaked below
-    the limit (exact VmHWM per task); a task OOM-killed during the test fails it too."""
+    the limit (exact VmHWM per task); a task OOM-killed during the test fails it too. With
+    `profile=True` (or --oomlab-profile) the worker runs memray on the tasks, and a failure names the
+    lines that held the memory."""
     limit_bytes = limit if isinstance(limit, int) else parse_size(str(limit).replace(" ", ""))
     offenders = [t for t in tasks if (t.peak_rss_bytes or 0) >= limit_bytes or any(r.killed for r in t.executions)]
-    return PeakViolation(limit_bytes, offenders, tasks, run_dir) if offenders else None
+    profiled = profile or any(t.profile for t in offenders)
+    return PeakViolation(limit_bytes, offenders, tasks, run_dir, profiled) if offenders else None
 
 
 MARKERS = {"peak_rss_below": peak_rss_below}

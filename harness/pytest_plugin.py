@@ -26,6 +26,10 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
         "where the limit is: cgroup (oomlab's own), or docker (a container with --memory, "
         "started through testcontainers)",
     ),
+    "profile": (
+        None,
+        "memray on these tasks in the worker (NAME,NAME or all): a failing marker names the lines that held the memory",
+    ),
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
@@ -83,6 +87,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
         broker=_option(config, "broker"),
         results_dir=_option(config, "results"),
         limits=_option(config, "limits"),
+        profile=_profiled_tasks(request),
     )
     try:
         session = WorkerSession(options).start()
@@ -91,6 +96,23 @@ def oomlab_worker(request: pytest.FixtureRequest):
     config.stash[_RUN_DIRS].append(session.run_dir)
     yield session
     session.stop()
+
+
+def _profiled_tasks(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """--oomlab-profile's task names, or every task when a collected test's marker asks for profile=True."""
+    from harness.profiling import parse_names, require_memray
+
+    names = parse_names(_option(request.config, "profile"))
+    if not names and any(
+        marker.kwargs.get("profile") for item in request.session.items for marker in item.iter_markers() if marker.name in MARKERS
+    ):
+        names = ("all",)
+    if names:
+        try:
+            require_memray()
+        except OomlabError as error:
+            raise pytest.UsageError(error.message) from None
+    return names
 
 
 @pytest.hookimpl(wrapper=True)

@@ -45,6 +45,7 @@ class WorkerOptions:
     results_dir: str = "results"
     start_timeout: float = 60.0
     limits: str = "cgroup"  # cgroup | docker: a container started through testcontainers
+    profile: tuple[str, ...] = ()  # task names memray tracks ("all": every one); empty: none
 
 
 class WorkerSession:
@@ -78,6 +79,7 @@ class WorkerSession:
             celery_conf={"task_routes": {}},  # every task to this worker
             backend_kind=options.limits,
             container_starter="testcontainers" if options.limits == "docker" else "cli",
+            profile=options.profile,
         )
         self.run = Run(scenario, self.config)
         self._previous_conf: dict = {}

@@ -40,8 +40,14 @@ def profile_names(text: str | None, app, pool: str, concurrency: int, backend: s
         raise BadInput("--profile needs one task per process: use the prefork pool (threads share one process)")
     if backend != "cgroup":
         raise BadInput("--profile works with a worker oomlab starts in its own cgroup (--backend cgroup)")
+    require_memray()
+    return names
+
+
+def require_memray() -> None:
+    from harness.errors import BadInput
+
     try:
         import memray  # noqa: F401
     except ImportError:
         raise BadInput("--profile needs memray: pip install 'oomlab[profile]'") from None
-    return names

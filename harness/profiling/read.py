@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 TOP_SITES = 5
 NATIVE_FRAMES = 8  # native frames kept per site, innermost first
+_OOMLAB_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep  # harness/: the probe's own
 _LIBRARY_DIRS = tuple(
     os.path.realpath(p) + os.sep
     for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
@@ -74,8 +75,10 @@ def top_sites(records, native_traces: bool, top: int = TOP_SITES) -> tuple[int, 
     for record in records:
         if record.size <= 0:
             continue
-        total += record.size
         key, via, native = _site_of(record, native_traces)
+        if os.path.realpath(key[1]).startswith(_OOMLAB_DIR):
+            continue  # the probe's and the tracker's own records, written inside the task's span
+        total += record.size
         site = sites.get(key)
         if site is None:
             site = sites[key] = Site(key[0], key[1], key[2], 0, 0)

@@ -75,3 +75,13 @@ def cost_line(cost: dict | None) -> str | None:
             f"(median of {cost['start_stop_n']})"
         )
     return "; ".join(parts)
+
+
+def failure_lines(tasks) -> str:
+    """For a failing test's message: where the memory went in each profiled task, or why nothing is shown."""
+    profiled = [task for task in tasks if task.profile]
+    if not profiled:
+        return "memray profiled none of these tasks (run with --oomlab-profile NAME|all)"
+    return "where the memory went (memray):\n" + "\n".join(
+        f"  {line}" for task in profiled for line in task_lines(task)
+    )

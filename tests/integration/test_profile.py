@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import TIME_SCALE, assert_nothing_left, oomlab_cmd, run_dir_from
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
 MIB = 2**20
 SCENARIO = os.path.join(os.path.dirname(__file__), "..", "..", "scenarios", "memory_sites.py")
 
@@ -121,3 +122,51 @@ def test_profile_names_an_unknown_task_clearly(oomlab):
     result = oomlab("run", "memory-sites", "--profile", "nosuch")
     assert result.code == 2
     assert "--profile: no task named nosuch" in result.stderr and "Traceback" not in result.stderr
+
+
+PLUGIN_APP = '''
+from celery import Celery
+
+app = Celery("photoapp")
+
+
+def decode(mib):
+    return b"\\x01" * int(mib * 1024 * 1024)  # the line a failing test must name
+
+
+@app.task
+def thumbnail(mib):
+    return len(decode(mib))
+'''
+
+
+def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
+    pytester.makepyfile(photoapp=PLUGIN_APP)
+    pytester.makeini(f"""
+        [pytest]
+        oomlab_app = photoapp:app
+        oomlab_memory = 200MiB
+        oomlab_results = {pytester.path / "results"}
+    """)
+    pytester.makepyfile(
+        test_photo="""
+        import pytest
+        from photoapp import thumbnail
+
+        @pytest.mark.peak_rss_below("60 MiB", profile=True)
+        def test_thumbnail(oomlab_worker):
+            thumbnail.delay(48).get(timeout=30)
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly", timeout=150)
+    result.assert_outcomes(failed=1)
+    app_lines = (pytester.path / "photoapp.py").read_text().splitlines()
+    line = next(n for n, text in enumerate(app_lines, 1) if "must name" in text)
+    result.stdout.fnmatch_lines(
+        [
+            "*peaked at or above 60.0 MiB*",
+            "*where the memory went (memray):*",
+            "*photoapp.thumbnail *: peak * MiB; at the high-water mark memray saw * MiB held by:*",
+            f"*48.0 MiB  decode (photoapp.py:{line})*",
+        ]
+    )
