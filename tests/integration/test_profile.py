@@ -170,3 +170,21 @@ def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
             f"*48.0 MiB  decode (photoapp.py:{line})*",
         ]
     )
+
+
+def test_the_gate_lists_the_site_that_grew(oomlab, tmp_path):
+    runs = []
+    for py_mib in ("16", "40"):
+        result = oomlab("run", "memory-sites", "--profile", "both", "--param", f"py_mib={py_mib}", "--param", "kill=false")
+        assert result.code == 0, result.stderr
+        runs.append(result.run_dir)
+    baseline = str(tmp_path / "baseline.json")
+    assert oomlab("baseline", "save", runs[0], baseline).code == 0
+    with open(baseline) as handle:
+        saved = json.load(handle)["tasks"]["memory_sites.both"]["sites"]
+    assert abs(saved["python_rows (scenarios/memory_sites.py)"] - 16 * MIB) <= 0.05 * 16 * MIB
+    gate = oomlab("gate", "--baseline", baseline, "--current", runs[1], "--fail", "peak:10%")
+    assert gate.code == 7, gate.stdout + gate.stderr  # the peak grew by 24 MiB: a regression
+    grew = [line for line in gate.stdout.splitlines() if line.startswith("note: grew:")]
+    assert grew and "python_rows (scenarios/memory_sites.py) held 16.0 MiB → 40.0 MiB" in grew[0], gate.stdout
+    assert not any("numpy_block" in line for line in grew)  # 24 MiB in both runs: it did not grow
