@@ -86,7 +86,8 @@ def assert_peak_rss_below(
     if any(run.killed for run in task.executions):
         _fail(
             f"task {task.name}[{task.id}] was OOM-killed at {format_size(task.peak_rss_bytes)} RSS in pid {task.pid}, "
-            f"so it never finished below {format_size(limit_bytes)}" + (f"\n{failure_lines([task])}" if task.profile else ""),
+            f"so it never finished below {format_size(limit_bytes)}"
+            + (f"\n{failure_lines([task])}" if task.profile else ""),
             session,
         )
     if task.peak_rss_bytes >= limit_bytes:

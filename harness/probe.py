@@ -155,4 +155,4 @@ def _on_postrun(task_id=None, task=None, state=None, **_):
 
 
 if os.environ.get("OOMLAB_PROFILE"):  # --profile: memray per chosen task, inside the probe's span
-    from harness.profiling import worker  # noqa: F401,E402  (connected after the handlers above)
+    from harness.profiling import worker  # noqa: F401  (connected after the handlers above)

@@ -104,7 +104,10 @@ def _profiled_tasks(request: pytest.FixtureRequest) -> tuple[str, ...]:
 
     names = parse_names(_option(request.config, "profile"))
     if not names and any(
-        marker.kwargs.get("profile") for item in request.session.items for marker in item.iter_markers() if marker.name in MARKERS
+        marker.kwargs.get("profile")
+        for item in request.session.items
+        for marker in item.iter_markers()
+        if marker.name in MARKERS
     ):
         names = ("all",)
     if names:

@@ -108,7 +108,9 @@ def _profile(
     }
     if kill is not None and capture.last_snapshot_wall is not None:
         # memray's RSS snapshots run every 10 ms; its allocation records are written as they happen
-        profile["last_snapshot_before_kill_s"] = round(kill.kernel_time_mono + wall_offset - capture.last_snapshot_wall, 4)
+        profile["last_snapshot_before_kill_s"] = round(
+            kill.kernel_time_mono + wall_offset - capture.last_snapshot_wall, 4
+        )
     profile["unseen"] = unseen_note(capture.total_bytes, growth, children)
     return profile
 
@@ -158,6 +160,11 @@ def cost(probe: list[dict]) -> dict | None:
             noop_tracked_s=tracked,
             per_task_s=tracked - bare,
         )
+        growth = [calibration.get(key) or [] for key in ("bare_peak_growth", "tracked_peak_growth")]
+        if all(len(g) > 1 for g in growth) and None not in growth[0] + growth[1]:
+            # the first tracker in a process sets memray up; each pool child pays that as it starts
+            figures["setup_peak_bytes"] = growth[1][0] - growth[0][0]
+            figures["per_task_peak_bytes"] = statistics.median(growth[1][1:]) - statistics.median(growth[0][1:])
     if around:
         figures.update(start_stop_median_s=statistics.median(around), start_stop_n=len(around))
     return figures

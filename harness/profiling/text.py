@@ -69,6 +69,11 @@ def cost_line(cost: dict | None) -> str | None:
             f"child ({cost['noop_bare_s'] * 1000:.2f} ms bare, {cost['noop_tracked_s'] * 1000:.1f} ms tracked, "
             f"median of {cost['noop_runs']} each)"
         )
+    if "per_task_peak_bytes" in cost:
+        parts.append(
+            f"it adds {format_size(cost['per_task_peak_bytes'])} to a task's exact peak (VmHWM, median); its "
+            f"one-off set-up ({format_size(cost['setup_peak_bytes'])}) is paid as each pool child starts, outside any task"
+        )
     if "start_stop_median_s" in cost:
         parts.append(
             f"starting and stopping it around the profiled tasks took {cost['start_stop_median_s'] * 1000:.1f} ms "

@@ -14,6 +14,7 @@ import time
 
 from celery import signals
 
+from harness import procfs
 from harness.probe import emit
 from harness.profiling import DIR_ENV, NAMES_ENV, chosen, parse_names
 
@@ -72,34 +73,69 @@ def _noop() -> list:
     return [bytes(64) for _ in range(1000)]  # a thousand small allocations: what a tiny task does
 
 
+def _peak_growth(began_rss: int | None) -> int | None:
+    peak = procfs.status_fields("self", ("VmHWM",)).get("VmHWM")
+    return peak - began_rss if peak is not None and began_rss is not None else None
+
+
 def _calibrate(directory: str) -> None:
     """A no-op task body run CALIBRATION_RUNS times bare and CALIBRATION_RUNS times inside a tracker,
-    in this pool child: the figure printed as memray's per-task cost is this measurement."""
-    path = os.path.join(directory, f"calibration.{os.getpid()}.bin")
-    bare, tracked = [], []
+    in this pool child: the time and the VmHWM growth printed as memray's per-task cost are these
+    measurements (memray's own memory is inside a profiled task's exact peak)."""
+    path = _scratch(directory)
+    bare, tracked, bare_growth, tracked_growth = [], [], [], []
     for _ in range(CALIBRATION_RUNS):
+        procfs.reset_peak("self")
+        rss = procfs.rss_bytes("self")
         began = time.perf_counter()
         _noop()
         bare.append(time.perf_counter() - began)
+        bare_growth.append(_peak_growth(rss))
+        procfs.reset_peak("self")
+        rss = procfs.rss_bytes("self")
         began = time.perf_counter()
         with _tracker(path):
             _noop()
         tracked.append(time.perf_counter() - began)
-    for leftover in (path, *(os.path.join(directory, n) for n in os.listdir(directory) if n.startswith(path))):
-        try:
-            os.unlink(leftover)
-        except OSError:
-            pass
-    emit("profile_cost", runs=CALIBRATION_RUNS, bare_s=sorted(bare), tracked_s=sorted(tracked))
+        tracked_growth.append(_peak_growth(rss))
+    _remove(path)
+    emit(
+        "profile_cost",
+        runs=CALIBRATION_RUNS,
+        bare_s=bare,
+        tracked_s=tracked,
+        bare_peak_growth=bare_growth,
+        tracked_peak_growth=tracked_growth,
+    )
+
+
+def _scratch(directory: str) -> str:
+    return os.path.join(directory, f".scratch.{os.getpid()}.bin")
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 @signals.worker_process_init.connect
 def _on_child_init(**_):
+    """memray's one-off set-up (its unwinding tables and buffers, about 12 MiB here) is paid as each
+    pool child starts, outside any task, so no task's exact peak carries it; the first child also
+    measures the per-task cost."""
     directory = os.environ.get(DIR_ENV)
     if not directory:
         return
     try:  # the first pool child measures, once per worker
         os.close(os.open(os.path.join(directory, ".calibrated"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileExistsError:
+        procfs.reset_peak("self")
+        rss = procfs.rss_bytes("self")
+        with _tracker(_scratch(directory)):
+            pass
+        _remove(_scratch(directory))
+        emit("profile_warmup", peak_growth=_peak_growth(rss))
         return
     _calibrate(directory)

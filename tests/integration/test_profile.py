@@ -102,6 +102,10 @@ def test_the_printed_cost_is_the_measured_one(profiled):
     measured = statistics.median(tracked) - statistics.median(bare)
     assert record["summary"]["profile"]["cost"]["per_task_s"] == pytest.approx(measured)
     assert f"memray costs {measured * 1000:+.1f} ms per task" in stdout
+    bare_growth, tracked_growth = calibration[0]["bare_peak_growth"], calibration[0]["tracked_peak_growth"]
+    setup = tracked_growth[0] - bare_growth[0]  # the first tracker in the child: memray's set-up
+    assert setup > MIB  # measured, and paid before any task (so no task's peak carries it)
+    assert f"one-off set-up ({setup / MIB:.1f} MiB)" in stdout
     around = [r["overhead_s"] for r in probe if r["ev"] == "profile_end"]
     assert len(around) == 3  # both, noop, program (the killed task never stopped its tracker)
     assert f"took {statistics.median(around) * 1000:.1f} ms (median of 3)" in stdout
@@ -124,7 +128,7 @@ def test_profile_names_an_unknown_task_clearly(oomlab):
     assert "--profile: no task named nosuch" in result.stderr and "Traceback" not in result.stderr
 
 
-PLUGIN_APP = '''
+PLUGIN_APP = """
 from celery import Celery
 
 app = Celery("photoapp")
@@ -137,7 +141,7 @@ def decode(mib):
 @app.task
 def thumbnail(mib):
     return len(decode(mib))
-'''
+"""
 
 
 def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
@@ -175,7 +179,9 @@ def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
 def test_the_gate_lists_the_site_that_grew(oomlab, tmp_path):
     runs = []
     for py_mib in ("16", "40"):
-        result = oomlab("run", "memory-sites", "--profile", "both", "--param", f"py_mib={py_mib}", "--param", "kill=false")
+        result = oomlab(
+            "run", "memory-sites", "--profile", "both", "--param", f"py_mib={py_mib}", "--param", "kill=false"
+        )
         assert result.code == 0, result.stderr
         runs.append(result.run_dir)
     baseline = str(tmp_path / "baseline.json")
