@@ -28,7 +28,9 @@ def _tracker(path: str):
     import memray
 
     return memray.Tracker(
-        destination=memray.FileDestination(path, overwrite=True),
+        # buffered=False: records go through a shared mmap of the file, so a SIGKILL loses none of
+        # them; no compression at exit, which would hold the pool child after every task
+        destination=memray.FileDestination(path, overwrite=True, compress_on_exit=False, buffered=False),
         native_traces=True,  # C extensions (numpy, PIL) are where much of the memory is
         follow_fork=True,  # a task's forked Python children write <path>.<pid>
     )
