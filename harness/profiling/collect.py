@@ -111,7 +111,9 @@ def _profile(
         profile["last_snapshot_before_kill_s"] = round(
             kill.kernel_time_mono + wall_offset - capture.last_snapshot_wall, 4
         )
-    profile["unseen"] = unseen_note(capture.total_bytes, growth, children)
+    profile["note"] = unseen_note(capture.total_bytes, growth, children) or untouched_note(
+        capture.total_bytes, growth, kill is not None
+    )
     return profile
 
 
@@ -142,6 +144,18 @@ def unseen_note(seen: int, growth: int | None, children: dict | None) -> str | N
             f"program, a mapped file, or memory the allocator kept from before the task)"
         )
     return None
+
+
+def untouched_note(seen: int, growth: int | None, killed: bool) -> str | None:
+    """memray counts the bytes asked for, RSS the pages touched: a large allocation being filled when
+    the kernel struck is held in full by memray and only partly resident."""
+    if growth is None or seen < growth + UNSEEN_MIN_BYTES:
+        return None
+    when = "when the kernel killed it" if killed else "at its peak"
+    return (
+        f"memray counts the bytes the task asked for ({format_size(seen)}); its RSS had grown by "
+        f"{format_size(growth)} {when}: not every page of its allocations was touched yet"
+    )
 
 
 def cost(probe: list[dict]) -> dict | None:

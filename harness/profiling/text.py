@@ -46,8 +46,8 @@ def task_lines(task, sites: int = SITES_SHOWN) -> list[str]:
     lines += [f"  {site_line(site)}" for site in task.top_allocations[:sites]]
     if not task.top_allocations:
         lines.append("  (no allocation was held)")
-    if profile.get("unseen"):
-        lines.append(f"  note: {profile['unseen']}")
+    if profile.get("note"):
+        lines.append(f"  note: {profile['note']}")
     gap = profile.get("last_snapshot_before_kill_s")
     if gap is not None:
         lines.append(

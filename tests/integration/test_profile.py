@@ -86,9 +86,9 @@ def test_a_child_program_is_named_as_unseen_not_shown_as_an_empty_profile(profil
     assert program["profile"]["children"]["ran"]
     assert program["profile"]["children"]["largest_peak_bytes"] >= 48 * MIB
     assert program["profile"]["held_bytes"] < 4 * MIB  # what dd held is not in memray's view
-    assert "whose memory memray cannot see" in program["profile"]["unseen"]
+    assert "whose memory memray cannot see" in program["profile"]["note"]
     assert "note: memray saw" in stdout and "child processes (the largest peaked at" in stdout
-    assert tasks["both"]["profile"]["unseen"] is None
+    assert tasks["both"]["profile"]["note"] is None
 
 
 def test_the_printed_cost_is_the_measured_one(profiled):

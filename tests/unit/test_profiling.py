@@ -10,7 +10,7 @@ import time
 from harness.gate.sites import grown_sites, sites_held
 from harness.gate.stats import TaskStats
 from harness.profiling import chosen, parse_names
-from harness.profiling.collect import unseen_note
+from harness.profiling.collect import unseen_note, untouched_note
 from harness.profiling.read import read_capture
 
 MIB = 2**20
@@ -31,6 +31,11 @@ def test_what_memray_cannot_see_is_said():
     assert "memray saw 10.0 MiB of the task's 100.0 MiB growth" in unseen_note(10 * MIB, 100 * MIB, None)
     assert unseen_note(90 * MIB, 100 * MIB, {"ran": False, "largest_peak_bytes": None}) is None
     assert unseen_note(0, 2 * MIB, None) is None  # too small to be worth a sentence
+    # a 320 MiB allocation being filled when the kernel killed the task at 150 MiB of growth
+    assert "memray counts the bytes the task asked for (320.0 MiB); its RSS had grown by 150.0 MiB when the kernel" in (
+        untouched_note(320 * MIB, 150 * MIB, killed=True)
+    )
+    assert untouched_note(64 * MIB, 65 * MIB, killed=False) is None
 
 
 def _stats(sites: dict[str, int]) -> TaskStats:
