@@ -36,6 +36,7 @@ def profiled(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr
     run_dir = run_dir_from(proc.stdout)
+    assert run_dir is not None, proc.stdout
     with open(os.path.join(run_dir, "run.json")) as handle:
         record = json.load(handle)
     assert record["status"] == "complete"
