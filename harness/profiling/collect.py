@@ -34,8 +34,8 @@ class ProfileCollector:
             profiles = []
             for start in (s for s in starts if s["task_id"] == task.id):
                 execution = _execution_of(task, start)
-                if execution is None or not (execution.finished_mono is not None or execution.killed):
-                    continue  # still running: its capture is read once it is final
+                if execution is None or not (start["path"] in ends or execution.killed):
+                    continue  # still running, or its tracker still closing the capture: read once final
                 kill = kills.get((task.id, execution.pid)) if execution.killed else None
                 capture = self._capture(start["path"], execution.killed)
                 if capture is not None:
