@@ -83,6 +83,8 @@ def assert_peak_rss_below(
     limit_bytes = _size(limit)
     if task.peak_rss_bytes is None:
         _fail(f"task {task.name}[{task.id}] has no peak measurement (outcome {task.outcome})", session)
+    if session.config.profile and (task.peak_rss_bytes >= limit_bytes or any(r.killed for r in task.executions)):
+        task = _with_profile(task, session)  # failing: its sites belong in the message
     if any(run.killed for run in task.executions):
         _fail(
             f"task {task.name}[{task.id}] was OOM-killed at {format_size(task.peak_rss_bytes)} RSS in pid {task.pid}, "
@@ -98,6 +100,13 @@ def assert_peak_rss_below(
             session,
         )
     return task
+
+
+def _with_profile(task: TaskRecord, session: WorkerSession) -> TaskRecord:
+    from harness.profiling import wait_for_profiles
+
+    wait_for_profiles(session)
+    return next((t for t in session.tasks() if t.id == task.id), task)
 
 
 def assert_no_oom(*, session: WorkerSession | None = None) -> None:

@@ -128,6 +128,10 @@ def pytest_runtest_call(item: pytest.Item):
     finally:
         if session is not None:
             session.settle()
+            if session.config.profile:
+                from harness.profiling import wait_for_profiles
+
+                wait_for_profiles(session)
             item.stash[_PASSED_TASKS] = [t for t in session.tasks() if t.id not in before]
 
 

@@ -51,3 +51,17 @@ def require_memray() -> None:
         import memray  # noqa: F401
     except ImportError:
         raise BadInput("--profile needs memray: pip install 'oomlab[profile]'") from None
+
+
+def wait_for_profiles(session, timeout: float = 5.0) -> None:
+    """After a WorkerSession settled: the tracker closes a capture just after the task's postrun, so
+    give each chosen task's capture that moment to be read before a test's verdict is made."""
+    import time
+
+    names = session.config.profile
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = [t for t in session.tasks() if chosen(names, t.name) and t.executions and not t.profile]
+        if not waiting:
+            return
+        time.sleep(0.05)
