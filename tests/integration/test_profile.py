@@ -145,7 +145,9 @@ def thumbnail(mib):
 """
 
 
-def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
+@pytest.fixture
+def photo_project(pytester):
+    """A user's project whose app allocates on a known line; returns (pytester, that line's number)."""
     pytester.makepyfile(photoapp=PLUGIN_APP)
     pytester.makeini(f"""
         [pytest]
@@ -153,6 +155,18 @@ def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
         oomlab_memory = 200MiB
         oomlab_results = {pytester.path / "results"}
     """)
+    app_lines = (pytester.path / "photoapp.py").read_text().splitlines()
+    return pytester, next(n for n, text in enumerate(app_lines, 1) if "must name" in text)
+
+
+def run_pytest(pytester, *args):
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly", *args, timeout=150
+    )
+
+
+def test_a_failing_marker_names_the_line_that_held_the_memory(photo_project):
+    pytester, line = photo_project
     pytester.makepyfile(
         test_photo="""
         import pytest
@@ -163,10 +177,8 @@ def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
             thumbnail.delay(48).get(timeout=30)
     """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly", timeout=150)
+    result = run_pytest(pytester)
     result.assert_outcomes(failed=1)
-    app_lines = (pytester.path / "photoapp.py").read_text().splitlines()
-    line = next(n for n, text in enumerate(app_lines, 1) if "must name" in text)
     result.stdout.fnmatch_lines(
         [
             "*peaked at or above 60.0 MiB*",
@@ -174,6 +186,24 @@ def test_a_failing_marker_names_the_line_that_held_the_memory(pytester):
             "*photoapp.thumbnail *: peak * MiB; at the high-water mark memray saw * MiB held by:*",
             f"*48.0 MiB  decode (photoapp.py:{line})*",
         ]
+    )
+
+
+def test_oomlab_profile_puts_the_site_into_a_failing_assertion(photo_project):
+    pytester, line = photo_project
+    pytester.makepyfile(
+        test_photo="""
+        from harness import assert_peak_rss_below
+        from photoapp import thumbnail
+
+        def test_thumbnail(oomlab_worker):
+            assert_peak_rss_below(thumbnail.delay(48), "60 MiB")
+    """
+    )
+    result = run_pytest(pytester, "--oomlab-profile", "thumbnail")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*peaked at * MiB (VmHWM, exact)*over the 60.0 MiB limit*", f"*48.0 MiB  decode (photoapp.py:{line})*"]
     )
 
 
