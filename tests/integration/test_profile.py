@@ -123,6 +123,37 @@ def test_one_capture_and_one_flame_graph_per_execution(profiled):
     assert record["summary"]["profile"]["read_errors"] == {}
 
 
+def test_the_flame_graph_renders_offline_in_a_real_browser(profiled):
+    """memray's HTML with its assets inlined (--no-web), opened by headless Chromium with no network:
+    d3 draws one frame per call site, as wide as what it held."""
+    _, _, tasks, run_dir = profiled
+    html = os.path.join(run_dir, tasks["both"]["profile"]["flamegraph"])
+    dom = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--proxy-server=127.0.0.1:9",  # no network: the page must carry everything it needs
+            "--virtual-time-budget=8000",
+            "--dump-dom",
+            f"file://{html}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120 * TIME_SCALE,
+    ).stdout
+    widths = {
+        name: float(width)
+        for width, name in re.findall(
+            r'<g transform="[^"]*" width="([\d.]+)" height="\d+" name="([^"]*)" class="frame"', dom
+        )
+    }
+    rows = next(w for name, w in widths.items() if "python_rows(py_mib)" in name)
+    block = next(w for name, w in widths.items() if "numpy_block(np_mib)" in name)
+    assert rows / block == pytest.approx(40 / 24, rel=0.05)
+
+
 def test_profile_names_an_unknown_task_clearly(oomlab):
     result = oomlab("run", "memory-sites", "--profile", "nosuch")
     assert result.code == 2
