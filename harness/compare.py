@@ -16,9 +16,11 @@ from harness.config import RunConfig
 from harness.errors import EXIT_OK, Interrupted, WorkerStartFailed
 from harness.record import RunRecord, write_json_atomic
 from harness.report.compare import render_comparison
+from harness.report.hooks import standard_hooks
 from harness.report.terminal import render_summary
 from harness.runner import Run
 from harness.scenario import Scenario
+from harness.typed_json import to_json
 
 COMPARE_SCHEMA = "oomlab.compare/1"
 
@@ -37,7 +39,7 @@ def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | Non
     try:
         for config in configs:
             out.rule(f"{scenario.name} · variant {config.variant}: {scenario.variants[config.variant].description}")
-            run = Run(scenario, config)
+            run = Run(scenario, config, hooks=standard_hooks())
             try:
                 run.execute()
             except WorkerStartFailed:
@@ -65,7 +67,12 @@ def _save(path: str, scenario: Scenario, compared: list[Compared]) -> None:
             "schema": COMPARE_SCHEMA,
             "scenario": scenario.name,
             "runs": [
-                {"variant": c.variant, "run_dir": c.run_dir, "status": c.record.status, "summary": c.record.summary}
+                {
+                    "variant": c.variant,
+                    "run_dir": c.run_dir,
+                    "status": c.record.status,
+                    "summary": to_json(c.record.summary),
+                }
                 for c in compared
             ],
         },

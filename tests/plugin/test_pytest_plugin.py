@@ -228,7 +228,7 @@ def test_the_worker_in_a_container_started_through_testcontainers(project):
     [run_dir] = (project.path / "results").iterdir()
     record = json.loads((run_dir / "run.json").read_text())
     container = record["worker"]["container"]
-    assert record["config"]["backend_kind"] == "docker" and container["started_by"] == "testcontainers"
+    assert record["config"]["placement"] == "docker" and container["started_by"] == "testcontainers"
     assert container["labels"].get("org.testcontainers.lang") == "python", container["labels"]
     assert container["oom_killed"] is False and record["kills"] == []
     peaks = {t["peak_rss_bytes"] - t["start_rss_bytes"] for t in record["tasks"]}
