@@ -43,7 +43,9 @@ def test_stats_use_measured_values_only():
 
 def test_task_stats_skip_killed_runs_but_count_their_kills():
     def task(name, peak, exact):
-        return TaskRecord(id=name, name=name, label="", args=[], sent_mono=0.0, peak_rss_bytes=peak, peak_is_exact=exact)
+        return TaskRecord(
+            id=name, name=name, label="", args=[], sent_mono=0.0, peak_rss_bytes=peak, peak_is_exact=exact
+        )
 
     def kill(name):
         return KillRecord(1, "child", None, name, "SIGKILL", "oom", 0.0, "kmsg")
