@@ -13,6 +13,7 @@ from harness.config import RunConfig
 from harness.docker.engine import check_docker_config
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
+from harness.report.console import report_console
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
 from harness.scenario import load_scenario
@@ -251,7 +252,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run_and_report(run: Run) -> int:
-    out = Console(soft_wrap=True)
+    out = report_console()  # full width in a file or CI log: no task name cut at 80 columns
     err = Console(stderr=True)
     progress = run.progress = Progress(err) if err.is_terminal else None
     try:
