@@ -18,6 +18,7 @@ from harness.errors import OomlabError
 from harness.markers import MARKERS
 
 if TYPE_CHECKING:
+    from harness.gate.verdict import GateResult
     from harness.session import WorkerSession
 
 _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key oomlab_NAME
@@ -35,7 +36,7 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
-_GATE = pytest.StashKey[object]()  # the gate's result, for the terminal summary
+_GATE: pytest.StashKey[GateResult] = pytest.StashKey()  # the gate's result, for the terminal summary
 
 
 def _help(text: str) -> str:

@@ -44,9 +44,10 @@ def render_summary(record: RunRecord, console: Console) -> None:
         kills = Table(title="OOM kills (latency after the kernel's kill)", title_justify="left")
         for column in ("pid", "role", "task", "cause", "rss", "kmsg", "oom event", "pidfd", "celery"):
             # a narrow terminal folds a task's name and id rather than cutting them to "alloc… 600a4…"
-            overflow = "fold" if column == "task" else "ellipsis"
             kills.add_column(
-                column, justify="right" if column not in ("role", "task", "cause") else "left", overflow=overflow
+                column,
+                justify="right" if column not in ("role", "task", "cause") else "left",
+                overflow="fold" if column == "task" else "ellipsis",
             )
         for kill in record.kills:
             task = (
