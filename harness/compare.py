@@ -16,6 +16,7 @@ from harness.config import RunConfig
 from harness.errors import EXIT_OK, Interrupted, WorkerStartFailed
 from harness.record import RunRecord, write_json_atomic
 from harness.report.compare import render_comparison
+from harness.report.console import report_console
 from harness.report.hooks import standard_hooks
 from harness.report.terminal import render_summary
 from harness.runner import Run
@@ -33,7 +34,7 @@ class Compared:
 
 
 def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | None = None) -> int:
-    out = out or Console(soft_wrap=True)
+    out = out or report_console()
     compared: list[Compared] = []
     path = os.path.join(configs[0].results_dir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
     try:

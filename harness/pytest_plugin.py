@@ -2,17 +2,24 @@
 limit as the `oomlab_worker` fixture, `@pytest.mark.peak_rss_below(...)`, and the gate on task
 memory at the end of the session (`--oomlab-baseline PATH --oomlab-fail peak:10%`).
 
-Nothing starts unless a test asks for the fixture or the gate is on."""
+Nothing starts unless a test asks for the fixture or the gate is on. pytest loads this module in
+every session of every project that installs oomlab, so at load it imports only what registers
+options, markers and fixtures; the worker machinery (session, runner, Celery, kombu, Redis) is
+imported inside the fixture and hooks when a test asks for it (tests/plugin/test_light_load.py)."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.errors import OomlabError
 from harness.markers import MARKERS
-from harness.session import WorkerOptions, WorkerSession
+
+if TYPE_CHECKING:
+    from harness.gate.verdict import GateResult
+    from harness.session import WorkerSession
 
 _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key oomlab_NAME
     "app": (None, "your Celery app as 'module:attribute' (e.g. proj.celery:app)"),
@@ -29,13 +36,20 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
-_GATE = pytest.StashKey[object]()  # the gate's result, for the terminal summary
+_GATE: pytest.StashKey[GateResult] = pytest.StashKey()  # the gate's result, for the terminal summary
+
+
+def _help(text: str) -> str:
+    """argparse formats every help string with `%`, so a bare `%` ("peak:10%") crashes `pytest --help`."""
+    return text.replace("%", "%%")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("oomlab", "oomlab: task memory in a real Celery worker under a memory limit")
     for name, (default, text) in _OPTIONS.items():
-        group.addoption(f"--oomlab-{name}", dest=f"oomlab_{name}", default=None, help=f"{text} (default {default})")
+        group.addoption(
+            f"--oomlab-{name}", dest=f"oomlab_{name}", default=None, help=_help(f"{text} (default {default})")
+        )
         parser.addini(f"oomlab_{name}", text, default=default)
     group.addoption(
         "--oomlab-baseline",
@@ -47,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="STAT:N%",
-        help="a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)",
+        help=_help("a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)"),
     )
 
 
@@ -60,6 +74,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUN_DIRS] = []
 
 
+def _current_session() -> WorkerSession | None:
+    """The running worker session; imported here, not at load, so tests that use no worker pay nothing."""
+    from harness.session import WorkerSession
+
+    return WorkerSession.current()
+
+
 def _option(config: pytest.Config, name: str):
     return config.getoption(f"oomlab_{name}") or config.getini(f"oomlab_{name}")
 
@@ -68,6 +89,8 @@ def _option(config: pytest.Config, name: str):
 def oomlab_worker(request: pytest.FixtureRequest):
     """A real worker of your app under a memory limit for the whole session; send tasks through
     your app as usual (it is pointed at the worker's broker while the fixture lives)."""
+    from harness.session import WorkerOptions, WorkerSession
+
     config = request.config
     app = _option(config, "app")
     if not app:
@@ -96,7 +119,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     marked = any(m.name in MARKERS for m in item.iter_markers())
-    session = WorkerSession.current() if marked else None
+    session = _current_session() if marked else None
     before = session.task_ids() if session else set()
     try:
         return (yield)
@@ -115,7 +138,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         check = MARKERS.get(marker.name)
         if check is None:
             continue
-        session = WorkerSession.current()
+        session = _current_session()
         if session is None:
             report.outcome, report.longrepr = "failed", f"@pytest.mark.{marker.name} needs the oomlab_worker fixture"
             return report

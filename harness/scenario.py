@@ -255,7 +255,9 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     for required in ("app", "plan"):
         if not hasattr(module, required):
-            raise ScenarioImportFailed(f"scenario {name} defines no `{required}`; see the README on writing a scenario")
+            raise ScenarioImportFailed(
+                f"scenario {name} defines no `{required}`; see docs/scenarios.md (Writing a scenario)"
+            )
     scenario = Scenario(
         name=name,
         module=module,

@@ -13,6 +13,7 @@ from harness.compare import run_compare
 from harness.config import RunConfig, resolve
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
+from harness.report.console import report_console
 from harness.report.hooks import standard_hooks
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
@@ -139,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run_and_report(scenario: Scenario, config: RunConfig, share: WorkerShare | None = None) -> int:
-    out = Console(soft_wrap=True)
+    out = report_console()  # full width in a file or CI log: no task name cut at 80 columns
     err = Console(stderr=True)
     progress = Progress(err) if err.is_terminal else None
     run = Run(scenario, config, hooks=[*standard_hooks(), *([progress] if progress else [])], share=share)

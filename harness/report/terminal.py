@@ -48,7 +48,12 @@ def render_summary(record: RunRecord, console: Console) -> None:
     if record.kills:
         kills = Table(title="OOM kills (latency after the kernel's kill)", title_justify="left")
         for column in ("pid", "role", "task", "cause", "rss", "kmsg", "oom event", "pidfd", "celery"):
-            kills.add_column(column, justify="right" if column not in ("role", "task", "cause") else "left")
+            # a narrow terminal folds a task's name and id rather than cutting them to "alloc… 600a4…"
+            kills.add_column(
+                column,
+                justify="right" if column not in ("role", "task", "cause") else "left",
+                overflow="fold" if column == "task" else "ellipsis",
+            )
         for kill in record.kills:
             task = (
                 f"{kill.task_name or '-'} {kill.task_id[:8]}"
