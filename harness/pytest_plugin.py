@@ -10,6 +10,7 @@ imported inside the fixture and hooks when a test asks for it (tests/plugin/test
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,11 +29,12 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
     "pool": ("prefork", "the worker's pool: prefork, solo or threads"),
     "broker": (None, "a broker URL instead of the embedded Redis"),
     "results": ("results", "where run records go"),
-    "limits": (
+    "placement": (
         "cgroup",
-        "where the limit is: cgroup (oomlab's own), or docker (a container with --memory, "
-        "started through testcontainers)",
+        "where the worker runs: cgroup (a memory cgroup of oomlab's own), or docker (a container with "
+        "--memory, started through testcontainers)",
     ),
+    "limits": (None, "deprecated: the old name of oomlab_placement"),
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
@@ -85,6 +87,13 @@ def _option(config: pytest.Config, name: str):
     return config.getoption(f"oomlab_{name}") or config.getini(f"oomlab_{name}")
 
 
+def _placement(config: pytest.Config) -> str:
+    old = _option(config, "limits")
+    if old:
+        warnings.warn("oomlab_limits is deprecated: use oomlab_placement", DeprecationWarning, stacklevel=2)
+    return _option(config, "placement") if not old or config.getoption("oomlab_placement") else old
+
+
 @pytest.fixture(scope="session")
 def oomlab_worker(request: pytest.FixtureRequest):
     """A real worker of your app under a memory limit for the whole session; send tasks through
@@ -105,7 +114,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
         pool=_option(config, "pool"),
         broker=_option(config, "broker"),
         results_dir=_option(config, "results"),
-        limits=_option(config, "limits"),
+        placement=_placement(config),
     )
     try:
         session = WorkerSession(options).start()
