@@ -664,8 +664,10 @@ class Run:
         if not os.path.exists(samples) or os.path.getsize(samples) == 0:
             return  # nothing was sampled (the run stopped before its worker started): no plot, no matplotlib
         try:
+            from harness.report.html import write_run_report
             from harness.report.timeline import render_timeline
 
+            write_run_report(self.run_dir)  # report.html, from run.json as just written
             render_timeline(self.run_dir, self.record)
         except Exception as exc:  # a plot must never cost the user the record
             self.record.environment["timeline_error"] = f"{type(exc).__name__}: {exc}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from harness.config import RunConfig
 from harness.docker.engine import check_docker_config
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
+from harness.report.html import REPORT_FILE, show_report
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
 from harness.scenario import load_scenario
@@ -128,6 +130,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for the worker to be ready")
     parser.add_argument("--sample-hz", type=float, default=100.0, help="RSS sampling rate (default 100)")
+    parser.add_argument("--open", action="store_true", help="open the run's report.html in a browser afterwards")
     parser.set_defaults(func=main)
 
 
@@ -235,7 +238,7 @@ def attach_config(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     if args.attach:
         scenario, config, share = attach_config(args)
-        return _run_and_report(Run(scenario, config, share=share))
+        return _run_and_report(Run(scenario, config, share=share), args.open)
     if args.compare:
         if args.variant:
             raise BadInput("--compare runs every variant; leave out --variant")
@@ -245,12 +248,12 @@ def main(args: argparse.Namespace) -> int:
             raise BadInput(
                 f"the variants of {scenario.name} set different memory limits; give --memory to compare them"
             )
-        return run_compare(scenario, configs)
+        return run_compare(scenario, configs, open_report=args.open)
     scenario, config = build_config(args)
-    return _run_and_report(Run(scenario, config))
+    return _run_and_report(Run(scenario, config), args.open)
 
 
-def _run_and_report(run: Run) -> int:
+def _run_and_report(run: Run, open_report: bool = False) -> int:
     out = Console(soft_wrap=True)
     err = Console(stderr=True)
     progress = run.progress = Progress(err) if err.is_terminal else None
@@ -266,6 +269,8 @@ def _run_and_report(run: Run) -> int:
     if progress:
         progress.stop()
     render_summary(run.record, out)
+    if open_report:
+        show_report(os.path.join(run.run_dir, REPORT_FILE), open_report)
     _print_run_dir(run)
     return EXIT_OK
 
