@@ -88,8 +88,10 @@ def headline(view: RunView) -> str:
 def _span_tip(task: TaskView, pid: int, peak: int | None, killed: bool, start: float, end: float) -> str:
     if peak is not None:
         peak_line = f"peak {format_size(peak)}" + (" (exact, VmHWM)" if task.peak_is_exact else " (not exact)")
+    elif killed and task.peak_rss_bytes is not None:  # the kernel's RSS at the kill, no VmHWM read
+        peak_line = f"RSS at the kill {format_size(task.peak_rss_bytes)} (the kernel's figure, not an exact peak)"
     else:
-        peak_line = "peak not measured (no postrun: killed)" if killed else "peak not measured"
+        peak_line = "peak not measured"
     head = f"{task.name} · {task.label}" if task.label else task.name
     return "\n".join(
         [
