@@ -10,6 +10,7 @@ the same way the tests see the page.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
@@ -63,6 +64,10 @@ class Browser:
             self.socket = websocket.create_connection(self._page_socket(port), timeout=timeout, suppress_origin=True)
             for domain in ("Page", "Runtime", "Log"):
                 self.call(f"{domain}.enable")
+            # the viewport exactly this size (a headless window's own size differs by version)
+            self.call(
+                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+            )
         except BaseException:
             self.close()
             raise
@@ -140,7 +145,7 @@ class Browser:
     def hover(self, selector: str) -> None:
         """Move the real mouse to the middle of the first element matching `selector`."""
         box = self.evaluate(
-            f"(() => {{ const el = document.querySelector({json.dumps(selector)}); el.scrollIntoView({{block: 'center'}});"
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)}); el.scrollIntoView({{block: 'nearest'}});"
             " const r = el.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()"
         )
         for x in (box[0] - 1, box[0]):  # two moves: the second is the one that enters the element
@@ -181,13 +186,19 @@ class Browser:
 
 
 def main(argv: list[str]) -> int:
+    """PAGE OUT [WIDTH HEIGHT [HOVER_SELECTOR]]: a viewport screenshot, palette-compressed for docs."""
     page, out = argv[0], argv[1]
     width, height = (int(argv[2]), int(argv[3])) if len(argv) > 3 else (1280, 900)
     with Browser(width, height) as browser:
         browser.open(page)
-        Path(out).write_bytes(browser.screenshot())
+        if len(argv) > 4:
+            browser.hover(argv[4])  # its tooltip in the picture (scrolled to only when out of view)
+        png = browser.screenshot()
         errors = browser.errors()
-    print("\n".join(errors) or f"{out}: no console errors", file=sys.stderr if errors else sys.stdout)
+    from PIL import Image
+
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256).save(out, optimize=True)
+    print("\n".join(errors) or f"{out}: {os.path.getsize(out)} bytes, no console errors")
     return 1 if errors else 0
 
 
