@@ -85,6 +85,7 @@ def table(
     numeric: Iterable[str] = (),
     sortable: bool = True,
     row_attrs: list[str] | None = None,
+    header: bool = True,
 ) -> str:
     """A table; `numeric` columns are right-aligned, `row_attrs` is ready markup per row."""
     numbers = set(numeric)
@@ -104,10 +105,8 @@ def table(
         body.append(f"<tr{extra}>{''.join(tds)}</tr>")
     ident = f' id="{attr(table_id)}"' if table_id else ""
     css = ' class="sortable"' if sortable else ""
-    return (
-        f'<div class="table-wrap"><table{ident}{css}><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
+    thead = f"<thead><tr>{head}</tr></thead>" if header else ""
+    return f'<div class="table-wrap"><table{ident}{css}>{thead}<tbody>{"".join(body)}</tbody></table></div>'
 
 
 def cards(items: Iterable[tuple[str, str, str]]) -> str:
@@ -129,7 +128,7 @@ def bullet_list(items: Iterable[str], css: str = "") -> str:
 
 def key_values(pairs: Iterable[tuple[str, object]]) -> str:
     rows = [[cell(key), cell(value)] for key, value in pairs]
-    return table(["", ""], rows, sortable=False).replace("<thead><tr><th></th><th></th></tr></thead>", "")
+    return table(["key", "value"], rows, sortable=False, header=False)
 
 
 def link(href: str, text: str) -> str:

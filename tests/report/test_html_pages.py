@@ -145,3 +145,18 @@ def test_report_open_hands_the_page_to_the_users_browser(run_dir, tmp_path):
             break
         time.sleep(0.1)
     assert seen.read_text().strip() == Path(run_dir, "report.html").as_uri()
+
+
+def test_oomlab_gate_writes_its_page_and_the_markdown_links_it(run_dir, tmp_path, capsys):
+    baseline = tmp_path / "baseline.json"
+    assert oomlab(["baseline", "save", run_dir, str(baseline)]) == EXIT_OK
+    saved = json.loads(baseline.read_text())
+    saved["tasks"]["alloc.allocate"]["max"] //= 2  # the baseline's peak half of this run's
+    baseline.write_text(json.dumps(saved))
+    summary = tmp_path / "summary.md"
+    code = oomlab(["gate", "--baseline", str(baseline), "--current", run_dir, "--markdown", str(summary)])
+    assert code == 7  # EXIT_REGRESSION
+    page = os.path.join(run_dir, "gate.html")
+    assert f"report: {page}" in capsys.readouterr().out
+    assert f"[`{page}`]" in summary.read_text()
+    assert "+100." in _read(page)
