@@ -179,14 +179,15 @@ def timeline_svg(
             f'height="{lane_h - 6}" '
             f'fill="{OUTCOME_COLORS.get(span.outcome, "#999")}" data-tip="{attr(span.tip)}"/>'
         )
-    for kill in kills:
+    for index, kill in enumerate(kills):
         px = x(kill.at_s)
+        label_y = mem_top + 20 + (index % 3) * 12  # kills close together keep readable labels
         parts.append(
             f'<g class="kill-marker" data-tip="{attr(kill.tip)}">'
             f'<line class="kill-line" x1="{px}" x2="{px}" y1="{mem_top}" y2="{bottom}"/>'
             f'<line class="hit" x1="{px}" x2="{px}" y1="{mem_top}" y2="{bottom}"/>'
             f'<path d="M{px - 6},{mem_top} L{px + 6},{mem_top} L{px},{mem_top + 9} Z"/>'
-            f'<text x="{px + 4}" y="{mem_top + 20}">{escape(kill.label)}</text></g>'
+            f'<text x="{px + 4}" y="{label_y}">{escape(kill.label)}</text></g>'
         )
     parts.append("</svg>")
     return legend(series, colors, bool(limit_bytes)) + "".join(parts)
