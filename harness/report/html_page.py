@@ -136,8 +136,10 @@ def link(href: str, text: str) -> str:
 
 
 def relative_link(from_dir: str, target: str, text: str) -> str:
-    """A link that still works when the directory tree is copied elsewhere (a CI artifact)."""
-    return link(os.path.relpath(target, from_dir), text)
+    """A link that still works when the directory tree is copied elsewhere (a CI artifact); always a
+    path, never a scheme such as javascript: from a crafted record."""
+    path = os.path.relpath(target, from_dir)
+    return link(path if path.startswith((".", "/")) else f"./{path}", text)
 
 
 def html_beside(json_path: str) -> str:

@@ -160,3 +160,15 @@ def test_oomlab_gate_writes_its_page_and_the_markdown_links_it(run_dir, tmp_path
     assert f"report: {page}" in capsys.readouterr().out
     assert f"[`{page}`]" in summary.read_text()
     assert "+100." in _read(page)
+
+
+def test_links_from_a_record_are_always_paths(tmp_path, monkeypatch):
+    from harness.report.html_page import relative_link
+
+    monkeypatch.chdir(tmp_path)
+    assert 'href="./javascript:alert(1)/report.html"' in relative_link(
+        str(tmp_path), "javascript:alert(1)///report.html", "x"
+    )
+    assert 'href="../run/report.html"' in relative_link(
+        str(tmp_path / "lab"), str(tmp_path / "run" / "report.html"), "x"
+    )
