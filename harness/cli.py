@@ -10,10 +10,10 @@ import tempfile
 import traceback
 
 from harness import __version__
-from harness.commands import baseline, gate, lab, recommend, run, scenarios, worker
+from harness.commands import baseline, gate, lab, recommend, report, run, scenarios, worker
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OomlabError
 
-COMMANDS = (run, worker, scenarios, recommend, lab, gate, baseline)
+COMMANDS = (run, worker, scenarios, recommend, lab, gate, baseline, report)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from harness.record import RunRecord, write_json_atomic
 from harness.report.compare import render_comparison
 from harness.report.console import report_console
 from harness.report.hooks import standard_hooks
+from harness.report.html import show_report, write_compare_report
 from harness.report.terminal import render_summary
 from harness.runner import Run
 from harness.scenario import Scenario
@@ -33,7 +34,9 @@ class Compared:
     record: RunRecord
 
 
-def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | None = None) -> int:
+def run_compare(
+    scenario: Scenario, configs: list[RunConfig], out: Console | None = None, open_report: bool = False
+) -> int:
     out = out or report_console()
     compared: list[Compared] = []
     path = os.path.join(configs[0].results_dir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
@@ -56,6 +59,7 @@ def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | Non
         raise
     out.rule(f"{scenario.name}: variants side by side")
     render_comparison([c.record for c in compared], out)
+    show_report(write_compare_report(path), open_report)
     out.print(path)
     return EXIT_OK
 

@@ -15,6 +15,7 @@ from harness.recommend.capacity import vpa_rule
 from harness.recommend.flow import recommend
 from harness.record import write_json_atomic
 from harness.report.console import report_console
+from harness.report.html_recommend import write_recommend_report
 from harness.report.recommend import render_plan, render_profile, snippet
 from harness.scenario import load_scenario
 
@@ -96,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
             "snippet": text,
         },
     )
+    print(write_recommend_report(path), flush=True)  # report.html beside the record; the record's path last
     print(path, flush=True)
     return EXIT_OK
 

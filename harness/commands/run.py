@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 
@@ -15,6 +16,7 @@ from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
 from harness.report.console import report_console
 from harness.report.hooks import standard_hooks
+from harness.report.html import REPORT_FILE, show_report
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
 from harness.scenario import Scenario, load_scenario
@@ -65,6 +67,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for the worker to be ready")
     parser.add_argument("--sample-hz", type=float, default=100.0, help="RSS sampling rate (default 100)")
+    parser.add_argument("--open", action="store_true", help="open the run's report.html in a browser afterwards")
     parser.set_defaults(func=main)
 
 
@@ -125,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     if args.attach:
         config, share = attach_config(args, scenario)
-        return _run_and_report(scenario, config, share)
+        return _run_and_report(scenario, config, share, args.open)
     options = run_options(args)
     if args.compare:
         if args.variant:
@@ -135,11 +138,13 @@ def main(args: argparse.Namespace) -> int:
             raise BadInput(
                 f"the variants of {scenario.name} set different memory limits; give --memory to compare them"
             )
-        return run_compare(scenario, configs)
-    return _run_and_report(scenario, resolve(scenario, options))
+        return run_compare(scenario, configs, open_report=args.open)
+    return _run_and_report(scenario, resolve(scenario, options), open_report=args.open)
 
 
-def _run_and_report(scenario: Scenario, config: RunConfig, share: WorkerShare | None = None) -> int:
+def _run_and_report(
+    scenario: Scenario, config: RunConfig, share: WorkerShare | None = None, open_report: bool = False
+) -> int:
     out = report_console()  # full width in a file or CI log: no task name cut at 80 columns
     err = Console(stderr=True)
     progress = Progress(err) if err.is_terminal else None
@@ -156,6 +161,8 @@ def _run_and_report(scenario: Scenario, config: RunConfig, share: WorkerShare | 
     if progress:
         progress.end()
     render_summary(run.record, out)
+    if open_report:
+        show_report(os.path.join(run.run_dir, REPORT_FILE), open_report)
     _print_run_dir(run)
     return EXIT_OK
 

@@ -28,6 +28,16 @@ class TimelineWriter(RunHook):
             run.record.environment.timeline_error = f"{type(exc).__name__}: {exc}"
 
 
+class ReportWriter(RunHook):
+    """report.html: the self-contained page, built from run.json as just written."""
+
+    def finished(self, run: Run) -> None:
+        from harness.report.html import REPORT_FILE, write_run_report
+
+        write_run_report(run.run_dir)
+        run.record.files["report"] = REPORT_FILE
+
+
 def standard_hooks() -> list[RunHook]:
     """What `oomlab run`, compare, recommend, the lab and the pytest session attach to every run."""
-    return [TimelineWriter()]
+    return [TimelineWriter(), ReportWriter()]
