@@ -83,7 +83,8 @@ def assert_peak_rss_below(
     limit_bytes = _size(limit)
     if task.peak_rss_bytes is None:
         _fail(f"task {task.name}[{task.id}] has no peak measurement (outcome {task.outcome})", session)
-    if session.config.profile and (task.peak_rss_bytes >= limit_bytes or any(r.killed for r in task.executions)):
+    failing = (task.peak_rss_bytes or 0) >= limit_bytes or any(r.killed for r in task.executions)
+    if session.config.profile and failing:
         task = _with_profile(task, session)  # failing: its sites belong in the message
     if any(run.killed for run in task.executions):
         _fail(

@@ -4,11 +4,12 @@ when the test passes), so the plugin only wires them to pytest and each is teste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from harness.assertions import highest_peaks
-from harness.profiling.text import failure_lines
-from harness.record import TaskRecord
 from harness.sizes import format_size, parse_size
+
+if TYPE_CHECKING:  # the pytest plugin imports this module in every session: nothing heavy at load
+    from harness.record import TaskRecord
 
 
 @dataclass
@@ -17,14 +18,18 @@ class PeakViolation:
     offenders: list[TaskRecord]  # tasks at or above the limit, or OOM-killed
     tasks: list[TaskRecord]  # every task the test ran
     run_dir: str
-    profile: bool = False  # profile=True: memray's sites of the offenders go into the message
+    profile: bool = False  # profile=True (or the worker profiled them): memray's sites go into the message
 
     @property
     def long_repr(self) -> str:
+        from harness.profiling.text import failure_lines
+
         worst = max(self.offenders, key=lambda t: t.peak_rss_bytes or 0)
         return self._headline(worst) + (f"\n{failure_lines(self.offenders)}" if self.profile else "")
 
     def _headline(self, worst: TaskRecord) -> str:
+        from harness.assertions import highest_peaks
+
         return (
             f"{len(self.offenders)} of {len(self.tasks)} task(s) this test ran peaked at or above "
             f"{format_size(self.limit_bytes)}; the highest: {format_size(worst.peak_rss_bytes)} "

@@ -4,32 +4,37 @@ the gate says *where* a task's memory grew, beside *how much*."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from harness.sizes import format_size
+
+if TYPE_CHECKING:
+    from harness.gate.stats import TaskStats
 
 SITES_LISTED = 5
 
 
-def site_key(site: dict) -> str:
+def site_key(site: dict[str, Any]) -> str:
     """`function (dir/file.py)`: no line number and no checkout path, so a site keeps its name across
     edits above it and across machines."""
     tail = os.path.join(*site["file"].split(os.sep)[-2:]) if os.sep in site["file"] else site["file"]
     return f"{site['function']} ({tail})"
 
 
-def sites_held(tasks: list[dict]) -> dict[str, int]:
-    """Bytes each site held at the task's peak, the most over the tasks of one name."""
+def sites_held(top_allocations: list[list[dict[str, Any]]]) -> dict[str, int]:
+    """Bytes each site held at the task's peak (one list of sites per task), the most over the tasks
+    of one name."""
     held: dict[str, int] = {}
-    for task in tasks:
+    for sites in top_allocations:
         per_task: dict[str, int] = {}
-        for site in task.get("top_allocations") or []:
+        for site in sites:
             per_task[site_key(site)] = per_task.get(site_key(site), 0) + site["bytes"]
         for key, size in per_task.items():
             held[key] = max(held.get(key, 0), size)
     return held
 
 
-def grown_sites(baseline: dict, current: dict, top: int = SITES_LISTED) -> list[str]:
+def grown_sites(baseline: dict[str, TaskStats], current: dict[str, TaskStats], top: int = SITES_LISTED) -> list[str]:
     """One line per site that held more than in the baseline, the largest growth first; tasks whose
     baseline has no profile are left out (nothing to compare with)."""
     growth = []

@@ -90,5 +90,8 @@ def _task_id(message: dict) -> str | None:
     return (message.get("headers") or {}).get("id")
 
 
-def open_view(url: str, queue: str):
+BrokerView = RedisView | AmqpView
+
+
+def open_view(url: str, queue: str) -> BrokerView:
     return RedisView(url, queue) if url.startswith("redis") else AmqpView(url, queue)

@@ -39,9 +39,18 @@ def profile_names(text: str | None, app, pool: str, concurrency: int, backend: s
     if pool == "threads" and concurrency > 1:
         raise BadInput("--profile needs one task per process: use the prefork pool (threads share one process)")
     if backend != "cgroup":
-        raise BadInput("--profile works with a worker oomlab starts in its own cgroup (--backend cgroup)")
+        raise BadInput("--profile works with a worker oomlab starts in its own cgroup (--placement cgroup)")
     require_memray()
     return names
+
+
+def profile_dir(run_dir: str) -> str:
+    """profiles/ in the run directory, made before the worker starts: the pool children write there."""
+    import os
+
+    path = os.path.join(run_dir, SUBDIR)
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def require_memray() -> None:

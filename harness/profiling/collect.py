@@ -46,7 +46,7 @@ class ProfileCollector:
             if profiles:
                 task.profile = {**profiles[-1], "executions": len(profiles)}
                 task.top_allocations = profiles[-1]["sites"]
-        record.summary["profile"] = {
+        record.summary.profile = {
             "tasks": list(self.names),
             "captures": len(self.captures),
             "cost": cost(probe),

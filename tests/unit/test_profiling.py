@@ -50,8 +50,8 @@ def _stats(sites: dict[str, int]) -> TaskStats:
 
 def test_the_sites_that_grew_are_listed_largest_first():
     tasks = [
-        {"top_allocations": [{"function": "f", "file": "/a/pkg/mod.py", "line": 3, "bytes": 5 * MIB}]},
-        {"top_allocations": [{"function": "f", "file": "/b/pkg/mod.py", "line": 9, "bytes": 7 * MIB}]},
+        [{"function": "f", "file": "/a/pkg/mod.py", "line": 3, "bytes": 5 * MIB}],
+        [{"function": "f", "file": "/b/pkg/mod.py", "line": 9, "bytes": 7 * MIB}],
     ]
     assert sites_held(tasks) == {"f (pkg/mod.py)": 7 * MIB}  # a line moved and a checkout moved: one site
     baseline = {"t": _stats({"f (pkg/mod.py)": 7 * MIB, "g (pkg/mod.py)": MIB})}
