@@ -79,7 +79,8 @@ class AmqpView:
         found: dict[str, int | None] = {}
         while (message := self.channel.basic_get(self.queue, no_ack=True)) is not None:
             headers = message.headers or {}
-            found[headers.get("id")] = headers.get("x-delivery-count")
+            if (task_id := headers.get("id")) is not None:
+                found[task_id] = headers.get("x-delivery-count")
         return [Location(t, "queued", found[t]) if t in found else Location(t, "absent") for t in task_ids]
 
     def close(self) -> None:
