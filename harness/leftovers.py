@@ -11,9 +11,9 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 from dataclasses import asdict, dataclass, field
 
+from harness.docker.engine import remove_container
 from harness.limits.base import CgroupBackend
 from harness.procfs import alive_since, start_time_ticks
 
@@ -41,7 +41,7 @@ class Lease:
     # (broker URL, queue) on a service broker: a durable queue outlives a SIGKILLed run otherwise;
     # the lease sits in a 0700 directory, so the URL's credentials stay with their owner
     queues: list[tuple[str, str]] = field(default_factory=list)
-    containers: list[str] = field(default_factory=list)  # Docker backend: removed with `docker rm -f`
+    containers: list[str] = field(default_factory=list)  # Docker backend: force-removed through the engine's API
 
     @classmethod
     def for_this_process(cls, run_id: str) -> Lease:
@@ -107,12 +107,7 @@ class Lease:
             elif os.path.lexists(path):
                 os.unlink(path)
                 removed.append(path)
-        for name in self.containers:
-            try:
-                if subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=30).returncode == 0:
-                    removed.append(f"container {name}")
-            except (OSError, subprocess.TimeoutExpired):  # no docker command or engine: nothing to remove here
-                pass
+        removed.extend(f"container {name}" for name in self.containers if remove_container(name))
         for broker_url, queue in self.queues:
             try:
                 delete_queue(broker_url, queue)

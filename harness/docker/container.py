@@ -3,15 +3,15 @@ poll, wait, send_signal, kill, returncode), and the container's memory cgroup as
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from harness.docker.engine import DockerUnavailable, docker
+from harness.docker.engine import DockerUnavailable, client, engine_errors, remove_container
 from harness.docker.testcontainers_start import start_with_testcontainers
 from harness.limits.cgroup_v1 import CgroupV1
 from harness.limits.cgroup_v2 import CgroupV2
@@ -38,34 +38,48 @@ class ContainerSpec:
     def shell_command(self) -> str:
         return f"exec {shlex.join(self.argv)} >> {shlex.quote(self.log_path)} 2>&1"
 
+    @property
+    def command(self) -> list[str]:
+        """The worker's argv behind a shell that sends its output to the run's worker.log."""
+        return ["sh", "-c", self.shell_command]
 
-def start_with_cli(spec: ContainerSpec) -> None:
-    args = [
-        "run",
-        "-d",
-        "--name",
-        spec.name,
-        "--pid",
-        "host",
-        "--network",
-        "host",
-        "--memory",
-        str(spec.memory_bytes),
-        "--memory-swap",
-        str(spec.memory_bytes),
-        "--restart",
-        spec.restart,
-        "-w",
-        spec.workdir,
-    ]
-    for mount in dict.fromkeys(spec.mounts):
-        args += ["-v", f"{mount}:{mount}"]
-    for key, value in spec.env.items():
-        args += ["-e", f"{key}={value}"]
-    docker(*args, spec.image, "sh", "-c", spec.shell_command)
+    @property
+    def shared_paths(self) -> list[str]:
+        """The host paths mounted at the same place in the container, each once."""
+        return list(dict.fromkeys(self.mounts))
+
+    @property
+    def host_config(self) -> dict[str, Any]:
+        """The SDK's create() arguments for the limit, the namespaces, the restart policy and the
+        working directory (testcontainers passes them on unchanged)."""
+        restart = {"Name": self.restart, **({"MaximumRetryCount": 0} if self.restart == "on-failure" else {})}
+        return {
+            "pid_mode": "host",
+            "network_mode": "host",
+            "mem_limit": self.memory_bytes,
+            "memswap_limit": self.memory_bytes,
+            "working_dir": self.workdir,
+            **({"restart_policy": restart} if self.restart != "no" else {}),
+        }
 
 
-STARTERS = {"cli": start_with_cli, "testcontainers": start_with_testcontainers}
+def start_with_sdk(spec: ContainerSpec) -> None:
+    """Create and start the container through the engine's API (no pull: the image was built here)."""
+    engine = client()
+    with engine_errors(f"start the worker's container {spec.name}"):
+        container = engine.containers.create(
+            spec.image,
+            spec.command,
+            name=spec.name,
+            environment=dict(spec.env),
+            volumes={path: {"bind": path, "mode": "rw"} for path in spec.shared_paths},
+            **spec.host_config,
+        )
+        container.start()
+
+
+# "cli" is what the run's configuration calls oomlab's own start (it ran `docker run` once)
+STARTERS = {"sdk": start_with_sdk, "cli": start_with_sdk, "testcontainers": start_with_testcontainers}
 
 
 class ContainerWorker:
@@ -77,7 +91,7 @@ class ContainerWorker:
 
     @classmethod
     def run(cls, spec: ContainerSpec, starter: str = "cli") -> ContainerWorker:
-        """Start the container (with the docker CLI, or through testcontainers for the pytest plugin)
+        """Start the container (through the Docker SDK, or through testcontainers for the pytest plugin)
         and wait for its main process's host pid."""
         STARTERS[starter](spec)
         name, log_path = spec.name, spec.log_path
@@ -95,10 +109,13 @@ class ContainerWorker:
         return worker
 
     def inspect(self) -> dict:
-        """Docker's whole view of the container, in one call ({} once it is gone)."""
-        result = docker("inspect", self.name, check=False)
-        found = json.loads(result.stdout or "[]") if result.returncode == 0 else []
-        return found[0] if found else {}
+        """Docker's whole view of the container, in one call, as `docker inspect` gives it ({} once
+        it is gone, or when the engine cannot be asked)."""
+        try:
+            with engine_errors(f"inspect the container {self.name}"):
+                return client().api.inspect_container(self.name)
+        except DockerUnavailable:
+            return {}
 
     def state(self) -> dict:
         return self.inspect().get("State") or {}
@@ -120,20 +137,25 @@ class ContainerWorker:
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
+        while (code := self.poll()) is None:
             if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.name, timeout)
+                raise subprocess.TimeoutExpired(self.name, timeout or 0.0)
             time.sleep(0.05)
-        return self.returncode
+        return code
 
     def send_signal(self, sig: int) -> None:
-        docker("kill", "-s", signal.Signals(sig).name, self.name, check=False)
+        """Signal the main process through Docker (nothing happens once the container has stopped)."""
+        try:
+            with engine_errors(f"signal the container {self.name}"):
+                client().api.kill(self.name, signal=signal.Signals(sig).name)
+        except DockerUnavailable:  # not running (any more), or gone
+            pass
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
 
     def remove(self) -> None:
-        docker("rm", "-f", self.name, check=False)
+        remove_container(self.name)
 
     def memory_cgroup(self):
         """The container's memory cgroup, as the host sees it (v1 or v2)."""

@@ -1,43 +1,98 @@
 """The Docker engine and the worker image: reachable or one clear sentence, and an image built once
 from workers/Dockerfile with oomlab installed from a wheelhouse made on the host (no registry needed
-when the base image is already present)."""
+when the base image is already present).
+
+oomlab talks to the engine through the Docker SDK for Python over its API socket, not by running the
+`docker` command and parsing what it prints: no CLI needs to be installed, and every answer is
+Docker's own JSON. The SDK is imported on first use, so loading oomlab (or its pytest plugin) costs
+nothing when the Docker backend is not asked for."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from harness import __version__
 from harness.errors import OomlabError
+
+if TYPE_CHECKING:
+    import docker as docker_sdk
 
 EXIT_DOCKER = 8
 DOCKER_MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses --memory below 6 MiB
 DEFAULT_BASE = os.environ.get("OOMLAB_DOCKER_BASE", "python:3.11-slim")
 PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+API_TIMEOUT_S = 60  # one API call; a build gets BUILD_TIMEOUT_S
+BUILD_TIMEOUT_S = 900
+NO_ENGINE = (
+    "no Docker engine is reachable (is dockerd running, and DOCKER_HOST right?); start it, or use --placement cgroup"
+)
 
 
 class DockerUnavailable(OomlabError):
     exit_code = EXIT_DOCKER
 
 
-def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+def client() -> docker_sdk.DockerClient:
+    """The engine's API client (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH as the CLI reads
+    them), made once per process: making it asks the engine for its API version."""
+    return _client(os.environ.get("DOCKER_HOST"))
+
+
+def sdk_errors() -> Any:
+    """docker.errors, or DockerUnavailable saying how to install the SDK."""
     try:
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
+        import docker.errors
+    except ImportError:
         raise DockerUnavailable(
-            "the docker command is not installed; install Docker or use --placement cgroup"
+            "the Docker backend talks to Docker through the Docker SDK for Python, which is not installed: "
+            "pip install 'oomlab[docker]'"
         ) from None
-    except subprocess.TimeoutExpired:
-        raise DockerUnavailable(f"`docker {args[0]}` did not answer within {timeout:.0f} s") from None
-    if check and result.returncode != 0:
-        raise DockerUnavailable(
-            f"`docker {' '.join(args[:2])}` failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}"
-        )
-    return result
+    return docker.errors
+
+
+@functools.cache
+def _client(host: str | None) -> docker_sdk.DockerClient:
+    errors = sdk_errors()
+    import docker as docker_sdk
+
+    try:
+        return docker_sdk.from_env(timeout=API_TIMEOUT_S)
+    except errors.DockerException:  # no socket, refused, not an engine, a bad TLS setting
+        raise DockerUnavailable(NO_ENGINE) from None
+
+
+@contextmanager
+def engine_errors(doing: str) -> Iterator[None]:
+    """An error from the engine or the connection to it (the SDK lets requests' own errors through),
+    said in one sentence with what was being done."""
+    errors = sdk_errors()
+    import requests
+
+    try:
+        yield
+    except errors.APIError as error:
+        raise DockerUnavailable(f"Docker could not {doing}: {error.explanation or error}") from None
+    except (errors.DockerException, requests.RequestException) as error:
+        raise DockerUnavailable(f"Docker could not {doing}: {error}") from None
+
+
+def remove_container(name: str) -> bool:
+    """Remove a container, running or not; False when there was none to remove (or no engine to ask)."""
+    try:
+        with engine_errors(f"remove the container {name}"):
+            client().api.remove_container(name, force=True)
+    except DockerUnavailable:
+        return False
+    return True
 
 
 def check_docker_config(memory_bytes: int, oom_scope: str) -> None:
@@ -50,13 +105,12 @@ def check_docker_config(memory_bytes: int, oom_scope: str) -> None:
 
 
 def check_engine() -> str:
-    result = docker("info", "--format", "{{.ServerVersion}}", timeout=10, check=False)
-    if result.returncode != 0:
-        raise DockerUnavailable(
-            "no Docker engine is reachable (is dockerd running, and DOCKER_HOST right?); "
-            "start it, or use --placement cgroup"
-        )
-    return result.stdout.strip()
+    """The engine's version, or DockerUnavailable saying it is not reachable."""
+    try:
+        with engine_errors("say which version it is"):
+            return str(client().version().get("Version", ""))
+    except DockerUnavailable:
+        raise DockerUnavailable(NO_ENGINE) from None
 
 
 def source_digest() -> str:
@@ -74,45 +128,77 @@ def source_digest() -> str:
     return digest.hexdigest()[:12]
 
 
+def image_present(tag: str) -> bool:
+    engine = client()
+    with engine_errors(f"look up the image {tag}"):
+        try:
+            engine.images.get(tag)
+        except sdk_errors().ImageNotFound:
+            return False
+    return True
+
+
 def worker_image(base: str = DEFAULT_BASE) -> str:
     """The worker image for this oomlab version and base, built once and reused."""
     tag = f"oomlab-worker:{__version__}-{source_digest()}-{base.replace(':', '-').replace('/', '-')}"
-    if docker("image", "inspect", tag, check=False).returncode == 0:
+    if image_present(tag):
         return tag
-    if docker("image", "inspect", base, check=False).returncode != 0:
+    if not image_present(base):
         raise DockerUnavailable(
             f"the base image {base} is not present and no registry may be reachable; "
             f"build or load it, or set OOMLAB_DOCKER_BASE"
         )
     with tempfile.TemporaryDirectory() as context:
         shutil.copy(os.path.join(PROJECT, "workers", "Dockerfile"), context)
-        wheels = os.path.join(context, "wheels")
-        # async-timeout: redis needs it below Python 3.11.3 (Debian's 3.11.2), which the host may not be
-        made = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, PROJECT, "async-timeout"],
-            capture_output=True,
-            text=True,
-        )
-        if made.returncode != 0:
-            raise DockerUnavailable(f"could not make the wheelhouse for the worker image: {made.stderr.strip()[-300:]}")
-        built = docker("build", "-q", "--build-arg", f"BASE={base}", "-t", tag, context, timeout=900, check=False)
-        if built.returncode != 0:
-            raise DockerUnavailable(
-                f"the worker image could not be built from workers/Dockerfile on {base}: "
-                f"{(built.stderr or built.stdout).strip()[-300:]}"
-            )
+        _make_wheelhouse(os.path.join(context, "wheels"))
+        _build(context, base, tag)
     _remove_older_images(tag)
     return tag
 
 
+def _make_wheelhouse(wheels: str) -> None:
+    """oomlab and its dependencies as wheels made by the host's pip: the image installs them with no index."""
+    # async-timeout: redis needs it below Python 3.11.3 (Debian's 3.11.2), which the host may not be
+    made = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, PROJECT, "async-timeout"],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        raise DockerUnavailable(f"could not make the wheelhouse for the worker image: {made.stderr.strip()[-300:]}")
+
+
+def _build(context: str, base: str, tag: str) -> None:
+    engine = client()
+    doing = f"build the worker image from workers/Dockerfile on {base}"
+    with engine_errors(doing):
+        try:
+            engine.images.build(
+                path=context, buildargs={"BASE": base}, tag=tag, rm=True, forcerm=True, timeout=BUILD_TIMEOUT_S
+            )
+        except sdk_errors().BuildError as error:
+            raise DockerUnavailable(f"Docker could not {doing}: {_last_lines(error.build_log)[-300:]}") from None
+
+
+def _last_lines(build_log: Iterable[dict[str, Any]]) -> str:
+    """The build's own output (the failing step's message is at its end), as one line."""
+    said = [str(chunk.get("stream") or chunk.get("error") or "").strip() for chunk in build_log]
+    return " ".join(line for line in said if line)
+
+
 def _remove_older_images(current: str) -> None:
     """Images of earlier code on the same base: one per code change would pile up otherwise. An image
-    a container still uses is kept (no -f)."""
+    a container still uses is kept (no force)."""
 
     def base_of(tag: str) -> str:  # oomlab-worker:<version>-<digest>-<base>
         return tag.split(":", 1)[-1].split("-", 2)[-1]
 
-    listed = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "oomlab-worker", check=False).stdout.split()
+    engine = client()
+    with engine_errors("list the worker images"):
+        listed = [tag for image in engine.images.list(name="oomlab-worker") for tag in image.tags]
     for tag in listed:
         if tag != current and base_of(tag) == base_of(current):
-            docker("rmi", tag, check=False)
+            try:
+                engine.images.remove(tag)
+            except sdk_errors().APIError:  # in use by a container (of another run): kept
+                pass

@@ -1,5 +1,6 @@
 """The worker's container started through testcontainers (what the pytest plugin uses with
-`oomlab_backend = docker`): the same container as the docker CLI starts, labelled by testcontainers.
+`oomlab_limits = docker`): the same container as oomlab starts through the Docker SDK (the same
+ContainerSpec.host_config), labelled by testcontainers.
 
 Ryuk, testcontainers' reaper, is off unless asked for: its image comes from a registry, and oomlab's
 lease already removes a container whose run died."""
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from harness.docker.engine import DockerUnavailable
+from harness.docker.engine import DockerUnavailable, engine_errors
 
 if TYPE_CHECKING:
     from harness.docker.container import ContainerSpec
@@ -24,26 +25,12 @@ def start_with_testcontainers(spec: ContainerSpec) -> None:
             "the Docker backend in pytest starts its worker through testcontainers, which is "
             "not installed: pip install 'oomlab[docker]'"
         ) from None
-    restart = (
-        None
-        if spec.restart == "no"
-        else {"Name": spec.restart, **({"MaximumRetryCount": 0} if spec.restart == "on-failure" else {})}
-    )
-    container = (
-        DockerContainer(
-            spec.image, name=spec.name, env=dict(spec.env), volumes=[(m, m, "rw") for m in dict.fromkeys(spec.mounts)]
+    with engine_errors(f"start the worker's container {spec.name} through testcontainers"):
+        container = DockerContainer(
+            spec.image,
+            name=spec.name,
+            env=dict(spec.env),
+            volumes=[(path, path, "rw") for path in spec.shared_paths],
+            **spec.host_config,
         )
-        .with_command(["sh", "-c", spec.shell_command])
-        .with_kwargs(
-            pid_mode="host",
-            network_mode="host",
-            mem_limit=spec.memory_bytes,
-            memswap_limit=spec.memory_bytes,
-            working_dir=spec.workdir,
-            **({"restart_policy": restart} if restart else {}),
-        )
-    )
-    try:
-        container.start()
-    except Exception as error:  # docker-py's APIError and friends: one sentence, not a traceback
-        raise DockerUnavailable(f"testcontainers could not start the worker's container: {error}") from None
+        container.with_command(spec.command).start()
