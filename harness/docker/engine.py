@@ -106,9 +106,10 @@ def check_docker_config(memory_bytes: int, oom_scope: str) -> None:
 
 def check_engine() -> str:
     """The engine's version, or DockerUnavailable saying it is not reachable."""
+    engine = client()
     try:
         with engine_errors("say which version it is"):
-            return str(client().version().get("Version", ""))
+            return str(engine.version().get("Version", ""))
     except DockerUnavailable:
         raise DockerUnavailable(NO_ENGINE) from None
 
