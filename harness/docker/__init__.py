@@ -1,2 +1,2 @@
-"""The Docker backend: the worker runs in a container with the memory limit; oomlab watches it
+"""The Docker placement: the worker runs in a container with the memory limit; oomlab watches it
 from the host (the container's memory cgroup, its processes in the host's pid namespace)."""

@@ -5,7 +5,7 @@ when the base image is already present).
 oomlab talks to the engine through the Docker SDK for Python over its API socket, not by running the
 `docker` command and parsing what it prints: no CLI needs to be installed, and every answer is
 Docker's own JSON. The SDK is imported on first use, so loading oomlab (or its pytest plugin) costs
-nothing when the Docker backend is not asked for."""
+nothing when the Docker placement is not asked for."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def sdk_errors() -> Any:
         import docker.errors
     except ImportError:
         raise DockerUnavailable(
-            "the Docker backend talks to Docker through the Docker SDK for Python, which is not installed: "
+            "the Docker placement talks to Docker through the Docker SDK for Python, which is not installed: "
             "pip install 'oomlab[docker]'"
         ) from None
     return docker.errors

@@ -1,5 +1,5 @@
 """The worker's container started through testcontainers (what the pytest plugin uses with
-`oomlab_limits = docker`): the same container as oomlab starts through the Docker SDK (the same
+`oomlab_placement = docker`): the same container as oomlab starts through the Docker SDK (the same
 ContainerSpec.host_config), labelled by testcontainers.
 
 Ryuk, testcontainers' reaper, is off unless asked for: its image comes from a registry, and oomlab's
@@ -22,7 +22,7 @@ def start_with_testcontainers(spec: ContainerSpec) -> None:
         from testcontainers.core.container import DockerContainer
     except ImportError:
         raise DockerUnavailable(
-            "the Docker backend in pytest starts its worker through testcontainers, which is "
+            "the Docker placement in pytest starts its worker through testcontainers, which is "
             "not installed: pip install 'oomlab[docker]'"
         ) from None
     with engine_errors(f"start the worker's container {spec.name} through testcontainers"):

@@ -1,6 +1,6 @@
 """oomlab talks to Docker through the engine's API (the Docker SDK for Python), never by running the
 `docker` command and parsing what it prints: read from the source, so it fails on the first argv that
-starts with "docker" anywhere under harness/, and on any program the Docker backend starts other
+starts with "docker" anywhere under harness/, and on any program the Docker placement starts other
 than pip (which makes the worker image's wheelhouse)."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def constant_words(node: ast.expr) -> set[str]:
     return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
 
 
-def test_the_docker_backend_starts_no_program_but_pip():
+def test_the_docker_placement_starts_no_program_but_pip():
     runs = {
         f"{path}:{call.lineno}": constant_words(call.args[0]) if call.args else set()
         for path, tree in modules(os.path.join(HARNESS, "docker")).items()
