@@ -61,6 +61,7 @@ def sdk_errors() -> Any:
 
 @functools.cache
 def _client(host: str | None) -> docker_sdk.DockerClient:
+    """One client per DOCKER_HOST (from_env reads it; the key makes a changed host a new client)."""
     errors = sdk_errors()
     import docker as docker_sdk
 
