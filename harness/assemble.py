@@ -46,8 +46,7 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     )
     record.environment.kmsg_clock = evidence.kmsg_clock
     record.environment.celery_events_error = evidence.celery_events_error
-    if obs.group_replaced:  # a restarted container's cgroup, made anew under the same path
-        record.group.replaced_mono = obs.group_replaced[-1]
+    record.group.replaced_mono = list(obs.group_replaced)  # a restarted container's cgroup, made anew
     record.summary = _summary(evidence, record)
     record.summary.findings = findings(record)
     return record

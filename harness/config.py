@@ -22,7 +22,7 @@ Placement = Literal["cgroup", "docker", "attached"]
 OomScope = Literal["process", "group"]
 Restart = Literal["no", "always"]
 DockerRestart = Literal["no", "on-failure", "always"]
-ContainerStarter = Literal["cli", "testcontainers"]
+ContainerStarter = Literal["sdk", "cli", "testcontainers"]
 
 POOLS = ("prefork", "solo", "threads")
 PLACEMENTS: tuple[Placement, ...] = ("cgroup", "docker", "attached")
@@ -59,7 +59,9 @@ class RunConfig:
     settle: float = 0.3  # seconds to keep watching once every task is final
     placement: Placement = "cgroup"  # where the worker runs and what bounds its memory
     docker_restart: DockerRestart = "no"  # Docker's restart policy for the worker's container
-    container_starter: ContainerStarter = "cli"  # cli: `docker run` | testcontainers: as the pytest plugin does
+    container_starter: ContainerStarter = (
+        "sdk"  # sdk: the Docker SDK | testcontainers: as the pytest plugin does (cli: old name of sdk)
+    )
     attach: str | None = None  # the share directory of a worker oomlab did not start (`oomlab worker`)
     profile: tuple[str, ...] = ()  # task names memray tracks per execution ("all": every task); empty: none
     timeout_used: float | None = None  # the plan's timeout when none was given, filled in at replay
@@ -95,7 +97,7 @@ class RunOptions:
     restart_delay: float = 1.0
     settle: float = 0.3
     queue_arguments: dict[str, Any] = field(default_factory=dict)
-    container_starter: ContainerStarter = "cli"
+    container_starter: ContainerStarter = "sdk"
     profile: str | None = None  # --profile NAME[,NAME...]|all
 
 

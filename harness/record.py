@@ -204,7 +204,7 @@ class GroupSection:
     peak_since: str | None = None
     oom_notice: str | None = None
     oom_kill_count: int | None = None
-    replaced_mono: float | None = None  # a restarted container's group, made anew under the same path
+    replaced_mono: list[float] = field(default_factory=list)  # a restarted container's group, made anew
 
 
 @dataclass

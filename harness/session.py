@@ -75,7 +75,7 @@ class WorkerOptions:
             start_timeout=self.start_timeout,
             celery={"task_routes": {}},  # every task to this worker
             placement=self.placement,
-            container_starter="testcontainers" if self.placement == "docker" else "cli",
+            container_starter="testcontainers" if self.placement == "docker" else "sdk",
             profile=self.profile,
         )
 

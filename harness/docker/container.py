@@ -78,7 +78,7 @@ def start_with_sdk(spec: ContainerSpec) -> None:
         container.start()
 
 
-# "cli" is what the run's configuration calls oomlab's own start (it ran `docker run` once)
+# "cli" is the old name of "sdk" (oomlab ran `docker run` once): records and configs that say it still work
 STARTERS = {"sdk": start_with_sdk, "cli": start_with_sdk, "testcontainers": start_with_testcontainers}
 
 
@@ -90,7 +90,7 @@ class ContainerWorker:
         self._live_pid: int = 0  # the main process running now (a restart brings a new one)
 
     @classmethod
-    def run(cls, spec: ContainerSpec, starter: str = "cli") -> ContainerWorker:
+    def run(cls, spec: ContainerSpec, starter: str = "sdk") -> ContainerWorker:
         """Start the container (through the Docker SDK, or through testcontainers for the pytest plugin)
         and wait for its main process's host pid."""
         STARTERS[starter](spec)
