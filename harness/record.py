@@ -11,6 +11,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.redact import redact
+from harness.trust import results_umask, write_private_atomic
+
 SCHEMA = "oomlab.run/2"  # 2: child_uss_bytes (was child_uss_growth_bytes), delivery, state_history, restarts
 
 
@@ -121,16 +124,14 @@ class RunRecord:
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The record as written down: passwords and secret-named settings masked (harness.redact)."""
         data = asdict(self)
-        return {"schema": SCHEMA, **data}
+        return redact({"schema": SCHEMA, **data})
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1, default=repr)
-        handle.flush()
-    os.replace(tmp, path)
+    """Private unless OOMLAB_UMASK shares results; never written through a planted file (harness.trust)."""
+    write_private_atomic(path, json.dumps(data, indent=1, default=repr), mode=0o666 & ~results_umask())
 
 
 def load_run(run_dir: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-import shutil
 import signal
 import socket
 import sys
@@ -33,7 +32,7 @@ from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
 from harness.executions import build_executions, child_exit_codes, task_names
 from harness.findings import findings
-from harness.leftovers import Lease, delete_queue, sweep_stale
+from harness.leftovers import Lease, delete_queue, state_dir, sweep_stale
 from harness.limits import open_cgroup_backend
 from harness.limits.attached import open_attached_group
 from harness.monitor import Monitor
@@ -44,7 +43,7 @@ from harness.sampler import Sampler
 from harness.scenario import RunContext, Scenario
 from harness.startup import failure_message, start_state
 from harness.worker_launch import jsonable, worker_argv, worker_celery_conf, worker_env
-from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare
+from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare, copy_share_file
 
 CHECKPOINT_SECONDS = 1.0
 CRASH_LOOP_RESTARTS = 3  # a container restarted this often before it was ever ready is in a crash loop
@@ -163,6 +162,7 @@ class Run:
         # the monitor thread wakes on kernel events; a short GIL switch interval lets it run
         # within ~1 ms of waking instead of up to 5 ms (CPython's default)
         sys.setswitchinterval(0.0005)
+        state_dir()  # refuses a state directory someone else could write before anything is made
         os.makedirs(self.run_dir)
         self.record.files = {
             "probe": "probe.jsonl",
@@ -173,7 +173,9 @@ class Run:
         }
         self.lease = Lease.for_this_process(self.run_id)
         self.lease.save()
-        self.record.environment["cleaned_up_after_previous_runs"] = sweep_stale()
+        self.record.environment["cleaned_up_after_previous_runs"] = sweep_stale(
+            credentials=(self.config.broker, self.config.backend)
+        )
         self.checkpoint()
 
     def start_worker(self) -> None:
@@ -647,7 +649,7 @@ class Run:
         user's sight): the run directory gets a copy, the worker's whole life so far."""
         for name in (PROBE_FILE, LOG_FILE):
             try:
-                shutil.copyfile(os.path.join(self.config.attach, name), os.path.join(self.run_dir, name))
+                copy_share_file(self.config.attach, name, self.run_dir)
             except OSError as exc:
                 self.record.environment.setdefault("cleanup_errors", []).append(f"copying {name}: {exc}")
 

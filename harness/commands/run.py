@@ -202,9 +202,8 @@ def attach_config(args: argparse.Namespace):
         flags = ", ".join("--" + name.replace("_", "-") for name in given) or "--backend/--oom-scope/--docker-restart"
         raise BadInput(f"{flags}: with --attach these are the worker's; set them on `oomlab worker`")
     share = WorkerShare.wait_for(args.attach, args.start_timeout)
-    scenario = load_scenario(args.scenario)
-    if load_scenario(share.scenario).name != scenario.name:
-        raise BadInput(f"the worker in {args.attach} runs {share.scenario}, not {args.scenario}")
+    scenario = load_scenario(args.scenario)  # never the one worker.json names: the share's is data
+    share.check_runs(scenario, args.attach)
     limit = attached_limit(share.pid, share.cgroup_dir, share.cgroup_path)
     if limit is None:
         raise BadInput("the worker's memory cgroup has no limit; give the worker one (Compose: mem_limit)")

@@ -1,0 +1,53 @@
+"""The one place secrets are masked before anything is stored or printed: run records, leases, log
+copies, reports, terminal output and error messages. A URL keeps its scheme, user and host (what a
+reader needs to know which broker it was) and loses its password; a setting or parameter whose name
+says it holds a secret (password, token, secret, key, ...) loses its value."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "***"
+
+# scheme://user:password@ (the password up to the last @ before a space, so an unencoded @ in it is
+# masked too); query arguments such as ?password=... as well
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):[^\s/]*@")
+_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|secret|token|api_?key)=)[^&;\s'\"]+", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"(?:^|[_\-.])(?:password|passwd|pwd|pass|secret|secrets|token|key|apikey|credentials?|auth|private)(?:$|[_\-.])",
+    re.IGNORECASE,
+)
+
+
+def safe_url(text: str) -> str:
+    """`text` (a URL, or a message that holds some) with every URL's password replaced by ***."""
+    if "://" not in text and "=" not in text:
+        return text
+    text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
+    return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text)
+
+
+def secret_name(name: str) -> bool:
+    """A setting or parameter name that says it holds a secret (`database_password`, `api_token`,
+    `security_key`); `tasks`, `keyboard`, `monkey_count` or a routing key do not."""
+    return bool(_SECRET_NAME.search(name)) and not name.lower().endswith("routing_key")
+
+
+def redact(value: Any) -> Any:
+    """A copy of `value` (JSON-like data) fit to be written down: passwords masked in every string,
+    and the values of secret-named keys replaced whole."""
+    if isinstance(value, str):
+        return safe_url(value)
+    if isinstance(value, dict):
+        return {
+            key: (MASK if isinstance(key, str) and secret_name(key) and _has_content(item) else redact(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact(item) for item in value)
+    return value
+
+
+def _has_content(value: Any) -> bool:
+    return value not in (None, "") and not isinstance(value, bool)
