@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from harness.limits.base import CgroupBackend
 from harness.procfs import alive_since, start_time_ticks
 from harness.redact import MASK, safe_url
-from harness.trust import open_nofollow, private_dir, write_private_atomic
+from harness.trust import open_nofollow, private_dir, untrusted_file_reason, write_private_atomic
 
 
 def state_dir() -> str:
@@ -149,8 +149,7 @@ def read_lease(path: str) -> Lease | None:
     """A lease file of this user's (never a symlink, nobody else's, nobody else can write it)."""
     try:
         with open_nofollow(path) as handle:
-            st = os.fstat(handle.fileno())
-            if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+            if untrusted_file_reason(os.fstat(handle.fileno())):
                 return None
             data = json.load(handle)
         return Lease(

@@ -17,7 +17,6 @@ import importlib
 import importlib.util
 import os
 import pkgutil
-import stat
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from harness.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
-from harness.trust import check_trusted_dir
+from harness.trust import check_trusted_dir, untrusted_file_reason
 
 BUILTIN_PACKAGE = "scenarios"
 
@@ -207,9 +206,8 @@ def import_scenario_module(ref: str) -> ModuleType:
     if ref.endswith(".py"):
         path = os.path.abspath(ref)
         directory = check_trusted_dir(os.path.dirname(path), "scenario directory")
-        file_stat = os.lstat(path)
-        if stat.S_ISLNK(file_stat.st_mode) or file_stat.st_uid not in (0, os.geteuid()) or file_stat.st_mode & 0o022:
-            raise NoPermission(f"refusing the scenario file {path}: it is a symlink or another user can write it")
+        if reason := untrusted_file_reason(os.lstat(path)):
+            raise NoPermission(f"refusing the scenario file {path}: {reason}")
         if directory not in sys.path:
             sys.path.append(directory)
         module_name = os.path.splitext(os.path.basename(path))[0]

@@ -21,8 +21,16 @@ PRIVATE_UMASK = 0o077  # results, leases and shares: 0700 directories, 0600 file
 UMASK_ENV = "OOMLAB_UMASK"  # e.g. 022 to create results others may read (see docs/security.md)
 
 
+def trusted_uids() -> set[int]:
+    """Root, this user, and under sudo the user who ran sudo (who could run anything as root anyway)."""
+    uids = {0, os.geteuid()}
+    if os.environ.get("SUDO_UID", "").isdigit():
+        uids.add(int(os.environ["SUDO_UID"]))
+    return uids
+
+
 def _owner_ok(st: os.stat_result) -> bool:
-    return st.st_uid in (0, os.geteuid())
+    return st.st_uid in trusted_uids()
 
 
 def _others_can_write(st: os.stat_result) -> bool:
@@ -52,6 +60,19 @@ def untrusted_reason(path: str) -> str | None:
             return f"{path} above it belongs to uid {st.st_uid}"
         if _others_can_write(st) and not st.st_mode & stat.S_ISVTX:
             return f"other users can write to {path} above it (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def untrusted_file_reason(st: os.stat_result) -> str | None:
+    """Why a file (its lstat or fstat) is not trusted, or None when it is."""
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if not _owner_ok(st):
+        return f"it belongs to uid {st.st_uid}, not to this user or root"
+    if _others_can_write(st):
+        return f"other users can write to it (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 
 

@@ -46,7 +46,7 @@ def redis_user():
 
 def _files_under(*roots: str):
     for root in roots:
-        for directory, dirs, files in os.walk(root):
+        for directory, _dirs, files in os.walk(root):
             yield directory, True
             for name in files:
                 yield os.path.join(directory, name), False
