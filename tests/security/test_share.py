@@ -173,5 +173,9 @@ def test_share_files_are_never_opened_through_a_symlink(oomlab, tmp_path, privat
         _assert_untouched(planted)
     finally:
         if worker is not None:
-            proc.stop(worker, grace=3.0, on_timeout=lambda: group.kill_all())
+
+            def kill_group() -> None:
+                group.kill_all()
+
+            proc.stop(worker, grace=3.0, on_timeout=kill_group)
         group.remove()
