@@ -12,7 +12,8 @@ MASK = "***"
 
 # scheme://user:password@ (the password up to the last @ before a space, so an unencoded @ in it is
 # masked too); query arguments such as ?password=... as well
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):[^\s/]*@")
+# (the look-behind keeps the search linear in a long run of letters: a scheme starts only after one)
+_URL_PASSWORD = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):[^\s/]*@")
 _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|secret|token|api_?key)=)[^&;\s'\"]+", re.IGNORECASE)
 _SECRET_NAME = re.compile(
     r"(?:^|[_\-.])(?:password|passwd|pwd|pass|secret|secrets|token|key|apikey|credentials?|auth|private)(?:$|[_\-.])",
@@ -22,10 +23,10 @@ _SECRET_NAME = re.compile(
 
 def safe_url(text: str) -> str:
     """`text` (a URL, or a message that holds some) with every URL's password replaced by ***."""
-    if "://" not in text and "=" not in text:
+    if "://" not in text:  # most strings (and every large one a task carries) hold no URL: a fast out
         return text
     text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
-    return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text)
+    return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text) if "=" in text else text
 
 
 def secret_name(name: str) -> bool:
