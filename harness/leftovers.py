@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from harness.janitor import QueueJanitor
 from harness.limits.base import CgroupBackend
 from harness.procfs import alive_since, start_time_ticks
 from harness.redact import MASK, safe_url
@@ -43,9 +44,12 @@ class Lease:
     processes: list[tuple[int, int | None]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     # (broker URL with its password masked, queue) on a service broker: a durable queue outlives a
-    # SIGKILLed run otherwise; the sweep finds the password among the URLs it was given itself
+    # SIGKILLed run otherwise; its janitor deletes it then, or a sweep given that broker's URL
     queues: list[tuple[str, str]] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)  # Docker backend: removed with `docker rm -f`
+
+    def __post_init__(self) -> None:
+        self.janitors: list[QueueJanitor] = []  # not a field: a process of this run's, never saved
 
     @classmethod
     def for_this_process(cls, run_id: str) -> Lease:
@@ -69,8 +73,12 @@ class Lease:
         self.save()
 
     def add_queue(self, broker_url: str, queue: str) -> None:
+        """The lease keeps the URL without its password; a queue on a broker that needs one gets a
+        janitor, which holds the password in memory only and deletes the queue if this run is killed."""
         self.queues.append((safe_url(broker_url), queue))
         self.save()
+        if safe_url(broker_url) != broker_url:
+            self.janitors.append(QueueJanitor.start(broker_url, queue, self.file))
 
     def set_cgroup(self, path: str) -> None:
         self.cgroup = path
@@ -80,6 +88,9 @@ class Lease:
         write_private_atomic(self.file, json.dumps(asdict(self)))
 
     def release(self) -> None:
+        for janitor in self.janitors:
+            janitor.dismiss()
+        self.janitors = []
         try:
             os.unlink(self.file)
         except FileNotFoundError:

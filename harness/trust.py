@@ -161,3 +161,17 @@ def write_private_atomic(path: str, text: str, mode: int = 0o600) -> None:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def import_env() -> dict[str, str]:
+    """The environment a Python process oomlab starts (a worker, the janitor) imports by: oomlab's own
+    root, and the working directory only when it is trusted (the user's own modules, never a planted
+    one), with PYTHONSAFEPATH so `python -m` does not put the working directory first anyway."""
+    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    cwd = os.getcwd()
+    if cwd not in roots and is_trusted_dir(cwd):
+        roots.append(cwd)
+    return {
+        "PYTHONPATH": os.pathsep.join(filter(None, [*roots, os.environ.get("PYTHONPATH")])),
+        "PYTHONSAFEPATH": "1",
+    }

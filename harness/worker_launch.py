@@ -8,10 +8,9 @@ import json
 import os
 import sys
 
-import harness
 from harness.detectors.worker_log import LOG_FORMAT
 from harness.scenario import Scenario
-from harness.trust import is_trusted_dir
+from harness.trust import import_env
 
 
 def worker_celery_conf(scenario: Scenario, overrides: dict, broker_url: str, backend_url: str, queue: str) -> dict:
@@ -76,22 +75,11 @@ def worker_env(
             "OOMLAB_PROBE_PATH": probe_path,
             "OOMLAB_QUEUE": queue,
             "OOMLAB_QUEUE_ARGUMENTS": json.dumps(queue_arguments),
-            "PYTHONPATH": os.pathsep.join(filter(None, [*import_roots(), env.get("PYTHONPATH")])),
-            "PYTHONSAFEPATH": "1",  # `python -m celery` must not put the working directory first on sys.path
+            **import_env(),
             "PYTHONUNBUFFERED": "1",
         }
     )
     return env
-
-
-def import_roots() -> list[str]:
-    """Where the worker finds oomlab and the built-in scenarios, and the user's own modules in the
-    working directory, but only when nobody else can write it (the worker runs as root too)."""
-    roots = [os.path.dirname(os.path.dirname(os.path.abspath(harness.__file__)))]
-    cwd = os.getcwd()
-    if cwd not in roots and is_trusted_dir(cwd):
-        roots.append(cwd)
-    return roots
 
 
 def jsonable(conf: dict) -> dict:
