@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from harness.trust import import_env
 
 DONE = b"done\n"
+DEADLINE_SECONDS = 30
 
 
 @dataclass
@@ -64,6 +66,7 @@ def main() -> None:
     job = sys.stdin.buffer.readline()
     if not job or sys.stdin.buffer.read() == DONE:
         return
+    signal.alarm(DEADLINE_SECONDS)  # a broker that keeps refusing (kombu retries for ever) must not keep it
     from harness.leftovers import delete_queue, read_lease
 
     broker_url, queue, lease_file = json.loads(job)

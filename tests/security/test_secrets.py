@@ -123,6 +123,8 @@ def test_a_lease_keeps_no_password_and_the_sweep_still_deletes_the_queue(tmp_pat
     with open(lease.file) as handle:
         assert password not in handle.read()
     assert os.stat(lease.file).st_mode & 0o777 == 0o600
+    assert [janitor.process.args for janitor in lease.janitors] == [[sys.executable, "-m", "harness.janitor"]]
+    lease.janitors.pop().dismiss()  # a janitor killed along with its run: the sweep is what is left
     from harness.leftovers import sweep_stale
 
     assert sweep_stale() == []  # no password at hand: nothing is deleted, the lease is kept
