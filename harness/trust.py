@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 
 from harness.errors import BadInput, NoPermission
 
@@ -44,14 +45,8 @@ def untrusted_reason(path: str) -> str | None:
         st = os.lstat(path)
     except OSError as exc:
         return f"it cannot be read ({exc.strerror})"
-    if stat.S_ISLNK(st.st_mode):
-        return "it is a symbolic link"
-    if not stat.S_ISDIR(st.st_mode):
-        return "it is not a directory"
-    if not _owner_ok(st):
-        return f"it belongs to uid {st.st_uid}, not to this user or root"
-    if _others_can_write(st):
-        return f"other users can write to it (mode {stat.S_IMODE(st.st_mode):o})"
+    if reason := _reason(st, stat.S_ISDIR, "a directory"):
+        return reason
     parent = os.path.dirname(path)
     while parent != path:
         path, parent = parent, os.path.dirname(parent)
@@ -65,10 +60,14 @@ def untrusted_reason(path: str) -> str | None:
 
 def untrusted_file_reason(st: os.stat_result) -> str | None:
     """Why a file (its lstat or fstat) is not trusted, or None when it is."""
+    return _reason(st, stat.S_ISREG, "a regular file")
+
+
+def _reason(st: os.stat_result, is_kind: Callable[[int], bool], kind: str) -> str | None:
     if stat.S_ISLNK(st.st_mode):
         return "it is a symbolic link"
-    if not stat.S_ISREG(st.st_mode):
-        return "it is not a regular file"
+    if not is_kind(st.st_mode):
+        return f"it is not {kind}"
     if not _owner_ok(st):
         return f"it belongs to uid {st.st_uid}, not to this user or root"
     if _others_can_write(st):

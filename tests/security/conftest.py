@@ -54,22 +54,41 @@ def _remove_user(user: LocalUser) -> None:
     subprocess.run(["userdel", user.name], capture_output=True, timeout=30)
 
 
-@pytest.fixture
-def other_user():
+def _temporary_user():
     user = _make_user()
     try:
         yield user
     finally:
         _remove_user(user)
+
+
+@pytest.fixture
+def other_user():
+    """The attacker: plants files where they can write."""
+    yield from _temporary_user()
 
 
 @pytest.fixture
 def victim_user():
-    user = _make_user()
-    try:
-        yield user
-    finally:
-        _remove_user(user)
+    """A second non-root user, for what happens to a user other than root."""
+    yield from _temporary_user()
+
+
+@pytest.fixture
+def spawn_as():
+    """Start a process as a given user (root by default), killed at teardown: `spawn_as(argv, uid, gid,
+    executable=...)`; argv[0] is what its command line shows."""
+    started: list[subprocess.Popen] = []
+
+    def start(argv: list[str], uid: int = 0, gid: int = 0, executable: str | None = None) -> subprocess.Popen:
+        process = subprocess.Popen(argv, executable=executable, user=uid, group=gid)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture

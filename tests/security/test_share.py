@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import time
 from dataclasses import asdict
 
@@ -44,20 +43,10 @@ def worker_json(scenario: str, pid: int, **overrides) -> str:
 
 
 @pytest.fixture
-def lookalike():
+def lookalike(spawn_as):
     """A process whose command line names HOSTNAME, as the share's worker's would: worker.json's pid
     then passes for a live worker (its owner given to the factory)."""
-    started: list[subprocess.Popen] = []
-
-    def start(uid: int = 0, gid: int = 0) -> subprocess.Popen:
-        sleeper = subprocess.Popen([HOSTNAME, "300"], executable="/bin/sleep", user=uid, group=gid)
-        started.append(sleeper)
-        return sleeper
-
-    yield start
-    for sleeper in started:
-        sleeper.kill()
-        sleeper.wait()
+    return lambda uid=0, gid=0: spawn_as([HOSTNAME, "300"], uid, gid, executable="/bin/sleep")
 
 
 def test_a_share_another_user_can_write_is_refused_before_anything_in_it_runs(

@@ -32,18 +32,9 @@ def planted_lease(victim_pid: int, victim_dir: str) -> str:
 
 
 @pytest.fixture
-def sleeper():
-    started: list[subprocess.Popen] = []
-
-    def start(uid: int = 0, gid: int = 0) -> subprocess.Popen:
-        process = subprocess.Popen(["sleep", "300"], user=uid, group=gid)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-        process.wait()
+def sleeper(spawn_as):
+    """A live process (root's, or the given user's) that a planted lease names."""
+    return lambda uid=0, gid=0: spawn_as(["sleep", "300"], uid, gid)
 
 
 def test_a_run_refuses_a_state_directory_of_another_users(oomlab, public_tmp, other_user, sleeper):
