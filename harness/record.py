@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.redact import redact
+from harness.redact import mask_settings, mask_urls
 from harness.trust import results_umask, write_private_atomic
 
 SCHEMA = "oomlab.run/2"  # 2: child_uss_bytes (was child_uss_growth_bytes), delivery, state_history, restarts
@@ -124,14 +124,24 @@ class RunRecord:
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The record as written down: passwords and secret-named settings masked (harness.redact)."""
+        """The record as written down: secret-named parameters and Celery settings masked here, and
+        every URL's password by write_json_atomic (harness.redact)."""
         data = asdict(self)
-        return redact({"schema": SCHEMA, **data})
+        for settings, name in (
+            (data["config"], "params"),
+            (data["config"], "celery_conf"),
+            (data["worker"], "celery_conf"),
+        ):
+            if isinstance(settings.get(name), dict):
+                settings[name] = mask_settings(settings[name])
+        return {"schema": SCHEMA, **data}
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    """Private unless OOMLAB_UMASK shares results; never written through a planted file (harness.trust)."""
-    write_private_atomic(path, json.dumps(data, indent=1, default=repr), mode=0o666 & ~results_umask())
+    """Every URL's password masked; private unless OOMLAB_UMASK shares results; never written through a
+    planted file (harness.redact, harness.trust)."""
+    text = json.dumps(mask_urls(data), indent=1, default=repr)
+    write_private_atomic(path, text, mode=0o666 & ~results_umask())
 
 
 def load_run(run_dir: str) -> dict[str, Any]:

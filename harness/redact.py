@@ -35,19 +35,30 @@ def secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name)) and not name.lower().endswith("routing_key")
 
 
-def redact(value: Any) -> Any:
-    """A copy of `value` (JSON-like data) fit to be written down: passwords masked in every string,
-    and the values of secret-named keys replaced whole."""
+def mask_urls(value: Any) -> Any:
+    """A copy of `value` (JSON-like data) with the password of every URL in every string masked: safe
+    on any data (every JSON file oomlab writes goes through it)."""
     if isinstance(value, str):
         return safe_url(value)
     if isinstance(value, dict):
-        return {
-            key: (MASK if isinstance(key, str) and secret_name(key) and _has_content(item) else redact(item))
-            for key, item in value.items()
-        }
+        return {key: mask_urls(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(redact(item) for item in value)
+        return type(value)(mask_urls(item) for item in value)
     return value
+
+
+def mask_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings or parameters (name -> value) with the values of secret-named ones replaced whole,
+    nested ones too (`broker_transport_options: {password: ...}`). Only for settings: elsewhere a key
+    can be data, such as a task named `refresh_token`."""
+    return {
+        key: MASK
+        if secret_name(key) and _has_content(item)
+        else mask_settings(item)
+        if isinstance(item, dict)
+        else mask_urls(item)
+        for key, item in settings.items()
+    }
 
 
 def _has_content(value: Any) -> bool:

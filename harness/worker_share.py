@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.errors import BadInput, NoPermission, WorkerStartFailed
-from harness.record import write_json_atomic
 from harness.redact import safe_url
 from harness.scenario import Scenario, scenario_name
 from harness.trust import (
@@ -35,6 +34,7 @@ from harness.trust import (
     open_nofollow,
     private_dir,
     results_umask,
+    write_private_atomic,
 )
 
 SHARE_FILE = "worker.json"
@@ -61,7 +61,8 @@ class WorkerShare:
     started_wall: float = 0.0
 
     def save(self, directory: str) -> None:
-        write_json_atomic(os.path.join(directory, SHARE_FILE), asdict(self))
+        """The one file oomlab writes a password into: the attached run connects with these URLs."""
+        write_private_atomic(os.path.join(directory, SHARE_FILE), json.dumps(asdict(self), indent=1))
 
     @staticmethod
     def prepare(directory: str) -> str:

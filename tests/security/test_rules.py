@@ -8,7 +8,8 @@ import os
 import pytest
 
 from harness.errors import NoPermission
-from harness.redact import redact, safe_url, secret_name
+from harness.record import RunRecord
+from harness.redact import mask_settings, mask_urls, safe_url, secret_name
 from harness.trust import (
     RefusedLink,
     check_trusted_dir,
@@ -37,16 +38,35 @@ def test_a_url_loses_its_password_and_keeps_the_rest(url, masked):
 def test_secret_names_and_nested_settings_are_masked():
     assert all(map(secret_name, ("password", "database_password", "api_token", "security_key", "redis_password")))
     assert not any(map(secret_name, ("tasks", "keyboard", "task_default_routing_key", "passes", "monkey_count")))
-    data = {
-        "broker": "redis://:pw@h/0",
-        "params": {"api_token": "tok", "sizes": [1, 2], "unset_password": None},
-        "celery_conf": {"broker_transport_options": {"sentinel_kwargs": {"password": "pw"}}},
+    settings = {
+        "broker_url": "redis://:pw@h/0",
+        "broker_transport_options": {"sentinel_kwargs": {"password": "pw"}},
+        "api_token": "tok",
+        "unset_password": None,
+        "sizes": [1, 2],
     }
-    assert redact(data) == {
-        "broker": "redis://:***@h/0",
-        "params": {"api_token": "***", "sizes": [1, 2], "unset_password": None},
-        "celery_conf": {"broker_transport_options": {"sentinel_kwargs": {"password": "***"}}},
+    assert mask_settings(settings) == {
+        "broker_url": "redis://:***@h/0",
+        "broker_transport_options": {"sentinel_kwargs": {"password": "***"}},
+        "api_token": "***",
+        "unset_password": None,
+        "sizes": [1, 2],
     }
+    # elsewhere a key is data (a task's name), never masked; only the URLs in it are
+    summary = {"tasks.refresh_token": {"peak": 5, "error": "redis://:pw@h/0 refused"}}
+    assert mask_urls(summary) == {"tasks.refresh_token": {"peak": 5, "error": "redis://:***@h/0 refused"}}
+
+
+def test_a_record_masks_its_settings_and_parameters():
+    record = RunRecord(
+        run_id="r",
+        config={"params": {"db_password": "pw", "sizes": [1]}, "celery_conf": {"redis_password": "pw"}},
+        environment={},
+        worker={"celery_conf": {"security_key": "/k.pem", "task_default_routing_key": "rk"}},
+    )
+    data = record.to_json()
+    assert data["config"] == {"params": {"db_password": "***", "sizes": [1]}, "celery_conf": {"redis_password": "***"}}
+    assert data["worker"]["celery_conf"] == {"security_key": "***", "task_default_routing_key": "rk"}
 
 
 def test_which_directories_are_trusted(tmp_path):
