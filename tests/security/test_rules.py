@@ -74,14 +74,14 @@ def test_which_directories_are_trusted(tmp_path):
     mine.mkdir(mode=0o700)
     assert untrusted_reason(str(mine)) is None
     os.chmod(mine, 0o770)
-    assert "other users can write to it" in untrusted_reason(str(mine))
+    assert "other users can write to it" in str(untrusted_reason(str(mine)))
     os.chmod(mine, 0o1777)  # sticky, as /tmp: a place to keep one's own directory in, never to act on
-    assert "other users can write to it" in untrusted_reason(str(mine))
+    assert "other users can write to it" in str(untrusted_reason(str(mine)))
     inner = mine / "inner"
     inner.mkdir(mode=0o700)
     assert untrusted_reason(str(inner)) is None  # below a sticky directory, one's own is safe
     os.chmod(mine, 0o777)  # not sticky: anyone may rename `inner` away and put theirs in its place
-    assert "above it" in untrusted_reason(str(inner))
+    assert "above it" in str(untrusted_reason(str(inner)))
     link = tmp_path / "link"
     link.symlink_to(inner)
     assert untrusted_reason(str(link)) == "it is a symbolic link"
