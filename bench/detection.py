@@ -10,13 +10,13 @@ import os
 
 from bench import report
 from harness.analysis import spread
-from harness.config import RunConfig
+from harness.config import RunOptions, resolve
 from harness.lab.cells import Cell
 from harness.lab.delivery import LabOptions, new_lab_dir, run_lab
 from harness.record import load_run
 from harness.runner import Run
 from harness.scenario import load_scenario
-from harness.sizes import parse_size
+from harness.typed_json import to_json
 
 CHILD_KILLS = 30
 TARGET_P95 = 0.020
@@ -25,18 +25,11 @@ TARGET_RATIO = 100
 
 def child_kills(results_dir: str) -> list[dict]:
     scenario = load_scenario(os.path.join(os.path.dirname(__file__), "killer.py"))
-    params = scenario.resolve_params({"kills": str(CHILD_KILLS)})
-    config = RunConfig(
-        scenario=scenario.name,
-        memory="192MiB",
-        memory_bytes=parse_size("192MiB"),
-        concurrency=2,
-        params=params,
-        results_dir=results_dir,
-    )
+    options = RunOptions(memory="192MiB", concurrency=2, params={"kills": CHILD_KILLS}, results_dir=results_dir)
+    config = resolve(scenario, options)
     run = Run(scenario, config)
     run.execute()
-    return [k.__dict__ for k in run.record.kills]
+    return [to_json(k) for k in run.record.kills]
 
 
 def worker_kills(results_dir: str) -> list[dict]:
@@ -44,7 +37,7 @@ def worker_kills(results_dir: str) -> list[dict]:
     options = LabOptions(window=20.0, jobs=3, results_dir=results_dir)
     lab_dir = new_lab_dir(results_dir)
     results = run_lab([cell, cell, cell], options, lab_dir, lambda index, result: None)
-    return [kill for result in results if result.run_dir for kill in load_run(result.run_dir)["kills"]]
+    return [kill for result in results if result.run_dir for kill in to_json(load_run(result.run_dir).kills)]
 
 
 def main(results_dir: str) -> dict:
@@ -68,17 +61,15 @@ def main(results_dir: str) -> dict:
             [k["detected"]["celery_heartbeat_expiry"] for k in timed if "celery_heartbeat_expiry" in k["detected"]]
         ),
     }
-    rows = [
-        [name, q["n"], report.ms(q["p50"]), report.ms(q["p95"]), report.ms(q["max"])] for name, q in figures.items()
-    ]
+    rows = [[name, q.n, report.ms(q.p50), report.ms(q.p95), report.ms(q.max)] for name, q in figures.items()]
     report.table("detection latency from the kernel's kill time", ["detector", "kills", "p50", "p95", "max"], rows, out)
-    ours = figures["oomlab, child kills (pid and task known)"]["p95"]
-    celery = figures["Celery task-failed (WorkerLostError)"]["p95"]
+    ours = figures["oomlab, child kills (pid and task known)"].p95
+    celery = figures["Celery task-failed (WorkerLostError)"].p95
     ratio = celery / ours if ours and celery else None
     out.print(f"oomlab : Celery (task-failed) at p95 = 1 : {ratio:.0f}" if ratio else "no ratio (missing figures)")
     whole, expiry = (
-        figures["oomlab, whole-worker kills"]["p95"],
-        figures["heartbeat expiry (whole-worker kills)"]["p95"],
+        figures["oomlab, whole-worker kills"].p95,
+        figures["heartbeat expiry (whole-worker kills)"].p95,
     )
     if whole and expiry:
         out.print(f"whole-worker kills: oomlab : heartbeat expiry at p95 = 1 : {expiry / whole:.0f}")

@@ -17,7 +17,7 @@ import psutil
 from bench import report
 from bench.spike import spike
 from harness import procfs
-from harness.config import RunConfig
+from harness.config import RunOptions, resolve
 from harness.runner import Run
 from harness.scenario import load_scenario
 
@@ -75,14 +75,7 @@ def memray_growth(hold: float) -> int:
 def oomlab_growth(results_dir: str) -> dict[float, list[int]]:
     """Per-task peak above start from a real worker run (the probe's VmHWM reset/read)."""
     scenario = load_scenario(os.path.join(os.path.dirname(__file__), "spike.py"))
-    config = RunConfig(
-        scenario=scenario.name,
-        memory="1GiB",
-        memory_bytes=1 << 30,
-        concurrency=1,
-        results_dir=results_dir,
-        params=scenario.resolve_params({}),
-    )
+    config = resolve(scenario, RunOptions(memory="1GiB", concurrency=1, results_dir=results_dir))
     config = replace(config, params={**config.params, "mib": SPIKE_MIB, "holds": list(HOLDS), "repeat": REPEAT})
     run = Run(scenario, config)
     run.execute()

@@ -84,7 +84,7 @@ def one_round(mode: str) -> float:
             if mode == "oomlab":
                 monitor = Monitor(group, probe, emulate_group_kill=False)
                 sampler = Sampler(group, tmp, rss_hz=100.0, on_new_pid=monitor.watch_pid)
-                threads = [monitor, sampler]
+                threads: list[Monitor | Sampler] = [monitor, sampler]
                 for thread in threads:
                     thread.start()
             _wait_ready(log, worker)

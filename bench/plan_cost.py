@@ -9,10 +9,9 @@ import statistics
 import time
 
 from bench import report
-from harness.config import RunConfig
+from harness.config import RunOptions, resolve
 from harness.recommend.flow import recommend
 from harness.scenario import load_scenario
-from harness.sizes import parse_size
 
 LIMITS = ("256MiB", "512MiB", "1GiB")
 PARAMS = {"over": "0", "sizes": "24", "hold": "1"}
@@ -20,15 +19,7 @@ PARAMS = {"over": "0", "sizes": "24", "hold": "1"}
 
 def one(limit: str, results_dir: str) -> dict:
     scenario = load_scenario("alloc")
-    config = RunConfig(
-        scenario="alloc",
-        memory=limit,
-        memory_bytes=parse_size(limit),
-        concurrency=1,
-        tasks=4,
-        params=scenario.resolve_params(PARAMS),
-        results_dir=results_dir,
-    )
+    config = resolve(scenario, RunOptions(memory=limit, concurrency=1, tasks=4, params=PARAMS, results_dir=results_dir))
     durations: list[float] = []
     clock = [time.monotonic()]
 
@@ -43,6 +34,7 @@ def one(limit: str, results_dir: str) -> dict:
     )
     total = time.monotonic() - started
     proof = result.proof
+    assert proof is not None, "the benchmark proves every plan"
     boundary = proof.smallest_failing or max(t.concurrency for t in proof.trials)
     mean_trial = statistics.mean(durations)
     return {

@@ -8,7 +8,7 @@ import select
 
 
 class AttachedWorker:
-    returncode = None
+    returncode: int | None = None  # never known: the exit code is its parent's to read
 
     def __init__(self, pid: int):
         self.pid = pid

@@ -9,16 +9,18 @@ import sys
 import tempfile
 import traceback
 
-from harness.commands import baseline, gate, lab, recommend, run, scenarios, worker
+from harness import __version__
+from harness.commands import baseline, gate, lab, recommend, report, run, scenarios, worker
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OomlabError
 from harness.redact import safe_url
 from harness.trust import apply_results_umask
 
-COMMANDS = (run, worker, scenarios, recommend, lab, gate, baseline)
+COMMANDS = (run, worker, scenarios, recommend, lab, gate, baseline, report)
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="oomlab", description="Real Celery workers under real memory limits.")
+    top.add_argument("--version", action="version", version=f"oomlab {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(sub)

@@ -16,9 +16,13 @@ from harness.config import RunConfig
 from harness.errors import EXIT_OK, Interrupted, WorkerStartFailed
 from harness.record import RunRecord, write_json_atomic
 from harness.report.compare import render_comparison
+from harness.report.console import report_console
+from harness.report.hooks import standard_hooks
+from harness.report.html import show_report, write_compare_report
 from harness.report.terminal import render_summary
 from harness.runner import Run
 from harness.scenario import Scenario
+from harness.typed_json import to_json
 
 COMPARE_SCHEMA = "oomlab.compare/1"
 
@@ -30,14 +34,16 @@ class Compared:
     record: RunRecord
 
 
-def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | None = None) -> int:
-    out = out or Console(soft_wrap=True)
+def run_compare(
+    scenario: Scenario, configs: list[RunConfig], out: Console | None = None, open_report: bool = False
+) -> int:
+    out = out or report_console()
     compared: list[Compared] = []
     path = os.path.join(configs[0].results_dir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
     try:
         for config in configs:
             out.rule(f"{scenario.name} · variant {config.variant}: {scenario.variants[config.variant].description}")
-            run = Run(scenario, config)
+            run = Run(scenario, config, hooks=standard_hooks())
             try:
                 run.execute()
             except WorkerStartFailed:
@@ -53,6 +59,7 @@ def run_compare(scenario: Scenario, configs: list[RunConfig], out: Console | Non
         raise
     out.rule(f"{scenario.name}: variants side by side")
     render_comparison([c.record for c in compared], out)
+    show_report(write_compare_report(path), open_report)
     out.print(path)
     return EXIT_OK
 
@@ -65,7 +72,12 @@ def _save(path: str, scenario: Scenario, compared: list[Compared]) -> None:
             "schema": COMPARE_SCHEMA,
             "scenario": scenario.name,
             "runs": [
-                {"variant": c.variant, "run_dir": c.run_dir, "status": c.record.status, "summary": c.record.summary}
+                {
+                    "variant": c.variant,
+                    "run_dir": c.run_dir,
+                    "status": c.record.status,
+                    "summary": to_json(c.record.summary),
+                }
                 for c in compared
             ],
         },

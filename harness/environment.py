@@ -6,6 +6,8 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
+from harness.record import Environment
+
 
 def _version(package: str) -> str | None:
     try:
@@ -14,18 +16,17 @@ def _version(package: str) -> str | None:
         return None
 
 
-def describe(backend_name: str, detectors: dict[str, bool] | None = None) -> dict:
+def describe(group_name: str) -> Environment:
     with open("/proc/meminfo") as handle:
         mem_total_kib = int(handle.readline().split()[1])
-    return {
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "hostname": platform.node(),
-        "cgroup": backend_name,
-        "cpus": os.cpu_count(),
-        "memory_total_bytes": mem_total_kib * 1024,
-        "python": platform.python_version(),
-        "versions": {name: _version(name) for name in ("oomlab", "celery", "kombu", "billiard", "redis", "psutil")},
-        "detectors": detectors or {},
-        "uid": os.getuid(),
-    }
+    return Environment(
+        kernel=platform.release(),
+        machine=platform.machine(),
+        hostname=platform.node(),
+        cgroup=group_name,
+        cpus=os.cpu_count(),
+        memory_total_bytes=mem_total_kib * 1024,
+        python=platform.python_version(),
+        versions={name: _version(name) for name in ("oomlab", "celery", "kombu", "billiard", "redis", "psutil")},
+        uid=os.getuid(),
+    )

@@ -21,7 +21,7 @@ def _recycle_reason(runs: list, limit_kib: int | None, max_tasks: int | None) ->
 
 
 def recycling(record: RunRecord) -> list[str]:
-    conf = record.worker.get("celery_conf") or {}
+    conf = record.worker.celery_conf
     limit_kib, max_tasks = conf.get("worker_max_memory_per_child"), conf.get("worker_max_tasks_per_child")
     found = []
     runs_by_pid: dict[int, list] = {}
@@ -79,7 +79,7 @@ def untraced(record: RunRecord) -> list[str]:
 
 def main_process(record: RunRecord) -> list[str]:
     """The main process should stay near its size when ready; growth there is messages in flight."""
-    peak, ready = record.summary.get("main_peak_rss_bytes"), record.worker.get("ready_rss_bytes")
+    peak, ready = record.summary.main_peak_rss_bytes, record.worker.ready_rss_bytes
     if not peak or not ready or peak - ready < max(32 * 1024 * 1024, ready // 2):
         return []
     return [

@@ -4,10 +4,12 @@ when the test passes), so the plugin only wires them to pytest and each is teste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from harness.assertions import highest_peaks
-from harness.record import TaskRecord
 from harness.sizes import format_size, parse_size
+
+if TYPE_CHECKING:  # the pytest plugin imports this module in every session: nothing heavy at load
+    from harness.record import TaskRecord
 
 
 @dataclass
@@ -19,6 +21,8 @@ class PeakViolation:
 
     @property
     def long_repr(self) -> str:
+        from harness.assertions import highest_peaks
+
         worst = max(self.offenders, key=lambda t: t.peak_rss_bytes or 0)
         return (
             f"{len(self.offenders)} of {len(self.tasks)} task(s) this test ran peaked at or above "

@@ -103,6 +103,7 @@ def _portable_exception() -> BaseException:
     import sys
 
     error = sys.exc_info()[1]
+    assert error is not None, "called from an except block"
     text = "".join(traceback.format_exception(error))
     try:
         pickle.loads(pickle.dumps(error))

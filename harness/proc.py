@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -53,7 +54,16 @@ def spawn(
         log.close()
 
 
-def stop(process: subprocess.Popen, grace: float, on_timeout: Callable[[], None] | None = None) -> int | None:
+class Stoppable(Protocol):
+    """What `stop` needs of a process: subprocess.Popen's surface (a container worker has it too)."""
+
+    def poll(self) -> int | None: ...
+    def send_signal(self, sig: int) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
+
+
+def stop(process: Stoppable, grace: float, on_timeout: Callable[[], object] | None = None) -> int | None:
     """SIGTERM, wait `grace` seconds, then SIGKILL (or `on_timeout`, e.g. killing a whole cgroup)."""
     if process.poll() is None:
         try:

@@ -2,17 +2,25 @@
 limit as the `oomlab_worker` fixture, `@pytest.mark.peak_rss_below(...)`, and the gate on task
 memory at the end of the session (`--oomlab-baseline PATH --oomlab-fail peak:10%`).
 
-Nothing starts unless a test asks for the fixture or the gate is on."""
+Nothing starts unless a test asks for the fixture or the gate is on. pytest loads this module in
+every session of every project that installs oomlab, so at load it imports only what registers
+options, markers and fixtures; the worker machinery (session, runner, Celery, kombu, Redis) is
+imported inside the fixture and hooks when a test asks for it (tests/plugin/test_light_load.py)."""
 
 from __future__ import annotations
 
 import os
+import warnings
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.errors import OomlabError
 from harness.markers import MARKERS
-from harness.session import WorkerOptions, WorkerSession
+
+if TYPE_CHECKING:
+    from harness.gate.verdict import GateResult
+    from harness.session import WorkerSession
 
 _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key oomlab_NAME
     "app": (None, "your Celery app as 'module:attribute' (e.g. proj.celery:app)"),
@@ -21,21 +29,29 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
     "pool": ("prefork", "the worker's pool: prefork, solo or threads"),
     "broker": (None, "a broker URL instead of the embedded Redis"),
     "results": ("results", "where run records go"),
-    "limits": (
+    "placement": (
         "cgroup",
-        "where the limit is: cgroup (oomlab's own), or docker (a container with --memory, "
-        "started through testcontainers)",
+        "where the worker runs: cgroup (a memory cgroup of oomlab's own), or docker (a container with "
+        "--memory, started through testcontainers)",
     ),
+    "limits": (None, "deprecated: the old name of oomlab_placement"),
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
-_GATE = pytest.StashKey[object]()  # the gate's result, for the terminal summary
+_GATE: pytest.StashKey[GateResult] = pytest.StashKey()  # the gate's result, for the terminal summary
+
+
+def _help(text: str) -> str:
+    """argparse formats every help string with `%`, so a bare `%` ("peak:10%") crashes `pytest --help`."""
+    return text.replace("%", "%%")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("oomlab", "oomlab: task memory in a real Celery worker under a memory limit")
     for name, (default, text) in _OPTIONS.items():
-        group.addoption(f"--oomlab-{name}", dest=f"oomlab_{name}", default=None, help=f"{text} (default {default})")
+        group.addoption(
+            f"--oomlab-{name}", dest=f"oomlab_{name}", default=None, help=_help(f"{text} (default {default})")
+        )
         parser.addini(f"oomlab_{name}", text, default=default)
     group.addoption(
         "--oomlab-baseline",
@@ -47,7 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="STAT:N%",
-        help="a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)",
+        help=_help("a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)"),
     )
 
 
@@ -60,14 +76,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUN_DIRS] = []
 
 
+def _current_session() -> WorkerSession | None:
+    """The running worker session; imported here, not at load, so tests that use no worker pay nothing."""
+    from harness.session import WorkerSession
+
+    return WorkerSession.current()
+
+
 def _option(config: pytest.Config, name: str):
     return config.getoption(f"oomlab_{name}") or config.getini(f"oomlab_{name}")
+
+
+def _placement(config: pytest.Config) -> str:
+    old = _option(config, "limits")
+    if old:
+        warnings.warn("oomlab_limits is deprecated: use oomlab_placement", DeprecationWarning, stacklevel=2)
+    return _option(config, "placement") if not old or config.getoption("oomlab_placement") else old
 
 
 @pytest.fixture(scope="session")
 def oomlab_worker(request: pytest.FixtureRequest):
     """A real worker of your app under a memory limit for the whole session; send tasks through
     your app as usual (it is pointed at the worker's broker while the fixture lives)."""
+    from harness.session import WorkerOptions, WorkerSession
+
     config = request.config
     app = _option(config, "app")
     if not app:
@@ -82,7 +114,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
         pool=_option(config, "pool"),
         broker=_option(config, "broker"),
         results_dir=_option(config, "results"),
-        limits=_option(config, "limits"),
+        placement=_placement(config),
     )
     try:
         session = WorkerSession(options).start()
@@ -96,7 +128,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     marked = any(m.name in MARKERS for m in item.iter_markers())
-    session = WorkerSession.current() if marked else None
+    session = _current_session() if marked else None
     before = session.task_ids() if session else set()
     try:
         return (yield)
@@ -115,7 +147,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         check = MARKERS.get(marker.name)
         if check is None:
             continue
-        session = WorkerSession.current()
+        session = _current_session()
         if session is None:
             report.outcome, report.longrepr = "failed", f"@pytest.mark.{marker.name} needs the oomlab_worker fixture"
             return report

@@ -8,13 +8,34 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from harness.config import RunConfig
+from harness.errors import BadInput
 from harness.redact import mask_settings, mask_urls
 from harness.trust import results_umask, write_private_atomic
+from harness.typed_json import ShapeError, from_json, to_json
 
-SCHEMA = "oomlab.run/2"  # 2: child_uss_bytes (was child_uss_growth_bytes), delivery, state_history, restarts
+SCHEMA = "oomlab.run/3"
+# 3: every section typed and checked on reading; group.backend is group.placement; percentiles are
+#    nearest-rank (a value really measured) everywhere; status may be timed_out, worker_lost or killed
+# 2: child_uss_bytes (was child_uss_growth_bytes), delivery, state_history, restarts
+
+RunStatus = Literal[
+    "starting",
+    "running",
+    "complete",
+    "worker_start_failed",
+    "interrupted",
+    "error",
+    "timed_out",
+    "worker_lost",
+    "killed",
+]
+Outcome = Literal["pending", "succeeded", "failed", "killed", "requeued", "stuck", "never_started"]
+Role = Literal["main", "child", "descendant"]
+KillCause = Literal["oom", "oom_group"]
 
 
 @dataclass
@@ -42,9 +63,9 @@ class TaskRecord:
     id: str
     name: str
     label: str
-    args: list
+    args: list[Any]
     sent_mono: float
-    outcome: str = "pending"
+    outcome: Outcome = "pending"
     state: str | None = None
     exception: str | None = None
     pid: int | None = None
@@ -61,7 +82,7 @@ class TaskRecord:
 @dataclass
 class ProcessRecord:
     pid: int
-    role: str  # main | child
+    role: Role
     first_seen_mono: float
     last_seen_mono: float
     command: str = ""
@@ -78,11 +99,11 @@ class ProcessRecord:
 @dataclass
 class KillRecord:
     pid: int
-    role: str
+    role: Role
     task_id: str | None
     task_name: str | None
     signal: str
-    cause: str  # oom: the kernel chose it | oom_group: killed with its whole group
+    cause: KillCause  # oom: the kernel chose it | oom_group: killed with its whole group
     kernel_time_mono: float
     kernel_time_source: str  # kmsg | the earliest detector when /dev/kmsg is unreadable
     detected: dict[str, float] = field(default_factory=dict)  # detector -> seconds after kernel time
@@ -104,29 +125,165 @@ class CeleryEvent:
 
 
 @dataclass
+class Restart:
+    """A worker main process started again under the restart policy, after `previous_pid` died."""
+
+    pid: int
+    started_mono: float
+    previous_pid: int
+    previous_exit_code: int | None
+    exit_code: int | None = None
+
+
+@dataclass
+class Attachment:
+    share: str  # the share directory of a worker oomlab did not start
+    started_wall: float | None = None
+
+
+@dataclass
+class ContainerState:
+    """Docker's own verdict on the worker's container, read before it was removed."""
+
+    name: str
+    oom_killed: bool | None
+    exit_code: int | None
+    restart_count: int
+    image: str | None
+    started_by: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CrashLoop:
+    restarts: int
+    kills: int
+    kill_intervals_s: list[float]
+
+
+@dataclass
+class WorkerSection:
+    hostname: str = ""
+    queue: str = ""
+    broker: str | None = None  # masked: never a password
+    backend: str | None = None
+    celery_conf: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    ready_mono: float | None = None
+    ready_rss_bytes: int | None = None
+    attached: Attachment | None = None
+    restarts: list[Restart] = field(default_factory=list)
+    exit_code: int | None = None
+    stopped_with: Literal["SIGKILL", "SIGTERM"] | None = None
+    observed_until_mono: float | None = None  # what follows is oomlab stopping the worker
+    revoked: list[str] = field(default_factory=list)
+    container: ContainerState | None = None
+    crash_loop: CrashLoop | None = None
+
+
+@dataclass
+class GroupFiles:
+    limit: str | None = None
+    usage: str | None = None
+    peak: str | None = None
+    events: str | None = None
+
+
+@dataclass
+class GroupSection:
+    """The memory cgroup that bounds the worker, whoever made it."""
+
+    path: str = ""
+    limit_bytes: int = 0
+    oom_scope: Literal["process", "group"] = "process"
+    placement: str = "cgroup"  # where the worker ran: cgroup | docker | attached
+    cgroup_version: int | None = None
+    group_kill: str | None = None  # who kills the whole group with --oom-scope group
+    files: GroupFiles = field(default_factory=GroupFiles)
+    cgroup_path: str | None = None
+    peak_since: str | None = None
+    oom_notice: str | None = None
+    oom_kill_count: int | None = None
+    replaced_mono: float | None = None  # a restarted container's group, made anew under the same path
+
+
+@dataclass
+class Environment:
+    kernel: str = ""
+    machine: str = ""
+    hostname: str = ""
+    cgroup: str = ""
+    cpus: int | None = None
+    memory_total_bytes: int | None = None
+    python: str = ""
+    versions: dict[str, str | None] = field(default_factory=dict)
+    detectors: dict[str, bool] = field(default_factory=dict)
+    uid: int | None = None
+    cleaned_up_after_previous_runs: list[str] = field(default_factory=list)
+    kmsg_clock: dict[str, Any] | None = None
+    cleanup_errors: list[str] = field(default_factory=list)
+    celery_events_error: str | None = None
+    timeline_error: str | None = None
+
+
+@dataclass
+class Spread:
+    """Nearest-rank quantiles of exact figures (values really measured, never interpolated)."""
+
+    p50: int | float | None = None  # bytes are whole, seconds are not
+    p95: int | float | None = None
+    max: int | float | None = None
+    n: int = 0
+
+
+@dataclass
+class Summary:
+    outcomes: dict[str, int] = field(default_factory=dict)
+    tasks: int = 0
+    peak_rss_bytes: Spread = field(default_factory=Spread)
+    peak_above_start_bytes: Spread = field(default_factory=Spread)
+    traced_peak_bytes: Spread = field(default_factory=Spread)
+    group_peak_bytes: int | None = None
+    limit_bytes: int = 0
+    group_peak_fraction: float | None = None
+    kills: int = 0
+    detection_seconds: dict[str, Spread] = field(default_factory=dict)
+    main_peak_rss_bytes: int | None = None
+    child_uss_bytes: Spread = field(default_factory=Spread)
+    child_pss_bytes: Spread = field(default_factory=Spread)
+    children: int = 0
+    children_recycled: int = 0
+    sampler: dict[str, float | int | None] = field(default_factory=dict)
+    sum_rss_peak_bytes: int | None = None
+    group_usage_at_sum_rss_peak_bytes: int | None = None
+    peak_scope: str = "task"
+    findings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunRecord:
     run_id: str
-    config: dict[str, Any]
-    environment: dict[str, Any]
-    status: str = "starting"  # starting | running | complete | worker_start_failed | interrupted | error
+    config: RunConfig
+    environment: Environment = field(default_factory=Environment)
+    status: RunStatus = "starting"
     message: str | None = None
     started_wall: float = 0.0
     started_mono: float = 0.0
     ended_mono: float | None = None
-    worker: dict[str, Any] = field(default_factory=dict)
-    group: dict[str, Any] = field(default_factory=dict)
+    worker: WorkerSection = field(default_factory=WorkerSection)
+    group: GroupSection = field(default_factory=GroupSection)
     tasks: list[TaskRecord] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
     kills: list[KillRecord] = field(default_factory=list)
     celery_events: list[CeleryEvent] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: Summary = field(default_factory=Summary)
     delivery: dict[str, Any] = field(default_factory=dict)  # the delivery lab's evidence and verdicts
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The record as written down: secret-named parameters and Celery settings masked here, and
         every URL's password by write_json_atomic (harness.redact)."""
-        data = asdict(self)
+        data = to_json(self)
         for settings, name in (
             (data["config"], "params"),
             (data["config"], "celery_conf"),
@@ -136,14 +293,36 @@ class RunRecord:
                 settings[name] = mask_settings(settings[name])
         return {"schema": SCHEMA, **data}
 
+    @classmethod
+    def from_json(cls, data: Any, source: str = "the record") -> RunRecord:
+        """The record rebuilt from run.json's data; BadInput (one sentence) for another kind or
+        version of file, or a field that does not fit."""
+        if not isinstance(data, dict) or "schema" not in data:
+            raise BadInput(f"{source} is not an oomlab run record (no schema)")
+        if data["schema"] != SCHEMA:
+            raise BadInput(f"{source} is a {data['schema']!r} file; this oomlab reads {SCHEMA} run records")
+        try:
+            return from_json(cls, {k: v for k, v in data.items() if k != "schema"})
+        except ShapeError as error:
+            raise BadInput(f"{source} does not fit {SCHEMA}: {error}") from None
 
-def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    """Every URL's password masked; private unless OOMLAB_UMASK shares results; never written through a
-    planted file (harness.redact, harness.trust)."""
-    text = json.dumps(mask_urls(data), indent=1, default=repr)
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write + rename, so a reader (or a SIGKILL) only ever meets a whole file; NaN is refused. Every
+    URL's password is masked, the file is private unless OOMLAB_UMASK shares results, and it is never
+    written through a planted file (harness.redact, harness.trust)."""
+    text = json.dumps(mask_urls(data), indent=1, allow_nan=False)
     write_private_atomic(path, text, mode=0o666 & ~results_umask())
 
 
-def load_run(run_dir: str) -> dict[str, Any]:
-    with open(os.path.join(run_dir, "run.json")) as handle:
-        return json.load(handle)
+def load_run(run_dir: str) -> RunRecord:
+    """A run directory's record, checked: BadInput when it is missing, unreadable or not a run record."""
+    path = os.path.join(run_dir, "run.json")
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise BadInput(f"{run_dir} holds no run.json: give the run directory `oomlab run` printed") from None
+    except (OSError, ValueError) as error:
+        raise BadInput(f"cannot read {path}: {error}") from None
+    return RunRecord.from_json(data, path)

@@ -166,7 +166,7 @@ class Sampler(threading.Thread):
                 stats.max_rss = max(stats.max_rss, rss)
                 if pss is not None:
                     stats.max_pss = max(stats.max_pss or 0, pss)
-                    stats.max_uss = max(stats.max_uss or 0, uss)
+                    stats.max_uss = max(stats.max_uss or 0, uss or 0)
                 rows.append((now, pid, rss, pss, uss))
             present = {row[1] for row in rows}
             for pid, stats in self.stats.items():

@@ -21,10 +21,14 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.config import check_scenario_defaults
 from harness.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
 from harness.trust import check_trusted_dir, untrusted_file_reason
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
 
 BUILTIN_PACKAGE = "scenarios"
 
@@ -35,8 +39,15 @@ class Param:
     default: Any
     help: str
 
-    def parse(self, text: str) -> Any:
+    def parse(self, text: Any) -> Any:
+        """A value from a command line (a string), or one a program passes already typed."""
         kind = type(self.default)
+        if not isinstance(text, str):
+            if kind is float and isinstance(text, int) and not isinstance(text, bool):
+                return float(text)
+            if isinstance(text, kind) or (kind is tuple and isinstance(text, list)):
+                return text
+            raise BadInput(f"parameter {self.name}={text!r} is not a {kind.__name__} (default {self.default!r})")
         try:
             if kind is bool:
                 if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
@@ -155,6 +166,19 @@ class Scenario:
         """The variant's defaults over the scenario's."""
         return {**self.defaults, **variant.defaults}
 
+    def context(self, config: RunConfig, run_dir: str) -> RunContext:
+        """What the plan and teardown see of a run."""
+        return RunContext(
+            limit_bytes=config.memory_bytes,
+            concurrency=config.concurrency,
+            pool=config.pool,
+            variant=config.variant,
+            tasks=config.tasks,
+            params=config.params,
+            run_dir=run_dir,
+            inputs_dir=os.path.join(os.path.abspath(config.results_dir), ".inputs"),
+        )
+
     def plan(self, ctx: RunContext) -> Plan:
         try:
             return self.module.plan(ctx)
@@ -249,7 +273,9 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     for required in ("app", "plan"):
         if not hasattr(module, required):
-            raise ScenarioImportFailed(f"scenario {name} defines no `{required}`; see the README on writing a scenario")
+            raise ScenarioImportFailed(
+                f"scenario {name} defines no `{required}`; see docs/scenarios.md (Writing a scenario)"
+            )
     scenario = Scenario(
         name=name,
         module=module,
@@ -260,6 +286,9 @@ def load_scenario(name_or_path: str) -> Scenario:
         defaults=dict(getattr(module, "DEFAULTS", {})),
         celery_conf=dict(getattr(module, "CELERY_CONF", {})),
     )
+    check_scenario_defaults(f"scenario {name}'s DEFAULTS", scenario.defaults)
+    for variant in scenario.variants.values():
+        check_scenario_defaults(f"scenario {name}'s variant {variant.name!r}", variant.defaults)
     try:
         _ = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except Exception as exc:

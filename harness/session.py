@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from harness import client_app
-from harness.config import RunConfig
-from harness.docker.engine import check_docker_config
+from harness.config import OomScope, Placement, RunOptions, resolve
 from harness.errors import BadInput
+from harness.observers import Observers
 from harness.outcomes import FINAL_STATES
 from harness.record import KillRecord, TaskRecord
 from harness.replay import fetch_states
+from harness.report.hooks import standard_hooks
 from harness.runner import CHECKPOINT_SECONDS, Run
 from harness.scenario import Scenario
-from harness.sizes import parse_size
 
 
 def app_reference(app) -> str:
@@ -35,16 +37,45 @@ def app_reference(app) -> str:
 
 @dataclass
 class WorkerOptions:
-    app: str
+    app: Any
     memory: str = "512MiB"
     concurrency: int = 1
     pool: str = "prefork"
     broker: str | None = None
-    backend: str | None = None
-    oom_scope: str = "process"
+    result_backend: str | None = None
+    oom_scope: OomScope = "process"
     results_dir: str = "results"
     start_timeout: float = 60.0
-    limits: str = "cgroup"  # cgroup | docker: a container started through testcontainers
+    placement: Placement = "cgroup"  # cgroup | docker: a container started through testcontainers
+    backend: str | None = None  # deprecated: result_backend
+    limits: str | None = None  # deprecated: placement
+
+    def __post_init__(self) -> None:
+        if self.backend is not None:
+            warnings.warn("WorkerOptions(backend=) is now result_backend=", DeprecationWarning, stacklevel=3)
+            self.result_backend = self.result_backend or self.backend
+        if self.limits is not None:
+            warnings.warn("WorkerOptions(limits=) is now placement=", DeprecationWarning, stacklevel=3)
+            if self.limits not in ("cgroup", "docker"):
+                raise BadInput(f"oomlab_placement must be cgroup or docker, not {self.limits!r}")
+            self.placement = self.limits  # type: ignore[assignment]
+
+    def run_options(self) -> RunOptions:
+        if self.placement not in ("cgroup", "docker"):
+            raise BadInput(f"oomlab_placement must be cgroup or docker, not {self.placement!r}")
+        return RunOptions(
+            memory=self.memory,
+            concurrency=self.concurrency,
+            pool=self.pool,
+            broker=self.broker,
+            result_backend=self.result_backend,
+            oom_scope=self.oom_scope,
+            results_dir=self.results_dir,
+            start_timeout=self.start_timeout,
+            celery={"task_routes": {}},  # every task to this worker
+            placement=self.placement,
+            container_starter="testcontainers" if self.placement == "docker" else "cli",
+        )
 
 
 class WorkerSession:
@@ -58,28 +89,9 @@ class WorkerSession:
 
     def __init__(self, options: WorkerOptions):
         self.options = options
-        if options.limits not in ("cgroup", "docker"):
-            raise BadInput(f"oomlab_limits must be cgroup or docker, not {options.limits!r}")
-        if options.limits == "docker":
-            check_docker_config(parse_size(options.memory), options.oom_scope)
         scenario = Scenario.for_app(app_reference(options.app))
-        self.config = RunConfig(
-            scenario=scenario.name,
-            memory=options.memory,
-            memory_bytes=parse_size(options.memory),
-            concurrency=options.concurrency,
-            pool=options.pool,
-            variant="default",
-            broker=options.broker,
-            backend=options.backend,
-            oom_scope=options.oom_scope,
-            results_dir=options.results_dir,
-            start_timeout=options.start_timeout,
-            celery_conf={"task_routes": {}},  # every task to this worker
-            backend_kind=options.limits,
-            container_starter="testcontainers" if options.limits == "docker" else "cli",
-        )
-        self.run = Run(scenario, self.config)
+        self.config = resolve(scenario, options.run_options())
+        self.run = Run(scenario, self.config, hooks=standard_hooks())
         self._previous_conf: dict = {}
         self._last_checkpoint = 0.0
 
@@ -133,22 +145,22 @@ class WorkerSession:
     # --- what the worker did -------------------------------------------------------------------
     def refresh(self) -> None:
         """Poll the result backend for every task the probe has seen, then rebuild the record."""
-        self.run._collect()
+        self.run.collect()
         asking = [
             task_id
-            for task_id in self.run.observed_tasks
+            for task_id in self.run.observed
             if self.run.external_states.get(task_id, ("PENDING",))[0] not in FINAL_STATES
         ]
         self.run.external_states.update(fetch_states(self.app, asking))
         # a state read just now may be newer than the probe records collected above (a redelivery that
         # started and finished in between): take the probe again once the monitor has caught up
-        self.run.monitor.sync()
+        self._observers().monitor.sync()
         now = time.monotonic()
         if now - self._last_checkpoint >= CHECKPOINT_SECONDS:  # the record on disk, as a run keeps it
             self.run.checkpoint()
             self._last_checkpoint = now
         else:
-            self.run._collect()
+            self.run.collect()
 
     def tasks(self) -> list[TaskRecord]:
         self.refresh()
@@ -160,11 +172,16 @@ class WorkerSession:
 
     def unregistered_tasks(self) -> list[str]:
         """Task names the worker received but does not know (Celery logs and drops them)."""
-        return sorted(self.run.worker_log.read().unregistered)
+        return sorted(self._observers().worker_log.read().unregistered)
+
+    def _observers(self) -> Observers:
+        if self.run.observers is None:
+            raise RuntimeError("the worker session is not started: use it as a context manager")
+        return self.run.observers
 
     def task_ids(self) -> set[str]:
-        self.run._collect()
-        return set(self.run.observed_tasks)
+        self.run.collect()
+        return set(self.run.observed)
 
     def wait(self, task_id: str, timeout: float = 60.0) -> TaskRecord | None:
         """The task's record once it is final (a state in the backend, or killed with nothing running

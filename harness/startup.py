@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.monitor import Observations
+from harness.probe_events import CHILD_INIT, WORKER_READY
 from harness.record import KillRecord
 from harness.sampler import PidStats
 from harness.sizes import format_size
@@ -23,8 +24,8 @@ def start_state(
     """Ready: the main process sent worker_ready and every pool child finished its init and lives.
     Failed: the main process died, or more OOM kills than there are children (they keep being
     replaced and killed again)."""
-    alive_children = {r["pid"] for r in obs.probe if r["ev"] == "child_init"} - set(obs.exits)
-    main_ready = any(r["ev"] == "worker_ready" for r in obs.probe)
+    alive_children = {r["pid"] for r in obs.probe if r["ev"] == CHILD_INIT} - set(obs.exits)
+    main_ready = any(r["ev"] == WORKER_READY for r in obs.probe)
     if main_ready and len(alive_children) >= expected_children:
         return StartState(ready=True, failed=False)
     if main_exited:

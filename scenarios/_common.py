@@ -46,7 +46,7 @@ def cached_input(path: str, make) -> str:
 def grow_until_killed(limit_bytes: int, chunk_mib: int = 8) -> None:
     """Touch `chunk_mib` MiB at a time until the kernel kills this process; raise if it grew to 4x
     the limit without being killed (the limit is not in force)."""
-    held = []
+    held: list[bytes] = []
     while len(held) * chunk_mib * MIB < 4 * limit_bytes:
         held.append(touched_bytes(chunk_mib))
     raise RuntimeError(f"grew to 4x the {limit_bytes} byte limit without being killed: is the limit in force?")

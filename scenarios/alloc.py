@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from harness.scenario import Param, Plan, RunContext, TaskCall
 from scenarios._common import MIB, scenario_app, touched_bytes
@@ -15,7 +16,7 @@ PARAMS = [
     Param("every", 8, "one task in this many is the over-limit one"),
     Param("hold", 0.3, "seconds each task holds its memory"),
 ]
-DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 8}
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2, "tasks": 8}
 
 
 @app.task(name="alloc.allocate")

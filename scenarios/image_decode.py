@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from PIL import Image
 
@@ -16,7 +17,7 @@ PARAMS = [
     Param("megapixels", 64, "size of the generated JPEG (3 bytes per pixel once decoded)"),
     Param("thumbnail", 256, "edge of the thumbnail each task makes"),
 ]
-DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 4}
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2, "tasks": 4}
 VARIANTS = [
     Variant("bad", "Image.open(path).convert('RGB').resize(...): full-size decode, then a full-size copy"),
     Variant("fixed", "img.draft('RGB', size) then img.thumbnail(size): libjpeg decodes at up to 1/8 scale"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from typing import Any
 
 from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
 from scenarios._common import MIB, cached_input, scenario_app
@@ -15,7 +16,7 @@ app = scenario_app("large-args")
 PARAMS = [
     Param("payload_mib", 2, "MiB of data behind each task (4 gets the main process itself killed at 256MiB)"),
 ]
-DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 8}
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2, "tasks": 8}
 VARIANTS = [
     Variant("bad", "the payload travels in the message, base64-encoded"),
     Variant("fixed", "the message carries a path; the task reads the file itself"),

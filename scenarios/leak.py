@@ -4,6 +4,7 @@ unless worker_max_memory_per_child recycles it first (billiard's exit code 155).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
 from scenarios._common import scenario_app, touched_bytes
@@ -14,7 +15,7 @@ PARAMS = [
     Param("leak_mib", 16, "MiB each call leaks"),
     Param("hold", 0.1, "seconds each call takes"),
 ]
-DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 24}
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2, "tasks": 24}
 VARIANTS = [
     Variant("bad", "no recycling: children keep what they leak until the kernel kills one"),
     Variant(

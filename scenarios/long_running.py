@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
 from scenarios._common import scenario_app, touched_bytes
@@ -16,7 +17,7 @@ PARAMS = [
     Param("seconds", 8.0, "how long each task runs"),
     Param("mib_per_second", 40.0, "MiB of results each task produces per second"),
 ]
-DEFAULTS = {"memory": "256MiB", "concurrency": 1, "tasks": 2}
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 1, "tasks": 2}
 VARIANTS = [
     Variant("bad", "results accumulate in a list and are written at the end"),
     Variant("fixed", "each batch is appended to a file as soon as it is done"),

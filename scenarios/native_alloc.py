@@ -3,6 +3,8 @@ allocator, so tracemalloc (and gc) see a fraction of what RSS does. Reading in c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -15,7 +17,7 @@ PARAMS = [
     Param("csv_mib", 32, "size of the generated CSV file"),
     Param("chunk_rows", 100_000, "rows per chunk (fixed)"),
 ]
-DEFAULTS = {"memory": "320MiB", "concurrency": 2, "tasks": 2, "tracemalloc": True}
+DEFAULTS: dict[str, Any] = {"memory": "320MiB", "concurrency": 2, "tasks": 2, "tracemalloc": True}
 VARIANTS = [
     Variant("bad", "pd.read_csv(path) on the whole file, then a groupby"),
     Variant("fixed", "pd.read_csv(path, chunksize=chunk_rows), aggregating chunk by chunk"),

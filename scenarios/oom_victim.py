@@ -5,6 +5,7 @@ the message keeps coming back). The delivery lab runs it under each acks setting
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
 from scenarios._common import grow_until_killed, scenario_app, worker_param
@@ -16,7 +17,7 @@ PARAMS = [
     Param("max_retries", 3, "the task's max_retries, used by task_retry_on_worker_lost"),
     Param("window", 12.0, "seconds to watch the task after it is sent"),
 ]
-DEFAULTS = {"memory": "192MiB", "concurrency": 1, "tasks": 1}
+DEFAULTS: dict[str, Any] = {"memory": "192MiB", "concurrency": 1, "tasks": 1}
 VARIANTS = [
     Variant("always", "every delivery grows until it is killed (a deterministic OOM)"),
     Variant("once", "only the first delivery is killed; a redelivery returns at once"),

@@ -6,6 +6,7 @@ gc.freeze() at worker_init moves the graph out of the collector's reach."""
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 from celery import signals
 
@@ -23,7 +24,7 @@ PARAMS = [
         "tasks also read every entry: reference counts then dirty the pages, which gc.freeze() does not prevent",
     ),
 ]
-DEFAULTS = {"memory": "384MiB", "concurrency": 3, "tasks": 6}
+DEFAULTS: dict[str, Any] = {"memory": "384MiB", "concurrency": 3, "tasks": 6}
 VARIANTS = [
     Variant("bad", "the graph is built at worker_init and left to the collector"),
     Variant("fixed", "gc.freeze() right after building it at worker_init"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
 from scenarios._common import MIB, scenario_app, touched_bytes, worker_variant
@@ -16,7 +17,7 @@ PARAMS = [
     Param("chunk_mib", 16, "MiB per chunk in the fixed variant"),
     Param("small_mib", 16, "MiB the other tasks use"),
 ]
-DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 6}
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2, "tasks": 6}
 # both variants set worker_max_memory_per_child, so the record shows it did not prevent the kill
 RECYCLE = {"worker_max_memory_per_child": 100 * 1024}
 VARIANTS = [

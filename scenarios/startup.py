@@ -6,6 +6,7 @@ loaded at module level in the main process and shared read-only after the fork."
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from celery import signals
 
@@ -18,7 +19,7 @@ PARAMS = [
     Param("model_mib", 120, "MiB the model takes once loaded"),
     Param("model_tasks", 1, "how many of the tasks need the model (the rest are light)"),
 ]
-DEFAULTS = {"memory": "320MiB", "concurrency": 4, "tasks": 4}
+DEFAULTS: dict[str, Any] = {"memory": "320MiB", "concurrency": 4, "tasks": 4}
 VARIANTS = [
     Variant("bad", "every pool child loads the model when it starts (worker_process_init)"),
     Variant("fixed", "a child loads the model on the first task that needs it"),

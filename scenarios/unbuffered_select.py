@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select, text
 from sqlalchemy.engine import Engine
@@ -21,7 +22,7 @@ PARAMS = [
     Param("batch", 1000, "rows per batch when streaming (fixed)"),
     Param("database_url", "", "SQLAlchemy URL (default: an SQLite file in the run directory)"),
 ]
-DEFAULTS = {"memory": "256MiB", "concurrency": 2, "tasks": 2}
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2, "tasks": 2}
 VARIANTS = [
     Variant("bad", "session.execute(select(...)).all(): every row at once"),
     Variant("fixed", "execution_options(yield_per=batch): a server-side cursor, one batch at a time"),

@@ -146,6 +146,7 @@ def run_job(
 
 
 def _stream(proc: subprocess.Popen, lines: list[str], booted: list[float], started: float, echo) -> None:
+    assert proc.stdout is not None, "started with stdout=PIPE"
     for raw in iter(proc.stdout.readline, b""):
         line = raw.decode(errors="replace").replace("\r", "")
         lines.append(line)

@@ -15,11 +15,12 @@ import sys
 from dataclasses import dataclass
 
 from vmlane.errors import VmUnavailable
+from vmlane.mirror import machine_mirror
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUEST = os.path.join(PROJECT, "vmlane", "guest")
 PACKAGES = ("python3", "python3-venv", "iproute2", "ca-certificates")  # passwd, util-linux: in minbase
-SUITE, MIRROR = "bookworm", "http://deb.debian.org/debian"
+SUITE = "bookworm"
 # tester: owns a delegated subtree; stranger: has none (the no-permission path)
 USERS = (("tester", 1000), ("stranger", 1001))
 
@@ -79,6 +80,13 @@ def _run(argv: list[str], what: str, timeout: float = 900, **kwargs) -> None:
         raise VmUnavailable(f"cannot {what}: {' / '.join(tail) or f'exit code {done.returncode}'}")
 
 
+def _mirror() -> str:
+    mirror = machine_mirror(SUITE)
+    if mirror is None:
+        raise VmUnavailable(f"apt's sources on this machine name no Debian mirror for {SUITE}; debootstrap needs one")
+    return mirror
+
+
 def base_rootfs() -> str:
     """Debian minbase with the packages, made once (a minute) and kept pristine for every image."""
     rootfs = os.path.join(cache_dir(), f"rootfs-{_digest(repr((PACKAGES, SUITE)).encode())}")
@@ -87,7 +95,7 @@ def base_rootfs() -> str:
     shutil.rmtree(rootfs, ignore_errors=True)
     os.makedirs(rootfs)
     _run(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, rootfs, MIRROR],
+        ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, rootfs, _mirror()],
         "make the VM's Debian root filesystem with debootstrap",
     )
     open(os.path.join(rootfs, ".complete"), "w").close()

@@ -8,6 +8,7 @@ from harness.gate.flow import gate, write_reports
 from harness.gate.report import render_terminal
 from harness.gate.thresholds import parse_threshold
 from harness.report.console import report_console
+from harness.report.html import write_gate
 
 
 def register(subparsers) -> None:
@@ -41,5 +42,7 @@ def main(args) -> int:
     current, source = stats_from_run(args.current)
     result = gate(args.baseline, current, source, args.fail, args.pyproject)
     render_terminal(result, report_console())
-    write_reports(result, args.markdown, args.junit)
+    page = write_gate(result, args.current)
+    print(f"report: {page}", flush=True)
+    write_reports(result, args.markdown, args.junit, page)
     return EXIT_REGRESSION if result.regressions else EXIT_OK

@@ -14,6 +14,7 @@ from harness.lab.cells import AXES, expand, parse_axis_values, parse_only
 from harness.lab.delivery import LabOptions, new_lab_dir, run_lab
 from harness.report.console import report_console
 from harness.report.delivery import cell_line, render_table
+from harness.report.html_lab import write_lab_report
 from harness.sizes import parse_size
 
 AXIS_HELP = {
@@ -131,5 +132,6 @@ def main(args: argparse.Namespace) -> int:
         print(os.path.join(lab_dir, "lab.json"), flush=True)  # the cells finished so far are in it
         raise
     render_table(results, out)
+    print(write_lab_report(lab_dir), flush=True)  # the truth table with its evidence; lab.json's path last
     print(os.path.join(lab_dir, "lab.json"), flush=True)
     return EXIT_OK

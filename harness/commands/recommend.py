@@ -8,13 +8,16 @@ import os
 import time
 from dataclasses import asdict
 
-from harness.commands.run import build_config, key_value
+from harness.cli_args import add_broker_settings, key_value, run_options
+from harness.config import resolve
 from harness.errors import EXIT_OK, BadInput
 from harness.recommend.capacity import vpa_rule
 from harness.recommend.flow import recommend
 from harness.record import write_json_atomic
 from harness.report.console import report_console
+from harness.report.html_recommend import write_recommend_report
 from harness.report.recommend import render_plan, render_profile, snippet
+from harness.scenario import load_scenario
 
 SCHEMA = "oomlab.recommend/1"
 
@@ -37,22 +40,10 @@ def register(subparsers) -> None:
     parser.add_argument("--tasks-per-child", type=int, default=3, help="tasks per child in each trial run (default 3)")
     parser.add_argument("--margin", default="10%", help="share of the limit kept free (default 10%%)")
     parser.add_argument("--no-prove", action="store_true", help="plan only; skip the trial runs")
-    parser.add_argument("--broker", help="a broker URL instead of the embedded Redis")
-    parser.add_argument("--result-backend", dest="result_backend", metavar="URL", help="result backend URL")
+    add_broker_settings(parser)
     parser.add_argument("--results", default="results", help="directory for records (default ./results)")
     parser.add_argument("--start-timeout", type=float, default=60.0)
-    parser.set_defaults(
-        func=main,
-        concurrency=1,
-        compare=False,
-        timeout=None,
-        sample_hz=100.0,
-        tracemalloc=None,
-        max_memory_per_child=None,
-        oom_scope="process",
-        backend="cgroup",
-        docker_restart="no",
-    )
+    parser.set_defaults(func=main)
 
 
 def _margin(text: str) -> float:
@@ -69,7 +60,8 @@ def main(args: argparse.Namespace) -> int:
     margin = _margin(args.margin)
     if args.tasks_per_child < 1:
         raise BadInput("--tasks-per-child must be at least 1")
-    scenario, config = build_config(args)
+    scenario = load_scenario(args.scenario)
+    config = resolve(scenario, run_options(args, concurrency=1))  # one child is measured first
     out = report_console()
     out.rule(f"{scenario.name} · variant {config.variant} · measuring one child under {config.memory}")
 
@@ -105,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
             "snippet": text,
         },
     )
+    print(write_recommend_report(path), flush=True)  # report.html beside the record; the record's path last
     print(path, flush=True)
     return EXIT_OK
 

@@ -3,73 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
+from dataclasses import replace
 
 from rich.console import Console
 
+from harness.cli_args import add_broker_settings, add_placement, add_worker_settings, run_options
 from harness.compare import run_compare
-from harness.config import RunConfig
-from harness.docker.engine import check_docker_config
+from harness.config import RunConfig, resolve
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
+from harness.report.console import report_console
+from harness.report.hooks import standard_hooks
+from harness.report.html import REPORT_FILE, show_report
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
-from harness.scenario import load_scenario
-from harness.sizes import format_size, parse_size
+from harness.scenario import Scenario, load_scenario
+from harness.sizes import format_size
 from harness.worker_share import WorkerShare
-
-
-def key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"takes key=value, not {text!r}")
-    return key, value
-
-
-def _celery_value(text: str):
-    """A Celery setting's value from the command line: JSON when it parses (numbers, booleans,
-    lists), the plain string otherwise."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def add_worker_settings(parser: argparse.ArgumentParser) -> None:
-    """What the worker runs: shared by `oomlab run` and `oomlab worker`."""
-    parser.add_argument("--concurrency", type=int, help="pool size (default: the scenario's)")
-    parser.add_argument("--pool", choices=("prefork", "solo", "threads"), help="Celery pool (default prefork)")
-    parser.add_argument("--variant", help="scenario variant, e.g. bad or fixed (default: the scenario's first)")
-    parser.add_argument(
-        "--param",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="a scenario parameter (repeatable)",
-    )
-    parser.add_argument(
-        "--celery",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="SETTING=VALUE",
-        help="a Celery setting for the worker, e.g. worker_prefetch_multiplier=1 (repeatable)",
-    )
-    parser.add_argument(
-        "--max-memory-per-child",
-        metavar="SIZE",
-        help="set worker_max_memory_per_child (Celery counts KiB; give a size such as 200MiB)",
-    )
-
-
-def pool_settings(args: argparse.Namespace, defaults: dict) -> tuple[int, str]:
-    """The pool size and the pool: the command line over the scenario's defaults."""
-    concurrency = args.concurrency if args.concurrency is not None else defaults.get("concurrency", 2)
-    if concurrency < 1:
-        raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
-    return concurrency, args.pool or defaults.get("pool", "prefork")
 
 
 def register(subparsers) -> None:
@@ -91,30 +43,17 @@ def register(subparsers) -> None:
         default=None,
         help="trace Python allocations in each task too, to set beside its RSS peak (slower)",
     )
-    parser.add_argument("--broker", help="use this broker URL instead of the embedded Redis")
-    parser.add_argument(
-        "--result-backend",
-        dest="result_backend",
-        metavar="URL",
-        help="result backend URL (default: the broker if it is Redis, else the embedded Redis)",
-    )
-    parser.add_argument(
-        "--backend",
-        choices=("cgroup", "docker"),
-        default="cgroup",
-        help="where the worker runs: a memory cgroup of oomlab's own, or a Docker container with the limit",
-    )
+    add_broker_settings(parser)
+    add_placement(parser)
     parser.add_argument(
         "--docker-restart",
         choices=("no", "on-failure", "always"),
-        default="no",
-        help="the container's restart policy (--backend docker): a start-up OOM becomes a crash loop",
+        help="the container's restart policy (--placement docker): a start-up OOM becomes a crash loop",
     )
     parser.add_argument(
         "--oom-scope",
         choices=("process", "group"),
-        default="process",
-        help="process: the kernel kills one victim (Docker); group: the whole worker dies (Kubernetes)",
+        help="process: the kernel kills one victim (Docker, default); group: the whole worker dies (Kubernetes)",
     )
     parser.add_argument(
         "--attach",
@@ -128,53 +67,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for the worker to be ready")
     parser.add_argument("--sample-hz", type=float, default=100.0, help="RSS sampling rate (default 100)")
+    parser.add_argument("--open", action="store_true", help="open the run's report.html in a browser afterwards")
     parser.set_defaults(func=main)
-
-
-def celery_overrides(args: argparse.Namespace) -> dict:
-    conf = {key: _celery_value(value) for key, value in args.celery}
-    if args.max_memory_per_child:
-        conf["worker_max_memory_per_child"] = max(1, parse_size(args.max_memory_per_child) // 1024)
-    return conf
-
-
-def build_config(args: argparse.Namespace, scenario=None, variant_name: str | None = None):
-    """The run's configuration: the command line over the variant's defaults over the scenario's."""
-    scenario = scenario or load_scenario(args.scenario)
-    variant = scenario.variant(variant_name or args.variant)
-    defaults = scenario.defaults_for(variant)
-    memory = args.memory or defaults.get("memory", "256MiB")
-    concurrency, pool = pool_settings(args, defaults)
-    if args.tasks is not None and args.tasks < 1:
-        raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
-    if args.backend == "docker":
-        check_docker_config(parse_size(memory), args.oom_scope)
-    elif args.docker_restart != "no":
-        raise BadInput("--docker-restart applies to --backend docker")
-    if args.sample_hz <= 0 or args.start_timeout <= 0 or (args.timeout is not None and args.timeout <= 0):
-        raise BadInput("--sample-hz, --timeout and --start-timeout must be positive")
-    config = RunConfig(
-        scenario=scenario.name,
-        memory=memory,
-        memory_bytes=parse_size(memory),
-        concurrency=concurrency,
-        pool=pool,
-        tasks=args.tasks or defaults.get("tasks"),
-        variant=variant.name,
-        params=scenario.resolve_params(dict(args.param)),
-        broker=args.broker,
-        backend=args.result_backend,
-        backend_kind=args.backend,
-        docker_restart=args.docker_restart,
-        oom_scope=args.oom_scope,
-        results_dir=args.results,
-        timeout=args.timeout,
-        start_timeout=args.start_timeout,
-        sample_hz=args.sample_hz,
-        tracemalloc=bool(args.tracemalloc if args.tracemalloc is not None else defaults.get("tracemalloc", False)),
-        celery_conf={**variant.celery_conf, **celery_overrides(args)},
-    )
-    return scenario, config
 
 
 _WORKERS_OWN = (
@@ -186,85 +80,88 @@ _WORKERS_OWN = (
     "result_backend",
     "max_memory_per_child",
     "tracemalloc",
+    "param",
+    "celery",
+    "compare",
+    "placement",
+    "backend",
+    "oom_scope",
+    "docker_restart",
 )
 
 
-def attach_config(args: argparse.Namespace):
+def attach_config(args: argparse.Namespace, scenario: Scenario) -> tuple[RunConfig, WorkerShare]:
     """The run's configuration for an attached worker: the worker's settings from its share, the
     replay's (tasks, timeouts, sampling, results) from the command line."""
-    given = (
-        [name for name in _WORKERS_OWN if getattr(args, name)]
-        + (["param"] if args.param else [])
-        + (["celery"] if args.celery else [])
-        + (["compare"] if args.compare else [])
-    )
-    if given or args.backend != "cgroup" or args.oom_scope != "process" or args.docker_restart != "no":
-        flags = ", ".join("--" + name.replace("_", "-") for name in given) or "--backend/--oom-scope/--docker-restart"
+    given = [name for name in _WORKERS_OWN if getattr(args, name, None)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise BadInput(f"{flags}: with --attach these are the worker's; set them on `oomlab worker`")
     share = WorkerShare.wait_for(args.attach, args.start_timeout)
-    scenario = load_scenario(args.scenario)  # never the one worker.json names: the share's is data
-    share.check_runs(scenario, args.attach)
+    share.check_runs(scenario, args.attach)  # never importing the scenario worker.json names
     limit = attached_limit(share.pid, share.cgroup_dir, share.cgroup_path)
     if limit is None:
         raise BadInput("the worker's memory cgroup has no limit; give the worker one (Compose: mem_limit)")
-    if args.tasks is not None and args.tasks < 1:
-        raise BadInput(f"--tasks must be at least 1, not {args.tasks}")
-    config = RunConfig(
-        scenario=scenario.name,
+    options = run_options(
+        args,
         memory=format_size(limit),
-        memory_bytes=limit,
         concurrency=share.concurrency,
         pool=share.pool,
-        tasks=args.tasks or scenario.defaults_for(scenario.variant(share.variant)).get("tasks"),
         variant=share.variant,
-        params=share.params,
         broker=share.broker,
-        backend=share.result_backend,
-        results_dir=args.results,
-        timeout=args.timeout,
-        start_timeout=args.start_timeout,
-        sample_hz=args.sample_hz,
+        result_backend=share.result_backend,
+    )
+    config = resolve(scenario, options)
+    config = replace(
+        config,
+        memory_bytes=limit,
+        params=share.params,
         celery_conf=share.celery_conf,
-        backend_kind="attached",
+        placement="attached",
         attach=args.attach,
     )
-    return scenario, config, share
+    return config, share
 
 
 def main(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
     if args.attach:
-        scenario, config, share = attach_config(args)
-        return _run_and_report(Run(scenario, config, share=share))
+        config, share = attach_config(args, scenario)
+        return _run_and_report(scenario, config, share, args.open)
+    options = run_options(args)
     if args.compare:
         if args.variant:
             raise BadInput("--compare runs every variant; leave out --variant")
-        scenario = load_scenario(args.scenario)
-        configs = [build_config(args, scenario, name)[1] for name in scenario.variants]
+        configs = [resolve(scenario, options, name) for name in scenario.variants]
         if len({config.memory_bytes for config in configs}) > 1:
             raise BadInput(
                 f"the variants of {scenario.name} set different memory limits; give --memory to compare them"
             )
-        return run_compare(scenario, configs)
-    scenario, config = build_config(args)
-    return _run_and_report(Run(scenario, config))
+        return run_compare(scenario, configs, open_report=args.open)
+    return _run_and_report(scenario, resolve(scenario, options), open_report=args.open)
 
 
-def _run_and_report(run: Run) -> int:
-    out = Console(soft_wrap=True)
+def _run_and_report(
+    scenario: Scenario, config: RunConfig, share: WorkerShare | None = None, open_report: bool = False
+) -> int:
+    out = report_console()  # full width in a file or CI log: no task name cut at 80 columns
     err = Console(stderr=True)
-    progress = run.progress = Progress(err) if err.is_terminal else None
+    progress = Progress(err) if err.is_terminal else None
+    run = Run(scenario, config, hooks=[*standard_hooks(), *([progress] if progress else [])], share=share)
     try:
         run.execute()
     except (OomlabError, Interrupted):
         if progress:
-            progress.stop()
-        if run.record.worker.get("pid"):  # a worker ran: its partial findings are worth showing
+            progress.end()
+        if run.record.worker.pid:  # a worker ran: its partial findings are worth showing
             render_summary(run.record, out)
         _print_run_dir(run)
         raise
     if progress:
-        progress.stop()
+        progress.end()
     render_summary(run.record, out)
+    if open_report:
+        show_report(os.path.join(run.run_dir, REPORT_FILE), open_report)
     _print_run_dir(run)
     return EXIT_OK
 

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import EXIT_OK
+from harness.report.console import report_console
 from harness.scenario import Scenario, builtin_names, load_scenario
 
 
@@ -17,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    console = Console(soft_wrap=True)
+    console = report_console()
     if args.name:
         show(load_scenario(args.name), console)
         return EXIT_OK

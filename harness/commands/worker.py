@@ -10,7 +10,8 @@ import socket
 import time
 
 from harness.broker import check_reachable
-from harness.commands.run import add_worker_settings, celery_overrides, pool_settings
+from harness.cli_args import add_worker_settings, run_options
+from harness.config import resolve
 from harness.errors import BadInput
 from harness.limits.discovery import own_memory_group
 from harness.scenario import load_scenario
@@ -43,9 +44,7 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
-    variant = scenario.variant(args.variant)
-    defaults = scenario.defaults_for(variant)
-    concurrency, pool = pool_settings(args, defaults)
+    config = resolve(scenario, run_options(args, broker=None, result_backend=None))
     backend_url = args.result_backend or args.broker
     if not backend_url.startswith("redis"):
         raise BadInput("--result-backend is needed when the broker is not Redis (AMQP keeps no results)")
@@ -54,17 +53,16 @@ def main(args: argparse.Namespace) -> int:
     share_dir = WorkerShare.prepare(args.share)
     queue = args.queue or f"oomlab.{scenario.name}"
     hostname = f"oomlab-worker-{scenario.name}@{socket.gethostname()}"
-    overrides = {**variant.celery_conf, **celery_overrides(args)}
+    overrides, params = config.celery_conf, config.params
     celery_conf = worker_celery_conf(scenario, overrides, args.broker, backend_url, queue)
-    params = scenario.resolve_params(dict(args.param))
     probe_path = os.path.join(share_dir, PROBE_FILE)
     directory, version, path = own_memory_group()
     WorkerShare(
         scenario=args.scenario,
-        variant=variant.name,
+        variant=config.variant,
         params=params,
-        concurrency=concurrency,
-        pool=pool,
+        concurrency=config.concurrency,
+        pool=config.pool,
         broker=args.broker,
         result_backend=backend_url,
         queue=queue,
@@ -76,9 +74,7 @@ def main(args: argparse.Namespace) -> int:
         celery_conf=jsonable(overrides),
         started_wall=time.time(),
     ).save(share_dir)
-    env = worker_env(
-        scenario, celery_conf, probe_path, queue, params, variant.name, bool(defaults.get("tracemalloc", False)), {}
-    )
+    env = worker_env(scenario, celery_conf, probe_path, queue, params, config.variant, config.tracemalloc, {})
     env["OOMLAB_WORKER_LOG"] = os.path.join(share_dir, LOG_FILE)
-    argv = worker_argv(pool, concurrency, queue, hostname)
+    argv = worker_argv(config.pool, config.concurrency, queue, hostname)
     os.execve(argv[0], argv, env)  # the worker takes this process's pid, the one worker.json names

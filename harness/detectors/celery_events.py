@@ -47,9 +47,9 @@ class CeleryEventCapture(threading.Thread):
     def run(self) -> None:
         try:
             with self.app.connection_for_read() as connection:
-                self._receiver = self.app.events.Receiver(connection, handlers={"*": self._on_event})
+                receiver = self._receiver = self.app.events.Receiver(connection, handlers={"*": self._on_event})
                 self.connected.set()
-                self._receiver.capture(limit=None, timeout=None, wakeup=False)
+                receiver.capture(limit=None, timeout=None, wakeup=False)
         except Exception as exc:  # the run goes on without Celery's view, and says so
             self.error = f"{type(exc).__name__}: {exc}"
             self.connected.set()

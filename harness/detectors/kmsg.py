@@ -55,7 +55,7 @@ class KernelClock:
     def map(self, kill: KernelKill) -> KernelKill:
         return replace(kill, kernel_mono=self.to_mono(kill.kernel_stamp))
 
-    def describe(self) -> dict[str, float] | None:
+    def describe(self) -> dict[str, float | None] | None:
         if not self.points:
             return None
         (first, offset), (last, last_offset) = self.points[0], self.points[-1]
@@ -79,7 +79,7 @@ class KmsgParser:
         self._group_memcg: str | None = None
 
     def _ours(self, memcg: str | None) -> bool:
-        return bool(memcg) and memcg.rstrip("/").endswith(self.memcg_suffix)
+        return memcg is not None and memcg.rstrip("/").endswith(self.memcg_suffix)
 
     def feed(self, record: str, seen_mono: float) -> KernelKill | None:
         header, _, message = record.partition(";")
@@ -164,7 +164,7 @@ class KmsgReader:
         return [kill for record in self._records() if (kill := self.parser.feed(record, now))]
 
     def _records(self) -> list[str]:
-        records = []
+        records: list[str] = []
         while True:
             try:
                 data = os.read(self.fd, 16384)

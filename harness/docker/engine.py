@@ -28,7 +28,9 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.Co
     try:
         result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise DockerUnavailable("the docker command is not installed; install Docker or use --backend cgroup") from None
+        raise DockerUnavailable(
+            "the docker command is not installed; install Docker or use --placement cgroup"
+        ) from None
     except subprocess.TimeoutExpired:
         raise DockerUnavailable(f"`docker {args[0]}` did not answer within {timeout:.0f} s") from None
     if check and result.returncode != 0:
@@ -52,7 +54,7 @@ def check_engine() -> str:
     if result.returncode != 0:
         raise DockerUnavailable(
             "no Docker engine is reachable (is dockerd running, and DOCKER_HOST right?); "
-            "start it, or use --backend cgroup"
+            "start it, or use --placement cgroup"
         )
     return result.stdout.strip()
 

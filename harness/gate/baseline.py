@@ -15,13 +15,8 @@ BASELINE_SCHEMA = "oomlab.baseline/1"
 
 
 def stats_from_run(run_dir: str) -> tuple[dict[str, TaskStats], str]:
-    try:
-        record = load_run(run_dir)
-    except FileNotFoundError:
-        raise BadInput(f"{run_dir} holds no run.json: give the run directory `oomlab run` printed") from None
-    except ValueError:
-        raise BadInput(f"{run_dir}/run.json is not readable JSON") from None
-    return task_stats(record), record.get("run_id", os.path.basename(run_dir))
+    record = load_run(run_dir)
+    return task_stats(record), record.run_id
 
 
 def save_baseline(path: str, stats: dict[str, TaskStats], source: str) -> None:

@@ -36,8 +36,10 @@ def gate(
     return result
 
 
-def write_reports(result: GateResult, markdown_path: str | None, junit_path: str | None) -> None:
-    text = markdown(result)
+def write_reports(
+    result: GateResult, markdown_path: str | None, junit_path: str | None, page: str | None = None
+) -> None:
+    text = markdown(result, page)
     for path in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
         with open(path, "a") as handle:
             handle.write(text)

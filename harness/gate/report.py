@@ -3,6 +3,7 @@ test reports (one testcase per task and check, a failure element per regression)
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 from rich.console import Console
@@ -45,7 +46,9 @@ def render_terminal(result: GateResult, console: Console) -> None:
         console.print(f"note: {notice}")
 
 
-def markdown(result: GateResult) -> str:
+def markdown(result: GateResult, page: str | None = None) -> str:
+    """`page`: the gate's HTML report (each regression drawn, the run's timeline), linked for a CI
+    job to upload as an artifact beside the summary."""
     lines = [f"### {headline(result)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for check in result.checks:
         row = list(cells(check))
@@ -53,6 +56,8 @@ def markdown(result: GateResult) -> str:
             row[-1] = "**REGRESSION**"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     lines += [""] + [f"- {notice}" for notice in result.notices]
+    if page:
+        lines += ["", f"Report with each regression drawn: [`{page}`]({quote(page)})"]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from harness.analysis import nearest_rank
+from harness.record import RunRecord
 
 
 @dataclass
@@ -25,11 +27,6 @@ STAT_ALIASES = {"peak": "max"}
 STATS = ("peak", "max", "min", "mean", "p50", "p95", "p99")
 
 
-def _quantile(ordered: list[int], q: float) -> int:
-    """Nearest-rank quantile: a value that was really measured, never an interpolation."""
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def stats_of(peaks: list[int], kills: int = 0) -> TaskStats:
     ordered = sorted(peaks)
     return TaskStats(
@@ -37,23 +34,23 @@ def stats_of(peaks: list[int], kills: int = 0) -> TaskStats:
         min=ordered[0],
         max=ordered[-1],
         mean=round(sum(ordered) / len(ordered)),
-        p50=_quantile(ordered, 0.50),
-        p95=_quantile(ordered, 0.95),
-        p99=_quantile(ordered, 0.99),
+        p50=nearest_rank(ordered, 0.50),
+        p95=nearest_rank(ordered, 0.95),
+        p99=nearest_rank(ordered, 0.99),
         kills=kills,
     )
 
 
-def task_stats(record: dict) -> dict[str, TaskStats]:
-    """From run.json: each task name's exact peaks (killed runs have none) and its kill count."""
+def task_stats(record: RunRecord) -> dict[str, TaskStats]:
+    """From a run record: each task name's exact peaks (killed runs have none) and its kill count."""
     peaks: dict[str, list[int]] = {}
     kills: dict[str, int] = {}
-    for task in record.get("tasks", []):
-        if task.get("peak_is_exact") and task.get("peak_rss_bytes") is not None:
-            peaks.setdefault(task["name"], []).append(task["peak_rss_bytes"])
-    for kill in record.get("kills", []):
-        if kill.get("task_name"):
-            kills[kill["task_name"]] = kills.get(kill["task_name"], 0) + 1
+    for task in record.tasks:
+        if task.peak_is_exact and task.peak_rss_bytes is not None:
+            peaks.setdefault(task.name, []).append(task.peak_rss_bytes)
+    for kill in record.kills:
+        if kill.task_name:
+            kills[kill.task_name] = kills.get(kill.task_name, 0) + 1
     names = sorted(set(peaks) | set(kills))
     return {
         name: stats_of(peaks[name], kills.get(name, 0))

@@ -79,7 +79,8 @@ class AmqpView:
         found: dict[str, int | None] = {}
         while (message := self.channel.basic_get(self.queue, no_ack=True)) is not None:
             headers = message.headers or {}
-            found[headers.get("id")] = headers.get("x-delivery-count")
+            if (task_id := headers.get("id")) is not None:
+                found[task_id] = headers.get("x-delivery-count")
         return [Location(t, "queued", found[t]) if t in found else Location(t, "absent") for t in task_ids]
 
     def close(self) -> None:
@@ -90,5 +91,8 @@ def _task_id(message: dict) -> str | None:
     return (message.get("headers") or {}).get("id")
 
 
-def open_view(url: str, queue: str):
+BrokerView = RedisView | AmqpView
+
+
+def open_view(url: str, queue: str) -> BrokerView:
     return RedisView(url, queue) if url.startswith("redis") else AmqpView(url, queue)

@@ -12,14 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from harness.config import RunConfig
+from harness.config import RunConfig, RunOptions, resolve
 from harness.errors import Interrupted, OomlabError
 from harness.lab.cells import Cell
 from harness.lab.observer import DeliveryObserver
 from harness.record import write_json_atomic
-from harness.runner import Run, signals_raise_interrupted
-from harness.scenario import load_scenario
-from harness.sizes import parse_size
+from harness.report.hooks import standard_hooks
+from harness.runner import Run
+from harness.scenario import Scenario, load_scenario
+from harness.signals import signals_raise_interrupted
 
 LAB_SCHEMA = "oomlab.lab.delivery/1"
 SCENARIO = "oom-victim"
@@ -63,7 +64,7 @@ def window_for(cell: Cell, options: LabOptions) -> float:
     return 20.0
 
 
-def cell_config(cell: Cell, options: LabOptions, lab_dir: str) -> RunConfig:
+def cell_config(scenario: Scenario, cell: Cell, options: LabOptions, lab_dir: str) -> RunConfig:
     celery_conf: dict = {**cell.celery_conf(), "worker_prefetch_multiplier": 1}
     if cell.broker == "redis":
         celery_conf["broker_transport_options"] = {
@@ -72,10 +73,8 @@ def cell_config(cell: Cell, options: LabOptions, lab_dir: str) -> RunConfig:
             "unacked_restore_throttle": options.restore_throttle,
         }
     window = window_for(cell, options)
-    return RunConfig(
-        scenario=SCENARIO,
+    options_for_cell = RunOptions(
         memory=options.memory,
-        memory_bytes=parse_size(options.memory),
         concurrency=1,
         tasks=1,
         variant=cell.oom,
@@ -90,8 +89,9 @@ def cell_config(cell: Cell, options: LabOptions, lab_dir: str) -> RunConfig:
         queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": options.delivery_limit}
         if cell.broker == "quorum"
         else {},
-        celery_conf=celery_conf,
+        celery=celery_conf,
     )
+    return resolve(scenario, options_for_cell)
 
 
 def _run_cell(cell: Cell, options: LabOptions, lab_dir: str, reply) -> None:
@@ -103,7 +103,11 @@ def _run_cell(cell: Cell, options: LabOptions, lab_dir: str, reply) -> None:
             "window_s": window_for(cell, options),
             **{k: v for k, v in asdict(options).items() if k not in ("jobs", "results_dir", "rabbitmq_url")},
         }
-        run = Run(scenario, cell_config(cell, options, lab_dir), observers=(DeliveryObserver(cell, settings),))
+        run = Run(
+            scenario,
+            cell_config(scenario, cell, options, lab_dir),
+            hooks=(*standard_hooks(), DeliveryObserver(cell, settings)),
+        )
         run.execute()
         reply.send(CellResult(cell, "complete", run.run_dir, run.record.message, run.record.delivery))
     except Interrupted:

@@ -6,35 +6,39 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict
 
-from harness.lab.broker_view import Depth, Location, open_view
+from harness.hooks import RunHook
+from harness.lab.broker_view import BrokerView, Depth, Location, open_view
 from harness.lab.cells import Cell
 from harness.lab.verdict import detections, flower_worker_online, judge
-from harness.runner import Run, RunObserver
+from harness.runner import Run
 
 SAMPLE_SECONDS = 0.25
 
 
-class DeliveryObserver(RunObserver):
+class DeliveryObserver(RunHook):
+    wants_warm_shutdown = True  # it reads where the broker keeps each message once the workers are gone
+
     def __init__(self, cell: Cell, settings: dict):
         self.cell = cell
         self.settings = settings  # the lab's options that shaped this cell (window, visibility timeout...)
         self.samples: list[Depth] = []
         self.locations: dict[str, Location] = {}
         self.error: str | None = None
-        self._view = None
+        self._view: BrokerView | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def started(self, run: Run) -> None:
-        self._view = open_view(run.broker_url, run.queue)
-        self._thread = threading.Thread(target=self._sample, name="oomlab-broker-view", daemon=True)
+        assert run.connection is not None
+        view = self._view = open_view(run.connection.broker_url, run.queue)
+        self._thread = threading.Thread(target=self._sample, args=(view,), name="oomlab-broker-view", daemon=True)
         self._thread.start()
 
-    def _sample(self) -> None:
+    def _sample(self, view: BrokerView) -> None:
         while not self._stopping.wait(SAMPLE_SECONDS):
             try:
-                depth = self._view.depth()
+                depth = view.depth()
             except Exception as exc:  # the broker going away ends sampling, not the run
                 self.error = f"{type(exc).__name__}: {exc}"
                 return
@@ -44,6 +48,8 @@ class DeliveryObserver(RunObserver):
     def worker_stopped(self, run: Run) -> None:
         self._stop_sampling()
         ids = [task.id for task in run.record.tasks]
+        if self._view is None:
+            return
         try:
             self.locations = {loc.task_id: loc for loc in self._view.locate(ids)}
         except Exception as exc:
@@ -72,10 +78,8 @@ class DeliveryObserver(RunObserver):
             "verdicts": [asdict(v) | {"first_redelivery_s": v.first_redelivery_s} for v in verdicts],
             "locations": [asdict(loc) for loc in self.locations.values()],
             "detection": [asdict(d) for d in detections(record.kills)],
-            "flower_worker_online": flower_worker_online(
-                record.celery_events, record.worker.get("observed_until_mono")
-            ),
-            "worker_restarts": record.worker.get("restarts", []),
+            "flower_worker_online": flower_worker_online(record.celery_events, record.worker.observed_until_mono),
+            "worker_restarts": [asdict(r) for r in record.worker.restarts],
             "broker_samples": samples,
             "error": self.error,
         }

@@ -5,6 +5,7 @@ the message once the workers were gone. Pure: no I/O, so it is tested on its own
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.lab.broker_view import Location
@@ -68,7 +69,7 @@ class DeliveryVerdict:
 
 
 def judge(
-    task: TaskRecord, kills: list[KillRecord], location: Location | None, events: list[CeleryEvent] = ()
+    task: TaskRecord, kills: list[KillRecord], location: Location | None, events: Sequence[CeleryEvent] = ()
 ) -> DeliveryVerdict:
     own_kills = sorted((k for k in kills if k.task_id == task.id), key=lambda k: k.kernel_time_mono)
     runs = sorted(task.executions, key=lambda run: run.started_mono)

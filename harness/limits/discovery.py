@@ -101,7 +101,7 @@ def open_cgroup_backend(run_id: str) -> CgroupBackend:
     v1_dir = _v1_memory_dir()
     if v1_dir is None:
         raise NoPermission(
-            f"no cgroup memory controller is mounted on this host; use --backend docker or {_HOW_TO_GET_ONE}"
+            f"no cgroup memory controller is mounted on this host; use --placement docker or {_HOW_TO_GET_ONE}"
         )
     if not _writable(v1_dir):
         raise NoPermission(

@@ -11,6 +11,7 @@ from harness.errors import WorkerStartFailed
 from harness.recommend.capacity import MAX_CONCURRENCY, CapacityPlan, plan_capacity
 from harness.recommend.profile import WorkerProfile, profile_from_run
 from harness.recommend.prove import Proof, Trial, prove, run_trial
+from harness.report.hooks import standard_hooks
 from harness.runner import Run
 from harness.scenario import Scenario
 
@@ -23,7 +24,7 @@ class Recommendation:
 
 
 def measure(scenario: Scenario, config: RunConfig) -> WorkerProfile:
-    run = Run(scenario, replace(config, concurrency=1))
+    run = Run(scenario, replace(config, concurrency=1), hooks=standard_hooks())
     try:
         run.execute()
     except WorkerStartFailed as failure:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from harness.analysis import percentile
+from harness.probe_events import CHILD_INIT
 from harness.record import RunRecord
 from harness.run_files import csv_rows, read_probe
 
@@ -72,11 +73,11 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         if float(row["t_mono"]) < first_task:
             idle_usage = int(row["usage_bytes"])
     for entry in read_probe(os.path.join(run_dir, "probe.jsonl")):
-        if entry["ev"] == "child_init" and entry.get("uss") and entry["t"] < first_task:
+        if entry["ev"] == CHILD_INIT and entry.get("uss") and entry["t"] < first_task:
             idle_uss[entry["pid"]] = entry["uss"]
             idle_pss[entry["pid"]] = entry.get("pss") or 0
     exact = [t for t in record.tasks if t.peak_is_exact and t.peak_above_start_bytes is not None]
-    by_child: dict[int, list[int]] = {}
+    by_child: dict[int, list[tuple[float, int]]] = {}
     for task in record.tasks:
         for run in task.executions:
             if run.start_rss_bytes is not None:
@@ -92,13 +93,13 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     return WorkerProfile(
         run_dir=run_dir,
         fixed_bytes=max(0, idle_usage - sum(idle_uss.values())),
-        main_ready_rss_bytes=record.worker.get("ready_rss_bytes") or 0,
+        main_ready_rss_bytes=record.worker.ready_rss_bytes or 0,
         child_idle_uss_bytes=int(sum(idle_uss.values()) / len(idle_uss)) if idle_uss else 0,
         child_idle_pss_bytes=int(sum(idle_pss.values()) / len(idle_pss)) if idle_pss else 0,
         child_start_rss_bytes=int(percentile([min(runs)[1] for runs in by_child.values()], 50) or 0),
         child_max_uss_bytes=max(child_uss, default=0),
-        marginal_peaks=[t.peak_above_start_bytes for t in exact],
-        peak_rss=[t.peak_rss_bytes for t in exact],
+        marginal_peaks=[t.peak_above_start_bytes for t in exact if t.peak_above_start_bytes is not None],
+        peak_rss=[t.peak_rss_bytes for t in exact if t.peak_rss_bytes is not None],
         leak_bytes_per_task=max(slopes, default=0.0),
         tasks=len(record.tasks),
         kills=len(task_kills),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from harness.config import RunConfig
 from harness.errors import WorkerStartFailed
+from harness.report.hooks import standard_hooks
 from harness.runner import Run
 from harness.scenario import Scenario
 
@@ -37,7 +38,7 @@ class Proof:
 
 def run_trial(scenario: Scenario, config: RunConfig, concurrency: int, tasks_per_child: int) -> Trial:
     trial_config = replace(config, concurrency=concurrency, tasks=max(config.tasks or 0, tasks_per_child * concurrency))
-    run = Run(scenario, trial_config)
+    run = Run(scenario, trial_config, hooks=standard_hooks())
     try:
         run.execute()
     except WorkerStartFailed:
@@ -49,8 +50,8 @@ def run_trial(scenario: Scenario, config: RunConfig, concurrency: int, tasks_per
         bool(run.record.kills) or run.record.status == "worker_start_failed",
         len(run.record.kills),
         run.record.status,
-        summary.get("group_peak_bytes"),
-        summary.get("children_recycled", 0),
+        summary.group_peak_bytes,
+        summary.children_recycled,
         len(run.record.tasks),
     )
 

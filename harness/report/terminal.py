@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
+from harness.hooks import RunHook
 from harness.record import RunRecord
 from harness.sizes import format_size
+
+if TYPE_CHECKING:
+    from harness.runner import Run
 
 
 def _ms(seconds: float | None) -> str:
@@ -17,33 +23,37 @@ def render_summary(record: RunRecord, console: Console) -> None:
     summary = record.summary
     config = record.config
     console.print(
-        f"[bold]{config['scenario']}[/bold] · {config['pool']} × {config['concurrency']} · "
-        f"limit {format_size(config['memory_bytes'])} · oom-scope {config['oom_scope']} · "
-        f"{record.environment.get('cgroup', '?')} · status [bold]{record.status}[/bold]"
+        f"[bold]{config.scenario}[/bold] · {config.pool} × {config.concurrency} · "
+        f"limit {format_size(config.memory_bytes)} · oom-scope {config.oom_scope} · "
+        f"{record.environment.cgroup or '?'} · status [bold]{record.status}[/bold]"
     )
     if record.message:
         console.print(record.message)
     outcomes = Table(title="tasks by outcome", title_justify="left")
-    for name in summary.get("outcomes", {}):
+    for name in summary.outcomes:
         outcomes.add_column(name.replace("_", " "), justify="right")
-    outcomes.add_row(*[str(v) for v in summary.get("outcomes", {}).values()])
+    outcomes.add_row(*[str(v) for v in summary.outcomes.values()])
     console.print(outcomes)
 
     peaks = Table(title="exact peak RSS per task (VmHWM, reset at prerun)", title_justify="left")
     for column in ("", "n", "p50", "p95", "max"):
         peaks.add_column(column, justify="right")
-    for key, label in (("peak_rss_bytes", "peak RSS"), ("peak_above_start_bytes", "above start")):
-        spread = summary.get(key) or {}
-        peaks.add_row(label, str(spread.get("n", 0)), *(format_size(spread.get(q)) for q in ("p50", "p95", "max")))
-    group_peak = summary.get("group_peak_bytes")
-    fraction = summary.get("group_peak_fraction")
+    for spread, label in ((summary.peak_rss_bytes, "peak RSS"), (summary.peak_above_start_bytes, "above start")):
+        peaks.add_row(label, str(spread.n), *(format_size(q) for q in (spread.p50, spread.p95, spread.max)))
+    group_peak = summary.group_peak_bytes
+    fraction = summary.group_peak_fraction
     peaks.add_row("group peak", "", "", "", f"{format_size(group_peak)} ({fraction:.0%} of limit)" if fraction else "-")
     console.print(peaks)
 
     if record.kills:
         kills = Table(title="OOM kills (latency after the kernel's kill)", title_justify="left")
         for column in ("pid", "role", "task", "cause", "rss", "kmsg", "oom event", "pidfd", "celery"):
-            kills.add_column(column, justify="right" if column not in ("role", "task", "cause") else "left")
+            # a narrow terminal folds a task's name and id rather than cutting them to "alloc… 600a4…"
+            kills.add_column(
+                column,
+                justify="right" if column not in ("role", "task", "cause") else "left",
+                overflow="fold" if column == "task" else "ellipsis",
+            )
         for kill in record.kills:
             task = (
                 f"{kill.task_name or '-'} {kill.task_id[:8]}"
@@ -67,49 +77,57 @@ def render_summary(record: RunRecord, console: Console) -> None:
     else:
         console.print("no OOM kills")
     processes = []
-    if summary.get("main_peak_rss_bytes"):
-        processes.append(f"main process peak {format_size(summary['main_peak_rss_bytes'])}")
-    growth = (summary.get("child_uss_bytes") or {}).get("max")
+    if summary.main_peak_rss_bytes:
+        processes.append(f"main process peak {format_size(summary.main_peak_rss_bytes)}")
+    growth = summary.child_uss_bytes.max
     if growth is not None:
         processes.append(f"child USS (private since the fork) up to {format_size(growth)}")
-    if summary.get("sum_rss_peak_bytes"):
+    if summary.sum_rss_peak_bytes:
         processes.append(
-            f"RSS summed over processes up to {format_size(summary['sum_rss_peak_bytes'])} while the "
-            f"group used {format_size(summary.get('group_usage_at_sum_rss_peak_bytes'))}"
+            f"RSS summed over processes up to {format_size(summary.sum_rss_peak_bytes)} while the "
+            f"group used {format_size(summary.group_usage_at_sum_rss_peak_bytes)}"
         )
-    if summary.get("children_recycled"):
-        processes.append(f"{summary['children_recycled']} children recycled")
-    traced = (summary.get("traced_peak_bytes") or {}).get("max")
+    if summary.children_recycled:
+        processes.append(f"{summary.children_recycled} children recycled")
+    traced = summary.traced_peak_bytes.max
     if traced is not None:
         processes.append(f"tracemalloc peak up to {format_size(traced)}")
     if processes:
         console.print(" · ".join(processes))
-    for sentence in summary.get("findings", []):
+    for sentence in summary.findings:
         console.print(f"• {sentence}")
 
 
-class Progress:
+class Progress(RunHook):
     """A one-line live status on stderr while the run goes on (only on a terminal)."""
 
     def __init__(self, console: Console):
         self.console = console
         self.status = console.status("starting worker…")
         self.status.start()
+        self._ended = False
 
-    def starting(self, run) -> None:
-        usage = run.sampler.latest_usage if run.sampler else None
-        self.status.update(f"starting worker… group {format_size(usage)} / {format_size(run.config.memory_bytes)}")
+    def _usage(self, run: Run) -> str:
+        usage = run.observers.sampler.latest_usage if run.observers else None
+        return f"group {format_size(usage)} / {format_size(run.config.memory_bytes)}"
 
-    def running(self, run) -> None:
-        replay = run.replay
+    def starting(self, run: Run) -> None:
+        self.status.update(f"starting worker… {self._usage(run)}")
+
+    def running(self, run: Run) -> None:
+        replay, group = run.replay, run.placement.group
+        if replay is None or group is None:
+            return
         done = len(replay.tasks) - replay.unfinished() + len(replay.pending_calls)
         total = len(replay.tasks) + len(replay.pending_calls)
-        kills = run.backend.oom_kill_count()
-        usage = run.sampler.latest_usage if run.sampler else None
         self.status.update(
-            f"{run.scenario.name}: {done}/{total} tasks final · {kills} OOM kills · "
-            f"group {format_size(usage)} / {format_size(run.config.memory_bytes)}"
+            f"{run.scenario.name}: {done}/{total} tasks final · {group.oom_kill_count()} OOM kills · {self._usage(run)}"
         )
 
     def stop(self) -> None:
-        self.status.stop()
+        self.end()
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self.status.stop()

@@ -43,7 +43,7 @@ def render_timeline(run_dir: str, record: RunRecord) -> str | None:
         ax.plot(
             [t - t0 for t, _ in group], [usage / MIB for _, usage in group], color="black", lw=1.6, label="group usage"
         )
-    ax.axhline(record.config["memory_bytes"] / MIB, color="red", ls="--", lw=1.2, label="limit")
+    ax.axhline(record.config.memory_bytes / MIB, color="red", ls="--", lw=1.2, label="limit")
     for kill in record.kills:
         ax.axvline(kill.kernel_time_mono - t0, color="red", alpha=0.5, lw=1)
         ax.annotate(
@@ -55,7 +55,7 @@ def render_timeline(run_dir: str, record: RunRecord) -> str | None:
             va="top",
         )
     ax.set_ylabel("MiB")
-    ax.set_title(f"{record.run_id} · {record.config['scenario']} · {record.status}")
+    ax.set_title(f"{record.run_id} · {record.config.scenario} · {record.status}")
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     pids = sorted({e.pid for t in record.tasks for e in t.executions})
     killed_at = {kill.pid: kill.kernel_time_mono for kill in record.kills}

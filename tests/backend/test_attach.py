@@ -89,7 +89,7 @@ def test_an_attached_run_measures_a_worker_it_did_not_start_and_leaves_it_runnin
     record = result.record
     check_backend(record)
     assert_one_kill_and_exact_peaks(record, result.run_dir)
-    assert record["group"]["backend"] == "attached" and record["group"]["limit_bytes"] == 256 * MIB
+    assert record["group"]["placement"] == "attached" and record["group"]["limit_bytes"] == 256 * MIB
     assert record["worker"]["pid"] == worker.pid and record["worker"]["attached"]["share"] == share
     assert record["config"]["concurrency"] == 1  # the worker's settings, from its share
     # Celery's notice of the dead child, from the worker's log in the share (its latency can be a hair

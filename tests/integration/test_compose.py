@@ -117,7 +117,7 @@ def test_compose_up_measures_the_limited_worker_from_the_oomlab_service(stack, t
     assert record is not None, output[-3000:]
     assert_one_kill_and_exact_peaks(record, "(in the oomlab service)")
     group = record["group"]
-    assert group["backend"] == "attached" and group["limit_bytes"] == 256 * MIB
+    assert group["placement"] == "attached" and group["limit_bytes"] == 256 * MIB
     assert group["path"].startswith("/sys/fs/cgroup")  # the worker's own view, reached through /proc/PID/root
     assert record["worker"]["broker"].startswith("redis://redis:6379")
     # Celery's notice of the dead child, from the worker's log in the share (its latency can be a hair

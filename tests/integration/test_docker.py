@@ -33,11 +33,11 @@ def peaks_above_start(record: dict) -> list[int]:
 
 def test_the_same_scenario_gives_the_same_peaks_on_both_backends(oomlab):
     local = oomlab("run", "alloc", *ARGS)
-    docker = oomlab("run", "alloc", "--backend", "docker", *ARGS, timeout=300)
+    docker = oomlab("run", "alloc", "--placement", "docker", *ARGS, timeout=300)
     assert local.code == 0, local.stderr
     assert docker.code == 0, docker.stderr
     record = docker.record
-    assert record["group"]["backend"] == "docker" and "/docker/" in record["group"]["path"]
+    assert record["group"]["placement"] == "docker" and "/docker/" in record["group"]["path"]
     assert record["worker"]["container"]["oom_killed"] is False
     for here, there in zip(peaks_above_start(local.record), peaks_above_start(record), strict=True):
         assert abs(here - there) <= 0.05 * here, (here, there)
@@ -50,7 +50,7 @@ def test_an_oom_kill_in_a_container_is_attributed_and_docker_says_oomkilled(ooml
     result = oomlab(
         "run",
         "alloc",
-        "--backend",
+        "--placement",
         "docker",
         "--memory",
         "192MiB",
@@ -71,12 +71,12 @@ def test_an_oom_kill_in_a_container_is_attributed_and_docker_says_oomkilled(ooml
 
 
 def test_no_docker_engine_is_one_sentence(oomlab):
-    result = oomlab("run", "alloc", "--backend", "docker", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    result = oomlab("run", "alloc", "--placement", "docker", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert result.code == 8 and "no Docker engine is reachable" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_limit_below_dockers_minimum_is_bad_input(oomlab):
-    result = oomlab("run", "alloc", "--backend", "docker", "--memory", "4MiB")
+    result = oomlab("run", "alloc", "--placement", "docker", "--memory", "4MiB")
     assert result.code == 2 and "Docker's smallest memory limit is 6 MiB" in result.stderr
 
 
@@ -86,7 +86,7 @@ def test_a_start_up_oom_under_a_restart_policy_is_reported_as_a_crash_loop(oomla
         "startup",
         "--variant",
         "preload",
-        "--backend",
+        "--placement",
         "docker",
         "--docker-restart",
         "on-failure",

@@ -20,7 +20,7 @@ def run_variant(oomlab, scenario: str, variant: str, *args: str) -> dict:
     assert result.code == 0, result.stderr
     record = result.record
     assert record["status"] == "complete"
-    assert "cleanup_errors" not in record["environment"], record["environment"]["cleanup_errors"]
+    assert not record["environment"]["cleanup_errors"], record["environment"]["cleanup_errors"]
     assert_nothing_left(record["run_id"])
     return record
 

@@ -207,7 +207,7 @@ def test_fixture_without_an_app_is_a_usage_error(pytester):
 
 @pytest.mark.docker
 def test_the_worker_in_a_container_started_through_testcontainers(project):
-    """oomlab_limits = docker: the same fixture and marker, the worker in a container whose memory
+    """oomlab_placement = docker: the same fixture and marker, the worker in a container whose memory
     cgroup is the run's group; the record says testcontainers started it (its labels)."""
     project.makepyfile(
         test_in_docker="""
@@ -223,12 +223,12 @@ def test_the_worker_in_a_container_started_through_testcontainers(project):
             resize.delay(70).get(timeout=60)
     """
     )
-    result = run(project, "--oomlab-limits", "docker")
+    result = run(project, "--oomlab-placement", "docker")
     result.assert_outcomes(passed=1, failed=1)
     [run_dir] = (project.path / "results").iterdir()
     record = json.loads((run_dir / "run.json").read_text())
     container = record["worker"]["container"]
-    assert record["config"]["backend_kind"] == "docker" and container["started_by"] == "testcontainers"
+    assert record["config"]["placement"] == "docker" and container["started_by"] == "testcontainers"
     assert container["labels"].get("org.testcontainers.lang") == "python", container["labels"]
     assert container["oom_killed"] is False and record["kills"] == []
     peaks = {t["peak_rss_bytes"] - t["start_rss_bytes"] for t in record["tasks"]}

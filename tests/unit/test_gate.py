@@ -2,12 +2,14 @@ from xml.etree import ElementTree
 
 import pytest
 
+from harness.config import RunConfig
 from harness.errors import BadInput
 from harness.gate.report import junit_xml, markdown
 from harness.gate.settings import read_gate_settings
 from harness.gate.stats import stats_of, task_stats
 from harness.gate.thresholds import Threshold, parse_threshold
 from harness.gate.verdict import compare
+from harness.record import KillRecord, RunRecord, TaskRecord
 
 MIB = 1024 * 1024
 
@@ -40,13 +42,18 @@ def test_stats_use_measured_values_only():
 
 
 def test_task_stats_skip_killed_runs_but_count_their_kills():
-    record = {
-        "tasks": [
-            {"name": "a", "peak_rss_bytes": 5, "peak_is_exact": True},
-            {"name": "a", "peak_rss_bytes": 99, "peak_is_exact": False},
-        ],
-        "kills": [{"task_name": "a"}, {"task_name": "b"}],
-    }
+    def task(name, peak, exact):
+        return TaskRecord(
+            id=name, name=name, label="", args=[], sent_mono=0.0, peak_rss_bytes=peak, peak_is_exact=exact
+        )
+
+    def kill(name):
+        return KillRecord(1, "child", None, name, "SIGKILL", "oom", 0.0, "kmsg")
+
+    record = RunRecord(
+        run_id="r", config=RunConfig("alloc", "1MiB", 1, 1), tasks=[task("a", 5, True), task("a", 99, False)]
+    )
+    record.kills = [kill("a"), kill("b")]
     stats = task_stats(record)
     assert (stats["a"].n, stats["a"].max, stats["a"].kills) == (1, 5, 1)
     assert (stats["b"].n, stats["b"].kills) == (0, 1)

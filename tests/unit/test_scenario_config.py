@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 from harness.cli import parser
-from harness.commands.run import build_config
+from harness.cli_args import run_options
+from harness.config import RunOptions, check_scenario_defaults, resolve
 from harness.errors import BadInput
 from harness.scenario import builtin_names, load_scenario
 
 
 def config_for(*argv: str):
-    return build_config(parser().parse_args(["run", *argv]))[1]
+    args = parser().parse_args(["run", *argv])
+    return resolve(load_scenario(args.scenario), run_options(args))
 
 
 def test_every_builtin_scenario_has_bad_and_fixed_and_a_description():
@@ -70,3 +72,40 @@ def test_scenarios_command_shows_one_scenario_in_full(capsys, monkeypatch):
     assert main(["scenarios", "leak"]) == 0
     shown = capsys.readouterr().out
     assert "worker_max_memory_per_child=81920" in shown and "leak_mib" in shown and "MiB each call leaks" in shown
+
+
+def test_every_front_end_resolves_through_the_same_rules():
+    alloc = load_scenario("alloc")
+    from_code = resolve(alloc, RunOptions(concurrency=3, params={"sizes": [8, 16]}))
+    from_cli = config_for("alloc", "--concurrency", "3", "--param", "sizes=8,16")
+    assert from_code == from_cli
+    assert from_code.memory == "256MiB" and from_code.tasks == 8  # the scenario's DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("argv", "sentence"),
+    [
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--tasks", "0"], "--tasks must be at least 1"),
+        (["--timeout", "nan"], "--timeout must be a positive number of seconds"),
+        (["--sample-hz", "-1"], "--sample-hz must be a positive number"),
+        (["--memory", "lots"], "is not a memory size"),
+        (["--docker-restart", "always"], "--docker-restart applies to --placement docker"),
+    ],
+)
+def test_bad_settings_are_one_sentence(argv, sentence):
+    with pytest.raises(BadInput, match=sentence):
+        config_for("alloc", *argv)
+
+
+def test_a_typo_in_a_scenarios_defaults_is_refused():
+    with pytest.raises(BadInput, match="'memroy', which is not a run setting"):
+        check_scenario_defaults("scenario x's DEFAULTS", {"memroy": "1GiB"})
+    check_scenario_defaults("scenario x's DEFAULTS", {"memory": "1GiB", "concurrency": 2})
+
+
+def test_backend_is_a_deprecated_alias_of_placement(capsys):
+    assert config_for("alloc", "--backend", "cgroup").placement == "cgroup"
+    assert "--backend is deprecated" in capsys.readouterr().err
+    with pytest.raises(BadInput, match="disagree"):
+        config_for("alloc", "--backend", "cgroup", "--placement", "docker")

@@ -1,0 +1,100 @@
+"""Evidence → record, as one pure step: no clock, no file, no thread, so every record can be
+rebuilt from saved evidence and the rules tested in milliseconds."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+from harness.analysis import summarize, summarize_processes
+from harness.attribution import KillContext, attribute_kills
+from harness.evidence import Evidence
+from harness.executions import build_executions, child_exit_codes, task_names
+from harness.findings import findings
+from harness.outcomes import fill_task
+from harness.probe_events import WORKER_READY
+from harness.record import ProcessRecord, RunRecord, TaskRecord
+
+SHARED_PROCESS_POOLS = ("threads",)
+
+
+def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
+    """`base` (what the run knows of itself: status, worker, group) with the tasks, processes, kills
+    and summary that the evidence shows. Neither argument is changed."""
+    obs = evidence.observations
+    executions = build_executions(obs.probe)
+    names = task_names(obs.probe)
+    main_pid = evidence.main_pids[0] if evidence.main_pids else None
+    main_pids = frozenset(evidence.main_pids)
+    context = KillContext(
+        main_pids,
+        evidence.ready_mono,
+        executions,
+        names,
+        evidence.pid_stats,
+        evidence.celery_events,
+        evidence.pool_noticed,
+    )
+    kills = attribute_kills(obs, context)
+    processes = _processes(evidence, kills, child_exit_codes(obs.probe), main_pid, main_pids)
+    tasks = [_task(task, evidence, executions, kills) for task in evidence.tasks]
+    record = copy.deepcopy(base)
+    record.kills, record.processes, record.tasks = kills, processes, tasks
+    record.celery_events = list(evidence.celery_events)
+    record.worker.ready_rss_bytes = next(
+        (r.get("rss") for r in obs.probe if r["ev"] == WORKER_READY and r["pid"] == main_pid), None
+    )
+    record.environment.kmsg_clock = evidence.kmsg_clock
+    record.environment.celery_events_error = evidence.celery_events_error
+    if obs.group_replaced:  # a restarted container's cgroup, made anew under the same path
+        record.group.replaced_mono = obs.group_replaced[-1]
+    record.summary = _summary(evidence, record)
+    record.summary.findings = findings(record)
+    return record
+
+
+def _task(task: TaskRecord, evidence: Evidence, executions: dict, kills: list) -> TaskRecord:
+    filled = dataclasses.replace(task, state_history=list(task.state_history))
+    state, exception = evidence.states.get(task.id, (None, None))
+    fill_task(filled, state, exception, executions.get(task.id, []), kills)
+    return filled
+
+
+def _processes(evidence: Evidence, kills: list, exit_codes: dict, main_pid, main_pids) -> list[ProcessRecord]:
+    stats = evidence.pid_stats
+    # VmHWM when the main process was last alive to ask; if it died first, the kernel's figure at
+    # its kill or the sampled maximum can be higher, and each is a true lower bound
+    sampled = stats[main_pid].max_rss if main_pid in stats else 0
+    killed_at = [k.rss_bytes or 0 for k in kills if k.pid == main_pid]
+    main_peak = max([evidence.main_vmhwm or 0, sampled, *killed_at]) or None
+    return [
+        ProcessRecord(
+            pid=pid,
+            role="main" if pid in main_pids else "child",
+            first_seen_mono=s.first_seen,
+            last_seen_mono=s.last_seen,
+            command=s.command,
+            exited_mono=evidence.observations.exits.get(pid),
+            exit_code=evidence.main_exit_codes.get(pid) if pid in main_pids else exit_codes.get(pid),
+            peak_rss_bytes=main_peak if pid == main_pid else None,
+            max_rss_bytes=s.max_rss,
+            max_pss_bytes=s.max_pss,
+            max_uss_bytes=s.max_uss,
+            last_rss_bytes=s.last_rss,
+        )
+        for pid, s in sorted(stats.items(), key=lambda item: item[1].first_seen)
+    ]
+
+
+def _summary(evidence: Evidence, record: RunRecord):
+    config = evidence.config
+    peak = evidence.group_peak if evidence.group_peak is not None else evidence.sampler.max_usage
+    summary = summarize(record.tasks, record.kills, config.memory_bytes, peak)
+    summarize_processes(record.processes, summary)
+    summary.sampler = evidence.sampler.cost
+    summary.sum_rss_peak_bytes = evidence.sampler.max_sum_rss or None
+    summary.group_usage_at_sum_rss_peak_bytes = evidence.sampler.usage_at_max_sum_rss
+    # VmHWM is per process: with several threads sharing one, a task's peak includes the others'
+    shared = config.pool in SHARED_PROCESS_POOLS and config.concurrency > 1
+    summary.peak_scope = "process (shared by the pool's threads)" if shared else "task"
+    return summary

@@ -1,0 +1,43 @@
+"""The pictures every run leaves in its directory, drawn by hooks once the record is final (a
+report never re-measures: it reads the record and the run's files)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from harness.hooks import RunHook
+
+if TYPE_CHECKING:
+    from harness.runner import Run
+
+
+class TimelineWriter(RunHook):
+    """timeline.png: memory over time, task spans and kills (matplotlib, loaded only when drawing)."""
+
+    def finished(self, run: Run) -> None:
+        samples = os.path.join(run.run_dir, "samples.csv")
+        if not os.path.exists(samples) or os.path.getsize(samples) == 0:
+            return  # nothing was sampled (the run stopped before its worker started): no plot
+        try:
+            from harness.report.timeline import render_timeline
+
+            render_timeline(run.run_dir, run.record)
+            run.record.files["timeline"] = "timeline.png"
+        except Exception as exc:  # a plot must never cost the user the record
+            run.record.environment.timeline_error = f"{type(exc).__name__}: {exc}"
+
+
+class ReportWriter(RunHook):
+    """report.html: the self-contained page, built from run.json as just written."""
+
+    def finished(self, run: Run) -> None:
+        from harness.report.html import REPORT_FILE, write_run_report
+
+        write_run_report(run.run_dir)
+        run.record.files["report"] = REPORT_FILE
+
+
+def standard_hooks() -> list[RunHook]:
+    """What `oomlab run`, compare, recommend, the lab and the pytest session attach to every run."""
+    return [TimelineWriter(), ReportWriter()]

@@ -1,0 +1,105 @@
+"""report.html: one self-contained page per run, comparison, recommendation, lab and gate, built
+from the saved records alone (a report never re-measures), so `oomlab report PATH` can rebuild any
+of them later from a copied results directory."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import webbrowser
+
+from harness.errors import BadInput
+from harness.gate.verdict import GateResult
+from harness.report.html_compare import VariantRun, compare_sections
+from harness.report.html_data import RunView, Series, adapt, memory_series
+from harness.report.html_gate import write_gate_report
+from harness.report.html_lab import write_lab_report
+from harness.report.html_page import FOOTER, REPORT_FILE, html_beside, page, read_json, write_page
+from harness.report.html_recommend import write_recommend_report
+from harness.report.html_run import run_sections, title_and_subtitle
+from harness.run_files import csv_rows
+
+
+def read_run(run_dir: str) -> tuple[RunView, list[Series]]:
+    view = adapt(read_json(os.path.join(run_dir, "run.json")))
+    series = memory_series(
+        view, csv_rows(os.path.join(run_dir, "samples.csv")), csv_rows(os.path.join(run_dir, "group.csv"))
+    )
+    return view, series
+
+
+def render_run(run_dir: str) -> str:
+    view, series = read_run(run_dir)
+    title, subtitle = title_and_subtitle(view)
+    return page(title, subtitle, run_sections(view, series), FOOTER)
+
+
+def write_run_report(run_dir: str) -> str:
+    return write_page(os.path.join(run_dir, REPORT_FILE), render_run(run_dir))
+
+
+def _find_run_dir(recorded: str, beside: str) -> str:
+    """A run directory as recorded, or by its name next to the record that lists it (a copied tree)."""
+    if os.path.isfile(os.path.join(recorded, "run.json")):
+        return recorded
+    return os.path.join(beside, os.path.basename(os.path.normpath(recorded)))
+
+
+def write_compare_report(compare_path: str) -> str:
+    record = read_json(compare_path)
+    page_dir = os.path.dirname(os.path.abspath(compare_path))
+    runs = []
+    for item in record.get("runs") or []:
+        variant, run_dir = str(item.get("variant", "?")), _find_run_dir(str(item.get("run_dir", "")), page_dir)
+        try:
+            runs.append(VariantRun(variant, run_dir, *read_run(run_dir)))
+        except BadInput:
+            runs.append(VariantRun(variant, run_dir, None, []))
+    title = f"oomlab compare {record.get('scenario', '?')}"
+    html_text = page(title, f"{len(runs)} variants under the same limit", compare_sections(page_dir, runs), FOOTER)
+    return write_page(html_beside(compare_path), html_text)
+
+
+def write_gate(result: GateResult, run_dir: str) -> str:
+    """RUN_DIR/gate.html for the gate's verdict on the run in RUN_DIR."""
+    try:
+        run = read_run(run_dir)
+    except BadInput:
+        run = None  # the verdict's page still stands without the run's picture
+    return write_gate_report(result, run_dir, run)
+
+
+def build_report(path: str) -> str:
+    """The page for whatever oomlab record PATH is (a run or lab directory, a compare or recommend
+    JSON file), rebuilt in place; its path."""
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "run.json")):
+            return write_run_report(path)
+        if os.path.isfile(os.path.join(path, "lab.json")):
+            return write_lab_report(path)
+        raise BadInput(f"{path} has neither run.json nor lab.json: not an oomlab run or lab directory")
+    schema = str(read_json(path).get("schema", ""))
+    if schema.startswith("oomlab.compare/"):
+        return write_compare_report(path)
+    if schema.startswith("oomlab.recommend/"):
+        return write_recommend_report(path)
+    if schema.startswith("oomlab.run/"):
+        return write_run_report(os.path.dirname(path) or ".")
+    if schema.startswith("oomlab.lab."):
+        return write_lab_report(os.path.dirname(path) or ".")
+    raise BadInput(f"{path} is not a record oomlab can report on (schema {schema or 'missing'!r})")
+
+
+def show_report(path: str, open_it: bool) -> None:
+    """Print where the page is; with `open_it`, open it in the user's browser too (a server or CI
+    job has none: then the printed path is the way to it)."""
+    opened = False
+    if open_it:
+        try:
+            opened = webbrowser.open(pathlib.Path(path).resolve().as_uri())
+        except webbrowser.Error:
+            opened = False
+    if open_it and not opened:
+        print(f"no browser to open here; the report is {path}", flush=True)
+    else:
+        print(path, flush=True)

@@ -1,0 +1,281 @@
+"""What a run's HTML report shows, extracted from the saved record alone (pure: no I/O, no clock).
+
+run.json is read as plain JSON through `adapt` and the small per-item readers below it: they are
+the only places that know the record's key names, so a key renamed by a new schema is a one-line
+fix here and the page builders never see it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
+
+
+def scrub(value: Any) -> Any:
+    """The value with every password in a URL replaced: a report travels further than a record."""
+    if isinstance(value, str):
+        return SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", value)
+    if isinstance(value, dict):
+        return {key: scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(item) for item in value]
+    return value
+
+
+@dataclass
+class Span:
+    """One execution of a task in one process, in seconds since the run started."""
+
+    pid: int
+    start_s: float
+    end_s: float
+    killed: bool
+    peak_rss_bytes: int | None
+
+
+@dataclass
+class TaskView:
+    id: str
+    name: str
+    label: str
+    outcome: str
+    pid: int | None
+    attempts: int
+    start_rss_bytes: int | None
+    peak_rss_bytes: int | None
+    peak_above_start_bytes: int | None
+    peak_is_exact: bool
+    traced_peak_bytes: int | None
+    exception: str | None
+    spans: list[Span] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time of its executions together (a killed one counts up to the kill)."""
+        return sum(span.end_s - span.start_s for span in self.spans) if self.spans else None
+
+
+@dataclass
+class KillView:
+    pid: int
+    role: str
+    task_id: str | None
+    task_name: str | None
+    cause: str
+    at_s: float
+    time_source: str
+    rss_bytes: int | None
+    detected: dict[str, float]  # detector -> seconds after the kernel's kill
+    kernel_message: str | None
+
+
+@dataclass
+class ProcessView:
+    pid: int
+    role: str
+
+
+@dataclass
+class RunView:
+    """Everything a page about one run needs, with times relative to the run's start."""
+
+    run_id: str
+    schema: str
+    scenario: str
+    variant: str
+    status: str
+    message: str | None
+    limit_bytes: int | None
+    pool: str | None
+    concurrency: int | None
+    oom_scope: str | None
+    duration_s: float
+    started_mono: float
+    tasks: list[TaskView]
+    kills: list[KillView]
+    processes: list[ProcessView]
+    findings: list[str]
+    summary: dict[str, Any]
+    environment: dict[str, Any]
+    config: dict[str, Any]
+    load: dict[str, Any] | None
+
+
+def adapt(raw: dict[str, Any]) -> RunView:
+    """The one place run.json's top-level keys are read."""
+    t0 = float(raw.get("started_mono") or 0.0)
+    ended = raw.get("ended_mono")
+    config = raw.get("config") or {}
+    summary = raw.get("summary") or {}
+    kills = [_kill(item, t0) for item in raw.get("kills") or []]
+    return RunView(
+        run_id=str(raw.get("run_id", "?")),
+        schema=str(raw.get("schema", "?")),
+        scenario=str(config.get("scenario", "?")),
+        variant=str(config.get("variant", "")),
+        status=str(raw.get("status", "?")),
+        message=raw.get("message"),
+        limit_bytes=config.get("memory_bytes") or (raw.get("group") or {}).get("limit_bytes"),
+        pool=config.get("pool"),
+        concurrency=config.get("concurrency"),
+        oom_scope=config.get("oom_scope"),
+        duration_s=(float(ended) - t0) if ended is not None else 0.0,
+        started_mono=t0,
+        tasks=[_task(item, t0, kills, ended) for item in raw.get("tasks") or []],
+        kills=kills,
+        processes=[ProcessView(int(p["pid"]), str(p.get("role", "child"))) for p in raw.get("processes") or []],
+        findings=[str(f) for f in summary.get("findings") or []],
+        summary=summary,
+        environment=scrub(raw.get("environment") or {}),
+        config=scrub(config),
+        load=raw.get("load") or None,
+    )
+
+
+def _kill(raw: dict[str, Any], t0: float) -> KillView:
+    return KillView(
+        pid=int(raw["pid"]),
+        role=str(raw.get("role", "?")),
+        task_id=raw.get("task_id"),
+        task_name=raw.get("task_name"),
+        cause=str(raw.get("cause", "oom")),
+        at_s=float(raw["kernel_time_mono"]) - t0,
+        time_source=str(raw.get("kernel_time_source", "?")),
+        rss_bytes=raw.get("rss_bytes"),
+        detected={str(k): float(v) for k, v in (raw.get("detected") or {}).items() if v is not None},
+        kernel_message=raw.get("kernel_message"),
+    )
+
+
+def _task(raw: dict[str, Any], t0: float, kills: list[KillView], ended_mono: float | None) -> TaskView:
+    spans = []
+    for run in raw.get("executions") or []:
+        start = float(run["started_mono"]) - t0
+        if run.get("finished_mono") is not None:
+            end = float(run["finished_mono"]) - t0
+        else:  # no postrun: it ended at its process's kill, or was still running when the run ended
+            kill = next((k.at_s for k in kills if k.pid == run["pid"] and k.at_s >= start), None)
+            end = kill if kill is not None else (float(ended_mono) - t0 if ended_mono is not None else start)
+        spans.append(Span(int(run["pid"]), start, max(end, start), bool(run.get("killed")), run.get("peak_rss_bytes")))
+    return TaskView(
+        id=str(raw.get("id", "?")),
+        name=str(raw.get("name", "?")),
+        label=str(raw.get("label") or ""),
+        outcome=str(raw.get("outcome", "?")),
+        pid=raw.get("pid"),
+        attempts=int(raw.get("attempts") or 0),
+        start_rss_bytes=raw.get("start_rss_bytes"),
+        peak_rss_bytes=raw.get("peak_rss_bytes"),
+        peak_above_start_bytes=raw.get("peak_above_start_bytes"),
+        peak_is_exact=bool(raw.get("peak_is_exact")),
+        traced_peak_bytes=raw.get("traced_peak_bytes"),
+        exception=raw.get("exception"),
+        spans=spans,
+    )
+
+
+# --- the sampler's series -------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    key: str  # stable id for the legend toggle: "group" or "pid-1234"
+    label: str
+    points: list[tuple[float, float]]  # (seconds since start, bytes)
+
+
+def downsample(points: list[tuple[float, float]], buckets: int = 500) -> list[tuple[float, float]]:
+    """At most ~2 points per time bucket, each bucket's lowest and highest kept in time order, so
+    a peak in the plot is a value that was sampled, never smoothed away."""
+    if len(points) <= 2 * buckets:
+        return points
+    first, last = points[0][0], points[-1][0]
+    width = (last - first) / buckets or 1.0
+    kept: list[tuple[float, float]] = []
+    bucket: list[tuple[float, float]] = []
+    index = 0
+    for point in points:
+        at = min(int((point[0] - first) / width), buckets - 1)
+        if at != index and bucket:
+            kept.extend(_extremes(bucket))
+            bucket = []
+        index = at
+        bucket.append(point)
+    kept.extend(_extremes(bucket))
+    return kept
+
+
+def _extremes(bucket: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    low = min(bucket, key=lambda p: p[1])
+    high = max(bucket, key=lambda p: p[1])
+    return sorted({low, high})
+
+
+def memory_series(
+    view: RunView, samples: list[dict[str, str]], group: list[dict[str, str]], buckets: int = 500
+) -> list[Series]:
+    """The group's usage first, then each process's RSS, from the rows of group.csv and samples.csv."""
+    t0 = view.started_mono
+    roles = {p.pid: p.role for p in view.processes}
+    by_pid: dict[int, list[tuple[float, float]]] = {}
+    for row in samples:
+        if row.get("pid") and row.get("t_mono") and row.get("rss_bytes"):
+            by_pid.setdefault(int(row["pid"]), []).append((float(row["t_mono"]) - t0, float(row["rss_bytes"])))
+    usage = [
+        (float(row["t_mono"]) - t0, float(row["usage_bytes"]))
+        for row in group
+        if row.get("t_mono") and row.get("usage_bytes")
+    ]
+    series = [Series("group", "group usage", downsample(usage, buckets))] if usage else []
+    for pid, points in sorted(by_pid.items(), key=lambda item: (roles.get(item[0]) != "main", item[0])):
+        series.append(Series(f"pid-{pid}", f"{roles.get(pid, 'child')} {pid}", downsample(points, buckets)))
+    return series
+
+
+def lanes(view: RunView) -> list[int]:
+    """The processes that ran a task, in the order they first did."""
+    order: dict[int, float] = {}
+    for task in view.tasks:
+        for span in task.spans:
+            order[span.pid] = min(order.get(span.pid, span.start_s), span.start_s)
+    return sorted(order, key=lambda pid: order[pid])
+
+
+# --- load runs (filled by the load generator's record; drawn when present) -----------------
+
+TIME_KEYS = ("t_s", "t", "time_s", "seconds", "elapsed_s")
+
+
+@dataclass
+class LoadView:
+    figures: dict[str, Any]  # the section's scalar figures (throughput, latency quantiles, ...)
+    time_key: str | None
+    columns: list[str]  # numeric columns of the time series besides the time
+    rows: list[dict[str, float]]
+
+
+def load_view(load: dict[str, Any]) -> LoadView:
+    """A load section read loosely: its scalars as figures, and its first list of per-interval rows
+    with a time column as the series (throughput and latency over time)."""
+    figures = {k: v for k, v in load.items() if isinstance(v, str | int | float | bool) or v is None}
+    for key, value in load.items():
+        if isinstance(value, dict):
+            figures.update({f"{key}.{k}": v for k, v in value.items() if isinstance(v, str | int | float | None)})
+    for value in load.values():
+        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            time_key = next((k for k in TIME_KEYS if k in value[0]), None)
+            if time_key is None:
+                continue
+            columns = [
+                k
+                for k, v in value[0].items()
+                if k != time_key and isinstance(v, int | float) and not isinstance(v, bool)
+            ]
+            rows = [
+                {k: float(row[k]) for k in (time_key, *columns) if isinstance(row.get(k), int | float)} for row in value
+            ]
+            return LoadView(figures, time_key, columns, rows)
+    return LoadView(figures, None, [], [])

@@ -1,0 +1,284 @@
+"""The sections of one run's page: headline figures, findings, the memory timeline with task spans
+and kills, the kills with their detector latencies, the load (when the run had one), every task,
+and the environment."""
+
+from __future__ import annotations
+
+from html import escape
+
+from harness.report.html_data import KillView, LoadView, RunView, Series, TaskView, lanes, load_view
+from harness.report.html_page import Cell, bullet_list, cards, cell, flatten, key_values, section, table
+from harness.report.html_svg import WIDTH, KillMark, SpanMark, attr, lines_svg, timeline_svg
+from harness.sizes import format_size
+
+DETECTOR_ORDER = (
+    "kmsg",
+    "oom_event",
+    "oomlab",
+    "pidfd",
+    "sampler",
+    "celery_pool_noticed",
+    "celery_worker_lost",
+    "celery_event_received",
+    "celery_heartbeat_expiry",
+)
+TASK_COLUMNS = [
+    "#",
+    "task id",
+    "name",
+    "label",
+    "outcome",
+    "pid",
+    "attempts",
+    "start RSS",
+    "peak RSS",
+    "above start",
+    "peak",
+    "seconds",
+    "exception",
+]
+NUMERIC_TASK_COLUMNS = ("#", "pid", "attempts", "start RSS", "peak RSS", "above start", "seconds")
+
+
+def seconds_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.2f} s"
+
+
+def _subtitle(view: RunView) -> str:
+    parts = [view.scenario, f"variant {view.variant}" if view.variant else "", f"{view.pool} × {view.concurrency}"]
+    parts += [f"limit {format_size(view.limit_bytes)}", f"oom-scope {view.oom_scope}", f"status {view.status}"]
+    return " · ".join(p for p in parts if p)
+
+
+def title_and_subtitle(view: RunView) -> tuple[str, str]:
+    return f"oomlab run {view.run_id}", _subtitle(view)
+
+
+def headline(view: RunView) -> str:
+    outcomes = view.summary.get("outcomes") or {}
+    peak = (view.summary.get("peak_rss_bytes") or {}).get("max")
+    group_peak = view.summary.get("group_peak_bytes")
+    fraction = view.summary.get("group_peak_fraction")
+    oomlab_latency = ((view.summary.get("detection_seconds") or {}).get("oomlab") or {}).get("p50")
+    items = [
+        (str(len(view.tasks)), "tasks", ""),
+        (str(outcomes.get("succeeded", 0)), "succeeded", "good"),
+        (str(outcomes.get("killed", 0)), "killed", "bad" if outcomes.get("killed") else ""),
+        (str(outcomes.get("failed", 0)), "failed", "bad" if outcomes.get("failed") else ""),
+        (format_size(peak), "largest exact task peak (VmHWM)", ""),
+        (
+            f"{format_size(group_peak)}" + (f" ({fraction:.0%})" if isinstance(fraction, int | float) else ""),
+            "group peak (of the limit)",
+            "bad" if isinstance(fraction, int | float) and fraction >= 1 else "",
+        ),
+        (str(len(view.kills)), "OOM kills", "bad" if view.kills else ""),
+    ]
+    if oomlab_latency is not None:
+        items.append((seconds_text(oomlab_latency), "oomlab saw a kill (median)", ""))
+    status = (
+        ""
+        if view.status == "complete"
+        else f'<p class="status-bad">{escape(view.status)}: {escape(view.message or "")}</p>'
+    )
+    return status + cards(items)
+
+
+def _span_tip(task: TaskView, pid: int, peak: int | None, killed: bool, start: float, end: float) -> str:
+    if peak is not None:
+        peak_line = f"peak {format_size(peak)}" + (" (exact, VmHWM)" if task.peak_is_exact else " (not exact)")
+    elif killed and task.peak_rss_bytes is not None:  # the kernel's RSS at the kill, no VmHWM read
+        peak_line = f"RSS at the kill {format_size(task.peak_rss_bytes)} (the kernel's figure, not an exact peak)"
+    else:
+        peak_line = "peak not measured"
+    head = f"{task.name} · {task.label}" if task.label else task.name
+    return "\n".join(
+        [
+            head,
+            f"task {task.id}",
+            peak_line,
+            f"outcome {task.outcome}" + (" (this run of it was killed)" if killed else ""),
+            f"pid {pid} · {start:.2f}-{end:.2f} s",
+        ]
+    )
+
+
+def _kill_tip(kill: KillView) -> str:
+    lines = [
+        f"OOM kill ({kill.cause}) of {kill.role} {kill.pid}",
+        f"task {kill.task_name or '-'} {kill.task_id or ''}".rstrip(),
+        f"RSS at the kill {format_size(kill.rss_bytes)}",
+        f"kernel time {kill.at_s:.3f} s ({kill.time_source})",
+        "seen after the kill:",
+    ]
+    lines += [f"  {name} +{seconds_text(kill.detected[name])}" for name in _detectors([kill])]
+    return "\n".join(lines)
+
+
+def _detectors(kills: list[KillView]) -> list[str]:
+    seen = {name for kill in kills for name in kill.detected}
+    return [n for n in DETECTOR_ORDER if n in seen] + sorted(seen - set(DETECTOR_ORDER))
+
+
+def timeline_figure(
+    view: RunView,
+    series: list[Series],
+    duration_s: float | None = None,
+    y_high_bytes: float | None = None,
+    width: int = WIDTH,
+) -> str:
+    """The run's memory over time; compare pages pass one duration and height for every variant."""
+    if not series and not view.tasks:
+        return '<p class="note">no samples: the run stopped before its worker started</p>'
+    order = lanes(view)
+    roles = {p.pid: p.role for p in view.processes}
+    spans = [
+        SpanMark(
+            order.index(span.pid),
+            span.start_s,
+            span.end_s,
+            "killed" if span.killed else task.outcome,
+            _span_tip(task, span.pid, span.peak_rss_bytes, span.killed, span.start_s, span.end_s),
+            task.id,
+        )
+        for task in view.tasks
+        for span in task.spans
+    ]
+    kills = [KillMark(kill.at_s, f"kill {kill.pid}", _kill_tip(kill)) for kill in view.kills]
+    svg = timeline_svg(
+        series,
+        view.limit_bytes,
+        duration_s if duration_s is not None else view.duration_s,
+        [f"{roles.get(pid, 'child')} {pid}" for pid in order],
+        spans,
+        kills,
+        f"memory of run {view.run_id} over time",
+        y_high_bytes,
+        width,
+    )
+    return f"<figure>{svg}</figure>"
+
+
+def kills_table(view: RunView) -> str:
+    if not view.kills:
+        return '<p class="note">no OOM kill in this run</p>'
+    detectors = _detectors(view.kills)
+    columns = ["pid", "role", "task", "cause", "RSS at kill", "kernel time", *detectors]
+    rows = [
+        [
+            cell(kill.pid, kill.pid),
+            cell(kill.role),
+            cell(kill.task_name or "-", tip=kill.task_id or ""),
+            cell(kill.cause),
+            cell(format_size(kill.rss_bytes), kill.rss_bytes),
+            cell(f"{kill.at_s:.3f} s", kill.at_s, tip=kill.time_source),
+            *[
+                cell(
+                    seconds_text(kill.detected.get(n)),
+                    kill.detected.get(n),
+                    tip=f"{n}: seconds after the kernel's kill",
+                )
+                for n in detectors
+            ],
+        ]
+        for kill in view.kills
+    ]
+    messages = [kill.kernel_message for kill in view.kills if kill.kernel_message]
+    kernel = "".join(f"<pre>{escape(m)}</pre>" for m in messages)
+    return table(columns, rows, "kills", numeric=["pid", "RSS at kill", "kernel time", *detectors]) + kernel
+
+
+def _peak_cell(task: TaskView) -> Cell:
+    if task.peak_rss_bytes is None:
+        return cell("not measured", "", tip="no postrun record: the process died during the task")
+    return cell(
+        "exact" if task.peak_is_exact else "not exact", tip="VmHWM reset at prerun" if task.peak_is_exact else ""
+    )
+
+
+def tasks_table(view: RunView) -> str:
+    rows = [
+        [
+            cell(index, index),
+            cell(task.id[:8], task.id, tip=task.id),
+            cell(task.name),
+            cell(task.label),
+            cell(task.outcome, css=f"outcome outcome-{task.outcome}"),
+            cell(task.pid, task.pid if task.pid is not None else ""),
+            cell(task.attempts, task.attempts),
+            cell(format_size(task.start_rss_bytes), _sort(task.start_rss_bytes)),
+            cell(format_size(task.peak_rss_bytes), _sort(task.peak_rss_bytes), css="peak"),
+            cell(format_size(task.peak_above_start_bytes), _sort(task.peak_above_start_bytes)),
+            _peak_cell(task),
+            cell(f"{task.seconds:.2f}" if task.seconds is not None else "-", _sort(task.seconds)),
+            cell(task.exception or "", tip=task.exception or ""),
+        ]
+        for index, task in enumerate(view.tasks, 1)
+    ]
+    attrs = [f'data-task-id="{attr(task.id)}"' for task in view.tasks]
+    return table(TASK_COLUMNS, rows, "tasks", numeric=NUMERIC_TASK_COLUMNS, row_attrs=attrs)
+
+
+def _sort(value: float | None) -> float | str:
+    return "" if value is None else value
+
+
+def load_section(view: RunView) -> str:
+    """LOAD RUNS: throughput and latency over time. Drawn only when the record has a `load` section
+    (written by `oomlab run --rate`); its figures as a table, its per-interval series as lines."""
+    if not view.load:
+        return ""
+    load: LoadView = load_view(view.load)
+    body = key_values((k, v) for k, v in load.figures.items())
+    if load.time_key and load.rows:
+        latency = [c for c in load.columns if "latency" in c or (c.startswith("p") and c[1:].isdigit())]
+        others = [c for c in load.columns if c not in latency]
+        for columns, label in ((others, "throughput"), (latency, "latency")):
+            if columns:
+                svg, colors = lines_svg(columns, load.rows, load.time_key, f"{label} over time")
+                keys = "".join(
+                    f'<button type="button" class="legend-item" data-series="{attr(c)}" style="--c:{colors[c]}">'
+                    f"{escape(c)}</button>"
+                    for c in columns
+                )
+                body += f'<figure><div class="legend">{keys}</div>{svg}</figure>'
+    else:
+        body += '<p class="note">the record has no per-interval series to draw</p>'
+    return section("Load: throughput and latency over time", body, "load")
+
+
+def environment(view: RunView) -> str:
+    pairs = [("schema", view.schema), *flatten(view.environment)]
+    settings = [(k, v) for k, v in flatten(view.config) if k not in ("results_dir",)]
+    return (
+        '<div class="grid-2"><div><h3>machine</h3>'
+        + key_values(pairs)
+        + "</div><div><h3>configuration</h3>"
+        + key_values(settings)
+        + "</div></div>"
+    )
+
+
+def run_sections(view: RunView, series: list[Series]) -> list[str]:
+    return [
+        section("Summary", headline(view), "summary"),
+        section("Findings", bullet_list(view.findings, "findings"), "findings"),
+        section(
+            "Memory over time",
+            timeline_figure(view, series),
+            "timeline",
+            "Group usage and each process's RSS (sampled) against the limit; below, each task's span on its "
+            "process. Hover a span for its exact peak, a red marker for a kill and its detector latencies; "
+            "click a legend entry to hide a line.",
+        ),
+        section(
+            "OOM kills",
+            kills_table(view),
+            "kill-table",
+            "Latencies are seconds after the kernel's own kill time, per detector.",
+        ),
+        load_section(view),
+        section("Tasks", tasks_table(view), "task-table", "Click a column to sort."),
+        section("Environment", environment(view), "environment"),
+    ]

@@ -1,0 +1,101 @@
+"""Stopping a run: every step runs even when an earlier one failed, in an order that reads the
+kernel's figures while they exist and removes the group only once nothing is left in it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from harness import client_app, procfs
+from harness.leftovers import delete_queue
+
+if TYPE_CHECKING:
+    from harness.runner import Run
+
+Step = Callable[[], object]
+
+
+def shutdown(run: Run) -> None:
+    placement = run.placement
+    quick = nothing_left_to_see(run)
+    run.record.worker.stopped_with = "SIGKILL" if quick else "SIGTERM"
+    run_steps(run, _steps(run, quick))
+    placement.describe_worker(run.record.worker)
+    if placement.workers:
+        run.record.worker.exit_code = placement.workers[0].returncode
+        for restart, worker in zip(run.record.worker.restarts, placement.workers[1:], strict=False):
+            restart.exit_code = worker.returncode
+    run.lease.release()
+
+
+def _steps(run: Run, quick: bool) -> list[Step]:
+    placement, group = run.placement, run.placement.group
+    steps: list[Step] = [lambda: read_main_vmhwm(run), *placement.stop_steps(quick)]
+    if group is not None:
+        steps += [lambda: read_group_peak(run), group.kill_all]
+    steps += placement.after_stop_steps()
+    steps += [partial(hook.worker_stopped, run) for hook in run.hooks]
+    if not placement.owns_worker and run.replay is not None:
+        steps.append(lambda: revoke_unfinished(run))
+    if run.app is not None and run.connection is not None and run.owns_queue:
+        broker_url, queue = run.connection.broker_url, run.queue
+        steps.append(lambda: delete_queue(broker_url, queue))  # a durable queue outlives us otherwise
+    steps += run.observers.stop_steps() if run.observers else []
+    steps += [hook.stop for hook in run.hooks]
+    if run.planned:
+        steps.append(lambda: run.scenario.teardown(run.context()))
+    if run.app is not None:
+        steps.append(lambda: client_app.detach(run.app))
+    if run.connection is not None:
+        steps.append(run.connection.stop)
+    steps.append(placement.remove)
+    return steps
+
+
+def run_steps(run: Run, steps: list[Step]) -> None:
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # keep cleaning up; say what failed in the record
+            run.record.environment.cleanup_errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def nothing_left_to_see(run: Run) -> bool:
+    """Every task final, every observation in, and no hook watching what the broker keeps after the
+    worker stops: the worker's own group is then killed outright. Celery's warm shutdown would take
+    2 s more (its pool's threads wind down on timeouts) and add nothing."""
+    replay = run.replay
+    return (
+        run.placement.can_stop_outright
+        and not any(hook.wants_warm_shutdown for hook in run.hooks)
+        and replay is not None
+        and replay.all_sent
+        and replay.unfinished() == 0
+        and run.record.status == "complete"
+    )
+
+
+def revoke_unfinished(run: Run) -> None:
+    """An attached worker outlives the run: what it has not finished of ours is revoked, not left
+    for it to run into the next run."""
+    assert run.replay is not None
+    if unfinished := run.replay.unfinished_ids():
+        run.app.control.revoke(unfinished)
+        run.record.worker.revoked = unfinished
+
+
+def read_main_vmhwm(run: Run) -> None:
+    """The first main process's VmHWM (never reset, so its lifetime peak), while it is alive to ask."""
+    first = run.placement.workers[0] if run.placement.workers else None
+    if first is not None and first.poll() is None:
+        peak = procfs.status_fields(first.pid, ("VmHWM",)).get("VmHWM")
+        if peak:
+            run.main_vmhwm = max(run.main_vmhwm or 0, peak)
+
+
+def read_group_peak(run: Run) -> None:
+    group = run.placement.group
+    assert group is not None
+    run.group_peak = group.peak_bytes()
+    run.record.group.oom_kill_count = group.oom_kill_count()

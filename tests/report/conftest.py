@@ -1,0 +1,49 @@
+"""Fixtures for the report tests: copies of the committed records (a page is written beside its
+record, never into the repository) and one real headless Chromium per module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> str:
+    """tests/fixtures/run-alloc: a real `oomlab run alloc --memory 256MiB --concurrency 2` (8 tasks,
+    one OOM kill), its run-specific paths scrubbed."""
+    target = tmp_path / "run-alloc"
+    shutil.copytree(FIXTURES / "run-alloc", target)
+    return str(target)
+
+
+@pytest.fixture
+def lab_dir(tmp_path) -> str:
+    target = tmp_path / "lab-delivery"
+    shutil.copytree(FIXTURES / "lab-delivery", target)
+    return str(target)
+
+
+@pytest.fixture
+def recommend_path(tmp_path) -> str:
+    target = tmp_path / "recommend-leak.json"
+    shutil.copy(FIXTURES / "recommend.json", target)
+    return str(target)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real Chromium; missing, the test fails under CI=true (where .ci/run installs it) and skips elsewhere."""
+    from tests.report.browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        message = "no chromium on PATH: apt-get install chromium (Debian's package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with Browser() as instance:
+        yield instance

@@ -1,0 +1,158 @@
+"""The pages in a real headless Chromium: no console error, the rows and markers the record holds,
+a hover that shows a task's exact peak, sorting, legend toggles, and a screenshot that is not blank.
+Chromium missing fails these under CI=true (see conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from harness.gate.verdict import Check, GateResult
+from harness.report.html import build_report, write_gate, write_run_report
+from harness.sizes import format_size
+
+
+def _record(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        return json.load(handle)
+
+
+def _count(browser, selector: str) -> int:
+    return browser.evaluate(f"document.querySelectorAll({json.dumps(selector)}).length")
+
+
+def _tip(browser) -> str:
+    return browser.evaluate(
+        "(() => { const t = document.getElementById('tip'); return t.hidden ? '' : t.textContent; })()"
+    )
+
+
+def assert_not_blank(png: bytes) -> None:
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.width >= 800 and image.height >= 600
+    colors = image.getcolors(maxcolors=1 << 20) or []
+    assert len(colors) > 50, f"only {len(colors)} colours: a blank page"
+    background = max(colors)[0]
+    assert background < 0.97 * image.width * image.height  # more than a background with a speck
+
+
+def test_run_page_rows_markers_hover_and_screenshot(browser, run_dir):
+    record = _record(run_dir)
+    browser.open(write_run_report(run_dir))
+    assert browser.errors() == []
+    assert _count(browser, "#tasks tbody tr") == len(record["tasks"]) == 8
+    assert _count(browser, "svg .kill-marker") == len(record["kills"]) == 1
+    spans = sum(len(task["executions"]) for task in record["tasks"])
+    assert _count(browser, "svg .task-span") == spans
+
+    biggest = max((t for t in record["tasks"] if t["peak_is_exact"]), key=lambda t: t["peak_rss_bytes"])
+    assert _tip(browser) == ""
+    browser.hover(f'svg .task-span[data-task-id="{biggest["id"]}"]')
+    tip = _tip(browser)
+    assert f"peak {format_size(biggest['peak_rss_bytes'])} (exact, VmHWM)" in tip
+    assert biggest["id"] in tip and "outcome succeeded" in tip
+    # the hovered span's table row lights up with it
+    assert browser.evaluate(
+        f'document.querySelector(\'#tasks tr[data-task-id="{biggest["id"]}"]\').classList.contains("hl")'
+    )
+
+    killed = next(t for t in record["tasks"] if t["outcome"] == "killed")
+    browser.hover(f'svg .task-span[data-task-id="{killed["id"]}"]')
+    assert f"RSS at the kill {format_size(killed['peak_rss_bytes'])} (the kernel's figure" in _tip(browser)
+
+    browser.hover("svg .kill-marker .hit")
+    tip = _tip(browser)
+    kill = record["kills"][0]
+    assert f"OOM kill (oom) of child {kill['pid']}" in tip and "kmsg +0.2 ms" in tip
+
+    assert_not_blank(browser.screenshot())
+
+
+def test_task_table_sorts_by_peak(browser, run_dir):
+    record = _record(run_dir)
+    browser.open(write_run_report(run_dir))
+    peak_column = (
+        "Array.from(document.querySelectorAll('#tasks thead th')).findIndex(th => th.textContent === 'peak RSS')"
+    )
+    first_row_id = "document.querySelector('#tasks tbody tr').dataset.taskId"
+    by_peak = sorted(record["tasks"], key=lambda t: t["peak_rss_bytes"])
+    assert browser.evaluate(first_row_id) == record["tasks"][0]["id"]  # the table starts in run order
+    browser.evaluate(f"document.querySelectorAll('#tasks thead th')[{peak_column}].click()")
+    assert browser.evaluate(first_row_id) == by_peak[0]["id"]
+    browser.evaluate(f"document.querySelectorAll('#tasks thead th')[{peak_column}].click()")
+    assert browser.evaluate(first_row_id) == by_peak[-1]["id"]
+    order = browser.evaluate("Array.from(document.querySelectorAll('#tasks tbody tr')).map(r => r.dataset.taskId)")
+    assert order == [t["id"] for t in reversed(by_peak)]
+    assert browser.errors() == []
+
+
+def test_legend_hides_and_shows_a_line(browser, run_dir):
+    browser.open(write_run_report(run_dir))
+    shown = "getComputedStyle(document.querySelector('polyline[data-series=\"group\"]')).display"
+    assert browser.evaluate(shown) != "none"
+    browser.click('.legend-item[data-series="group"]')
+    assert browser.evaluate(shown) == "none"
+    browser.click('.legend-item[data-series="group"]')
+    assert browser.evaluate(shown) != "none"
+
+
+def test_compare_page_shows_variants_side_by_side(browser, run_dir, tmp_path):
+    compare = tmp_path / "compare-alloc.json"
+    runs = [{"variant": v, "run_dir": run_dir} for v in ("bad", "fixed")]
+    compare.write_text(json.dumps({"schema": "oomlab.compare/1", "scenario": "alloc", "runs": runs}))
+    browser.open(build_report(str(compare)))
+    assert browser.errors() == []
+    assert browser.evaluate(
+        "Array.from(document.querySelectorAll('#variants thead th')).map(th => th.textContent)"
+    ) == [
+        "",
+        "bad",
+        "fixed",
+    ]
+    assert _count(browser, "#timelines figure") == 2 and _count(browser, "svg .kill-marker") == 2
+
+
+def test_lab_page_truth_table_and_evidence(browser, lab_dir):
+    with open(os.path.join(lab_dir, "lab.json")) as handle:
+        lab = json.load(handle)
+    browser.open(build_report(lab_dir))
+    assert browser.errors() == []
+    assert _count(browser, "#truth-table > tbody > tr") == len(lab["cells"]) == 2
+    task_id = lab["cells"][0]["delivery"]["verdicts"][0]["task_id"]
+    browser.evaluate("document.querySelector('#truth-table details').open = true")
+    evidence = browser.evaluate("document.querySelector('#truth-table details').innerText")
+    assert task_id in evidence and "FAILURE" in evidence and "oomlab +" in evidence
+    assert "guest:guest" not in browser.evaluate("document.body.innerText")
+
+
+def test_recommend_page_trials_and_bars(browser, recommend_path):
+    browser.open(build_report(recommend_path))
+    assert browser.errors() == []
+    assert _count(browser, "#trials tbody tr") == 4
+    assert _count(browser, "svg.bars rect.bar") == 8 and _count(browser, "svg.bars rect.bar.bad") == 1
+
+
+def test_gate_page_regression_bars(browser, run_dir):
+    result = GateResult(checks=[Check("alloc.allocate", "peak:10%", 100 * 2**20, 130 * 2**20, True)])
+    browser.open(write_gate(result, run_dir))
+    assert browser.errors() == []
+    assert _count(browser, "#checks tr.regression") == 1
+    browser.hover("svg.bars rect.bar.bad")
+    assert "current 130.0 MiB" in _tip(browser)
+
+
+@pytest.mark.integration
+def test_a_real_run_writes_a_page_chromium_renders(browser, oomlab):
+    result = oomlab("run", "alloc", "--memory", "256MiB", "--concurrency", "2")
+    assert result.code == 0, result.stderr
+    record = result.record
+    page = os.path.join(result.run_dir, "report.html")
+    browser.open(page)
+    assert browser.errors() == []
+    assert _count(browser, "#tasks tbody tr") == len(record["tasks"])
+    assert _count(browser, "svg .kill-marker") == len(record["kills"]) >= 1
+    assert_not_blank(browser.screenshot())

@@ -1,0 +1,91 @@
+"""What the run page shows, extracted from a real run's record without a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from harness.report.html_data import adapt, downsample, lanes, load_view, memory_series, scrub
+from harness.run_files import csv_rows
+from harness.sizes import MIB
+
+
+def _view(run_dir: str):
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        return adapt(json.load(handle))
+
+
+def test_adapt_reads_the_tasks_kills_and_limit_of_a_real_run(run_dir):
+    view = _view(run_dir)
+    assert (view.scenario, view.status, view.limit_bytes) == ("alloc", "complete", 256 * MIB)
+    assert len(view.tasks) == 8 and len(view.kills) == 1
+    kill = view.kills[0]
+    assert kill.pid == 32255 and kill.task_name == "alloc.allocate"
+    assert 0 < kill.at_s < view.duration_s
+    assert kill.detected["kmsg"] < kill.detected["pidfd"]  # the kernel log line before the pidfd wakes
+
+
+def test_a_killed_execution_ends_at_its_kill_and_has_no_peak(run_dir):
+    view = _view(run_dir)
+    killed = [task for task in view.tasks if task.outcome == "killed"]
+    assert len(killed) == 1
+    span = killed[0].spans[-1]
+    assert span.killed and span.peak_rss_bytes is None
+    assert span.end_s == view.kills[0].at_s
+    finished = [s for task in view.tasks if task.outcome == "succeeded" for s in task.spans]
+    assert finished and all(s.end_s > s.start_s and s.peak_rss_bytes for s in finished)
+
+
+def test_adapt_survives_a_sparse_record():
+    view = adapt({"run_id": "x", "tasks": [{"id": "t", "executions": []}], "kills": []})
+    assert view.tasks[0].spans == [] and view.tasks[0].seconds is None and view.load is None
+
+
+def test_scrub_hides_passwords_in_urls_at_any_depth():
+    data = {"broker": "amqp://guest:s3cret@127.0.0.1:5672//", "nested": [{"url": "redis://:pw@host:6379/0"}]}
+    cleaned = scrub(data)
+    assert "s3cret" not in json.dumps(cleaned) and ":pw@" not in json.dumps(cleaned)
+    assert cleaned["broker"] == "amqp://guest:***@127.0.0.1:5672//"
+    assert scrub("redis+socket:///tmp/redis.sock") == "redis+socket:///tmp/redis.sock"
+
+
+def test_downsample_keeps_the_sampled_extremes_in_time_order():
+    points = [(i / 100, float((i * 37) % 101)) for i in range(10_000)]
+    points[5_123] = (51.23, 1_000.0)
+    kept = downsample(points, buckets=100)
+    assert len(kept) <= 200
+    assert max(v for _, v in kept) == 1_000.0 and min(v for _, v in kept) == 0.0
+    assert [t for t, _ in kept] == sorted(t for t, _ in kept)
+    assert downsample(points[:50], buckets=100) == points[:50]
+
+
+def test_memory_series_group_first_then_main_and_peaks_kept(run_dir):
+    view = _view(run_dir)
+    samples, group = csv_rows(os.path.join(run_dir, "samples.csv")), csv_rows(os.path.join(run_dir, "group.csv"))
+    series = memory_series(view, samples, group, buckets=50)
+    assert series[0].key == "group" and series[1].label == "main 32100"
+    raw_group_max = max(float(row["usage_bytes"]) for row in group)
+    assert max(v for _, v in series[0].points) == raw_group_max == 256 * MIB
+    assert all(len(s.points) <= 100 for s in series)
+
+
+def test_lanes_are_the_processes_that_ran_tasks_in_order(run_dir):
+    view = _view(run_dir)
+    order = lanes(view)
+    assert order[0] == 32255 and set(order) == {t.pid for t in view.tasks if t.spans}
+
+
+def test_load_view_reads_figures_and_a_time_series():
+    load = load_view(
+        {
+            "rate": 20,
+            "latency_s": {"p50": 0.1, "p95": 0.4},
+            "series": [
+                {"t_s": 0, "throughput": 18, "latency_p95_s": 0.3},
+                {"t_s": 1, "throughput": 21, "latency_p95_s": 0.5},
+            ],
+        }
+    )
+    assert load.figures == {"rate": 20, "latency_s.p50": 0.1, "latency_s.p95": 0.4}
+    assert load.time_key == "t_s" and load.columns == ["throughput", "latency_p95_s"] and len(load.rows) == 2
+    assert load_view({"rate": 5}).time_key is None

@@ -1,0 +1,174 @@
+"""The pages as files: self-contained, escaped, no secrets, rebuilt by `oomlab report`; the gate's
+Markdown links its page. (What a browser makes of them is in test_browser.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as oomlab
+from harness.errors import EXIT_BAD_INPUT, EXIT_OK
+from harness.gate.report import markdown
+from harness.gate.verdict import Check, GateResult
+from harness.report.html import write_compare_report, write_gate, write_run_report
+from tests.conftest import oomlab_cmd
+
+
+def _edit_record(run_dir: str, change) -> None:
+    path = os.path.join(run_dir, "run.json")
+    with open(path) as handle:
+        record = json.load(handle)
+    change(record)
+    with open(path, "w") as handle:
+        json.dump(record, handle)
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_the_run_page_needs_nothing_from_the_network(run_dir):
+    text = _read(write_run_report(run_dir))
+    assert text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"<(script|img|iframe)[^>]+src=|<link\b|@import|url\(", text, re.I)
+    assert text.count("<script>") == 1 and text.count("<style>") == 1
+    assert text.count('class="kill-marker"') == 1
+    assert len(re.findall(r'<tr data-task-id="', text)) == 8
+
+
+def test_record_text_is_escaped_and_passwords_are_not_written(run_dir):
+    def poison(record):
+        record["tasks"][0]["name"] = "<img src=x onerror=alert(1)>"
+        record["tasks"][0]["exception"] = "</script><script>alert(2)</script>"
+        record["config"]["broker"] = "amqp://guest:hunter2@127.0.0.1:5672//"
+        record["environment"]["broker_url"] = "redis://:hunter2@127.0.0.1:6379/0"
+
+    _edit_record(run_dir, poison)
+    text = _read(write_run_report(run_dir))
+    assert "<img src=x" not in text and "<script>alert(2)" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "hunter2" not in text and "amqp://guest:***@127.0.0.1:5672//" in text
+
+
+def test_a_load_run_gets_its_throughput_and_latency_section(run_dir):
+    text = _read(write_run_report(run_dir))
+    assert 'id="load"' not in text
+
+    def add_load(record):
+        record["load"] = {
+            "rate_per_s": 10,
+            "series": [
+                {"t_s": 0.5, "throughput_per_s": 9.0, "latency_p95_s": 0.12},
+                {"t_s": 1.5, "throughput_per_s": 10.0, "latency_p95_s": 0.31},
+            ],
+        }
+
+    _edit_record(run_dir, add_load)
+    text = _read(write_run_report(run_dir))
+    assert 'id="load"' in text and "throughput over time" in text and "latency over time" in text
+
+
+def test_oomlab_report_rebuilds_each_kind_of_record(run_dir, lab_dir, recommend_path, tmp_path, capsys):
+    compare = tmp_path / "compare-alloc.json"
+    runs = [{"variant": v, "run_dir": run_dir, "status": "complete", "summary": {}} for v in ("bad", "fixed")]
+    compare.write_text(json.dumps({"schema": "oomlab.compare/1", "scenario": "alloc", "runs": runs}))
+    expected = {
+        run_dir: os.path.join(run_dir, "report.html"),
+        lab_dir: os.path.join(lab_dir, "report.html"),
+        recommend_path: recommend_path.replace(".json", ".html"),
+        str(compare): str(tmp_path / "compare-alloc.html"),
+    }
+    for path, page in expected.items():
+        assert oomlab(["report", path]) == EXIT_OK
+        assert capsys.readouterr().out.strip() == page
+        assert os.path.getsize(page) > 5_000
+
+
+def test_oomlab_report_says_what_is_wrong_with_a_bad_path(tmp_path, capsys):
+    assert oomlab(["report", str(tmp_path / "missing")]) == EXIT_BAD_INPUT
+    (tmp_path / "other.json").write_text('{"schema": "something/1"}')
+    assert oomlab(["report", str(tmp_path / "other.json")]) == EXIT_BAD_INPUT
+    assert oomlab(["report", str(tmp_path)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "not a record oomlab can report on" in err and "neither run.json" in err
+    assert "Traceback" not in err
+
+
+def test_a_compare_page_lists_an_unreadable_variant_instead_of_failing(run_dir, tmp_path):
+    compare = tmp_path / "compare-alloc.json"
+    runs = [{"variant": "bad", "run_dir": run_dir}, {"variant": "fixed", "run_dir": str(tmp_path / "gone")}]
+    compare.write_text(json.dumps({"schema": "oomlab.compare/1", "scenario": "alloc", "runs": runs}))
+    text = _read(write_compare_report(str(compare)))
+    assert "fixed: no readable run.json" in text and text.count('class="kill-marker"') == 1
+
+
+@pytest.fixture
+def regression() -> GateResult:
+    return GateResult(
+        checks=[
+            Check("alloc.allocate", "peak:10%", 100 * 2**20, 130 * 2**20, True),
+            Check("alloc.allocate", "oom", 0, 1, True),
+        ],
+        notices=["baseline b.json (run a) against run b"],
+    )
+
+
+def test_the_gate_page_draws_each_regression_and_the_markdown_links_it(run_dir, regression):
+    page = write_gate(regression, run_dir)
+    assert page == os.path.join(run_dir, "gate.html")
+    text = _read(page)
+    assert "+30.0%" in text and "allowed 110.0 MiB" in text and 'class="kill-marker"' in text
+    summary = markdown(regression, page)
+    assert f"[`{page}`]" in summary and "**REGRESSION**" in summary
+    assert "gate.html" not in markdown(regression)
+
+
+def test_report_open_hands_the_page_to_the_users_browser(run_dir, tmp_path):
+    """$BROWSER is what Python's webbrowser module (and so --open) runs; here a script that notes its URL."""
+    seen = tmp_path / "opened"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\necho "$1" > {seen}\n')
+    script.chmod(0o755)
+    env = {**os.environ, "BROWSER": str(script), "PYTHONPATH": os.getcwd()}
+    proc = subprocess.run(oomlab_cmd("report", run_dir, "--open"), capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == os.path.join(run_dir, "report.html")
+    for _ in range(50):  # webbrowser starts the command without waiting for it
+        if seen.exists() and seen.read_text().strip():
+            break
+        time.sleep(0.1)
+    assert seen.read_text().strip() == Path(run_dir, "report.html").as_uri()
+
+
+def test_oomlab_gate_writes_its_page_and_the_markdown_links_it(run_dir, tmp_path, capsys):
+    baseline = tmp_path / "baseline.json"
+    assert oomlab(["baseline", "save", run_dir, str(baseline)]) == EXIT_OK
+    saved = json.loads(baseline.read_text())
+    saved["tasks"]["alloc.allocate"]["max"] //= 2  # the baseline's peak half of this run's
+    baseline.write_text(json.dumps(saved))
+    summary = tmp_path / "summary.md"
+    code = oomlab(["gate", "--baseline", str(baseline), "--current", run_dir, "--markdown", str(summary)])
+    assert code == 7  # EXIT_REGRESSION
+    page = os.path.join(run_dir, "gate.html")
+    assert f"report: {page}" in capsys.readouterr().out
+    assert f"[`{page}`]" in summary.read_text()
+    assert "+100." in _read(page)
+
+
+def test_links_from_a_record_are_always_paths(tmp_path, monkeypatch):
+    from harness.report.html_page import relative_link
+
+    monkeypatch.chdir(tmp_path)
+    assert 'href="./javascript:alert(1)/report.html"' in relative_link(
+        str(tmp_path), "javascript:alert(1)///report.html", "x"
+    )
+    assert 'href="../run/report.html"' in relative_link(
+        str(tmp_path / "lab"), str(tmp_path / "run" / "report.html"), "x"
+    )
