@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from harness.outcomes import FINAL_STATES
+from harness.profiling.text import failure_lines
 from harness.record import TaskRecord
 from harness.session import WorkerSession
 from harness.sizes import format_size, parse_size
@@ -82,19 +83,31 @@ def assert_peak_rss_below(
     limit_bytes = _size(limit)
     if task.peak_rss_bytes is None:
         _fail(f"task {task.name}[{task.id}] has no peak measurement (outcome {task.outcome})", session)
+    failing = (task.peak_rss_bytes or 0) >= limit_bytes or any(r.killed for r in task.executions)
+    if session.config.profile and failing:
+        task = _with_profile(task, session)  # failing: its sites belong in the message
     if any(run.killed for run in task.executions):
         _fail(
             f"task {task.name}[{task.id}] was OOM-killed at {format_size(task.peak_rss_bytes)} RSS in pid {task.pid}, "
-            f"so it never finished below {format_size(limit_bytes)}",
+            f"so it never finished below {format_size(limit_bytes)}"
+            + (f"\n{failure_lines([task])}" if task.profile else ""),
             session,
         )
     if task.peak_rss_bytes >= limit_bytes:
         _fail(
             f"task {task.name}[{task.id}] peaked at {format_size(task.peak_rss_bytes)} (VmHWM, exact) in pid {task.pid}: "
-            f"{format_size(task.peak_rss_bytes - limit_bytes)} over the {format_size(limit_bytes)} limit",
+            f"{format_size(task.peak_rss_bytes - limit_bytes)} over the {format_size(limit_bytes)} limit"
+            + (f"\n{failure_lines([task])}" if task.profile else ""),
             session,
         )
     return task
+
+
+def _with_profile(task: TaskRecord, session: WorkerSession) -> TaskRecord:
+    from harness.profiling import wait_for_profiles
+
+    wait_for_profiles(session)
+    return next((t for t in session.tasks() if t.id == task.id), task)
 
 
 def assert_no_oom(*, session: WorkerSession | None = None) -> None:

@@ -107,6 +107,7 @@ def run_options(args: argparse.Namespace, **fixed: Any) -> RunOptions:
         "timeout": _arg(args, "timeout"),
         "start_timeout": _arg(args, "start_timeout", 60.0),
         "sample_hz": _arg(args, "sample_hz", 100.0),
+        "profile": _arg(args, "profile"),
     }
     return RunOptions(**{**given, **fixed})
 

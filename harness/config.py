@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import BadInput
+from harness.profiling import profile_names
 from harness.sizes import parse_size
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class RunConfig:
     docker_restart: DockerRestart = "no"  # Docker's restart policy for the worker's container
     container_starter: ContainerStarter = "cli"  # cli: `docker run` | testcontainers: as the pytest plugin does
     attach: str | None = None  # the share directory of a worker oomlab did not start (`oomlab worker`)
+    profile: tuple[str, ...] = ()  # task names memray tracks per execution ("all": every task); empty: none
     timeout_used: float | None = None  # the plan's timeout when none was given, filled in at replay
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class RunOptions:
     settle: float = 0.3
     queue_arguments: dict[str, Any] = field(default_factory=dict)
     container_starter: ContainerStarter = "cli"
+    profile: str | None = None  # --profile NAME[,NAME...]|all
 
 
 def check_scenario_defaults(where: str, defaults: dict[str, Any]) -> None:
@@ -142,6 +145,7 @@ def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = 
         placement=options.placement,
         docker_restart=options.docker_restart,
         container_starter=options.container_starter,
+        profile=profile_names(options.profile, scenario.app, pool, concurrency, options.placement),
     )
 
 

@@ -18,12 +18,18 @@ class PeakViolation:
     offenders: list[TaskRecord]  # tasks at or above the limit, or OOM-killed
     tasks: list[TaskRecord]  # every task the test ran
     run_dir: str
+    profile: bool = False  # profile=True (or the worker profiled them): memray's sites go into the message
 
     @property
     def long_repr(self) -> str:
-        from harness.assertions import highest_peaks
+        from harness.profiling.text import failure_lines
 
         worst = max(self.offenders, key=lambda t: t.peak_rss_bytes or 0)
+        return self._headline(worst) + (f"\n{failure_lines(self.offenders)}" if self.profile else "")
+
+    def _headline(self, worst: TaskRecord) -> str:
+        from harness.assertions import highest_peaks
+
         return (
             f"{len(self.offenders)} of {len(self.tasks)} task(s) this test ran peaked at or above "
             f"{format_size(self.limit_bytes)}; the highest: {format_size(worst.peak_rss_bytes)} "
@@ -32,12 +38,17 @@ class PeakViolation:
         )
 
 
-def peak_rss_below(limit: str | int, *, tasks: list[TaskRecord], run_dir: str) -> PeakViolation | None:
+def peak_rss_below(
+    limit: str | int, *, tasks: list[TaskRecord], run_dir: str, profile: bool = False
+) -> PeakViolation | None:
     """`@pytest.mark.peak_rss_below("256 MiB")`: every task the test ran in the worker peaked below
-    the limit (exact VmHWM per task); a task OOM-killed during the test fails it too."""
+    the limit (exact VmHWM per task); a task OOM-killed during the test fails it too. With
+    `profile=True` (or --oomlab-profile) the worker runs memray on the tasks, and a failure names the
+    lines that held the memory."""
     limit_bytes = limit if isinstance(limit, int) else parse_size(str(limit).replace(" ", ""))
     offenders = [t for t in tasks if (t.peak_rss_bytes or 0) >= limit_bytes or any(r.killed for r in t.executions)]
-    return PeakViolation(limit_bytes, offenders, tasks, run_dir) if offenders else None
+    profiled = profile or any(t.profile for t in offenders)
+    return PeakViolation(limit_bytes, offenders, tasks, run_dir, profiled) if offenders else None
 
 
 MARKERS = {"peak_rss_below": peak_rss_below}

@@ -152,3 +152,7 @@ def _on_postrun(task_id=None, task=None, state=None, **_):
         ru_maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         traced_peak=traced,
     )
+
+
+if os.environ.get("OOMLAB_PROFILE"):  # --profile: memray per chosen task, inside the probe's span
+    from harness.profiling import worker  # noqa: F401  (connected after the handlers above)

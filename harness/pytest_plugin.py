@@ -35,6 +35,10 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
         "--memory, started through testcontainers)",
     ),
     "limits": (None, "deprecated: the old name of oomlab_placement"),
+    "profile": (
+        None,
+        "memray on these tasks in the worker (NAME,NAME or all): a failing marker names the lines that held the memory",
+    ),
 }
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
@@ -115,6 +119,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
         broker=_option(config, "broker"),
         results_dir=_option(config, "results"),
         placement=_placement(config),
+        profile=_profiled_tasks(request),
     )
     try:
         session = WorkerSession(options).start()
@@ -123,6 +128,19 @@ def oomlab_worker(request: pytest.FixtureRequest):
     config.stash[_RUN_DIRS].append(session.run_dir)
     yield session
     session.stop()
+
+
+def _profiled_tasks(request: pytest.FixtureRequest) -> str | None:
+    """--oomlab-profile's task names, or every task when a collected test's marker asks for profile=True."""
+    names = _option(request.config, "profile")
+    if not names and any(
+        marker.kwargs.get("profile")
+        for item in request.session.items
+        for marker in item.iter_markers()
+        if marker.name in MARKERS
+    ):
+        names = "all"
+    return names or None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -135,6 +153,10 @@ def pytest_runtest_call(item: pytest.Item):
     finally:
         if session is not None:
             session.settle()
+            if session.config.profile:
+                from harness.profiling import wait_for_profiles
+
+                wait_for_profiles(session)
             item.stash[_PASSED_TASKS] = [t for t in session.tasks() if t.id not in before]
 
 

@@ -77,6 +77,8 @@ class TaskRecord:
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
     state_history: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time seen, state) per change
+    top_allocations: list[dict[str, Any]] = field(default_factory=list)  # memray's sites at the peak (--profile)
+    profile: dict[str, Any] | None = None  # the capture behind them: view, bytes held, what memray could not see
 
 
 @dataclass
@@ -258,6 +260,7 @@ class Summary:
     group_usage_at_sum_rss_peak_bytes: int | None = None
     peak_scope: str = "task"
     findings: list[str] = field(default_factory=list)
+    profile: dict[str, Any] | None = None  # --profile: the tasks chosen, captures read, memray's measured cost
 
 
 @dataclass

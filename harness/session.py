@@ -49,6 +49,7 @@ class WorkerOptions:
     placement: Placement = "cgroup"  # cgroup | docker: a container started through testcontainers
     backend: str | None = None  # deprecated: result_backend
     limits: str | None = None  # deprecated: placement
+    profile: str | None = None  # memray on these tasks ("NAME,NAME" or "all"); None: none
 
     def __post_init__(self) -> None:
         if self.backend is not None:
@@ -75,6 +76,7 @@ class WorkerOptions:
             celery={"task_routes": {}},  # every task to this worker
             placement=self.placement,
             container_starter="testcontainers" if self.placement == "docker" else "cli",
+            profile=self.profile,
         )
 
 

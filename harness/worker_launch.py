@@ -61,6 +61,8 @@ def worker_env(
     variant: str,
     tracemalloc: bool,
     queue_arguments: dict,
+    profile: tuple[str, ...] = (),
+    profile_dir: str = "",
 ) -> dict[str, str]:
     """This process's environment plus what harness.worker_app reads at import."""
     env = dict(os.environ)
@@ -75,6 +77,8 @@ def worker_env(
             "OOMLAB_PROBE_PATH": probe_path,
             "OOMLAB_QUEUE": queue,
             "OOMLAB_QUEUE_ARGUMENTS": json.dumps(queue_arguments),
+            "OOMLAB_PROFILE": ",".join(profile),
+            "OOMLAB_PROFILE_DIR": profile_dir,
             **import_env(),
             "PYTHONUNBUFFERED": "1",
         }

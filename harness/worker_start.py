@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import WorkerStartFailed
 from harness.placement import WorkerLaunch
+from harness.profiling import profile_dir
 from harness.startup import failure_message, start_state
 from harness.worker_launch import worker_argv, worker_env
 
@@ -29,6 +30,8 @@ def launch_spec(run: Run, celery_conf: dict[str, Any]) -> WorkerLaunch:
         config.variant,
         config.tracemalloc,
         config.queue_arguments,
+        config.profile,
+        profile_dir(run.run_dir) if config.profile else "",
     )
     embedded = run.connection.embedded if run.connection else None
     module = run.scenario.module_ref

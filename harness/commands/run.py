@@ -43,6 +43,12 @@ def register(subparsers) -> None:
         default=None,
         help="trace Python allocations in each task too, to set beside its RSS peak (slower)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME[,NAME...]|all",
+        help="memray per execution of these tasks, in the pool child: the sites that held the memory at "
+        "each one's peak (or its OOM kill), a flame graph each (needs oomlab[profile])",
+    )
     add_broker_settings(parser)
     add_placement(parser)
     parser.add_argument(
@@ -87,6 +93,7 @@ _WORKERS_OWN = (
     "backend",
     "oom_scope",
     "docker_restart",
+    "profile",
 )
 
 

@@ -9,6 +9,7 @@ import os
 from harness.gate.baseline import load_baseline, save_baseline
 from harness.gate.report import junit_xml, markdown
 from harness.gate.settings import read_gate_settings
+from harness.gate.sites import grown_sites
 from harness.gate.stats import TaskStats
 from harness.gate.thresholds import Threshold, parse_threshold
 from harness.gate.verdict import GateResult, compare
@@ -32,6 +33,7 @@ def gate(
         )
     baseline, baseline_source = load_baseline(baseline_path)
     result = compare(baseline, current, thresholds, per_task)
+    result.notices += [f"grew: {line}" for line in grown_sites(baseline, current)]
     result.notices.insert(0, f"baseline {baseline_path} (run {baseline_source}) against run {source}")
     return result
 

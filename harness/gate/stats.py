@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.analysis import nearest_rank
+from harness.gate.sites import sites_held
 from harness.record import RunRecord
 
 
@@ -18,6 +19,7 @@ class TaskStats:
     p95: int
     p99: int
     kills: int = 0  # OOM kills of this task name in the run
+    sites: dict[str, int] = field(default_factory=dict)  # memray's sites at the peak (--profile): bytes held
 
     def get(self, stat: str) -> int:
         return getattr(self, STAT_ALIASES.get(stat, stat))
@@ -52,9 +54,12 @@ def task_stats(record: RunRecord) -> dict[str, TaskStats]:
         if kill.task_name:
             kills[kill.task_name] = kills.get(kill.task_name, 0) + 1
     names = sorted(set(peaks) | set(kills))
-    return {
+    stats = {
         name: stats_of(peaks[name], kills.get(name, 0))
         if name in peaks
         else TaskStats(0, 0, 0, 0, 0, 0, 0, kills[name])
         for name in names
     }
+    for name, task_stat in stats.items():
+        task_stat.sites = sites_held([t.top_allocations for t in record.tasks if t.name == name])
+    return stats

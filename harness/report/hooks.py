@@ -40,4 +40,6 @@ class ReportWriter(RunHook):
 
 def standard_hooks() -> list[RunHook]:
     """What `oomlab run`, compare, recommend, the lab and the pytest session attach to every run."""
-    return [TimelineWriter(), ReportWriter()]
+    from harness.profiling.hook import ProfileReader
+
+    return [ProfileReader(), TimelineWriter(), ReportWriter()]

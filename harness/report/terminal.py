@@ -96,6 +96,31 @@ def render_summary(record: RunRecord, console: Console) -> None:
         console.print(" · ".join(processes))
     for sentence in summary.findings:
         console.print(f"• {sentence}")
+    if summary.profile:
+        render_profiles(record, console)
+
+
+PROFILED_TASKS_SHOWN = 5
+
+
+def render_profiles(record: RunRecord, console: Console) -> None:
+    """Where the memory went (--profile): killed tasks first, then those memray saw hold the most."""
+    from harness.profiling.text import cost_line, task_lines
+
+    summary = record.summary.profile or {}
+    profiled = [(t, t.profile) for t in record.tasks if t.profile]
+    profiled.sort(key=lambda pair: (pair[1].get("killed_at_bytes") is None, -(pair[1].get("held_bytes") or 0)))
+    console.print(f"[bold]where the memory went[/bold] (memray, {len(profiled)} task(s) profiled)")
+    for task, _ in profiled[:PROFILED_TASKS_SHOWN]:
+        for line in task_lines(task):
+            console.print(line, markup=False, highlight=False)
+    if len(profiled) > PROFILED_TASKS_SHOWN:
+        console.print(f"… and {len(profiled) - PROFILED_TASKS_SHOWN} more in run.json")
+    for path, error in summary.get("read_errors", {}).items():
+        console.print(f"could not read {path}: {error}", markup=False)
+    cost = cost_line(summary.get("cost"))
+    if cost:
+        console.print(cost, markup=False, highlight=False)
 
 
 class Progress(RunHook):

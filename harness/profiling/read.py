@@ -1,0 +1,118 @@
+"""A memray capture read back: the allocation sites that held the memory at the task's high-water
+mark (or, for a task the kernel killed, at the capture's last record), each named by a Python frame.
+
+memray's FileReader reads a capture whose writer was SIGKILLed: its records went through a shared
+mapping of the file, so everything up to the last allocation is there; only the header's summary
+(end time) is missing."""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+from dataclasses import asdict, dataclass, field
+
+TOP_SITES = 5
+NATIVE_FRAMES = 8  # native frames kept per site, innermost first
+_OOMLAB_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep  # harness/: the probe's own
+_LIBRARY_DIRS = tuple(
+    os.path.realpath(p) + os.sep
+    for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
+@dataclass
+class Site:
+    """Where memory was held: the nearest Python frame in the user's code (library frames inside it
+    in `via`), and the native frames below the innermost Python frame."""
+
+    function: str
+    file: str
+    line: int
+    bytes: int
+    allocations: int
+    via: list[str] = field(default_factory=list)  # library Python frames between the site and the allocator
+    native: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Capture:
+    path: str
+    view: str  # high-water mark | last record
+    total_bytes: int  # what memray saw held at that moment
+    peak_bytes: int  # memray's high-water mark over the whole capture
+    sites: list[Site]
+    last_snapshot_wall: float | None  # memray's last RSS snapshot (every 10 ms), seconds since the epoch
+    native_traces: bool
+
+
+def _library(filename: str) -> bool:
+    return filename.startswith("<") or os.path.realpath(filename).startswith(_LIBRARY_DIRS)
+
+
+def _frame(frame: tuple) -> str:
+    function, filename, line = frame[:3]
+    return f"{function} ({filename}:{line})" if line else f"{function} ({filename})"
+
+
+def _site_of(record, native_traces: bool) -> tuple[tuple, list[str], list[str]]:
+    """The site key (function, file, line), the library frames inside it and the native frames."""
+    python = record.stack_trace()
+    native = [_frame(f) for f in record.native_stack_trace()[:NATIVE_FRAMES]] if native_traces else []
+    if not python:
+        return ("<native>", "<no Python frame>", 0), [], native
+    index = next((i for i, frame in enumerate(python) if not _library(frame[1])), 0)
+    return tuple(python[index][:3]), [_frame(f) for f in python[:index]], native
+
+
+def top_sites(records, native_traces: bool, top: int = TOP_SITES) -> tuple[int, list[Site]]:
+    """Records grouped by site, largest first; a site keeps the frames of its largest record."""
+    sites: dict[tuple, Site] = {}
+    largest: dict[tuple, int] = {}
+    total = 0
+    for record in records:
+        if record.size <= 0:
+            continue
+        key, via, native = _site_of(record, native_traces)
+        if os.path.realpath(key[1]).startswith(_OOMLAB_DIR):
+            continue  # the probe's and the tracker's own records, written inside the task's span
+        total += record.size
+        site = sites.get(key)
+        if site is None:
+            site = sites[key] = Site(key[0], key[1], key[2], 0, 0)
+        site.bytes += record.size
+        site.allocations += record.n_allocations
+        if record.size > largest.get(key, -1):
+            largest[key] = record.size
+            site.via, site.native = via, native
+    return total, sorted(sites.values(), key=lambda s: s.bytes, reverse=True)[:top]
+
+
+def read_capture(path: str, killed: bool, top: int = TOP_SITES) -> Capture:
+    """At the high-water mark for a task that finished; at the last record for one that was killed
+    (what it held when the kernel struck, which is what the OOM killer counted)."""
+    import memray
+
+    reader = memray.FileReader(path, report_progress=False)
+    try:
+        metadata = reader.metadata
+        records = (
+            reader.get_leaked_allocation_records(merge_threads=True)
+            if killed
+            else reader.get_high_watermark_allocation_records(merge_threads=True)
+        )
+        total, sites = top_sites(records, metadata.has_native_traces, top)
+        snapshots = list(reader.get_memory_snapshots())
+    finally:
+        reader.close()
+    return Capture(
+        path=path,
+        view="last record" if killed else "high-water mark",
+        total_bytes=total,
+        peak_bytes=metadata.peak_memory,
+        sites=sites,
+        last_snapshot_wall=snapshots[-1].time / 1000 if snapshots else None,
+        native_traces=metadata.has_native_traces,
+    )

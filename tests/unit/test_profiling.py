@@ -1,0 +1,98 @@
+"""The profile's pure parts (which tasks are chosen, what memray cannot see, which sites grew), and
+memray's capture read back after its writer was SIGKILLed mid-allocation (real memray, real signal)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from harness.gate.sites import grown_sites, sites_held
+from harness.gate.stats import TaskStats
+from harness.profiling import chosen, parse_names
+from harness.profiling.collect import unseen_note, untouched_note
+from harness.profiling.read import read_capture
+
+MIB = 2**20
+
+
+def test_a_task_is_chosen_by_full_or_short_name_or_all():
+    assert chosen(parse_names("alloc.allocate"), "alloc.allocate")
+    assert chosen(parse_names("other, allocate"), "alloc.allocate")
+    assert chosen(parse_names("all"), "anything.at_all")
+    assert not chosen(parse_names("alloc"), "alloc.allocate")
+    assert not chosen(parse_names(""), "alloc.allocate")
+
+
+def _said(note: str | None) -> str:
+    assert note is not None
+    return note
+
+
+def test_what_memray_cannot_see_is_said():
+    assert "child processes (the largest peaked at 64.0 MiB)" in _said(
+        unseen_note(MIB, 2 * MIB, {"ran": True, "largest_peak_bytes": 64 * MIB})
+    )
+    assert "memray saw 10.0 MiB of the task's 100.0 MiB growth" in _said(unseen_note(10 * MIB, 100 * MIB, None))
+    assert unseen_note(90 * MIB, 100 * MIB, {"ran": False, "largest_peak_bytes": None}) is None
+    assert unseen_note(0, 2 * MIB, None) is None  # too small to be worth a sentence
+    # a 320 MiB allocation being filled when the kernel killed the task at 150 MiB of growth
+    assert (
+        "memray counts the bytes the task asked for (320.0 MiB); its RSS had grown by 150.0 MiB when the kernel"
+        in _said(untouched_note(320 * MIB, 150 * MIB, killed=True))
+    )
+    assert untouched_note(64 * MIB, 65 * MIB, killed=False) is None
+
+
+def _stats(sites: dict[str, int]) -> TaskStats:
+    return TaskStats(1, 1, 1, 1, 1, 1, 1, sites=sites)
+
+
+def test_the_sites_that_grew_are_listed_largest_first():
+    tasks = [
+        [{"function": "f", "file": "/a/pkg/mod.py", "line": 3, "bytes": 5 * MIB}],
+        [{"function": "f", "file": "/b/pkg/mod.py", "line": 9, "bytes": 7 * MIB}],
+    ]
+    assert sites_held(tasks) == {"f (pkg/mod.py)": 7 * MIB}  # a line moved and a checkout moved: one site
+    baseline = {"t": _stats({"f (pkg/mod.py)": 7 * MIB, "g (pkg/mod.py)": MIB})}
+    current = {"t": _stats({"f (pkg/mod.py)": 8 * MIB, "g (pkg/mod.py)": 9 * MIB, "h (x.py)": MIB // 2})}
+    lines = grown_sites(baseline, current)
+    assert lines[0] == "t: g (pkg/mod.py) held 1.0 MiB → 9.0 MiB at the peak (+8.0 MiB)"
+    assert [line.split(":")[1].split(" held")[0].strip() for line in lines] == [
+        "g (pkg/mod.py)",
+        "f (pkg/mod.py)",
+        "h (x.py)",
+    ]
+    assert grown_sites({"t": _stats({})}, current) == []  # a baseline without a profile: nothing to compare
+
+
+def _grow(path: str, progress: str) -> None:
+    import memray
+
+    fd = os.open(progress, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    held = []
+    with memray.Tracker(destination=memray.FileDestination(path, overwrite=True), native_traces=True):
+        while True:
+            held.append(bytearray(MIB))
+            os.pwrite(fd, b"%20d" % len(held), 0)
+
+
+def test_a_capture_whose_writer_was_sigkilled_loses_no_allocation(tmp_path):
+    path, progress = str(tmp_path / "capture.bin"), str(tmp_path / "progress")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _grow(path, progress)
+        finally:
+            os._exit(1)
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    with open(progress) as handle:
+        reported = int(handle.read())  # chunks the child held after its last completed pwrite
+    capture = read_capture(path, killed=True)
+    top = capture.sites[0]
+    assert top.function == "_grow"
+    # every chunk it reported is in the capture, plus at most the one allocated after the last pwrite
+    assert reported * MIB <= top.bytes <= (reported + 1) * MIB + 4096 * (reported + 1)
+    assert reported > 10
