@@ -12,6 +12,7 @@ import redis
 from harness.errors import BrokerUnreachable
 from harness.leftovers import Lease
 from harness.proc import spawn, stop, wait_until
+from harness.redact import safe_url
 
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
 
@@ -85,16 +86,6 @@ class EmbeddedRedis:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
-def safe_url(url: str) -> str:
-    """A URL without its password, for the record."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
-
-
 def check_reachable(url: str, timeout: float = 3.0) -> None:
     """Connect once to a user's broker/backend URL; BrokerUnreachable with the reason otherwise."""
     from kombu import Connection
@@ -105,12 +96,12 @@ def check_reachable(url: str, timeout: float = 3.0) -> None:
             return
         except Exception as exc:  # any failure is the same answer for the user
             raise BrokerUnreachable(
-                f"broker {safe_url(url)} is unreachable ({exc}); start it, or omit --broker to use the embedded one"
+                safe_url(f"broker {url} is unreachable ({exc}); start it, or omit --broker to use the embedded one")
             ) from None
     try:
         with Connection(url, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
         raise BrokerUnreachable(
-            f"broker {safe_url(url)} is unreachable ({exc}); start it, or omit --broker to use the embedded one"
+            safe_url(f"broker {url} is unreachable ({exc}); start it, or omit --broker to use the embedded one")
         ) from None

@@ -12,6 +12,8 @@ import traceback
 from harness import __version__
 from harness.commands import baseline, gate, lab, recommend, report, run, scenarios, worker
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Interrupted, OomlabError
+from harness.redact import safe_url
+from harness.trust import apply_results_umask
 
 COMMANDS = (run, worker, scenarios, recommend, lab, gate, baseline, report)
 
@@ -28,9 +30,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
     try:
+        apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
         return args.func(args)
     except OomlabError as error:
-        print(f"oomlab: {error.message}", file=sys.stderr)
+        print(f"oomlab: {safe_url(error.message)}", file=sys.stderr)
         return error.exit_code
     except (Interrupted, KeyboardInterrupt) as stop:
         print("oomlab: interrupted; the partial record is in the run directory above", file=sys.stderr)
@@ -38,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         fd, path = tempfile.mkstemp(prefix="oomlab-crash-", suffix=".log")
         with os.fdopen(fd, "w") as handle:
-            traceback.print_exc(file=handle)
-        print(f"oomlab: internal error ({sys.exc_info()[1]!r}); the traceback is in {path}", file=sys.stderr)
+            handle.write(safe_url(traceback.format_exc()))
+        print(safe_url(f"oomlab: internal error ({sys.exc_info()[1]!r}); the traceback is in {path}"), file=sys.stderr)
         return EXIT_INTERNAL
 
 

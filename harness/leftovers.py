@@ -11,14 +11,20 @@ import json
 import os
 import shutil
 import signal
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from harness.docker.engine import remove_container
+from harness.janitor import QueueJanitor
 from harness.limits.base import CgroupBackend
 from harness.procfs import alive_since, start_time_ticks
+from harness.redact import MASK, safe_url
+from harness.trust import open_nofollow, private_dir, untrusted_file_reason, write_private_atomic
 
 
 def state_dir() -> str:
+    """Where leases live: made 0700 when missing, refused (NoPermission) when another user owns it or
+    could write to it, since a lease planted there would name what the sweep kills and deletes."""
     configured = os.environ.get("OOMLAB_STATE_DIR")
     if configured:
         path = configured
@@ -26,8 +32,7 @@ def state_dir() -> str:
         path = "/run/oomlab"
     else:
         path = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/oomlab-{os.getuid()}", "oomlab")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
+    return private_dir(path, "state directory")
 
 
 @dataclass
@@ -38,10 +43,13 @@ class Lease:
     cgroup: str | None = None
     processes: list[tuple[int, int | None]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
-    # (broker URL, queue) on a service broker: a durable queue outlives a SIGKILLed run otherwise;
-    # the lease sits in a 0700 directory, so the URL's credentials stay with their owner
+    # (broker URL with its password masked, queue) on a service broker: a durable queue outlives a
+    # SIGKILLed run otherwise; its janitor deletes it then, or a sweep given that broker's URL
     queues: list[tuple[str, str]] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)  # Docker backend: force-removed through the engine's API
+
+    def __post_init__(self) -> None:
+        self.janitors: list[QueueJanitor] = []  # not a field: a process of this run's, never saved
 
     @classmethod
     def for_this_process(cls, run_id: str) -> Lease:
@@ -65,20 +73,24 @@ class Lease:
         self.save()
 
     def add_queue(self, broker_url: str, queue: str) -> None:
-        self.queues.append((broker_url, queue))
+        """The lease keeps the URL without its password; a queue on a broker that needs one gets a
+        janitor, which holds the password in memory only and deletes the queue if this run is killed."""
+        self.queues.append((safe_url(broker_url), queue))
         self.save()
+        if safe_url(broker_url) != broker_url:
+            self.janitors.append(QueueJanitor.start(broker_url, queue, self.file))
 
     def set_cgroup(self, path: str) -> None:
         self.cgroup = path
         self.save()
 
     def save(self) -> None:
-        tmp = f"{self.file}.tmp"
-        with open(tmp, "w") as handle:
-            json.dump(asdict(self), handle)
-        os.replace(tmp, self.file)
+        write_private_atomic(self.file, json.dumps(asdict(self)))
 
     def release(self) -> None:
+        for janitor in self.janitors:
+            janitor.dismiss()
+        self.janitors = []
         try:
             os.unlink(self.file)
         except FileNotFoundError:
@@ -87,8 +99,9 @@ class Lease:
     def owner_alive(self) -> bool:
         return self.owner_start is not None and alive_since(self.owner_pid) == self.owner_start
 
-    def clean(self) -> list[str]:
-        """Remove everything the lease names; returns what was actually found and removed."""
+    def clean(self, credentials: Iterable[str | None] = ()) -> list[str]:
+        """Remove everything the lease names; returns what was actually found and removed. A queue
+        whose broker needs a password none of `credentials` holds stays in the lease (see `settle`)."""
         removed = []
         for pid, started in self.processes:
             if started is not None and alive_since(pid) == started:
@@ -108,13 +121,52 @@ class Lease:
                 os.unlink(path)
                 removed.append(path)
         removed.extend(f"container {name}" for name in self.containers if remove_container(name))
+        left = []
         for broker_url, queue in self.queues:
+            url = with_password(broker_url, credentials)
+            if url is None:
+                left.append((broker_url, queue))
+                continue
             try:
-                delete_queue(broker_url, queue)
+                delete_queue(url, queue)
                 removed.append(f"queue {queue}")
             except Exception:  # the broker is down: nothing more to do from here
                 pass
+        self.processes, self.paths, self.containers, self.cgroup, self.queues = [], [], [], None, left
         return removed
+
+    def settle(self) -> None:
+        """After a sweep's `clean`: gone when nothing is left, kept with the queues it could not reach."""
+        if self.queues:
+            self.save()
+        else:
+            self.release()
+
+
+def with_password(masked_url: str, credentials: Iterable[str | None]) -> str | None:
+    """The URL a lease names, with the password the sweeping run was given for that broker (leases
+    never hold one); the URL itself when it needs none; None when the password is not at hand."""
+    if MASK not in masked_url:
+        return masked_url
+    return next((url for url in credentials if url and safe_url(url) == masked_url), None)
+
+
+def read_lease(path: str) -> Lease | None:
+    """A lease file of this user's (never a symlink, nobody else's, nobody else can write it)."""
+    try:
+        with open_nofollow(path) as handle:
+            if untrusted_file_reason(os.fstat(handle.fileno())):
+                return None
+            data = json.load(handle)
+        return Lease(
+            **{
+                **data,
+                "processes": [tuple(p) for p in data.get("processes", [])],
+                "queues": [tuple(q) for q in data.get("queues", [])],
+            }
+        )
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def delete_queue(broker_url: str, queue: str) -> None:
@@ -125,28 +177,17 @@ def delete_queue(broker_url: str, queue: str) -> None:
         connection.default_channel.queue_delete(queue)
 
 
-def sweep_stale() -> list[str]:
-    """Clean up after runs whose oomlab process died without cleaning up; returns what was removed."""
+def sweep_stale(credentials: Iterable[str | None] = ()) -> list[str]:
+    """Clean up after runs whose oomlab process died without cleaning up; returns what was removed.
+    `credentials`: the broker URLs this run was given, whose passwords let it delete leased queues."""
     removed: list[str] = []
     directory = state_dir()
     for name in sorted(os.listdir(directory)):
         if not name.endswith(".json"):
             continue
-        path = os.path.join(directory, name)
-        try:
-            with open(path) as handle:
-                data = json.load(handle)
-            lease = Lease(
-                **{
-                    **data,
-                    "processes": [tuple(p) for p in data.get("processes", [])],
-                    "queues": [tuple(q) for q in data.get("queues", [])],
-                }
-            )
-        except (OSError, ValueError, TypeError):
+        lease = read_lease(os.path.join(directory, name))
+        if lease is None or lease.owner_alive():
             continue
-        if lease.owner_alive():
-            continue
-        removed.extend(lease.clean())
-        lease.release()
+        removed.extend(lease.clean(credentials))
+        lease.settle()
     return removed

@@ -21,6 +21,7 @@ from harness.detectors.exits import ExitWatcher
 from harness.detectors.kmsg import KernelKill, KmsgReader
 from harness.limits.base import CgroupBackend, keyed_counters
 from harness.procfs import OpenFiles
+from harness.trust import RefusedLink, open_nofollow
 
 
 @dataclass
@@ -183,10 +184,10 @@ class Monitor(threading.Thread):
 
     def _tail_probe(self) -> None:
         try:
-            with open(self.probe_path, "rb") as handle:
+            with open_nofollow(self.probe_path, "rb") as handle:  # an attached worker's share: never a link
                 handle.seek(self._probe_offset)
                 data = handle.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, RefusedLink):
             return
         if not data:
             return

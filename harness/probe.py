@@ -25,7 +25,7 @@ _fd: int | None = None
 def _channel() -> int | None:
     global _fd
     if _fd is None and os.environ.get(PATH_ENV):
-        _fd = os.open(os.environ[PATH_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _fd = os.open(os.environ[PATH_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     return _fd
 
 

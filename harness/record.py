@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from harness.config import RunConfig
 from harness.errors import BadInput
+from harness.redact import mask_settings, mask_urls
+from harness.trust import results_umask, write_private_atomic
 from harness.typed_json import ShapeError, from_json, to_json
 
 SCHEMA = "oomlab.run/3"
@@ -282,7 +284,17 @@ class RunRecord:
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, **to_json(self)}
+        """The record as written down: secret-named parameters and Celery settings masked here, and
+        every URL's password by write_json_atomic (harness.redact)."""
+        data = to_json(self)
+        for settings, name in (
+            (data["config"], "params"),
+            (data["config"], "celery_conf"),
+            (data["worker"], "celery_conf"),
+        ):
+            if isinstance(settings.get(name), dict):
+                settings[name] = mask_settings(settings[name])
+        return {"schema": SCHEMA, **data}
 
     @classmethod
     def from_json(cls, data: Any, source: str = "the record") -> RunRecord:
@@ -299,12 +311,11 @@ class RunRecord:
 
 
 def write_json_atomic(path: str, data: Any) -> None:
-    """Write + rename, so a reader (or a SIGKILL) only ever meets a whole file; NaN is refused."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1, allow_nan=False)
-        handle.flush()
-    os.replace(tmp, path)
+    """Write + rename, so a reader (or a SIGKILL) only ever meets a whole file; NaN is refused. Every
+    URL's password is masked, the file is private unless OOMLAB_UMASK shares results, and it is never
+    written through a planted file (harness.redact, harness.trust)."""
+    text = json.dumps(mask_urls(data), indent=1, allow_nan=False)
+    write_private_atomic(path, text, mode=0o666 & ~results_umask())
 
 
 def load_run(run_dir: str) -> RunRecord:

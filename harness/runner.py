@@ -21,7 +21,7 @@ from harness.assemble import assemble
 from harness.broker_connection import BrokerConnection, connect
 from harness.drive import CHECKPOINT_SECONDS, replay_plan
 from harness.errors import Interrupted, OomlabError, WorkerStartFailed
-from harness.leftovers import Lease, sweep_stale
+from harness.leftovers import Lease, state_dir, sweep_stale
 from harness.observers import Observers
 from harness.placement import Placement, open_placement
 from harness.record import RunRecord, RunStatus, TaskRecord, write_json_atomic
@@ -105,10 +105,13 @@ class Run:
         # the monitor thread wakes on kernel events; a short GIL switch interval lets it run
         # within ~1 ms of waking instead of up to 5 ms (CPython's default)
         sys.setswitchinterval(0.0005)
+        state_dir()  # refuses a state directory someone else could write before anything is made
         os.makedirs(self.run_dir)
         self.record.files = dict(FILES)
         self.lease.save()
-        self.record.environment.cleaned_up_after_previous_runs = sweep_stale()
+        self.record.environment.cleaned_up_after_previous_runs = sweep_stale(
+            credentials=(self.config.broker, self.config.result_backend)
+        )
         self.checkpoint()
 
     def start_worker(self) -> None:

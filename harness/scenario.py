@@ -24,7 +24,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from harness.config import check_scenario_defaults
-from harness.errors import BadInput, ScenarioFailed, ScenarioImportFailed
+from harness.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
+from harness.trust import check_trusted_dir, untrusted_file_reason
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -221,14 +222,22 @@ def _failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> 
 
 
 def import_scenario_module(ref: str) -> ModuleType:
-    """Import a scenario by dotted name or file path (used by the harness and the worker alike)."""
+    """Import a scenario by dotted name or file path (used by the harness and the worker alike).
+
+    A file is imported only from a directory nobody else can write (oomlab runs as root: a module
+    planted beside it would run too), and its folder goes last on sys.path: its own neighbours can
+    be imported, but never in place of an installed module of the same name."""
     if ref.endswith(".py"):
         path = os.path.abspath(ref)
-        directory = os.path.dirname(path)
+        directory = check_trusted_dir(os.path.dirname(path), "scenario directory")
+        if reason := untrusted_file_reason(os.lstat(path)):
+            raise NoPermission(f"refusing the scenario file {path}: {reason}")
         if directory not in sys.path:
-            sys.path.insert(0, directory)  # the user's file may import its neighbours
+            sys.path.append(directory)
         module_name = os.path.splitext(os.path.basename(path))[0]
         spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise BadInput(f"scenario file {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
@@ -236,21 +245,30 @@ def import_scenario_module(ref: str) -> ModuleType:
     return importlib.import_module(ref)
 
 
+def scenario_name(ref: str) -> str:
+    """The name a scenario goes by, from what the user typed (a built-in name or a .py path)."""
+    if ref.endswith(".py"):
+        return os.path.splitext(os.path.basename(ref))[0]
+    return ref.replace("_", "-")
+
+
 def load_scenario(name_or_path: str) -> Scenario:
+    name = scenario_name(name_or_path)
     if name_or_path.endswith(".py"):
         if not os.path.isfile(name_or_path):
             raise BadInput(f"scenario file {name_or_path} does not exist")
-        ref, name = os.path.abspath(name_or_path), os.path.splitext(os.path.basename(name_or_path))[0]
+        ref = os.path.abspath(name_or_path)
     else:
-        name_or_path = name_or_path.replace("_", "-")
-        if name_or_path not in builtin_names():
+        if name not in builtin_names():
             raise BadInput(
-                f"unknown scenario {name_or_path!r}; built-in scenarios: {', '.join(builtin_names())} "
+                f"unknown scenario {name!r}; built-in scenarios: {', '.join(builtin_names())} "
                 f"(or give a path to a scenario .py file)"
             )
-        ref, name = f"{BUILTIN_PACKAGE}.{name_or_path.replace('-', '_')}", name_or_path
+        ref = f"{BUILTIN_PACKAGE}.{name.replace('-', '_')}"
     try:
         module = import_scenario_module(ref)
+    except NoPermission:
+        raise
     except Exception as exc:
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     for required in ("app", "plan"):

@@ -28,12 +28,21 @@ if os.environ.get("OOMLAB_WORKER_LOG"):  # `oomlab worker`: its log to stdout (t
     from celery.signals import after_setup_logger
 
     from harness.detectors.worker_log import LOG_FORMAT
+    from harness.trust import nofollow_opener
+
+    class _NoFollowFileHandler(logging.FileHandler):
+        """The share's worker.log, never written through a symlink planted in its place."""
+
+        def _open(self):
+            return open(
+                self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=nofollow_opener
+            )
 
     @after_setup_logger.connect
     def _log_to_the_share(logger, **_kwargs) -> None:
         from celery.utils.log import get_multiprocessing_logger
 
-        handler = logging.FileHandler(os.environ["OOMLAB_WORKER_LOG"])
+        handler = _NoFollowFileHandler(os.environ["OOMLAB_WORKER_LOG"])
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)
         # billiard's logger (a dead child's "Process ... exited with ...") does not propagate to the root

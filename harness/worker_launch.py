@@ -10,6 +10,7 @@ import sys
 
 from harness.detectors.worker_log import LOG_FORMAT
 from harness.scenario import Scenario
+from harness.trust import import_env
 
 
 def worker_celery_conf(scenario: Scenario, overrides: dict, broker_url: str, backend_url: str, queue: str) -> dict:
@@ -78,7 +79,7 @@ def worker_env(
             "OOMLAB_QUEUE_ARGUMENTS": json.dumps(queue_arguments),
             "OOMLAB_PROFILE": ",".join(profile),
             "OOMLAB_PROFILE_DIR": profile_dir,
-            "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])),
+            **import_env(),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -105,8 +105,7 @@ def attach_config(args: argparse.Namespace, scenario: Scenario) -> tuple[RunConf
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise BadInput(f"{flags}: with --attach these are the worker's; set them on `oomlab worker`")
     share = WorkerShare.wait_for(args.attach, args.start_timeout)
-    if load_scenario(share.scenario).name != scenario.name:
-        raise BadInput(f"the worker in {args.attach} runs {share.scenario}, not {args.scenario}")
+    share.check_runs(scenario, args.attach)  # never importing the scenario worker.json names
     limit = attached_limit(share.pid, share.cgroup_dir, share.cgroup_path)
     if limit is None:
         raise BadInput("the worker's memory cgroup has no limit; give the worker one (Compose: mem_limit)")

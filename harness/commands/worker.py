@@ -50,15 +50,12 @@ def main(args: argparse.Namespace) -> int:
         raise BadInput("--result-backend is needed when the broker is not Redis (AMQP keeps no results)")
     for url in dict.fromkeys((args.broker, backend_url)):
         check_reachable(url)
-    os.makedirs(args.share, exist_ok=True)
-    share_dir = os.path.abspath(args.share)
+    share_dir = WorkerShare.prepare(args.share)
     queue = args.queue or f"oomlab.{scenario.name}"
     hostname = f"oomlab-worker-{scenario.name}@{socket.gethostname()}"
     overrides, params = config.celery_conf, config.params
     celery_conf = worker_celery_conf(scenario, overrides, args.broker, backend_url, queue)
     probe_path = os.path.join(share_dir, PROBE_FILE)
-    for path in (probe_path, os.path.join(share_dir, LOG_FILE)):
-        open(path, "w").close()  # this worker's own only: an attaching run reads them from the start
     directory, version, path = own_memory_group()
     WorkerShare(
         scenario=args.scenario,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from harness.trust import RefusedLink, open_nofollow
+
 LOG_FORMAT = "[%(created).6f %(levelname)s/%(processName)s] %(message)s"
 _EXITED = re.compile(
     r"^\[(?P<wall>\d+\.\d+) \w+/MainProcess\] Process '[^']*' pid:(?P<pid>\d+) exited with '(?P<how>[^']*)'"
@@ -27,11 +29,11 @@ class WorkerLog:
 
     def read(self) -> WorkerLog:
         try:
-            with open(self.path, errors="replace") as handle:
+            with open_nofollow(self.path, errors="replace") as handle:  # in a share: never a link
                 handle.seek(self._offset)
                 data = handle.read()
                 self._offset = handle.tell()
-        except FileNotFoundError:
+        except (FileNotFoundError, RefusedLink):
             return self
         lines = (self._partial + data).split("\n")
         self._partial = lines.pop()

@@ -4,7 +4,6 @@ directory, its group read through its own view of it, watched and never stopped,
 from __future__ import annotations
 
 import os
-import shutil
 
 from harness.attached_worker import AttachedWorker
 from harness.config import RunConfig
@@ -12,7 +11,7 @@ from harness.leftovers import Lease
 from harness.limits.attached import open_attached_group
 from harness.placement.base import Placement, Step, WorkerLaunch, WorkerProcess
 from harness.record import Attachment, GroupSection, WorkerSection
-from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare
+from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare, copy_share_file
 
 
 class Attached(Placement):
@@ -59,7 +58,7 @@ class Attached(Placement):
         errors = []
         for name in (PROBE_FILE, LOG_FILE):
             try:
-                shutil.copyfile(os.path.join(self.directory, name), os.path.join(self.run_dir, name))
+                copy_share_file(self.directory, name, self.run_dir)  # never through a link, private, masked
             except OSError as exc:
                 errors.append(f"copying {name}: {exc}")
         return errors

@@ -42,11 +42,14 @@ def queue_exists(url: str, queue: str) -> bool:
             return False
 
 
-def test_a_sigkilled_runs_queue_on_rabbitmq_is_swept_by_the_next_run(oomlab, tmp_path):
+def test_a_sigkilled_runs_queue_on_rabbitmq_is_deleted_by_its_janitor(oomlab, tmp_path):
+    """The lease names the broker without its password, so the run's janitor (which holds it in
+    memory only) deletes the durable queue the moment the run is SIGKILLed; the next run sweeps the rest."""
     import json
     import subprocess
 
-    from tests.conftest import oomlab_cmd, wait_for_tasks_running
+    from harness.proc import wait_until
+    from tests.conftest import TIME_SCALE, oomlab_cmd, wait_for_tasks_running
 
     argv = [
         "run",
@@ -60,12 +63,18 @@ def test_a_sigkilled_runs_queue_on_rabbitmq_is_swept_by_the_next_run(oomlab, tmp
         "--results",
         str(tmp_path),
     ]
-    proc = subprocess.Popen(oomlab_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a state directory of the test's own: no other run on the machine sweeps this run's lease meanwhile
+    state = {"OOMLAB_STATE_DIR": str(tmp_path / "state")}
+    env = {**os.environ, **state}
+    proc = subprocess.Popen(oomlab_cmd(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     run_dir = wait_for_tasks_running(tmp_path)
     proc.kill()
     proc.wait()
     queue = json.load(open(os.path.join(run_dir, "run.json")))["worker"]["queue"]
-    assert queue_exists(BROKERS["rabbitmq"], queue)  # durable: a SIGKILL leaves it behind
-    result = oomlab("run", "alloc", "--tasks", "1", "--param", "over=0")
+    gone = wait_until(lambda: not queue_exists(BROKERS["rabbitmq"], queue), 15 * TIME_SCALE, 0.2)
+    assert gone, "the SIGKILLed run's durable queue was left on the broker"
+    result = oomlab("run", "alloc", "--tasks", "1", "--param", "over=0", env=state)
     assert result.code == 0, result.stderr
-    assert not queue_exists(BROKERS["rabbitmq"], queue), "the next run's sweep deletes it"
+    assert result.record["environment"]["cleaned_up_after_previous_runs"], "the next run swept nothing"
+    assert os.listdir(tmp_path / "state") == [], "a lease was left"
+    assert not queue_exists(BROKERS["rabbitmq"], queue)

@@ -1,0 +1,176 @@
+"""What oomlab trusts on disk, in one place. oomlab runs as root, so a directory another user can
+write is never a place to import code from, follow a symlink in, or act on a lease found there:
+that user could plant a file or swap one between our check and our use.
+
+A directory is trusted when it and every directory above it belong to this user or root, and none
+of them can be written by group or others (a sticky ancestor such as /tmp is allowed above it, since
+nobody can rename what they do not own there; a sticky directory itself never is). Files in trusted
+places are still opened with O_NOFOLLOW, and new ones created with O_EXCL and mode 0600.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+
+from harness.errors import BadInput, NoPermission
+
+PRIVATE_UMASK = 0o077  # results, leases and shares: 0700 directories, 0600 files
+UMASK_ENV = "OOMLAB_UMASK"  # e.g. 022 to create results others may read (see docs/security.md)
+
+
+def trusted_uids() -> set[int]:
+    """Root, this user, and under sudo the user who ran sudo (who could run anything as root anyway)."""
+    uids = {0, os.geteuid()}
+    if os.environ.get("SUDO_UID", "").isdigit():
+        uids.add(int(os.environ["SUDO_UID"]))
+    return uids
+
+
+def _owner_ok(st: os.stat_result) -> bool:
+    return st.st_uid in trusted_uids()
+
+
+def _others_can_write(st: os.stat_result) -> bool:
+    return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def untrusted_reason(path: str) -> str | None:
+    """Why `path` (a directory) is not trusted, or None when it is."""
+    path = os.path.abspath(path)
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if reason := _reason(st, stat.S_ISDIR, "a directory"):
+        return reason
+    parent = os.path.dirname(path)
+    while parent != path:
+        path, parent = parent, os.path.dirname(parent)
+        st = os.stat(path)
+        if not _owner_ok(st):
+            return f"{path} above it belongs to uid {st.st_uid}"
+        if _others_can_write(st) and not st.st_mode & stat.S_ISVTX:
+            return f"other users can write to {path} above it (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def untrusted_file_reason(st: os.stat_result) -> str | None:
+    """Why a file (its lstat or fstat) is not trusted, or None when it is."""
+    return _reason(st, stat.S_ISREG, "a regular file")
+
+
+def _reason(st: os.stat_result, is_kind: Callable[[int], bool], kind: str) -> str | None:
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if not is_kind(st.st_mode):
+        return f"it is not {kind}"
+    if not _owner_ok(st):
+        return f"it belongs to uid {st.st_uid}, not to this user or root"
+    if _others_can_write(st):
+        return f"other users can write to it (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def is_trusted_dir(path: str) -> bool:
+    return untrusted_reason(path) is None
+
+
+def check_trusted_dir(path: str, what: str) -> str:
+    """`path` made absolute, or NoPermission (exit 3) naming `what` it is for and why it is refused."""
+    reason = untrusted_reason(path)
+    if reason is not None:
+        raise NoPermission(
+            f"refusing the {what} {path}: {reason}; use a directory only you (or root) can write, mode 0700"
+        )
+    return os.path.abspath(path)
+
+
+def private_dir(path: str, what: str) -> str:
+    """A directory of ours: made 0700 when missing, refused (NoPermission) when someone else could
+    write to it. Returns its absolute path."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise NoPermission(f"cannot create the {what} {path}: {exc.strerror}") from None
+    return check_trusted_dir(path, what)
+
+
+class RefusedLink(OSError):
+    """A symbolic link where oomlab expected a file (O_NOFOLLOW's ELOOP)."""
+
+
+def nofollow_opener(path: str, flags: int) -> int:
+    """An `opener` for open(): RefusedLink when the file itself is a symlink; a file it creates is 0600."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RefusedLink(errno.ELOOP, "a symbolic link, not followed", path) from None
+        raise
+
+
+def open_nofollow(path: str, mode: str = "r", **kwargs):
+    """open() that refuses a symlink as the file itself (RefusedLink)."""
+    return open(path, mode, opener=nofollow_opener, **kwargs)
+
+
+def create_private(path: str) -> int:
+    """A new, empty 0600 file at `path` for this process alone, as an fd: whatever was there (a file
+    or a planted symlink) is unlinked first, never written through."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def results_umask() -> int:
+    """The umask runs work under: private unless OOMLAB_UMASK (octal) says otherwise."""
+    configured = os.environ.get(UMASK_ENV)
+    if not configured:
+        return PRIVATE_UMASK
+    try:
+        value = int(configured, 8)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 0o777:
+        raise BadInput(f"{UMASK_ENV}={configured!r} is not an octal umask such as 077 or 022")
+    return value | 0o002  # never world-writable, whatever is asked
+
+
+def apply_results_umask() -> None:
+    """Everything this process and its workers create (run directories, records, logs) follows it."""
+    os.umask(results_umask())
+
+
+def write_private_atomic(path: str, text: str, mode: int = 0o600) -> None:
+    """Write + rename through a new temporary file (O_EXCL, a random name: nothing planted beside
+    `path` is written through; a symlink at `path` itself is replaced, not followed)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def import_env() -> dict[str, str]:
+    """The environment a Python process oomlab starts (a worker, the janitor) imports by: oomlab's own
+    root, and the working directory only when it is trusted (the user's own modules, never a planted
+    one), with PYTHONSAFEPATH so `python -m` does not put the working directory first anyway."""
+    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    cwd = os.getcwd()
+    if cwd not in roots and is_trusted_dir(cwd):
+        roots.append(cwd)
+    return {
+        "PYTHONPATH": os.pathsep.join(filter(None, [*roots, os.environ.get("PYTHONPATH")])),
+        "PYTHONSAFEPATH": "1",
+    }

@@ -1,0 +1,103 @@
+"""The rules themselves, in one place each: which directories and files are trusted (harness.trust)
+and what is masked before anything is written down (harness.redact)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.errors import NoPermission
+from harness.record import RunRecord
+from harness.redact import mask_settings, mask_urls, safe_url, secret_name
+from harness.trust import (
+    RefusedLink,
+    check_trusted_dir,
+    create_private,
+    open_nofollow,
+    private_dir,
+    untrusted_reason,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("amqp://guest:guest@127.0.0.1:5672//", "amqp://guest:***@127.0.0.1:5672//"),
+        ("redis://:s3cr@t@redis:6379/0", "redis://:***@redis:6379/0"),  # an unencoded @ in the password
+        ("redis://redis:6379/0", "redis://redis:6379/0"),
+        ("redis+socket:///run/x/redis.sock", "redis+socket:///run/x/redis.sock"),
+        ("sqla+postgresql://u:p@db/test?password=p2&x=1", "sqla+postgresql://u:***@db/test?password=***&x=1"),
+        ("broker redis://u:pw@h/0 is unreachable (Error 111)", "broker redis://u:***@h/0 is unreachable (Error 111)"),
+    ],
+)
+def test_a_url_loses_its_password_and_keeps_the_rest(url, masked):
+    assert safe_url(url) == masked
+
+
+def test_secret_names_and_nested_settings_are_masked():
+    assert all(map(secret_name, ("password", "database_password", "api_token", "security_key", "redis_password")))
+    assert not any(map(secret_name, ("tasks", "keyboard", "task_default_routing_key", "passes", "monkey_count")))
+    settings = {
+        "broker_url": "redis://:pw@h/0",
+        "broker_transport_options": {"sentinel_kwargs": {"password": "pw"}},
+        "api_token": "tok",
+        "unset_password": None,
+        "sizes": [1, 2],
+    }
+    assert mask_settings(settings) == {
+        "broker_url": "redis://:***@h/0",
+        "broker_transport_options": {"sentinel_kwargs": {"password": "***"}},
+        "api_token": "***",
+        "unset_password": None,
+        "sizes": [1, 2],
+    }
+    # elsewhere a key is data (a task's name), never masked; only the URLs in it are
+    summary = {"tasks.refresh_token": {"peak": 5, "error": "redis://:pw@h/0 refused"}}
+    assert mask_urls(summary) == {"tasks.refresh_token": {"peak": 5, "error": "redis://:***@h/0 refused"}}
+
+
+def test_a_record_masks_its_settings_and_parameters():
+    record = RunRecord(
+        run_id="r",
+        config={"params": {"db_password": "pw", "sizes": [1]}, "celery_conf": {"redis_password": "pw"}},
+        environment={},
+        worker={"celery_conf": {"security_key": "/k.pem", "task_default_routing_key": "rk"}},
+    )
+    data = record.to_json()
+    assert data["config"] == {"params": {"db_password": "***", "sizes": [1]}, "celery_conf": {"redis_password": "***"}}
+    assert data["worker"]["celery_conf"] == {"security_key": "***", "task_default_routing_key": "rk"}
+
+
+def test_which_directories_are_trusted(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    assert untrusted_reason(str(mine)) is None
+    os.chmod(mine, 0o770)
+    assert "other users can write to it" in str(untrusted_reason(str(mine)))
+    os.chmod(mine, 0o1777)  # sticky, as /tmp: a place to keep one's own directory in, never to act on
+    assert "other users can write to it" in str(untrusted_reason(str(mine)))
+    inner = mine / "inner"
+    inner.mkdir(mode=0o700)
+    assert untrusted_reason(str(inner)) is None  # below a sticky directory, one's own is safe
+    os.chmod(mine, 0o777)  # not sticky: anyone may rename `inner` away and put theirs in its place
+    assert "above it" in str(untrusted_reason(str(inner)))
+    link = tmp_path / "link"
+    link.symlink_to(inner)
+    assert untrusted_reason(str(link)) == "it is a symbolic link"
+    with pytest.raises(NoPermission, match=r"^refusing the share directory .*: it is a symbolic link"):
+        check_trusted_dir(str(link), "share directory")
+
+
+def test_private_files_and_directories(tmp_path):
+    made = private_dir(str(tmp_path / "a" / "b"), "state directory")
+    assert os.stat(made).st_mode & 0o777 == 0o700
+    target = tmp_path / "target"
+    target.write_text("root's")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(RefusedLink):
+        open_nofollow(str(link))
+    os.close(create_private(str(link)))  # the link is replaced by a new file, the target untouched
+    assert not link.is_symlink() and link.stat().st_mode & 0o777 == 0o600
+    assert target.read_text() == "root's"

@@ -1,0 +1,135 @@
+"""No password is written down: not in the run directory, not in a lease, not on the terminal; and
+what a run writes is private (0700 directories, 0600 files)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from harness.leftovers import Lease
+from tests.conftest import TIME_SCALE, oomlab_cmd, run_dir_from
+
+REDIS = "127.0.0.1:6379"
+SCENARIO = '''"""alloc, with parameters that hold secrets (a database URL, an API token)."""
+from harness.scenario import Param
+from scenarios.alloc import DEFAULTS, app, plan  # noqa: F401
+from scenarios.alloc import PARAMS as ALLOC_PARAMS
+
+description = "alloc with secrets"
+PARAMS = [*ALLOC_PARAMS, Param("database_url", "", "a database"), Param("api_token", "", "a token")]
+'''
+
+
+@pytest.fixture
+def redis_user():
+    """(name, password) of a Redis ACL user made for the test: the service Redis has no password of
+    its own (it refuses AUTH with one), so a user with one is how a URL gets a real password."""
+    name, password = f"oomlab-{secrets.token_hex(4)}", f"pw{secrets.token_hex(12)}"
+    client = redis.Redis.from_url(f"redis://{REDIS}/0", socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"these tests need the Redis service at {REDIS}")
+    client.acl_setuser(name, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"], commands=["+@all"])
+    try:
+        yield name, password
+    finally:
+        client.acl_deluser(name)
+        client.close()
+
+
+def _files_under(*roots: str):
+    for root in roots:
+        for directory, _dirs, files in os.walk(root):
+            yield directory, True
+            for name in files:
+                yield os.path.join(directory, name), False
+
+
+@pytest.mark.integration
+@pytest.mark.services
+def test_no_password_is_written_anywhere_and_results_are_private(tmp_path, redis_user):
+    user, password = redis_user
+    url = f"redis://{user}:{password}@{REDIS}/0"
+    scenario = tmp_path / "scenarios" / "secretive.py"
+    scenario.parent.mkdir()
+    scenario.write_text(SCENARIO)
+    results, state = tmp_path / "results", tmp_path / "state"
+    state.mkdir(mode=0o700)
+    argv = oomlab_cmd(
+        "run",
+        str(scenario),
+        "--broker",
+        url,
+        "--tasks",
+        "2",
+        "--param",
+        f"database_url=postgresql://oomlab:{password}@127.0.0.1:5432/test",
+        "--param",
+        f"api_token={password}",
+        "--celery",
+        f"redis_password={password}",
+        "--results",
+        str(results),
+    )
+    env = {**os.environ, "OOMLAB_STATE_DIR": str(state)}
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    leases_seen = 0
+    deadline = time.monotonic() + 150 * TIME_SCALE
+    while run.poll() is None and time.monotonic() < deadline:  # the lease, while the run holds it
+        for name in os.listdir(state):
+            try:
+                with open(state / name) as handle:
+                    text = handle.read()
+            except FileNotFoundError:
+                continue
+            leases_seen += '"queues": [["' in text
+            assert password not in text, f"the lease {name} holds the broker's password"
+        time.sleep(0.05)
+    stdout, stderr = run.communicate(timeout=30)
+    assert run.returncode == 0, stderr
+    assert leases_seen, "no lease naming the run's queue was seen"
+    assert password not in stdout and password not in stderr
+    run_dir = run_dir_from(stdout)
+    assert run_dir and os.path.dirname(run_dir) == str(results)
+    for path, is_dir in _files_under(str(results), str(state)):
+        mode = os.lstat(path).st_mode & 0o777
+        assert mode == (0o700 if is_dir else 0o600), f"{path} is {mode:o}"
+        if not is_dir:
+            with open(path, "rb") as handle:
+                assert password.encode() not in handle.read(), f"{path} holds the password"
+
+
+@pytest.mark.services
+def test_a_lease_keeps_no_password_and_the_sweep_still_deletes_the_queue(tmp_path, monkeypatch, redis_user):
+    """The lease names the broker without its password; the sweep of a run given that broker's URL
+    finds the password there, and one that was not leaves the queue in the lease for a later sweep."""
+    user, password = redis_user
+    url = f"redis://{user}:{password}@{REDIS}/0"
+    monkeypatch.setenv("OOMLAB_STATE_DIR", str(tmp_path / "state"))
+    queue = f"oomlab.trust-{secrets.token_hex(4)}"
+    client = redis.Redis.from_url(url)
+    client.rpush(queue, "a message of a SIGKILLed run")
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    lease = Lease(run_id="killed", owner_pid=gone.pid, owner_start=1)
+    lease.add_queue(url, queue)
+    with open(lease.file) as handle:
+        assert password not in handle.read()
+    assert os.stat(lease.file).st_mode & 0o777 == 0o600
+    assert [janitor.process.args for janitor in lease.janitors] == [[sys.executable, "-m", "harness.janitor"]]
+    lease.janitors.pop().dismiss()  # a janitor killed along with its run: the sweep is what is left
+    from harness.leftovers import sweep_stale
+
+    assert sweep_stale() == []  # no password at hand: nothing is deleted, the lease is kept
+    assert os.path.exists(lease.file)
+    assert sweep_stale(credentials=[url]) == [f"queue {queue}"]
+    assert not os.path.exists(lease.file)
+    client.delete(queue)  # kombu's queue_delete through a new connection leaves a Redis list (issue 16, item 8)
+    client.close()
