@@ -86,9 +86,12 @@ class EmbeddedRedis:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
-def check_reachable(url: str, timeout: float = 3.0) -> None:
-    """Connect once to a user's broker/backend URL; BrokerUnreachable with the reason otherwise."""
+def check_reachable(url: str, role: str = "broker", timeout: float = 3.0) -> None:
+    """Connect once to a user's broker or result backend URL (`role` names which in the message);
+    BrokerUnreachable with the reason otherwise."""
     from kombu import Connection
+
+    option = "--broker" if role == "broker" else "--result-backend"
 
     if url.startswith(("redis://", "rediss://", "redis+socket://")):
         try:
@@ -96,12 +99,12 @@ def check_reachable(url: str, timeout: float = 3.0) -> None:
             return
         except Exception as exc:  # any failure is the same answer for the user
             raise BrokerUnreachable(
-                safe_url(f"broker {url} is unreachable ({exc}); start it, or omit --broker to use the embedded one")
+                safe_url(f"{role} {url} is unreachable ({exc}); start it, or omit {option} to use the embedded one")
             ) from None
     try:
         with Connection(url, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
         raise BrokerUnreachable(
-            safe_url(f"broker {url} is unreachable ({exc}); start it, or omit --broker to use the embedded one")
+            safe_url(f"{role} {url} is unreachable ({exc}); start it, or omit {option} to use the embedded one")
         ) from None

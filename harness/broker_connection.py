@@ -58,8 +58,9 @@ def connect(config: RunConfig, run_dir: str, lease: Lease, may_embed: bool) -> B
     result backend); an attached run (may_embed False) uses exactly the worker's URLs."""
     broker_url = config.broker
     backend_url = config.result_backend or (broker_url if broker_url and broker_url.startswith("redis") else None)
-    for url in dict.fromkeys(filter(None, (broker_url, backend_url))):
-        check_reachable(url)
+    for url, role in {backend_url: "result backend", broker_url: "broker"}.items():
+        if url:
+            check_reachable(url, role)
     if broker_url and backend_url:
         return BrokerConnection(broker_url, backend_url)
     if not may_embed:

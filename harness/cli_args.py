@@ -4,7 +4,6 @@ commands only translate; every rule about what a value may be lives in `harness.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -16,15 +15,6 @@ def key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"takes key=value, not {text!r}")
     return key, value
-
-
-def celery_value(text: str) -> Any:
-    """A Celery setting's value from the command line: JSON when it parses (numbers, booleans,
-    lists), the plain string otherwise."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def add_worker_settings(parser: argparse.ArgumentParser, pools: tuple[str, ...] = POOLS) -> None:
@@ -95,7 +85,7 @@ def run_options(args: argparse.Namespace, **fixed: Any) -> RunOptions:
         "tasks": _arg(args, "tasks"),
         "variant": _arg(args, "variant"),
         "params": dict(_arg(args, "param", [])),
-        "celery": {key: celery_value(value) for key, value in _arg(args, "celery", [])},
+        "celery": dict(_arg(args, "celery", [])),  # typed by Celery's own settings table (harness/validate.py)
         "max_memory_per_child": _arg(args, "max_memory_per_child"),
         "tracemalloc": _arg(args, "tracemalloc"),
         "broker": _arg(args, "broker"),

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness import validate
 from harness.errors import BadInput
 from harness.profiling import profile_names
 from harness.sizes import parse_size
@@ -115,12 +116,11 @@ def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = 
     """The run's configuration: `options` over the variant's defaults over the scenario's, checked."""
     variant = scenario.variant(variant_name or options.variant)
     defaults = scenario.defaults_for(variant)
-    memory = options.memory if options.memory is not None else defaults.get("memory", DEFAULT_MEMORY)
+    memory, memory_bytes = validate.memory_limit(options.memory, defaults.get("memory", DEFAULT_MEMORY))
     concurrency = options.concurrency if options.concurrency is not None else defaults.get("concurrency", 2)
     pool = options.pool or defaults.get("pool", "prefork")
     tasks = options.tasks if options.tasks is not None else defaults.get("tasks")
     tracemalloc = options.tracemalloc if options.tracemalloc is not None else defaults.get("tracemalloc", False)
-    memory_bytes = parse_size(memory)
     _check(options, concurrency, pool, tasks, memory_bytes)
     return RunConfig(
         scenario=scenario.name,
@@ -153,7 +153,7 @@ def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = 
 
 def celery_overrides(options: RunOptions) -> dict[str, Any]:
     """The user's Celery settings, with --max-memory-per-child in Celery's unit (KiB)."""
-    conf = dict(options.celery)
+    conf = validate.celery_settings(options.celery)
     if options.max_memory_per_child:
         conf["worker_max_memory_per_child"] = max(1, parse_size(options.max_memory_per_child) // 1024)
     return conf
@@ -173,6 +173,7 @@ def _check(options: RunOptions, concurrency: int, pool: str, tasks: int | None, 
     ):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise BadInput(f"{name} must be a positive number of seconds, not {value}")
+    validate.results_dir(options.results_dir)
     if options.placement not in PLACEMENTS:
         raise BadInput(f"the placement must be one of {', '.join(PLACEMENTS)}, not {options.placement!r}")
     if options.placement == "docker":

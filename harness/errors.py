@@ -10,6 +10,8 @@ EXIT_WORKER_START = 4
 EXIT_BROKER = 5
 EXIT_SCENARIO_IMPORT = 6
 EXIT_REGRESSION = 7  # oomlab gate: task memory grew past a threshold (not an error)
+# 8: --backend docker could not get an engine or image (harness/docker/engine.py); 9: kept free (issue 17's statuses)
+EXIT_RESULTS = 10  # the results directory cannot be written: read-only, no permission, full disk
 EXIT_INTERRUPTED = 130
 
 
@@ -37,6 +39,10 @@ class WorkerStartFailed(OomlabError):
 
 class BrokerUnreachable(OomlabError):
     exit_code = EXIT_BROKER
+
+
+class ResultsUnwritable(OomlabError):
+    exit_code = EXIT_RESULTS
 
 
 class ScenarioFailed(OomlabError):

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -18,6 +19,7 @@ from harness.docker.engine import remove_container
 from harness.janitor import QueueJanitor
 from harness.limits.base import CgroupBackend
 from harness.procfs import alive_since, start_time_ticks
+from harness.record_status import settle_status
 from harness.redact import MASK, safe_url
 from harness.trust import open_nofollow, private_dir, untrusted_file_reason, write_private_atomic
 
@@ -47,14 +49,15 @@ class Lease:
     # SIGKILLed run otherwise; its janitor deletes it then, or a sweep given that broker's URL
     queues: list[tuple[str, str]] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)  # Docker backend: force-removed through the engine's API
+    run_dir: str | None = None  # whose run.json the sweep marks `killed` if the owner died mid-run
 
     def __post_init__(self) -> None:
         self.janitors: list[QueueJanitor] = []  # not a field: a process of this run's, never saved
 
     @classmethod
-    def for_this_process(cls, run_id: str) -> Lease:
+    def for_this_process(cls, run_id: str, run_dir: str | None = None) -> Lease:
         pid = os.getpid()
-        return cls(run_id=run_id, owner_pid=pid, owner_start=start_time_ticks(pid))
+        return cls(run_id=run_id, owner_pid=pid, owner_start=start_time_ticks(pid), run_dir=run_dir)
 
     @property
     def file(self) -> str:
@@ -128,8 +131,7 @@ class Lease:
                 left.append((broker_url, queue))
                 continue
             try:
-                delete_queue(url, queue)
-                removed.append(f"queue {queue}")
+                removed.extend(delete_queue(url, queue))  # only what was found on the broker
             except Exception:  # the broker is down: nothing more to do from here
                 pass
         self.processes, self.paths, self.containers, self.cgroup, self.queues = [], [], [], None, left
@@ -169,12 +171,12 @@ def read_lease(path: str) -> Lease | None:
         return None
 
 
-def delete_queue(broker_url: str, queue: str) -> None:
-    """Delete a run's queue on a service broker (at the end of the run, or after its SIGKILL)."""
-    from kombu import Connection
+def delete_queue(broker_url: str, queue: str) -> list[str]:
+    """Delete a run's queue on a service broker (at the end of the run, or after its SIGKILL), read
+    back from the broker; returns what was found and removed."""
+    from harness.broker_cleanup import delete_run_queue
 
-    with Connection(broker_url, connect_timeout=2) as connection:
-        connection.default_channel.queue_delete(queue)
+    return delete_run_queue(broker_url, queue)
 
 
 def sweep_stale(credentials: Iterable[str | None] = ()) -> list[str]:
@@ -189,5 +191,29 @@ def sweep_stale(credentials: Iterable[str | None] = ()) -> list[str]:
         if lease is None or lease.owner_alive():
             continue
         removed.extend(lease.clean(credentials))
+        if lease.run_dir and mark_killed(lease.run_dir, lease.owner_pid):
+            removed.append(f"record {lease.run_dir}/run.json marked killed")
         lease.settle()
     return removed
+
+
+UNFINISHED = ("starting", "running")
+
+
+def mark_killed(run_dir: str, owner_pid: int) -> bool:
+    """A run whose oomlab process died (SIGKILL, a crash) left its record saying `running`: the sweep
+    that cleaned up after it says so in the record. Returns whether the record was changed."""
+    path = os.path.join(run_dir, "run.json")
+    try:
+        with open_nofollow(path) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("status") not in UNFINISHED:
+        return False
+    found = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    message = (
+        f"oomlab's process (pid {owner_pid}) ended without finishing this run (SIGKILL or a crash); "
+        f"found at {found} by the next run's sweep, which removed what it had left"
+    )
+    return settle_status(path, "killed", message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from harness.errors import BrokerUnreachable
 from harness.outcomes import FINAL_STATES, describe_exception
 from harness.record import TaskRecord
 from harness.scenario import Plan
@@ -17,6 +18,7 @@ class Replay:
         self.pending_calls = sorted(plan.calls, key=lambda call: call.at)
         self.tasks: list[TaskRecord] = []
         self.states: dict[str, tuple[str, str | None]] = {}
+        self.unreachable_since: float | None = None  # the broker or result backend stopped answering
 
     def send_due(self, elapsed: float) -> None:
         while self.pending_calls and self.pending_calls[0].at <= elapsed:
@@ -31,7 +33,12 @@ class Replay:
                     sent_mono=time.monotonic(),
                 )
             )
-            self.app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.queue)
+            try:
+                self.app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.queue)
+            except connection_errors() as exc:  # Celery's own publish retries are spent
+                raise BrokerUnreachable(
+                    f"the broker stopped answering mid-run ({exc}); the record keeps what was seen"
+                ) from None
 
     def poll_states(self, include_final: bool = False) -> None:
         """Ask the result backend for each task's state; `include_final` keeps asking after a final
@@ -41,8 +48,18 @@ class Replay:
             for task in self.tasks
             if include_final or self.states.get(task.id, ("PENDING",))[0] not in FINAL_STATES
         ]
-        states = fetch_states(self.app, [task.id for task in asking])
         now = time.monotonic()
+        try:
+            states = fetch_states(self.app, [task.id for task in asking])
+        except connection_errors() as exc:  # a restart of the backend: ask again on the next poll
+            self.unreachable_since = self.unreachable_since or now
+            if now - self.unreachable_since > UNREACHABLE_LIMIT:
+                raise BrokerUnreachable(
+                    f"the result backend stopped answering for {UNREACHABLE_LIMIT:.0f} s mid-run ({exc}); "
+                    f"the record keeps what was seen"
+                ) from None
+            return
+        self.unreachable_since = None
         for task in asking:
             state = states[task.id][0]
             if not task.state_history or task.state_history[-1][1] != state:
@@ -63,6 +80,15 @@ class Replay:
 
 
 BATCH = 500
+UNREACHABLE_LIMIT = 30.0  # seconds a result backend may be away (a restart) before the run gives up
+
+
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """What a lost broker or Redis result backend raises through kombu and redis-py."""
+    import redis
+    from kombu.exceptions import OperationalError
+
+    return (OSError, OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def fetch_states(app, task_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from harness.assemble import assemble
 from harness.broker_connection import BrokerConnection, connect
 from harness.drive import CHECKPOINT_SECONDS, replay_plan
-from harness.errors import Interrupted, OomlabError, WorkerStartFailed
+from harness.errors import Interrupted, OomlabError, ResultsUnwritable, ScenarioFailed, WorkerStartFailed
 from harness.leftovers import Lease, state_dir, sweep_stale
 from harness.observers import Observers
 from harness.placement import Placement, open_placement
 from harness.record import RunRecord, RunStatus, TaskRecord, write_json_atomic
-from harness.signals import signals_raise_interrupted
+from harness.record_status import settle_status
+from harness.signals import RunSignals
 from harness.teardown import read_main_vmhwm, run_steps, shutdown
 from harness.worker_start import launch_spec, wait_until_ready
 
@@ -51,7 +52,7 @@ class Run:
         self.scenario, self.config, self.hooks = scenario, config, tuple(hooks)
         self.run_id = new_run_id(scenario.name)
         self.run_dir = os.path.abspath(os.path.join(config.results_dir, self.run_id))
-        self.lease = Lease.for_this_process(self.run_id)
+        self.lease = Lease.for_this_process(self.run_id, self.run_dir)
         self.placement: Placement = open_placement(config, self.run_id, self.run_dir, self.lease, share)
         self.queue = self.placement.queue()
         self.hostname = self.placement.hostname(socket.gethostname())
@@ -65,6 +66,8 @@ class Run:
         self.observed: dict[str, TaskRecord] = {}
         self.external_states: dict[str, tuple[str | None, str | None]] = {}
         self.planned = False
+        self.signals = RunSignals()  # installed by execute(), cleanup included; hurried by a further signal
+        self.teardown_failure: ScenarioFailed | None = None  # raised (exit 6) once cleanup is over
         self.main_vmhwm: int | None = None
         self.ready_mono: float | None = None
         self.group_peak: int | None = None
@@ -75,12 +78,18 @@ class Run:
 
     # --- the whole run ---------------------------------------------------------------------
     def execute(self) -> RunRecord:
+        with self.signals:
+            self._execute()
+        if self.teardown_failure is not None:  # everything else went well and is cleaned up: exit 6
+            raise self.teardown_failure
+        return self.record
+
+    def _execute(self) -> None:
         self.prepare()
         try:
-            with signals_raise_interrupted():
-                self.start_worker()
-                replay_plan(self)
-                self.record.status = "complete"
+            self.start_worker()
+            replay_plan(self)
+            self.record.status = "complete"
         except Interrupted as stop:
             self._failed("interrupted", f"interrupted by {signal.Signals(stop.signum).name}")
             raise
@@ -94,8 +103,8 @@ class Run:
             self._failed("error", f"{type(error).__name__}: {error}")
             raise
         finally:
-            self.close()
-        return self.record
+            with self.signals.cleaning_up():
+                self.close()
 
     def _failed(self, status: RunStatus, message: str) -> None:
         self.record.status, self.record.message = status, message
@@ -106,7 +115,10 @@ class Run:
         # within ~1 ms of waking instead of up to 5 ms (CPython's default)
         sys.setswitchinterval(0.0005)
         state_dir()  # refuses a state directory someone else could write before anything is made
-        os.makedirs(self.run_dir)
+        try:
+            os.makedirs(self.run_dir)
+        except OSError as exc:
+            raise ResultsUnwritable(f"cannot make the run directory {self.run_dir}: {exc.strerror}") from None
         self.record.files = dict(FILES)
         self.lease.save()
         self.record.environment.cleaned_up_after_previous_runs = sweep_stale(
@@ -122,7 +134,11 @@ class Run:
     def close(self) -> None:
         """Stop everything and write the final record; safe to call once, whatever happened before."""
         shutdown(self)
-        self.finalize()
+        try:
+            self.finalize()
+        except OSError:  # a full results disk: the final status still goes into run.json
+            settle_status(os.path.join(self.run_dir, "run.json"), self.record.status, self.record.message)
+            raise
 
     @property
     def owns_queue(self) -> bool:

@@ -132,7 +132,10 @@ class Sampler(threading.Thread):
             self.cost.add(with_smaps, processes, time.thread_time() - cpu_before)
             now = time.monotonic()
             if now - last_flush >= 1.0:
-                self.flush()
+                try:
+                    self.flush()
+                except OSError as exc:  # a full results disk: keep sampling in memory, no thread traceback
+                    self.flush_error = f"{exc.strerror}: {exc.filename}"
                 last_flush = now
             next_tick += self.period
             delay = next_tick - time.monotonic()

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from harness.config import RunConfig
 
 BUILTIN_PACKAGE = "scenarios"
+# sys.exit() in a scenario's code is the scenario's failure: never oomlab's own exit (and code)
+SCENARIO_ERRORS = (Exception, SystemExit)
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,9 @@ class Param:
             if isinstance(text, kind) or (kind is tuple and isinstance(text, list)):
                 return text
             raise BadInput(f"parameter {self.name}={text!r} is not a {kind.__name__} (default {self.default!r})")
-        try:
-            if kind is bool:
-                if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                    raise ValueError(text)
-                return text.lower() in ("1", "true", "yes")
-            if kind in (list, tuple):
-                return [type(self.default[0])(item) if self.default else item for item in text.split(",") if item]
-            return kind(text)
-        except ValueError:
-            raise BadInput(
-                f"parameter {self.name}={text!r} is not a valid {kind.__name__} (default {self.default!r})"
-            ) from None
+        from harness.validate import param_value
+
+        return param_value(self.name, self.default, text)  # checked before the scenario sees it
 
 
 @dataclass(frozen=True)
@@ -133,7 +126,7 @@ class Scenario:
         try:
             module = importlib.import_module(module_name)
             resolve_app(app_ref)
-        except Exception as exc:
+        except SCENARIO_ERRORS as exc:
             raise _failure(app_ref, "to import", exc, ScenarioImportFailed) from None
         return cls(
             name=module_name,
@@ -182,14 +175,14 @@ class Scenario:
     def plan(self, ctx: RunContext) -> Plan:
         try:
             return self.module.plan(ctx)
-        except Exception as exc:
+        except SCENARIO_ERRORS as exc:
             raise _failure(self.name, "in plan()", exc) from None
 
     def teardown(self, ctx: RunContext) -> None:
         if hasattr(self.module, "teardown"):
             try:
                 self.module.teardown(ctx)
-            except Exception as exc:
+            except SCENARIO_ERRORS as exc:
                 raise _failure(self.name, "in teardown()", exc) from None
 
 
@@ -269,7 +262,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         module = import_scenario_module(ref)
     except NoPermission:
         raise
-    except Exception as exc:
+    except SCENARIO_ERRORS as exc:
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     for required in ("app", "plan"):
         if not hasattr(module, required):
@@ -291,6 +284,6 @@ def load_scenario(name_or_path: str) -> Scenario:
         check_scenario_defaults(f"scenario {name}'s variant {variant.name!r}", variant.defaults)
     try:
         _ = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
-    except Exception as exc:
+    except SCENARIO_ERRORS as exc:
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     return scenario

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from harness.errors import BadInput
 
@@ -24,6 +25,7 @@ _UNITS = {
 }
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 MIB = 1024**2
+MAX_SIZE = 2**63 - 1  # the kernel's limit files hold a signed 64-bit byte count
 
 
 def parse_size(text: str) -> int:
@@ -31,11 +33,18 @@ def parse_size(text: str) -> int:
     match = _SIZE.match(str(text))
     unit = match.group(2).lower() if match else None
     if not match or unit not in _UNITS:
-        raise BadInput(f"'{text}' is not a memory size; write it like 256MiB, 512M, 1.5GiB or 268435456")
-    value = int(float(match.group(1)) * _UNITS[unit])
+        raise BadInput(f"'{_shown(text)}' is not a memory size; write it like 256MiB, 512M, 1.5GiB or 268435456")
+    value = int(Fraction(match.group(1)) * _UNITS[unit])  # exact: no float rounding or overflow
     if value <= 0:
-        raise BadInput(f"memory size '{text}' must be greater than zero")
+        raise BadInput(f"memory size '{_shown(text)}' must be greater than zero")
+    if value > MAX_SIZE:
+        raise BadInput(f"memory size '{_shown(text)}' is larger than any memory limit (at most 8 EiB)")
     return value
+
+
+def _shown(text: object) -> str:
+    text = str(text)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def format_size(num_bytes: float | None) -> str:

@@ -44,6 +44,7 @@ def failure_message(
     concurrency: int,
     exit_code: int | None,
     timeout: float,
+    group_oom_kills: int = 0,
 ) -> str:
     main_kill = next((k for k in kills if k.role == "main"), None)
     limit_text = format_size(limit)
@@ -69,6 +70,12 @@ def failure_message(
             f"worker killed during start-up: {concurrency} children × {per_child}{main_text} > "
             f"{limit_text} limit ({len(child_kills)} OOM kills before it was ready); "
             f"lower --concurrency, load the memory lazily, or raise --memory"
+        )
+    if reason == "main_exited" and group_oom_kills:
+        # killed before Python ran a line of the worker: no probe record, an empty worker.log
+        return (
+            f"worker could not start: the kernel OOM-killed it {group_oom_kills} time(s) before Celery was loaded "
+            f"(exit code {exit_code}); the {limit_text} limit is below what the Python interpreter needs; raise --memory"
         )
     if reason == "main_exited":
         return f"worker exited during start-up with code {exit_code}; see worker.log in the run directory"

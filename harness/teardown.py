@@ -8,6 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from harness import client_app, procfs
+from harness.errors import ScenarioFailed
 from harness.leftovers import delete_queue
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ Step = Callable[[], object]
 
 def shutdown(run: Run) -> None:
     placement = run.placement
-    quick = nothing_left_to_see(run)
+    quick = nothing_left_to_see(run) or run.signals.hurried  # a further signal: no grace for the worker
     run.record.worker.stopped_with = "SIGKILL" if quick else "SIGTERM"
     run_steps(run, _steps(run, quick))
     placement.describe_worker(run.record.worker)
@@ -44,13 +45,24 @@ def _steps(run: Run, quick: bool) -> list[Step]:
     steps += run.observers.stop_steps() if run.observers else []
     steps += [hook.stop for hook in run.hooks]
     if run.planned:
-        steps.append(lambda: run.scenario.teardown(run.context()))
+        steps.append(lambda: scenario_teardown(run))
     if run.app is not None:
         steps.append(lambda: client_app.detach(run.app))
     if run.connection is not None:
         steps.append(run.connection.stop)
     steps.append(placement.remove)
     return steps
+
+
+def scenario_teardown(run: Run) -> None:
+    """The scenario's teardown(): its failure becomes the run's (exit 6) once cleanup is over."""
+    try:
+        run.scenario.teardown(run.context())
+    except ScenarioFailed as failure:
+        run.teardown_failure = failure
+        if run.record.status == "complete":
+            run.record.status, run.record.message = "error", failure.message
+        raise
 
 
 def run_steps(run: Run, steps: list[Step]) -> None:

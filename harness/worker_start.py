@@ -69,6 +69,7 @@ def wait_until_ready(run: Run) -> float:
                     config.concurrency,
                     worker.poll(),
                     config.start_timeout,
+                    group_oom_kills=placement.group.oom_kill_count(),
                 )
             )
         run.each_hook("starting")

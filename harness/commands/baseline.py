@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from harness.errors import EXIT_OK
-from harness.gate.baseline import save_baseline, stats_from_run
+from harness.errors import EXIT_OK, BadInput
+from harness.gate.baseline import read_run_record, refuse_overwrite, save_baseline
+from harness.gate.stats import task_stats
+from harness.gate.worthiness import record_is_baseline_worthy
 from harness.sizes import format_size
 
 
@@ -13,11 +15,22 @@ def register(subparsers) -> None:
     save = actions.add_parser("save", help="save RUN_DIR's per-task peak statistics to PATH")
     save.add_argument("run_dir")
     save.add_argument("path")
+    save.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing baseline, and save from a run that was not complete or had OOM kills",
+    )
     save.set_defaults(func=main)
 
 
 def main(args) -> int:
-    stats, source = stats_from_run(args.run_dir)
+    refuse_overwrite(args.path, args.force)
+    record = read_run_record(args.run_dir)
+    source = record.run_id
+    reason = record_is_baseline_worthy(record)
+    if reason and not args.force:
+        raise BadInput(f"run {source} cannot be a baseline: {reason}; give --force to save it anyway")
+    stats = task_stats(record)
     save_baseline(args.path, stats, source)
     for name, s in stats.items():
         print(f"{name}: n={s.n} peak {format_size(s.max)} p95 {format_size(s.p95)} kills {s.kills}")

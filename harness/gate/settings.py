@@ -24,13 +24,21 @@ def read_gate_settings(pyproject: str = "pyproject.toml") -> tuple[list[Threshol
 
     try:
         with open(pyproject, "rb") as handle:
-            table = tomllib.load(handle).get("tool", {}).get("oomlab", {}).get("gate", {})
-    except tomllib.TOMLDecodeError as exc:
+            document = tomllib.load(handle)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{pyproject} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"{pyproject} cannot be read: {exc.strerror}") from None
+    table = document
+    for key, where in (("tool", "[tool]"), ("oomlab", "[tool.oomlab]"), ("gate", "[tool.oomlab.gate]")):
+        table = table.get(key, {})
+        if not isinstance(table, dict):
+            raise BadInput(f"{pyproject}: {where} must be a table, not {type(table).__name__} {table!r}")
     default = [parse_threshold(t) for t in _texts(table.get("fail", []), "fail")]
-    per_task = {
-        name: [parse_threshold(t) for t in _texts(texts, name)] for name, texts in table.get("tasks", {}).items()
-    }
+    tasks = table.get("tasks", {})
+    if not isinstance(tasks, dict):
+        raise BadInput(f"{pyproject}: [tool.oomlab.gate.tasks] must be a table of task name = thresholds")
+    per_task = {name: [parse_threshold(t) for t in _texts(texts, name)] for name, texts in tasks.items()}
     return default, per_task
 
 

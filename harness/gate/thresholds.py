@@ -4,6 +4,7 @@ mean, p50, p95, p99."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from harness.errors import BadInput
@@ -38,7 +39,7 @@ def parse_threshold(text: str) -> Threshold:
             percent = float(amount[:-1])
         except ValueError:
             raise BadInput(f"--fail {text!r}: {amount!r} is not a percentage") from None
-        if percent < 0:
-            raise BadInput(f"--fail {text!r}: a threshold cannot be negative")
+        if not math.isfinite(percent) or percent < 0:
+            raise BadInput(f"--fail {text!r}: a threshold is a finite percentage, zero or more")
         return Threshold(stat, percent=percent)
     return Threshold(stat, bytes=parse_size(amount.lstrip("+")))

@@ -20,7 +20,7 @@ from harness.record import write_json_atomic
 from harness.report.hooks import standard_hooks
 from harness.runner import Run
 from harness.scenario import Scenario, load_scenario
-from harness.signals import signals_raise_interrupted
+from harness.signals import RunSignals
 
 LAB_SCHEMA = "oomlab.lab.delivery/1"
 SCENARIO = "oom-victim"
@@ -139,7 +139,7 @@ def run_lab(
     waiting = list(enumerate(cells))
     status = "running"
     try:
-        with signals_raise_interrupted():
+        with RunSignals():
             while waiting or running:
                 while waiting and len(running) < options.jobs:
                     index, cell = waiting.pop(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -95,3 +96,206 @@ def test_lab_rabbitmq_unreachable(oomlab, tmp_path):
     )
     _one_sentence(result, 5, "broker amqp://guest:***@127.0.0.1:1// is unreachable")  # no password shown
     assert not list(tmp_path.iterdir()), "nothing is started, so nothing is written"
+
+
+# --- issue 16, item 9: structurally bad input, one sentence and exit 2 (in-process: no worker starts) ---
+def _in_process(capsys, *argv: str) -> tuple[int, str]:
+    from harness.cli import main
+
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    return code, err
+
+
+def _good_run(tmp_path, **fields):
+    """A run directory holding a real run record (status complete, one task with an exact peak)."""
+    from harness.config import RunConfig
+    from harness.record import KillRecord, RunRecord, TaskRecord, write_json_atomic
+
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    task = TaskRecord("t1", "t", "", [], 0.0, outcome="succeeded", peak_rss_bytes=5 << 20, peak_is_exact=True)
+    kills = [KillRecord(1, "child", None, "t", "SIGKILL", "oom", 0.0, "kmsg") for _ in range(fields.pop("kills", 0))]
+    tasks = [TaskRecord("t2", "t", "", [], 0.0, outcome=o) for o in fields.pop("outcomes", [])]
+    config = RunConfig(scenario="alloc", memory="256MiB", memory_bytes=256 << 20, concurrency=1)
+    status = fields.pop("status", "complete")
+    record = RunRecord(run_id="r1", config=config, status=status, tasks=[task, *tasks], kills=kills, **fields)
+    write_json_atomic(str(run / "run.json"), record.to_json())
+    return run
+
+
+@pytest.mark.parametrize(
+    "baseline, phrase",
+    [
+        ("[]", "is not an oomlab baseline"),
+        ('{"schema": "oomlab.baseline/1"}', "has no 'tasks' object"),
+        ('{"schema": "oomlab.baseline/1", "tasks": {"t": {"n": "x"}}}', "does not hold the statistics"),
+        ('{"schema": "oomlab.baseline/1", "tasks": []}', "has no 'tasks' object"),
+    ],
+)
+def test_bad_baseline_files(capsys, tmp_path, baseline, phrase):
+    (tmp_path / "b.json").write_text(baseline)
+    code, err = _in_process(
+        capsys, "gate", "--baseline", str(tmp_path / "b.json"), "--current", str(_good_run(tmp_path))
+    )
+    assert code == 2 and phrase in err
+
+
+@pytest.mark.parametrize(
+    "record, phrase",
+    [("file", "is a file, not a run directory"), ('{"tasks": [{"peak_rss_bytes": 1}]}', "not an oomlab run record")],
+)
+def test_bad_current(capsys, tmp_path, record, phrase):
+    if record == "file":
+        current = tmp_path / "a-file"
+        current.write_text("{}")
+    else:
+        current = tmp_path / "run"
+        current.mkdir()
+        (current / "run.json").write_text(record)
+    code, err = _in_process(capsys, "gate", "--baseline", str(tmp_path / "b.json"), "--current", str(current))
+    assert code == 2 and phrase in err
+
+
+@pytest.mark.parametrize(
+    "argv, phrase",
+    [
+        (["--memory", ""], "--memory is empty"),
+        (["--memory", "99999999999999999999TiB"], "larger than any memory limit"),
+        (["--timeout", "nan"], "--timeout must be a positive number of seconds, not nan"),
+        (["--timeout", "inf"], "--timeout must be a positive number of seconds, not inf"),
+        (["--celery", "task_serializer=nope"], "'nope' is not a serializer kombu knows"),
+        (["--celery", "task_serialiser=json"], "Celery has no such setting (did you mean task_serializer?)"),
+        (["--celery", "worker_prefetch_multiplier=many"], "Celery takes a whole number here"),
+        (["--param", "sizes="], "give one value or more"),
+        (["--param", "hold=nan"], "it must be finite"),
+        (["--results", "FILE"], "is a file, not a directory"),
+        (["--results", "x" * 300], "the path is too long"),
+    ],
+)
+def test_run_options_refused_before_anything_starts(capsys, tmp_path, argv, phrase):
+    (tmp_path / "FILE").write_text("")
+    argv = [str(tmp_path / "FILE") if a == "FILE" else a for a in argv]
+    if "--results" not in argv:
+        argv += ["--results", str(tmp_path / "results")]
+    code, err = _in_process(capsys, "run", "alloc", *argv)
+    assert code == 2 and phrase in err, err
+    assert not (tmp_path / "results").exists(), "nothing is written for a refused run"
+
+
+def test_unwritable_results_is_exit_10(tmp_path):
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(readonly)], check=True)
+    try:
+        from harness.cli import main
+
+        assert main(["run", "alloc", "--results", str(readonly / "results")]) == 10
+    finally:
+        subprocess.run(["umount", str(readonly)], check=True)
+
+
+def test_gate_threshold_nan_is_refused(capsys, tmp_path):
+    argv = ["gate", "--baseline", str(tmp_path / "b.json"), "--current", str(_good_run(tmp_path))]
+    code, err = _in_process(capsys, *argv, "--fail", "peak:nan%")
+    assert code == 2 and "finite percentage" in err
+
+
+# --- issue 16, item 6: a baseline is never lost ---
+def test_baseline_save_never_overwrites_without_force(capsys, tmp_path):
+    run = _good_run(tmp_path)
+    target = tmp_path / "baseline.json"
+    assert _in_process(capsys, "baseline", "save", str(run), str(target))[0] == 0
+    saved = target.read_text()
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    (failed / "run.json").write_text((run / "run.json").read_text().replace('"complete"', '"worker_start_failed"'))
+    code, err = _in_process(capsys, "baseline", "save", str(failed), str(target))
+    assert code == 2 and "already exists; give --force" in err
+    assert target.read_text() == saved
+    code, err = _in_process(capsys, "baseline", "save", str(failed), str(target), "--force")
+    assert code == 0  # forced: the user asked for it
+
+
+@pytest.mark.parametrize(
+    "fields, phrase",
+    [
+        ({"status": "worker_start_failed"}, "status is 'worker_start_failed'"),
+        ({"status": "running"}, "status is 'running'"),
+        ({"kills": 1}, "had 1 OOM kill"),
+        ({"outcomes": ["never_started"]}, "did not succeed (never_started)"),
+    ],
+)
+def test_baseline_save_refuses_an_unworthy_run(capsys, tmp_path, fields, phrase):
+    code, err = _in_process(capsys, "baseline", "save", str(_good_run(tmp_path, **fields)), str(tmp_path / "b.json"))
+    assert code == 2 and phrase in err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_baseline_save_never_writes_over_a_run_record_or_into_a_directory(capsys, tmp_path):
+    run = _good_run(tmp_path)
+    record = (run / "run.json").read_text()
+    code, err = _in_process(capsys, "baseline", "save", str(run), str(run / "run.json"), "--force")
+    assert code == 2 and "is a run record" in err and (run / "run.json").read_text() == record
+    code, err = _in_process(capsys, "baseline", "save", str(run), str(tmp_path), "--force")
+    assert code == 2 and "is a directory" in err
+    assert not os.path.exists(f"{tmp_path}.tmp")
+
+
+# --- issue 16, item 9: wrong exit codes and wrong words, with real workers ---
+def test_teardown_error_exits_6(oomlab, tmp_path):
+    path = tmp_path / "tears.py"
+    path.write_text(
+        "from scenarios.alloc import *  # noqa\n"
+        "from scenarios import alloc as _alloc\n"
+        "app, plan, PARAMS = _alloc.app, _alloc.plan, _alloc.PARAMS\n"
+        "DEFAULTS = {'memory': '256MiB', 'tasks': 1, 'concurrency': 1}\n"
+        "def teardown(ctx):\n    raise RuntimeError('could not drop the table')\n"
+    )
+    result = oomlab("run", str(path), "--param", "over=0")
+    _one_sentence(result, 6, "failed in teardown(): RuntimeError: could not drop the table")
+    assert result.record["status"] == "error"
+    from tests.conftest import assert_nothing_left
+
+    assert_nothing_left(result.record["run_id"])
+
+
+def test_sys_exit_at_import_is_a_scenario_failure(oomlab, tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\nsys.exit(3)\n")
+    _one_sentence(oomlab("run", str(path)), 6, "scenario exits failed to import: SystemExit: 3")
+
+
+def test_a_result_backend_failure_is_not_called_the_broker(oomlab):
+    result = oomlab("run", "alloc", "--result-backend", "redis://127.0.0.1:1/0")
+    _one_sentence(result, 5, "result backend redis://127.0.0.1:1/0 is unreachable")
+    assert "omit --result-backend" in result.stderr
+
+
+def test_a_limit_below_the_interpreter_says_the_kernel_killed_it(oomlab):
+    result = oomlab("run", "alloc", "--memory", "1MiB")
+    # killed before Python ran (no probe, an empty log) or just after: the kill is said either way
+    _one_sentence(result, 4, "OOM-killed")
+    assert "see worker.log" not in result.stderr
+
+
+def test_a_ctrl_c_while_oomlab_loads_is_an_ordinary_interrupt(capsys, monkeypatch):
+    """Ctrl-C while Celery and rich are imported (the first second of every command): exit 130 and one
+    line. A Ctrl-C before the interpreter reaches oomlab's code (site imports) is Python's own."""
+    import sys
+
+    from harness.cli import main
+
+    class InterruptedImport:
+        def find_spec(self, name, path=None, target=None):
+            if name == "harness.commands.lab":
+                raise KeyboardInterrupt
+            return None
+
+    for name in [n for n in sys.modules if n.startswith("harness.commands")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    assert main(["scenarios"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("oomlab: interrupted") and "Traceback" not in err

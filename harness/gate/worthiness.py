@@ -1,0 +1,23 @@
+"""Whether a run record may become a baseline: one predicate, shared by `baseline save` and the gate's
+first baseline, so a failed run's empty or partial statistics never replace a good baseline."""
+
+from __future__ import annotations
+
+from harness.record import RunRecord
+
+
+def record_is_baseline_worthy(record: RunRecord) -> str | None:
+    """None when the run did its work cleanly; otherwise why it must not be a baseline (one clause)."""
+    if record.status != "complete":
+        return f"the run's status is {record.status!r}, not 'complete'" + (
+            f" ({record.message})" if record.message else ""
+        )
+    if record.kills:
+        return f"the run had {len(record.kills)} OOM kill(s)"
+    unfinished = [task for task in record.tasks if task.outcome != "succeeded"]
+    if unfinished:
+        outcomes = sorted({task.outcome for task in unfinished})
+        return f"{len(unfinished)} task(s) did not succeed ({', '.join(outcomes)})"
+    if not any(task.peak_is_exact for task in record.tasks):
+        return "the run has no task with an exact peak"
+    return None

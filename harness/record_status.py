@@ -1,0 +1,59 @@
+"""A run record's final status, written even when the results disk is full.
+
+run.json is normally replaced atomically (a new copy, then a rename), which needs room for a second
+copy. When there is none, the record is rewritten in place, compact, over the bytes it already
+holds: the status and message are what matter, and a record left saying `running` would lie.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def settle_status(path: str, status: str, message: str | None) -> bool:
+    """Set run.json's status and message: atomically when the disk has room, in place otherwise.
+    Returns whether the record now says so."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    with os.fdopen(fd, "r+b") as handle:
+        try:
+            record = json.loads(handle.read())
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if not isinstance(record, dict):
+            return False
+        record["status"], record["message"] = status, message
+        if _replace(path, record):
+            return True
+        remove_quietly(f"{path}.tmp")  # a half-written copy takes the room the rewrite needs
+        compact = json.dumps(record, separators=(",", ":")).encode()
+        size = handle.seek(0, os.SEEK_END)
+        if len(compact) > size:
+            return False  # would need room the disk does not have
+        handle.seek(0)
+        handle.write(compact.ljust(size))  # JSON allows trailing spaces: no block is freed or added
+        handle.flush()
+    return True
+
+
+def _replace(path: str, record: dict) -> bool:
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w") as handle:
+            json.dump(record, handle, indent=1)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        remove_quietly(tmp)
+        return False
+
+
+def remove_quietly(path: str) -> None:
+    try:
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.unlink(path)
+    except OSError:
+        pass
