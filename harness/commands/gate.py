@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from harness.errors import EXIT_OK, EXIT_REGRESSION
-from harness.gate.baseline import stats_from_run
+from harness.gate.baseline import read_run_record
 from harness.gate.flow import gate, write_reports
 from harness.gate.report import render_terminal
+from harness.gate.stats import task_stats
 from harness.gate.thresholds import parse_threshold
+from harness.gate.worthiness import record_is_baseline_worthy
 from harness.report.console import report_console
 from harness.report.html import write_gate
 
@@ -39,8 +41,9 @@ def register(subparsers) -> None:
 def main(args) -> int:
     for text in args.fail:  # a typo in a threshold is reported before any file is read
         parse_threshold(text)
-    current, source = stats_from_run(args.current)
-    result = gate(args.baseline, current, source, args.fail, args.pyproject)
+    record = read_run_record(args.current)
+    current, source = task_stats(record), record.run_id
+    result = gate(args.baseline, current, source, args.fail, args.pyproject, record_is_baseline_worthy(record))
     render_terminal(result, report_console())
     page = write_gate(result, args.current)
     print(f"report: {page}", flush=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from harness.errors import BadInput
 from harness.gate.baseline import load_baseline, save_baseline
 from harness.gate.report import junit_xml, markdown
 from harness.gate.settings import read_gate_settings
@@ -18,11 +19,22 @@ DEFAULT_THRESHOLDS = ("peak:10%",)
 
 
 def gate(
-    baseline_path: str, current: dict[str, TaskStats], source: str, fail: list[str], pyproject: str = "pyproject.toml"
+    baseline_path: str,
+    current: dict[str, TaskStats],
+    source: str,
+    fail: list[str],
+    pyproject: str = "pyproject.toml",
+    refusal: str | None = None,
 ) -> GateResult:
+    """`refusal`: why this run may not become the first baseline (record_is_baseline_worthy), if so."""
     default, per_task = read_gate_settings(pyproject)
     given: list[Threshold] = [parse_threshold(text) for text in fail]
     thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
+    if not os.path.exists(baseline_path) and refusal:
+        raise BadInput(
+            f"no baseline at {baseline_path}, and run {source} cannot be the first: {refusal}; "
+            f"gate a run that did its work, or save one with `oomlab baseline save --force`"
+        )
     if not os.path.exists(baseline_path):
         save_baseline(baseline_path, current, source)
         return GateResult(

@@ -154,6 +154,16 @@ records = st.one_of(
 )
 
 
+def real_record() -> dict:
+    """A run record as a run writes it: complete, one task with an exact peak."""
+    from harness.config import RunConfig
+    from harness.record import RunRecord, TaskRecord
+
+    config = RunConfig(scenario="alloc", memory="256MiB", memory_bytes=256 << 20, concurrency=1)
+    task = TaskRecord("t1", "a", "", [], 0.0, outcome="succeeded", peak_rss_bytes=5 << 20, peak_is_exact=True)
+    return RunRecord(run_id="r1", config=config, status="complete", tasks=[task]).to_json()
+
+
 def run_cli(capsys, argv: list[str]) -> int:
     code = main(argv)
     err = capsys.readouterr().err
@@ -169,12 +179,13 @@ def write(directory: str, name: str, value) -> str:
 
 
 @FAST
-@given(baselines, records)
+@given(baselines, st.one_of(st.none(), records))
 def test_gate_on_any_baseline_and_record(capsys, baseline, record):
+    """`record` None: a real run record, so the baseline's shape is what is tried."""
     with tempfile.TemporaryDirectory() as directory:
         path = write(directory, "baseline.json", baseline)
         os.makedirs(os.path.join(directory, "run"))
-        write(directory, "run/run.json", record)
+        write(directory, "run/run.json", record if record is not None else real_record())
         code = run_cli(capsys, ["gate", "--baseline", path, "--current", os.path.join(directory, "run")])
         assert code in DOCUMENTED
 
@@ -241,7 +252,7 @@ def test_gate_settings_in_any_pyproject(capsys, where, value):
         pyproject = write(directory, "pyproject.toml", document)
         baseline = write(directory, "baseline.json", {"schema": BASELINE_SCHEMA, "tasks": {}})
         os.makedirs(os.path.join(directory, "run"))
-        write(directory, "run/run.json", {"schema": SCHEMA, "status": "complete", "tasks": []})
+        write(directory, "run/run.json", real_record())
         argv = ["gate", "--baseline", baseline, "--current", os.path.join(directory, "run"), "--pyproject", pyproject]
         assert run_cli(capsys, argv) in DOCUMENTED
 
@@ -253,9 +264,11 @@ def test_gate_settings_in_any_pyproject(capsys, where, value):
 def test_known_bad_pyprojects_are_one_sentence(capsys, tmp_path, document):
     (tmp_path / "pyproject.toml").write_text(document)
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "run.json").write_text('{"tasks": []}')
+    (tmp_path / "run" / "run.json").write_text(json.dumps(real_record()))
     argv = ["gate", "--baseline", str(tmp_path / "b.json"), "--current", str(tmp_path / "run")]
-    assert run_cli(capsys, [*argv, "--pyproject", str(tmp_path / "pyproject.toml")]) == 2
+    assert main([*argv, "--pyproject", str(tmp_path / "pyproject.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "pyproject.toml: [tool" in err and "Traceback" not in err, err
 
 
 RUN_OPTIONS = [

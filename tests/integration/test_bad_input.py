@@ -233,6 +233,13 @@ def test_baseline_save_refuses_an_unworthy_run(capsys, tmp_path, fields, phrase)
     assert not (tmp_path / "b.json").exists()
 
 
+def test_the_gate_never_makes_a_failed_run_its_first_baseline(capsys, tmp_path):
+    run = _good_run(tmp_path, status="worker_start_failed")
+    code, err = _in_process(capsys, "gate", "--baseline", str(tmp_path / "b.json"), "--current", str(run))
+    assert code == 2 and "cannot be the first: the run's status is 'worker_start_failed'" in err
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_baseline_save_never_writes_over_a_run_record_or_into_a_directory(capsys, tmp_path):
     run = _good_run(tmp_path)
     record = (run / "run.json").read_text()
