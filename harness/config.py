@@ -173,7 +173,6 @@ def _check(options: RunOptions, concurrency: int, pool: str, tasks: int | None, 
     ):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise BadInput(f"{name} must be a positive number of seconds, not {value}")
-    validate.results_dir(options.results_dir)
     if options.placement not in PLACEMENTS:
         raise BadInput(f"the placement must be one of {', '.join(PLACEMENTS)}, not {options.placement!r}")
     if options.placement == "docker":

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from rich.console import Console
 
+from harness import validate
 from harness.cli_args import add_broker_settings, add_placement, add_worker_settings, run_options
 from harness.compare import run_compare
 from harness.config import RunConfig, resolve
@@ -131,6 +132,7 @@ def attach_config(args: argparse.Namespace, scenario: Scenario) -> tuple[RunConf
 
 
 def main(args: argparse.Namespace) -> int:
+    validate.results_dir(args.results)  # before anything starts: a file, a name too long, read-only
     scenario = load_scenario(args.scenario)
     if args.attach:
         config, share = attach_config(args, scenario)

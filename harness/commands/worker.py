@@ -48,8 +48,8 @@ def main(args: argparse.Namespace) -> int:
     backend_url = args.result_backend or args.broker
     if not backend_url.startswith("redis"):
         raise BadInput("--result-backend is needed when the broker is not Redis (AMQP keeps no results)")
-    for url in dict.fromkeys((args.broker, backend_url)):
-        check_reachable(url)
+    for url, role in {backend_url: "result backend", args.broker: "broker"}.items():
+        check_reachable(url, role)
     share_dir = WorkerShare.prepare(args.share)
     queue = args.queue or f"oomlab.{scenario.name}"
     hostname = f"oomlab-worker-{scenario.name}@{socket.gethostname()}"

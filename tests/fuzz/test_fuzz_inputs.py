@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness import validate
 from harness.cli import main, parser
 from harness.cli_args import run_options
 from harness.config import resolve
@@ -45,6 +46,7 @@ def config_outcome(argv: list[str]) -> int:
     """What `oomlab run ARGV` would exit with if it fails before any worker exists; 0 if it would run."""
     try:
         args = parser().parse_args(["run", *argv])
+        validate.results_dir(args.results)  # as `oomlab run` does first
         resolve(load_scenario(args.scenario), run_options(args))
     except SystemExit as stop:  # argparse's usage error
         return stop.code if isinstance(stop.code, int) else 2
