@@ -61,7 +61,8 @@ def _argv(mode: str, tmp: str, queue: str) -> list[str]:
 
 def one_round(mode: str) -> float:
     """Tasks per second for one worker in `mode`, from the first send to the last result stored."""
-    threads, worker = [], None
+    threads: list[Monitor | Sampler] = []
+    worker = None
     with leased_group("bench-overhead", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
         broker = EmbeddedRedis(tmp)
         try:
@@ -84,7 +85,7 @@ def one_round(mode: str) -> float:
             if mode == "oomlab":
                 monitor = Monitor(group, probe, emulate_group_kill=False)
                 sampler = Sampler(group, tmp, rss_hz=100.0, on_new_pid=monitor.watch_pid)
-                threads: list[Monitor | Sampler] = [monitor, sampler]
+                threads = [monitor, sampler]
                 for thread in threads:
                     thread.start()
             _wait_ready(log, worker)

@@ -12,6 +12,7 @@ class AttachedWorker:
 
     def __init__(self, pid: int):
         self.pid = pid
+        self._pidfd: int | None
         try:
             self._pidfd = os.pidfd_open(pid)
         except ProcessLookupError:

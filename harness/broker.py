@@ -59,12 +59,12 @@ class EmbeddedRedis:
             "--daemonize",
             "no",
         ]
-        self.process = spawn(argv, log_path=os.path.join(self.run_dir, "redis.log"))
-        lease.add_process(self.process.pid)
+        process = self.process = spawn(argv, log_path=os.path.join(self.run_dir, "redis.log"))
+        lease.add_process(process.pid)
         client = redis.Redis(unix_socket_path=self.socket_path, socket_connect_timeout=0.5)
 
         def answers() -> bool:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 return True
             try:
                 return bool(client.ping())

@@ -19,6 +19,7 @@ from harness.errors import OomlabError
 from harness.markers import MARKERS
 
 if TYPE_CHECKING:
+    from harness.config import Placement
     from harness.gate.verdict import GateResult
     from harness.session import WorkerSession
 
@@ -91,7 +92,7 @@ def _option(config: pytest.Config, name: str):
     return config.getoption(f"oomlab_{name}") or config.getini(f"oomlab_{name}")
 
 
-def _placement(config: pytest.Config) -> str:
+def _placement(config: pytest.Config) -> Placement:
     old = _option(config, "limits")
     if old:
         warnings.warn("oomlab_limits is deprecated: use oomlab_placement", DeprecationWarning, stacklevel=2)

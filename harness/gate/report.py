@@ -23,7 +23,9 @@ def cells(check: Check) -> tuple[str, ...]:
         values = (
             format_size(check.baseline),
             format_size(check.current),
-            f"{change:+.1f}% ({format_size(check.current - check.baseline)})" if change is not None else "-",
+            f"{change:+.1f}% ({format_size((check.current or 0) - (check.baseline or 0))})"
+            if change is not None
+            else "-",
         )
     return (check.task, check.threshold, *values, "REGRESSION" if check.failed else "ok")
 

@@ -9,6 +9,7 @@ fail = ["peak:10%"]                      # every task
 from __future__ import annotations
 
 import os
+import sys
 
 from harness.errors import BadInput
 from harness.gate.thresholds import Threshold, parse_threshold
@@ -17,9 +18,9 @@ from harness.gate.thresholds import Threshold, parse_threshold
 def read_gate_settings(pyproject: str = "pyproject.toml") -> tuple[list[Threshold], dict[str, list[Threshold]]]:
     if not os.path.isfile(pyproject):
         return [], {}
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
 
     try:
@@ -42,7 +43,7 @@ def read_gate_settings(pyproject: str = "pyproject.toml") -> tuple[list[Threshol
     return default, per_task
 
 
-def _texts(value, where: str) -> list[str]:
+def _texts(value: object, where: str) -> list[str]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise BadInput(f'[tool.oomlab.gate] {where} must be a threshold string or a list of them, e.g. ["peak:10%"]')

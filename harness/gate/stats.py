@@ -22,7 +22,8 @@ class TaskStats:
     sites: dict[str, int] = field(default_factory=dict)  # memray's sites at the peak (--profile): bytes held
 
     def get(self, stat: str) -> int:
-        return getattr(self, STAT_ALIASES.get(stat, stat))
+        value: int = getattr(self, STAT_ALIASES.get(stat, stat))
+        return value
 
 
 STAT_ALIASES = {"peak": "max"}

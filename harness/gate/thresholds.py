@@ -27,7 +27,7 @@ class Threshold:
         growth = current - base
         if self.percent is not None:
             return (base > 0 and growth > base * self.percent / 100) or (base == 0 and current > 0)
-        return growth > self.bytes
+        return self.bytes is not None and growth > self.bytes
 
 
 def parse_threshold(text: str) -> Threshold:
