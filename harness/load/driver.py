@@ -483,6 +483,9 @@ class LoadDriver(RunHook):
         with self.lock:
             run.record.load = load_section(self, run.record)
             apply_summary(self, run.record.summary)
+        # task events that came since the last prune (the final record is assembled after the
+        # loop's last one): the record keeps only what attribution reads, like the capture
+        run.record.celery_events = [event for event in run.record.celery_events if keep_event(event)]
 
 
 def drive(run) -> LoadDriver:

@@ -85,5 +85,8 @@ def test_harness_cost_does_not_grow_with_tasks(oomlab):
 def test_run_json_stays_small(oomlab):
     result = oomlab("run", "noop", "--rate", "100/s", "--duration", "3s")
     _load(result)
-    size = os.path.getsize(os.path.join(result.run_dir, "run.json"))
-    assert size < 200_000 and json.loads(open(os.path.join(result.run_dir, "run.json")).read())["tasks"] == []
+    with open(os.path.join(result.run_dir, "run.json")) as handle:
+        record = json.load(handle)
+    assert os.path.getsize(os.path.join(result.run_dir, "run.json")) < 200_000 and record["tasks"] == []
+    assert not [e for e in record["celery_events"] if e["type"] in ("task-received", "task-started", "task-succeeded")]
+    assert record["summary"]["outcomes"]["succeeded"] == 300 and record["summary"]["peak_rss_bytes"]["n"] == 300
