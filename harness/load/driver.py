@@ -14,7 +14,7 @@ import resource
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from harness.analysis import EX_RECYCLE
@@ -39,6 +39,7 @@ SAMPLE_SECONDS = 1.0
 PROGRESS_SECONDS = 0.5
 DRAIN_SECONDS = 60.0  # after the schedule ends, how long the backlog may take to drain (--timeout)
 LOST_STATES = ("SUCCESS", "FAILURE", "REVOKED")
+HEARTBEATS = 30  # a minute of worker heartbeats (Celery sends one every 2 s)
 
 
 @dataclass(slots=True)
@@ -93,11 +94,21 @@ def retain_open(records: list[dict]) -> list[dict]:
     return [r for i, r in enumerate(records) if i not in closed and (not r.get("task_id") or r["ev"] == "prerun")]
 
 
-def keep_event(event: CeleryEvent) -> bool:
-    """The Celery events attribution reads: the worker's own, and a task lost with its worker."""
-    if event.type.startswith("worker-"):
-        return True
-    return event.type == "task-failed" and "WorkerLostError" in str(event.fields.get("exception", ""))
+def kept_events(events: list[CeleryEvent]) -> Callable[[CeleryEvent], bool]:
+    """Which Celery events a load run keeps: what attribution reads (a task lost with its worker, the
+    worker's online/offline) and its last HEARTBEATS heartbeats (enough to time a dead worker's
+    expiry), so the record does not grow with the tasks sent or with the run's length."""
+    beats = [event for event in events if event.type == "worker-heartbeat"]
+    recent = {id(event) for event in beats[-HEARTBEATS:]}
+
+    def keep(event: CeleryEvent) -> bool:
+        if event.type == "worker-heartbeat":
+            return id(event) in recent
+        if event.type.startswith("worker-"):
+            return True
+        return event.type == "task-failed" and "WorkerLostError" in str(event.fields.get("exception", ""))
+
+    return keep
 
 
 class LoadDriver(RunHook):
@@ -430,8 +441,9 @@ class LoadDriver(RunHook):
         usage = self.run.observers.sampler.latest_usage
         if usage is not None:
             self.series["group_bytes"].add(elapsed, usage)
-        if self.run.observers.events is not None:
-            self.run.observers.events.prune(keep_event)
+        events = self.run.observers.events
+        if events is not None:
+            events.prune(kept_events(events.snapshot()))
         self.stream.flush()
 
     def live(self) -> LiveFigures:
@@ -485,7 +497,8 @@ class LoadDriver(RunHook):
             apply_summary(self, run.record.summary)
         # task events that came since the last prune (the final record is assembled after the
         # loop's last one): the record keeps only what attribution reads, like the capture
-        run.record.celery_events = [event for event in run.record.celery_events if keep_event(event)]
+        keep = kept_events(run.record.celery_events)
+        run.record.celery_events = [event for event in run.record.celery_events if keep(event)]
 
 
 def drive(run) -> LoadDriver:

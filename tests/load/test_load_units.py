@@ -198,3 +198,16 @@ def test_a_plan_run_gets_the_same_load_figures_from_its_records():
     assert load["latency"]["queue_wait"]["max"] == pytest.approx(0.5)
     assert load["by_task"]["a"]["achieved_per_s"] == pytest.approx(1.0)
     assert load["by_task"]["b"]["latency"]["queue_wait"]["n"] == 0  # not sent by oomlab: unknown, not 0
+
+
+def test_a_load_run_keeps_the_events_attribution_reads_and_a_minute_of_heartbeats():
+    from harness.load.driver import HEARTBEATS, kept_events
+    from harness.record import CeleryEvent
+
+    beats = [CeleryEvent("worker-heartbeat", float(i), None, None, "w") for i in range(100)]
+    lost = CeleryEvent("task-failed", 1.0, None, None, "w", fields={"exception": "WorkerLostError('x')"})
+    others = [CeleryEvent("task-succeeded", 1.0, None, None, "w"), CeleryEvent("task-failed", 1.0, None, None, "w")]
+    events = [*beats, lost, *others, CeleryEvent("worker-offline", 2.0, None, None, "w")]
+    keep = kept_events(events)
+    kept = [event for event in events if keep(event)]
+    assert kept == [*beats[-HEARTBEATS:], lost, events[-1]]
