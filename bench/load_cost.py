@@ -167,8 +167,14 @@ def main(results_dir: str) -> dict:
     )
     largest_rss = (projected or {}).get("oomlab_peak_rss_bytes_projected", figures[-1]["oomlab_peak_rss_bytes"])
     report.target(out, "oomlab's RSS under 200 MB at a million tasks (projected when not run)", largest_rss < 200e6)
-    flat = figures[-1]["checkpoint_p50_s"] <= 2 * figures[0]["checkpoint_p50_s"]
-    report.target(out, "checkpoint time flat (largest p50 within 2x of the smallest)", flat)
+    # the two largest sizes: the smallest run lasts seconds, so all its checkpoints fall in the warm-up
+    flat = len(figures) > 1 and figures[-1]["checkpoint_p50_s"] <= 2 * figures[-2]["checkpoint_p50_s"]
+    report.target(
+        out,
+        f"checkpoint time flat: p50 within 2x from {figures[-2]['tasks'] if len(figures) > 1 else '-'} "
+        f"to {figures[-1]['tasks']} tasks",
+        flat,
+    )
     sat = saturation(results_dir)
     report.table(
         f"achieved throughput at saturation, 2,000 no-op tasks, prefork × 2 (median of {ROUNDS} alternating rounds)",
