@@ -68,15 +68,14 @@ def test_a_leak_is_projected_within_20_percent_of_its_kill(oomlab):
     assert any("grows" in sentence for sentence in load["findings"])
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_harness_cost_does_not_grow_with_tasks(oomlab):
-    """Sized down from 20,000 vs 2,000 to 5,000 vs 500 (the same 10x): a no-op task runs at ~100/s here
-    (2 cores shared with other runs, the worker is the bottleneck), so 20,000 tasks would take over
-    3 minutes. bench/load_cost.py measures 10^3 to 10^5."""
+    """20,000 against 2,000 no-op tasks: ~40 s here on a quiet machine (~550 tasks/s), up to ~4 min
+    when the 2 cores are shared with other runs (~100 tasks/s)."""
     small, large = (
-        _load(oomlab("run", "noop", "--in-flight", "40", "--tasks", str(n), timeout=400)) for n in (500, 5000)
+        _load(oomlab("run", "noop", "--in-flight", "40", "--tasks", str(n), timeout=560)) for n in (2000, 20000)
     )
-    assert large["counts"]["succeeded"] == 5000
+    assert large["counts"]["succeeded"] == 20000
     cost_small, cost_large = small["harness"], large["harness"]
     assert cost_large["oomlab_peak_rss_bytes"] <= 1.2 * cost_small["oomlab_peak_rss_bytes"], (cost_small, cost_large)
     assert cost_large["checkpoint_seconds"]["p50"] <= 2.5 * cost_small["checkpoint_seconds"]["p50"]
