@@ -97,15 +97,14 @@ def figures_of(stats: NameStats) -> dict:
 def findings(section: dict, driver) -> list[str]:
     found = []
     offered, achieved = section["offered_per_s"], section["achieved_per_s"]
-    depth = driver.series["queue_depth"].values
-    if offered and achieved and achieved < BEHIND_RATIO * offered:
+    backlog = driver.depth_at_send_end
+    # behind: fewer tasks done per second than sent, and work still waiting when sending ended (a
+    # rate lowered by a killed task alone is not a worker that cannot keep up)
+    if offered and achieved and achieved < BEHIND_RATIO * offered and backlog != 0:
         grew = ""
-        if depth and driver.depth_at_send_end is not None:
-            sending = max(1e-9, driver.shape.duration or len(depth))
-            grew = (
-                f"; the backlog grew to {driver.depth_at_send_end} waiting when sending ended "
-                f"(+{driver.depth_at_send_end / sending:.1f} tasks/s)"
-            )
+        if backlog is not None:
+            sending = max(1e-9, driver.shape.duration or len(driver.series["queue_depth"].values))
+            grew = f"; the backlog grew to {backlog} waiting when sending ended (+{backlog / sending:.1f} tasks/s)"
         found.append(f"the worker could not keep up: {achieved:.1f} tasks/s achieved of {offered:.1f}/s offered{grew}")
     error = section["schedule"]["offered_error_percent"]
     if error is not None and abs(error) > 1:
