@@ -39,6 +39,7 @@ SAMPLE_SECONDS = 1.0
 PROGRESS_SECONDS = 0.5
 DRAIN_SECONDS = 60.0  # after the schedule ends, how long the backlog may take to drain (--timeout)
 LOST_STATES = ("SUCCESS", "FAILURE", "REVOKED")
+EXIT_SETTLE_SECONDS = 0.5  # a child's exit counts as lost only once its shutdown record had time to come
 HEARTBEATS = 30  # a minute of worker heartbeats (Celery sends one every 2 s)
 
 
@@ -354,7 +355,10 @@ class LoadDriver(RunHook):
         monitor = self.run.observers.monitor
         with monitor.lock:
             exits = dict(monitor.obs.exits)
+        settled = time.monotonic() - EXIT_SETTLE_SECONDS
         for pid in exits.keys() - self._exits_seen:
+            if exits[pid] > settled:
+                continue  # its own shutdown record (a recycled child's) may not be read yet
             self._exits_seen.add(pid)
             self.replacements.child_exited(pid, exits[pid], False, self._work_waiting())
         lost = [f for f in self.flights.values() if f.pid in exits and f.last_start and exits[f.pid] >= f.last_start]

@@ -116,7 +116,15 @@ def findings(section: dict, driver) -> list[str]:
         found.append(f"{section['oom_kills_per_1000_tasks']:g} OOM kills per 1,000 tasks sent")
     soak = section["soak"]
     growth, projection = soak.get("growth_per_1000_tasks_per_child_bytes"), soak.get("projection")
-    if soak.get("significant") and growth and projection:
+    recycled = driver.replacements.recycled
+    if soak.get("significant") and growth and recycled:
+        cost = driver.replacements.cost.quantile(0.5)
+        took = f" (a replacement took {cost * 1000:.0f} ms at the median while work waited)" if cost is not None else ""
+        found.append(
+            f"each pool child grows {format_size(growth)} per 1,000 tasks; Celery recycled {recycled} children "
+            f"in this run{took}, which is what keeps the group under its limit"
+        )
+    elif soak.get("significant") and growth and projection:
         settings = soak.get("recycling") or {}
         when = f" (in about {projection['seconds_from_now']:.0f} s)" if projection.get("seconds_from_now") else ""
         found.append(
