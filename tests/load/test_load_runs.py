@@ -2,16 +2,21 @@
 
 Each run is a few seconds: a 50 ms task at concurrency 2 tops out at ~40/s, so 60/s must fall
 behind with a growing backlog; a ramp sends its area; a closed loop never has more than N out; a
-leak's slope projects its own kill; and the harness's cost does not grow with the tasks sent."""
+leak's slope projects its own kill; the harness's cost does not grow with the tasks sent; and an
+interrupted run keeps its stream and leaves nothing behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 
 import pytest
 
 from harness.load.stream import iter_tasks
+from tests.conftest import assert_nothing_left, oomlab_cmd, run_dir_from, wait_for_tasks_running
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +94,25 @@ def test_run_json_stays_small(oomlab):
     assert os.path.getsize(os.path.join(result.run_dir, "run.json")) < 200_000 and record["tasks"] == []
     assert not [e for e in record["celery_events"] if e["type"] in ("task-received", "task-started", "task-succeeded")]
     assert record["summary"]["outcomes"]["succeeded"] == 300 and record["summary"]["peak_rss_bytes"]["n"] == 300
+
+
+def test_an_interrupted_load_run_leaves_its_stream_and_nothing_else(tmp_path):
+    proc = subprocess.Popen(
+        oomlab_cmd(
+            "run", "noop", "--param", "sleep=0.05", "--rate", "60/s", "--duration", "60s", "--results", str(tmp_path)
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run_dir = wait_for_tasks_running(tmp_path)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    record = json.load(open(os.path.join(run_dir_from(stdout), "run.json")))
+    assert record["status"] == "interrupted"
+    streamed = list(iter_tasks(run_dir))
+    assert len(streamed) == record["load"]["counts"]["sent"] > 0  # every task sent is in the stream, final or not
+    assert {t["outcome"] for t in streamed} >= {"succeeded"}
+    assert_nothing_left(record["run_id"])
