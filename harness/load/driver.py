@@ -188,7 +188,7 @@ class LoadDriver(RunHook):
         run.record.config = dataclasses.replace(run.config, timeout_used=drain)
         schedule = self.shape.due_times() if self.shape.kind != "closed" else None
         self.next_due = next(schedule, None) if schedule else None
-        self.start = time.monotonic()
+        self.start = self.replacements.origin = time.monotonic()
         self.due_at = dict.fromkeys(("follow", "lost", "sample", "progress"), self.start)
         while True:
             self.sender.check()

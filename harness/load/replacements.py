@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import deque
 
 from harness.load.histogram import LogHistogram
+from harness.load.series import Series
 
 
 class Replacements:
@@ -18,6 +19,8 @@ class Replacements:
         self.recycled = 0
         self.lost = 0
         self.cost = LogHistogram()
+        self.origin = 0.0  # the load's start (monotonic): exits are counted per second from it
+        self.exits = Series()  # children that exited, per second: to set against the achieved rate
 
     def child_started(self, pid: int) -> None:
         self.children.add(pid)
@@ -28,6 +31,7 @@ class Replacements:
         if pid in self.exited or pid not in self.children:
             return
         self.exited.add(pid)
+        self.exits.add(at - self.origin)
         if recycled:
             self.recycled += 1
         else:
@@ -41,10 +45,34 @@ class Replacements:
             if self.pending:
                 self.cost.record(max(0.0, at - self.pending.popleft()))
 
-    def as_dict(self) -> dict:
+    def as_dict(self, achieved: Series) -> dict:
         return {
             "children_recycled": self.recycled,
             "children_lost": self.lost,
             "replacement_seconds": self.cost.summary(),
             "replacement_basis": "old child's exit to a new child's first task, counted while work waited",
+            "throughput_dip": throughput_dip(self.exits, achieved),
         }
+
+
+def throughput_dip(exits: Series, achieved: Series) -> dict | None:
+    """Tasks achieved per second in the seconds a child exited against the other seconds of the
+    run (between its first and last completion): the throughput a replacement costs, as measured.
+    None without seconds of both kinds, or when the two series no longer share a bucket width."""
+    if exits.width != achieved.width or not any(exits.values):
+        return None
+    active = [i for i, value in enumerate(achieved.values) if value]
+    if not active:
+        return None
+    window = range(active[0], active[-1] + 1)
+    replaced = [achieved.values[i] for i in window if i < len(exits.values) and exits.values[i]]
+    others = [achieved.values[i] for i in window if not (i < len(exits.values) and exits.values[i])]
+    if not replaced or not others:
+        return None
+    during, otherwise = sum(replaced) / len(replaced) / achieved.width, sum(others) / len(others) / achieved.width
+    return {
+        "per_s_in_seconds_with_a_replacement": round(during, 2),
+        "per_s_otherwise": round(otherwise, 2),
+        "dip_percent": round(100 * (otherwise - during) / otherwise, 1) if otherwise else None,
+        "seconds_with_a_replacement": len(replaced),
+    }

@@ -50,7 +50,7 @@ def load_section(driver, record: RunRecord) -> dict:
         "in_flight": len(driver.flights),
         "oom_kills": kills,
         "oom_kills_per_1000_tasks": round(1000 * kills / sent, 3) if sent else None,
-        "recycling": driver.replacements.as_dict(),
+        "recycling": driver.replacements.as_dict(total.achieved),
         "series": series,
         "soak": soak,
         "by_task": {name: figures_of(stats) for name, stats in sorted(driver.by_name.items())},

@@ -211,3 +211,21 @@ def test_a_load_run_keeps_the_events_attribution_reads_and_a_minute_of_heartbeat
     keep = kept_events(events)
     kept = [event for event in events if keep(event)]
     assert kept == [*beats[-HEARTBEATS:], lost, events[-1]]
+
+
+def test_throughput_dip_sets_seconds_with_a_replacement_against_the_others():
+    from harness.load.replacements import throughput_dip
+
+    achieved, exits = Series(), Series()
+    for second in range(10):
+        achieved.add(second + 0.5, 50 if second not in (3, 7) else 30)
+    exits.add(3.2)
+    exits.add(7.9)
+    dip = throughput_dip(exits, achieved)
+    assert dip == {
+        "per_s_in_seconds_with_a_replacement": 30.0,
+        "per_s_otherwise": 50.0,
+        "dip_percent": 40.0,
+        "seconds_with_a_replacement": 2,
+    }
+    assert throughput_dip(Series(), achieved) is None
