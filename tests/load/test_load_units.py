@@ -229,3 +229,17 @@ def test_throughput_dip_sets_seconds_with_a_replacement_against_the_others():
         "seconds_with_a_replacement": 2,
     }
     assert throughput_dip(Series(), achieved) is None
+
+
+def test_a_clean_load_run_may_be_the_first_baseline_and_a_failed_one_may_not():
+    from harness.config import RunConfig
+    from harness.gate.worthiness import record_is_baseline_worthy
+    from harness.record import RunRecord, Spread
+
+    record = RunRecord(run_id="r", config=RunConfig("noop", "256MiB", 256 * 2**20, 2), status="complete")
+    record.load = {"counts": {"sent": 10}}
+    record.summary.outcomes = {"succeeded": 10, "failed": 0, "killed": 0}
+    record.summary.peak_rss_bytes = Spread(p50=1, p95=1, max=1, n=10)
+    assert record_is_baseline_worthy(record) is None
+    record.summary.outcomes["failed"] = 2
+    assert "2 task(s) did not succeed (failed)" in record_is_baseline_worthy(record)
