@@ -1,4 +1,4 @@
-"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin]`."""
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load]`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "overhead": "bench.overhead",
     "sampler": "bench.sampler_cost",
     "plan": "bench.plan_cost",
+    "load": "bench.load_cost",
     "plugin": "bench.plugin_load",
 }
 

@@ -66,6 +66,7 @@ class RunConfig:
     attach: str | None = None  # the share directory of a worker oomlab did not start (`oomlab worker`)
     profile: tuple[str, ...] = ()  # task names memray tracks per execution ("all": every task); empty: none
     timeout_used: float | None = None  # the plan's timeout when none was given, filled in at replay
+    load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): a LoadShape's dict; empty: the plan
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +101,7 @@ class RunOptions:
     queue_arguments: dict[str, Any] = field(default_factory=dict)
     container_starter: ContainerStarter = "sdk"
     profile: str | None = None  # --profile NAME[,NAME...]|all
+    load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): --rate/--stages/--in-flight
 
 
 def check_scenario_defaults(where: str, defaults: dict[str, Any]) -> None:
@@ -148,6 +150,7 @@ def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = 
         docker_restart=options.docker_restart,
         container_starter=options.container_starter,
         profile=profile_names(options.profile, scenario.app, pool, concurrency, options.placement),
+        load=dict(options.load),  # load (issue 18)
     )
 
 

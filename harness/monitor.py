@@ -15,6 +15,7 @@ import queue
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.detectors.exits import ExitWatcher
@@ -58,6 +59,7 @@ class Monitor(threading.Thread):
         self._group_inode = _inode(group.path)
         self._probe_offset = 0
         self._probe_partial = b""
+        self._drained = 0  # probe records already handed over by drain_probe
 
     @property
     def detectors(self) -> dict[str, bool]:
@@ -202,6 +204,16 @@ class Monitor(threading.Thread):
                 continue
         with self.lock:
             self.obs.probe.extend(records)
+
+    def drain_probe(self, retain: Callable[[list[dict]], list[dict]]) -> list[dict]:
+        """Hand over the probe records that arrived since the last drain, keeping in the observations
+        only those `retain(records)` returns: a load run keeps what kill attribution needs (children's
+        events, tasks not yet ended), not a record per task ever run (issue 18)."""
+        with self.lock:
+            new = self.obs.probe[self._drained :]
+            self.obs.probe = retain(self.obs.probe)
+            self._drained = len(self.obs.probe)
+        return new
 
     def snapshot(self) -> Observations:
         with self.lock:

@@ -68,7 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="STAT:N%",
-        help=_help("a gate threshold, e.g. peak:10% or peak:+32MiB (repeatable)"),
+        help=_help(
+            "a gate threshold, e.g. peak:10% or peak:+32MiB, or a load bound such as queue_wait.p95<2s (repeatable)"
+        ),
     )
 
 
@@ -191,6 +193,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         return
     from harness.gate.baseline import stats_from_run
     from harness.gate.flow import gate
+    from harness.gate.load_checks import load_of_run
 
     current, source = stats_from_run(run_dirs[-1])
     try:
@@ -200,6 +203,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             source,
             config.getoption("oomlab_fail"),
             os.path.join(str(config.rootpath), "pyproject.toml"),
+            load=load_of_run(run_dirs[-1]),  # load (issue 18): queue_wait.p95<2s, throughput>=40/s, oom_kills==0
         )
     except OomlabError as error:
         raise pytest.UsageError(error.message) from None

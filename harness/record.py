@@ -281,6 +281,7 @@ class RunRecord:
     celery_events: list[CeleryEvent] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     delivery: dict[str, Any] = field(default_factory=dict)  # the delivery lab's evidence and verdicts
+    load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): rates, latency, soak; tasks in tasks.jsonl
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from harness.load.mix import Kind, Mix, long_tail
 from harness.scenario import Param, Plan, RunContext, TaskCall
 from scenarios._common import MIB, scenario_app, touched_bytes
 
@@ -38,3 +39,17 @@ def plan(ctx: RunContext) -> Plan:
             fitting += 1
         calls.append(TaskCall(allocate.name, (mib, ctx.params["hold"]), label=f"{label} {mib:.0f} MiB"))
     return Plan(calls, timeout=60.0)
+
+
+def mix(ctx: RunContext) -> Mix:
+    """For load runs (--rate, --stages, --in-flight): fitting tasks whose sizes have a long tail
+    (median the plan's median size, 1 in 100 above three times it, never above half the limit), and
+    the over-limit kind at the plan's share (one in `every`)."""
+    sizes, every, hold = sorted(ctx.params["sizes"]), max(1, ctx.params["every"]), ctx.params["hold"]
+    median = sizes[len(sizes) // 2]
+    size = long_tail(median, 3 * median, cap=ctx.limit_bytes / 2 / MIB)
+    kinds = [Kind(allocate.name, every - 1 or 1, lambda rng: (round(size(rng), 1), hold), label="fits")]
+    if ctx.params["over"]:
+        over_mib = ctx.limit_bytes * ctx.params["over"] / MIB
+        kinds.append(Kind(allocate.name, 1, lambda _rng: (over_mib, hold), label="over-limit"))
+    return Mix(tuple(kinds))

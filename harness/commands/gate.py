@@ -5,10 +5,12 @@ from __future__ import annotations
 from harness.errors import EXIT_OK, EXIT_REGRESSION
 from harness.gate.baseline import read_run_record
 from harness.gate.flow import gate, write_reports
+from harness.gate.load_checks import load_of_run
 from harness.gate.report import render_terminal
 from harness.gate.stats import task_stats
 from harness.gate.thresholds import parse_threshold
 from harness.gate.worthiness import record_is_baseline_worthy
+from harness.load.stream import read_stream
 from harness.report.console import report_console
 from harness.report.html import write_gate
 
@@ -27,7 +29,8 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="STAT:N%|STAT:+SIZE",
-        help="e.g. peak:10%%, p95:5%%, peak:+32MiB (repeatable; default: [tool.oomlab.gate] "
+        help="e.g. peak:10%%, p95:5%%, peak:+32MiB against the baseline, or load bounds such as "
+        "queue_wait.p95<2s, throughput>=40/s, oom_kills==0 (repeatable; default: [tool.oomlab.gate] "
         "in pyproject.toml, else peak:10%%)",
     )
     parser.add_argument("--pyproject", default="pyproject.toml", help="where [tool.oomlab.gate] is read from")
@@ -42,8 +45,16 @@ def main(args) -> int:
     for text in args.fail:  # a typo in a threshold is reported before any file is read
         parse_threshold(text)
     record = read_run_record(args.current)
-    current, source = task_stats(record), record.run_id
-    result = gate(args.baseline, current, source, args.fail, args.pyproject, record_is_baseline_worthy(record))
+    current, source = task_stats(record, read_stream(args.current)), record.run_id
+    result = gate(
+        args.baseline,
+        current,
+        source,
+        args.fail,
+        args.pyproject,
+        record_is_baseline_worthy(record),
+        load=load_of_run(args.current),
+    )
     render_terminal(result, report_console())
     page = write_gate(result, args.current)
     print(f"report: {page}", flush=True)

@@ -15,10 +15,11 @@ from harness.compare import run_compare
 from harness.config import RunConfig, resolve
 from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
+from harness.load.cli import add_load_flags
 from harness.report.console import report_console
 from harness.report.hooks import standard_hooks
 from harness.report.html import REPORT_FILE, show_report
-from harness.report.terminal import Progress, render_summary
+from harness.report.terminal import LoadLive, Progress, render_summary
 from harness.runner import Run
 from harness.scenario import Scenario, load_scenario
 from harness.sizes import format_size
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--memory", help="memory limit for the worker's group, e.g. 256MiB (default: the scenario's)")
     add_worker_settings(parser)
     parser.add_argument("--tasks", type=int, help="how many tasks to replay (default: the scenario's)")
+    add_load_flags(parser)  # load (issue 18): --rate/--duration, --stages, --in-flight, --seed
     parser.add_argument(
         "--compare",
         action="store_true",
@@ -155,7 +157,8 @@ def _run_and_report(
 ) -> int:
     out = report_console()  # full width in a file or CI log: no task name cut at 80 columns
     err = Console(stderr=True)
-    progress = Progress(err) if err.is_terminal else None
+    # load (issue 18): a live panel on a terminal, a line every few seconds otherwise
+    progress: Progress | LoadLive | None = LoadLive(err) if config.load else Progress(err) if err.is_terminal else None
     run = Run(scenario, config, hooks=[*standard_hooks(), *([progress] if progress else [])], share=share)
     try:
         run.execute()

@@ -40,6 +40,12 @@ class CeleryEventCapture(threading.Thread):
         with self._lock:
             self.events.append(record)
 
+    def prune(self, keep: Callable[[CeleryEvent], bool]) -> None:
+        """Drop the events `keep` refuses (a load run keeps kills' and heartbeats' evidence, not
+        three task events per task sent: issue 18)."""
+        with self._lock:
+            self.events = [event for event in self.events if keep(event)]
+
     def snapshot(self) -> list[CeleryEvent]:
         with self._lock:
             return list(self.events)

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.errors import BadInput
 from harness.gate.stats import TaskStats, task_stats
+from harness.load.stream import read_stream
 from harness.record import RunRecord, load_run, write_json_atomic
 from harness.record_status import remove_quietly
 
@@ -26,7 +27,7 @@ def read_run_record(run_dir: str) -> RunRecord:
 
 def stats_from_run(run_dir: str) -> tuple[dict[str, TaskStats], str]:
     record = read_run_record(run_dir)
-    return task_stats(record), record.run_id
+    return task_stats(record, read_stream(run_dir)), record.run_id  # load (issue 18): tasks.jsonl too
 
 
 def refuse_overwrite(path: str, force: bool) -> None:

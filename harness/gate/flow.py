@@ -5,14 +5,16 @@ and write the Markdown and JUnit reports that were asked for."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from harness.errors import BadInput
 from harness.gate.baseline import load_baseline, save_baseline
+from harness.gate.load_checks import check_load
 from harness.gate.report import junit_xml, markdown
 from harness.gate.settings import read_gate_settings
 from harness.gate.sites import grown_sites
 from harness.gate.stats import TaskStats
-from harness.gate.thresholds import Threshold, parse_threshold
+from harness.gate.thresholds import LoadThreshold, Threshold, parse_threshold
 from harness.gate.verdict import GateResult, compare
 
 DEFAULT_THRESHOLDS = ("peak:10%",)
@@ -25,27 +27,31 @@ def gate(
     fail: list[str],
     pyproject: str = "pyproject.toml",
     refusal: str | None = None,
+    load: dict[str, Any] | None = None,
 ) -> GateResult:
     """`refusal`: why this run may not become the first baseline (record_is_baseline_worthy), if so."""
     default, per_task = read_gate_settings(pyproject)
-    given: list[Threshold] = [parse_threshold(text) for text in fail]
+    given: list[Threshold | LoadThreshold] = [parse_threshold(text) for text in fail]
     thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
     if not os.path.exists(baseline_path) and refusal:
         raise BadInput(
             f"no baseline at {baseline_path}, and run {source} cannot be the first: {refusal}; "
             f"gate a run that did its work, or save one with `oomlab baseline save --force`"
         )
+    load_checks = check_load(load or {}, thresholds, per_task)  # load (issue 18): absolute, no baseline
     if not os.path.exists(baseline_path):
         save_baseline(baseline_path, current, source)
         return GateResult(
+            checks=load_checks,
             notices=[
                 f"no baseline at {baseline_path}: this run ({source}) is saved as the baseline; "
                 f"the gate passes and compares from the next run on"
-            ]
+            ],
         )
     baseline, baseline_source = load_baseline(baseline_path)
     result = compare(baseline, current, thresholds, per_task)
     result.notices += [f"grew: {line}" for line in grown_sites(baseline, current)]
+    result.checks.extend(load_checks)
     result.notices.insert(0, f"baseline {baseline_path} (run {baseline_source}) against run {source}")
     return result
 

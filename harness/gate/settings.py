@@ -12,10 +12,12 @@ import os
 import sys
 
 from harness.errors import BadInput
-from harness.gate.thresholds import Threshold, parse_threshold
+from harness.gate.thresholds import LoadThreshold, Threshold, parse_threshold
 
 
-def read_gate_settings(pyproject: str = "pyproject.toml") -> tuple[list[Threshold], dict[str, list[Threshold]]]:
+def read_gate_settings(
+    pyproject: str = "pyproject.toml",
+) -> tuple[list[Threshold | LoadThreshold], dict[str, list[Threshold | LoadThreshold]]]:
     if not os.path.isfile(pyproject):
         return [], {}
     if sys.version_info >= (3, 11):

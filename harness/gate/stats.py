@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.analysis import nearest_rank
 from harness.gate.sites import sites_held
@@ -44,13 +46,17 @@ def stats_of(peaks: list[int], kills: int = 0) -> TaskStats:
     )
 
 
-def task_stats(record: RunRecord) -> dict[str, TaskStats]:
-    """From a run record: each task name's exact peaks (killed runs have none) and its kill count."""
+def task_stats(record: RunRecord, streamed: Iterable[dict[str, Any]] = ()) -> dict[str, TaskStats]:
+    """From a run record: each task name's exact peaks (killed runs have none) and its kill count.
+    `streamed`: a load run's tasks, kept in tasks.jsonl rather than the record (issue 18)."""
     peaks: dict[str, list[int]] = {}
     kills: dict[str, int] = {}
     for task in record.tasks:
         if task.peak_is_exact and task.peak_rss_bytes is not None:
             peaks.setdefault(task.name, []).append(task.peak_rss_bytes)
+    for line in streamed:
+        if line.get("peak_is_exact") and line.get("peak_rss_bytes") is not None:
+            peaks.setdefault(line["name"], []).append(line["peak_rss_bytes"])
     for kill in record.kills:
         if kill.task_name:
             kills[kill.task_name] = kills.get(kill.task_name, 0) + 1

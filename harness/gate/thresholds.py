@@ -1,11 +1,21 @@
 """`STAT:N%` (pytest-benchmark's grammar: fail when STAT grew by more than N percent) and
 `STAT:+SIZE` or `STAT:SIZE` (fail when it grew by more than SIZE), STAT one of peak (= max), min,
-mean, p50, p95, p99."""
+mean, p50, p95, p99: compared with a baseline.
+
+Load statistics (issue 18) are absolute, k6-style: `METRIC OP VALUE`, e.g. `queue_wait.p95<2s`,
+`throughput>=40/s`, `oom_kills==0`, OP one of < <= > >= == !=, METRIC one of
+queue_wait|run_time|end_to_end .p50|p90|p95|p99|max (seconds: 2s, 250ms), throughput or offered
+(tasks/s: 40/s), oom_kills, oom_kills_per_1000, succeeded, failed, killed (counts), peak_rss
+.p50|p90|p95|p99|max (a size: 200MiB). They need no baseline."""
 
 from __future__ import annotations
 
 import math
+import operator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import BadInput
 from harness.gate.stats import STATS
@@ -30,7 +40,9 @@ class Threshold:
         return self.bytes is not None and growth > self.bytes
 
 
-def parse_threshold(text: str) -> Threshold:
+def parse_threshold(text: str) -> Threshold | LoadThreshold:
+    if _LOAD.match(text):
+        return parse_load_threshold(text)
     stat, sep, amount = text.strip().partition(":")
     if not sep or stat not in STATS or not amount:
         raise BadInput(f"--fail takes STAT:N% or STAT:+SIZE with STAT one of {', '.join(STATS)}, not {text!r}")
@@ -43,3 +55,101 @@ def parse_threshold(text: str) -> Threshold:
             raise BadInput(f"--fail {text!r}: a threshold is a finite percentage, zero or more")
         return Threshold(stat, percent=percent)
     return Threshold(stat, bytes=parse_size(amount.lstrip("+")))
+
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+LATENCIES = ("queue_wait", "run_time", "end_to_end")
+LOAD_STATS = ("p50", "p90", "p95", "p99", "max")
+RATES = {"throughput": "achieved_per_s", "offered": "offered_per_s"}
+COUNTS = ("oom_kills", "oom_kills_per_1000", "succeeded", "failed", "killed")
+_LOAD = re.compile(r"^\s*([a-z_0-9]+)(?:\.([a-z0-9]+))?\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
+_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+_PER_SECOND = re.compile(r"^(\d+(?:\.\d+)?)(?:/s)?$")
+_GRAMMAR = (
+    "a load threshold is METRIC OP VALUE, e.g. queue_wait.p95<2s, throughput>=40/s or oom_kills==0 "
+    f"(METRIC: {'|'.join(LATENCIES)}.{'|'.join(LOAD_STATS)}, {', '.join(RATES)}, {', '.join(COUNTS)}, "
+    "peak_rss.STAT)"
+)
+
+
+@dataclass(frozen=True)
+class LoadThreshold:
+    """An absolute bound on a load statistic of the current run (no baseline)."""
+
+    metric: str  # queue_wait | run_time | end_to_end | peak_rss | throughput | offered | a count
+    stat: str | None  # p50 ... max for latencies and peak_rss
+    op: str
+    value: float
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def current(self, load: dict[str, Any]) -> float | None:
+        """This statistic in a `load` section (run.json's, or one task name's under `by_task`)."""
+        value: Any
+        if self.metric in LATENCIES:
+            value = (load.get("latency", {}).get(self.metric) or {}).get(self.stat)
+        elif self.metric == "peak_rss":
+            value = (load.get("peak_rss_bytes") or {}).get(self.stat)
+        elif self.metric in RATES:
+            value = load.get(RATES[self.metric])
+        elif self.metric == "oom_kills":
+            value = load.get("oom_kills", load.get("counts", {}).get("killed"))
+        elif self.metric == "oom_kills_per_1000":
+            value = load.get("oom_kills_per_1000_tasks")
+        else:
+            value = load.get("counts", {}).get(self.metric)
+        return None if value is None else float(value)
+
+    def holds(self, current: float) -> bool:
+        return OPERATORS[self.op](current, self.value)
+
+    def show(self, value: float | None) -> str:
+        """A value of this metric as the user wrote its bound."""
+        if value is None:
+            return "-"
+        if self.metric in LATENCIES:
+            return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+        if self.metric == "peak_rss":
+            return format_size(value)
+        if self.metric in RATES:
+            return f"{value:.1f}/s"
+        return f"{value:g}"
+
+
+def parse_load_threshold(text: str) -> LoadThreshold:
+    match = _LOAD.match(text)
+    if not match:
+        raise BadInput(f"--fail {text!r}: {_GRAMMAR}")
+    metric, stat, op, amount = match.groups()
+    if metric in LATENCIES or metric == "peak_rss":
+        if stat not in LOAD_STATS:
+            raise BadInput(f"--fail {text!r}: {metric} takes .{'|.'.join(LOAD_STATS)}, e.g. {metric}.p95")
+    elif metric in RATES or metric in COUNTS:
+        if stat is not None:
+            raise BadInput(f"--fail {text!r}: {metric} takes no .{stat}; {_GRAMMAR}")
+    else:
+        raise BadInput(f"--fail {text!r}: unknown metric {metric!r}; {_GRAMMAR}")
+    return LoadThreshold(metric, stat, op, _load_value(metric, amount, text), text.strip())
+
+
+def _load_value(metric: str, amount: str, text: str) -> float:
+    if metric in LATENCIES:
+        match = _SECONDS.match(amount)
+        if not match:
+            raise BadInput(f"--fail {text!r}: {amount!r} is not a duration such as 2s or 250ms")
+        return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    if metric == "peak_rss":
+        return float(parse_size(amount))
+    match = _PER_SECOND.match(amount) if metric in RATES else re.match(r"^\d+(?:\.\d+)?$", amount)
+    if not match:
+        raise BadInput(f"--fail {text!r}: {amount!r} is not a {'rate such as 40/s' if metric in RATES else 'number'}")
+    return float(match.group(1) if metric in RATES else match.group(0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.gate.stats import TaskStats
-from harness.gate.thresholds import Threshold
+from harness.gate.thresholds import LoadThreshold, Threshold
 
 
 @dataclass
@@ -13,8 +13,9 @@ class Check:
     task: str
     threshold: str  # e.g. "peak:10%", or "oom" for a new OOM kill
     baseline: int | None
-    current: int | None
+    current: float | None  # bytes, or a load statistic's value
     failed: bool
+    shown: tuple[str, str] | None = None  # a load check's bound and value as text (issue 18)
 
     @property
     def change_percent(self) -> float | None:
@@ -36,8 +37,8 @@ class GateResult:
 def compare(
     baseline: dict[str, TaskStats],
     current: dict[str, TaskStats],
-    default: list[Threshold],
-    per_task: dict[str, list[Threshold]],
+    default: list[Threshold | LoadThreshold],
+    per_task: dict[str, list[Threshold | LoadThreshold]],
 ) -> GateResult:
     result = GateResult()
     for name in sorted(current):
@@ -52,6 +53,8 @@ def compare(
             result.notices.append(f"{name} has no exact peak in {'this run' if now.n == 0 else 'the baseline'}")
             continue
         for threshold in per_task.get(name, default):
+            if not isinstance(threshold, Threshold):
+                continue  # a load threshold: harness/gate/load_checks.py
             base, cur = before.get(threshold.stat), now.get(threshold.stat)
             result.checks.append(Check(name, str(threshold), base, cur, threshold.exceeded(base, cur)))
     for name in sorted(set(baseline) - set(current)):

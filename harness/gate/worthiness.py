@@ -14,10 +14,21 @@ def record_is_baseline_worthy(record: RunRecord) -> str | None:
         )
     if record.kills:
         return f"the run had {len(record.kills)} OOM kill(s)"
+    if record.load:  # a load run (issue 18): its tasks are in tasks.jsonl, their outcomes in the summary
+        return _load_run_unworthy(record)
     unfinished = [task for task in record.tasks if task.outcome != "succeeded"]
     if unfinished:
         outcomes = sorted({task.outcome for task in unfinished})
         return f"{len(unfinished)} task(s) did not succeed ({', '.join(outcomes)})"
     if not any(task.peak_is_exact for task in record.tasks):
+        return "the run has no task with an exact peak"
+    return None
+
+
+def _load_run_unworthy(record: RunRecord) -> str | None:
+    failed = {name: count for name, count in record.summary.outcomes.items() if name != "succeeded" and count}
+    if failed:
+        return f"{sum(failed.values())} task(s) did not succeed ({', '.join(sorted(failed))})"
+    if not record.summary.peak_rss_bytes.n:
         return "the run has no task with an exact peak"
     return None

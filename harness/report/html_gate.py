@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 from harness.gate.report import cells, headline
-from harness.gate.thresholds import parse_threshold
+from harness.gate.thresholds import Threshold, parse_threshold
 from harness.gate.verdict import Check, GateResult
 from harness.report.html_data import RunView, Series
 from harness.report.html_page import FOOTER, REPORT_FILE, cards, cell, page, relative_link, section, table, write_page
@@ -25,6 +25,8 @@ def allowed(check: Check) -> int | None:
     if check.threshold == "oom" or check.baseline is None:
         return None
     threshold = parse_threshold(check.threshold)
+    if not isinstance(threshold, Threshold):  # a load bound (issue 18): no baseline allowance
+        return None
     if threshold.percent is not None:
         return int(check.baseline * (1 + threshold.percent / 100))
     return check.baseline + (threshold.bytes or 0)
@@ -32,6 +34,9 @@ def allowed(check: Check) -> int | None:
 
 def regression_figure(check: Check) -> str:
     """One regression as a picture: baseline and current bars, the allowance as the red line."""
+    if check.shown is not None:  # a load bound (issue 18): the run's value against it, no bars
+        bound, value = check.shown
+        return f"<p><b>{escape(check.task)}</b>: {escape(check.threshold)}: {escape(value)} (bound {escape(bound)})</p>"
     if check.threshold == "oom":
         return f"<p><b>{escape(check.task)}</b>: OOM kills {check.baseline} → {check.current} (new OOM kill)</p>"
     change = check.change_percent

@@ -98,6 +98,8 @@ def render_summary(record: RunRecord, console: Console) -> None:
         console.print(f"• {sentence}")
     if summary.profile:
         render_profiles(record, console)
+    if record.load:
+        render_load(record.load, console)
 
 
 PROFILED_TASKS_SHOWN = 5
@@ -121,6 +123,53 @@ def render_profiles(record: RunRecord, console: Console) -> None:
     cost = cost_line(summary.get("cost"))
     if cost:
         console.print(cost, markup=False, highlight=False)
+
+
+def render_load(load: dict, console: Console) -> None:
+    """A load run's figures per task name: rates, latency percentiles, counts."""
+    table = Table(title="load: rates in tasks/s, latency in ms (each task in tasks.jsonl)", title_justify="left")
+    for column in (
+        "task",
+        "sent",
+        "ok",
+        "failed",
+        "killed",
+        "offered",
+        "achieved",
+        "wait p95",
+        "run p95",
+        "e2e p50",
+        "e2e p95",
+        "e2e p99",
+        "e2e max",
+    ):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    rows = [*sorted(load.get("by_task", {}).items()), ("all", load)]
+    for name, figures in rows:
+        counts, latency = figures["counts"], figures["latency"]
+        table.add_row(
+            name,
+            str(counts["sent"]),
+            str(counts["succeeded"]),
+            str(counts["failed"]),
+            str(counts["killed"]),
+            _number(figures["offered_per_s"]),
+            _number(figures["achieved_per_s"]),
+            _number(latency["queue_wait"]["p95"], 1000),
+            _number(latency["run_time"]["p95"], 1000),
+            *(_number(latency["end_to_end"][q], 1000) for q in ("p50", "p95", "p99", "max")),
+        )
+    console.print(table)
+    schedule = load.get("schedule", {})
+    lateness = schedule.get("lateness_s") or {}
+    if schedule.get("asked_per_s"):
+        console.print(
+            f"schedule: {_rate(schedule.get('offered_per_s'))} offered of {_rate(schedule['asked_per_s'])} asked "
+            f"({schedule.get('offered_error_percent')} %), sends late by p50 {_ms(lateness.get('p50'))}, "
+            f"p99 {_ms(lateness.get('p99'))}, max {_ms(lateness.get('max'))}"
+        )
+    for sentence in load.get("findings", []):
+        console.print(f"• {sentence}")
 
 
 class Progress(RunHook):
@@ -156,3 +205,84 @@ class Progress(RunHook):
         if not self._ended:
             self._ended = True
             self.status.stop()
+
+
+class LoadLive(RunHook):
+    """A load run's live view (issue 18): a rich panel redrawn on a terminal; otherwise (CI logs) a
+    plain line every PLAIN_SECONDS. Its own hook, beside Progress (which follows a plan replay)."""
+
+    PLAIN_SECONDS = 5.0
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.live = None
+        self.last_line = 0.0
+        if console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=console, refresh_per_second=4, transient=True)
+            self.live.start()
+
+    def starting(self, run) -> None:
+        if self.live is not None:
+            usage = run.observers.sampler.latest_usage if run.observers else None
+            self.live.update(f"starting worker… group {format_size(usage)} / {format_size(run.config.memory_bytes)}")
+
+    def running(self, run) -> None:
+        live = getattr(run.replay, "live", None)  # the load driver's figures (a plan replay has none)
+        if live is None:
+            return
+        figures = live()
+        if self.live is not None:
+            self.live.update(load_panel(run.scenario.name, figures))
+            return
+        import time
+
+        if time.monotonic() - self.last_line >= self.PLAIN_SECONDS:
+            self.last_line = time.monotonic()
+            self.console.print(load_line(run.scenario.name, figures), highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self.end()
+
+    def end(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def _number(value: float | None, scale: float = 1.0) -> str:
+    return "-" if value is None else f"{value * scale:.1f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}/s"
+
+
+def _load_cells(figures) -> list[tuple[str, str]]:
+    return [
+        ("elapsed", f"{figures.elapsed:.0f} s"),
+        ("sent / final", f"{figures.sent} / {figures.final}"),
+        ("offered", _rate(figures.offered_per_s)),
+        ("achieved", _rate(figures.achieved_per_s)),
+        ("in flight", str(figures.in_flight)),
+        ("queue depth", "-" if figures.queue_depth is None else str(figures.queue_depth)),
+        ("end-to-end p95", _ms(figures.end_to_end_p95)),
+        ("group", f"{format_size(figures.group_bytes)} / {format_size(figures.limit_bytes)}"),
+        ("OOM kills", str(figures.kills)),
+    ]
+
+
+def load_line(name: str, figures) -> str:
+    return f"{name}: " + " · ".join(f"{label} {value}" for label, value in _load_cells(figures))
+
+
+def load_panel(name: str, figures):
+    from rich.panel import Panel
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(justify="right", style="bold")
+    table.add_column()
+    for label, value in _load_cells(figures):
+        table.add_row(label, value)
+    return Panel(table, title=f"oomlab load · {name}", expand=False)

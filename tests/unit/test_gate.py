@@ -95,3 +95,49 @@ def test_pyproject_thresholds(tmp_path):
     with pytest.raises(BadInput):
         read_gate_settings(str(path))
     assert read_gate_settings(str(tmp_path / "missing.toml")) == ([], {})
+
+
+# --- load thresholds (issue 18): absolute bounds on a run's `load` section ---------------------
+from harness.gate.load_checks import ALL, check_load  # noqa: E402
+from harness.gate.thresholds import LoadThreshold, parse_load_threshold  # noqa: E402
+from harness.gate.verdict import GateResult  # noqa: E402
+
+LOAD = {
+    "achieved_per_s": 38.5,
+    "offered_per_s": 60.0,
+    "oom_kills": 0,
+    "counts": {"succeeded": 300, "failed": 0, "killed": 0},
+    "latency": {"queue_wait": {"p95": 2.5}, "run_time": {"p95": 0.051}, "end_to_end": {"p95": 2.6}},
+    "peak_rss_bytes": {"max": 60 * MIB},
+    "by_task": {"noop.run": {"latency": {"queue_wait": {"p95": 0.1}}, "counts": {"killed": 0}}},
+}
+
+
+def test_load_threshold_grammar():
+    assert parse_threshold("queue_wait.p95<2s") == LoadThreshold("queue_wait", "p95", "<", 2.0, "queue_wait.p95<2s")
+    assert parse_threshold("throughput>=40/s").value == 40.0
+    assert parse_threshold("run_time.p99<=250ms").value == 0.25
+    assert parse_threshold("oom_kills==0").op == "=="
+    assert parse_threshold("peak_rss.max<200MiB").value == 200 * MIB
+
+
+@pytest.mark.parametrize(
+    "text", ["queue_wait<2s", "latency.p95<2s", "throughput.p95>1/s", "queue_wait.p95<fast", "oom_kills==none"]
+)
+def test_bad_load_thresholds_are_one_sentence(text):
+    with pytest.raises(BadInput) as caught:
+        parse_load_threshold(text)
+    assert "\n" not in caught.value.message
+
+
+def test_load_checks_fail_past_their_bound_and_when_not_measured():
+    thresholds = [parse_threshold(t) for t in ("queue_wait.p95<2s", "throughput>=40/s", "oom_kills==0", "peak:10%")]
+    checks = check_load(LOAD, thresholds, {"noop.run": [parse_threshold("queue_wait.p95<1s")]})
+    assert [(c.task, c.threshold, c.failed) for c in checks] == [
+        (ALL, "queue_wait.p95<2s", True),
+        (ALL, "throughput>=40/s", True),
+        (ALL, "oom_kills==0", False),
+        ("noop.run", "queue_wait.p95<1s", False),
+    ]
+    assert check_load({}, [parse_threshold("end_to_end.max<1s")], {})[0].failed
+    assert "38.5/s" in markdown(GateResult(checks=checks)) and "REGRESSION" in markdown(GateResult(checks=checks))

@@ -24,6 +24,7 @@ def test_every_builtin_scenario_has_bad_and_fixed_and_a_description():
             "alloc",
             "oom-victim",
             "memory-sites",
+            "noop",  # load runs' harness cost and a worker's ceiling rate (issue 18)
         ):  # instruments (a limit probe, the delivery lab's victim, --profile's known sites), not problems with a fix
             assert list(scenario.variants)[:2] == ["bad", "fixed"], name
 
