@@ -17,6 +17,16 @@ CHECKPOINT_SECONDS = 1.0
 GONE_FOR_GOOD_SECONDS = 1.0  # a main process gone this long with no restart policy: nobody finishes the rest
 
 
+def drive(run: Run) -> None:
+    """Send the work: a load shape (--rate, --stages, --in-flight) as a stream, or the plan's calls."""
+    if run.config.load:
+        from harness.load.driver import drive as drive_load  # the load driver builds on this module
+
+        drive_load(run)
+    else:
+        replay_plan(run)
+
+
 def replay_plan(run: Run) -> None:
     config, placement = run.config, run.placement
     run.planned = True

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from harness.assemble import assemble
 from harness.broker_connection import BrokerConnection, connect
-from harness.drive import CHECKPOINT_SECONDS, replay_plan
+from harness.drive import CHECKPOINT_SECONDS, drive
 from harness.errors import Interrupted, OomlabError, ResultsUnwritable, ScenarioFailed, WorkerStartFailed
 from harness.leftovers import Lease, state_dir, sweep_stale
-from harness.load.driver import drive as drive_load
 from harness.observers import Observers
 from harness.placement import Placement, open_placement
 from harness.record import RunRecord, RunStatus, TaskRecord, write_json_atomic
@@ -89,7 +88,7 @@ class Run:
         self.prepare()
         try:
             self.start_worker()
-            drive_load(self) if self.config.load else replay_plan(self)  # load (issue 18)
+            drive(self)
             self.record.status = "complete"
         except Interrupted as stop:
             self._failed("interrupted", f"interrupted by {signal.Signals(stop.signum).name}")
