@@ -31,18 +31,19 @@ from harness.docker.container import ContainerSpec, ContainerWorker
 from harness.docker.engine import worker_image
 from harness.environment import describe
 from harness.errors import Interrupted, NoPermission, OomlabError, WorkerStartFailed
-from harness.executions import build_executions, child_exit_codes, task_names
+from harness.executions import build_executions, child_exit_codes, pool_children, task_names
 from harness.findings import findings
 from harness.leftovers import Lease, delete_queue, sweep_stale
 from harness.limits import open_cgroup_backend
 from harness.limits.attached import open_attached_group
 from harness.monitor import Monitor
-from harness.outcomes import fill_task
+from harness.outcomes import TreeContext, fill_task
 from harness.record import ProcessRecord, RunRecord, TaskRecord, write_json_atomic
 from harness.replay import Replay
 from harness.sampler import Sampler
 from harness.scenario import RunContext, Scenario
 from harness.startup import failure_message, start_state
+from harness.truth import mark_process_peaks, private_temp_dir, truth_summary
 from harness.worker_launch import jsonable, worker_argv, worker_celery_conf, worker_env
 from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare
 
@@ -122,8 +123,10 @@ class Run:
         self.worker_log = WorkerLog(os.path.join(config.attach if share else self.run_dir, "worker.log"))
         self.planned = False
         self.main_peak: int | None = None
+        self.worker_tmp: str | None = None  # the worker's TMPDIR (billiard's pymp-* dirs), removed at the end
         self.ready_mono: float | None = None
         self.group_peak: int | None = None
+        self.unfinished_status: str | None = None  # worker_lost | timed_out: the replay stopped short
         self.record = RunRecord(
             run_id=self.run_id,
             config=config.as_dict(),
@@ -139,7 +142,7 @@ class Run:
             with signals_raise_interrupted():
                 self.start_worker()
                 self._replay()
-                self.record.status = "complete"
+                self.record.status = self.unfinished_status or "complete"
         except Interrupted as stop:
             self.record.status = "interrupted"
             self.record.message = f"interrupted by {signal.Signals(stop.signum).name}"
@@ -232,6 +235,10 @@ class Run:
                 config.tracemalloc,
                 config.queue_arguments,
             )
+            if config.backend_kind == "cgroup":  # a leaf memory cgroup per pool child, made by the probe
+                self._worker_env_vars.update(self.backend.leaf_env())
+            self._worker_env_vars["TMPDIR"] = self.worker_tmp = private_temp_dir(self.lease)
+            self.record.worker["tmpdir"] = self.worker_tmp
             self._spawn_worker()
         self.record.environment.update(describe(self.backend.name))
         emulate = config.oom_scope == "group" and self.backend.version == 1
@@ -282,6 +289,7 @@ class Run:
         self.backend = open_cgroup_backend(self.run_id)
         try:
             self.backend.create(self.config.memory_bytes, self.config.oom_scope)
+            self.backend.prepare_leaves()
         except PermissionError as exc:
             raise NoPermission(
                 f"cannot create a memory cgroup at {self.backend.path}: {exc.strerror}; "
@@ -320,7 +328,7 @@ class Run:
             self.backend = self.backend or self.worker.memory_cgroup()
         else:
             self.worker = proc.spawn(
-                self._worker_argv(), log_path=log_path, env=self._worker_env_vars, join_cgroup=self.backend.procs_file
+                self._worker_argv(), log_path=log_path, env=self._worker_env_vars, join_cgroup=self.backend.join_file
             )
         self.workers.append(self.worker)
         self.lease.add_process(self.worker.pid)
@@ -438,11 +446,13 @@ class Run:
                     self.record.message = (
                         f"the worker's main process exited{code} with {self.replay.unfinished()} tasks unfinished"
                     )
+                    self.unfinished_status = "worker_lost"
                     break
             if now - started > timeout:
                 self.record.message = (
                     f"timed out after {timeout:.0f} s with {self.replay.unfinished()} tasks unfinished"
                 )
+                self.unfinished_status = "timed_out"
                 break
             if now - last_checkpoint >= CHECKPOINT_SECONDS:
                 self.checkpoint()
@@ -488,6 +498,8 @@ class Run:
             steps.append(self.broker.stop)
         if self.backend is not None and self.config.backend_kind != "docker":  # docker removes its own
             steps.append(self.backend.remove)
+        if self.worker_tmp:
+            steps.append(lambda: shutil.rmtree(self.worker_tmp, ignore_errors=True))
         for step in steps:
             try:
                 step()
@@ -585,7 +597,10 @@ class Run:
         ready = next((r.get("rss") for r in obs.probe if r["ev"] == "worker_ready" and r["pid"] == main_pid), None)
         self.record.worker["ready_rss_bytes"] = ready
         noticed = {pid: wall - self.wall_offset for pid, wall in self.worker_log.read().child_deaths.items()}
-        kills = attribute_kills(obs, KillContext(main_pids, self.ready_mono, executions, names, stats, events, noticed))
+        children = pool_children(obs.probe)
+        kills = attribute_kills(
+            obs, KillContext(main_pids, self.ready_mono, executions, names, stats, events, noticed, children)
+        )
         # VmHWM when the main process was last alive to ask; if it died first, the kernel's figure at
         # its kill or the sampled maximum can be higher, and each is a true lower bound
         sampled = stats[main_pid].max_rss if main_pid in stats else 0
@@ -614,9 +629,11 @@ class Run:
             tasks, states = self.replay.tasks, self.replay.states
         else:
             tasks, states = self._observed(executions, names), self.external_states
+        tree = TreeContext(self.config.pool, stats, obs.leaf_of_pid, children)
+        mark_process_peaks(self.record.processes, obs.probe, executions, obs.leaf_of_pid)
         for task in tasks:
             state, exception = states.get(task.id, (None, None))
-            fill_task(task, state, exception, executions.get(task.id, []), kills)
+            fill_task(task, state, exception, executions.get(task.id, []), kills, tree)
         self.record.tasks = tasks
         peak = self.group_peak if self.group_peak is not None else (self.sampler.max_usage if self.sampler else None)
         self.record.summary = summarize(self.record.tasks, kills, self.config.memory_bytes, peak)
@@ -625,9 +642,7 @@ class Run:
             self.record.summary["sampler"] = self.sampler.cost.as_dict()
             self.record.summary["sum_rss_peak_bytes"] = self.sampler.max_sum_rss or None
             self.record.summary["group_usage_at_sum_rss_peak_bytes"] = self.sampler.usage_at_max_sum_rss
-        # VmHWM is per process: with several threads sharing one, a task's peak includes the others'
-        shared = self.config.pool == "threads" and self.config.concurrency > 1
-        self.record.summary["peak_scope"] = "process (shared by the pool's threads)" if shared else "task"
+        self.record.summary.update(truth_summary(self.record, self.backend, self.sampler))
         self.record.summary["findings"] = findings(self.record)
         if self.events and self.events.error:
             self.record.environment["celery_events_error"] = self.events.error

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from harness import procfs
 from harness.limits.base import CgroupBackend
+from harness.task_tree import memory_kinds
 
 SAMPLE_COLUMNS = ["t_mono", "pid", "rss_bytes", "pss_bytes", "uss_bytes"]
-GROUP_COLUMNS = ["t_mono", "usage_bytes", "peak_bytes", "processes"]
+GROUP_COLUMNS = ["t_mono", "usage_bytes", "peak_bytes", "processes", "anon_bytes", "file_bytes", "shmem_bytes"]
 
 
 @dataclass
@@ -107,6 +108,9 @@ class Sampler(threading.Thread):
         self._headers_written = False
         self._files = procfs.OpenFiles()
         self._group_files = (group.file(group.usage_file), group.file(group.peak_file))
+        self._stat_file = group.file("memory.stat")
+        self.kinds_at_max_usage: dict[str, int] | None = None  # the group's anon/file/shmem at its highest sample
+        self.kinds_max: dict[str, int] = {}  # each kind's highest sample
 
     def stop(self) -> None:
         self._stopping.set()
@@ -147,6 +151,7 @@ class Sampler(threading.Thread):
         usage_file, peak_file = self._group_files
         pids = self.group.pids()  # re-opened each tick: cgroup.procs caches its pid list per open file
         usage, peak = _int(files.read(usage_file, 64)), _int(files.read(peak_file, 64))
+        kinds = memory_kinds(files.read(self._stat_file, 8192), self.group.version) or {}
         rows = []
         with self._lock:
             for pid in pids:
@@ -174,11 +179,17 @@ class Sampler(threading.Thread):
                     stats.gone_mono = now
                     files.forget_pid(pid)
             self._rows.extend(rows)
-            self._group_rows.append((now, usage, peak, len(pids)))
+            self._group_rows.append(
+                (now, usage, peak, len(pids), kinds.get("anon"), kinds.get("file"), kinds.get("shmem"))
+            )
         total_rss = sum(row[2] for row in rows)
         if total_rss > self.max_sum_rss:
             self.max_sum_rss, self.usage_at_max_sum_rss = total_rss, usage
         self.latest_usage = usage
+        if kinds and (usage or 0) > self.max_usage:
+            self.kinds_at_max_usage = kinds
+        for kind, value in kinds.items():
+            self.kinds_max[kind] = max(self.kinds_max.get(kind, 0), value)
         self.max_usage = max(self.max_usage, usage or 0)
         return len(rows)
 
