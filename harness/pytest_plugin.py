@@ -109,6 +109,12 @@ def pytest_runtest_call(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if call.when == "call" and (session := WorkerSession.current()) and (lost := session.worker_lost()):
+        # this test lost the worker: it fails with the true cause, and the next test gets a fresh one
+        if report.outcome == "passed":
+            report.outcome, report.longrepr = "failed", f"oomlab: the worker was lost during this test: {lost}"
+        session.restart_worker()
+        return report
     if call.when != "call" or report.outcome != "passed":
         return report
     for marker in item.iter_markers():

@@ -43,7 +43,7 @@ from harness.replay import Replay
 from harness.sampler import Sampler
 from harness.scenario import RunContext, Scenario
 from harness.startup import failure_message, start_state
-from harness.truth import mark_process_peaks, private_temp_dir, truth_summary
+from harness.truth import mark_process_peaks, private_temp_dir, truth_summary, worker_lost_cause
 from harness.worker_launch import jsonable, worker_argv, worker_celery_conf, worker_env
 from harness.worker_share import LOG_FILE, PROBE_FILE, WorkerShare
 
@@ -402,6 +402,19 @@ class Run:
                 self.progress.starting(self)
             time.sleep(0.05)
 
+    def wait_until_ready_again(self, pid: int, timeout: float | None = None) -> None:
+        """A restarted worker (pid) is ready: its worker_ready and, for prefork, its children's init."""
+        deadline = time.monotonic() + (timeout or self.config.start_timeout)
+        expected = self.config.concurrency if self.config.pool == "prefork" else 0
+        while time.monotonic() < deadline and self.worker.poll() is None:
+            probe = self.monitor.snapshot().probe
+            ready = any(r["ev"] == "worker_ready" and r["pid"] == pid for r in probe)
+            children = {r["pid"] for r in probe if r["ev"] == "child_init" and r.get("ppid") == pid}
+            if ready and len(children) >= expected:
+                return
+            time.sleep(0.05)
+        raise WorkerStartFailed(f"the restarted worker (pid {pid}) did not become ready; see worker.log")
+
     def _context(self) -> RunContext:
         return RunContext(
             limit_bytes=self.config.memory_bytes,
@@ -447,6 +460,7 @@ class Run:
                         f"the worker's main process exited{code} with {self.replay.unfinished()} tasks unfinished"
                     )
                     self.unfinished_status = "worker_lost"
+                    self.record.worker["lost_cause"] = worker_lost_cause(self.worker_log.path)
                     break
             if now - started > timeout:
                 self.record.message = (

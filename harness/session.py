@@ -19,6 +19,7 @@ from harness.replay import fetch_states
 from harness.runner import CHECKPOINT_SECONDS, Run
 from harness.scenario import Scenario
 from harness.sizes import parse_size
+from harness.truth import worker_lost_cause
 
 
 def app_reference(app) -> str:
@@ -158,6 +159,20 @@ class WorkerSession:
         self.refresh()
         return list(self.run.record.kills)
 
+    def worker_lost(self) -> str | None:
+        """Why the worker's main process is gone (None while it runs): its exit code and Celery's
+        last word (a task's MemoryError ends the prefork worker)."""
+        worker = self.run.worker
+        if worker is None or worker.poll() is None:
+            return None
+        cause = worker_lost_cause(self.run.worker_log.path)
+        return f"the worker's main process exited with code {worker.returncode}" + (f": {cause}" if cause else "")
+
+    def restart_worker(self) -> None:
+        """A fresh worker in the same group and run, for the tests that follow one that lost it."""
+        self.run._restart_worker(time.monotonic())
+        self.run.wait_until_ready_again(self.run.worker.pid)
+
     def unregistered_tasks(self) -> list[str]:
         """Task names the worker received but does not know (Celery logs and drops them)."""
         return sorted(self.run.worker_log.read().unregistered)
@@ -177,7 +192,7 @@ class WorkerSession:
                 time.sleep(0.05)  # the kernel line and exit of a kill arrive a few ms apart
                 self.refresh()
                 return next(t for t in self.run.record.tasks if t.id == task_id)
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self.worker_lost():
                 return task
             time.sleep(0.05)
 

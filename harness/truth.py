@@ -19,6 +19,20 @@ def private_temp_dir(lease: Lease) -> str:
     return path
 
 
+def worker_lost_cause(log_path: str) -> str | None:
+    """The main process's last word before it exited: Celery logs an `Unrecoverable error` (a task's
+    MemoryError, re-raised in the main process by the prefork pool) at CRITICAL."""
+    try:
+        with open(log_path, errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if "Unrecoverable error:" in line:
+            return line.split("Unrecoverable error:", 1)[1].strip()
+    return None
+
+
 def _readings(probe: list[dict], pid: int) -> list[tuple[float, int, float]]:
     """(time, VmHWM, time of the reset before it) for every VmHWM the probe read in `pid`."""
     readings, reset_at = [], 0.0

@@ -11,7 +11,7 @@ from rich.console import Console
 from harness.compare import run_compare
 from harness.config import RunConfig
 from harness.docker.engine import check_docker_config
-from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
+from harness.errors import EXIT_OK, STATUS_EXIT_CODES, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
 from harness.report.terminal import Progress, render_summary
 from harness.runner import Run
@@ -39,7 +39,7 @@ def _celery_value(text: str):
 def add_worker_settings(parser: argparse.ArgumentParser) -> None:
     """What the worker runs: shared by `oomlab run` and `oomlab worker`."""
     parser.add_argument("--concurrency", type=int, help="pool size (default: the scenario's)")
-    parser.add_argument("--pool", choices=("prefork", "solo", "threads"), help="Celery pool (default prefork)")
+    parser.add_argument("--pool", choices=("prefork", "solo", "threads", "gevent", "eventlet"), help="Celery pool (default prefork)")
     parser.add_argument("--variant", help="scenario variant, e.g. bad or fixed (default: the scenario's first)")
     parser.add_argument(
         "--param",
@@ -267,7 +267,7 @@ def _run_and_report(run: Run) -> int:
         progress.stop()
     render_summary(run.record, out)
     _print_run_dir(run)
-    return EXIT_OK
+    return STATUS_EXIT_CODES.get(run.record.status, EXIT_OK)
 
 
 def _print_run_dir(run: Run) -> None:
