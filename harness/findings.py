@@ -128,6 +128,12 @@ def worker_lost(record: RunRecord) -> list[str]:
             f"the main process, which treats it as unrecoverable); it is not an OOM kill: catch MemoryError in the "
             f"task, and bound memory with a cgroup limit rather than RLIMIT_AS"
         ]
+    main_kill = next((k for k in record.kills if k.role == "main"), None)
+    if main_kill is not None:
+        return [
+            f"{found}: the kernel OOM-killed it at {format_size(main_kill.rss_bytes)} RSS (the process with the "
+            f"highest badness in the group is chosen, not necessarily the one that allocated)"
+        ]
     return [f"{found}: {cause}" if cause else f"{found}; see worker.log in the run directory"]
 
 
