@@ -39,7 +39,9 @@ def _celery_value(text: str):
 def add_worker_settings(parser: argparse.ArgumentParser) -> None:
     """What the worker runs: shared by `oomlab run` and `oomlab worker`."""
     parser.add_argument("--concurrency", type=int, help="pool size (default: the scenario's)")
-    parser.add_argument("--pool", choices=("prefork", "solo", "threads", "gevent", "eventlet"), help="Celery pool (default prefork)")
+    parser.add_argument(
+        "--pool", choices=("prefork", "solo", "threads", "gevent", "eventlet"), help="Celery pool (default prefork)"
+    )
     parser.add_argument("--variant", help="scenario variant, e.g. bad or fixed (default: the scenario's first)")
     parser.add_argument(
         "--param",

@@ -39,7 +39,14 @@ ROWS: list[tuple[str, Callable[[RunRecord], str]]] = [
     ("OOM kills", lambda r: str(r.summary.get("kills", len(r.kills)))),
     ("children recycled (exit 155)", lambda r: str(r.summary.get("children_recycled", 0))),
     ("task peak RSS p50", lambda r: _size((r.summary.get("peak_rss_bytes") or {}).get("p50"))),
-    ("task peak RSS max", lambda r: _size((r.summary.get("peak_rss_bytes") or {}).get("max"))),
+    (
+        "task peak RSS max (killed included)",
+        lambda r: _size((r.summary.get("peak_rss_all_bytes") or r.summary.get("peak_rss_bytes") or {}).get("max")),
+    ),
+    (
+        "task tree growth max",
+        lambda r: _size((r.summary.get("tree_peak_above_start_bytes") or {}).get("max")),
+    ),
     ("task peak above start max", lambda r: _size((r.summary.get("peak_above_start_bytes") or {}).get("max"))),
     ("tracemalloc peak max", lambda r: _size((r.summary.get("traced_peak_bytes") or {}).get("max"))),
     ("main process peak (VmHWM)", lambda r: _size(r.summary.get("main_peak_rss_bytes"))),

@@ -39,9 +39,7 @@ def test_the_same_size_in_shmem_or_anonymous_memory_is_killed(oomlab, kind):
 @pytest.mark.parametrize("pool", ["solo", "threads", "gevent", "eventlet"])
 def test_shared_process_pools_report_the_process_and_never_claim_an_exact_task_peak(oomlab, pool):
     concurrency = "1" if pool == "solo" else "2"
-    result = oomlab(
-        "run", "alloc", "--pool", pool, "--concurrency", concurrency, "--tasks", "4", "--param", "over=0"
-    )
+    result = oomlab("run", "alloc", "--pool", pool, "--concurrency", concurrency, "--tasks", "4", "--param", "over=0")
     assert result.code == 0, result.stderr
     record = result.record
     assert record["status"] == "complete"

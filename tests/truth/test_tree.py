@@ -24,7 +24,9 @@ def kernel_peak_of_program(mib: int, tmp_path) -> int:
     group.create(512 * MIB, "process")
     try:
         child = proc.spawn(
-            [sys.executable, "-c", PROGRAM, str(mib)], log_path=str(tmp_path / "program.log"), join_cgroup=group.join_file
+            [sys.executable, "-c", PROGRAM, str(mib)],
+            log_path=str(tmp_path / "program.log"),
+            join_cgroup=group.join_file,
         )
         assert child.wait(timeout=60) == 0
         return group.peak_bytes()
