@@ -21,11 +21,12 @@ PARAMS = [
 ]
 DEFAULTS = {"memory": "256MiB", "concurrency": 1, "tasks": 4}
 VARIANTS = [
+    Variant("bad", "the task maps work over a multiprocessing.Pool (fails in prefork: daemonic)"),
+    Variant("fixed", "the task maps work over a billiard.Pool (what works in prefork)"),
     Variant("subprocess", "the task runs a program with subprocess.run"),
     Variant("fork", "the task forks a helper that allocates, and waits for it"),
-    Variant("multiprocessing", "the task maps work over a multiprocessing.Pool (fails in prefork: daemonic)"),
-    Variant("billiard", "the task maps work over a billiard.Pool (what works in prefork)"),
 ]
+_POOL_LIBRARY = {"bad": "multiprocessing", "fixed": "billiard"}
 
 # the program: allocate N MiB, then report its own kernel-measured figures
 PROGRAM = (
@@ -83,8 +84,9 @@ def plan(ctx: RunContext) -> Plan:
         size = mib * (1 + index % 2)
         if ctx.variant == "fork":
             call = TaskCall(fork_helper.name, (size, own), label=f"fork {size:.0f} MiB")
-        elif ctx.variant in ("multiprocessing", "billiard"):
-            call = TaskCall(pool_map.name, (size, ctx.variant), label=f"{ctx.variant} {size:.0f} MiB")
+        elif ctx.variant in _POOL_LIBRARY:
+            library = _POOL_LIBRARY[ctx.variant]
+            call = TaskCall(pool_map.name, (size, library), label=f"{library} {size:.0f} MiB")
         else:
             call = TaskCall(run_program.name, (size, own), label=f"program {size:.0f} MiB")
         calls.append(call)

@@ -13,7 +13,8 @@ app = scenario_app("worker_death")
 PARAMS = [Param("sleep", 30.0, "seconds the slow task sleeps (variant timeout)")]
 DEFAULTS = {"memory": "256MiB", "concurrency": 1, "tasks": 4}
 VARIANTS = [
-    Variant("memoryerror", "the second task raises MemoryError"),
+    Variant("bad", "the second task raises MemoryError, and the prefork worker shuts down"),
+    Variant("fixed", "the second task catches its MemoryError and fails alone; the worker goes on"),
     Variant("timeout", "the second task sleeps past the run's timeout"),
 ]
 
@@ -28,6 +29,15 @@ def memory_error() -> None:
     raise MemoryError("a task ran out of memory (as under RLIMIT_AS or a failed allocation)")
 
 
+@app.task(name="worker_death.memory_error_caught")
+def memory_error_caught() -> None:
+    """The fix: a MemoryError turned into an ordinary failure of this task alone."""
+    try:
+        memory_error.run()
+    except MemoryError as error:
+        raise RuntimeError(f"out of memory: {error}") from None
+
+
 @app.task(name="worker_death.slow")
 def slow(seconds: float) -> str:
     time.sleep(seconds)
@@ -40,5 +50,6 @@ def plan(ctx: RunContext) -> Plan:
     if ctx.variant == "timeout":
         calls.insert(1, TaskCall(slow.name, (ctx.params["sleep"],), label="slow"))
         return Plan(calls, timeout=3.0)
-    calls.insert(1, TaskCall(memory_error.name, label="MemoryError"))
+    task = memory_error_caught if ctx.variant == "fixed" else memory_error
+    calls.insert(1, TaskCall(task.name, label="MemoryError"))
     return Plan(calls, timeout=30.0)

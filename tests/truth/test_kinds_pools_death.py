@@ -57,7 +57,7 @@ def test_shared_process_pools_report_the_process_and_never_claim_an_exact_task_p
 
 
 def test_memoryerror_ends_the_worker_and_the_run_says_so(oomlab):
-    result = oomlab("run", "worker-death", "--variant", "memoryerror")
+    result = oomlab("run", "worker-death", "--variant", "bad")
     assert result.code == 8, result.stderr
     record = result.record
     assert record["status"] == "worker_lost"
@@ -65,6 +65,18 @@ def test_memoryerror_ends_the_worker_and_the_run_says_so(oomlab):
     assert any("MemoryError" in f and "prefork worker" in f for f in record["summary"]["findings"])
     assert "MemoryError" in record["worker"]["lost_cause"]
     assert_nothing_left(record["run_id"])
+
+
+def test_memoryerror_caught_in_the_task_keeps_the_worker(oomlab):
+    result = oomlab("run", "worker-death", "--variant", "fixed")
+    assert result.code == 0, result.stderr
+    assert [t["outcome"] for t in result.record["tasks"]] == [
+        "succeeded",
+        "failed",
+        "succeeded",
+        "succeeded",
+        "succeeded",
+    ]
 
 
 def test_a_run_past_its_timeout_is_not_complete(oomlab):

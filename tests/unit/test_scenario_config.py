@@ -21,6 +21,7 @@ def test_every_builtin_scenario_has_bad_and_fixed_and_a_description():
         if name not in (
             "alloc",
             "oom-victim",
+            "memory-kinds",
         ):  # instruments (a limit probe, the delivery lab's victim), not problems with a fix
             assert list(scenario.variants)[:2] == ["bad", "fixed"], name
 
