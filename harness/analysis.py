@@ -42,7 +42,7 @@ def summarize(tasks: list[TaskRecord], kills: list[KillRecord], limit: int, grou
         "tasks": len(tasks),
         "peak_rss_bytes": spread([t.peak_rss_bytes for t in exact]),
         # every task with a figure, killed ones at the RSS the kernel reported at their kill
-        "peak_rss_all_bytes": spread([t.peak_rss_bytes for t in tasks if t.peak_rss_bytes is not None]),
+        "peak_rss_all_bytes": spread([float(t.peak_rss_bytes) for t in tasks if t.peak_rss_bytes is not None]),
         "peak_above_start_bytes": spread(
             [t.peak_above_start_bytes for t in exact if t.peak_above_start_bytes is not None]
         ),

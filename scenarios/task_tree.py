@@ -78,7 +78,7 @@ def pool_map(mib: float, library: str) -> int:
 
 def plan(ctx: RunContext) -> Plan:
     mib, own = ctx.params["program_mib"], ctx.params["own_mib"]
-    count = ctx.tasks or DEFAULTS["tasks"]
+    count = int(ctx.tasks or 4)
     calls = []
     for index in range(count):
         size = mib * (1 + index % 2)

@@ -45,7 +45,7 @@ def slow(seconds: float) -> str:
 
 
 def plan(ctx: RunContext) -> Plan:
-    count = ctx.tasks or DEFAULTS["tasks"]
+    count = int(ctx.tasks or 4)
     calls = [TaskCall(quick.name, label="quick") for _ in range(count)]
     if ctx.variant == "timeout":
         calls.insert(1, TaskCall(slow.name, (ctx.params["sleep"],), label="slow"))
