@@ -90,4 +90,14 @@ def truth_summary(record: RunRecord, backend, sampler) -> dict:
         "group_kinds_at_peak": kinds_at_peak,  # sampled with the group's usage, at its highest sample
         "group_kinds_max": getattr(sampler, "kinds_max", None),
         "tasks_with_descendants": sum(1 for t in record.tasks if t.descendants),
+        "leaves": leaves_summary(record),
+    }
+
+
+def leaves_summary(record: RunRecord) -> dict:
+    """How many tasks had their tree measured in a leaf, and why the others had none."""
+    notes = sorted({t.tree_note for t in record.tasks if t.executions and t.tree_note})
+    return {
+        "tasks_measured_exactly": sum(1 for t in record.tasks if t.tree_peak_is_exact),
+        "why_not": notes,
     }
