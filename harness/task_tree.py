@@ -150,7 +150,7 @@ class TaskTree:
             except OSError:
                 self.resettable = False
         self._peak_at_start = None if self.resettable else self._peak()
-        return {"tree_start": self._usage(), "tree_kinds_start": self._kinds()}
+        return {"tree_start": self._usage()}
 
     def read(self) -> dict:
         """At task_postrun: the leaf's peak since the reset, its usage and kinds, the descendants
