@@ -18,7 +18,7 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
     "app": (None, "your Celery app as 'module:attribute' (e.g. proj.celery:app)"),
     "memory": ("512MiB", "the worker's memory limit"),
     "concurrency": ("1", "the worker's pool size"),
-    "pool": ("prefork", "the worker's pool: prefork, solo or threads"),
+    "pool": ("prefork", "the worker's pool: prefork, solo, threads, gevent or eventlet"),
     "broker": (None, "a broker URL instead of the embedded Redis"),
     "results": ("results", "where run records go"),
     "limits": (
