@@ -22,6 +22,7 @@ def kernel_peak_of_program(mib: int, tmp_path) -> int:
     """The program alone in a fresh memory cgroup of its own: the kernel's peak for it."""
     group = open_cgroup_backend(f"truth-test-{os.getpid()}-{mib}")
     group.create(512 * MIB, "process")
+    group.prepare_leaves()  # as a run does: on v2 a process joins the group's leaf-main
     try:
         child = proc.spawn(
             [sys.executable, "-c", PROGRAM, str(mib)],
