@@ -71,6 +71,7 @@ class SamplerCost:
         }
 
 
+COMMAND_SETTLES_S = 0.5  # a process first seen between fork and exec shows its parent's command line
 SMAPS_READS_PER_SECOND = 32  # PSS/USS reads per second across all processes (bench/sampler_cost.py)
 
 
@@ -167,6 +168,8 @@ class Sampler(threading.Thread):
                     stats = self.stats[pid] = PidStats(first_seen=now, last_seen=now, command=procfs.command_line(pid))
                     if self.on_new_pid:
                         self.on_new_pid(pid)
+                elif now - stats.first_seen < COMMAND_SETTLES_S:  # seen between fork and exec: read it again
+                    stats.command = procfs.command_line(pid) or stats.command
                 stats.last_seen, stats.last_rss = now, rss
                 stats.max_rss = max(stats.max_rss, rss)
                 if pss is not None:
