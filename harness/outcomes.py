@@ -9,6 +9,7 @@ from harness.sampler import PidStats
 
 OUTCOMES = ("succeeded", "failed", "killed", "descendant_killed", "requeued", "stuck", "never_started")
 FINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
+UNREAD_COMMAND = "?"  # the sampler saw it only while its command line read empty (mid-exec or exiting)
 SHARED_POOLS = ("solo", "threads", "gevent", "eventlet")  # tasks run in the worker's main process
 
 
@@ -137,10 +138,10 @@ def descendants(run: Execution, tree: TreeContext, killed: list[dict]) -> list[d
     found: dict[int, dict] = {}
     for pid, stats in tree.pid_stats.items():
         born_here = tree.leaf_of_pid.get(pid) == run.pid and pid != run.pid and pid not in tree.pool_children
-        if born_here and run.started_mono - 0.05 <= stats.first_seen <= end:
+        if born_here and run.started_mono <= stats.first_seen <= end:  # started during the task
             found[pid] = {
                 "pid": pid,
-                "command": stats.command,
+                "command": stats.command or UNREAD_COMMAND,
                 "peak_rss_bytes": stats.max_rss,
                 "peak_is_exact": False,  # sampled
                 # not in the leaf when the probe read it at task_postrun: it had ended

@@ -11,6 +11,7 @@ import pytest
 
 from harness import proc
 from harness.limits import open_cgroup_backend
+from harness.outcomes import UNREAD_COMMAND
 from scenarios.task_tree import PROGRAM
 from tests.conftest import assert_nothing_left
 
@@ -57,7 +58,10 @@ def test_a_program_a_task_runs_is_in_its_peak_and_its_kill_is_the_tasks(oomlab, 
             f"tree {task['tree_peak_above_start_bytes'] / MIB:.2f} MiB, expected {expected / MIB:.2f} MiB "
             f"(task {own_growth / MIB:.2f} + program alone {alone[mib] / MIB:.2f})"
         )
-        assert [d["command"].split()[1] for d in task["descendants"]] == ["-c"]
+        assert len(task["descendants"]) == 1, task["descendants"]
+        (program,) = task["descendants"]
+        # the sampler reads the command line; a short program seen only mid-exec (slow VMs) reads "?"
+        assert program["command"] == UNREAD_COMMAND or program["command"].split()[1] == "-c", program
         assert task["descendants"][0]["ended"] == "exited"
     over = next(t for t in record["tasks"] if t["label"].startswith("over-limit"))
     assert over["outcome"] == "descendant_killed"
