@@ -33,9 +33,11 @@ def _size(limit) -> int:
 
 def tree_peak(task: TaskRecord) -> int | None:
     """The task's peak with every process it started: its RSS at the start plus its leaf's growth
-    (the kernel's count), or the pool process's own VmHWM where that is higher or the only figure."""
+    (the kernel's count), or the pool process's own VmHWM where that is higher, or where the task
+    started no process (the leaf then also counts kernel memory RSS does not: page tables, slab)."""
     whole = None
-    if task.tree_peak_above_start_bytes is not None and task.start_rss_bytes is not None:
+    started_others = bool(task.descendants or task.killed_descendants)  # else VmHWM is the whole story
+    if started_others and task.tree_peak_above_start_bytes is not None and task.start_rss_bytes is not None:
         whole = task.start_rss_bytes + task.tree_peak_above_start_bytes
     figures = [f for f in (task.peak_rss_bytes, whole) if f is not None]
     return max(figures) if figures else None
@@ -59,7 +61,7 @@ def describe_task(task: TaskRecord) -> str:
         f", its process {k['pid']} ({(k.get('command') or '?')[:40]}) OOM-killed at {format_size(k.get('rss_bytes'))}"
         for k in task.killed_descendants
     )
-    return f"{task.name}[{task.id}] pid {task.pid}: peak {peak}, {how}{tree}, {outcome}{killed_below}"
+    return f"{task.name}[{task.id}] pid {task.pid}: peak {peak}, {how}, {outcome}{tree}{killed_below}"
 
 
 def highest_peaks(tasks: list[TaskRecord], n: int = 3) -> str:
