@@ -140,7 +140,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     run_dirs = config.stash.get(_RUN_DIRS, [])
     if not baseline or not run_dirs:
         return
-    from harness.gate.baseline import stats_from_run
+    from harness.gate.baseline import run_facts_from, stats_from_run
     from harness.gate.flow import gate
 
     current, source = stats_from_run(run_dirs[-1])
@@ -151,6 +151,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             source,
             config.getoption("oomlab_fail"),
             os.path.join(str(config.rootpath), "pyproject.toml"),
+            run_facts_from(run_dirs[-1]),
         )
     except OomlabError as error:
         raise pytest.UsageError(error.message) from None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from harness.errors import EXIT_OK
-from harness.gate.baseline import save_baseline, stats_from_run
+from harness.errors import EXIT_OK, BadInput
+from harness.gate.baseline import run_facts_from, save_baseline, stats_from_run
+from harness.gate.run_checks import run_problems
 from harness.sizes import format_size
 
 
@@ -18,7 +19,11 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     stats, source = stats_from_run(args.run_dir)
-    save_baseline(args.path, stats, source)
+    facts = run_facts_from(args.run_dir)
+    if problems := run_problems(facts):
+        reasons = "; ".join(check.detail or check.threshold for check in problems)
+        raise BadInput(f"run {source} cannot be a baseline: {reasons}")
+    save_baseline(args.path, stats, source, facts.scenario)
     for name, s in stats.items():
         print(f"{name}: n={s.n} peak {format_size(s.max)} p95 {format_size(s.p95)} kills {s.kills}")
     print(f"baseline of run {source} saved to {args.path}")

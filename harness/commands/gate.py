@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.errors import EXIT_OK, EXIT_REGRESSION
-from harness.gate.baseline import stats_from_run
+from harness.gate.baseline import run_facts_from, stats_from_run
 from harness.gate.flow import gate, write_reports
 from harness.gate.report import render_terminal
 from harness.gate.thresholds import parse_threshold
@@ -39,7 +39,7 @@ def main(args) -> int:
     for text in args.fail:  # a typo in a threshold is reported before any file is read
         parse_threshold(text)
     current, source = stats_from_run(args.current)
-    result = gate(args.baseline, current, source, args.fail, args.pyproject)
+    result = gate(args.baseline, current, source, args.fail, args.pyproject, run_facts_from(args.current))
     render_terminal(result, report_console())
     write_reports(result, args.markdown, args.junit)
     return EXIT_REGRESSION if result.regressions else EXIT_OK

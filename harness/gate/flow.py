@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 
-from harness.gate.baseline import load_baseline, save_baseline
+from harness.gate.baseline import baseline_scenario, load_baseline, save_baseline
 from harness.gate.report import junit_xml, markdown
+from harness.gate.run_checks import RunFacts, run_problems
 from harness.gate.settings import read_gate_settings
 from harness.gate.stats import TaskStats
 from harness.gate.thresholds import Threshold, parse_threshold
@@ -17,13 +18,27 @@ DEFAULT_THRESHOLDS = ("peak:10%",)
 
 
 def gate(
-    baseline_path: str, current: dict[str, TaskStats], source: str, fail: list[str], pyproject: str = "pyproject.toml"
+    baseline_path: str,
+    current: dict[str, TaskStats],
+    source: str,
+    fail: list[str],
+    pyproject: str = "pyproject.toml",
+    facts: RunFacts | None = None,
 ) -> GateResult:
     default, per_task = read_gate_settings(pyproject)
     given: list[Threshold] = [parse_threshold(text) for text in fail]
     thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
-    if not os.path.exists(baseline_path):
-        save_baseline(baseline_path, current, source)
+    exists = os.path.exists(baseline_path)
+    problems = run_problems(facts, baseline_scenario(baseline_path) if exists else None) if facts else []
+    if not exists and problems:
+        return GateResult(
+            checks=problems,
+            notices=[
+                f"no baseline written to {baseline_path}: run {source} did not do its work, so it is none to compare with"
+            ],
+        )
+    if not exists:
+        save_baseline(baseline_path, current, source, facts.scenario if facts else None)
         return GateResult(
             notices=[
                 f"no baseline at {baseline_path}: this run ({source}) is saved as the baseline; "
@@ -32,6 +47,7 @@ def gate(
         )
     baseline, baseline_source = load_baseline(baseline_path)
     result = compare(baseline, current, thresholds, per_task)
+    result.checks[:0] = problems
     result.notices.insert(0, f"baseline {baseline_path} (run {baseline_source}) against run {source}")
     return result
 

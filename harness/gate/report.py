@@ -15,7 +15,9 @@ COLUMNS = ("task", "check", "baseline", "current", "change", "verdict")
 
 
 def cells(check: Check) -> tuple[str, ...]:
-    if check.threshold == "oom":
+    if check.detail:
+        values = ("-", "-", check.detail)
+    elif check.threshold == "oom":
         values = (f"{check.baseline} kill(s)", f"{check.current} kill(s)", "new OOM kill")
     else:
         change = check.change_percent

@@ -16,13 +16,17 @@ class TaskStats:
     p95: int
     p99: int
     kills: int = 0  # OOM kills of this task name in the run
+    # growth above each task's start (its whole tree where exact): independent of what ran before it
+    growth_max: int | None = None
+    growth_p50: int | None = None
+    growth_p95: int | None = None
 
-    def get(self, stat: str) -> int:
+    def get(self, stat: str) -> int | None:
         return getattr(self, STAT_ALIASES.get(stat, stat))
 
 
-STAT_ALIASES = {"peak": "max"}
-STATS = ("peak", "max", "min", "mean", "p50", "p95", "p99")
+STAT_ALIASES = {"peak": "max", "growth": "growth_max"}
+STATS = ("peak", "max", "min", "mean", "p50", "p95", "p99", "growth", "growth_p50", "growth_p95")
 
 
 def _quantile(ordered: list[int], q: float) -> int:
@@ -44,20 +48,43 @@ def stats_of(peaks: list[int], kills: int = 0) -> TaskStats:
     )
 
 
+def task_growth(task: dict) -> int | None:
+    """A task's growth above its start: its tree's where the kernel measured it exactly, else its
+    pool process's VmHWM above its start (exact tasks only)."""
+    if task.get("tree_peak_is_exact") and task.get("tree_peak_above_start_bytes") is not None:
+        return task["tree_peak_above_start_bytes"]
+    return task.get("peak_above_start_bytes") if task.get("peak_is_exact") else None
+
+
+def _with_growth(stats: TaskStats, growth: list[int]) -> TaskStats:
+    if growth:
+        ordered = sorted(growth)
+        stats.growth_max, stats.growth_p50, stats.growth_p95 = (
+            ordered[-1],
+            _quantile(ordered, 0.5),
+            _quantile(ordered, 0.95),
+        )
+    return stats
+
+
 def task_stats(record: dict) -> dict[str, TaskStats]:
-    """From run.json: each task name's exact peaks (killed runs have none) and its kill count."""
+    """From run.json: each task name's exact peaks (killed runs have none), growth and kill count."""
     peaks: dict[str, list[int]] = {}
+    growth: dict[str, list[int]] = {}
     kills: dict[str, int] = {}
     for task in record.get("tasks", []):
         if task.get("peak_is_exact") and task.get("peak_rss_bytes") is not None:
             peaks.setdefault(task["name"], []).append(task["peak_rss_bytes"])
+        if (grew := task_growth(task)) is not None:
+            growth.setdefault(task["name"], []).append(grew)
     for kill in record.get("kills", []):
         if kill.get("task_name"):
             kills[kill["task_name"]] = kills.get(kill["task_name"], 0) + 1
     names = sorted(set(peaks) | set(kills))
     return {
-        name: stats_of(peaks[name], kills.get(name, 0))
-        if name in peaks
-        else TaskStats(0, 0, 0, 0, 0, 0, 0, kills[name])
+        name: _with_growth(
+            stats_of(peaks[name], kills.get(name, 0)) if name in peaks else TaskStats(0, 0, 0, 0, 0, 0, 0, kills[name]),
+            growth.get(name, []),
+        )
         for name in names
     }

@@ -15,6 +15,7 @@ class Check:
     baseline: int | None
     current: int | None
     failed: bool
+    detail: str | None = None  # a run-level check's reason (the run is not one to gate on)
 
     @property
     def change_percent(self) -> float | None:
@@ -53,6 +54,11 @@ def compare(
             continue
         for threshold in per_task.get(name, default):
             base, cur = before.get(threshold.stat), now.get(threshold.stat)
+            if base is None or cur is None:
+                result.notices.append(
+                    f"{name} has no {threshold.stat} in {'this run' if cur is None else 'the baseline'}"
+                )
+                continue
             result.checks.append(Check(name, str(threshold), base, cur, threshold.exceeded(base, cur)))
     for name in sorted(set(baseline) - set(current)):
         result.notices.append(f"{name} is in the baseline but did not run")
