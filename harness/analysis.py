@@ -43,6 +43,8 @@ def summarize(tasks: list[TaskRecord], kills: list[KillRecord], limit: int, grou
         outcomes={name: counts.get(name, 0) for name in OUTCOMES},
         tasks=len(tasks),
         peak_rss_bytes=spread([t.peak_rss_bytes for t in exact if t.peak_rss_bytes is not None]),
+        # every task with a figure, killed ones at the RSS the kernel reported at their kill
+        peak_rss_all_bytes=spread([t.peak_rss_bytes for t in tasks if t.peak_rss_bytes is not None]),
         peak_above_start_bytes=spread(
             [t.peak_above_start_bytes for t in exact if t.peak_above_start_bytes is not None]
         ),

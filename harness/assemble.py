@@ -9,13 +9,12 @@ import dataclasses
 from harness.analysis import summarize, summarize_processes
 from harness.attribution import KillContext, attribute_kills
 from harness.evidence import Evidence
-from harness.executions import build_executions, child_exit_codes, task_names
+from harness.executions import build_executions, child_exit_codes, pool_children, task_names
 from harness.findings import findings
-from harness.outcomes import fill_task
+from harness.outcomes import TreeContext, fill_task
 from harness.probe_events import WORKER_READY
 from harness.record import ProcessRecord, RunRecord, TaskRecord
-
-SHARED_PROCESS_POOLS = ("threads",)
+from harness.truth import apply_truth_summary, mark_process_peaks
 
 
 def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
@@ -26,6 +25,7 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     names = task_names(obs.probe)
     main_pid = evidence.main_pids[0] if evidence.main_pids else None
     main_pids = frozenset(evidence.main_pids)
+    children = pool_children(obs.probe)
     context = KillContext(
         main_pids,
         evidence.ready_mono,
@@ -34,10 +34,13 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
         evidence.pid_stats,
         evidence.celery_events,
         evidence.pool_noticed,
+        children,
     )
     kills = attribute_kills(obs, context)
     processes = _processes(evidence, kills, child_exit_codes(obs.probe), main_pid, main_pids)
-    tasks = [_task(task, evidence, executions, kills) for task in evidence.tasks]
+    mark_process_peaks(processes, obs.probe, executions, obs.leaf_of_pid)
+    tree = TreeContext(evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children)
+    tasks = [_task(task, evidence, executions, kills, tree) for task in evidence.tasks]
     record = copy.deepcopy(base)
     record.kills, record.processes, record.tasks = kills, processes, tasks
     record.celery_events = list(evidence.celery_events)
@@ -52,10 +55,10 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     return record
 
 
-def _task(task: TaskRecord, evidence: Evidence, executions: dict, kills: list) -> TaskRecord:
+def _task(task: TaskRecord, evidence: Evidence, executions: dict, kills: list, tree: TreeContext) -> TaskRecord:
     filled = dataclasses.replace(task, state_history=list(task.state_history))
     state, exception = evidence.states.get(task.id, (None, None))
-    fill_task(filled, state, exception, executions.get(task.id, []), kills)
+    fill_task(filled, state, exception, executions.get(task.id, []), kills, tree)
     return filled
 
 
@@ -93,7 +96,5 @@ def _summary(evidence: Evidence, record: RunRecord):
     summary.sampler = evidence.sampler.cost
     summary.sum_rss_peak_bytes = evidence.sampler.max_sum_rss or None
     summary.group_usage_at_sum_rss_peak_bytes = evidence.sampler.usage_at_max_sum_rss
-    # VmHWM is per process: with several threads sharing one, a task's peak includes the others'
-    shared = config.pool in SHARED_PROCESS_POOLS and config.concurrency > 1
-    summary.peak_scope = "process (shared by the pool's threads)" if shared else "task"
+    apply_truth_summary(summary, record, evidence.sampler.kinds_at_max_usage, evidence.sampler.kinds_max)
     return summary

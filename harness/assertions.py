@@ -32,9 +32,21 @@ def _size(limit) -> int:
     return limit if isinstance(limit, int) else parse_size(str(limit).replace(" ", ""))
 
 
+def tree_peak(task: TaskRecord) -> int | None:
+    """The task's peak with every process it started: its RSS at the start plus its leaf's growth
+    (the kernel's count), or the pool process's own VmHWM where that is higher, or where the task
+    started no process (the leaf then also counts kernel memory RSS does not: page tables, slab)."""
+    whole = None
+    started_others = bool(task.descendants or task.killed_descendants)  # else VmHWM is the whole story
+    if started_others and task.tree_peak_above_start_bytes is not None and task.start_rss_bytes is not None:
+        whole = task.start_rss_bytes + task.tree_peak_above_start_bytes
+    figures = [f for f in (task.peak_rss_bytes, whole) if f is not None]
+    return max(figures) if figures else None
+
+
 def describe_task(task: TaskRecord) -> str:
     peak = format_size(task.peak_rss_bytes) if task.peak_rss_bytes is not None else "?"
-    how = "exact (VmHWM)" if task.peak_is_exact else "RSS at the OOM kill"
+    how = "exact (VmHWM)" if task.peak_is_exact else (task.peak_note or "RSS at the OOM kill")
     killed = sum(1 for run in task.executions if run.killed)
     outcome = (
         task.outcome
@@ -43,7 +55,14 @@ def describe_task(task: TaskRecord) -> str:
         if task.executions[-1].killed
         else f"OOM-killed {killed}x, then {task.outcome}"
     )
-    return f"{task.name}[{task.id}] pid {task.pid}: peak {peak}, {how}, {outcome}"
+    tree = ""
+    if task.tree_peak_above_start_bytes is not None:
+        tree = f", its tree grew {format_size(task.tree_peak_above_start_bytes)}"
+    killed_below = "".join(
+        f", its process {k['pid']} ({(k.get('command') or '?')[:40]}) OOM-killed at {format_size(k.get('rss_bytes'))}"
+        for k in task.killed_descendants
+    )
+    return f"{task.name}[{task.id}] pid {task.pid}: peak {peak}, {how}, {outcome}{tree}{killed_below}"
 
 
 def highest_peaks(tasks: list[TaskRecord], n: int = 3) -> str:
@@ -61,6 +80,9 @@ def _fail(headline: str, session: WorkerSession, tasks: list[TaskRecord] | None 
 def _settled_task(result_or_task_id, session: WorkerSession, timeout: float) -> TaskRecord:
     task_id = _task_id(result_or_task_id)
     task = session.wait(task_id, timeout)
+    lost = session.worker_lost()
+    if lost and (task is None or not task.executions or task.executions[-1].finished_mono is None):
+        _fail(f"task {task_id} did not finish: {lost}", session)
     if task is None:
         unknown = session.unregistered_tasks()
         hint = (
@@ -76,8 +98,9 @@ def _settled_task(result_or_task_id, session: WorkerSession, timeout: float) -> 
 def assert_peak_rss_below(
     result_or_task_id, limit, *, session: WorkerSession | None = None, timeout: float = 60.0
 ) -> TaskRecord:
-    """The task's exact peak RSS (VmHWM over its run, reset when it started) is below `limit`
-    ("256 MiB", "1GiB" or bytes). A task killed by the OOM killer fails this too."""
+    """The task's exact peak RSS (VmHWM over its run, reset when it started; with every process it
+    started, from its leaf memory cgroup) is below `limit` ("256 MiB", "1GiB" or bytes). A task
+    killed by the OOM killer, or whose subprocess was, fails this too."""
     session = _session(session)
     task = _settled_task(result_or_task_id, session, timeout)
     limit_bytes = _size(limit)
@@ -93,10 +116,14 @@ def assert_peak_rss_below(
             + (f"\n{failure_lines([task])}" if task.profile else ""),
             session,
         )
-    if task.peak_rss_bytes >= limit_bytes:
+    if task.killed_descendants:
+        _fail(f"a process started by the task was OOM-killed: {describe_task(task)}", session)
+    peak = tree_peak(task) or task.peak_rss_bytes
+    if peak >= limit_bytes:
+        what = "VmHWM, exact" if peak == task.peak_rss_bytes else "start RSS + its tree's growth, kernel-counted"
         _fail(
-            f"task {task.name}[{task.id}] peaked at {format_size(task.peak_rss_bytes)} (VmHWM, exact) in pid {task.pid}: "
-            f"{format_size(task.peak_rss_bytes - limit_bytes)} over the {format_size(limit_bytes)} limit"
+            f"task {task.name}[{task.id}] peaked at {format_size(peak)} ({what}) in pid {task.pid}: "
+            f"{format_size(peak - limit_bytes)} over the {format_size(limit_bytes)} limit"
             + (f"\n{failure_lines([task])}" if task.profile else ""),
             session,
         )
@@ -117,7 +144,8 @@ def assert_no_oom(*, session: WorkerSession | None = None) -> None:
     kills = session.kills()
     if kills:
         lines = "\n".join(
-            f"  pid {k.pid} ({k.role}) running {k.task_name or '-'}[{k.task_id or '-'}] at "
+            f"  pid {k.pid} ({k.role}{', ' + (k.command or '?')[:40] if k.role == 'descendant' else ''}) "
+            f"running {k.task_name or '-'}[{k.task_id or '-'}] at "
             f"{format_size(k.rss_bytes)} RSS"
             for k in kills
         )
@@ -125,10 +153,10 @@ def assert_no_oom(*, session: WorkerSession | None = None) -> None:
 
 
 def assert_oom_killed(result_or_task_id, *, session: WorkerSession | None = None, timeout: float = 60.0) -> TaskRecord:
-    """The kernel OOM-killed the process running this task, at least once."""
+    """The kernel OOM-killed the process running this task, or a process the task started, at least once."""
     session = _session(session)
     task = _settled_task(result_or_task_id, session, timeout)
-    if not any(run.killed for run in task.executions):
+    if not any(run.killed for run in task.executions) and not task.killed_descendants:
         _fail(
             f"task {task.name}[{task.id}] was not OOM-killed: it {task.outcome} with a peak of "
             f"{format_size(task.peak_rss_bytes)} under a {format_size(session.limit_bytes)} limit",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from celery.events.state import heartbeat_expires
 
 from harness.executions import child_exit_codes, running_in
-from harness.monitor import Observations
+from harness.monitor import Observations, owner_of_leaf
 from harness.record import CeleryEvent, Execution, KillRecord
 from harness.sampler import PidStats
 
@@ -25,6 +25,7 @@ class KillContext:
     pid_stats: dict[int, PidStats]
     celery_events: list[CeleryEvent]
     pool_noticed: dict[int, float] = field(default_factory=dict)  # child pid -> when Celery's main logged its death
+    pool_children: frozenset[int] = frozenset()  # pids that ran the probe's child_init (pool processes)
 
 
 def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
@@ -85,10 +86,35 @@ def _heartbeat_expiry(events: list[CeleryEvent], before: float) -> float | None:
     return last.timestamp_mono + (heartbeat_expires(last.timestamp_wall, freq) - last.timestamp_wall)
 
 
+def _owner(pid: int, kernel_time: float, kernel_kill, obs: Observations) -> int | None:
+    """The pool child whose leaf a killed process was in: the kernel's own memcg for the victim,
+    else the leaf it was seen in, else the leaf whose kill counter rose at that moment (v1)."""
+    memcg = getattr(kernel_kill, "memcg", None)
+    if memcg and (owner := owner_of_leaf(memcg)) is not None:
+        return owner
+    if pid in obs.leaf_of_pid:
+        return obs.leaf_of_pid[pid]
+    rises = [
+        (abs(seen - kernel_time), owner) for seen, owner in obs.leaf_kills if abs(seen - kernel_time) < _INFER_WINDOW
+    ]
+    return min(rises)[1] if rises else None
+
+
+def _role(pid: int, owner: int | None, ctx: KillContext) -> str:
+    """main | child (a pool process) | descendant (a process a task started: a program, a helper)."""
+    if pid in ctx.main_pids:
+        return "main"
+    if owner is not None and owner != pid and pid not in ctx.pool_children:
+        return "descendant"
+    return "child"
+
+
 def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
     kills = []
     for pid, kernel_time, source, cause, kernel_kill in _victims(obs):
-        running = running_in(ctx.executions, pid, kernel_time)
+        owner = _owner(pid, kernel_time, kernel_kill, obs)
+        role = _role(pid, owner, ctx)
+        running = running_in(ctx.executions, owner if role == "descendant" and owner else pid, kernel_time)
         task_id = running[0] if running else None
         stats = ctx.pid_stats.get(pid)
         seen: dict[str, float] = {}
@@ -113,7 +139,7 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
         kills.append(
             KillRecord(
                 pid=pid,
-                role="main" if pid in ctx.main_pids else "child",
+                role=role,
                 task_id=task_id,
                 task_name=ctx.names.get(task_id) if task_id else None,
                 signal="SIGKILL",
@@ -125,6 +151,10 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
                 rss_bytes=kernel_kill.rss_bytes if kernel_kill else (stats.last_rss if stats else None),
                 during_startup=ctx.ready_mono is None or kernel_time < ctx.ready_mono,
                 kernel_message=kernel_kill.message if kernel_kill else None,
+                command=(stats.command if stats and stats.command else None)
+                or (kernel_kill.comm if kernel_kill else None),
+                owner_pid=owner if role == "descendant" else None,
+                kinds=getattr(kernel_kill, "kinds", None),
             )
         )
     return kills

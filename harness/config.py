@@ -25,7 +25,7 @@ Restart = Literal["no", "always"]
 DockerRestart = Literal["no", "on-failure", "always"]
 ContainerStarter = Literal["sdk", "cli", "testcontainers"]
 
-POOLS = ("prefork", "solo", "threads")
+POOLS = ("prefork", "solo", "threads", "gevent", "eventlet")
 PLACEMENTS: tuple[Placement, ...] = ("cgroup", "docker", "attached")
 DEFAULT_MEMORY = "256MiB"
 DEFAULT_CONCURRENCY = 2

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness.record import Restart
 from harness.replay import Replay
+from harness.truth import worker_lost_cause
 
 if TYPE_CHECKING:
     from harness.runner import Run
@@ -59,9 +60,12 @@ def replay_plan(run: Run) -> None:
                 run.record.message = (
                     f"the worker's main process exited{said} with {replay.unfinished()} tasks unfinished"
                 )
+                run.unfinished_status = "worker_lost"
+                run.record.worker.lost_cause = worker_lost_cause(placement.log_path)
                 break
         if now - started > timeout:
             run.record.message = f"timed out after {timeout:.0f} s with {replay.unfinished()} tasks unfinished"
+            run.unfinished_status = "timed_out"
             break
         if now - last_checkpoint >= CHECKPOINT_SECONDS:
             run.checkpoint()

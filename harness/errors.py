@@ -10,9 +10,15 @@ EXIT_WORKER_START = 4
 EXIT_BROKER = 5
 EXIT_SCENARIO_IMPORT = 6
 EXIT_REGRESSION = 7  # oomlab gate: task memory grew past a threshold (not an error)
-# 8: --backend docker could not get an engine or image (harness/docker/engine.py); 9: kept free (issue 17's statuses)
+# 8: --placement docker could not get an engine or image (harness/docker/engine.py)
+EXIT_TIMED_OUT = 9  # the run's --timeout passed with tasks unfinished (status timed_out)
 EXIT_RESULTS = 10  # the results directory cannot be written: read-only, no permission, full disk
+EXIT_WORKER_LOST = 11  # the worker's main process exited mid-run, tasks left unrun (status worker_lost)
 EXIT_INTERRUPTED = 130
+
+
+# a run that ended but did not do its work: its status, and the exit code `oomlab run` returns
+STATUS_EXIT_CODES = {"worker_lost": EXIT_WORKER_LOST, "timed_out": EXIT_TIMED_OUT}
 
 
 class OomlabError(Exception):

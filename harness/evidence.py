@@ -19,6 +19,8 @@ class SamplerFigures:
     max_sum_rss: int | None = None
     usage_at_max_sum_rss: int | None = None
     cost: dict[str, float | int | None] = field(default_factory=dict)
+    kinds_at_max_usage: dict[str, int] | None = None  # the group's anon/file/shmem at its highest sample
+    kinds_max: dict[str, int] = field(default_factory=dict)  # each kind's highest sample
 
 
 @dataclass

@@ -79,6 +79,8 @@ def untraced(record: RunRecord) -> list[str]:
 
 def main_process(record: RunRecord) -> list[str]:
     """The main process should stay near its size when ready; growth there is messages in flight."""
+    if record.summary.peak_scope.startswith("process"):
+        return []  # the tasks themselves run in it (solo, threads, gevent, eventlet): see shared_process
     peak, ready = record.summary.main_peak_rss_bytes, record.worker.ready_rss_bytes
     if not peak or not ready or peak - ready < max(32 * 1024 * 1024, ready // 2):
         return []
@@ -108,7 +110,98 @@ def slow_growth(record: RunRecord) -> list[str]:
     return found
 
 
-RULES = (recycling, untraced, main_process, slow_growth)
+DAEMONIC = "daemonic processes are not allowed to have children"
+
+
+def worker_lost(record: RunRecord) -> list[str]:
+    """A run that ended with its worker gone or its time up did not do its work: say why."""
+    never = record.summary.outcomes.get("never_started", 0)
+    if record.status == "timed_out":
+        return [f"{record.message}: the run is not complete; raise --timeout or look at the slowest task"]
+    if record.status != "worker_lost":
+        return []
+    cause = record.worker.lost_cause
+    found = (
+        f"the worker's main process exited mid-run (exit code {record.worker.exit_code}), {never} task(s) never started"
+    )
+    if cause and "MemoryError" in cause:
+        return [
+            f"{found}: {cause}. A MemoryError raised in a task ends Celery's prefork worker (the pool passes it to "
+            f"the main process, which treats it as unrecoverable); it is not an OOM kill: catch MemoryError in the "
+            f"task, and bound memory with a cgroup limit rather than RLIMIT_AS"
+        ]
+    main_kill = next((k for k in record.kills if k.role == "main"), None)
+    if main_kill is not None:
+        return [
+            f"{found}: the kernel OOM-killed it at {format_size(main_kill.rss_bytes)} RSS (the process with the "
+            f"highest badness in the group is chosen, not necessarily the one that allocated)"
+        ]
+    return [f"{found}: {cause}" if cause else f"{found}; see worker.log in the run directory"]
+
+
+def descendant_kills(record: RunRecord) -> list[str]:
+    found = []
+    for task in record.tasks:
+        for killed in task.killed_descendants:
+            command = (killed.get("command") or "?").split("\n")[0][:60]
+            found.append(
+                f"{task.name}[{task.id}] started pid {killed['pid']} ({command}), which the kernel OOM-killed at "
+                f"{format_size(killed.get('rss_bytes'))}; the task itself {'returned' if task.state == 'SUCCESS' else 'ended ' + (task.state or '?')}, "
+                f"and Celery reports no WorkerLostError for a process it did not start"
+            )
+    return found
+
+
+def multiprocessing_in_prefork(record: RunRecord) -> list[str]:
+    failed = [t for t in record.tasks if t.exception and DAEMONIC in t.exception]
+    if not failed:
+        return []
+    return [
+        f'{len(failed)} task(s) failed with "{DAEMONIC}": a prefork pool child is a daemonic process, and the '
+        f"standard library's multiprocessing refuses to start children from one. What works: billiard's Pool "
+        f"(Celery's own fork of multiprocessing), a threads pool inside the task, a program run with subprocess, "
+        f"or the worker's threads/solo pool"
+    ]
+
+
+def reclaimable_at_limit(record: RunRecord) -> list[str]:
+    """A group "at its limit" that is mostly page cache is not about to be OOM-killed."""
+    summary, limit = record.summary, record.summary.limit_bytes
+    kinds, peak = summary.group_kinds_at_peak or {}, summary.group_peak_bytes
+    if not kinds or not limit or not peak or peak < 0.9 * limit or record.kills:
+        return []
+    file_bytes, unreclaimable = kinds.get("file", 0), kinds.get("anon", 0) + kinds.get("shmem", 0)
+    if file_bytes < unreclaimable:
+        return []
+    return [
+        f"the group reached {peak / limit:.0%} of its limit, but at its highest sample {format_size(file_bytes)} was "
+        f"file-backed page cache, which the kernel reclaims before it kills; anonymous + shmem memory "
+        f"({format_size(unreclaimable)}) is what predicts an OOM kill"
+    ]
+
+
+def shared_process(record: RunRecord) -> list[str]:
+    main = next((p for p in record.processes if p.role == "main" and p.tasks_at_peak), None)
+    if main is None or not record.summary.peak_scope.startswith("process"):
+        return []
+    return [
+        f"tasks share the worker's main process ({record.config.pool} pool): each task's peak is the "
+        f"process's (peak_is_exact false); the process peaked at {format_size(main.peak_rss_bytes)} with "
+        f"{len(main.tasks_at_peak)} task(s) in flight: {', '.join(main.tasks_at_peak[:6])}"
+    ]
+
+
+RULES = (
+    recycling,
+    untraced,
+    main_process,
+    slow_growth,
+    worker_lost,
+    descendant_kills,
+    multiprocessing_in_prefork,
+    reclaimable_at_limit,
+    shared_process,
+)
 
 
 def findings(record: RunRecord) -> list[str]:

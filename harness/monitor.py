@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from harness.detectors.exits import ExitWatcher
 from harness.detectors.kmsg import KernelKill, KmsgReader
-from harness.limits.base import CgroupBackend, keyed_counters
+from harness.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
 from harness.procfs import OpenFiles
 from harness.trust import RefusedLink, open_nofollow
 
@@ -33,6 +33,8 @@ class Observations:
     probe: list[dict] = field(default_factory=list)
     group_kills: list[tuple[float, list[int]]] = field(default_factory=list)
     group_replaced: list[float] = field(default_factory=list)  # when the group was found made anew
+    leaf_kills: list[tuple[float, int]] = field(default_factory=list)  # (seen, owner pid) per kill counted in a leaf
+    leaf_of_pid: dict[int, int] = field(default_factory=dict)  # pid -> the pool child whose leaf it is in
 
 
 class Monitor(threading.Thread):
@@ -54,6 +56,7 @@ class Monitor(threading.Thread):
         self._rounds = threading.Condition()
         self._round = 0
         self._events = OpenFiles()
+        self._leaf_counts: dict[int, int] = {}
         self._oom_count = group.oom_kill_count() or 0  # every kill counted, over every incarnation of the group
         self._count_offset = 0  # what the group's earlier incarnations counted
         self._group_inode = _inode(group.path)
@@ -72,6 +75,10 @@ class Monitor(threading.Thread):
 
     def watch_pid(self, pid: int) -> None:
         """Thread-safe: called by the sampler when it first sees a process."""
+        owner = leaf_owner(pid)
+        if owner is not None:
+            with self.lock:
+                self.obs.leaf_of_pid[pid] = owner
         self._new_pids.put(pid)
         os.write(self._wake_w, b"x")
 
@@ -108,9 +115,20 @@ class Monitor(threading.Thread):
         return count
 
     def _count(self) -> int:
-        """Read every round through a kept-open file (pread at 0 regenerates it): one syscall, not three."""
-        data = self._events.read(self.group.file(self.group.events_file))
-        return self._count_offset + keyed_counters(data.decode() if data else None).get("oom_kill", 0)
+        """Read every round through kept-open files (pread at 0 regenerates them): one syscall per
+        file. On v1 a kill is counted in the victim's leaf only, so each leaf's counter says whose
+        tree the victim was in."""
+        total = 0
+        for path in self.group.counted_events_files():
+            data = self._events.read(path)
+            count = keyed_counters(data.decode() if data else None).get("oom_kill", 0)
+            total += count
+            owner = owner_of_leaf(os.path.dirname(path))
+            if owner is not None and count > self._leaf_counts.get(owner, 0):
+                self._leaf_counts[owner] = count
+                with self.lock:
+                    self.obs.leaf_kills.append((time.monotonic(), owner))
+        return self._count_offset + total
 
     def _follow_replaced_group(self) -> None:
         try:
@@ -224,7 +242,27 @@ class Monitor(threading.Thread):
                 probe=list(self.obs.probe),
                 group_kills=list(self.obs.group_kills),
                 group_replaced=list(self.obs.group_replaced),
+                leaf_kills=list(self.obs.leaf_kills),
+                leaf_of_pid=dict(self.obs.leaf_of_pid),
             )
+
+
+def owner_of_leaf(directory: str) -> int | None:
+    """leaf-<pid> -> pid (the pool child that made the leaf)."""
+    name = os.path.basename(directory.rstrip("/"))
+    tail = name[len(LEAF_PREFIX) :] if name.startswith(LEAF_PREFIX) else ""
+    return int(tail) if tail.isdigit() else None
+
+
+def leaf_owner(pid: int) -> int | None:
+    """The pool child whose leaf memory cgroup process `pid` is in (None: not in a leaf)."""
+    for line in (read_text(f"/proc/{pid}/cgroup") or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "" or "memory" in controllers.split(","):
+            owner = owner_of_leaf(path)
+            if owner is not None:
+                return owner
+    return None
 
 
 def _inode(path: str) -> int | None:

@@ -81,6 +81,8 @@ class Observers:
                 max_sum_rss=sampler.max_sum_rss or None,
                 usage_at_max_sum_rss=sampler.usage_at_max_sum_rss,
                 cost=sampler.cost.as_dict(),
+                kinds_at_max_usage=sampler.kinds_at_max_usage,
+                kinds_max=dict(sampler.kinds_max),
             ),
             kmsg_clock=self.monitor.kmsg_clock,
             celery_events_error=self.events.error if self.events else None,

@@ -16,6 +16,7 @@ import tracemalloc
 from celery import signals
 
 from harness import procfs
+from harness.task_tree import TaskTree, process_kinds
 
 PATH_ENV = "OOMLAB_PROBE_PATH"
 TRACE = os.environ.get("OOMLAB_TRACEMALLOC") == "1"
@@ -73,6 +74,30 @@ class _OwnFiles:
 
 
 _own = _OwnFiles()
+_tree = TaskTree()  # this pool child's leaf memory cgroup (made at child start)
+
+
+class _SharedProcess:
+    """Tasks in flight in this process. In the solo, threads, gevent and eventlet pools tasks share
+    the worker's main process: VmHWM is reset only when no other task runs in it (a reset would wipe
+    the other's peak), and every reading says which tasks it may include."""
+
+    def __init__(self):
+        self.in_flight: set[str] = set()
+
+    def start(self, task_id: str | None) -> tuple[bool, list[str]]:
+        """(reset VmHWM now?, the other tasks running in this process)."""
+        others = sorted(self.in_flight)
+        self.in_flight.add(task_id or "?")
+        return not others, others
+
+    def finish(self, task_id: str | None) -> list[str]:
+        self.in_flight.discard(task_id or "?")
+        return sorted(self.in_flight)
+
+
+_shared = _SharedProcess()
+_main_pid: int | None = None  # the worker's main process: tasks running here share it
 
 
 def _rss() -> int | None:
@@ -81,6 +106,8 @@ def _rss() -> int | None:
 
 @signals.worker_init.connect
 def _on_worker_init(**_):
+    global _main_pid
+    _main_pid = os.getpid()
     emit("worker_init", rss=_rss())
 
 
@@ -96,6 +123,7 @@ def _on_child_init(**_):
         "child_init",
         rss=_rss(),
         ppid=os.getppid(),
+        leaf=_tree.make(),
         pss=pss_uss[0] if pss_uss else None,
         uss=pss_uss[1] if pss_uss else None,
     )
@@ -112,16 +140,24 @@ def _on_prerun(task_id=None, task=None, **_):
         if not tracemalloc.is_tracing():
             tracemalloc.start()
         tracemalloc.reset_peak()
-    reset = _own.mine().reset_peak()
-    start = _rss()
-    emit(
-        "prerun",
-        task_id=task_id,
-        name=getattr(task, "name", None),
-        start_rss=start,
-        peak_reset=reset,
-        **_delivery(task),
-    )
+    emit("prerun", task_id=task_id, name=getattr(task, "name", None), **_start_peaks(task_id), **_delivery(task))
+
+
+def _start_peaks(task_id: str | None) -> dict:
+    """Reset the process's VmHWM (unless another task shares the process) and the leaf's peak."""
+    shared = os.getpid() == _main_pid
+    alone, others = _shared.start(task_id) if shared else (True, [])
+    own = _own.mine()
+    hwm_before = own.status(("VmHWM",)).get("VmHWM") if shared else None
+    reset = own.reset_peak() if alone else False
+    return {
+        "start_rss": _rss(),
+        "peak_reset": reset,
+        "shared_process": shared,
+        "in_flight": others,
+        "hwm_before": hwm_before,
+        **_tree.reset(),
+    }
 
 
 def _delivery(task) -> dict:
@@ -140,18 +176,25 @@ def _delivery(task) -> dict:
 
 @signals.task_postrun.connect
 def _on_postrun(task_id=None, task=None, state=None, **_):
-    status = _own.mine().status(("VmHWM", "VmRSS"))
+    emit("postrun", task_id=task_id, name=getattr(task, "name", None), state=state, **_end_peaks(task_id))
+
+
+def _end_peaks(task_id: str | None) -> dict:
+    """The process's VmHWM and RSS by kind, and the leaf's (the task's whole tree) peak."""
+    own = _own.mine()
+    raw = own.files.read(f"/proc/{own.pid}/status", 8192)
+    status = procfs.parse_status_fields(raw, ("VmHWM", "VmRSS"))
     traced = tracemalloc.get_traced_memory()[1] if TRACE and tracemalloc.is_tracing() else None
-    emit(
-        "postrun",
-        task_id=task_id,
-        name=getattr(task, "name", None),
-        state=state,
-        peak_rss=status.get("VmHWM"),
-        end_rss=status.get("VmRSS"),
-        ru_maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        traced_peak=traced,
-    )
+    others = _shared.finish(task_id) if os.getpid() == _main_pid else []
+    return {
+        "peak_rss": status.get("VmHWM"),
+        "end_rss": status.get("VmRSS"),
+        "kinds_end": process_kinds(raw),
+        "in_flight": others,
+        "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "traced_peak": traced,
+        **_tree.read(),
+    }
 
 
 if os.environ.get("OOMLAB_PROFILE"):  # --profile: memray per chosen task, inside the probe's span

@@ -27,7 +27,7 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
     "app": (None, "your Celery app as 'module:attribute' (e.g. proj.celery:app)"),
     "memory": ("512MiB", "the worker's memory limit"),
     "concurrency": ("1", "the worker's pool size"),
-    "pool": ("prefork", "the worker's pool: prefork, solo or threads"),
+    "pool": ("prefork", "the worker's pool: prefork, solo, threads, gevent or eventlet"),
     "broker": (None, "a broker URL instead of the embedded Redis"),
     "results": ("results", "where run records go"),
     "placement": (
@@ -166,6 +166,12 @@ def pytest_runtest_call(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if call.when == "call" and (session := WorkerSession.current()) and (lost := session.worker_lost()):
+        # this test lost the worker: it fails with the true cause, and the next test gets a fresh one
+        if report.outcome == "passed":
+            report.outcome, report.longrepr = "failed", f"oomlab: the worker was lost during this test: {lost}"
+        session.restart_worker()
+        return report
     if call.when != "call" or report.outcome != "passed":
         return report
     for marker in item.iter_markers():
@@ -191,9 +197,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     run_dirs = config.stash.get(_RUN_DIRS, [])
     if not baseline or not run_dirs:
         return
-    from harness.gate.baseline import stats_from_run
+    from harness.gate.baseline import read_run_record, stats_from_run
     from harness.gate.flow import gate
     from harness.gate.load_checks import load_of_run
+    from harness.gate.run_checks import run_facts
 
     current, source = stats_from_run(run_dirs[-1])
     try:
@@ -204,6 +211,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             config.getoption("oomlab_fail"),
             os.path.join(str(config.rootpath), "pyproject.toml"),
             load=load_of_run(run_dirs[-1]),  # load (issue 18): queue_wait.p95<2s, throughput>=40/s, oom_kills==0
+            facts=run_facts(read_run_record(run_dirs[-1])),
         )
     except OomlabError as error:
         raise pytest.UsageError(error.message) from None

@@ -56,6 +56,19 @@ class Execution:
     redelivered: bool | None = None  # the broker's flag on this delivery
     delivery_count: int | None = None  # RabbitMQ's x-delivery-count (quorum queues)
     retries: int | None = None  # Celery's retry count for this message
+    # the task's whole tree: its pool child's leaf memory cgroup (harness.task_tree)
+    peak_reset: bool = True  # False: another task shared the process when this one started
+    shared_process: bool = False  # ran in the worker's main process (solo, threads, gevent, eventlet)
+    in_flight: list[str] = field(default_factory=list)  # other tasks running in the same process meanwhile
+    tree_start_bytes: int | None = None
+    tree_peak_bytes: int | None = None
+    tree_peak_exact: bool = False
+    tree_note: str | None = None  # why there is no exact tree figure
+    tree_end_bytes: int | None = None
+    kinds_end: dict[str, int] | None = None  # the pool process's RSS by kind at the task's end
+    tree_kinds_end: dict[str, int] | None = None  # the leaf's usage by kind at the task's end
+    descendants_alive: list[dict[str, Any]] = field(default_factory=list)  # still running at the task's end
+    reaped_descendant_peak_bytes: int | None = None  # ru_maxrss of reaped children, when it rose
 
 
 @dataclass
@@ -74,6 +87,16 @@ class TaskRecord:
     peak_above_start_bytes: int | None = None
     peak_is_exact: bool = False
     traced_peak_bytes: int | None = None  # what Python's allocator saw, beside the RSS peak
+    peak_note: str | None = None  # why peak_is_exact is false, in one sentence
+    # the task's tree: the pool process and everything it started, from its leaf memory cgroup
+    tree_peak_above_start_bytes: int | None = None
+    tree_peak_is_exact: bool = False
+    tree_note: str | None = None
+    descendants: list[dict[str, Any]] = field(default_factory=list)  # pid, command, peak_rss_bytes, exact, ended
+    killed_descendants: list[dict[str, Any]] = field(default_factory=list)  # OOM-killed processes the task started
+    memory_kinds: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # anon/file/shmem: process_end, tree_end, at_kill
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
     state_history: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time seen, state) per change
@@ -96,6 +119,9 @@ class ProcessRecord:
     max_pss_bytes: int | None = None
     max_uss_bytes: int | None = None
     last_rss_bytes: int | None = None
+    tasks_at_peak: list[str] = field(default_factory=list)  # shared-process pools: tasks in flight at its peak
+    peak_window_mono: tuple[float, float] | None = None  # when its peak was reached, between two probe readings
+    owner_pid: int | None = None  # a descendant: the pool child whose leaf it was born in
 
 
 @dataclass
@@ -113,6 +139,9 @@ class KillRecord:
     rss_bytes: int | None = None
     during_startup: bool = False
     kernel_message: str | None = None
+    command: str | None = None  # the victim's command (the kernel's comm, or its command line)
+    owner_pid: int | None = None  # role descendant: the pool child whose task started it
+    kinds: dict[str, int] | None = None  # anon/file/shmem RSS the kernel reported at the kill
 
 
 @dataclass
@@ -181,6 +210,8 @@ class WorkerSection:
     revoked: list[str] = field(default_factory=list)
     container: ContainerState | None = None
     crash_loop: CrashLoop | None = None
+    tmpdir: str | None = None  # the worker's own TMPDIR (billiard's pymp-* dirs), removed at the end
+    lost_cause: str | None = None  # Celery's last word when the main process exited mid-run
 
 
 @dataclass
@@ -239,6 +270,14 @@ class Spread:
 
 
 @dataclass
+class LeafSummary:
+    """How many tasks had their whole tree measured in a leaf cgroup, and why the others had none."""
+
+    tasks_measured_exactly: int = 0
+    why_not: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Summary:
     outcomes: dict[str, int] = field(default_factory=dict)
     tasks: int = 0
@@ -259,6 +298,13 @@ class Summary:
     sum_rss_peak_bytes: int | None = None
     group_usage_at_sum_rss_peak_bytes: int | None = None
     peak_scope: str = "task"
+    peak_rss_all_bytes: Spread = field(default_factory=Spread)  # killed tasks at the kernel's RSS too
+    tree_peak_above_start_bytes: Spread = field(default_factory=Spread)  # exact task trees only
+    descendant_kills: int = 0
+    tasks_with_descendants: int = 0
+    group_kinds_at_peak: dict[str, int] | None = None  # anon/file/shmem at the group's highest sample
+    group_kinds_max: dict[str, int] = field(default_factory=dict)
+    leaves: LeafSummary = field(default_factory=lambda: LeafSummary())
     findings: list[str] = field(default_factory=list)
     profile: dict[str, Any] | None = None  # --profile: the tasks chosen, captures read, memray's measured cost
 

@@ -72,6 +72,8 @@ class Run:
         self.ready_mono: float | None = None
         self.group_peak: int | None = None
         self.evidence: Evidence | None = None
+        self.worker_tmp: str | None = None  # the worker's TMPDIR (billiard's pymp-* dirs), removed at the end
+        self.unfinished_status: RunStatus | None = None  # worker_lost | timed_out: the work stopped short
         self.record = RunRecord(
             run_id=self.run_id, config=config, started_wall=time.time(), started_mono=time.monotonic()
         )
@@ -89,7 +91,7 @@ class Run:
         try:
             self.start_worker()
             drive(self)
-            self.record.status = "complete"
+            self.record.status = self.unfinished_status or "complete"
         except Interrupted as stop:
             self._failed("interrupted", f"interrupted by {signal.Signals(stop.signum).name}")
             raise

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from harness import procfs
 from harness.limits.base import CgroupBackend
+from harness.task_tree import memory_kinds
 
 SAMPLE_COLUMNS = ["t_mono", "pid", "rss_bytes", "pss_bytes", "uss_bytes"]
-GROUP_COLUMNS = ["t_mono", "usage_bytes", "peak_bytes", "processes"]
+GROUP_COLUMNS = ["t_mono", "usage_bytes", "peak_bytes", "processes", "anon_bytes", "file_bytes", "shmem_bytes"]
 
 
 @dataclass
@@ -70,6 +71,7 @@ class SamplerCost:
         }
 
 
+COMMAND_SETTLES_S = 0.5  # a process first seen between fork and exec shows its parent's command line
 SMAPS_READS_PER_SECOND = 32  # PSS/USS reads per second across all processes (bench/sampler_cost.py)
 
 
@@ -107,6 +109,9 @@ class Sampler(threading.Thread):
         self._headers_written = False
         self._files = procfs.OpenFiles()
         self._group_files = (group.file(group.usage_file), group.file(group.peak_file))
+        self._stat_file = group.file("memory.stat")
+        self.kinds_at_max_usage: dict[str, int] | None = None  # the group's anon/file/shmem at its highest sample
+        self.kinds_max: dict[str, int] = {}  # each kind's highest sample
 
     def stop(self) -> None:
         self._stopping.set()
@@ -150,6 +155,7 @@ class Sampler(threading.Thread):
         usage_file, peak_file = self._group_files
         pids = self.group.pids()  # re-opened each tick: cgroup.procs caches its pid list per open file
         usage, peak = _int(files.read(usage_file, 64)), _int(files.read(peak_file, 64))
+        kinds = memory_kinds(files.read(self._stat_file, 8192), self.group.version) or {}
         rows = []
         with self._lock:
             for pid in pids:
@@ -165,6 +171,8 @@ class Sampler(threading.Thread):
                     stats = self.stats[pid] = PidStats(first_seen=now, last_seen=now, command=procfs.command_line(pid))
                     if self.on_new_pid:
                         self.on_new_pid(pid)
+                elif now - stats.first_seen < COMMAND_SETTLES_S:  # seen between fork and exec: read it again
+                    stats.command = procfs.command_line(pid) or stats.command
                 stats.last_seen, stats.last_rss = now, rss
                 stats.max_rss = max(stats.max_rss, rss)
                 if pss is not None:
@@ -177,11 +185,17 @@ class Sampler(threading.Thread):
                     stats.gone_mono = now
                     files.forget_pid(pid)
             self._rows.extend(rows)
-            self._group_rows.append((now, usage, peak, len(pids)))
+            self._group_rows.append(
+                (now, usage, peak, len(pids), kinds.get("anon"), kinds.get("file"), kinds.get("shmem"))
+            )
         total_rss = sum(row[2] for row in rows)
         if total_rss > self.max_sum_rss:
             self.max_sum_rss, self.usage_at_max_sum_rss = total_rss, usage
         self.latest_usage = usage
+        if kinds and (usage or 0) > self.max_usage:
+            self.kinds_at_max_usage = kinds
+        for kind, value in kinds.items():
+            self.kinds_max[kind] = max(self.kinds_max.get(kind, 0), value)
         self.max_usage = max(self.max_usage, usage or 0)
         return len(rows)
 

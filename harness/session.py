@@ -13,6 +13,7 @@ from typing import Any
 
 from harness import client_app
 from harness.config import OomScope, Placement, RunOptions, resolve
+from harness.drive import restart_worker
 from harness.errors import BadInput
 from harness.observers import Observers
 from harness.outcomes import FINAL_STATES
@@ -21,6 +22,8 @@ from harness.replay import fetch_states
 from harness.report.hooks import standard_hooks
 from harness.runner import CHECKPOINT_SECONDS, Run
 from harness.scenario import Scenario
+from harness.truth import worker_lost_cause
+from harness.worker_start import wait_until_ready_again
 
 
 def app_reference(app) -> str:
@@ -172,6 +175,21 @@ class WorkerSession:
         self.refresh()
         return list(self.run.record.kills)
 
+    def worker_lost(self) -> str | None:
+        """Why the worker's main process is gone (None while it runs): its exit code and Celery's
+        last word (a task's MemoryError ends the prefork worker)."""
+        workers = self.run.placement.workers
+        worker = workers[-1] if workers else None
+        if worker is None or worker.poll() is None:
+            return None
+        cause = worker_lost_cause(self.run.placement.log_path)
+        return f"the worker's main process exited with code {worker.returncode}" + (f": {cause}" if cause else "")
+
+    def restart_worker(self) -> None:
+        """A fresh worker in the same group and run, for the tests that follow one that lost it."""
+        restart_worker(self.run, time.monotonic())
+        wait_until_ready_again(self.run, self.run.placement.worker.pid)
+
     def unregistered_tasks(self) -> list[str]:
         """Task names the worker received but does not know (Celery logs and drops them)."""
         return sorted(self._observers().worker_log.read().unregistered)
@@ -196,7 +214,7 @@ class WorkerSession:
                 time.sleep(0.05)  # the kernel line and exit of a kill arrive a few ms apart
                 self.refresh()
                 return next(t for t in self.run.record.tasks if t.id == task_id)
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self.worker_lost():
                 return task
             time.sleep(0.05)
 

@@ -3,6 +3,7 @@ kernel's figures while they exist and removes the group only once nothing is lef
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -51,6 +52,8 @@ def _steps(run: Run, quick: bool) -> list[Step]:
     if run.connection is not None:
         steps.append(run.connection.stop)
     steps.append(placement.remove)
+    if run.worker_tmp:  # billiard's pymp-* dirs, and whatever else the worker left in its TMPDIR
+        steps.append(partial(shutil.rmtree, run.worker_tmp, ignore_errors=True))
     return steps
 
 

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import WorkerStartFailed
 from harness.placement import WorkerLaunch
+from harness.probe_events import CHILD_INIT, WORKER_READY
 from harness.profiling import profile_dir
 from harness.startup import failure_message, start_state
+from harness.truth import private_temp_dir
 from harness.worker_launch import worker_argv, worker_env
 
 if TYPE_CHECKING:
@@ -33,6 +35,9 @@ def launch_spec(run: Run, celery_conf: dict[str, Any]) -> WorkerLaunch:
         config.profile,
         profile_dir(run.run_dir) if config.profile else "",
     )
+    env.update(run.placement.worker_env())
+    if run.placement.owns_worker:  # billiard's pymp-* dirs go in a directory of the run's, removed at the end
+        env["TMPDIR"] = run.worker_tmp = run.record.worker.tmpdir = private_temp_dir(run.lease)
     embedded = run.connection.embedded if run.connection else None
     module = run.scenario.module_ref
     mounts = [run.run_dir, *([os.path.dirname(embedded.socket_path)] if embedded else [])]
@@ -74,3 +79,19 @@ def wait_until_ready(run: Run) -> float:
             )
         run.each_hook("starting")
         time.sleep(0.05)
+
+
+def wait_until_ready_again(run: Run, pid: int, timeout: float | None = None) -> None:
+    """A restarted worker (pid) is ready: its worker_ready and, for prefork, its children's init."""
+    placement, observers, config = run.placement, run.observers, run.config
+    assert observers is not None
+    deadline = time.monotonic() + (timeout or config.start_timeout)
+    expected = config.concurrency if config.pool == "prefork" else 0
+    while time.monotonic() < deadline and placement.worker.poll() is None:
+        probe = observers.monitor.snapshot().probe
+        ready = any(r["ev"] == WORKER_READY and r["pid"] == pid for r in probe)
+        children = {r["pid"] for r in probe if r["ev"] == CHILD_INIT and r.get("ppid") == pid}
+        if ready and len(children) >= expected:
+            return
+        time.sleep(0.05)
+    raise WorkerStartFailed(f"the restarted worker (pid {pid}) did not become ready; see worker.log")

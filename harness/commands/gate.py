@@ -7,6 +7,7 @@ from harness.gate.baseline import read_run_record
 from harness.gate.flow import gate, write_reports
 from harness.gate.load_checks import load_of_run
 from harness.gate.report import render_terminal
+from harness.gate.run_checks import run_facts
 from harness.gate.stats import task_stats
 from harness.gate.thresholds import parse_threshold
 from harness.gate.worthiness import record_is_baseline_worthy
@@ -54,6 +55,7 @@ def main(args) -> int:
         args.pyproject,
         record_is_baseline_worthy(record),
         load=load_of_run(args.current),
+        facts=run_facts(record),
     )
     render_terminal(result, report_console())
     page = write_gate(result, args.current)

@@ -13,7 +13,7 @@ from harness import validate
 from harness.cli_args import add_broker_settings, add_placement, add_worker_settings, run_options
 from harness.compare import run_compare
 from harness.config import RunConfig, resolve
-from harness.errors import EXIT_OK, BadInput, Interrupted, OomlabError
+from harness.errors import EXIT_OK, STATUS_EXIT_CODES, BadInput, Interrupted, OomlabError
 from harness.limits.attached import attached_limit
 from harness.load.cli import add_load_flags
 from harness.report.console import report_console
@@ -175,7 +175,7 @@ def _run_and_report(
     if open_report:
         show_report(os.path.join(run.run_dir, REPORT_FILE), open_report)
     _print_run_dir(run)
-    return EXIT_OK
+    return STATUS_EXIT_CODES.get(run.record.status, EXIT_OK)
 
 
 def _print_run_dir(run: Run) -> None:

@@ -35,6 +35,8 @@ class KernelKill:
     seen_mono: float
     group_kill: bool
     kernel_stamp: float = 0.0  # the record's own stamp, on the kernel log's clock
+    memcg: str | None = None  # the victim's own memory cgroup (a pool child's leaf, under the run's group)
+    kinds: dict[str, int] | None = None  # anon / file / shmem RSS at the kill
 
 
 @dataclass
@@ -79,7 +81,11 @@ class KmsgParser:
         self._group_memcg: str | None = None
 
     def _ours(self, memcg: str | None) -> bool:
-        return memcg is not None and memcg.rstrip("/").endswith(self.memcg_suffix)
+        """The run's group or a leaf under it (leaf-<pid>, one per pool child)."""
+        if not memcg:
+            return False
+        memcg = memcg.rstrip("/")
+        return memcg.endswith(self.memcg_suffix) or f"{self.memcg_suffix}/" in memcg + "/"
 
     def feed(self, record: str, seen_mono: float) -> KernelKill | None:
         header, _, message = record.partition(";")
@@ -102,8 +108,12 @@ class KmsgParser:
         group = own_line is None and self._ours(self._group_memcg)
         if not (self._ours(own_line) or group or (own_line is None and self.known_pid(pid))):
             return None
-        rss = sum(int(match.group(i)) for i in (3, 4, 5)) * 1024
-        return KernelKill(pid, match.group(2), stamp, rss, message.strip(), seen_mono, group, stamp)
+        anon, file, shmem = (int(match.group(i)) * 1024 for i in (3, 4, 5))
+        kinds = {"anon": anon, "file": file, "shmem": shmem}
+        memcg = own_line or (self._group_memcg if group else None)
+        return KernelKill(
+            pid, match.group(2), stamp, anon + file + shmem, message.strip(), seen_mono, group, stamp, memcg, kinds
+        )
 
 
 class KmsgReader:

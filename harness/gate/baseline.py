@@ -41,6 +41,17 @@ def refuse_overwrite(path: str, force: bool) -> None:
         raise BadInput(f"{path} already exists; give --force to replace it, or another path")
 
 
+def baseline_scenario(path: str) -> str | None:
+    """The scenario the baseline was saved from (None: an older baseline, or none)."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    scenario = data.get("scenario") if isinstance(data, dict) else None
+    return scenario if isinstance(scenario, str) else None
+
+
 def _is_run_record(path: str) -> bool:
     try:
         with open(path) as handle:
@@ -50,7 +61,7 @@ def _is_run_record(path: str) -> bool:
     return isinstance(data, dict) and str(data.get("schema", "")).startswith("oomlab.run/")
 
 
-def save_baseline(path: str, stats: dict[str, TaskStats], source: str) -> None:
+def save_baseline(path: str, stats: dict[str, TaskStats], source: str, scenario: str | None = None) -> None:
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         write_json_atomic(
@@ -58,6 +69,7 @@ def save_baseline(path: str, stats: dict[str, TaskStats], source: str) -> None:
             {
                 "schema": BASELINE_SCHEMA,
                 "source_run": source,
+                "scenario": scenario,
                 "saved_wall": time.time(),
                 "tasks": {name: asdict(s) for name, s in stats.items()},
             },
@@ -91,7 +103,7 @@ def _task_stats(path: str, name: str, values: Any) -> TaskStats:
     required = [f.name for f in dataclasses.fields(TaskStats) if f.default is dataclasses.MISSING]
     if not isinstance(values, dict) or set(values) - set(names) or set(required) - set(values):
         raise BadInput(f"baseline {path}: task {name!r} does not hold the statistics {', '.join(names)}")
-    if not all(_whole(v) for k, v in values.items() if k != "sites"):
+    if not all(_whole(v) or (v is None and k.startswith("growth")) for k, v in values.items() if k != "sites"):
         raise BadInput(f"baseline {path}: task {name!r} has a statistic that is not a whole number")
     sites = values.get("sites", {})
     if not isinstance(sites, dict) or not all(isinstance(k, str) and _whole(v) for k, v in sites.items()):

@@ -7,15 +7,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harness.errors import BadInput
-from harness.gate.baseline import load_baseline, save_baseline
+from harness.gate.baseline import baseline_scenario, load_baseline, save_baseline
 from harness.gate.load_checks import check_load
 from harness.gate.report import junit_xml, markdown
+from harness.gate.run_checks import RUN, RunFacts, run_problems
 from harness.gate.settings import read_gate_settings
 from harness.gate.sites import grown_sites
 from harness.gate.stats import TaskStats
 from harness.gate.thresholds import LoadThreshold, Threshold, parse_threshold
-from harness.gate.verdict import GateResult, compare
+from harness.gate.verdict import Check, GateResult, compare
 
 DEFAULT_THRESHOLDS = ("peak:10%",)
 
@@ -28,19 +28,23 @@ def gate(
     pyproject: str = "pyproject.toml",
     refusal: str | None = None,
     load: dict[str, Any] | None = None,
+    facts: RunFacts | None = None,
 ) -> GateResult:
     """`refusal`: why this run may not become the first baseline (record_is_baseline_worthy), if so."""
     default, per_task = read_gate_settings(pyproject)
     given: list[Threshold | LoadThreshold] = [parse_threshold(text) for text in fail]
     thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
-    if not os.path.exists(baseline_path) and refusal:
-        raise BadInput(
-            f"no baseline at {baseline_path}, and run {source} cannot be the first: {refusal}; "
-            f"gate a run that did its work, or save one with `oomlab baseline save --force`"
-        )
+    exists = os.path.exists(baseline_path)
+    problems = run_problems(facts, baseline_scenario(baseline_path) if exists else None) if facts else []
     load_checks = check_load(load or {}, thresholds, per_task)  # load (issue 18): absolute, no baseline
-    if not os.path.exists(baseline_path):
-        save_baseline(baseline_path, current, source)
+    if not exists and (refusal or problems):
+        why = refusal or "; ".join(check.detail or check.threshold for check in problems)
+        return GateResult(
+            checks=problems or [Check(RUN, "baseline", None, None, True, detail=why)],
+            notices=[f"no baseline written to {baseline_path}: run {source} cannot be the first: {why}"],
+        )
+    if not exists:
+        save_baseline(baseline_path, current, source, facts.scenario if facts else None)
         return GateResult(
             checks=load_checks,
             notices=[
@@ -52,6 +56,7 @@ def gate(
     result = compare(baseline, current, thresholds, per_task)
     result.notices += [f"grew: {line}" for line in grown_sites(baseline, current)]
     result.checks.extend(load_checks)
+    result.checks[:0] = problems
     result.notices.insert(0, f"baseline {baseline_path} (run {baseline_source}) against run {source}")
     return result
 

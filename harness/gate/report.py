@@ -16,7 +16,9 @@ COLUMNS = ("task", "check", "baseline", "current", "change", "verdict")
 
 
 def cells(check: Check) -> tuple[str, ...]:
-    if check.shown is not None:  # a load threshold: its bound and the run's value
+    if check.detail:
+        values = ("-", "-", check.detail)
+    elif check.shown is not None:  # a load threshold: its bound and the run's value
         values = (check.shown[0], check.shown[1], "-")
     elif check.threshold == "oom":
         values = (f"{check.baseline} kill(s)", f"{check.current} kill(s)", "new OOM kill")

@@ -16,6 +16,7 @@ class Check:
     current: float | None  # bytes, or a load statistic's value
     failed: bool
     shown: tuple[str, str] | None = None  # a load check's bound and value as text (issue 18)
+    detail: str | None = None  # a run-level check's reason (the run is not one to gate on)
 
     @property
     def change_percent(self) -> float | None:
@@ -56,6 +57,11 @@ def compare(
             if not isinstance(threshold, Threshold):
                 continue  # a load threshold: harness/gate/load_checks.py
             base, cur = before.get(threshold.stat), now.get(threshold.stat)
+            if base is None or cur is None:
+                result.notices.append(
+                    f"{name} has no {threshold.stat} in {'this run' if cur is None else 'the baseline'}"
+                )
+                continue
             result.checks.append(Check(name, str(threshold), base, cur, threshold.exceeded(base, cur)))
     for name in sorted(set(baseline) - set(current)):
         result.notices.append(f"{name} is in the baseline but did not run")

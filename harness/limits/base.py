@@ -11,7 +11,10 @@ import signal
 import time
 from typing import Literal
 
+from harness.task_tree import CGROUP_VERSION_ENV, LEAF_PARENT_ENV, memory_kinds
+
 OomScope = Literal["process", "group"]
+LEAF_PREFIX = "leaf-"  # leaf-<pid>: one pool child and everything it starts; leaf-main on v2
 
 
 def read_text(path: str) -> str | None:
@@ -84,6 +87,33 @@ class CgroupBackend:
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
+    # --- leaves: a memory cgroup per pool child under the limited group ----------------------
+    @property
+    def join_file(self) -> str:
+        """Where the worker's main process starts: the group itself (v1 allows processes beside
+        child groups); v2 overrides this with a leaf of its own."""
+        return self.procs_file
+
+    def prepare_leaves(self) -> None:
+        """Make the group ready for pool children to make leaves under it (v2: the controller)."""
+
+    def leaf_env(self) -> dict[str, str]:
+        """What the probe in each pool child needs to make its own leaf."""
+        return {LEAF_PARENT_ENV: self.path, CGROUP_VERSION_ENV: str(self.version)}
+
+    def leaf_dirs(self) -> list[str]:
+        """Every child cgroup of the group (the leaves pool children made)."""
+        try:
+            with os.scandir(self.path) as entries:
+                return [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return []
+
+    def counted_events_files(self) -> list[str]:
+        """The files whose `oom_kill` counters add up to every kill in the group. v1 counts a kill
+        only in the victim's own cgroup (its leaf), so the leaves' files are summed too."""
+        return [self.file(self.events_file)]
+
     # --- lifecycle -------------------------------------------------------------------------
     def create(self, limit_bytes: int, oom_scope: OomScope) -> None:
         for _ in range(20):
@@ -106,16 +136,11 @@ class CgroupBackend:
         raise NotImplementedError
 
     def pids(self) -> list[int]:
-        try:
-            fd = os.open(self.procs_file, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return []
-        try:
-            return [int(pid) for pid in os.read(fd, 1 << 20).split()]
-        except OSError:
-            return []
-        finally:
-            os.close(fd)
+        """Every process in the group, its leaves included."""
+        found = _procs_of(self.procs_file)
+        for leaf in self.leaf_dirs():
+            found.extend(_procs_of(os.path.join(leaf, "cgroup.procs")))
+        return found
 
     def signal_all(self, signum: int = signal.SIGKILL) -> list[int]:
         """One pass of `signum` to every process in the group; returns the pids signalled."""
@@ -141,16 +166,8 @@ class CgroupBackend:
         if not os.path.isdir(self.path):
             return
         self.kill_all()
-        for _ in range(100):
-            try:
-                os.rmdir(self.path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    raise
-                time.sleep(0.05)
+        for directory in [*self.leaf_dirs(), self.path]:
+            _rmdir_when_empty(directory)
         try:
             os.rmdir(self.parent)  # only succeeds when no other run is using it
         except OSError:
@@ -163,14 +180,45 @@ class CgroupBackend:
     def peak_bytes(self) -> int | None:
         return read_int(self.file(self.peak_file))
 
+    def memory_kinds(self) -> dict[str, int] | None:
+        """The group's usage split into anon / file / shmem (memory.stat)."""
+        return memory_kinds(read_text(self.file("memory.stat")), self.version)
+
     def oom_counters(self) -> dict[str, int]:
         return keyed_counters(read_text(self.file(self.events_file)))
 
     def oom_kill_count(self) -> int:
-        return self.oom_counters().get("oom_kill", 0)
+        return sum(keyed_counters(read_text(path)).get("oom_kill", 0) for path in self.counted_events_files())
 
     def open_oom_notifier(self) -> OomNotifier:
         raise NotImplementedError
+
+
+def _procs_of(procs_file: str) -> list[int]:
+    try:
+        fd = os.open(procs_file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        return [int(pid) for pid in os.read(fd, 1 << 20).split()]
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+
+
+def _rmdir_when_empty(directory: str) -> None:
+    """rmdir a cgroup, waiting while the kernel still tears down its last processes (EBUSY)."""
+    for _ in range(100):
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            time.sleep(0.05)
 
 
 class OomNotifier:

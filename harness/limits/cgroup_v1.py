@@ -27,6 +27,13 @@ class CgroupV1(CgroupBackend):
         # v1 has no memory.oom.group: the group scope is emulated by the OOM detector,
         # which kills the whole group the instant the kernel's notification arrives.
 
+    def prepare_leaves(self) -> None:
+        # v1 keeps a moved process's earlier pages where they were charged: no move_charge_at_immigrate
+        pass
+
+    def counted_events_files(self) -> list[str]:
+        return [self.file(self.events_file)] + [os.path.join(leaf, self.events_file) for leaf in self.leaf_dirs()]
+
     def open_oom_notifier(self) -> OomNotifier:
         event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         control_fd = os.open(self.file("memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)

@@ -7,6 +7,7 @@ import os
 
 from harness.limits.base import CgroupBackend, OomNotifier, OomScope, read_text, write_text
 
+MAIN_LEAF = "leaf-main"  # the worker's main process (and the threads/solo pools' tasks) on v2
 _IN_MODIFY = 0x00000002
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
@@ -30,6 +31,15 @@ class CgroupV2(CgroupBackend):
         os.makedirs(self.parent, exist_ok=True)
         enable_memory_controller(os.path.dirname(self.parent))
         enable_memory_controller(self.parent)
+
+    @property
+    def join_file(self) -> str:
+        # "no internal processes": a group with child groups holds no processes of its own
+        return os.path.join(self.path, MAIN_LEAF, "cgroup.procs")
+
+    def prepare_leaves(self) -> None:
+        enable_memory_controller(self.path)
+        os.makedirs(os.path.join(self.path, MAIN_LEAF), exist_ok=True)
 
     def apply_limit(self, limit_bytes: int, oom_scope: OomScope) -> None:
         write_text(self.file("memory.max"), str(limit_bytes))

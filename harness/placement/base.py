@@ -90,6 +90,10 @@ class Placement:
     def _start(self, launch: WorkerLaunch) -> WorkerProcess:
         raise NotImplementedError
 
+    def worker_env(self) -> dict[str, str]:
+        """What the worker's environment needs from the placement (where to make its leaves)."""
+        return {}
+
     def starting_trouble(self) -> str | None:
         """Checked while waiting for the worker: a reason to stop waiting (a crash loop), or None."""
         return None

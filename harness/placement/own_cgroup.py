@@ -25,6 +25,7 @@ class OwnCgroup(Placement):
         group = self.group = open_cgroup_backend(self.run_id)
         try:
             group.create(self.config.memory_bytes, self.config.oom_scope)
+            group.prepare_leaves()  # a leaf per pool child (and, on v2, one for the main process)
         except PermissionError as exc:
             raise NoPermission(
                 f"cannot create a memory cgroup at {group.path}: {exc.strerror}; "
@@ -38,9 +39,13 @@ class OwnCgroup(Placement):
 
     def _start(self, launch: WorkerLaunch) -> WorkerProcess:
         assert self.group is not None
-        process = proc.spawn(launch.argv, log_path=self.log_path, env=launch.env, join_cgroup=self.group.procs_file)
+        process = proc.spawn(launch.argv, log_path=self.log_path, env=launch.env, join_cgroup=self.group.join_file)
         self.processes.append(process)
         return process
+
+    def worker_env(self) -> dict[str, str]:
+        """The probe moves each pool child into a leaf of its own: a task's whole tree, counted."""
+        return self.group.leaf_env() if self.group is not None else {}
 
     def stop_steps(self, quick: bool) -> list[Step]:
         group = self.group

@@ -1,0 +1,99 @@
+"""A task's whole tree under real limits: programs it runs, helpers it forks, pools it starts, each
+counted by the kernel in its pool child's leaf memory cgroup, and each OOM kill of them pinned on
+the task (cgroup v1 here; v2 in the VM lane: `python -m vmlane tests tests/truth/test_tree.py`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from harness import proc
+from harness.limits import open_cgroup_backend
+from harness.outcomes import UNREAD_COMMAND
+from scenarios.task_tree import PROGRAM
+from tests.conftest import assert_nothing_left
+
+pytestmark = pytest.mark.integration
+MIB = 2**20
+
+
+def kernel_peak_of_program(mib: int, tmp_path) -> int:
+    """The program alone in a fresh memory cgroup of its own: the kernel's peak for it."""
+    group = open_cgroup_backend(f"truth-test-{os.getpid()}-{mib}")
+    group.create(512 * MIB, "process")
+    group.prepare_leaves()  # as a run does: on v2 a process joins the group's leaf-main
+    try:
+        child = proc.spawn(
+            [sys.executable, "-c", PROGRAM, str(mib)],
+            log_path=str(tmp_path / "program.log"),
+            join_cgroup=group.join_file,
+        )
+        assert child.wait(timeout=60) == 0
+        return group.peak_bytes()
+    finally:
+        group.remove()
+
+
+def check_leaves(record: dict) -> None:
+    assert all(t["tree_peak_is_exact"] for t in record["tasks"] if t["outcome"] == "succeeded"), [
+        t["tree_note"] for t in record["tasks"]
+    ]
+    assert not os.path.exists(record["worker"]["tmpdir"]), "the worker's TMPDIR (billiard's pymp-*) was left"
+    assert_nothing_left(record["run_id"])
+
+
+def test_a_program_a_task_runs_is_in_its_peak_and_its_kill_is_the_tasks(oomlab, tmp_path):
+    result = oomlab("run", "task-tree", "--variant", "subprocess", "--param", "program_mib=64", "--tasks", "2")
+    assert result.code == 0, result.stderr
+    record = result.record
+    fitting = [t for t in record["tasks"] if t["label"].startswith("program")]
+    alone = {mib: kernel_peak_of_program(mib, tmp_path) for mib in (64, 128)}
+    for task, mib in zip(fitting, (64, 128), strict=True):
+        assert task["outcome"] == "succeeded"
+        own_growth = task["peak_above_start_bytes"]  # the task's 16 MiB, exact (VmHWM)
+        expected = own_growth + alone[mib]
+        assert abs(task["tree_peak_above_start_bytes"] - expected) <= MIB, (
+            f"tree {task['tree_peak_above_start_bytes'] / MIB:.2f} MiB, expected {expected / MIB:.2f} MiB "
+            f"(task {own_growth / MIB:.2f} + program alone {alone[mib] / MIB:.2f})"
+        )
+        assert len(task["descendants"]) == 1, task["descendants"]
+        (program,) = task["descendants"]
+        # the sampler reads the command line; a short program seen only mid-exec (slow VMs) reads "?"
+        assert program["command"] == UNREAD_COMMAND or program["command"].split()[1] == "-c", program
+        assert task["descendants"][0]["ended"] == "exited"
+    over = next(t for t in record["tasks"] if t["label"].startswith("over-limit"))
+    assert over["outcome"] == "descendant_killed"
+    kill = next(k for k in record["kills"] if k["task_id"] == over["id"])
+    assert kill["role"] == "descendant" and kill["owner_pid"] == over["pid"] and "-c" in kill["command"]
+    assert [k["pid"] for k in over["killed_descendants"]] == [kill["pid"]]
+    assert any("OOM-killed" in f and over["id"] in f for f in record["summary"]["findings"])
+    check_leaves(record)
+
+
+def test_a_forked_helper_is_counted_and_its_kill_attributed(oomlab):
+    result = oomlab("run", "task-tree", "--variant", "fork", "--param", "program_mib=48", "--tasks", "1")
+    assert result.code == 0, result.stderr
+    record = result.record
+    task, over = record["tasks"]
+    assert task["outcome"] == "succeeded"
+    assert task["tree_peak_above_start_bytes"] >= task["peak_above_start_bytes"] + 48 * MIB
+    assert over["outcome"] == "descendant_killed"
+    assert [k["role"] for k in record["kills"]] == ["descendant"]
+    assert record["kills"][0]["task_id"] == over["id"]
+    check_leaves(record)
+
+
+def test_multiprocessing_in_prefork_is_explained_and_billiard_is_measured(oomlab):
+    failing = oomlab("run", "task-tree", "--variant", "bad", "--tasks", "1").record
+    assert failing["tasks"][0]["outcome"] == "failed"
+    assert any("daemonic" in f and "billiard" in f for f in failing["summary"]["findings"])
+    working = oomlab("run", "task-tree", "--variant", "fixed", "--param", "program_mib=64", "--tasks", "1").record
+    task = working["tasks"][0]
+    assert task["outcome"] == "succeeded"
+    assert len(task["descendants"]) == 2  # the pool's two processes, born in the task's leaf
+    # each pool process touches 32 MiB (at once or one after the other): the pool child itself did not
+    assert task["peak_above_start_bytes"] < 8 * MIB
+    assert task["tree_peak_above_start_bytes"] >= 32 * MIB + task["peak_above_start_bytes"]
+    check_leaves(working)
