@@ -10,6 +10,7 @@ imported inside the fixture and hooks when a test asks for it (tests/plugin/test
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
         'peaks below limit (exact VmHWM per task), e.g. "256 MiB"',
     )
     config.stash[_RUN_DIRS] = []
+
+
+def _running_session() -> WorkerSession | None:
+    """The running worker session, if any test started one: never imports the worker machinery."""
+    module = sys.modules.get("harness.session")
+    return module.WorkerSession.current() if module is not None else None
 
 
 def _current_session() -> WorkerSession | None:
@@ -166,7 +173,8 @@ def pytest_runtest_call(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if call.when == "call" and (session := WorkerSession.current()) and (lost := session.worker_lost()):
+    session = _running_session()
+    if call.when == "call" and session is not None and (lost := session.worker_lost()):
         # this test lost the worker: it fails with the true cause, and the next test gets a fresh one
         if report.outcome == "passed":
             report.outcome, report.longrepr = "failed", f"oomlab: the worker was lost during this test: {lost}"
