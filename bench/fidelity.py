@@ -31,7 +31,7 @@ TARGET_ERROR = 1.0  # percent
 def kernel_truth(hold: float) -> int:
     """The call's growth as the kernel counts it: VmHWM after the call minus RSS before it."""
     procfs.reset_peak("self")
-    start = procfs.rss_bytes("self")
+    start = procfs.rss_bytes("self") or 0
     spike(SPIKE_MIB, hold)
     return procfs.status_fields("self", ("VmHWM",))["VmHWM"] - start
 
@@ -39,7 +39,7 @@ def kernel_truth(hold: float) -> int:
 def memory_profiler_growth(hold: float, interval: float) -> int:
     from memory_profiler import memory_usage
 
-    start = procfs.rss_bytes("self")
+    start = procfs.rss_bytes("self") or 0
     peak_mib = memory_usage((spike, (SPIKE_MIB, hold)), interval=interval, max_usage=True, include_children=False)
     return int(peak_mib * MIB) - start
 
@@ -81,7 +81,8 @@ def oomlab_growth(results_dir: str) -> dict[float, list[int]]:
     run.execute()
     by_hold: dict[float, list[int]] = {}
     for task in run.record.tasks:
-        by_hold.setdefault(task.args[1], []).append(task.peak_above_start_bytes)
+        if task.peak_above_start_bytes is not None:
+            by_hold.setdefault(task.args[1], []).append(task.peak_above_start_bytes)
     return by_hold
 
 
@@ -94,7 +95,8 @@ def main(results_dir: str) -> dict:
         "memray high-water mark": memray_growth,
     }
     oomlab = oomlab_growth(results_dir)
-    rows, data = [], {}
+    rows: list[list[str]] = []
+    data: dict[str, dict[str, dict[str, float]]] = {}
     for hold in HOLDS:
         truth = statistics.median(kernel_truth(hold) for _ in range(REPEAT))
         figures = {"oomlab (VmHWM per task)": statistics.median(oomlab[hold])}

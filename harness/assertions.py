@@ -5,6 +5,7 @@ the tasks with the highest peaks and their pids, and the run directory with the 
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 from harness.outcomes import FINAL_STATES
 from harness.profiling.text import failure_lines
@@ -66,11 +67,13 @@ def describe_task(task: TaskRecord) -> str:
 
 
 def highest_peaks(tasks: list[TaskRecord], n: int = 3) -> str:
-    ranked = sorted((t for t in tasks if t.peak_rss_bytes is not None), key=lambda t: t.peak_rss_bytes, reverse=True)
+    ranked = sorted(
+        (t for t in tasks if t.peak_rss_bytes is not None), key=lambda t: t.peak_rss_bytes or 0, reverse=True
+    )
     return "\n".join(f"  {describe_task(t)}" for t in ranked[:n]) or "  (no task measured)"
 
 
-def _fail(headline: str, session: WorkerSession, tasks: list[TaskRecord] | None = None) -> None:
+def _fail(headline: str, session: WorkerSession, tasks: list[TaskRecord] | None = None) -> NoReturn:
     tasks = tasks if tasks is not None else session.tasks()
     raise OomlabAssertionError(
         f"{headline}\nhighest peaks in this worker:\n{highest_peaks(tasks)}\nrun directory: {session.run_dir}"
@@ -118,7 +121,7 @@ def assert_peak_rss_below(
         )
     if task.killed_descendants:
         _fail(f"a process started by the task was OOM-killed: {describe_task(task)}", session)
-    peak = tree_peak(task) or task.peak_rss_bytes
+    peak = tree_peak(task) or task.peak_rss_bytes or 0
     if peak >= limit_bytes:
         what = "VmHWM, exact" if peak == task.peak_rss_bytes else "start RSS + its tree's growth, kernel-counted"
         _fail(

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from celery.events.state import heartbeat_expires
 
+from harness.detectors.kmsg import KernelKill
 from harness.executions import child_exit_codes, running_in
 from harness.monitor import Observations, owner_of_leaf
-from harness.record import CeleryEvent, Execution, KillRecord
+from harness.record import CeleryEvent, Execution, KillCause, KillRecord, Role
 from harness.sampler import PidStats
 
 _INFER_WINDOW = 2.0  # s after an OOM notification within which an exit is taken as its victim
@@ -28,9 +29,13 @@ class KillContext:
     pool_children: frozenset[int] = frozenset()  # pids that ran the probe's child_init (pool processes)
 
 
-def _victims(obs: Observations) -> list[tuple[int, float, str, str, object]]:
+Victim = tuple[int, float, str, KillCause, KernelKill | None]
+
+
+def _victims(obs: Observations) -> list[Victim]:
     """(pid, kernel time, time source, cause, kmsg kill or None), kmsg first, then inferred."""
-    victims, known = [], set()
+    victims: list[Victim] = []
+    known: set[int] = set()
     for k in obs.kernel_kills:  # the first line per pid: memory.oom.group's walk names the chosen victim again
         if k.pid not in known:
             victims.append((k.pid, k.kernel_mono, "kmsg", "oom_group" if k.group_kill else "oom", k))
@@ -86,7 +91,7 @@ def _heartbeat_expiry(events: list[CeleryEvent], before: float) -> float | None:
     return last.timestamp_mono + (heartbeat_expires(last.timestamp_wall, freq) - last.timestamp_wall)
 
 
-def _owner(pid: int, kernel_time: float, kernel_kill, obs: Observations) -> int | None:
+def _owner(pid: int, kernel_time: float, kernel_kill: KernelKill | None, obs: Observations) -> int | None:
     """The pool child whose leaf a killed process was in: the kernel's own memcg for the victim,
     else the leaf it was seen in, else the leaf whose kill counter rose at that moment (v1)."""
     memcg = getattr(kernel_kill, "memcg", None)
@@ -100,7 +105,7 @@ def _owner(pid: int, kernel_time: float, kernel_kill, obs: Observations) -> int 
     return min(rises)[1] if rises else None
 
 
-def _role(pid: int, owner: int | None, ctx: KillContext) -> str:
+def _role(pid: int, owner: int | None, ctx: KillContext) -> Role:
     """main | child (a pool process) | descendant (a process a task started: a program, a helper)."""
     if pid in ctx.main_pids:
         return "main"
@@ -154,7 +159,7 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
                 command=(stats.command if stats and stats.command else None)
                 or (kernel_kill.comm if kernel_kill else None),
                 owner_pid=owner if role == "descendant" else None,
-                kinds=getattr(kernel_kill, "kinds", None),
+                kinds=kernel_kill.kinds if kernel_kill else None,
             )
         )
     return kills

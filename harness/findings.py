@@ -25,15 +25,15 @@ def recycling(record: RunRecord) -> list[str]:
     limit_kib, max_tasks = conf.get("worker_max_memory_per_child"), conf.get("worker_max_tasks_per_child")
     found = []
     runs_by_pid: dict[int, list] = {}
-    for task in record.tasks:
-        for run in task.executions:
+    for one in record.tasks:
+        for run in one.executions:
             runs_by_pid.setdefault(run.pid, []).append(run)
     recycled = [p.pid for p in record.processes if p.role == "child" and p.exit_code == EX_RECYCLE]
     reasons = [_recycle_reason(runs_by_pid.get(pid, []), limit_kib, max_tasks) for pid in recycled]
     if reasons.count("memory"):
         found.append(
             f"{reasons.count('memory')} pool children were recycled (exit code {EX_RECYCLE}) after a task left "
-            f"their ru_maxrss above worker_max_memory_per_child ({format_size(limit_kib * 1024)})"
+            f"their ru_maxrss above worker_max_memory_per_child ({format_size((limit_kib or 0) * 1024)})"
         )
     if reasons.count("tasks"):
         found.append(
@@ -47,9 +47,9 @@ def recycling(record: RunRecord) -> list[str]:
         )
     if not limit_kib:
         return found
-    tasks = {t.id: t for t in record.tasks}
+    by_id = {t.id: t for t in record.tasks}
     for kill in record.kills:
-        task = tasks.get(kill.task_id)
+        task = by_id.get(kill.task_id or "")
         if task is None or not task.executions:
             continue
         start = task.executions[-1].start_rss_bytes
@@ -96,7 +96,7 @@ def slow_growth(record: RunRecord) -> list[str]:
     tasks = {t.id: t for t in record.tasks}
     found = []
     for kill in record.kills:
-        task = tasks.get(kill.task_id)
+        task = tasks.get(kill.task_id or "")
         run = task.executions[-1] if task and task.executions else None
         if run is None or run.start_rss_bytes is None or not kill.rss_bytes:
             continue

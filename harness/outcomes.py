@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.record import Execution, KillRecord, TaskRecord
+from harness.record import Execution, KillRecord, Outcome, TaskRecord
 from harness.sampler import PidStats
 
-OUTCOMES = ("succeeded", "failed", "killed", "descendant_killed", "requeued", "stuck", "never_started")
+OUTCOMES: tuple[Outcome, ...] = (
+    "succeeded",
+    "failed",
+    "killed",
+    "descendant_killed",
+    "requeued",
+    "stuck",
+    "never_started",
+)
 FINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 UNREAD_COMMAND = "?"  # the sampler saw it only while its command line read empty (mid-exec or exiting)
 SHARED_POOLS = ("solo", "threads", "gevent", "eventlet")  # tasks run in the worker's main process
@@ -33,7 +41,7 @@ def describe_exception(result) -> str | None:
 
 def classify(
     state: str | None, exception: str | None, runs: list[Execution], killed: bool, descendant_killed: bool = False
-) -> str:
+) -> Outcome:
     """succeeded | failed | killed | descendant_killed (it returned, but a process it started was
     OOM-killed) | requeued | stuck (STARTED, no one will finish it) | never_started.
 

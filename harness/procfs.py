@@ -95,7 +95,7 @@ def parse_status_fields(data: bytes | None, names: tuple[str, ...]) -> dict[str,
     found: dict[str, int] = {}
     for name in names:
         start = data.find(name.encode() + b":") if data else -1
-        if start >= 0:
+        if data and start >= 0:
             end = data.find(b"\n", start)
             found[name] = int(data[start + len(name) + 1 : end].split()[0]) * 1024
     return found

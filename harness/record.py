@@ -33,7 +33,7 @@ RunStatus = Literal[
     "worker_lost",
     "killed",
 ]
-Outcome = Literal["pending", "succeeded", "failed", "killed", "requeued", "stuck", "never_started"]
+Outcome = Literal["pending", "succeeded", "failed", "killed", "descendant_killed", "requeued", "stuck", "never_started"]
 Role = Literal["main", "child", "descendant"]
 KillCause = Literal["oom", "oom_group"]
 
@@ -99,7 +99,9 @@ class TaskRecord:
     )  # anon/file/shmem: process_end, tree_end, at_kill
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
-    state_history: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time seen, state) per change
+    state_history: list[tuple[float, str | None]] = field(
+        default_factory=list
+    )  # (monotonic time seen, state) per change
     top_allocations: list[dict[str, Any]] = field(default_factory=list)  # memray's sites at the peak (--profile)
     profile: dict[str, Any] | None = None  # the capture behind them: view, bytes held, what memray could not see
 

@@ -17,7 +17,7 @@ class Replay:
         self.queue = queue
         self.pending_calls = sorted(plan.calls, key=lambda call: call.at)
         self.tasks: list[TaskRecord] = []
-        self.states: dict[str, tuple[str, str | None]] = {}
+        self.states: dict[str, tuple[str | None, str | None]] = {}
         self.unreachable_since: float | None = None  # the broker or result backend stopped answering
 
     def send_due(self, elapsed: float) -> None:

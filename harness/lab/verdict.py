@@ -51,7 +51,7 @@ class DeliveryVerdict:
     task_id: str
     outcome: str
     final_state: str | None
-    state_history: list[tuple[float, str]]
+    state_history: list[tuple[float, str | None]]
     executions: int
     kills: int
     message: str  # where the broker had the message at the end: queued | unacked | absent

@@ -23,6 +23,8 @@ class _Attached:
     """Mixed into a version's backend: reads like it, never changes the group."""
 
     kernel_path: str | None = None  # the group's path as the kernel log prints it, when known
+    _dir_fd: int  # the group's directory, held open: it stays reachable after the worker exits
+    oom_notice: str
 
     @property
     def kernel_name(self) -> str | None:
@@ -39,7 +41,7 @@ class _Attached:
 
     def open_oom_notifier(self) -> OomNotifier:
         try:
-            return super().open_oom_notifier()
+            return super().open_oom_notifier()  # type: ignore[misc]  # a mixin: the version's backend follows it
         except OSError:  # v1 registers through cgroup.event_control, read-only in a container's view
             self.oom_notice = "polled"
             return OomNotifier(os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC))  # never fires

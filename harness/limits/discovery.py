@@ -126,9 +126,10 @@ def own_memory_group() -> tuple[str, int, str]:
                 continue
             version, path = 2, own[""]
         elif fstype == "cgroup" and "memory" in options.split(","):
-            version, path = 1, next((p for c, p in own.items() if "memory" in c.split(",")), None)
-            if path is None:
+            found = next((p for c, p in own.items() if "memory" in c.split(",")), None)
+            if found is None:
                 continue
+            version, path = 1, found
         else:
             continue
         directory = os.path.normpath(os.path.join(mount, os.path.relpath(path, root)))
