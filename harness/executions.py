@@ -3,6 +3,7 @@ it. An execution left open in a process that died is the task that process was r
 
 from __future__ import annotations
 
+from harness.probe_events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
 from harness.record import Execution
 
 
@@ -13,7 +14,7 @@ def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
         if not task_id:
             continue
         runs = by_task.setdefault(task_id, [])
-        if record["ev"] == "prerun":
+        if record["ev"] == PRERUN:
             runs.append(
                 Execution(
                     pid=record["pid"],
@@ -29,7 +30,7 @@ def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
                     tree_start_bytes=record.get("tree_start"),
                 )
             )
-        elif record["ev"] == "postrun":
+        elif record["ev"] == POSTRUN:
             for run in reversed(runs):
                 if run.pid == record["pid"] and run.finished_mono is None:
                     run.finished_mono = record["t"]
@@ -72,18 +73,18 @@ def _close_tree(run: Execution, record: dict) -> None:
 
 def pool_children(probe: list[dict]) -> frozenset[int]:
     """Pool processes: every pid that ran the probe's child_init."""
-    return frozenset(r["pid"] for r in probe if r["ev"] == "child_init")
+    return frozenset(r["pid"] for r in probe if r["ev"] == CHILD_INIT)
 
 
 def leaves(probe: list[dict]) -> dict[int, dict]:
     """Each pool child's leaf memory cgroup as the probe made it (or why it could not)."""
-    return {r["pid"]: r["leaf"] for r in probe if r["ev"] == "child_init" and r.get("leaf")}
+    return {r["pid"]: r["leaf"] for r in probe if r["ev"] == CHILD_INIT and r.get("leaf")}
 
 
 def child_exit_codes(probe: list[dict]) -> dict[int, int]:
     """Exit codes children reported on the way out (worker_process_shutdown); a SIGKILLed child
     reports none."""
-    return {r["pid"]: r["exitcode"] for r in probe if r["ev"] == "child_shutdown" and r.get("exitcode") is not None}
+    return {r["pid"]: r["exitcode"] for r in probe if r["ev"] == CHILD_SHUTDOWN and r.get("exitcode") is not None}
 
 
 def task_names(probe: list[dict]) -> dict[str, str]:

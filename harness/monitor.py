@@ -9,7 +9,6 @@ the earlier group counted."""
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import select
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from harness.detectors.exits import ExitWatcher
 from harness.detectors.kmsg import KernelKill, KmsgReader
 from harness.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
+from harness.probe_events import decode
 from harness.procfs import OpenFiles
 from harness.trust import RefusedLink, open_nofollow
 
@@ -214,12 +214,7 @@ class Monitor(threading.Thread):
         self._probe_offset += len(data)
         lines = (self._probe_partial + data).split(b"\n")
         self._probe_partial = lines.pop()
-        records = []
-        for line in lines:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
+        records = [record for line in lines if (record := decode(line)) is not None]
         with self.lock:
             self.obs.probe.extend(records)
 

@@ -7,15 +7,14 @@ at task_postrun (Linux 4.0+ clear_refs). Imports only the standard library and C
 
 from __future__ import annotations
 
-import json
 import os
 import resource
-import time
 import tracemalloc
 
 from celery import signals
 
 from harness import procfs
+from harness.probe_events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, encode
 from harness.task_tree import TaskTree, process_kinds
 
 PATH_ENV = "OOMLAB_PROBE_PATH"
@@ -34,8 +33,7 @@ def emit(event: str, **fields) -> None:
     fd = _channel()
     if fd is None:
         return
-    record = {"ev": event, "pid": os.getpid(), "t": time.monotonic(), "wall": time.time(), **fields}
-    os.write(fd, (json.dumps(record, default=repr) + "\n").encode())
+    os.write(fd, encode(event, **fields))
 
 
 class _OwnFiles:
@@ -113,14 +111,14 @@ def _on_worker_init(**_):
 
 @signals.worker_ready.connect
 def _on_worker_ready(**_):
-    emit("worker_ready", rss=_rss())
+    emit(WORKER_READY, rss=_rss())
 
 
 @signals.worker_process_init.connect
 def _on_child_init(**_):
     pss_uss = procfs.pss_uss_bytes("self")  # a child's private pages right after the fork, for capacity plans
     emit(
-        "child_init",
+        CHILD_INIT,
         rss=_rss(),
         ppid=os.getppid(),
         leaf=_tree.make(),
@@ -131,7 +129,7 @@ def _on_child_init(**_):
 
 @signals.worker_process_shutdown.connect
 def _on_child_shutdown(exitcode=None, **_):
-    emit("child_shutdown", exitcode=exitcode, rss=_rss())
+    emit(CHILD_SHUTDOWN, exitcode=exitcode, rss=_rss())
 
 
 @signals.task_prerun.connect
@@ -140,7 +138,7 @@ def _on_prerun(task_id=None, task=None, **_):
         if not tracemalloc.is_tracing():
             tracemalloc.start()
         tracemalloc.reset_peak()
-    emit("prerun", task_id=task_id, name=getattr(task, "name", None), **_start_peaks(task_id), **_delivery(task))
+    emit(PRERUN, task_id=task_id, name=getattr(task, "name", None), **_start_peaks(task_id), **_delivery(task))
 
 
 def _start_peaks(task_id: str | None) -> dict:
@@ -176,7 +174,7 @@ def _delivery(task) -> dict:
 
 @signals.task_postrun.connect
 def _on_postrun(task_id=None, task=None, state=None, **_):
-    emit("postrun", task_id=task_id, name=getattr(task, "name", None), state=state, **_end_peaks(task_id))
+    emit(POSTRUN, task_id=task_id, name=getattr(task, "name", None), state=state, **_end_peaks(task_id))
 
 
 def _end_peaks(task_id: str | None) -> dict:

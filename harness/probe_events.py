@@ -24,7 +24,7 @@ def encode(event: str, **fields: Any) -> bytes:
     return (json.dumps(record, default=repr) + "\n").encode()
 
 
-def decode(line: str) -> dict[str, Any] | None:
+def decode(line: str | bytes) -> dict[str, Any] | None:
     """A line read back; None for a torn or foreign line (a reader never fails on one)."""
     try:
         record = json.loads(line)

@@ -4,13 +4,14 @@ not there reads as empty: a run stopped early wrote none)."""
 from __future__ import annotations
 
 import csv
-import json
+
+from harness.probe_events import decode
 
 
 def read_probe(path: str) -> list[dict]:
     try:
         with open(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+            return [record for line in handle if (record := decode(line)) is not None]
     except FileNotFoundError:
         return []
 

@@ -9,6 +9,7 @@ import tempfile
 from harness.analysis import spread
 from harness.leftovers import Lease
 from harness.outcomes import SHARED_POOLS
+from harness.probe_events import CHILD_INIT, POSTRUN, PRERUN
 from harness.record import Execution, LeafSummary, ProcessRecord, RunRecord, Summary
 
 
@@ -37,12 +38,12 @@ def _readings(probe: list[dict], pid: int) -> list[tuple[float, int, float]]:
     """(time, VmHWM, time of the reset before it) for every VmHWM the probe read in `pid`."""
     readings, reset_at = [], 0.0
     for record in probe:
-        if record.get("pid") != pid or record["ev"] not in ("prerun", "postrun"):
+        if record.get("pid") != pid or record["ev"] not in (PRERUN, POSTRUN):
             continue
-        hwm = record.get("hwm_before") if record["ev"] == "prerun" else record.get("peak_rss")
+        hwm = record.get("hwm_before") if record["ev"] == PRERUN else record.get("peak_rss")
         if hwm:
             readings.append((record["t"], hwm, reset_at))
-        if record["ev"] == "prerun" and record.get("peak_reset"):
+        if record["ev"] == PRERUN and record.get("peak_reset"):
             reset_at = record["t"]
     return readings
 
@@ -55,7 +56,7 @@ def mark_process_peaks(
 ) -> None:
     """Descendants get their role and owner; a process that ran tasks itself (the shared pools) gets
     its peak from every VmHWM reading and the tasks in flight while that peak was reached."""
-    pool = {r["pid"] for r in probe if r["ev"] == "child_init"}
+    pool = {r["pid"] for r in probe if r["ev"] == CHILD_INIT}
     for process in processes:
         owner = leaf_of_pid.get(process.pid)
         if process.role == "child" and owner is not None and owner != process.pid and process.pid not in pool:

@@ -30,6 +30,7 @@ from harness.load.shapes import LoadShape
 from harness.load.soak import Soak
 from harness.load.stats import NameStats
 from harness.load.stream import TASKS_FILE, TaskStream
+from harness.probe_events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
 from harness.record import CeleryEvent
 from harness.replay import fetch_states
 
@@ -86,13 +87,13 @@ def retain_open(records: list[dict]) -> list[dict]:
         if not task_id:
             continue
         key = (task_id, record["pid"])
-        if record["ev"] == "prerun":
+        if record["ev"] == PRERUN:
             open_at[key] = index
-        elif record["ev"] == "postrun":
+        elif record["ev"] == POSTRUN:
             closed.add(index)
             if key in open_at:
                 closed.add(open_at.pop(key))
-    return [r for i, r in enumerate(records) if i not in closed and (not r.get("task_id") or r["ev"] == "prerun")]
+    return [r for i, r in enumerate(records) if i not in closed and (not r.get("task_id") or r["ev"] == PRERUN)]
 
 
 def kept_events(events: list[CeleryEvent]) -> Callable[[CeleryEvent], bool]:
@@ -308,13 +309,13 @@ class LoadDriver(RunHook):
         monitor = self.run.observers.monitor
         for record in monitor.drain_probe(retain_open):
             event = record["ev"]
-            if event == "prerun":
+            if event == PRERUN:
                 self._started(record)
-            elif event == "postrun":
+            elif event == POSTRUN:
                 self._ended(record)
-            elif event == "child_init":
+            elif event == CHILD_INIT:
                 self.replacements.child_started(record["pid"])
-            elif event == "child_shutdown":
+            elif event == CHILD_SHUTDOWN:
                 recycled = record.get("exitcode") == EX_RECYCLE
                 self.replacements.child_exited(record["pid"], record["t"], recycled, self._work_waiting())
         kills = len(monitor.obs.oom_events)
