@@ -104,7 +104,7 @@ def test_group_scope_kills_the_whole_worker_and_the_task_is_stuck(oomlab):
         "--timeout",
         str(20 * TIME_SCALE),
     )
-    assert result.code == 8, result.stderr  # the whole worker died with tasks unrun: not complete
+    assert result.code == 11, result.stderr  # the whole worker died with tasks unrun: not complete (worker_lost)
     record = result.record
     assert record["status"] == "worker_lost"
     check_backend(record)

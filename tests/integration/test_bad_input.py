@@ -234,9 +234,13 @@ def test_baseline_save_refuses_an_unworthy_run(capsys, tmp_path, fields, phrase)
 
 
 def test_the_gate_never_makes_a_failed_run_its_first_baseline(capsys, tmp_path):
+    from harness.cli import main
+
     run = _good_run(tmp_path, status="worker_start_failed")
-    code, err = _in_process(capsys, "gate", "--baseline", str(tmp_path / "b.json"), "--current", str(run))
-    assert code == 2 and "cannot be the first: the run's status is 'worker_start_failed'" in err
+    code = main(["gate", "--baseline", str(tmp_path / "b.json"), "--current", str(run)])
+    out = capsys.readouterr().out
+    assert code == 7, out  # the gate fails: a run that did not do its work is no baseline and no pass
+    assert "cannot be the first" in out and "worker_start_failed" in out
     assert not (tmp_path / "b.json").exists()
 
 

@@ -44,7 +44,7 @@ def test_growth_is_the_trees_where_exact():
 def test_the_gate_fails_a_run_that_lost_its_worker_and_never_saves_it(oomlab, tmp_path):
     baseline = str(tmp_path / "baseline.json")
     lost = oomlab("run", "worker-death", "--variant", "bad")
-    assert lost.code == 8
+    assert lost.code == 11  # EXIT_WORKER_LOST
     first = oomlab("gate", "--baseline", baseline, "--current", lost.run_dir)
     assert first.code == 7 and not os.path.exists(baseline), first.stdout
     assert "status worker_lost" in first.stdout and "never started" in first.stdout

@@ -58,7 +58,7 @@ def test_shared_process_pools_report_the_process_and_never_claim_an_exact_task_p
 
 def test_memoryerror_ends_the_worker_and_the_run_says_so(oomlab):
     result = oomlab("run", "worker-death", "--variant", "bad")
-    assert result.code == 8, result.stderr
+    assert result.code == 11, result.stderr  # EXIT_WORKER_LOST
     record = result.record
     assert record["status"] == "worker_lost"
     assert record["summary"]["outcomes"]["never_started"] == 3
