@@ -9,6 +9,7 @@ _EXPORTS = {
     "measure_peak": "harness.measure",
     "PeakMeasurement": "harness.measure",
     "assert_peak_rss_below": "harness.assertions",
+    "assert_memory_kind_below": "harness.assertions",
     "assert_no_oom": "harness.assertions",
     "assert_oom_killed": "harness.assertions",
     "assert_requeued": "harness.assertions",

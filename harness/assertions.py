@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import NoReturn
 
+from harness.kinds import Moment, kind_bytes
 from harness.outcomes import FINAL_STATES
 from harness.profiling.text import failure_lines
 from harness.record import TaskRecord
@@ -138,6 +139,37 @@ def _with_profile(task: TaskRecord, session: WorkerSession) -> TaskRecord:
 
     wait_for_profiles(session)
     return next((t for t in session.tasks() if t.id == task.id), task)
+
+
+def assert_memory_kind_below(
+    result_or_task_id,
+    limit,
+    *,
+    kind: str = "anon",
+    at: Moment = "end",
+    session: WorkerSession | None = None,
+    timeout: float = 60.0,
+) -> TaskRecord:
+    """The task's `kind` memory (anon, file or shmem) is below `limit` at its end (`at="end"`: its
+    leaf's memory.stat, every process it started included, else its pool process's) or when its
+    process was OOM-killed (`at="at_kill"`: the kernel's split). Not a per-kind peak: the kernel keeps
+    none, so memory freed before the task ended is not in it (docs/truth.md)."""
+    session = _session(session)
+    task = _settled_task(result_or_task_id, session, timeout)
+    try:
+        held = kind_bytes(task.memory_kinds, kind, at)
+    except ValueError as error:
+        raise OomlabAssertionError(str(error)) from None
+    limit_bytes = _size(limit)
+    if held is None:
+        _fail(f"task {task.name}[{task.id}] has no {kind} figure {at} (outcome {task.outcome})", session)
+    elif held >= limit_bytes:
+        _fail(
+            f"task {task.name}[{task.id}] held {format_size(held)} of {kind} memory {at.replace('_', ' ')} "
+            f"(kernel-counted): {format_size(held - limit_bytes)} over the {format_size(limit_bytes)} limit",
+            session,
+        )
+    return task
 
 
 def assert_no_oom(*, session: WorkerSession | None = None) -> None:

@@ -9,8 +9,11 @@ imported inside the fixture and hooks when a test asks for it (tests/plugin/test
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 from typing import TYPE_CHECKING
 
@@ -45,6 +48,8 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
 _GATE: pytest.StashKey[GateResult] = pytest.StashKey()  # the gate's result, for the terminal summary
+_SHARED_DIR = pytest.StashKey[str]()  # under xdist: where each worker leaves its run directories
+_SHARED_KEY = "oomlab_run_dirs_dir"  # its path in each xdist worker's workerinput
 
 
 def _help(text: str) -> str:
@@ -199,27 +204,55 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist's controller, once per worker: a private directory where every worker leaves its run
+    directories, so the controller gates all of them once (each worker is a session of its own)."""
+    config = node.config
+    if config.getoption("oomlab_baseline"):
+        if _SHARED_DIR not in config.stash:
+            config.stash[_SHARED_DIR] = tempfile.mkdtemp(prefix="oomlab-xdist-")  # 0700: only we write it
+        node.workerinput[_SHARED_KEY] = config.stash[_SHARED_DIR]
+
+
+def _workers_run_dirs(config: pytest.Config) -> list[str]:
+    """The run directories xdist's workers left (none without xdist); the directory goes with them."""
+    shared = config.stash.get(_SHARED_DIR, None)
+    if shared is None:
+        return []
+    run_dirs: list[str] = []
+    for name in sorted(os.listdir(shared)):
+        with open(os.path.join(shared, name)) as handle:
+            run_dirs.extend(str(path) for path in json.load(handle))
+    shutil.rmtree(shared, ignore_errors=True)
+    return run_dirs
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     config = session.config
     baseline = config.getoption("oomlab_baseline")
     run_dirs = config.stash.get(_RUN_DIRS, [])
+    shared = getattr(config, "workerinput", {}).get(_SHARED_KEY)
+    if shared:  # an xdist worker: the controller gates every worker's runs together
+        with open(os.path.join(shared, f"{config.workerinput['workerid']}.json"), "w") as handle:  # type: ignore[attr-defined]
+            json.dump(run_dirs, handle)
+        return
+    run_dirs = [*run_dirs, *_workers_run_dirs(config)]
     if not baseline or not run_dirs:
         return
-    from harness.gate.baseline import read_run_record, stats_from_run
     from harness.gate.flow import gate
-    from harness.gate.load_checks import load_of_run
-    from harness.gate.run_checks import run_facts
+    from harness.gate.runs import gated_runs
 
-    current, source = stats_from_run(run_dirs[-1])
     try:
+        runs = gated_runs(run_dirs)
         result = gate(
             baseline,
-            current,
-            source,
+            runs.stats,
+            runs.source,
             config.getoption("oomlab_fail"),
             os.path.join(str(config.rootpath), "pyproject.toml"),
-            load=load_of_run(run_dirs[-1]),  # load (issue 18): queue_wait.p95<2s, throughput>=40/s, oom_kills==0
-            facts=run_facts(read_run_record(run_dirs[-1])),
+            load=runs.load,  # load (issue 18): queue_wait.p95<2s, throughput>=40/s, oom_kills==0
+            facts=runs.facts,
         )
     except OomlabError as error:
         raise pytest.UsageError(error.message) from None

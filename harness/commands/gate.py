@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         metavar="STAT:N%|STAT:+SIZE",
         help="e.g. peak:10%%, p95:5%%, peak:+32MiB against the baseline, or load bounds such as "
         "queue_wait.p95<2s, throughput>=40/s, oom_kills==0 (repeatable; default: [tool.oomlab.gate] "
-        "in pyproject.toml, else peak:10%%)",
+        "in pyproject.toml, else growth:10%%,+2MiB)",
     )
     parser.add_argument("--pyproject", default="pyproject.toml", help="where [tool.oomlab.gate] is read from")
     parser.add_argument(

@@ -103,11 +103,13 @@ def _task_stats(path: str, name: str, values: Any) -> TaskStats:
     required = [f.name for f in dataclasses.fields(TaskStats) if f.default is dataclasses.MISSING]
     if not isinstance(values, dict) or set(values) - set(names) or set(required) - set(values):
         raise BadInput(f"baseline {path}: task {name!r} does not hold the statistics {', '.join(names)}")
-    if not all(_whole(v) or (v is None and k.startswith("growth")) for k, v in values.items() if k != "sites"):
+    mappings = ("sites", "kinds")
+    if not all(_whole(v) or (v is None and k.startswith("growth")) for k, v in values.items() if k not in mappings):
         raise BadInput(f"baseline {path}: task {name!r} has a statistic that is not a whole number")
-    sites = values.get("sites", {})
-    if not isinstance(sites, dict) or not all(isinstance(k, str) and _whole(v) for k, v in sites.items()):
-        raise BadInput(f"baseline {path}: task {name!r} has sites that are not byte counts per site")
+    for mapping in mappings:
+        held = values.get(mapping, {})
+        if not isinstance(held, dict) or not all(isinstance(k, str) and _whole(v) for k, v in held.items()):
+            raise BadInput(f"baseline {path}: task {name!r} has {mapping} that are not byte counts by name")
     return TaskStats(**values)
 
 

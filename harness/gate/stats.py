@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.analysis import nearest_rank
 from harness.gate.sites import sites_held
+from harness.kinds import KIND_STATS, kind_bytes
 from harness.record import RunRecord
 from harness.typed_json import to_json
 
@@ -27,14 +28,18 @@ class TaskStats:
     growth_max: int | None = None
     growth_p50: int | None = None
     growth_p95: int | None = None
+    # memory by kind, the largest over the tasks: anon_end, shmem_at_kill... (harness/kinds.py)
+    kinds: dict[str, int] = field(default_factory=dict)
 
     def get(self, stat: str) -> int | None:
+        if stat in KIND_STATS:
+            return self.kinds.get(stat)
         value: int | None = getattr(self, STAT_ALIASES.get(stat, stat))
         return value
 
 
 STAT_ALIASES = {"peak": "max", "growth": "growth_max"}
-STATS = ("peak", "max", "min", "mean", "p50", "p95", "p99", "growth", "growth_p50", "growth_p95")
+STATS = ("peak", "max", "min", "mean", "p50", "p95", "p99", "growth", "growth_p50", "growth_p95", *KIND_STATS)
 
 
 def stats_of(peaks: list[int], kills: int = 0) -> TaskStats:
@@ -60,6 +65,17 @@ def task_growth(task: dict[str, Any]) -> int | None:
     return task.get("peak_above_start_bytes") if task.get("peak_is_exact") else None
 
 
+def kind_stats(tasks: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Each kind statistic's largest value over these tasks (absent where no task measured it)."""
+    largest: dict[str, int] = {}
+    for task in tasks:
+        for stat, (kind, moment) in KIND_STATS.items():
+            value = kind_bytes(task.get("memory_kinds"), kind, moment)
+            if value is not None:
+                largest[stat] = max(value, largest.get(stat, 0))
+    return largest
+
+
 def _with_growth(stats: TaskStats, growth: list[int]) -> TaskStats:
     if growth:
         ordered = sorted(growth)
@@ -74,7 +90,8 @@ def task_stats(record: RunRecord, streamed: Iterable[dict[str, Any]] = ()) -> di
     peaks: dict[str, list[int]] = {}
     growth: dict[str, list[int]] = {}
     kills: dict[str, int] = {}
-    for task in [*(to_json(t) for t in record.tasks), *streamed]:
+    tasks = [*(to_json(t) for t in record.tasks), *streamed]
+    for task in tasks:
         if task.get("peak_is_exact") and task.get("peak_rss_bytes") is not None:
             peaks.setdefault(task["name"], []).append(task["peak_rss_bytes"])
         if (grew := task_growth(task)) is not None:
@@ -92,4 +109,5 @@ def task_stats(record: RunRecord, streamed: Iterable[dict[str, Any]] = ()) -> di
     }
     for name, task_stat in stats.items():
         task_stat.sites = sites_held([t.top_allocations for t in record.tasks if t.name == name])
+        task_stat.kinds = kind_stats(t for t in tasks if t.get("name") == name)
     return stats

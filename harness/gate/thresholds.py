@@ -1,6 +1,10 @@
-"""`STAT:N%` (pytest-benchmark's grammar: fail when STAT grew by more than N percent) and
-`STAT:+SIZE` or `STAT:SIZE` (fail when it grew by more than SIZE), STAT one of peak (= max), min,
-mean, p50, p95, p99: compared with a baseline.
+"""`STAT:N%` (pytest-benchmark's grammar: fail when STAT grew by more than N percent),
+`STAT:+SIZE` or `STAT:SIZE` (fail when it grew by more than SIZE), and both, `STAT:N%,+SIZE` (fail
+only when it grew by more than N percent AND more than SIZE: a percentage of a small figure is
+noise, a floor alone misses a big task's growth). STAT one of peak (= max), min, mean, p50, p95,
+p99, growth (each task's growth above its start, its tree's where exact; = growth_max), growth_p50,
+growth_p95, and memory by kind KIND_end / KIND_at_kill (anon, file, shmem; harness/kinds.py):
+compared with a baseline.
 
 Load statistics (issue 18) are absolute, k6-style: `METRIC OP VALUE`, e.g. `queue_wait.p95<2s`,
 `throughput>=40/s`, `oom_kills==0`, OP one of < <= > >= == !=, METRIC one of
@@ -29,32 +33,42 @@ class Threshold:
     bytes: int | None = None
 
     def __str__(self) -> str:
-        return (
-            f"{self.stat}:{self.percent:g}%" if self.percent is not None else f"{self.stat}:+{format_size(self.bytes)}"
-        )
+        parts = [f"{self.percent:g}%"] if self.percent is not None else []
+        parts += [f"+{format_size(self.bytes)}"] if self.bytes is not None else []
+        return f"{self.stat}:{','.join(parts)}"
 
     def exceeded(self, base: int, current: int) -> bool:
+        """Every bound given is crossed (one alone when only one is given)."""
         growth = current - base
-        if self.percent is not None:
-            return (base > 0 and growth > base * self.percent / 100) or (base == 0 and current > 0)
-        return self.bytes is not None and growth > self.bytes
+        over_percent = self.percent is None or (
+            (base > 0 and growth > base * self.percent / 100) or (base == 0 and current > 0)
+        )
+        return over_percent and (self.bytes is None or growth > self.bytes)
 
 
 def parse_threshold(text: str) -> Threshold | LoadThreshold:
     if _LOAD.match(text):
         return parse_load_threshold(text)
-    stat, sep, amount = text.strip().partition(":")
-    if not sep or stat not in STATS or not amount:
-        raise BadInput(f"--fail takes STAT:N% or STAT:+SIZE with STAT one of {', '.join(STATS)}, not {text!r}")
-    if amount.endswith("%"):
-        try:
-            percent = float(amount[:-1])
-        except ValueError:
-            raise BadInput(f"--fail {text!r}: {amount!r} is not a percentage") from None
-        if not math.isfinite(percent) or percent < 0:
-            raise BadInput(f"--fail {text!r}: a threshold is a finite percentage, zero or more")
-        return Threshold(stat, percent=percent)
-    return Threshold(stat, bytes=parse_size(amount.lstrip("+")))
+    stat, sep, amounts = text.strip().partition(":")
+    if not sep or stat not in STATS or not amounts:
+        raise BadInput(
+            f"--fail takes STAT:N%, STAT:+SIZE or STAT:N%,+SIZE with STAT one of {', '.join(STATS)}, not {text!r}"
+        )
+    percent: float | None = None
+    size: int | None = None
+    for amount in (part.strip() for part in amounts.split(",")):
+        if amount.endswith("%") and percent is None:
+            try:
+                percent = float(amount[:-1])
+            except ValueError:
+                raise BadInput(f"--fail {text!r}: {amount!r} is not a percentage") from None
+            if not math.isfinite(percent) or percent < 0:
+                raise BadInput(f"--fail {text!r}: a threshold is a finite percentage, zero or more")
+        elif not amount.endswith("%") and size is None and amount:
+            size = parse_size(amount.lstrip("+"))
+        else:
+            raise BadInput(f"--fail {text!r}: give at most one percentage and one size, e.g. growth:10%,+2MiB")
+    return Threshold(stat, percent=percent, bytes=size)
 
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

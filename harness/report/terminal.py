@@ -19,6 +19,15 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
+def _latency(seconds: float | None) -> str:
+    """A detector's latency after the kernel's kill. The kill's time is inferred (the kernel's log
+    stamp), so a detector can appear to see it a hair before: that is a bound, not a measured
+    negative latency, and is printed as one ("≤0 ms", the raw figure stays in run.json)."""
+    if seconds is not None and seconds < 0:
+        return "≤0 ms"
+    return _ms(seconds)
+
+
 def render_summary(record: RunRecord, console: Console) -> None:
     summary = record.summary
     config = record.config
@@ -68,10 +77,10 @@ def render_summary(record: RunRecord, console: Console) -> None:
                 task,
                 kill.cause,
                 format_size(kill.rss_bytes),
-                _ms(detected.get("kmsg")),
-                _ms(detected.get("oom_event")),
-                _ms(detected.get("pidfd")),
-                _ms(celery),
+                _latency(detected.get("kmsg")),
+                _latency(detected.get("oom_event")),
+                _latency(detected.get("pidfd")),
+                _latency(celery),
             )
         console.print(kills)
     else:
