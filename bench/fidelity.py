@@ -1,127 +1,188 @@
-"""Peak fidelity: tasks that spike to 200 MiB for 1, 10 and 100 ms. The growth of RSS above the start
-each tool reports, against the kernel's own VmHWM (reset before the call, read after it) for the
-same call: oomlab (VmHWM per task in a real worker), memory_profiler's memory_usage at its default
-0.1 s interval and at 0.01 s, psutil polled every 10 ms, and memray's high-water mark (heap)."""
+"""Peak fidelity, a matrix: kinds of task memory (bench/memory_kinds.py: Python objects, numpy, a
+program run as a subprocess, a billiard pool, a forked child, a mapped file, shmem, malloc never
+touched, a pre-faulted ~1 ms spike) × tools (oomlab's per-task tree peak from a real worker run,
+memray with native traces and follow_fork, pytest-memray's limit_memory, memory_profiler with
+include_children, tracemalloc, psutil polling every 10 ms), each against the kernel's figure: the
+peak of a fresh memory cgroup the bare kind ran in (bench/fidelity_cell.py), which counts every
+page the kind's whole process tree made resident, and nothing else."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
-import tempfile
-import threading
-import time
-from dataclasses import replace
-
-import psutil
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from typing import Any
 
 from bench import report
-from bench.spike import spike
-from harness import procfs
+from bench.fidelity_cell import TOOLS
+from bench.group import leased_group
+from bench.memory_kinds import KINDS, MIB, spike_lifetime
 from harness.config import RunOptions, resolve
+from harness.gate.stats import task_growth
+from harness.limits.base import CgroupBackend, read_int
 from harness.runner import Run
 from harness.scenario import load_scenario
+from harness.typed_json import to_json
 
-MIB = 1 << 20
-SPIKE_MIB = 200
-HOLDS = (0.001, 0.01, 0.1)
-REPEAT = 3
-TARGET_ERROR = 1.0  # percent
-
-
-def kernel_truth(hold: float) -> int:
-    """The call's growth as the kernel counts it: VmHWM after the call minus RSS before it."""
-    procfs.reset_peak("self")
-    start = procfs.rss_bytes("self") or 0
-    spike(SPIKE_MIB, hold)
-    return procfs.status_fields("self", ("VmHWM",))["VmHWM"] - start
+SIZE_MIB = 32
+REPEAT = 3  # bare runs per kind (the kernel's figure is their median), and oomlab's calls per kind
+OOMLAB = "oomlab (task tree)"
+TARGET_PERCENT, TARGET_BYTES = 1.0, MIB  # oomlab within 1 % or 1 MiB of the kernel, on every kind
 
 
-def memory_profiler_growth(hold: float, interval: float) -> int:
-    from memory_profiler import memory_usage
+@dataclass(frozen=True)
+class Cell:
+    reported: int | None  # bytes the tool says the kind grew by (None: the tool says nothing)
+    kernel: int  # bytes the kind's fresh cgroup peaked at
 
-    start = procfs.rss_bytes("self") or 0
-    peak_mib = memory_usage((spike, (SPIKE_MIB, hold)), interval=interval, max_usage=True, include_children=False)
-    return int(peak_mib * MIB) - start
+    @property
+    def error_bytes(self) -> int | None:
+        return None if self.reported is None else self.reported - self.kernel
 
+    @property
+    def error_percent(self) -> float | None:
+        error = self.error_bytes
+        return None if error is None or self.kernel < MIB else 100.0 * error / self.kernel
 
-def psutil_growth(hold: float, interval: float = 0.01) -> int:
-    process = psutil.Process()
-    start = process.memory_info().rss
-    peak, done = [start], threading.Event()
-
-    def poll():
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(interval)
-
-    thread = threading.Thread(target=poll)
-    thread.start()
-    spike(SPIKE_MIB, hold)
-    done.set()
-    thread.join()
-    return peak[0] - start
+    @property
+    def on_target(self) -> bool:
+        error = self.error_bytes
+        return error is not None and (abs(error) <= TARGET_BYTES or abs(self.error_percent or 0) <= TARGET_PERCENT)
 
 
-def memray_growth(hold: float) -> int:
-    import memray
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "spike.bin")
-        with memray.Tracker(path):
-            spike(SPIKE_MIB, hold)
-        return memray.FileReader(path).metadata.peak_memory
+def show(cell: Cell) -> str:
+    """'32.1 MiB (+0.3 %)', or the error in MiB where the kernel's figure is under 1 MiB."""
+    if cell.reported is None or cell.error_bytes is None:
+        return "-"
+    error = f"{cell.error_percent:+.1f} %" if cell.error_percent is not None else f"{cell.error_bytes / MIB:+.1f} MiB"
+    return f"{cell.reported / MIB:.1f} MiB ({error})"
 
 
-def oomlab_growth(results_dir: str) -> dict[float, list[int]]:
-    """Per-task peak above start from a real worker run (the probe's VmHWM reset/read)."""
-    scenario = load_scenario(os.path.join(os.path.dirname(__file__), "spike.py"))
-    config = resolve(scenario, RunOptions(memory="1GiB", concurrency=1, results_dir=results_dir))
-    config = replace(config, params={**config.params, "mib": SPIKE_MIB, "holds": list(HOLDS), "repeat": REPEAT})
+def cell_peak(group: CgroupBackend, name: str) -> int:
+    """The peak of a cgroup made under `group` since it was made (it starts empty)."""
+    leaf = group.file(name)
+    peak = read_int(os.path.join(leaf, group.peak_file))
+    if peak is None:
+        raise RuntimeError(f"cannot read {group.peak_file} of {leaf}")
+    return peak
+
+
+def run_cell(group: CgroupBackend, tool: str, kind: str, mib: int, index: int) -> tuple[int | None, int]:
+    """(the tool's figure, the kernel's): the cell's process moves into a fresh cgroup once it has
+    imported everything, so the cgroup is charged only with what the kind (and the tool) make."""
+    name = f"cell-{index}"
+    leaf = group.file(name)
+    os.mkdir(leaf)
+    try:
+        cell = subprocess.Popen(
+            [sys.executable, "-m", "bench.fidelity_cell", tool, kind, str(mib)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert cell.stdin is not None and cell.stdout is not None
+        if cell.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the {tool} cell for {kind} did not start (exit {cell.wait()})")
+        with open(os.path.join(leaf, "cgroup.procs"), "w") as procs:
+            procs.write(str(cell.pid))
+        cell.stdin.write("go\n")
+        cell.stdin.flush()
+        line = cell.stdout.readline()
+        if cell.wait(timeout=120) != 0 or not line:
+            raise RuntimeError(f"the {tool} cell for {kind} failed (exit {cell.returncode})")
+        reported: int | None = json.loads(line)["reported_bytes"]
+        return reported, cell_peak(group, name)
+    finally:
+        os.rmdir(leaf)
+
+
+def oomlab_growth(results_dir: str, mib: int, kinds: list[str], repeat: int) -> dict[str, int]:
+    """Each kind's median per-task growth from a real worker run (its tree's where exact)."""
+    scenario = load_scenario(os.path.join(os.path.dirname(__file__), "fidelity_tasks.py"))
+    config = resolve(scenario, RunOptions(memory="512MiB", concurrency=1, results_dir=results_dir))
+    config = replace(config, params={**config.params, "mib": mib, "kinds": kinds, "repeat": repeat})
     run = Run(scenario, config)
     run.execute()
-    by_hold: dict[float, list[int]] = {}
+    by_kind: dict[str, list[int]] = {}
     for task in run.record.tasks:
-        if task.peak_above_start_bytes is not None:
-            by_hold.setdefault(task.args[1], []).append(task.peak_above_start_bytes)
-    return by_hold
+        growth = task_growth(to_json(task))
+        if growth is not None and task.outcome == "succeeded":
+            by_kind.setdefault(str(task.args[0]), []).append(growth)
+    missing = sorted(set(kinds) - set(by_kind))
+    if missing:
+        raise RuntimeError(f"oomlab measured no task of {', '.join(missing)}: see {run.run_dir}")
+    return {kind: int(statistics.median(values)) for kind, values in by_kind.items()}
 
 
-def main(results_dir: str) -> dict:
+def measure(
+    results_dir: str,
+    mib: int = SIZE_MIB,
+    kinds: list[str] | None = None,
+    tools: list[str] | None = None,
+    repeat: int = REPEAT,
+) -> dict[str, dict[str, Cell]]:
+    """The matrix: kind → tool → cell (every kind and tool unless fewer are given, e.g. by a test)."""
+    kinds = kinds or list(KINDS)
+    tools = tools if tools is not None else [tool for tool in TOOLS if tool != "bare"]
+    matrix: dict[str, dict[str, Cell]] = {}
+    with leased_group("fidelity", 1 << 30) as (_, group):
+        group.prepare_leaves()
+        index = 0
+        for kind in kinds:
+            runs = []
+            for _ in range(repeat):
+                runs.append(run_cell(group, "bare", kind, mib, index)[1])
+                index += 1
+            kernel = int(statistics.median(runs))
+            matrix[kind] = {}
+            for tool in tools:
+                matrix[kind][tool] = Cell(run_cell(group, tool, kind, mib, index)[0], kernel)
+                index += 1
+    for kind, growth in oomlab_growth(results_dir, mib, kinds, repeat).items():
+        matrix[kind] = {OOMLAB: Cell(growth, next(iter(matrix[kind].values())).kernel), **matrix[kind]}
+    return matrix
+
+
+def main(results_dir: str) -> dict[str, Any]:
     out = report.console()
-    tools = {
-        "memory_profiler (0.1 s, default)": lambda hold: memory_profiler_growth(hold, 0.1),
-        "memory_profiler (0.01 s)": lambda hold: memory_profiler_growth(hold, 0.01),
-        "psutil polling (10 ms)": psutil_growth,
-        "memray high-water mark": memray_growth,
-    }
-    oomlab = oomlab_growth(results_dir)
-    rows: list[list[str]] = []
-    data: dict[str, dict[str, dict[str, float]]] = {}
-    for hold in HOLDS:
-        truth = statistics.median(kernel_truth(hold) for _ in range(REPEAT))
-        figures = {"oomlab (VmHWM per task)": statistics.median(oomlab[hold])}
-        for name, measure in tools.items():
-            figures[name] = statistics.median(measure(hold) for _ in range(REPEAT))
-        for name, value in figures.items():
-            error = abs(value - truth) / truth * 100
-            rows.append(
-                [f"{hold * 1000:g} ms", name, f"{value / MIB:.1f} MiB", f"{truth / MIB:.1f} MiB", report.pct(error)]
-            )
-            data.setdefault(f"{hold}", {})[name] = {
-                "reported_bytes": value,
-                "kernel_bytes": truth,
-                "error_percent": error,
-            }
+    lifetime = statistics.median(spike_lifetime(SIZE_MIB) for _ in range(5))
+    matrix = measure(results_dir)
+    tools = list(next(iter(matrix.values())))
+    rows = [
+        [kind, f"{next(iter(cells.values())).kernel / MIB:.1f} MiB", *(show(cells[tool]) for tool in tools)]
+        for kind, cells in matrix.items()
+    ]
     report.table(
-        f"peak fidelity: a {SPIKE_MIB} MiB spike held for 1, 10, 100 ms (median of {REPEAT})",
-        ["spike held", "tool", "reported growth", "kernel (VmHWM)", "error"],
+        f"peak fidelity: each kind at {SIZE_MIB} MiB, growth each tool reports (error against the kernel)",
+        ["kind", "kernel (fresh cgroup)", *tools],
         rows,
         out,
     )
-    worst = max(v["oomlab (VmHWM per task)"]["error_percent"] for v in data.values())
+    out.print(f"the spike lasts {lifetime * 1000:.1f} ms from mmap(MAP_POPULATE) to munmap (median of 5)")
+    missed = [kind for kind, cells in matrix.items() if not cells[OOMLAB].on_target]
     report.target(
         out,
-        f"oomlab's per-task peak error ≤ {TARGET_ERROR:g} % at every spike length (worst {worst:.2f} %)",
-        worst <= TARGET_ERROR,
+        f"oomlab within {TARGET_PERCENT:g} % or {TARGET_BYTES // MIB} MiB of the kernel on every kind"
+        + (f" (missed: {', '.join(missed)})" if missed else ""),
+        not missed,
     )
-    return {"spike_mib": SPIKE_MIB, "by_hold": data, "worst_oomlab_error_percent": worst}
+    return {
+        "size_mib": SIZE_MIB,
+        "spike_lifetime_s": lifetime,
+        "matrix": {
+            kind: {
+                tool: {
+                    "reported_bytes": cell.reported,
+                    "kernel_bytes": cell.kernel,
+                    "error_bytes": cell.error_bytes,
+                    "error_percent": cell.error_percent,
+                }
+                for tool, cell in cells.items()
+            }
+            for kind, cells in matrix.items()
+        },
+        "oomlab_on_target": not missed,
+    }

@@ -10,11 +10,29 @@ pytestmark = pytest.mark.integration
 MIB = 1 << 20
 
 
-def test_the_kernel_truth_of_a_spike_is_its_size():
-    from bench.fidelity import SPIKE_MIB, kernel_truth, psutil_growth
+def test_a_reduced_fidelity_matrix_tells_tools_apart(tmp_path):
+    """Two kinds, one other tool, a real worker: oomlab on target on both, tracemalloc blind to a
+    program's memory (it sees only this process's allocators)."""
+    from bench.fidelity import OOMLAB, measure
 
-    assert abs(kernel_truth(0.001) - SPIKE_MIB * MIB) < 2 * MIB
-    assert 0 < psutil_growth(0.05) <= SPIKE_MIB * MIB + 2 * MIB
+    matrix = measure(str(tmp_path), mib=16, kinds=["C extension (numpy)", "subprocess (dd)"], tools=["tracemalloc"])
+    for kind, cells in matrix.items():
+        assert cells[OOMLAB].on_target, (kind, cells[OOMLAB])
+        assert cells[OOMLAB].kernel > 15 * MIB, (kind, cells[OOMLAB])
+    assert matrix["C extension (numpy)"]["tracemalloc"].on_target
+    assert (matrix["subprocess (dd)"]["tracemalloc"].reported or 0) < MIB  # the dd it ran is not Python's
+
+
+def test_the_spike_is_short_and_a_cell_judges_on_percent_or_mebibytes():
+    from bench.fidelity import Cell, show
+    from bench.memory_kinds import spike_lifetime
+
+    assert min(spike_lifetime(32) for _ in range(5)) < 0.02  # pre-faulted in one call: not 150 ms of writes
+    assert Cell(33 * MIB, 32 * MIB).error_percent == 3.125 and not Cell(34 * MIB, 32 * MIB).on_target
+    assert Cell(32 * MIB + MIB // 2, 32 * MIB).on_target  # under 1 MiB off
+    assert Cell(0, 32 * MIB).error_percent == -100.0 and Cell(None, 32 * MIB).error_bytes is None
+    assert show(Cell(32 * MIB, 100 << 10)) == "32.0 MiB (+31.9 MiB)"  # no percent of next to nothing
+    assert show(Cell(None, MIB)) == "-"
 
 
 def test_sampler_cost_is_measured_from_its_own_cpu_clock(monkeypatch):

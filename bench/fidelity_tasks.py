@@ -1,0 +1,31 @@
+"""The fidelity benchmark's kinds of memory as Celery tasks, one call per kind and repeat."""
+
+from __future__ import annotations
+
+from bench.memory_kinds import KINDS
+from harness.scenario import Param, Plan, RunContext, TaskCall
+from scenarios._common import scenario_app
+
+description = "one task per kind of memory a task makes (benchmark)"
+app = scenario_app("bench-fidelity")
+PARAMS = [
+    Param("mib", 32, "each kind's size"),
+    Param("kinds", list(KINDS), "the kinds to run"),
+    Param("repeat", 3, "calls per kind"),
+]
+DEFAULTS = {"memory": "512MiB", "concurrency": 1}
+
+
+@app.task(name="bench.memory_kind")
+def memory_kind(kind: str, mib: int) -> str:
+    KINDS[kind](mib)
+    return kind
+
+
+def plan(ctx: RunContext) -> Plan:
+    calls = [
+        TaskCall(memory_kind.name, (kind, ctx.params["mib"]), label=kind)
+        for _ in range(ctx.params["repeat"])
+        for kind in ctx.params["kinds"]
+    ]
+    return Plan(calls, timeout=300)
