@@ -5,6 +5,7 @@ A fresh process per cell: memory one kind freed cannot hide the next one's growt
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -148,19 +149,24 @@ TOOLS: dict[str, Measure] = {
 }
 
 
-def import_tools() -> None:
-    """Every tool's modules, imported before the cell is measured."""
-    import tracemalloc  # noqa: F401
+TOOL_MODULES = {
+    "memray (native, follow_fork)": ("memray",),
+    "pytest-memray limit_memory": ("memray", "pytest", "pytest_memray"),
+    "memory_profiler (include_children)": ("memory_profiler",),
+    "tracemalloc": ("tracemalloc",),
+}
 
-    import memory_profiler  # noqa: F401
-    import memray  # noqa: F401
-    import pytest  # noqa: F401
+
+def import_tool(tool: str) -> None:
+    """The tool's modules, imported before the cell is measured (an import is no kind's growth)."""
+    for module in TOOL_MODULES.get(tool, ()):
+        importlib.import_module(module)
 
 
 def main(argv: list[str]) -> int:
     tool, kind, mib = TOOLS[argv[0]], KINDS[argv[1]], int(argv[2])
     import_all()
-    import_tools()
+    import_tool(argv[0])
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         return 1
