@@ -23,6 +23,7 @@ from bench.memory_kinds import KINDS, MIB, spike_lifetime
 from harness.config import RunOptions, resolve
 from harness.gate.stats import task_growth
 from harness.limits.base import CgroupBackend, read_int
+from harness.limits.base import _rmdir_when_empty as rmdir_when_empty
 from harness.runner import Run
 from harness.scenario import load_scenario
 from harness.typed_json import to_json
@@ -96,7 +97,7 @@ def run_cell(group: CgroupBackend, tool: str, kind: str, mib: int, index: int) -
         reported: int | None = json.loads(line)["reported_bytes"]
         return reported, cell_peak(group, name)
     finally:
-        os.rmdir(leaf)
+        rmdir_when_empty(leaf)
 
 
 def oomlab_growth(results_dir: str, mib: int, kinds: list[str], repeat: int) -> dict[str, int]:

@@ -167,6 +167,8 @@ def main(argv: list[str]) -> int:
     tool, kind, mib = TOOLS[argv[0]], KINDS[argv[1]], int(argv[2])
     import_all()
     import_tool(argv[0])
+    if argv[0] == "bare":  # the worker's pool process holds Celery and the app: what a fork copies on write
+        importlib.import_module("bench.fidelity_tasks")
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         return 1

@@ -88,19 +88,19 @@ def mapped_file(mib: int) -> None:
 
 
 def shared_memory(mib: int) -> None:
-    """POSIX shared memory (/dev/shm, what multiprocessing.shared_memory makes): shmem pages."""
-    from multiprocessing import shared_memory as shm
-
-    block = shm.SharedMemory(create=True, size=mib * MIB)
+    """POSIX shared memory: a file in /dev/shm (tmpfs, what shm_open and multiprocessing's
+    shared_memory make), mapped and written: shmem pages. Not multiprocessing.shared_memory itself:
+    its first use starts a resource-tracker process, whose ~8 MiB would be measured once per process."""
+    path = os.path.join("/dev/shm", f"oomlab-bench-{os.getpid()}")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = block.buf
-        assert view is not None  # open until close()
-        for offset in range(0, block.size, PAGE):
-            view[offset] = 1
-        time.sleep(HOLD)
+        os.unlink(path)  # nothing left behind, even if killed: the mapping keeps the pages alive
+        os.ftruncate(fd, mib * MIB)
+        with mmap.mmap(fd, mib * MIB) as view:
+            _touch(view)
+            time.sleep(HOLD)
     finally:
-        block.close()
-        block.unlink()
+        os.close(fd)
 
 
 def untouched_malloc(mib: int) -> None:
