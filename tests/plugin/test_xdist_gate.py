@@ -41,24 +41,27 @@ def test_the_gate_sees_every_xdist_workers_tasks(pytester):
     """)
     pytester.makepyfile(
         test_a="from twoapp import small\n\ndef test_a(oomlab_worker):\n    small.delay(4).get(timeout=30)\n",
-        test_b="from twoapp import other\n\ndef test_b(oomlab_worker):\n    other.delay(4).get(timeout=30)\n",
+        test_b=(
+            "import os\nfrom twoapp import other\n\n"
+            "def test_b(oomlab_worker):\n    other.delay(int(os.environ.get('MIB', '4'))).get(timeout=30)\n"
+        ),
     )
     baseline = pytester.path / "baseline.json"
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "oomlab-xdist-*")))
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-n",
-        "2",
-        "--dist",
-        "loadfile",
-        f"--oomlab-baseline={baseline}",
-        timeout=150,
-    )
+    args = ("-p", "no:cacheprovider", "-p", "no:randomly", "-n", "2", "--dist", "loadfile")
+    result = pytester.runpytest_subprocess(*args, f"--oomlab-baseline={baseline}", timeout=150)
     result.assert_outcomes(passed=2)
     saved = json.loads(baseline.read_text())
     assert set(saved["tasks"]) == {"twoapp.small", "twoapp.other"}  # both workers' tasks, in one baseline
     assert saved["source_run"].count("+") == 1, saved["source_run"]  # from two runs, one per xdist worker
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "oomlab-xdist-*"))) == before  # nothing left behind
+    # the task on the other xdist worker grows by 36 MiB: the controller's gate (default: growth) sees it
+    os.environ["MIB"] = "40"
+    try:
+        grown = pytester.runpytest_subprocess(*args, f"--oomlab-baseline={baseline}", timeout=150)
+    finally:
+        del os.environ["MIB"]
+    grown.assert_outcomes(passed=2)
+    assert grown.ret == pytest.ExitCode.TESTS_FAILED
+    grown.stdout.fnmatch_lines(["*twoapp.other  growth:10%,+2.0 MiB  *REGRESSION*"])
+    assert "twoapp.small  growth" in grown.stdout.str()  # the first worker's task is judged too, and passes
