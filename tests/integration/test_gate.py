@@ -81,7 +81,7 @@ def test_per_task_thresholds_from_pyproject(oomlab, tmp_path):
 @pytest.mark.parametrize(
     "args, phrase",
     [
-        (["--fail", "speed:10%"], "--fail takes STAT:N% or STAT:+SIZE"),
+        (["--fail", "speed:10%"], "--fail takes STAT:N%, STAT:+SIZE or STAT:N%,+SIZE"),
         (["--current", "/nonexistent"], "/nonexistent holds no run.json"),
     ],
 )

@@ -152,7 +152,10 @@ def test_oomlab_gate_writes_its_page_and_the_markdown_links_it(run_dir, tmp_path
     # the fixture run had an OOM kill: not a baseline anyone should keep, so it takes --force
     assert oomlab(["baseline", "save", run_dir, str(baseline), "--force"]) == EXIT_OK
     saved = json.loads(baseline.read_text())
-    saved["tasks"]["alloc.allocate"]["max"] //= 2  # the baseline's peak half of this run's
+    task = saved["tasks"]["alloc.allocate"]
+    for stat in ("max", "growth_max"):  # the baseline's peak and growth half of this run's (the default: growth)
+        if task.get(stat) is not None:
+            task[stat] //= 2
     baseline.write_text(json.dumps(saved))
     summary = tmp_path / "summary.md"
     code = oomlab(["gate", "--baseline", str(baseline), "--current", run_dir, "--markdown", str(summary)])
