@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.services]
 REDIS = os.environ.get("OOMLAB_TEST_REDIS", "redis://127.0.0.1:6379/7")
 AMQP = os.environ.get("OOMLAB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 FINAL = {"complete", "interrupted", "error", "worker_start_failed", "killed"}
-DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 130, 143}
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130, 143}
 SLOW_TASKS = ["--param", "hold=4", "--param", "over=0", "--tasks", "4", "--concurrency", "1", "--memory", "200MiB"]
 
 

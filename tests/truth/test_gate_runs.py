@@ -9,8 +9,10 @@ import os
 
 import pytest
 
+from harness.config import RunConfig
 from harness.gate.run_checks import RunFacts, run_problems
 from harness.gate.stats import task_stats
+from harness.record import RunRecord, TaskRecord
 
 
 def test_run_problems_name_each_reason():
@@ -23,19 +25,13 @@ def test_run_problems_name_each_reason():
 
 
 def test_growth_is_the_trees_where_exact():
-    record = {
-        "tasks": [
-            {
-                "name": "t",
-                "peak_is_exact": True,
-                "peak_rss_bytes": 100,
-                "peak_above_start_bytes": 10,
-                "tree_peak_is_exact": True,
-                "tree_peak_above_start_bytes": 70,
-            },
-            {"name": "t", "peak_is_exact": True, "peak_rss_bytes": 120, "peak_above_start_bytes": 30},
-        ]
-    }
+    def task(peak, above, tree=None):
+        return TaskRecord(
+            id=str(peak), name="t", label="", args=[], sent_mono=0.0, peak_rss_bytes=peak, peak_is_exact=True,
+            peak_above_start_bytes=above, tree_peak_is_exact=tree is not None, tree_peak_above_start_bytes=tree,
+        )  # fmt: skip
+
+    record = RunRecord(run_id="r", config=RunConfig("t", "1MiB", 1, 1), tasks=[task(100, 10, 70), task(120, 30)])
     stats = task_stats(record)["t"]
     assert (stats.get("growth"), stats.get("peak")) == (70, 120)
 
