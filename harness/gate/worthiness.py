@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from harness.record import RunRecord
 
-
 # a task that raised still ran to its end in its process: its peak is measured like a success's
 MEASURED = ("succeeded", "failed")
 
