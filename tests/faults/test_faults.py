@@ -13,16 +13,18 @@ import signal
 import socket
 import subprocess
 import time
+from typing import get_args
 
 import pytest
 
+from harness.record import RunStatus
 from tests.conftest import assert_nothing_left, oomlab_cmd, wait_for_tasks_running
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 REDIS = os.environ.get("OOMLAB_TEST_REDIS", "redis://127.0.0.1:6379/7")
 AMQP = os.environ.get("OOMLAB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
-FINAL = {"complete", "interrupted", "error", "worker_start_failed", "killed"}
+FINAL = set(get_args(RunStatus)) - {"starting", "running"}  # every status a finished record may hold
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130, 143}
 SLOW_TASKS = ["--param", "hold=4", "--param", "over=0", "--tasks", "4", "--concurrency", "1", "--memory", "200MiB"]
 
