@@ -22,6 +22,7 @@ from harness.report.capacity import inverse_lines, proof_lines, split_lines, tar
 from harness.report.console import report_console
 from harness.scenario import Scenario
 from harness.sizes import parse_size
+from harness.trust import results_umask, write_private_atomic
 
 SCHEMA = "oomlab.capacity/1"
 DEFAULT_LADDER = ("512MiB", "1GiB", "2GiB")
@@ -139,7 +140,7 @@ def _path(config: RunConfig, scenario: Scenario, kind: str) -> str:
 
 
 def _write_yaml(json_path: str, text: str) -> str:
+    """Beside the JSON, as privately and atomically as the JSON itself (never through a planted file)."""
     path = json_path[: -len(".json")] + "-k8s.yaml"
-    with open(path, "w") as handle:
-        handle.write(text)
+    write_private_atomic(path, text, mode=0o666 & ~results_umask())
     return path

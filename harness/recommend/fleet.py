@@ -33,7 +33,7 @@ class FleetRow:
     replicas: int
     total_bytes: int
     headroom: float  # spare share of the fleet's measured throughput at the target rate
-    expected_queue_wait_p95_s: float  # Erlang C with the measured rate (a model)
+    expected_queue_wait_p95_s: float | None  # Erlang C with the measured rate (a model); None: unbounded
     safe: bool
     why: str = ""
 
@@ -49,7 +49,7 @@ def fleet_row(candidate: Candidate, rate: float, headroom: float, queue_wait_p95
         why = candidate.note or (
             f"{candidate.kills} OOM kill(s) in its load run" if candidate.kills else "no throughput measured"
         )
-        return FleetRow(candidate, 0, 0, 0.0, NEVER, False, why)
+        return FleetRow(candidate, 0, 0, 0.0, None, False, why)
     replicas = replicas_for(rate, per, headroom)
     wait = _wait(candidate, replicas, rate)
     while queue_wait_p95 is not None and wait > queue_wait_p95 and replicas < MAX_REPLICAS:
@@ -61,7 +61,7 @@ def fleet_row(candidate: Candidate, rate: float, headroom: float, queue_wait_p95
         replicas,
         replicas * candidate.limit_bytes,
         1 - rate / (replicas * per),
-        wait,
+        None if wait == NEVER else wait,
         safe,
         "" if safe else f"the queue wait stays above {queue_wait_p95:g} s up to {MAX_REPLICAS} replicas",
     )

@@ -11,9 +11,7 @@ from harness.sizes import format_size
 
 
 def _wait(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return "unbounded" if seconds == float("inf") else f"{seconds:.3f} s"
+    return "unbounded" if seconds is None else f"{seconds:.3f} s"
 
 
 def table_lines(rows: list[FleetRow]) -> list[str]:
@@ -60,7 +58,8 @@ def proof_lines(proof: LoadProof) -> list[str]:
     met = {None: "no target given", True: "met", False: "NOT met"}[proof.queue_wait_met]
     lines = [
         f"at the setting: {held.asked_per_s:g}/s for {held.seconds:g} s: {held.kills} OOM kill(s), "
-        f"{held.recycled} children recycled, queue wait p95 {_wait(held.queue_wait_p95_s)} ({met}), "
+        f"{held.recycled} children recycled, queue wait p95 "
+        f"{'-' if held.queue_wait_p95_s is None else _wait(held.queue_wait_p95_s)} ({met}), "
         f"group peak {format_size(held.group_peak_bytes)} · {held.run_dir}"
     ]
     if up:

@@ -1,7 +1,9 @@
 """Capacity for a traffic target, pure planning: replica arithmetic, the queue-wait model, the
 pools' safe concurrency, split queues, the inverse mode's limit and the Kubernetes hand-over."""
 
+import json
 import math
+from dataclasses import asdict
 
 import pytest
 
@@ -12,7 +14,9 @@ from harness.recommend.inverse import limit_for
 from harness.recommend.pools import pools_allowed, safe_concurrency
 from harness.recommend.queueing import NEVER, erlang_c, queue_wait_quantile
 from harness.recommend.split import dominant_kind, kind_costs, split_plan
+from harness.recommend.target import Target, TargetPlan
 from harness.recommend.throughput import saturating_rate
+from harness.report.capacity import split_lines, target_lines
 from tests.unit.test_capacity import profile
 
 MIB = 1024 * 1024
@@ -44,7 +48,8 @@ def test_a_queue_wait_target_adds_replicas_until_the_model_meets_it():
     loose = fleet_row(candidate, 16.0, 0.2, None)
     assert loose.replicas == 2 and loose.safe
     tight = fleet_row(candidate, 16.0, 0.2, 0.05)
-    assert tight.replicas > loose.replicas and tight.expected_queue_wait_p95_s <= 0.05
+    wait = tight.expected_queue_wait_p95_s
+    assert tight.replicas > loose.replicas and wait is not None and wait <= 0.05
     assert tight.total_bytes == tight.replicas * 512 * MIB
     assert tight.headroom == pytest.approx(1 - 16.0 / (tight.replicas * 10.0))
 
@@ -143,3 +148,22 @@ def test_the_deployment_carries_replicas_the_limit_as_request_and_limit_and_the_
     both = handover([text, deployment_yaml("mix-big", 1, 1024 * MIB, "prefork", 2, "big")])
     assert both.count("kind: Deployment") == 2 and "\n---\n" in both and "memory.oom.group" in both
     assert OOM_GROUP_NOTE in both
+
+
+def test_the_plan_prints_every_row_and_saves_as_strict_json():
+    rows = fleet_table(
+        [
+            Candidate(256 * MIB, "threads", 4, 18.0, measured_s=4.0),
+            Candidate(256 * MIB, "solo", 0, None, note="no fit"),
+        ],
+        rate=20.0,
+        headroom=0.2,
+        queue_wait_p95=0.5,
+    )
+    kinds = kind_costs(_tasks(19, 1))
+    plan = TargetPlan(Target(20.0, 0.5, 0.2, 0.1, 4.0, 8.0, 4), rows=rows, choice=cheapest(rows), kinds=kinds)
+    plan.split = split_plan(kinds, 20.0, 256 * MIB, 180 * MIB, 10 * MIB, 0.2)
+    json.dumps(asdict(plan), allow_nan=False)  # an unbounded wait is None, never Infinity
+    text = "\n".join(target_lines(plan) + split_lines(plan.split))
+    assert "cheapest safe: 2 x 256.0 MiB threads --concurrency 4" in text
+    assert "not safe: no fit" in text and "mix.heavy dominates the peak" in text
