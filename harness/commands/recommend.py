@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict
 
 from harness.cli_args import add_broker_settings, key_value, run_options
-from harness.commands.recommend_capacity import add_capacity_flags, inverse_main, target_main
+from harness.commands._recommend_capacity import add_capacity_flags, inverse_main, target_main
 from harness.config import resolve
 from harness.errors import EXIT_OK, BadInput
 from harness.recommend.capacity import vpa_rule
