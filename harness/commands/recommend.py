@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 
 from harness.cli_args import add_broker_settings, key_value, run_options
+from harness.commands._recommend_capacity import add_capacity_flags, inverse_main, target_main
 from harness.config import resolve
 from harness.errors import EXIT_OK, BadInput
 from harness.recommend.capacity import vpa_rule
@@ -29,7 +30,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "scenario", help="a built-in scenario name or a scenario .py file (its task mix is what is planned for)"
     )
-    parser.add_argument("--memory", required=True, help="the worker's memory limit, e.g. 2GiB")
+    parser.add_argument(
+        "--memory",
+        action="append",
+        help="the worker's memory limit, e.g. 2GiB (with --rate: a candidate limit, may be repeated)",
+    )
     parser.add_argument(
         "--pool", choices=("prefork",), default="prefork", help="the pool (prefork; threads and solo share one process)"
     )
@@ -43,6 +48,7 @@ def register(subparsers) -> None:
     add_broker_settings(parser)
     parser.add_argument("--results", default="results", help="directory for records (default ./results)")
     parser.add_argument("--start-timeout", type=float, default=60.0)
+    add_capacity_flags(parser)
     parser.set_defaults(func=main)
 
 
@@ -61,7 +67,17 @@ def main(args: argparse.Namespace) -> int:
     if args.tasks_per_child < 1:
         raise BadInput("--tasks-per-child must be at least 1")
     scenario = load_scenario(args.scenario)
-    config = resolve(scenario, run_options(args, concurrency=1))  # one child is measured first
+    memory = (args.memory or [None])[0]
+    config = resolve(scenario, run_options(args, concurrency=1, memory=memory))  # one child is measured first
+    if args.target_rate:
+        return target_main(args, scenario, config, margin)
+    if args.concurrency is not None and not args.memory:
+        return inverse_main(args, scenario, config, margin)
+    if not args.memory or len(args.memory) > 1 or args.concurrency is not None:
+        raise BadInput(
+            "recommend takes one --memory (the limit to plan for), --rate R/s (a fleet, several --memory allowed) "
+            "or --concurrency N without --memory (the limit N needs)"
+        )
     out = report_console()
     out.rule(f"{scenario.name} · variant {config.variant} · measuring one child under {config.memory}")
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from harness.record import RunRecord
 
+# a task that raised still ran to its end in its process: its peak is measured like a success's
+MEASURED = ("succeeded", "failed")
+
 
 def record_is_baseline_worthy(record: RunRecord) -> str | None:
     """None when the run did its work cleanly; otherwise why it must not be a baseline (one clause)."""
@@ -16,7 +19,7 @@ def record_is_baseline_worthy(record: RunRecord) -> str | None:
         return f"the run had {len(record.kills)} OOM kill(s)"
     if record.load:  # a load run (issue 18): its tasks are in tasks.jsonl, their outcomes in the summary
         return _load_run_unworthy(record)
-    unfinished = [task for task in record.tasks if task.outcome != "succeeded"]
+    unfinished = [task for task in record.tasks if task.outcome not in MEASURED]
     if unfinished:
         outcomes = sorted({task.outcome for task in unfinished})
         return f"{len(unfinished)} task(s) did not succeed ({', '.join(outcomes)})"
@@ -26,7 +29,7 @@ def record_is_baseline_worthy(record: RunRecord) -> str | None:
 
 
 def _load_run_unworthy(record: RunRecord) -> str | None:
-    failed = {name: count for name, count in record.summary.outcomes.items() if name != "succeeded" and count}
+    failed = {name: count for name, count in record.summary.outcomes.items() if name not in MEASURED and count}
     if failed:
         return f"{sum(failed.values())} task(s) did not succeed ({', '.join(sorted(failed))})"
     if not record.summary.peak_rss_bytes.n:

@@ -22,7 +22,7 @@ from harness.record import SCHEMA
 from harness.scenario import load_scenario
 from harness.sizes import MAX_SIZE, parse_size
 
-DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 FAST = settings(
     max_examples=int(os.environ.get("OOMLAB_FUZZ_EXAMPLES", "60")),
     deadline=None,

@@ -25,23 +25,13 @@ def test_run_problems_name_each_reason():
 
 
 def test_growth_is_the_trees_where_exact():
-    def task(peak: int, above: int, tree: int | None) -> TaskRecord:
+    def task(peak, above, tree=None):
         return TaskRecord(
-            id=str(peak),
-            name="t",
-            label="",
-            args=[],
-            sent_mono=0.0,
-            peak_rss_bytes=peak,
-            peak_is_exact=True,
-            peak_above_start_bytes=above,
-            tree_peak_is_exact=tree is not None,
-            tree_peak_above_start_bytes=tree,
-        )
+            id=str(peak), name="t", label="", args=[], sent_mono=0.0, peak_rss_bytes=peak, peak_is_exact=True,
+            peak_above_start_bytes=above, tree_peak_is_exact=tree is not None, tree_peak_above_start_bytes=tree,
+        )  # fmt: skip
 
-    record = RunRecord(
-        run_id="r", config=RunConfig("alloc", "1MiB", 1, 1), tasks=[task(100, 10, 70), task(120, 30, None)]
-    )
+    record = RunRecord(run_id="r", config=RunConfig("t", "1MiB", 1, 1), tasks=[task(100, 10, 70), task(120, 30)])
     stats = task_stats(record)["t"]
     assert (stats.get("growth"), stats.get("peak")) == (70, 120)
 

@@ -16,20 +16,16 @@ def config_for(*argv: str):
     return resolve(load_scenario(args.scenario), run_options(args))
 
 
+# scenarios that measure something rather than show a problem with its fix: a limit probe, the delivery
+# lab's victim, --profile's known sites, load runs' no-op, file/shmem/anon side by side, capacity's mix
+INSTRUMENTS = ("alloc", "oom-victim", "memory-sites", "noop", "memory-kinds", "capacity-mix")
+
+
 def test_every_builtin_scenario_has_bad_and_fixed_and_a_description():
     for name in builtin_names():
         scenario = load_scenario(name)
         assert scenario.description
-        if (
-            name
-            not in (
-                "alloc",
-                "oom-victim",
-                "memory-sites",
-                "noop",
-                "memory-kinds",  # file, shmem and anonymous memory side by side (issue 17)  # load runs' harness cost and a worker's ceiling rate (issue 18)
-            )
-        ):  # instruments (a limit probe, the delivery lab's victim, --profile's known sites), not problems with a fix
+        if name not in INSTRUMENTS:
             assert list(scenario.variants)[:2] == ["bad", "fixed"], name
 
 

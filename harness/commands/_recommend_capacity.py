@@ -1,0 +1,146 @@
+"""The capacity modes of `oomlab recommend`: `--rate` (a fleet for a traffic target) and
+`--concurrency` without `--memory` (the limit a concurrency needs). Translates flags, prints, writes
+the JSON and the Kubernetes hand-over beside it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import asdict
+
+from harness.config import RunConfig
+from harness.errors import EXIT_OK, BadInput
+from harness.load.shapes import parse_duration, parse_rate
+from harness.recommend.flow import measure
+from harness.recommend.handover import deployment_yaml, handover
+from harness.recommend.inverse import limit_for, prove_limit
+from harness.recommend.pools import pools_allowed
+from harness.recommend.target import Target, plan_for_rate
+from harness.record import write_json_atomic
+from harness.report.capacity import inverse_lines, proof_lines, split_lines, target_lines
+from harness.report.console import report_console
+from harness.scenario import Scenario
+from harness.sizes import parse_size
+from harness.trust import results_umask, write_private_atomic
+
+SCHEMA = "oomlab.capacity/1"
+DEFAULT_LADDER = ("512MiB", "1GiB", "2GiB")
+
+
+def add_capacity_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("capacity (a fleet for a traffic target, or the limit a concurrency needs)")
+    group.add_argument("--rate", dest="target_rate", metavar="R/s", help="tasks per second the fleet must carry")
+    group.add_argument("--queue-wait-p95", type=float, metavar="S", help="p95 seconds a task may wait (with --rate)")
+    group.add_argument("--headroom", default="20%", help="spare throughput kept per fleet (default 20%%)")
+    group.add_argument("--pools", help="pools to compare, e.g. prefork,threads (default: those the scenario allows)")
+    group.add_argument("--measure-seconds", default="5s", help="sending time of each throughput run (default 5s)")
+    group.add_argument("--prove-seconds", default="20s", help="sending time of each proving run (default 20s)")
+    group.add_argument("--max-concurrency", type=int, default=16, help="largest concurrency measured (default 16)")
+    group.add_argument(
+        "--concurrency", type=int, help="without --memory: the limit this concurrency needs, proven by two trials"
+    )
+
+
+def _fraction(text: str, flag: str) -> float:
+    try:
+        value = float(str(text).rstrip("%")) / 100
+    except ValueError:
+        raise BadInput(f"{flag} takes a percentage such as 20%, not {text!r}") from None
+    if not 0 <= value <= 10:
+        raise BadInput(f"{flag} must be between 0% and 1000%, not {text}")
+    return value
+
+
+def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig, margin: float) -> int:
+    rate = parse_rate(args.target_rate)
+    if args.queue_wait_p95 is not None and args.queue_wait_p95 <= 0:
+        raise BadInput(f"--queue-wait-p95 must be a positive number of seconds, not {args.queue_wait_p95}")
+    if args.max_concurrency < 1:
+        raise BadInput("--max-concurrency must be at least 1")
+    limits = sorted(parse_size(text) for text in (args.memory or DEFAULT_LADDER))
+    asked = [p.strip() for p in args.pools.split(",")] if args.pools else None
+    pools = pools_allowed(getattr(scenario.module, "POOLS", None), asked)
+    unknown = [p for p in pools if p not in ("prefork", "threads", "gevent", "solo")]
+    if unknown:
+        raise BadInput(f"--pools takes prefork, threads, gevent and solo, not {unknown[0]!r}")
+    target = Target(
+        rate,
+        args.queue_wait_p95,
+        _fraction(args.headroom, "--headroom"),
+        margin,
+        parse_duration(args.measure_seconds, "--measure-seconds"),
+        parse_duration(args.prove_seconds, "--prove-seconds"),
+        args.max_concurrency,
+    )
+    out = report_console()
+    out.rule(f"{scenario.name}: {rate:g} tasks/s over {', '.join(pools)} at {len(limits)} limit(s)")
+    plan = plan_for_rate(scenario, config, limits, pools, target, not args.no_prove, lambda line: out.print(line))
+    out.rule("fleet")
+    _lines(out, target_lines(plan))
+    if plan.split:
+        out.rule("split queues")
+        _lines(out, split_lines(plan.split))
+    if plan.proof:
+        out.rule("proof under load")
+        _lines(out, proof_lines(plan.proof))
+    path = _path(config, scenario, "capacity")
+    write_json_atomic(path, {"schema": SCHEMA, "scenario": scenario.name, "mode": "rate", **asdict(plan)})
+    if plan.choice:
+        c = plan.choice.candidate
+        deployments = [
+            deployment_yaml(
+                f"{scenario.name}-worker".replace("_", "-"), plan.choice.replicas, c.limit_bytes, c.pool, c.concurrency
+            )
+        ]
+        if plan.split and plan.split.dominant:
+            deployments += [
+                deployment_yaml(
+                    f"{scenario.name}-{k.queue}".replace("_", "-"),
+                    k.replicas,
+                    k.limit_bytes,
+                    "prefork",
+                    k.concurrency,
+                    k.queue,
+                )
+                for k in plan.split.two_classes
+            ]
+        print(_write_yaml(path, handover(deployments)), flush=True)
+    print(path, flush=True)
+    return EXIT_OK
+
+
+def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig, margin: float) -> int:
+    if args.concurrency < 1:
+        raise BadInput(f"--concurrency must be at least 1, not {args.concurrency}")
+    out = report_console()
+    out.rule(
+        f"{scenario.name}: the limit --concurrency {args.concurrency} needs (one child measured under {config.memory})"
+    )
+    profile = measure(scenario, config)
+    answer = limit_for(profile, args.concurrency, margin)
+    if not args.no_prove:
+        answer = prove_limit(scenario, config, answer, args.tasks_per_child)
+    _lines(out, inverse_lines(answer))
+    path = _path(config, scenario, "limit")
+    write_json_atomic(path, {"schema": SCHEMA, "scenario": scenario.name, "mode": "concurrency", **asdict(answer)})
+    name = f"{scenario.name}-worker".replace("_", "-")
+    print(_write_yaml(path, handover([deployment_yaml(name, 1, answer.limit_bytes, "prefork", args.concurrency)])))
+    print(path, flush=True)
+    return EXIT_OK
+
+
+def _lines(out, lines: list[str]) -> None:
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
+
+
+def _path(config: RunConfig, scenario: Scenario, kind: str) -> str:
+    return os.path.join(config.results_dir, f"recommend-{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
+
+
+def _write_yaml(json_path: str, text: str) -> str:
+    """Beside the JSON, as privately and atomically as the JSON itself (never through a planted file)."""
+    path = json_path[: -len(".json")] + "-k8s.yaml"
+    write_private_atomic(path, text, mode=0o666 & ~results_umask())
+    return path

@@ -1,0 +1,53 @@
+"""The inverse question: the limit a given concurrency needs, by the same margin rules as the plan
+(capacity.py), proven by a trial at that limit (no OOM kill expected) and one just below it, where
+the children's measured worst case no longer fits (a kill expected)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from harness.config import RunConfig
+from harness.recommend.capacity import LEAK_ROOM
+from harness.recommend.profile import WorkerProfile
+from harness.recommend.prove import Trial, run_trial
+from harness.recommend.throughput import at_setting
+from harness.scenario import Scenario
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class LimitForConcurrency:
+    concurrency: int
+    limit_bytes: int  # the smallest whole MiB whose plan allows `concurrency`
+    below_bytes: int  # the worst case at `concurrency` less half a child, no margin: too small
+    per_child_bytes: int
+    fixed_bytes: int
+    held: Trial | None = None
+    below: Trial | None = None
+
+
+def per_child(profile: WorkerProfile) -> int:
+    return int(profile.per_child_bytes * (1 + LEAK_ROOM)) if profile.leaking else profile.per_child_bytes
+
+
+def limit_for(profile: WorkerProfile, concurrency: int, margin: float) -> LimitForConcurrency:
+    """plan_capacity keeps int(limit x margin) free and needs fixed + N x per-child in the rest."""
+    child = per_child(profile)
+    need = profile.fixed_bytes + concurrency * child
+    limit = math.ceil(need / (1 - margin) / MIB) * MIB
+    below = max(MIB, (need - child // 2) // MIB * MIB)
+    return LimitForConcurrency(concurrency, limit, below, child, profile.fixed_bytes)
+
+
+def prove_limit(
+    scenario: Scenario, config: RunConfig, answer: LimitForConcurrency, tasks_per_child: int
+) -> LimitForConcurrency:
+    held = run_trial(
+        scenario, at_setting(config, answer.limit_bytes, "prefork", 1), answer.concurrency, tasks_per_child
+    )
+    below = run_trial(
+        scenario, at_setting(config, answer.below_bytes, "prefork", 1), answer.concurrency, tasks_per_child
+    )
+    return replace(answer, held=held, below=below)

@@ -1,0 +1,41 @@
+"""The safe concurrency of each pool under a limit, from the one-child profile. Prefork follows the
+existing plan (a private child per slot); threads and gevent run every task in the main process, so
+each slot costs only a task's own growth; solo runs one task at a time (the baseline)."""
+
+from __future__ import annotations
+
+from harness.recommend.capacity import MAX_CONCURRENCY, plan_capacity
+from harness.recommend.profile import WorkerProfile
+
+DEFAULT_POOLS = ("prefork", "solo")  # a scenario lists the others its tasks allow in POOLS
+IN_PROCESS = ("threads", "gevent")
+
+
+def pools_allowed(declared: tuple[str, ...] | list[str] | None, asked: list[str] | None) -> list[str]:
+    """The pools to compare: those asked for, else those the scenario's POOLS declares, else prefork
+    and solo (a task may not be thread- or greenlet-safe unless its scenario says so)."""
+    pools = list(asked or declared or DEFAULT_POOLS)
+    if "gevent" in pools:
+        try:
+            import gevent  # noqa: F401
+        except ImportError:
+            pools.remove("gevent")
+    return pools
+
+
+def safe_concurrency(profile: WorkerProfile, pool: str, limit_bytes: int, margin: float) -> tuple[int, str]:
+    """(concurrency, why); 0 when not one task fits."""
+    if pool == "prefork":
+        plan = plan_capacity(profile, limit_bytes, margin)
+        return plan.concurrency, plan.no_safe_setting or plan.reasons[-1]
+    usable = limit_bytes - int(limit_bytes * margin) - profile.fixed_bytes - profile.child_idle_uss_bytes
+    per_task = max(profile.marginal_max, 1)
+    fits = max(0, min(MAX_CONCURRENCY, usable // per_task))
+    if fits < 1:
+        return 0, f"one task's {per_task} bytes do not fit the {max(0, usable)} bytes left in one process"
+    if pool == "solo":
+        return 1, "solo runs one task at a time"
+    return int(fits), (
+        f"{fits} tasks at their largest growth ({per_task} bytes each) fit beside the process itself "
+        f"in one {pool} process"
+    )

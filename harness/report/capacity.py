@@ -1,0 +1,98 @@
+"""Console lines for capacity planning: the fleet table, the split-queue plan, the proving runs and
+the inverse mode's limit; plain text the user can paste."""
+
+from __future__ import annotations
+
+from harness.recommend.fleet import FleetRow
+from harness.recommend.inverse import LimitForConcurrency
+from harness.recommend.split import SplitPlan, WorkerClass
+from harness.recommend.target import LoadProof, TargetPlan
+from harness.sizes import format_size
+
+
+def _wait(seconds: float | None) -> str:
+    return "unbounded" if seconds is None else f"{seconds:.3f} s"
+
+
+def table_lines(rows: list[FleetRow]) -> list[str]:
+    lines = [
+        "replicas  limit      pool      conc  per-replica/s  total       headroom  queue wait p95 (model)  measured"
+    ]
+    for row in rows:
+        c = row.candidate
+        if not row.safe and not row.replicas:
+            lines.append(
+                f"{'-':>8}  {format_size(c.limit_bytes):<9}  {c.pool:<8}  {c.concurrency:>4}  not safe: {row.why}"
+            )
+            continue
+        lines.append(
+            f"{row.replicas:>8}  {format_size(c.limit_bytes):<9}  {c.pool:<8}  {c.concurrency:>4}  "
+            f"{c.per_replica_per_s or 0:>13.2f}  {format_size(row.total_bytes):<10}  {row.headroom:>8.0%}  "
+            f"{_wait(row.expected_queue_wait_p95_s):>22}  {c.measured_s:g} s{'' if row.safe else ' · ' + row.why}"
+            f"{' · ' + c.note if c.note else ''}"
+        )
+    return lines
+
+
+def _classes(classes: list[WorkerClass]) -> str:
+    return "; ".join(
+        f"queue {c.queue} ({', '.join(c.kinds)}, {c.share:.0%}): {c.replicas} x {format_size(c.limit_bytes)} at "
+        f"concurrency {c.concurrency} ({format_size(c.per_child_bytes)} per child) = {format_size(c.total_bytes)}"
+        for c in classes
+    )
+
+
+def split_lines(split: SplitPlan) -> list[str]:
+    if split.dominant is None:
+        return [split.sentence]
+    return [
+        f"{split.dominant} dominates the peak",
+        f"one class:   {_classes(split.one_class)}",
+        f"two classes: {_classes(split.two_classes)}",
+        f"saving: {format_size(split.saving_bytes)} (computed from measured peaks and run times; prove each class)",
+    ]
+
+
+def proof_lines(proof: LoadProof) -> list[str]:
+    held, up = proof.setting, proof.step_up
+    met = {None: "no target given", True: "met", False: "NOT met"}[proof.queue_wait_met]
+    lines = [
+        f"at the setting: {held.asked_per_s:g}/s for {held.seconds:g} s: {held.kills} OOM kill(s), "
+        f"{held.recycled} children recycled, queue wait p95 "
+        f"{'-' if held.queue_wait_p95_s is None else _wait(held.queue_wait_p95_s)} ({met}), "
+        f"group peak {format_size(held.group_peak_bytes)} · {held.run_dir}"
+    ]
+    if up:
+        lines.append(
+            f"one step up (concurrency {proof.step_up_concurrency}): {up.kills} OOM kill(s)"
+            f"{'' if up.kills else ' (it held: the step up did not fail in this run)'} · {up.run_dir}"
+        )
+    return lines
+
+
+def target_lines(plan: TargetPlan) -> list[str]:
+    lines = table_lines(plan.rows)
+    if plan.choice:
+        c = plan.choice.candidate
+        lines.append(
+            f"cheapest safe: {plan.choice.replicas} x {format_size(c.limit_bytes)} {c.pool} --concurrency "
+            f"{c.concurrency} = {format_size(plan.choice.total_bytes)} for {plan.target.rate:g} tasks/s"
+        )
+    else:
+        lines.append("no candidate carries the rate safely: give larger --memory values")
+    return lines
+
+
+def inverse_lines(answer: LimitForConcurrency) -> list[str]:
+    lines = [
+        f"--concurrency {answer.concurrency} needs {format_size(answer.limit_bytes)}: "
+        f"{format_size(answer.fixed_bytes)} fixed + {answer.concurrency} x {format_size(answer.per_child_bytes)} "
+        f"per child, plus the margin"
+    ]
+    for what, trial in (("at that limit", answer.held), ("just below", answer.below)):
+        if trial:
+            lines.append(
+                f"{what} ({trial.run_dir}): {'OOM-killed' if trial.killed else 'no OOM'}, {trial.kills} kill(s), "
+                f"{trial.tasks} tasks"
+            )
+    return lines

@@ -1,0 +1,169 @@
+"""Capacity for a traffic target, pure planning: replica arithmetic, the queue-wait model, the
+pools' safe concurrency, split queues, the inverse mode's limit and the Kubernetes hand-over."""
+
+import json
+import math
+from dataclasses import asdict
+
+import pytest
+
+from harness.recommend.capacity import plan_capacity
+from harness.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table, replicas_for
+from harness.recommend.handover import OOM_GROUP_NOTE, deployment_yaml, handover
+from harness.recommend.inverse import limit_for
+from harness.recommend.pools import pools_allowed, safe_concurrency
+from harness.recommend.queueing import NEVER, erlang_c, queue_wait_quantile
+from harness.recommend.split import dominant_kind, kind_costs, split_plan
+from harness.recommend.target import Target, TargetPlan
+from harness.recommend.throughput import saturating_rate
+from harness.report.capacity import split_lines, target_lines
+from tests.unit.test_capacity import profile
+
+MIB = 1024 * 1024
+
+
+def test_replicas_are_the_rate_with_headroom_over_one_replicas_throughput():
+    assert replicas_for(100, 12.5, 0.0) == 8
+    assert replicas_for(100, 12.5, 0.2) == math.ceil(120 / 12.5) == 10
+    assert replicas_for(1, 50, 0.2) == 1  # never fewer than one
+
+
+def test_erlang_c_matches_the_textbook_values():
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = utilisation
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)  # M/M/2 at A = 1
+    assert erlang_c(2, 2.0) == 1.0  # saturated
+
+
+def test_queue_wait_grows_towards_saturation_and_is_unbounded_past_it():
+    light = queue_wait_quantile(4, 20.0, 5.0)
+    heavy = queue_wait_quantile(4, 20.0, 18.0)
+    assert light < heavy < NEVER
+    assert queue_wait_quantile(4, 20.0, 20.0) == NEVER
+    # M/M/1, p95: ln(rho / 0.05) / (mu - lambda)
+    assert queue_wait_quantile(1, 10.0, 8.0) == pytest.approx(math.log(0.8 / 0.05) / 2.0)
+
+
+def test_a_queue_wait_target_adds_replicas_until_the_model_meets_it():
+    candidate = Candidate(512 * MIB, "prefork", 1, 10.0)
+    loose = fleet_row(candidate, 16.0, 0.2, None)
+    assert loose.replicas == 2 and loose.safe
+    tight = fleet_row(candidate, 16.0, 0.2, 0.05)
+    wait = tight.expected_queue_wait_p95_s
+    assert tight.replicas > loose.replicas and wait is not None and wait <= 0.05
+    assert tight.total_bytes == tight.replicas * 512 * MIB
+    assert tight.headroom == pytest.approx(1 - 16.0 / (tight.replicas * 10.0))
+
+
+def test_the_cheapest_safe_row_wins_and_killed_or_unmeasured_candidates_are_not_safe():
+    rows = fleet_table(
+        [
+            Candidate(1024 * MIB, "prefork", 8, 40.0),  # 3 replicas: 3 GiB
+            Candidate(512 * MIB, "threads", 16, 40.0),  # 3 replicas: 1.5 GiB
+            Candidate(256 * MIB, "prefork", 4, 40.0, kills=2),  # killed: out
+            Candidate(256 * MIB, "solo", 0, None, note="does not fit"),
+        ],
+        rate=100.0,
+        headroom=0.2,
+        queue_wait_p95=None,
+    )
+    choice = cheapest(rows)
+    assert choice is not None and choice.candidate.pool == "threads" and choice.total_bytes == 3 * 512 * MIB
+    assert [r.safe for r in rows] == [True, True, False, False]
+    assert "OOM kill" in rows[2].why or "OOM kill" in rows[3].why
+
+
+def test_prefork_follows_the_plan_and_in_process_pools_pay_only_each_tasks_growth():
+    worker = profile()
+    prefork, _ = safe_concurrency(worker, "prefork", 300 * MIB, 0.0)
+    assert prefork == plan_capacity(worker, 300 * MIB, 0.0).concurrency == 4
+    threads, _ = safe_concurrency(worker, "threads", 300 * MIB, 0.0)
+    assert threads == (300 - 40 - 10) // 48 == 5  # one process: no private child pages per slot
+    assert safe_concurrency(worker, "solo", 300 * MIB, 0.0)[0] == 1
+    assert safe_concurrency(worker, "threads", 60 * MIB, 0.0)[0] == 0
+
+
+def test_pools_compared_are_those_asked_then_those_the_scenario_allows():
+    assert pools_allowed(None, None) == ["prefork", "solo"]
+    assert pools_allowed(("prefork", "threads"), None) == ["prefork", "threads"]
+    assert pools_allowed(("prefork", "threads"), ["solo"]) == ["solo"]
+
+
+def test_a_saturating_run_sends_above_what_the_slots_can_finish_but_not_beyond_the_target():
+    assert saturating_rate(4, 0.2, 1000) == 30.0  # 4 / 0.2 = 20/s, sent at 1.5x
+    assert saturating_rate(4, 0.2, 12) == 12
+
+
+def _tasks(io: int, heavy: int) -> list[dict]:
+    def task(name: str, peak_mib: int, seconds: float) -> dict:
+        run = {"started_mono": 1.0, "finished_mono": 1.0 + seconds}
+        return {"name": name, "peak_is_exact": True, "peak_above_start_bytes": peak_mib * MIB, "executions": [run]}
+
+    return [task("mix.io", 4, 0.2) for _ in range(io)] + [task("mix.heavy", 48, 0.2) for _ in range(heavy)]
+
+
+def test_kind_costs_read_peaks_and_run_times_per_task_name_from_records_and_streams():
+    kinds = {k.name: k for k in kind_costs([*_tasks(2, 1), {"name": "mix.io", "run_time_s": 0.4}])}
+    assert kinds["mix.heavy"].peak_above_start_bytes == 48 * MIB and kinds["mix.heavy"].tasks == 1
+    assert kinds["mix.io"].tasks == 3 and kinds["mix.io"].run_time_s == pytest.approx(0.2)
+
+
+def test_a_rare_heavy_kind_dominates_and_a_common_one_does_not():
+    assert dominant_kind(kind_costs(_tasks(19, 1))).name == "mix.heavy"
+    assert dominant_kind(kind_costs(_tasks(1, 1))) is None  # half the tasks: the mix itself
+    assert dominant_kind(kind_costs(_tasks(20, 0))) is None
+
+
+def test_split_queues_size_two_classes_and_cost_less_than_one_for_everything():
+    # 5 % of tasks need 12x the memory; a 512 MiB limit leaves 400 MiB usable; a child idles at 10 MiB
+    kinds = kind_costs(_tasks(19, 1))
+    plan = split_plan(
+        kinds, rate=100.0, limit_bytes=512 * MIB, usable_bytes=400 * MIB, child_idle_bytes=10 * MIB, headroom=0.2
+    )
+    assert plan.dominant == "mix.heavy"
+    (one,) = plan.one_class
+    assert one.concurrency == 400 // 58 == 6 and one.replicas == math.ceil(120 / (6 / 0.2)) == 4
+    small, big = plan.two_classes
+    assert small.concurrency == 400 // 14 == 28 and small.replicas == math.ceil(120 * 0.95 / (28 / 0.2)) == 1
+    assert big.concurrency == 6 and big.replicas == math.ceil(120 * 0.05 / 30) == 1
+    assert plan.saving_bytes == (4 - 2) * 512 * MIB
+    assert "dominates" in plan.sentence
+    assert split_plan(kind_costs(_tasks(1, 1)), 100.0, 512 * MIB, 400 * MIB, 10 * MIB, 0.2).dominant is None
+
+
+def test_the_limit_a_concurrency_needs_is_the_smallest_whose_plan_allows_it():
+    worker = profile()  # 40 MiB fixed, 58 MiB per child
+    for concurrency in (1, 3, 5):
+        answer = limit_for(worker, concurrency, 0.10)
+        assert answer.limit_bytes % MIB == 0
+        assert plan_capacity(worker, answer.limit_bytes, 0.10).concurrency >= concurrency
+        assert plan_capacity(worker, answer.limit_bytes - MIB, 0.10).concurrency < concurrency
+        # just below: N children at their worst no longer fit, even with no margin
+        assert answer.below_bytes < 40 * MIB + concurrency * 58 * MIB
+
+
+def test_the_deployment_carries_replicas_the_limit_as_request_and_limit_and_the_pool():
+    text = deployment_yaml("mix-worker", 3, 512 * MIB, "threads", 16, "small")
+    assert "replicas: 3" in text and text.count("memory: 512Mi") == 2
+    assert '"--pool=threads"' in text and '"--concurrency=16"' in text and '"-Q=small"' in text
+    both = handover([text, deployment_yaml("mix-big", 1, 1024 * MIB, "prefork", 2, "big")])
+    assert both.count("kind: Deployment") == 2 and "\n---\n" in both and "memory.oom.group" in both
+    assert OOM_GROUP_NOTE in both
+
+
+def test_the_plan_prints_every_row_and_saves_as_strict_json():
+    rows = fleet_table(
+        [
+            Candidate(256 * MIB, "threads", 4, 18.0, measured_s=4.0),
+            Candidate(256 * MIB, "solo", 0, None, note="no fit"),
+        ],
+        rate=20.0,
+        headroom=0.2,
+        queue_wait_p95=0.5,
+    )
+    kinds = kind_costs(_tasks(19, 1))
+    plan = TargetPlan(Target(20.0, 0.5, 0.2, 0.1, 4.0, 8.0, 4), rows=rows, choice=cheapest(rows), kinds=kinds)
+    plan.split = split_plan(kinds, 20.0, 256 * MIB, 180 * MIB, 10 * MIB, 0.2)
+    json.dumps(asdict(plan), allow_nan=False)  # an unbounded wait is None, never Infinity
+    text = "\n".join(target_lines(plan) + split_lines(plan.split))
+    assert "cheapest safe: 2 x 256.0 MiB threads --concurrency 4" in text
+    assert "not safe: no fit" in text and "mix.heavy dominates the peak" in text
