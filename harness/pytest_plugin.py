@@ -45,6 +45,7 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
 _PASSED_TASKS = pytest.StashKey[list]()  # the tasks a marked test ran
 _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
 _GATE: pytest.StashKey[GateResult] = pytest.StashKey()  # the gate's result, for the terminal summary
+_GATE_PAGE: pytest.StashKey[str] = pytest.StashKey()  # "report: RUN_DIR/gate.html", for the summary
 
 
 def _help(text: str) -> str:
@@ -224,8 +225,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     except OomlabError as error:
         raise pytest.UsageError(error.message) from None
     config.stash[_GATE] = result
+    config.stash[_GATE_PAGE] = _write_gate_page(result, run_dirs[-1])
     if result.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _write_gate_page(result: GateResult, run_dir: str) -> str:
+    """RUN_DIR/gate.html, as `oomlab gate` writes it; a page that cannot be written is said, not raised
+    (the verdict stands without its picture)."""
+    from harness.report.html import write_gate
+
+    try:
+        return f"report: {write_gate(result, run_dir)}"
+    except OSError as error:
+        return f"report: not written ({error.strerror or error})"
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -240,3 +253,4 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for notice in result.notices:
         terminalreporter.line(f"note: {notice}")
     terminalreporter.line(headline(result), red=bool(result.regressions), bold=True)
+    terminalreporter.line(config.stash.get(_GATE_PAGE, ""))
