@@ -28,9 +28,11 @@ class BrokerConnection:
         """The broker is someone's service (not the embedded one): the run's queue must be deleted."""
         return self.embedded is None or self.broker_url != self.embedded.url
 
-    def worker_conf(self, scenario: Scenario, overrides: dict[str, Any], queue: str) -> dict[str, Any]:
+    def worker_conf(
+        self, scenario: Scenario, overrides: dict[str, Any], queue: str, task_events: bool = True
+    ) -> dict[str, Any]:
         """The Celery settings the worker and the client share: the scenario's, the user's, these URLs."""
-        return worker_celery_conf(scenario, overrides, self.broker_url, self.backend_url, queue)
+        return worker_celery_conf(scenario, overrides, self.broker_url, self.backend_url, queue, task_events)
 
     def point_client(self, app: Any, celery_conf: dict[str, Any], queue: str, arguments: dict[str, Any]) -> Queue:
         """The run's own app sends to the run's queue on this broker; the queue it declares."""

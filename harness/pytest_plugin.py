@@ -50,6 +50,7 @@ _RUN_DIRS = pytest.StashKey[list]()  # every worker session's run directory
 _GATE: pytest.StashKey[GateResult] = pytest.StashKey()  # the gate's result, for the terminal summary
 _SHARED_DIR = pytest.StashKey[str]()  # under xdist: where each worker leaves its run directories
 _SHARED_KEY = "oomlab_run_dirs_dir"  # its path in each xdist worker's workerinput
+_GATE_PAGE: pytest.StashKey[str] = pytest.StashKey()  # "report: RUN_DIR/gate.html", for the summary
 
 
 def _help(text: str) -> str:
@@ -257,8 +258,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     except OomlabError as error:
         raise pytest.UsageError(error.message) from None
     config.stash[_GATE] = result
+    config.stash[_GATE_PAGE] = _write_gate_page(result, run_dirs[-1])
     if result.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _write_gate_page(result: GateResult, run_dir: str) -> str:
+    """RUN_DIR/gate.html, as `oomlab gate` writes it; a page that cannot be written is said, not raised
+    (the verdict stands without its picture)."""
+    from harness.report.html import write_gate
+
+    try:
+        return f"report: {write_gate(result, run_dir)}"
+    except OSError as error:
+        return f"report: not written ({error.strerror or error})"
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -273,3 +286,4 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for notice in result.notices:
         terminalreporter.line(f"note: {notice}")
     terminalreporter.line(headline(result), red=bool(result.regressions), bold=True)
+    terminalreporter.line(config.stash.get(_GATE_PAGE, ""))

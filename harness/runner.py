@@ -154,7 +154,7 @@ class Run:
         if self.owns_queue:
             self.lease.add_queue(connection.broker_url, self.queue)  # swept after a SIGKILL
         self.app = self.scenario.app
-        celery_conf = connection.worker_conf(self.scenario, config.celery_conf, self.queue)
+        celery_conf = connection.worker_conf(self.scenario, config.celery_conf, self.queue, task_events=not config.load)
         self.task_queue = connection.point_client(self.app, celery_conf, self.queue, config.queue_arguments)
         self.record.worker = connection.describe(self.hostname, self.queue, celery_conf)
         worker = placement.launch(launch_spec(self, celery_conf))

@@ -13,8 +13,12 @@ from harness.scenario import Scenario
 from harness.trust import import_env
 
 
-def worker_celery_conf(scenario: Scenario, overrides: dict, broker_url: str, backend_url: str, queue: str) -> dict:
-    """The worker's Celery settings: the scenario's, the user's over them, then what oomlab needs."""
+def worker_celery_conf(
+    scenario: Scenario, overrides: dict, broker_url: str, backend_url: str, queue: str, task_events: bool = True
+) -> dict:
+    """The worker's Celery settings: the scenario's, the user's over them, then what oomlab needs.
+    Without `task_events` (a load run: issue 18) the worker still sends its own events (heartbeats,
+    online, offline), not three per task: the probe and the worker log already say what each task did."""
     return {
         "worker_log_format": LOG_FORMAT,
         "worker_task_log_format": LOG_FORMAT,
@@ -23,12 +27,12 @@ def worker_celery_conf(scenario: Scenario, overrides: dict, broker_url: str, bac
         "broker_url": broker_url,
         "result_backend": backend_url,
         "task_default_queue": queue,
-        "worker_send_task_events": True,
+        "worker_send_task_events": task_events,
         "task_send_sent_event": False,
     }
 
 
-def worker_argv(pool: str, concurrency: int, queue: str, hostname: str) -> list[str]:
+def worker_argv(pool: str, concurrency: int, queue: str, hostname: str, task_events: bool = True) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -48,7 +52,7 @@ def worker_argv(pool: str, concurrency: int, queue: str, hostname: str) -> list[
         "INFO",
         "--without-mingle",
         "--without-gossip",
-        "-E",
+        *(["-E"] if task_events else []),
     ]
 
 

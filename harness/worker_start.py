@@ -42,7 +42,10 @@ def launch_spec(run: Run, celery_conf: dict[str, Any]) -> WorkerLaunch:
     module = run.scenario.module_ref
     mounts = [run.run_dir, *([os.path.dirname(embedded.socket_path)] if embedded else [])]
     mounts += [os.path.dirname(module)] if module.endswith(".py") else []
-    return WorkerLaunch(worker_argv(config.pool, config.concurrency, run.queue, run.hostname), env, mounts)
+    argv = worker_argv(
+        config.pool, config.concurrency, run.queue, run.hostname, bool(celery_conf.get("worker_send_task_events"))
+    )
+    return WorkerLaunch(argv, env, mounts)
 
 
 def wait_until_ready(run: Run) -> float:

@@ -51,6 +51,7 @@ class TaskView:
     traced_peak_bytes: int | None
     exception: str | None
     spans: list[Span] = field(default_factory=list)
+    flamegraph: str | None = None  # memray's page for a profiled task, relative to the run directory
 
     @property
     def seconds(self) -> float | None:
@@ -174,7 +175,16 @@ def _task(raw: dict[str, Any], t0: float, kills: list[KillView], ended_mono: flo
         traced_peak_bytes=raw.get("traced_peak_bytes"),
         exception=raw.get("exception"),
         spans=spans,
+        flamegraph=_relative_page((raw.get("profile") or {}).get("flamegraph")),
     )
+
+
+def _relative_page(path: object) -> str | None:
+    """A link target only when it is a plain path inside the run directory (a record is data: no
+    scheme such as javascript:, no absolute path, no way out with ..)."""
+    if not isinstance(path, str) or not path or ":" in path or path.startswith(("/", "\\")):
+        return None
+    return None if ".." in path.replace("\\", "/").split("/") else path
 
 
 # --- the sampler's series -------------------------------------------------------------------

@@ -35,6 +35,7 @@ TASK_COLUMNS = [
     "above start",
     "peak",
     "seconds",
+    "profile",
     "exception",
 ]
 NUMERIC_TASK_COLUMNS = ("#", "pid", "attempts", "start RSS", "peak RSS", "above start", "seconds")
@@ -85,7 +86,7 @@ def headline(view: RunView) -> str:
     return status + cards(items)
 
 
-def _span_tip(task: TaskView, pid: int, peak: int | None, killed: bool, start: float, end: float) -> str:
+def _span_tip(task: TaskView, pid: int, peak: int | None, killed: bool, start: float, end: float, link: bool) -> str:
     if peak is not None:
         peak_line = f"peak {format_size(peak)}" + (" (exact, VmHWM)" if task.peak_is_exact else " (not exact)")
     elif killed and task.peak_rss_bytes is not None:  # the kernel's RSS at the kill, no VmHWM read
@@ -100,6 +101,7 @@ def _span_tip(task: TaskView, pid: int, peak: int | None, killed: bool, start: f
             peak_line,
             f"outcome {task.outcome}" + (" (this run of it was killed)" if killed else ""),
             f"pid {pid} · {start:.2f}-{end:.2f} s",
+            *([f"click: memray flame graph ({task.flamegraph})"] if link and task.flamegraph else []),
         ]
     )
 
@@ -127,8 +129,11 @@ def timeline_figure(
     duration_s: float | None = None,
     y_high_bytes: float | None = None,
     width: int = WIDTH,
+    link_flamegraphs: bool = False,
 ) -> str:
-    """The run's memory over time; compare pages pass one duration and height for every variant."""
+    """The run's memory over time; compare pages pass one duration and height for every variant.
+    Only the run's own page (in the run directory) links spans to flame graphs: their paths are
+    relative to it."""
     if not series and not view.tasks:
         return '<p class="note">no samples: the run stopped before its worker started</p>'
     order = lanes(view)
@@ -139,8 +144,9 @@ def timeline_figure(
             span.start_s,
             span.end_s,
             "killed" if span.killed else task.outcome,
-            _span_tip(task, span.pid, span.peak_rss_bytes, span.killed, span.start_s, span.end_s),
+            _span_tip(task, span.pid, span.peak_rss_bytes, span.killed, span.start_s, span.end_s, link_flamegraphs),
             task.id,
+            (task.flamegraph or "") if link_flamegraphs else "",
         )
         for task in view.tasks
         for span in task.spans
@@ -197,6 +203,13 @@ def _peak_cell(task: TaskView) -> Cell:
     )
 
 
+def _profile_cell(task: TaskView) -> Cell:
+    if not task.flamegraph:
+        return cell("")
+    link = f'<a class="flamegraph" href="{attr(task.flamegraph)}">flame graph</a>'
+    return Cell(html=link, sort=1, tip=f"memray flame graph of this task: {task.flamegraph}")
+
+
 def tasks_table(view: RunView) -> str:
     rows = [
         [
@@ -212,6 +225,7 @@ def tasks_table(view: RunView) -> str:
             cell(format_size(task.peak_above_start_bytes), _sort(task.peak_above_start_bytes)),
             _peak_cell(task),
             cell(f"{task.seconds:.2f}" if task.seconds is not None else "-", _sort(task.seconds)),
+            _profile_cell(task),
             cell(task.exception or "", tip=task.exception or ""),
         ]
         for index, task in enumerate(view.tasks, 1)
@@ -266,10 +280,10 @@ def run_sections(view: RunView, series: list[Series]) -> list[str]:
         section("Findings", bullet_list(view.findings, "findings"), "findings"),
         section(
             "Memory over time",
-            timeline_figure(view, series),
+            timeline_figure(view, series, link_flamegraphs=True),
             "timeline",
             "Group usage and each process's RSS (sampled) against the limit; below, each task's span on its "
-            "process. Hover a span for its exact peak, a red marker for a kill and its detector latencies; "
+            "process. Hover a span for its exact peak (a profiled task's span opens its flame graph), a red marker for a kill and its detector latencies; "
             "click a legend entry to hide a line.",
         ),
         section(

@@ -114,6 +114,7 @@ class SpanMark:
     outcome: str
     tip: str
     task_id: str
+    link: str = ""  # clicking the span opens this page (a profiled task's flame graph)
 
 
 @dataclass
@@ -173,12 +174,13 @@ def timeline_svg(
     for span in spans:
         top = lanes_top + span.lane * lane_h + 3
         left = x(span.start_s)
-        parts.append(
+        rect = (
             f'<rect class="task-span outcome-{attr(span.outcome)}" data-task-id="{attr(span.task_id)}" '
             f'x="{left}" y="{top}" width="{max(x(span.end_s) - left, 3 if span.outcome == "killed" else 1.5)}" '
             f'height="{lane_h - 6}" '
             f'fill="{OUTCOME_COLORS.get(span.outcome, "#999")}" data-tip="{attr(span.tip)}"/>'
         )
+        parts.append(f'<a class="flamegraph" href="{attr(span.link)}">{rect}</a>' if span.link else rect)
     for index, kill in enumerate(kills):
         px = x(kill.at_s)
         label_y = mem_top + 20 + (index % 3) * 12  # kills close together keep readable labels

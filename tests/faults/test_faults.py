@@ -19,6 +19,7 @@ import pytest
 
 from harness.record import RunStatus
 from tests.conftest import assert_nothing_left, oomlab_cmd, wait_for_tasks_running
+from tests.faults.rabbitmq_node import free_port, new_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -178,12 +179,6 @@ def test_rabbitmq_queue_and_exchange_deleted(tmp_path):
         assert queue not in rabbitmq_names(what), f"{queue} left in {what}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def private_redis(port: int, directory: str) -> subprocess.Popen:
     from harness.broker import redis_server_binary
 
@@ -229,6 +224,41 @@ def test_redis_restarted_mid_run(tmp_path, role):
         for server in servers:
             server.kill()
             server.wait()
+
+
+def test_rabbitmq_restarted_mid_run(tmp_path):
+    """A private RabbitMQ node (the machine's service is shared) stopped and started again under the run."""
+    node = new_node(str(tmp_path / "rabbit"))
+    results = str(tmp_path / "results")
+    try:
+        node.start()
+        argv = ["run", "alloc", *SLOW_TASKS, "--broker", node.url, "--result-backend", REDIS, "--timeout", "25"]
+        process = start([*argv, "--results", results])
+        try:
+            run_dir = wait_for_tasks_running(results)
+            node.stop()
+            node.start()
+            _, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert "Traceback" not in err and "internal error" not in err, err
+        run_id = os.path.basename(run_dir)
+        # Celery reconnects (the worker's consumer restarts; the durable queue kept the messages): the
+        # run completes, every task once, exit 0. The worker's log shows the broker really went away.
+        assert process.returncode == 0, err
+        (record,) = records_are_final(results)
+        assert record["status"] == "complete" and record["summary"]["outcomes"]["succeeded"] == 4, record
+        with open(os.path.join(run_dir, "worker.log"), errors="replace") as handle:
+            assert "Connection to broker lost" in handle.read()
+        clean_run(results)
+        assert_nothing_left(run_id)
+        for what in ("list_queues", "list_exchanges"):
+            assert [name for name in node.names(what) if run_id in name] == [], f"{what} on the node names the run"
+    finally:
+        node.remove()
+    assert node.processes() == [], "the private RabbitMQ node is still running"
+    assert not os.path.exists(node.home), "the private node's directory was left"
 
 
 def test_full_results_disk(tmp_path):

@@ -191,8 +191,11 @@ def test_gate_first_run_writes_a_baseline_then_catches_a_regression(project):
             "*oomlab gate*",
             "*shopapp.resize  peak:10%  * MiB  * MiB  +*%*REGRESSION*",
             "*oomlab gate: 1 regression(s) in 1 task(s)*",
+            "report: *gate.html",
         ]
     )
+    page = second.stdout.str().split("report: ")[-1].split()[0]  # the gate's page, as `oomlab gate` writes it
+    assert page.endswith("/gate.html") and "REGRESSION" in open(page).read().upper()
 
 
 def test_fixture_without_an_app_is_a_usage_error(pytester):

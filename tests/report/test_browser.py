@@ -11,6 +11,7 @@ import os
 import pytest
 from PIL import Image
 
+from harness.errors import EXIT_WORKER_START
 from harness.gate.verdict import Check, GateResult
 from harness.report.html import build_report, write_gate, write_run_report
 from harness.sizes import format_size
@@ -156,3 +157,39 @@ def test_a_real_run_writes_a_page_chromium_renders(browser, oomlab):
     assert _count(browser, "#tasks tbody tr") == len(record["tasks"])
     assert _count(browser, "svg .kill-marker") == len(record["kills"]) >= 1
     assert_not_blank(browser.screenshot())
+
+
+@pytest.mark.integration
+def test_a_run_whose_worker_never_started_still_gets_a_page(browser, oomlab, tmp_path):
+    """20 MiB is below what the worker needs to start: its main process is OOM-killed during start-up,
+    no task runs, yet the run has its page (the ReportWriter hook runs for every run) showing that
+    kill, and Chromium renders it without a console error."""
+    result = oomlab("run", "alloc", "--memory", "20MiB")
+    assert result.code == EXIT_WORKER_START and "Traceback" not in result.stderr, result.stderr
+    (run_dir,) = [str(path) for path in (tmp_path / "results").iterdir()]
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        record = json.load(handle)
+    assert record["status"] == "worker_start_failed" and record["tasks"] == []
+    assert record["files"].get("report") == "report.html"
+    browser.open(os.path.join(run_dir, "report.html"))
+    assert browser.errors() == []
+    assert _count(browser, "#tasks tbody tr") == 0
+    assert _count(browser, "svg .kill-marker") == len(record["kills"]) >= 1
+    assert [kill["role"] for kill in record["kills"]] == ["main"]
+    assert "worker_start_failed: worker could not start" in browser.evaluate("document.body.innerText")
+    assert_not_blank(browser.screenshot())
+
+
+def test_a_profiled_tasks_flame_graph_is_linked_from_its_row_and_span(browser, run_dir):
+    from tests.report.test_html_pages import add_flamegraph
+
+    task_id = add_flamegraph(run_dir)
+    os.makedirs(os.path.join(run_dir, "profiles"))
+    with open(os.path.join(run_dir, "profiles", "task-1.html"), "w") as handle:
+        handle.write("<!DOCTYPE html><title>flame graph</title>")
+    browser.open(write_run_report(run_dir))
+    assert browser.errors() == []
+    row_link = f'#tasks tr[data-task-id="{task_id}"] a.flamegraph'
+    assert browser.evaluate(f"document.querySelector('{row_link}').href").endswith("/profiles/task-1.html")
+    browser.hover(f'svg a.flamegraph .task-span[data-task-id="{task_id}"]')
+    assert "click: memray flame graph (profiles/task-1.html)" in _tip(browser)

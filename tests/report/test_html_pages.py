@@ -176,3 +176,35 @@ def test_links_from_a_record_are_always_paths(tmp_path, monkeypatch):
     assert 'href="../run/report.html"' in relative_link(
         str(tmp_path / "lab"), str(tmp_path / "run" / "report.html"), "x"
     )
+
+
+def add_flamegraph(run_dir: str, target: str = "profiles/task-1.html") -> str:
+    """Marks the record's first task profiled, with memray's page at `target`; returns its id."""
+    chosen: list[str] = []
+
+    def profile_first(record):
+        record["tasks"][0]["profile"] = {"held_bytes": 1, "flamegraph": target}
+        chosen.append(record["tasks"][0]["id"])
+
+    _edit_record(run_dir, profile_first)
+    return chosen[0]
+
+
+def test_a_profiled_task_links_its_flame_graph_from_its_row_and_span(run_dir):
+    task_id = add_flamegraph(run_dir)
+    text = _read(write_run_report(run_dir))
+    row = re.search(rf'<tr data-task-id="{task_id}">.*?</tr>', text, re.S)
+    assert row and '<a class="flamegraph" href="profiles/task-1.html">flame graph</a>' in row.group(0)
+    span = re.search(rf'<a class="flamegraph" href="profiles/task-1.html"><rect [^>]*data-task-id="{task_id}"', text)
+    assert span, "the task's span in the timeline opens its flame graph"
+    assert "click: memray flame graph (profiles/task-1.html)" in text
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        spans = len(json.load(handle)["tasks"][0]["executions"])
+    assert text.count('class="flamegraph"') == 1 + spans  # its row and its spans, no other task's
+
+
+@pytest.mark.parametrize("target", ["javascript:alert(1)", "/etc/passwd", "../other/x.html", "https://x/y.html"])
+def test_a_flame_graph_link_from_a_record_stays_inside_the_run(run_dir, target):
+    add_flamegraph(run_dir, target)
+    text = _read(write_run_report(run_dir))
+    assert 'class="flamegraph"' not in text
