@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from tests.conftest import TIME_SCALE, assert_nothing_left, oomlab_cmd, run_dir_from
+from tests.pytester_project import oomlab_project
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
@@ -180,12 +181,7 @@ def thumbnail(mib):
 def photo_project(pytester):
     """A user's project whose app allocates on a known line; returns (pytester, that line's number)."""
     pytester.makepyfile(photoapp=PLUGIN_APP)
-    pytester.makeini(f"""
-        [pytest]
-        oomlab_app = photoapp:app
-        oomlab_memory = 200MiB
-        oomlab_results = {pytester.path / "results"}
-    """)
+    oomlab_project(pytester, "photoapp:app")
     app_lines = (pytester.path / "photoapp.py").read_text().splitlines()
     return pytester, next(n for n, text in enumerate(app_lines, 1) if "must name" in text)
 

@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from tests.pytester_project import oomlab_project
+
 pytestmark = pytest.mark.integration
 
 pytest_plugins = ["pytester"]
@@ -40,14 +42,7 @@ def grow_once(marker):
 @pytest.fixture
 def project(pytester):
     pytester.makepyfile(shopapp=APP)
-    pytester.makeini(f"""
-        [pytest]
-        oomlab_app = shopapp:app
-        oomlab_memory = 200MiB
-        oomlab_results = {pytester.path / "results"}
-        markers = integration
-    """)
-    return pytester
+    return oomlab_project(pytester, "shopapp:app", "200MiB", "markers = integration")
 
 
 def run(project, *args):

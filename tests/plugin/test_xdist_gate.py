@@ -10,6 +10,8 @@ import tempfile
 
 import pytest
 
+from tests.pytester_project import oomlab_project
+
 pytestmark = pytest.mark.integration
 
 pytest_plugins = ["pytester"]
@@ -33,12 +35,7 @@ def other(mib):
 
 def test_the_gate_sees_every_xdist_workers_tasks(pytester):
     pytester.makepyfile(twoapp=APP)
-    pytester.makeini(f"""
-        [pytest]
-        oomlab_app = twoapp:app
-        oomlab_memory = 200MiB
-        oomlab_results = {pytester.path / "results"}
-    """)
+    oomlab_project(pytester, "twoapp:app")
     pytester.makepyfile(
         test_a="from twoapp import small\n\ndef test_a(oomlab_worker):\n    small.delay(4).get(timeout=30)\n",
         test_b=(

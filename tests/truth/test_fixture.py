@@ -8,17 +8,14 @@ import time
 
 import pytest
 
+from tests.pytester_project import oomlab_project
+
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
 
 
 def test_the_test_that_lost_the_worker_fails_with_its_cause_and_the_next_has_a_fresh_one(pytester):
-    pytester.makeini(f"""
-        [pytest]
-        oomlab_app = scenarios.worker_death:app
-        oomlab_memory = 256MiB
-        oomlab_results = {pytester.path / "results"}
-    """)
+    oomlab_project(pytester, "scenarios.worker_death:app", "256MiB")
     pytester.makepyfile(
         test_lost="""
         from harness.assertions import assert_peak_rss_below
@@ -43,12 +40,7 @@ def test_the_test_that_lost_the_worker_fails_with_its_cause_and_the_next_has_a_f
 
 
 def test_assertions_see_the_processes_a_task_starts(pytester):
-    pytester.makeini(f"""
-        [pytest]
-        oomlab_app = scenarios.task_tree:app
-        oomlab_memory = 256MiB
-        oomlab_results = {pytester.path / "results"}
-    """)
+    oomlab_project(pytester, "scenarios.task_tree:app", "256MiB")
     pytester.makepyfile(
         test_tree="""
         import pytest

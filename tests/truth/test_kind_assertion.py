@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.pytester_project import oomlab_project
+
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
 
 
 def test_a_kind_at_the_end_and_at_the_kill(pytester):
-    pytester.makeini(f"""
-        [pytest]
-        oomlab_app = scenarios.memory_kinds:app
-        oomlab_memory = 256MiB
-        oomlab_results = {pytester.path / "results"}
-    """)
+    oomlab_project(pytester, "scenarios.memory_kinds:app", "256MiB")
     pytester.makepyfile(
         test_kinds="""
         import pytest
