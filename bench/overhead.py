@@ -18,6 +18,7 @@ from harness import proc
 from harness.broker import EmbeddedRedis
 from harness.monitor import Monitor
 from harness.sampler import Sampler
+from harness.worker_launch import worker_argv
 
 TASKS = 2000
 ROUNDS = 4
@@ -27,23 +28,8 @@ TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny.py")
 
 
 def _argv(mode: str, tmp: str, queue: str) -> list[str]:
-    celery = [
-        "-m",
-        "celery",
-        "-A",
-        "harness.worker_app",
-        "worker",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "2",
-        "-Q",
-        queue,
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "INFO",
-    ]
+    # the worker oomlab starts, without task events (the benchmark measures the probe and the watchers)
+    celery = worker_argv("prefork", 2, queue, f"bench-{queue}@localhost", task_events=False)[1:]
     if mode == "memray":
         return [
             sys.executable,

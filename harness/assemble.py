@@ -41,7 +41,11 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     mark_process_peaks(processes, obs.probe, executions, obs.leaf_of_pid)
     tree = TreeContext(evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children)
     tasks = [_task(task, evidence, executions, kills, tree) for task in evidence.tasks]
-    record = copy.deepcopy(base)
+    # the sections this step writes into are copied; tasks, processes and kills are built anew, so
+    # nothing of the (possibly large) previous record is copied at every checkpoint
+    record = dataclasses.replace(
+        base, worker=copy.copy(base.worker), environment=copy.copy(base.environment), group=copy.copy(base.group)
+    )
     record.kills, record.processes, record.tasks = kills, processes, tasks
     record.celery_events = list(evidence.celery_events)
     record.worker.ready_rss_bytes = next(
