@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from bench import report
 from bench.group import leased_group
@@ -45,8 +47,19 @@ def _argv(mode: str, tmp: str, queue: str) -> list[str]:
     return [sys.executable, *celery]
 
 
-def one_round(mode: str) -> float:
+@dataclass
+class Round:
+    per_s: float  # from the first send to the last result stored
+    achieved_per_s: float  # between the first and the last task done (Celery's `date_done`), as a load run counts
+    client_cpu_s: float  # the sending client's CPU: publishing every task, then polling for the results
+
+
+def one_round(mode: str, tasks: int = TASKS) -> float:
     """Tasks per second for one worker in `mode`, from the first send to the last result stored."""
+    return timed_round(mode, tasks).per_s
+
+
+def timed_round(mode: str, tasks: int = TASKS) -> Round:
     threads: list[Monitor | Sampler] = []
     worker = None
     with leased_group("bench-overhead", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +88,7 @@ def one_round(mode: str) -> float:
                 for thread in threads:
                     thread.start()
             _wait_ready(log, worker)
-            return _throughput(conf)
+            return _throughput(conf, tasks)
         finally:
             for thread in threads:
                 thread.stop()
@@ -96,13 +109,14 @@ def _wait_ready(log: str, worker, timeout: float = 60.0) -> None:
     raise RuntimeError(f"the worker was not ready within {timeout:.0f} s; see {log}")
 
 
-def _throughput(conf: dict) -> float:
+def _throughput(conf: dict, tasks: int) -> Round:
     from celery import Celery
 
     client = Celery("bench-client")
     client.conf.update(conf)
-    ids = [str(uuid.uuid4()) for _ in range(TASKS)]
+    ids = [str(uuid.uuid4()) for _ in range(tasks)]
     redis = client.backend.client
+    cpu = time.process_time()
     started = time.monotonic()
     with client.producer_or_acquire() as producer:
         for index, task_id in enumerate(ids):
@@ -113,8 +127,10 @@ def _throughput(conf: dict) -> float:
             elapsed = time.monotonic() - started
             break
         time.sleep(0.01)
+    cpu = time.process_time() - cpu
+    done = sorted(datetime.fromisoformat(json.loads(meta)["date_done"]) for meta in redis.mget(keys))
     client.close()
-    return TASKS / elapsed
+    return Round(tasks / elapsed, (tasks - 1) / (done[-1] - done[0]).total_seconds(), cpu)
 
 
 def probe_cost_per_task(calls: int = 2000) -> float:

@@ -97,6 +97,7 @@ class Sampler(threading.Thread):
         self.stats: dict[int, PidStats] = {}
         self.cost = SamplerCost()
         self.latest_usage: int | None = None
+        self.latest_file_bytes: int | None = None  # page cache in that usage: the kernel reclaims it before a kill
         self.max_usage: int = 0
         # the most the processes' RSS ever added up to, and the group's real usage at that moment:
         # shared pages count once per process in the sum, once in the group
@@ -192,6 +193,7 @@ class Sampler(threading.Thread):
         if total_rss > self.max_sum_rss:
             self.max_sum_rss, self.usage_at_max_sum_rss = total_rss, usage
         self.latest_usage = usage
+        self.latest_file_bytes = kinds.get("file")
         if kinds and (usage or 0) > self.max_usage:
             self.kinds_at_max_usage = kinds
         for kind, value in kinds.items():

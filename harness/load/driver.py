@@ -24,7 +24,7 @@ from harness.load.depth import QueueDepth
 from harness.load.histogram import LogHistogram
 from harness.load.mix import call_source
 from harness.load.replacements import Replacements
-from harness.load.sender import Sender
+from harness.load.sender import Send, Sender
 from harness.load.series import Series
 from harness.load.shapes import LoadShape
 from harness.load.soak import Soak
@@ -73,6 +73,7 @@ class LiveFigures:
     queue_depth: int | None
     end_to_end_p95: float | None
     group_bytes: int | None
+    group_file_bytes: int | None  # page cache within group_bytes (the worker's log and files it wrote)
     limit_bytes: int
     kills: int
 
@@ -128,6 +129,7 @@ class LoadDriver(RunHook):
             "in_flight": Series("gauge"),
             "queue_depth": Series("gauge"),
             "group_bytes": Series("gauge"),
+            "group_unreclaimable_bytes": Series("gauge"),  # less page cache: what a kill is about
         }
         self.started_count = self.final_count = 0
         self.sent_in_window = 0  # sends that happened within the shape's duration (a late sender has fewer)
@@ -139,6 +141,7 @@ class LoadDriver(RunHook):
         self.sending_done = False
         self.sending_ended_at: float | None = None
         self.start = time.monotonic()
+        self.cpu_at_start = 0.0
         self.stream = TaskStream(run.run_dir)
         self.sender = Sender(run.app, run.task_queue, self._sent)
         self.lock = self.sender.lock  # the sending threads' bookkeeping against the readers of the stats
@@ -190,6 +193,8 @@ class LoadDriver(RunHook):
         schedule = self.shape.due_times() if self.shape.kind != "closed" else None
         self.next_due = next(schedule, None) if schedule else None
         self.start = self.replacements.origin = time.monotonic()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu_at_start = usage.ru_utime + usage.ru_stime
         self.due_at = dict.fromkeys(("follow", "lost", "sample", "progress"), self.start)
         while True:
             self.sender.check()
@@ -218,7 +223,7 @@ class LoadDriver(RunHook):
 
     def _send_scheduled(self, schedule: Iterator[float], elapsed: float) -> None:
         while self.next_due is not None and self.next_due <= elapsed:
-            self._send(self.next_due)
+            self.sender.submit([self._flight(self.next_due)])  # each on its own: its due time matters
             self.next_due = next(schedule, None)
         if self.next_due is None:
             self._sending_ended()
@@ -283,11 +288,14 @@ class LoadDriver(RunHook):
         if elapsed >= shape.sending_s or (shape.tasks is not None and self.submitted >= shape.tasks):
             self._sending_ended()
             return
-        while len(self.flights) < shape.in_flight and (shape.tasks is None or self.submitted < shape.tasks):
-            self._send(None)
+        room = shape.in_flight - len(self.flights)
+        if shape.tasks is not None:
+            room = min(room, shape.tasks - self.submitted)
+        if room > 0:
+            self.sender.submit([self._flight(None) for _ in range(room)])
 
-    def _send(self, due: float | None) -> None:
-        """Hand a call to the sending threads; its flight exists before the worker can report it."""
+    def _flight(self, due: float | None) -> Send:
+        """The next call as a flight, which exists before the worker can report it, and its send."""
         call = next(self.calls)
         task_id = str(uuid.uuid4())
         flight = Flight(task_id, call.task, call.label, call.args, time.monotonic(), due)
@@ -296,7 +304,7 @@ class LoadDriver(RunHook):
             with self.lock:
                 self.by_name[call.task] = NameStats()
         self.submitted += 1
-        self.sender.submit(task_id, call, due, lambda began: setattr(flight, "sent", began))
+        return Send(task_id, call, due, lambda began: setattr(flight, "sent", began))
 
     def _sent(self, name: str, began: float, due: float | None) -> None:
         """A publish went through (called on a sending thread, under the lock)."""
@@ -445,9 +453,11 @@ class LoadDriver(RunHook):
         if self.last_depth is not None:
             self.series["queue_depth"].add(elapsed, self.last_depth)
         self.series["in_flight"].add(elapsed, len(self.flights))
-        usage = self.run.observers.sampler.latest_usage
+        sampler = self.run.observers.sampler
+        usage = sampler.latest_usage
         if usage is not None:
             self.series["group_bytes"].add(elapsed, usage)
+            self.series["group_unreclaimable_bytes"].add(elapsed, usage - (sampler.latest_file_bytes or 0))
         events = self.run.observers.events
         if events is not None:
             events.prune(kept_events(events.snapshot()))
@@ -477,6 +487,7 @@ class LoadDriver(RunHook):
             queue_depth=self.last_depth,
             end_to_end_p95=total_e2e.quantile(0.95),
             group_bytes=self.run.observers.sampler.latest_usage,
+            group_file_bytes=self.run.observers.sampler.latest_file_bytes,
             limit_bytes=self.run.config.memory_bytes,
             kills=self.kills_seen,
         )
@@ -488,6 +499,8 @@ class LoadDriver(RunHook):
         return {
             "oomlab_peak_rss_bytes": usage.ru_maxrss * 1024,
             "oomlab_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+            # since the first send: the cost that grows with tasks, without start-up (imports, the worker's launch)
+            "load_cpu_seconds": round(usage.ru_utime + usage.ru_stime - self.cpu_at_start, 3),
             "checkpoint_seconds": {
                 k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.checkpoint_cost.summary().items()
             },

@@ -32,7 +32,9 @@ def load_section(driver, record: RunRecord) -> dict:
         replacement_seconds=driver.replacements.cost.quantile(0.5),
         mean_run_time=total.latency["run_time"].quantile(0.5),
     )
-    soak = driver.soak.findings(driver.final_count, _latest(driver.series["group_bytes"]), total.achieved_per_s, budget)
+    # headroom is counted without page cache, which the kernel reclaims before it kills
+    unreclaimable = _latest(driver.series["group_unreclaimable_bytes"])
+    soak = driver.soak.findings(driver.final_count, unreclaimable, total.achieved_per_s, budget)
     section = {
         "shape": shape.as_dict(),
         "calls_from": driver.source,

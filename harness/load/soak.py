@@ -119,7 +119,7 @@ class Soak:
         more = max(0.0, (self.limit - group_usage) / slope)
         projection = {
             "made_at_task": tasks_done,
-            "group_usage_bytes": group_usage,
+            "group_usage_bytes": group_usage,  # without page cache (reclaimed before a kill)
             "slope_bytes_per_task": round(slope),
             "limit_reached_at_task": round(tasks_done + more),
             "seconds_from_now": round(more / rate, 1) if rate else None,
