@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from harness.detectors.exits import ExitWatcher
 from harness.detectors.kmsg import KernelKill, KmsgReader
 from harness.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
+from harness.page_cache import ReadCache
 from harness.probe_events import decode
 from harness.procfs import OpenFiles
 from harness.trust import RefusedLink, open_nofollow
@@ -62,6 +63,7 @@ class Monitor(threading.Thread):
         self._group_inode = _inode(group.path)
         self._probe_offset = 0
         self._probe_partial = b""
+        self._probe_cache = ReadCache()  # the probe file's cache is charged to the worker's group
         self._drained = 0  # probe records already handed over by drain_probe
 
     @property
@@ -207,6 +209,7 @@ class Monitor(threading.Thread):
             with open_nofollow(self.probe_path, "rb") as handle:  # an attached worker's share: never a link
                 handle.seek(self._probe_offset)
                 data = handle.read()
+                self._probe_cache.release(handle.fileno(), self._probe_offset + len(data))
         except (FileNotFoundError, RefusedLink):
             return
         if not data:

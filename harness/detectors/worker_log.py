@@ -8,8 +8,10 @@ but does not know (and drops)."""
 
 from __future__ import annotations
 
+import os
 import re
 
+from harness.page_cache import ReadCache
 from harness.trust import RefusedLink, open_nofollow
 
 LOG_FORMAT = "[%(created).6f %(levelname)s/%(processName)s] %(message)s"
@@ -26,6 +28,7 @@ class WorkerLog:
         self.unregistered: set[str] = set()  # task names the worker received but does not know
         self._offset = 0
         self._partial = ""
+        self._cache = ReadCache()
 
     def read(self) -> WorkerLog:
         try:
@@ -33,6 +36,8 @@ class WorkerLog:
                 handle.seek(self._offset)
                 data = handle.read()
                 self._offset = handle.tell()
+                # the log's cache is charged to the worker's group, which it would fill in a long run
+                self._cache.release(handle.fileno(), os.lseek(handle.fileno(), 0, os.SEEK_CUR))
         except (FileNotFoundError, RefusedLink):
             return self
         lines = (self._partial + data).split("\n")
