@@ -292,7 +292,10 @@ def inverse_sections(record: dict[str, Any], page_dir: str) -> list[str]:
             rows.append(
                 [
                     cell(label),
-                    cell("OOM-killed" if trial.get("killed") else "no OOM", css="outcome"),
+                    cell(
+                        "OOM-killed" if trial.get("killed") else "no OOM",
+                        css="outcome outcome-killed" if trial.get("killed") else "outcome outcome-succeeded",
+                    ),
                     cell(trial.get("kills"), trial.get("kills") or 0),
                     cell(trial.get("tasks"), trial.get("tasks") or 0),
                     cell(format_size(trial.get("group_peak_bytes"))),

@@ -66,6 +66,8 @@ def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_hol
         assert abs(row["replicas"] - arithmetic) <= 1, (row, arithmetic)
         assert candidate["kills"] == 0 and candidate["measured_s"] == 4
     assert choice["total_bytes"] == min(r["total_bytes"] for r in report["rows"] if r["safe"])
+    # 5 % of the tasks need 12x the memory of the rest: the split plan is offered (its proofs: the test below)
+    assert report["split"]["dominant"] == "capacity_mix.heavy" and len(report["split_proofs"]) == 2
     # proven under load at the target rate per replica: no OOM kill
     proof = report["proof"]
     assert proof["setting"]["kills"] == 0 and proof["setting"]["achieved_per_s"], proof

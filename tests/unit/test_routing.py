@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 
 import pytest
 from celery import Celery
@@ -66,3 +67,17 @@ def test_a_split_run_sends_only_its_classs_kinds():
     assert plan.calls and {call.task for call in plan.calls} == {"capacity_mix.io"}
     with pytest.raises(ScenarioFailed, match="no call of"):
         call_source(scenario, ctx, 0, frozenset({"capacity_mix.missing"}))
+
+
+def test_a_split_run_consumes_its_classs_queue_and_sends_by_route_not_by_name(tmp_path):
+    from harness.runner import Run  # constructing a run makes nothing: the group and files come at execute()
+
+    scenario = load_scenario("capacity_mix")
+    split = Run(scenario, dataclasses.replace(config("small"), results_dir=str(tmp_path)))
+    assert split.queue == f"{split.default_queue}.small" and split.queues == [split.queue, split.default_queue]
+    split.task_queue = object()  # what _start() declares; a split run still sends through task_routes
+    assert split.send_queue is None
+    plain = Run(scenario, dataclasses.replace(config(""), results_dir=str(tmp_path)))
+    plain.task_queue = queue = object()
+    assert plain.queue == plain.default_queue and plain.queues == [plain.queue] and plain.send_queue is queue
+    assert os.listdir(tmp_path) == []
