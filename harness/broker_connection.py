@@ -13,6 +13,7 @@ from harness.broker import EmbeddedRedis, check_reachable, safe_url
 from harness.config import RunConfig
 from harness.leftovers import Lease
 from harness.record import WorkerSection
+from harness.routing import declared_queue
 from harness.scenario import Scenario
 from harness.worker_launch import jsonable, worker_celery_conf
 
@@ -29,15 +30,21 @@ class BrokerConnection:
         return self.embedded is None or self.broker_url != self.embedded.url
 
     def worker_conf(
-        self, scenario: Scenario, overrides: dict[str, Any], queue: str, task_events: bool = True
+        self,
+        scenario: Scenario,
+        overrides: dict[str, Any],
+        queue: str,
+        task_events: bool = True,
+        routes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The Celery settings the worker and the client share: the scenario's, the user's, these URLs."""
-        return worker_celery_conf(scenario, overrides, self.broker_url, self.backend_url, queue, task_events)
+        return worker_celery_conf(scenario, overrides, self.broker_url, self.backend_url, queue, task_events, routes)
 
     def point_client(self, app: Any, celery_conf: dict[str, Any], queue: str, arguments: dict[str, Any]) -> Queue:
-        """The run's own app sends to the run's queue on this broker; the queue it declares."""
-        task_queue = Queue(queue, queue_arguments=arguments or None)
-        client_app.point_at(app, {**celery_conf, "task_queues": [task_queue]})
+        """The run's own app sends to the run's queue on this broker; the queue it declares. Only a
+        split run's routes are the client's (a run sends to its queue by name, a split run by route)."""
+        task_queue = declared_queue(queue, arguments)
+        client_app.point_at(app, {"task_routes": None, **celery_conf, "task_queues": [task_queue]})
         return task_queue
 
     def describe(self, hostname: str, queue: str, celery_conf: dict[str, Any]) -> WorkerSection:

@@ -21,5 +21,6 @@ def detach(app) -> None:
     app._pool = None
     if "amqp" in app.__dict__:
         app.amqp._producer_pool = None
+        del app.__dict__["amqp"]  # its queues, exchange and routes are cached from the last run's settings
     app._backend_cache = None
     app._local = threading.local()

@@ -67,6 +67,9 @@ class RunConfig:
     profile: tuple[str, ...] = ()  # task names memray tracks per execution ("all": every task); empty: none
     timeout_used: float | None = None  # the plan's timeout when none was given, filled in at replay
     load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): a LoadShape's dict; empty: the plan
+    # split queues (harness.routing): task name -> worker class, and the class this run's worker is
+    routes: dict[str, str] = field(default_factory=dict)
+    worker_class: str = ""  # empty: one queue for every task, sent to it directly
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness.record import Restart
 from harness.replay import Replay
+from harness.routing import class_plan
 from harness.truth import worker_lost_cause
 
 if TYPE_CHECKING:
@@ -31,10 +32,10 @@ def drive(run: Run) -> None:
 def replay_plan(run: Run) -> None:
     config, placement = run.config, run.placement
     run.planned = True
-    plan = run.scenario.plan(run.context())
+    plan = class_plan(run.scenario.plan(run.context()), run.config)
     timeout = config.timeout or plan.timeout
     run.record.config = dataclasses.replace(config, timeout_used=timeout)
-    replay = run.replay = Replay(run.app, plan, run.task_queue)
+    replay = run.replay = Replay(run.app, plan, run.send_queue)
     started = last_checkpoint = time.monotonic()
     worker_gone_at = final_since = None
     while True:

@@ -26,6 +26,7 @@ from harness.observers import Observers
 from harness.placement import Placement, open_placement
 from harness.record import RunRecord, RunStatus, TaskRecord, write_json_atomic
 from harness.record_status import settle_status
+from harness.routing import class_queue, task_routes
 from harness.signals import RunSignals
 from harness.teardown import read_main_vmhwm, run_steps, shutdown
 from harness.worker_start import launch_spec, wait_until_ready
@@ -54,7 +55,9 @@ class Run:
         self.run_dir = os.path.abspath(os.path.join(config.results_dir, self.run_id))
         self.lease = Lease.for_this_process(self.run_id, self.run_dir)
         self.placement: Placement = open_placement(config, self.run_id, self.run_dir, self.lease, share)
-        self.queue = self.placement.queue()
+        # the run's default queue; a split run's worker consumes only its class's queue (harness.routing)
+        self.default_queue = self.placement.queue()
+        self.queue = class_queue(self.default_queue, config.worker_class)
         self.hostname = self.placement.hostname(socket.gethostname())
         self.connection: BrokerConnection | None = None
         self.observers: Observers | None = None
@@ -143,6 +146,16 @@ class Run:
             raise
 
     @property
+    def queues(self) -> list[str]:
+        """The queues this run uses: its own, and in a split run also the default one a misrouted task lands in."""
+        return list(dict.fromkeys((self.queue, self.default_queue)))
+
+    @property
+    def send_queue(self) -> Queue | None:
+        """Where a task is sent: the run's queue, or in a split run nowhere in particular (task_routes decide)."""
+        return None if self.config.worker_class else self.task_queue
+
+    @property
     def owns_queue(self) -> bool:
         """The run's own queue on a service broker: leased, and deleted at the end."""
         return self.placement.owns_worker and self.connection is not None and self.connection.on_service
@@ -152,9 +165,13 @@ class Run:
         placement.prepare()
         connection = self.connection = connect(config, self.run_dir, self.lease, may_embed=placement.owns_worker)
         if self.owns_queue:
-            self.lease.add_queue(connection.broker_url, self.queue)  # swept after a SIGKILL
+            for queue in self.queues:
+                self.lease.add_queue(connection.broker_url, queue)  # swept after a SIGKILL
         self.app = self.scenario.app
-        celery_conf = connection.worker_conf(self.scenario, config.celery_conf, self.queue, task_events=not config.load)
+        routes = task_routes(self.default_queue, config.routes) if config.worker_class else None
+        celery_conf = connection.worker_conf(
+            self.scenario, config.celery_conf, self.default_queue, task_events=not config.load, routes=routes
+        )
         self.task_queue = connection.point_client(self.app, celery_conf, self.queue, config.queue_arguments)
         self.record.worker = connection.describe(self.hostname, self.queue, celery_conf)
         worker = placement.launch(launch_spec(self, celery_conf))

@@ -41,8 +41,8 @@ def _steps(run: Run, quick: bool) -> list[Step]:
     if not placement.owns_worker and run.replay is not None:
         steps.append(lambda: revoke_unfinished(run))
     if run.app is not None and run.connection is not None and run.owns_queue:
-        broker_url, queue = run.connection.broker_url, run.queue
-        steps.append(lambda: delete_queue(broker_url, queue))  # a durable queue outlives us otherwise
+        broker_url = run.connection.broker_url
+        steps += [partial(delete_queue, broker_url, queue) for queue in run.queues]  # a durable queue outlives us
     steps += run.observers.stop_steps() if run.observers else []
     steps += [hook.stop for hook in run.hooks]
     if run.planned:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from kombu import Queue
-
+from harness.routing import declared_queue
 from harness.scenario import import_scenario_module, resolve_app
 
 if os.environ.get("OOMLAB_PROBE", "1") != "0":  # off only to measure the probe's own cost (bench/overhead)
@@ -17,9 +16,7 @@ app = resolve_app(os.environ.get("OOMLAB_APP") or import_scenario_module(os.envi
 app.conf.update(json.loads(os.environ.get("OOMLAB_CELERY_CONF", "{}")))
 # the run's queue as the client declared it (a quorum queue's arguments must match on both sides)
 app.conf.task_queues = [
-    Queue(
-        os.environ["OOMLAB_QUEUE"], queue_arguments=json.loads(os.environ.get("OOMLAB_QUEUE_ARGUMENTS") or "{}") or None
-    )
+    declared_queue(os.environ["OOMLAB_QUEUE"], json.loads(os.environ.get("OOMLAB_QUEUE_ARGUMENTS") or "{}"))
 ]
 
 if os.environ.get("OOMLAB_WORKER_LOG"):  # `oomlab worker`: its log to stdout (the container's) and to the share

@@ -14,11 +14,18 @@ from harness.trust import import_env
 
 
 def worker_celery_conf(
-    scenario: Scenario, overrides: dict, broker_url: str, backend_url: str, queue: str, task_events: bool = True
+    scenario: Scenario,
+    overrides: dict,
+    broker_url: str,
+    backend_url: str,
+    queue: str,
+    task_events: bool = True,
+    routes: dict | None = None,
 ) -> dict:
     """The worker's Celery settings: the scenario's, the user's over them, then what oomlab needs.
     Without `task_events` (a load run: issue 18) the worker still sends its own events (heartbeats,
-    online, offline), not three per task: the probe and the worker log already say what each task did."""
+    online, offline), not three per task: the probe and the worker log already say what each task did.
+    `routes`: a split run's `task_routes` (harness.routing), the same on the worker and the client."""
     return {
         "worker_log_format": LOG_FORMAT,
         "worker_task_log_format": LOG_FORMAT,
@@ -29,6 +36,7 @@ def worker_celery_conf(
         "task_default_queue": queue,
         "worker_send_task_events": task_events,
         "task_send_sent_event": False,
+        **({"task_routes": routes} if routes else {}),
     }
 
 

@@ -13,13 +13,23 @@ from harness.config import RunConfig
 from harness.errors import EXIT_OK, BadInput
 from harness.load.shapes import parse_duration, parse_rate
 from harness.recommend.flow import measure
-from harness.recommend.handover import deployment_yaml, handover
+from harness.recommend.handover import (
+    LABELS,
+    ONE_CLASS,
+    SPLIT,
+    ClassSetting,
+    handover_files,
+    prefork_recycling,
+    row_setting,
+    split_settings,
+)
 from harness.recommend.inverse import limit_for, prove_limit
 from harness.recommend.pools import pools_allowed
 from harness.recommend.target import Target, plan_for_rate
 from harness.record import write_json_atomic
-from harness.report.capacity import inverse_lines, proof_lines, split_lines, target_lines
+from harness.report.capacity import command_lines, inverse_lines, proof_lines, split_lines, target_lines
 from harness.report.console import report_console
+from harness.report.html_capacity import write_capacity_report
 from harness.scenario import Scenario
 from harness.sizes import parse_size
 from harness.trust import results_umask, write_private_atomic
@@ -80,34 +90,26 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
     _lines(out, target_lines(plan))
     if plan.split:
         out.rule("split queues")
-        _lines(out, split_lines(plan.split))
+        _lines(out, split_lines(plan.split, plan.split_proofs))
     if plan.proof:
         out.rule("proof under load")
         _lines(out, proof_lines(plan.proof))
-    path = _path(config, scenario, "capacity")
-    write_json_atomic(path, {"schema": SCHEMA, "scenario": scenario.name, "mode": "rate", **asdict(plan)})
+    handovers: dict[str, list[ClassSetting]] = {}
     if plan.choice:
-        c = plan.choice.candidate
-        deployments = [
-            deployment_yaml(
-                f"{scenario.name}-worker".replace("_", "-"), plan.choice.replicas, c.limit_bytes, c.pool, c.concurrency
-            )
-        ]
-        if plan.split and plan.split.dominant:
-            deployments += [
-                deployment_yaml(
-                    f"{scenario.name}-{k.queue}".replace("_", "-"),
-                    k.replicas,
-                    k.limit_bytes,
-                    "prefork",
-                    k.concurrency,
-                    k.queue,
-                )
-                for k in plan.split.two_classes
-            ]
-        print(_write_yaml(path, handover(deployments)), flush=True)
-    print(path, flush=True)
-    return EXIT_OK
+        profile = plan.profiles[plan.choice.candidate.limit_bytes]
+        handovers[ONE_CLASS] = [row_setting(plan.choice, profile, margin)]
+    if plan.split and plan.split.dominant and all(c.replicas for c in plan.split.two_classes):
+        handovers[SPLIT] = split_settings(plan.split)
+    for kind, settings in handovers.items():
+        out.rule(f"hand-over: {LABELS[kind]}")
+        _lines(out, command_lines(settings))
+    path = _path(config, scenario, "capacity")
+    files = {
+        kind: _handover_paths(path, kind, handover_files(scenario.name, settings, f"{rate:g} tasks/s, {LABELS[kind]}"))
+        for kind, settings in handovers.items()
+    }
+    record = {"schema": SCHEMA, "scenario": scenario.name, "mode": "rate", **asdict(plan), "handover": files}
+    return _finish(path, record, [p for paths in files.values() for p in paths])
 
 
 def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig, margin: float) -> int:
@@ -122,12 +124,15 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
     if not args.no_prove:
         answer = prove_limit(scenario, config, answer, args.tasks_per_child)
     _lines(out, inverse_lines(answer))
+    recycling = prefork_recycling(profile, answer.limit_bytes, margin, "prefork")
+    setting = ClassSetting("worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling)
+    out.rule(f"hand-over: {LABELS[ONE_CLASS]}")
+    _lines(out, command_lines([setting]))
     path = _path(config, scenario, "limit")
-    write_json_atomic(path, {"schema": SCHEMA, "scenario": scenario.name, "mode": "concurrency", **asdict(answer)})
-    name = f"{scenario.name}-worker".replace("_", "-")
-    print(_write_yaml(path, handover([deployment_yaml(name, 1, answer.limit_bytes, "prefork", args.concurrency)])))
-    print(path, flush=True)
-    return EXIT_OK
+    what = f"--concurrency {args.concurrency}, one replica"
+    files = {ONE_CLASS: _handover_paths(path, ONE_CLASS, handover_files(scenario.name, [setting], what))}
+    record = {"schema": SCHEMA, "scenario": scenario.name, "mode": "concurrency", **asdict(answer), "handover": files}
+    return _finish(path, record, files[ONE_CLASS])
 
 
 def _lines(out, lines: list[str]) -> None:
@@ -139,8 +144,20 @@ def _path(config: RunConfig, scenario: Scenario, kind: str) -> str:
     return os.path.join(config.results_dir, f"recommend-{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
 
 
-def _write_yaml(json_path: str, text: str) -> str:
-    """Beside the JSON, as privately and atomically as the JSON itself (never through a planted file)."""
-    path = json_path[: -len(".json")] + "-k8s.yaml"
-    write_private_atomic(path, text, mode=0o666 & ~results_umask())
-    return path
+def _handover_paths(json_path: str, kind: str, files: dict[str, str]) -> list[str]:
+    """Each file beside the JSON (`...-celeryconfig.py`, `...-split-k8s.yaml`), as privately and
+    atomically as the JSON itself (never through a planted file); their paths."""
+    stem = json_path[: -len(".json")] + ("-split" if kind == SPLIT else "")
+    paths = []
+    for suffix, text in files.items():
+        paths.append(f"{stem}-{suffix}")
+        write_private_atomic(paths[-1], text, mode=0o666 & ~results_umask())
+    return paths
+
+
+def _finish(path: str, record: dict, handover_paths: list[str]) -> int:
+    """The JSON, its HTML page beside it, then every path written (the JSON's last, for scripts)."""
+    write_json_atomic(path, record)
+    for line in (write_capacity_report(path), *handover_paths, path):
+        print(line, flush=True)
+    return EXIT_OK

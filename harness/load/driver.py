@@ -33,6 +33,7 @@ from harness.load.stream import TASKS_FILE, TaskStream
 from harness.probe_events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
 from harness.record import CeleryEvent
 from harness.replay import fetch_states
+from harness.routing import class_tasks
 
 FOLLOW_SECONDS = 0.02  # the monitor reads the probe every 20 ms
 STATE_POLL_SECONDS = 0.25  # how often a task whose child died is looked up in the result backend
@@ -143,7 +144,7 @@ class LoadDriver(RunHook):
         self.start = time.monotonic()
         self.cpu_at_start = 0.0
         self.stream = TaskStream(run.run_dir)
-        self.sender = Sender(run.app, run.task_queue, self._sent)
+        self.sender = Sender(run.app, run.send_queue, self._sent)
         self.lock = self.sender.lock  # the sending threads' bookkeeping against the readers of the stats
         self.submitted = 0
         self.depth = QueueDepth(run.app, run.connection.broker_url, run.queue)
@@ -177,7 +178,7 @@ class LoadDriver(RunHook):
         run = self.run
         run.planned = True
         ctx = run.context()
-        self.calls, self.source = call_source(run.scenario, ctx, self.shape.seed)
+        self.calls, self.source = call_source(run.scenario, ctx, self.shape.seed, class_tasks(run.config))
         run.record.files["tasks"] = TASKS_FILE
         try:
             self._loop()

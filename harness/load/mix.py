@@ -62,19 +62,26 @@ def long_tail(median: float, p99: float, cap: float | None = None) -> Callable[[
     return draw
 
 
-def call_source(scenario: Scenario, ctx: RunContext, seed: int) -> tuple[Iterator[TaskCall], str]:
-    """The calls a load run sends, and where they come from (the scenario's mix, else its plan cycled)."""
+def call_source(
+    scenario: Scenario, ctx: RunContext, seed: int, only: frozenset[str] | None = None
+) -> tuple[Iterator[TaskCall], str]:
+    """The calls a load run sends, and where they come from (the scenario's mix, else its plan cycled);
+    `only`: these task names alone (a split run's worker class, harness.routing)."""
+    among = "" if only is None else f", only {', '.join(sorted(only))}"
     make_mix = getattr(scenario.module, "mix", None)
     if make_mix is not None:
         try:
             mix = make_mix(ctx)
         except Exception as exc:
             raise ScenarioFailed(f"scenario {scenario.name} failed in mix(): {type(exc).__name__}: {exc}") from None
-        return _guarded(scenario.name, mix.calls(seed)), f"the scenario's mix (seed {seed})"
-    calls = [call for call in scenario.plan(ctx).calls]
+        kinds = tuple(kind for kind in mix.kinds if only is None or kind.task in only)
+        if not any(kind.weight for kind in kinds):
+            raise ScenarioFailed(f"scenario {scenario.name}'s mix has no call of {', '.join(sorted(only or ()))}")
+        return _guarded(scenario.name, Mix(kinds).calls(seed)), f"the scenario's mix (seed {seed}{among})"
+    calls = [call for call in scenario.plan(ctx).calls if only is None or call.task in only]
     if not calls:
-        raise ScenarioFailed(f"scenario {scenario.name} has no mix and its plan has no calls to send")
-    return itertools.cycle(calls), f"the scenario's plan of {len(calls)} calls, repeated"
+        raise ScenarioFailed(f"scenario {scenario.name} has no mix and its plan has no calls to send{among}")
+    return itertools.cycle(calls), f"the scenario's plan of {len(calls)} calls{among}, repeated"
 
 
 def _guarded(name: str, calls: Iterator[TaskCall]) -> Iterator[TaskCall]:

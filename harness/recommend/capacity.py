@@ -122,6 +122,16 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
         )
 
 
+def recycling_settings(max_memory_per_child_kib: int | None, max_tasks_per_child: int | None) -> dict[str, int]:
+    """The plan's recycling as Celery settings: what the trials run with and what the hand-over writes."""
+    settings = {}
+    if max_memory_per_child_kib:
+        settings["worker_max_memory_per_child"] = max_memory_per_child_kib
+    if max_tasks_per_child:
+        settings["worker_max_tasks_per_child"] = max_tasks_per_child
+    return settings
+
+
 @dataclass
 class VpaAdvice:
     target_bytes: int  # p90 of the group's usage + 15 %

@@ -1,10 +1,26 @@
-"""The hand-over for a fleet: a Kubernetes Deployment with the replicas, the memory request and
-limit, and the pool and concurrency in the worker's command, and what a cgroup v2 host does when
-that limit is hit (memory.oom.group), written beside the recommend JSON."""
+"""The hand-over for a fleet, one worker class or several (split queues): a celeryconfig with the
+task routes and each class's worker settings, the worker command per class, a compose file with one
+service per class (its mem_limit) and a Kubernetes Deployment per class (replicas, the memory
+request and limit, the pool and concurrency in the command), with a note on what a cgroup v2 host
+does when that limit is hit (memory.oom.group). Every file is text built from the plan's figures
+alone; strings are written JSON-quoted, which YAML reads as they are."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+
+from harness.recommend.capacity import plan_capacity, recycling_settings
+from harness.recommend.fleet import FleetRow
+from harness.recommend.profile import WorkerProfile
+from harness.recommend.split import SplitPlan, WorkerClass
+
 MIB = 1024 * 1024
+ONE_CLASS, SPLIT = "one_class", "split"  # the hand-overs, as the record's `handover` names them
+LABELS = {ONE_CLASS: "one worker class", SPLIT: "split queues"}
+IMAGE = "proj-worker:latest"  # the user's worker image; the hand-over says to replace it
+CLASS_ENV = "WORKER_CLASS"  # which class's settings the celeryconfig applies in a container
+FLAGS = {"worker_max_memory_per_child": "--max-memory-per-child", "worker_max_tasks_per_child": "--max-tasks-per-child"}
 
 OOM_GROUP_NOTE = """\
 # On cgroup v2 hosts Kubernetes 1.28+ sets memory.oom.group=1 on the container's cgroup: when the
@@ -15,27 +31,138 @@ OOM_GROUP_NOTE = """\
 # the per-process kill. The plan above keeps the limit's margin so that no trial hit it."""
 
 
-def deployment_yaml(
-    name: str,
-    replicas: int,
-    limit_bytes: int,
-    pool: str,
-    concurrency: int,
-    queue: str = "celery",
-    extra_flags: tuple[str, ...] = (),
-) -> str:
+@dataclass(frozen=True)
+class ClassSetting:
+    """One worker class as it is deployed: `kinds` are the task names routed to its queue (empty:
+    every task, on the default queue)."""
+
+    name: str
+    queue: str
+    replicas: int
+    limit_bytes: int
+    pool: str
+    concurrency: int
+    recycling: dict[str, int] = field(default_factory=dict)
+    kinds: tuple[str, ...] = ()
+
+
+def prefork_recycling(profile: WorkerProfile, limit_bytes: int, margin: float, pool: str) -> dict[str, int]:
+    """The plan's recycling settings under `limit_bytes` (prefork only: the other pools have no children to recycle)."""
+    if pool != "prefork":
+        return {}
+    plan = plan_capacity(profile, limit_bytes, margin)
+    return recycling_settings(plan.max_memory_per_child_kib, plan.max_tasks_per_child)
+
+
+def row_setting(row: FleetRow, profile: WorkerProfile, margin: float) -> ClassSetting:
+    c = row.candidate
+    recycling = prefork_recycling(profile, c.limit_bytes, margin, c.pool)
+    return ClassSetting("worker", "celery", row.replicas, c.limit_bytes, c.pool, c.concurrency, recycling)
+
+
+def class_setting(worker_class: WorkerClass) -> ClassSetting:
+    c = worker_class
+    return ClassSetting(c.queue, c.queue, c.replicas, c.limit_bytes, c.pool, c.concurrency, c.recycling, tuple(c.kinds))
+
+
+def split_settings(split: SplitPlan) -> list[ClassSetting]:
+    return [class_setting(c) for c in split.two_classes]
+
+
+def worker_command(setting: ClassSetting) -> list[str]:
+    command = ["celery", "-A", "proj", "worker", f"--pool={setting.pool}", f"--concurrency={setting.concurrency}"]
+    command += [f"--queues={setting.queue}", f"--hostname={setting.name}@%h"]
+    return command + [f"{FLAGS[key]}={value}" for key, value in sorted(setting.recycling.items())]
+
+
+def _mib(limit_bytes: int) -> int:
+    return limit_bytes // MIB
+
+
+def _q(text: str) -> str:
+    return json.dumps(text)
+
+
+def _one_line(text: str) -> str:
+    """Text for a comment: a line break in a name must not end the comment and start code."""
+    return " ".join(text.split())
+
+
+def _dns_name(text: str) -> str:
+    """A Kubernetes object name: lower-case letters, digits and '-'."""
+    cleaned = "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+    return "-".join(part for part in cleaned.split("-") if part)[:63] or "worker"
+
+
+def celeryconfig(scenario: str, settings: list[ClassSetting], what: str) -> str:
+    """A celeryconfig.py: task_routes for every routed kind, and each class's worker settings picked
+    by the WORKER_CLASS environment variable (the compose services and the Deployments set it)."""
+    lines = [_one_line(f"# celeryconfig.py for {scenario}: {what} (written by oomlab recommend)")]
+    for s in settings:
+        routed = f" ({', '.join(s.kinds)})" if s.kinds else ""
+        lines += [
+            _one_line(
+                f"# worker class {s.name}{routed}: {s.replicas} replica(s) with a {_mib(s.limit_bytes)} MiB limit each, run as"
+            ),
+            "#   " + _one_line(" ".join(worker_command(s))),
+        ]
+    lines += ["import os", ""]
+    routes = {kind: s.queue for s in settings for kind in s.kinds}
+    if routes:
+        lines.append("task_routes = {")
+        lines += [f"    {_q(kind)}: {{{_q('queue')}: {_q(queue)}}}," for kind, queue in sorted(routes.items())]
+        lines.append("}")
+    else:
+        lines.append(f"task_default_queue = {_q(settings[0].queue)}")
+    lines += ["", "# per worker class: the same settings its command line gives", "WORKER_CLASSES = {"]
+    for s in settings:
+        values = {"worker_pool": s.pool, "worker_concurrency": s.concurrency, **dict(sorted(s.recycling.items()))}
+        lines.append(f"    {_q(s.name)}: {json.dumps(values)},")
+    default = settings[0].name
+    lines += [
+        "}",
+        f"_CLASS = WORKER_CLASSES[os.environ.get({_q(CLASS_ENV)}, {_q(default)})]",
+        "worker_pool = _CLASS[" + _q("worker_pool") + "]",
+        "worker_concurrency = _CLASS[" + _q("worker_concurrency") + "]",
+        *(f"{key} = _CLASS.get({_q(key)})" for key in sorted(FLAGS)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def compose_yaml(scenario: str, settings: list[ClassSetting]) -> str:
+    """One service per class; `docker compose up` starts each class's replicas with its own mem_limit."""
+    lines = [
+        _one_line(f"# docker compose services for {scenario}: one per worker class; {IMAGE} and the broker are yours"),
+        "services:",
+    ]
+    for s in settings:
+        mib = _mib(s.limit_bytes)
+        lines += [
+            f"  {_dns_name(s.name)}:",
+            f"    image: {_q(IMAGE)}",
+            f"    command: {json.dumps(worker_command(s))}",
+            "    environment:",
+            f"      {CLASS_ENV}: {_q(s.name)}",
+            f"    mem_limit: {_q(f'{mib}m')}",
+            f"    memswap_limit: {_q(f'{mib}m')}  # no swap: the limit is the one the plan was proven under",
+            "    deploy:",
+            f"      replicas: {s.replicas}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def deployment_yaml(scenario: str, setting: ClassSetting) -> str:
     """Requests equal limits (Guaranteed QoS): the scheduler places what the plan measured."""
-    mib = limit_bytes // MIB
-    command = ["celery", "-A", "proj", "worker", f"--pool={pool}", f"--concurrency={concurrency}", f"-Q={queue}"]
-    command += list(extra_flags)
-    args = "\n".join(f"            - {part!r}".replace("'", '"') for part in command)
+    name = _dns_name(f"{scenario}-{setting.name}")
+    mib = _mib(setting.limit_bytes)
+    args = "\n".join(f"            - {_q(part)}" for part in worker_command(setting))
     return f"""\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {name}
 spec:
-  replicas: {replicas}
+  replicas: {setting.replicas}
   selector:
     matchLabels:
       app: {name}
@@ -46,9 +173,12 @@ spec:
     spec:
       containers:
         - name: worker
-          image: proj-worker:latest
+          image: {_q(IMAGE)}
           command:
 {args}
+          env:
+            - name: {CLASS_ENV}
+              value: {_q(setting.name)}
           resources:
             requests:
               memory: {mib}Mi
@@ -57,5 +187,14 @@ spec:
 """
 
 
-def handover(deployments: list[str]) -> str:
-    return "\n---\n".join(deployments) + "\n" + OOM_GROUP_NOTE + "\n"
+def kubernetes_yaml(scenario: str, settings: list[ClassSetting]) -> str:
+    return "---\n".join(deployment_yaml(scenario, s) for s in settings) + OOM_GROUP_NOTE + "\n"
+
+
+def handover_files(scenario: str, settings: list[ClassSetting], what: str) -> dict[str, str]:
+    """File suffix -> text, written beside the recommend JSON."""
+    return {
+        "celeryconfig.py": celeryconfig(scenario, settings, what),
+        "compose.yaml": compose_yaml(scenario, settings),
+        "k8s.yaml": kubernetes_yaml(scenario, settings),
+    }

@@ -1,20 +1,26 @@
 """Split queues: when one task kind's peak dominates (a few tasks need several times the memory of
 the rest), every child of a single worker class must be sized for it. Two classes, a small-memory
 queue for the rest and a big-memory queue for the heavy kind, can carry the same rate in less
-memory. Computed from each task name's measured exact peaks and run times, with the fleet's own
-replica arithmetic; the figures are a plan, each class is proven like any other setting."""
+memory. Each class, and the one class for everything it is set against, is planned by the same rule
+as `recommend --memory` (plan_capacity) on a profile of its own kinds, at whichever candidate limit
+costs it least in total memory, with the fleet's replica arithmetic on its share of the rate. The
+figures are a plan: split_proof.py runs each class for real."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.analysis import percentile
+from harness.recommend.capacity import plan_capacity, recycling_settings
+from harness.recommend.fleet import replicas_for
+from harness.recommend.profile import WorkerProfile
+from harness.sizes import format_size
 
 DOMINANT_RATIO = 2.0  # the heavy kind's largest peak at least this many times every other kind's
 DOMINANT_SHARE = 0.25  # ... and at most this share of the tasks (else it is the mix, not an outlier)
+ONE_QUEUE, SMALL_QUEUE, BIG_QUEUE = "celery", "small", "big"
 
 
 @dataclass
@@ -23,6 +29,7 @@ class KindCost:
     tasks: int
     peak_above_start_bytes: int  # the largest exact one
     run_time_s: float  # the median
+    peaks: list[int] = field(default_factory=list)  # every exact peak above the task's start
 
 
 @dataclass
@@ -31,13 +38,22 @@ class WorkerClass:
     kinds: list[str]
     share: float  # of the tasks
     per_child_bytes: int
-    concurrency: int
+    concurrency: int  # 0: its kinds fit under no candidate limit
     replicas: int
     limit_bytes: int
+    pool: str = "prefork"
+    max_memory_per_child_kib: int | None = None
+    max_tasks_per_child: int | None = None
+    capacity_per_s: float = 0.0  # concurrency / mean run time: what one replica can finish (arithmetic)
+    per_replica_per_s: float = 0.0  # what one replica is sent: its share of the rate over its replicas
 
     @property
     def total_bytes(self) -> int:
         return self.replicas * self.limit_bytes
+
+    @property
+    def recycling(self) -> dict[str, int]:
+        return recycling_settings(self.max_memory_per_child_kib, self.max_tasks_per_child)
 
 
 @dataclass
@@ -50,6 +66,11 @@ class SplitPlan:
     @property
     def saving_bytes(self) -> int:
         return _total(self.one_class) - _total(self.two_classes)
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """task name -> queue: the split's task_routes."""
+        return {kind: c.queue for c in self.two_classes for kind in c.kinds}
 
 
 def _total(classes: list[WorkerClass]) -> int:
@@ -75,6 +96,7 @@ def kind_costs(tasks: Iterable[dict[str, Any]]) -> list[KindCost]:
             max(len(peaks[name]), len(times[name])),
             max(peaks[name], default=0),
             float(percentile(times[name], 50) or 0.0),
+            sorted(peaks[name]),
         )
         for name in sorted(peaks)
     ]
@@ -98,46 +120,75 @@ def dominant_kind(kinds: list[KindCost]) -> KindCost | None:
     return None
 
 
-def _sized(
-    queue: str,
-    kinds: list[KindCost],
-    total_tasks: int,
-    rate: float,
-    limit_bytes: int,
-    usable_bytes: int,
-    child_idle_bytes: int,
-    headroom: float,
-) -> WorkerClass:
-    share = sum(k.tasks for k in kinds) / total_tasks
-    per_child = child_idle_bytes + max(k.peak_above_start_bytes for k in kinds)
-    concurrency = max(0, usable_bytes // per_child) if per_child else 0
-    mean_time = sum(k.run_time_s * k.tasks for k in kinds) / max(1, sum(k.tasks for k in kinds))
-    per_replica = concurrency / mean_time if mean_time and concurrency else 0.0
-    replicas = math.ceil(rate * share * (1 + headroom) / per_replica - 1e-9) if per_replica else 0
-    return WorkerClass(
-        queue, [k.name for k in kinds], share, per_child, int(concurrency), max(1, replicas), limit_bytes
+def class_profile(profile: WorkerProfile, kinds: list[KindCost]) -> WorkerProfile:
+    """The measured worker, with only these kinds' exact peaks: a child of the class never runs the
+    others, so neither its sampled high-water mark nor a kill of another kind counts."""
+    peaks = sorted(p for k in kinds for p in k.peaks)
+    return replace(
+        profile, marginal_peaks=peaks, peak_rss=[], child_max_uss_bytes=0, kills=0, killed_task_rss_bytes=None
     )
 
 
-def split_plan(
-    kinds: list[KindCost], rate: float, limit_bytes: int, usable_bytes: int, child_idle_bytes: int, headroom: float
-) -> SplitPlan:
-    """`usable_bytes`: the limit less its margin and the worker's fixed memory (the prefork model)."""
+@dataclass(frozen=True)
+class Demand:
+    """What every class is sized against: the fleet's rate and the rules of the plan."""
+
+    rate: float
+    margin: float
+    headroom: float
+    max_concurrency: int
+
+
+def size_class(
+    queue: str, kinds: list[KindCost], total_tasks: int, profiles: dict[int, WorkerProfile], demand: Demand
+) -> WorkerClass:
+    """The class at each candidate limit (one profile measured under each), the cheapest in total memory."""
+    share = sum(k.tasks for k in kinds) / total_tasks
+    mean_time = sum(k.run_time_s * k.tasks for k in kinds) / max(1, sum(k.tasks for k in kinds))
+    options = []
+    for limit, profile in sorted(profiles.items()):
+        plan = plan_capacity(class_profile(profile, kinds), limit, demand.margin)
+        concurrency = min(plan.concurrency, demand.max_concurrency)
+        capacity = concurrency / mean_time if mean_time and concurrency else 0.0
+        replicas = replicas_for(demand.rate * share, capacity, demand.headroom) if capacity else 0
+        options.append(
+            WorkerClass(
+                queue,
+                [k.name for k in kinds],
+                share,
+                plan.per_child_bytes,
+                concurrency,
+                replicas,
+                limit,
+                max_memory_per_child_kib=plan.max_memory_per_child_kib,
+                max_tasks_per_child=plan.max_tasks_per_child,
+                capacity_per_s=round(capacity, 3),
+                per_replica_per_s=round(demand.rate * share / replicas, 3) if replicas else 0.0,
+            )
+        )
+    return min(options, key=lambda c: (not c.replicas, c.total_bytes, c.replicas, c.limit_bytes))
+
+
+def split_plan(kinds: list[KindCost], profiles: dict[int, WorkerProfile], demand: Demand) -> SplitPlan:
+    """`profiles`: the worker measured under each candidate limit."""
     heavy = dominant_kind(kinds)
-    if heavy is None:
+    if heavy is None or not profiles:
         return SplitPlan(None, sentence="no task kind dominates the peak: one worker class for everything")
     total = sum(k.tasks for k in kinds)
     light = [k for k in kinds if k is not heavy]
-    args = (total, rate, limit_bytes, usable_bytes, child_idle_bytes, headroom)
     plan = SplitPlan(
         heavy.name,
-        one_class=[_sized("celery", kinds, *args)],
-        two_classes=[_sized("small", light, *args), _sized("big", [heavy], *args)],
+        one_class=[size_class(ONE_QUEUE, kinds, total, profiles, demand)],
+        two_classes=[
+            size_class(SMALL_QUEUE, light, total, profiles, demand),
+            size_class(BIG_QUEUE, [heavy], total, profiles, demand),
+        ],
     )
     rest = max(k.peak_above_start_bytes for k in light)
     plan.sentence = (
         f"{heavy.name} dominates the peak: {heavy.tasks / total:.0%} of the tasks need "
         f"{heavy.peak_above_start_bytes / max(rest, 1):.1f}x the memory of the rest; one class sized for it "
-        f"costs {_total(plan.one_class)} bytes, a small-memory and a big-memory queue {_total(plan.two_classes)}"
+        f"costs {format_size(_total(plan.one_class))}, a small-memory and a big-memory queue "
+        f"{format_size(_total(plan.two_classes))}"
     )
     return plan

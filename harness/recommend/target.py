@@ -15,7 +15,8 @@ from harness.recommend.fleet import Candidate, FleetRow, cheapest, fleet_table
 from harness.recommend.flow import measure
 from harness.recommend.pools import safe_concurrency
 from harness.recommend.profile import WorkerProfile
-from harness.recommend.split import KindCost, SplitPlan, kind_costs, split_plan
+from harness.recommend.split import Demand, KindCost, SplitPlan, kind_costs, split_plan
+from harness.recommend.split_proof import ClassProof, prove_split
 from harness.recommend.throughput import LoadResult, at_setting, load_run, saturating_rate
 from harness.scenario import Scenario
 
@@ -47,6 +48,7 @@ class TargetPlan:
     choice: FleetRow | None = None
     kinds: list[KindCost] = field(default_factory=list)
     split: SplitPlan | None = None
+    split_proofs: list[ClassProof] = field(default_factory=list)  # one real run per class of the split
     proof: LoadProof | None = None
 
 
@@ -77,15 +79,15 @@ def plan_for_rate(
             candidates.append(_candidate(scenario, config, profile, limit, pool, run_time, target, say))
     result.rows = fleet_table(candidates, target.rate, target.headroom, target.queue_wait_p95_s)
     result.choice = cheapest(result.rows)
-    if result.choice and result.kinds:
-        chosen = result.choice.candidate
-        profile = result.profiles[chosen.limit_bytes]
-        usable = chosen.limit_bytes - int(chosen.limit_bytes * target.margin) - profile.fixed_bytes
-        result.split = split_plan(
-            result.kinds, target.rate, chosen.limit_bytes, usable, profile.child_idle_uss_bytes, target.headroom
-        )
+    if result.kinds:
+        demand = Demand(target.rate, target.margin, target.headroom, target.max_concurrency)
+        result.split = split_plan(result.kinds, result.profiles, demand)
     if prove_it and result.choice:
         result.proof = prove_under_load(scenario, config, result, say)
+    if prove_it and result.split:
+        result.split_proofs = prove_split(
+            scenario, config, result.split, target.prove_seconds, target.queue_wait_p95_s, say
+        )
     return result
 
 

@@ -4,8 +4,10 @@ the inverse mode's limit; plain text the user can paste."""
 from __future__ import annotations
 
 from harness.recommend.fleet import FleetRow
+from harness.recommend.handover import ClassSetting, worker_command
 from harness.recommend.inverse import LimitForConcurrency
 from harness.recommend.split import SplitPlan, WorkerClass
+from harness.recommend.split_proof import ClassProof
 from harness.recommend.target import LoadProof, TargetPlan
 from harness.sizes import format_size
 
@@ -34,23 +36,52 @@ def table_lines(rows: list[FleetRow]) -> list[str]:
     return lines
 
 
-def _classes(classes: list[WorkerClass]) -> str:
-    return "; ".join(
-        f"queue {c.queue} ({', '.join(c.kinds)}, {c.share:.0%}): {c.replicas} x {format_size(c.limit_bytes)} at "
-        f"concurrency {c.concurrency} ({format_size(c.per_child_bytes)} per child) = {format_size(c.total_bytes)}"
-        for c in classes
+def _class(c: WorkerClass) -> str:
+    if not c.replicas:
+        return f"queue {c.queue} ({', '.join(c.kinds)}): fits under no candidate limit"
+    return (
+        f"queue {c.queue} ({', '.join(c.kinds)}, {c.share:.0%} of the tasks): {c.replicas} x "
+        f"{format_size(c.limit_bytes)} {c.pool} at concurrency {c.concurrency} ({format_size(c.per_child_bytes)} "
+        f"per child) = {format_size(c.total_bytes)}, each replica sent {c.per_replica_per_s:g}/s"
     )
 
 
-def split_lines(split: SplitPlan) -> list[str]:
+def class_proof_line(proof: ClassProof) -> str:
+    run = proof.run
+    wait = "-" if run.queue_wait_p95_s is None else _wait(run.queue_wait_p95_s)
+    verdict = "held" if proof.held else f"NOT proven: {proof.why}"
+    return (
+        f"  proven: {run.asked_per_s:g}/s for {run.seconds:g} s on its own queue, "
+        f"{sum(proof.succeeded.values())}/{sum(proof.sent.values())} tasks finished, {run.kills} OOM kill(s), "
+        f"{run.recycled} children recycled, queue wait p95 {wait}, group peak {format_size(run.group_peak_bytes)}: "
+        f"{verdict} · {run.run_dir}"
+    )
+
+
+def split_lines(split: SplitPlan, proofs: list[ClassProof] | None = None) -> list[str]:
     if split.dominant is None:
         return [split.sentence]
-    return [
-        f"{split.dominant} dominates the peak",
-        f"one class:   {_classes(split.one_class)}",
-        f"two classes: {_classes(split.two_classes)}",
-        f"saving: {format_size(split.saving_bytes)} (computed from measured peaks and run times; prove each class)",
-    ]
+    by_queue = {p.queue: p for p in proofs or []}
+    lines = [f"{split.dominant} dominates the peak", "one class for everything:"]
+    lines += [f"  {_class(c)}" for c in split.one_class]
+    lines.append(f"  total {format_size(sum(c.total_bytes for c in split.one_class))}")
+    lines.append("two classes (task_routes send each kind to its queue):")
+    for c in split.two_classes:
+        lines.append(f"  {_class(c)}")
+        if c.queue in by_queue:
+            lines.append(class_proof_line(by_queue[c.queue]))
+    lines.append(f"  total {format_size(sum(c.total_bytes for c in split.two_classes))}")
+    proven = "each class proven by its own run" if proofs and all(p.held for p in proofs) else "not proven"
+    saving = split.saving_bytes
+    if saving > 0:
+        lines.append(f"two classes save {format_size(saving)} ({proven})")
+    else:
+        lines.append(f"two classes cost {format_size(-saving)} more than one at this rate ({proven})")
+    return lines
+
+
+def command_lines(settings: list[ClassSetting]) -> list[str]:
+    return [f"{s.name}: {s.replicas} x {format_size(s.limit_bytes)}: {' '.join(worker_command(s))}" for s in settings]
 
 
 def proof_lines(proof: LoadProof) -> list[str]:

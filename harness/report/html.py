@@ -10,6 +10,7 @@ import webbrowser
 
 from harness.errors import BadInput
 from harness.gate.verdict import GateResult
+from harness.report.html_capacity import write_capacity_report
 from harness.report.html_compare import VariantRun, compare_sections
 from harness.report.html_data import RunView, Series, adapt, memory_series
 from harness.report.html_gate import write_gate_report
@@ -83,6 +84,8 @@ def build_report(path: str) -> str:
         return write_compare_report(path)
     if schema.startswith("oomlab.recommend/"):
         return write_recommend_report(path)
+    if schema.startswith("oomlab.capacity/"):
+        return write_capacity_report(path)
     if schema.startswith("oomlab.run/"):
         return write_run_report(os.path.dirname(path) or ".")
     if schema.startswith("oomlab.lab."):

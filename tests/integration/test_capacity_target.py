@@ -9,6 +9,7 @@ import math
 import os
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,17 @@ def recommend(oomlab, tmp_path, *args) -> dict:
     assert result.code == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     with open(lines[-1]) as handle:
-        return json.load(handle) | {"stdout": result.stdout, "yaml": lines[-2]}
+        report = json.load(handle)
+    page = lines[-1].removesuffix(".json") + ".html"
+    assert page in lines and os.path.isfile(page)  # its HTML page, beside it
+    return report | {"stdout": result.stdout, "yaml": handover(report, "one_class", "k8s.yaml")}
+
+
+def handover(report: dict, kind: str, suffix: str) -> str:
+    """A hand-over file written beside the record (kind: one_class | split)."""
+    (path,) = [p for p in report["handover"][kind] if p.endswith(f"-{suffix}")]
+    assert os.path.isfile(path)
+    return path
 
 
 def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_holds_under_load(oomlab, tmp_path):
@@ -55,12 +66,8 @@ def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_hol
         assert abs(row["replicas"] - arithmetic) <= 1, (row, arithmetic)
         assert candidate["kills"] == 0 and candidate["measured_s"] == 4
     assert choice["total_bytes"] == min(r["total_bytes"] for r in report["rows"] if r["safe"])
-    # 5 % of the tasks need 12x the memory of the rest: two queues cost less than one class
-    split = report["split"]
-    assert split["dominant"] == "capacity_mix.heavy", split
-    one = sum(c["replicas"] * c["limit_bytes"] for c in split["one_class"])
-    two = sum(c["replicas"] * c["limit_bytes"] for c in split["two_classes"])
-    assert two <= one and "dominates the peak" in report["stdout"]
+    # 5 % of the tasks need 12x the memory of the rest: the split plan is offered (its proofs: the test below)
+    assert report["split"]["dominant"] == "capacity_mix.heavy" and len(report["split_proofs"]) == 2
     # proven under load at the target rate per replica: no OOM kill
     proof = report["proof"]
     assert proof["setting"]["kills"] == 0 and proof["setting"]["achieved_per_s"], proof
@@ -69,6 +76,74 @@ def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_hol
         yaml = handle.read()
     assert f"replicas: {choice['replicas']}" in yaml and "memory.oom.group" in yaml
     assert os.path.dirname(report["yaml"]) == str(tmp_path)
+
+
+def _total(classes: list[dict]) -> int:
+    return sum(c["replicas"] * c["limit_bytes"] for c in classes)
+
+
+def test_a_dominant_heavy_task_gets_split_queues_each_class_proven_by_its_own_routed_run(oomlab, tmp_path):
+    # one task in 20 needs 96 MiB, the rest 4 MiB (0.1 s): under 256 MiB one class fits one child, so
+    # 20 tasks/s take three replicas; a small queue at concurrency 4 and a big queue at 1 take two
+    report = recommend(
+        oomlab,
+        tmp_path,
+        "--rate",
+        "20/s",
+        "--memory",
+        "256MiB",
+        "--pools",
+        "prefork",
+        "--max-concurrency",
+        "4",
+        "--measure-seconds",
+        "2s",
+        "--prove-seconds",
+        "3s",
+        "--param",
+        "heavy_mib=96",
+        "--param",
+        "io_sleep=0.1",
+    )
+    split = report["split"]
+    assert split["dominant"] == "capacity_mix.heavy" and "dominates the peak" in report["stdout"], split
+    small, big = split["two_classes"]
+    assert (small["queue"], small["kinds"]) == ("small", ["capacity_mix.io"])
+    assert (big["queue"], big["kinds"]) == ("big", ["capacity_mix.heavy"])
+    assert big["concurrency"] < small["concurrency"] == 4
+    assert _total(split["two_classes"]) < _total(split["one_class"]), report["stdout"]
+    # each class proven by its own run, beside the one-class plan
+    proofs = {proof["queue"]: proof for proof in report["split_proofs"]}
+    assert sorted(proofs) == ["big", "small"]
+    for worker_class in (small, big):
+        proof = proofs[worker_class["queue"]]
+        assert proof["held"], (proof["why"], report["stdout"])
+        assert proof["run"]["kills"] == 0 and proof["run"]["status"] == "complete"
+        assert (proof["limit_bytes"], proof["concurrency"]) == (
+            worker_class["limit_bytes"],
+            worker_class["concurrency"],
+        )
+        assert proof["run"]["asked_per_s"] == worker_class["per_replica_per_s"] > 0
+        # only its own kinds reached it, every one finished, and its worker consumed only its queue
+        assert sorted(proof["sent"]) == worker_class["kinds"] and proof["succeeded"] == proof["sent"]
+        with open(os.path.join(proof["run"]["run_dir"], "run.json")) as handle:
+            run = json.load(handle)
+        assert run["config"]["worker_class"] == worker_class["queue"] and run["config"]["pool"] == "prefork"
+        assert run["config"]["memory_bytes"] == worker_class["limit_bytes"]
+        assert run["worker"]["queue"] == proof["consumed"] and proof["consumed"].endswith("." + worker_class["queue"])
+        routes = run["worker"]["celery_conf"]["task_routes"]
+        assert {task: route["queue"].rsplit(".", 1)[-1] for task, route in routes.items()} == {
+            "capacity_mix.io": "small",
+            "capacity_mix.heavy": "big",
+        }
+    assert "two classes save 256.0 MiB (each class proven by its own run)" in report["stdout"]
+    # handed over per class: YAML that parses, one compose service and one Deployment per class
+    with open(handover(report, "split", "compose.yaml")) as handle:
+        services = yaml.safe_load(handle)["services"]
+    assert {name: s["mem_limit"] for name, s in services.items()} == {"small": "256m", "big": "256m"}
+    with open(handover(report, "split", "k8s.yaml")) as handle:
+        deployments = [d for d in yaml.safe_load_all(handle) if d]
+    assert [d["spec"]["replicas"] for d in deployments] == [small["replicas"], big["replicas"]]
 
 
 def test_the_limit_a_concurrency_needs_holds_and_the_one_below_is_killed(oomlab, tmp_path):

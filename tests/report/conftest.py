@@ -35,6 +35,17 @@ def recommend_path(tmp_path) -> str:
     return str(target)
 
 
+@pytest.fixture
+def capacity_path(tmp_path) -> str:
+    """tests/fixtures/capacity.json: a real `oomlab recommend capacity_mix --rate 20/s --queue-wait-p95 0.5
+    --memory 256MiB --memory 384MiB --pools prefork,threads --max-concurrency 4 --measure-seconds 2s
+    --prove-seconds 3s --param heavy_mib=96 --param io_sleep=0.1` (a split plan, each class proven), its
+    paths cut to their names."""
+    target = tmp_path / "recommend-capacity-mix.json"
+    shutil.copy(FIXTURES / "capacity.json", target)
+    return str(target)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """A real Chromium; missing, the test fails under CI=true (where .ci/run installs it) and skips elsewhere."""

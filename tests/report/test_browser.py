@@ -137,6 +137,34 @@ def test_recommend_page_trials_and_bars(browser, recommend_path):
     assert _count(browser, "svg.bars rect.bar") == 8 and _count(browser, "svg.bars rect.bar.bad") == 1
 
 
+def test_capacity_page_fleet_split_proofs_and_proof_under_load(browser, capacity_path):
+    with open(capacity_path) as handle:
+        record = json.load(handle)
+    browser.open(build_report(capacity_path))
+    assert browser.errors() == []
+    assert _count(browser, "#fleet tbody tr") == len(record["rows"]) == 4
+    # the cheapest safe row is marked, and it is the record's choice
+    chosen = "Array.from(document.querySelectorAll('#fleet tr.chosen td')).map(td => td.textContent)"
+    cells = browser.evaluate(chosen)
+    choice = record["choice"]
+    assert cells[:4] == [str(choice["replicas"]), format_size(choice["candidate"]["limit_bytes"]), "prefork", "2"]
+    assert "cheapest safe" in cells and _count(browser, "#fleet tr.chosen") == 1
+    # the split plan: one class beside two, each class of the two proven by its own run
+    assert _count(browser, '#split-classes tr[data-plan="one"]') == 1
+    assert _count(browser, '#split-classes tr[data-plan="two"]') == 2
+    assert _count(browser, '#class-proofs tr[data-held="1"]') == len(record["split_proofs"]) == 2
+    proofs = browser.evaluate("document.querySelector('#class-proofs').innerText")
+    assert "57/57" in proofs and "3/3" in proofs
+    assert _count(browser, "svg.bars rect.bar") == 3 and _count(browser, "svg.bars rect.bar.good") == 1
+    browser.hover("svg.bars rect.bar.good")
+    assert _tip(browser) == "small + big queue: 512.0 MiB, each class proven"
+    # the proof under load at the chosen setting, and one step up
+    assert _count(browser, "#proof-runs tbody tr") == 2
+    assert "queue wait met" in browser.evaluate("document.querySelector('#proof').innerText")
+    assert _count(browser, "#handover a") == 6
+    assert_not_blank(browser.screenshot())
+
+
 def test_gate_page_regression_bars(browser, run_dir):
     result = GateResult(checks=[Check("alloc.allocate", "peak:10%", 100 * 2**20, 130 * 2**20, True)])
     browser.open(write_gate(result, run_dir))

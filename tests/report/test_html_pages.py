@@ -17,6 +17,7 @@ from harness.errors import EXIT_BAD_INPUT, EXIT_OK
 from harness.gate.report import markdown
 from harness.gate.verdict import Check, GateResult
 from harness.report.html import write_compare_report, write_gate, write_run_report
+from harness.report.html_capacity import write_capacity_report
 from tests.conftest import oomlab_cmd
 
 
@@ -75,7 +76,7 @@ def test_a_load_run_gets_its_throughput_and_latency_section(run_dir):
     assert 'id="load"' in text and "throughput over time" in text and "latency over time" in text
 
 
-def test_oomlab_report_rebuilds_each_kind_of_record(run_dir, lab_dir, recommend_path, tmp_path, capsys):
+def test_oomlab_report_rebuilds_each_kind_of_record(run_dir, lab_dir, recommend_path, capacity_path, tmp_path, capsys):
     compare = tmp_path / "compare-alloc.json"
     runs = [{"variant": v, "run_dir": run_dir, "status": "complete", "summary": {}} for v in ("bad", "fixed")]
     compare.write_text(json.dumps({"schema": "oomlab.compare/1", "scenario": "alloc", "runs": runs}))
@@ -83,12 +84,51 @@ def test_oomlab_report_rebuilds_each_kind_of_record(run_dir, lab_dir, recommend_
         run_dir: os.path.join(run_dir, "report.html"),
         lab_dir: os.path.join(lab_dir, "report.html"),
         recommend_path: recommend_path.replace(".json", ".html"),
+        capacity_path: capacity_path.replace(".json", ".html"),
         str(compare): str(tmp_path / "compare-alloc.html"),
     }
     for path, page in expected.items():
         assert oomlab(["report", path]) == EXIT_OK
         assert capsys.readouterr().out.strip() == page
         assert os.path.getsize(page) > 5_000
+
+
+def test_the_capacity_page_escapes_task_names_and_links_the_hand_over_beside_it(capacity_path):
+    with open(capacity_path) as handle:
+        record = json.load(handle)
+    record["split"]["two_classes"][1]["kinds"] = ["<img src=x onerror=alert(1)>"]
+    record["handover"]["split"][0] = "/somewhere/else/recommend-capacity-mix-split-celeryconfig.py"
+    with open(capacity_path, "w") as handle:
+        json.dump(record, handle)
+    text = _read(write_capacity_report(capacity_path))
+    assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    # the hand-over is written beside the record: linked there, wherever the record was made
+    assert 'href="./recommend-capacity-mix-split-celeryconfig.py"' in text and "/somewhere" not in text
+
+
+def test_the_inverse_modes_page_shows_the_limit_and_its_two_trials(tmp_path):
+    def trial(killed: bool) -> dict:
+        return {"concurrency": 2, "run_dir": str(tmp_path / "r"), "killed": killed, "kills": int(killed), "tasks": 4}
+
+    record = {
+        "schema": "oomlab.capacity/1",
+        "scenario": "capacity_mix",
+        "mode": "concurrency",
+        "concurrency": 2,
+        "limit_bytes": 191 * 2**20,
+        "below_bytes": 139 * 2**20,
+        "per_child_bytes": 64 * 2**20,
+        "fixed_bytes": 44 * 2**20,
+        "held": trial(False),
+        "below": trial(True),
+        "handover": {"one_class": [str(tmp_path / "recommend-limit-x-k8s.yaml")]},
+    }
+    path = tmp_path / "recommend-limit-x.json"
+    path.write_text(json.dumps(record))
+    text = _read(write_capacity_report(str(path)))
+    assert "191.0 MiB" in text and "the limit --concurrency 2 needs" in text
+    assert len(re.findall(r"<tr><td>(at that limit|just below)</td>", text)) == 2
+    assert "OOM-killed" in text and "recommend-limit-x-k8s.yaml" in text
 
 
 def test_oomlab_report_says_what_is_wrong_with_a_bad_path(tmp_path, capsys):

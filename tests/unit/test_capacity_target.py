@@ -9,11 +9,10 @@ import pytest
 
 from harness.recommend.capacity import plan_capacity
 from harness.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table, replicas_for
-from harness.recommend.handover import OOM_GROUP_NOTE, deployment_yaml, handover
 from harness.recommend.inverse import limit_for
 from harness.recommend.pools import pools_allowed, safe_concurrency
 from harness.recommend.queueing import NEVER, erlang_c, queue_wait_quantile
-from harness.recommend.split import dominant_kind, kind_costs, split_plan
+from harness.recommend.split import Demand, dominant_kind, kind_costs, split_plan
 from harness.recommend.target import Target, TargetPlan
 from harness.recommend.throughput import saturating_rate
 from harness.report.capacity import split_lines, target_lines
@@ -114,20 +113,41 @@ def test_a_rare_heavy_kind_dominates_and_a_common_one_does_not():
 
 
 def test_split_queues_size_two_classes_and_cost_less_than_one_for_everything():
-    # 5 % of tasks need 12x the memory; a 512 MiB limit leaves 400 MiB usable; a child idles at 10 MiB
+    # 5 % of tasks need 12x the memory; a 440 MiB limit leaves 400 MiB after the worker's 40 MiB (no
+    # margin); a child idles at 10 MiB private, so a child costs 10 + its class's largest task
     kinds = kind_costs(_tasks(19, 1))
-    plan = split_plan(
-        kinds, rate=100.0, limit_bytes=512 * MIB, usable_bytes=400 * MIB, child_idle_bytes=10 * MIB, headroom=0.2
-    )
+    plan = split_plan(kinds, {440 * MIB: profile()}, Demand(rate=100.0, margin=0.0, headroom=0.2, max_concurrency=64))
     assert plan.dominant == "mix.heavy"
     (one,) = plan.one_class
     assert one.concurrency == 400 // 58 == 6 and one.replicas == math.ceil(120 / (6 / 0.2)) == 4
     small, big = plan.two_classes
+    assert (small.queue, small.kinds, big.queue, big.kinds) == ("small", ["mix.io"], "big", ["mix.heavy"])
     assert small.concurrency == 400 // 14 == 28 and small.replicas == math.ceil(120 * 0.95 / (28 / 0.2)) == 1
     assert big.concurrency == 6 and big.replicas == math.ceil(120 * 0.05 / 30) == 1
-    assert plan.saving_bytes == (4 - 2) * 512 * MIB
+    assert small.per_replica_per_s == pytest.approx(95.0) and big.per_replica_per_s == pytest.approx(5.0)
+    assert plan.saving_bytes == (4 - 2) * 440 * MIB
+    assert plan.routes == {"mix.io": "small", "mix.heavy": "big"}
     assert "dominates" in plan.sentence
-    assert split_plan(kind_costs(_tasks(1, 1)), 100.0, 512 * MIB, 400 * MIB, 10 * MIB, 0.2).dominant is None
+    # each class recycles by the same rule as `recommend --memory`, on its own share of the limit
+    # (its child's RSS at rest plus its share of the usable memory beyond the idle private pages)
+    assert small.max_memory_per_child_kib == (50 * MIB + 400 * MIB // 28 - 10 * MIB) // 1024
+    assert big.max_memory_per_child_kib == (50 * MIB + 400 * MIB // 6 - 10 * MIB) // 1024
+    no_split = split_plan(kind_costs(_tasks(1, 1)), {440 * MIB: profile()}, Demand(100.0, 0.0, 0.2, 64))
+    assert no_split.dominant is None and not no_split.two_classes
+
+
+def test_each_class_takes_its_cheapest_limit_and_the_concurrency_cap():
+    kinds = kind_costs(_tasks(19, 1))
+    profiles = {440 * MIB: profile(), 1024 * MIB: profile()}
+    plan = split_plan(kinds, profiles, Demand(rate=100.0, margin=0.0, headroom=0.2, max_concurrency=4))
+    small, big = plan.two_classes
+    # capped at 4 slots: 20 tasks/s a replica, at either limit, so the smaller limit is cheaper
+    assert small.concurrency == 4 and small.replicas == math.ceil(114 / 20) and small.limit_bytes == 440 * MIB
+    assert big.concurrency == 4 and big.replicas == 1 and big.limit_bytes == 440 * MIB
+    # the heavy kind fits under no limit: that class has no replica and the plan says so
+    huge = kind_costs(_tasks(19, 0)) + [k for k in kind_costs(_tasks(0, 1))]
+    huge[-1].peaks, huge[-1].peak_above_start_bytes = [2000 * MIB], 2000 * MIB
+    assert split_plan(huge, profiles, Demand(100.0, 0.0, 0.2, 4)).two_classes[1].replicas == 0
 
 
 def test_the_limit_a_concurrency_needs_is_the_smallest_whose_plan_allows_it():
@@ -139,15 +159,6 @@ def test_the_limit_a_concurrency_needs_is_the_smallest_whose_plan_allows_it():
         assert plan_capacity(worker, answer.limit_bytes - MIB, 0.10).concurrency < concurrency
         # just below: N children at their worst no longer fit, even with no margin
         assert answer.below_bytes < 40 * MIB + concurrency * 58 * MIB
-
-
-def test_the_deployment_carries_replicas_the_limit_as_request_and_limit_and_the_pool():
-    text = deployment_yaml("mix-worker", 3, 512 * MIB, "threads", 16, "small")
-    assert "replicas: 3" in text and text.count("memory: 512Mi") == 2
-    assert '"--pool=threads"' in text and '"--concurrency=16"' in text and '"-Q=small"' in text
-    both = handover([text, deployment_yaml("mix-big", 1, 1024 * MIB, "prefork", 2, "big")])
-    assert both.count("kind: Deployment") == 2 and "\n---\n" in both and "memory.oom.group" in both
-    assert OOM_GROUP_NOTE in both
 
 
 def test_the_plan_prints_every_row_and_saves_as_strict_json():
@@ -162,7 +173,7 @@ def test_the_plan_prints_every_row_and_saves_as_strict_json():
     )
     kinds = kind_costs(_tasks(19, 1))
     plan = TargetPlan(Target(20.0, 0.5, 0.2, 0.1, 4.0, 8.0, 4), rows=rows, choice=cheapest(rows), kinds=kinds)
-    plan.split = split_plan(kinds, 20.0, 256 * MIB, 180 * MIB, 10 * MIB, 0.2)
+    plan.split = split_plan(kinds, {256 * MIB: profile()}, Demand(20.0, 0.1, 0.2, 4))
     json.dumps(asdict(plan), allow_nan=False)  # an unbounded wait is None, never Infinity
     text = "\n".join(target_lines(plan) + split_lines(plan.split))
     assert "cheapest safe: 2 x 256.0 MiB threads --concurrency 4" in text

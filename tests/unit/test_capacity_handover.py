@@ -1,0 +1,135 @@
+"""The capacity hand-over as files: a celeryconfig Celery itself loads (task_routes, each class's worker
+settings), a compose file and Kubernetes Deployments that YAML parses, one service or Deployment per
+class with its replicas, memory limit, pool and concurrency, and the cgroup v2 memory.oom.group note."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+import yaml
+from celery import Celery
+
+from harness.recommend.fleet import Candidate, fleet_row
+from harness.recommend.handover import (
+    OOM_GROUP_NOTE,
+    ClassSetting,
+    handover_files,
+    row_setting,
+    split_settings,
+    worker_command,
+)
+from harness.recommend.split import Demand, kind_costs, split_plan
+from tests.unit.test_capacity import profile
+from tests.unit.test_capacity_target import _tasks
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def split():
+    return split_plan(kind_costs(_tasks(19, 1)), {440 * MIB: profile()}, Demand(100.0, 0.0, 0.2, 8))
+
+
+@pytest.fixture
+def files(split) -> dict[str, str]:
+    return handover_files("capacity_mix", split_settings(split), "100 tasks/s, split queues")
+
+
+def load_celeryconfig(path, monkeypatch, worker_class: str | None) -> Celery:
+    """The file as a user's app reads it: config_from_object on the imported module."""
+    if worker_class is None:
+        monkeypatch.delenv("WORKER_CLASS", raising=False)
+    else:
+        monkeypatch.setenv("WORKER_CLASS", worker_class)
+    spec = importlib.util.spec_from_file_location("celeryconfig", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = Celery("proj", set_as_current=False)
+    app.config_from_object(module)
+    return app
+
+
+def test_the_celeryconfig_routes_each_kind_to_its_class_and_carries_each_classs_settings(
+    split, files, tmp_path, monkeypatch
+):
+    path = tmp_path / "celeryconfig.py"
+    path.write_text(files["celeryconfig.py"])
+    small, big = split.two_classes
+    for worker_class in (small, big):
+        app = load_celeryconfig(path, monkeypatch, worker_class.queue)
+        # Celery's own router sends each kind to its class's queue
+        assert app.amqp.router.route({}, "mix.io")["queue"].name == "small"
+        assert app.amqp.router.route({}, "mix.heavy")["queue"].name == "big"
+        assert app.conf.worker_pool == "prefork" and app.conf.worker_concurrency == worker_class.concurrency
+        assert app.conf.worker_max_memory_per_child == worker_class.max_memory_per_child_kib
+        assert worker_class.max_memory_per_child_kib
+    assert small.concurrency != big.concurrency  # so the two loads above tell the classes apart
+    assert load_celeryconfig(path, monkeypatch, None).conf.worker_concurrency == small.concurrency
+    # the worker command of each class is in the file, as it is on the command line
+    for worker_class in split.two_classes:
+        command = " ".join(worker_command(split_settings(split)[split.two_classes.index(worker_class)]))
+        assert f"#   {command}" in files["celeryconfig.py"]
+        assert f"--queues={worker_class.queue}" in command and f"--concurrency={worker_class.concurrency}" in command
+        assert f"--max-memory-per-child={worker_class.max_memory_per_child_kib}" in command
+
+
+def test_compose_has_one_service_per_class_with_its_own_mem_limit_and_replicas(split, files):
+    services = yaml.safe_load(files["compose.yaml"])["services"]
+    assert sorted(services) == ["big", "small"]
+    for worker_class in split.two_classes:
+        service = services[worker_class.queue]
+        assert service["mem_limit"] == service["memswap_limit"] == f"{worker_class.limit_bytes // MIB}m"
+        assert service["deploy"]["replicas"] == worker_class.replicas
+        assert service["environment"] == {"WORKER_CLASS": worker_class.queue}
+        assert f"--queues={worker_class.queue}" in service["command"] and "--pool=prefork" in service["command"]
+
+
+def test_kubernetes_has_a_deployment_per_class_with_replicas_requests_limits_and_the_pool(split, files):
+    text = files["k8s.yaml"]
+    deployments = [doc for doc in yaml.safe_load_all(text) if doc]
+    assert [d["kind"] for d in deployments] == ["Deployment", "Deployment"]
+    for deployment, worker_class in zip(deployments, split.two_classes, strict=True):
+        assert deployment["metadata"]["name"] == f"capacity-mix-{worker_class.queue}"  # a DNS-1123 name
+        spec = deployment["spec"]
+        assert spec["replicas"] == worker_class.replicas
+        assert spec["selector"]["matchLabels"] == spec["template"]["metadata"]["labels"]
+        (container,) = spec["template"]["spec"]["containers"]
+        memory = f"{worker_class.limit_bytes // MIB}Mi"
+        assert container["resources"] == {"requests": {"memory": memory}, "limits": {"memory": memory}}
+        command = container["command"]
+        assert command[:4] == ["celery", "-A", "proj", "worker"]
+        assert "--pool=prefork" in command and f"--concurrency={worker_class.concurrency}" in command
+        assert f"--queues={worker_class.queue}" in command
+        assert container["env"] == [{"name": "WORKER_CLASS", "value": worker_class.queue}]
+    assert text.rstrip().endswith(OOM_GROUP_NOTE) and "memory.oom.group" in text
+
+
+def test_one_worker_class_gets_the_chosen_rows_pool_and_prefork_its_recycling():
+    row = fleet_row(Candidate(300 * MIB, "threads", 5, 20.0), 30.0, 0.2, None)
+    threads = row_setting(row, profile(), 0.0)
+    assert (threads.replicas, threads.pool, threads.concurrency, threads.recycling) == (2, "threads", 5, {})
+    prefork = row_setting(fleet_row(Candidate(300 * MIB, "prefork", 4, 16.0), 30.0, 0.2, None), profile(), 0.0)
+    assert prefork.replicas == math.ceil(36 / 16) and prefork.recycling["worker_max_memory_per_child"] > 0
+    files = handover_files("mix", [threads], "30 tasks/s")
+    app_conf = files["celeryconfig.py"]
+    assert "task_routes" not in app_conf and 'task_default_queue = "celery"' in app_conf
+    (deployment,) = [d for d in yaml.safe_load_all(files["k8s.yaml"]) if d]
+    assert (
+        deployment["spec"]["replicas"] == 2
+        and "--pool=threads" in deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    )
+    assert list(yaml.safe_load(files["compose.yaml"])["services"]) == ["worker"]
+
+
+def test_names_from_the_user_are_quoted_not_interpreted():
+    odd = ClassSetting("a: b", "q #1", 1, 256 * MIB, "prefork", 2, kinds=("x'y: z\nimport os; os.abort()",))
+    files = handover_files("we ird_Name\nservices:", [odd], "test")
+    (service,) = yaml.safe_load(files["compose.yaml"])["services"].values()
+    assert "--queues=q #1" in service["command"] and service["environment"]["WORKER_CLASS"] == "a: b"
+    (deployment,) = [d for d in yaml.safe_load_all(files["k8s.yaml"]) if d]
+    assert deployment["metadata"]["name"] == "we-ird-name-services-a-b"
+    namespace: dict = {}
+    exec(compile(files["celeryconfig.py"], "celeryconfig.py", "exec"), namespace)  # no line of a name runs
+    assert namespace["task_routes"] == {"x'y: z\nimport os; os.abort()": {"queue": "q #1"}}
