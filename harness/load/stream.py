@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from harness.record import KillRecord, Outcome, RunRecord, TaskRecord, load_run
+from harness.record import Outcome, RunRecord, TaskRecord, load_run
 from harness.typed_json import from_json
 
 TASKS_FILE = "tasks.jsonl"
@@ -198,8 +198,7 @@ def _short(text: str, limit: int = 160) -> str:
 class RunTasks:
     """Every task of a run as TaskLines: run.json's list, then tasks.jsonl line by line. Iterate it
     as often as needed: each pass reads the stream again, holding one line at a time, and leaves
-    what it found wrong in `check`. A killed task whose line has no figure gets the kernel's RSS at
-    its kill from run.json (the kill may be attributed after the driver wrote the line)."""
+    what it found wrong in `check`."""
 
     def __init__(self, run_dir: str, record: RunRecord | None = None):
         self.run_dir = run_dir
@@ -214,13 +213,19 @@ class RunTasks:
     def streamed(self) -> Iterator[TaskLine]:
         """The stream's tasks alone (a load run's; a plan run has none)."""
         self.check = StreamCheck(self.check.path)
-        at_kill = kill_rss(self.record.kills)
-        for line in read_lines(self.check.path, self.check):
-            if line.outcome == "killed" and line.peak_rss_bytes is None:
-                line.peak_rss_bytes = at_kill.get(line.id)
-            yield line
+        return streamed_tasks(self.check, self.record.kills)
 
 
-def kill_rss(kills: list[KillRecord]) -> dict[str, int]:
-    """Each killed task's RSS at its kill, by task id (the kernel's figure)."""
-    return {k.task_id: k.rss_bytes for k in kills if k.task_id and k.rss_bytes is not None}
+class Kill(Protocol):
+    task_id: str | None
+    rss_bytes: int | None
+
+
+def streamed_tasks(check: StreamCheck, kills: Iterable[Kill]) -> Iterator[TaskLine]:
+    """The stream at `check.path`, each killed task with the kernel's RSS at its kill (from the
+    record's `kills`) where its line has none: a kill may be attributed after its line was written."""
+    at_kill = {kill.task_id: kill.rss_bytes for kill in kills if kill.task_id and kill.rss_bytes is not None}
+    for line in read_lines(check.path, check):
+        if line.outcome == "killed" and line.peak_rss_bytes is None:
+            line.peak_rss_bytes = at_kill.get(line.id)
+        yield line
