@@ -126,3 +126,15 @@ def test_a_line_that_is_not_a_task_is_said_by_every_reader(load_run_dir, tmp_pat
     assert _oomlab("report", run_dir).returncode == EXIT_OK
     with open(os.path.join(run_dir, "report.html"), encoding="utf-8") as handle:
         assert "1 malformed line(s) skipped" in handle.read()
+
+
+def test_the_parquet_export_holds_every_streamed_task(load_run_dir, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "tasks.parquet"
+    done = _oomlab("export", load_run_dir, "--parquet", str(out))
+    assert done.returncode == EXIT_OK and done.stdout.strip() == str(out), done.stderr
+    frame = pd.read_parquet(out)
+    exact = _exact(load_run_dir)
+    assert len(frame) == TASKS and int(frame["peak_is_exact"].sum()) == len(exact)
+    assert frame.loc[frame["peak_is_exact"], "peak_rss_bytes"].max() == max(t.peak_rss_bytes for t in exact)
