@@ -9,6 +9,7 @@ import json
 import os
 import random
 import tempfile
+import tracemalloc
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from harness.analysis import nearest_rank
 from harness.config import RunConfig
 from harness.gate.stats import task_stats
 from harness.load.stream import TASKS_FILE, RunTasks, TaskLine, TaskStream, line_of
-from harness.record import Execution, KillRecord, RunRecord, TaskRecord
+from harness.record import Execution, KillRecord, RunRecord, TaskRecord, write_json_atomic
 from harness.task_digest import TaskDigest
 
 MIB = 1 << 20
@@ -174,3 +175,48 @@ def test_folding_holds_distinct_values_not_tasks():
     digest = TaskDigest.of(_line(i, rng.choice((40, 41, 80))) for i in range(100_000))
     held = digest.by_name["alloc.allocate"]
     assert held.peaks.n == 100_000 and len(held.peaks.counts) == 3 and len(digest.largest) == 20
+
+
+def _traced_peak(read, run_dir: str) -> int:
+    tracemalloc.start()
+    try:
+        read(run_dir)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_readers_memory_does_not_grow_with_the_stream(tmp_path):
+    """Gate, report, split and the run assertion over 500 and 5,000 streamed tasks: the larger
+    stream may cost a little more (more distinct peaks), never ten times more."""
+    from harness.assertions import OomlabAssertionError, assert_run_peak_rss_below
+    from harness.gate.runs import gated_runs
+    from harness.recommend.split import kind_costs
+    from harness.report.html import write_run_report
+
+    def judged(run_dir: str) -> None:
+        try:
+            assert_run_peak_rss_below(run_dir, "1GiB")
+        except OomlabAssertionError:
+            pass  # killed tasks: the message is made from the few it keeps
+
+    readers = {
+        "gate": lambda d: gated_runs([d]),
+        "report": write_run_report,
+        "split": lambda d: kind_costs(RunTasks(d)),
+        "assertion": judged,
+    }
+    peaks: dict[str, list[int]] = {name: [] for name in readers}
+    for count in (500, 5_000):
+        run_dir = tmp_path / str(count)
+        run_dir.mkdir()
+        write_json_atomic(str(run_dir / "run.json"), _record().to_json())
+        rng = random.Random(count)
+        _write(
+            str(run_dir),
+            [_line(i, rng.randint(30, 230), rng.choice(["succeeded"] * 9 + ["killed"])) for i in range(count)],
+        )
+        for name, read in readers.items():
+            peaks[name].append(_traced_peak(read, str(run_dir)))
+    for name, (small, large) in peaks.items():
+        assert large < 1.5 * small + MIB, f"{name}: {small} bytes at 500 tasks, {large} at 5,000"
