@@ -108,6 +108,11 @@ class RunView:
     config: dict[str, Any]
     load: dict[str, Any] | None
 
+    @property
+    def task_count(self) -> int:
+        """The tasks the run sent: its records, or a load run's (in tasks.jsonl) from its summary."""
+        return len(self.tasks) or int(self.summary.get("tasks") or 0)
+
 
 def adapt(raw: dict[str, Any]) -> RunView:
     """The one place run.json's top-level keys are read."""

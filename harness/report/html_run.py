@@ -66,7 +66,7 @@ def headline(view: RunView) -> str:
     fraction = view.summary.get("group_peak_fraction")
     oomlab_latency = ((view.summary.get("detection_seconds") or {}).get("oomlab") or {}).get("p50")
     items = [
-        (str(len(view.tasks) or view.summary.get("tasks") or 0), "tasks", ""),
+        (str(view.task_count), "tasks", ""),
         (str(outcomes.get("succeeded", 0)), "succeeded", "good"),
         (str(outcomes.get("killed", 0)), "killed", "bad" if outcomes.get("killed") else ""),
         (str(outcomes.get("failed", 0)), "failed", "bad" if outcomes.get("failed") else ""),
