@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.errors import BadInput
 from harness.record import Outcome, RunRecord, TaskRecord, load_run
 from harness.typed_json import from_json
 
@@ -174,6 +175,8 @@ def read_lines(path: str, check: StreamCheck) -> Iterator[TaskLine]:
         handle = open(path, "rb")
     except FileNotFoundError:
         return
+    except OSError as error:
+        raise BadInput(f"cannot read {path}: {error.strerror or error}") from None
     with handle:
         number = 0
         for raw in handle:

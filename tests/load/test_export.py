@@ -4,6 +4,7 @@ its stream) becomes one typed row pandas reads back as written; bad input is one
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pandas as pd
@@ -61,4 +62,9 @@ def test_bad_input_is_one_sentence(run_dir, tmp_path, capsys, monkeypatch):
     assert oomlab(["export", run_dir, "--parquet", str(tmp_path / "y.parquet")]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "holds no run.json" in err and "is a directory" in err and "pip install 'oomlab[parquet]'" in err
+    monkeypatch.undo()  # pyarrow back
+    os.unlink(os.path.join(run_dir, TASKS_FILE))
+    os.mkdir(os.path.join(run_dir, TASKS_FILE))  # not a file: one sentence, not a traceback
+    assert oomlab(["export", run_dir, "--parquet", str(tmp_path / "z.parquet")]) == EXIT_BAD_INPUT
+    assert "cannot read" in capsys.readouterr().err
     assert "Traceback" not in err and not list(tmp_path.glob("*.parquet*"))
