@@ -1,4 +1,4 @@
-"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load]`."""
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|tasks]`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "sampler": "bench.sampler_cost",
     "plan": "bench.plan_cost",
     "load": "bench.load_cost",
+    "tasks": "bench.tasks_read",
     "plugin": "bench.plugin_load",
 }
 

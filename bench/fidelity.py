@@ -21,12 +21,11 @@ from bench.fidelity_cell import TOOLS
 from bench.group import leased_group
 from bench.memory_kinds import KINDS, MIB, spike_lifetime
 from harness.config import RunOptions, resolve
-from harness.gate.stats import task_growth
 from harness.limits.base import CgroupBackend, read_int
 from harness.limits.base import _rmdir_when_empty as rmdir_when_empty
+from harness.load.stream import line_of
 from harness.runner import Run
 from harness.scenario import load_scenario
-from harness.typed_json import to_json
 
 SIZE_MIB = 32
 REPEAT = 3  # bare runs per kind (the kernel's figure is their median), and oomlab's calls per kind
@@ -109,7 +108,7 @@ def oomlab_growth(results_dir: str, mib: int, kinds: list[str], repeat: int) -> 
     run.execute()
     by_kind: dict[str, list[int]] = {}
     for task in run.record.tasks:
-        growth = task_growth(to_json(task))
+        growth = line_of(task).growth
         if growth is not None and task.outcome == "succeeded":
             by_kind.setdefault(str(task.args[0]), []).append(growth)
     missing = sorted(set(kinds) - set(by_kind))

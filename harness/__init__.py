@@ -13,6 +13,7 @@ _EXPORTS = {
     "assert_no_oom": "harness.assertions",
     "assert_oom_killed": "harness.assertions",
     "assert_requeued": "harness.assertions",
+    "assert_run_peak_rss_below": "harness.assertions",
     "OomlabAssertionError": "harness.assertions",
     "WorkerSession": "harness.session",
     "WorkerOptions": "harness.session",

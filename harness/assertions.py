@@ -7,12 +7,15 @@ from __future__ import annotations
 import time
 from typing import NoReturn
 
+from harness.errors import OomlabError
 from harness.kinds import Moment, kind_bytes
+from harness.load.stream import RunTasks, TaskLine
 from harness.outcomes import FINAL_STATES
 from harness.profiling.text import failure_lines
 from harness.record import TaskRecord
 from harness.session import WorkerSession
 from harness.sizes import format_size, parse_size
+from harness.task_digest import KILLED_OUTCOMES, TaskDigest
 
 
 class OomlabAssertionError(AssertionError):
@@ -222,3 +225,49 @@ def assert_requeued(
             session,
         )
     return task
+
+
+def _describe_line(task: TaskLine) -> str:
+    if task.outcome in KILLED_OUTCOMES:
+        return f"{task.name}[{task.id}] pid {task.pid}: OOM-killed at {format_size(task.peak_rss_bytes)} RSS"
+    return (
+        f"{task.name}[{task.id}] pid {task.pid}: peak {format_size(task.peak_rss_bytes)}, exact (VmHWM), {task.outcome}"
+    )
+
+
+def assert_run_peak_rss_below(run_dir: str, limit, *, name: str | None = None) -> TaskDigest:
+    """Every task of a finished run (`name`'s, or all) peaked below `limit` ("256 MiB", "1GiB" or
+    bytes), exact VmHWM per task. Made for load runs (`oomlab run ... --rate`): their tasks are read
+    from tasks.jsonl one line at a time, so a million-task run is judged in fixed memory. A task
+    OOM-killed fails it, and so does a line of the stream that is not a task (the run's figures would
+    leave it out). Returns what the tasks add up to (per name: outcomes, exact peaks)."""
+    limit_bytes = _size(limit)
+    try:
+        tasks = RunTasks(run_dir)
+    except OomlabError as error:
+        raise OomlabAssertionError(error.message) from None
+    digest = TaskDigest.of(task for task in tasks if name is None or task.name == name)
+    which = f"task(s) named {name}" if name else "task(s)"
+    if not digest.tasks:
+        raise OomlabAssertionError(f"run {run_dir} has no {which}")
+    over = sum(
+        count for held in digest.by_name.values() for value, count in held.peaks.counts.items() if value >= limit_bytes
+    )
+    problems = []
+    if over:
+        highest = max(held.peaks.max or 0 for held in digest.by_name.values())
+        problems.append(
+            f"{over} of {digest.tasks} {which} peaked at or above {format_size(limit_bytes)}; the highest: "
+            f"{format_size(highest)} ({format_size(highest - limit_bytes)} over)"
+        )
+    if digest.killed_count:
+        problems.append(f"{digest.killed_count} of {digest.tasks} {which} were OOM-killed")
+    if tasks.check.malformed:
+        problems.append(tasks.check.problem() or "")
+    if problems:
+        shown = [*digest.largest[:3], *digest.killed[:3]]
+        lines = "\n".join(f"  {_describe_line(task)}" for task in shown) or "  (no task measured)"
+        raise OomlabAssertionError(
+            "\n".join([*problems, f"highest peaks and kills:\n{lines}", f"run directory: {run_dir}"])
+        )
+    return digest

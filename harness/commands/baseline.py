@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from harness.errors import EXIT_OK, BadInput
-from harness.gate.baseline import read_run_record, refuse_overwrite, save_baseline
-from harness.gate.run_checks import run_facts, run_problems
-from harness.gate.stats import task_stats
-from harness.gate.worthiness import record_is_baseline_worthy
+from harness.gate.baseline import refuse_overwrite, save_baseline
+from harness.gate.run_checks import run_problems
+from harness.gate.runs import gated_runs
 from harness.sizes import format_size
 
 
@@ -26,14 +25,13 @@ def register(subparsers) -> None:
 
 def main(args) -> int:
     refuse_overwrite(args.path, args.force)
-    record = read_run_record(args.run_dir)
-    source = record.run_id
-    reasons = [record_is_baseline_worthy(record)] + [c.detail or c.threshold for c in run_problems(run_facts(record))]
+    runs = gated_runs([args.run_dir])  # every task, a load run's stream too
+    source, stats = runs.source, runs.stats
+    reasons = [runs.refusal] + [c.detail or c.threshold for c in run_problems(runs.facts)]
     reason = "; ".join(dict.fromkeys(r for r in reasons if r))
     if reason and not args.force:
         raise BadInput(f"run {source} cannot be a baseline: {reason}; give --force to save it anyway")
-    stats = task_stats(record)
-    save_baseline(args.path, stats, source, record.config.scenario)
+    save_baseline(args.path, stats, source, runs.facts.scenario)
     for name, s in stats.items():
         print(f"{name}: n={s.n} peak {format_size(s.max)} p95 {format_size(s.p95)} kills {s.kills}")
     print(f"baseline of run {source} saved to {args.path}")

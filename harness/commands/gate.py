@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from harness.errors import EXIT_OK, EXIT_REGRESSION
-from harness.gate.baseline import read_run_record
 from harness.gate.flow import gate, write_reports
-from harness.gate.load_checks import load_of_run
 from harness.gate.report import render_terminal
-from harness.gate.run_checks import run_facts
-from harness.gate.stats import task_stats
+from harness.gate.runs import gated_runs
 from harness.gate.thresholds import parse_threshold
-from harness.gate.worthiness import record_is_baseline_worthy
-from harness.load.stream import read_stream
 from harness.report.console import report_console
 from harness.report.html import write_gate
 
@@ -45,17 +40,16 @@ def register(subparsers) -> None:
 def main(args) -> int:
     for text in args.fail:  # a typo in a threshold is reported before any file is read
         parse_threshold(text)
-    record = read_run_record(args.current)
-    current, source = task_stats(record, read_stream(args.current)), record.run_id
+    runs = gated_runs([args.current])
     result = gate(
         args.baseline,
-        current,
-        source,
+        runs.stats,
+        runs.source,
         args.fail,
         args.pyproject,
-        record_is_baseline_worthy(record),
-        load=load_of_run(args.current),
-        facts=run_facts(record),
+        runs.refusal,
+        load=runs.load,
+        facts=runs.facts,
     )
     render_terminal(result, report_console())
     page = write_gate(result, args.current)

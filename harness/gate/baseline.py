@@ -10,8 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from harness.errors import BadInput
-from harness.gate.stats import TaskStats, task_stats
-from harness.load.stream import read_stream
+from harness.gate.stats import TaskStats
 from harness.record import RunRecord, load_run, write_json_atomic
 from harness.record_status import remove_quietly
 
@@ -23,11 +22,6 @@ def read_run_record(run_dir: str) -> RunRecord:
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise BadInput(f"{run_dir} is a file, not a run directory: give the directory `oomlab run` printed")
     return load_run(run_dir)
-
-
-def stats_from_run(run_dir: str) -> tuple[dict[str, TaskStats], str]:
-    record = read_run_record(run_dir)
-    return task_stats(record, read_stream(run_dir)), record.run_id  # load (issue 18): tasks.jsonl too
 
 
 def refuse_overwrite(path: str, force: bool) -> None:

@@ -3,12 +3,13 @@ A bound on a statistic the run does not have fails: a gate that cannot see canno
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Iterable
 from typing import Any
 
 from harness.gate.thresholds import LoadThreshold, Threshold
 from harness.gate.verdict import Check
+from harness.load.stream import TaskLine
+from harness.record import RunRecord
 
 ALL = "(all tasks)"
 
@@ -32,16 +33,10 @@ def _check(task: str, threshold: LoadThreshold, figures: dict[str, Any]) -> Chec
     return Check(task, str(threshold), None, current, failed, shown=shown)
 
 
-def load_of_run(run_dir: str) -> dict[str, Any]:
-    """run.json's `load` section, or one made from its task records when the run was not a load run."""
-    try:
-        with open(os.path.join(run_dir, "run.json")) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return {}  # the memory gate's reader says what is wrong with the file
-    if record.get("load"):
-        load: dict[str, Any] = record["load"]
-        return load
+def load_of(record: RunRecord, tasks: Iterable[TaskLine]) -> dict[str, Any]:
+    """run.json's `load` section, or one made from the run's tasks when the run was not a load run."""
+    if record.load:
+        return record.load
     from harness.load.from_tasks import load_from_tasks
 
-    return load_from_tasks(record.get("tasks", []), record.get("started_mono", 0.0), len(record.get("kills", [])))
+    return load_from_tasks(tasks, record.started_mono, len(record.kills))

@@ -1,13 +1,14 @@
 """What makes a run unfit to gate on, whatever its task peaks: it did not do its work (worker lost,
 timed out, interrupted), the kernel killed a process no task can be blamed for, tasks never started,
-or it ran another scenario than the baseline's. Such a run fails the gate and never becomes a
-baseline."""
+its task stream has lines that are not tasks (its figures would leave them out), or it ran another
+scenario than the baseline's. Such a run fails the gate and never becomes a baseline."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness.gate.verdict import Check
+from harness.load.stream import StreamCheck
 from harness.record import RunRecord
 
 RUN = "(run)"
@@ -20,15 +21,20 @@ class RunFacts:
     message: str | None
     unattributed_kills: int
     never_started: int
+    malformed_lines: int = 0  # tasks.jsonl lines that are not tasks: the figures leave them out
+    malformed: str | None = None  # the first such, in one sentence
 
 
-def run_facts(record: RunRecord) -> RunFacts:
+def run_facts(record: RunRecord, stream: StreamCheck | None = None) -> RunFacts:
+    """`stream`: what reading the run's tasks.jsonl found (after the tasks were read)."""
     return RunFacts(
         scenario=record.config.scenario,
         status=record.status,
         message=record.message,
         unattributed_kills=sum(1 for k in record.kills if not k.task_id),
         never_started=record.summary.outcomes.get("never_started", 0),
+        malformed_lines=stream.malformed if stream else 0,
+        malformed=stream.problem() if stream else None,
     )
 
 
@@ -47,6 +53,9 @@ def run_problems(facts: RunFacts, baseline_scenario: str | None = None) -> list[
                 RUN, "started", None, facts.never_started, True, detail=f"{facts.never_started} task(s) never started"
             )
         )
+    if facts.malformed_lines:
+        detail = facts.malformed or f"{facts.malformed_lines} malformed line(s) in tasks.jsonl"
+        problems.append(Check(RUN, "stream", None, facts.malformed_lines, True, detail=detail))
     if baseline_scenario and facts.scenario and baseline_scenario != facts.scenario:
         detail = f"ran {facts.scenario}, the baseline is of {baseline_scenario}"
         problems.append(Check(RUN, "scenario", None, None, True, detail=detail))

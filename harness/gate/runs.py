@@ -1,5 +1,6 @@
-"""What the gate reads from the runs of one session: a pytest session under `pytest -n` has one
-worker run per xdist worker (each its own record), and the gate judges all their tasks at once."""
+"""What the gate reads from one run, or from the runs of one session (a pytest session under `pytest
+-n` has one worker run per xdist worker, each its own record, and the gate judges all their tasks at
+once): task statistics, load figures and run facts, every task read once through RunTasks."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.gate.baseline import read_run_record
-from harness.gate.load_checks import load_of_run
+from harness.gate.load_checks import load_of
 from harness.gate.run_checks import RunFacts, run_facts
 from harness.gate.stats import TaskStats, task_stats
-from harness.load.stream import read_stream
-from harness.typed_json import to_json
+from harness.gate.worthiness import record_is_baseline_worthy
+from harness.load.stream import RunTasks
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class GatedRuns:
     source: str  # the run id, or the ids joined with "+"
     load: dict[str, Any]
     facts: RunFacts
+    refusal: str | None  # why these runs may not become a baseline (None: they may)
 
 
 def merge_facts(facts: list[RunFacts]) -> RunFacts:
@@ -32,16 +34,21 @@ def merge_facts(facts: list[RunFacts]) -> RunFacts:
         message=failing.message,
         unattributed_kills=sum(f.unattributed_kills for f in facts),
         never_started=sum(f.never_started for f in facts),
+        malformed_lines=sum(f.malformed_lines for f in facts),
+        malformed=next((f.malformed for f in facts if f.malformed), None),
     )
 
 
 def gated_runs(run_dirs: list[str]) -> GatedRuns:
     """Task statistics, load figures and run facts over every run directory given (at least one)."""
     records = [read_run_record(run_dir) for run_dir in run_dirs]
+    readers = [RunTasks(run_dir, record) for run_dir, record in zip(run_dirs, records, strict=True)]
+    refusal = next(filter(None, map(record_is_baseline_worthy, records)), None)
     if len(records) == 1:
-        record = records[0]
-        stats = task_stats(record, read_stream(run_dirs[0]))
-        return GatedRuns(stats, record.run_id, load_of_run(run_dirs[0]), run_facts(record))
+        record, tasks = records[0], readers[0]
+        stats = task_stats(record, tasks)
+        load = load_of(record, tasks)  # a load run's own section; a plan run's from its records
+        return GatedRuns(stats, record.run_id, load, run_facts(record, tasks.check), refusal)
     from harness.load.from_tasks import load_from_tasks
 
     merged = replace(
@@ -49,12 +56,11 @@ def gated_runs(run_dirs: list[str]) -> GatedRuns:
         tasks=[task for record in records for task in record.tasks],
         kills=[kill for record in records for kill in record.kills],
     )
-    streamed = list(itertools.chain.from_iterable(read_stream(run_dir) for run_dir in run_dirs))
     started = min(record.started_mono for record in records)  # CLOCK_MONOTONIC: one clock per machine
-    tasks = [*(to_json(task) for task in merged.tasks), *streamed]
     return GatedRuns(
-        stats=task_stats(merged, streamed),
+        stats=task_stats(merged, itertools.chain.from_iterable(readers)),
         source="+".join(record.run_id for record in records),
-        load=load_from_tasks(tasks, started, len(merged.kills)),
-        facts=merge_facts([run_facts(record) for record in records]),
+        load=load_from_tasks(itertools.chain.from_iterable(readers), started, len(merged.kills)),
+        facts=merge_facts([run_facts(record, reader.check) for record, reader in zip(records, readers, strict=True)]),
+        refusal=refusal,
     )

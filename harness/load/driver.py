@@ -29,9 +29,9 @@ from harness.load.series import Series
 from harness.load.shapes import LoadShape
 from harness.load.soak import Soak
 from harness.load.stats import NameStats
-from harness.load.stream import TASKS_FILE, TaskStream
+from harness.load.stream import TASKS_FILE, TaskLine, TaskStream
 from harness.probe_events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
-from harness.record import CeleryEvent
+from harness.record import CeleryEvent, Outcome
 from harness.replay import fetch_states
 from harness.routing import class_tasks
 
@@ -383,13 +383,13 @@ class LoadDriver(RunHook):
             state, exception = states.get(flight.id, (None, None))
             if state in LOST_STATES:
                 killed = state != "SUCCESS" and exception is not None and "WorkerLostError" in exception
-                outcome = "killed" if killed else "succeeded" if state == "SUCCESS" else "failed"
+                outcome: Outcome = "killed" if killed else "succeeded" if state == "SUCCESS" else "failed"
                 self._final(flight, outcome, state, exception, exits[flight.pid], None)
 
     def _final(
         self,
         flight: Flight,
-        outcome: str,
+        outcome: Outcome,
         state: str | None,
         exception: str | None,
         end: float | None,
@@ -405,28 +405,28 @@ class LoadDriver(RunHook):
         }
         start_rss = flight.start_rss
         self.stream.write(
-            {
-                "id": flight.id,
-                "name": flight.name,
-                "label": flight.label,
-                "args": list(flight.args),
-                "sent_mono": flight.sent,
-                "due_s": flight.due,
-                "started_mono": flight.started,
-                "finished_mono": end,
-                "queue_wait_s": latencies["queue_wait"],
-                "run_time_s": latencies["run_time"],
-                "end_to_end_s": latencies["end_to_end"],
-                "outcome": outcome,
-                "state": state,
-                "exception": exception,
-                "pid": flight.pid,
-                "attempts": flight.attempts,
-                "start_rss_bytes": start_rss,
-                "peak_rss_bytes": peak,
-                "peak_above_start_bytes": peak - start_rss if peak is not None and start_rss is not None else None,
-                "peak_is_exact": exact,
-            }
+            TaskLine(
+                id=flight.id,
+                name=flight.name,
+                label=flight.label,
+                args=list(flight.args),
+                sent_mono=flight.sent,
+                due_s=flight.due,
+                started_mono=flight.started,
+                finished_mono=end,
+                queue_wait_s=latencies["queue_wait"],
+                run_time_s=latencies["run_time"],
+                end_to_end_s=latencies["end_to_end"],
+                outcome=outcome,
+                state=state,
+                exception=exception,
+                pid=flight.pid,
+                attempts=flight.attempts,
+                start_rss_bytes=start_rss,
+                peak_rss_bytes=peak,
+                peak_above_start_bytes=peak - start_rss if peak is not None and start_rss is not None else None,
+                peak_is_exact=exact,
+            )
         )
         if exact and peak is not None and start_rss is not None:
             self.max_above_start = max(self.max_above_start, peak - start_rss)
@@ -444,7 +444,7 @@ class LoadDriver(RunHook):
         states = fetch_states(self.run.app, [flight.id for flight in remaining]) if remaining else {}
         for flight in remaining:
             state, exception = states.get(flight.id, (None, None))
-            outcome = "stuck" if flight.started is not None else "never_started"
+            outcome: Outcome = "stuck" if flight.started is not None else "never_started"
             self._final(flight, outcome, state, exception, None, None)
         self.stream.close()
 

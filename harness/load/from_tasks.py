@@ -7,29 +7,22 @@ from collections.abc import Iterable
 
 from harness.load.section import figures_of
 from harness.load.stats import NameStats, total_of
+from harness.load.stream import TaskLine
 
 
-def load_from_tasks(tasks: Iterable[dict], started_mono: float, kills: int) -> dict:
+def load_from_tasks(tasks: Iterable[TaskLine], started_mono: float, kills: int) -> dict:
+    """`tasks` as harness.load.stream reads them (line_of a plan run's records: a task oomlab did not
+    send has no queue wait)."""
     by_name: dict[str, NameStats] = {}
     for task in tasks:
-        stats = by_name.setdefault(task.get("name") or "?", NameStats())
-        sent = task.get("sent_mono")
-        if sent is None:
+        stats = by_name.setdefault(task.name or "?", NameStats())
+        if task.sent_mono is None:
             continue
-        stats.sent(sent - started_mono)
-        runs = task.get("executions") or []
-        first, last = (runs[0], runs[-1]) if runs else ({}, {})
-        started, began, ended = first.get("started_mono"), last.get("started_mono"), last.get("finished_mono")
-        # a task oomlab did not send (a pytest session's) has its first start as its send time: its
-        # queue wait is unknown, not zero
-        unsent = started is not None and sent == started
-        latencies = {
-            "queue_wait": None if started is None or unsent else started - sent,
-            "run_time": None if began is None or ended is None else ended - began,
-            "end_to_end": None if ended is None or unsent else ended - sent,
-        }
-        peak = task.get("peak_rss_bytes") if task.get("peak_is_exact") else None
-        stats.final(task.get("outcome") or "unfinished", (ended or sent) - started_mono, latencies, peak)
+        stats.sent(task.sent_mono - started_mono)
+        latencies = {"queue_wait": task.queue_wait_s, "run_time": task.run_time_s, "end_to_end": task.end_to_end_s}
+        peak = task.peak_rss_bytes if task.peak_is_exact else None
+        ended = task.finished_mono if task.finished_mono is not None else task.sent_mono
+        stats.final(task.outcome or "unfinished", ended - started_mono, latencies, peak)
     total = total_of(by_name)
     sent_count = total.counts["sent"]
     return {

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from harness.analysis import percentile
+from harness.load.stream import RunTasks, TaskLine, line_of
 from harness.probe_events import CHILD_INIT
 from harness.record import RunRecord
 from harness.run_files import csv_rows, read_probe
@@ -32,6 +33,7 @@ class WorkerProfile:
     tasks: int = 0
     kills: int = 0
     killed_task_rss_bytes: int | None = None  # the largest RSS at an OOM kill of a task
+    tasks_note: str | None = None  # lines of tasks.jsonl that were not tasks (harness.load.stream.StreamCheck)
 
     def marginal(self, q: float) -> int:
         return int(percentile(self.marginal_peaks, q) or 0)
@@ -65,9 +67,39 @@ def _slope(values: list[int]) -> float:
     return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / var if var else 0.0
 
 
+def _exact(task: TaskLine, marginal: list[int], peaks: list[int]) -> None:
+    if task.peak_is_exact and task.peak_above_start_bytes is not None:
+        marginal.append(task.peak_above_start_bytes)
+        if task.peak_rss_bytes is not None:
+            peaks.append(task.peak_rss_bytes)
+
+
 def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
-    starts = [run.started_mono for task in record.tasks for run in task.executions]
-    first_task = min(starts) if starts else record.ended_mono or 0.0
+    """The profile from a run's record and every task it ran: run.json's list and a load run's stream
+    (RunTasks), read once. Its per-task lists are the recommend record's contract: a number per task,
+    not a task each (a measuring run is the scenario's plan at concurrency 1)."""
+    first_task: float | None = None
+    by_child: dict[int, list[tuple[float, int]]] = {}
+    marginal: list[int] = []
+    peaks: list[int] = []
+    tasks = RunTasks(run_dir, record)
+    for task in record.tasks:  # every execution of a plan run's task: a requeued one ran twice
+        for run in task.executions:
+            first_task = min(first_task or run.started_mono, run.started_mono)
+            if run.start_rss_bytes is not None:
+                by_child.setdefault(run.pid, []).append((run.started_mono, run.start_rss_bytes))
+        _exact(line_of(task), marginal, peaks)
+    streamed = 0
+    for line in tasks.streamed():  # a load run's: each task's first start, and its last run's start RSS
+        streamed += 1
+        began = line.last_started_mono
+        if line.started_mono is not None:
+            first_task = min(first_task or line.started_mono, line.started_mono)
+        if began is not None and line.pid is not None and line.start_rss_bytes is not None:
+            by_child.setdefault(line.pid, []).append((began, line.start_rss_bytes))
+        _exact(line, marginal, peaks)
+    if first_task is None:
+        first_task = record.ended_mono or 0.0
     idle_usage, idle_uss, idle_pss = 0, {}, {}
     for row in csv_rows(os.path.join(run_dir, "group.csv")):
         if float(row["t_mono"]) < first_task:
@@ -76,12 +108,6 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         if entry["ev"] == CHILD_INIT and entry.get("uss") and entry["t"] < first_task:
             idle_uss[entry["pid"]] = entry["uss"]
             idle_pss[entry["pid"]] = entry.get("pss") or 0
-    exact = [t for t in record.tasks if t.peak_is_exact and t.peak_above_start_bytes is not None]
-    by_child: dict[int, list[tuple[float, int]]] = {}
-    for task in record.tasks:
-        for run in task.executions:
-            if run.start_rss_bytes is not None:
-                by_child.setdefault(run.pid, []).append((run.started_mono, run.start_rss_bytes))
     # a leak keeps going: the slope over each child's later tasks, past the allocator's warm-up
     slopes = [
         _slope([rss for _, rss in sorted(runs)][len(runs) // 2 :])
@@ -98,10 +124,11 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         child_idle_pss_bytes=int(sum(idle_pss.values()) / len(idle_pss)) if idle_pss else 0,
         child_start_rss_bytes=int(percentile([min(runs)[1] for runs in by_child.values()], 50) or 0),
         child_max_uss_bytes=max(child_uss, default=0),
-        marginal_peaks=[t.peak_above_start_bytes for t in exact if t.peak_above_start_bytes is not None],
-        peak_rss=[t.peak_rss_bytes for t in exact if t.peak_rss_bytes is not None],
+        marginal_peaks=marginal,
+        peak_rss=peaks,
         leak_bytes_per_task=max(slopes, default=0.0),
-        tasks=len(record.tasks),
+        tasks=len(record.tasks) + streamed,
         kills=len(task_kills),
         killed_task_rss_bytes=max((k.rss_bytes or 0 for k in task_kills), default=None),
+        tasks_note=tasks.check.note(),
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from harness.analysis import percentile
+from harness.load.stream import TaskLine
 from harness.recommend.capacity import plan_capacity, recycling_settings
 from harness.recommend.fleet import replicas_for
 from harness.recommend.profile import WorkerProfile
 from harness.sizes import format_size
+from harness.task_digest import TaskDigest
 
 DOMINANT_RATIO = 2.0  # the heavy kind's largest peak at least this many times every other kind's
 DOMINANT_SHARE = 0.25  # ... and at most this share of the tasks (else it is the mix, not an outlier)
@@ -77,36 +77,21 @@ def _total(classes: list[WorkerClass]) -> int:
     return sum(c.total_bytes for c in classes)
 
 
-def kind_costs(tasks: Iterable[dict[str, Any]]) -> list[KindCost]:
-    """Per task name, from run.json's tasks or tasks.jsonl (harness.load.stream.iter_tasks)."""
-    peaks: dict[str, list[int]] = {}
-    times: dict[str, list[float]] = {}
-    for task in tasks:
-        name = task.get("name") or "?"
-        peaks.setdefault(name, [])
-        times.setdefault(name, [])
-        if task.get("peak_is_exact") and task.get("peak_above_start_bytes") is not None:
-            peaks[name].append(int(task["peak_above_start_bytes"]))
-        run_time = _run_time(task)
-        if run_time is not None:
-            times[name].append(run_time)
+def kind_costs(tasks: Iterable[TaskLine]) -> list[KindCost]:
+    """Per task name, from every task of a run (harness.load.stream.RunTasks: run.json's list or a load
+    run's stream), folded as they are read: a task count, the largest exact growth, the median run time
+    (within the histogram's 1 %)."""
+    digest = TaskDigest.of(tasks)
     return [
         KindCost(
             name,
-            max(len(peaks[name]), len(times[name])),
-            max(peaks[name], default=0),
-            float(percentile(times[name], 50) or 0.0),
-            sorted(peaks[name]),
+            max(held.above_start.n, held.run_time.n),
+            held.above_start.max or 0,
+            float(held.run_time.quantile(0.5) or 0.0),
+            sorted(held.above_start.counts.elements()),  # a class's profile: a measuring run's tens of tasks
         )
-        for name in sorted(peaks)
+        for name, held in sorted(digest.by_name.items())
     ]
-
-
-def _run_time(task: dict[str, Any]) -> float | None:
-    if task.get("run_time_s") is not None:  # a streamed task's own figure
-        return float(task["run_time_s"])
-    runs = [r for r in task.get("executions") or [] if r.get("finished_mono") is not None]
-    return runs[-1]["finished_mono"] - runs[-1]["started_mono"] if runs else None
 
 
 def dominant_kind(kinds: list[KindCost]) -> KindCost | None:

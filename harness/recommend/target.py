@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from harness.config import RunConfig
-from harness.load.stream import iter_tasks
+from harness.load.stream import RunTasks
 from harness.recommend.capacity import plan_capacity
 from harness.recommend.fleet import Candidate, FleetRow, cheapest, fleet_table
 from harness.recommend.flow import measure
@@ -71,7 +71,7 @@ def plan_for_rate(
     for limit in limits:
         profile = measure(scenario, at_setting(config, limit, "prefork", 1))
         result.profiles[limit] = profile
-        kinds = kind_costs(iter_tasks(profile.run_dir))
+        kinds = kind_costs(RunTasks(profile.run_dir))
         result.kinds = kinds
         run_time = mean_run_time(kinds)
         say(f"{limit // 2**20} MiB: one child measured, {profile.tasks} tasks, median run time {run_time:.3f} s")

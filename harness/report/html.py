@@ -10,15 +10,17 @@ import webbrowser
 
 from harness.errors import BadInput
 from harness.gate.verdict import GateResult
+from harness.load.stream import TASKS_FILE, StreamCheck, streamed_tasks
 from harness.report.html_capacity import write_capacity_report
 from harness.report.html_compare import VariantRun, compare_sections
-from harness.report.html_data import RunView, Series, adapt, memory_series
+from harness.report.html_data import RunView, Series, StreamView, adapt, memory_series, stream_view
 from harness.report.html_gate import write_gate_report
 from harness.report.html_lab import write_lab_report
 from harness.report.html_page import FOOTER, REPORT_FILE, html_beside, page, read_json, write_page
 from harness.report.html_recommend import write_recommend_report
 from harness.report.html_run import run_sections, title_and_subtitle
 from harness.run_files import csv_rows
+from harness.task_digest import TaskDigest
 
 
 def read_run(run_dir: str) -> tuple[RunView, list[Series]]:
@@ -29,10 +31,19 @@ def read_run(run_dir: str) -> tuple[RunView, list[Series]]:
     return view, series
 
 
+def read_stream(run_dir: str, view: RunView) -> StreamView | None:
+    """A load run's tasks.jsonl folded in one pass (None: the run has no stream); a killed task's
+    line gets the kernel's RSS at its kill from run.json where it has none."""
+    check = StreamCheck(os.path.join(run_dir, TASKS_FILE))
+    if not os.path.exists(check.path):
+        return None
+    return stream_view(TaskDigest.of(streamed_tasks(check, view.kills)), check)
+
+
 def render_run(run_dir: str) -> str:
     view, series = read_run(run_dir)
     title, subtitle = title_and_subtitle(view)
-    return page(title, subtitle, run_sections(view, series), FOOTER)
+    return page(title, subtitle, run_sections(view, series, read_stream(run_dir, view)), FOOTER)
 
 
 def write_run_report(run_dir: str) -> str:

@@ -25,7 +25,7 @@ def _figures(view: RunView) -> dict[str, str]:
     """What the side-by-side table shows for one variant, by row name."""
     outcomes = view.summary.get("outcomes") or {}
     fraction = view.summary.get("group_peak_fraction")
-    rows = {"status": view.status, "tasks": str(len(view.tasks))}
+    rows = {"status": view.status, "tasks": str(view.task_count)}
     rows.update({name.replace("_", " "): str(count) for name, count in outcomes.items()})
     for stat in ("p50", "p95", "max"):
         rows[f"task peak RSS {stat}"] = format_size(_stat(view, "peak_rss_bytes", stat))

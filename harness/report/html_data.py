@@ -11,6 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.analysis import ExactCounts
+from harness.load.stream import StreamCheck, TaskLine
+from harness.task_digest import TaskDigest
+
 SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
 
 
@@ -103,6 +107,11 @@ class RunView:
     environment: dict[str, Any]
     config: dict[str, Any]
     load: dict[str, Any] | None
+
+    @property
+    def task_count(self) -> int:
+        """The tasks the run sent: its records, or a load run's (in tasks.jsonl) from its summary."""
+        return len(self.tasks) or int(self.summary.get("tasks") or 0)
 
 
 def adapt(raw: dict[str, Any]) -> RunView:
@@ -289,3 +298,82 @@ def load_view(load: dict[str, Any]) -> LoadView:
             ]
             return LoadView(figures, time_key, columns, rows)
     return LoadView(figures, None, [], [])
+
+
+# --- a load run's tasks (tasks.jsonl, folded in one pass: harness.task_digest) --------------
+
+PEAK_BINS = 30
+
+
+@dataclass
+class PeakBin:
+    low: int  # bytes, inclusive
+    high: int  # bytes, exclusive
+    count: int
+
+
+@dataclass
+class NameFigures:
+    """One task name's tasks: outcomes, exact peaks (every figure a value really measured)."""
+
+    name: str
+    tasks: int
+    outcomes: dict[str, int]
+    peaks: dict[str, int | None]  # n, min, p50, p90, p95, p99, max
+    above_start: dict[str, int | None]  # n, p50, p95, max
+    bins: list[PeakBin]
+
+
+@dataclass
+class StreamView:
+    tasks: int
+    names: list[NameFigures]
+    largest: list[TaskLine]  # by exact peak, largest first
+    killed: list[TaskLine]  # the first few
+    killed_count: int
+    note: str | None  # malformed lines, or a half-written last line
+    malformed: int
+
+
+def peak_bins(counts: dict[int, int], bins: int = PEAK_BINS) -> list[PeakBin]:
+    """Exact peaks counted into at most `bins` equal ranges from the smallest to the largest (a page
+    wide at least), so the distribution's shape shows however many tasks ran."""
+    if not counts:
+        return []
+    low, high = min(counts), max(counts)
+    width = max(4096, -(-(high - low + 1) // bins))
+    found = [0] * (((high - low) // width) + 1)
+    for value, count in counts.items():
+        found[(value - low) // width] += count
+    return [PeakBin(low + i * width, low + (i + 1) * width, count) for i, count in enumerate(found)]
+
+
+def _figures(counts: ExactCounts, quantiles: tuple[tuple[str, float], ...]) -> dict[str, int | None]:
+    if not counts.n:
+        return {"n": 0, **dict.fromkeys(name for name, _ in quantiles), "max": None}
+    values = counts.quantiles(*(q for _, q in quantiles))
+    return {
+        "n": counts.n,
+        **{name: value for (name, _), value in zip(quantiles, values, strict=True)},
+        "max": counts.max,
+    }
+
+
+def stream_view(digest: TaskDigest, check: StreamCheck) -> StreamView:
+    names = [
+        NameFigures(
+            name=name,
+            tasks=held.tasks,
+            outcomes=dict(held.outcomes),
+            peaks={
+                "min": held.peaks.min,
+                **_figures(held.peaks, (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))),
+            },
+            above_start=_figures(held.above_start, (("p50", 0.5), ("p95", 0.95))),
+            bins=peak_bins(held.peaks.counts),
+        )
+        for name, held in sorted(digest.by_name.items())
+    ]
+    return StreamView(
+        digest.tasks, names, digest.largest, digest.killed, digest.killed_count, check.note(), check.malformed
+    )

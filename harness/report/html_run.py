@@ -4,11 +4,13 @@ and the environment."""
 
 from __future__ import annotations
 
+import json
 from html import escape
 
-from harness.report.html_data import KillView, LoadView, RunView, Series, TaskView, lanes, load_view
+from harness.load.stream import TaskLine
+from harness.report.html_data import KillView, LoadView, RunView, Series, StreamView, TaskView, lanes, load_view
 from harness.report.html_page import Cell, bullet_list, cards, cell, flatten, key_values, section, table
-from harness.report.html_svg import WIDTH, KillMark, SpanMark, attr, lines_svg, timeline_svg
+from harness.report.html_svg import WIDTH, Column, KillMark, SpanMark, attr, histogram_svg, lines_svg, timeline_svg
 from harness.sizes import format_size
 
 DETECTOR_ORDER = (
@@ -64,7 +66,7 @@ def headline(view: RunView) -> str:
     fraction = view.summary.get("group_peak_fraction")
     oomlab_latency = ((view.summary.get("detection_seconds") or {}).get("oomlab") or {}).get("p50")
     items = [
-        (str(len(view.tasks)), "tasks", ""),
+        (str(view.task_count), "tasks", ""),
         (str(outcomes.get("succeeded", 0)), "succeeded", "good"),
         (str(outcomes.get("killed", 0)), "killed", "bad" if outcomes.get("killed") else ""),
         (str(outcomes.get("failed", 0)), "failed", "bad" if outcomes.get("failed") else ""),
@@ -262,6 +264,146 @@ def load_section(view: RunView) -> str:
     return section("Load: throughput and latency over time", body, "load")
 
 
+LARGEST_COLUMNS = [
+    "#",
+    "task id",
+    "name",
+    "label",
+    "args",
+    "outcome",
+    "pid",
+    "peak RSS",
+    "above start",
+    "queue wait",
+    "run time",
+]
+KILLED_COLUMNS = ["task id", "name", "label", "args", "pid", "RSS at the kill", "run time", "exception"]
+
+
+def _args_text(args: list) -> str:
+    text = json.dumps(args, default=repr)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _seconds_cell(value: float | None) -> Cell:
+    return cell(seconds_text(value), _sort(value))
+
+
+def _line_cells(task: TaskLine) -> list[Cell]:
+    return [
+        cell(task.id[:8], task.id, tip=task.id),
+        cell(task.name),
+        cell(task.label),
+        cell(_args_text(task.args), tip=json.dumps(task.args, default=repr)),
+    ]
+
+
+def names_table(stream: StreamView) -> str:
+    quantiles = ("min", "p50", "p90", "p95", "p99", "max")
+    above = ("above start p50", "above start p95", "above start max")
+    columns = ["name", "tasks", "succeeded", "failed", "killed", "exact peaks", *quantiles, *above]
+    rows = [
+        [
+            cell(figures.name),
+            cell(figures.tasks, figures.tasks),
+            *[cell(figures.outcomes.get(o, 0), figures.outcomes.get(o, 0)) for o in ("succeeded", "failed", "killed")],
+            cell(figures.peaks["n"], figures.peaks["n"]),
+            *[cell(format_size(figures.peaks[q]), _sort(figures.peaks[q])) for q in quantiles],
+            *[cell(format_size(figures.above_start[q]), _sort(figures.above_start[q])) for q in ("p50", "p95", "max")],
+        ]
+        for figures in stream.names
+    ]
+    return table(columns, rows, "task-names", numeric=columns[1:])
+
+
+def peak_histograms(stream: StreamView) -> str:
+    figures = []
+    for named in stream.names:
+        if not named.bins:
+            continue
+        columns = [
+            Column(
+                b.low, b.high, b.count, f"{named.name}\n{format_size(b.low)} - {format_size(b.high)}: {b.count} task(s)"
+            )
+            for b in named.bins
+        ]
+        title = f"exact peaks of {named.name}: {named.peaks['n']} tasks"
+        figures.append(
+            f'<figure data-task-name="{attr(named.name)}"><figcaption>{escape(title)}</figcaption>'
+            f"{histogram_svg(columns, title)}</figure>"
+        )
+    return "".join(figures) or '<p class="note">no task of this run has an exact peak</p>'
+
+
+def largest_table(stream: StreamView) -> str:
+    rows = [
+        [
+            cell(index, index),
+            *_line_cells(task),
+            cell(task.outcome, css=f"outcome outcome-{task.outcome}"),
+            cell(task.pid, _sort(task.pid)),
+            cell(format_size(task.peak_rss_bytes), _sort(task.peak_rss_bytes), css="peak", tip="exact (VmHWM)"),
+            cell(format_size(task.peak_above_start_bytes), _sort(task.peak_above_start_bytes)),
+            _seconds_cell(task.queue_wait_s),
+            _seconds_cell(task.run_time_s),
+        ]
+        for index, task in enumerate(stream.largest, 1)
+    ]
+    attrs = [f'data-task-id="{attr(task.id)}"' for task in stream.largest]
+    numeric = ("#", "pid", "peak RSS", "above start", "queue wait", "run time")
+    return table(LARGEST_COLUMNS, rows, "largest-tasks", numeric=numeric, row_attrs=attrs)
+
+
+def killed_table(stream: StreamView) -> str:
+    if not stream.killed_count:
+        return '<p class="note">no task was killed</p>'
+    rows = [
+        [
+            *_line_cells(task),
+            cell(task.pid, _sort(task.pid)),
+            cell(
+                format_size(task.peak_rss_bytes),
+                _sort(task.peak_rss_bytes),
+                tip="the kernel's RSS at the kill, not exact",
+            ),
+            _seconds_cell(task.run_time_s),
+            cell(task.exception or "", tip=task.exception or ""),
+        ]
+        for task in stream.killed
+    ]
+    attrs = [f'data-task-id="{attr(task.id)}"' for task in stream.killed]
+    shown = f"the first {len(stream.killed)} of " if len(stream.killed) < stream.killed_count else ""
+    note = f'<p class="note">{shown}{stream.killed_count} killed task(s)</p>'
+    return note + table(
+        KILLED_COLUMNS, rows, "killed-tasks", numeric=("pid", "RSS at the kill", "run time"), row_attrs=attrs
+    )
+
+
+def stream_sections(stream: StreamView) -> str:
+    """A load run's tasks, each read once from tasks.jsonl: per name the exact peak distribution, the
+    largest tasks with their exact peaks, the killed ones."""
+    note = f'<p class="status-bad stream-note">{escape(stream.note)}</p>' if stream.note and stream.malformed else ""
+    note += f'<p class="note stream-note">{escape(stream.note)}</p>' if stream.note and not stream.malformed else ""
+    return "".join(
+        [
+            section(
+                "Tasks: exact peaks per task name",
+                note + names_table(stream) + peak_histograms(stream),
+                "stream",
+                f"{stream.tasks} tasks read from tasks.jsonl (one line per task). Peaks are exact (VmHWM reset at "
+                "prerun); every figure is a value really measured. Hover a column for its count.",
+            ),
+            section(
+                f"The {len(stream.largest)} largest tasks",
+                largest_table(stream),
+                "largest",
+                "By exact peak, largest first. Click a column to sort.",
+            ),
+            section("Killed tasks", killed_table(stream), "killed", "RSS at the kill is the kernel's figure."),
+        ]
+    )
+
+
 def environment(view: RunView) -> str:
     pairs = [("schema", view.schema), *flatten(view.environment)]
     settings = [(k, v) for k, v in flatten(view.config) if k not in ("results_dir",)]
@@ -274,7 +416,13 @@ def environment(view: RunView) -> str:
     )
 
 
-def run_sections(view: RunView, series: list[Series]) -> list[str]:
+def run_sections(view: RunView, series: list[Series], stream: StreamView | None = None) -> list[str]:
+    """`stream`: a load run's tasks from tasks.jsonl, drawn in place of the (empty) task table."""
+    tasks = (
+        stream_sections(stream)
+        if stream is not None
+        else section("Tasks", tasks_table(view), "task-table", "Click a column to sort.")
+    )
     return [
         section("Summary", headline(view), "summary"),
         section("Findings", bullet_list(view.findings, "findings"), "findings"),
@@ -293,6 +441,6 @@ def run_sections(view: RunView, series: list[Series]) -> list[str]:
             "Latencies are seconds after the kernel's own kill time, per detector.",
         ),
         load_section(view),
-        section("Tasks", tasks_table(view), "task-table", "Click a column to sort."),
+        tasks,
         section("Environment", environment(view), "environment"),
     ]

@@ -261,3 +261,36 @@ def lines_svg(
         )
     parts.append("</svg>")
     return "".join(parts), colors
+
+
+@dataclass
+class Column:
+    low: float  # bytes, the column's range
+    high: float
+    count: int
+    tip: str
+
+
+def histogram_svg(columns: list[Column], title: str) -> str:
+    """Counts of values by range (a distribution of exact peaks): a column per range, hover for its count."""
+    height, top, bottom = 190, 10, 165
+    x = Scale(columns[0].low, columns[-1].high, LEFT, WIDTH - RIGHT)
+    most = max(5, *(column.count for column in columns))  # whole counts on the axis
+    y = Scale(0.0, nice_ticks(most)[-1], bottom, top)
+    parts = [
+        f'<svg class="chart histogram" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{attr(title)}">',
+        f"<title>{escape(title)}</title>",
+        *_y_axis(y, x, most, ""),
+    ]
+    for index in range(5):
+        value = x.lo + index * (x.hi - x.lo) / 4
+        anchor = ("start", "middle", "middle", "middle", "end")[index]
+        parts.append(f'<text class="tick" x="{x(value)}" y="{bottom + 14}" text-anchor="{anchor}">{_mib(value)}</text>')
+    for column in (c for c in columns if c.count):
+        left, right = x(column.low), x(column.high)
+        parts.append(
+            f'<rect class="bar peak-bin" x="{left}" y="{y(column.count)}" width="{max(right - left - 1, 1)}" '
+            f'height="{max(bottom - y(column.count), 0)}" data-tip="{attr(column.tip)}"/>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -22,6 +22,8 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         f"(exact) · child private high-water {format_size(profile.child_max_uss_bytes)} · growth per task "
         f"{format_size(int(profile.leak_bytes_per_task))}"
     )
+    if profile.tasks_note:
+        console.print(f"note: {profile.tasks_note}", markup=False, highlight=False)
 
 
 def render_plan(plan: CapacityPlan, vpa: VpaAdvice | None, proof: Proof | None, console: Console) -> None:

@@ -44,3 +44,30 @@ def test_sampler_cost_is_measured_from_its_own_cpu_clock(monkeypatch):
     assert figures["ticks_per_second"] > 50  # 100 Hz asked for, on a busy machine
     assert 0 < figures["core_percent"] < 100
     assert figures["cpu_us_per_rss_process_sample"] > 0
+
+
+def test_the_tasks_read_benchmark_repeats_real_lines_and_pandas_reads_both_files(tmp_path, monkeypatch):
+    from bench import tasks_read
+    from harness.config import RunConfig
+    from harness.load.stream import RunTasks, TaskStream
+    from harness.record import RunRecord, write_json_atomic
+    from harness.task_export import write_parquet
+    from tests.load.test_stream_reader import _line
+
+    source = tmp_path / "source"
+    source.mkdir()
+    write_json_atomic(str(source / "run.json"), RunRecord("r", RunConfig("alloc", "256MiB", 2, 1)).to_json())
+    stream = TaskStream(str(source))
+    for index in range(3):
+        stream.write(_line(index, 40 + index))
+    stream.close()
+    run_dir = tasks_read.repeated(str(source), str(tmp_path / "run"), 10)
+    lines = list(RunTasks(run_dir))
+    assert len(lines) == len({t.id for t in lines}) == 10
+    assert lines[3].sent_mono > lines[0].sent_mono and lines[3].peak_rss_bytes == lines[0].peak_rss_bytes
+    parquet = str(tmp_path / "t.parquet")
+    write_parquet(RunTasks(run_dir), parquet)
+    monkeypatch.setattr(tasks_read, "ROUNDS", 1)
+    for kind, path in (("jsonl", f"{run_dir}/tasks.jsonl"), ("parquet", parquet)):
+        figures = tasks_read.pandas_read(kind, path, 10)
+        assert figures["seconds"] > 0 and figures["peak_rss_bytes"] > 0 and figures["file_bytes"] > 0

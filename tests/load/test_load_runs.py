@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness.load.stream import iter_tasks
+from harness.load.stream import RunTasks
 from tests.conftest import assert_nothing_left, oomlab_cmd, run_dir_from, wait_for_tasks_running
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,8 @@ def test_rate_beyond_the_worker_says_so_and_the_backlog_grows(oomlab):
     assert any("could not keep up" in sentence for sentence in load["findings"])
     assert "could not keep up" in result.stdout
     assert "achieved" in result.stderr and "queue depth" in result.stderr  # the live view's plain lines (no terminal)
-    lines = list(iter_tasks(result.run_dir))
-    assert len(lines) == 300 and all(t["peak_is_exact"] for t in lines)
+    lines = list(RunTasks(result.run_dir))
+    assert len(lines) == 300 and all(t.peak_is_exact for t in lines)
 
 
 def test_stage_ramp_sends_its_area_rising_then_falling(oomlab):
@@ -115,7 +115,8 @@ def test_an_interrupted_load_run_leaves_its_stream_and_nothing_else(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     record = json.load(open(os.path.join(run_dir_from(stdout), "run.json")))
     assert record["status"] == "interrupted"
-    streamed = list(iter_tasks(run_dir))
+    tasks = RunTasks(run_dir)
+    streamed = list(tasks)
     assert len(streamed) == record["load"]["counts"]["sent"] > 0  # every task sent is in the stream, final or not
-    assert {t["outcome"] for t in streamed} >= {"succeeded"}
+    assert {t.outcome for t in streamed} >= {"succeeded"} and tasks.check.malformed == 0
     assert_nothing_left(record["run_id"])

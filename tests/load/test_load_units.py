@@ -25,6 +25,8 @@ from harness.load.shapes import (
 )
 from harness.load.soak import Budget, Soak
 from harness.load.stats import NameStats, total_of
+from harness.load.stream import line_of
+from harness.record import Execution, TaskRecord
 
 
 def test_parsers_read_what_users_write():
@@ -175,25 +177,15 @@ def test_probe_retention_keeps_only_open_tasks():
 def test_a_plan_run_gets_the_same_load_figures_from_its_records():
     from harness.load.from_tasks import load_from_tasks
 
-    tasks = [
-        {
-            "name": "a",
-            "sent_mono": 100.0 + i,
-            "outcome": "succeeded",
-            "peak_is_exact": True,
-            "peak_rss_bytes": 1000,
-            "executions": [{"started_mono": 100.5 + i, "finished_mono": 100.75 + i}],
-        }
-        for i in range(10)
-    ]
-    tasks.append(
-        {
-            "name": "b",
-            "sent_mono": 105.0,
-            "outcome": "succeeded",
-            "executions": [{"started_mono": 105.0, "finished_mono": 105.1}],
-        }
-    )
+    def task(name: str, sent: float, started: float, finished: float, peak: int | None = None) -> TaskRecord:
+        run = Execution(1, started, started, None, finished_mono=finished)
+        return TaskRecord(
+            name, name, "", [], sent, "succeeded", peak_rss_bytes=peak, peak_is_exact=bool(peak), executions=[run]
+        )
+
+    records = [task("a", 100.0 + i, 100.5 + i, 100.75 + i, 1000) for i in range(10)]
+    records.append(task("b", 105.0, 105.0, 105.1))  # a pytest session's: sent when it started
+    tasks = [line_of(t) for t in records]
     load = load_from_tasks(tasks, 99.0, kills=0)
     assert load["latency"]["queue_wait"]["max"] == pytest.approx(0.5)
     assert load["by_task"]["a"]["achieved_per_s"] == pytest.approx(1.0)

@@ -58,3 +58,29 @@ def browser():
         pytest.skip(message)
     with Browser() as instance:
         yield instance
+
+
+@pytest.fixture
+def load_run_dir(run_dir) -> str:
+    """The real alloc run as a load run records it: its 8 tasks moved from run.json into tasks.jsonl
+    (as the driver writes them: a killed task's line without a figure), run.json's list empty."""
+    import dataclasses
+    import json
+
+    from harness.load.stream import TaskStream, line_of
+    from harness.record import RunRecord
+
+    path = os.path.join(run_dir, "run.json")
+    with open(path) as handle:
+        data = json.load(handle)
+    stream = TaskStream(run_dir)
+    for task in RunRecord.from_json(data).tasks:
+        line = line_of(task)
+        killed = task.outcome == "killed"
+        stream.write(dataclasses.replace(line, peak_rss_bytes=None) if killed else line)
+    stream.close()
+    data["tasks"], data["load"] = [], {"tasks_file": "tasks.jsonl", "counts": {"sent": 8}}
+    data["summary"]["tasks"] = 8
+    with open(path, "w") as handle:
+        json.dump(data, handle)
+    return run_dir

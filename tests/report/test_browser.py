@@ -15,6 +15,7 @@ from harness.errors import EXIT_WORKER_START
 from harness.gate.verdict import Check, GateResult
 from harness.report.html import build_report, write_gate, write_run_report
 from harness.sizes import format_size
+from tests.report.conftest import FIXTURES
 
 
 def _record(run_dir: str) -> dict:
@@ -221,3 +222,40 @@ def test_a_profiled_tasks_flame_graph_is_linked_from_its_row_and_span(browser, r
     assert browser.evaluate(f"document.querySelector('{row_link}').href").endswith("/profiles/task-1.html")
     browser.hover(f'svg a.flamegraph .task-span[data-task-id="{task_id}"]')
     assert "click: memray flame graph (profiles/task-1.html)" in _tip(browser)
+
+
+def test_a_load_runs_page_shows_its_streamed_tasks_exact_peaks(browser, load_run_dir):
+    """A load run keeps its tasks in tasks.jsonl: the page folds the stream into per-name exact peak
+    figures and a distribution, the largest tasks with their exact peaks, and the killed ones."""
+    tasks = _record(str(FIXTURES / "run-alloc"))["tasks"]  # as run.json held them before the move
+    exact = sorted((t for t in tasks if t["peak_is_exact"]), key=lambda t: t["peak_rss_bytes"], reverse=True)
+    browser.open(write_run_report(load_run_dir))
+    assert browser.errors() == []
+    assert _count(browser, "#tasks tbody tr") == 0 and _count(browser, "#task-names tbody tr") == 1
+    cells = browser.evaluate("Array.from(document.querySelectorAll('#task-names tbody td')).map(td => td.textContent)")
+    assert cells[:6] == ["alloc.allocate", "8", "7", "0", "1", "7"]  # tasks, succeeded, failed, killed, exact
+    assert format_size(exact[0]["peak_rss_bytes"]) in cells and "8" in browser.evaluate(
+        "document.querySelector('#summary .card b').textContent"
+    )
+    assert _count(browser, "#largest-tasks tbody tr") == len(exact) == 7
+    first = browser.evaluate("document.querySelector('#largest-tasks tbody tr').dataset.taskId")
+    assert first == exact[0]["id"]
+    bars = _count(browser, "svg.histogram rect.peak-bin")
+    assert 1 <= bars <= 7
+    browser.hover("svg.histogram rect.peak-bin")
+    assert "task(s)" in _tip(browser) and "alloc.allocate" in _tip(browser)
+    killed = next(t for t in tasks if t["outcome"] == "killed")
+    assert _count(browser, "#killed-tasks tbody tr") == 1
+    row = browser.evaluate("document.querySelector('#killed-tasks tbody tr').innerText")
+    assert format_size(killed["peak_rss_bytes"]) in row  # the kernel's RSS at the kill, from run.json
+    assert_not_blank(browser.screenshot())
+
+
+def test_a_malformed_stream_line_is_said_on_the_page(browser, load_run_dir):
+    with open(os.path.join(load_run_dir, "tasks.jsonl"), "a") as handle:
+        handle.write('{"id": "x", "name": 5}\n{"id": "half')
+    browser.open(write_run_report(load_run_dir))
+    assert browser.errors() == []
+    note = browser.evaluate("document.querySelector('#stream .stream-note').textContent")
+    assert "1 malformed line(s) skipped" in note and "line 9: name: 5 is not a string" in note
+    assert _count(browser, "#largest-tasks tbody tr") == 7  # the other lines still count

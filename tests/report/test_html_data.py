@@ -89,3 +89,37 @@ def test_load_view_reads_figures_and_a_time_series():
     assert load.figures == {"rate": 20, "latency_s.p50": 0.1, "latency_s.p95": 0.4}
     assert load.time_key == "t_s" and load.columns == ["throughput", "latency_p95_s"] and len(load.rows) == 2
     assert load_view({"rate": 5}).time_key is None
+
+
+def test_a_load_runs_stream_is_folded_into_exact_figures_per_name(load_run_dir):
+    from harness.report.html import read_stream
+
+    view = _view(load_run_dir)
+    stream = read_stream(load_run_dir, view)
+    assert stream is not None and stream.tasks == 8 and stream.note is None
+    (figures,) = stream.names
+    exact = sorted(t["peak_rss_bytes"] for t in _fixture_tasks() if t["peak_is_exact"])
+    assert (figures.peaks["n"], figures.peaks["max"], figures.peaks["min"]) == (7, exact[-1], exact[0])
+    assert figures.peaks["p50"] == exact[3] and sum(b.count for b in figures.bins) == 7
+    assert [t.peak_rss_bytes for t in stream.largest] == exact[::-1]
+    (killed,) = stream.killed
+    assert killed.peak_rss_bytes == view.kills[0].rss_bytes  # the kernel's figure, from run.json's kill
+    assert read_stream(os.path.dirname(load_run_dir), view) is None  # no stream: no section
+
+
+def _fixture_tasks() -> list[dict]:
+    from tests.report.conftest import FIXTURES
+
+    with open(FIXTURES / "run-alloc" / "run.json") as handle:
+        return json.load(handle)["tasks"]
+
+
+def test_peak_bins_cover_every_value_in_at_most_thirty_ranges():
+    from harness.report.html_data import peak_bins
+
+    counts = {MIB * v: 1 + v % 3 for v in range(40, 400, 7)}
+    bins = peak_bins(counts)
+    assert len(bins) <= 30 and sum(b.count for b in bins) == sum(counts.values())
+    assert bins[0].low == 40 * MIB and bins[-1].low <= max(counts) < bins[-1].high
+    assert [b.count for b in peak_bins({4096 * 10: 5})] == [5]  # one value: one range a page wide
+    assert peak_bins({}) == []

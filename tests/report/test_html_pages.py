@@ -248,3 +248,15 @@ def test_a_flame_graph_link_from_a_record_stays_inside_the_run(run_dir, target):
     add_flamegraph(run_dir, target)
     text = _read(write_run_report(run_dir))
     assert 'class="flamegraph"' not in text
+
+
+def test_a_load_run_counts_its_streamed_tasks_on_its_page_and_a_compare_page(load_run_dir, tmp_path):
+    text = _read(write_run_report(load_run_dir))
+    assert "<b>8</b><span>tasks</span>" in text and 'id="largest-tasks"' in text and 'id="task-table"' not in text
+    compare = tmp_path / "compare-alloc.json"
+    compare.write_text(
+        json.dumps(
+            {"schema": "oomlab.compare/1", "scenario": "alloc", "runs": [{"variant": "bad", "run_dir": load_run_dir}]}
+        )
+    )
+    assert re.search(r"<td>tasks</td><td[^>]*>8</td>", _read(write_compare_report(str(compare))))

@@ -15,7 +15,9 @@ from harness.task_tree import memory_kinds
 
 pytestmark = pytest.mark.integration
 MIB = 2**20
-WRITER = "import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT)\nos.write(fd,b'x'*int(sys.argv[2]))\nos.fsync(fd)"
+WRITER = (
+    "import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT)\nos.write(fd,b'x'*int(sys.argv[2]))\nos.fsync(fd)"
+)
 
 
 def group_file_bytes(group) -> int:

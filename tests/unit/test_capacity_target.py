@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import pytest
 
+from harness.load.stream import TaskLine, line_of
 from harness.recommend.capacity import plan_capacity
 from harness.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table, replicas_for
 from harness.recommend.inverse import limit_for
@@ -15,6 +16,7 @@ from harness.recommend.queueing import NEVER, erlang_c, queue_wait_quantile
 from harness.recommend.split import Demand, dominant_kind, kind_costs, split_plan
 from harness.recommend.target import Target, TargetPlan
 from harness.recommend.throughput import saturating_rate
+from harness.record import Execution, TaskRecord
 from harness.report.capacity import split_lines, target_lines
 from tests.unit.test_capacity import profile
 
@@ -92,18 +94,20 @@ def test_a_saturating_run_sends_above_what_the_slots_can_finish_but_not_beyond_t
     assert saturating_rate(4, 0.2, 12) == 12
 
 
-def _tasks(io: int, heavy: int) -> list[dict]:
-    def task(name: str, peak_mib: int, seconds: float) -> dict:
-        run = {"started_mono": 1.0, "finished_mono": 1.0 + seconds}
-        return {"name": name, "peak_is_exact": True, "peak_above_start_bytes": peak_mib * MIB, "executions": [run]}
+def _tasks(io: int, heavy: int) -> list[TaskLine]:
+    def task(name: str, peak_mib: int, seconds: float) -> TaskLine:
+        run = Execution(1, 1.0, 1.0, 50 * MIB, finished_mono=1.0 + seconds)
+        record = TaskRecord(name, name, "", [], 0.5, peak_rss_bytes=(50 + peak_mib) * MIB, executions=[run])
+        record.peak_is_exact, record.peak_above_start_bytes = True, peak_mib * MIB
+        return line_of(record)
 
     return [task("mix.io", 4, 0.2) for _ in range(io)] + [task("mix.heavy", 48, 0.2) for _ in range(heavy)]
 
 
 def test_kind_costs_read_peaks_and_run_times_per_task_name_from_records_and_streams():
-    kinds = {k.name: k for k in kind_costs([*_tasks(2, 1), {"name": "mix.io", "run_time_s": 0.4}])}
+    kinds = {k.name: k for k in kind_costs([*_tasks(2, 1), TaskLine("s", "mix.io", run_time_s=0.4)])}
     assert kinds["mix.heavy"].peak_above_start_bytes == 48 * MIB and kinds["mix.heavy"].tasks == 1
-    assert kinds["mix.io"].tasks == 3 and kinds["mix.io"].run_time_s == pytest.approx(0.2)
+    assert kinds["mix.io"].tasks == 3 and kinds["mix.io"].run_time_s == pytest.approx(0.2, rel=0.01)
 
 
 def test_a_rare_heavy_kind_dominates_and_a_common_one_does_not():

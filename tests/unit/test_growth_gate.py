@@ -9,11 +9,13 @@ from harness.errors import BadInput
 from harness.gate.flow import DEFAULT_THRESHOLDS
 from harness.gate.run_checks import RunFacts
 from harness.gate.runs import merge_facts
-from harness.gate.stats import TaskStats, kind_stats, stats_of
+from harness.gate.stats import TaskStats, stats_of
 from harness.gate.thresholds import Threshold, parse_threshold
 from harness.gate.verdict import compare
 from harness.kinds import kind_bytes
+from harness.load.stream import TaskLine
 from harness.report.terminal import _latency
+from harness.task_digest import NameDigest
 
 MIB = 1 << 20
 
@@ -71,8 +73,10 @@ def test_kinds_at_the_end_prefer_the_tree_and_at_a_kill_the_kernel():
     assert kind_bytes({}, "shmem") is None and kind_bytes(None, "anon", "at_kill") is None
     with pytest.raises(ValueError):
         kind_bytes(kinds, "swap")
-    tasks = [{"memory_kinds": kinds}, {"memory_kinds": {"tree_end": {"anon": 12, "file": 0, "shmem": 0}}}]
-    largest = kind_stats(tasks)
+    digest = NameDigest()
+    digest.add(TaskLine("a", "t", memory_kinds=kinds))
+    digest.add(TaskLine("b", "t", memory_kinds={"tree_end": {"anon": 12, "file": 0, "shmem": 0}}))
+    largest = digest.kinds
     assert largest["anon_end"] == 12 and largest["anon_at_kill"] == 40 and largest["shmem_end"] == 3
     stats = stats_of([1])
     stats.kinds = largest
