@@ -1,0 +1,101 @@
+"""The CPU a worker used during a run, and what the rest of the machine took: every thread of every
+process in the worker's group is read from /proc/PID/task/TID/schedstat (nanoseconds on a core and
+nanoseconds runnable but waiting for one, kept by the kernel per thread), the machine's busy time from
+/proc/stat. A throughput measured while other processes held the cores is lower than what a replica
+with its own cores does; these figures say by how much the worker was short (see throughput.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness.hooks import RunHook
+
+if TYPE_CHECKING:
+    from harness.runner import Run
+
+NS = 1e-9
+
+
+@dataclass
+class CpuUse:
+    window_s: float  # from the first reading to the last
+    worker_cpu_s: float  # on a core, all the worker's threads together
+    worker_wait_s: float  # runnable but waiting for a core
+    machine_busy_s: float  # every core of the machine, busy with anything
+    cores: int
+
+    @property
+    def others_cores(self) -> float:
+        """Cores the rest of the machine (oomlab itself, the broker, other programs) kept busy."""
+        return max(0.0, self.machine_busy_s - self.worker_cpu_s) / self.window_s if self.window_s else 0.0
+
+    @property
+    def worker_cores(self) -> float:
+        return self.worker_cpu_s / self.window_s if self.window_s else 0.0
+
+
+def thread_times(pid: int) -> dict[int, tuple[int, int]]:
+    """{tid: (ns on a core, ns waiting for one)} for the threads of `pid` that can still be read."""
+    found: dict[int, tuple[int, int]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as handle:
+                on_cpu, waiting = handle.read().split()[:2]
+        except (OSError, ValueError):
+            continue
+        found[int(tid)] = (int(on_cpu), int(waiting))
+    return found
+
+
+def machine_busy_ns() -> int:
+    """All cores' busy time since boot (/proc/stat's first line, everything but idle and iowait)."""
+    with open("/proc/stat", "rb") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    ticks = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+class CpuWatch(RunHook):
+    """Read at each `running` call of the run (a few times a second) while the worker takes tasks. A
+    thread first seen is counted from zero (a child or a pool thread started during the run: its
+    start-up is part of the work); a thread that ends keeps its last reading."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, tuple[int, int]] | None = None
+        self.last: dict[int, tuple[int, int]] = {}
+        self.began: tuple[float, int] | None = None
+        self.ended: tuple[float, int] | None = None
+
+    def running(self, run: Run) -> None:
+        group = run.placement.group
+        if group is None:
+            return
+        now: dict[int, tuple[int, int]] = {}
+        for pid in group.pids():
+            now.update(thread_times(pid))
+        mark = (time.monotonic(), machine_busy_ns())
+        if self.first is None:
+            self.first, self.began = now, mark
+        self.last.update(now)
+        self.ended = mark
+
+    def result(self) -> CpuUse | None:
+        if self.first is None or self.began is None or self.ended is None or self.ended[0] <= self.began[0]:
+            return None
+        base = self.first
+        on_cpu = sum(v[0] - base.get(tid, (0, 0))[0] for tid, v in self.last.items())
+        waiting = sum(v[1] - base.get(tid, (0, 0))[1] for tid, v in self.last.items())
+        return CpuUse(
+            round(self.ended[0] - self.began[0], 3),
+            round(on_cpu * NS, 4),
+            round(waiting * NS, 4),
+            round((self.ended[1] - self.began[1]) * NS, 4),
+            len(os.sched_getaffinity(0)),
+        )
