@@ -20,12 +20,18 @@ def pool_reasons(rows: list[FleetRow], choice: FleetRow | None, profiles: dict[i
     if choice is None:
         return []
     best: dict[str, FleetRow] = {}
+    alongside: dict[str, FleetRow] = {}  # each other pool's row at the chosen limit
     for row in rows:  # cheapest first: the first of each other pool is its best
-        if row.candidate.pool != choice.candidate.pool:
-            best.setdefault(row.candidate.pool, row)
+        pool = row.candidate.pool
+        if pool != choice.candidate.pool:
+            best.setdefault(pool, row)
+            if row.candidate.limit_bytes == choice.candidate.limit_bytes:
+                alongside[pool] = row
     return [
-        _versus(choice, row, profiles.get(row.candidate.limit_bytes)) if row.safe else _unsafe(choice, row)
-        for row in best.values()
+        _versus(choice, row, alongside.get(pool, row), profiles.get(choice.candidate.limit_bytes))
+        if row.safe
+        else _unsafe(choice, row)
+        for pool, row in best.items()
     ]
 
 
@@ -38,13 +44,15 @@ def _fleet(row: FleetRow) -> str:
     return f"{row.replicas} x {format_size(c.limit_bytes)} = {format_size(row.total_bytes)}"
 
 
-def _versus(chosen: FleetRow, other: FleetRow, profile: WorkerProfile | None) -> str:
+def _versus(chosen: FleetRow, other: FleetRow, same_limit: FleetRow, profile: WorkerProfile | None) -> str:
+    """`other`: the other pool's cheapest row; `same_limit`: its row at the chosen limit (the
+    like-for-like comparison of slots and throughput)."""
     c, o = chosen.candidate, other.candidate
     if other.total_bytes == chosen.total_bytes:
         head = f"the same memory ({_fleet(other)}), and the tie goes to the more throughput"
     else:
-        head = f"{o.pool} needs {_fleet(other)} against {_fleet(chosen)}"
-    return f"{c.pool} over {o.pool}: {head}; {_cause(chosen, other, profile)}"
+        head = f"{o.pool} needs {_fleet(other)} at its cheapest against {_fleet(chosen)}"
+    return f"{c.pool} over {o.pool}: {head}; {_cause(chosen, same_limit, profile)}"
 
 
 def _cause(chosen: FleetRow, other: FleetRow, profile: WorkerProfile | None) -> str:
@@ -68,7 +76,10 @@ def _cause(chosen: FleetRow, other: FleetRow, profile: WorkerProfile | None) -> 
             f"each{_child_detail(o.pool, profile)} and carried {per_o:.1f}/s; {c.pool} fits {c.concurrency} at "
             f"{format_size(c.slot_bytes)} each ({_slot_kind(c.pool)}) and carried {per_c:.1f}/s"
         )
-    return f"{o.pool} x{o.concurrency} carried {per_o:.1f}/s, {c.pool} x{c.concurrency} {per_c:.1f}/s"
+    return (
+        f"at {format_size(o.limit_bytes)} {o.pool} x{o.concurrency} carried {per_o:.1f}/s, "
+        f"{c.pool} x{c.concurrency} {per_c:.1f}/s"
+    )
 
 
 def _slot_kind(pool: str) -> str:

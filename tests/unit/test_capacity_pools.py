@@ -122,6 +122,24 @@ def test_why_names_the_copied_shared_pages_when_prefork_fits_fewer_slots():
     assert "solo runs one task at a time" in solo
 
 
+def test_why_compares_slots_at_the_chosen_limit_when_the_other_pool_is_cheapest_at_another():
+    rows = fleet_table(
+        [
+            Candidate(256 * MIB, "threads", 3, 15.1, safe_concurrency=3, slot_bytes=48 * MIB),
+            Candidate(256 * MIB, "prefork", 2, 10.2, safe_concurrency=2, slot_bytes=64 * MIB),
+            Candidate(384 * MIB, "prefork", 4, 20.2, safe_concurrency=4, slot_bytes=64 * MIB),
+        ],
+        20.0,
+        0.2,
+        None,
+    )
+    choice = cheapest(rows)
+    assert choice is not None and choice.candidate.pool == "threads"
+    (prefork,) = pool_reasons(rows, choice, {256 * MIB: profile(marginal_peaks=[48 * MIB])})
+    assert "prefork needs 2 x 384.0 MiB = 768.0 MiB at its cheapest against 2 x 256.0 MiB = 512.0 MiB" in prefork
+    assert "prefork fits 2 slot(s) in 256.0 MiB at 64.0 MiB each" in prefork and "threads fits 3" in prefork
+
+
 def test_why_names_the_gil_when_one_process_is_cpu_bound():
     rows = fleet_table(
         [
