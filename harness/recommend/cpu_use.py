@@ -58,7 +58,9 @@ def machine_busy_ns() -> int:
     """All cores' busy time since boot (/proc/stat's first line, everything but idle and iowait)."""
     with open("/proc/stat", "rb") as handle:
         fields = [int(v) for v in handle.readline().split()[1:]]
-    ticks = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    # user nice system idle iowait irq softirq steal: steal (the hypervisor ran something else) is a core
+    # the worker could not have either
+    ticks = sum(fields[:8]) - fields[3] - fields[4]
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
@@ -89,9 +91,13 @@ class CpuWatch(RunHook):
     def result(self) -> CpuUse | None:
         if self.first is None or self.began is None or self.ended is None or self.ended[0] <= self.began[0]:
             return None
-        base = self.first
-        on_cpu = sum(v[0] - base.get(tid, (0, 0))[0] for tid, v in self.last.items())
-        waiting = sum(v[1] - base.get(tid, (0, 0))[1] for tid, v in self.last.items())
+        on_cpu = waiting = 0
+        for tid, (cpu, wait) in self.last.items():
+            base = self.first.get(tid, (0, 0))
+            if cpu < base[0]:  # a thread id the kernel gave again to a new thread: all its time is new
+                base = (0, 0)
+            on_cpu += cpu - base[0]
+            waiting += wait - base[1]
         return CpuUse(
             round(self.ended[0] - self.began[0], 3),
             round(on_cpu * NS, 4),
