@@ -26,6 +26,8 @@ class CpuUse:
     worker_wait_s: float  # runnable but waiting for a core
     machine_busy_s: float  # every core of the machine, busy with anything
     cores: int
+    children_cpu_s: float = 0.0  # the part of worker_cpu_s in processes other than the main one (pool children)
+    children_wait_s: float = 0.0
 
     @property
     def others_cores(self) -> float:
@@ -72,6 +74,7 @@ class CpuWatch(RunHook):
     def __init__(self) -> None:
         self.first: dict[int, tuple[int, int]] | None = None
         self.last: dict[int, tuple[int, int]] = {}
+        self.in_main: set[int] = set()  # thread ids of the worker's main process
         self.began: tuple[float, int] | None = None
         self.ended: tuple[float, int] | None = None
 
@@ -81,7 +84,10 @@ class CpuWatch(RunHook):
             return
         now: dict[int, tuple[int, int]] = {}
         for pid in group.pids():
-            now.update(thread_times(pid))
+            threads = thread_times(pid)
+            if pid == run.record.worker.pid:
+                self.in_main.update(threads)
+            now.update(threads)
         mark = (time.monotonic(), machine_busy_ns())
         if self.first is None:
             self.first, self.began = now, mark
@@ -91,17 +97,30 @@ class CpuWatch(RunHook):
     def result(self) -> CpuUse | None:
         if self.first is None or self.began is None or self.ended is None or self.ended[0] <= self.began[0]:
             return None
-        on_cpu = waiting = 0
+        on_cpu = waiting = child_cpu = child_wait = 0
         for tid, (cpu, wait) in self.last.items():
             base = self.first.get(tid, (0, 0))
             if cpu < base[0]:  # a thread id the kernel gave again to a new thread: all its time is new
                 base = (0, 0)
             on_cpu += cpu - base[0]
             waiting += wait - base[1]
+            if tid not in self.in_main:
+                child_cpu += cpu - base[0]
+                child_wait += wait - base[1]
         return CpuUse(
             round(self.ended[0] - self.began[0], 3),
             round(on_cpu * NS, 4),
             round(waiting * NS, 4),
             round((self.ended[1] - self.began[1]) * NS, 4),
             len(os.sched_getaffinity(0)),
+            round(child_cpu * NS, 4),
+            round(child_wait * NS, 4),
         )
+
+    def off_cpu_per_task(self, tasks: int, mean_run_time_s: float) -> float | None:
+        """In a run of one prefork child taking one task at a time: the seconds a task spends neither
+        on a core nor waiting for one (I/O, sleep), its run time less its child's CPU and core waits."""
+        use = self.result()
+        if use is None or not tasks or not use.children_cpu_s:
+            return None
+        return max(0.0, mean_run_time_s - (use.children_cpu_s + use.children_wait_s) / tasks)

@@ -5,11 +5,14 @@ the chosen setting follow."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.config import RunConfig
 from harness.load.stream import iter_tasks
+from harness.recommend.cpu_use import CpuWatch
 from harness.recommend.fleet import Candidate, FleetRow, cheapest, fleet_table
 from harness.recommend.flow import measure
 from harness.recommend.load_proof import LoadProof, prove_under_load, with_recycling
@@ -44,12 +47,23 @@ class Target:
 class TargetPlan:
     target: Target
     profiles: dict[int, WorkerProfile] = field(default_factory=dict)  # by limit
+    off_cpu_s: dict[int, float | None] = field(default_factory=dict)  # by limit: a task's time off the CPU
     rows: list[FleetRow] = field(default_factory=list)
     choice: FleetRow | None = None
     kinds: list[KindCost] = field(default_factory=list)
     split: SplitPlan | None = None
     why: list[str] = field(default_factory=list)  # why the chosen pool beat each other pool
     proof: LoadProof | None = None
+
+
+def run_times(tasks: Iterable[dict[str, Any]]) -> list[float]:
+    """Each finished execution's seconds from prerun to postrun."""
+    return [
+        run["finished_mono"] - run["started_mono"]
+        for task in tasks
+        for run in task.get("executions") or []
+        if run.get("finished_mono") is not None and run.get("started_mono") is not None
+    ]
 
 
 def mean_run_time(kinds: list[KindCost]) -> float:
@@ -69,14 +83,21 @@ def plan_for_rate(
     result = TargetPlan(target)
     candidates = []
     for limit in limits:
-        profile = measure(scenario, at_setting(config, limit, "prefork", 1))
+        watch = CpuWatch()
+        profile = measure(scenario, at_setting(config, limit, "prefork", 1), hooks=[watch])
         result.profiles[limit] = profile
         kinds = kind_costs(iter_tasks(profile.run_dir))
         result.kinds = kinds
         run_time = mean_run_time(kinds)
-        say(f"{limit // 2**20} MiB: one child measured, {profile.tasks} tasks, median run time {run_time:.3f} s")
+        times = run_times(iter_tasks(profile.run_dir))
+        off_cpu = watch.off_cpu_per_task(len(times), statistics.fmean(times)) if times else None
+        result.off_cpu_s[limit] = off_cpu
+        say(
+            f"{limit // 2**20} MiB: one child measured, {profile.tasks} tasks, median run time {run_time:.3f} s"
+            + (f", {off_cpu:.3f} s of it off the CPU (waiting, sleeping)" if off_cpu is not None else "")
+        )
         for pool in pools:
-            candidates.append(_candidate(scenario, config, profile, limit, pool, run_time, target, say))
+            candidates.append(_candidate(scenario, config, profile, limit, pool, run_time, off_cpu, target, say))
     result.rows = fleet_table(candidates, target.rate, target.headroom, target.queue_wait_p95_s)
     result.choice = cheapest(result.rows)
     if result.choice and result.kinds:
@@ -110,6 +131,7 @@ def _candidate(
     limit: int,
     pool: str,
     run_time: float,
+    off_cpu: float | None,
     target: Target,
     say: Callable[[str], None],
 ) -> Candidate:
@@ -125,7 +147,7 @@ def _candidate(
         rate,
         target.measure_seconds,
     )
-    projection = project(measured, pool, capped)
+    projection = project(measured, pool, capped, off_cpu)
     per_replica = sustainable(measured, projection)
     shortfall = _contention(measured, projection) if per_replica != measured.achieved_per_s else ""
     say(

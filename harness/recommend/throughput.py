@@ -117,12 +117,18 @@ def cores_usable(pool: str, concurrency: int, cores: int) -> int:
     return max(1, min(concurrency, cores)) if pool == "prefork" else 1
 
 
-def project(result: LoadResult, pool: str, concurrency: int) -> Projection | None:
+def project(result: LoadResult, pool: str, concurrency: int, off_cpu_s: float | None = None) -> Projection | None:
+    """`off_cpu_s`: what a task spends neither on a core nor waiting for one, from the one-child
+    measuring run (cpu_use.CpuWatch.off_cpu_per_task); without it, the run time less the core waits
+    per task, which in one process still holds the waits for the other tasks' turns (the GIL)."""
     cpu = result.cpu
     if cpu is None or not result.tasks_done or not result.mean_run_time_s or cpu.worker_cpu_s <= 0:
         return None
     per_task = cpu.worker_cpu_s / result.tasks_done
-    slot_time = max(per_task, result.mean_run_time_s - cpu.worker_wait_s / result.tasks_done)
+    if off_cpu_s is not None:
+        slot_time = off_cpu_s + per_task
+    else:
+        slot_time = max(per_task, result.mean_run_time_s - cpu.worker_wait_s / result.tasks_done)
     usable = cores_usable(pool, concurrency, cpu.cores)
     return Projection(round(per_task, 6), round(slot_time, 6), usable, concurrency / slot_time, usable / per_task)
 

@@ -37,17 +37,31 @@ def test_the_watch_reads_this_processs_threads_and_the_machine():
         pass
     mine = thread_times(os.getpid())
     assert os.getpid() in mine and mine[os.getpid()][0] >= 50_000_000  # ns on a core: at least the spin
-    watch = CpuWatch()
-    run = SimpleNamespace(placement=SimpleNamespace(group=SimpleNamespace(pids=lambda: [os.getpid()])))
-    watch.running(run)
-    spin_until = time.thread_time() + 0.05
-    while time.thread_time() < spin_until:
-        pass
-    watch.running(run)
-    found = watch.result()
+
+    def watched(main_pid: int) -> CpuWatch:
+        watch = CpuWatch()
+        group = SimpleNamespace(pids=lambda: [os.getpid()])
+        run = SimpleNamespace(
+            placement=SimpleNamespace(group=group), record=SimpleNamespace(worker=SimpleNamespace(pid=main_pid))
+        )
+        watch.running(run)
+        spin_until = time.thread_time() + 0.05
+        while time.thread_time() < spin_until:
+            pass
+        watch.running(run)
+        return watch
+
+    as_main = watched(os.getpid())
+    found = as_main.result()
     assert found is not None and found.worker_cpu_s >= 0.05 and found.window_s >= 0.05
+    assert found.children_cpu_s == 0 and as_main.off_cpu_per_task(1, 1.0) is None  # no pool child to read
     assert found.machine_busy_s >= 0 and machine_busy_ns() > 0
     assert found.cores == len(os.sched_getaffinity(0))
+    as_child = watched(1)  # this process taken for a pool child: its 50 ms are a task's CPU
+    child = as_child.result()
+    assert child is not None and child.children_cpu_s == child.worker_cpu_s >= 0.05
+    off = as_child.off_cpu_per_task(1, 1.0)
+    assert off is not None and off == pytest.approx(1.0 - child.children_cpu_s - child.children_wait_s)
 
 
 def test_python_spreads_over_cores_only_in_prefork():
@@ -69,6 +83,18 @@ def test_a_projection_is_the_slots_or_the_cores_whichever_is_less():
     io = project(result(24.0, 24.0, use(3.0, 72 * 0.008, 0.0, 2.0), 72, 0.208), "threads", 16)
     assert io is not None and io.per_s == pytest.approx(16 / 0.208) and not io.cpu_bound
     assert project(result(5.0, 5.0, None, 10, 0.2), "prefork", 1) is None  # no CPU reading: no projection
+
+
+def test_the_time_off_the_cpu_measured_alone_keeps_the_gils_turns_out_of_a_slots_time():
+    # four threads computing 106 ms each, slowed by others: each task took 0.64 s, 0.1 s of it waiting
+    # for a core itself and the rest for the other threads' turns
+    starved = use(window=10.0, worker_cpu=24 * 0.106, worker_wait=24 * 0.1, busy=19.0)
+    run = result(3.0, 12.0, starved, 24, 0.64)
+    turns_in = project(run, "threads", 4)
+    assert turns_in is not None and turns_in.slot_time_s == pytest.approx(0.54) and not turns_in.cpu_bound
+    alone = project(run, "threads", 4, off_cpu_s=0.002)  # the one-child run: 2 ms a task off the CPU
+    assert alone is not None and alone.slot_time_s == pytest.approx(0.108)
+    assert alone.cpu_bound and alone.per_s == pytest.approx(1 / 0.106)
 
 
 def test_only_a_saturated_run_others_starved_is_projected_and_never_above_what_was_sent():
