@@ -36,7 +36,11 @@ class CapacityPlan:
         return self.fixed_bytes + concurrency * self.per_child_bytes
 
 
-def plan_capacity(profile: WorkerProfile, limit_bytes: int, margin_fraction: float) -> CapacityPlan:
+def plan_capacity(
+    profile: WorkerProfile, limit_bytes: int, margin_fraction: float, run_at: int | None = None
+) -> CapacityPlan:
+    """`run_at`: the concurrency the worker will run at, when not the largest safe one (a cap, a step
+    up): the recycling settings then follow each child's share at that concurrency."""
     margin = int(limit_bytes * margin_fraction)
     usable = limit_bytes - margin - profile.fixed_bytes
     per_child = int(profile.per_child_bytes * (1 + LEAK_ROOM)) if profile.leaking else profile.per_child_bytes
@@ -81,7 +85,7 @@ def plan_capacity(profile: WorkerProfile, limit_bytes: int, margin_fraction: flo
             f"(concurrency 1), process its input in chunks, or use the scenario's fixed variant"
         )
         return plan
-    share = usable // concurrency
+    share = usable // (run_at or concurrency)
     plan.reasons.append(
         f"{concurrency} × {format_size(per_child)} + {format_size(profile.fixed_bytes)} = "
         f"{format_size(plan.usage_at(concurrency))} fits under {format_size(limit_bytes - margin)}; "

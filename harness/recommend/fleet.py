@@ -25,6 +25,18 @@ class Candidate:
     kills: int = 0
     run_dir: str = ""
     note: str = ""
+    safe_concurrency: int = 0  # what the memory model allows, before any --max-concurrency cap
+    measured_per_s: float | None = (
+        None  # achieved in the run; per_replica_per_s is projected when others held the cores
+    )
+    service_per_s: float | None = (
+        None  # what its slots and cores finish when busy (the queue model's); None: per replica
+    )
+    slot_bytes: int = 0  # the memory one slot costs in the plan (prefork: a child at its worst; else a task's growth)
+    cpu_per_task_s: float | None = None  # CPU seconds per task, every thread of the worker counted
+    cores_usable: int = 0  # prefork: a core per child up to the machine's; one process: one (the GIL)
+    cpu_bound: bool = False  # at the rate its slots allow, its usable cores would be at least 80 % busy
+    contention: str = ""  # set when the figure was projected: what the rest of the machine took
 
 
 @dataclass
@@ -68,16 +80,17 @@ def fleet_row(candidate: Candidate, rate: float, headroom: float, queue_wait_p95
 
 
 def _wait(candidate: Candidate, replicas: int, rate: float) -> float:
-    per = candidate.per_replica_per_s or 0.0
+    per = candidate.service_per_s or candidate.per_replica_per_s or 0.0
     return queue_wait_quantile(candidate.concurrency, per, rate / replicas)
 
 
 def fleet_table(
     candidates: list[Candidate], rate: float, headroom: float, queue_wait_p95: float | None
 ) -> list[FleetRow]:
-    """Every candidate's row, safe ones first, cheapest in total memory first (fewer replicas on a tie)."""
+    """Every candidate's row, safe ones first, cheapest in total memory first; on a tie fewer replicas,
+    then the more throughput to spare."""
     rows = [fleet_row(c, rate, headroom, queue_wait_p95) for c in candidates]
-    return sorted(rows, key=lambda r: (not r.safe, r.total_bytes, r.replicas, r.candidate.pool))
+    return sorted(rows, key=lambda r: (not r.safe, r.total_bytes, r.replicas, -r.headroom, r.candidate.pool))
 
 
 def cheapest(rows: list[FleetRow]) -> FleetRow | None:

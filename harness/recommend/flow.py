@@ -3,11 +3,12 @@ plan-cost benchmark share it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from harness.config import RunConfig
 from harness.errors import WorkerStartFailed
+from harness.hooks import RunHook
 from harness.recommend.capacity import MAX_CONCURRENCY, CapacityPlan, plan_capacity
 from harness.recommend.profile import WorkerProfile, profile_from_run
 from harness.recommend.prove import Proof, Trial, prove, run_trial
@@ -23,8 +24,8 @@ class Recommendation:
     proof: Proof | None
 
 
-def measure(scenario: Scenario, config: RunConfig) -> WorkerProfile:
-    run = Run(scenario, replace(config, concurrency=1), hooks=standard_hooks())
+def measure(scenario: Scenario, config: RunConfig, hooks: Sequence[RunHook] = ()) -> WorkerProfile:
+    run = Run(scenario, replace(config, concurrency=1), hooks=[*standard_hooks(), *hooks])
     try:
         run.execute()
     except WorkerStartFailed as failure:

@@ -23,13 +23,21 @@ def pools_allowed(declared: tuple[str, ...] | list[str] | None, asked: list[str]
     return pools
 
 
+def slot_bytes(profile: WorkerProfile, pool: str, limit_bytes: int, margin: float) -> int:
+    """What one more slot costs: a prefork child at its worst (its private pages after the fork, the
+    shared pages its tasks copy, its largest task), else one task's largest growth in the shared process."""
+    if pool == "prefork":
+        return plan_capacity(profile, limit_bytes, margin).per_child_bytes
+    return max(profile.marginal_max, 1)
+
+
 def safe_concurrency(profile: WorkerProfile, pool: str, limit_bytes: int, margin: float) -> tuple[int, str]:
     """(concurrency, why); 0 when not one task fits."""
     if pool == "prefork":
         plan = plan_capacity(profile, limit_bytes, margin)
         return plan.concurrency, plan.no_safe_setting or plan.reasons[-1]
     usable = limit_bytes - int(limit_bytes * margin) - profile.fixed_bytes - profile.child_idle_uss_bytes
-    per_task = max(profile.marginal_max, 1)
+    per_task = slot_bytes(profile, pool, limit_bytes, margin)
     fits = max(0, min(MAX_CONCURRENCY, usable // per_task))
     if fits < 1:
         return 0, f"one task's {per_task} bytes do not fit the {max(0, usable)} bytes left in one process"

@@ -5,19 +5,30 @@ the chosen setting follow."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from harness.config import RunConfig
-from harness.load.stream import RunTasks
-from harness.recommend.capacity import plan_capacity
+from harness.load.stream import RunTasks, TaskLine
+from harness.recommend.cpu_use import CpuWatch
 from harness.recommend.fleet import Candidate, FleetRow, cheapest, fleet_table
 from harness.recommend.flow import measure
-from harness.recommend.pools import safe_concurrency
+from harness.recommend.load_proof import LoadProof, prove_under_load, with_recycling
+from harness.recommend.pools import safe_concurrency, slot_bytes
 from harness.recommend.profile import WorkerProfile
 from harness.recommend.split import Demand, KindCost, SplitPlan, kind_costs, split_plan
 from harness.recommend.split_proof import ClassProof, prove_split
-from harness.recommend.throughput import LoadResult, at_setting, load_run, saturating_rate
+from harness.recommend.throughput import (
+    LoadResult,
+    Projection,
+    at_setting,
+    load_run,
+    project,
+    saturating_rate,
+    sustainable,
+)
+from harness.recommend.why import pool_reasons
 from harness.scenario import Scenario
 
 
@@ -33,23 +44,22 @@ class Target:
 
 
 @dataclass
-class LoadProof:
-    setting: LoadResult  # at the chosen setting, at the target rate per replica
-    step_up: LoadResult | None  # one more slot, same rate
-    step_up_concurrency: int = 0
-    queue_wait_met: bool | None = None
-
-
-@dataclass
 class TargetPlan:
     target: Target
     profiles: dict[int, WorkerProfile] = field(default_factory=dict)  # by limit
+    off_cpu_s: dict[int, float | None] = field(default_factory=dict)  # by limit: a task's time off the CPU
     rows: list[FleetRow] = field(default_factory=list)
     choice: FleetRow | None = None
     kinds: list[KindCost] = field(default_factory=list)
     split: SplitPlan | None = None
     split_proofs: list[ClassProof] = field(default_factory=list)  # one real run per class of the split
+    why: list[str] = field(default_factory=list)  # why the chosen pool beat each other pool
     proof: LoadProof | None = None
+
+
+def run_times(tasks: Iterable[TaskLine]) -> list[float]:
+    """Each finished task's seconds from its last prerun to its end."""
+    return [task.run_time_s for task in tasks if task.run_time_s is not None]
 
 
 def mean_run_time(kinds: list[KindCost]) -> float:
@@ -69,21 +79,40 @@ def plan_for_rate(
     result = TargetPlan(target)
     candidates = []
     for limit in limits:
-        profile = measure(scenario, at_setting(config, limit, "prefork", 1))
+        watch = CpuWatch()
+        profile = measure(scenario, at_setting(config, limit, "prefork", 1), hooks=[watch])
         result.profiles[limit] = profile
         kinds = kind_costs(RunTasks(profile.run_dir))
         result.kinds = kinds
         run_time = mean_run_time(kinds)
-        say(f"{limit // 2**20} MiB: one child measured, {profile.tasks} tasks, median run time {run_time:.3f} s")
+        times = run_times(RunTasks(profile.run_dir))
+        off_cpu = watch.off_cpu_per_task(len(times), statistics.fmean(times)) if times else None
+        result.off_cpu_s[limit] = off_cpu
+        say(
+            f"{limit // 2**20} MiB: one child measured, {profile.tasks} tasks, median run time {run_time:.3f} s"
+            + (f", {off_cpu:.3f} s of it off the CPU (waiting, sleeping)" if off_cpu is not None else "")
+        )
         for pool in pools:
-            candidates.append(_candidate(scenario, config, profile, limit, pool, run_time, target, say))
+            candidates.append(_candidate(scenario, config, profile, limit, pool, run_time, off_cpu, target, say))
     result.rows = fleet_table(candidates, target.rate, target.headroom, target.queue_wait_p95_s)
     result.choice = cheapest(result.rows)
     if result.kinds:
         demand = Demand(target.rate, target.margin, target.headroom, target.max_concurrency)
         result.split = split_plan(result.kinds, result.profiles, demand)
+    result.why = pool_reasons(result.rows, result.choice, result.profiles)
     if prove_it and result.choice:
-        result.proof = prove_under_load(scenario, config, result, say)
+        profile = result.profiles[result.choice.candidate.limit_bytes]
+        result.proof = prove_under_load(
+            scenario,
+            config,
+            profile,
+            result.choice,
+            target.rate,
+            target.prove_seconds,
+            target.margin,
+            target.queue_wait_p95_s,
+            say,
+        )
     if prove_it and result.split:
         result.split_proofs = prove_split(
             scenario, config, result.split, target.prove_seconds, target.queue_wait_p95_s, say
@@ -98,6 +127,7 @@ def _candidate(
     limit: int,
     pool: str,
     run_time: float,
+    off_cpu: float | None,
     target: Target,
     say: Callable[[str], None],
 ) -> Candidate:
@@ -109,57 +139,50 @@ def _candidate(
     rate = saturating_rate(capped, run_time, target.rate * (1 + target.headroom))
     measured = load_run(
         scenario,
-        _with_recycling(at_setting(config, limit, pool, capped), profile, target),
+        with_recycling(at_setting(config, limit, pool, capped), profile, target.margin),
         rate,
         target.measure_seconds,
     )
+    projection = project(measured, pool, capped, off_cpu)
+    per_replica = sustainable(measured, projection)
+    shortfall = _contention(measured, projection) if per_replica != measured.achieved_per_s else ""
     say(
         f"{limit // 2**20} MiB {pool} x{capped}: sent {rate:g}/s for {target.measure_seconds:g} s, "
         f"achieved {measured.achieved_per_s}/s, queue wait p95 {measured.queue_wait_p95_s} s, "
-        f"{measured.kills} OOM kill(s) · {measured.run_dir}"
+        f"{measured.kills} OOM kill(s){'; ' + shortfall if shortfall else ''} · {measured.run_dir}"
     )
+    service = per_replica
+    if projection and per_replica and not measured.saturated:
+        service = max(per_replica, projection.per_s)  # the run was not full: its slots could do more
     return Candidate(
         limit,
         pool,
         capped,
-        measured.achieved_per_s,
+        per_replica,
         measured.queue_wait_p95_s,
         target.measure_seconds,
         measured.kills,
         measured.run_dir,
         note,
+        safe_concurrency=concurrency,
+        measured_per_s=measured.achieved_per_s,
+        service_per_s=round(service, 3) if service else None,
+        slot_bytes=slot_bytes(profile, pool, limit, target.margin),
+        cpu_per_task_s=projection.cpu_per_task_s if projection else None,
+        cores_usable=projection.cores_usable if projection else 0,
+        cpu_bound=bool(projection and projection.cpu_bound),
+        contention=shortfall,
     )
 
 
-def _with_recycling(config: RunConfig, profile: WorkerProfile, target: Target) -> RunConfig:
-    """Prefork runs with the plan's recycling settings, as the operator would run it."""
-    if config.pool != "prefork":
-        return config
-    plan = plan_capacity(profile, config.memory_bytes, target.margin)
-    conf = dict(config.celery_conf)
-    if plan.max_memory_per_child_kib:
-        conf["worker_max_memory_per_child"] = plan.max_memory_per_child_kib
-    if plan.max_tasks_per_child:
-        conf["worker_max_tasks_per_child"] = plan.max_tasks_per_child
-    return replace(config, celery_conf=conf)
-
-
-def prove_under_load(scenario: Scenario, config: RunConfig, plan: TargetPlan, say: Callable[[str], None]) -> LoadProof:
-    """The chosen setting at the target rate per replica for --prove-seconds (0 OOM kills and the
-    queue wait expected), then one more slot at the same rate (a kill expected when the limit is tight)."""
-    assert plan.choice is not None
-    chosen, target = plan.choice.candidate, plan.target
-    profile = plan.profiles[chosen.limit_bytes]
-    per_replica = round(target.rate / plan.choice.replicas, 3)
-    setting = _with_recycling(at_setting(config, chosen.limit_bytes, chosen.pool, chosen.concurrency), profile, target)
-    held = load_run(scenario, setting, per_replica, target.prove_seconds)
-    say(
-        f"proving {chosen.pool} x{chosen.concurrency}: {held.kills} OOM kill(s), queue wait p95 {held.queue_wait_p95_s} s"
+def _contention(measured: LoadResult, projection: Projection | None) -> str:
+    """Why the row's rate is projected rather than the one achieved."""
+    cpu = measured.cpu
+    if cpu is None or projection is None:
+        return ""
+    return (
+        f"other processes kept {cpu.others_cores:.1f} of the {cpu.cores} cores busy and the worker's threads "
+        f"waited {cpu.worker_wait_s / cpu.window_s:.1f} s per second for one; with {projection.cores_usable} core(s) "
+        f"of its own at {projection.cpu_per_task_s * 1000:.0f} ms of CPU per task it would finish "
+        f"{projection.per_s:.1f}/s (counted up to the {measured.offered_per_s or measured.asked_per_s:g}/s sent)"
     )
-    up = chosen.concurrency + 1
-    stepped = load_run(scenario, replace(setting, concurrency=up), per_replica, target.prove_seconds)
-    say(f"one step up (x{up}): {stepped.kills} OOM kill(s) · {stepped.run_dir}")
-    met = None
-    if target.queue_wait_p95_s is not None and held.queue_wait_p95_s is not None:
-        met = held.queue_wait_p95_s <= target.queue_wait_p95_s
-    return LoadProof(held, stepped, up, met)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from harness.recommend.fleet import FleetRow
 from harness.recommend.handover import ClassSetting, worker_command
 from harness.recommend.inverse import LimitForConcurrency
+from harness.recommend.load_proof import LoadProof
 from harness.recommend.split import SplitPlan, WorkerClass
 from harness.recommend.split_proof import ClassProof
-from harness.recommend.target import LoadProof, TargetPlan
+from harness.recommend.target import TargetPlan
 from harness.sizes import format_size
 
 
@@ -32,6 +33,7 @@ def table_lines(rows: list[FleetRow]) -> list[str]:
             f"{c.per_replica_per_s or 0:>13.2f}  {format_size(row.total_bytes):<10}  {row.headroom:>8.0%}  "
             f"{_wait(row.expected_queue_wait_p95_s):>22}  {c.measured_s:g} s{'' if row.safe else ' · ' + row.why}"
             f"{' · ' + c.note if c.note else ''}"
+            f"{f' · projected: {c.measured_per_s}/s measured while other processes held the cores' if c.contention else ''}"
         )
     return lines
 
@@ -85,20 +87,9 @@ def command_lines(settings: list[ClassSetting]) -> list[str]:
 
 
 def proof_lines(proof: LoadProof) -> list[str]:
-    held, up = proof.setting, proof.step_up
-    met = {None: "no target given", True: "met", False: "NOT met"}[proof.queue_wait_met]
-    lines = [
-        f"at the setting: {held.asked_per_s:g}/s for {held.seconds:g} s: {held.kills} OOM kill(s), "
-        f"{held.recycled} children recycled, queue wait p95 "
-        f"{'-' if held.queue_wait_p95_s is None else _wait(held.queue_wait_p95_s)} ({met}), "
-        f"group peak {format_size(held.group_peak_bytes)} · {held.run_dir}"
-    ]
-    if up:
-        lines.append(
-            f"one step up (concurrency {proof.step_up_concurrency}): {up.kills} OOM kill(s)"
-            f"{'' if up.kills else ' (it held: the step up did not fail in this run)'} · {up.run_dir}"
-        )
-    return lines
+    """The verdicts the proving runs carry (load_proof.verdicts), and where each run is."""
+    runs = [f"runs: {proof.setting.run_dir}" + (f" · step up {proof.step_up.run_dir}" if proof.step_up else "")]
+    return proof.verdicts + runs
 
 
 def target_lines(plan: TargetPlan) -> list[str]:
@@ -109,6 +100,7 @@ def target_lines(plan: TargetPlan) -> list[str]:
             f"cheapest safe: {plan.choice.replicas} x {format_size(c.limit_bytes)} {c.pool} --concurrency "
             f"{c.concurrency} = {format_size(plan.choice.total_bytes)} for {plan.target.rate:g} tasks/s"
         )
+        lines += plan.why
     else:
         lines.append("no candidate carries the rate safely: give larger --memory values")
     return lines

@@ -71,7 +71,7 @@ def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_hol
     # proven under load at the target rate per replica: no OOM kill
     proof = report["proof"]
     assert proof["setting"]["kills"] == 0 and proof["setting"]["achieved_per_s"], proof
-    assert proof["step_up_concurrency"] == choice["candidate"]["concurrency"] + 1
+    assert proof["step_up_concurrency"] == choice["candidate"]["safe_concurrency"] + 1
     with open(report["yaml"]) as handle:
         yaml = handle.read()
     assert f"replicas: {choice['replicas']}" in yaml and "memory.oom.group" in yaml
