@@ -19,15 +19,12 @@ from harness.report.html_lab import write_lab_report
 from harness.report.html_page import FOOTER, REPORT_FILE, html_beside, page, read_json, write_page
 from harness.report.html_recommend import write_recommend_report
 from harness.report.html_run import run_sections, title_and_subtitle
-from harness.run_files import csv_rows
 from harness.task_digest import TaskDigest
 
 
 def read_run(run_dir: str) -> tuple[RunView, list[Series]]:
     view = adapt(read_json(os.path.join(run_dir, "run.json")))
-    series = memory_series(
-        view, csv_rows(os.path.join(run_dir, "samples.csv")), csv_rows(os.path.join(run_dir, "group.csv"))
-    )
+    series = memory_series(view, run_dir)
     return view, series
 
 

@@ -7,12 +7,14 @@ fix here and the page builders never see it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.analysis import ExactCounts
 from harness.load.stream import StreamCheck, TaskLine
+from harness.run_files import csv_curves, envelope
 from harness.task_digest import TaskDigest
 
 SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
@@ -207,51 +209,27 @@ class Series:
 
 
 def downsample(points: list[tuple[float, float]], buckets: int = 500) -> list[tuple[float, float]]:
-    """At most ~2 points per time bucket, each bucket's lowest and highest kept in time order, so
-    a peak in the plot is a value that was sampled, never smoothed away."""
+    """At most ~2 points per time bucket (run_files.Envelope: the sampled extremes kept)."""
     if len(points) <= 2 * buckets:
         return points
-    first, last = points[0][0], points[-1][0]
-    width = (last - first) / buckets or 1.0
-    kept: list[tuple[float, float]] = []
-    bucket: list[tuple[float, float]] = []
-    index = 0
-    for point in points:
-        at = min(int((point[0] - first) / width), buckets - 1)
-        if at != index and bucket:
-            kept.extend(_extremes(bucket))
-            bucket = []
-        index = at
-        bucket.append(point)
-    kept.extend(_extremes(bucket))
-    return kept
+    return envelope(points, points[0][0], points[-1][0], buckets)
 
 
-def _extremes(bucket: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    low = min(bucket, key=lambda p: p[1])
-    high = max(bucket, key=lambda p: p[1])
-    return sorted({low, high})
-
-
-def memory_series(
-    view: RunView, samples: list[dict[str, str]], group: list[dict[str, str]], buckets: int = 500
-) -> list[Series]:
-    """The group's usage first, then each process's RSS, from the rows of group.csv and samples.csv."""
+def memory_series(view: RunView, run_dir: str, buckets: int = 500) -> list[Series]:
+    """The group's usage first, then each process's RSS, from group.csv and samples.csv (read in
+    memory of the picture: run_files.csv_curves)."""
     t0 = view.started_mono
     roles = {p.pid: p.role for p in view.processes}
-    by_pid: dict[int, list[tuple[float, float]]] = {}
-    for row in samples:
-        if row.get("pid") and row.get("t_mono") and row.get("rss_bytes"):
-            by_pid.setdefault(int(row["pid"]), []).append((float(row["t_mono"]) - t0, float(row["rss_bytes"])))
-    usage = [
-        (float(row["t_mono"]) - t0, float(row["usage_bytes"]))
-        for row in group
-        if row.get("t_mono") and row.get("usage_bytes")
-    ]
-    series = [Series("group", "group usage", downsample(usage, buckets))] if usage else []
-    for pid, points in sorted(by_pid.items(), key=lambda item: (roles.get(item[0]) != "main", item[0])):
-        series.append(Series(f"pid-{pid}", f"{roles.get(pid, 'child')} {pid}", downsample(points, buckets)))
+    usage = csv_curves(os.path.join(run_dir, "group.csv"), "t_mono", "usage_bytes", buckets=buckets).get("", [])
+    by_pid = csv_curves(os.path.join(run_dir, "samples.csv"), "t_mono", "rss_bytes", key="pid", buckets=buckets)
+    series = [Series("group", "group usage", _from(usage, t0))] if usage else []
+    for pid, points in sorted(by_pid.items(), key=lambda item: (roles.get(int(item[0])) != "main", int(item[0]))):
+        series.append(Series(f"pid-{pid}", f"{roles.get(int(pid), 'child')} {pid}", _from(points, t0)))
     return series
+
+
+def _from(points: list[tuple[float, float]], t0: float) -> list[tuple[float, float]]:
+    return [(t - t0, value) for t, value in points]
 
 
 def lanes(view: RunView) -> list[int]:

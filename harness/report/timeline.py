@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
 
 # "Matplotlib is building the font cache" on a user's first run: not a line for oomlab's stderr
 logging.getLogger("matplotlib").setLevel(logging.ERROR)
@@ -15,23 +14,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.record import RunRecord  # noqa: E402
-from harness.run_files import csv_rows  # noqa: E402
+from harness.run_files import csv_curves  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-def _columns(path: str, *names: str) -> list[tuple[float, ...]]:
-    """Rows of the named numeric columns (blank cells skipped) of a CSV the sampler wrote."""
-    return [tuple(float(row[n]) for n in names) for row in csv_rows(path) if all(row.get(n) for n in names)]
+BUCKETS = 1000  # about a pixel each across the figure: the sampled extremes of each kept
 
 
 def render_timeline(run_dir: str, record: RunRecord) -> str | None:
-    by_pid: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for pid, t_mono, rss in _columns(os.path.join(run_dir, "samples.csv"), "pid", "t_mono", "rss_bytes"):
-        by_pid[int(pid)].append((t_mono, rss))
+    curves = csv_curves(os.path.join(run_dir, "samples.csv"), "t_mono", "rss_bytes", key="pid", buckets=BUCKETS)
+    by_pid = {int(pid): points for pid, points in curves.items()}
     if not by_pid:
         return None
-    group = _columns(os.path.join(run_dir, "group.csv"), "t_mono", "usage_bytes")
+    group = csv_curves(os.path.join(run_dir, "group.csv"), "t_mono", "usage_bytes", buckets=BUCKETS).get("", [])
     t0 = record.started_mono
     roles = {p.pid: p.role for p in record.processes}
     fig, (ax, lanes) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})

@@ -61,10 +61,9 @@ def test_downsample_keeps_the_sampled_extremes_in_time_order():
 
 def test_memory_series_group_first_then_main_and_peaks_kept(run_dir):
     view = _view(run_dir)
-    samples, group = csv_rows(os.path.join(run_dir, "samples.csv")), csv_rows(os.path.join(run_dir, "group.csv"))
-    series = memory_series(view, samples, group, buckets=50)
+    series = memory_series(view, run_dir, buckets=50)
     assert series[0].key == "group" and series[1].label == "main 32100"
-    raw_group_max = max(float(row["usage_bytes"]) for row in group)
+    raw_group_max = max(float(row["usage_bytes"]) for row in csv_rows(os.path.join(run_dir, "group.csv")))
     assert max(v for _, v in series[0].points) == raw_group_max == 256 * MIB
     assert all(len(s.points) <= 100 for s in series)
 
