@@ -506,6 +506,7 @@ class LoadDriver(RunHook):
                 k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.checkpoint_cost.summary().items()
             },
             "in_memory": "per task name, plus the tasks in flight",
+            "peak_rss_basis": "ru_maxrss of the oomlab process, to the last record written (the report included)",
         }
 
     # --- the record ---------------------------------------------------------------------------
@@ -520,6 +521,12 @@ class LoadDriver(RunHook):
         # loop's last one): the record keeps only what attribution reads, like the capture
         keep = kept_events(run.record.celery_events)
         run.record.celery_events = [event for event in run.record.celery_events if keep(event)]
+
+    def finished(self, run) -> None:
+        """The harness's cost once more, after the other hooks drew the timeline and wrote the report
+        (the driver is the run's last hook): its peak RSS is the whole run's, reading the files included."""
+        if run.record.load:
+            run.record.load["harness"] = self.own_cost()
 
 
 def drive(run) -> LoadDriver:
