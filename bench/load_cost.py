@@ -205,7 +205,7 @@ def main(results_dir: str) -> dict:
                 name,
                 f"{sat['medians'][name]:.0f}/s",
                 " / ".join(f"{v:.0f}" for v in values),
-                report.pct(-sat["gap_percent"][name]) if name in sat["gap_percent"] else "-",
+                f"{-sat['gap_percent'][name]:+.1f} %" if name in sat["gap_percent"] else "-",
                 report.ms(sat["cpu_per_task_s"][name]),
             ]
             for name, values in sat["rates"].items()
