@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import tracemalloc
 
 from harness.run_files import csv_curves, envelope
@@ -36,7 +37,7 @@ def test_curves_keep_every_buckets_extremes_in_memory_of_the_buckets(tmp_path):
     spike = max(curves["303"], key=lambda point: point[1])
     assert spike == (1000 + 31_337 * 0.01, 950_000_000 + (31_337 % 97) * 4096)  # the sampled value, at its time
     assert max(v for _, v in curves["101"]) == 50_000_000 + 96 * 4096
-    assert all(a[0] <= b[0] for points in curves.values() for a, b in zip(points, points[1:]))
+    assert all(a[0] <= b[0] for points in curves.values() for a, b in itertools.pairwise(points))
 
 
 def test_a_file_not_there_or_without_the_columns_reads_as_no_curve(tmp_path):
