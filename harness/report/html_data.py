@@ -2,7 +2,8 @@
 
 run.json is read as plain JSON through `adapt` and the small per-item readers below it: they are
 the only places that know the record's key names, so a key renamed by a new schema is a one-line
-fix here and the page builders never see it.
+fix here and the page builders never see it. A load run's section is read typed and checked
+(harness.record_load), as every other reader of it does.
 """
 
 from __future__ import annotations
