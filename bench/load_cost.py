@@ -8,7 +8,6 @@ from the measured ones and said to be."""
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -17,6 +16,9 @@ import time
 
 from bench import report
 from bench.overhead import timed_round
+from harness.record import load_run
+from harness.record_load import HarnessCost, LoadSection, Schedule
+from harness.typed_json import to_json
 
 SIZES = tuple(int(n) for n in os.environ.get("OOMLAB_BENCH_LOAD_SIZES", "1000,10000,100000").split(","))
 PROJECT_TO = 1_000_000
@@ -26,7 +28,7 @@ SCHEDULE_RATE = 500
 SCHEDULE_SECONDS = 10
 
 
-def oomlab_run(results_dir: str, *args: str, timeout: float = 3600) -> tuple[dict, str, float]:
+def oomlab_run(results_dir: str, *args: str, timeout: float = 3600) -> tuple[LoadSection, str, float]:
     """(run.json's load section, run directory, wall seconds) of one real run through the CLI."""
     started = time.monotonic()
     done = subprocess.run(
@@ -39,24 +41,26 @@ def oomlab_run(results_dir: str, *args: str, timeout: float = 3600) -> tuple[dic
     run_dir = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode != 0 or not os.path.isdir(run_dir):
         raise RuntimeError(f"oomlab run {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-300:]}")
-    with open(os.path.join(run_dir, "run.json")) as handle:
-        return json.load(handle)["load"], run_dir, elapsed
+    load = load_run(run_dir).load
+    if load is None:
+        raise RuntimeError(f"oomlab run {' '.join(args)} wrote no load section in {run_dir}")
+    return load, run_dir, elapsed
 
 
 def harness_cost(results_dir: str) -> list[dict]:
     figures = []
     for tasks in SIZES:
         load, run_dir, elapsed = oomlab_run(results_dir, "--in-flight", str(IN_FLIGHT), "--tasks", str(tasks))
-        cost = load["harness"]
+        cost = load.harness or HarnessCost()
         figures.append(
             {
                 "tasks": tasks,
                 "seconds": round(elapsed, 1),
-                "achieved_per_s": load["achieved_per_s"],
-                "oomlab_peak_rss_bytes": cost["oomlab_peak_rss_bytes"],
-                "oomlab_cpu_seconds": cost["oomlab_cpu_seconds"],
-                "checkpoint_p50_s": cost["checkpoint_seconds"]["p50"],
-                "checkpoint_max_s": cost["checkpoint_seconds"]["max"],
+                "achieved_per_s": load.achieved_per_s,
+                "oomlab_peak_rss_bytes": cost.oomlab_peak_rss_bytes,
+                "oomlab_cpu_seconds": cost.oomlab_cpu_seconds,
+                "checkpoint_p50_s": cost.checkpoint_seconds.p50,
+                "checkpoint_max_s": cost.checkpoint_seconds.max,
                 "run_json_bytes": os.path.getsize(os.path.join(run_dir, "run.json")),
                 "tasks_jsonl_bytes": os.path.getsize(os.path.join(run_dir, "tasks.jsonl")),
             }
@@ -105,8 +109,8 @@ def saturation(results_dir: str, tasks: int = SATURATION_TASKS) -> dict:
         cpu[BARE].append(bare.client_cpu_s / tasks)
         for name, in_flight in ((BATCH, tasks), (CLOSED, 200)):
             load, _, _ = oomlab_run(results_dir, "--in-flight", str(in_flight), "--tasks", str(tasks))
-            rates[name].append(load["achieved_per_s"])
-            cpu[name].append(load["harness"]["load_cpu_seconds"] / tasks)
+            rates[name].append(load.achieved_per_s or 0.0)
+            cpu[name].append((load.harness or HarnessCost()).load_cpu_seconds / tasks)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     gaps = {name: 100 * (medians[BARE] - medians[name]) / medians[BARE] for name in (BATCH, CLOSED)}
     return {
@@ -122,12 +126,12 @@ def schedule_accuracy(results_dir: str) -> dict:
     load, _, _ = oomlab_run(
         results_dir, "--rate", f"{SCHEDULE_RATE}/s", "--duration", f"{SCHEDULE_SECONDS}s", "--timeout", "2"
     )
-    schedule = load["schedule"]
+    schedule = load.schedule or Schedule()
     return {
-        "asked_per_s": schedule["asked_per_s"],
-        "offered_per_s": schedule["offered_per_s"],
-        "error_percent": schedule["offered_error_percent"],
-        "lateness_s": schedule["lateness_s"],
+        "asked_per_s": schedule.asked_per_s,
+        "offered_per_s": schedule.offered_per_s,
+        "error_percent": schedule.offered_error_percent,
+        "lateness_s": to_json(schedule.lateness_s),
     }
 
 

@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 from harness.config import RunConfig
 from harness.errors import BadInput
+from harness.lab.cells import Cell
+from harness.record_delivery import DeliveryVerdict, Depth, KillDetection, Location
+from harness.record_load import LoadSection
 from harness.redact import mask_settings, mask_urls
 from harness.trust import results_umask, write_private_atomic
 from harness.typed_json import ShapeError, from_json, to_json
@@ -312,6 +315,25 @@ class Summary:
 
 
 @dataclass
+class DeliverySection:
+    """The delivery lab's evidence and verdicts for its one task (harness.lab.observer)."""
+
+    cell: Cell
+    settings: dict[str, Any] = field(default_factory=dict)  # the lab's options that shaped this cell
+    verdicts: list[DeliveryVerdict] = field(default_factory=list)
+    locations: list[Location] = field(default_factory=list)  # where the broker had each message at the end
+    detection: list[KillDetection] = field(default_factory=list)
+    flower_worker_online: int | None = None  # Flower's gauge when the window closed
+    worker_restarts: list[Restart] = field(default_factory=list)
+    broker_samples: list[Depth] = field(default_factory=list)
+    error: str | None = None  # why the broker could not be sampled or read
+
+
+# sections a run may not have: written as null, and as {} by oomlab before they were typed
+OPTIONAL_SECTIONS = ("delivery", "load")
+
+
+@dataclass
 class RunRecord:
     run_id: str
     config: RunConfig
@@ -328,8 +350,8 @@ class RunRecord:
     kills: list[KillRecord] = field(default_factory=list)
     celery_events: list[CeleryEvent] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
-    delivery: dict[str, Any] = field(default_factory=dict)  # the delivery lab's evidence and verdicts
-    load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): rates, latency, soak; tasks in tasks.jsonl
+    delivery: DeliverySection | None = None  # a delivery lab cell's evidence and verdicts
+    load: LoadSection | None = None  # a load run's (issue 18): rates, latency, soak; its tasks in tasks.jsonl
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -353,8 +375,10 @@ class RunRecord:
             raise BadInput(f"{source} is not an oomlab run record (no schema)")
         if data["schema"] != SCHEMA:
             raise BadInput(f"{source} is a {data['schema']!r} file; this oomlab reads {SCHEMA} run records")
+        fields = {k: v for k, v in data.items() if k != "schema"}
+        fields.update({name: None for name in OPTIONAL_SECTIONS if fields.get(name) == {}})
         try:
-            return from_json(cls, {k: v for k, v in data.items() if k != "schema"})
+            return from_json(cls, fields)
         except ShapeError as error:
             raise BadInput(f"{source} does not fit {SCHEMA}: {error}") from None
 

@@ -5,7 +5,6 @@ and write the Markdown and JUnit reports that were asked for."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from harness.gate.baseline import baseline_scenario, load_baseline, save_baseline
 from harness.gate.load_checks import check_load
@@ -16,6 +15,7 @@ from harness.gate.sites import grown_sites
 from harness.gate.stats import TaskStats
 from harness.gate.thresholds import LoadThreshold, Threshold, parse_threshold
 from harness.gate.verdict import Check, GateResult, compare
+from harness.record_load import LoadSection
 
 # each task's own growth above its start (its tree's where exact), not absolute RSS, which carries the
 # pool process's baseline and what ran before in it; a regression must grow by 10 % AND by 2 MiB,
@@ -30,7 +30,7 @@ def gate(
     fail: list[str],
     pyproject: str = "pyproject.toml",
     refusal: str | None = None,
-    load: dict[str, Any] | None = None,
+    load: LoadSection | None = None,
     facts: RunFacts | None = None,
 ) -> GateResult:
     """`refusal`: why this run may not become the first baseline (record_is_baseline_worthy), if so."""
@@ -39,7 +39,7 @@ def gate(
     thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
     exists = os.path.exists(baseline_path)
     problems = run_problems(facts, baseline_scenario(baseline_path) if exists else None) if facts else []
-    load_checks = check_load(load or {}, thresholds, per_task)  # load (issue 18): absolute, no baseline
+    load_checks = check_load(load, thresholds, per_task)  # load (issue 18): absolute, no baseline
     if not exists and (refusal or problems):
         why = refusal or "; ".join(check.detail or check.threshold for check in problems)
         return GateResult(

@@ -4,12 +4,12 @@ A bound on a statistic the run does not have fails: a gate that cannot see canno
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from harness.gate.thresholds import LoadThreshold, Threshold
 from harness.gate.verdict import Check
 from harness.load.stream import TaskLine
 from harness.record import RunRecord
+from harness.record_load import LoadSection, NameFigures
 
 ALL = "(all tasks)"
 
@@ -17,25 +17,26 @@ ALL = "(all tasks)"
 Thresholds = list[Threshold | LoadThreshold]
 
 
-def check_load(load: dict[str, Any], default: Thresholds, per_task: dict[str, Thresholds]) -> list[Check]:
+def check_load(load: LoadSection | None, default: Thresholds, per_task: dict[str, Thresholds]) -> list[Check]:
+    """`load` None: no figures at all, so every load bound fails."""
     checks = [_check(ALL, threshold, load) for threshold in default if isinstance(threshold, LoadThreshold)]
     for name, thresholds in sorted(per_task.items()):
-        figures = (load.get("by_task") or {}).get(name, {})
+        figures = load.by_task.get(name) if load else None  # a name the run never sent: every bound on it fails
         checks.extend(_check(name, t, figures) for t in thresholds if isinstance(t, LoadThreshold))
     return checks
 
 
-def _check(task: str, threshold: LoadThreshold, figures: dict[str, Any]) -> Check:
-    current = threshold.current(figures)
+def _check(task: str, threshold: LoadThreshold, figures: NameFigures | None) -> Check:
+    current = threshold.current(figures) if figures is not None else None
     failed = current is None or not threshold.holds(current)
     bound = f"{threshold.op} {threshold.show(threshold.value)}"
     shown = (bound, threshold.show(current) if current is not None else "not measured")
     return Check(task, str(threshold), None, current, failed, shown=shown)
 
 
-def load_of(record: RunRecord, tasks: Iterable[TaskLine]) -> dict[str, Any]:
+def load_of(record: RunRecord, tasks: Iterable[TaskLine]) -> LoadSection:
     """run.json's `load` section, or one made from the run's tasks when the run was not a load run."""
-    if record.load:
+    if record.load is not None:
         return record.load
     from harness.load.from_tasks import load_from_tasks
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
-from typing import Any
 
 from harness.gate.baseline import read_run_record
 from harness.gate.load_checks import load_of
@@ -14,13 +13,14 @@ from harness.gate.run_checks import RunFacts, run_facts
 from harness.gate.stats import TaskStats, task_stats
 from harness.gate.worthiness import record_is_baseline_worthy
 from harness.load.stream import RunTasks
+from harness.record_load import LoadSection
 
 
 @dataclass(frozen=True)
 class GatedRuns:
     stats: dict[str, TaskStats]
     source: str  # the run id, or the ids joined with "+"
-    load: dict[str, Any]
+    load: LoadSection  # the run's own, or made from the task records (harness.load.from_tasks)
     facts: RunFacts
     refusal: str | None  # why these runs may not become a baseline (None: they may)
 

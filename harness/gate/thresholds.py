@@ -19,10 +19,10 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from harness.errors import BadInput
 from harness.gate.stats import STATS
+from harness.record_load import LoadSection, NameFigures
 from harness.sizes import format_size, parse_size
 
 
@@ -81,7 +81,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 LATENCIES = ("queue_wait", "run_time", "end_to_end")
 LOAD_STATS = ("p50", "p90", "p95", "p99", "max")
-RATES = {"throughput": "achieved_per_s", "offered": "offered_per_s"}
+RATES = ("throughput", "offered")  # achieved_per_s, offered_per_s
 COUNTS = ("oom_kills", "oom_kills_per_1000", "succeeded", "failed", "killed")
 _LOAD = re.compile(r"^\s*([a-z_0-9]+)(?:\.([a-z0-9]+))?\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
@@ -106,21 +106,24 @@ class LoadThreshold:
     def __str__(self) -> str:
         return self.text
 
-    def current(self, load: dict[str, Any]) -> float | None:
-        """This statistic in a `load` section (run.json's, or one task name's under `by_task`)."""
-        value: Any
+    def current(self, figures: NameFigures) -> float | None:
+        """This statistic in a `load` section (run.json's, or one task name's under `by_task`: a name
+        has its killed count, not the run's OOM kills, and no rate of kills)."""
+        value: int | float | None
         if self.metric in LATENCIES:
-            value = (load.get("latency", {}).get(self.metric) or {}).get(self.stat)
+            value = getattr(figures.latency, self.metric).at(self.stat or "")
         elif self.metric == "peak_rss":
-            value = (load.get("peak_rss_bytes") or {}).get(self.stat)
-        elif self.metric in RATES:
-            value = load.get(RATES[self.metric])
+            value = figures.peak_rss_bytes.at(self.stat or "")
+        elif self.metric == "throughput":
+            value = figures.achieved_per_s
+        elif self.metric == "offered":
+            value = figures.offered_per_s
         elif self.metric == "oom_kills":
-            value = load.get("oom_kills", load.get("counts", {}).get("killed"))
+            value = figures.oom_kills if isinstance(figures, LoadSection) else figures.counts.killed
         elif self.metric == "oom_kills_per_1000":
-            value = load.get("oom_kills_per_1000_tasks")
+            value = figures.oom_kills_per_1000_tasks if isinstance(figures, LoadSection) else None
         else:
-            value = load.get("counts", {}).get(self.metric)
+            value = getattr(figures.counts, self.metric)
         return None if value is None else float(value)
 
     def holds(self, current: float) -> bool:

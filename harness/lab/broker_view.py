@@ -11,25 +11,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 import redis
 from kombu import Connection
 
-
-@dataclass
-class Depth:
-    mono: float
-    ready: int | None
-    unacked: int | None  # Redis only: delivered, not yet acked (RabbitMQ cannot say without its management API)
-    consumers: int | None  # RabbitMQ only
-
-
-@dataclass
-class Location:
-    task_id: str
-    where: str  # queued | unacked | absent
-    delivery_count: int | None = None  # x-delivery-count of the waiting message (quorum queues)
+from harness.record_delivery import Depth, Location
 
 
 class RedisView:

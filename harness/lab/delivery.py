@@ -10,17 +10,18 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from harness.config import RunConfig, RunOptions, resolve
-from harness.errors import Interrupted, OomlabError
+from harness.errors import BadInput, Interrupted, OomlabError
 from harness.lab.cells import Cell
 from harness.lab.observer import DeliveryObserver
-from harness.record import write_json_atomic
+from harness.record import DeliverySection, write_json_atomic
 from harness.report.hooks import standard_hooks
 from harness.runner import Run
 from harness.scenario import Scenario, load_scenario
 from harness.signals import RunSignals
+from harness.typed_json import ShapeError, from_json
 
 LAB_SCHEMA = "oomlab.lab.delivery/1"
 SCENARIO = "oom-victim"
@@ -48,7 +49,7 @@ class CellResult:
     status: str  # complete | error | interrupted
     run_dir: str | None
     message: str | None = None
-    delivery: dict = field(default_factory=dict)
+    delivery: DeliverySection | None = None  # the cell's run's, as run.json holds it
 
 
 def window_for(cell: Cell, options: LabOptions) -> float:
@@ -113,12 +114,12 @@ def _run_cell(cell: Cell, options: LabOptions, lab_dir: str, reply) -> None:
     except Interrupted:
         reply.send(
             CellResult(
-                cell, "interrupted", run.run_dir if run else None, "interrupted", run.record.delivery if run else {}
+                cell, "interrupted", run.run_dir if run else None, "interrupted", run.record.delivery if run else None
             )
         )
     except OomlabError as error:
         reply.send(
-            CellResult(cell, "error", run.run_dir if run else None, error.message, run.record.delivery if run else {})
+            CellResult(cell, "error", run.run_dir if run else None, error.message, run.record.delivery if run else None)
         )
     except Exception as error:  # reported as the cell's result; the lab goes on
         reply.send(CellResult(cell, "error", run.run_dir if run else None, f"{type(error).__name__}: {error}"))
@@ -185,6 +186,27 @@ def _stop_cells(running: dict, results: dict, cells: list[Cell]) -> None:
             results[index] = receive.recv()
         else:
             results.setdefault(index, CellResult(cells[index], "interrupted", None, "interrupted"))
+
+
+def read_cells(lab: dict, source: str = "lab.json") -> list[CellResult]:
+    """lab.json's cells as the lab wrote them (a cell not run yet is `pending`); BadInput (one
+    sentence) for a cell that does not fit."""
+    entries = lab.get("cells") or []
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise BadInput(f"{source} is not a delivery lab record: its cells are not a list of objects")
+    try:
+        return [
+            CellResult(
+                from_json(Cell, entry.get("cell")),
+                entry.get("status", "pending"),
+                entry.get("run_dir"),
+                entry.get("message"),
+                from_json(DeliverySection, entry["delivery"]) if entry.get("delivery") else None,
+            )
+            for entry in entries
+        ]
+    except ShapeError as error:
+        raise BadInput(f"{source} holds a cell that does not fit {LAB_SCHEMA}: {error}") from None
 
 
 def _save(lab_dir: str, options: LabOptions, cells: list[Cell], results: dict[int, CellResult], status: str) -> None:

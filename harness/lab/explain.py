@@ -6,6 +6,7 @@ from __future__ import annotations
 from statistics import median
 
 from harness.lab.delivery import CellResult
+from harness.record_delivery import DeliveryVerdict
 
 WHY = {
     "failed": (
@@ -59,10 +60,10 @@ WHY = {
 
 def explanations(results: list[CellResult]) -> list[tuple[str, int, str, str, str]]:
     """(outcome, cells, why, avoid, measured) for each outcome seen, in the order of WHY."""
-    by_outcome: dict[str, list[dict]] = {}
+    by_outcome: dict[str, list[DeliveryVerdict]] = {}
     for result in results:
-        for verdict in result.delivery.get("verdicts", []):
-            by_outcome.setdefault(verdict["outcome"], []).append(verdict)
+        for verdict in result.delivery.verdicts if result.delivery else []:
+            by_outcome.setdefault(verdict.outcome, []).append(verdict)
     rows = []
     for outcome, (why, avoid) in WHY.items():
         verdicts = by_outcome.get(outcome)
@@ -71,9 +72,9 @@ def explanations(results: list[CellResult]) -> list[tuple[str, int, str, str, st
     return rows
 
 
-def _measured(verdicts: list[dict]) -> str:
-    runs = [v["executions"] for v in verdicts]
-    redelivery = [v["first_redelivery_s"] for v in verdicts if v["first_redelivery_s"] is not None]
+def _measured(verdicts: list[DeliveryVerdict]) -> str:
+    runs = [v.executions for v in verdicts]
+    redelivery = [v.first_redelivery_s for v in verdicts if v.first_redelivery_s is not None]
     text = f"runs per task {min(runs)}-{max(runs)}" if min(runs) != max(runs) else f"runs per task {runs[0]}"
     if redelivery:
         text += f"; first redelivery {median(redelivery):.2f} s after the kill (median, {min(redelivery):.2f}-{max(redelivery):.2f})"

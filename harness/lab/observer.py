@@ -4,12 +4,13 @@ message located once the workers are gone, and the verdict written into the reco
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
 
 from harness.hooks import RunHook
-from harness.lab.broker_view import BrokerView, Depth, Location, open_view
+from harness.lab.broker_view import BrokerView, open_view
 from harness.lab.cells import Cell
 from harness.lab.verdict import detections, flower_worker_online, judge
+from harness.record import DeliverySection
+from harness.record_delivery import Depth, Location
 from harness.runner import Run
 
 SAMPLE_SECONDS = 0.25
@@ -68,18 +69,17 @@ class DeliveryObserver(RunHook):
     def collect(self, run: Run) -> None:
         record = run.record
         with self._lock:
-            samples = [asdict(s) for s in self.samples]
-        verdicts = [
-            judge(task, record.kills, self.locations.get(task.id), record.celery_events) for task in record.tasks
-        ]
-        record.delivery = {
-            "cell": self.cell.as_dict(),
-            "settings": self.settings,
-            "verdicts": [asdict(v) | {"first_redelivery_s": v.first_redelivery_s} for v in verdicts],
-            "locations": [asdict(loc) for loc in self.locations.values()],
-            "detection": [asdict(d) for d in detections(record.kills)],
-            "flower_worker_online": flower_worker_online(record.celery_events, record.worker.observed_until_mono),
-            "worker_restarts": [asdict(r) for r in record.worker.restarts],
-            "broker_samples": samples,
-            "error": self.error,
-        }
+            samples = list(self.samples)
+        record.delivery = DeliverySection(
+            cell=self.cell,
+            settings=self.settings,
+            verdicts=[
+                judge(task, record.kills, self.locations.get(task.id), record.celery_events) for task in record.tasks
+            ],
+            locations=list(self.locations.values()),
+            detection=detections(record.kills),
+            flower_worker_online=flower_worker_online(record.celery_events, record.worker.observed_until_mono),
+            worker_restarts=list(record.worker.restarts),
+            broker_samples=samples,
+            error=self.error,
+        )

@@ -6,10 +6,9 @@ the message once the workers were gone. Pure: no I/O, so it is tested on its own
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from harness.lab.broker_view import Location
 from harness.record import CeleryEvent, KillRecord, TaskRecord
+from harness.record_delivery import DeliveryVerdict, KillDetection, Location, PoisonLoop, Redelivery
 
 POISON_LOOP_KILLS = 3  # the same task id killed this many times is a loop, not bad luck
 
@@ -23,49 +22,6 @@ OUTCOMES = {
     "awaiting_redelivery": "the message is still held by the broker, not yet delivered again",
     "not_killed": "no OOM kill hit the task",
 }
-
-
-@dataclass
-class Redelivery:
-    after_kill_mono: float
-    started_mono: float
-    seconds: float
-    how: str  # retry (a new message from Celery) | redelivered (the broker's flag) | again (neither flag set)
-
-
-@dataclass
-class KillDetection:
-    """Seconds from the kernel's kill to each observer knowing; None where it never did."""
-
-    pid: int
-    role: str
-    kernel_time_mono: float
-    oomlab: float | None
-    celery_pool_noticed: float | None  # Celery's main process logged the child's death
-    celery_worker_lost: float | None  # a task-failed event carrying WorkerLostError
-    celery_heartbeat_expiry: float | None  # celery.events.state's expiry rule (whole-worker kills)
-
-
-@dataclass
-class DeliveryVerdict:
-    task_id: str
-    outcome: str
-    final_state: str | None
-    state_history: list[tuple[float, str | None]]
-    executions: int
-    kills: int
-    message: str  # where the broker had the message at the end: queued | unacked | absent
-    delivery_counts: list[int | None]
-    redeliveries: list[Redelivery] = field(default_factory=list)
-    stuck_in_started: bool = False
-    poison_loop: dict | None = None  # {"kills": n, "per_minute": r} when the same task id kept dying
-    # Celery's own events for the task (task-received, task-started, task-failed, task-retried...), each
-    # at the time the worker stamped it: the exact timeline beside the backend states polled every 0.1 s
-    events: list[tuple[float | None, str]] = field(default_factory=list)
-
-    @property
-    def first_redelivery_s(self) -> float | None:
-        return self.redeliveries[0].seconds if self.redeliveries else None
 
 
 def judge(
@@ -92,7 +48,7 @@ def judge(
     loop = None
     if len(own_kills) >= POISON_LOOP_KILLS:
         span = own_kills[-1].kernel_time_mono - own_kills[0].kernel_time_mono
-        loop = {"kills": len(own_kills), "per_minute": round(60 * (len(own_kills) - 1) / span, 1) if span > 0 else None}
+        loop = PoisonLoop(len(own_kills), round(60 * (len(own_kills) - 1) / span, 1) if span > 0 else None)
     return DeliveryVerdict(
         task_id=task.id,
         outcome=outcome,
@@ -106,6 +62,7 @@ def judge(
         stuck_in_started=task.state == "STARTED" and not running_at_end and where == "absent",
         poison_loop=loop,
         events=[(e.timestamp_mono, e.type) for e in events if e.uuid == task.id],
+        first_redelivery_s=redeliveries[0].seconds if redeliveries else None,
     )
 
 

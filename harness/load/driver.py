@@ -32,6 +32,7 @@ from harness.load.stats import NameStats
 from harness.load.stream import TASKS_FILE, TaskLine, TaskStream
 from harness.probe_events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
 from harness.record import CeleryEvent, Outcome
+from harness.record_load import HarnessCost
 from harness.replay import fetch_states
 from harness.routing import class_tasks
 
@@ -493,21 +494,19 @@ class LoadDriver(RunHook):
             kills=self.kills_seen,
         )
 
-    def own_cost(self) -> dict:
+    def own_cost(self) -> HarnessCost:
         """What the harness itself costs: oomlab's peak RSS and CPU (this process, not the worker),
         and each checkpoint's time."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return {
-            "oomlab_peak_rss_bytes": usage.ru_maxrss * 1024,
-            "oomlab_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        return HarnessCost(
+            oomlab_peak_rss_bytes=usage.ru_maxrss * 1024,
+            oomlab_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
             # since the first send: the cost that grows with tasks, without start-up (imports, the worker's launch)
-            "load_cpu_seconds": round(usage.ru_utime + usage.ru_stime - self.cpu_at_start, 3),
-            "checkpoint_seconds": {
-                k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.checkpoint_cost.summary().items()
-            },
-            "in_memory": "per task name, plus the tasks in flight",
-            "peak_rss_basis": "ru_maxrss of the oomlab process, to the last record written (the report included)",
-        }
+            load_cpu_seconds=round(usage.ru_utime + usage.ru_stime - self.cpu_at_start, 3),
+            checkpoint_seconds=self.checkpoint_cost.summary(),
+            in_memory="per task name, plus the tasks in flight",
+            peak_rss_basis="ru_maxrss of the oomlab process, to the last record written (the report included)",
+        )
 
     # --- the record ---------------------------------------------------------------------------
     def collect(self, run) -> None:
@@ -525,8 +524,8 @@ class LoadDriver(RunHook):
     def finished(self, run) -> None:
         """The harness's cost once more, after the other hooks drew the timeline and wrote the report
         (the driver is the run's last hook): its peak RSS is the whole run's, reading the files included."""
-        if run.record.load:
-            run.record.load["harness"] = self.own_cost()
+        if run.record.load is not None:
+            run.record.load.harness = self.own_cost()
 
 
 def drive(run) -> LoadDriver:

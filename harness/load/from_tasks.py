@@ -4,13 +4,14 @@ statistics, from its task records, so load thresholds read the same figures what
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
-from harness.load.section import figures_of
 from harness.load.stats import NameStats, total_of
 from harness.load.stream import TaskLine
+from harness.record_load import LoadSection
 
 
-def load_from_tasks(tasks: Iterable[TaskLine], started_mono: float, kills: int) -> dict:
+def load_from_tasks(tasks: Iterable[TaskLine], started_mono: float, kills: int) -> LoadSection:
     """`tasks` as harness.load.stream reads them (line_of a plan run's records: a task oomlab did not
     send has no queue wait)."""
     by_name: dict[str, NameStats] = {}
@@ -25,10 +26,10 @@ def load_from_tasks(tasks: Iterable[TaskLine], started_mono: float, kills: int) 
         stats.final(task.outcome or "unfinished", ended - started_mono, latencies, peak)
     total = total_of(by_name)
     sent_count = total.counts["sent"]
-    return {
-        **figures_of(total),
-        "oom_kills": kills,
-        "oom_kills_per_1000_tasks": round(1000 * kills / sent_count, 3) if sent_count else None,
-        "by_task": {name: figures_of(stats) for name, stats in sorted(by_name.items())},
-        "from": "the run's task records (not a load run)",
-    }
+    return replace(
+        LoadSection.of(total.figures()),
+        calls_from="the run's task records (not a load run)",
+        oom_kills=kills,
+        oom_kills_per_1000_tasks=round(1000 * kills / sent_count, 3) if sent_count else None,
+        by_task={name: stats.figures() for name, stats in sorted(by_name.items())},
+    )

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from harness.record_load import Quantiles
+
 RELATIVE_ERROR = 0.01
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
 
@@ -57,15 +59,16 @@ class LogHistogram:
         max for the top rank)."""
         return self._quantile_sorted(sorted(self.counts), q)
 
-    def summary(self) -> dict[str, float | int | None]:
-        """{p50, p90, p95, p99, max, n}, the run.json form."""
+    def summary(self, digits: int | None = 6) -> Quantiles:
+        """{p50, p90, p95, p99, max, n}, the run.json form: seconds rounded to `digits` places, or
+        whole numbers (bytes) when `digits` is None."""
         ordered = sorted(self.counts)
-        figures: dict[str, float | int | None] = {}
-        for name, q in QUANTILES:
-            figures[name] = self._quantile_sorted(ordered, q)
-        figures["max"] = self.max
-        figures["n"] = self.n
-        return figures
+        figures = {name: self._quantile_sorted(ordered, q) for name, q in QUANTILES}
+
+        def rounded(value: float | None) -> int | float | None:
+            return None if value is None else round(value) if digits is None else round(value, digits)
+
+        return Quantiles(**{name: rounded(v) for name, v in figures.items()}, max=rounded(self.max), n=self.n)
 
     def _quantile_sorted(self, ordered: list[int], q: float) -> float | None:
         if self.n == 0:

@@ -8,6 +8,7 @@ from collections import deque
 
 from harness.load.histogram import LogHistogram
 from harness.load.series import Series
+from harness.record_load import RecyclingFigures, ThroughputDip
 
 
 class Replacements:
@@ -45,17 +46,17 @@ class Replacements:
             if self.pending:
                 self.cost.record(max(0.0, at - self.pending.popleft()))
 
-    def as_dict(self, achieved: Series) -> dict:
-        return {
-            "children_recycled": self.recycled,
-            "children_lost": self.lost,
-            "replacement_seconds": self.cost.summary(),
-            "replacement_basis": "old child's exit to a new child's first task, counted while work waited",
-            "throughput_dip": throughput_dip(self.exits, achieved),
-        }
+    def figures(self, achieved: Series) -> RecyclingFigures:
+        return RecyclingFigures(
+            children_recycled=self.recycled,
+            children_lost=self.lost,
+            replacement_seconds=self.cost.summary(),
+            replacement_basis="old child's exit to a new child's first task, counted while work waited",
+            throughput_dip=throughput_dip(self.exits, achieved),
+        )
 
 
-def throughput_dip(exits: Series, achieved: Series) -> dict | None:
+def throughput_dip(exits: Series, achieved: Series) -> ThroughputDip | None:
     """Tasks achieved per second in the seconds a child exited against the other seconds of the
     run (between its first and last completion): the throughput a replacement costs, as measured.
     None without seconds of both kinds, or when the two series no longer share a bucket width."""
@@ -70,9 +71,9 @@ def throughput_dip(exits: Series, achieved: Series) -> dict | None:
     if not replaced or not others:
         return None
     during, otherwise = sum(replaced) / len(replaced) / achieved.width, sum(others) / len(others) / achieved.width
-    return {
-        "per_s_in_seconds_with_a_replacement": round(during, 2),
-        "per_s_otherwise": round(otherwise, 2),
-        "dip_percent": round(100 * (otherwise - during) / otherwise, 1) if otherwise else None,
-        "seconds_with_a_replacement": len(replaced),
-    }
+    return ThroughputDip(
+        per_s_in_seconds_with_a_replacement=round(during, 2),
+        per_s_otherwise=round(otherwise, 2),
+        dip_percent=round(100 * (otherwise - during) / otherwise, 1) if otherwise else None,
+        seconds_with_a_replacement=len(replaced),
+    )

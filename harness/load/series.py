@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.record_load import Points
+
 MAX_POINTS = 3600
 
 
@@ -43,5 +45,5 @@ class Series:
             return [round(value / self.width, 3) for value in self.values]
         return list(self.values)
 
-    def as_dict(self) -> dict:
-        return {"width_s": self.width, "values": self.per_second()}
+    def points(self) -> Points:
+        return Points(self.width, self.per_second())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from harness.record_load import LimitProjection, RecyclingSettings, SoakFindings
+
 MIN_TASKS_PER_CHILD = 3  # a slope from fewer points is noise
 MIN_POINTS = 5  # tasks measured over all children before a projection is made
 # a growth is stated as a finding only when it is a line, not noise: the fit explains most of the
@@ -72,7 +74,7 @@ class Soak:
         self.limit = limit_bytes
         self.children: dict[int, ChildGrowth] = {}
         self.points = 0
-        self.first_projection: dict | None = None  # made once, early, to be checked against the kill
+        self.first_projection: LimitProjection | None = None  # made once, early, to be checked against the kill
         self.first_kill_at_task: int | None = None
 
     def observe(self, pid: int, at: float, rss_after: int | None) -> None:
@@ -110,20 +112,20 @@ class Soak:
         r2 = [c.by_task.r2 for c in fits if c.by_task.r2 is not None]
         return grown >= MIN_GROWTH_BYTES and bool(r2) and sum(r2) / len(r2) >= MIN_R2
 
-    def project(self, tasks_done: int, group_usage: int | None, rate: float | None) -> dict | None:
+    def project(self, tasks_done: int, group_usage: int | None, rate: float | None) -> LimitProjection | None:
         """When the group reaches its limit at the measured slope: after how many tasks in all, and
         in how many seconds at `rate` tasks/s. None while the slope is unknown or not positive."""
         slope = self.per_task_slope()
         if slope is None or slope <= 0 or group_usage is None or self.points < MIN_POINTS:
             return None
         more = max(0.0, (self.limit - group_usage) / slope)
-        projection = {
-            "made_at_task": tasks_done,
-            "group_usage_bytes": group_usage,  # without page cache (reclaimed before a kill)
-            "slope_bytes_per_task": round(slope),
-            "limit_reached_at_task": round(tasks_done + more),
-            "seconds_from_now": round(more / rate, 1) if rate else None,
-        }
+        projection = LimitProjection(
+            made_at_task=tasks_done,
+            group_usage_bytes=group_usage,
+            slope_bytes_per_task=round(slope),
+            limit_reached_at_task=round(tasks_done + more),
+            seconds_from_now=round(more / rate, 1) if rate else None,
+        )
         if self.first_projection is None:
             self.first_projection = projection
         return projection
@@ -132,26 +134,26 @@ class Soak:
         if self.first_kill_at_task is None:
             self.first_kill_at_task = tasks_started
 
-    def findings(self, tasks_done: int, group_usage: int | None, rate: float | None, budget: Budget) -> dict:
+    def findings(self, tasks_done: int, group_usage: int | None, rate: float | None, budget: Budget) -> SoakFindings:
         """The soak section of run.json: slopes, projection, and what would stop the growth."""
         slope = self.per_task_slope()
         per_second = self.per_second_slope()
-        found: dict = {
-            "children_measured": len(self._measured()),
-            "growth_per_1000_tasks_per_child_bytes": None if slope is None else round(slope * 1000),
-            "growth_per_hour_per_child_bytes": None if per_second is None else round(per_second * 3600),
-            "projection": self.project(tasks_done, group_usage, rate),
-            "first_projection": self.first_projection,
-            "first_kill_at_task": self.first_kill_at_task,
-            "significant": self.significant(),
-        }
+        found = SoakFindings(
+            children_measured=len(self._measured()),
+            growth_per_1000_tasks_per_child_bytes=None if slope is None else round(slope * 1000),
+            growth_per_hour_per_child_bytes=None if per_second is None else round(per_second * 3600),
+            projection=self.project(tasks_done, group_usage, rate),
+            first_projection=self.first_projection,
+            first_kill_at_task=self.first_kill_at_task,
+            significant=self.significant(),
+        )
         if self.first_projection and self.first_kill_at_task:
-            projected = self.first_projection["limit_reached_at_task"]
-            found["first_projection_error_percent"] = round(
+            projected = self.first_projection.limit_reached_at_task
+            found.first_projection_error_percent = round(
                 100 * (projected - self.first_kill_at_task) / self.first_kill_at_task, 1
             )
         if slope and slope > 0:
-            found["recycling"] = budget.settings(slope, rate)
+            found.recycling = budget.settings(slope, rate)
         return found
 
 
@@ -168,28 +170,25 @@ class Budget:
     replacement_seconds: float | None  # a new child's first task after the old one's exit (median)
     mean_run_time: float | None
 
-    def settings(self, slope: float, rate: float | None) -> dict:
+    def settings(self, slope: float, rate: float | None) -> RecyclingSettings:
         per_child = (self.limit - self.main_rss) / max(1, self.concurrency)
         ceiling = per_child - self.task_transient  # a child above this after a task may not survive the next
         start = self.child_start_rss or 0
         max_tasks = max(1, math.floor((ceiling - start) / slope)) if ceiling > start else 1
-        settings: dict[str, int | float | str] = {
-            "per_child_budget_bytes": round(per_child),
-            "worker_max_tasks_per_child": max_tasks,
-            "worker_max_memory_per_child_kib": max(1, int(ceiling // 1024)),
-        }
+        settings = RecyclingSettings(
+            per_child_budget_bytes=round(per_child),
+            worker_max_tasks_per_child=max_tasks,
+            worker_max_memory_per_child_kib=max(1, int(ceiling // 1024)),
+            throughput_cost_basis="not measured: no child was replaced while work waited in this run; run again "
+            f"with --celery worker_max_tasks_per_child={max_tasks} to measure it",
+        )
         if self.replacement_seconds is not None and self.mean_run_time:
             work = max_tasks * self.mean_run_time
-            settings["throughput_cost_percent"] = round(
+            settings.throughput_cost_percent = round(
                 100 * self.replacement_seconds / (work + self.replacement_seconds), 2
             )
-            settings["throughput_cost_basis"] = (
+            settings.throughput_cost_basis = (
                 f"a replacement measured at {self.replacement_seconds * 1000:.0f} ms per child every {max_tasks} tasks "
                 f"of {self.mean_run_time * 1000:.0f} ms"
-            )
-        else:
-            settings["throughput_cost_basis"] = (
-                "not measured: no child was replaced while work waited in this run; run again with "
-                f"--celery worker_max_tasks_per_child={max_tasks} to measure it"
             )
         return settings

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from harness.load.histogram import LogHistogram
 from harness.load.series import Series
+from harness.record_load import Counts, Latency, NameFigures, NameSeries
 
 LATENCIES = ("queue_wait", "run_time", "end_to_end")
 COUNTS = ("sent", "started", "succeeded", "failed", "killed", "unfinished")
@@ -79,17 +80,16 @@ class NameStats:
             return None
         return (done - 1) / (last - first)
 
-    def as_dict(self) -> dict:
-        return {
-            "counts": dict(self.counts),
-            "offered_per_s": _round(self.offered_per_s),
-            "achieved_per_s": _round(self.achieved_per_s),
-            "latency": {name: _rounded(h.summary()) for name, h in self.latency.items()},
-            "peak_rss_bytes": {
-                k: (round(v) if isinstance(v, float) else v) for k, v in self.peak_rss.summary().items()
-            },
-            "series": {"offered": self.offered.as_dict(), "achieved": self.achieved.as_dict()},
-        }
+    def figures(self) -> NameFigures:
+        """run.json's figures for this name (or for all, from total_of)."""
+        return NameFigures(
+            counts=Counts(**self.counts),
+            offered_per_s=_round(self.offered_per_s),
+            achieved_per_s=_round(self.achieved_per_s),
+            latency=Latency(**{name: h.summary() for name, h in self.latency.items()}),
+            peak_rss_bytes=self.peak_rss.summary(digits=None),
+            series=NameSeries(self.offered.points(), self.achieved.points()),
+        )
 
 
 def total_of(by_name: dict[str, NameStats]) -> NameStats:
@@ -115,7 +115,3 @@ def _most(a: float | None, b: float | None) -> float | None:
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def _rounded(summary: dict) -> dict:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in summary.items()}

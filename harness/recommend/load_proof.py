@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from harness.config import RunConfig
 from harness.recommend.capacity import MAX_CONCURRENCY, plan_capacity, recycling_settings
 from harness.recommend.fleet import FleetRow
 from harness.recommend.profile import WorkerProfile
 from harness.recommend.throughput import LoadResult, at_setting, contended, load_run
+from harness.record_load import RecyclingFigures, SoakFindings
 from harness.scenario import Scenario
 from harness.sizes import format_size
 
@@ -107,8 +107,8 @@ def verdicts(
     held = proof.setting
     return [
         _held(proof, queue_wait_p95),
-        _recycling(held.recycling or {}, chosen, recycle_s, proof.seconds),
-        _slope(held.soak or {}, chosen.pool),
+        _recycling(held.recycling or RecyclingFigures(), chosen, recycle_s, proof.seconds),
+        _slope(held.soak or SoakFindings(), chosen.pool),
         _step_up(proof, limit, margin),
     ]
 
@@ -141,8 +141,8 @@ def _behind(proof: LoadProof) -> str:
     return " (it fell behind: one replica does not carry this rate here, fewer than the table measured)"
 
 
-def _recycling(section: dict[str, Any], chosen: RunConfig, recycle_s: float | None, seconds: float) -> str:
-    replaced = section.get("children_recycled") or 0
+def _recycling(section: RecyclingFigures, chosen: RunConfig, recycle_s: float | None, seconds: float) -> str:
+    replaced = section.children_recycled
     conf, parts = chosen.celery_conf, []
     if "worker_max_tasks_per_child" in conf:
         parts.append(f"worker_max_tasks_per_child={conf['worker_max_tasks_per_child']}")
@@ -154,28 +154,28 @@ def _recycling(section: dict[str, Any], chosen: RunConfig, recycle_s: float | No
             return "recycling: none set and none seen (no leak was measured)"
         expected = f"; every child is due for replacement after {recycle_s:.0f} s at this rate" if recycle_s else ""
         return f"recycling: {settings}, no child replaced in {seconds:g} s{expected}"
-    cost = (section.get("replacement_seconds") or {}).get("p50")
-    dip = section.get("throughput_dip") or {}
+    cost = section.replacement_seconds.p50
+    dip = section.throughput_dip
     took = f", a replacement took {cost * 1000:.0f} ms at the median while work waited" if cost is not None else ""
     dipped = (
-        f"; {dip['per_s_in_seconds_with_a_replacement']:g}/s in seconds with a replacement against "
-        f"{dip['per_s_otherwise']:g}/s otherwise"
+        f"; {dip.per_s_in_seconds_with_a_replacement:g}/s in seconds with a replacement against "
+        f"{dip.per_s_otherwise:g}/s otherwise"
         if dip
         else ""
     )
     return f"recycling ({settings or 'Celery'}): {replaced} children replaced{took}{dipped}"
 
 
-def _slope(soak: dict[str, Any], pool: str) -> str:
-    growth = soak.get("growth_per_1000_tasks_per_child_bytes")
+def _slope(soak: SoakFindings, pool: str) -> str:
+    growth = soak.growth_per_1000_tasks_per_child_bytes
     who = "pool child" if pool == "prefork" else f"{pool} process"
     if growth is None:
         return f"leak slope: not measured (fewer than 3 tasks in each {who})"
-    line = "a steady line" if soak.get("significant") else "within noise, not a steady line"
+    line = "a steady line" if soak.significant else "within noise, not a steady line"
     sign = "grew" if growth >= 0 else "shrank"
     return (
         f"leak slope: each {who} {sign} {format_size(abs(growth))} per 1,000 tasks ({line}; "
-        f"{soak.get('children_measured', 0)} measured)"
+        f"{soak.children_measured} measured)"
     )
 
 

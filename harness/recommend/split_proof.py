@@ -75,7 +75,7 @@ def prove_class(
 ) -> ClassProof:
     run = load_run(scenario, class_config(config, worker_class, routes), worker_class.per_replica_per_s, seconds)
     record = read_record(run.run_dir)
-    by_task = (record.load or {}).get("by_task") or {}
+    by_task = record.load.by_task if record.load else {}
     proof = ClassProof(
         worker_class.queue,
         list(worker_class.kinds),
@@ -84,8 +84,8 @@ def prove_class(
         worker_class.concurrency,
         run,
         record.worker.queue or "",
-        {name: figures["counts"]["sent"] for name, figures in by_task.items()},
-        {name: figures["counts"]["succeeded"] for name, figures in by_task.items()},
+        {name: figures.counts.sent for name, figures in by_task.items()},
+        {name: figures.counts.succeeded for name, figures in by_task.items()},
     )
     proof.held, proof.why = verdict(proof, queue_wait_p95_s)
     return proof

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, replace
-from typing import Any
 
 from harness.config import RunConfig
 from harness.errors import WorkerStartFailed
 from harness.load.shapes import LoadShape
 from harness.load.stream import RunTasks
 from harness.recommend.cpu_use import CpuUse, CpuWatch
+from harness.record_load import LoadSection, RecyclingFigures, SoakFindings
 from harness.report.hooks import standard_hooks
 from harness.runner import Run
 from harness.scenario import Scenario
@@ -44,8 +44,8 @@ class LoadResult:
     tasks_done: int = 0  # tasks with a run time (finished, whatever their outcome)
     mean_run_time_s: float | None = None
     cpu: CpuUse | None = None
-    recycling: dict[str, Any] | None = None  # the load section's: children replaced and what each cost
-    soak: dict[str, Any] | None = None  # the load section's: per-child growth (the leak slope)
+    recycling: RecyclingFigures | None = None  # the load section's: children replaced and what each cost
+    soak: SoakFindings | None = None  # the load section's: per-child growth (the leak slope)
 
     @property
     def saturated(self) -> bool:
@@ -89,8 +89,7 @@ def load_run(scenario: Scenario, config: RunConfig, rate: float, seconds: float)
         run.execute()
     except WorkerStartFailed:
         pass  # the record says why: a worker that cannot start under the limit carries nothing
-    section = run.record.load or {}
-    wait = (section.get("latency") or {}).get("queue_wait") or {}
+    section = run.record.load or LoadSection()  # a worker that could not start: no figures
     run_times = [t.run_time_s for t in RunTasks(run.run_dir) if t.run_time_s is not None]
     started = run.record.status != "worker_start_failed"
     return LoadResult(
@@ -98,17 +97,17 @@ def load_run(scenario: Scenario, config: RunConfig, rate: float, seconds: float)
         run.record.status,
         rate,
         seconds,
-        section.get("achieved_per_s") if started else None,
-        wait.get("p95"),
+        section.achieved_per_s if started else None,
+        section.latency.queue_wait.p95,
         len(run.record.kills),
         run.record.summary.children_recycled,
         run.record.summary.group_peak_bytes,
-        section.get("offered_per_s"),
+        section.offered_per_s,
         len(run_times),
         statistics.fmean(run_times) if run_times else None,
         watch.result() if started else None,
-        section.get("recycling"),
-        section.get("soak"),
+        section.recycling,
+        section.soak,
     )
 
 

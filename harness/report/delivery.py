@@ -21,13 +21,11 @@ def _seconds(values: list[float]) -> str:
 
 def cell_line(result: CellResult) -> str:
     """One finished cell in a line, for the progress output."""
-    verdicts = result.delivery.get("verdicts") or []
+    verdicts = result.delivery.verdicts if result.delivery else []
     if result.status != "complete" or not verdicts:
         return f"{result.cell.key}: {result.status} ({result.message})"
     v = verdicts[0]
-    return (
-        f"{result.cell.key}: {v['outcome']} · {v['executions']} run(s), {v['kills']} kill(s), state {v['final_state']}"
-    )
+    return f"{result.cell.key}: {v.outcome} · {v.executions} run(s), {v.kills} kill(s), state {v.final_state}"
 
 
 def render_table(results: list[CellResult], console: Console) -> None:
@@ -50,26 +48,26 @@ def render_table(results: list[CellResult], console: Console) -> None:
         table.add_column(column, no_wrap=True, justify="right" if column in ("runs", "redelivery") else "left")
     for result in results:
         axes = [getattr(result.cell, axis) for axis in AXES]
-        verdicts = result.delivery.get("verdicts") or []
-        if result.status != "complete" or not verdicts:
+        delivery = result.delivery
+        if result.status != "complete" or delivery is None or not delivery.verdicts:
             table.add_row(*axes, result.status, result.message or "", *[""] * 9)
             continue
-        v = verdicts[0]
-        detection = result.delivery.get("detection") or []
-        loop = v["poison_loop"]
+        v = delivery.verdicts[0]
+        detection = delivery.detection
+        loop = v.poison_loop
         table.add_row(
             *axes,
-            v["outcome"],
-            v["final_state"] or "-",
-            v["message"],
-            str(v["executions"]),
-            _seconds([v["first_redelivery_s"]] if v["first_redelivery_s"] is not None else []),
-            "yes" if v["stuck_in_started"] else "no",
-            f"{loop['kills']} kills, {loop['per_minute']}/min" if loop else "no",
-            _seconds([d["oomlab"] for d in detection if d["oomlab"] is not None]),
-            _seconds([d["celery_pool_noticed"] for d in detection if d["celery_pool_noticed"] is not None]),
-            _seconds([d["celery_heartbeat_expiry"] for d in detection if d["celery_heartbeat_expiry"] is not None]),
-            str(result.delivery.get("flower_worker_online", "-")),
+            v.outcome,
+            v.final_state or "-",
+            v.message,
+            str(v.executions),
+            _seconds([v.first_redelivery_s] if v.first_redelivery_s is not None else []),
+            "yes" if v.stuck_in_started else "no",
+            f"{loop.kills} kills, {loop.per_minute}/min" if loop else "no",
+            _seconds([d.oomlab for d in detection if d.oomlab is not None]),
+            _seconds([d.celery_pool_noticed for d in detection if d.celery_pool_noticed is not None]),
+            _seconds([d.celery_heartbeat_expiry for d in detection if d.celery_heartbeat_expiry is not None]),
+            "-" if delivery.flower_worker_online is None else str(delivery.flower_worker_online),
         )
     console.print(table)
     console.print(

@@ -2,7 +2,8 @@
 
 run.json is read as plain JSON through `adapt` and the small per-item readers below it: they are
 the only places that know the record's key names, so a key renamed by a new schema is a one-line
-fix here and the page builders never see it.
+fix here and the page builders never see it. A load run's section is read typed and checked
+(harness.record_load), as every other reader of it does.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.analysis import ExactCounts
+from harness.errors import BadInput
+from harness.load.stats import LATENCIES
 from harness.load.stream import StreamCheck, TaskLine
+from harness.record_load import LoadSection, Quantiles
 from harness.run_files import csv_curves, envelope
 from harness.task_digest import TaskDigest
+from harness.typed_json import ShapeError, from_json
 
 SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
 
@@ -108,7 +113,7 @@ class RunView:
     summary: dict[str, Any]
     environment: dict[str, Any]
     config: dict[str, Any]
-    load: dict[str, Any] | None
+    load: LoadSection | None
 
     @property
     def task_count(self) -> int:
@@ -143,7 +148,7 @@ def adapt(raw: dict[str, Any]) -> RunView:
         summary=summary,
         environment=scrub(raw.get("environment") or {}),
         config=scrub(config),
-        load=raw.get("load") or None,
+        load=read_load(raw.get("load")),
     )
 
 
@@ -241,41 +246,80 @@ def lanes(view: RunView) -> list[int]:
     return sorted(order, key=lambda pid: order[pid])
 
 
-# --- load runs (filled by the load generator's record; drawn when present) -----------------
+# --- load runs (the record's typed `load` section, harness.record_load) ----------------------
 
-TIME_KEYS = ("t_s", "t", "time_s", "seconds", "elapsed_s")
+TIME_KEY = "t_s"
 
 
 @dataclass
 class LoadView:
-    figures: dict[str, Any]  # the section's scalar figures (throughput, latency quantiles, ...)
-    time_key: str | None
-    columns: list[str]  # numeric columns of the time series besides the time
-    rows: list[dict[str, float]]
+    figures: list[tuple[str, object]]  # the section's headline figures, labelled
+    charts: list[tuple[str, list[str]]]  # (title, columns) drawn over `rows`
+    rows: list[dict[str, float]]  # one point of one series each: {t_s, column}
 
 
-def load_view(load: dict[str, Any]) -> LoadView:
-    """A load section read loosely: its scalars as figures, and its first list of per-interval rows
-    with a time column as the series (throughput and latency over time)."""
-    figures = {k: v for k, v in load.items() if isinstance(v, str | int | float | bool) or v is None}
-    for key, value in load.items():
-        if isinstance(value, dict):
-            figures.update({f"{key}.{k}": v for k, v in value.items() if isinstance(v, str | int | float | None)})
-    for value in load.values():
-        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
-            time_key = next((k for k in TIME_KEYS if k in value[0]), None)
-            if time_key is None:
-                continue
-            columns = [
-                k
-                for k, v in value[0].items()
-                if k != time_key and isinstance(v, int | float) and not isinstance(v, bool)
-            ]
-            rows = [
-                {k: float(row[k]) for k in (time_key, *columns) if isinstance(row.get(k), int | float)} for row in value
-            ]
-            return LoadView(figures, time_key, columns, rows)
-    return LoadView(figures, None, [], [])
+def read_load(raw: Any) -> LoadSection | None:
+    """run.json's `load` section, checked (None for a run that is not a load run); BadInput when it
+    does not fit."""
+    if not raw:
+        return None
+    try:
+        return from_json(LoadSection, raw)
+    except ShapeError as error:
+        raise BadInput(f"the record's load section does not fit: {error}") from None
+
+
+def load_view(load: LoadSection) -> LoadView:
+    """The section's figures, and its per-second series as lines: rates (offered, achieved) and the
+    backlog (in flight, waiting in the queue)."""
+    latency = load.latency
+    figures: list[tuple[str, object]] = [
+        ("calls from", load.calls_from or None),
+        ("tasks sent", load.counts.sent),
+        ("succeeded / failed / killed", f"{load.counts.succeeded} / {load.counts.failed} / {load.counts.killed}"),
+        ("asked (tasks/s)", load.asked_per_s),
+        ("offered (tasks/s)", load.offered_per_s),
+        ("achieved (tasks/s)", load.achieved_per_s),
+        *(
+            (f"{name.replace('_', ' ')} p50 / p95 / p99 / max (s)", _quantiles(getattr(latency, name)))
+            for name in LATENCIES
+        ),
+        ("OOM kills", load.oom_kills),
+        ("OOM kills per 1,000 tasks", load.oom_kills_per_1000_tasks),
+    ]
+    if load.schedule is not None:
+        figures.append(("send schedule error (%)", load.schedule.offered_error_percent))
+    if load.recycling is not None:
+        figures.append(
+            ("children recycled / lost", f"{load.recycling.children_recycled} / {load.recycling.children_lost}")
+        )
+    if load.soak is not None:
+        figures.append(("growth per 1,000 tasks per child (bytes)", load.soak.growth_per_1000_tasks_per_child_bytes))
+    if load.harness is not None:
+        figures.append(("oomlab's own peak RSS (bytes)", load.harness.oomlab_peak_rss_bytes))
+    series = load.series
+    named = {
+        "offered /s": series.offered,
+        "achieved /s": series.achieved,
+        "in flight": series.in_flight,
+        "waiting in the queue": series.queue_depth,
+    }
+    rows = [
+        {TIME_KEY: index * points.width_s, name: float(value)}
+        for name, points in named.items()
+        for index, value in enumerate(points.values)
+    ]
+    charts = [
+        ("throughput over time", ["offered /s", "achieved /s"]),
+        ("backlog over time", ["in flight", "waiting in the queue"]),
+    ]
+    return LoadView(
+        figures, [(title, columns) for title, columns in charts if any(c in row for row in rows for c in columns)], rows
+    )
+
+
+def _quantiles(figures: Quantiles) -> str:
+    return " / ".join("-" if v is None else f"{v:.4g}" for v in (figures.p50, figures.p95, figures.p99, figures.max))
 
 
 # --- a load run's tasks (tasks.jsonl, folded in one pass: harness.task_digest) --------------

@@ -5,14 +5,16 @@ link to the cell's own run report; below it, why each outcome happens and what a
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from html import escape
 from statistics import median
 from typing import Any
 
-from harness.lab.cells import AXES, Cell
-from harness.lab.delivery import CellResult
+from harness.lab.cells import AXES
+from harness.lab.delivery import CellResult, read_cells
 from harness.lab.explain import explanations
 from harness.lab.verdict import OUTCOMES
+from harness.record_delivery import KillDetection
 from harness.report.html_data import scrub
 from harness.report.html_page import (
     FOOTER,
@@ -33,93 +35,91 @@ COLUMNS = [*AXES, "outcome", "evidence", "state", "message", "runs", "redelivery
 COLUMNS += ["Celery", "hb expiry", "Flower"]
 
 
-def _median_of(detection: list[dict[str, Any]], key: str) -> float | None:
-    values = [d[key] for d in detection if d.get(key) is not None]
+def _median_of(detection: list[KillDetection], key: str) -> float | None:
+    values = [value for d in detection if (value := getattr(d, key)) is not None]
     return median(values) if values else None
 
 
-def _relative(history: list, t0: float | None) -> str:
+def _relative(history: Sequence[tuple[float | None, str | None]], t0: float | None) -> str:
     """[(mono, what), ...] as "what +1.23 s" steps from t0 (the first kill, when there was one)."""
     if not history:
         return "-"
     base = t0 if t0 is not None else history[0][0]
-    return " → ".join(f"{what} {'' if at is None else f'{at - base:+.2f} s'}".strip() for at, what in history)
+    return " → ".join(
+        f"{what} {'' if at is None or base is None else f'{at - base:+.2f} s'}".strip() for at, what in history
+    )
 
 
-def evidence(entry: dict[str, Any], lab_dir: str) -> str:
-    delivery = entry.get("delivery") or {}
-    detection = delivery.get("detection") or []
-    first_kill = min((d["kernel_time_mono"] for d in detection), default=None)
+DETECTORS = ("oomlab", "celery_pool_noticed", "celery_worker_lost", "celery_heartbeat_expiry")
+
+
+def evidence(result: CellResult, lab_dir: str) -> str:
+    delivery = result.delivery
     facts: list[tuple[str, object]] = []
-    for verdict in delivery.get("verdicts") or []:
-        facts += [
-            ("task", verdict.get("task_id")),
-            ("states (from the first kill)", _relative(verdict.get("state_history") or [], first_kill)),
-            ("Celery events", _relative(verdict.get("events") or [], first_kill)),
-            ("delivery counts", verdict.get("delivery_counts")),
-            ("redeliveries", [f"{r['how']} after {r['seconds']:.2f} s" for r in verdict.get("redeliveries") or []]),
-        ]
-    for kill in detection:
-        seen = ", ".join(
-            f"{k} +{seconds_text(kill[k])}"
-            for k in ("oomlab", "celery_pool_noticed", "celery_worker_lost", "celery_heartbeat_expiry")
-            if kill.get(k) is not None
-        )
-        facts.append((f"kill of {kill.get('role')} {kill.get('pid')}", seen or "not seen"))
-    facts += [(f"broker: {loc.get('task_id', '?')[:8]}", loc.get("where")) for loc in delivery.get("locations") or []]
-    facts.append(("worker restarts", len(delivery.get("worker_restarts") or [])))
-    facts += [(f"setting {k}", v) for k, v in flatten(scrub(delivery.get("settings") or {}))]
-    run_dir = entry.get("run_dir")
+    if delivery is not None:
+        first_kill = min((d.kernel_time_mono for d in delivery.detection), default=None)
+        for verdict in delivery.verdicts:
+            facts += [
+                ("task", verdict.task_id),
+                ("states (from the first kill)", _relative(verdict.state_history, first_kill)),
+                ("Celery events", _relative(verdict.events, first_kill)),
+                ("delivery counts", verdict.delivery_counts),
+                ("redeliveries", [f"{r.how} after {r.seconds:.2f} s" for r in verdict.redeliveries]),
+            ]
+        for kill in delivery.detection:
+            seen = ", ".join(
+                f"{k} +{seconds_text(value)}" for k in DETECTORS if (value := getattr(kill, k)) is not None
+            )
+            facts.append((f"kill of {kill.role} {kill.pid}", seen or "not seen"))
+        facts += [(f"broker: {loc.task_id[:8]}", loc.where) for loc in delivery.locations]
+        facts.append(("worker restarts", len(delivery.worker_restarts)))
+        facts += [(f"setting {k}", v) for k, v in flatten(scrub(delivery.settings))]
+    run_dir = result.run_dir
     link = relative_link(lab_dir, os.path.join(run_dir, REPORT_FILE), "the cell's run report") if run_dir else ""
     return f"<details><summary>evidence</summary>{key_values(facts)}{link}</details>"
 
 
-def _row(entry: dict[str, Any], lab_dir: str) -> list:
-    axes = [cell(entry.get("cell", {}).get(axis, "?")) for axis in AXES]
-    delivery = entry.get("delivery") or {}
-    verdicts = delivery.get("verdicts") or []
-    if entry.get("status") != "complete" or not verdicts:
+def _row(result: CellResult, lab_dir: str) -> list:
+    axes = [cell(getattr(result.cell, axis)) for axis in AXES]
+    delivery = result.delivery
+    if result.status != "complete" or delivery is None or not delivery.verdicts:
         blanks = [cell("") for _ in COLUMNS[len(AXES) + 3 :]]
-        return [*axes, cell(entry.get("status"), css="outcome"), cell(""), cell(entry.get("message") or ""), *blanks]
-    v = verdicts[0]
-    detection = delivery.get("detection") or []
-    loop = v.get("poison_loop")
-    times = [_median_of(detection, key) for key in ("oomlab", "celery_pool_noticed", "celery_heartbeat_expiry")]
-    redelivery = v.get("first_redelivery_s")
+        return [*axes, cell(result.status, css="outcome"), cell(""), cell(result.message or ""), *blanks]
+    v = delivery.verdicts[0]
+    loop = v.poison_loop
+    times = [
+        _median_of(delivery.detection, key) for key in ("oomlab", "celery_pool_noticed", "celery_heartbeat_expiry")
+    ]
+    redelivery = v.first_redelivery_s
     evidence_cell = cell("")
-    evidence_cell.html = evidence(entry, lab_dir)
+    evidence_cell.html = evidence(result, lab_dir)
     return [
         *axes,
-        cell(v["outcome"], css=f"outcome outcome-{v['outcome']}", tip=OUTCOMES.get(v["outcome"], "")),
+        cell(v.outcome, css=f"outcome outcome-{v.outcome}", tip=OUTCOMES.get(v.outcome, "")),
         evidence_cell,
-        cell(v.get("final_state") or "-"),
-        cell(v.get("message")),
-        cell(v.get("executions"), v.get("executions")),
+        cell(v.final_state or "-"),
+        cell(v.message),
+        cell(v.executions, v.executions),
         cell(seconds_text(redelivery), redelivery if redelivery is not None else ""),
-        cell("yes" if v.get("stuck_in_started") else "no"),
-        cell(f"{loop['kills']} kills, {loop['per_minute']}/min" if loop else "no"),
+        cell("yes" if v.stuck_in_started else "no"),
+        cell(f"{loop.kills} kills, {loop.per_minute}/min" if loop else "no"),
         *[cell(seconds_text(t), t if t is not None else "") for t in times],
-        cell(delivery.get("flower_worker_online", "-")),
+        cell("-" if delivery.flower_worker_online is None else delivery.flower_worker_online),
     ]
 
 
-def _why(entries: list[dict[str, Any]]) -> str:
-    results = [
-        CellResult(Cell(**e["cell"]), e.get("status", "?"), e.get("run_dir"), e.get("message"), e.get("delivery") or {})
-        for e in entries
-        if e.get("cell") and e.get("status") != "pending"
-    ]
+def _why(results: list[CellResult]) -> str:
     parts = [
         f"<h3>{escape(outcome)} <small>({count} cell{'s' if count > 1 else ''}; {escape(measured)})</small></h3>"
         f"<p>{escape(why)}</p><p><b>Avoid:</b> {escape(avoid)}</p>"
-        for outcome, count, why, avoid, measured in explanations(results)
+        for outcome, count, why, avoid, measured in explanations([r for r in results if r.status != "pending"])
     ]
     return "".join(parts) or '<p class="note">no finished cell yet</p>'
 
 
 def lab_sections(lab: dict[str, Any], lab_dir: str) -> list[str]:
-    entries = lab.get("cells") or []
-    rows = [_row(entry, lab_dir) for entry in entries]
+    results = read_cells(lab, os.path.join(lab_dir, "lab.json"))
+    rows = [_row(result, lab_dir) for result in results]
     numeric = ["runs", "redelivery", "oomlab", "Celery", "hb expiry"]
     return [
         section(
@@ -130,7 +130,7 @@ def lab_sections(lab: dict[str, Any], lab_dir: str) -> list[str]:
             "hb expiry: medians from the kernel's kill to oomlab knowing, Celery's main process logging the "
             "death, and celery.events.state calling the worker dead. Open a row's evidence for the record.",
         ),
-        section("Why, and what avoids it", _why(entries), "why"),
+        section("Why, and what avoids it", _why(results), "why"),
         section("Lab settings", key_values(flatten(scrub(lab.get("options") or {}))), "settings"),
     ]
 

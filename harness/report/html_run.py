@@ -8,7 +8,17 @@ import json
 from html import escape
 
 from harness.load.stream import TaskLine
-from harness.report.html_data import KillView, LoadView, RunView, Series, StreamView, TaskView, lanes, load_view
+from harness.report.html_data import (
+    TIME_KEY,
+    KillView,
+    LoadView,
+    RunView,
+    Series,
+    StreamView,
+    TaskView,
+    lanes,
+    load_view,
+)
 from harness.report.html_page import Cell, bullet_list, cards, cell, flatten, key_values, section, table
 from harness.report.html_svg import WIDTH, Column, KillMark, SpanMark, attr, histogram_svg, lines_svg, timeline_svg
 from harness.sizes import format_size
@@ -241,27 +251,23 @@ def _sort(value: float | None) -> float | str:
 
 
 def load_section(view: RunView) -> str:
-    """LOAD RUNS: throughput and latency over time. Drawn only when the record has a `load` section
-    (written by `oomlab run --rate`); its figures as a table, its per-interval series as lines."""
-    if not view.load:
+    """LOAD RUNS: throughput and backlog over time. Drawn only when the record has a `load` section
+    (written by `oomlab run --rate`); its figures as a table, its per-second series as lines."""
+    if view.load is None:
         return ""
     load: LoadView = load_view(view.load)
-    body = key_values((k, v) for k, v in load.figures.items())
-    if load.time_key and load.rows:
-        latency = [c for c in load.columns if "latency" in c or (c.startswith("p") and c[1:].isdigit())]
-        others = [c for c in load.columns if c not in latency]
-        for columns, label in ((others, "throughput"), (latency, "latency")):
-            if columns:
-                svg, colors = lines_svg(columns, load.rows, load.time_key, f"{label} over time")
-                keys = "".join(
-                    f'<button type="button" class="legend-item" data-series="{attr(c)}" style="--c:{colors[c]}">'
-                    f"{escape(c)}</button>"
-                    for c in columns
-                )
-                body += f'<figure><div class="legend">{keys}</div>{svg}</figure>'
-    else:
-        body += '<p class="note">the record has no per-interval series to draw</p>'
-    return section("Load: throughput and latency over time", body, "load")
+    body = key_values(load.figures)
+    for title, columns in load.charts:
+        svg, colors = lines_svg(columns, load.rows, TIME_KEY, title)
+        keys = "".join(
+            f'<button type="button" class="legend-item" data-series="{attr(c)}" style="--c:{colors[c]}">'
+            f"{escape(c)}</button>"
+            for c in columns
+        )
+        body += f'<figure><div class="legend">{keys}</div>{svg}</figure>'
+    if not load.charts:
+        body += '<p class="note">the record has no per-second series to draw</p>'
+    return section("Load: throughput and backlog over time", body, "load")
 
 
 LARGEST_COLUMNS = [

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from harness.hooks import RunHook
 from harness.record import RunRecord
+from harness.record_load import LoadSection, NameFigures
 from harness.sizes import format_size
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def render_summary(record: RunRecord, console: Console) -> None:
         console.print(f"• {sentence}")
     if summary.profile:
         render_profiles(record, console)
-    if record.load:
+    if record.load is not None:
         render_load(record.load, console)
 
 
@@ -134,7 +135,7 @@ def render_profiles(record: RunRecord, console: Console) -> None:
         console.print(cost, markup=False, highlight=False)
 
 
-def render_load(load: dict, console: Console) -> None:
+def render_load(load: LoadSection, console: Console) -> None:
     """A load run's figures per task name: rates, latency percentiles, counts."""
     table = Table(title="load: rates in tasks/s, latency in ms (each task in tasks.jsonl)", title_justify="left")
     for column in (
@@ -153,31 +154,32 @@ def render_load(load: dict, console: Console) -> None:
         "e2e max",
     ):
         table.add_column(column, justify="left" if column == "task" else "right")
-    rows = [*sorted(load.get("by_task", {}).items()), ("all", load)]
+    rows: list[tuple[str, NameFigures]] = [*sorted(load.by_task.items()), ("all", load)]
     for name, figures in rows:
-        counts, latency = figures["counts"], figures["latency"]
+        counts, latency = figures.counts, figures.latency
+        end_to_end = latency.end_to_end
         table.add_row(
             name,
-            str(counts["sent"]),
-            str(counts["succeeded"]),
-            str(counts["failed"]),
-            str(counts["killed"]),
-            _number(figures["offered_per_s"]),
-            _number(figures["achieved_per_s"]),
-            _number(latency["queue_wait"]["p95"], 1000),
-            _number(latency["run_time"]["p95"], 1000),
-            *(_number(latency["end_to_end"][q], 1000) for q in ("p50", "p95", "p99", "max")),
+            str(counts.sent),
+            str(counts.succeeded),
+            str(counts.failed),
+            str(counts.killed),
+            _number(figures.offered_per_s),
+            _number(figures.achieved_per_s),
+            _number(latency.queue_wait.p95, 1000),
+            _number(latency.run_time.p95, 1000),
+            *(_number(q, 1000) for q in (end_to_end.p50, end_to_end.p95, end_to_end.p99, end_to_end.max)),
         )
     console.print(table)
-    schedule = load.get("schedule", {})
-    lateness = schedule.get("lateness_s") or {}
-    if schedule.get("asked_per_s"):
+    schedule = load.schedule
+    if schedule is not None and schedule.asked_per_s:
+        lateness = schedule.lateness_s
         console.print(
-            f"schedule: {_rate(schedule.get('offered_per_s'))} offered of {_rate(schedule['asked_per_s'])} asked "
-            f"({schedule.get('offered_error_percent')} %), sends late by p50 {_ms(lateness.get('p50'))}, "
-            f"p99 {_ms(lateness.get('p99'))}, max {_ms(lateness.get('max'))}"
+            f"schedule: {_rate(schedule.offered_per_s)} offered of {_rate(schedule.asked_per_s)} asked "
+            f"({schedule.offered_error_percent} %), sends late by p50 {_ms(lateness.p50)}, "
+            f"p99 {_ms(lateness.p99)}, max {_ms(lateness.max)}"
         )
-    for sentence in load.get("findings", []):
+    for sentence in load.findings:
         console.print(f"• {sentence}")
 
 

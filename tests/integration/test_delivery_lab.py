@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from harness.record import load_run
 from tests.conftest import assert_nothing_left, oomlab_cmd
 from tests.integration.test_brokers import queue_exists
 
@@ -37,6 +38,8 @@ def lab(tmp_path, only: str, *extra: str, timeout: float = 150) -> tuple[dict, l
         assert cell["status"] == "complete", cell
         with open(os.path.join(cell["run_dir"], "run.json")) as handle:
             runs.append(json.load(handle))
+        delivery = load_run(cell["run_dir"]).delivery  # the typed read: every field fits DeliverySection
+        assert delivery is not None and delivery.cell.key == " ".join(f"{k}={v}" for k, v in cell["cell"].items())
         assert_nothing_left(runs[-1]["run_id"])
         if cell["cell"]["broker"] != "redis":  # the embedded Redis goes with its run; RabbitMQ stays
             assert not queue_exists(AMQP, runs[-1]["worker"]["queue"]), "the cell's queue was left on RabbitMQ"

@@ -54,10 +54,10 @@ def test_the_stream_holds_every_task_and_the_record_none(load_run_dir):
     record = load_run(load_run_dir)
     tasks = RunTasks(load_run_dir, record)
     lines = list(tasks)
-    assert record.tasks == [] and len(lines) == record.load["counts"]["sent"] == TASKS
+    assert record.tasks == [] and len(lines) == record.load.counts.sent == TASKS
     assert (tasks.check.malformed, tasks.check.cut_last_line) == (0, False)
     exact = [t.peak_rss_bytes for t in lines if t.peak_is_exact]
-    assert max(exact) == record.load["peak_rss_bytes"]["max"]  # the section's histogram keeps the max exact
+    assert max(exact) == record.load.peak_rss_bytes.max  # the section's histogram keeps the max exact
     killed = [t for t in lines if t.outcome == "killed"]
     assert killed, "alloc's mix (seed 0) sends over-limit tasks: some must be killed"
     assert all(t.peak_rss_bytes and not t.peak_is_exact for t in killed)  # the kernel's RSS at the kill

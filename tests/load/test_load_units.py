@@ -27,6 +27,7 @@ from harness.load.soak import Budget, Soak
 from harness.load.stats import NameStats, total_of
 from harness.load.stream import line_of
 from harness.record import Execution, TaskRecord
+from harness.record_load import Counts, LoadSection, ThroughputDip
 
 
 def test_parsers_read_what_users_write():
@@ -156,12 +157,13 @@ def test_soak_slope_and_projection():
             soak.observe(pid, task * 0.1, 60 * 2**20 + task * 4 * 2**20)
     assert soak.per_task_slope() == pytest.approx(4 * 2**20)
     projection = soak.project(tasks_done=20, group_usage=200 * 2**20, rate=10)
-    assert projection["limit_reached_at_task"] == 34 and projection["seconds_from_now"] == pytest.approx(1.4)
+    assert projection is not None
+    assert projection.limit_reached_at_task == 34 and projection.seconds_from_now == pytest.approx(1.4)
     assert soak.significant()
     budget = Budget(256 * 2**20, 2, 40 * 2**20, 60 * 2**20, 2 * 2**20, None, 0.1)
     settings = budget.settings(4 * 2**20, 10)
-    assert settings["worker_max_tasks_per_child"] == (108 - 2 - 60) // 4
-    assert "not measured" in settings["throughput_cost_basis"]
+    assert settings.worker_max_tasks_per_child == (108 - 2 - 60) // 4
+    assert "not measured" in settings.throughput_cost_basis and settings.throughput_cost_percent is None
 
 
 def test_probe_retention_keeps_only_open_tasks():
@@ -187,9 +189,10 @@ def test_a_plan_run_gets_the_same_load_figures_from_its_records():
     records.append(task("b", 105.0, 105.0, 105.1))  # a pytest session's: sent when it started
     tasks = [line_of(t) for t in records]
     load = load_from_tasks(tasks, 99.0, kills=0)
-    assert load["latency"]["queue_wait"]["max"] == pytest.approx(0.5)
-    assert load["by_task"]["a"]["achieved_per_s"] == pytest.approx(1.0)
-    assert load["by_task"]["b"]["latency"]["queue_wait"]["n"] == 0  # not sent by oomlab: unknown, not 0
+    assert load.latency.queue_wait.max == pytest.approx(0.5)
+    assert load.by_task["a"].achieved_per_s == pytest.approx(1.0)
+    assert load.by_task["b"].latency.queue_wait.n == 0  # not sent by oomlab: unknown, not 0
+    assert load.shape is None and load.soak is None  # a plan run has figures, not a load run's own
 
 
 def test_a_load_run_keeps_the_events_attribution_reads_and_a_minute_of_heartbeats():
@@ -214,12 +217,9 @@ def test_throughput_dip_sets_seconds_with_a_replacement_against_the_others():
     exits.add(3.2)
     exits.add(7.9)
     dip = throughput_dip(exits, achieved)
-    assert dip == {
-        "per_s_in_seconds_with_a_replacement": 30.0,
-        "per_s_otherwise": 50.0,
-        "dip_percent": 40.0,
-        "seconds_with_a_replacement": 2,
-    }
+    assert dip == ThroughputDip(
+        per_s_in_seconds_with_a_replacement=30.0, per_s_otherwise=50.0, dip_percent=40.0, seconds_with_a_replacement=2
+    )
     assert throughput_dip(Series(), achieved) is None
 
 
@@ -229,7 +229,7 @@ def test_a_clean_load_run_may_be_the_first_baseline_and_a_failed_one_may_not():
     from harness.record import RunRecord, Spread
 
     record = RunRecord(run_id="r", config=RunConfig("noop", "256MiB", 256 * 2**20, 2), status="complete")
-    record.load = {"counts": {"sent": 10}}
+    record.load = LoadSection(counts=Counts(sent=10))
     record.summary.outcomes = {"succeeded": 10, "failed": 0, "killed": 0}
     record.summary.peak_rss_bytes = Spread(p50=1, p95=1, max=1, n=10)
     assert record_is_baseline_worthy(record) is None

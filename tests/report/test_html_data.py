@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
+from harness.errors import BadInput
+from harness.record_load import Counts, Latency, LoadSection, Points, Quantiles, RunSeries
 from harness.report.html_data import adapt, downsample, lanes, load_view, memory_series, scrub
 from harness.run_files import csv_rows
 from harness.sizes import MIB
@@ -74,20 +78,30 @@ def test_lanes_are_the_processes_that_ran_tasks_in_order(run_dir):
     assert order[0] == 32255 and set(order) == {t.pid for t in view.tasks if t.spans}
 
 
-def test_load_view_reads_figures_and_a_time_series():
-    load = load_view(
-        {
-            "rate": 20,
-            "latency_s": {"p50": 0.1, "p95": 0.4},
-            "series": [
-                {"t_s": 0, "throughput": 18, "latency_p95_s": 0.3},
-                {"t_s": 1, "throughput": 21, "latency_p95_s": 0.5},
-            ],
-        }
+def test_load_view_reads_figures_and_the_per_second_series():
+    section = LoadSection(
+        counts=Counts(sent=40, succeeded=39, killed=1),
+        achieved_per_s=18.5,
+        latency=Latency(queue_wait=Quantiles(0.1, 0.2, 0.4, 0.5, 0.9, 39)),
+        series=RunSeries(
+            offered=Points(1.0, [20.0, 20.0]), achieved=Points(1.0, [18.0, 19.0]), queue_depth=Points(2.0, [3.0])
+        ),
+        oom_kills=1,
     )
-    assert load.figures == {"rate": 20, "latency_s.p50": 0.1, "latency_s.p95": 0.4}
-    assert load.time_key == "t_s" and load.columns == ["throughput", "latency_p95_s"] and len(load.rows) == 2
-    assert load_view({"rate": 5}).time_key is None
+    load = load_view(section)
+    figures = dict(load.figures)
+    assert figures["tasks sent"] == 40 and figures["achieved (tasks/s)"] == 18.5 and figures["OOM kills"] == 1
+    assert figures["queue wait p50 / p95 / p99 / max (s)"] == "0.1 / 0.4 / 0.5 / 0.9"
+    assert {"t_s": 1.0, "achieved /s": 19.0} in load.rows and {"t_s": 0.0, "waiting in the queue": 3.0} in load.rows
+    assert [title for title, _ in load.charts] == ["throughput over time", "backlog over time"]
+    assert load_view(LoadSection()).charts == []  # nothing measured over time: nothing drawn
+
+
+def test_a_load_section_that_does_not_fit_is_one_sentence():
+    raw = {"run_id": "r", "config": {"scenario": "noop"}, "load": {"counts": {"sent": "many"}}}
+    with pytest.raises(BadInput) as caught:
+        adapt(raw)
+    assert "load section does not fit" in caught.value.message and "counts.sent" in caught.value.message
 
 
 def test_a_load_runs_stream_is_folded_into_exact_figures_per_name(load_run_dir):

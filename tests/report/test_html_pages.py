@@ -64,16 +64,22 @@ def test_a_load_run_gets_its_throughput_and_latency_section(run_dir):
 
     def add_load(record):
         record["load"] = {
-            "rate_per_s": 10,
-            "series": [
-                {"t_s": 0.5, "throughput_per_s": 9.0, "latency_p95_s": 0.12},
-                {"t_s": 1.5, "throughput_per_s": 10.0, "latency_p95_s": 0.31},
-            ],
+            "asked_per_s": 10.0,
+            "counts": {"sent": 20, "succeeded": 20},
+            "achieved_per_s": 9.5,
+            "latency": {"queue_wait": {"p50": 0.012, "p95": 0.31, "max": 0.4, "n": 20}},
+            "series": {
+                "offered": {"width_s": 1.0, "values": [10.0, 10.0]},
+                "achieved": {"width_s": 1.0, "values": [9.0, 10.0]},
+                "in_flight": {"width_s": 1.0, "values": [1, 2]},
+                "queue_depth": {"width_s": 1.0, "values": [0.0, 1.0]},
+            },
         }
 
     _edit_record(run_dir, add_load)
     text = _read(write_run_report(run_dir))
-    assert 'id="load"' in text and "throughput over time" in text and "latency over time" in text
+    assert 'id="load"' in text and "throughput over time" in text and "backlog over time" in text
+    assert "achieved (tasks/s)" in text and "0.012 / 0.31 / - / 0.4" in text
 
 
 def test_oomlab_report_rebuilds_each_kind_of_record(run_dir, lab_dir, recommend_path, capacity_path, tmp_path, capsys):

@@ -16,6 +16,7 @@ from harness.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table
 from harness.recommend.load_proof import LoadProof, recycle_seconds, verdicts, with_recycling
 from harness.recommend.throughput import LoadResult, cores_usable, project, sustainable
 from harness.recommend.why import pool_reasons
+from harness.record_load import Quantiles, RecyclingFigures, SoakFindings, ThroughputDip
 from tests.unit.test_capacity import profile
 
 MIB = 1024 * 1024
@@ -213,12 +214,12 @@ def proof(step_up: LoadResult | None, killed: bool | None, **setting) -> LoadPro
 
 def test_verdicts_say_the_step_up_was_killed_or_by_how_much_it_held():
     config = RunConfig("s", "256MiB", 256 * MIB, 2, celery_conf={"worker_max_tasks_per_child": 18})
-    recycled = {
-        "children_recycled": 2,
-        "replacement_seconds": {"p50": 0.463},
-        "throughput_dip": {"per_s_in_seconds_with_a_replacement": 6.5, "per_s_otherwise": 8.6},
-    }
-    soak = {"growth_per_1000_tasks_per_child_bytes": 4096 * MIB, "significant": True, "children_measured": 4}
+    recycled = RecyclingFigures(
+        children_recycled=2,
+        replacement_seconds=Quantiles(p50=0.463),
+        throughput_dip=ThroughputDip(6.5, 8.6, None, 3),
+    )
+    soak = SoakFindings(growth_per_1000_tasks_per_child_bytes=4096 * MIB, significant=True, children_measured=4)
     killed_up = replace(result(3.0, 8.0, None, 10, 0.1), kills=1, status="complete")
     held, recycling, slope, step = verdicts(
         proof(killed_up, True, recycling=recycled, soak=soak), config, 256 * MIB, 0.1, 4.5, None

@@ -1,10 +1,10 @@
 import pytest
 
 from harness.errors import BadInput
-from harness.lab.broker_view import Location
 from harness.lab.cells import AXES, expand, parse_only
 from harness.lab.verdict import flower_worker_online, judge
 from harness.record import CeleryEvent, Execution, KillRecord, TaskRecord
+from harness.record_delivery import Location, PoisonLoop
 
 
 def run(pid, start, end=None, killed=False, redelivered=False, retries=0, count=None):
@@ -72,7 +72,7 @@ def test_three_kills_with_the_message_back_in_the_queue_is_a_poison_loop_with_it
     kills = [kill(i, i + 0.5) for i in (1, 2, 3)]
     verdict = judge(task("STARTED", runs), kills, Location("t", "queued"))
     assert verdict.outcome == "looping"
-    assert verdict.poison_loop == {"kills": 3, "per_minute": 60.0}  # 2 intervals over 2 s
+    assert verdict.poison_loop == PoisonLoop(kills=3, per_minute=60.0)  # 2 intervals over 2 s
 
 
 def test_a_loop_the_broker_ended_is_dropped_and_stuck():

@@ -101,16 +101,17 @@ def test_pyproject_thresholds(tmp_path):
 from harness.gate.load_checks import ALL, check_load  # noqa: E402
 from harness.gate.thresholds import LoadThreshold, parse_load_threshold  # noqa: E402
 from harness.gate.verdict import GateResult  # noqa: E402
+from harness.record_load import Counts, Latency, LoadSection, NameFigures, Quantiles  # noqa: E402
 
-LOAD = {
-    "achieved_per_s": 38.5,
-    "offered_per_s": 60.0,
-    "oom_kills": 0,
-    "counts": {"succeeded": 300, "failed": 0, "killed": 0},
-    "latency": {"queue_wait": {"p95": 2.5}, "run_time": {"p95": 0.051}, "end_to_end": {"p95": 2.6}},
-    "peak_rss_bytes": {"max": 60 * MIB},
-    "by_task": {"noop.run": {"latency": {"queue_wait": {"p95": 0.1}}, "counts": {"killed": 0}}},
-}
+LOAD = LoadSection(
+    counts=Counts(succeeded=300),
+    achieved_per_s=38.5,
+    offered_per_s=60.0,
+    latency=Latency(Quantiles(p95=2.5), Quantiles(p95=0.051), Quantiles(p95=2.6)),
+    peak_rss_bytes=Quantiles(max=60 * MIB),
+    oom_kills=0,
+    by_task={"noop.run": NameFigures(latency=Latency(queue_wait=Quantiles(p95=0.1)))},
+)
 
 
 def test_load_threshold_grammar():
@@ -139,5 +140,6 @@ def test_load_checks_fail_past_their_bound_and_when_not_measured():
         (ALL, "oom_kills==0", False),
         ("noop.run", "queue_wait.p95<1s", False),
     ]
-    assert check_load({}, [parse_threshold("end_to_end.max<1s")], {})[0].failed
+    assert check_load(None, [parse_threshold("end_to_end.max<1s")], {})[0].failed
+    assert check_load(LOAD, [], {"other.task": [parse_threshold("oom_kills==0")]})[0].failed  # never sent: unseen
     assert "38.5/s" in markdown(GateResult(checks=checks)) and "REGRESSION" in markdown(GateResult(checks=checks))
