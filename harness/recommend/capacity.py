@@ -145,7 +145,8 @@ def _started(profile: WorkerProfile) -> str:
     together = f"{startup.children} children starting together" if startup.children > 1 else "one child starting"
     return (
         f"{format_size(profile.child_start_bytes)} once started: {together} took the group to "
-        f"{format_size(startup.peak_bytes)} before any task, above the {idle}"
+        f"{format_size(startup.peak_bytes)} before any task and the largest held "
+        f"{format_size(startup.largest_child_bytes)} private, above the {idle} of one child alone"
     )
 
 

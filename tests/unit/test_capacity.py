@@ -55,20 +55,29 @@ def test_children_starting_together_cost_their_share_of_the_groups_start_up_peak
     alone = profile(fixed_bytes=44 * MIB, child_idle_uss_bytes=14 * MIB, marginal_peaks=[16 * MIB])
     alone.child_max_uss_bytes = 0
     assert plan_capacity(alone, 256 * MIB, 0.0).per_child_bytes == 30 * MIB
-    together = StartupCost(children=4, peak_bytes=44 * MIB + 4 * 23 * MIB, per_child_bytes=23 * MIB)
+    together = StartupCost(
+        children=4, peak_bytes=44 * MIB + 4 * 23 * MIB, largest_child_bytes=24 * MIB, per_child_bytes=24 * MIB
+    )
     alone.with_startup(together)
     plan = plan_capacity(alone, 256 * MIB, 0.0)
-    assert alone.child_start_bytes == 23 * MIB
-    assert plan.per_child_bytes == (23 + 16) * MIB
-    assert plan.concurrency == (256 - 44) // 39 == 5
-    assert "4 children starting together took the group to 136.0 MiB" in plan.reasons[0]
-    alone.with_startup(StartupCost(children=1, peak_bytes=58 * MIB, per_child_bytes=14 * MIB))
-    assert alone.child_start_bytes == 23 * MIB  # the costlier start-up is kept
+    assert alone.child_start_bytes == 24 * MIB
+    assert plan.per_child_bytes == (24 + 16) * MIB
+    assert plan.concurrency == (256 - 44) // 40 == 5
+    assert (
+        "4 children starting together took the group to 136.0 MiB before any task and the largest held 24.0 MiB"
+        in plan.reasons[0]
+    )
+    alone.with_startup(
+        StartupCost(children=1, peak_bytes=58 * MIB, largest_child_bytes=14 * MIB, per_child_bytes=14 * MIB)
+    )
+    assert alone.child_start_bytes == 24 * MIB  # the costlier start-up is kept
 
 
 def test_recycling_room_is_left_after_the_start_up_not_the_idle_pages():
     leaking = profile(leak_bytes_per_task=4 * MIB, child_max_uss_bytes=200 * MIB)
-    leaking.with_startup(StartupCost(children=4, peak_bytes=120 * MIB, per_child_bytes=20 * MIB))
+    leaking.with_startup(
+        StartupCost(children=4, peak_bytes=120 * MIB, largest_child_bytes=20 * MIB, per_child_bytes=20 * MIB)
+    )
     plan = plan_capacity(leaking, 300 * MIB, 0.0)
     assert plan.per_child_bytes == int((20 + 48) * MIB * 1.25)
     share = (300 - 40) * MIB // plan.concurrency

@@ -14,8 +14,8 @@ def _files(tmp_path, probe, group):
 
 def test_the_peak_before_the_first_task_is_shared_among_the_children_that_started(tmp_path):
     probe = [
-        {"ev": "child_init", "pid": 11, "t": 1.0},
-        {"ev": "child_init", "pid": 12, "t": 1.1},
+        {"ev": "child_init", "pid": 11, "t": 1.0, "uss": 20 * MIB},
+        {"ev": "child_init", "pid": 12, "t": 1.1, "uss": 10 * MIB},
         {"ev": "prerun", "pid": 11, "t": 1.5},
         {"ev": "child_init", "pid": 13, "t": 2.0},  # a replacement: not part of the start-up
     ]
@@ -28,6 +28,21 @@ def test_the_peak_before_the_first_task_is_shared_among_the_children_that_starte
     _files(tmp_path, probe, group)
     cost = startup_cost(str(tmp_path), fixed_bytes=40 * MIB)
     assert (cost.children, cost.peak_bytes, cost.per_child_bytes) == (2, 90 * MIB, 25 * MIB)  # the transient counts
+
+
+def test_the_largest_child_bounds_the_share_from_below(tmp_path):
+    # the child forked last copied the least: the average hides what each earlier child holds
+    probe = [
+        {"ev": "child_init", "pid": 11, "t": 1.0, "uss": 24 * MIB},
+        {"ev": "child_init", "pid": 12, "t": 1.1, "uss": 12 * MIB},
+        {"ev": "prerun", "pid": 11, "t": 1.5},
+    ]
+    _files(tmp_path, probe, [(1.2, 80 * MIB, 80 * MIB)])
+    (tmp_path / "samples.csv").write_text(
+        "t_mono,pid,rss_bytes,pss_bytes,uss_bytes\n1.3,11,1,1,26214400\n1.3,99,1,1,99999999999\n1.6,12,1,1,99999999999\n"
+    )
+    cost = startup_cost(str(tmp_path), fixed_bytes=44 * MIB)
+    assert (cost.largest_child_bytes, cost.per_child_bytes) == (25 * MIB, 25 * MIB)  # above (80 - 44) / 2
 
 
 def test_a_start_killed_before_any_task_counts_up_to_its_kill(tmp_path):
