@@ -36,19 +36,25 @@ def measure(scenario: Scenario, config: RunConfig, hooks: Sequence[RunHook] = ()
     return profile_from_run(run.run_dir, run.record)
 
 
-def plan_with_startup(scenario: Scenario, config: RunConfig, profile: WorkerProfile, margin: float) -> CapacityPlan:
-    """Plan from the one-child profile, then start the worker with that many children (one task each)
-    and plan again with their start-up cost as measured: N children starting together pay more each
-    than one alone. A start that is OOM-killed counts the limit as its peak, so the plan can only fall."""
-    plan = plan_capacity(profile, config.memory_bytes, margin)
-    if plan.concurrency < 2:
-        return plan
-    run = Run(scenario, replace(config, concurrency=plan.concurrency, tasks=plan.concurrency), hooks=standard_hooks())
+def measure_startup(scenario: Scenario, config: RunConfig, profile: WorkerProfile, concurrency: int) -> None:
+    """Start the worker with `concurrency` children (one task each) under config's limit and keep their
+    start-up cost in the profile when it is the costlier: N children starting together pay more each
+    than one alone. A start that is OOM-killed counts the limit as its peak (an upper bound)."""
+    run = Run(scenario, replace(config, concurrency=concurrency, tasks=concurrency), hooks=standard_hooks())
     try:
         run.execute()
     except WorkerStartFailed:
         pass  # the group's peak before any task is what is measured; a failed start shows it at the limit
     profile.with_startup(startup_cost(run.run_dir, profile.fixed_bytes))
+
+
+def plan_with_startup(scenario: Scenario, config: RunConfig, profile: WorkerProfile, margin: float) -> CapacityPlan:
+    """Plan from the one-child profile, start that many children, plan again with their start-up
+    cost as measured: the concurrency can only fall."""
+    plan = plan_capacity(profile, config.memory_bytes, margin)
+    if plan.concurrency < 2:
+        return plan
+    measure_startup(scenario, config, profile, plan.concurrency)
     return plan_capacity(profile, config.memory_bytes, margin)
 
 
