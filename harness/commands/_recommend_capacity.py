@@ -12,7 +12,7 @@ from dataclasses import asdict
 from harness.config import RunConfig
 from harness.errors import EXIT_OK, BadInput
 from harness.load.shapes import parse_duration, parse_rate
-from harness.recommend.flow import measure
+from harness.recommend.flow import measure, measure_startup
 from harness.recommend.handover import (
     LABELS,
     ONE_CLASS,
@@ -26,6 +26,7 @@ from harness.recommend.handover import (
 from harness.recommend.inverse import limit_for, prove_limit
 from harness.recommend.pools import pools_allowed
 from harness.recommend.target import Target, plan_for_rate
+from harness.recommend.throughput import at_setting
 from harness.record import write_json_atomic
 from harness.report.capacity import command_lines, inverse_lines, proof_lines, split_lines, target_lines
 from harness.report.console import report_console
@@ -121,6 +122,9 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
     )
     profile = measure(scenario, config)
     answer = limit_for(profile, args.concurrency, margin)
+    if args.concurrency > 1:  # N children starting together, under the limit one child's figures ask for
+        measure_startup(scenario, at_setting(config, answer.limit_bytes, "prefork", 1), profile, args.concurrency)
+        answer = limit_for(profile, args.concurrency, margin)
     if not args.no_prove:
         answer = prove_limit(scenario, config, answer, args.tasks_per_child)
     _lines(out, inverse_lines(answer))

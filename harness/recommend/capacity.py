@@ -3,8 +3,16 @@ worker_max_memory_per_child that bounds growth without recycling after every tas
 worker_max_tasks_per_child where a leak is found, and the rules operators use today beside it.
 
 The model: the group needs `fixed` (main process and shared pages) plus, per child, its private
-pages at their worst (idle pages plus the largest task's growth). A margin of the limit is kept for
-page cache, allocator slack and what one run cannot show."""
+pages at their worst (its pages once started plus the largest task's growth). A margin of the limit is
+kept for page cache, allocator slack and what one run cannot show.
+
+A child's pages once started are the larger of its USS after the fork and its share of the group's
+high-water mark while N children start together (harness.recommend.startup_cost): Celery's pool
+collects garbage in the main process before every fork, so each child keeps its own copy of heap
+pages it would otherwise share. Recycling re-pays that cost, never twice at once for one slot:
+billiard forks a replacement only once the old child has exited and been reaped
+(Pool._maintain_pool: _join_exited_workers, then _repopulate_pool), so the old child's pages are
+freed before the new child's are made."""
 
 from __future__ import annotations
 
@@ -69,8 +77,8 @@ def plan_capacity(
         killed = ""
     plan.reasons.append(
         f"the group needs {format_size(profile.fixed_bytes)} before any task (main process and shared pages) and "
-        f"{format_size(per_child)} per child at its worst ({format_size(profile.child_idle_uss_bytes)} private after "
-        f"the fork + {format_size(profile.marginal_max)} for the largest task that finished, or the "
+        f"{format_size(per_child)} per child at its worst ({_started(profile)} + "
+        f"{format_size(profile.marginal_max)} for the largest task that finished, or the "
         f"{format_size(profile.child_max_uss_bytes)} private high-water mark{killed}); {format_size(margin)} "
         f"({margin_fraction:.0%}) of the limit is kept as margin"
     )
@@ -99,7 +107,7 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
     """Celery compares worker_max_memory_per_child with ru_maxrss (KiB), the child's lifetime peak RSS,
     shared pages included, after each task only: the threshold sits at the child's RSS share of the
     limit, and must stay above the RSS after a normal task or the child is replaced after every one."""
-    rss_budget = profile.child_start_rss_bytes + max(0, share - profile.child_idle_uss_bytes)
+    rss_budget = profile.child_start_rss_bytes + max(0, share - profile.child_start_bytes)
     normal = profile.child_start_rss_bytes + profile.marginal(95)
     if rss_budget <= normal:
         plan.reasons.append(
@@ -116,14 +124,30 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
             f"growth between tasks, never one task's peak"
         )
     if profile.leaking:
-        room = share - profile.child_idle_uss_bytes - profile.marginal_max
+        room = share - profile.child_start_bytes - profile.marginal_max
         tasks = int(room // profile.leak_bytes_per_task) if room > 0 else 1
         plan.max_tasks_per_child = max(1, tasks)
         plan.reasons.append(
             f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task: "
             f"worker_max_tasks_per_child={plan.max_tasks_per_child} replaces the child before it "
-            f"outgrows its {format_size(max(0, room))} of room"
+            f"outgrows its {format_size(max(0, room))} of room; billiard forks the replacement only once the old "
+            f"child has exited, so a slot never holds two children, and each replacement pays the "
+            f"{format_size(profile.child_start_bytes)} start-up planned above"
         )
+
+
+def _started(profile: WorkerProfile) -> str:
+    """The start-up figure the plan used, and where it was measured."""
+    idle = f"{format_size(profile.child_idle_uss_bytes)} private after the fork"
+    startup = profile.startup
+    if startup is None or profile.child_start_bytes <= profile.child_idle_uss_bytes:
+        return idle
+    together = f"{startup.children} children starting together" if startup.children > 1 else "one child starting"
+    return (
+        f"{format_size(profile.child_start_bytes)} once started: {together} took the group to "
+        f"{format_size(startup.peak_bytes)} before any task and the largest held "
+        f"{format_size(startup.largest_child_bytes)} private, above the {idle} of one child alone"
+    )
 
 
 def recycling_settings(max_memory_per_child_kib: int | None, max_tasks_per_child: int | None) -> dict[str, int]:

@@ -12,6 +12,7 @@ from harness.hooks import RunHook
 from harness.recommend.capacity import MAX_CONCURRENCY, CapacityPlan, plan_capacity
 from harness.recommend.profile import WorkerProfile, profile_from_run
 from harness.recommend.prove import Proof, Trial, prove, run_trial
+from harness.recommend.startup_cost import startup_cost
 from harness.report.hooks import standard_hooks
 from harness.runner import Run
 from harness.scenario import Scenario
@@ -35,6 +36,28 @@ def measure(scenario: Scenario, config: RunConfig, hooks: Sequence[RunHook] = ()
     return profile_from_run(run.run_dir, run.record)
 
 
+def measure_startup(scenario: Scenario, config: RunConfig, profile: WorkerProfile, concurrency: int) -> None:
+    """Start the worker with `concurrency` children (one task each) under config's limit and keep their
+    start-up cost in the profile when it is the costlier: N children starting together pay more each
+    than one alone. A start that is OOM-killed counts the limit as its peak (an upper bound)."""
+    run = Run(scenario, replace(config, concurrency=concurrency, tasks=concurrency), hooks=standard_hooks())
+    try:
+        run.execute()
+    except WorkerStartFailed:
+        pass  # the group's peak before any task is what is measured; a failed start shows it at the limit
+    profile.with_startup(startup_cost(run.run_dir, profile.fixed_bytes))
+
+
+def plan_with_startup(scenario: Scenario, config: RunConfig, profile: WorkerProfile, margin: float) -> CapacityPlan:
+    """Plan from the one-child profile, start that many children, plan again with their start-up
+    cost as measured: the concurrency can only fall."""
+    plan = plan_capacity(profile, config.memory_bytes, margin)
+    if plan.concurrency < 2:
+        return plan
+    measure_startup(scenario, config, profile, plan.concurrency)
+    return plan_capacity(profile, config.memory_bytes, margin)
+
+
 def recommend(
     scenario: Scenario,
     config: RunConfig,
@@ -45,8 +68,8 @@ def recommend(
     on_trial: Callable[[Trial], None] = lambda trial: None,
 ) -> Recommendation:
     profile = measure(scenario, config)
+    plan = plan_with_startup(scenario, config, profile, margin)
     on_measured(profile)
-    plan = plan_capacity(profile, config.memory_bytes, margin)
     if not prove_it or plan.no_safe_setting:
         return Recommendation(profile, plan, None)
     celery_conf = dict(config.celery_conf)

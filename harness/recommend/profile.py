@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from harness.analysis import percentile
 from harness.load.stream import RunTasks, TaskLine, line_of
 from harness.probe_events import CHILD_INIT
+from harness.recommend.startup_cost import StartupCost, startup_cost
 from harness.record import RunRecord
 from harness.run_files import csv_rows, read_probe
 
@@ -34,6 +35,18 @@ class WorkerProfile:
     kills: int = 0
     killed_task_rss_bytes: int | None = None  # the largest RSS at an OOM kill of a task
     tasks_note: str | None = None  # lines of tasks.jsonl that were not tasks (harness.load.stream.StreamCheck)
+    startup: StartupCost | None = None  # the costliest start-up measured: this run's one child, or N together
+
+    @property
+    def child_start_bytes(self) -> int:
+        """A child's private pages once started: its USS after the fork, or its share of the group's
+        high-water mark while the children started, whichever is larger."""
+        return max(self.child_idle_uss_bytes, self.startup.per_child_bytes if self.startup else 0)
+
+    def with_startup(self, measured: StartupCost) -> None:
+        """Keep the costlier of the start-ups measured so far (per child)."""
+        if measured.measured and (self.startup is None or measured.per_child_bytes > self.startup.per_child_bytes):
+            self.startup = measured
 
     def marginal(self, q: float) -> int:
         return int(percentile(self.marginal_peaks, q) or 0)
@@ -52,10 +65,10 @@ class WorkerProfile:
         the private high-water mark the sampler saw, whichever is larger; a task that was OOM-killed
         needs at least what it held at the kill. With a leak, the high-water mark and the kill are the
         leak's doing, bounded by recycling instead, so only the task's own growth counts."""
-        own = self.child_idle_uss_bytes + self.marginal_max
+        own = self.child_start_bytes + self.marginal_max
         if self.leaking:
             return own
-        killed = (self.killed_task_rss_bytes or 0) - self.child_start_rss_bytes + self.child_idle_uss_bytes
+        killed = (self.killed_task_rss_bytes or 0) - self.child_start_rss_bytes + self.child_start_bytes
         return max(self.child_max_uss_bytes, own, killed)
 
 
@@ -116,9 +129,10 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     ]
     task_kills = [k for k in record.kills if k.task_id]
     child_uss = [p.max_uss_bytes for p in record.processes if p.role == "child" and p.max_uss_bytes]
-    return WorkerProfile(
+    fixed = max(0, idle_usage - sum(idle_uss.values()))
+    profile = WorkerProfile(
         run_dir=run_dir,
-        fixed_bytes=max(0, idle_usage - sum(idle_uss.values())),
+        fixed_bytes=fixed,
         main_ready_rss_bytes=record.worker.ready_rss_bytes or 0,
         child_idle_uss_bytes=int(sum(idle_uss.values()) / len(idle_uss)) if idle_uss else 0,
         child_idle_pss_bytes=int(sum(idle_pss.values()) / len(idle_pss)) if idle_pss else 0,
@@ -132,3 +146,5 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         killed_task_rss_bytes=max((k.rss_bytes or 0 for k in task_kills), default=None),
         tasks_note=tasks.check.note(),
     )
+    profile.with_startup(startup_cost(run_dir, fixed))
+    return profile

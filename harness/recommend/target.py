@@ -13,7 +13,7 @@ from harness.config import RunConfig
 from harness.load.stream import RunTasks, TaskLine
 from harness.recommend.cpu_use import CpuWatch
 from harness.recommend.fleet import Candidate, FleetRow, cheapest, fleet_table
-from harness.recommend.flow import measure
+from harness.recommend.flow import measure, plan_with_startup
 from harness.recommend.load_proof import LoadProof, prove_under_load, with_recycling
 from harness.recommend.pools import safe_concurrency, slot_bytes
 from harness.recommend.profile import WorkerProfile
@@ -81,6 +81,8 @@ def plan_for_rate(
     for limit in limits:
         watch = CpuWatch()
         profile = measure(scenario, at_setting(config, limit, "prefork", 1), hooks=[watch])
+        if "prefork" in pools:  # N children starting together cost more each than the one measured
+            plan_with_startup(scenario, at_setting(config, limit, "prefork", 1), profile, target.margin)
         result.profiles[limit] = profile
         kinds = kind_costs(RunTasks(profile.run_dir))
         result.kinds = kinds

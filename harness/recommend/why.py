@@ -90,12 +90,15 @@ def _child_detail(pool: str, profile: WorkerProfile | None) -> str:
     """Where a prefork child's cost comes from: its pages after the fork, the shared pages it copied."""
     if pool != "prefork" or profile is None:
         return f" ({_slot_kind(pool)})"
-    idle, task = profile.child_idle_uss_bytes, profile.marginal_max
+    idle, task = profile.child_start_bytes, profile.marginal_max
+    started = "after the fork"
+    if profile.startup and idle > profile.child_idle_uss_bytes:
+        started = f"once started ({profile.startup.children} children starting together)"
     copied = profile.child_max_uss_bytes - idle - task
     if copied <= 0:
-        return f" ({format_size(idle)} private after the fork + {format_size(task)} for its largest task)"
+        return f" ({format_size(idle)} private {started} + {format_size(task)} for its largest task)"
     return (
-        f" (a child's private pages grew from {format_size(idle)} after the fork to "
+        f" (a child's private pages grew from {format_size(idle)} {started} to "
         f"{format_size(profile.child_max_uss_bytes)}: {format_size(copied)} more than its largest task's "
         f"{format_size(task)}, pages it shared with the main process, copied as its tasks wrote to them)"
     )

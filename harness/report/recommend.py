@@ -22,6 +22,17 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         f"(exact) · child private high-water {format_size(profile.child_max_uss_bytes)} · growth per task "
         f"{format_size(int(profile.leak_bytes_per_task))}"
     )
+    startup = profile.startup
+    if startup and startup.measured:
+        share = (startup.peak_bytes - profile.fixed_bytes) // startup.children
+        console.print(
+            f"start-up: {startup.children} child(ren) starting took the group to {format_size(startup.peak_bytes)} "
+            f"before any task ({format_size(max(0, share))} each beyond the worker's own "
+            f"{format_size(profile.fixed_bytes)}), the largest child {format_size(startup.largest_child_bytes)} "
+            f"private: {format_size(profile.child_start_bytes)} per child once started",
+            markup=False,
+            highlight=False,
+        )
     if profile.tasks_note:
         console.print(f"note: {profile.tasks_note}", markup=False, highlight=False)
 

