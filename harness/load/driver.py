@@ -142,6 +142,7 @@ class LoadDriver(RunHook):
         self.kills_seen = 0
         self.sending_done = False
         self.sending_ended_at: float | None = None
+        self.stopped_at: float | None = None
         self.start = time.monotonic()
         self.cpu_at_start = 0.0
         self.stream = TaskStream(run.run_dir)
@@ -184,9 +185,16 @@ class LoadDriver(RunHook):
         try:
             self._loop()
         finally:
+            self.stopped_at = self.stopped_at or time.monotonic()  # interrupted: sending stops here too
             self.sender.close()
             self._finish_all()
             self.depth.close()
+
+    def sending_window(self) -> float:
+        """Seconds of the schedule that sending covered: its whole length once it ended, else up to now
+        (a checkpoint mid-run) or to where the run stopped (interrupted): the offered rate's divisor."""
+        end = self.sending_ended_at or self.stopped_at or time.monotonic()
+        return max(1e-9, min(self.shape.sending_s, end - self.start))
 
     def _loop(self) -> None:
         run = self.run

@@ -19,9 +19,9 @@ def load_section(driver, record: RunRecord) -> LoadSection:
     total = total_of(driver.by_name)
     shape = driver.shape
     asked = shape.asked_per_s
-    # open loop: the sends made within the schedule's window over its length, against what it asks
-    # (a sender that falls behind sends fewer in the window); closed loop: sends over their span
-    offered = driver.sent_in_window / shape.sending_s if asked else total.offered_per_s
+    # open loop: the sends made within the schedule's window over the part of it covered so far, against
+    # what it asks (a sender that falls behind sends fewer in it); closed loop: sends over their span
+    offered = driver.sent_in_window / driver.sending_window() if asked else total.offered_per_s
     kills = len(record.kills)
     sent = total.counts["sent"]
     main = next((p for p in record.processes if p.role == "main"), None)

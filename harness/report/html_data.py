@@ -144,7 +144,8 @@ def adapt(raw: dict[str, Any]) -> RunView:
         tasks=[_task(item, t0, kills, ended) for item in raw.get("tasks") or []],
         kills=kills,
         processes=[ProcessView(int(p["pid"]), str(p.get("role", "child"))) for p in raw.get("processes") or []],
-        findings=[str(f) for f in summary.get("findings") or []],
+        # a load run's own findings (could not keep up, kills per 1,000, the soak) beside the run's
+        findings=[str(f) for f in [*(summary.get("findings") or []), *((raw.get("load") or {}).get("findings") or [])]],
         summary=summary,
         environment=scrub(raw.get("environment") or {}),
         config=scrub(config),

@@ -136,3 +136,10 @@ def test_peak_bins_cover_every_value_in_at_most_thirty_ranges():
     assert bins[0].low == 40 * MIB and bins[-1].low <= max(counts) < bins[-1].high
     assert [b.count for b in peak_bins({4096 * 10: 5})] == [5]  # one value: one range a page wide
     assert peak_bins({}) == []
+
+
+def test_a_load_runs_own_findings_are_among_the_runs():
+    view = adapt(
+        {"summary": {"findings": ["a run finding"]}, "load": {"findings": ["the worker could not keep up: 3.9/s"]}}
+    )
+    assert view.findings == ["a run finding", "the worker could not keep up: 3.9/s"]
