@@ -9,9 +9,10 @@ import os
 import sys
 import tempfile
 import traceback
+from typing import NoReturn
 
 from harness import __version__
-from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
+from harness.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
 from harness.redact import safe_url
 from harness.trust import apply_results_umask
 
@@ -26,8 +27,18 @@ def commands() -> tuple:
     return (run, worker, scenarios, recommend, lab, gate, baseline, report, export)
 
 
+class OneSentenceParser(argparse.ArgumentParser):
+    """argparse's usage errors as one line and exit 2, like every other bad input (its default prints
+    the whole usage block first); its sub-command parsers are made of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            message += " (a value that starts with '-' takes the = form, e.g. --rate=-5/s)"
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="oomlab", description="Real Celery workers under real memory limits.")
+    top = OneSentenceParser(prog="oomlab", description="Real Celery workers under real memory limits.")
     top.add_argument("--version", action="version", version=f"oomlab {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     for command in commands():

@@ -42,7 +42,7 @@ DEFAULT_LADDER = ("512MiB", "1GiB", "2GiB")
 def add_capacity_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("capacity (a fleet for a traffic target, or the limit a concurrency needs)")
     group.add_argument("--rate", dest="target_rate", metavar="R/s", help="tasks per second the fleet must carry")
-    group.add_argument("--queue-wait-p95", type=float, metavar="S", help="p95 seconds a task may wait (with --rate)")
+    group.add_argument("--queue-wait-p95", metavar="S", help="p95 a task may wait, e.g. 2s or 500ms (with --rate)")
     group.add_argument("--headroom", default="20%", help="spare throughput kept per fleet (default 20%%)")
     group.add_argument("--pools", help="pools to compare, e.g. prefork,threads (default: those the scenario allows)")
     group.add_argument("--measure-seconds", default="5s", help="sending time of each throughput run (default 5s)")
@@ -65,8 +65,7 @@ def _fraction(text: str, flag: str) -> float:
 
 def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig, margin: float) -> int:
     rate = parse_rate(args.target_rate)
-    if args.queue_wait_p95 is not None and args.queue_wait_p95 <= 0:
-        raise BadInput(f"--queue-wait-p95 must be a positive number of seconds, not {args.queue_wait_p95}")
+    wait_p95 = None if args.queue_wait_p95 is None else parse_duration(args.queue_wait_p95, "--queue-wait-p95")
     if args.max_concurrency < 1:
         raise BadInput("--max-concurrency must be at least 1")
     limits = sorted(parse_size(text) for text in (args.memory or DEFAULT_LADDER))
@@ -77,7 +76,7 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         raise BadInput(f"--pools takes prefork, threads, gevent and solo, not {unknown[0]!r}")
     target = Target(
         rate,
-        args.queue_wait_p95,
+        wait_p95,
         _fraction(args.headroom, "--headroom"),
         margin,
         parse_duration(args.measure_seconds, "--measure-seconds"),

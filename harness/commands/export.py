@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from harness.errors import EXIT_OK, BadInput
+from harness.errors import EXIT_OK, BadInput, ResultsUnwritable
 from harness.gate.baseline import read_run_record
 from harness.load.stream import RunTasks
 from harness.task_export import write_parquet
@@ -29,7 +29,10 @@ def main(args: argparse.Namespace) -> int:
     if os.path.isdir(args.parquet):
         raise BadInput(f"{args.parquet} is a directory; give a file path, e.g. {args.parquet}/tasks.parquet")
     tasks = RunTasks(args.run_dir, read_run_record(args.run_dir))
-    rows = write_parquet(tasks, args.parquet)
+    try:
+        rows = write_parquet(tasks, args.parquet)
+    except OSError as exc:  # its directory missing or not writable, a full disk
+        raise ResultsUnwritable(f"cannot write {args.parquet}: {exc.strerror or exc}") from None
     note = tasks.check.note()
     if note:
         print(f"oomlab: note: {note}", file=sys.stderr)

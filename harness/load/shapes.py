@@ -32,7 +32,8 @@ def parse_rate(text: str, what: str = "--rate", allow_zero: bool = False) -> flo
     """Tasks per second from 50/s, 600/m, 50 (per second)."""
     match = _RATE.match(str(text))
     if not match or (float(match.group(1)) <= 0 and not allow_zero):
-        raise BadInput(f"{what} takes a rate such as 50/s or 600/m, not {text!r}")
+        positive = "" if allow_zero else "positive "
+        raise BadInput(f"{what} takes a {positive}rate such as 50/s or 600/m, not {text!r}")
     return float(match.group(1)) / _UNIT_SECONDS[match.group(2)]
 
 

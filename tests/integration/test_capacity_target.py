@@ -170,7 +170,8 @@ def test_the_limit_a_concurrency_needs_holds_and_the_one_below_is_killed(oomlab,
 @pytest.mark.parametrize(
     "args, phrase",
     [
-        (["--rate", "fast"], "--rate takes a rate"),
+        (["--rate", "fast"], "--rate takes a positive rate"),
+        (["--rate", "5/s", "--queue-wait-p95", "0s"], "--queue-wait-p95 takes a positive duration"),
         (["--rate", "5/s", "--pools", "forks"], "--pools takes"),
         (["--rate", "5/s", "--headroom", "lots"], "--headroom takes a percentage"),
         (["--memory", "256MiB", "--memory", "384MiB"], "recommend takes one --memory"),

@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main as oomlab
 from harness.config import RunConfig
-from harness.errors import EXIT_BAD_INPUT, EXIT_OK
+from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RESULTS
 from harness.load.stream import TASKS_FILE, RunTasks, TaskStream
 from harness.record import RunRecord, TaskRecord, write_json_atomic
 from harness.task_export import BATCH_ROWS
@@ -68,3 +68,10 @@ def test_bad_input_is_one_sentence(run_dir, tmp_path, capsys, monkeypatch):
     assert oomlab(["export", run_dir, "--parquet", str(tmp_path / "z.parquet")]) == EXIT_BAD_INPUT
     assert "cannot read" in capsys.readouterr().err
     assert "Traceback" not in err and not list(tmp_path.glob("*.parquet*"))
+
+
+def test_an_unwritable_destination_is_one_sentence_and_exit_10(run_dir, tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "dir" / "x.parquet"
+    assert oomlab(["export", run_dir, "--parquet", str(out)]) == EXIT_RESULTS
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "Traceback" not in err and "internal error" not in err
