@@ -9,7 +9,7 @@ from html import escape
 
 from harness.report.html_data import RunView, Series
 from harness.report.html_page import REPORT_FILE, bullet_list, cell, relative_link, section, table
-from harness.report.html_run import seconds_text, timeline_figure
+from harness.report.html_run import detector_text, timeline_figure
 from harness.sizes import MIB, format_size
 
 SIDE_BY_SIDE_WIDTH = 600
@@ -32,7 +32,7 @@ def _figures(view: RunView) -> dict[str, str]:
     group_peak = format_size(view.summary.get("group_peak_bytes"))
     rows["group peak (of the limit)"] = group_peak + (f" ({fraction:.0%})" if isinstance(fraction, int | float) else "")
     rows["OOM kills"] = str(len(view.kills))
-    rows["oomlab saw a kill (median)"] = seconds_text(_stat(view, "detection_seconds", "oomlab"))
+    rows["oomlab saw a kill (median)"] = detector_text(_stat(view, "detection_seconds", "oomlab"))
     rows["main process peak"] = format_size(view.summary.get("main_peak_rss_bytes"))
     rows["child USS max"] = format_size(_stat(view, "child_uss_bytes", "max"))
     rows["children recycled"] = str(view.summary.get("children_recycled", 0))

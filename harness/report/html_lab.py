@@ -29,7 +29,7 @@ from harness.report.html_page import (
     table,
     write_page,
 )
-from harness.report.html_run import seconds_text
+from harness.report.html_run import detector_text, seconds_text
 
 COLUMNS = [*AXES, "outcome", "evidence", "state", "message", "runs", "redelivery", "stuck", "poison loop", "oomlab"]
 COLUMNS += ["Celery", "hb expiry", "Flower"]
@@ -68,7 +68,7 @@ def evidence(result: CellResult, lab_dir: str) -> str:
             ]
         for kill in delivery.detection:
             seen = ", ".join(
-                f"{k} +{seconds_text(value)}" for k in DETECTORS if (value := getattr(kill, k)) is not None
+                f"{k} +{detector_text(value)}" for k in DETECTORS if (value := getattr(kill, k)) is not None
             )
             facts.append((f"kill of {kill.role} {kill.pid}", seen or "not seen"))
         facts += [(f"broker: {loc.task_id[:8]}", loc.where) for loc in delivery.locations]

@@ -21,6 +21,7 @@ from harness.report.html_data import (
 )
 from harness.report.html_page import Cell, bullet_list, cards, cell, flatten, key_values, section, table
 from harness.report.html_svg import WIDTH, Column, KillMark, SpanMark, attr, histogram_svg, lines_svg, timeline_svg
+from harness.report.latency import latency_text
 from harness.sizes import format_size
 
 DETECTOR_ORDER = (
@@ -59,6 +60,11 @@ def seconds_text(value: float | None) -> str:
     return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.2f} s"
 
 
+def detector_text(value: float | None) -> str:
+    """A detector's latency after a kill (harness.report.latency: a negative one is a bound)."""
+    return latency_text(value, seconds_text)
+
+
 def _subtitle(view: RunView) -> str:
     parts = [view.scenario, f"variant {view.variant}" if view.variant else "", f"{view.pool} × {view.concurrency}"]
     parts += [f"limit {format_size(view.limit_bytes)}", f"oom-scope {view.oom_scope}", f"status {view.status}"]
@@ -89,7 +95,7 @@ def headline(view: RunView) -> str:
         (str(len(view.kills)), "OOM kills", "bad" if view.kills else ""),
     ]
     if oomlab_latency is not None:
-        items.append((seconds_text(oomlab_latency), "oomlab saw a kill (median)", ""))
+        items.append((detector_text(oomlab_latency), "oomlab saw a kill (median)", ""))
     status = (
         ""
         if view.status == "complete"
@@ -126,7 +132,7 @@ def _kill_tip(kill: KillView) -> str:
         f"kernel time {kill.at_s:.3f} s ({kill.time_source})",
         "seen after the kill:",
     ]
-    lines += [f"  {name} +{seconds_text(kill.detected[name])}" for name in _detectors([kill])]
+    lines += [f"  {name} +{detector_text(kill.detected[name])}" for name in _detectors([kill])]
     return "\n".join(lines)
 
 
@@ -193,7 +199,7 @@ def kills_table(view: RunView) -> str:
             cell(f"{kill.at_s:.3f} s", kill.at_s, tip=kill.time_source),
             *[
                 cell(
-                    seconds_text(kill.detected.get(n)),
+                    detector_text(kill.detected.get(n)),
                     kill.detected.get(n),
                     tip=f"{n}: seconds after the kernel's kill",
                 )

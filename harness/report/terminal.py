@@ -10,6 +10,7 @@ from rich.table import Table
 from harness.hooks import RunHook
 from harness.record import RunRecord
 from harness.record_load import LoadSection, NameFigures
+from harness.report.latency import latency_text
 from harness.sizes import format_size
 
 if TYPE_CHECKING:
@@ -21,12 +22,7 @@ def _ms(seconds: float | None) -> str:
 
 
 def _latency(seconds: float | None) -> str:
-    """A detector's latency after the kernel's kill. The kill's time is inferred (the kernel's log
-    stamp), so a detector can appear to see it a hair before: that is a bound, not a measured
-    negative latency, and is printed as one ("≤0 ms", the raw figure stays in run.json)."""
-    if seconds is not None and seconds < 0:
-        return "≤0 ms"
-    return _ms(seconds)
+    return latency_text(seconds, _ms)
 
 
 def render_summary(record: RunRecord, console: Console) -> None:
