@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from harness.runner import Run
 
 
+KILL_ROWS = 20  # a load run can kill hundreds: the terminal shows the first, the record keeps all
+
+
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
 
@@ -60,7 +63,7 @@ def render_summary(record: RunRecord, console: Console) -> None:
                 justify="right" if column not in ("role", "task", "cause") else "left",
                 overflow="fold" if column == "task" else "ellipsis",
             )
-        for kill in record.kills:
+        for kill in record.kills[:KILL_ROWS]:
             task = (
                 f"{kill.task_name or '-'} {kill.task_id[:8]}"
                 if kill.task_id
@@ -78,6 +81,10 @@ def render_summary(record: RunRecord, console: Console) -> None:
                 _latency(detected.get("oom_event")),
                 _latency(detected.get("pidfd")),
                 _latency(celery),
+            )
+        if len(record.kills) > KILL_ROWS:
+            kills.caption = (
+                f"the first {KILL_ROWS} of {len(record.kills)} kills; every one is in run.json and report.html"
             )
         console.print(kills)
     else:
