@@ -11,13 +11,17 @@ from harness.sizes import format_size
 
 def _recycle_reason(runs: list, limit_kib: int | None, max_tasks: int | None) -> str:
     """Which setting replaced a child, from its own last task: billiard's memory check compares
-    ru_maxrss with worker_max_memory_per_child; the task count, with worker_max_tasks_per_child."""
+    ru_maxrss with worker_max_memory_per_child; the task count, with worker_max_tasks_per_child.
+    billiard exits 155 for these two alone, so with one of them set (a load run records no task
+    list to check against) that one is the reason; with both and no task to tell, either."""
     last = max(runs, key=lambda run: run.started_mono) if runs else None
     if limit_kib and last is not None and (last.ru_maxrss_bytes or 0) > limit_kib * 1024:
         return "memory"
     if max_tasks and len(runs) >= max_tasks:
         return "tasks"
-    return "other"
+    if bool(limit_kib) != bool(max_tasks):
+        return "memory" if limit_kib else "tasks"
+    return "either" if limit_kib else "other"
 
 
 def recycling(record: RunRecord) -> list[str]:
@@ -39,6 +43,12 @@ def recycling(record: RunRecord) -> list[str]:
         found.append(
             f"{reasons.count('tasks')} pool children were recycled (exit code {EX_RECYCLE}) after "
             f"worker_max_tasks_per_child={max_tasks} tasks"
+        )
+    if reasons.count("either"):
+        found.append(
+            f"{reasons.count('either')} pool children were recycled (exit code {EX_RECYCLE}) by "
+            f"worker_max_tasks_per_child={max_tasks} or worker_max_memory_per_child "
+            f"({format_size((limit_kib or 0) * 1024)}); the record does not show which"
         )
     if reasons.count("other"):
         found.append(

@@ -1,6 +1,8 @@
-"""Pool children replaced during a load run (recycled by Celery or killed) and what each replacement
-cost: the time from the old child's exit to the first task a new child took, counted only when work
-was waiting then (otherwise the new child waits for work, which costs nothing)."""
+"""Pool children replaced during a load run (recycled by Celery or killed) and what recycling
+cost: the time from a recycled child's exit (worker_max_*_per_child, exit 155) to the first task a
+new child took, counted only when work was waiting then (otherwise the new child waits for work,
+which costs nothing). A killed child's replacement is no cost of recycling: it is paired with a new
+child like any exit, so the pairs stay in order, but not counted."""
 
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ class Replacements:
         self.children: set[int] = set()  # every pool child seen start
         self.exited: set[int] = set()
         self.unproven: set[int] = set()  # children born after an exit that have not taken a task yet
-        self.pending: deque[float] = deque()  # exits while work waited, oldest first
+        self.pending: deque[tuple[float, bool]] = deque()  # exits while work waited, oldest first: (at, recycled)
         self.recycled = 0
         self.lost = 0
         self.cost = LogHistogram()
         self.origin = 0.0  # the load's start (monotonic): exits are counted per second from it
-        self.exits = Series()  # children that exited, per second: to set against the achieved rate
+        self.exits = Series()  # children recycled, per second: to set against the achieved rate
 
     def child_started(self, pid: int) -> None:
         self.children.add(pid)
@@ -32,32 +34,35 @@ class Replacements:
         if pid in self.exited or pid not in self.children:
             return
         self.exited.add(pid)
-        self.exits.add(at - self.origin)
         if recycled:
             self.recycled += 1
+            self.exits.add(at - self.origin)
         else:
             self.lost += 1
         if work_waiting:
-            self.pending.append(at)
+            self.pending.append((at, recycled))
 
     def task_started(self, pid: int, at: float) -> None:
         if pid in self.unproven:
             self.unproven.discard(pid)
             if self.pending:
-                self.cost.record(max(0.0, at - self.pending.popleft()))
+                exited, recycled = self.pending.popleft()
+                if recycled:
+                    self.cost.record(max(0.0, at - exited))
 
     def figures(self, achieved: Series) -> RecyclingFigures:
         return RecyclingFigures(
             children_recycled=self.recycled,
             children_lost=self.lost,
             replacement_seconds=self.cost.summary(),
-            replacement_basis="old child's exit to a new child's first task, counted while work waited",
+            replacement_basis="a recycled child's exit to a new child's first task, counted while work waited "
+            "(killed children's replacements are not counted)",
             throughput_dip=throughput_dip(self.exits, achieved),
         )
 
 
 def throughput_dip(exits: Series, achieved: Series) -> ThroughputDip | None:
-    """Tasks achieved per second in the seconds a child exited against the other seconds of the
+    """Tasks achieved per second in the seconds a child was recycled against the other seconds of the
     run (between its first and last completion): the throughput a replacement costs, as measured.
     None without seconds of both kinds, or when the two series no longer share a bucket width."""
     if exits.width != achieved.width or not any(exits.values):

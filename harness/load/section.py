@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from harness.load.replacements import Replacements
 from harness.load.soak import Budget
 from harness.load.stats import total_of
 from harness.load.stream import TASKS_FILE
 from harness.outcomes import OUTCOMES
 from harness.record import RunRecord, Spread, Summary
-from harness.record_load import LoadSection, Schedule
+from harness.record_load import LoadSection, Schedule, SoakFindings
 from harness.sizes import format_size
 
 BEHIND_RATIO = 0.95  # achieved below this share of offered: the worker did not keep up
@@ -106,25 +107,48 @@ def findings(section: LoadSection, driver) -> list[str]:
         found.append(f"{section.oom_kills_per_1000_tasks:g} OOM kills per 1,000 tasks sent")
     soak = section.soak
     growth = soak.growth_per_1000_tasks_per_child_bytes if soak else None
-    projection = soak.projection if soak else None
-    recycled = driver.replacements.recycled
-    if soak and soak.significant and growth and recycled:
-        cost = driver.replacements.cost.quantile(0.5)
-        took = f" (a replacement took {cost * 1000:.0f} ms at the median while work waited)" if cost is not None else ""
-        found.append(
-            f"each pool child grows {format_size(growth)} per 1,000 tasks; Celery recycled {recycled} children "
-            f"in this run{took}, which is what keeps the group under its limit"
-        )
-    elif soak and soak.significant and growth and projection:
-        settings = soak.recycling
-        when = f" (in about {projection.seconds_from_now:.0f} s)" if projection.seconds_from_now else ""
-        found.append(
-            f"each pool child grows {format_size(growth)} per 1,000 tasks: at that pace the group reaches its limit "
-            f"at task {projection.limit_reached_at_task}{when}; worker_max_tasks_per_child="
-            f"{settings.worker_max_tasks_per_child if settings else None} or worker_max_memory_per_child="
-            f"{settings.worker_max_memory_per_child_kib if settings else None} (KiB) would stop it"
-        )
+    if soak and soak.significant and growth:
+        found.extend(_growth(soak, growth, driver.replacements, section.oom_kills))
     return found
+
+
+def _growth(soak: SoakFindings, growth: int, replacements: Replacements, kills: int) -> list[str]:
+    """The soak's finding: recycling seen, else the first projection against the first kill when
+    kills happened (a projection into the future would be past), else the projection."""
+    grows = f"each pool child grows {format_size(growth)} per 1,000 tasks"
+    if replacements.recycled:
+        cost = replacements.cost.quantile(0.5)
+        took = f" (a replacement took {cost * 1000:.0f} ms at the median while work waited)" if cost is not None else ""
+        kept = (
+            f"yet the group reached its limit ({kills} OOM kill(s))"
+            if kills
+            else "which is what keeps the group under its limit"
+        )
+        return [f"{grows}; Celery recycled {replacements.recycled} children in this run{took}, {kept}"]
+    settings = soak.recycling
+    stop = (
+        f"worker_max_tasks_per_child={settings.worker_max_tasks_per_child if settings else None} or "
+        f"worker_max_memory_per_child={settings.worker_max_memory_per_child_kib if settings else None} (KiB) "
+        "would stop it"
+    )
+    first, killed_at = soak.first_projection, soak.first_kill_at_task
+    if killed_at:
+        error = soak.first_projection_error_percent
+        off = f" ({error:+.1f} %)".replace("-", "\u2212") if error is not None else ""
+        seen = (
+            f"projected at task {first.made_at_task}: the limit at task {first.limit_reached_at_task}; "
+            f"the first kill came at task {killed_at}{off}"
+            if first
+            else f"the first kill came at task {killed_at}, before a projection was made"
+        )
+        return [f"{grows}: {seen}; {stop}"]
+    projection = soak.projection
+    if projection is None:
+        return []
+    when = f" (in about {projection.seconds_from_now:.0f} s)" if projection.seconds_from_now else ""
+    return [
+        f"{grows}: at that pace the group reaches its limit at task {projection.limit_reached_at_task}{when}; {stop}"
+    ]
 
 
 def _child_start(driver) -> int | None:

@@ -89,3 +89,19 @@ def test_gate_bad_input(oomlab, tmp_path, args, phrase):
     argv = ["gate", "--baseline", str(tmp_path / "b.json"), "--current", str(tmp_path), *args]
     result = oomlab(*argv)
     assert result.code == 2 and phrase in result.stderr and "Traceback" not in result.stderr
+
+
+def test_load_bounds_need_no_baseline_and_a_run_past_one_is_not_the_first(oomlab, tmp_path):
+    run = oomlab("run", "noop", "--rate", "20/s", "--duration", "2s")
+    assert run.code == 0, run.stderr
+    alone = oomlab("gate", "--current", run.run_dir, "--fail", "queue_wait.p95<30s")
+    assert alone.code == 0, alone.stdout + alone.stderr
+    assert "queue_wait.p95<30s" in alone.stdout
+    memory = oomlab("gate", "--current", run.run_dir, "--fail", "peak:10%")
+    assert memory.code == 2 and "give --baseline PATH" in memory.stderr and "Traceback" not in memory.stderr
+
+    baseline = tmp_path / "new" / "baseline.json"
+    broken = oomlab("gate", "--baseline", str(baseline), "--current", run.run_dir, "--fail", "queue_wait.p95<1ms")
+    assert broken.code == 7, broken.stdout + broken.stderr
+    assert "no baseline written" in broken.stdout and "the gate passes" not in broken.stdout
+    assert not baseline.exists()

@@ -70,7 +70,8 @@ def test_a_leak_is_projected_within_20_percent_of_its_kill(oomlab):
     assert first["made_at_task"] < killed_at
     assert first["limit_reached_at_task"] == pytest.approx(killed_at, rel=0.2), soak
     assert soak["recycling"]["worker_max_tasks_per_child"] >= 1
-    assert any("grows" in sentence for sentence in load["findings"])
+    [grows] = [sentence for sentence in load["findings"] if "grows" in sentence]
+    assert f"the first kill came at task {killed_at}" in grows and "reaches its limit" not in grows, grows
 
 
 @pytest.mark.timeout(600)

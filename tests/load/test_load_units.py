@@ -27,7 +27,7 @@ from harness.load.soak import Budget, Soak
 from harness.load.stats import NameStats, total_of
 from harness.load.stream import line_of
 from harness.record import Execution, TaskRecord
-from harness.record_load import Counts, LoadSection, ThroughputDip
+from harness.record_load import Counts, LimitProjection, LoadSection, RecyclingSettings, SoakFindings, ThroughputDip
 
 
 def test_parsers_read_what_users_write():
@@ -237,3 +237,44 @@ def test_a_clean_load_run_may_be_the_first_baseline_and_a_failed_one_may_not():
     assert record_is_baseline_worthy(record) is None
     record.summary.outcomes["killed"] = 2
     assert "2 task(s) did not succeed (killed)" in (record_is_baseline_worthy(record) or "")
+
+
+def test_a_killed_childs_replacement_is_no_cost_of_recycling():
+    from harness.load.replacements import Replacements
+
+    replacements = Replacements()
+    for pid in (1, 2):
+        replacements.child_started(pid)
+    replacements.child_exited(1, 10.0, recycled=False, work_waiting=True)  # OOM-killed
+    replacements.child_exited(2, 20.0, recycled=True, work_waiting=True)  # worker_max_tasks_per_child
+    for pid, at in ((3, 13.0), (4, 20.25)):
+        replacements.child_started(pid)
+        replacements.task_started(pid, at)
+    assert (replacements.recycled, replacements.lost) == (1, 1)
+    assert replacements.cost.n == 1 and replacements.cost.quantile(0.5) == pytest.approx(0.25, rel=0.05)
+    assert sum(replacements.exits.values) == 1  # the dip is set against recycling alone
+
+
+def _soak(killed_at: int | None) -> SoakFindings:
+    first = LimitProjection(11, 100 * 2**20, 4 * 2**20, 41, 2.5)
+    return SoakFindings(
+        growth_per_1000_tasks_per_child_bytes=4000 * 2**20,
+        projection=LimitProjection(120, 200 * 2**20, 4 * 2**20, 109, 1.0),
+        first_projection=first,
+        first_kill_at_task=killed_at,
+        significant=True,
+        first_projection_error_percent=-4.7 if killed_at else None,
+        recycling=RecyclingSettings(100 * 2**20, 9, 90000),
+    )
+
+
+def test_after_a_kill_the_soak_finding_sets_its_first_projection_against_it():
+    from harness.load.replacements import Replacements
+    from harness.load.section import _growth
+
+    [killed] = _growth(_soak(43), 4000 * 2**20, Replacements(), kills=2)
+    assert "projected at task 11: the limit at task 41; the first kill came at task 43 (\u22124.7 %)" in killed
+    assert "task 109" not in killed and "reaches its limit" not in killed
+    assert "worker_max_tasks_per_child=9" in killed
+    [ahead] = _growth(_soak(None), 4000 * 2**20, Replacements(), kills=0)
+    assert "reaches its limit at task 109 (in about 1 s)" in ahead

@@ -143,3 +143,42 @@ def test_load_checks_fail_past_their_bound_and_when_not_measured():
     assert check_load(None, [parse_threshold("end_to_end.max<1s")], {})[0].failed
     assert check_load(LOAD, [], {"other.task": [parse_threshold("oom_kills==0")]})[0].failed  # never sent: unseen
     assert "38.5/s" in markdown(GateResult(checks=checks)) and "REGRESSION" in markdown(GateResult(checks=checks))
+
+
+# --- the gate's flow: load bounds with no baseline, and a first baseline that breaks a bound --------
+from harness.gate.flow import gate  # noqa: E402
+from harness.gate.report import cells  # noqa: E402
+from harness.gate.stats import stats_of as _stats_of  # noqa: E402
+
+
+def _gate(tmp_path, baseline, fail, refusal=None):
+    current = {"noop.run": _stats_of([MIB])}
+    return gate(baseline, current, "r1", fail, str(tmp_path / "none.toml"), refusal=refusal, load=LOAD)
+
+
+def test_load_bounds_alone_need_no_baseline(tmp_path):
+    result = _gate(tmp_path, None, ["queue_wait.p95<2s", "oom_kills==0"])
+    assert [(c.threshold, c.failed) for c in result.checks] == [("queue_wait.p95<2s", True), ("oom_kills==0", False)]
+    assert not list(tmp_path.iterdir())  # nothing written
+    with pytest.raises(BadInput) as caught:  # a memory bound compares with a baseline: one sentence
+        _gate(tmp_path, None, ["queue_wait.p95<2s", "peak:10%"])
+    assert "peak:10%" in caught.value.message and "--baseline" in caught.value.message
+    with pytest.raises(BadInput):  # no --fail at all: the default growth bound needs a baseline
+        _gate(tmp_path, None, [])
+
+
+def test_a_first_run_that_breaks_a_bound_is_not_the_baseline(tmp_path):
+    path = tmp_path / "baseline.json"
+    result = _gate(tmp_path, str(path), ["queue_wait.p95<1s"])
+    assert result.regressions and not path.exists()
+    assert "no baseline written" in result.notices[0] and "queue_wait.p95<1s" in result.notices[0]
+    assert "saved as the baseline" not in " ".join(result.notices)
+    kept = _gate(tmp_path, str(path), ["queue_wait.p95<3s"])
+    assert not kept.regressions and path.exists() and "saved as the baseline" in kept.notices[0]
+
+
+def test_an_unworthy_first_run_still_shows_every_bound(tmp_path):
+    result = _gate(tmp_path, str(tmp_path / "b.json"), ["queue_wait.p95<2s"], refusal="the run had 36 OOM kill(s)")
+    assert [(c.threshold, c.failed) for c in result.checks] == [("baseline", True), ("queue_wait.p95<2s", True)]
+    assert cells(result.checks[1])[3] == "2.50 s"
+    assert not (tmp_path / "b.json").exists()
