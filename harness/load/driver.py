@@ -193,7 +193,9 @@ class LoadDriver(RunHook):
     def sending_window(self) -> float:
         """Seconds of the schedule that sending covered: its whole length once it ended, else up to now
         (a checkpoint mid-run) or to where the run stopped (interrupted): the offered rate's divisor."""
-        end = self.sending_ended_at or self.stopped_at or time.monotonic()
+        if self.sending_done:
+            return self.shape.sending_s  # the whole schedule (its last send may be due before its end)
+        end = self.stopped_at or time.monotonic()
         return max(1e-9, min(self.shape.sending_s, end - self.start))
 
     def _loop(self) -> None:
