@@ -252,6 +252,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             runs.source,
             config.getoption("oomlab_fail"),
             os.path.join(str(config.rootpath), "pyproject.toml"),
+            refusal=runs.refusal,  # a session with an OOM kill (or unfinished work) is no first baseline
             load=runs.load,  # load (issue 18): queue_wait.p95<2s, throughput>=40/s, oom_kills==0
             facts=runs.facts,
         )

@@ -123,6 +123,13 @@ class WorkerSession:
         if self in WorkerSession._running:
             WorkerSession._running.remove(self)
         if self.run.record.status == "running":
+            # the final state of every task the probe saw, read while the backend is up: a session's tasks
+            # are awaited by the user's tests, not by oomlab, so a task nothing asked about would read stuck
+            try:
+                self._observers().monitor.sync()  # the probe's last records first: the task that just ended
+                self.refresh()
+            except Exception as exc:  # the record says why its states may be missing; closing goes on
+                self.run.record.environment.cleanup_errors.append(f"final task states: {type(exc).__name__}: {exc}")
             self.run.record.status = "complete"
         self.run.close()
         app = self.run.scenario.app

@@ -193,6 +193,22 @@ def test_gate_first_run_writes_a_baseline_then_catches_a_regression(project):
     assert page.endswith("/gate.html") and "REGRESSION" in open(page).read().upper()
 
 
+def test_a_session_with_an_oom_kill_does_not_become_the_first_baseline(project):
+    project.makepyfile(
+        test_killed="""
+        from shopapp import grow_once
+
+        def test_survives_a_kill(oomlab_worker, tmp_path):
+            assert grow_once.delay(str(tmp_path / "delivered")).get(timeout=60) == "second delivery"
+    """
+    )
+    baseline = project.path / "baseline.json"
+    result = run(project, f"--oomlab-baseline={baseline}", "--oomlab-fail=peak:10%")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and not baseline.exists()
+    result.stdout.fnmatch_lines(["*no baseline written to *baseline.json*cannot be the first*OOM kill*"])
+
+
 def test_fixture_without_an_app_is_a_usage_error(pytester):
     pytester.makepyfile(test_x="def test_x(oomlab_worker):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly")
