@@ -135,6 +135,7 @@ class LoadDriver(RunHook):
         }
         self.started_count = self.final_count = 0
         self.sent_in_window = 0  # sends that happened within the shape's duration (a late sender has fewer)
+        self.sent_in_window_by_name: Counter[str] = Counter()
         self.max_above_start = 0  # the largest exact peak above a task's start: a task's transient
         self.above_start = LogHistogram()  # exact peaks above start, all names
         self.outcomes: Counter[str] = Counter()
@@ -323,6 +324,7 @@ class LoadDriver(RunHook):
         self.by_name[name].sent(began - self.start)
         if began - self.start <= self.shape.sending_s:
             self.sent_in_window += 1
+            self.sent_in_window_by_name[name] += 1
         if due is not None:
             self.lateness.record(began - self.start - due)
 

@@ -22,7 +22,8 @@ def load_section(driver, record: RunRecord) -> LoadSection:
     asked = shape.asked_per_s
     # open loop: the sends made within the schedule's window over the part of it covered so far, against
     # what it asks (a sender that falls behind sends fewer in it); closed loop: sends over their span
-    offered = driver.sent_in_window / driver.sending_window() if asked else total.offered_per_s
+    window = driver.sending_window()
+    offered = driver.sent_in_window / window if asked else total.offered_per_s
     kills = len(record.kills)
     sent = total.counts["sent"]
     main = next((p for p in record.processes if p.role == "main"), None)
@@ -56,12 +57,21 @@ def load_section(driver, record: RunRecord) -> LoadSection:
         oom_kills_per_1000_tasks=round(1000 * kills / sent, 3) if sent else None,
         recycling=driver.replacements.figures(total.achieved),
         soak=driver.soak.findings(driver.final_count, unreclaimable, total.achieved_per_s, budget),
-        by_task={name: stats.figures() for name, stats in sorted(driver.by_name.items())},
+        by_task={name: _by_task(driver, name, window if asked else None) for name in sorted(driver.by_name)},
         histogram_relative_error=total.peak_rss.relative_error,
         harness=driver.own_cost(),
     )
     section.findings = findings(section, driver)
     return section
+
+
+def _by_task(driver, name: str, window: float | None):
+    """A name's figures; in an open loop its offered rate by the same rule as the run's (its sends in
+    the schedule's window over the window), so the names add up to the whole."""
+    figures = driver.by_name[name].figures()
+    if window:
+        figures = replace(figures, offered_per_s=_round(driver.sent_in_window_by_name[name] / window))
+    return figures
 
 
 def apply_summary(driver, summary: Summary) -> None:

@@ -48,6 +48,7 @@ def test_stage_ramp_sends_its_area_rising_then_falling(oomlab):
     offered = load["series"]["offered"]["values"]
     assert offered[0] < offered[2] and offered[5] < offered[3]
     assert abs(load["schedule"]["offered_error_percent"]) < 5
+    assert load["by_task"]["noop.run"]["offered_per_s"] == load["offered_per_s"]  # one rule for the name and all
 
 
 def test_closed_loop_keeps_n_in_flight(oomlab):
