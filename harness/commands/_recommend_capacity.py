@@ -19,12 +19,12 @@ from harness.recommend.handover import (
     SPLIT,
     ClassSetting,
     handover_files,
-    prefork_recycling,
     row_setting,
     split_settings,
 )
 from harness.recommend.inverse import limit_for, prove_limit
 from harness.recommend.pools import pools_allowed
+from harness.recommend.recycling import setting_recycling
 from harness.recommend.target import Target, plan_for_rate
 from harness.record import write_json_atomic
 from harness.report.capacity import command_lines, inverse_lines, proof_lines, split_lines, target_lines
@@ -124,7 +124,7 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
     if not args.no_prove:
         answer = prove_limit(scenario, config, answer, args.tasks_per_child)
     _lines(out, inverse_lines(answer))
-    recycling = prefork_recycling(profile, answer.limit_bytes, margin, "prefork")
+    recycling = setting_recycling(profile, answer.limit_bytes, margin, "prefork", args.concurrency)
     setting = ClassSetting("worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling)
     out.rule(f"hand-over: {LABELS[ONE_CLASS]}")
     _lines(out, command_lines([setting]))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from harness.recommend.capacity import plan_capacity, recycling_settings
 from harness.recommend.fleet import FleetRow
 from harness.recommend.profile import WorkerProfile
+from harness.recommend.recycling import setting_recycling
 from harness.recommend.split import SplitPlan, WorkerClass
 
 MIB = 1024 * 1024
@@ -46,17 +46,10 @@ class ClassSetting:
     kinds: tuple[str, ...] = ()
 
 
-def prefork_recycling(profile: WorkerProfile, limit_bytes: int, margin: float, pool: str) -> dict[str, int]:
-    """The plan's recycling settings under `limit_bytes` (prefork only: the other pools have no children to recycle)."""
-    if pool != "prefork":
-        return {}
-    plan = plan_capacity(profile, limit_bytes, margin)
-    return recycling_settings(plan.max_memory_per_child_kib, plan.max_tasks_per_child)
-
-
 def row_setting(row: FleetRow, profile: WorkerProfile, margin: float) -> ClassSetting:
+    """The fleet row as deployed, with the recycling its proof ran with (the same rule, at its concurrency)."""
     c = row.candidate
-    recycling = prefork_recycling(profile, c.limit_bytes, margin, c.pool)
+    recycling = setting_recycling(profile, c.limit_bytes, margin, c.pool, c.concurrency)
     return ClassSetting("worker", "celery", row.replicas, c.limit_bytes, c.pool, c.concurrency, recycling)
 
 

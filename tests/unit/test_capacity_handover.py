@@ -11,6 +11,7 @@ import pytest
 import yaml
 from celery import Celery
 
+from harness.config import RunConfig
 from harness.recommend.fleet import Candidate, fleet_row
 from harness.recommend.handover import (
     OOM_GROUP_NOTE,
@@ -20,7 +21,10 @@ from harness.recommend.handover import (
     split_settings,
     worker_command,
 )
+from harness.recommend.load_proof import with_recycling
+from harness.recommend.recycling import setting_recycling
 from harness.recommend.split import Demand, kind_costs, split_plan
+from harness.recommend.throughput import at_setting
 from tests.unit.test_capacity import profile
 from tests.unit.test_capacity_target import _tasks
 
@@ -133,3 +137,17 @@ def test_names_from_the_user_are_quoted_not_interpreted():
     namespace: dict = {}
     exec(compile(files["celeryconfig.py"], "celeryconfig.py", "exec"), namespace)  # no line of a name runs
     assert namespace["task_routes"] == {"x'y: z\nimport os; os.abort()": {"queue": "q #1"}}
+
+
+def test_the_hand_over_carries_the_recycling_the_proof_ran_with_at_a_capped_concurrency():
+    """A row below its safe concurrency (capped by --max-concurrency): each child's share is the limit's
+    at 2 children, not at the 8 that fit; the proving run and the hand-over must say the same."""
+    row = fleet_row(Candidate(600 * MIB, "prefork", 2, 8.0, safe_concurrency=8), 10.0, 0.2, None)
+    proven = with_recycling(
+        at_setting(RunConfig("mix", "600MiB", 600 * MIB, 1), 600 * MIB, "prefork", 2), profile(), 0.1
+    )
+    handed = row_setting(row, profile(), 0.1)
+    assert handed.recycling == proven.celery_conf and handed.recycling["worker_max_memory_per_child"]
+    at_safe = setting_recycling(profile(), 600 * MIB, 0.1, "prefork", 8)
+    assert handed.recycling["worker_max_memory_per_child"] > at_safe["worker_max_memory_per_child"]
+    assert f"--max-memory-per-child={proven.celery_conf['worker_max_memory_per_child']}" in worker_command(handed)
