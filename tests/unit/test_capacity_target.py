@@ -182,3 +182,18 @@ def test_the_plan_prints_every_row_and_saves_as_strict_json():
     text = "\n".join(target_lines(plan) + split_lines(plan.split))
     assert "cheapest safe: 2 x 256.0 MiB threads --concurrency 4" in text
     assert "not safe: no fit" in text and "mix.heavy dominates the peak" in text
+
+
+def test_a_class_recycles_no_lower_than_its_largest_task_and_one_class_is_sized_as_the_fleet_table():
+    # the heavy kind's peaks as folded (its 48 MiB read as 40) leave each child a 50 MiB share: 90 MiB RSS,
+    # below the 98 MiB one heavy task reaches (50 at rest + 48), so every task would recycle its child
+    kinds = kind_costs(_tasks(19, 1))
+    kinds[0].peaks = [30 * MIB] * 19 + [40 * MIB]
+    measured = profile(child_max_uss_bytes=68 * MIB)  # the sampled high-water mark of the whole mix
+    plan = split_plan(kinds, {440 * MIB: measured}, Demand(100.0, 0.0, 0.2, 64))
+    big = plan.two_classes[1]
+    assert big.kinds == ["mix.heavy"] and big.concurrency == 400 // 50
+    assert big.max_memory_per_child_kib == (50 + 48) * 1024
+    # the one class runs every kind: the measured worker, high-water mark included, as the fleet row
+    (one,) = plan.one_class
+    assert one.per_child_bytes == plan_capacity(measured, 440 * MIB, 0.0).per_child_bytes == 68 * MIB
