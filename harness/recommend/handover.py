@@ -184,10 +184,13 @@ def kubernetes_yaml(scenario: str, settings: list[ClassSetting]) -> str:
     return "---\n".join(deployment_yaml(scenario, s) for s in settings) + OOM_GROUP_NOTE + "\n"
 
 
-def handover_files(scenario: str, settings: list[ClassSetting], what: str) -> dict[str, str]:
-    """File suffix -> text, written beside the recommend JSON."""
-    return {
+def handover_files(scenario: str, settings: list[ClassSetting], what: str, warning: str = "") -> dict[str, str]:
+    """File suffix -> text, written beside the recommend JSON; `warning` (a plan not proven) is each
+    file's first line, a comment in Python and YAML alike."""
+    files = {
         "celeryconfig.py": celeryconfig(scenario, settings, what),
         "compose.yaml": compose_yaml(scenario, settings),
         "k8s.yaml": kubernetes_yaml(scenario, settings),
     }
+    first = f"# {_one_line(warning)}\n" if warning else ""
+    return {suffix: first + text for suffix, text in files.items()}

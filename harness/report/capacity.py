@@ -73,7 +73,11 @@ def split_lines(split: SplitPlan, proofs: list[ClassProof] | None = None) -> lis
         if c.queue in by_queue:
             lines.append(class_proof_line(by_queue[c.queue]))
     lines.append(f"  total {format_size(sum(c.total_bytes for c in split.two_classes))}")
-    proven = "each class proven by its own run" if proofs and all(p.held for p in proofs) else "not proven"
+    failed = [p for p in proofs or [] if not p.held]
+    if failed:  # not an alternative to the proven choice: no saving is claimed, no file is handed over
+        why = "; ".join(f"queue {p.queue}: {p.why}" for p in failed)
+        return [*lines, f"two classes NOT proven ({why}): not handed over"]
+    proven = "each class proven by its own run" if proofs else "not proven"
     saving = split.saving_bytes
     if saving > 0:
         lines.append(f"two classes save {format_size(saving)} ({proven})")

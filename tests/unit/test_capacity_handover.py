@@ -24,7 +24,9 @@ from harness.recommend.handover import (
 from harness.recommend.load_proof import with_recycling
 from harness.recommend.recycling import setting_recycling
 from harness.recommend.split import Demand, kind_costs, split_plan
-from harness.recommend.throughput import at_setting
+from harness.recommend.split_proof import ClassProof, split_not_proven
+from harness.recommend.throughput import LoadResult, at_setting
+from harness.report.capacity import split_lines
 from tests.unit.test_capacity import profile
 from tests.unit.test_capacity_target import _tasks
 
@@ -151,3 +153,26 @@ def test_the_hand_over_carries_the_recycling_the_proof_ran_with_at_a_capped_conc
     at_safe = setting_recycling(profile(), 600 * MIB, 0.1, "prefork", 8)
     assert handed.recycling["worker_max_memory_per_child"] > at_safe["worker_max_memory_per_child"]
     assert f"--max-memory-per-child={proven.celery_conf['worker_max_memory_per_child']}" in worker_command(handed)
+
+
+def _class_proof(worker_class, held: bool, why: str = "") -> ClassProof:
+    run = LoadResult("r", "complete", 5.0, 4.0, 5.0, 0.1, 0 if held else 1, 0, 100 * MIB)
+    return ClassProof(
+        worker_class.queue, worker_class.kinds, worker_class.limit_bytes, "prefork", 2, run, held=held, why=why
+    )
+
+
+def test_a_split_that_failed_its_proofs_is_withheld_and_one_not_run_is_handed_over_marked(split):
+    small, big = split.two_classes
+    failed = [_class_proof(small, False, "1 OOM kill(s)"), _class_proof(big, True)]
+    assert split_not_proven(failed, True) == "NOT proven: queue small: 1 OOM kill(s)"
+    assert split_not_proven([_class_proof(small, True), _class_proof(big, True)], True) == ""
+    assert split_not_proven([], False) == "not proven (--no-prove)"
+    lines = split_lines(split, failed)
+    assert lines[-1] == "two classes NOT proven (queue small: 1 OOM kill(s)): not handed over"
+    assert not any("save" in line for line in lines)
+    marked = handover_files("capacity_mix", split_settings(split), "100 tasks/s", "not proven (--no-prove)")
+    for suffix, text in marked.items():
+        assert text.startswith("# not proven (--no-prove)\n"), suffix
+    yaml.safe_load(marked["compose.yaml"])
+    exec(compile(marked["celeryconfig.py"], "celeryconfig.py", "exec"), {})
