@@ -116,10 +116,11 @@ def inverse_lines(answer: LimitForConcurrency) -> list[str]:
         f"{format_size(answer.fixed_bytes)} fixed + {answer.concurrency} x {format_size(answer.per_child_bytes)} "
         f"per child, plus the margin"
     ]
-    for what, trial in (("at that limit", answer.held), ("just below", answer.below)):
+    trials = (("at that limit", answer.limit_bytes, answer.held), ("just below", answer.below_bytes, answer.below))
+    for what, limit, trial in trials:
         if trial:
             lines.append(
-                f"{what} ({trial.run_dir}): {'OOM-killed' if trial.killed else 'no OOM'}, {trial.kills} kill(s), "
-                f"{trial.tasks} tasks"
+                f"{what}, {format_size(limit)} ({trial.run_dir}): {'OOM-killed' if trial.killed else 'no OOM'}, "
+                f"{trial.kills} kill(s), group peak {format_size(trial.group_peak_bytes)}, {trial.tasks} tasks"
             )
-    return lines
+    return lines + ([answer.verdict] if answer.verdict else [])

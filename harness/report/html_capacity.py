@@ -302,12 +302,13 @@ def inverse_sections(record: dict[str, Any], page_dir: str) -> list[str]:
         (format_size(record.get("fixed_bytes")), "fixed", ""),
     ]
     rows = []
-    for label, key in (("at that limit", "held"), ("just below", "below")):
+    for label, key, limit in (("at that limit", "held", "limit_bytes"), ("just below", "below", "below_bytes")):
         trial = record.get(key)
         if trial:
             rows.append(
                 [
                     cell(label),
+                    cell(format_size(record.get(limit)), record.get(limit) or 0),
                     cell(
                         "OOM-killed" if trial.get("killed") else "no OOM",
                         css="outcome outcome-killed" if trial.get("killed") else "outcome outcome-succeeded",
@@ -318,7 +319,9 @@ def inverse_sections(record: dict[str, Any], page_dir: str) -> list[str]:
                     _run_link(trial.get("run_dir"), page_dir),
                 ]
             )
-    trials = table(["trial", "result", "OOM kills", "tasks", "group peak", "run"], rows, "limit-trials")
+    trials = table(["trial", "limit", "result", "OOM kills", "tasks", "group peak", "run"], rows, "limit-trials")
+    if record.get("verdict"):
+        trials = f"<p>{escape(record['verdict'])}</p>" + trials
     return [
         section("The limit a concurrency needs", cards(items), "limit"),
         section("Trials", trials if rows else bullet_list([]), "limit-trials-section"),

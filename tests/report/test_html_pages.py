@@ -140,6 +140,7 @@ def test_the_inverse_modes_page_shows_the_limit_and_its_two_trials(tmp_path):
         "fixed_bytes": 44 * 2**20,
         "held": trial(False),
         "below": trial(True),
+        "verdict": "proven: 191.0 MiB held (group peak -) and 139.0 MiB was OOM-killed",
         "handover": {"one_class": [str(tmp_path / "recommend-limit-x-k8s.yaml")]},
     }
     path = tmp_path / "recommend-limit-x.json"
@@ -148,6 +149,7 @@ def test_the_inverse_modes_page_shows_the_limit_and_its_two_trials(tmp_path):
     assert "191.0 MiB" in text and "the limit --concurrency 2 needs" in text
     assert len(re.findall(r"<tr><td>(at that limit|just below)</td>", text)) == 2
     assert "OOM-killed" in text and "recommend-limit-x-k8s.yaml" in text
+    assert "<p>proven: 191.0 MiB held (group peak -) and 139.0 MiB was OOM-killed</p>" in text
 
 
 def test_oomlab_report_says_what_is_wrong_with_a_bad_path(tmp_path, capsys):
