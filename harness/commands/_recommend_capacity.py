@@ -104,7 +104,7 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
     if plan.split and plan.split.dominant and all(c.replicas for c in plan.split.two_classes):
         warnings[SPLIT] = split_not_proven(plan.split_proofs, not args.no_prove)
         if args.no_prove or not warnings[SPLIT]:
-            handovers[SPLIT] = split_settings(plan.split)
+            handovers[SPLIT] = split_settings(plan.split, plan.split_proofs)
         else:
             withheld[SPLIT] = f"split queues: no files written, the plan failed its proofs ({warnings[SPLIT]})"
     for kind, settings in handovers.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -176,3 +177,18 @@ def test_a_split_that_failed_its_proofs_is_withheld_and_one_not_run_is_handed_ov
         assert text.startswith("# not proven (--no-prove)\n"), suffix
     yaml.safe_load(marked["compose.yaml"])
     exec(compile(marked["celeryconfig.py"], "celeryconfig.py", "exec"), {})
+
+
+def test_the_hand_over_asks_for_the_cores_its_throughput_was_measured_with():
+    row = fleet_row(Candidate(300 * MIB, "prefork", 4, 16.0, cores_usable=2), 30.0, 0.2, None)
+    files = handover_files("mix", [row_setting(row, profile(), 0.0)], "30 tasks/s")
+    (deployment,) = [d for d in yaml.safe_load_all(files["k8s.yaml"]) if d]
+    resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"memory": "300Mi", "cpu": "2"}, "limits": {"memory": "300Mi", "cpu": "2"}}
+    assert "throughput was measured with 2 core(s)" in files["k8s.yaml"]
+    (service,) = yaml.safe_load(files["compose.yaml"])["services"].values()
+    assert service["cpus"] == 2 and "measured with 2 core(s)" in files["compose.yaml"]
+    unmeasured = handover_files(
+        "mix", [row_setting(replace(row, candidate=replace(row.candidate, cores_usable=0)), profile(), 0.0)], "x"
+    )
+    assert "cpu" not in unmeasured["k8s.yaml"].split("resources:")[1] and "cpus" not in unmeasured["compose.yaml"]
