@@ -106,7 +106,7 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         if args.no_prove or not warnings[SPLIT]:
             handovers[SPLIT] = split_settings(plan.split, plan.split_proofs)
         else:
-            withheld[SPLIT] = f"split queues: no files written, the plan failed its proofs ({warnings[SPLIT]})"
+            withheld[SPLIT] = f"split queues: no files written, the plan is {warnings[SPLIT]}"
     for kind, settings in handovers.items():
         out.rule(f"hand-over: {LABELS[kind]}" + (f" ({warnings[kind]})" if warnings[kind] else ""))
         _lines(out, command_lines(settings))
