@@ -19,12 +19,13 @@ from harness.recommend.handover import (
     SPLIT,
     ClassSetting,
     handover_files,
-    prefork_recycling,
     row_setting,
     split_settings,
 )
 from harness.recommend.inverse import limit_for, prove_limit
 from harness.recommend.pools import pools_allowed
+from harness.recommend.recycling import setting_recycling
+from harness.recommend.split_proof import split_not_proven
 from harness.recommend.target import Target, plan_for_rate
 from harness.recommend.throughput import at_setting
 from harness.record import write_json_atomic
@@ -95,20 +96,36 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         out.rule("proof under load")
         _lines(out, proof_lines(plan.proof))
     handovers: dict[str, list[ClassSetting]] = {}
+    warnings = {kind: "not proven (--no-prove)" if args.no_prove else "" for kind in LABELS}
+    withheld: dict[str, str] = {}
     if plan.choice:
         profile = plan.profiles[plan.choice.candidate.limit_bytes]
         handovers[ONE_CLASS] = [row_setting(plan.choice, profile, margin)]
     if plan.split and plan.split.dominant and all(c.replicas for c in plan.split.two_classes):
-        handovers[SPLIT] = split_settings(plan.split)
+        warnings[SPLIT] = split_not_proven(plan.split_proofs, not args.no_prove)
+        if args.no_prove or not warnings[SPLIT]:
+            handovers[SPLIT] = split_settings(plan.split, plan.split_proofs)
+        else:
+            withheld[SPLIT] = f"split queues: no files written, the plan is {warnings[SPLIT]}"
     for kind, settings in handovers.items():
-        out.rule(f"hand-over: {LABELS[kind]}")
+        out.rule(f"hand-over: {LABELS[kind]}" + (f" ({warnings[kind]})" if warnings[kind] else ""))
         _lines(out, command_lines(settings))
+    _lines(out, list(withheld.values()))
     path = _path(config, scenario, "capacity")
     files = {
-        kind: _handover_paths(path, kind, handover_files(scenario.name, settings, f"{rate:g} tasks/s, {LABELS[kind]}"))
+        kind: _handover_paths(
+            path, kind, handover_files(scenario.name, settings, f"{rate:g} tasks/s, {LABELS[kind]}", warnings[kind])
+        )
         for kind, settings in handovers.items()
     }
-    record = {"schema": SCHEMA, "scenario": scenario.name, "mode": "rate", **asdict(plan), "handover": files}
+    record = {
+        "schema": SCHEMA,
+        "scenario": scenario.name,
+        "mode": "rate",
+        **asdict(plan),
+        "handover": files,
+        "handover_withheld": withheld,
+    }
     return _finish(path, record, [p for paths in files.values() for p in paths])
 
 
@@ -127,7 +144,7 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
     if not args.no_prove:
         answer = prove_limit(scenario, config, answer, args.tasks_per_child)
     _lines(out, inverse_lines(answer))
-    recycling = prefork_recycling(profile, answer.limit_bytes, margin, "prefork")
+    recycling = setting_recycling(profile, answer.limit_bytes, margin, "prefork", args.concurrency)
     setting = ClassSetting("worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling)
     out.rule(f"hand-over: {LABELS[ONE_CLASS]}")
     _lines(out, command_lines([setting]))

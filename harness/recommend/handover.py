@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from harness.recommend.capacity import plan_capacity, recycling_settings
 from harness.recommend.fleet import FleetRow
 from harness.recommend.profile import WorkerProfile
+from harness.recommend.recycling import setting_recycling
 from harness.recommend.split import SplitPlan, WorkerClass
+from harness.recommend.split_proof import ClassProof
+from harness.recommend.throughput import cores_usable
 
 MIB = 1024 * 1024
 ONE_CLASS, SPLIT = "one_class", "split"  # the hand-overs, as the record's `handover` names them
@@ -44,29 +46,31 @@ class ClassSetting:
     concurrency: int
     recycling: dict[str, int] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()
-
-
-def prefork_recycling(profile: WorkerProfile, limit_bytes: int, margin: float, pool: str) -> dict[str, int]:
-    """The plan's recycling settings under `limit_bytes` (prefork only: the other pools have no children to recycle)."""
-    if pool != "prefork":
-        return {}
-    plan = plan_capacity(profile, limit_bytes, margin)
-    return recycling_settings(plan.max_memory_per_child_kib, plan.max_tasks_per_child)
+    cpus: int = 0  # the cores its throughput was measured with (0: not measured, no CPU setting written)
 
 
 def row_setting(row: FleetRow, profile: WorkerProfile, margin: float) -> ClassSetting:
+    """The fleet row as deployed, with the recycling its proof ran with (the same rule, at its concurrency)."""
     c = row.candidate
-    recycling = prefork_recycling(profile, c.limit_bytes, margin, c.pool)
-    return ClassSetting("worker", "celery", row.replicas, c.limit_bytes, c.pool, c.concurrency, recycling)
+    recycling = setting_recycling(profile, c.limit_bytes, margin, c.pool, c.concurrency)
+    return ClassSetting(
+        "worker", "celery", row.replicas, c.limit_bytes, c.pool, c.concurrency, recycling, cpus=c.cores_usable
+    )
 
 
-def class_setting(worker_class: WorkerClass) -> ClassSetting:
+def class_setting(worker_class: WorkerClass, proof: ClassProof | None = None) -> ClassSetting:
+    """`proof`: the class's own run, whose machine cores its pool could use (none without one)."""
     c = worker_class
-    return ClassSetting(c.queue, c.queue, c.replicas, c.limit_bytes, c.pool, c.concurrency, c.recycling, tuple(c.kinds))
+    cpu = proof.run.cpu if proof else None
+    cpus = cores_usable(c.pool, c.concurrency, cpu.cores) if cpu else 0
+    return ClassSetting(
+        c.queue, c.queue, c.replicas, c.limit_bytes, c.pool, c.concurrency, c.recycling, tuple(c.kinds), cpus
+    )
 
 
-def split_settings(split: SplitPlan) -> list[ClassSetting]:
-    return [class_setting(c) for c in split.two_classes]
+def split_settings(split: SplitPlan, proofs: list[ClassProof] | None = None) -> list[ClassSetting]:
+    by_queue = {p.queue: p for p in proofs or []}
+    return [class_setting(c, by_queue.get(c.queue)) for c in split.two_classes]
 
 
 def worker_command(setting: ClassSetting) -> list[str]:
@@ -145,6 +149,7 @@ def compose_yaml(scenario: str, settings: list[ClassSetting]) -> str:
             f"      {CLASS_ENV}: {_q(s.name)}",
             f"    mem_limit: {_q(f'{mib}m')}",
             f"    memswap_limit: {_q(f'{mib}m')}  # no swap: the limit is the one the plan was proven under",
+            *([f"    cpus: {s.cpus}  # {_cores_note(s.cpus)}"] if s.cpus else []),
             "    deploy:",
             f"      replicas: {s.replicas}",
         ]
@@ -152,10 +157,13 @@ def compose_yaml(scenario: str, settings: list[ClassSetting]) -> str:
 
 
 def deployment_yaml(scenario: str, setting: ClassSetting) -> str:
-    """Requests equal limits (Guaranteed QoS): the scheduler places what the plan measured."""
+    """Requests equal limits (Guaranteed QoS): the scheduler places what the plan measured, memory and
+    the cores its throughput was measured with."""
     name = _dns_name(f"{scenario}-{setting.name}")
     mib = _mib(setting.limit_bytes)
     args = "\n".join(f"            - {_q(part)}" for part in worker_command(setting))
+    cpu = f'\n              cpu: "{setting.cpus}"' if setting.cpus else ""
+    cpu_note = f"  # {_cores_note(setting.cpus)}" if setting.cpus else ""
     return f"""\
 apiVersion: apps/v1
 kind: Deployment
@@ -179,22 +187,29 @@ spec:
           env:
             - name: {CLASS_ENV}
               value: {_q(setting.name)}
-          resources:
+          resources:{cpu_note}
             requests:
-              memory: {mib}Mi
+              memory: {mib}Mi{cpu}
             limits:
-              memory: {mib}Mi
+              memory: {mib}Mi{cpu}
 """
+
+
+def _cores_note(cpus: int) -> str:
+    return f"throughput was measured with {cpus} core(s) for this worker: fewer carry less"
 
 
 def kubernetes_yaml(scenario: str, settings: list[ClassSetting]) -> str:
     return "---\n".join(deployment_yaml(scenario, s) for s in settings) + OOM_GROUP_NOTE + "\n"
 
 
-def handover_files(scenario: str, settings: list[ClassSetting], what: str) -> dict[str, str]:
-    """File suffix -> text, written beside the recommend JSON."""
-    return {
+def handover_files(scenario: str, settings: list[ClassSetting], what: str, warning: str = "") -> dict[str, str]:
+    """File suffix -> text, written beside the recommend JSON; `warning` (a plan not proven) is each
+    file's first line, a comment in Python and YAML alike."""
+    files = {
         "celeryconfig.py": celeryconfig(scenario, settings, what),
         "compose.yaml": compose_yaml(scenario, settings),
         "k8s.yaml": kubernetes_yaml(scenario, settings),
     }
+    first = f"# {_one_line(warning)}\n" if warning else ""
+    return {suffix: first + text for suffix, text in files.items()}

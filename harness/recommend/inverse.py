@@ -13,6 +13,7 @@ from harness.recommend.profile import WorkerProfile
 from harness.recommend.prove import Trial, run_trial
 from harness.recommend.throughput import at_setting
 from harness.scenario import Scenario
+from harness.sizes import format_size
 
 MIB = 1024 * 1024
 
@@ -26,6 +27,7 @@ class LimitForConcurrency:
     fixed_bytes: int
     held: Trial | None = None
     below: Trial | None = None
+    verdict: str = ""  # what the two trials say together (prove_limit)
 
 
 def per_child(profile: WorkerProfile) -> int:
@@ -50,4 +52,26 @@ def prove_limit(
     below = run_trial(
         scenario, at_setting(config, answer.below_bytes, "prefork", 1), answer.concurrency, tasks_per_child
     )
-    return replace(answer, held=held, below=below)
+    proven = replace(answer, held=held, below=below)
+    return replace(proven, verdict=trials_verdict(proven))
+
+
+def trials_verdict(answer: LimitForConcurrency) -> str:
+    """One sentence: proven (the limit held, just below was killed), conservative (both held: by how
+    much, from the trial below), or not proven (the limit itself was killed)."""
+    held, below = answer.held, answer.below
+    if held is None or below is None:
+        return ""
+    limit, under = format_size(answer.limit_bytes), format_size(answer.below_bytes)
+    if held.killed:
+        return (
+            f"NOT proven: the trial at {limit} was OOM-killed ({held.kills} kill(s)); the children's measured "
+            f"worst case under-counts this run: give a larger limit"
+        )
+    if below.killed:
+        return f"proven: {limit} held (group peak {format_size(held.group_peak_bytes)}) and {under} was OOM-killed"
+    return (
+        f"conservative: the trial just below, at {under}, held too (no OOM kill, group peak "
+        f"{format_size(below.group_peak_bytes)}), so {limit} is at least {format_size(answer.limit_bytes - answer.below_bytes)} "
+        f"more than this run needed: its tasks' peaks did not all coincide, which the limit allows for"
+    )

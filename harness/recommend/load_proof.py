@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from harness.config import RunConfig
-from harness.recommend.capacity import MAX_CONCURRENCY, plan_capacity, recycling_settings
+from harness.recommend.capacity import MAX_CONCURRENCY
 from harness.recommend.fleet import FleetRow
 from harness.recommend.profile import WorkerProfile
+from harness.recommend.recycling import setting_recycling
 from harness.recommend.throughput import LoadResult, at_setting, contended, load_run
 from harness.record_load import RecyclingFigures, SoakFindings
 from harness.scenario import Scenario
@@ -39,10 +40,9 @@ class LoadProof:
 
 def with_recycling(config: RunConfig, profile: WorkerProfile, margin: float) -> RunConfig:
     """Prefork runs with the plan's recycling settings, as the operator would run it."""
-    if config.pool != "prefork":
+    recycling = setting_recycling(profile, config.memory_bytes, margin, config.pool, config.concurrency)
+    if not recycling:
         return config
-    plan = plan_capacity(profile, config.memory_bytes, margin, run_at=config.concurrency)
-    recycling = recycling_settings(plan.max_memory_per_child_kib, plan.max_tasks_per_child)
     return replace(config, celery_conf={**config.celery_conf, **recycling})
 
 

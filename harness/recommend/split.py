@@ -15,6 +15,7 @@ from harness.load.stream import TaskLine
 from harness.recommend.capacity import plan_capacity, recycling_settings
 from harness.recommend.fleet import replicas_for
 from harness.recommend.profile import WorkerProfile
+from harness.recommend.recycling import setting_recycling
 from harness.sizes import format_size
 from harness.task_digest import TaskDigest
 
@@ -105,9 +106,12 @@ def dominant_kind(kinds: list[KindCost]) -> KindCost | None:
     return None
 
 
-def class_profile(profile: WorkerProfile, kinds: list[KindCost]) -> WorkerProfile:
+def class_profile(profile: WorkerProfile, kinds: list[KindCost], every_kind: bool = False) -> WorkerProfile:
     """The measured worker, with only these kinds' exact peaks: a child of the class never runs the
-    others, so neither its sampled high-water mark nor a kill of another kind counts."""
+    others, so neither its sampled high-water mark nor a kill of another kind counts. A class that runs
+    every kind is the measured worker itself, sized as the fleet table sizes it."""
+    if every_kind:
+        return profile
     peaks = sorted(p for k in kinds for p in k.peaks)
     return replace(
         profile, marginal_peaks=peaks, peak_rss=[], child_max_uss_bytes=0, kills=0, killed_task_rss_bytes=None
@@ -131,9 +135,12 @@ def size_class(
     share = sum(k.tasks for k in kinds) / total_tasks
     mean_time = sum(k.run_time_s * k.tasks for k in kinds) / max(1, sum(k.tasks for k in kinds))
     options = []
-    for limit, profile in sorted(profiles.items()):
-        plan = plan_capacity(class_profile(profile, kinds), limit, demand.margin)
+    every_kind = sum(k.tasks for k in kinds) == total_tasks
+    for limit, measured in sorted(profiles.items()):
+        profile = class_profile(measured, kinds, every_kind)
+        plan = plan_capacity(profile, limit, demand.margin)
         concurrency = min(plan.concurrency, demand.max_concurrency)
+        recycling = setting_recycling(profile, limit, demand.margin, "prefork", concurrency) if concurrency else {}
         capacity = concurrency / mean_time if mean_time and concurrency else 0.0
         replicas = replicas_for(demand.rate * share, capacity, demand.headroom) if capacity else 0
         options.append(
@@ -145,13 +152,22 @@ def size_class(
                 concurrency,
                 replicas,
                 limit,
-                max_memory_per_child_kib=plan.max_memory_per_child_kib,
-                max_tasks_per_child=plan.max_tasks_per_child,
+                max_memory_per_child_kib=_above_a_task(recycling.get("worker_max_memory_per_child"), profile, kinds),
+                max_tasks_per_child=recycling.get("worker_max_tasks_per_child"),
                 capacity_per_s=round(capacity, 3),
                 per_replica_per_s=round(demand.rate * share / replicas, 3) if replicas else 0.0,
             )
         )
     return min(options, key=lambda c: (not c.replicas, c.total_bytes, c.replicas, c.limit_bytes))
+
+
+def _above_a_task(kib: int | None, profile: WorkerProfile, kinds: list[KindCost]) -> int | None:
+    """A class's worker_max_memory_per_child is at least a child's start RSS plus its largest task's peak
+    above start: below that, Celery replaces the child after every such task (ru_maxrss passes it)."""
+    if not kib:
+        return kib
+    largest = max((k.peak_above_start_bytes for k in kinds), default=0)
+    return max(kib, -(-(profile.child_start_rss_bytes + largest) // 1024))
 
 
 def split_plan(kinds: list[KindCost], profiles: dict[int, WorkerProfile], demand: Demand) -> SplitPlan:

@@ -113,3 +113,14 @@ def prove_split(
         )
         proofs.append(proof)
     return proofs
+
+
+def split_not_proven(proofs: list[ClassProof], proved: bool) -> str:
+    """Why the split is not deployable as it stands, in one phrase ("" when every class held its run):
+    a plan whose proof failed is not handed over, one not run (--no-prove) is handed over marked."""
+    if not proved:
+        return "not proven (--no-prove)"
+    if not proofs:
+        return "not proven: no class was run"
+    failed = [f"queue {p.queue}: {p.why}" for p in proofs if not p.held]
+    return "NOT proven: " + "; ".join(failed) if failed else ""

@@ -5,7 +5,7 @@ slots were CPU-bound on fewer cores (one process runs Python on one core at a ti
 
 from __future__ import annotations
 
-from harness.recommend.fleet import FleetRow
+from harness.recommend.fleet import Candidate, FleetRow
 from harness.recommend.profile import WorkerProfile
 from harness.sizes import format_size
 
@@ -55,6 +55,20 @@ def _versus(chosen: FleetRow, other: FleetRow, same_limit: FleetRow, profile: Wo
     return f"{c.pool} over {o.pool}: {head}; {_cause(chosen, same_limit, profile)}"
 
 
+def _carried(o: Candidate, ceiling: float) -> str:
+    """The CPU ceiling beside the row's figure, by the table's one rule (throughput.sustainable): a run
+    whose threads waited for a core while others held them is projected up to it; a run that had its
+    cores is what it measured, and the ceiling, when above, is named as what it did not reach."""
+    per_o = o.per_replica_per_s or 0.0
+    if o.contention or per_o >= ceiling - 0.05:
+        return f"at most {ceiling:.1f}/s, and carried {per_o:.1f}/s"
+    return (
+        f"carried {per_o:.1f}/s with its core(s) to itself (measured, not projected: its threads did not wait "
+        f"for a core; the {ceiling:.1f}/s its CPU per task alone allows leaves out the time the process spends "
+        f"off the CPU between tasks)"
+    )
+
+
 def _cause(chosen: FleetRow, other: FleetRow, profile: WorkerProfile | None) -> str:
     c, o = chosen.candidate, other.candidate
     per_o, per_c = o.per_replica_per_s or 0.0, c.per_replica_per_s or 0.0
@@ -67,7 +81,7 @@ def _cause(chosen: FleetRow, other: FleetRow, profile: WorkerProfile | None) -> 
         where = ONE_CORE.get(o.pool, f"{o.cores_usable} core(s)")
         return (
             f"{o.pool} is CPU-bound: its tasks take {o.cpu_per_task_s * 1000:.0f} ms of CPU each on "
-            f"{o.cores_usable} core ({where}), at most {ceiling:.1f}/s, and carried {per_o:.1f}/s; {c.pool} x"
+            f"{o.cores_usable} core ({where}), {_carried(o, ceiling)}; {c.pool} x"
             f"{c.concurrency} uses {c.cores_usable} core(s) and carried {per_c:.1f}/s"
         )
     if o.concurrency < c.concurrency:

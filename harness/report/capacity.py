@@ -73,7 +73,11 @@ def split_lines(split: SplitPlan, proofs: list[ClassProof] | None = None) -> lis
         if c.queue in by_queue:
             lines.append(class_proof_line(by_queue[c.queue]))
     lines.append(f"  total {format_size(sum(c.total_bytes for c in split.two_classes))}")
-    proven = "each class proven by its own run" if proofs and all(p.held for p in proofs) else "not proven"
+    failed = [p for p in proofs or [] if not p.held]
+    if failed:  # not an alternative to the proven choice: no saving is claimed, no file is handed over
+        why = "; ".join(f"queue {p.queue}: {p.why}" for p in failed)
+        return [*lines, f"two classes NOT proven ({why}): not handed over"]
+    proven = "each class proven by its own run" if proofs else "not proven"
     saving = split.saving_bytes
     if saving > 0:
         lines.append(f"two classes save {format_size(saving)} ({proven})")
@@ -112,10 +116,11 @@ def inverse_lines(answer: LimitForConcurrency) -> list[str]:
         f"{format_size(answer.fixed_bytes)} fixed + {answer.concurrency} x {format_size(answer.per_child_bytes)} "
         f"per child, plus the margin"
     ]
-    for what, trial in (("at that limit", answer.held), ("just below", answer.below)):
+    trials = (("at that limit", answer.limit_bytes, answer.held), ("just below", answer.below_bytes, answer.below))
+    for what, limit, trial in trials:
         if trial:
             lines.append(
-                f"{what} ({trial.run_dir}): {'OOM-killed' if trial.killed else 'no OOM'}, {trial.kills} kill(s), "
-                f"{trial.tasks} tasks"
+                f"{what}, {format_size(limit)} ({trial.run_dir}): {'OOM-killed' if trial.killed else 'no OOM'}, "
+                f"{trial.kills} kill(s), group peak {format_size(trial.group_peak_bytes)}, {trial.tasks} tasks"
             )
-    return lines
+    return lines + ([answer.verdict] if answer.verdict else [])

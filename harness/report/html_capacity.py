@@ -116,7 +116,12 @@ def choice_cards(record: dict[str, Any]) -> str:
     split = record.get("split") or {}
     if split.get("dominant"):
         two = _total(split.get("two_classes"))
-        items.append((format_size(two), "total memory, split queues", "good" if _all_held(record) else "bad"))
+        if _all_held(record):
+            items.append((format_size(two), "total memory, split queues", "good"))
+        elif _failed(record):  # not an alternative to the proven choice: no total beside it
+            items.append(("NOT proven", "split queues: failed their proofs, not handed over", "bad"))
+        else:
+            items.append(("not proven", f"split queues ({format_size(two)}): not run", ""))
     return cards(items)
 
 
@@ -127,6 +132,10 @@ def _total(classes: list[dict[str, Any]] | None) -> int:
 def _all_held(record: dict[str, Any]) -> bool:
     proofs = record.get("split_proofs") or []
     return bool(proofs) and all(p.get("held") for p in proofs)
+
+
+def _failed(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in record.get("split_proofs") or [] if not p.get("held")]
 
 
 def split_table(split: dict[str, Any]) -> str:
@@ -199,14 +208,15 @@ def plans_figure(record: dict[str, Any]) -> str:
     one, two = _total(split.get("one_class")), _total(split.get("two_classes"))
     bars.append(Bar("one class (prefork)", float(one), f"one class sized for the heavy kind: {format_size(one)}"))
     held = _all_held(record)
-    bars.append(
-        Bar(
-            "two classes",
-            float(two),
-            f"small + big queue: {format_size(two)}, {'each class proven' if held else 'not proven'}",
-            "good" if held else "bad",
+    if not _failed(record):  # a plan that failed its proofs is no bar beside the proven choice
+        bars.append(
+            Bar(
+                "two classes",
+                float(two),
+                f"small + big queue: {format_size(two)}, {'each class proven' if held else 'not proven'}",
+                "good" if held else "",
+            )
         )
-    )
     return bars_svg(bars, "total memory of each plan")
 
 
@@ -217,6 +227,12 @@ def split_sections(record: dict[str, Any], page_dir: str) -> list[str]:
     if not split.get("dominant"):
         return [section("Split queues", f"<p>{escape(split.get('sentence', ''))}</p>", "split")]
     body = f"<p>{escape(split.get('sentence', ''))}</p>" + split_table(split) + plans_figure(record)
+    failed = "; ".join(f"queue {p.get('queue')}: {p.get('why', '')}" for p in _failed(record))
+    if failed:
+        body = (
+            f'<p class="note">The two-class plan is NOT proven ({escape(failed)}): its files were not '
+            f"written and it is no alternative to the proven choice.</p>" + body
+        )
     note = (
         "Each class is sized by the plan's rule on its own kinds' peaks, its replicas by its share of the rate "
         "over concurrency / median run time."
@@ -286,12 +302,13 @@ def inverse_sections(record: dict[str, Any], page_dir: str) -> list[str]:
         (format_size(record.get("fixed_bytes")), "fixed", ""),
     ]
     rows = []
-    for label, key in (("at that limit", "held"), ("just below", "below")):
+    for label, key, limit in (("at that limit", "held", "limit_bytes"), ("just below", "below", "below_bytes")):
         trial = record.get(key)
         if trial:
             rows.append(
                 [
                     cell(label),
+                    cell(format_size(record.get(limit)), record.get(limit) or 0),
                     cell(
                         "OOM-killed" if trial.get("killed") else "no OOM",
                         css="outcome outcome-killed" if trial.get("killed") else "outcome outcome-succeeded",
@@ -302,7 +319,9 @@ def inverse_sections(record: dict[str, Any], page_dir: str) -> list[str]:
                     _run_link(trial.get("run_dir"), page_dir),
                 ]
             )
-    trials = table(["trial", "result", "OOM kills", "tasks", "group peak", "run"], rows, "limit-trials")
+    trials = table(["trial", "limit", "result", "OOM kills", "tasks", "group peak", "run"], rows, "limit-trials")
+    if record.get("verdict"):
+        trials = f"<p>{escape(record['verdict'])}</p>" + trials
     return [
         section("The limit a concurrency needs", cards(items), "limit"),
         section("Trials", trials if rows else bullet_list([]), "limit-trials-section"),

@@ -165,6 +165,7 @@ def test_the_limit_a_concurrency_needs_holds_and_the_one_below_is_killed(oomlab,
     assert report["limit_bytes"] > report["below_bytes"]
     assert not report["held"]["killed"], report["stdout"]
     assert report["below"]["killed"], report["stdout"]
+    assert report["verdict"].startswith("proven: ") and report["verdict"] in report["stdout"]
 
 
 @pytest.mark.parametrize(

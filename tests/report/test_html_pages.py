@@ -112,6 +112,19 @@ def test_the_capacity_page_escapes_task_names_and_links_the_hand_over_beside_it(
     assert 'href="./recommend-capacity-mix-split-celeryconfig.py"' in text and "/somewhere" not in text
 
 
+def test_a_split_that_failed_its_proofs_is_shown_not_proven_and_not_as_an_alternative(capacity_path):
+    with open(capacity_path) as handle:
+        record = json.load(handle)
+    proven = _read(write_capacity_report(capacity_path))
+    assert "total memory, split queues" in proven and "NOT proven" not in proven
+    record["split_proofs"][0].update(held=False, why="1 OOM kill(s)")
+    with open(capacity_path, "w") as handle:
+        json.dump(record, handle)
+    text = _read(write_capacity_report(capacity_path))
+    assert "total memory, split queues" not in text and "small + big queue" not in text
+    assert "The two-class plan is NOT proven (queue small: 1 OOM kill(s))" in text
+
+
 def test_the_inverse_modes_page_shows_the_limit_and_its_two_trials(tmp_path):
     def trial(killed: bool) -> dict:
         return {"concurrency": 2, "run_dir": str(tmp_path / "r"), "killed": killed, "kills": int(killed), "tasks": 4}
@@ -127,6 +140,7 @@ def test_the_inverse_modes_page_shows_the_limit_and_its_two_trials(tmp_path):
         "fixed_bytes": 44 * 2**20,
         "held": trial(False),
         "below": trial(True),
+        "verdict": "proven: 191.0 MiB held (group peak -) and 139.0 MiB was OOM-killed",
         "handover": {"one_class": [str(tmp_path / "recommend-limit-x-k8s.yaml")]},
     }
     path = tmp_path / "recommend-limit-x.json"
@@ -135,6 +149,7 @@ def test_the_inverse_modes_page_shows_the_limit_and_its_two_trials(tmp_path):
     assert "191.0 MiB" in text and "the limit --concurrency 2 needs" in text
     assert len(re.findall(r"<tr><td>(at that limit|just below)</td>", text)) == 2
     assert "OOM-killed" in text and "recommend-limit-x-k8s.yaml" in text
+    assert "<p>proven: 191.0 MiB held (group peak -) and 139.0 MiB was OOM-killed</p>" in text
 
 
 def test_oomlab_report_says_what_is_wrong_with_a_bad_path(tmp_path, capsys):

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from dataclasses import replace
 
 import pytest
 import yaml
 from celery import Celery
 
+from harness.config import RunConfig
 from harness.recommend.fleet import Candidate, fleet_row
 from harness.recommend.handover import (
     OOM_GROUP_NOTE,
@@ -20,7 +22,12 @@ from harness.recommend.handover import (
     split_settings,
     worker_command,
 )
+from harness.recommend.load_proof import with_recycling
+from harness.recommend.recycling import setting_recycling
 from harness.recommend.split import Demand, kind_costs, split_plan
+from harness.recommend.split_proof import ClassProof, split_not_proven
+from harness.recommend.throughput import LoadResult, at_setting
+from harness.report.capacity import split_lines
 from tests.unit.test_capacity import profile
 from tests.unit.test_capacity_target import _tasks
 
@@ -133,3 +140,55 @@ def test_names_from_the_user_are_quoted_not_interpreted():
     namespace: dict = {}
     exec(compile(files["celeryconfig.py"], "celeryconfig.py", "exec"), namespace)  # no line of a name runs
     assert namespace["task_routes"] == {"x'y: z\nimport os; os.abort()": {"queue": "q #1"}}
+
+
+def test_the_hand_over_carries_the_recycling_the_proof_ran_with_at_a_capped_concurrency():
+    """A row below its safe concurrency (capped by --max-concurrency): each child's share is the limit's
+    at 2 children, not at the 8 that fit; the proving run and the hand-over must say the same."""
+    row = fleet_row(Candidate(600 * MIB, "prefork", 2, 8.0, safe_concurrency=8), 10.0, 0.2, None)
+    proven = with_recycling(
+        at_setting(RunConfig("mix", "600MiB", 600 * MIB, 1), 600 * MIB, "prefork", 2), profile(), 0.1
+    )
+    handed = row_setting(row, profile(), 0.1)
+    assert handed.recycling == proven.celery_conf and handed.recycling["worker_max_memory_per_child"]
+    at_safe = setting_recycling(profile(), 600 * MIB, 0.1, "prefork", 8)
+    assert handed.recycling["worker_max_memory_per_child"] > at_safe["worker_max_memory_per_child"]
+    assert f"--max-memory-per-child={proven.celery_conf['worker_max_memory_per_child']}" in worker_command(handed)
+
+
+def _class_proof(worker_class, held: bool, why: str = "") -> ClassProof:
+    run = LoadResult("r", "complete", 5.0, 4.0, 5.0, 0.1, 0 if held else 1, 0, 100 * MIB)
+    return ClassProof(
+        worker_class.queue, worker_class.kinds, worker_class.limit_bytes, "prefork", 2, run, held=held, why=why
+    )
+
+
+def test_a_split_that_failed_its_proofs_is_withheld_and_one_not_run_is_handed_over_marked(split):
+    small, big = split.two_classes
+    failed = [_class_proof(small, False, "1 OOM kill(s)"), _class_proof(big, True)]
+    assert split_not_proven(failed, True) == "NOT proven: queue small: 1 OOM kill(s)"
+    assert split_not_proven([_class_proof(small, True), _class_proof(big, True)], True) == ""
+    assert split_not_proven([], False) == "not proven (--no-prove)"
+    lines = split_lines(split, failed)
+    assert lines[-1] == "two classes NOT proven (queue small: 1 OOM kill(s)): not handed over"
+    assert not any("save" in line for line in lines)
+    marked = handover_files("capacity_mix", split_settings(split), "100 tasks/s", "not proven (--no-prove)")
+    for suffix, text in marked.items():
+        assert text.startswith("# not proven (--no-prove)\n"), suffix
+    yaml.safe_load(marked["compose.yaml"])
+    exec(compile(marked["celeryconfig.py"], "celeryconfig.py", "exec"), {})
+
+
+def test_the_hand_over_asks_for_the_cores_its_throughput_was_measured_with():
+    row = fleet_row(Candidate(300 * MIB, "prefork", 4, 16.0, cores_usable=2), 30.0, 0.2, None)
+    files = handover_files("mix", [row_setting(row, profile(), 0.0)], "30 tasks/s")
+    (deployment,) = [d for d in yaml.safe_load_all(files["k8s.yaml"]) if d]
+    resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"memory": "300Mi", "cpu": "2"}, "limits": {"memory": "300Mi", "cpu": "2"}}
+    assert "throughput was measured with 2 core(s)" in files["k8s.yaml"]
+    (service,) = yaml.safe_load(files["compose.yaml"])["services"].values()
+    assert service["cpus"] == 2 and "measured with 2 core(s)" in files["compose.yaml"]
+    unmeasured = handover_files(
+        "mix", [row_setting(replace(row, candidate=replace(row.candidate, cores_usable=0)), profile(), 0.0)], "x"
+    )
+    assert "cpu" not in unmeasured["k8s.yaml"].split("resources:")[1] and "cpus" not in unmeasured["compose.yaml"]

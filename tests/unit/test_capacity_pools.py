@@ -181,7 +181,15 @@ def test_why_names_the_gil_when_one_process_is_cpu_bound():
     assert choice is not None and choice.candidate.pool == "prefork"
     (threads,) = pool_reasons(rows, choice, {})
     assert "threads is CPU-bound: its tasks take 55 ms of CPU each on 1 core" in threads
-    assert "the GIL" in threads and "at most 18.2/s" in threads and "prefork x4 uses 2 core(s)" in threads
+    assert "the GIL" in threads and "prefork x4 uses 2 core(s)" in threads
+    # measured with its core to itself: its figure is the table's, the CPU ceiling named as not reached
+    assert "carried 17.6/s with its core(s) to itself (measured, not projected" in threads
+    assert "the 18.2/s its CPU per task alone allows" in threads and "at most" not in threads
+    # projected (others held the cores): the same rule as the table, up to the ceiling
+    starved = _row("threads", 4, 17.0, cpu_per_task_s=0.055, cores_usable=1, cpu_bound=True, contention="others")
+    rows = fleet_table([rows[0].candidate, starved], 20.0, 0.2, None)
+    (projected,) = pool_reasons(rows, cheapest(rows), {})
+    assert "at most 18.2/s, and carried 17.0/s" in projected
 
 
 def test_recycling_follows_the_concurrency_run_at_and_the_proof_lasts_until_every_child_recycled():

@@ -3,21 +3,22 @@ pools' safe concurrency, split queues, the inverse mode's limit and the Kubernet
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
 from harness.load.stream import TaskLine, line_of
 from harness.recommend.capacity import plan_capacity
 from harness.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table, replicas_for
-from harness.recommend.inverse import limit_for
+from harness.recommend.inverse import limit_for, trials_verdict
 from harness.recommend.pools import pools_allowed, safe_concurrency
+from harness.recommend.prove import Trial
 from harness.recommend.queueing import NEVER, erlang_c, queue_wait_quantile
 from harness.recommend.split import Demand, dominant_kind, kind_costs, split_plan
 from harness.recommend.target import Target, TargetPlan
 from harness.recommend.throughput import saturating_rate
 from harness.record import Execution, TaskRecord
-from harness.report.capacity import split_lines, target_lines
+from harness.report.capacity import inverse_lines, split_lines, target_lines
 from tests.unit.test_capacity import profile
 
 MIB = 1024 * 1024
@@ -182,3 +183,35 @@ def test_the_plan_prints_every_row_and_saves_as_strict_json():
     text = "\n".join(target_lines(plan) + split_lines(plan.split))
     assert "cheapest safe: 2 x 256.0 MiB threads --concurrency 4" in text
     assert "not safe: no fit" in text and "mix.heavy dominates the peak" in text
+
+
+def test_a_class_recycles_no_lower_than_its_largest_task_and_one_class_is_sized_as_the_fleet_table():
+    # the heavy kind's peaks as folded (its 48 MiB read as 40) leave each child a 50 MiB share: 90 MiB RSS,
+    # below the 98 MiB one heavy task reaches (50 at rest + 48), so every task would recycle its child
+    kinds = kind_costs(_tasks(19, 1))
+    kinds[0].peaks = [30 * MIB] * 19 + [40 * MIB]
+    measured = profile(child_max_uss_bytes=68 * MIB)  # the sampled high-water mark of the whole mix
+    plan = split_plan(kinds, {440 * MIB: measured}, Demand(100.0, 0.0, 0.2, 64))
+    big = plan.two_classes[1]
+    assert big.kinds == ["mix.heavy"] and big.concurrency == 400 // 50
+    assert big.max_memory_per_child_kib == (50 + 48) * 1024
+    # the one class runs every kind: the measured worker, high-water mark included, as the fleet row
+    (one,) = plan.one_class
+    assert one.per_child_bytes == plan_capacity(measured, 440 * MIB, 0.0).per_child_bytes == 68 * MIB
+
+
+def test_the_inverse_modes_trials_end_with_a_verdict_and_print_each_trials_limit():
+    def trial(killed: bool, peak_mib: int) -> Trial:
+        return Trial(2, "r", killed, int(killed), "complete", peak_mib * MIB, 0, 8)
+
+    answer = limit_for(profile(), 2, 0.1)
+    assert (answer.limit_bytes, answer.below_bytes) == (174 * MIB, 127 * MIB)
+    both_held = replace(answer, held=trial(False, 120), below=trial(False, 118))
+    lines = inverse_lines(replace(both_held, verdict=trials_verdict(both_held)))
+    assert "just below, 127.0 MiB (r): no OOM, 0 kill(s), group peak 118.0 MiB" in lines[2]
+    assert lines[-1].startswith("conservative: the trial just below, at 127.0 MiB, held too")
+    assert "group peak 118.0 MiB" in lines[-1] and "at least 47.0 MiB more" in lines[-1]
+    proven = replace(answer, held=trial(False, 150), below=trial(True, 127))
+    assert trials_verdict(proven).startswith("proven: 174.0 MiB held (group peak 150.0 MiB) and 127.0 MiB")
+    assert trials_verdict(replace(answer, held=trial(True, 174), below=trial(True, 127))).startswith("NOT proven")
+    assert trials_verdict(answer) == ""
