@@ -23,6 +23,7 @@ from harness.recommend.handover import (
     split_settings,
 )
 from harness.recommend.inverse import limit_for, prove_limit
+from harness.recommend.load_proof import not_handed_over
 from harness.recommend.pools import pools_allowed
 from harness.recommend.recycling import setting_recycling
 from harness.recommend.split_proof import split_not_proven
@@ -98,7 +99,9 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
     handovers: dict[str, list[ClassSetting]] = {}
     warnings = {kind: "not proven (--no-prove)" if args.no_prove else "" for kind in LABELS}
     withheld: dict[str, str] = {}
-    if plan.choice:
+    if plan.choice and (why := not_handed_over(plan.proof)):
+        withheld[ONE_CLASS] = f"{LABELS[ONE_CLASS]}: no files written, {why}"
+    elif plan.choice:
         profile = plan.profiles[plan.choice.candidate.limit_bytes]
         handovers[ONE_CLASS] = [row_setting(plan.choice, profile, margin)]
     if plan.split and plan.split.dominant and all(c.replicas for c in plan.split.two_classes):

@@ -95,6 +95,14 @@ def prove_under_load(
     return proof
 
 
+def not_handed_over(proof: LoadProof | None) -> str:
+    """Why the chosen setting is not handed over ("" when it is): its proof under load did not hold. The
+    same rule as the split's classes: a setting that failed its proof is no deployable hand-over."""
+    if proof is None or proof.held:
+        return ""
+    return "the proof under load did NOT hold" + (f": {proof.verdicts[0]}" if proof.verdicts else "")
+
+
 def verdicts(
     proof: LoadProof,
     chosen: RunConfig,

@@ -22,7 +22,7 @@ from harness.recommend.handover import (
     split_settings,
     worker_command,
 )
-from harness.recommend.load_proof import with_recycling
+from harness.recommend.load_proof import LoadProof, not_handed_over, with_recycling
 from harness.recommend.recycling import setting_recycling
 from harness.recommend.split import Demand, kind_costs, split_plan
 from harness.recommend.split_proof import ClassProof, split_not_proven
@@ -192,3 +192,11 @@ def test_the_hand_over_asks_for_the_cores_its_throughput_was_measured_with():
         "mix", [row_setting(replace(row, candidate=replace(row.candidate, cores_usable=0)), profile(), 0.0)], "x"
     )
     assert "cpu" not in unmeasured["k8s.yaml"].split("resources:")[1] and "cpus" not in unmeasured["compose.yaml"]
+
+
+def test_a_chosen_setting_whose_proof_under_load_failed_is_not_handed_over():
+    run = LoadResult("r", "complete", 5.0, 4.0, 5.0, 0.1, 1, 0, 100 * MIB)
+    failed = LoadProof(run, None, held=False, verdicts=["the setting did NOT hold: 1 OOM kill(s)"])
+    assert not_handed_over(failed) == "the proof under load did NOT hold: the setting did NOT hold: 1 OOM kill(s)"
+    assert not_handed_over(replace(failed, held=True)) == ""
+    assert not_handed_over(None) == ""  # --no-prove: handed over, marked so
