@@ -232,7 +232,9 @@ def test_rabbitmq_restarted_mid_run(tmp_path):
     results = str(tmp_path / "results")
     try:
         node.start()
-        argv = ["run", "alloc", *SLOW_TASKS, "--broker", node.url, "--result-backend", REDIS, "--timeout", "25"]
+        # --timeout with room for Celery's reconnect backoff (2 s, 4 s, 6 s...: a node that takes a few
+        # seconds to come back costs a third retry) and the 4 tasks of 4 s each after it
+        argv = ["run", "alloc", *SLOW_TASKS, "--broker", node.url, "--result-backend", REDIS, "--timeout", "60"]
         process = start([*argv, "--results", results])
         try:
             run_dir = wait_for_tasks_running(results)
