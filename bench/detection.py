@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 
+from oomlab.assemble.analysis import spread
+from oomlab.config.lab_cells import Cell
+from oomlab.config.options import RunOptions, resolve
+from oomlab.config.scenario import load_scenario
+from oomlab.record.schema import load_run
+from oomlab.record.typed_json import to_json
+from oomlab.run.runner import Run
+from oomlab.workflows.lab.delivery import LabOptions, new_lab_dir, run_lab
+
 from bench import report
-from harness.analysis import spread
-from harness.config import RunOptions, resolve
-from harness.lab.cells import Cell
-from harness.lab.delivery import LabOptions, new_lab_dir, run_lab
-from harness.record import load_run
-from harness.runner import Run
-from harness.scenario import load_scenario
-from harness.typed_json import to_json
 
 CHILD_KILLS = 30
 TARGET_P95 = 0.020

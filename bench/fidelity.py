@@ -16,16 +16,17 @@ import sys
 from dataclasses import dataclass, replace
 from typing import Any
 
+from oomlab.config.options import RunOptions, resolve
+from oomlab.config.scenario import load_scenario
+from oomlab.record.stream import line_of
+from oomlab.run.runner import Run
+from oomlab.worker.limits.base import CgroupBackend, read_int
+from oomlab.worker.limits.base import _rmdir_when_empty as rmdir_when_empty
+
 from bench import report
 from bench.fidelity_cell import TOOLS
 from bench.group import leased_group
 from bench.memory_kinds import KINDS, MIB, spike_lifetime
-from harness.config import RunOptions, resolve
-from harness.limits.base import CgroupBackend, read_int
-from harness.limits.base import _rmdir_when_empty as rmdir_when_empty
-from harness.load.stream import line_of
-from harness.runner import Run
-from harness.scenario import load_scenario
 
 SIZE_MIB = 32
 REPEAT = 3  # bare runs per kind (the kernel's figure is their median), and oomlab's calls per kind

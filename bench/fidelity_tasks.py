@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab.scenarios._common import scenario_app
+
 from bench.memory_kinds import KINDS
-from harness.scenario import Param, Plan, RunContext, TaskCall
-from scenarios._common import scenario_app
 
 description = "one task per kind of memory a task makes (benchmark)"
 app = scenario_app("bench-fidelity")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from contextlib import contextmanager
 
-from harness.leftovers import Lease
-from harness.limits import open_cgroup_backend
+from oomlab.worker.leftovers import Lease
+from oomlab.worker.limits import open_cgroup_backend
 
 
 @contextmanager

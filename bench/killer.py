@@ -3,8 +3,8 @@ report is rate-limited: a burst of kills loses lines, and with them the kernel's
 
 from __future__ import annotations
 
-from harness.scenario import Param, Plan, RunContext, TaskCall
-from scenarios._common import grow_until_killed, scenario_app
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab.scenarios._common import grow_until_killed, scenario_app
 
 description = "tasks that grow until OOM-killed, one every `spacing` seconds (benchmark)"
 app = scenario_app("bench-killer")

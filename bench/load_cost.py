@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 
+from oomlab.record.load import HarnessCost, LoadSection, Schedule
+from oomlab.record.schema import load_run
+from oomlab.record.typed_json import to_json
+
 from bench import report
 from bench.overhead import timed_round
-from harness.record import load_run
-from harness.record_load import HarnessCost, LoadSection, Schedule
-from harness.typed_json import to_json
 
 SIZES = tuple(int(n) for n in os.environ.get("OOMLAB_BENCH_LOAD_SIZES", "1000,10000,100000").split(","))
 PROJECT_TO = 1_000_000

@@ -14,13 +14,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from oomlab.observe.monitor import Monitor
+from oomlab.observe.sampler import Sampler
+from oomlab.worker import proc
+from oomlab.worker.broker import EmbeddedRedis
+from oomlab.worker.launch import worker_argv
+
 from bench import report
 from bench.group import leased_group
-from harness import proc
-from harness.broker import EmbeddedRedis
-from harness.monitor import Monitor
-from harness.sampler import Sampler
-from harness.worker_launch import worker_argv
 
 TASKS = 2000
 ROUNDS = 4
@@ -136,12 +137,12 @@ def _throughput(conf: dict, tasks: int) -> Round:
 def probe_cost_per_task(calls: int = 2000) -> float:
     """Seconds of CPU the probe's prerun + postrun handlers take per task, called directly in a forked
     child (no Celery, no scheduling noise): the part of the overhead that sits in every task."""
-    from harness.measure import measure_peak
+    from oomlab.testing.measure import measure_peak
 
     def handlers() -> float:
         with tempfile.NamedTemporaryFile() as sink:
             os.environ["OOMLAB_PROBE_PATH"] = sink.name
-            from harness import probe
+            from oomlab.probe import recorder as probe
 
             task = type("Task", (), {"name": "bench.noop", "request": None})()
             started = time.thread_time()

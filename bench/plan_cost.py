@@ -8,10 +8,11 @@ from __future__ import annotations
 import statistics
 import time
 
+from oomlab.config.options import RunOptions, resolve
+from oomlab.config.scenario import load_scenario
+from oomlab.workflows.recommend.flow import recommend
+
 from bench import report
-from harness.config import RunOptions, resolve
-from harness.recommend.flow import recommend
-from harness.scenario import load_scenario
 
 LIMITS = ("256MiB", "512MiB", "1GiB")
 PARAMS = {"over": "0", "sizes": "24", "hold": "1"}

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import time
 
+from oomlab.record.schema import write_json_atomic
+from oomlab.report.console import report_console
 from rich.console import Console
 from rich.table import Table
-
-from harness.record import write_json_atomic
-from harness.report.console import report_console
 
 RESULTS = os.path.join("results", "bench")
 

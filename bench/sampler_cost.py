@@ -9,9 +9,10 @@ import sys
 import tempfile
 import time
 
+from oomlab.observe.sampler import Sampler
+
 from bench import report
 from bench.group import leased_group
-from harness.sampler import Sampler
 
 COUNTS = (1, 8, 32, 64)
 SECONDS = 5.0

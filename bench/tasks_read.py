@@ -21,10 +21,11 @@ import tempfile
 import time
 import uuid
 
+from oomlab.record.digest import TaskDigest
+from oomlab.record.export import write_parquet
+from oomlab.record.stream import TASKS_FILE, RunTasks, TaskStream
+
 from bench import report
-from harness.load.stream import TASKS_FILE, RunTasks, TaskStream
-from harness.task_digest import TaskDigest
-from harness.task_export import write_parquet
 
 ROWS = int(os.environ.get("OOMLAB_BENCH_TASKS_ROWS", "100000"))
 ROUNDS = 3

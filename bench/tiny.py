@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.scenario import Plan, RunContext
-from scenarios._common import scenario_app
+from oomlab.config.scenario import Plan, RunContext
+from oomlab.scenarios._common import scenario_app
 
 description = "a no-op task (benchmark)"
 app = scenario_app("bench-tiny")

@@ -1,5 +1,5 @@
 import sys
 
-from harness.cli import main
+from oomlab.cli.main import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ EXIT_WORKER_START = 4
 EXIT_BROKER = 5
 EXIT_SCENARIO_IMPORT = 6
 EXIT_REGRESSION = 7  # oomlab gate: task memory grew past a threshold (not an error)
-# 8: --placement docker could not get an engine or image (harness/docker/engine.py)
+# 8: --placement docker could not get an engine or image (harness/worker/docker/engine.py)
 EXIT_TIMED_OUT = 9  # the run's --timeout passed with tasks unfinished (status timed_out)
 EXIT_RESULTS = 10  # the results directory cannot be written: read-only, no permission, full disk
 EXIT_WORKER_LOST = 11  # the worker's main process exited mid-run, tasks left unrun (status worker_lost)

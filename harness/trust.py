@@ -16,7 +16,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 
-from harness.errors import BadInput, NoPermission
+from oomlab.errors import BadInput, NoPermission
 
 PRIVATE_UMASK = 0o077  # results, leases and shares: 0700 directories, 0600 files
 UMASK_ENV = "OOMLAB_UMASK"  # e.g. 022 to create results others may read (see docs/security.md)

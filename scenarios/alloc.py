@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from harness.load.mix import Kind, Mix, long_tail
-from harness.scenario import Param, Plan, RunContext, TaskCall
-from scenarios._common import MIB, scenario_app, touched_bytes
+from oomlab.config.load_mix import Kind, Mix, long_tail
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
 
 description = "tasks allocate and touch N MiB and hold it briefly; some exceed the limit"
 app = scenario_app("alloc")

@@ -6,10 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import cached_input, scenario_app
 from PIL import Image
-
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import cached_input, scenario_app
 
 description = "Pillow decodes a ~10 MB JPEG to hundreds of MiB of pixels; fixed: draft()/thumbnail decode reduced"
 app = scenario_app("image-decode")

@@ -8,8 +8,8 @@ import hashlib
 import os
 from typing import Any
 
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import MIB, cached_input, scenario_app
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import MIB, cached_input, scenario_app
 
 description = "tasks receive multi-MiB base64 payloads as arguments; the main process holds them too"
 app = scenario_app("large-args")

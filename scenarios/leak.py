@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import scenario_app, touched_bytes
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import scenario_app, touched_bytes
 
 description = "each task call leaks N MiB into a module-level cache; the child grows until it is killed"
 app = scenario_app("leak")

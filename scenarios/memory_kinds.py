@@ -7,8 +7,8 @@ from __future__ import annotations
 import mmap
 import os
 
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import MIB, cached_input, scenario_app, touched_bytes
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import MIB, cached_input, scenario_app, touched_bytes
 
 description = "a mapped file near the limit survives; the same size in shmem or anonymous memory is OOM-killed"
 app = scenario_app("memory_kinds")

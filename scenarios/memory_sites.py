@@ -8,9 +8,8 @@ import subprocess
 import time
 
 import numpy
-
-from harness.scenario import Param, Plan, RunContext, TaskCall
-from scenarios._common import MIB, scenario_app
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab.scenarios._common import MIB, scenario_app
 
 description = "memory from known lines (Python, numpy, a killed task, a child program): try --profile all"
 app = scenario_app("memory-sites")

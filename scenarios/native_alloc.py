@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import MIB, cached_input, scenario_app
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import MIB, cached_input, scenario_app
 
 description = "pandas reads a whole CSV (C-extension memory tracemalloc cannot see); fixed: reads it in chunks"
 app = scenario_app("native-alloc")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from harness.load.mix import Kind, Mix
-from harness.scenario import Param, Plan, RunContext, TaskCall
-from scenarios._common import scenario_app
+from oomlab.config.load_mix import Kind, Mix
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab.scenarios._common import scenario_app
 
 description = "tasks that do nothing, or sleep a while: harness cost per task and a worker's ceiling rate"
 app = scenario_app("noop")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import grow_until_killed, scenario_app, worker_param
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import grow_until_killed, scenario_app, worker_param
 
 description = "a task the kernel kills on its first delivery (once) or on every delivery (always)"
 app = scenario_app("oom-victim")

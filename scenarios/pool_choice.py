@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from harness.load.mix import Kind, Mix
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import MIB, scenario_app, touched_bytes, worker_param, worker_variant
+from oomlab.config.load_mix import Kind, Mix
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import MIB, scenario_app, touched_bytes, worker_param, worker_variant
 
 description = "I/O-bound tasks reading a big shared table (threads/gevent win) or CPU-bound tasks (prefork wins)"
 app = scenario_app("pool_choice")

@@ -9,9 +9,8 @@ import gc
 from typing import Any
 
 from celery import signals
-
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import scenario_app, worker_param, worker_variant
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import scenario_app, worker_param, worker_variant
 
 description = "the main process builds a big object graph before the fork; GC in children copies it; fixed: gc.freeze()"
 app = scenario_app("prefork-cow")

@@ -9,8 +9,8 @@ import os
 import subprocess
 import sys
 
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import MIB, scenario_app, touched_bytes
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
 
 description = "tasks run programs, fork helpers and multiprocessing pools: the task's whole tree is measured"
 app = scenario_app("task_tree")

@@ -8,11 +8,10 @@ import os
 import re
 from typing import Any
 
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import scenario_app
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select, text
 from sqlalchemy.engine import Engine
-
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import scenario_app
 
 description = "a task SELECTs a whole table with .all(); fixed: streams it with yield_per (server-side cursor)"
 app = scenario_app("unbuffered-select")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from harness.scenario import Param, Plan, RunContext, TaskCall, Variant
-from scenarios._common import scenario_app
+from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import scenario_app
 
 description = "a task raises MemoryError (the prefork worker shuts down) or outlives the run's timeout"
 app = scenario_app("worker_death")

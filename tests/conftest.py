@@ -10,8 +10,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-
-from harness.leftovers import state_dir
+from oomlab.worker.leftovers import state_dir
 
 # the VM lane runs under software emulation, several times slower: its time limits scale with this
 TIME_SCALE = float(os.environ.get("OOMLAB_TEST_TIME_SCALE", "1"))
@@ -84,7 +83,7 @@ def assert_nothing_left(run_id: str) -> None:
         except OSError:
             continue
         assert not (run_id in cmdline and state != "Z"), f"process {pid} of run {run_id} is still running: {cmdline}"
-    from harness.limits import open_cgroup_backend
+    from oomlab.worker.limits import open_cgroup_backend
 
     backend = open_cgroup_backend(run_id)
     assert not os.path.exists(backend.path), f"cgroup {backend.path} was left behind"

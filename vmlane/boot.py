@@ -18,7 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from harness.proc import die_with_parent
+from oomlab.worker.proc import die_with_parent
+
 from vmlane.errors import VmNoResult, VmUnavailable
 from vmlane.image import PROJECT, find_kernel
 

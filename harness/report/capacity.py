@@ -3,14 +3,14 @@ the inverse mode's limit; plain text the user can paste."""
 
 from __future__ import annotations
 
-from harness.recommend.fleet import FleetRow
-from harness.recommend.handover import ClassSetting, worker_command
-from harness.recommend.inverse import LimitForConcurrency
-from harness.recommend.load_proof import LoadProof
-from harness.recommend.split import SplitPlan, WorkerClass
-from harness.recommend.split_proof import ClassProof
-from harness.recommend.target import TargetPlan
-from harness.sizes import format_size
+from oomlab.config.sizes import format_size
+from oomlab.workflows.recommend.fleet import FleetRow
+from oomlab.workflows.recommend.handover import ClassSetting, worker_command
+from oomlab.workflows.recommend.inverse import LimitForConcurrency
+from oomlab.workflows.recommend.load_proof import LoadProof
+from oomlab.workflows.recommend.split import SplitPlan, WorkerClass
+from oomlab.workflows.recommend.split_proof import ClassProof
+from oomlab.workflows.recommend.target import TargetPlan
 
 
 def _wait(seconds: float | None) -> str:

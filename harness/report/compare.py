@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from oomlab.config.sizes import format_size
+from oomlab.record.schema import RunRecord
 from rich.console import Console
 from rich.table import Table
-
-from harness.record import RunRecord
-from harness.sizes import format_size
 
 
 def _size(value) -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from statistics import median
 
+from oomlab.config.lab_cells import AXES
+from oomlab.workflows.lab.delivery import CellResult
+from oomlab.workflows.lab.explain import explanations
 from rich.console import Console
 from rich.table import Table
-
-from harness.lab.cells import AXES
-from harness.lab.delivery import CellResult
-from harness.lab.explain import explanations
 
 
 def _seconds(values: list[float]) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from harness.hooks import RunHook
+from oomlab.run.hooks import RunHook
 
 if TYPE_CHECKING:
-    from harness.runner import Run
+    from oomlab.run.runner import Run
 
 
 class TimelineWriter(RunHook):
@@ -20,7 +20,7 @@ class TimelineWriter(RunHook):
         if not os.path.exists(samples) or os.path.getsize(samples) == 0:
             return  # nothing was sampled (the run stopped before its worker started): no plot
         try:
-            from harness.report.timeline import render_timeline
+            from oomlab.report.timeline import render_timeline
 
             render_timeline(run.run_dir, run.record)
             run.record.files["timeline"] = "timeline.png"
@@ -32,7 +32,7 @@ class ReportWriter(RunHook):
     """report.html: the self-contained page, built from run.json as just written."""
 
     def finished(self, run: Run) -> None:
-        from harness.report.html import REPORT_FILE, write_run_report
+        from oomlab.report.html import REPORT_FILE, write_run_report
 
         write_run_report(run.run_dir)
         run.record.files["report"] = REPORT_FILE
@@ -40,6 +40,6 @@ class ReportWriter(RunHook):
 
 def standard_hooks() -> list[RunHook]:
     """What `oomlab run`, compare, recommend, the lab and the pytest session attach to every run."""
-    from harness.profiling.hook import ProfileReader
+    from oomlab.observe.profiling.hook import ProfileReader
 
     return [ProfileReader(), TimelineWriter(), ReportWriter()]

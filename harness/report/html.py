@@ -8,18 +8,18 @@ import os
 import pathlib
 import webbrowser
 
-from harness.errors import BadInput
-from harness.gate.verdict import GateResult
-from harness.load.stream import TASKS_FILE, StreamCheck, streamed_tasks
-from harness.report.html_capacity import write_capacity_report
-from harness.report.html_compare import VariantRun, compare_sections
-from harness.report.html_data import RunView, Series, StreamView, adapt, memory_series, stream_view
-from harness.report.html_gate import write_gate_report
-from harness.report.html_lab import write_lab_report
-from harness.report.html_page import FOOTER, REPORT_FILE, html_beside, page, read_json, write_page
-from harness.report.html_recommend import write_recommend_report
-from harness.report.html_run import run_sections, title_and_subtitle
-from harness.task_digest import TaskDigest
+from oomlab.errors import BadInput
+from oomlab.record.digest import TaskDigest
+from oomlab.record.stream import TASKS_FILE, StreamCheck, streamed_tasks
+from oomlab.report.html_capacity import write_capacity_report
+from oomlab.report.html_compare import VariantRun, compare_sections
+from oomlab.report.html_data import RunView, Series, StreamView, adapt, memory_series, stream_view
+from oomlab.report.html_gate import write_gate_report
+from oomlab.report.html_lab import write_lab_report
+from oomlab.report.html_page import FOOTER, REPORT_FILE, html_beside, page, read_json, write_page
+from oomlab.report.html_recommend import write_recommend_report
+from oomlab.report.html_run import run_sections, title_and_subtitle
+from oomlab.workflows.gate.verdict import GateResult
 
 
 def read_run(run_dir: str) -> tuple[RunView, list[Series]]:

@@ -9,8 +9,8 @@ import os
 from html import escape
 from typing import Any
 
-from harness.recommend.handover import LABELS
-from harness.report.html_page import (
+from oomlab.config.sizes import format_size
+from oomlab.report.html_page import (
     FOOTER,
     REPORT_FILE,
     Cell,
@@ -25,8 +25,8 @@ from harness.report.html_page import (
     table,
     write_page,
 )
-from harness.report.html_svg import Bar, bars_svg
-from harness.sizes import format_size
+from oomlab.report.html_svg import Bar, bars_svg
+from oomlab.workflows.recommend.handover import LABELS
 
 
 def _seconds(value: float | None) -> str:

@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass
 from html import escape
 
-from harness.report.html_data import RunView, Series
-from harness.report.html_page import REPORT_FILE, bullet_list, cell, relative_link, section, table
-from harness.report.html_run import detector_text, timeline_figure
-from harness.sizes import MIB, format_size
+from oomlab.config.sizes import MIB, format_size
+from oomlab.report.html_data import RunView, Series
+from oomlab.report.html_page import REPORT_FILE, bullet_list, cell, relative_link, section, table
+from oomlab.report.html_run import detector_text, timeline_figure
 
 SIDE_BY_SIDE_WIDTH = 600
 

@@ -3,7 +3,7 @@
 run.json is read as plain JSON through `adapt` and the small per-item readers below it: they are
 the only places that know the record's key names, so a key renamed by a new schema is a one-line
 fix here and the page builders never see it. A load run's section is read typed and checked
-(harness.record_load), as every other reader of it does.
+(oomlab.record.load), as every other reader of it does.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.analysis import ExactCounts
-from harness.errors import BadInput
-from harness.load.stats import LATENCIES
-from harness.load.stream import StreamCheck, TaskLine
-from harness.record_load import LoadSection, Quantiles
-from harness.run_files import csv_curves, envelope
-from harness.task_digest import TaskDigest
-from harness.typed_json import ShapeError, from_json
+from oomlab.assemble.analysis import ExactCounts
+from oomlab.errors import BadInput
+from oomlab.record.digest import TaskDigest
+from oomlab.record.files import csv_curves, envelope
+from oomlab.record.load import LoadSection, Quantiles
+from oomlab.record.stream import StreamCheck, TaskLine
+from oomlab.record.typed_json import ShapeError, from_json
+from oomlab.run.load.stats import LATENCIES
 
 SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.I)
 
@@ -247,7 +247,7 @@ def lanes(view: RunView) -> list[int]:
     return sorted(order, key=lambda pid: order[pid])
 
 
-# --- load runs (the record's typed `load` section, harness.record_load) ----------------------
+# --- load runs (the record's typed `load` section, oomlab.record.load) ----------------------
 
 TIME_KEY = "t_s"
 
@@ -323,7 +323,7 @@ def _quantiles(figures: Quantiles) -> str:
     return " / ".join("-" if v is None else f"{v:.4g}" for v in (figures.p50, figures.p95, figures.p99, figures.max))
 
 
-# --- a load run's tasks (tasks.jsonl, folded in one pass: harness.task_digest) --------------
+# --- a load run's tasks (tasks.jsonl, folded in one pass: oomlab.record.digest) --------------
 
 PEAK_BINS = 30
 

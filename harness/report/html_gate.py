@@ -8,14 +8,14 @@ import os
 from html import escape
 from typing import Any
 
-from harness.gate.report import cells, headline
-from harness.gate.thresholds import Threshold, parse_threshold
-from harness.gate.verdict import Check, GateResult
-from harness.report.html_data import RunView, Series
-from harness.report.html_page import FOOTER, REPORT_FILE, cards, cell, page, relative_link, section, table, write_page
-from harness.report.html_run import timeline_figure
-from harness.report.html_svg import Bar, bars_svg
-from harness.sizes import format_size
+from oomlab.config.sizes import format_size
+from oomlab.report.html_data import RunView, Series
+from oomlab.report.html_page import FOOTER, REPORT_FILE, cards, cell, page, relative_link, section, table, write_page
+from oomlab.report.html_run import timeline_figure
+from oomlab.report.html_svg import Bar, bars_svg
+from oomlab.workflows.gate.report import cells, headline
+from oomlab.workflows.gate.thresholds import Threshold, parse_threshold
+from oomlab.workflows.gate.verdict import Check, GateResult
 
 GATE_FILE = "gate.html"
 

@@ -10,13 +10,10 @@ from html import escape
 from statistics import median
 from typing import Any
 
-from harness.lab.cells import AXES
-from harness.lab.delivery import CellResult, read_cells
-from harness.lab.explain import explanations
-from harness.lab.verdict import OUTCOMES
-from harness.record_delivery import KillDetection
-from harness.report.html_data import scrub
-from harness.report.html_page import (
+from oomlab.config.lab_cells import AXES
+from oomlab.record.delivery import KillDetection
+from oomlab.report.html_data import scrub
+from oomlab.report.html_page import (
     FOOTER,
     REPORT_FILE,
     cell,
@@ -29,7 +26,10 @@ from harness.report.html_page import (
     table,
     write_page,
 )
-from harness.report.html_run import detector_text, seconds_text
+from oomlab.report.html_run import detector_text, seconds_text
+from oomlab.workflows.lab.delivery import CellResult, read_cells
+from oomlab.workflows.lab.explain import explanations
+from oomlab.workflows.lab.verdict import OUTCOMES
 
 COLUMNS = [*AXES, "outcome", "evidence", "state", "message", "runs", "redelivery", "stuck", "poison loop", "oomlab"]
 COLUMNS += ["Celery", "hb expiry", "Flower"]

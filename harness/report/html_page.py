@@ -13,8 +13,8 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-from harness.errors import BadInput
-from harness.report.html_svg import attr
+from oomlab.errors import BadInput
+from oomlab.report.html_svg import attr
 
 GENERATOR = "oomlab"
 REPORT_FILE = "report.html"
@@ -36,7 +36,7 @@ def read_json(path: str) -> dict[str, Any]:
 
 
 def _asset(name: str) -> str:
-    return (resources.files("harness.report") / "assets" / name).read_text(encoding="utf-8")
+    return (resources.files("oomlab.report") / "assets" / name).read_text(encoding="utf-8")
 
 
 def page(title: str, subtitle: str, sections: Iterable[str], footer: str = "") -> str:

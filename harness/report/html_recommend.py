@@ -8,7 +8,8 @@ import os
 from html import escape
 from typing import Any
 
-from harness.report.html_page import (
+from oomlab.config.sizes import format_size
+from oomlab.report.html_page import (
     FOOTER,
     REPORT_FILE,
     bullet_list,
@@ -23,8 +24,7 @@ from harness.report.html_page import (
     table,
     write_page,
 )
-from harness.report.html_svg import Bar, bars_svg
-from harness.sizes import format_size
+from oomlab.report.html_svg import Bar, bars_svg
 
 
 def plan_cards(plan: dict[str, Any], proof: dict[str, Any] | None) -> str:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from html import escape
 
-from harness.load.stream import TaskLine
-from harness.report.html_data import (
+from oomlab.config.sizes import format_size
+from oomlab.record.stream import TaskLine
+from oomlab.report.html_data import (
     TIME_KEY,
     KillView,
     LoadView,
@@ -19,10 +20,9 @@ from harness.report.html_data import (
     lanes,
     load_view,
 )
-from harness.report.html_page import Cell, bullet_list, cards, cell, flatten, key_values, section, table
-from harness.report.html_svg import WIDTH, Column, KillMark, SpanMark, attr, histogram_svg, lines_svg, timeline_svg
-from harness.report.latency import latency_text
-from harness.sizes import format_size
+from oomlab.report.html_page import Cell, bullet_list, cards, cell, flatten, key_values, section, table
+from oomlab.report.html_svg import WIDTH, Column, KillMark, SpanMark, attr, histogram_svg, lines_svg, timeline_svg
+from oomlab.report.latency import latency_text
 
 DETECTOR_ORDER = (
     "kmsg",
@@ -61,7 +61,7 @@ def seconds_text(value: float | None) -> str:
 
 
 def detector_text(value: float | None) -> str:
-    """A detector's latency after a kill (harness.report.latency: a negative one is a bound)."""
+    """A detector's latency after a kill (oomlab.report.latency: a negative one is a bound)."""
     return latency_text(value, seconds_text)
 
 

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from html import escape
 
-from harness.report.html_data import Series
-from harness.sizes import MIB
+from oomlab.config.sizes import MIB
+from oomlab.report.html_data import Series
 
 WIDTH = 960
 LEFT, RIGHT = 86, 16

@@ -3,13 +3,12 @@ beside it, the trial runs that prove the boundary, and ready-to-paste settings."
 
 from __future__ import annotations
 
+from oomlab.config.sizes import format_size
+from oomlab.workflows.recommend.capacity import CapacityPlan, VpaAdvice
+from oomlab.workflows.recommend.profile import WorkerProfile
+from oomlab.workflows.recommend.prove import Proof
 from rich.console import Console
 from rich.table import Table
-
-from harness.recommend.capacity import CapacityPlan, VpaAdvice
-from harness.recommend.profile import WorkerProfile
-from harness.recommend.prove import Proof
-from harness.sizes import format_size
 
 
 def render_profile(profile: WorkerProfile, console: Console) -> None:

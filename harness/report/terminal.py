@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from oomlab.config.sizes import format_size
+from oomlab.record.load import LoadSection, NameFigures
+from oomlab.record.schema import RunRecord
+from oomlab.report.latency import latency_text
+from oomlab.run.hooks import RunHook
 from rich.console import Console
 from rich.table import Table
 
-from harness.hooks import RunHook
-from harness.record import RunRecord
-from harness.record_load import LoadSection, NameFigures
-from harness.report.latency import latency_text
-from harness.sizes import format_size
-
 if TYPE_CHECKING:
-    from harness.runner import Run
+    from oomlab.run.runner import Run
 
 
 KILL_ROWS = 20  # a load run can kill hundreds: the terminal shows the first, the record keeps all
@@ -120,7 +119,7 @@ PROFILED_TASKS_SHOWN = 5
 
 def render_profiles(record: RunRecord, console: Console) -> None:
     """Where the memory went (--profile): killed tasks first, then those memray saw hold the most."""
-    from harness.profiling.text import cost_line, task_lines
+    from oomlab.observe.profiling.text import cost_line, task_lines
 
     summary = record.summary.profile or {}
     profiled = [(t, t.profile) for t in record.tasks if t.profile]

@@ -12,9 +12,8 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-from harness.record import RunRecord  # noqa: E402
-from harness.run_files import csv_curves  # noqa: E402
+from oomlab.record.files import csv_curves  # noqa: E402
+from oomlab.record.schema import RunRecord  # noqa: E402
 
 MIB = 1024 * 1024
 BUCKETS = 1000  # about a pixel each across the figure: the sampled extremes of each kept

@@ -9,11 +9,11 @@ import subprocess
 import time
 
 import pytest
+from oomlab.worker import proc
+from oomlab.worker.broker import redis_server_binary
+from oomlab.worker.limits import open_cgroup_backend
+from oomlab.worker.share import WorkerShare
 
-from harness import proc
-from harness.broker import redis_server_binary
-from harness.limits import open_cgroup_backend
-from harness.worker_share import WorkerShare
 from tests.backend.test_cgroup_backend import MIB, assert_one_kill_and_exact_peaks, check_backend
 from tests.conftest import TIME_SCALE, oomlab_cmd
 

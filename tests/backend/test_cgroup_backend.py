@@ -12,8 +12,8 @@ import signal
 import subprocess
 
 import pytest
+from oomlab.worker.limits.base import read_int, read_text
 
-from harness.limits.base import read_int, read_text
 from tests.conftest import TIME_SCALE, assert_nothing_left, oomlab_cmd, run_dir_from, wait_for_tasks_running
 
 pytestmark = pytest.mark.integration

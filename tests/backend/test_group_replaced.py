@@ -9,10 +9,10 @@ import time
 import uuid
 
 import pytest
+from oomlab.observe.monitor import Monitor
+from oomlab.worker import proc
+from oomlab.worker.limits import open_cgroup_backend
 
-from harness import proc
-from harness.limits import open_cgroup_backend
-from harness.monitor import Monitor
 from tests.conftest import TIME_SCALE
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,8 @@
 import os
 import time
 
-from harness.detectors.kmsg import KmsgReader
+from oomlab.observe.detectors.kmsg import KmsgReader
+
 from tests.conftest import TIME_SCALE
 
 

@@ -16,8 +16,8 @@ import time
 from typing import get_args
 
 import pytest
+from oomlab.record.schema import RunStatus
 
-from harness.record import RunStatus
 from tests.conftest import assert_nothing_left, oomlab_cmd, wait_for_tasks_running
 from tests.faults.rabbitmq_node import free_port, new_node
 
@@ -144,7 +144,7 @@ def plant_another_runs_queue(url: str) -> str:
 
 
 def cleanup_decoy(url: str, name: str) -> None:
-    from harness.broker_cleanup import delete_run_queue
+    from oomlab.worker.broker_cleanup import delete_run_queue
 
     assert delete_run_queue(url, f"oomlab.{name}")
     assert redis_keys_naming(url, name) == []
@@ -180,7 +180,7 @@ def test_rabbitmq_queue_and_exchange_deleted(tmp_path):
 
 
 def private_redis(port: int, directory: str) -> subprocess.Popen:
-    from harness.broker import redis_server_binary
+    from oomlab.worker.broker import redis_server_binary
 
     argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory]
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -7,9 +7,8 @@ import os
 import signal
 
 import pytest
-
-from harness.errors import Interrupted
-from harness.signals import RunSignals
+from oomlab.errors import Interrupted
+from oomlab.run.signals import RunSignals
 
 
 def test_first_signal_raises_and_later_ones_only_hurry_cleanup():

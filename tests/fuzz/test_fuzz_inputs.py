@@ -12,15 +12,14 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from harness import validate
-from harness.cli import main, parser
-from harness.cli_args import run_options
-from harness.config import resolve
-from harness.errors import OomlabError
-from harness.record import SCHEMA
-from harness.scenario import load_scenario
-from harness.sizes import MAX_SIZE, parse_size
+from oomlab.cli.args import run_options
+from oomlab.cli.main import main, parser
+from oomlab.config import validate
+from oomlab.config.options import resolve
+from oomlab.config.scenario import load_scenario
+from oomlab.config.sizes import MAX_SIZE, parse_size
+from oomlab.errors import OomlabError
+from oomlab.record.schema import SCHEMA
 
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 FAST = settings(
@@ -158,8 +157,8 @@ records = st.one_of(
 
 def real_record() -> dict:
     """A run record as a run writes it: complete, one task with an exact peak."""
-    from harness.config import RunConfig
-    from harness.record import RunRecord, TaskRecord
+    from oomlab.config.options import RunConfig
+    from oomlab.record.schema import RunRecord, TaskRecord
 
     config = RunConfig(scenario="alloc", memory="256MiB", memory_bytes=256 << 20, concurrency=1)
     task = TaskRecord("t1", "a", "", [], 0.0, outcome="succeeded", peak_rss_bytes=5 << 20, peak_is_exact=True)
@@ -240,7 +239,7 @@ gate_tables = st.one_of(
 @FAST
 @given(st.sampled_from(["tool", "tool.oomlab", "tool.oomlab.gate", "raw"]), gate_tables)
 def test_gate_settings_in_any_pyproject(capsys, where, value):
-    from harness.gate.baseline import BASELINE_SCHEMA
+    from oomlab.workflows.gate.baseline import BASELINE_SCHEMA
 
     if where == "raw":
         document = f"[tool.oomlab]\ngate = {toml_value(value)}\n"

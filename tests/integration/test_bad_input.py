@@ -100,7 +100,7 @@ def test_lab_rabbitmq_unreachable(oomlab, tmp_path):
 
 # --- issue 16, item 9: structurally bad input, one sentence and exit 2 (in-process: no worker starts) ---
 def _in_process(capsys, *argv: str) -> tuple[int, str]:
-    from harness.cli import main
+    from oomlab.cli.main import main
 
     code = main(list(argv))
     err = capsys.readouterr().err
@@ -110,8 +110,8 @@ def _in_process(capsys, *argv: str) -> tuple[int, str]:
 
 def _good_run(tmp_path, **fields):
     """A run directory holding a real run record (status complete, one task with an exact peak)."""
-    from harness.config import RunConfig
-    from harness.record import KillRecord, RunRecord, TaskRecord, write_json_atomic
+    from oomlab.config.options import RunConfig
+    from oomlab.record.schema import KillRecord, RunRecord, TaskRecord, write_json_atomic
 
     run = tmp_path / "run"
     run.mkdir(exist_ok=True)
@@ -189,7 +189,7 @@ def test_unwritable_results_is_exit_10(tmp_path):
     readonly.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(readonly)], check=True)
     try:
-        from harness.cli import main
+        from oomlab.cli.main import main
 
         assert main(["run", "alloc", "--results", str(readonly / "results")]) == 10
     finally:
@@ -234,7 +234,7 @@ def test_baseline_save_refuses_an_unworthy_run(capsys, tmp_path, fields, phrase)
 
 
 def test_the_gate_never_makes_a_failed_run_its_first_baseline(capsys, tmp_path):
-    from harness.cli import main
+    from oomlab.cli.main import main
 
     run = _good_run(tmp_path, status="worker_start_failed")
     code = main(["gate", "--baseline", str(tmp_path / "b.json"), "--current", str(run)])
@@ -258,7 +258,7 @@ def test_baseline_save_never_writes_over_a_run_record_or_into_a_directory(capsys
 def test_teardown_error_exits_6(oomlab, tmp_path):
     path = tmp_path / "tears.py"
     path.write_text(
-        "from scenarios.alloc import *  # noqa\n"
+        "from oomlab.scenarios.alloc import *  # noqa\n"
         "from scenarios import alloc as _alloc\n"
         "app, plan, PARAMS = _alloc.app, _alloc.plan, _alloc.PARAMS\n"
         "DEFAULTS = {'memory': '256MiB', 'tasks': 1, 'concurrency': 1}\n"
@@ -296,15 +296,15 @@ def test_a_ctrl_c_while_oomlab_loads_is_an_ordinary_interrupt(capsys, monkeypatc
     line. A Ctrl-C before the interpreter reaches oomlab's code (site imports) is Python's own."""
     import sys
 
-    from harness.cli import main
+    from oomlab.cli.main import main
 
     class InterruptedImport:
         def find_spec(self, name, path=None, target=None):
-            if name == "harness.commands.lab":
+            if name == "oomlab.cli.commands.lab":
                 raise KeyboardInterrupt
             return None
 
-    for name in [n for n in sys.modules if n.startswith("harness.commands")]:
+    for name in [n for n in sys.modules if n.startswith("oomlab.cli.commands")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
     assert main(["scenarios"]) == 130

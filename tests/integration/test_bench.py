@@ -47,11 +47,12 @@ def test_sampler_cost_is_measured_from_its_own_cpu_clock(monkeypatch):
 
 
 def test_the_tasks_read_benchmark_repeats_real_lines_and_pandas_reads_both_files(tmp_path, monkeypatch):
+    from oomlab.config.options import RunConfig
+    from oomlab.record.export import write_parquet
+    from oomlab.record.schema import RunRecord, write_json_atomic
+    from oomlab.record.stream import RunTasks, TaskStream
+
     from bench import tasks_read
-    from harness.config import RunConfig
-    from harness.load.stream import RunTasks, TaskStream
-    from harness.record import RunRecord, write_json_atomic
-    from harness.task_export import write_parquet
     from tests.load.test_stream_reader import _line
 
     source = tmp_path / "source"

@@ -48,7 +48,8 @@ def test_a_sigkilled_runs_queue_on_rabbitmq_is_deleted_by_its_janitor(oomlab, tm
     import json
     import subprocess
 
-    from harness.proc import wait_until
+    from oomlab.worker.proc import wait_until
+
     from tests.conftest import TIME_SCALE, oomlab_cmd, wait_for_tasks_running
 
     argv = [

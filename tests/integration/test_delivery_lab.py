@@ -11,8 +11,8 @@ import subprocess
 import time
 
 import pytest
+from oomlab.record.schema import load_run
 
-from harness.record import load_run
 from tests.conftest import assert_nothing_left, oomlab_cmd
 from tests.integration.test_brokers import queue_exists
 

@@ -9,13 +9,13 @@ import sys
 
 import pandas as pd
 import pytest
+from oomlab.cli.main import main as oomlab
+from oomlab.config.options import RunConfig
+from oomlab.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RESULTS
+from oomlab.record.export import BATCH_ROWS
+from oomlab.record.schema import RunRecord, TaskRecord, write_json_atomic
+from oomlab.record.stream import TASKS_FILE, RunTasks, TaskStream
 
-from harness.cli import main as oomlab
-from harness.config import RunConfig
-from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RESULTS
-from harness.load.stream import TASKS_FILE, RunTasks, TaskStream
-from harness.record import RunRecord, TaskRecord, write_json_atomic
-from harness.task_export import BATCH_ROWS
 from tests.load.test_stream_reader import _line
 
 MIB = 1 << 20

@@ -14,14 +14,14 @@ import shutil
 import subprocess
 
 import pytest
+from oomlab.config.sizes import format_size
+from oomlab.errors import EXIT_OK, EXIT_REGRESSION
+from oomlab.record.schema import load_run
+from oomlab.record.stream import RunTasks
+from oomlab.testing.assertions import OomlabAssertionError, assert_run_peak_rss_below
+from oomlab.workflows.recommend.profile import profile_from_run
+from oomlab.workflows.recommend.split import kind_costs
 
-from harness.assertions import OomlabAssertionError, assert_run_peak_rss_below
-from harness.errors import EXIT_OK, EXIT_REGRESSION
-from harness.load.stream import RunTasks
-from harness.recommend.profile import profile_from_run
-from harness.recommend.split import kind_costs
-from harness.record import load_run
-from harness.sizes import format_size
 from tests.conftest import oomlab_cmd, run_dir_from
 
 pytestmark = pytest.mark.integration

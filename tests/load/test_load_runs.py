@@ -14,8 +14,8 @@ import subprocess
 import time
 
 import pytest
+from oomlab.record.stream import RunTasks
 
-from harness.load.stream import RunTasks
 from tests.conftest import assert_nothing_left, oomlab_cmd, run_dir_from, wait_for_tasks_running
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,8 @@ import math
 import random
 
 import pytest
-
-from harness.errors import BadInput
-from harness.load.driver import retain_open
-from harness.load.histogram import LogHistogram
-from harness.load.mix import Kind, Mix, long_tail
-from harness.load.series import MAX_POINTS, Series
-from harness.load.shapes import (
+from oomlab.config.load_mix import Kind, Mix, long_tail
+from oomlab.config.load_shapes import (
     LoadShape,
     constant_schedule,
     parse_duration,
@@ -23,11 +18,15 @@ from harness.load.shapes import (
     ramp_schedule,
     shape_from_flags,
 )
-from harness.load.soak import Budget, Soak
-from harness.load.stats import NameStats, total_of
-from harness.load.stream import line_of
-from harness.record import Execution, TaskRecord
-from harness.record_load import Counts, LimitProjection, LoadSection, RecyclingSettings, SoakFindings, ThroughputDip
+from oomlab.errors import BadInput
+from oomlab.record.histogram import LogHistogram
+from oomlab.record.load import Counts, LimitProjection, LoadSection, RecyclingSettings, SoakFindings, ThroughputDip
+from oomlab.record.schema import Execution, TaskRecord
+from oomlab.record.stream import line_of
+from oomlab.run.load.driver import retain_open
+from oomlab.run.load.series import MAX_POINTS, Series
+from oomlab.run.load.soak import Budget, Soak
+from oomlab.run.load.stats import NameStats, total_of
 
 
 def test_parsers_read_what_users_write():
@@ -177,7 +176,7 @@ def test_probe_retention_keeps_only_open_tasks():
 
 
 def test_a_plan_run_gets_the_same_load_figures_from_its_records():
-    from harness.load.from_tasks import load_from_tasks
+    from oomlab.run.load.from_tasks import load_from_tasks
 
     def task(name: str, sent: float, started: float, finished: float, peak: int | None = None) -> TaskRecord:
         run = Execution(1, started, started, None, finished_mono=finished)
@@ -196,8 +195,8 @@ def test_a_plan_run_gets_the_same_load_figures_from_its_records():
 
 
 def test_a_load_run_keeps_the_events_attribution_reads_and_a_minute_of_heartbeats():
-    from harness.load.driver import HEARTBEATS, kept_events
-    from harness.record import CeleryEvent
+    from oomlab.record.schema import CeleryEvent
+    from oomlab.run.load.driver import HEARTBEATS, kept_events
 
     beats = [CeleryEvent("worker-heartbeat", float(i), None, None, "w") for i in range(100)]
     lost = CeleryEvent("task-failed", 1.0, None, None, "w", fields={"exception": "WorkerLostError('x')"})
@@ -209,7 +208,7 @@ def test_a_load_run_keeps_the_events_attribution_reads_and_a_minute_of_heartbeat
 
 
 def test_throughput_dip_sets_seconds_with_a_replacement_against_the_others():
-    from harness.load.replacements import throughput_dip
+    from oomlab.run.load.replacements import throughput_dip
 
     achieved, exits = Series(), Series()
     for second in range(10):
@@ -224,9 +223,9 @@ def test_throughput_dip_sets_seconds_with_a_replacement_against_the_others():
 
 
 def test_a_clean_load_run_may_be_the_first_baseline_and_a_failed_one_may_not():
-    from harness.config import RunConfig
-    from harness.gate.worthiness import record_is_baseline_worthy
-    from harness.record import RunRecord, Spread
+    from oomlab.config.options import RunConfig
+    from oomlab.record.schema import RunRecord, Spread
+    from oomlab.workflows.gate.worthiness import record_is_baseline_worthy
 
     record = RunRecord(run_id="r", config=RunConfig("noop", "256MiB", 256 * 2**20, 2), status="complete")
     record.load = LoadSection(counts=Counts(sent=10))
@@ -240,7 +239,7 @@ def test_a_clean_load_run_may_be_the_first_baseline_and_a_failed_one_may_not():
 
 
 def test_a_killed_childs_replacement_is_no_cost_of_recycling():
-    from harness.load.replacements import Replacements
+    from oomlab.run.load.replacements import Replacements
 
     replacements = Replacements()
     for pid in (1, 2):
@@ -269,8 +268,8 @@ def _soak(killed_at: int | None) -> SoakFindings:
 
 
 def test_after_a_kill_the_soak_finding_sets_its_first_projection_against_it():
-    from harness.load.replacements import Replacements
-    from harness.load.section import _growth
+    from oomlab.run.load.replacements import Replacements
+    from oomlab.run.load.section import _growth
 
     [killed] = _growth(_soak(43), 4000 * 2**20, Replacements(), kills=2)
     assert "projected at task 11: the limit at task 41; the first kill came at task 43 (\u22124.7 %)" in killed

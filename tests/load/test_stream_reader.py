@@ -1,4 +1,4 @@
-"""The one reader of a run's tasks (harness.load.stream.RunTasks) and what folds them (TaskDigest),
+"""The one reader of a run's tasks (oomlab.record.stream.RunTasks) and what folds them (TaskDigest),
 without a worker: what is written is read back as written; a line that is not a task is counted and
 named, never passed on and never a traceback; a half-written last line (a run killed while writing)
 is expected; and the figures are exact however the tasks are ordered."""
@@ -13,13 +13,12 @@ import tracemalloc
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from harness.analysis import nearest_rank
-from harness.config import RunConfig
-from harness.gate.stats import task_stats
-from harness.load.stream import TASKS_FILE, RunTasks, TaskLine, TaskStream, line_of
-from harness.record import Execution, KillRecord, RunRecord, TaskRecord, write_json_atomic
-from harness.task_digest import TaskDigest
+from oomlab.assemble.analysis import nearest_rank
+from oomlab.config.options import RunConfig
+from oomlab.record.digest import TaskDigest
+from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord, write_json_atomic
+from oomlab.record.stream import TASKS_FILE, RunTasks, TaskLine, TaskStream, line_of
+from oomlab.workflows.gate.stats import task_stats
 
 MIB = 1 << 20
 FUZZ = settings(max_examples=int(os.environ.get("OOMLAB_FUZZ_EXAMPLES", "60")), deadline=None)
@@ -189,10 +188,10 @@ def _traced_peak(read, run_dir: str) -> int:
 def test_the_readers_memory_does_not_grow_with_the_stream(tmp_path):
     """Gate, report, split and the run assertion over 500 and 5,000 streamed tasks: the larger
     stream may cost a little more (more distinct peaks), never ten times more."""
-    from harness.assertions import OomlabAssertionError, assert_run_peak_rss_below
-    from harness.gate.runs import gated_runs
-    from harness.recommend.split import kind_costs
-    from harness.report.html import write_run_report
+    from oomlab.report.html import write_run_report
+    from oomlab.testing.assertions import OomlabAssertionError, assert_run_peak_rss_below
+    from oomlab.workflows.gate.runs import gated_runs
+    from oomlab.workflows.recommend.split import kind_costs
 
     def judged(run_dir: str) -> None:
         try:

@@ -12,7 +12,16 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEAVY = ["celery", "kombu", "redis", "harness.runner", "harness.session", "harness.config", "rich", "pandas"]
+HEAVY = [
+    "celery",
+    "kombu",
+    "redis",
+    "oomlab.run.runner",
+    "oomlab.testing.session",
+    "oomlab.config.options",
+    "rich",
+    "pandas",
+]
 
 
 def _fresh_python(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
@@ -22,12 +31,10 @@ def _fresh_python(*args: str, cwd: str | None = None) -> subprocess.CompletedPro
 
 
 def test_loading_the_plugin_imports_no_worker_machinery():
-    code = (
-        f"import json, sys\nimport harness.pytest_plugin\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    )
+    code = f"import json, sys\nimport oomlab.testing.pytest_plugin\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     done = _fresh_python("-c", code)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [], "loading harness.pytest_plugin imported the worker machinery"
+    assert json.loads(done.stdout) == [], "loading oomlab.testing.pytest_plugin imported the worker machinery"
 
 
 def test_a_pytest_session_through_the_entry_point_stays_light(tmp_path):

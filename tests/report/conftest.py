@@ -67,8 +67,8 @@ def load_run_dir(run_dir) -> str:
     import dataclasses
     import json
 
-    from harness.load.stream import TaskStream, line_of
-    from harness.record import RunRecord
+    from oomlab.record.schema import RunRecord
+    from oomlab.record.stream import TaskStream, line_of
 
     path = os.path.join(run_dir, "run.json")
     with open(path) as handle:

@@ -9,12 +9,12 @@ import json
 import os
 
 import pytest
+from oomlab.config.sizes import format_size
+from oomlab.errors import EXIT_WORKER_START
+from oomlab.report.html import build_report, write_gate, write_run_report
+from oomlab.workflows.gate.verdict import Check, GateResult
 from PIL import Image
 
-from harness.errors import EXIT_WORKER_START
-from harness.gate.verdict import Check, GateResult
-from harness.report.html import build_report, write_gate, write_run_report
-from harness.sizes import format_size
 from tests.report.conftest import FIXTURES
 
 

@@ -6,12 +6,11 @@ import json
 import os
 
 import pytest
-
-from harness.errors import BadInput
-from harness.record_load import Counts, Latency, LoadSection, Points, Quantiles, RunSeries
-from harness.report.html_data import adapt, downsample, lanes, load_view, memory_series, scrub
-from harness.run_files import csv_rows
-from harness.sizes import MIB
+from oomlab.config.sizes import MIB
+from oomlab.errors import BadInput
+from oomlab.record.files import csv_rows
+from oomlab.record.load import Counts, Latency, LoadSection, Points, Quantiles, RunSeries
+from oomlab.report.html_data import adapt, downsample, lanes, load_view, memory_series, scrub
 
 
 def _view(run_dir: str):
@@ -105,7 +104,7 @@ def test_a_load_section_that_does_not_fit_is_one_sentence():
 
 
 def test_a_load_runs_stream_is_folded_into_exact_figures_per_name(load_run_dir):
-    from harness.report.html import read_stream
+    from oomlab.report.html import read_stream
 
     view = _view(load_run_dir)
     stream = read_stream(load_run_dir, view)
@@ -128,7 +127,7 @@ def _fixture_tasks() -> list[dict]:
 
 
 def test_peak_bins_cover_every_value_in_at_most_thirty_ranges():
-    from harness.report.html_data import peak_bins
+    from oomlab.report.html_data import peak_bins
 
     counts = {MIB * v: 1 + v % 3 for v in range(40, 400, 7)}
     bins = peak_bins(counts)

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from oomlab.cli.main import main as oomlab
+from oomlab.errors import EXIT_BAD_INPUT, EXIT_OK
+from oomlab.report.html import write_compare_report, write_gate, write_run_report
+from oomlab.report.html_capacity import write_capacity_report
+from oomlab.workflows.gate.report import markdown
+from oomlab.workflows.gate.verdict import Check, GateResult
 
-from harness.cli import main as oomlab
-from harness.errors import EXIT_BAD_INPUT, EXIT_OK
-from harness.gate.report import markdown
-from harness.gate.verdict import Check, GateResult
-from harness.report.html import write_compare_report, write_gate, write_run_report
-from harness.report.html_capacity import write_capacity_report
 from tests.conftest import oomlab_cmd
 
 
@@ -228,7 +228,7 @@ def test_oomlab_gate_writes_its_page_and_the_markdown_links_it(run_dir, tmp_path
 
 
 def test_links_from_a_record_are_always_paths(tmp_path, monkeypatch):
-    from harness.report.html_page import relative_link
+    from oomlab.report.html_page import relative_link
 
     monkeypatch.chdir(tmp_path)
     assert 'href="./javascript:alert(1)/report.html"' in relative_link(

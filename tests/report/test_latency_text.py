@@ -1,7 +1,7 @@
 """A detector that appears to see a kill before its (inferred) time shows a bound, alike everywhere."""
 
-from harness.report.html_run import detector_text
-from harness.report.terminal import _latency
+from oomlab.report.html_run import detector_text
+from oomlab.report.terminal import _latency
 
 
 def test_a_negative_detector_latency_is_shown_as_a_bound_on_the_terminal_and_in_html():

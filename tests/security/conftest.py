@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import dataclass
 
 import pytest
+from oomlab.worker import proc
+from oomlab.worker.broker import redis_server_binary
 
-from harness import proc
-from harness.broker import redis_server_binary
 from tests.conftest import TIME_SCALE
 
 

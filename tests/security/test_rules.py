@@ -1,23 +1,15 @@
-"""The rules themselves, in one place each: which directories and files are trusted (harness.trust)
-and what is masked before anything is written down (harness.redact)."""
+"""The rules themselves, in one place each: which directories and files are trusted (oomlab.trust)
+and what is masked before anything is written down (oomlab.record.redact)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-
-from harness.errors import NoPermission
-from harness.record import RunRecord
-from harness.redact import mask_settings, mask_urls, safe_url, secret_name
-from harness.trust import (
-    RefusedLink,
-    check_trusted_dir,
-    create_private,
-    open_nofollow,
-    private_dir,
-    untrusted_reason,
-)
+from oomlab.errors import NoPermission
+from oomlab.record.redact import mask_settings, mask_urls, safe_url, secret_name
+from oomlab.record.schema import RunRecord
+from oomlab.trust import RefusedLink, check_trusted_dir, create_private, open_nofollow, private_dir, untrusted_reason
 
 
 @pytest.mark.parametrize(

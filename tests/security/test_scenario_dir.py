@@ -10,9 +10,7 @@ import pytest
 
 from tests.conftest import assert_nothing_left
 
-SCENARIO = (
-    '"""alloc, from a file of the user\'s."""\nfrom scenarios.alloc import DEFAULTS, PARAMS, app, plan  # noqa: F401\n'
-)
+SCENARIO = '"""alloc, from a file of the user\'s."""\nfrom oomlab.scenarios.alloc import DEFAULTS, PARAMS, app, plan  # noqa: F401\n'
 PLANTED = 'open({marker!r}, "w").write("imported")  # runs as root if oomlab ever imports it\n'
 
 

@@ -11,15 +11,15 @@ import time
 
 import pytest
 import redis
+from oomlab.worker.leftovers import Lease
 
-from harness.leftovers import Lease
 from tests.conftest import TIME_SCALE, oomlab_cmd, run_dir_from
 
 REDIS = "127.0.0.1:6379"
 SCENARIO = '''"""alloc, with parameters that hold secrets (a database URL, an API token)."""
-from harness.scenario import Param
-from scenarios.alloc import DEFAULTS, app, plan  # noqa: F401
-from scenarios.alloc import PARAMS as ALLOC_PARAMS
+from oomlab.config.scenario import Param
+from oomlab.scenarios.alloc import DEFAULTS, app, plan  # noqa: F401
+from oomlab.scenarios.alloc import PARAMS as ALLOC_PARAMS
 
 description = "alloc with secrets"
 PARAMS = [*ALLOC_PARAMS, Param("database_url", "", "a database"), Param("api_token", "", "a token")]
@@ -123,9 +123,9 @@ def test_a_lease_keeps_no_password_and_the_sweep_still_deletes_the_queue(tmp_pat
     with open(lease.file) as handle:
         assert password not in handle.read()
     assert os.stat(lease.file).st_mode & 0o777 == 0o600
-    assert [janitor.process.args for janitor in lease.janitors] == [[sys.executable, "-m", "harness.janitor"]]
+    assert [janitor.process.args for janitor in lease.janitors] == [[sys.executable, "-m", "oomlab.worker.janitor"]]
     lease.janitors.pop().dismiss()  # a janitor killed along with its run: the sweep is what is left
-    from harness.leftovers import sweep_stale
+    from oomlab.worker.leftovers import sweep_stale
 
     assert sweep_stale() == []  # no password at hand: nothing is deleted, the lease is kept
     assert os.path.exists(lease.file)

@@ -11,10 +11,10 @@ import time
 from dataclasses import asdict
 
 import pytest
+from oomlab.worker import proc
+from oomlab.worker.limits import open_cgroup_backend
+from oomlab.worker.share import WorkerShare
 
-from harness import proc
-from harness.limits import open_cgroup_backend
-from harness.worker_share import WorkerShare
 from tests.conftest import TIME_SCALE, oomlab_cmd
 from tests.security.conftest import secret_file
 

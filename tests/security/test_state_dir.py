@@ -10,10 +10,9 @@ import shutil
 import subprocess
 
 import pytest
-
-from harness.errors import NoPermission
-from harness.leftovers import Lease, state_dir, sweep_stale
-from harness.procfs import start_time_ticks
+from oomlab.errors import NoPermission
+from oomlab.probe.procfs import start_time_ticks
+from oomlab.worker.leftovers import Lease, state_dir, sweep_stale
 
 
 def planted_lease(victim_pid: int, victim_dir: str) -> str:

@@ -15,11 +15,11 @@ pytest_plugins = ["pytester"]
 
 
 def test_the_test_that_lost_the_worker_fails_with_its_cause_and_the_next_has_a_fresh_one(pytester):
-    oomlab_project(pytester, "scenarios.worker_death:app", "256MiB")
+    oomlab_project(pytester, "oomlab.scenarios.worker_death:app", "256MiB")
     pytester.makepyfile(
         test_lost="""
-        from harness.assertions import assert_peak_rss_below
-        from scenarios.worker_death import memory_error, quick
+        from oomlab.testing.assertions import assert_peak_rss_below
+        from oomlab.scenarios.worker_death import memory_error, quick
 
         def test_loses_the_worker(oomlab_worker):
             memory_error.delay()
@@ -40,12 +40,12 @@ def test_the_test_that_lost_the_worker_fails_with_its_cause_and_the_next_has_a_f
 
 
 def test_assertions_see_the_processes_a_task_starts(pytester):
-    oomlab_project(pytester, "scenarios.task_tree:app", "256MiB")
+    oomlab_project(pytester, "oomlab.scenarios.task_tree:app", "256MiB")
     pytester.makepyfile(
         test_tree="""
         import pytest
-        from harness.assertions import OomlabAssertionError, assert_no_oom, assert_oom_killed, assert_peak_rss_below
-        from scenarios.task_tree import run_program
+        from oomlab.testing.assertions import OomlabAssertionError, assert_no_oom, assert_oom_killed, assert_peak_rss_below
+        from oomlab.scenarios.task_tree import run_program
 
         def test_the_programs_memory_is_the_tasks(oomlab_worker):
             with pytest.raises(OomlabAssertionError, match="start RSS . its tree's growth"):

@@ -8,11 +8,10 @@ import json
 import os
 
 import pytest
-
-from harness.config import RunConfig
-from harness.gate.run_checks import RunFacts, run_problems
-from harness.gate.stats import task_stats
-from harness.record import RunRecord, TaskRecord
+from oomlab.config.options import RunConfig
+from oomlab.record.schema import RunRecord, TaskRecord
+from oomlab.workflows.gate.run_checks import RunFacts, run_problems
+from oomlab.workflows.gate.stats import task_stats
 
 
 def test_run_problems_name_each_reason():

@@ -12,12 +12,12 @@ pytest_plugins = ["pytester"]
 
 
 def test_a_kind_at_the_end_and_at_the_kill(pytester):
-    oomlab_project(pytester, "scenarios.memory_kinds:app", "256MiB")
+    oomlab_project(pytester, "oomlab.scenarios.memory_kinds:app", "256MiB")
     pytester.makepyfile(
         test_kinds="""
         import pytest
-        from harness.assertions import OomlabAssertionError, assert_memory_kind_below, assert_oom_killed
-        from scenarios.memory_kinds import anon, shmem
+        from oomlab.testing.assertions import OomlabAssertionError, assert_memory_kind_below, assert_oom_killed
+        from oomlab.scenarios.memory_kinds import anon, shmem
 
         def test_end(oomlab_worker):
             task = assert_memory_kind_below(anon.delay(16), "1 GiB", kind="anon")

@@ -7,11 +7,10 @@ import os
 import sys
 
 import pytest
-
-from harness import proc
-from harness.limits import open_cgroup_backend
-from harness.page_cache import ReadCache
-from harness.task_tree import memory_kinds
+from oomlab.observe.page_cache import ReadCache
+from oomlab.probe.task_tree import memory_kinds
+from oomlab.worker import proc
+from oomlab.worker.limits import open_cgroup_backend
 
 pytestmark = pytest.mark.integration
 MIB = 2**20

@@ -8,11 +8,11 @@ import os
 import sys
 
 import pytest
+from oomlab.assemble.outcomes import UNREAD_COMMAND
+from oomlab.scenarios.task_tree import PROGRAM
+from oomlab.worker import proc
+from oomlab.worker.limits import open_cgroup_backend
 
-from harness import proc
-from harness.limits import open_cgroup_backend
-from harness.outcomes import UNREAD_COMMAND
-from scenarios.task_tree import PROGRAM
 from tests.conftest import assert_nothing_left
 
 pytestmark = pytest.mark.integration

@@ -3,14 +3,14 @@ descendant's kill pinned on its task, outcomes, and a shared process's peak wind
 
 from __future__ import annotations
 
-from harness.attribution import KillContext, attribute_kills
-from harness.detectors.kmsg import KernelKill, KmsgParser
-from harness.executions import build_executions
-from harness.monitor import Observations, owner_of_leaf
-from harness.outcomes import classify, shared_note
-from harness.record import Execution, ProcessRecord
-from harness.task_tree import memory_kinds, process_kinds
-from harness.truth import mark_process_peaks
+from oomlab.assemble.attribution import KillContext, attribute_kills
+from oomlab.assemble.outcomes import classify, shared_note
+from oomlab.assemble.truth import mark_process_peaks
+from oomlab.observe.detectors.kmsg import KernelKill, KmsgParser
+from oomlab.observe.executions import build_executions
+from oomlab.observe.monitor import Observations, owner_of_leaf
+from oomlab.probe.task_tree import memory_kinds, process_kinds
+from oomlab.record.schema import Execution, ProcessRecord
 
 PROBE = [
     {"ev": "child_init", "pid": 11, "t": 9.0, "wall": 999.0, "ppid": 10},

@@ -9,11 +9,10 @@ import json
 import os
 
 import pytest
-
-from harness.assemble import assemble
-from harness.evidence import Evidence
-from harness.record import RunRecord
-from harness.typed_json import from_json
+from oomlab.assemble.build import assemble
+from oomlab.observe.evidence import Evidence
+from oomlab.record.schema import RunRecord
+from oomlab.record.typed_json import from_json
 
 HERE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "evidence")
 

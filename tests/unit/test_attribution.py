@@ -1,8 +1,8 @@
-from harness.attribution import KillContext, attribute_kills
-from harness.detectors.kmsg import KernelKill
-from harness.executions import build_executions
-from harness.monitor import Observations
-from harness.record import CeleryEvent
+from oomlab.assemble.attribution import KillContext, attribute_kills
+from oomlab.observe.detectors.kmsg import KernelKill
+from oomlab.observe.executions import build_executions
+from oomlab.observe.monitor import Observations
+from oomlab.record.schema import CeleryEvent
 
 PROBE = [
     {"ev": "prerun", "task_id": "t1", "name": "alloc.allocate", "pid": 11, "t": 10.0, "wall": 1000.0, "start_rss": 50},

@@ -1,7 +1,7 @@
-from harness.recommend.capacity import plan_capacity, vpa_rule
-from harness.recommend.profile import WorkerProfile
-from harness.recommend.prove import Trial, prove
-from harness.recommend.startup_cost import StartupCost
+from oomlab.workflows.recommend.capacity import plan_capacity, vpa_rule
+from oomlab.workflows.recommend.profile import WorkerProfile
+from oomlab.workflows.recommend.prove import Trial, prove
+from oomlab.workflows.recommend.startup_cost import StartupCost
 
 MIB = 1024 * 1024
 

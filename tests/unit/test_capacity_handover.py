@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 import yaml
 from celery import Celery
-
-from harness.config import RunConfig
-from harness.recommend.fleet import Candidate, fleet_row
-from harness.recommend.handover import (
+from oomlab.config.options import RunConfig
+from oomlab.report.capacity import split_lines
+from oomlab.workflows.recommend.fleet import Candidate, fleet_row
+from oomlab.workflows.recommend.handover import (
     OOM_GROUP_NOTE,
     ClassSetting,
     handover_files,
@@ -22,12 +22,12 @@ from harness.recommend.handover import (
     split_settings,
     worker_command,
 )
-from harness.recommend.load_proof import LoadProof, not_handed_over, with_recycling
-from harness.recommend.recycling import setting_recycling
-from harness.recommend.split import Demand, kind_costs, split_plan
-from harness.recommend.split_proof import ClassProof, split_not_proven
-from harness.recommend.throughput import LoadResult, at_setting
-from harness.report.capacity import split_lines
+from oomlab.workflows.recommend.load_proof import LoadProof, not_handed_over, with_recycling
+from oomlab.workflows.recommend.recycling import setting_recycling
+from oomlab.workflows.recommend.split import Demand, kind_costs, split_plan
+from oomlab.workflows.recommend.split_proof import ClassProof, split_not_proven
+from oomlab.workflows.recommend.throughput import LoadResult, at_setting
+
 from tests.unit.test_capacity import profile
 from tests.unit.test_capacity_target import _tasks
 

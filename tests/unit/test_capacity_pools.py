@@ -8,15 +8,15 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+from oomlab.config.options import RunConfig
+from oomlab.record.load import Quantiles, RecyclingFigures, SoakFindings, ThroughputDip
+from oomlab.workflows.recommend.capacity import plan_capacity
+from oomlab.workflows.recommend.cpu_use import CpuUse, CpuWatch, machine_busy_ns, thread_times
+from oomlab.workflows.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table
+from oomlab.workflows.recommend.load_proof import LoadProof, recycle_seconds, verdicts, with_recycling
+from oomlab.workflows.recommend.throughput import LoadResult, cores_usable, project, sustainable
+from oomlab.workflows.recommend.why import pool_reasons
 
-from harness.config import RunConfig
-from harness.recommend.capacity import plan_capacity
-from harness.recommend.cpu_use import CpuUse, CpuWatch, machine_busy_ns, thread_times
-from harness.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table
-from harness.recommend.load_proof import LoadProof, recycle_seconds, verdicts, with_recycling
-from harness.recommend.throughput import LoadResult, cores_usable, project, sustainable
-from harness.recommend.why import pool_reasons
-from harness.record_load import Quantiles, RecyclingFigures, SoakFindings, ThroughputDip
 from tests.unit.test_capacity import profile
 
 MIB = 1024 * 1024

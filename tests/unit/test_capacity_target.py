@@ -6,19 +6,19 @@ import math
 from dataclasses import asdict, replace
 
 import pytest
+from oomlab.record.schema import Execution, TaskRecord
+from oomlab.record.stream import TaskLine, line_of
+from oomlab.report.capacity import inverse_lines, split_lines, target_lines
+from oomlab.workflows.recommend.capacity import plan_capacity
+from oomlab.workflows.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table, replicas_for
+from oomlab.workflows.recommend.inverse import limit_for, trials_verdict
+from oomlab.workflows.recommend.pools import pools_allowed, safe_concurrency
+from oomlab.workflows.recommend.prove import Trial
+from oomlab.workflows.recommend.queueing import NEVER, erlang_c, queue_wait_quantile
+from oomlab.workflows.recommend.split import Demand, dominant_kind, kind_costs, split_plan
+from oomlab.workflows.recommend.target import Target, TargetPlan
+from oomlab.workflows.recommend.throughput import saturating_rate
 
-from harness.load.stream import TaskLine, line_of
-from harness.recommend.capacity import plan_capacity
-from harness.recommend.fleet import Candidate, cheapest, fleet_row, fleet_table, replicas_for
-from harness.recommend.inverse import limit_for, trials_verdict
-from harness.recommend.pools import pools_allowed, safe_concurrency
-from harness.recommend.prove import Trial
-from harness.recommend.queueing import NEVER, erlang_c, queue_wait_quantile
-from harness.recommend.split import Demand, dominant_kind, kind_costs, split_plan
-from harness.recommend.target import Target, TargetPlan
-from harness.recommend.throughput import saturating_rate
-from harness.record import Execution, TaskRecord
-from harness.report.capacity import inverse_lines, split_lines, target_lines
 from tests.unit.test_capacity import profile
 
 MIB = 1024 * 1024

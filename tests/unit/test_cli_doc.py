@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
+import oomlab
 import pytest
-
-import harness
-from harness import clidoc
-from harness.cli import main
+from oomlab.cli import doc as clidoc
+from oomlab.cli.main import main
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,11 +37,11 @@ def test_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["--version"])
     assert stopped.value.code == 0
-    assert capsys.readouterr().out.strip() == f"oomlab {harness.__version__}"
+    assert capsys.readouterr().out.strip() == f"oomlab {oomlab.__version__}"
 
 
 def test_pyproject_reads_the_version_from_harness():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
         pyproject = tomllib.load(handle)
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
-    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "harness.__version__"}
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "oomlab.__version__"}

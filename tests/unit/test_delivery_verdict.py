@@ -1,10 +1,9 @@
 import pytest
-
-from harness.errors import BadInput
-from harness.lab.cells import AXES, expand, parse_only
-from harness.lab.verdict import flower_worker_online, judge
-from harness.record import CeleryEvent, Execution, KillRecord, TaskRecord
-from harness.record_delivery import Location, PoisonLoop
+from oomlab.config.lab_cells import AXES, expand, parse_only
+from oomlab.errors import BadInput
+from oomlab.record.delivery import Location, PoisonLoop
+from oomlab.record.schema import CeleryEvent, Execution, KillRecord, TaskRecord
+from oomlab.workflows.lab.verdict import flower_worker_online, judge
 
 
 def run(pid, start, end=None, killed=False, redelivered=False, retries=0, count=None):

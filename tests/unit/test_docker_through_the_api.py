@@ -8,9 +8,9 @@ from __future__ import annotations
 import ast
 import os
 
-import harness
+import oomlab
 
-HARNESS = os.path.dirname(harness.__file__)
+HARNESS = os.path.dirname(oomlab.__file__)
 DOCKER_COMMANDS = ("docker", "docker-compose")
 RUNS_A_PROGRAM = {
     ("subprocess", name) for name in ("run", "Popen", "call", "check_call", "check_output", "getoutput")
@@ -67,7 +67,7 @@ def test_no_module_under_harness_runs_the_docker_command():
         {f"{path}:{node.lineno}" for path, tree in modules(HARNESS).items() for node in docker_command_uses(tree)}
     )
     assert not offending, (
-        f"the docker command is run here; use the Docker SDK (harness.docker.engine.client): {offending}"
+        f"the docker command is run here; use the Docker SDK (oomlab.worker.docker.engine.client): {offending}"
     )
 
 
@@ -81,5 +81,5 @@ def test_the_docker_placement_starts_no_program_but_pip():
         for path, tree in modules(os.path.join(HARNESS, "docker")).items()
         for call in program_runs(tree)
     }
-    assert runs, "the wheelhouse is made with pip (harness/docker/engine.py); this test no longer sees it"
+    assert runs, "the wheelhouse is made with pip (harness/worker/docker/engine.py); this test no longer sees it"
     assert all({"pip", "wheel"} <= words for words in runs.values()), runs

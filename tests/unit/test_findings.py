@@ -1,13 +1,12 @@
-"""harness/findings.py on records built by hand: which recycling setting replaced a child (exit 155)
+"""harness/assemble/findings.py on records built by hand: which recycling setting replaced a child (exit 155)
 when the record holds no task list, as a load run's does not."""
 
 from __future__ import annotations
 
 import pytest
-
-from harness.config import RunConfig
-from harness.findings import recycling
-from harness.record import ProcessRecord, RunRecord
+from oomlab.assemble.findings import recycling
+from oomlab.config.options import RunConfig
+from oomlab.record.schema import ProcessRecord, RunRecord
 
 
 def _record(conf: dict) -> RunRecord:

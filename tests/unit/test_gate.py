@@ -1,15 +1,14 @@
 from xml.etree import ElementTree
 
 import pytest
-
-from harness.config import RunConfig
-from harness.errors import BadInput
-from harness.gate.report import junit_xml, markdown
-from harness.gate.settings import read_gate_settings
-from harness.gate.stats import stats_of, task_stats
-from harness.gate.thresholds import Threshold, parse_threshold
-from harness.gate.verdict import compare
-from harness.record import KillRecord, RunRecord, TaskRecord
+from oomlab.config.options import RunConfig
+from oomlab.errors import BadInput
+from oomlab.record.schema import KillRecord, RunRecord, TaskRecord
+from oomlab.workflows.gate.report import junit_xml, markdown
+from oomlab.workflows.gate.settings import read_gate_settings
+from oomlab.workflows.gate.stats import stats_of, task_stats
+from oomlab.workflows.gate.thresholds import Threshold, parse_threshold
+from oomlab.workflows.gate.verdict import compare
 
 MIB = 1024 * 1024
 
@@ -98,10 +97,10 @@ def test_pyproject_thresholds(tmp_path):
 
 
 # --- load thresholds (issue 18): absolute bounds on a run's `load` section ---------------------
-from harness.gate.load_checks import ALL, check_load  # noqa: E402
-from harness.gate.thresholds import LoadThreshold, parse_load_threshold  # noqa: E402
-from harness.gate.verdict import GateResult  # noqa: E402
-from harness.record_load import Counts, Latency, LoadSection, NameFigures, Quantiles  # noqa: E402
+from oomlab.record.load import Counts, Latency, LoadSection, NameFigures, Quantiles  # noqa: E402
+from oomlab.workflows.gate.load_checks import ALL, check_load  # noqa: E402
+from oomlab.workflows.gate.thresholds import LoadThreshold, parse_load_threshold  # noqa: E402
+from oomlab.workflows.gate.verdict import GateResult  # noqa: E402
 
 LOAD = LoadSection(
     counts=Counts(succeeded=300),
@@ -146,9 +145,9 @@ def test_load_checks_fail_past_their_bound_and_when_not_measured():
 
 
 # --- the gate's flow: load bounds with no baseline, and a first baseline that breaks a bound --------
-from harness.gate.flow import gate  # noqa: E402
-from harness.gate.report import cells  # noqa: E402
-from harness.gate.stats import stats_of as _stats_of  # noqa: E402
+from oomlab.workflows.gate.flow import gate  # noqa: E402
+from oomlab.workflows.gate.report import cells  # noqa: E402
+from oomlab.workflows.gate.stats import stats_of as _stats_of  # noqa: E402
 
 
 def _gate(tmp_path, baseline, fail, refusal=None):

@@ -4,18 +4,17 @@ detector latency that is never printed below zero."""
 from __future__ import annotations
 
 import pytest
-
-from harness.errors import BadInput
-from harness.gate.flow import DEFAULT_THRESHOLDS
-from harness.gate.run_checks import RunFacts
-from harness.gate.runs import merge_facts
-from harness.gate.stats import TaskStats, stats_of
-from harness.gate.thresholds import Threshold, parse_threshold
-from harness.gate.verdict import compare
-from harness.kinds import kind_bytes
-from harness.load.stream import TaskLine
-from harness.report.terminal import _latency
-from harness.task_digest import NameDigest
+from oomlab.errors import BadInput
+from oomlab.record.digest import NameDigest
+from oomlab.record.kinds import kind_bytes
+from oomlab.record.stream import TaskLine
+from oomlab.report.terminal import _latency
+from oomlab.workflows.gate.flow import DEFAULT_THRESHOLDS
+from oomlab.workflows.gate.run_checks import RunFacts
+from oomlab.workflows.gate.runs import merge_facts
+from oomlab.workflows.gate.stats import TaskStats, stats_of
+from oomlab.workflows.gate.thresholds import Threshold, parse_threshold
+from oomlab.workflows.gate.verdict import compare
 
 MIB = 1 << 20
 

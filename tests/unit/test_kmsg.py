@@ -1,6 +1,5 @@
 import pytest
-
-from harness.detectors.kmsg import KernelClock, KmsgParser
+from oomlab.observe.detectors.kmsg import KernelClock, KmsgParser
 
 OOM_KILL = (
     "6,423,200417952,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import ast
 import os
 
-import harness
+import oomlab
 
-ROOT = os.path.dirname(harness.__file__)
+ROOT = os.path.dirname(oomlab.__file__)
 
 
 def module_name(path: str) -> str:
@@ -69,13 +69,15 @@ def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
 
 
 def test_the_run_imports_no_report_and_no_command():
-    upward = {m for m in reachable("harness.runner", graph()) if m.startswith(("harness.report", "harness.commands"))}
+    upward = {
+        m for m in reachable("oomlab.run.runner", graph()) if m.startswith(("oomlab.report", "oomlab.cli.commands"))
+    }
     assert not upward, f"the run reaches {sorted(upward)} at import"
 
 
 def is_command(module: str) -> bool:
-    """A command module (`harness.commands.run`); `harness.commands._x` is one command's private part."""
-    return module.startswith("harness.commands.") and not module.rpartition(".")[2].startswith("_")
+    """A command module (`oomlab.cli.commands.run`); `oomlab.cli.commands._x` is one command's private part."""
+    return module.startswith("oomlab.cli.commands.") and not module.rpartition(".")[2].startswith("_")
 
 
 def test_no_command_imports_another():
@@ -83,4 +85,4 @@ def test_no_command_imports_another():
     for name, targets in edges.items():
         if is_command(name):
             others = {t for t in targets if is_command(t)}
-            assert not others, f"{name} imports {sorted(others)}: shared arguments belong in harness.cli_args"
+            assert not others, f"{name} imports {sorted(others)}: shared arguments belong in oomlab.cli.args"

@@ -3,10 +3,9 @@ import signal
 import subprocess
 import sys
 
+import oomlab
 import pytest
-
-import harness
-from harness.measure import MeasuredCallKilled, measure_peak
+from oomlab.testing.measure import MeasuredCallKilled, measure_peak
 
 MIB = 1024 * 1024
 
@@ -43,15 +42,15 @@ def test_a_killed_call_is_reported():
 
 
 def test_the_testing_api_is_importable_from_the_package():
-    from harness import assert_no_oom, assert_oom_killed, assert_peak_rss_below, assert_requeued  # noqa: F401
+    from oomlab import assert_no_oom, assert_oom_killed, assert_peak_rss_below, assert_requeued  # noqa: F401
 
-    assert harness.measure_peak is measure_peak
+    assert oomlab.measure_peak is measure_peak
     with pytest.raises(AttributeError):
-        _ = harness.nothing_here
+        _ = oomlab.nothing_here
 
 
 REUSED_HEAP = """
-from harness.measure import measure_peak
+from oomlab.testing.measure import measure_peak
 
 def allocate(mib):
     return len(b"\\x01" * (mib << 20))

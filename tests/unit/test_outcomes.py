@@ -1,5 +1,5 @@
-from harness.outcomes import classify
-from harness.record import Execution
+from oomlab.assemble.outcomes import classify
+from oomlab.record.schema import Execution
 
 
 def run(pid=1, finished=None):

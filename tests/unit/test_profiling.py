@@ -7,11 +7,11 @@ import os
 import signal
 import time
 
-from harness.gate.sites import grown_sites, sites_held
-from harness.gate.stats import TaskStats
-from harness.profiling import chosen, parse_names
-from harness.profiling.collect import unseen_note, untouched_note
-from harness.profiling.read import read_capture
+from oomlab.observe.profiling import chosen, parse_names
+from oomlab.observe.profiling.collect import unseen_note, untouched_note
+from oomlab.observe.profiling.read import read_capture
+from oomlab.workflows.gate.sites import grown_sites, sites_held
+from oomlab.workflows.gate.stats import TaskStats
 
 MIB = 2**20
 

@@ -9,12 +9,11 @@ import json
 import os
 
 import pytest
-
-from harness.errors import BadInput
-from harness.load.from_tasks import load_from_tasks
-from harness.load.stream import line_of
-from harness.record import DeliverySection, RunRecord
-from harness.typed_json import from_json, to_json
+from oomlab.errors import BadInput
+from oomlab.record.schema import DeliverySection, RunRecord
+from oomlab.record.stream import line_of
+from oomlab.record.typed_json import from_json, to_json
+from oomlab.run.load.from_tasks import load_from_tasks
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 

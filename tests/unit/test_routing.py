@@ -1,4 +1,4 @@
-"""Split queues in a run (harness.routing): Celery's own router, pointed the way a run points the
+"""Split queues in a run (oomlab.config.routing): Celery's own router, pointed the way a run points the
 client, sends each task name to its class's queue and anything unrouted to the default queue nobody
 consumes; the next run's settings replace the last run's routes; a class's load sends its kinds only."""
 
@@ -10,13 +10,12 @@ import os
 
 import pytest
 from celery import Celery
-
-from harness.broker_connection import BrokerConnection
-from harness.config import RunConfig, RunOptions, resolve
-from harness.errors import ScenarioFailed
-from harness.load.mix import call_source
-from harness.routing import class_plan, class_queue, class_tasks, task_routes
-from harness.scenario import load_scenario
+from oomlab.config.load_mix import call_source
+from oomlab.config.options import RunConfig, RunOptions, resolve
+from oomlab.config.routing import class_plan, class_queue, class_tasks, task_routes
+from oomlab.config.scenario import load_scenario
+from oomlab.errors import ScenarioFailed
+from oomlab.worker.broker_connection import BrokerConnection
 
 ROUTES = {"capacity_mix.io": "small", "capacity_mix.heavy": "big"}
 
@@ -27,7 +26,7 @@ def config(worker_class: str = "") -> RunConfig:
 
 
 def point(app: Celery, base: str, worker_class: str, routes: dict | None) -> None:
-    """What Run._start does to the client app (harness.runner), on a broker nothing is sent to."""
+    """What Run._start does to the client app (oomlab.run.runner), on a broker nothing is sent to."""
     connection = BrokerConnection("memory://", "cache+memory://")
     conf = connection.worker_conf(load_scenario("capacity_mix"), {}, base, routes=routes)
     connection.point_client(app, conf, class_queue(base, worker_class), {})
@@ -70,7 +69,7 @@ def test_a_split_run_sends_only_its_classs_kinds():
 
 
 def test_a_split_run_consumes_its_classs_queue_and_sends_by_route_not_by_name(tmp_path):
-    from harness.runner import Run  # constructing a run makes nothing: the group and files come at execute()
+    from oomlab.run.runner import Run  # constructing a run makes nothing: the group and files come at execute()
 
     scenario = load_scenario("capacity_mix")
     split = Run(scenario, dataclasses.replace(config("small"), results_dir=str(tmp_path)))

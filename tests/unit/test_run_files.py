@@ -7,7 +7,7 @@ import csv
 import itertools
 import tracemalloc
 
-from harness.run_files import csv_curves, envelope
+from oomlab.record.files import csv_curves, envelope
 
 ROWS_PER_PID = 50_000
 PIDS = (101, 202, 303, 404)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from harness.cli import parser
-from harness.cli_args import run_options
-from harness.config import RunOptions, check_scenario_defaults, resolve
-from harness.errors import BadInput
-from harness.scenario import builtin_names, load_scenario
+from oomlab.cli.args import run_options
+from oomlab.cli.main import parser
+from oomlab.config.options import RunOptions, check_scenario_defaults, resolve
+from oomlab.config.scenario import builtin_names, load_scenario
+from oomlab.errors import BadInput
 
 
 def config_for(*argv: str):
@@ -68,7 +67,7 @@ def test_unknown_variant_is_one_sentence():
 
 
 def test_scenarios_command_shows_one_scenario_in_full(capsys, monkeypatch):
-    from harness.cli import main
+    from oomlab.cli.main import main
 
     monkeypatch.setenv("COLUMNS", "200")  # no wrapping inside the table's cells
     assert main(["scenarios", "leak"]) == 0

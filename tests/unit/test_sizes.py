@@ -1,7 +1,6 @@
 import pytest
-
-from harness.errors import BadInput
-from harness.sizes import format_size, parse_size
+from oomlab.config.sizes import format_size, parse_size
+from oomlab.errors import BadInput
 
 
 @pytest.mark.parametrize(

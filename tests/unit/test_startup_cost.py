@@ -1,6 +1,6 @@
 import json
 
-from harness.recommend.startup_cost import startup_cost
+from oomlab.workflows.recommend.startup_cost import startup_cost
 
 MIB = 1024 * 1024
 

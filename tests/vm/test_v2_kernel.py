@@ -7,7 +7,8 @@ import pwd
 import subprocess
 import tempfile
 
-from harness.errors import EXIT_PERMISSION
+from oomlab.errors import EXIT_PERMISSION
+
 from tests.conftest import TIME_SCALE, oomlab_cmd
 
 

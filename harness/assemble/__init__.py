@@ -1,0 +1,1 @@
+"""Evidence to record, purely: executions, outcomes, attribution of kills, findings and figures."""

@@ -1,0 +1,218 @@
+"""Plain sentences that name the mechanism a run's figures show, each from kernel or probe facts
+in the record (never a guess): what recycling could not prevent, what tracemalloc could not see,
+where the main process grew."""
+
+from __future__ import annotations
+
+from oomlab.assemble.analysis import EX_RECYCLE
+from oomlab.config.sizes import format_size
+from oomlab.record.schema import RunRecord
+
+
+def _recycle_reason(runs: list, limit_kib: int | None, max_tasks: int | None) -> str:
+    """Which setting replaced a child, from its own last task: billiard's memory check compares
+    ru_maxrss with worker_max_memory_per_child; the task count, with worker_max_tasks_per_child.
+    billiard exits 155 for these two alone, so with one of them set (a load run records no task
+    list to check against) that one is the reason; with both and no task to tell, either."""
+    last = max(runs, key=lambda run: run.started_mono) if runs else None
+    if limit_kib and last is not None and (last.ru_maxrss_bytes or 0) > limit_kib * 1024:
+        return "memory"
+    if max_tasks and len(runs) >= max_tasks:
+        return "tasks"
+    if bool(limit_kib) != bool(max_tasks):
+        return "memory" if limit_kib else "tasks"
+    return "either" if limit_kib else "other"
+
+
+def recycling(record: RunRecord) -> list[str]:
+    conf = record.worker.celery_conf
+    limit_kib, max_tasks = conf.get("worker_max_memory_per_child"), conf.get("worker_max_tasks_per_child")
+    found = []
+    runs_by_pid: dict[int, list] = {}
+    for one in record.tasks:
+        for run in one.executions:
+            runs_by_pid.setdefault(run.pid, []).append(run)
+    recycled = [p.pid for p in record.processes if p.role == "child" and p.exit_code == EX_RECYCLE]
+    reasons = [_recycle_reason(runs_by_pid.get(pid, []), limit_kib, max_tasks) for pid in recycled]
+    if reasons.count("memory"):
+        found.append(
+            f"{reasons.count('memory')} pool children were recycled (exit code {EX_RECYCLE}) after a task left "
+            f"their ru_maxrss above worker_max_memory_per_child ({format_size((limit_kib or 0) * 1024)})"
+        )
+    if reasons.count("tasks"):
+        found.append(
+            f"{reasons.count('tasks')} pool children were recycled (exit code {EX_RECYCLE}) after "
+            f"worker_max_tasks_per_child={max_tasks} tasks"
+        )
+    if reasons.count("either"):
+        found.append(
+            f"{reasons.count('either')} pool children were recycled (exit code {EX_RECYCLE}) by "
+            f"worker_max_tasks_per_child={max_tasks} or worker_max_memory_per_child "
+            f"({format_size((limit_kib or 0) * 1024)}); the record does not show which"
+        )
+    if reasons.count("other"):
+        found.append(
+            f"{reasons.count('other')} pool children exited with code {EX_RECYCLE} (recycled) for a reason "
+            f"the record does not show"
+        )
+    if not limit_kib:
+        return found
+    by_id = {t.id: t for t in record.tasks}
+    for kill in record.kills:
+        task = by_id.get(kill.task_id or "")
+        if task is None or not task.executions:
+            continue
+        start = task.executions[-1].start_rss_bytes
+        found.append(
+            f"{kill.task_name} was killed mid-task at {format_size(kill.rss_bytes)} although "
+            f"worker_max_memory_per_child is {format_size(limit_kib * 1024)}: the child started the task at "
+            f"{format_size(start)}, and Celery checks the limit only after a task returns"
+        )
+    return found
+
+
+def untraced(record: RunRecord) -> list[str]:
+    pairs = [
+        (t.traced_peak_bytes, t.peak_above_start_bytes)
+        for t in record.tasks
+        if t.traced_peak_bytes is not None and t.peak_is_exact and t.peak_above_start_bytes
+    ]
+    if not pairs:
+        return []
+    traced, real = max(pairs, key=lambda pair: pair[1])
+    share = traced / real if real else 0
+    return [
+        f"the largest task grew RSS by {format_size(real)} while tracemalloc saw {format_size(traced)} "
+        f"({share:.0%}); the rest was allocated outside Python's allocator, where tracemalloc and gc cannot see it"
+    ]
+
+
+def main_process(record: RunRecord) -> list[str]:
+    """The main process should stay near its size when ready; growth there is messages in flight."""
+    if record.summary.peak_scope.startswith("process"):
+        return []  # the tasks themselves run in it (solo, threads, gevent, eventlet): see shared_process
+    peak, ready = record.summary.main_peak_rss_bytes, record.worker.ready_rss_bytes
+    if not peak or not ready or peak - ready < max(32 * 1024 * 1024, ready // 2):
+        return []
+    return [
+        f"the worker's main process grew from {format_size(ready)} when ready to {format_size(peak)}: every "
+        f"message body passes through it, and it holds up to concurrency × worker_prefetch_multiplier "
+        f"prefetched messages at once"
+    ]
+
+
+def slow_growth(record: RunRecord) -> list[str]:
+    """A task killed seconds into its run, having grown all along: memory that accumulates."""
+    tasks = {t.id: t for t in record.tasks}
+    found = []
+    for kill in record.kills:
+        task = tasks.get(kill.task_id or "")
+        run = task.executions[-1] if task and task.executions else None
+        if run is None or run.start_rss_bytes is None or not kill.rss_bytes:
+            continue
+        elapsed = kill.kernel_time_mono - run.started_mono
+        if elapsed >= 2.0:
+            rate = (kill.rss_bytes - run.start_rss_bytes) / elapsed
+            found.append(
+                f"{kill.task_name} was killed {elapsed:.1f} s into its run, having grown by "
+                f"{format_size(rate)}/s on average: memory accumulated over the task's life"
+            )
+    return found
+
+
+DAEMONIC = "daemonic processes are not allowed to have children"
+
+
+def worker_lost(record: RunRecord) -> list[str]:
+    """A run that ended with its worker gone or its time up did not do its work: say why."""
+    never = record.summary.outcomes.get("never_started", 0)
+    if record.status == "timed_out":
+        return [f"{record.message}: the run is not complete; raise --timeout or look at the slowest task"]
+    if record.status != "worker_lost":
+        return []
+    cause = record.worker.lost_cause
+    found = (
+        f"the worker's main process exited mid-run (exit code {record.worker.exit_code}), {never} task(s) never started"
+    )
+    if cause and "MemoryError" in cause:
+        return [
+            f"{found}: {cause}. A MemoryError raised in a task ends Celery's prefork worker (the pool passes it to "
+            f"the main process, which treats it as unrecoverable); it is not an OOM kill: catch MemoryError in the "
+            f"task, and bound memory with a cgroup limit rather than RLIMIT_AS"
+        ]
+    main_kill = next((k for k in record.kills if k.role == "main"), None)
+    if main_kill is not None:
+        return [
+            f"{found}: the kernel OOM-killed it at {format_size(main_kill.rss_bytes)} RSS (the process with the "
+            f"highest badness in the group is chosen, not necessarily the one that allocated)"
+        ]
+    return [f"{found}: {cause}" if cause else f"{found}; see worker.log in the run directory"]
+
+
+def descendant_kills(record: RunRecord) -> list[str]:
+    found = []
+    for task in record.tasks:
+        for killed in task.killed_descendants:
+            command = (killed.get("command") or "?").split("\n")[0][:60]
+            found.append(
+                f"{task.name}[{task.id}] started pid {killed['pid']} ({command}), which the kernel OOM-killed at "
+                f"{format_size(killed.get('rss_bytes'))}; the task itself {'returned' if task.state == 'SUCCESS' else 'ended ' + (task.state or '?')}, "
+                f"and Celery reports no WorkerLostError for a process it did not start"
+            )
+    return found
+
+
+def multiprocessing_in_prefork(record: RunRecord) -> list[str]:
+    failed = [t for t in record.tasks if t.exception and DAEMONIC in t.exception]
+    if not failed:
+        return []
+    return [
+        f'{len(failed)} task(s) failed with "{DAEMONIC}": a prefork pool child is a daemonic process, and the '
+        f"standard library's multiprocessing refuses to start children from one. What works: billiard's Pool "
+        f"(Celery's own fork of multiprocessing), a threads pool inside the task, a program run with subprocess, "
+        f"or the worker's threads/solo pool"
+    ]
+
+
+def reclaimable_at_limit(record: RunRecord) -> list[str]:
+    """A group "at its limit" that is mostly page cache is not about to be OOM-killed."""
+    summary, limit = record.summary, record.summary.limit_bytes
+    kinds, peak = summary.group_kinds_at_peak or {}, summary.group_peak_bytes
+    if not kinds or not limit or not peak or peak < 0.9 * limit or record.kills:
+        return []
+    file_bytes, unreclaimable = kinds.get("file", 0), kinds.get("anon", 0) + kinds.get("shmem", 0)
+    if file_bytes < unreclaimable:
+        return []
+    return [
+        f"the group reached {peak / limit:.0%} of its limit, but at its highest sample {format_size(file_bytes)} was "
+        f"file-backed page cache, which the kernel reclaims before it kills; anonymous + shmem memory "
+        f"({format_size(unreclaimable)}) is what predicts an OOM kill"
+    ]
+
+
+def shared_process(record: RunRecord) -> list[str]:
+    main = next((p for p in record.processes if p.role == "main" and p.tasks_at_peak), None)
+    if main is None or not record.summary.peak_scope.startswith("process"):
+        return []
+    return [
+        f"tasks share the worker's main process ({record.config.pool} pool): each task's peak is the "
+        f"process's (peak_is_exact false); the process peaked at {format_size(main.peak_rss_bytes)} with "
+        f"{len(main.tasks_at_peak)} task(s) in flight: {', '.join(main.tasks_at_peak[:6])}"
+    ]
+
+
+RULES = (
+    recycling,
+    untraced,
+    main_process,
+    slow_growth,
+    worker_lost,
+    descendant_kills,
+    multiprocessing_in_prefork,
+    reclaimable_at_limit,
+    shared_process,
+)
+
+
+def findings(record: RunRecord) -> list[str]:
+    return [sentence for rule in RULES for sentence in rule(record)]

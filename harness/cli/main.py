@@ -1,0 +1,81 @@
+"""`oomlab`: parse, dispatch to a command module, and turn every failure into one sentence and an
+exit code (never a traceback; an unexpected one goes to a log file that the sentence names)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import tempfile
+import traceback
+from typing import NoReturn
+
+from oomlab import __version__
+from oomlab.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
+from oomlab.record.redact import safe_url
+from oomlab.trust import apply_results_umask
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a results directory that cannot take more: exit 10
+
+
+def commands() -> tuple:
+    # imported when called, not with this module: a Ctrl-C while Celery and rich load is then an
+    # ordinary interrupt (exit 130, one line), not a traceback
+    from oomlab.cli.commands import baseline, export, gate, lab, recommend, report, run, scenarios, worker
+
+    return (run, worker, scenarios, recommend, lab, gate, baseline, report, export)
+
+
+class OneSentenceParser(argparse.ArgumentParser):
+    """argparse's usage errors as one line and exit 2, like every other bad input (its default prints
+    the whole usage block first); its sub-command parsers are made of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            message += " (a value that starts with '-' takes the = form, e.g. --rate=-5/s)"
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = OneSentenceParser(prog="oomlab", description="Real Celery workers under real memory limits.")
+    top.add_argument("--version", action="version", version=f"oomlab {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+    for command in commands():
+        command.register(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
+        apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
+        return args.func(args)
+    except OomlabError as error:
+        print(f"oomlab: {safe_url(error.message)}", file=sys.stderr)
+        return error.exit_code
+    except (Interrupted, KeyboardInterrupt) as stop:
+        print(
+            "oomlab: interrupted; a run that had started keeps its partial record in its run directory", file=sys.stderr
+        )
+        return 128 + stop.signum if isinstance(stop, Interrupted) else EXIT_INTERRUPTED
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            return _internal_error()
+        print(f"oomlab: cannot write {error.filename or 'a file'}: {error.strerror}; free space there", file=sys.stderr)
+        return EXIT_RESULTS
+    except Exception:
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    """An error oomlab did not foresee: one sentence, and the traceback in a log file it names."""
+    fd, path = tempfile.mkstemp(prefix="oomlab-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(safe_url(traceback.format_exc()))
+    print(safe_url(f"oomlab: internal error ({sys.exc_info()[1]!r}); the traceback is in {path}"), file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The configuration layer: what the user chose, resolved and validated once (options, scenario, sizes, routing)."""

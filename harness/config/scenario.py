@@ -1,0 +1,289 @@
+"""What a scenario is (its Celery app, parameters and replay plan) and how one is found and loaded.
+
+A scenario is a module (built-in: `scenarios/<name>.py`; or a user's file) with:
+  app          a Celery app, or "module:attribute" naming one
+  description  one line
+  PARAMS       list of Param (name, default, help); values come from --param key=value
+  plan(ctx)    returns a Plan of TaskCalls for a RunContext
+and optionally DEFAULTS (memory, concurrency, pool, tasks, tracemalloc), CELERY_CONF, VARIANTS (a list
+of Variant; the first is the default, "bad" then "fixed" by convention) and teardown(ctx), called
+after the worker has stopped (e.g. to drop a table the plan seeded in an external database).
+Built-in module names use underscores; users name them with hyphens (`large-args`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from oomlab.config.options import check_scenario_defaults
+from oomlab.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
+from oomlab.trust import check_trusted_dir, untrusted_file_reason
+
+if TYPE_CHECKING:
+    from oomlab.config.options import RunConfig
+
+BUILTIN_PACKAGE = "oomlab.scenarios"
+# sys.exit() in a scenario's code is the scenario's failure: never oomlab's own exit (and code)
+SCENARIO_ERRORS = (Exception, SystemExit)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    help: str
+
+    def parse(self, text: Any) -> Any:
+        """A value from a command line (a string), or one a program passes already typed."""
+        kind = type(self.default)
+        if not isinstance(text, str):
+            if kind is float and isinstance(text, int) and not isinstance(text, bool):
+                return float(text)
+            if isinstance(text, kind) or (kind is tuple and isinstance(text, list)):
+                return text
+            raise BadInput(f"parameter {self.name}={text!r} is not a {kind.__name__} (default {self.default!r})")
+        from oomlab.config.validate import param_value
+
+        return param_value(self.name, self.default, text)  # checked before the scenario sees it
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """One message to send: which task, with what, and when (seconds after the worker is ready)."""
+
+    task: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    at: float = 0.0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running a scenario. The worker sees the name in OOMLAB_VARIANT (see
+    `oomlab.scenarios._common.worker_variant`); `defaults` and `celery_conf` apply unless the user overrides
+    them on the command line, so a fix that is a setting (a lower concurrency, the threads pool,
+    worker_max_memory_per_child) is stated here rather than in code."""
+
+    name: str
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    celery_conf: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    calls: list[TaskCall]
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a plan may depend on: the limit it runs under, the pool, the user's parameters."""
+
+    limit_bytes: int
+    concurrency: int
+    pool: str
+    variant: str
+    tasks: int | None
+    params: dict[str, Any]
+    run_dir: str
+    inputs_dir: str = ""  # shared by runs in one results directory: generated inputs are cached here
+
+    def input_path(self, name: str) -> str:
+        os.makedirs(self.inputs_dir or self.run_dir, exist_ok=True)
+        return os.path.join(self.inputs_dir or self.run_dir, name)
+
+
+@dataclass
+class Scenario:
+    name: str
+    module: ModuleType
+    module_ref: str  # what the worker imports: a dotted name or a file path
+    description: str
+    params: list[Param]
+    variants: dict[str, Variant]
+    defaults: dict[str, Any]
+    celery_conf: dict[str, Any]
+    app_ref: str | None = None  # "module:attribute" when the app is the user's own (a pytest session)
+
+    @property
+    def app(self):
+        return resolve_app(self.app_ref or self.module.app)
+
+    @classmethod
+    def for_app(cls, app_ref: str) -> Scenario:
+        """A user's own Celery app with no plan: its tasks are sent by the user's code (pytest)."""
+        module_name = app_ref.partition(":")[0]
+        try:
+            module = importlib.import_module(module_name)
+            resolve_app(app_ref)
+        except SCENARIO_ERRORS as exc:
+            raise _failure(app_ref, "to import", exc, ScenarioImportFailed) from None
+        return cls(
+            name=module_name,
+            module=module,
+            module_ref=module_name,
+            description=f"the app {app_ref}",
+            params=[],
+            variants=_variants(None),
+            defaults={},
+            celery_conf={},
+            app_ref=app_ref,
+        )
+
+    def resolve_params(self, given: dict[str, str]) -> dict[str, Any]:
+        known = {param.name: param for param in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise BadInput(f"scenario {self.name} has no parameter {unknown[0]!r} (it takes: {names})")
+        return {name: (param.parse(given[name]) if name in given else param.default) for name, param in known.items()}
+
+    def variant(self, name: str | None) -> Variant:
+        if name is None:
+            return next(iter(self.variants.values()))
+        if name not in self.variants:
+            raise BadInput(f"scenario {self.name} has no variant {name!r} (it has: {', '.join(self.variants)})")
+        return self.variants[name]
+
+    def defaults_for(self, variant: Variant) -> dict[str, Any]:
+        """The variant's defaults over the scenario's."""
+        return {**self.defaults, **variant.defaults}
+
+    def context(self, config: RunConfig, run_dir: str) -> RunContext:
+        """What the plan and teardown see of a run."""
+        return RunContext(
+            limit_bytes=config.memory_bytes,
+            concurrency=config.concurrency,
+            pool=config.pool,
+            variant=config.variant,
+            tasks=config.tasks,
+            params=config.params,
+            run_dir=run_dir,
+            inputs_dir=os.path.join(os.path.abspath(config.results_dir), ".inputs"),
+        )
+
+    def plan(self, ctx: RunContext) -> Plan:
+        try:
+            return self.module.plan(ctx)
+        except SCENARIO_ERRORS as exc:
+            raise _failure(self.name, "in plan()", exc) from None
+
+    def teardown(self, ctx: RunContext) -> None:
+        if hasattr(self.module, "teardown"):
+            try:
+                self.module.teardown(ctx)
+            except SCENARIO_ERRORS as exc:
+                raise _failure(self.name, "in teardown()", exc) from None
+
+
+def resolve_app(app):
+    """A Celery app given as an object or as "module:attribute"."""
+    if isinstance(app, str):
+        module_name, _, attribute = app.partition(":")
+        app = getattr(importlib.import_module(module_name), attribute or "app")
+    return app
+
+
+def builtin_names() -> list[str]:
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(
+        info.name.replace("_", "-") for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_")
+    )
+
+
+def _variants(declared) -> dict[str, Variant]:
+    variants = [Variant(v) if isinstance(v, str) else v for v in (declared or ("default",))]
+    return {variant.name: variant for variant in variants}
+
+
+def _failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> ScenarioFailed:
+    """One sentence naming the exception and the last line of scenario code it passed through."""
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return kind(f"scenario {name} failed {stage}: {type(exc).__name__}: {first_line}{where}")
+
+
+def import_scenario_module(ref: str) -> ModuleType:
+    """Import a scenario by dotted name or file path (used by the harness and the worker alike).
+
+    A file is imported only from a directory nobody else can write (oomlab runs as root: a module
+    planted beside it would run too), and its folder goes last on sys.path: its own neighbours can
+    be imported, but never in place of an installed module of the same name."""
+    if ref.endswith(".py"):
+        path = os.path.abspath(ref)
+        directory = check_trusted_dir(os.path.dirname(path), "scenario directory")
+        if reason := untrusted_file_reason(os.lstat(path)):
+            raise NoPermission(f"refusing the scenario file {path}: {reason}")
+        if directory not in sys.path:
+            sys.path.append(directory)
+        module_name = os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise BadInput(f"scenario file {path} cannot be imported as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(ref)
+
+
+def scenario_name(ref: str) -> str:
+    """The name a scenario goes by, from what the user typed (a built-in name or a .py path)."""
+    if ref.endswith(".py"):
+        return os.path.splitext(os.path.basename(ref))[0]
+    return ref.replace("_", "-")
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    name = scenario_name(name_or_path)
+    if name_or_path.endswith(".py"):
+        if not os.path.isfile(name_or_path):
+            raise BadInput(f"scenario file {name_or_path} does not exist")
+        ref = os.path.abspath(name_or_path)
+    else:
+        if name not in builtin_names():
+            raise BadInput(
+                f"unknown scenario {name!r}; built-in scenarios: {', '.join(builtin_names())} "
+                f"(or give a path to a scenario .py file)"
+            )
+        ref = f"{BUILTIN_PACKAGE}.{name.replace('-', '_')}"
+    try:
+        module = import_scenario_module(ref)
+    except NoPermission:
+        raise
+    except SCENARIO_ERRORS as exc:
+        raise _failure(name, "to import", exc, ScenarioImportFailed) from None
+    for required in ("app", "plan"):
+        if not hasattr(module, required):
+            raise ScenarioImportFailed(
+                f"scenario {name} defines no `{required}`; see docs/scenarios.md (Writing a scenario)"
+            )
+    scenario = Scenario(
+        name=name,
+        module=module,
+        module_ref=ref,
+        description=(getattr(module, "description", None) or (module.__doc__ or "").strip().split("\n")[0]),
+        params=list(getattr(module, "PARAMS", [])),
+        variants=_variants(getattr(module, "VARIANTS", None)),
+        defaults=dict(getattr(module, "DEFAULTS", {})),
+        celery_conf=dict(getattr(module, "CELERY_CONF", {})),
+    )
+    check_scenario_defaults(f"scenario {name}'s DEFAULTS", scenario.defaults)
+    for variant in scenario.variants.values():
+        check_scenario_defaults(f"scenario {name}'s variant {variant.name!r}", variant.defaults)
+    try:
+        _ = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
+    except SCENARIO_ERRORS as exc:
+        raise _failure(name, "to import", exc, ScenarioImportFailed) from None
+    return scenario

@@ -1,0 +1,60 @@
+"""Memory sizes as users write them (256MiB, 1.5G, 512M) and back again."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from oomlab.errors import BadInput
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+MIB = 1024**2
+MAX_SIZE = 2**63 - 1  # the kernel's limit files hold a signed 64-bit byte count
+
+
+def parse_size(text: str) -> int:
+    """Bytes for a size string; bare K/M/G are binary like docker's, KB/MB/GB decimal."""
+    match = _SIZE.match(str(text))
+    unit = match.group(2).lower() if match else None
+    if not match or unit not in _UNITS:
+        raise BadInput(f"'{_shown(text)}' is not a memory size; write it like 256MiB, 512M, 1.5GiB or 268435456")
+    value = int(Fraction(match.group(1)) * _UNITS[unit])  # exact: no float rounding or overflow
+    if value <= 0:
+        raise BadInput(f"memory size '{_shown(text)}' must be greater than zero")
+    if value > MAX_SIZE:
+        raise BadInput(f"memory size '{_shown(text)}' is larger than any memory limit (at most 8 EiB)")
+    return value
+
+
+def _shown(text: object) -> str:
+    text = str(text)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def format_size(num_bytes: float | None) -> str:
+    """Human figure with one decimal in the largest binary unit that keeps it >= 1."""
+    if num_bytes is None:
+        return "-"
+    sign = "-" if num_bytes < 0 else ""
+    value = abs(float(num_bytes))
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

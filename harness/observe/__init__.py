@@ -1,0 +1,1 @@
+"""Watching the worker from outside: the monitor, the sampler, detectors, profiles, and the evidence they freeze."""

@@ -1,0 +1,270 @@
+"""One thread that waits on every event source at once (select): the cgroup's OOM notifier, the
+kernel log, a pidfd per process, and the probe's record file. Each observation is stamped with
+the monotonic time it was seen. With --oom-scope group on cgroup v1 it also kills the group the
+instant the OOM notification arrives (what memory.oom.group does in the kernel on v2).
+
+A group can be replaced under the same path (runc makes a container's cgroup anew at each restart):
+the monitor sees the directory's inode change, re-opens its notifier there and counts on from what
+the earlier group counted."""
+
+from __future__ import annotations
+
+import os
+import queue
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from oomlab.observe.detectors.exits import ExitWatcher
+from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
+from oomlab.observe.page_cache import ReadCache
+from oomlab.probe.events import decode
+from oomlab.probe.procfs import OpenFiles
+from oomlab.trust import RefusedLink, open_nofollow
+from oomlab.worker.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
+
+
+@dataclass
+class Observations:
+    kernel_kills: list[KernelKill] = field(default_factory=list)
+    oom_events: list[tuple[float, int]] = field(default_factory=list)  # (seen, oom_kill counter)
+    exits: dict[int, float] = field(default_factory=dict)
+    probe: list[dict] = field(default_factory=list)
+    group_kills: list[tuple[float, list[int]]] = field(default_factory=list)
+    group_replaced: list[float] = field(default_factory=list)  # when the group was found made anew
+    leaf_kills: list[tuple[float, int]] = field(default_factory=list)  # (seen, owner pid) per kill counted in a leaf
+    leaf_of_pid: dict[int, int] = field(default_factory=dict)  # pid -> the pool child whose leaf it is in
+
+
+class Monitor(threading.Thread):
+    def __init__(self, group: CgroupBackend, probe_path: str, emulate_group_kill: bool):
+        super().__init__(name="oomlab-monitor", daemon=True)
+        self.group = group
+        self.probe_path = probe_path
+        self.emulate_group_kill = emulate_group_kill
+        self.notifier = group.open_oom_notifier()
+        self.watched: set[int] = set()  # every pid of the group the monitor has seen (for the kernel log)
+        name = group.kernel_name  # None: the kernel's name for the group is unknown here, so no kernel log
+        self.kmsg = KmsgReader.open(name, self.watched.__contains__) if name else None
+        self.exits = ExitWatcher()
+        self.obs = Observations()
+        self.lock = threading.Lock()
+        self._new_pids: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = threading.Event()
+        self._rounds = threading.Condition()
+        self._round = 0
+        self._events = OpenFiles()
+        self._leaf_counts: dict[int, int] = {}
+        self._oom_count = group.oom_kill_count() or 0  # every kill counted, over every incarnation of the group
+        self._count_offset = 0  # what the group's earlier incarnations counted
+        self._group_inode = _inode(group.path)
+        self._probe_offset = 0
+        self._probe_partial = b""
+        self._probe_cache = ReadCache()  # the probe file's cache is charged to the worker's group
+        self._drained = 0  # probe records already handed over by drain_probe
+
+    @property
+    def detectors(self) -> dict[str, bool]:
+        return {"oom_event": True, "kmsg": self.kmsg is not None, "pidfd": not self.exits.unavailable}
+
+    @property
+    def kmsg_clock(self) -> dict | None:
+        """The kernel log's clock minus CLOCK_MONOTONIC as measured (None: not measured)."""
+        return self.kmsg.clock.describe() if self.kmsg else None
+
+    def watch_pid(self, pid: int) -> None:
+        """Thread-safe: called by the sampler when it first sees a process."""
+        owner = leaf_owner(pid)
+        if owner is not None:
+            with self.lock:
+                self.obs.leaf_of_pid[pid] = owner
+        self._new_pids.put(pid)
+        os.write(self._wake_w, b"x")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        os.write(self._wake_w, b"x")
+        self.join(timeout=5)
+        if self.kmsg:  # the clock's second point: kill stamps are mapped between the two
+            kills = self.kmsg.calibrate()
+            with self.lock:
+                self.obs.kernel_kills.extend(kills)
+        self.poll_once(0)  # what arrived while stopping
+        self.notifier.close()
+        self._events.close()
+        if self.kmsg:
+            self.kmsg.close()
+        self.exits.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self.poll_once(0.02)
+            with self._rounds:
+                self._round += 1
+                self._rounds.notify_all()
+
+    def _await_kill_count(self, count: int, patience: float = 0.005) -> int:
+        """v1 signals as the OOM begins and counts the kill a moment later: wait that moment."""
+        deadline = time.monotonic() + patience
+        while count <= self._oom_count and time.monotonic() < deadline:
+            time.sleep(0.0002)
+            count = self._count()
+        return count
+
+    def _count(self) -> int:
+        """Read every round through kept-open files (pread at 0 regenerates them): one syscall per
+        file. On v1 a kill is counted in the victim's leaf only, so each leaf's counter says whose
+        tree the victim was in."""
+        total = 0
+        for path in self.group.counted_events_files():
+            data = self._events.read(path)
+            count = keyed_counters(data.decode() if data else None).get("oom_kill", 0)
+            total += count
+            owner = owner_of_leaf(os.path.dirname(path))
+            if owner is not None and count > self._leaf_counts.get(owner, 0):
+                self._leaf_counts[owner] = count
+                with self.lock:
+                    self.obs.leaf_kills.append((time.monotonic(), owner))
+        return self._count_offset + total
+
+    def _follow_replaced_group(self) -> None:
+        try:
+            notifier = self.group.open_oom_notifier()
+        except OSError:
+            return  # its files are not there yet: next round
+        self.notifier.close()
+        self.notifier = notifier
+        self._events.close()  # the old group's file: the same path now names the new group's
+        self._group_inode = _inode(self.group.path)
+        self._count_offset = self._oom_count
+        with self.lock:
+            self.obs.group_replaced.append(time.monotonic())
+
+    def sync(self, timeout: float = 1.0) -> None:
+        """Return once a whole poll round began and ended after this call: every probe record written
+        before it is then in the snapshot (the result backend can be ahead of the probe otherwise)."""
+        with self._rounds:
+            target = self._round + 2
+            self._rounds.wait_for(lambda: self._round >= target or not self.is_alive(), timeout)
+
+    def poll_once(self, timeout: float) -> None:
+        fds = [self._wake_r, self.notifier.fileno(), *self.exits.fds()]
+        if self.kmsg:
+            fds.append(self.kmsg.fileno())
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except (OSError, ValueError):
+            ready = []
+        now = time.monotonic()
+        notified = self.notifier.fileno() in ready
+        if notified:
+            self.notifier.drain()
+        if _inode(self.group.path) not in (None, self._group_inode):
+            self._follow_replaced_group()
+        # the counter is read every round too: seen in CI, a kill can come with no notification
+        count = self._count()
+        if self.emulate_group_kill and (notified or count > self._oom_count):
+            killed = self.group.signal_all()
+            with self.lock:
+                self.obs.group_kills.append((time.monotonic(), killed))
+        seen = now  # the round's wake-up, the same stamp its exits get
+        if notified and count <= self._oom_count and self.group.oom_notice_precedes_kill:
+            count = self._await_kill_count(count)
+            seen = time.monotonic()  # v1 counted the kill during the wait, after the notice
+        # only a kill counts as a notice: v2 also notifies memory.events for `max` and `high` events
+        if count > self._oom_count:
+            self._oom_count = count
+            with self.lock:
+                self.obs.oom_events.append((seen, count))
+        if self.kmsg and self.kmsg.fileno() in ready:
+            # read now, not at the round's wake-up: v1's wait for its counter can let the kernel
+            # finish its report, the kill line included, after the round began
+            kills = self.kmsg.read(time.monotonic())
+            with self.lock:
+                self.obs.kernel_kills.extend(kills)
+        for fd in ready:
+            if fd in (self._wake_r, self.notifier.fileno()) or (self.kmsg and fd == self.kmsg.fileno()):
+                continue
+            pid = self.exits.exited(fd)
+            if pid is not None:
+                with self.lock:
+                    self.obs.exits.setdefault(pid, now)
+        if self._wake_r in ready:
+            os.read(self._wake_r, 4096)
+        while not self._new_pids.empty():
+            pid = self._new_pids.get()
+            self.watched.add(pid)
+            if not self.exits.watch(pid):
+                with self.lock:
+                    self.obs.exits.setdefault(pid, now)
+        self._tail_probe()
+
+    def _tail_probe(self) -> None:
+        try:
+            with open_nofollow(self.probe_path, "rb") as handle:  # an attached worker's share: never a link
+                handle.seek(self._probe_offset)
+                data = handle.read()
+                self._probe_cache.release(handle.fileno(), self._probe_offset + len(data))
+        except (FileNotFoundError, RefusedLink):
+            return
+        if not data:
+            return
+        self._probe_offset += len(data)
+        lines = (self._probe_partial + data).split(b"\n")
+        self._probe_partial = lines.pop()
+        records = [record for line in lines if (record := decode(line)) is not None]
+        with self.lock:
+            self.obs.probe.extend(records)
+
+    def drain_probe(self, retain: Callable[[list[dict]], list[dict]]) -> list[dict]:
+        """Hand over the probe records that arrived since the last drain, keeping in the observations
+        only those `retain(records)` returns: a load run keeps what kill attribution needs (children's
+        events, tasks not yet ended), not a record per task ever run (issue 18)."""
+        with self.lock:
+            new = self.obs.probe[self._drained :]
+            self.obs.probe = retain(self.obs.probe)
+            self._drained = len(self.obs.probe)
+        return new
+
+    def snapshot(self) -> Observations:
+        with self.lock:
+            return Observations(
+                kernel_kills=[self.kmsg.clock.map(k) for k in self.obs.kernel_kills] if self.kmsg else [],
+                oom_events=list(self.obs.oom_events),
+                exits=dict(self.obs.exits),
+                probe=list(self.obs.probe),
+                group_kills=list(self.obs.group_kills),
+                group_replaced=list(self.obs.group_replaced),
+                leaf_kills=list(self.obs.leaf_kills),
+                leaf_of_pid=dict(self.obs.leaf_of_pid),
+            )
+
+
+def owner_of_leaf(directory: str) -> int | None:
+    """leaf-<pid> -> pid (the pool child that made the leaf)."""
+    name = os.path.basename(directory.rstrip("/"))
+    tail = name[len(LEAF_PREFIX) :] if name.startswith(LEAF_PREFIX) else ""
+    return int(tail) if tail.isdigit() else None
+
+
+def leaf_owner(pid: int) -> int | None:
+    """The pool child whose leaf memory cgroup process `pid` is in (None: not in a leaf)."""
+    for line in (read_text(f"/proc/{pid}/cgroup") or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "" or "memory" in controllers.split(","):
+            owner = owner_of_leaf(path)
+            if owner is not None:
+                return owner
+    return None
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None

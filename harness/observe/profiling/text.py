@@ -1,0 +1,92 @@
+"""The sentences a profile is told in, shared by the terminal, pytest's failure message and the gate."""
+
+from __future__ import annotations
+
+import os
+
+from oomlab.config.sizes import format_size
+
+SITES_SHOWN = 3
+
+
+def short_path(path: str) -> str:
+    """A library file from its package (numpy/_core/numeric.py), the user's relative to the working
+    directory when it is inside it, anything else whole."""
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if relative.startswith("..") else relative
+
+
+def where(site: dict) -> str:
+    return f"{site['function']} ({short_path(site['file'])}:{site['line']})"
+
+
+def site_line(site: dict) -> str:
+    via = f"  via {site['via'][-1].split(' (')[0]}" if site.get("via") else ""
+    return f"{format_size(site['bytes']):>10}  {where(site)}{via}"
+
+
+def headline(task) -> str:
+    """What memray saw of one task, at its peak or at its kill."""
+    profile = task.profile or {}
+    held = format_size(profile.get("held_bytes"))
+    if profile.get("killed_at_bytes") is not None:
+        return (
+            f"{task.name} {task.id[:8]}: killed at {format_size(profile['killed_at_bytes'])}; "
+            f"at the last record, {held} were held by:"
+        )
+    return f"{task.name} {task.id[:8]}: peak {format_size(task.peak_rss_bytes)}; at the high-water mark memray saw {held} held by:"
+
+
+def task_lines(task, sites: int = SITES_SHOWN) -> list[str]:
+    profile = task.profile or {}
+    lines = [headline(task)]
+    lines += [f"  {site_line(site)}" for site in task.top_allocations[:sites]]
+    if not task.top_allocations:
+        lines.append("  (no allocation was held)")
+    if profile.get("note"):
+        lines.append(f"  note: {profile['note']}")
+    gap = profile.get("last_snapshot_before_kill_s")
+    if gap is not None:
+        lines.append(
+            f"  memray records each allocation as it happens; its last RSS snapshot was {gap * 1000:.1f} ms "
+            f"before the kernel's kill"
+        )
+    if profile.get("flamegraph"):
+        lines.append(f"  flame graph: {profile['flamegraph']}")
+    return lines
+
+
+def cost_line(cost: dict | None) -> str | None:
+    if not cost:
+        return None
+    parts = []
+    if "per_task_s" in cost:
+        parts.append(
+            f"memray costs {cost['per_task_s'] * 1000:+.1f} ms per task, measured on a no-op task in a pool "
+            f"child ({cost['noop_bare_s'] * 1000:.2f} ms bare, {cost['noop_tracked_s'] * 1000:.1f} ms tracked, "
+            f"median of {cost['noop_runs']} each)"
+        )
+    if "per_task_peak_bytes" in cost:
+        parts.append(
+            f"it adds {format_size(cost['per_task_peak_bytes'])} to a task's exact peak (VmHWM, median); its "
+            f"one-off set-up ({format_size(cost['setup_peak_bytes'])}) is paid as each pool child starts, outside any task"
+        )
+    if "start_stop_median_s" in cost:
+        parts.append(
+            f"starting and stopping it around the profiled tasks took {cost['start_stop_median_s'] * 1000:.1f} ms "
+            f"(median of {cost['start_stop_n']})"
+        )
+    return "; ".join(parts)
+
+
+def failure_lines(tasks) -> str:
+    """For a failing test's message: where the memory went in each profiled task, or why nothing is shown."""
+    profiled = [task for task in tasks if task.profile]
+    if not profiled:
+        return "memray profiled none of these tasks (run with --oomlab-profile NAME|all)"
+    return "where the memory went (memray):\n" + "\n".join(
+        f"  {line}" for task in profiled for line in task_lines(task)
+    )

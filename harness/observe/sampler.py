@@ -1,0 +1,222 @@
+"""Outside the worker: every process in the group (re-read from the cgroup each tick, so replaced
+children are caught), RSS at `rss_hz`, PSS/USS from smaps_rollup at `smaps_hz`, and the
+group's usage and peak. Rows are appended to CSV once a second, so a killed run keeps them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from oomlab.probe import procfs
+from oomlab.probe.task_tree import memory_kinds
+from oomlab.worker.limits.base import CgroupBackend
+
+SAMPLE_COLUMNS = ["t_mono", "pid", "rss_bytes", "pss_bytes", "uss_bytes"]
+GROUP_COLUMNS = ["t_mono", "usage_bytes", "peak_bytes", "processes", "anon_bytes", "file_bytes", "shmem_bytes"]
+
+
+@dataclass
+class PidStats:
+    first_seen: float
+    last_seen: float
+    max_rss: int = 0
+    last_rss: int | None = None
+    max_pss: int | None = None
+    max_uss: int | None = None
+    command: str = ""
+    gone_mono: float | None = None
+
+
+@dataclass
+class SamplerCost:
+    """The sampler's own CPU time, split between RSS-only ticks and ticks that also read smaps."""
+
+    ticks: int = 0
+    process_samples: int = 0
+    cpu_seconds: float = 0.0
+    smaps_ticks: int = 0
+    smaps_process_samples: int = 0
+    smaps_cpu_seconds: float = 0.0
+
+    def add(self, with_smaps: bool, processes: int, cpu: float) -> None:
+        self.ticks += 1
+        self.process_samples += processes
+        self.cpu_seconds += cpu
+        if with_smaps:
+            self.smaps_ticks += 1
+            self.smaps_process_samples += processes
+            self.smaps_cpu_seconds += cpu
+
+    def as_dict(self) -> dict:
+        rss_ticks = self.ticks - self.smaps_ticks
+        rss_samples = self.process_samples - self.smaps_process_samples
+        rss_cpu = self.cpu_seconds - self.smaps_cpu_seconds
+
+        def us(seconds: float, count: int) -> float | None:
+            return round(seconds / count * 1e6, 1) if count else None
+
+        return {
+            "ticks": self.ticks,
+            "process_samples": self.process_samples,
+            "cpu_seconds": round(self.cpu_seconds, 4),
+            "cpu_us_per_rss_tick": us(rss_cpu, rss_ticks),
+            "cpu_us_per_rss_process_sample": us(rss_cpu, rss_samples),
+            "cpu_us_per_smaps_process_sample": us(self.smaps_cpu_seconds, self.smaps_process_samples),
+        }
+
+
+COMMAND_SETTLES_S = 0.5  # a process first seen between fork and exec shows its parent's command line
+SMAPS_READS_PER_SECOND = 32  # PSS/USS reads per second across all processes (bench/sampler_cost.py)
+
+
+class Sampler(threading.Thread):
+    def __init__(
+        self,
+        group: CgroupBackend,
+        run_dir: str,
+        rss_hz: float = 100.0,
+        smaps_hz: float = 2.0,
+        on_new_pid: Callable[[int], None] | None = None,
+    ):
+        super().__init__(name="oomlab-sampler", daemon=True)
+        self.group = group
+        self.samples_path = os.path.join(run_dir, "samples.csv")
+        self.group_path = os.path.join(run_dir, "group.csv")
+        self.period = 1.0 / rss_hz
+        # smaps_rollup walks page tables (~0.7 ms per 30 MiB process here): a few times a second, and
+        # less often when there are many processes, so it reads at most SMAPS_READS_PER_SECOND of them
+        self.rss_hz = rss_hz
+        self.smaps_every = self.base_smaps_every = max(1, round(rss_hz / smaps_hz))
+        self.on_new_pid = on_new_pid
+        self.stats: dict[int, PidStats] = {}
+        self.cost = SamplerCost()
+        self.latest_usage: int | None = None
+        self.latest_file_bytes: int | None = None  # page cache in that usage: the kernel reclaims it before a kill
+        self.max_usage: int = 0
+        # the most the processes' RSS ever added up to, and the group's real usage at that moment:
+        # shared pages count once per process in the sum, once in the group
+        self.max_sum_rss: int = 0
+        self.usage_at_max_sum_rss: int | None = None
+        self._rows: list[tuple] = []
+        self._group_rows: list[tuple] = []
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._headers_written = False
+        self._files = procfs.OpenFiles()
+        self._group_files = (group.file(group.usage_file), group.file(group.peak_file))
+        self._stat_file = group.file("memory.stat")
+        self.kinds_at_max_usage: dict[str, int] | None = None  # the group's anon/file/shmem at its highest sample
+        self.kinds_max: dict[str, int] = {}  # each kind's highest sample
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=5)
+        self.flush()
+        self._files.close()
+
+    def snapshot(self) -> dict[int, PidStats]:
+        with self._lock:
+            return {pid: PidStats(**vars(stats)) for pid, stats in self.stats.items()}
+
+    def run(self) -> None:
+        next_tick = time.monotonic()
+        last_flush = next_tick
+        while not self._stopping.is_set():
+            cpu_before = time.thread_time()
+            with_smaps = self.cost.ticks % self.smaps_every == 0
+            processes = self.tick(with_smaps)
+            if with_smaps:
+                self.smaps_every = max(
+                    self.base_smaps_every, math.ceil(processes * self.rss_hz / SMAPS_READS_PER_SECOND)
+                )
+            self.cost.add(with_smaps, processes, time.thread_time() - cpu_before)
+            now = time.monotonic()
+            if now - last_flush >= 1.0:
+                try:
+                    self.flush()
+                except OSError as exc:  # a full results disk: keep sampling in memory, no thread traceback
+                    self.flush_error = f"{exc.strerror}: {exc.filename}"
+                last_flush = now
+            next_tick += self.period
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                next_tick = time.monotonic()  # fell behind: don't burst to catch up
+            else:
+                self._stopping.wait(delay)
+
+    def tick(self, with_smaps: bool) -> int:
+        now = time.monotonic()
+        files = self._files
+        usage_file, peak_file = self._group_files
+        pids = self.group.pids()  # re-opened each tick: cgroup.procs caches its pid list per open file
+        usage, peak = _int(files.read(usage_file, 64)), _int(files.read(peak_file, 64))
+        kinds = memory_kinds(files.read(self._stat_file, 8192), self.group.version) or {}
+        rows = []
+        with self._lock:
+            for pid in pids:
+                rss = procfs.parse_statm_rss(files.read(f"/proc/{pid}/statm", 128))
+                if not rss:  # gone, or a zombie (statm reads all zeros once the memory is torn down)
+                    files.forget_pid(pid)
+                    continue
+                pss = uss = None
+                if with_smaps and (shares := procfs.parse_smaps_rollup(files.read(f"/proc/{pid}/smaps_rollup"))):
+                    pss, uss = shares
+                stats = self.stats.get(pid)
+                if stats is None:
+                    stats = self.stats[pid] = PidStats(first_seen=now, last_seen=now, command=procfs.command_line(pid))
+                    if self.on_new_pid:
+                        self.on_new_pid(pid)
+                elif now - stats.first_seen < COMMAND_SETTLES_S:  # seen between fork and exec: read it again
+                    stats.command = procfs.command_line(pid) or stats.command
+                stats.last_seen, stats.last_rss = now, rss
+                stats.max_rss = max(stats.max_rss, rss)
+                if pss is not None:
+                    stats.max_pss = max(stats.max_pss or 0, pss)
+                    stats.max_uss = max(stats.max_uss or 0, uss or 0)
+                rows.append((now, pid, rss, pss, uss))
+            present = {row[1] for row in rows}
+            for pid, stats in self.stats.items():
+                if pid not in present and stats.gone_mono is None:
+                    stats.gone_mono = now
+                    files.forget_pid(pid)
+            self._rows.extend(rows)
+            self._group_rows.append(
+                (now, usage, peak, len(pids), kinds.get("anon"), kinds.get("file"), kinds.get("shmem"))
+            )
+        total_rss = sum(row[2] for row in rows)
+        if total_rss > self.max_sum_rss:
+            self.max_sum_rss, self.usage_at_max_sum_rss = total_rss, usage
+        self.latest_usage = usage
+        self.latest_file_bytes = kinds.get("file")
+        if kinds and (usage or 0) > self.max_usage:
+            self.kinds_at_max_usage = kinds
+        for kind, value in kinds.items():
+            self.kinds_max[kind] = max(self.kinds_max.get(kind, 0), value)
+        self.max_usage = max(self.max_usage, usage or 0)
+        return len(rows)
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, group_rows = self._rows, self._group_rows
+            self._rows, self._group_rows = [], []
+        for path, columns, new_rows in (
+            (self.samples_path, SAMPLE_COLUMNS, rows),
+            (self.group_path, GROUP_COLUMNS, group_rows),
+        ):
+            with open(path, "a", newline="") as handle:
+                writer = csv.writer(handle)
+                if not self._headers_written:
+                    writer.writerow(columns)
+                writer.writerows(new_rows)
+        self._headers_written = True
+
+
+def _int(data: bytes | None) -> int | None:
+    text = data.strip() if data else b""
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,198 @@
+"""Runs inside the worker: one JSON line per event, appended with a single write(2).
+
+Each record is in the kernel the moment the write returns, so it survives the writer being
+SIGKILLed a microsecond later. The per-task peak is exact: VmHWM is reset at task_prerun and read
+at task_postrun (Linux 4.0+ clear_refs). Imports only the standard library and Celery's signals.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tracemalloc
+
+from celery import signals
+from oomlab.probe import procfs
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, encode
+from oomlab.probe.task_tree import TaskTree, process_kinds
+
+PATH_ENV = "OOMLAB_PROBE_PATH"
+TRACE = os.environ.get("OOMLAB_TRACEMALLOC") == "1"
+_fd: int | None = None
+
+
+def _channel() -> int | None:
+    global _fd
+    if _fd is None and os.environ.get(PATH_ENV):
+        _fd = os.open(os.environ[PATH_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    return _fd
+
+
+def emit(event: str, **fields) -> None:
+    fd = _channel()
+    if fd is None:
+        return
+    os.write(fd, encode(event, **fields))
+
+
+class _OwnFiles:
+    """This process's /proc files kept open (re-read with pread): the probe runs twice per task, and
+    open+close per read was most of its cost. Re-opened after a fork, since /proc/self was resolved."""
+
+    def __init__(self):
+        self.pid: int | None = None
+        self.files = procfs.OpenFiles()
+        self.clear_refs: int | None = None
+
+    def mine(self) -> _OwnFiles:
+        if self.pid != os.getpid():
+            self.pid, self.files = os.getpid(), procfs.OpenFiles()
+            try:
+                self.clear_refs = os.open(f"/proc/{self.pid}/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+            except OSError:
+                self.clear_refs = None
+        return self
+
+    def rss(self) -> int | None:
+        return procfs.parse_statm_rss(self.files.read(f"/proc/{self.pid}/statm", 128))
+
+    def status(self, names: tuple[str, ...]) -> dict[str, int]:
+        return procfs.parse_status_fields(self.files.read(f"/proc/{self.pid}/status", 8192), names)
+
+    def reset_peak(self) -> bool:
+        """VmHWM back to the current RSS (clear_refs 5)."""
+        if self.clear_refs is None:
+            return False
+        try:
+            os.write(self.clear_refs, b"5")
+            return True
+        except OSError:
+            return False
+
+
+_own = _OwnFiles()
+_tree = TaskTree()  # this pool child's leaf memory cgroup (made at child start)
+
+
+class _SharedProcess:
+    """Tasks in flight in this process. In the solo, threads, gevent and eventlet pools tasks share
+    the worker's main process: VmHWM is reset only when no other task runs in it (a reset would wipe
+    the other's peak), and every reading says which tasks it may include."""
+
+    def __init__(self):
+        self.in_flight: set[str] = set()
+
+    def start(self, task_id: str | None) -> tuple[bool, list[str]]:
+        """(reset VmHWM now?, the other tasks running in this process)."""
+        others = sorted(self.in_flight)
+        self.in_flight.add(task_id or "?")
+        return not others, others
+
+    def finish(self, task_id: str | None) -> list[str]:
+        self.in_flight.discard(task_id or "?")
+        return sorted(self.in_flight)
+
+
+_shared = _SharedProcess()
+_main_pid: int | None = None  # the worker's main process: tasks running here share it
+
+
+def _rss() -> int | None:
+    return _own.mine().rss()
+
+
+@signals.worker_init.connect
+def _on_worker_init(**_):
+    global _main_pid
+    _main_pid = os.getpid()
+    emit("worker_init", rss=_rss())
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(**_):
+    emit(WORKER_READY, rss=_rss())
+
+
+@signals.worker_process_init.connect
+def _on_child_init(**_):
+    pss_uss = procfs.pss_uss_bytes("self")  # a child's private pages right after the fork, for capacity plans
+    emit(
+        CHILD_INIT,
+        rss=_rss(),
+        ppid=os.getppid(),
+        leaf=_tree.make(),
+        pss=pss_uss[0] if pss_uss else None,
+        uss=pss_uss[1] if pss_uss else None,
+    )
+
+
+@signals.worker_process_shutdown.connect
+def _on_child_shutdown(exitcode=None, **_):
+    emit(CHILD_SHUTDOWN, exitcode=exitcode, rss=_rss())
+
+
+@signals.task_prerun.connect
+def _on_prerun(task_id=None, task=None, **_):
+    if TRACE:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+    emit(PRERUN, task_id=task_id, name=getattr(task, "name", None), **_start_peaks(task_id), **_delivery(task))
+
+
+def _start_peaks(task_id: str | None) -> dict:
+    """Reset the process's VmHWM (unless another task shares the process) and the leaf's peak."""
+    shared = os.getpid() == _main_pid
+    alone, others = _shared.start(task_id) if shared else (True, [])
+    own = _own.mine()
+    hwm_before = own.status(("VmHWM",)).get("VmHWM") if shared else None
+    reset = own.reset_peak() if alone else False
+    return {
+        "start_rss": _rss(),
+        "peak_reset": reset,
+        "shared_process": shared,
+        "in_flight": others,
+        "hwm_before": hwm_before,
+        **_tree.reset(),
+    }
+
+
+def _delivery(task) -> dict:
+    """How this message reached the worker: the broker's redelivered flag, RabbitMQ's
+    x-delivery-count (quorum queues) and Celery's retry count, as evidence for the delivery lab."""
+    request = getattr(task, "request", None)
+    if request is None:
+        return {}
+    info = getattr(request, "delivery_info", None) or {}
+    return {
+        "redelivered": info.get("redelivered"),
+        "delivery_count": vars(request).get("x-delivery-count"),
+        "retries": getattr(request, "retries", None),
+    }
+
+
+@signals.task_postrun.connect
+def _on_postrun(task_id=None, task=None, state=None, **_):
+    emit(POSTRUN, task_id=task_id, name=getattr(task, "name", None), state=state, **_end_peaks(task_id))
+
+
+def _end_peaks(task_id: str | None) -> dict:
+    """The process's VmHWM and RSS by kind, and the leaf's (the task's whole tree) peak."""
+    own = _own.mine()
+    raw = own.files.read(f"/proc/{own.pid}/status", 8192)
+    status = procfs.parse_status_fields(raw, ("VmHWM", "VmRSS"))
+    traced = tracemalloc.get_traced_memory()[1] if TRACE and tracemalloc.is_tracing() else None
+    others = _shared.finish(task_id) if os.getpid() == _main_pid else []
+    return {
+        "peak_rss": status.get("VmHWM"),
+        "end_rss": status.get("VmRSS"),
+        "kinds_end": process_kinds(raw),
+        "in_flight": others,
+        "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "traced_peak": traced,
+        **_tree.read(),
+    }
+
+
+if os.environ.get("OOMLAB_PROFILE"):  # --profile: memray per chosen task, inside the probe's span
+    from oomlab.probe import profiler as worker  # noqa: F401  (connected after the handlers above)

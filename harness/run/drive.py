@@ -1,0 +1,88 @@
+"""The replay loop: send the plan's calls on time, follow their states, restart a dead worker under
+a restart policy, and stop when every task is final, the worker is gone for good, or time is up."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+from oomlab.assemble.truth import worker_lost_cause
+from oomlab.config.routing import class_plan
+from oomlab.record.schema import Restart
+from oomlab.run.replay import Replay
+
+if TYPE_CHECKING:
+    from oomlab.run.runner import Run
+
+CHECKPOINT_SECONDS = 1.0
+GONE_FOR_GOOD_SECONDS = 1.0  # a main process gone this long with no restart policy: nobody finishes the rest
+
+
+def drive(run: Run) -> None:
+    """Send the work: a load shape (--rate, --stages, --in-flight) as a stream, or the plan's calls."""
+    if run.config.load:
+        from oomlab.run.load.driver import drive as drive_load  # the load driver builds on this module
+
+        drive_load(run)
+    else:
+        replay_plan(run)
+
+
+def replay_plan(run: Run) -> None:
+    config, placement = run.config, run.placement
+    run.planned = True
+    plan = class_plan(run.scenario.plan(run.context()), run.config)
+    timeout = config.timeout or plan.timeout
+    run.record.config = dataclasses.replace(config, timeout_used=timeout)
+    replay = run.replay = Replay(run.app, plan, run.send_queue)
+    started = last_checkpoint = time.monotonic()
+    worker_gone_at = final_since = None
+    while True:
+        now = time.monotonic()
+        replay.send_due(now - started)
+        replay.poll_states(include_final=final_since is not None)
+        run.each_hook("running")
+        if replay.all_sent and replay.unfinished() == 0:
+            final_since = final_since or now
+            if now - final_since >= config.settle:
+                break
+        else:
+            final_since = None
+        if placement.worker.poll() is not None:
+            worker_gone_at = worker_gone_at or now
+            if config.restart == "always":
+                if now - worker_gone_at >= config.restart_delay:
+                    restart_worker(run, now)
+                    worker_gone_at = None
+            elif now - worker_gone_at > GONE_FOR_GOOD_SECONDS:
+                code = placement.worker.returncode
+                said = "" if code is None else f" (code {code})"
+                run.record.message = (
+                    f"the worker's main process exited{said} with {replay.unfinished()} tasks unfinished"
+                )
+                run.unfinished_status = "worker_lost"
+                run.record.worker.lost_cause = worker_lost_cause(placement.log_path)
+                break
+        if now - started > timeout:
+            run.record.message = f"timed out after {timeout:.0f} s with {replay.unfinished()} tasks unfinished"
+            run.unfinished_status = "timed_out"
+            break
+        if now - last_checkpoint >= CHECKPOINT_SECONDS:
+            run.checkpoint()
+            last_checkpoint = now
+        time.sleep(0.1)
+    time.sleep(0.3)  # the last events and kernel lines of the final kill
+    replay.poll_states(include_final=True)
+    run.record.worker.observed_until_mono = time.monotonic()  # what follows is oomlab stopping it
+
+
+def restart_worker(run: Run, now: float) -> None:
+    """A new main process under the restart policy, watched like the first."""
+    previous = run.placement.worker
+    worker = run.placement.restart()
+    if run.observers is not None:
+        run.observers.watch_pid(worker.pid)
+    run.record.worker.restarts.append(
+        Restart(worker.pid, now, previous_pid=previous.pid, previous_exit_code=previous.returncode)
+    )

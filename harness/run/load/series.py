@@ -1,0 +1,49 @@
+"""A per-second series in bounded memory: one bucket per second until MAX_POINTS, then neighbouring
+buckets merge and the width doubles, so an hour or a week costs the same few thousand numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from oomlab.record.load import Points
+
+MAX_POINTS = 3600
+
+
+@dataclass
+class Series:
+    kind: str = "count"  # count: buckets add up (tasks per bucket) | gauge: a bucket keeps its highest value
+    width: float = 1.0
+    values: list[float] = field(default_factory=list)
+
+    def add(self, offset: float, amount: float = 1.0) -> None:
+        """`amount` at `offset` seconds after the start (count), or the gauge's value then."""
+        index = self._index(offset)
+        if self.kind == "count":
+            self.values[index] += amount
+        else:
+            self.values[index] = max(self.values[index], amount)
+
+    def _index(self, offset: float) -> int:
+        index = max(0, int(offset / self.width))
+        while index >= MAX_POINTS:
+            self._coarsen()
+            index = max(0, int(offset / self.width))
+        if index >= len(self.values):
+            self.values.extend([0.0] * (index + 1 - len(self.values)))
+        return index
+
+    def _coarsen(self) -> None:
+        merge = sum if self.kind == "count" else max
+        pairs = [self.values[i : i + 2] for i in range(0, len(self.values), 2)]
+        self.values = [merge(pair) for pair in pairs]
+        self.width *= 2
+
+    def per_second(self) -> list[float]:
+        """Counts as rates (per second of the bucket), gauges as they are."""
+        if self.kind == "count":
+            return [round(value / self.width, 3) for value in self.values]
+        return list(self.values)
+
+    def points(self) -> Points:
+        return Points(self.width, self.per_second())

@@ -1,0 +1,86 @@
+"""The gate's verdict three ways: a terminal table, Markdown for a CI job summary, JUnit XML for CI
+test reports (one testcase per task and check, a failure element per regression)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+from xml.etree import ElementTree
+
+from oomlab.config.sizes import format_size
+from oomlab.workflows.gate.verdict import Check, GateResult
+from rich.console import Console
+from rich.table import Table
+
+COLUMNS = ("task", "check", "baseline", "current", "change", "verdict")
+
+
+def cells(check: Check) -> tuple[str, ...]:
+    if check.detail:
+        values = ("-", "-", check.detail)
+    elif check.shown is not None:  # a load threshold: its bound and the run's value
+        values = (check.shown[0], check.shown[1], "-")
+    elif check.threshold == "oom":
+        values = (f"{check.baseline} kill(s)", f"{check.current} kill(s)", "new OOM kill")
+    else:
+        change = check.change_percent
+        values = (
+            format_size(check.baseline),
+            format_size(check.current),
+            f"{change:+.1f}% ({format_size((check.current or 0) - (check.baseline or 0))})"
+            if change is not None
+            else "-",
+        )
+    return (check.task, check.threshold, *values, "REGRESSION" if check.failed else "ok")
+
+
+def headline(result: GateResult) -> str:
+    failed = result.regressions
+    if failed:
+        return f"oomlab gate: {len(failed)} regression(s) in {len({c.task for c in failed})} task(s)"
+    return f"oomlab gate: passed ({len(result.checks)} check(s))"
+
+
+def render_terminal(result: GateResult, console: Console) -> None:
+    table = Table(title=headline(result), title_justify="left")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("task", "check", "verdict") else "right")
+    for check in result.checks:
+        table.add_row(*cells(check), style="red" if check.failed else None)
+    console.print(table)
+    for notice in result.notices:
+        console.print(f"note: {notice}")
+
+
+def markdown(result: GateResult, page: str | None = None) -> str:
+    """`page`: the gate's HTML report (each regression drawn, the run's timeline), linked for a CI
+    job to upload as an artifact beside the summary."""
+    lines = [f"### {headline(result)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for check in result.checks:
+        row = list(cells(check))
+        if check.failed:
+            row[-1] = "**REGRESSION**"
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    lines += [""] + [f"- {notice}" for notice in result.notices]
+    if page:
+        lines += ["", f"Report with each regression drawn: [`{page}`]({quote(page)})"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def junit_xml(result: GateResult) -> str:
+    suite = ElementTree.Element(
+        "testsuite",
+        name="oomlab.gate",
+        tests=str(len(result.checks)),
+        failures=str(len(result.regressions)),
+        errors="0",
+        skipped="0",
+    )
+    for check in result.checks:
+        case = ElementTree.SubElement(suite, "testcase", classname=f"oomlab.gate.{check.task}", name=check.threshold)
+        if check.failed:
+            _, _, base, current, change, _ = cells(check)
+            failure = ElementTree.SubElement(
+                case, "failure", message=f"{check.task} {check.threshold}: {base} -> {current} ({change})"
+            )
+            failure.text = f"baseline {base}, current {current}, change {change}, threshold {check.threshold}"
+    return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)

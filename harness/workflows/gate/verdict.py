@@ -1,0 +1,73 @@
+"""Compare a run's task statistics with a baseline under thresholds: one row per task and check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from oomlab.workflows.gate.stats import TaskStats
+from oomlab.workflows.gate.thresholds import LoadThreshold, Threshold
+
+
+@dataclass
+class Check:
+    task: str
+    threshold: str  # e.g. "peak:10%", or "oom" for a new OOM kill
+    baseline: int | None
+    current: float | None  # bytes, or a load statistic's value
+    failed: bool
+    shown: tuple[str, str] | None = None  # a load check's bound and value as text (issue 18)
+    detail: str | None = None  # a run-level check's reason (the run is not one to gate on)
+
+    @property
+    def change_percent(self) -> float | None:
+        if self.baseline and self.current is not None:
+            return 100.0 * (self.current - self.baseline) / self.baseline
+        return None
+
+
+@dataclass
+class GateResult:
+    checks: list[Check] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # tasks only in one of the two runs, first-run baseline
+
+    @property
+    def regressions(self) -> list[Check]:
+        return [c for c in self.checks if c.failed]
+
+
+def compare(
+    baseline: dict[str, TaskStats],
+    current: dict[str, TaskStats],
+    default: list[Threshold | LoadThreshold],
+    per_task: dict[str, list[Threshold | LoadThreshold]],
+) -> GateResult:
+    result = GateResult()
+    for name in sorted(current):
+        now = current[name]
+        if name not in baseline:
+            result.notices.append(f"{name} is new (no baseline to compare with)")
+            continue
+        before = baseline[name]
+        if now.kills > before.kills:
+            result.checks.append(Check(name, "oom", before.kills, now.kills, True))
+        if now.n == 0 or before.n == 0:
+            result.notices.append(f"{name} has no exact peak in {'this run' if now.n == 0 else 'the baseline'}")
+            continue
+        for threshold in per_task.get(name, default):
+            if not isinstance(threshold, Threshold):
+                continue  # a load threshold: harness/workflows/gate/load_checks.py
+            base, cur = before.get(threshold.stat), now.get(threshold.stat)
+            if (base is None or cur is None) and threshold.stat.startswith("growth"):
+                # an older baseline, or tasks with no exact growth: the same rule on the absolute peak
+                result.notices.append(f"{name} has no {threshold.stat} in both runs: {threshold.stat} compared as peak")
+                threshold = replace(threshold, stat="peak")
+                base, cur = before.get("peak"), now.get("peak")
+            if base is None or cur is None:
+                result.notices.append(
+                    f"{name} has no {threshold.stat} in {'this run' if cur is None else 'the baseline'}"
+                )
+                continue
+            result.checks.append(Check(name, str(threshold), base, cur, threshold.exceeded(base, cur)))
+    for name in sorted(set(baseline) - set(current)):
+        result.notices.append(f"{name} is in the baseline but did not run")
+    return result

@@ -1,0 +1,150 @@
+"""What one worker costs, measured in a run at concurrency 1 under the target limit: the memory the
+group needs before any task (the main process and every shared page), a pool child's private pages
+after the fork, each task's exact marginal peak, the child's private high-water mark, and how a
+child's resident memory grows from task to task (a leak's slope)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from oomlab.assemble.analysis import percentile
+from oomlab.probe.events import CHILD_INIT
+from oomlab.record.files import csv_rows, read_probe
+from oomlab.record.schema import RunRecord
+from oomlab.record.stream import RunTasks, TaskLine, line_of
+from oomlab.workflows.recommend.startup_cost import StartupCost, startup_cost
+
+LEAK_MIN_TASKS = 8  # fewer tasks in one child cannot tell a leak from warm-up
+LEAK_BYTES_PER_TASK = 256 * 1024  # a steady rise smaller than this per task is noise, not a leak
+
+
+@dataclass
+class WorkerProfile:
+    run_dir: str
+    fixed_bytes: int  # group usage with the pool idle, minus the children's private pages
+    main_ready_rss_bytes: int  # the main process's RSS when the worker was ready
+    child_idle_uss_bytes: int  # a pool child's private pages before its first task
+    child_idle_pss_bytes: int  # its proportional share, shared pages divided among their users
+    child_start_rss_bytes: int  # a child's RSS before a task (shared pages included): what ps shows
+    child_max_uss_bytes: int  # the child's private high-water mark, sampled (copy-on-write and leaks show here)
+    marginal_peaks: list[int] = field(default_factory=list)  # exact VmHWM - start RSS, per task
+    peak_rss: list[int] = field(default_factory=list)  # exact VmHWM per task (what ru_maxrss carries)
+    leak_bytes_per_task: float = 0.0  # steepest per-child slope of RSS at task start, later half of its tasks
+    tasks: int = 0
+    kills: int = 0
+    killed_task_rss_bytes: int | None = None  # the largest RSS at an OOM kill of a task
+    tasks_note: str | None = None  # lines of tasks.jsonl that were not tasks (oomlab.record.stream.StreamCheck)
+    startup: StartupCost | None = None  # the costliest start-up measured: this run's one child, or N together
+
+    @property
+    def child_start_bytes(self) -> int:
+        """A child's private pages once started: its USS after the fork, or its share of the group's
+        high-water mark while the children started, whichever is larger."""
+        return max(self.child_idle_uss_bytes, self.startup.per_child_bytes if self.startup else 0)
+
+    def with_startup(self, measured: StartupCost) -> None:
+        """Keep the costlier of the start-ups measured so far (per child)."""
+        if measured.measured and (self.startup is None or measured.per_child_bytes > self.startup.per_child_bytes):
+            self.startup = measured
+
+    def marginal(self, q: float) -> int:
+        return int(percentile(self.marginal_peaks, q) or 0)
+
+    @property
+    def marginal_max(self) -> int:
+        return max(self.marginal_peaks, default=0)
+
+    @property
+    def leaking(self) -> bool:
+        return self.leak_bytes_per_task >= LEAK_BYTES_PER_TASK
+
+    @property
+    def per_child_bytes(self) -> int:
+        """A child's private memory at its worst: its idle pages plus the largest task's growth, or
+        the private high-water mark the sampler saw, whichever is larger; a task that was OOM-killed
+        needs at least what it held at the kill. With a leak, the high-water mark and the kill are the
+        leak's doing, bounded by recycling instead, so only the task's own growth counts."""
+        own = self.child_start_bytes + self.marginal_max
+        if self.leaking:
+            return own
+        killed = (self.killed_task_rss_bytes or 0) - self.child_start_rss_bytes + self.child_start_bytes
+        return max(self.child_max_uss_bytes, own, killed)
+
+
+def _slope(values: list[int]) -> float:
+    """Least-squares slope of values against their index."""
+    n = len(values)
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    var = sum((i - mean_x) ** 2 for i in range(n))
+    return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / var if var else 0.0
+
+
+def _exact(task: TaskLine, marginal: list[int], peaks: list[int]) -> None:
+    if task.peak_is_exact and task.peak_above_start_bytes is not None:
+        marginal.append(task.peak_above_start_bytes)
+        if task.peak_rss_bytes is not None:
+            peaks.append(task.peak_rss_bytes)
+
+
+def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
+    """The profile from a run's record and every task it ran: run.json's list and a load run's stream
+    (RunTasks), read once. Its per-task lists are the recommend record's contract: a number per task,
+    not a task each (a measuring run is the scenario's plan at concurrency 1)."""
+    first_task: float | None = None
+    by_child: dict[int, list[tuple[float, int]]] = {}
+    marginal: list[int] = []
+    peaks: list[int] = []
+    tasks = RunTasks(run_dir, record)
+    for task in record.tasks:  # every execution of a plan run's task: a requeued one ran twice
+        for run in task.executions:
+            first_task = min(first_task or run.started_mono, run.started_mono)
+            if run.start_rss_bytes is not None:
+                by_child.setdefault(run.pid, []).append((run.started_mono, run.start_rss_bytes))
+        _exact(line_of(task), marginal, peaks)
+    streamed = 0
+    for line in tasks.streamed():  # a load run's: each task's first start, and its last run's start RSS
+        streamed += 1
+        began = line.last_started_mono
+        if line.started_mono is not None:
+            first_task = min(first_task or line.started_mono, line.started_mono)
+        if began is not None and line.pid is not None and line.start_rss_bytes is not None:
+            by_child.setdefault(line.pid, []).append((began, line.start_rss_bytes))
+        _exact(line, marginal, peaks)
+    if first_task is None:
+        first_task = record.ended_mono or 0.0
+    idle_usage, idle_uss, idle_pss = 0, {}, {}
+    for row in csv_rows(os.path.join(run_dir, "group.csv")):
+        if float(row["t_mono"]) < first_task:
+            idle_usage = int(row["usage_bytes"])
+    for entry in read_probe(os.path.join(run_dir, "probe.jsonl")):
+        if entry["ev"] == CHILD_INIT and entry.get("uss") and entry["t"] < first_task:
+            idle_uss[entry["pid"]] = entry["uss"]
+            idle_pss[entry["pid"]] = entry.get("pss") or 0
+    # a leak keeps going: the slope over each child's later tasks, past the allocator's warm-up
+    slopes = [
+        _slope([rss for _, rss in sorted(runs)][len(runs) // 2 :])
+        for runs in by_child.values()
+        if len(runs) >= LEAK_MIN_TASKS
+    ]
+    task_kills = [k for k in record.kills if k.task_id]
+    child_uss = [p.max_uss_bytes for p in record.processes if p.role == "child" and p.max_uss_bytes]
+    fixed = max(0, idle_usage - sum(idle_uss.values()))
+    profile = WorkerProfile(
+        run_dir=run_dir,
+        fixed_bytes=fixed,
+        main_ready_rss_bytes=record.worker.ready_rss_bytes or 0,
+        child_idle_uss_bytes=int(sum(idle_uss.values()) / len(idle_uss)) if idle_uss else 0,
+        child_idle_pss_bytes=int(sum(idle_pss.values()) / len(idle_pss)) if idle_pss else 0,
+        child_start_rss_bytes=int(percentile([min(runs)[1] for runs in by_child.values()], 50) or 0),
+        child_max_uss_bytes=max(child_uss, default=0),
+        marginal_peaks=marginal,
+        peak_rss=peaks,
+        leak_bytes_per_task=max(slopes, default=0.0),
+        tasks=len(record.tasks) + streamed,
+        kills=len(task_kills),
+        killed_task_rss_bytes=max((k.rss_bytes or 0 for k in task_kills), default=None),
+        tasks_note=tasks.check.note(),
+    )
+    profile.with_startup(startup_cost(run_dir, fixed))
+    return profile
