@@ -78,7 +78,7 @@ def constant_words(node: ast.expr) -> set[str]:
 def test_the_docker_placement_starts_no_program_but_pip():
     runs = {
         f"{path}:{call.lineno}": constant_words(call.args[0]) if call.args else set()
-        for path, tree in modules(os.path.join(HARNESS, "docker")).items()
+        for path, tree in modules(os.path.join(HARNESS, "worker", "docker")).items()
         for call in program_runs(tree)
     }
     assert runs, "the wheelhouse is made with pip (harness/worker/docker/engine.py); this test no longer sees it"

@@ -4,8 +4,11 @@
 # owns the directory, cgroup.procs, cgroup.subtree_control and cgroup.threads; memory is enabled above).
 cd /src
 # software emulation is several times slower than the host: the tests' time limits scale
-export PYTHONPATH=/src OOMLAB_IN_VM=1 OOMLAB_EXPECT_CGROUP=2 OOMLAB_TEST_TIME_SCALE=6
-python -m compileall -q -j 2 harness scenarios tests >/dev/null  # once, for both users' processes
+# the repository's harness/ and scenarios/ are the package oomlab and oomlab.scenarios (pyproject's
+# package-dir): laid out under that name, readable by both users
+rm -rf /srv/py && mkdir -p /srv/py && cp -r /src/harness /srv/py/oomlab && cp -r /src/scenarios /srv/py/oomlab/scenarios
+export PYTHONPATH=/srv/py:/src OOMLAB_IN_VM=1 OOMLAB_EXPECT_CGROUP=2 OOMLAB_TEST_TIME_SCALE=6
+python -m compileall -q -j 2 /srv/py tests >/dev/null  # once, for both users' processes
 PYTEST="python -m pytest -p no:cacheprovider -q -o addopts=-ra --timeout=900 --durations=5 $*"
 
 cg=/sys/fs/cgroup
