@@ -1,6 +1,6 @@
 """An oomlab scenario for your own tasks: point `app` at your Celery app and say what to send."""
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 
 app = "shop:app"  # imported by the worker as it is; oomlab only sets its broker and queue
 description = "invoices of growing size"

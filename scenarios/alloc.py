@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from oomlab.config.load_mix import Kind, Mix, long_tail
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab import Kind, Mix, Param, Plan, RunContext, TaskCall, long_tail
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
 
 description = "tasks allocate and touch N MiB and hold it briefly; some exceed the limit"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from oomlab.config.load_mix import Kind, Mix
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab import Kind, Mix, Param, Plan, RunContext, TaskCall
 from oomlab.scenarios._common import scenario_app, touched_bytes
 
 description = "an I/O-bound kind (sleep + a little memory) and a rare heavy kind: capacity and split queues"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import cached_input, scenario_app
 from PIL import Image
 

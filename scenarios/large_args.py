@@ -8,7 +8,7 @@ import hashlib
 import os
 from typing import Any
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, cached_input, scenario_app
 
 description = "tasks receive multi-MiB base64 payloads as arguments; the main process holds them too"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import scenario_app, touched_bytes
 
 description = "each task call leaks N MiB into a module-level cache; the child grows until it is killed"

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import scenario_app, touched_bytes
 
 description = "a long task accumulates every batch's result in memory until the end; fixed: writes each batch out"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import mmap
 import os
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, cached_input, scenario_app, touched_bytes
 
 description = "a mapped file near the limit survives; the same size in shmem or anonymous memory is OOM-killed"

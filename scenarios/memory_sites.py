@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import numpy
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab import Param, Plan, RunContext, TaskCall
 from oomlab.scenarios._common import MIB, scenario_app
 
 description = "memory from known lines (Python, numpy, a killed task, a child program): try --profile all"

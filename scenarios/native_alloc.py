@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, cached_input, scenario_app
 
 description = "pandas reads a whole CSV (C-extension memory tracemalloc cannot see); fixed: reads it in chunks"

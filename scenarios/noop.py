@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from oomlab.config.load_mix import Kind, Mix
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
+from oomlab import Kind, Mix, Param, Plan, RunContext, TaskCall
 from oomlab.scenarios._common import scenario_app
 
 description = "tasks that do nothing, or sleep a while: harness cost per task and a worker's ceiling rate"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import grow_until_killed, scenario_app, worker_param
 
 description = "a task the kernel kills on its first delivery (once) or on every delivery (always)"

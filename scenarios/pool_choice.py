@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from oomlab.config.load_mix import Kind, Mix
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Kind, Mix, Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes, worker_param, worker_variant
 
 description = "I/O-bound tasks reading a big shared table (threads/gevent win) or CPU-bound tasks (prefork wins)"

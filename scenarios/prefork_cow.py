@@ -9,7 +9,7 @@ import gc
 from typing import Any
 
 from celery import signals
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import scenario_app, worker_param, worker_variant
 
 description = "the main process builds a big object graph before the fork; GC in children copies it; fixed: gc.freeze()"

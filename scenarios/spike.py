@@ -7,7 +7,7 @@ import hashlib
 import time
 from typing import Any
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes, worker_variant
 
 description = "one task loads its whole input at once and peaks above the limit; recycling settings cannot help"

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from celery import signals
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import scenario_app, touched_bytes, worker_param, worker_variant
 
 description = "each pool child loads a model at start-up: children × model > limit; fixed: load it lazily"

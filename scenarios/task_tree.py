@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
 
 description = "tasks run programs, fork helpers and multiprocessing pools: the task's whole tree is measured"

@@ -8,7 +8,7 @@ import os
 import re
 from typing import Any
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import scenario_app
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select, text
 from sqlalchemy.engine import Engine

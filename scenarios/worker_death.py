@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import scenario_app
 
 description = "a task raises MemoryError (the prefork worker shuts down) or outlives the run's timeout"
