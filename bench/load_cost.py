@@ -33,7 +33,7 @@ def oomlab_run(results_dir: str, *args: str, timeout: float = 3600) -> tuple[Loa
     """(run.json's load section, run directory, wall seconds) of one real run through the CLI."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "noop", "--results", results_dir, *args],
+        [sys.executable, "-m", "oomlab", "run", "noop", "--results", results_dir, *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -46,7 +46,7 @@ def real_run(results_dir: str) -> str:
     """A real load run's directory (its tasks.jsonl is the lines repeated)."""
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "harness", "run", "alloc", "--param", "hold=0.02", "--in-flight", "2"),
+            *(sys.executable, "-m", "oomlab", "run", "alloc", "--param", "hold=0.02", "--in-flight", "2"),
             *("--tasks", str(SOURCE_TASKS), "--results", results_dir),
         ],
         capture_output=True,

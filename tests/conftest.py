@@ -39,7 +39,7 @@ def run_dir_from(stdout: str) -> str | None:
 def oomlab_cmd(*args: str) -> list[str]:
     if args and args[0] == "run" and TIME_SCALE > 1 and "--start-timeout" not in args:
         args = (*args, "--start-timeout", f"{60 * TIME_SCALE:g}")  # a worker starts slower under emulation
-    return [sys.executable, "-m", "harness", *args]
+    return [sys.executable, "-m", "oomlab", *args]
 
 
 @pytest.fixture
