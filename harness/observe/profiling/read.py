@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 TOP_SITES = 5
 NATIVE_FRAMES = 8  # native frames kept per site, innermost first
-_OOMLAB_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep  # harness/: the probe's own
+_OOMLAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))) + os.sep  # the package
+_SCENARIOS_DIR = os.path.join(_OOMLAB_DIR, "scenarios") + os.sep  # in a wheel the built-in scenarios sit inside it
 _LIBRARY_DIRS = tuple(
     os.path.realpath(p) + os.sep
     for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
@@ -67,6 +68,11 @@ def _site_of(record, native_traces: bool) -> tuple[tuple, list[str], list[str]]:
     return tuple(python[index][:3]), [_frame(f) for f in python[:index]], native
 
 
+def _is_oomlab_frame(path: str) -> bool:
+    """oomlab's own code (the probe, the tracker), not a built-in scenario's task."""
+    return path.startswith(_OOMLAB_DIR) and not path.startswith(_SCENARIOS_DIR)
+
+
 def top_sites(records, native_traces: bool, top: int = TOP_SITES) -> tuple[int, list[Site]]:
     """Records grouped by site, largest first; a site keeps the frames of its largest record."""
     sites: dict[tuple, Site] = {}
@@ -76,7 +82,7 @@ def top_sites(records, native_traces: bool, top: int = TOP_SITES) -> tuple[int, 
         if record.size <= 0:
             continue
         key, via, native = _site_of(record, native_traces)
-        if os.path.realpath(key[1]).startswith(_OOMLAB_DIR):
+        if _is_oomlab_frame(os.path.realpath(key[1])):
             continue  # the probe's and the tracker's own records, written inside the task's span
         total += record.size
         site = sites.get(key)

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 EXIT_DOCKER = 8
 DOCKER_MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses --memory below 6 MiB
 DEFAULT_BASE = os.environ.get("OOMLAB_DOCKER_BASE", "python:3.11-slim")
-PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROJECT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)  # the repository
 API_TIMEOUT_S = 60  # one API call; a build gets BUILD_TIMEOUT_S
 BUILD_TIMEOUT_S = 900
 NO_ENGINE = (
