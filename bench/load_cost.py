@@ -1,4 +1,4 @@
-"""Load runs (issue 18): the harness's own cost per task as tasks grow, throughput at saturation
+"""Load runs: the harness's own cost per task as tasks grow, throughput at saturation
 against bare Celery, and the send schedule's accuracy at 500/s.
 
 Every figure comes from a real `oomlab run noop ...` (its run.json's `load.harness` section: oomlab's

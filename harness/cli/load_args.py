@@ -1,4 +1,4 @@
-"""The load flags of `oomlab run` (issue 18): k6's words where k6 has them."""
+"""The load flags of `oomlab run`: k6's words where k6 has them."""
 
 from __future__ import annotations
 

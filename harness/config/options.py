@@ -66,7 +66,7 @@ class RunConfig:
     attach: str | None = None  # the share directory of a worker oomlab did not start (`oomlab worker`)
     profile: tuple[str, ...] = ()  # task names memray tracks per execution ("all": every task); empty: none
     timeout_used: float | None = None  # the plan's timeout when none was given, filled in at replay
-    load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): a LoadShape's dict; empty: the plan
+    load: dict[str, Any] = field(default_factory=dict)  # a load run's LoadShape as a dict; empty: replay the plan
     # split queues (oomlab.config.routing): task name -> worker class, and the class this run's worker is
     routes: dict[str, str] = field(default_factory=dict)
     worker_class: str = ""  # empty: one queue for every task, sent to it directly
@@ -104,7 +104,7 @@ class RunOptions:
     queue_arguments: dict[str, Any] = field(default_factory=dict)
     container_starter: ContainerStarter = "sdk"
     profile: str | None = None  # --profile NAME[,NAME...]|all
-    load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): --rate/--stages/--in-flight
+    load: dict[str, Any] = field(default_factory=dict)  # a load run: --rate/--stages/--in-flight
 
 
 def check_scenario_defaults(where: str, defaults: dict[str, Any]) -> None:
@@ -153,7 +153,7 @@ def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = 
         docker_restart=options.docker_restart,
         container_starter=options.container_starter,
         profile=profile_names(options.profile, scenario.app, pool, concurrency, options.placement),
-        load=dict(options.load),  # load (issue 18)
+        load=dict(options.load),
     )
 
 

@@ -224,7 +224,7 @@ class Monitor(threading.Thread):
     def drain_probe(self, retain: Callable[[list[dict]], list[dict]]) -> list[dict]:
         """Hand over the probe records that arrived since the last drain, keeping in the observations
         only those `retain(records)` returns: a load run keeps what kill attribution needs (children's
-        events, tasks not yet ended), not a record per task ever run (issue 18)."""
+        events, tasks not yet ended), not a record per task ever run, which would grow with the run."""
         with self.lock:
             new = self.obs.probe[self._drained :]
             self.obs.probe = retain(self.obs.probe)

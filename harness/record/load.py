@@ -1,4 +1,4 @@
-"""run.json's `load` section (issue 18), typed: what a load run measured, in aggregates only, so the
+"""run.json's `load` section, typed: what a load run measured, in aggregates only, so the
 record is the same size at a thousand tasks or a million. Built by oomlab.run.load.section; a run that
 was not a load run has none (RunRecord.load is None). Times are seconds, rates tasks per second."""
 

@@ -351,7 +351,7 @@ class RunRecord:
     celery_events: list[CeleryEvent] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     delivery: DeliverySection | None = None  # a delivery lab cell's evidence and verdicts
-    load: LoadSection | None = None  # a load run's (issue 18): rates, latency, soak; its tasks in tasks.jsonl
+    load: LoadSection | None = None  # a load run's: rates, latency, soak; its tasks in tasks.jsonl
     files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

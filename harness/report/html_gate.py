@@ -25,7 +25,7 @@ def allowed(check: Check) -> int | None:
     if check.threshold == "oom" or check.baseline is None:
         return None
     threshold = parse_threshold(check.threshold)
-    if not isinstance(threshold, Threshold):  # a load bound (issue 18): no baseline allowance
+    if not isinstance(threshold, Threshold):  # a load bound is absolute: no baseline allowance
         return None
     if threshold.percent is not None:
         return int(check.baseline * (1 + threshold.percent / 100))
@@ -34,7 +34,7 @@ def allowed(check: Check) -> int | None:
 
 def regression_figure(check: Check) -> str:
     """One regression as a picture: baseline and current bars, the allowance as the red line."""
-    if check.shown is not None:  # a load bound (issue 18): the run's value against it, no bars
+    if check.shown is not None:  # a load bound: the run's value against it, no bars
         bound, value = check.shown
         return f"<p><b>{escape(check.task)}</b>: {escape(check.threshold)}: {escape(value)} (bound {escape(bound)})</p>"
     if check.threshold == "oom":

@@ -221,7 +221,7 @@ class Progress(RunHook):
 
 
 class LoadLive(RunHook):
-    """A load run's live view (issue 18): a rich panel redrawn on a terminal; otherwise (CI logs) a
+    """A load run's live view: a rich panel redrawn on a terminal; otherwise (CI logs) a
     plain line every PLAIN_SECONDS. Its own hook, beside Progress (which follows a plan replay)."""
 
     PLAIN_SECONDS = 5.0

@@ -5,7 +5,7 @@ memory at the end of the session (`--oomlab-baseline PATH --oomlab-fail peak:10%
 Nothing starts unless a test asks for the fixture or the gate is on. pytest loads this module in
 every session of every project that installs oomlab, so at load it imports only what registers
 options, markers and fixtures; the worker machinery (session, runner, Celery, kombu, Redis) is
-imported inside the fixture and hooks when a test asks for it (tests/plugin/test_light_load.py)."""
+imported inside the fixture and hooks when a test asks for it (tests/testing/test_light_load.py)."""
 
 from __future__ import annotations
 
@@ -252,7 +252,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             config.getoption("oomlab_fail"),
             os.path.join(str(config.rootpath), "pyproject.toml"),
             refusal=runs.refusal,  # a session with an OOM kill (or unfinished work) is no first baseline
-            load=runs.load,  # load (issue 18): queue_wait.p95<2s, throughput>=40/s, oom_kills==0
+            load=runs.load,  # load bounds: queue_wait.p95<2s, throughput>=40/s, oom_kills==0
             facts=runs.facts,
         )
     except OomlabError as error:

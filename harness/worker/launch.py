@@ -23,7 +23,7 @@ def worker_celery_conf(
     routes: dict | None = None,
 ) -> dict:
     """The worker's Celery settings: the scenario's, the user's over them, then what oomlab needs.
-    Without `task_events` (a load run: issue 18) the worker still sends its own events (heartbeats,
+    Without `task_events` (a load run) the worker still sends its own events (heartbeats,
     online, offline), not three per task: the probe and the worker log already say what each task did.
     `routes`: a split run's `task_routes` (oomlab.config.routing), the same on the worker and the client."""
     return {

@@ -131,5 +131,5 @@ def test_a_lease_keeps_no_password_and_the_sweep_still_deletes_the_queue(tmp_pat
     assert os.path.exists(lease.file)
     assert sweep_stale(credentials=[url]) == [f"queue {queue}"]
     assert not os.path.exists(lease.file)
-    client.delete(queue)  # kombu's queue_delete through a new connection leaves a Redis list (issue 16, item 8)
+    client.delete(queue)  # kombu's queue_delete through a new connection leaves a Redis list behind
     client.close()

@@ -7,9 +7,12 @@ import pwd
 import subprocess
 import tempfile
 
+import pytest
 from oomlab.errors import EXIT_PERMISSION
 
 from tests.conftest import TIME_SCALE, oomlab_cmd
+
+pytestmark = pytest.mark.vm
 
 
 def test_the_kernel_mounts_cgroup_v2_only():

@@ -27,11 +27,11 @@ setpriv --reuid=tester --regid=tester --init-groups sh -c \
 # each pass's run directories come back with the output (/out), the evidence when a test fails
 mkdir -p /out/root /out/user && chown tester:tester /out/user
 echo "== root and uid $(id -u tester) (in $service/app.slice/run-tests.scope) at once"
-($PYTEST --basetemp=/out/root/tmp -k 'not SIGINT and not sigkilled' tests/backend tests/vm; echo $? > /tmp/root.rc) 2>&1 \
+($PYTEST --basetemp=/out/root/tmp -k 'not SIGINT and not sigkilled' tests/worker/limits tests/vm; echo $? > /tmp/root.rc) 2>&1 \
   | sed -u 's/^/root| /' &
 (sh -c "echo \$\$ > $service/app.slice/run-tests.scope/cgroup.procs && \
   exec setpriv --reuid=tester --regid=tester --init-groups env HOME=/home/tester OOMLAB_DELEGATED=$service \
-  $PYTEST --basetemp=/out/user/tmp -k 'not SIGINT and not SIGTERM' tests/backend"; echo $? > /tmp/user.rc) 2>&1 | sed -u 's/^/user| /' &
+  $PYTEST --basetemp=/out/user/tmp -k 'not SIGINT and not SIGTERM' tests/worker/limits"; echo $? > /tmp/user.rc) 2>&1 | sed -u 's/^/user| /' &
 wait
 echo "== root: $(cat /tmp/root.rc), delegated user: $(cat /tmp/user.rc)"
 [ "$(cat /tmp/root.rc)" = 0 ] && [ "$(cat /tmp/user.rc)" = 0 ]

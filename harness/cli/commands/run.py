@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--memory", help="memory limit for the worker's group, e.g. 256MiB (default: the scenario's)")
     add_worker_settings(parser)
     parser.add_argument("--tasks", type=int, help="how many tasks to replay (default: the scenario's)")
-    add_load_flags(parser)  # load (issue 18): --rate/--duration, --stages, --in-flight, --seed
+    add_load_flags(parser)  # a load run: --rate/--duration, --stages, --in-flight, --seed
     parser.add_argument(
         "--compare",
         action="store_true",
@@ -156,7 +156,7 @@ def _run_and_report(
 ) -> int:
     out = report_console()  # full width in a file or CI log: no task name cut at 80 columns
     err = Console(stderr=True)
-    # load (issue 18): a live panel on a terminal, a line every few seconds otherwise
+    # a load run: a live panel on a terminal, a line every few seconds otherwise
     progress: Progress | LoadLive | None = LoadLive(err) if config.load else Progress(err) if err.is_terminal else None
     run = Run(scenario, config, hooks=[*standard_hooks(), *([progress] if progress else [])], share=share)
     try:

@@ -42,7 +42,7 @@ class CeleryEventCapture(threading.Thread):
 
     def prune(self, keep: Callable[[CeleryEvent], bool]) -> None:
         """Drop the events `keep` refuses (a load run keeps kills' and heartbeats' evidence, not
-        three task events per task sent: issue 18)."""
+        three task events per task sent, which would grow with the run)."""
         with self._lock:
             self.events = [event for event in self.events if keep(event)]
 

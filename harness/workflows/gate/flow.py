@@ -43,7 +43,7 @@ def gate(
         return _without_baseline(thresholds, per_task, source, load, facts)
     exists = os.path.exists(baseline_path)
     problems = run_problems(facts, baseline_scenario(baseline_path) if exists else None) if facts else []
-    load_checks = check_load(load, thresholds, per_task)  # load (issue 18): absolute, no baseline
+    load_checks = check_load(load, thresholds, per_task)  # load bounds: absolute, no baseline
     if not exists:
         return _first_baseline(baseline_path, current, source, facts, refusal, problems, load_checks)
     baseline, baseline_source = load_baseline(baseline_path)

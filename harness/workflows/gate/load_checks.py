@@ -1,4 +1,4 @@
-"""Load thresholds (issue 18) checked against a run's `load` section: absolute bounds, no baseline.
+"""Load thresholds checked against a run's `load` section: absolute bounds, no baseline.
 A bound on a statistic the run does not have fails: a gate that cannot see cannot pass."""
 
 from __future__ import annotations

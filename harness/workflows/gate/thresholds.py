@@ -6,7 +6,7 @@ p99, growth (each task's growth above its start, its tree's where exact; = growt
 growth_p95, and memory by kind KIND_end / KIND_at_kill (anon, file, shmem; harness/record/kinds.py):
 compared with a baseline.
 
-Load statistics (issue 18) are absolute, k6-style: `METRIC OP VALUE`, e.g. `queue_wait.p95<2s`,
+Load statistics are absolute, k6-style: `METRIC OP VALUE`, e.g. `queue_wait.p95<2s`,
 `throughput>=40/s`, `oom_kills==0`, OP one of < <= > >= == !=, METRIC one of
 queue_wait|run_time|end_to_end .p50|p90|p95|p99|max (seconds: 2s, 250ms), throughput or offered
 (tasks/s: 40/s), oom_kills, oom_kills_per_1000, succeeded, failed, killed (counts), peak_rss

@@ -15,7 +15,7 @@ class Check:
     baseline: int | None
     current: float | None  # bytes, or a load statistic's value
     failed: bool
-    shown: tuple[str, str] | None = None  # a load check's bound and value as text (issue 18)
+    shown: tuple[str, str] | None = None  # a load check's bound and value as text
     detail: str | None = None  # a run-level check's reason (the run is not one to gate on)
 
     @property

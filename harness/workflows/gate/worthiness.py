@@ -17,7 +17,7 @@ def record_is_baseline_worthy(record: RunRecord) -> str | None:
         )
     if record.kills:
         return f"the run had {len(record.kills)} OOM kill(s)"
-    if record.load is not None:  # a load run (issue 18): its tasks are in tasks.jsonl, their outcomes in the summary
+    if record.load is not None:  # a load run: its tasks are in tasks.jsonl, their outcomes in the summary
         return _load_run_unworthy(record)
     unfinished = [task for task in record.tasks if task.outcome not in MEASURED]
     if unfinished:

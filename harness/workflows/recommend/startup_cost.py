@@ -3,10 +3,10 @@ mark (the kernel's max_usage_in_bytes, as group.csv records it) between the work
 first task, less what the worker needs without its children, shared among the children that started.
 
 Why not a child's private pages after the fork: Celery's pool calls gc.collect() in the main process
-before every fork (celery/concurrency/asynpool.py, issue #2927), which writes to the heap pages the
-children still share with it, so each child forked before another keeps its own copy of them. One
-child measured alone never shows this; N children starting together do (24 MiB each instead of 15
-for `leak` here), and so does every replacement a recycling worker forks."""
+before every fork (celery/concurrency/asynpool.py; https://github.com/celery/celery/issues/2927), which
+writes to the heap pages the children still share with it, so each child forked before another keeps
+its own copy of them. One child measured alone never shows this; N children starting together do
+(24 MiB each instead of 15 for `leak` here), and so does every replacement a recycling worker forks."""
 
 from __future__ import annotations
 

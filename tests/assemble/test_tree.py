@@ -1,6 +1,6 @@
 """A task's whole tree under real limits: programs it runs, helpers it forks, pools it starts, each
 counted by the kernel in its pool child's leaf memory cgroup, and each OOM kill of them pinned on
-the task (cgroup v1 here; v2 in the VM lane: `python -m vmlane tests tests/truth/test_tree.py`)."""
+the task (cgroup v1 here; v2 in the VM lane: `python -m vmlane tests tests/assemble/test_tree.py`)."""
 
 from __future__ import annotations
 

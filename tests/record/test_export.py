@@ -16,7 +16,7 @@ from oomlab.record.export import BATCH_ROWS
 from oomlab.record.schema import RunRecord, TaskRecord, write_json_atomic
 from oomlab.record.stream import TASKS_FILE, RunTasks, TaskStream
 
-from tests.load.test_stream_reader import _line
+from tests.record.test_stream_reader import _line
 
 MIB = 1 << 20
 

@@ -19,7 +19,7 @@ from oomlab.workflows.recommend.split import Demand, dominant_kind, kind_costs, 
 from oomlab.workflows.recommend.target import Target, TargetPlan
 from oomlab.workflows.recommend.throughput import saturating_rate
 
-from tests.unit.test_capacity import profile
+from tests.workflows.recommend.test_capacity import profile
 
 MIB = 1024 * 1024
 

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 from oomlab.worker.docker.engine import PROJECT, worker_image
 
-from tests.backend.test_cgroup_backend import MIB, assert_one_kill_and_exact_peaks
+from tests.worker.limits.test_cgroup_backend import MIB, assert_one_kill_and_exact_peaks
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 SERVICES_IMAGE = "oomlab-services:bookworm"

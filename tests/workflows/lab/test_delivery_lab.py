@@ -14,7 +14,7 @@ import pytest
 from oomlab.record.schema import load_run
 
 from tests.conftest import assert_nothing_left, oomlab_cmd
-from tests.integration.test_brokers import queue_exists
+from tests.worker.test_brokers import queue_exists
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 

@@ -98,7 +98,7 @@ def test_lab_rabbitmq_unreachable(oomlab, tmp_path):
     assert not list(tmp_path.iterdir()), "nothing is started, so nothing is written"
 
 
-# --- issue 16, item 9: structurally bad input, one sentence and exit 2 (in-process: no worker starts) ---
+# --- structurally bad input: one sentence and exit 2 (in-process: no worker starts) ---
 def _in_process(capsys, *argv: str) -> tuple[int, str]:
     from oomlab.cli.main import main
 
@@ -202,7 +202,7 @@ def test_gate_threshold_nan_is_refused(capsys, tmp_path):
     assert code == 2 and "finite percentage" in err
 
 
-# --- issue 16, item 6: a baseline is never lost ---
+# --- a baseline is never lost ---
 def test_baseline_save_never_overwrites_without_force(capsys, tmp_path):
     run = _good_run(tmp_path)
     target = tmp_path / "baseline.json"
@@ -254,7 +254,7 @@ def test_baseline_save_never_writes_over_a_run_record_or_into_a_directory(capsys
     assert not os.path.exists(f"{tmp_path}.tmp")
 
 
-# --- issue 16, item 9: wrong exit codes and wrong words, with real workers ---
+# --- each failure's own exit code and words, with real workers ---
 def test_teardown_error_exits_6(oomlab, tmp_path):
     path = tmp_path / "tears.py"
     path.write_text(

@@ -95,7 +95,7 @@ def test_run_json_stays_small(oomlab):
         record = json.load(handle)
     assert os.path.getsize(os.path.join(result.run_dir, "run.json")) < 200_000 and record["tasks"] == []
     assert not [e for e in record["celery_events"] if e["type"] in ("task-received", "task-started", "task-succeeded")]
-    # a load run does not ask the worker for task events at all (issue 18): the probe says what each did
+    # a load run does not ask the worker for task events at all (three per task): the probe says what each did
     assert record["worker"]["celery_conf"]["worker_send_task_events"] is False
     assert any(e["type"].startswith("worker-") for e in record["celery_events"]), "worker events still flow"
     assert record["summary"]["outcomes"]["succeeded"] == 300 and record["summary"]["peak_rss_bytes"]["n"] == 300

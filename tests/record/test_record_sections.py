@@ -30,7 +30,7 @@ def _lab_delivery() -> dict:
 
 def test_a_record_written_before_the_sections_were_typed_reads_them_as_none():
     data = _record()
-    data["load"] = {}  # as oomlab wrote it from issue 18 on (this fixture is older: no key at all)
+    data["load"] = {}  # as oomlab wrote it once load runs existed (this fixture is older: no key at all)
     assert data["delivery"] == {}
     record = RunRecord.from_json(data)
     assert record.load is None and record.delivery is None

@@ -96,7 +96,7 @@ def test_pyproject_thresholds(tmp_path):
     assert read_gate_settings(str(tmp_path / "missing.toml")) == ([], {})
 
 
-# --- load thresholds (issue 18): absolute bounds on a run's `load` section ---------------------
+# --- load thresholds: absolute bounds on a run's `load` section ---------------------------------
 from oomlab.record.load import Counts, Latency, LoadSection, NameFigures, Quantiles  # noqa: E402
 from oomlab.workflows.gate.load_checks import ALL, check_load  # noqa: E402
 from oomlab.workflows.gate.thresholds import LoadThreshold, parse_load_threshold  # noqa: E402

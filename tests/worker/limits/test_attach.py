@@ -14,8 +14,8 @@ from oomlab.worker.broker import redis_server_binary
 from oomlab.worker.limits import open_cgroup_backend
 from oomlab.worker.share import WorkerShare
 
-from tests.backend.test_cgroup_backend import MIB, assert_one_kill_and_exact_peaks, check_backend
 from tests.conftest import TIME_SCALE, oomlab_cmd
+from tests.worker.limits.test_cgroup_backend import MIB, assert_one_kill_and_exact_peaks, check_backend
 
 pytestmark = pytest.mark.integration
 

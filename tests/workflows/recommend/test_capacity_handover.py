@@ -28,8 +28,8 @@ from oomlab.workflows.recommend.split import Demand, kind_costs, split_plan
 from oomlab.workflows.recommend.split_proof import ClassProof, split_not_proven
 from oomlab.workflows.recommend.throughput import LoadResult, at_setting
 
-from tests.unit.test_capacity import profile
-from tests.unit.test_capacity_target import _tasks
+from tests.workflows.recommend.test_capacity import profile
+from tests.workflows.recommend.test_capacity_target import _tasks
 
 MIB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""`oomlab run` start-up under a real limit (the backend's own tests are in tests/backend)."""
+"""`oomlab run` start-up under a real limit (the backend's own tests are in tests/worker/limits)."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def test_the_tasks_read_benchmark_repeats_real_lines_and_pandas_reads_both_files
     from oomlab.record.stream import RunTasks, TaskStream
 
     from bench import tasks_read
-    from tests.load.test_stream_reader import _line
+    from tests.record.test_stream_reader import _line
 
     source = tmp_path / "source"
     source.mkdir()

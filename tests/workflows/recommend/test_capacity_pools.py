@@ -17,7 +17,7 @@ from oomlab.workflows.recommend.load_proof import LoadProof, recycle_seconds, ve
 from oomlab.workflows.recommend.throughput import LoadResult, cores_usable, project, sustainable
 from oomlab.workflows.recommend.why import pool_reasons
 
-from tests.unit.test_capacity import profile
+from tests.workflows.recommend.test_capacity import profile
 
 MIB = 1024 * 1024
 
