@@ -11,10 +11,10 @@ import tempfile
 import traceback
 from typing import NoReturn
 
-from oomlab import __version__
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
 from oomlab.record.redact import safe_url
 from oomlab.trust import apply_results_umask
+from oomlab.version import __version__
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a results directory that cannot take more: exit 10
 

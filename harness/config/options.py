@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from oomlab.config import validate
+from oomlab.config.profile import profile_names
 from oomlab.config.sizes import parse_size
 from oomlab.errors import BadInput
-from oomlab.observe.profiling import profile_names
 
 if TYPE_CHECKING:
     from oomlab.config.scenario import Scenario
@@ -29,6 +29,7 @@ POOLS = ("prefork", "solo", "threads", "gevent", "eventlet")
 PLACEMENTS: tuple[Placement, ...] = ("cgroup", "docker", "attached")
 DEFAULT_MEMORY = "256MiB"
 DEFAULT_CONCURRENCY = 2
+DOCKER_MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses --memory below 6 MiB
 # what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
 SCENARIO_DEFAULT_KEYS = frozenset({"memory", "concurrency", "pool", "tasks", "tracemalloc"})
 
@@ -182,9 +183,8 @@ def _check(options: RunOptions, concurrency: int, pool: str, tasks: int | None, 
     if options.placement not in PLACEMENTS:
         raise BadInput(f"the placement must be one of {', '.join(PLACEMENTS)}, not {options.placement!r}")
     if options.placement == "docker":
-        from oomlab.worker.docker.engine import check_docker_config
-
-        check_docker_config(memory_bytes, options.oom_scope)
+        if memory_bytes < DOCKER_MIN_MEMORY:  # whether an engine is reachable: asked when the worker starts
+            raise BadInput(f"Docker's smallest memory limit is 6 MiB; --memory {memory_bytes} bytes is below it")
     elif options.docker_restart != "no":
         raise BadInput("--docker-restart applies to --placement docker")
 
