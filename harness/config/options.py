@@ -8,11 +8,13 @@ and call `resolve`: one set of rules, one set of error sentences, whichever door
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from oomlab.config import validate
 from oomlab.config.profile import profile_names
+from oomlab.config.scenario import RunContext
 from oomlab.config.sizes import parse_size
 from oomlab.errors import BadInput
 
@@ -30,8 +32,6 @@ PLACEMENTS: tuple[Placement, ...] = ("cgroup", "docker", "attached")
 DEFAULT_MEMORY = "256MiB"
 DEFAULT_CONCURRENCY = 2
 DOCKER_MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses --memory below 6 MiB
-# what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
-SCENARIO_DEFAULT_KEYS = frozenset({"memory", "concurrency", "pool", "tasks", "tracemalloc"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,19 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def context(self, run_dir: str) -> RunContext:
+        """What the scenario's plan and teardown see of a run."""
+        return RunContext(
+            limit_bytes=self.memory_bytes,
+            concurrency=self.concurrency,
+            pool=self.pool,
+            variant=self.variant,
+            tasks=self.tasks,
+            params=self.params,
+            run_dir=run_dir,
+            inputs_dir=os.path.join(os.path.abspath(self.results_dir), ".inputs"),
+        )
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -106,16 +119,6 @@ class RunOptions:
     container_starter: ContainerStarter = "sdk"
     profile: str | None = None  # --profile NAME[,NAME...]|all
     load: dict[str, Any] = field(default_factory=dict)  # load (issue 18): --rate/--stages/--in-flight
-
-
-def check_scenario_defaults(where: str, defaults: dict[str, Any]) -> None:
-    """A scenario's DEFAULTS (or a variant's) with a key oomlab does not know is a typo: refused."""
-    unknown = sorted(set(defaults) - SCENARIO_DEFAULT_KEYS)
-    if unknown:
-        raise BadInput(
-            f"{where} sets {unknown[0]!r}, which is not a run setting "
-            f"(it may set: {', '.join(sorted(SCENARIO_DEFAULT_KEYS))})"
-        )
 
 
 def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = None) -> RunConfig:

@@ -40,6 +40,6 @@ class ReportWriter(RunHook):
 
 def standard_hooks() -> list[RunHook]:
     """What `oomlab run`, compare, recommend, the lab and the pytest session attach to every run."""
-    from oomlab.observe.profiling.hook import ProfileReader
+    from oomlab.run.profile_reader import ProfileReader
 
     return [ProfileReader(), TimelineWriter(), ReportWriter()]

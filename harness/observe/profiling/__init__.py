@@ -1,5 +1,6 @@
-"""Per-task memray profiles: a worker-side tracker around each chosen task (worker.py), the capture
-read back into the record (read.py, collect.py), and the lines reports print (text.py).
+"""Per-task memray profiles: a worker-side tracker around each chosen task (oomlab.probe.profiler),
+the capture read back into the record (read.py, collect.py; oomlab.run.profile_reader is the run's
+hook that calls them), and the lines reports print (text.py).
 
 memray writes its capture through a shared mapping of the file, so the pages are the kernel's the
 moment a record is written: a task SIGKILLed by the OOM killer still leaves a readable capture up to

@@ -26,7 +26,6 @@ from oomlab.record.histogram import LogHistogram
 from oomlab.record.load import HarnessCost
 from oomlab.record.schema import CeleryEvent, Outcome
 from oomlab.record.stream import TASKS_FILE, TaskLine, TaskStream
-from oomlab.run.drive import GONE_FOR_GOOD_SECONDS, restart_worker
 from oomlab.run.hooks import RunHook
 from oomlab.run.load.depth import QueueDepth
 from oomlab.run.load.replacements import Replacements
@@ -35,6 +34,7 @@ from oomlab.run.load.series import Series
 from oomlab.run.load.soak import Soak
 from oomlab.run.load.stats import NameStats
 from oomlab.run.replay import fetch_states
+from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
 from oomlab.run.view import RunView
 
 FOLLOW_SECONDS = 0.02  # the monitor reads the probe every 20 ms
