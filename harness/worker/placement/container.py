@@ -11,8 +11,9 @@ from typing import Any
 
 from oomlab.record.schema import ContainerState, CrashLoop, KillRecord, WorkerSection
 from oomlab.worker import proc
-from oomlab.worker.docker.container import ContainerSpec, ContainerWorker
+from oomlab.worker.docker.container import ContainerWorker
 from oomlab.worker.docker.engine import check_engine, worker_image
+from oomlab.worker.docker.spec import ContainerSpec
 from oomlab.worker.placement.base import Placement, Step, WorkerLaunch, WorkerProcess
 
 CRASH_LOOP_RESTARTS = 3  # a container restarted this often before it was ever ready is in a crash loop
