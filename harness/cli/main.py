@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
         apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
+        from oomlab.cli.wiring import wire
+
+        wire()  # every run a command starts, its workflows' too, leaves its pictures
         return args.func(args)
     except OomlabError as error:
         print(f"oomlab: {safe_url(error.message)}", file=sys.stderr)
