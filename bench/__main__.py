@@ -7,6 +7,8 @@ import importlib
 import os
 import sys
 
+from oomlab.cli.wiring import wire
+
 from bench import report
 
 BENCHMARKS = {
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("which", nargs="*", default=["all"], choices=["all", *BENCHMARKS])
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.which else args.which
+    wire()  # the runs a benchmark's workflows start leave their pictures, as from the command line
     runs_dir = os.path.join(report.RESULTS, "runs")
     for name in names:
         report.console().rule(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from oomlab.version import __version__ as __version__  # re-exported: oomlab.__version__
 
 _EXPORTS = {
     # writing a scenario

@@ -11,10 +11,10 @@ import tempfile
 import traceback
 from typing import NoReturn
 
-from oomlab import __version__
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
 from oomlab.record.redact import safe_url
 from oomlab.trust import apply_results_umask
+from oomlab.version import __version__
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a results directory that cannot take more: exit 10
 
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
         apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
+        from oomlab.cli.wiring import wire
+
+        wire()  # every run a command starts, its workflows' too, leaves its pictures
         return args.func(args)
     except OomlabError as error:
         print(f"oomlab: {safe_url(error.message)}", file=sys.stderr)

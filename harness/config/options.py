@@ -8,13 +8,15 @@ and call `resolve`: one set of rules, one set of error sentences, whichever door
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from oomlab.config import validate
+from oomlab.config.profile import profile_names
+from oomlab.config.scenario import RunContext
 from oomlab.config.sizes import parse_size
 from oomlab.errors import BadInput
-from oomlab.observe.profiling import profile_names
 
 if TYPE_CHECKING:
     from oomlab.config.scenario import Scenario
@@ -29,8 +31,7 @@ POOLS = ("prefork", "solo", "threads", "gevent", "eventlet")
 PLACEMENTS: tuple[Placement, ...] = ("cgroup", "docker", "attached")
 DEFAULT_MEMORY = "256MiB"
 DEFAULT_CONCURRENCY = 2
-# what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
-SCENARIO_DEFAULT_KEYS = frozenset({"memory", "concurrency", "pool", "tasks", "tracemalloc"})
+DOCKER_MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses --memory below 6 MiB
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,19 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def context(self, run_dir: str) -> RunContext:
+        """What the scenario's plan and teardown see of a run."""
+        return RunContext(
+            limit_bytes=self.memory_bytes,
+            concurrency=self.concurrency,
+            pool=self.pool,
+            variant=self.variant,
+            tasks=self.tasks,
+            params=self.params,
+            run_dir=run_dir,
+            inputs_dir=os.path.join(os.path.abspath(self.results_dir), ".inputs"),
+        )
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -105,16 +119,6 @@ class RunOptions:
     container_starter: ContainerStarter = "sdk"
     profile: str | None = None  # --profile NAME[,NAME...]|all
     load: dict[str, Any] = field(default_factory=dict)  # a load run: --rate/--stages/--in-flight
-
-
-def check_scenario_defaults(where: str, defaults: dict[str, Any]) -> None:
-    """A scenario's DEFAULTS (or a variant's) with a key oomlab does not know is a typo: refused."""
-    unknown = sorted(set(defaults) - SCENARIO_DEFAULT_KEYS)
-    if unknown:
-        raise BadInput(
-            f"{where} sets {unknown[0]!r}, which is not a run setting "
-            f"(it may set: {', '.join(sorted(SCENARIO_DEFAULT_KEYS))})"
-        )
 
 
 def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = None) -> RunConfig:
@@ -182,9 +186,8 @@ def _check(options: RunOptions, concurrency: int, pool: str, tasks: int | None, 
     if options.placement not in PLACEMENTS:
         raise BadInput(f"the placement must be one of {', '.join(PLACEMENTS)}, not {options.placement!r}")
     if options.placement == "docker":
-        from oomlab.worker.docker.engine import check_docker_config
-
-        check_docker_config(memory_bytes, options.oom_scope)
+        if memory_bytes < DOCKER_MIN_MEMORY:  # whether an engine is reachable: asked when the worker starts
+            raise BadInput(f"Docker's smallest memory limit is 6 MiB; --memory {memory_bytes} bytes is below it")
     elif options.docker_restart != "no":
         raise BadInput("--docker-restart applies to --placement docker")
 

@@ -21,16 +21,14 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from oomlab.config.options import check_scenario_defaults
 from oomlab.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
 from oomlab.trust import check_trusted_dir, untrusted_file_reason
 
-if TYPE_CHECKING:
-    from oomlab.config.options import RunConfig
-
 BUILTIN_PACKAGE = "oomlab.scenarios"
+# what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
+SCENARIO_DEFAULT_KEYS = frozenset({"memory", "concurrency", "pool", "tasks", "tracemalloc"})
 # sys.exit() in a scenario's code is the scenario's failure: never oomlab's own exit (and code)
 SCENARIO_ERRORS = (Exception, SystemExit)
 
@@ -159,19 +157,6 @@ class Scenario:
         """The variant's defaults over the scenario's."""
         return {**self.defaults, **variant.defaults}
 
-    def context(self, config: RunConfig, run_dir: str) -> RunContext:
-        """What the plan and teardown see of a run."""
-        return RunContext(
-            limit_bytes=config.memory_bytes,
-            concurrency=config.concurrency,
-            pool=config.pool,
-            variant=config.variant,
-            tasks=config.tasks,
-            params=config.params,
-            run_dir=run_dir,
-            inputs_dir=os.path.join(os.path.abspath(config.results_dir), ".inputs"),
-        )
-
     def plan(self, ctx: RunContext) -> Plan:
         try:
             return self.module.plan(ctx)
@@ -287,3 +272,13 @@ def load_scenario(name_or_path: str) -> Scenario:
     except SCENARIO_ERRORS as exc:
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     return scenario
+
+
+def check_scenario_defaults(where: str, defaults: dict[str, Any]) -> None:
+    """A scenario's DEFAULTS (or a variant's) with a key oomlab does not know is a typo: refused."""
+    unknown = sorted(set(defaults) - SCENARIO_DEFAULT_KEYS)
+    if unknown:
+        raise BadInput(
+            f"{where} sets {unknown[0]!r}, which is not a run setting "
+            f"(it may set: {', '.join(sorted(SCENARIO_DEFAULT_KEYS))})"
+        )

@@ -13,9 +13,9 @@ import resource
 import time
 
 from celery import signals
-from oomlab.observe.profiling import DIR_ENV, NAMES_ENV, chosen, parse_names
 from oomlab.probe import procfs
-from oomlab.probe.recorder import emit
+from oomlab.probe.channel import emit
+from oomlab.probe.profile_choice import DIR_ENV, NAMES_ENV, chosen, parse_names
 
 NAMES = parse_names(os.environ.get(NAMES_ENV))
 CALIBRATION_RUNS = 10  # no-op executions with and without a tracker, in one pool child

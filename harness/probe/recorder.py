@@ -13,26 +13,12 @@ import tracemalloc
 
 from celery import signals
 from oomlab.probe import procfs
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, encode
+from oomlab.probe.channel import emit
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY
+from oomlab.probe.profile_choice import NAMES_ENV
 from oomlab.probe.task_tree import TaskTree, process_kinds
 
-PATH_ENV = "OOMLAB_PROBE_PATH"
 TRACE = os.environ.get("OOMLAB_TRACEMALLOC") == "1"
-_fd: int | None = None
-
-
-def _channel() -> int | None:
-    global _fd
-    if _fd is None and os.environ.get(PATH_ENV):
-        _fd = os.open(os.environ[PATH_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    return _fd
-
-
-def emit(event: str, **fields) -> None:
-    fd = _channel()
-    if fd is None:
-        return
-    os.write(fd, encode(event, **fields))
 
 
 class _OwnFiles:
@@ -194,5 +180,5 @@ def _end_peaks(task_id: str | None) -> dict:
     }
 
 
-if os.environ.get("OOMLAB_PROFILE"):  # --profile: memray per chosen task, inside the probe's span
+if os.environ.get(NAMES_ENV):  # --profile: memray per chosen task, inside the probe's span
     from oomlab.probe import profiler as worker  # noqa: F401  (connected after the handlers above)

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from oomlab.assemble.analysis import ExactCounts
+from oomlab.record.exact_counts import ExactCounts
 from oomlab.record.histogram import LogHistogram
 from oomlab.record.kinds import KIND_STATS, kind_bytes
 from oomlab.record.stream import TaskLine

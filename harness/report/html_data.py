@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from oomlab.assemble.analysis import ExactCounts
 from oomlab.errors import BadInput
 from oomlab.record.digest import TaskDigest
+from oomlab.record.exact_counts import ExactCounts
 from oomlab.record.files import csv_curves, envelope
 from oomlab.record.load import LoadSection, Quantiles
 from oomlab.record.stream import StreamCheck, TaskLine

@@ -9,11 +9,11 @@ from html import escape
 from typing import Any
 
 from oomlab.config.sizes import format_size
+from oomlab.report.gate import cells, headline
 from oomlab.report.html_data import RunView, Series
 from oomlab.report.html_page import FOOTER, REPORT_FILE, cards, cell, page, relative_link, section, table, write_page
 from oomlab.report.html_run import timeline_figure
 from oomlab.report.html_svg import Bar, bars_svg
-from oomlab.workflows.gate.report import cells, headline
 from oomlab.workflows.gate.thresholds import Threshold, parse_threshold
 from oomlab.workflows.gate.verdict import Check, GateResult
 

@@ -9,17 +9,15 @@ from typing import TYPE_CHECKING
 
 from oomlab.assemble.truth import worker_lost_cause
 from oomlab.config.routing import class_plan
-from oomlab.record.schema import Restart
 from oomlab.run.replay import Replay
+from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
+from oomlab.run.state import CHECKPOINT_SECONDS
 
 if TYPE_CHECKING:
-    from oomlab.run.runner import Run
-
-CHECKPOINT_SECONDS = 1.0
-GONE_FOR_GOOD_SECONDS = 1.0  # a main process gone this long with no restart policy: nobody finishes the rest
+    from oomlab.run.state import RunState
 
 
-def drive(run: Run) -> None:
+def drive(run: RunState) -> None:
     """Send the work: a load shape (--rate, --stages, --in-flight) as a stream, or the plan's calls."""
     if run.config.load:
         from oomlab.run.load.driver import drive as drive_load  # the load driver builds on this module
@@ -29,7 +27,7 @@ def drive(run: Run) -> None:
         replay_plan(run)
 
 
-def replay_plan(run: Run) -> None:
+def replay_plan(run: RunState) -> None:
     config, placement = run.config, run.placement
     run.planned = True
     plan = class_plan(run.scenario.plan(run.context()), run.config)
@@ -75,14 +73,3 @@ def replay_plan(run: Run) -> None:
     time.sleep(0.3)  # the last events and kernel lines of the final kill
     replay.poll_states(include_final=True)
     run.record.worker.observed_until_mono = time.monotonic()  # what follows is oomlab stopping it
-
-
-def restart_worker(run: Run, now: float) -> None:
-    """A new main process under the restart policy, watched like the first."""
-    previous = run.placement.worker
-    worker = run.placement.restart()
-    if run.observers is not None:
-        run.observers.watch_pid(worker.pid)
-    run.record.worker.restarts.append(
-        Restart(worker.pid, now, previous_pid=previous.pid, previous_exit_code=previous.returncode)
-    )

@@ -8,77 +8,28 @@ here) and SIGKILL (handled by the next run's sweep) both leave nothing behind.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
-import socket
 import sys
-import time
-from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
 
-from oomlab.assemble.build import assemble
-from oomlab.config.routing import class_queue, task_routes
-from oomlab.errors import Interrupted, OomlabError, ResultsUnwritable, ScenarioFailed, WorkerStartFailed
+from oomlab.config.routing import task_routes
+from oomlab.errors import Interrupted, OomlabError, ResultsUnwritable, WorkerStartFailed
 from oomlab.observe.observers import Observers
-from oomlab.record.schema import RunRecord, RunStatus, TaskRecord, write_json_atomic
+from oomlab.record.schema import RunRecord, RunStatus
 from oomlab.record.status import settle_status
-from oomlab.run.drive import CHECKPOINT_SECONDS, drive
-from oomlab.run.signals import RunSignals
-from oomlab.run.teardown import read_main_vmhwm, run_steps, shutdown
+from oomlab.run.drive import drive
+from oomlab.run.state import CHECKPOINT_SECONDS, RunState
+from oomlab.run.teardown import run_steps, shutdown
 from oomlab.run.worker_start import launch_spec, wait_until_ready
-from oomlab.worker.broker_connection import BrokerConnection, connect
-from oomlab.worker.leftovers import Lease, state_dir, sweep_stale
-from oomlab.worker.placement import Placement, open_placement
-
-if TYPE_CHECKING:
-    from kombu import Queue
-    from oomlab.config.options import RunConfig
-    from oomlab.config.scenario import RunContext, Scenario
-    from oomlab.observe.evidence import Evidence
-    from oomlab.run.hooks import RunHook
-    from oomlab.run.replay import Replay
+from oomlab.worker.broker_connection import connect
+from oomlab.worker.leftovers import state_dir, sweep_stale
 
 __all__ = ["CHECKPOINT_SECONDS", "Run"]
 FILES = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv", "worker_log": "worker.log"}
 
 
-def new_run_id(scenario: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario}-{secrets.token_hex(3)}"
-
-
-class Run:
-    def __init__(self, scenario: Scenario, config: RunConfig, hooks: Sequence[RunHook] = (), share: Any | None = None):
-        self.scenario, self.config, self.hooks = scenario, config, tuple(hooks)
-        self.run_id = new_run_id(scenario.name)
-        self.run_dir = os.path.abspath(os.path.join(config.results_dir, self.run_id))
-        self.lease = Lease.for_this_process(self.run_id, self.run_dir)
-        self.placement: Placement = open_placement(config, self.run_id, self.run_dir, self.lease, share)
-        # the run's default queue; a split run's worker consumes only its class's queue (oomlab.config.routing)
-        self.default_queue = self.placement.queue()
-        self.queue = class_queue(self.default_queue, config.worker_class)
-        self.hostname = self.placement.hostname(socket.gethostname())
-        self.connection: BrokerConnection | None = None
-        self.observers: Observers | None = None
-        self.app: Any = None
-        self.task_queue: Queue | None = None
-        self.replay: Replay | None = None
-        # tasks sent by someone else (a pytest session through the app): what the probe saw, and
-        # the states the session polled from the result backend
-        self.observed: dict[str, TaskRecord] = {}
-        self.external_states: dict[str, tuple[str | None, str | None]] = {}
-        self.planned = False
-        self.signals = RunSignals()  # installed by execute(), cleanup included; hurried by a further signal
-        self.teardown_failure: ScenarioFailed | None = None  # raised (exit 6) once cleanup is over
-        self.main_vmhwm: int | None = None
-        self.ready_mono: float | None = None
-        self.group_peak: int | None = None
-        self.evidence: Evidence | None = None
-        self.worker_tmp: str | None = None  # the worker's TMPDIR (billiard's pymp-* dirs), removed at the end
-        self.unfinished_status: RunStatus | None = None  # worker_lost | timed_out: the work stopped short
-        self.record = RunRecord(
-            run_id=self.run_id, config=config, started_wall=time.time(), started_mono=time.monotonic()
-        )
+class Run(RunState):
+    """A run: RunState's steps in order, and cleanup whatever happens."""
 
     # --- the whole run ---------------------------------------------------------------------
     def execute(self) -> RunRecord:
@@ -144,21 +95,6 @@ class Run:
             settle_status(os.path.join(self.run_dir, "run.json"), self.record.status, self.record.message)
             raise
 
-    @property
-    def queues(self) -> list[str]:
-        """The queues this run uses: its own, and in a split run also the default one a misrouted task lands in."""
-        return list(dict.fromkeys((self.queue, self.default_queue)))
-
-    @property
-    def send_queue(self) -> Queue | None:
-        """Where a task is sent: the run's queue, or in a split run nowhere in particular (task_routes decide)."""
-        return None if self.config.worker_class else self.task_queue
-
-    @property
-    def owns_queue(self) -> bool:
-        """The run's own queue on a service broker: leased, and deleted at the end."""
-        return self.placement.owns_worker and self.connection is not None and self.connection.on_service
-
     def _start(self) -> None:
         config, placement = self.config, self.placement
         placement.prepare()
@@ -187,42 +123,6 @@ class Run:
         self.each_hook("started")
         self.record.status = "running"
         self.checkpoint()
-
-    def context(self) -> RunContext:
-        return self.scenario.context(self.config, self.run_dir)
-
-    # --- the record ------------------------------------------------------------------------
-    def collect(self) -> None:
-        """The record again, from everything observed so far."""
-        if self.observers is None:
-            return
-        read_main_vmhwm(self)
-        workers = self.placement.workers
-        evidence = self.observers.evidence(
-            main_pids=[w.pid for w in workers],
-            main_exit_codes={w.pid: w.returncode for w in workers},
-            main_vmhwm=self.main_vmhwm,
-            ready_mono=self.ready_mono,
-            tasks=self.replay.tasks if self.replay else None,
-            states=self.replay.states if self.replay else self.external_states,
-            group_peak=self.group_peak,
-            observed=self.observed,
-        )
-        self.evidence = evidence  # the last evidence assembled: kept for fixtures and debugging
-        self.record = assemble(evidence, self.record)
-        self.each_hook("collect")
-
-    def each_hook(self, name: str) -> None:
-        for hook in self.hooks:
-            getattr(hook, name)(self)
-
-    def checkpoint(self) -> None:
-        self.collect()
-        self.record.ended_mono = time.monotonic()
-        self.write_record()
-
-    def write_record(self) -> None:
-        write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
 
     def finalize(self) -> None:
         self.record.environment.cleanup_errors += self.placement.finish()

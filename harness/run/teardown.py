@@ -9,17 +9,17 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from oomlab.errors import ScenarioFailed
-from oomlab.probe import procfs
+from oomlab.run.state import read_main_vmhwm
 from oomlab.worker import client_app
 from oomlab.worker.leftovers import delete_queue
 
 if TYPE_CHECKING:
-    from oomlab.run.runner import Run
+    from oomlab.run.state import RunState
 
 Step = Callable[[], object]
 
 
-def shutdown(run: Run) -> None:
+def shutdown(run: RunState) -> None:
     placement = run.placement
     quick = nothing_left_to_see(run) or run.signals.hurried  # a further signal: no grace for the worker
     run.record.worker.stopped_with = "SIGKILL" if quick else "SIGTERM"
@@ -32,7 +32,7 @@ def shutdown(run: Run) -> None:
     run.lease.release()
 
 
-def _steps(run: Run, quick: bool) -> list[Step]:
+def _steps(run: RunState, quick: bool) -> list[Step]:
     placement, group = run.placement, run.placement.group
     steps: list[Step] = [lambda: read_main_vmhwm(run), *placement.stop_steps(quick)]
     if group is not None:
@@ -58,7 +58,7 @@ def _steps(run: Run, quick: bool) -> list[Step]:
     return steps
 
 
-def scenario_teardown(run: Run) -> None:
+def scenario_teardown(run: RunState) -> None:
     """The scenario's teardown(): its failure becomes the run's (exit 6) once cleanup is over."""
     try:
         run.scenario.teardown(run.context())
@@ -69,7 +69,7 @@ def scenario_teardown(run: Run) -> None:
         raise
 
 
-def run_steps(run: Run, steps: list[Step]) -> None:
+def run_steps(run: RunState, steps: list[Step]) -> None:
     for step in steps:
         try:
             step()
@@ -77,7 +77,7 @@ def run_steps(run: Run, steps: list[Step]) -> None:
             run.record.environment.cleanup_errors.append(f"{type(exc).__name__}: {exc}")
 
 
-def nothing_left_to_see(run: Run) -> bool:
+def nothing_left_to_see(run: RunState) -> bool:
     """Every task final, every observation in, and no hook watching what the broker keeps after the
     worker stops: the worker's own group is then killed outright. Celery's warm shutdown would take
     2 s more (its pool's threads wind down on timeouts) and add nothing."""
@@ -92,7 +92,7 @@ def nothing_left_to_see(run: Run) -> bool:
     )
 
 
-def revoke_unfinished(run: Run) -> None:
+def revoke_unfinished(run: RunState) -> None:
     """An attached worker outlives the run: what it has not finished of ours is revoked, not left
     for it to run into the next run."""
     assert run.replay is not None
@@ -101,16 +101,7 @@ def revoke_unfinished(run: Run) -> None:
         run.record.worker.revoked = unfinished
 
 
-def read_main_vmhwm(run: Run) -> None:
-    """The first main process's VmHWM (never reset, so its lifetime peak), while it is alive to ask."""
-    first = run.placement.workers[0] if run.placement.workers else None
-    if first is not None and first.poll() is None:
-        peak = procfs.status_fields(first.pid, ("VmHWM",)).get("VmHWM")
-        if peak:
-            run.main_vmhwm = max(run.main_vmhwm or 0, peak)
-
-
-def read_group_peak(run: Run) -> None:
+def read_group_peak(run: RunState) -> None:
     group = run.placement.group
     assert group is not None
     run.group_peak = group.peak_bytes()

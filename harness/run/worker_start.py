@@ -16,10 +16,10 @@ from oomlab.worker.launch import worker_argv, worker_env
 from oomlab.worker.placement import WorkerLaunch
 
 if TYPE_CHECKING:
-    from oomlab.run.runner import Run
+    from oomlab.run.state import RunState
 
 
-def launch_spec(run: Run, celery_conf: dict[str, Any]) -> WorkerLaunch:
+def launch_spec(run: RunState, celery_conf: dict[str, Any]) -> WorkerLaunch:
     config, probe_path = run.config, run.placement.probe_path
     if run.placement.owns_worker:
         open(probe_path, "a").close()
@@ -48,7 +48,7 @@ def launch_spec(run: Run, celery_conf: dict[str, Any]) -> WorkerLaunch:
     return WorkerLaunch(argv, env, mounts)
 
 
-def wait_until_ready(run: Run) -> float:
+def wait_until_ready(run: RunState) -> float:
     """The monotonic time the worker became ready: its main process said so and every pool child
     finished its init. WorkerStartFailed when it died, kept being killed, or took too long."""
     placement, observers, config = run.placement, run.observers, run.config
@@ -84,7 +84,7 @@ def wait_until_ready(run: Run) -> float:
         time.sleep(0.05)
 
 
-def wait_until_ready_again(run: Run, pid: int, timeout: float | None = None) -> None:
+def wait_until_ready_again(run: RunState, pid: int, timeout: float | None = None) -> None:
     """A restarted worker (pid) is ready: its worker_ready and, for prefork, its children's init."""
     placement, observers, config = run.placement, run.observers, run.config
     assert observers is not None

@@ -278,7 +278,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     result = config.stash.get(_GATE, None)
     if result is None:
         return
-    from oomlab.workflows.gate.report import cells, headline
+    from oomlab.report.gate import cells, headline
 
     terminalreporter.section("oomlab gate", red=bool(result.regressions), green=not result.regressions)
     for check in result.checks:

@@ -19,8 +19,8 @@ from oomlab.errors import BadInput
 from oomlab.observe.observers import Observers
 from oomlab.record.schema import KillRecord, TaskRecord
 from oomlab.report.hooks import standard_hooks
-from oomlab.run.drive import restart_worker
 from oomlab.run.replay import fetch_states
+from oomlab.run.restart import restart_worker
 from oomlab.run.runner import CHECKPOINT_SECONDS, Run
 from oomlab.run.worker_start import wait_until_ready_again
 from oomlab.worker import client_app

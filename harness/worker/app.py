@@ -23,8 +23,8 @@ if os.environ.get("OOMLAB_WORKER_LOG"):  # `oomlab worker`: its log to stdout (t
     import logging
 
     from celery.signals import after_setup_logger
-    from oomlab.observe.detectors.worker_log import LOG_FORMAT
     from oomlab.trust import nofollow_opener
+    from oomlab.worker.log_format import LOG_FORMAT
 
     class _NoFollowFileHandler(logging.FileHandler):
         """The share's worker.log, never written through a symlink planted in its place."""

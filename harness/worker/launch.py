@@ -9,8 +9,8 @@ import os
 import sys
 
 from oomlab.config.scenario import Scenario
-from oomlab.observe.detectors.worker_log import LOG_FORMAT
 from oomlab.trust import import_env
+from oomlab.worker.log_format import LOG_FORMAT
 
 
 def worker_celery_conf(

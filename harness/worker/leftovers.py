@@ -20,8 +20,8 @@ from oomlab.record.redact import MASK, safe_url
 from oomlab.record.status import settle_status
 from oomlab.trust import open_nofollow, private_dir, untrusted_file_reason, write_private_atomic
 from oomlab.worker.docker.engine import remove_container
-from oomlab.worker.janitor import QueueJanitor
 from oomlab.worker.limits.base import CgroupBackend
+from oomlab.worker.queue_janitor import QueueJanitor
 
 
 def state_dir() -> str:

@@ -2,6 +2,8 @@
 
 A variant whose worker cannot start (the bad `startup`) is a finding, not an error: the comparison
 goes on. Errors that would hit every variant alike (no cgroup, broker down) stop it at once.
+What each variant's run looks like on the way is the caller's (a CompareView); the comparison itself
+is data, drawn by the report package (oomlab.cli.compare on the command line).
 """
 
 from __future__ import annotations
@@ -9,19 +11,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
-from oomlab.errors import EXIT_OK, Interrupted, WorkerStartFailed
+from oomlab.errors import Interrupted, WorkerStartFailed
 from oomlab.record.schema import RunRecord, write_json_atomic
 from oomlab.record.typed_json import to_json
-from oomlab.report.compare import render_comparison
-from oomlab.report.console import report_console
-from oomlab.report.hooks import standard_hooks
-from oomlab.report.html import show_report, write_compare_report
-from oomlab.report.terminal import render_summary
 from oomlab.run.runner import Run
-from rich.console import Console
+from oomlab.run.standard import standard_hooks
 
 COMPARE_SCHEMA = "oomlab.compare/1"
 
@@ -33,15 +31,28 @@ class Compared:
     record: RunRecord
 
 
-def run_compare(
-    scenario: Scenario, configs: list[RunConfig], out: Console | None = None, open_report: bool = False
-) -> int:
-    out = out or report_console()
+class CompareView(Protocol):
+    """What the caller shows as the variants run."""
+
+    def variant_starts(self, scenario: Scenario, config: RunConfig) -> None: ...
+
+    def variant_ran(self, run_dir: str, record: RunRecord) -> None: ...
+
+    def interrupted(self, path: str) -> None: ...
+
+
+@dataclass
+class Comparison:
+    path: str  # compare-*.json: the runs so far, rewritten after each
+    compared: list[Compared]
+
+
+def run_compare(scenario: Scenario, configs: list[RunConfig], view: CompareView) -> Comparison:
     compared: list[Compared] = []
     path = os.path.join(configs[0].results_dir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
     try:
         for config in configs:
-            out.rule(f"{scenario.name} · variant {config.variant}: {scenario.variants[config.variant].description}")
+            view.variant_starts(scenario, config)
             run = Run(scenario, config, hooks=standard_hooks())
             try:
                 run.execute()
@@ -51,16 +62,11 @@ def run_compare(
                 if os.path.isdir(run.run_dir):
                     compared.append(Compared(config.variant, run.run_dir, run.record))
                     _save(path, scenario, compared)
-            render_summary(run.record, out)
-            out.print(run.run_dir)
+            view.variant_ran(run.run_dir, run.record)
     except Interrupted:
-        out.print(f"comparison interrupted; the runs so far are listed in {path}")
+        view.interrupted(path)
         raise
-    out.rule(f"{scenario.name}: variants side by side")
-    render_comparison([c.record for c in compared], out)
-    show_report(write_compare_report(path), open_report)
-    out.print(path)
-    return EXIT_OK
+    return Comparison(path, compared)
 
 
 def _save(path: str, scenario: Scenario, compared: list[Compared]) -> None:

@@ -44,4 +44,4 @@ def test_pyproject_reads_the_version_from_harness():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
         pyproject = tomllib.load(handle)
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
-    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "oomlab.__version__"}
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "oomlab.version.__version__"}

@@ -56,7 +56,7 @@ def test_a_split_run_sends_only_its_classs_kinds():
     assert class_tasks(config()) is None  # not split: every task
     assert class_tasks(config("small")) == {"capacity_mix.io"}
     scenario = load_scenario("capacity_mix")
-    ctx = scenario.context(config("big"), "/tmp")
+    ctx = config("big").context("/tmp")
     calls, source = call_source(scenario, ctx, 0, class_tasks(config("big")))
     assert {call.task for call in itertools.islice(calls, 200)} == {"capacity_mix.heavy"}
     assert "only capacity_mix.heavy" in source

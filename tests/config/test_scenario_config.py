@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from oomlab.cli.args import run_options
 from oomlab.cli.main import parser
-from oomlab.config.options import RunOptions, check_scenario_defaults, resolve
-from oomlab.config.scenario import builtin_names, load_scenario
+from oomlab.config.options import RunOptions, resolve
+from oomlab.config.scenario import builtin_names, check_scenario_defaults, load_scenario
 from oomlab.errors import BadInput
 
 

@@ -7,9 +7,9 @@ import os
 import signal
 import time
 
-from oomlab.observe.profiling import chosen, parse_names
 from oomlab.observe.profiling.collect import unseen_note, untouched_note
 from oomlab.observe.profiling.read import read_capture
+from oomlab.probe.profile_choice import chosen, parse_names
 from oomlab.workflows.gate.sites import grown_sites, sites_held
 from oomlab.workflows.gate.stats import TaskStats
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from oomlab.cli.main import main as oomlab
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_OK
+from oomlab.report.gate import markdown
 from oomlab.report.html import write_compare_report, write_gate, write_run_report
 from oomlab.report.html_capacity import write_capacity_report
-from oomlab.workflows.gate.report import markdown
 from oomlab.workflows.gate.verdict import Check, GateResult
 
 from tests.conftest import oomlab_cmd

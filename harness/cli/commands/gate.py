@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from oomlab.errors import EXIT_OK, EXIT_REGRESSION
 from oomlab.report.console import report_console
+from oomlab.report.gate import render_terminal, write_reports
 from oomlab.report.html import write_gate
-from oomlab.workflows.gate.flow import gate, write_reports
-from oomlab.workflows.gate.report import render_terminal
+from oomlab.workflows.gate.flow import gate
 from oomlab.workflows.gate.runs import gated_runs
 from oomlab.workflows.gate.thresholds import parse_threshold
 

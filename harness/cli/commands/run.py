@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 
 from oomlab.cli.args import add_broker_settings, add_placement, add_worker_settings, run_options
+from oomlab.cli.compare import compare_and_report
 from oomlab.cli.load_args import add_load_flags
 from oomlab.config import validate
 from oomlab.config.options import RunConfig, resolve
@@ -21,7 +22,6 @@ from oomlab.report.terminal import LoadLive, Progress, render_summary
 from oomlab.run.runner import Run
 from oomlab.worker.limits.attached import attached_limit
 from oomlab.worker.share import WorkerShare
-from oomlab.workflows.compare import run_compare
 from rich.console import Console
 
 
@@ -147,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
             raise BadInput(
                 f"the variants of {scenario.name} set different memory limits; give --memory to compare them"
             )
-        return run_compare(scenario, configs, open_report=args.open)
+        return compare_and_report(scenario, configs, open_report=args.open)
     return _run_and_report(scenario, resolve(scenario, options), open_report=args.open)
 
 

@@ -3,7 +3,7 @@
 billiard's supervisor logs "Process 'ForkPoolWorker-1' pid:123 exited with 'signal 9 (SIGKILL)'"
 when it reaps a child that did not exit cleanly: the moment Celery itself knows, whatever happens
 to the task next (FAILURE, requeue or retry). The worker logs with LOG_FORMAT, whose first field
-is the wall-clock time the line was made, to the microsecond. Celery also logs the tasks it received
+is the wall-clock time the line was made, to the microsecond (oomlab.worker.log_format). Celery also logs the tasks it received
 but does not know (and drops)."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import re
 from oomlab.observe.page_cache import ReadCache
 from oomlab.trust import RefusedLink, open_nofollow
 
-LOG_FORMAT = "[%(created).6f %(levelname)s/%(processName)s] %(message)s"
 _EXITED = re.compile(
     r"^\[(?P<wall>\d+\.\d+) \w+/MainProcess\] Process '[^']*' pid:(?P<pid>\d+) exited with '(?P<how>[^']*)'"
 )

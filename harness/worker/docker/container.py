@@ -4,63 +4,16 @@ poll, wait, send_signal, kill, returncode), and the container's memory cgroup as
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from oomlab.worker.docker.engine import DockerUnavailable, client, engine_errors, remove_container
+from oomlab.worker.docker.spec import ContainerSpec
 from oomlab.worker.docker.testcontainers_start import start_with_testcontainers
 from oomlab.worker.limits.cgroup_v1 import CgroupV1
 from oomlab.worker.limits.cgroup_v2 import CgroupV2
 from oomlab.worker.proc import alive
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """The worker's container: the limit (swap equal to it), in the host's pid and network namespaces,
-    so the probe's pids are the kernel log's and the sampler's, and the embedded broker's socket works;
-    the paths it shares with the host mounted at the same place."""
-
-    name: str
-    image: str
-    argv: list[str]
-    env: dict[str, str]
-    mounts: list[str]
-    memory_bytes: int
-    log_path: str
-    restart: str = "no"
-    workdir: str = field(default_factory=os.getcwd)
-
-    @property
-    def shell_command(self) -> str:
-        return f"exec {shlex.join(self.argv)} >> {shlex.quote(self.log_path)} 2>&1"
-
-    @property
-    def command(self) -> list[str]:
-        """The worker's argv behind a shell that sends its output to the run's worker.log."""
-        return ["sh", "-c", self.shell_command]
-
-    @property
-    def shared_paths(self) -> list[str]:
-        """The host paths mounted at the same place in the container, each once."""
-        return list(dict.fromkeys(self.mounts))
-
-    @property
-    def host_config(self) -> dict[str, Any]:
-        """The SDK's create() arguments for the limit, the namespaces, the restart policy and the
-        working directory (testcontainers passes them on unchanged)."""
-        restart = {"Name": self.restart, **({"MaximumRetryCount": 0} if self.restart == "on-failure" else {})}
-        return {
-            "pid_mode": "host",
-            "network_mode": "host",
-            "mem_limit": self.memory_bytes,
-            "memswap_limit": self.memory_bytes,
-            "working_dir": self.workdir,
-            **({"restart_policy": restart} if self.restart != "no" else {}),
-        }
 
 
 def start_with_sdk(spec: ContainerSpec) -> None:

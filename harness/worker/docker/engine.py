@@ -20,14 +20,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from oomlab import __version__
 from oomlab.errors import OomlabError
+from oomlab.version import __version__
 
 if TYPE_CHECKING:
     import docker as docker_sdk
 
 EXIT_DOCKER = 8
-DOCKER_MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses --memory below 6 MiB
 DEFAULT_BASE = os.environ.get("OOMLAB_DOCKER_BASE", "python:3.11-slim")
 PROJECT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -96,15 +95,6 @@ def remove_container(name: str) -> bool:
     except DockerUnavailable:
         return False
     return True
-
-
-def check_docker_config(memory_bytes: int, oom_scope: str) -> None:
-    """What Docker cannot do, said before anything starts."""
-    from oomlab.errors import BadInput
-
-    if memory_bytes < DOCKER_MIN_MEMORY:
-        raise BadInput(f"Docker's smallest memory limit is 6 MiB; --memory {memory_bytes} bytes is below it")
-    check_engine()
 
 
 def check_engine() -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from oomlab.worker.docker.engine import DockerUnavailable, engine_errors
 
 if TYPE_CHECKING:
-    from oomlab.worker.docker.container import ContainerSpec
+    from oomlab.worker.docker.spec import ContainerSpec
 
 
 def start_with_testcontainers(spec: ContainerSpec) -> None:

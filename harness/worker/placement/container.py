@@ -11,8 +11,9 @@ from typing import Any
 
 from oomlab.record.schema import ContainerState, CrashLoop, KillRecord, WorkerSection
 from oomlab.worker import proc
-from oomlab.worker.docker.container import ContainerSpec, ContainerWorker
-from oomlab.worker.docker.engine import worker_image
+from oomlab.worker.docker.container import ContainerWorker
+from oomlab.worker.docker.engine import check_engine, worker_image
+from oomlab.worker.docker.spec import ContainerSpec
 from oomlab.worker.placement.base import Placement, Step, WorkerLaunch, WorkerProcess
 
 CRASH_LOOP_RESTARTS = 3  # a container restarted this often before it was ever ready is in a crash loop
@@ -24,6 +25,7 @@ class DockerContainer(Placement):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        check_engine()  # no engine: one sentence (exit 8) when the run is made, before anything exists
         self.image: str | None = None
         self.states: list[ContainerState] = []  # Docker's verdict on each container, read before removal
         self._next_check = 0.0

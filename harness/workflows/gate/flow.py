@@ -10,7 +10,6 @@ from oomlab.errors import BadInput
 from oomlab.record.load import LoadSection
 from oomlab.workflows.gate.baseline import baseline_scenario, load_baseline, save_baseline
 from oomlab.workflows.gate.load_checks import check_load
-from oomlab.workflows.gate.report import junit_xml, markdown
 from oomlab.workflows.gate.run_checks import RUN, RunFacts, run_problems
 from oomlab.workflows.gate.settings import read_gate_settings
 from oomlab.workflows.gate.sites import grown_sites
@@ -105,15 +104,3 @@ def _first_baseline(
             f"the gate passes and compares from the next run on"
         ],
     )
-
-
-def write_reports(
-    result: GateResult, markdown_path: str | None, junit_path: str | None, page: str | None = None
-) -> None:
-    text = markdown(result, page)
-    for path in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
-        with open(path, "a") as handle:
-            handle.write(text)
-    if junit_path:
-        with open(junit_path, "w") as handle:
-            handle.write(junit_xml(result))

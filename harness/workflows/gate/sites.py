@@ -4,14 +4,19 @@ the gate says *where* a task's memory grew, beside *how much*."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from oomlab.config.sizes import format_size
 
-if TYPE_CHECKING:
-    from oomlab.workflows.gate.stats import TaskStats
-
 SITES_LISTED = 5
+
+
+class Profiled(Protocol):
+    """What grown_sites reads of a task name's stats (oomlab.workflows.gate.stats.TaskStats)."""
+
+    @property
+    def sites(self) -> dict[str, int]: ...
 
 
 def site_key(site: dict[str, Any]) -> str:
@@ -34,7 +39,9 @@ def sites_held(top_allocations: list[list[dict[str, Any]]]) -> dict[str, int]:
     return held
 
 
-def grown_sites(baseline: dict[str, TaskStats], current: dict[str, TaskStats], top: int = SITES_LISTED) -> list[str]:
+def grown_sites(
+    baseline: Mapping[str, Profiled], current: Mapping[str, Profiled], top: int = SITES_LISTED
+) -> list[str]:
     """One line per site that held more than in the baseline, the largest growth first; tasks whose
     baseline has no profile are left out (nothing to compare with)."""
     growth = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from oomlab.assemble.analysis import ExactCounts
 from oomlab.record.digest import NameDigest, TaskDigest
+from oomlab.record.exact_counts import ExactCounts
 from oomlab.record.kinds import KIND_STATS
 from oomlab.record.schema import RunRecord
 from oomlab.record.stream import TaskLine, line_of

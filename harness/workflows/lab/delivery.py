@@ -18,9 +18,9 @@ from oomlab.config.scenario import Scenario, load_scenario
 from oomlab.errors import BadInput, Interrupted, OomlabError
 from oomlab.record.schema import DeliverySection, write_json_atomic
 from oomlab.record.typed_json import ShapeError, from_json
-from oomlab.report.hooks import standard_hooks
 from oomlab.run.runner import Run
 from oomlab.run.signals import RunSignals
+from oomlab.run.standard import standard_hooks
 from oomlab.workflows.lab.observer import DeliveryObserver
 
 LAB_SCHEMA = "oomlab.lab.delivery/1"

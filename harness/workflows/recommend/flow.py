@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.errors import WorkerStartFailed
-from oomlab.report.hooks import standard_hooks
 from oomlab.run.hooks import RunHook
 from oomlab.run.runner import Run
+from oomlab.run.standard import standard_hooks
 from oomlab.workflows.recommend.capacity import MAX_CONCURRENCY, CapacityPlan, plan_capacity
 from oomlab.workflows.recommend.profile import WorkerProfile, profile_from_run
 from oomlab.workflows.recommend.prove import Proof, Trial, prove, run_trial

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.errors import WorkerStartFailed
-from oomlab.report.hooks import standard_hooks
 from oomlab.run.runner import Run
+from oomlab.run.standard import standard_hooks
 
 
 @dataclass

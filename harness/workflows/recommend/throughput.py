@@ -15,8 +15,8 @@ from oomlab.config.scenario import Scenario
 from oomlab.errors import WorkerStartFailed
 from oomlab.record.load import LoadSection, RecyclingFigures, SoakFindings
 from oomlab.record.stream import RunTasks
-from oomlab.report.hooks import standard_hooks
 from oomlab.run.runner import Run
+from oomlab.run.standard import standard_hooks
 from oomlab.workflows.recommend.cpu_use import CpuUse, CpuWatch
 
 MIB = 1024 * 1024

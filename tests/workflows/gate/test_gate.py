@@ -4,7 +4,7 @@ import pytest
 from oomlab.config.options import RunConfig
 from oomlab.errors import BadInput
 from oomlab.record.schema import KillRecord, RunRecord, TaskRecord
-from oomlab.workflows.gate.report import junit_xml, markdown
+from oomlab.report.gate import junit_xml, markdown
 from oomlab.workflows.gate.settings import read_gate_settings
 from oomlab.workflows.gate.stats import stats_of, task_stats
 from oomlab.workflows.gate.thresholds import Threshold, parse_threshold
@@ -145,8 +145,8 @@ def test_load_checks_fail_past_their_bound_and_when_not_measured():
 
 
 # --- the gate's flow: load bounds with no baseline, and a first baseline that breaks a bound --------
+from oomlab.report.gate import cells  # noqa: E402
 from oomlab.workflows.gate.flow import gate  # noqa: E402
-from oomlab.workflows.gate.report import cells  # noqa: E402
 from oomlab.workflows.gate.stats import stats_of as _stats_of  # noqa: E402
 
 

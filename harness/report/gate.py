@@ -1,8 +1,10 @@
 """The gate's verdict three ways: a terminal table, Markdown for a CI job summary, JUnit XML for CI
-test reports (one testcase per task and check, a failure element per regression)."""
+test reports (one testcase per task and check, a failure element per regression). The gate
+(oomlab.workflows.gate) makes the verdict; this module draws it."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import quote
 from xml.etree import ElementTree
 
@@ -84,3 +86,15 @@ def junit_xml(result: GateResult) -> str:
             )
             failure.text = f"baseline {base}, current {current}, change {change}, threshold {check.threshold}"
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+def write_reports(
+    result: GateResult, markdown_path: str | None, junit_path: str | None, page: str | None = None
+) -> None:
+    text = markdown(result, page)
+    for path in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
+        with open(path, "a") as handle:
+            handle.write(text)
+    if junit_path:
+        with open(junit_path, "w") as handle:
+            handle.write(junit_xml(result))
