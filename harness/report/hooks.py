@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from oomlab.run.hooks import RunHook
 
 if TYPE_CHECKING:
-    from oomlab.run.runner import Run
+    from oomlab.run.view import RunView
 
 
 class TimelineWriter(RunHook):
     """timeline.png: memory over time, task spans and kills (matplotlib, loaded only when drawing)."""
 
-    def finished(self, run: Run) -> None:
+    def finished(self, run: RunView) -> None:
         samples = os.path.join(run.run_dir, "samples.csv")
         if not os.path.exists(samples) or os.path.getsize(samples) == 0:
             return  # nothing was sampled (the run stopped before its worker started): no plot
@@ -31,7 +31,7 @@ class TimelineWriter(RunHook):
 class ReportWriter(RunHook):
     """report.html: the self-contained page, built from run.json as just written."""
 
-    def finished(self, run: Run) -> None:
+    def finished(self, run: RunView) -> None:
         from oomlab.report.html import REPORT_FILE, write_run_report
 
         write_run_report(run.run_dir)

@@ -9,11 +9,12 @@ from oomlab.record.load import LoadSection, NameFigures
 from oomlab.record.schema import RunRecord
 from oomlab.report.latency import latency_text
 from oomlab.run.hooks import RunHook
+from oomlab.run.replay import Replay
 from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from oomlab.run.runner import Run
+    from oomlab.run.view import RunView
 
 
 KILL_ROWS = 20  # a load run can kill hundreds: the terminal shows the first, the record keeps all
@@ -194,16 +195,16 @@ class Progress(RunHook):
         self.status.start()
         self._ended = False
 
-    def _usage(self, run: Run) -> str:
+    def _usage(self, run: RunView) -> str:
         usage = run.observers.sampler.latest_usage if run.observers else None
         return f"group {format_size(usage)} / {format_size(run.config.memory_bytes)}"
 
-    def starting(self, run: Run) -> None:
+    def starting(self, run: RunView) -> None:
         self.status.update(f"starting worker… {self._usage(run)}")
 
-    def running(self, run: Run) -> None:
-        replay, group = run.replay, run.placement.group
-        if replay is None or group is None:
+    def running(self, run: RunView) -> None:
+        replay, group = run.replay, run.group
+        if not isinstance(replay, Replay) or group is None:  # a load run's view is LoadLive
             return
         done = len(replay.tasks) - replay.unfinished() + len(replay.pending_calls)
         total = len(replay.tasks) + len(replay.pending_calls)
@@ -236,12 +237,12 @@ class LoadLive(RunHook):
             self.live = Live(console=console, refresh_per_second=4, transient=True)
             self.live.start()
 
-    def starting(self, run) -> None:
+    def starting(self, run: RunView) -> None:
         if self.live is not None:
             usage = run.observers.sampler.latest_usage if run.observers else None
             self.live.update(f"starting worker… group {format_size(usage)} / {format_size(run.config.memory_bytes)}")
 
-    def running(self, run) -> None:
+    def running(self, run: RunView) -> None:
         live = getattr(run.replay, "live", None)  # the load driver's figures (a plan replay has none)
         if live is None:
             return

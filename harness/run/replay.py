@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Protocol
 
 from oomlab.assemble.outcomes import FINAL_STATES, describe_exception
 from oomlab.config.scenario import Plan
 from oomlab.errors import BrokerUnreachable
 from oomlab.record.schema import TaskRecord
+
+
+class Following(Protocol):
+    """What the run reads of whatever sends its work (a plan's Replay, a load driver): the tasks it
+    holds for the record, their states, and what is not final yet."""
+
+    @property
+    def tasks(self) -> list[TaskRecord]: ...
+
+    @property
+    def states(self) -> dict[str, tuple[str | None, str | None]]: ...
+
+    @property
+    def all_sent(self) -> bool: ...
+
+    def unfinished(self) -> int: ...
+
+    def unfinished_ids(self) -> list[str]: ...
 
 
 class Replay:

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from oomlab.config.scenario import RunContext, Scenario
     from oomlab.observe.evidence import Evidence
     from oomlab.run.hooks import RunHook
-    from oomlab.run.replay import Replay
+    from oomlab.run.replay import Following
+    from oomlab.worker.limits.base import CgroupBackend
 
 __all__ = ["CHECKPOINT_SECONDS", "Run"]
 FILES = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv", "worker_log": "worker.log"}
@@ -62,7 +63,7 @@ class Run:
         self.observers: Observers | None = None
         self.app: Any = None
         self.task_queue: Queue | None = None
-        self.replay: Replay | None = None
+        self.replay: Following | None = None  # a plan's Replay or a load driver
         # tasks sent by someone else (a pytest session through the app): what the probe saw, and
         # the states the session polled from the result backend
         self.observed: dict[str, TaskRecord] = {}
@@ -153,6 +154,11 @@ class Run:
     def send_queue(self) -> Queue | None:
         """Where a task is sent: the run's queue, or in a split run nowhere in particular (task_routes decide)."""
         return None if self.config.worker_class else self.task_queue
+
+    @property
+    def group(self) -> CgroupBackend | None:
+        """The worker's memory cgroup (what hooks read of the placement)."""
+        return self.placement.group
 
     @property
     def owns_queue(self) -> bool:

@@ -42,9 +42,7 @@ def test_the_watch_reads_this_processs_threads_and_the_machine():
     def watched(main_pid: int) -> CpuWatch:
         watch = CpuWatch()
         group = SimpleNamespace(pids=lambda: [os.getpid()])
-        run = SimpleNamespace(
-            placement=SimpleNamespace(group=group), record=SimpleNamespace(worker=SimpleNamespace(pid=main_pid))
-        )
+        run = SimpleNamespace(group=group, record=SimpleNamespace(worker=SimpleNamespace(pid=main_pid)))
         watch.running(run)
         spin_until = time.thread_time() + 0.05
         while time.thread_time() < spin_until:

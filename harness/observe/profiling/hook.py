@@ -9,7 +9,7 @@ from oomlab.run.hooks import RunHook
 
 if TYPE_CHECKING:
     from oomlab.observe.profiling.collect import ProfileCollector
-    from oomlab.run.runner import Run
+    from oomlab.run.view import RunView
 
 
 class ProfileReader(RunHook):
@@ -18,19 +18,19 @@ class ProfileReader(RunHook):
     def __init__(self) -> None:
         self.collector: ProfileCollector | None = None
 
-    def _collector(self, run: Run) -> ProfileCollector | None:
+    def _collector(self, run: RunView) -> ProfileCollector | None:
         if self.collector is None and run.config.profile:
             from oomlab.observe.profiling.collect import ProfileCollector
 
             self.collector = ProfileCollector(run.run_dir, run.config.profile)
         return self.collector
 
-    def collect(self, run: Run) -> None:
+    def collect(self, run: RunView) -> None:
         collector = self._collector(run)
         if collector is not None and run.evidence is not None and run.observers is not None:
             collector.collect(run.record, run.evidence.observations.probe, run.observers.wall_offset)
 
-    def finished(self, run: Run) -> None:
+    def finished(self, run: RunView) -> None:
         collector = self._collector(run)
         if collector is not None:
             collector.render_flamegraphs()

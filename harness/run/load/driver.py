@@ -35,6 +35,7 @@ from oomlab.run.load.series import Series
 from oomlab.run.load.soak import Soak
 from oomlab.run.load.stats import NameStats
 from oomlab.run.replay import fetch_states
+from oomlab.run.view import RunView
 
 FOLLOW_SECONDS = 0.02  # the monitor reads the probe every 20 ms
 STATE_POLL_SECONDS = 0.25  # how often a task whose child died is looked up in the result backend
@@ -521,7 +522,7 @@ class LoadDriver(RunHook):
         )
 
     # --- the record ---------------------------------------------------------------------------
-    def collect(self, run) -> None:
+    def collect(self, run: RunView) -> None:
         """run.json's `load` section: aggregates only, the same size at a thousand tasks or a million."""
         from oomlab.run.load.section import apply_summary, load_section
 
@@ -533,7 +534,7 @@ class LoadDriver(RunHook):
         keep = kept_events(run.record.celery_events)
         run.record.celery_events = [event for event in run.record.celery_events if keep(event)]
 
-    def finished(self, run) -> None:
+    def finished(self, run: RunView) -> None:
         """The harness's cost once more, after the other hooks drew the timeline and wrote the report
         (the driver is the run's last hook): its peak RSS is the whole run's, reading the files included."""
         if run.record.load is not None:

@@ -9,7 +9,7 @@ from oomlab.config.lab_cells import Cell
 from oomlab.record.delivery import Depth, Location
 from oomlab.record.schema import DeliverySection
 from oomlab.run.hooks import RunHook
-from oomlab.run.runner import Run
+from oomlab.run.view import RunView
 from oomlab.workflows.lab.broker_view import BrokerView, open_view
 from oomlab.workflows.lab.verdict import detections, flower_worker_online, judge
 
@@ -30,7 +30,7 @@ class DeliveryObserver(RunHook):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def started(self, run: Run) -> None:
+    def started(self, run: RunView) -> None:
         assert run.connection is not None
         view = self._view = open_view(run.connection.broker_url, run.queue)
         self._thread = threading.Thread(target=self._sample, args=(view,), name="oomlab-broker-view", daemon=True)
@@ -46,7 +46,7 @@ class DeliveryObserver(RunHook):
             with self._lock:
                 self.samples.append(depth)
 
-    def worker_stopped(self, run: Run) -> None:
+    def worker_stopped(self, run: RunView) -> None:
         self._stop_sampling()
         ids = [task.id for task in run.record.tasks]
         if self._view is None:
@@ -66,7 +66,7 @@ class DeliveryObserver(RunHook):
         if self._view is not None:
             self._view.close()
 
-    def collect(self, run: Run) -> None:
+    def collect(self, run: RunView) -> None:
         record = run.record
         with self._lock:
             samples = list(self.samples)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from oomlab.run.hooks import RunHook
 
 if TYPE_CHECKING:
-    from oomlab.run.runner import Run
+    from oomlab.run.view import RunView
 
 NS = 1e-9
 
@@ -78,8 +78,8 @@ class CpuWatch(RunHook):
         self.began: tuple[float, int] | None = None
         self.ended: tuple[float, int] | None = None
 
-    def running(self, run: Run) -> None:
-        group = run.placement.group
+    def running(self, run: RunView) -> None:
+        group = run.group
         if group is None:
             return
         now: dict[int, tuple[int, int]] = {}
