@@ -7,6 +7,8 @@ its last allocation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 NAMES_ENV = "OOMLAB_PROFILE"  # "all" or comma-separated task names (full, or the last dotted part)
 DIR_ENV = "OOMLAB_PROFILE_DIR"  # where the pool child writes one capture per task execution
 SUBDIR = "profiles"
@@ -24,7 +26,7 @@ def chosen(names: tuple[str, ...], task_name: str | None) -> bool:
     return "all" in names or task_name in names or task_name.rsplit(".", 1)[-1] in names
 
 
-def profile_names(text: str | None, app, pool: str, concurrency: int, backend: str) -> tuple[str, ...]:
+def profile_names(text: str | None, app: Any, pool: str, concurrency: int, backend: str) -> tuple[str, ...]:
     """`--profile` checked against the scenario's tasks and the run: a clear sentence (BadInput) when
     it cannot work, rather than a run with nothing profiled."""
     from oomlab.errors import BadInput
@@ -62,7 +64,7 @@ def require_memray() -> None:
         raise BadInput("--profile needs memray: pip install 'oomlab[profile]'") from None
 
 
-def wait_for_profiles(session, timeout: float = 5.0) -> None:
+def wait_for_profiles(session: Any, timeout: float = 5.0) -> None:
     """After a WorkerSession settled: the tracker closes a capture just after the task's postrun, so
     give each chosen task's capture that moment to be read before a test's verdict is made."""
     import time

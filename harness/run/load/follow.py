@@ -9,7 +9,7 @@ from typing import Any
 
 from oomlab.assemble.analysis import EX_RECYCLE
 from oomlab.observe.monitor import Monitor
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, ProbeLine
 from oomlab.record.schema import Outcome
 from oomlab.run.load.book import Book
 from oomlab.run.load.replacements import Replacements
@@ -20,7 +20,7 @@ LOST_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 EXIT_SETTLE_SECONDS = 0.5  # a child's exit counts as lost only once its shutdown record had time to come
 
 
-def retain_open(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def retain_open(records: list[ProbeLine]) -> list[ProbeLine]:
     """What the monitor keeps of the probe in a load run: records of no task (children's births and
     exits, readiness) and each prerun whose postrun has not come (a task running, or killed)."""
     open_at: dict[tuple[str, int], int] = {}
@@ -78,7 +78,7 @@ class Follower:
     def _work_waiting(self) -> bool:
         return self.book.work_waiting(self.backlog())
 
-    def _started(self, record: dict[str, Any]) -> None:
+    def _started(self, record: ProbeLine) -> None:
         self.replacements.task_started(record["pid"], record["t"])
         book = self.book
         flight = book.flights.get(record.get("task_id", ""))
@@ -91,7 +91,7 @@ class Follower:
         flight.attempts += 1
         flight.lost = False
 
-    def _ended(self, record: dict[str, Any]) -> None:
+    def _ended(self, record: ProbeLine) -> None:
         self.soak.observe(record["pid"], record["t"] - self.book.start, record.get("end_rss"))
         flight = self.book.flights.get(record.get("task_id", ""))
         state = record.get("state")

@@ -67,7 +67,7 @@ class Sender:
             if self.error:
                 return
             # None: Celery declares the queue (this thread's first publish); [] skips it after that
-            declare: list | None = [] if getattr(self._declared, "done", False) else None
+            declare: list[Any] | None = [] if getattr(self._declared, "done", False) else None
             now = time.monotonic()
             send.began(now)
             call = send.call
@@ -96,5 +96,5 @@ class Sender:
         self._pool.shutdown(wait=True)
 
 
-def _no_subscription(*_args, **_kwargs) -> None:
+def _no_subscription(*_args: object, **_kwargs: object) -> None:
     return None
