@@ -87,7 +87,10 @@ def _heartbeat_expiry(events: list[CeleryEvent], before: float) -> float | None:
         return None
     last = beats[-1]
     freq = float(last.fields.get("freq") or 2.0)
-    return last.timestamp_mono + (heartbeat_expires(last.timestamp_wall, freq) - last.timestamp_wall)
+    mono, wall = last.timestamp_mono, last.timestamp_wall
+    assert mono is not None and wall is not None, "a heartbeat kept above has both clocks"
+    expires: float = heartbeat_expires(wall, freq)  # Celery's, untyped
+    return mono + (expires - wall)
 
 
 def _owner(pid: int, kernel_time: float, kernel_kill: KernelKill | None, obs: Observations) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Collection
 
 from oomlab.assemble.analysis import summarize, summarize_processes
 from oomlab.assemble.attribution import KillContext, attribute_kills
@@ -14,7 +15,7 @@ from oomlab.assemble.truth import apply_truth_summary, mark_process_peaks
 from oomlab.observe.evidence import Evidence
 from oomlab.observe.executions import build_executions, child_exit_codes, pool_children, task_names
 from oomlab.probe.events import WORKER_READY
-from oomlab.record.schema import ProcessRecord, RunRecord, TaskRecord
+from oomlab.record.schema import Execution, KillRecord, ProcessRecord, RunRecord, Summary, TaskRecord
 
 
 def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
@@ -59,14 +60,26 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     return record
 
 
-def _task(task: TaskRecord, evidence: Evidence, executions: dict, kills: list, tree: TreeContext) -> TaskRecord:
+def _task(
+    task: TaskRecord,
+    evidence: Evidence,
+    executions: dict[str, list[Execution]],
+    kills: list[KillRecord],
+    tree: TreeContext,
+) -> TaskRecord:
     filled = dataclasses.replace(task, state_history=list(task.state_history))
     state, exception = evidence.states.get(task.id, (None, None))
     fill_task(filled, state, exception, executions.get(task.id, []), kills, tree)
     return filled
 
 
-def _processes(evidence: Evidence, kills: list, exit_codes: dict, main_pid, main_pids) -> list[ProcessRecord]:
+def _processes(
+    evidence: Evidence,
+    kills: list[KillRecord],
+    exit_codes: dict[int, int],
+    main_pid: int | None,
+    main_pids: Collection[int],
+) -> list[ProcessRecord]:
     stats = evidence.pid_stats
     # VmHWM when the main process was last alive to ask; if it died first, the kernel's figure at
     # its kill or the sampled maximum can be higher, and each is a true lower bound
@@ -92,7 +105,7 @@ def _processes(evidence: Evidence, kills: list, exit_codes: dict, main_pid, main
     ]
 
 
-def _summary(evidence: Evidence, record: RunRecord):
+def _summary(evidence: Evidence, record: RunRecord) -> Summary:
     config = evidence.config
     peak = evidence.group_peak if evidence.group_peak is not None else evidence.sampler.max_usage
     summary = summarize(record.tasks, record.kills, config.memory_bytes, peak)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from oomlab.assemble.analysis import EX_RECYCLE
 from oomlab.config.sizes import format_size
-from oomlab.record.schema import RunRecord
+from oomlab.record.schema import Execution, RunRecord
 
 
-def _recycle_reason(runs: list, limit_kib: int | None, max_tasks: int | None) -> str:
+def _recycle_reason(runs: list[Execution], limit_kib: int | None, max_tasks: int | None) -> str:
     """Which setting replaced a child, from its own last task: billiard's memory check compares
     ru_maxrss with worker_max_memory_per_child; the task count, with worker_max_tasks_per_child.
     billiard exits 155 for these two alone, so with one of them set (a load run records no task
@@ -28,7 +28,7 @@ def recycling(record: RunRecord) -> list[str]:
     conf = record.worker.celery_conf
     limit_kib, max_tasks = conf.get("worker_max_memory_per_child"), conf.get("worker_max_tasks_per_child")
     found = []
-    runs_by_pid: dict[int, list] = {}
+    runs_by_pid: dict[int, list[Execution]] = {}
     for one in record.tasks:
         for run in one.executions:
             runs_by_pid.setdefault(run.pid, []).append(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from oomlab.observe.sampler import PidStats
 from oomlab.record.schema import Execution, KillRecord, Outcome, TaskRecord
@@ -31,7 +32,7 @@ class TreeContext:
     pool_children: frozenset[int] = frozenset()
 
 
-def describe_exception(result) -> str | None:
+def describe_exception(result: object) -> str | None:
     if isinstance(result, BaseException):
         return f"{type(result).__name__}: {result}"
     if isinstance(result, dict) and "exc_type" in result:
@@ -139,11 +140,11 @@ def _fill_tree(task: TaskRecord, run: Execution, tree: TreeContext) -> None:
     task.descendants = descendants(run, tree, task.killed_descendants)
 
 
-def descendants(run: Execution, tree: TreeContext, killed: list[dict]) -> list[dict]:
+def descendants(run: Execution, tree: TreeContext, killed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Processes born in the task's leaf during its run: the sampler's view (sampled RSS), the
     probe's exact VmHWM for those alive at the end, the kernel's figure for those it killed."""
     end = run.finished_mono if run.finished_mono is not None else float("inf")
-    found: dict[int, dict] = {}
+    found: dict[int, dict[str, Any]] = {}
     for pid, stats in tree.pid_stats.items():
         born_here = tree.leaf_of_pid.get(pid) == run.pid and pid != run.pid and pid not in tree.pool_children
         if born_here and run.started_mono <= stats.first_seen <= end:  # started during the task

@@ -8,7 +8,7 @@ import tempfile
 
 from oomlab.assemble.analysis import spread
 from oomlab.assemble.outcomes import SHARED_POOLS
-from oomlab.probe.events import CHILD_INIT, POSTRUN, PRERUN
+from oomlab.probe.events import CHILD_INIT, POSTRUN, PRERUN, ProbeLine
 from oomlab.record.schema import Execution, LeafSummary, ProcessRecord, RunRecord, Summary
 from oomlab.worker.leftovers import Lease
 
@@ -34,7 +34,7 @@ def worker_lost_cause(log_path: str) -> str | None:
     return None
 
 
-def _readings(probe: list[dict], pid: int) -> list[tuple[float, int, float]]:
+def _readings(probe: list[ProbeLine], pid: int) -> list[tuple[float, int, float]]:
     """(time, VmHWM, time of the reset before it) for every VmHWM the probe read in `pid`."""
     readings, reset_at = [], 0.0
     for record in probe:
@@ -50,7 +50,7 @@ def _readings(probe: list[dict], pid: int) -> list[tuple[float, int, float]]:
 
 def mark_process_peaks(
     processes: list[ProcessRecord],
-    probe: list[dict],
+    probe: list[ProbeLine],
     executions: dict[str, list[Execution]],
     leaf_of_pid: dict[int, int],
 ) -> None:

@@ -3,11 +3,13 @@ it. An execution left open in a process that died is the task that process was r
 
 from __future__ import annotations
 
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
+from typing import Any
+
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, ProbeLine
 from oomlab.record.schema import Execution
 
 
-def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
+def build_executions(probe: list[ProbeLine]) -> dict[str, list[Execution]]:
     by_task: dict[str, list[Execution]] = {}
     for record in probe:
         task_id = record.get("task_id")
@@ -58,7 +60,7 @@ def _mark_shared(by_task: dict[str, list[Execution]]) -> None:
                 run.in_flight.append(other_id)
 
 
-def _close_tree(run: Execution, record: dict) -> None:
+def _close_tree(run: Execution, record: ProbeLine) -> None:
     """The postrun's figures for the task's tree (its leaf) and the process's memory by kind."""
     run.in_flight = sorted(set(run.in_flight) | set(record.get("in_flight") or []))
     run.tree_peak_bytes = record.get("tree_peak")
@@ -71,24 +73,24 @@ def _close_tree(run: Execution, record: dict) -> None:
     run.reaped_descendant_peak_bytes = record.get("reaped_descendant_peak")
 
 
-def pool_children(probe: list[dict]) -> frozenset[int]:
+def pool_children(probe: list[ProbeLine]) -> frozenset[int]:
     """Pool processes: every pid that ran the probe's child_init."""
     return frozenset(r["pid"] for r in probe if r["ev"] == CHILD_INIT)
 
 
-def leaves(probe: list[dict]) -> dict[int, dict]:
+def leaves(probe: list[ProbeLine]) -> dict[int, dict[str, Any]]:
     """Each pool child's leaf memory cgroup as the probe made it (or why it could not)."""
-    return {r["pid"]: r["leaf"] for r in probe if r["ev"] == CHILD_INIT and r.get("leaf")}
+    return {r["pid"]: leaf for r in probe if r["ev"] == CHILD_INIT and (leaf := r.get("leaf"))}
 
 
-def child_exit_codes(probe: list[dict]) -> dict[int, int]:
+def child_exit_codes(probe: list[ProbeLine]) -> dict[int, int]:
     """Exit codes children reported on the way out (worker_process_shutdown); a SIGKILLed child
     reports none."""
-    return {r["pid"]: r["exitcode"] for r in probe if r["ev"] == CHILD_SHUTDOWN and r.get("exitcode") is not None}
+    return {r["pid"]: code for r in probe if r["ev"] == CHILD_SHUTDOWN and (code := r.get("exitcode")) is not None}
 
 
-def task_names(probe: list[dict]) -> dict[str, str]:
-    return {r["task_id"]: r["name"] for r in probe if r.get("task_id") and r.get("name")}
+def task_names(probe: list[ProbeLine]) -> dict[str, str]:
+    return {task_id: name for r in probe if (task_id := r.get("task_id")) and (name := r.get("name"))}
 
 
 def running_in(by_task: dict[str, list[Execution]], pid: int, at: float) -> tuple[str, Execution] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
 from oomlab.observe.page_cache import ReadCache
-from oomlab.probe.events import decode
+from oomlab.probe.events import ProbeLine, decode
 from oomlab.probe.procfs import OpenFiles
 from oomlab.trust import RefusedLink, open_nofollow
 from oomlab.worker.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
@@ -31,7 +31,7 @@ class Observations:
     kernel_kills: list[KernelKill] = field(default_factory=list)
     oom_events: list[tuple[float, int]] = field(default_factory=list)  # (seen, oom_kill counter)
     exits: dict[int, float] = field(default_factory=dict)
-    probe: list[dict] = field(default_factory=list)
+    probe: list[ProbeLine] = field(default_factory=list)
     group_kills: list[tuple[float, list[int]]] = field(default_factory=list)
     group_replaced: list[float] = field(default_factory=list)  # when the group was found made anew
     leaf_kills: list[tuple[float, int]] = field(default_factory=list)  # (seen, owner pid) per kill counted in a leaf
@@ -71,7 +71,7 @@ class Monitor(threading.Thread):
         return {"oom_event": True, "kmsg": self.kmsg is not None, "pidfd": not self.exits.unavailable}
 
     @property
-    def kmsg_clock(self) -> dict | None:
+    def kmsg_clock(self) -> dict[str, float | None] | None:
         """The kernel log's clock minus CLOCK_MONOTONIC as measured (None: not measured)."""
         return self.kmsg.clock.describe() if self.kmsg else None
 
@@ -221,7 +221,7 @@ class Monitor(threading.Thread):
         with self.lock:
             self.obs.probe.extend(records)
 
-    def drain_probe(self, retain: Callable[[list[dict]], list[dict]]) -> list[dict]:
+    def drain_probe(self, retain: Callable[[list[ProbeLine]], list[ProbeLine]]) -> list[ProbeLine]:
         """Hand over the probe records that arrived since the last drain, keeping in the observations
         only those `retain(records)` returns: a load run keeps what kill attribution needs (children's
         events, tasks not yet ended), not a record per task ever run, which would grow with the run."""

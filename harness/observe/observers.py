@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 from oomlab.config.options import RunConfig
@@ -16,7 +17,7 @@ from oomlab.observe.evidence import Evidence, SamplerFigures
 from oomlab.observe.executions import build_executions, task_names
 from oomlab.observe.monitor import Monitor
 from oomlab.observe.sampler import Sampler
-from oomlab.record.schema import Environment, TaskRecord
+from oomlab.record.schema import Environment, Execution, TaskRecord
 from oomlab.worker.limits.base import CgroupBackend
 
 
@@ -57,7 +58,7 @@ class Observers:
     def watch_pid(self, pid: int) -> None:
         self.monitor.watch_pid(pid)
 
-    def stop_steps(self) -> list:
+    def stop_steps(self) -> list[Callable[[], None]]:
         return [t.stop for t in (self.events, self.sampler, self.monitor) if t is not None]
 
     def evidence(self, tasks: list[TaskRecord] | None, observed: dict[str, TaskRecord], **run_facts: Any) -> Evidence:
@@ -90,7 +91,9 @@ class Observers:
         )
 
 
-def observed_tasks(known: dict[str, TaskRecord], executions: dict, names: dict[str, str]) -> list[TaskRecord]:
+def observed_tasks(
+    known: dict[str, TaskRecord], executions: dict[str, list[Execution]], names: dict[str, str]
+) -> list[TaskRecord]:
     """Tasks sent by someone else (a pytest session through the app), as the probe saw them start."""
     for task_id, runs in executions.items():
         if task_id not in known and runs:

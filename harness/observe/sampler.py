@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from oomlab.probe import procfs
 from oomlab.probe.task_tree import memory_kinds
@@ -53,7 +54,7 @@ class SamplerCost:
             self.smaps_process_samples += processes
             self.smaps_cpu_seconds += cpu
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         rss_ticks = self.ticks - self.smaps_ticks
         rss_samples = self.process_samples - self.smaps_process_samples
         rss_cpu = self.cpu_seconds - self.smaps_cpu_seconds
@@ -103,8 +104,8 @@ class Sampler(threading.Thread):
         # shared pages count once per process in the sum, once in the group
         self.max_sum_rss: int = 0
         self.usage_at_max_sum_rss: int | None = None
-        self._rows: list[tuple] = []
-        self._group_rows: list[tuple] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self._group_rows: list[tuple[Any, ...]] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._headers_written = False

@@ -8,10 +8,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 
-from oomlab.probe.events import decode
+from oomlab.probe.events import ProbeLine, decode
 
 
-def read_probe(path: str) -> list[dict]:
+def read_probe(path: str) -> list[ProbeLine]:
     try:
         with open(path) as handle:
             return [record for line in handle if (record := decode(line)) is not None]
@@ -19,7 +19,7 @@ def read_probe(path: str) -> list[dict]:
         return []
 
 
-def csv_rows(path: str) -> list[dict]:
+def csv_rows(path: str) -> list[dict[str, str]]:
     try:
         with open(path, newline="") as handle:
             return list(csv.DictReader(handle))

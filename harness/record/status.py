@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 
 def settle_status(path: str, status: str, message: str | None) -> bool:
@@ -39,7 +40,7 @@ def settle_status(path: str, status: str, message: str | None) -> bool:
     return True
 
 
-def _replace(path: str, record: dict) -> bool:
+def _replace(path: str, record: dict[str, Any]) -> bool:
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "w") as handle:

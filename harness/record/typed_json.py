@@ -53,6 +53,17 @@ def from_json(cls: type[T], data: Any, path: str = "") -> T:
     return rebuilt
 
 
+def _read_typeddict(hint: Any, data: Any, path: str) -> dict[str, Any]:
+    """A TypedDict (a probe line in the evidence): its required keys present, each key it declares of
+    its type; keys it does not declare are kept as they are (a newer recorder's fields)."""
+    _expect(data, dict, path)
+    missing = [key for key in hint.__required_keys__ if key not in data]
+    if missing:
+        raise ShapeError(path, f"lacks {', '.join(sorted(missing))}")
+    hints = typing.get_type_hints(hint)
+    return {key: _read(hints[key], value, f"{path}.{key}") if key in hints else value for key, value in data.items()}
+
+
 def _read(hint: Any, data: Any, path: str) -> Any:
     origin = get_origin(hint)
     if hint is Any:
@@ -74,6 +85,8 @@ def _read(hint: Any, data: Any, path: str) -> Any:
         return data
     if dataclasses.is_dataclass(hint):
         return _read_dataclass(hint, data, path)  # type: ignore[arg-type]
+    if typing.is_typeddict(hint):
+        return _read_typeddict(hint, data, path)
     if origin is list or hint is list:
         (item,) = get_args(hint) or (Any,)
         _expect(data, list, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 from oomlab.assemble.outcomes import FINAL_STATES, describe_exception
 from oomlab.config.scenario import Plan
@@ -31,7 +31,7 @@ class Following(Protocol):
 
 
 class Replay:
-    def __init__(self, app, plan: Plan, queue):
+    def __init__(self, app: Any, plan: Plan, queue: Any):
         self.app = app
         self.queue = queue
         self.pending_calls = sorted(plan.calls, key=lambda call: call.at)
@@ -110,7 +110,7 @@ def connection_errors() -> tuple[type[BaseException], ...]:
     return (OSError, OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
-def fetch_states(app, task_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+def fetch_states(app: Any, task_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
     """(state, exception) per task id: one MGET per BATCH ids on a Redis result backend (thousands of
     tasks stay cheap to follow), one request per task on any other."""
     backend = app.backend

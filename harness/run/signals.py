@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from oomlab.errors import Interrupted
 
@@ -28,7 +29,7 @@ class RunSignals:
         self.hurried = False
         self._previous: dict[int, object] = {}
 
-    def _handle(self, signum: int, _frame) -> None:
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.received.append(signum)
         if self.raising:
             self.raising = False  # one exception per run: a second signal must not unwind cleanup
@@ -45,6 +46,6 @@ class RunSignals:
         self._previous = {sig: signal.signal(sig, self._handle) for sig in HANDLED}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, old in self._previous.items():
             signal.signal(sig, old)  # type: ignore[arg-type]

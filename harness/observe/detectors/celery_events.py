@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from oomlab.record.schema import CeleryEvent
 
@@ -13,7 +14,7 @@ _KEPT = ("exception", "traceback", "freq", "active", "processed", "pid", "name",
 
 
 class CeleryEventCapture(threading.Thread):
-    def __init__(self, app, hostname: str, wall_to_mono: Callable[[float], float]):
+    def __init__(self, app: Any, hostname: str, wall_to_mono: Callable[[float], float]):
         super().__init__(name="oomlab-celery-events", daemon=True)
         self.app = app
         self.hostname = hostname
@@ -24,7 +25,7 @@ class CeleryEventCapture(threading.Thread):
         self._lock = threading.Lock()
         self.connected = threading.Event()
 
-    def _on_event(self, event: dict) -> None:
+    def _on_event(self, event: dict[str, Any]) -> None:
         if event.get("hostname") not in (None, self.hostname):
             return
         stamp = event.get("timestamp")

@@ -7,7 +7,7 @@ import os
 
 
 class ExitWatcher:
-    def __init__(self):
+    def __init__(self) -> None:
         self._fds: dict[int, int] = {}  # fd -> pid
         self.unavailable = not hasattr(os, "pidfd_open")
 

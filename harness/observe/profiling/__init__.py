@@ -8,6 +8,8 @@ its last allocation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from oomlab.probe.profile_choice import chosen
 
 SUBDIR = "profiles"
@@ -22,7 +24,7 @@ def profile_dir(run_dir: str) -> str:
     return path
 
 
-def wait_for_profiles(session, timeout: float = 5.0) -> None:
+def wait_for_profiles(session: Any, timeout: float = 5.0) -> None:
     """After a WorkerSession settled: the tracker closes a capture just after the task's postrun, so
     give each chosen task's capture that moment to be read before a test's verdict is made."""
     import time

@@ -8,9 +8,11 @@ import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from oomlab.config.sizes import format_size
 from oomlab.observe.profiling.read import Capture, read_capture
+from oomlab.probe.events import ProbeLine
 from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord
 
 MAX_FLAMEGRAPHS = 20  # the largest captures get one (about 4.5 MB and half a second each)
@@ -26,7 +28,7 @@ class ProfileCollector:
     flamegraphs: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
-    def collect(self, record: RunRecord, probe: list[dict], wall_offset: float) -> None:
+    def collect(self, record: RunRecord, probe: list[ProbeLine], wall_offset: float) -> None:
         starts = [r for r in probe if r["ev"] == "profile_start"]
         ends = {r["path"]: r for r in probe if r["ev"] == "profile_end"}
         kills = {(k.task_id, k.pid): k for k in record.kills}
@@ -78,7 +80,7 @@ class ProfileCollector:
                 self.errors[capture.path] = f"memray flamegraph: {done.stderr.strip()[-300:]}"
 
 
-def _execution_of(task: TaskRecord, start: dict) -> Execution | None:
+def _execution_of(task: TaskRecord, start: ProbeLine) -> Execution | None:
     """The execution a capture belongs to: same process, the latest started before the tracker."""
     candidates = [e for e in task.executions if e.pid == start["pid"] and e.started_mono <= start["t"]]
     return max(candidates, key=lambda e: e.started_mono) if candidates else None
@@ -88,15 +90,15 @@ def _profile(
     run_dir: str,
     capture: Capture,
     execution: Execution,
-    start: dict,
-    end: dict | None,
+    start: ProbeLine,
+    end: ProbeLine | None,
     kill: KillRecord | None,
     wall_offset: float,
-) -> dict:
+) -> dict[str, Any]:
     peak = kill.rss_bytes if kill is not None else execution.peak_rss_bytes
     growth = peak - execution.start_rss_bytes if peak is not None and execution.start_rss_bytes is not None else None
     children = _children(start, end)
-    profile = {
+    profile: dict[str, Any] = {
         "capture": os.path.relpath(capture.path, run_dir),
         "view": capture.view,
         "held_bytes": capture.total_bytes,
@@ -118,7 +120,7 @@ def _profile(
     return profile
 
 
-def _children(start: dict, end: dict | None) -> dict | None:
+def _children(start: ProbeLine, end: ProbeLine | None) -> dict[str, Any] | None:
     """Child processes the task ran and waited for (their page faults and CPU time rose), and the
     largest one's peak when it set a new maximum for this process (ru_maxrss keeps only the largest)."""
     if end is None:
@@ -129,7 +131,7 @@ def _children(start: dict, end: dict | None) -> dict | None:
     return {"ran": ran, "largest_peak_bytes": after["maxrss"] if grew else None}
 
 
-def unseen_note(seen: int, growth: int | None, children: dict | None) -> str | None:
+def unseen_note(seen: int, growth: int | None, children: dict[str, Any] | None) -> str | None:
     """A sentence when memray's view cannot be the whole story, rather than a short profile."""
     if children and children["ran"]:
         largest = children.get("largest_peak_bytes")
@@ -159,14 +161,14 @@ def untouched_note(seen: int, growth: int | None, killed: bool) -> str | None:
     )
 
 
-def cost(probe: list[dict]) -> dict | None:
+def cost(probe: list[ProbeLine]) -> dict[str, Any] | None:
     """memray's cost per task, measured: a no-op task body bare and inside a tracker in one pool
     child (median of each), and the tracker's start+stop time around the real tasks."""
     calibration = next((r for r in probe if r["ev"] == "profile_cost"), None)
     around = [r["overhead_s"] for r in probe if r["ev"] == "profile_end" and r.get("overhead_s") is not None]
     if calibration is None and not around:
         return None
-    figures: dict = {}
+    figures: dict[str, Any] = {}
     if calibration is not None:
         bare, tracked = statistics.median(calibration["bare_s"]), statistics.median(calibration["tracked_s"])
         figures.update(
@@ -175,7 +177,7 @@ def cost(probe: list[dict]) -> dict | None:
             noop_tracked_s=tracked,
             per_task_s=tracked - bare,
         )
-        growth = [calibration.get(key) or [] for key in ("bare_peak_growth", "tracked_peak_growth")]
+        growth = [calibration.get("bare_peak_growth") or [], calibration.get("tracked_peak_growth") or []]
         if all(len(g) > 1 for g in growth) and None not in growth[0] + growth[1]:
             # the first tracker in a process sets memray up; each pool child pays that as it starts
             figures["setup_peak_bytes"] = growth[1][0] - growth[0][0]

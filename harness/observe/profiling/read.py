@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 TOP_SITES = 5
 NATIVE_FRAMES = 8  # native frames kept per site, innermost first
@@ -34,7 +36,7 @@ class Site:
     via: list[str] = field(default_factory=list)  # library Python frames between the site and the allocator
     native: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -53,12 +55,12 @@ def _library(filename: str) -> bool:
     return filename.startswith("<") or os.path.realpath(filename).startswith(_LIBRARY_DIRS)
 
 
-def _frame(frame: tuple) -> str:
+def _frame(frame: tuple[Any, ...]) -> str:
     function, filename, line = frame[:3]
     return f"{function} ({filename}:{line})" if line else f"{function} ({filename})"
 
 
-def _site_of(record, native_traces: bool) -> tuple[tuple, list[str], list[str]]:
+def _site_of(record: Any, native_traces: bool) -> tuple[tuple[Any, ...], list[str], list[str]]:
     """The site key (function, file, line), the library frames inside it and the native frames."""
     python = record.stack_trace()
     native = [_frame(f) for f in record.native_stack_trace()[:NATIVE_FRAMES]] if native_traces else []
@@ -73,10 +75,10 @@ def _is_oomlab_frame(path: str) -> bool:
     return path.startswith(_OOMLAB_DIR) and not path.startswith(_SCENARIOS_DIR)
 
 
-def top_sites(records, native_traces: bool, top: int = TOP_SITES) -> tuple[int, list[Site]]:
+def top_sites(records: Iterable[Any], native_traces: bool, top: int = TOP_SITES) -> tuple[int, list[Site]]:
     """Records grouped by site, largest first; a site keeps the frames of its largest record."""
-    sites: dict[tuple, Site] = {}
-    largest: dict[tuple, int] = {}
+    sites: dict[tuple[Any, ...], Site] = {}
+    largest: dict[tuple[Any, ...], int] = {}
     total = 0
     for record in records:
         if record.size <= 0:

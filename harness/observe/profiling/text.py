@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from oomlab.config.sizes import format_size
+from oomlab.record.schema import TaskRecord
 
 SITES_SHOWN = 3
 
@@ -19,16 +22,16 @@ def short_path(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def where(site: dict) -> str:
+def where(site: dict[str, Any]) -> str:
     return f"{site['function']} ({short_path(site['file'])}:{site['line']})"
 
 
-def site_line(site: dict) -> str:
+def site_line(site: dict[str, Any]) -> str:
     via = f"  via {site['via'][-1].split(' (')[0]}" if site.get("via") else ""
     return f"{format_size(site['bytes']):>10}  {where(site)}{via}"
 
 
-def headline(task) -> str:
+def headline(task: TaskRecord) -> str:
     """What memray saw of one task, at its peak or at its kill."""
     profile = task.profile or {}
     held = format_size(profile.get("held_bytes"))
@@ -40,7 +43,7 @@ def headline(task) -> str:
     return f"{task.name} {task.id[:8]}: peak {format_size(task.peak_rss_bytes)}; at the high-water mark memray saw {held} held by:"
 
 
-def task_lines(task, sites: int = SITES_SHOWN) -> list[str]:
+def task_lines(task: TaskRecord, sites: int = SITES_SHOWN) -> list[str]:
     profile = task.profile or {}
     lines = [headline(task)]
     lines += [f"  {site_line(site)}" for site in task.top_allocations[:sites]]
@@ -59,7 +62,7 @@ def task_lines(task, sites: int = SITES_SHOWN) -> list[str]:
     return lines
 
 
-def cost_line(cost: dict | None) -> str | None:
+def cost_line(cost: dict[str, Any] | None) -> str | None:
     if not cost:
         return None
     parts = []
@@ -82,7 +85,7 @@ def cost_line(cost: dict | None) -> str | None:
     return "; ".join(parts)
 
 
-def failure_lines(tasks) -> str:
+def failure_lines(tasks: Iterable[TaskRecord]) -> str:
     """For a failing test's message: where the memory went in each profiled task, or why nothing is shown."""
     profiled = [task for task in tasks if task.profile]
     if not profiled:

@@ -5,12 +5,14 @@ Redis (the embedded broker too): the list's length, summed over kombu's priority
 
 from __future__ import annotations
 
+from typing import Any
+
 PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)  # kombu's Redis transport default
 
 
 class QueueDepth:
-    def __init__(self, app, broker_url: str, queue: str):
+    def __init__(self, app: Any, broker_url: str, queue: str):
         self.app = app
         self.queue = queue
         self.redis = None

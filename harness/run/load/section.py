@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from oomlab.assemble.outcomes import OUTCOMES
+from oomlab.config.load_shapes import LoadShape
 from oomlab.config.sizes import format_size
-from oomlab.record.load import LoadSection, Schedule, SoakFindings
+from oomlab.record.histogram import LogHistogram
+from oomlab.record.load import LoadSection, NameFigures, Schedule, SoakFindings
 from oomlab.record.schema import RunRecord, Spread, Summary
 from oomlab.record.stream import TASKS_FILE
+from oomlab.run.load.book import Book
+from oomlab.run.load.figures import Figures
 from oomlab.run.load.replacements import Replacements
-from oomlab.run.load.soak import Budget
+from oomlab.run.load.schedule import Scheduler
+from oomlab.run.load.series import Series
+from oomlab.run.load.soak import Budget, Soak
 from oomlab.run.load.stats import total_of
+
+
+class LoadState(Protocol):
+    """What the section is read from: a load driver's parts (the driver itself satisfies it)."""
+
+    shape: LoadShape
+    book: Book
+    scheduler: Scheduler
+    replacements: Replacements
+    figures: Figures
+    soak: Soak
+
+    def sending_window(self) -> float: ...
+
 
 BEHIND_RATIO = 0.95  # achieved below this share of offered: the worker did not keep up
 
 
-def load_section(driver, record: RunRecord) -> LoadSection:
-    total = total_of(driver.by_name)
+def load_section(driver: LoadState, record: RunRecord) -> LoadSection:
+    book, scheduler = driver.book, driver.scheduler
+    total = total_of(book.by_name)
     shape = driver.shape
     asked = shape.asked_per_s
     # open loop: the sends made within the schedule's window over the part of it covered so far, against
     # what it asks (a sender that falls behind sends fewer in it); closed loop: sends over their span
     window = driver.sending_window()
-    offered = driver.sent_in_window / window if asked else total.offered_per_s
+    offered = book.sent_in_window / window if asked else total.offered_per_s
     kills = len(record.kills)
     sent = total.counts["sent"]
     main = next((p for p in record.processes if p.role == "main"), None)
@@ -32,60 +54,60 @@ def load_section(driver, record: RunRecord) -> LoadSection:
         concurrency=record.config.concurrency,
         main_rss=(main.last_rss_bytes or 0) if main else 0,
         child_start_rss=_child_start(driver),
-        task_transient=driver.max_above_start,
+        task_transient=book.max_above_start,
         replacement_seconds=driver.replacements.cost.quantile(0.5),
         mean_run_time=total.latency["run_time"].quantile(0.5),
     )
     # headroom is counted without page cache, which the kernel reclaims before it kills
-    unreclaimable = _latest(driver.series["group_unreclaimable_bytes"])
+    unreclaimable = _latest(driver.figures.series["group_unreclaimable_bytes"])
     section = replace(
-        LoadSection.of(total.figures(), {name: s.points() for name, s in driver.series.items()}),
+        LoadSection.of(total.figures(), {name: s.points() for name, s in driver.figures.series.items()}),
         offered_per_s=_round(offered),
         shape=shape,
-        calls_from=driver.source,
+        calls_from=scheduler.source,
         tasks_file=TASKS_FILE,
         asked_per_s=asked,
         schedule=Schedule(
             asked_per_s=asked,
             offered_per_s=_round(offered),
             offered_error_percent=_round(100 * (offered - asked) / asked, 2) if offered and asked else None,
-            lateness_s=driver.lateness.summary(),
+            lateness_s=book.lateness.summary(),
             lateness_basis="when each send happened minus when it was due",
         ),
-        in_flight=len(driver.flights),
+        in_flight=len(book.flights),
         oom_kills=kills,
         oom_kills_per_1000_tasks=round(1000 * kills / sent, 3) if sent else None,
         recycling=driver.replacements.figures(total.achieved),
-        soak=driver.soak.findings(driver.final_count, unreclaimable, total.achieved_per_s, budget),
-        by_task={name: _by_task(driver, name, window if asked else None) for name in sorted(driver.by_name)},
+        soak=driver.soak.findings(book.final_count, unreclaimable, total.achieved_per_s, budget),
+        by_task={name: _by_task(book, name, window if asked else None) for name in sorted(book.by_name)},
         histogram_relative_error=total.peak_rss.relative_error,
-        harness=driver.own_cost(),
+        harness=driver.figures.own_cost(),
     )
     section.findings = findings(section, driver)
     return section
 
 
-def _by_task(driver, name: str, window: float | None):
+def _by_task(book: Book, name: str, window: float | None) -> NameFigures:
     """A name's figures; in an open loop its offered rate by the same rule as the run's (its sends in
     the schedule's window over the window), so the names add up to the whole."""
-    figures = driver.by_name[name].figures()
+    figures = book.by_name[name].figures()
     if window:
-        figures = replace(figures, offered_per_s=_round(driver.sent_in_window_by_name[name] / window))
+        figures = replace(figures, offered_per_s=_round(book.sent_in_window_by_name[name] / window))
     return figures
 
 
-def apply_summary(driver, summary: Summary) -> None:
+def apply_summary(book: Book, summary: Summary) -> None:
     """The run summary's task figures for a load run, whose record holds no task list: outcomes
     counted as tasks became final, exact peaks through the histogram (within its relative error,
     the max exact; each exact peak is in tasks.jsonl)."""
-    total = total_of(driver.by_name)
-    summary.outcomes = {name: driver.outcomes.get(name, 0) for name in OUTCOMES}
+    total = total_of(book.by_name)
+    summary.outcomes = {name: book.outcomes.get(name, 0) for name in OUTCOMES}
     summary.tasks = total.counts["sent"]
     summary.peak_rss_bytes = _spread(total.peak_rss)
-    summary.peak_above_start_bytes = _spread(driver.above_start)
+    summary.peak_above_start_bytes = _spread(book.above_start)
 
 
-def _spread(histogram) -> Spread:
+def _spread(histogram: LogHistogram) -> Spread:
     return Spread(
         p50=_int(histogram.quantile(0.5)), p95=_int(histogram.quantile(0.95)), max=_int(histogram.max), n=histogram.n
     )
@@ -95,16 +117,16 @@ def _int(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def findings(section: LoadSection, driver) -> list[str]:
-    found = []
+def findings(section: LoadSection, driver: LoadState) -> list[str]:
+    found: list[str] = []
     offered, achieved = section.offered_per_s, section.achieved_per_s
-    backlog = driver.depth_at_send_end
+    backlog = driver.scheduler.depth_at_send_end
     # behind: fewer tasks done per second than sent, and work still waiting when sending ended (a
     # rate lowered by a killed task alone is not a worker that cannot keep up)
     if offered and achieved and achieved < BEHIND_RATIO * offered and backlog != 0:
         grew = ""
         if backlog is not None:
-            sending = max(1e-9, driver.shape.duration or len(driver.series["queue_depth"].values))
+            sending = max(1e-9, driver.shape.duration or len(driver.figures.series["queue_depth"].values))
             grew = f"; the backlog grew to {backlog} waiting when sending ended (+{backlog / sending:.1f} tasks/s)"
         found.append(f"the worker could not keep up: {achieved:.1f} tasks/s achieved of {offered:.1f}/s offered{grew}")
     error = section.schedule.offered_error_percent if section.schedule else None
@@ -161,12 +183,12 @@ def _growth(soak: SoakFindings, growth: int, replacements: Replacements, kills: 
     ]
 
 
-def _child_start(driver) -> int | None:
+def _child_start(driver: LoadState) -> int | None:
     starts = [c.by_task.intercept for c in driver.soak.children.values() if c.by_task.intercept is not None]
     return round(min(starts)) if starts else None
 
 
-def _latest(series) -> int | None:
+def _latest(series: Series) -> int | None:
     values = [v for v in series.values if v]
     return int(values[-1]) if values else None
 

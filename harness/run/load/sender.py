@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from oomlab.config.scenario import TaskCall
 from oomlab.errors import BrokerUnreachable
@@ -30,11 +31,18 @@ class Send:
 
 
 class Sender:
-    def __init__(self, app, queue, on_sent: Callable[[str, float, float | None], None], threads: int = THREADS):
+    def __init__(
+        self,
+        app: Any,
+        queue: Any,
+        on_sent: Callable[[str, float, float | None], None],
+        threads: int = THREADS,
+        lock: threading.Lock | None = None,
+    ):
         self.app = app
         self.queue = queue
         self.on_sent = on_sent  # (task name, when the publish began, when it was due) under the lock
-        self.lock = threading.Lock()
+        self.lock = lock or threading.Lock()
         self.error: str | None = None
         self.threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="oomlab-send")
@@ -59,7 +67,7 @@ class Sender:
             if self.error:
                 return
             # None: Celery declares the queue (this thread's first publish); [] skips it after that
-            declare: list | None = [] if getattr(self._declared, "done", False) else None
+            declare: list[Any] | None = [] if getattr(self._declared, "done", False) else None
             now = time.monotonic()
             send.began(now)
             call = send.call
@@ -88,5 +96,5 @@ class Sender:
         self._pool.shutdown(wait=True)
 
 
-def _no_subscription(*_args, **_kwargs) -> None:
+def _no_subscription(*_args: object, **_kwargs: object) -> None:
     return None

@@ -118,8 +118,8 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         if float(row["t_mono"]) < first_task:
             idle_usage = int(row["usage_bytes"])
     for entry in read_probe(os.path.join(run_dir, "probe.jsonl")):
-        if entry["ev"] == CHILD_INIT and entry.get("uss") and entry["t"] < first_task:
-            idle_uss[entry["pid"]] = entry["uss"]
+        if entry["ev"] == CHILD_INIT and (uss := entry.get("uss")) and entry["t"] < first_task:
+            idle_uss[entry["pid"]] = uss
             idle_pss[entry["pid"]] = entry.get("pss") or 0
     # a leak keeps going: the slope over each child's later tasks, past the allocator's warm-up
     slopes = [

@@ -23,7 +23,7 @@ from oomlab.record.histogram import LogHistogram
 from oomlab.record.load import Counts, LimitProjection, LoadSection, RecyclingSettings, SoakFindings, ThroughputDip
 from oomlab.record.schema import Execution, TaskRecord
 from oomlab.record.stream import line_of
-from oomlab.run.load.driver import retain_open
+from oomlab.run.load.follow import retain_open
 from oomlab.run.load.series import MAX_POINTS, Series
 from oomlab.run.load.soak import Budget, Soak
 from oomlab.run.load.stats import NameStats, total_of
@@ -196,7 +196,7 @@ def test_a_plan_run_gets_the_same_load_figures_from_its_records():
 
 def test_a_load_run_keeps_the_events_attribution_reads_and_a_minute_of_heartbeats():
     from oomlab.record.schema import CeleryEvent
-    from oomlab.run.load.driver import HEARTBEATS, kept_events
+    from oomlab.run.load.figures import HEARTBEATS, kept_events
 
     beats = [CeleryEvent("worker-heartbeat", float(i), None, None, "w") for i in range(100)]
     lost = CeleryEvent("task-failed", 1.0, None, None, "w", fields={"exception": "WorkerLostError('x')"})

@@ -1,0 +1,138 @@
+"""The load run's book of tasks: each one in flight (sent, not final yet), and what became of those
+that went final, streamed to tasks.jsonl and counted per task name, then forgotten. Every other part
+of the driver (scheduling, following, finishing, the live figures) writes here or reads from here."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from oomlab.config.scenario import TaskCall
+from oomlab.record.histogram import LogHistogram
+from oomlab.record.schema import Outcome
+from oomlab.record.stream import TaskLine, TaskStream
+from oomlab.run.load.sender import Send
+from oomlab.run.load.stats import NameStats
+
+
+@dataclass(slots=True)
+class Flight:
+    """A task sent and not yet final: all a load run holds per task."""
+
+    id: str
+    name: str
+    label: str
+    args: tuple[Any, ...]
+    sent: float
+    due: float | None
+    started: float | None = None  # its first prerun (queue wait ends here)
+    last_start: float | None = None  # its latest prerun (run time starts here)
+    pid: int | None = None
+    start_rss: int | None = None
+    attempts: int = 0
+    lost: bool = False  # the child running it died: the result backend says what became of it
+
+
+class Book:
+    """`lock` guards what the sending threads write (`sent`) against the readers of the statistics."""
+
+    def __init__(self, run_dir: str, sending_s: float, killed_peak: Callable[[str], int | None]):
+        self.sending_s = sending_s
+        self.killed_peak = killed_peak  # a killed task's RSS as the kernel reported it (the record's kills)
+        self.lock = threading.Lock()
+        self.start = time.monotonic()  # when the load began: every figure's time is seconds after it
+        self.flights: dict[str, Flight] = {}
+        self.by_name: dict[str, NameStats] = {}
+        self.lateness = LogHistogram()
+        self.submitted = 0
+        self.started_count = self.final_count = 0
+        self.sent_in_window = 0  # sends that happened within the shape's duration (a late sender has fewer)
+        self.sent_in_window_by_name: Counter[str] = Counter()
+        self.max_above_start = 0  # the largest exact peak above a task's start: a task's transient
+        self.above_start = LogHistogram()  # exact peaks above start, all names
+        self.outcomes: Counter[str] = Counter()
+        self.stream = TaskStream(run_dir)
+
+    def open(self, call: TaskCall, due: float | None) -> Send:
+        """`call` as a flight, which exists before the worker can report it, and its send."""
+        task_id = str(uuid.uuid4())
+        flight = Flight(task_id, call.task, call.label, call.args, time.monotonic(), due)
+        self.flights[task_id] = flight
+        if call.task not in self.by_name:
+            with self.lock:
+                self.by_name[call.task] = NameStats()
+        self.submitted += 1
+        return Send(task_id, call, due, lambda began: setattr(flight, "sent", began))
+
+    def sent(self, name: str, began: float, due: float | None) -> None:
+        """A publish went through (called on a sending thread, under the lock)."""
+        self.by_name[name].sent(began - self.start)
+        if began - self.start <= self.sending_s:
+            self.sent_in_window += 1
+            self.sent_in_window_by_name[name] += 1
+        if due is not None:
+            self.lateness.record(began - self.start - due)
+
+    def work_waiting(self, backlog: int | None) -> bool:
+        """A task sent and not started among the oldest in flight, or messages waiting in the queue."""
+        oldest = itertools.islice(self.flights.values(), 0, 64)
+        return any(flight.started is None for flight in oldest) or bool(backlog)
+
+    def final(
+        self,
+        flight: Flight,
+        outcome: Outcome,
+        state: str | None,
+        exception: str | None,
+        end: float | None,
+        peak: int | None,
+    ) -> None:
+        """`flight` became final: its line into the stream, its figures into its name's, and it is forgotten."""
+        exact = peak is not None
+        if peak is None and outcome == "killed":
+            peak = self.killed_peak(flight.id)
+        latencies = {
+            "queue_wait": None if flight.started is None else flight.started - flight.sent,
+            "run_time": None if flight.last_start is None or end is None else end - flight.last_start,
+            "end_to_end": None if end is None or flight.started is None else end - flight.sent,
+        }
+        start_rss = flight.start_rss
+        self.stream.write(
+            TaskLine(
+                id=flight.id,
+                name=flight.name,
+                label=flight.label,
+                args=list(flight.args),
+                sent_mono=flight.sent,
+                due_s=flight.due,
+                started_mono=flight.started,
+                finished_mono=end,
+                queue_wait_s=latencies["queue_wait"],
+                run_time_s=latencies["run_time"],
+                end_to_end_s=latencies["end_to_end"],
+                outcome=outcome,
+                state=state,
+                exception=exception,
+                pid=flight.pid,
+                attempts=flight.attempts,
+                start_rss_bytes=start_rss,
+                peak_rss_bytes=peak,
+                peak_above_start_bytes=peak - start_rss if peak is not None and start_rss is not None else None,
+                peak_is_exact=exact,
+            )
+        )
+        if exact and peak is not None and start_rss is not None:
+            self.max_above_start = max(self.max_above_start, peak - start_rss)
+            self.above_start.record(peak - start_rss)
+        self.outcomes[outcome] += 1
+        at = (end if end is not None else time.monotonic()) - self.start
+        with self.lock:
+            self.by_name[flight.name].final(outcome, at, latencies, peak if exact else None)
+        self.final_count += 1
+        del self.flights[flight.id]

@@ -1,0 +1,71 @@
+"""Ending a load run: when it may stop (every task final and settled, the worker gone for good, or the
+backlog not drained in time), and what never became final by then."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from oomlab.record.schema import Outcome
+from oomlab.run.load.book import Book
+from oomlab.run.replay import fetch_states
+from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
+
+if TYPE_CHECKING:
+    from oomlab.run.state import RunState as Run
+
+DRAIN_SECONDS = 60.0  # after the schedule ends, how long the backlog may take to drain (--timeout)
+
+
+class Finish:
+    def __init__(self, run: Run, book: Book):
+        self.run, self.book = run, book
+        self.drain = run.config.timeout or DRAIN_SECONDS
+        self.final_since: float | None = None
+        self.worker_gone_at: float | None = None
+
+    def why_stop(self, now: float, sending_done: bool, sending_ended_at: float | None) -> str | None:
+        """The reason to end the loop now ("" when it ended well), else None (go on)."""
+        if self._settled(now, sending_done) or self._worker_gone(now):
+            return ""
+        if sending_ended_at is not None and now - sending_ended_at > self.drain:
+            flights = len(self.book.flights)
+            return f"{flights} tasks were still unfinished {self.drain:.0f} s after sending ended (--timeout)"
+        return None
+
+    def _settled(self, now: float, sending_done: bool) -> bool:
+        """Everything sent is final and has stayed so for the run's settle time."""
+        if not (sending_done and not self.book.flights):
+            self.final_since = None
+            return False
+        self.final_since = self.final_since or now
+        return now - self.final_since >= self.run.config.settle
+
+    def _worker_gone(self, now: float) -> bool:
+        """The worker's main process exited: restarted under `--restart always`, else the run stops
+        (nobody is left to finish the rest)."""
+        run = self.run
+        worker = run.placement.worker
+        if worker.poll() is None:
+            return False
+        self.worker_gone_at = self.worker_gone_at or now
+        if run.config.restart == "always":
+            if now - self.worker_gone_at >= run.config.restart_delay:
+                restart_worker(run, now)
+                self.worker_gone_at = None
+            return False
+        if now - self.worker_gone_at <= GONE_FOR_GOOD_SECONDS:
+            return False
+        code = "" if worker.returncode is None else f" (code {worker.returncode})"
+        run.record.message = f"the worker's main process exited{code} with {len(self.book.flights)} tasks unfinished"
+        return True
+
+    def finish_all(self) -> None:
+        """What never became final by the end: its state as the backend has it, in the stream too."""
+        book = self.book
+        remaining = list(book.flights.values())
+        states = fetch_states(self.run.app, [flight.id for flight in remaining]) if remaining else {}
+        for flight in remaining:
+            state, exception = states.get(flight.id, (None, None))
+            outcome: Outcome = "stuck" if flight.started is not None else "never_started"
+            book.final(flight, outcome, state, exception, None, None)
+        book.stream.close()

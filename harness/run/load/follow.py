@@ -1,0 +1,128 @@
+"""Following each task in flight: its prerun and postrun from the probe's lines, its pool child's birth
+and exit, and, when that child died mid-task, its state in the result backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from oomlab.assemble.analysis import EX_RECYCLE
+from oomlab.observe.monitor import Monitor
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, ProbeLine
+from oomlab.record.schema import Outcome
+from oomlab.run.load.book import Book
+from oomlab.run.load.replacements import Replacements
+from oomlab.run.load.soak import Soak
+from oomlab.run.replay import fetch_states
+
+LOST_STATES = ("SUCCESS", "FAILURE", "REVOKED")
+EXIT_SETTLE_SECONDS = 0.5  # a child's exit counts as lost only once its shutdown record had time to come
+
+
+def retain_open(records: list[ProbeLine]) -> list[ProbeLine]:
+    """What the monitor keeps of the probe in a load run: records of no task (children's births and
+    exits, readiness) and each prerun whose postrun has not come (a task running, or killed)."""
+    open_at: dict[tuple[str, int], int] = {}
+    closed: set[int] = set()
+    for index, record in enumerate(records):
+        task_id = record.get("task_id")
+        if not task_id:
+            continue
+        key = (task_id, record["pid"])
+        if record["ev"] == PRERUN:
+            open_at[key] = index
+        elif record["ev"] == POSTRUN:
+            closed.add(index)
+            if key in open_at:
+                closed.add(open_at.pop(key))
+    return [r for i, r in enumerate(records) if i not in closed and (not r.get("task_id") or r["ev"] == PRERUN)]
+
+
+class Follower:
+    """`backlog` is the queue's depth as last sampled (work waiting when a child was replaced)."""
+
+    def __init__(
+        self,
+        book: Book,
+        monitor: Monitor,
+        app: Any,
+        soak: Soak,
+        replacements: Replacements,
+        backlog: Callable[[], int | None],
+    ):
+        self.book, self.monitor, self.app = book, monitor, app
+        self.soak, self.replacements, self.backlog = soak, replacements, backlog
+        self.kills_seen = 0
+        self._exits_seen: set[int] = set()
+
+    def follow(self) -> None:
+        """The probe's lines that came since the last call, and the kills the monitor saw."""
+        monitor = self.monitor
+        for record in monitor.drain_probe(retain_open):
+            event = record["ev"]
+            if event == PRERUN:
+                self._started(record)
+            elif event == POSTRUN:
+                self._ended(record)
+            elif event == CHILD_INIT:
+                self.replacements.child_started(record["pid"])
+            elif event == CHILD_SHUTDOWN:
+                recycled = record.get("exitcode") == EX_RECYCLE
+                self.replacements.child_exited(record["pid"], record["t"], recycled, self._work_waiting())
+        kills = len(monitor.obs.oom_events)
+        if kills > self.kills_seen:
+            self.kills_seen = kills
+            self.soak.kill_seen(self.book.started_count)
+
+    def _work_waiting(self) -> bool:
+        return self.book.work_waiting(self.backlog())
+
+    def _started(self, record: ProbeLine) -> None:
+        self.replacements.task_started(record["pid"], record["t"])
+        book = self.book
+        flight = book.flights.get(record.get("task_id", ""))
+        if flight is None:
+            return
+        if flight.started is None:
+            flight.started = record["t"]
+            book.started_count += 1
+        flight.last_start, flight.pid, flight.start_rss = record["t"], record["pid"], record.get("start_rss")
+        flight.attempts += 1
+        flight.lost = False
+
+    def _ended(self, record: ProbeLine) -> None:
+        self.soak.observe(record["pid"], record["t"] - self.book.start, record.get("end_rss"))
+        flight = self.book.flights.get(record.get("task_id", ""))
+        state = record.get("state")
+        if flight is None or state not in ("SUCCESS", "FAILURE"):
+            return  # RETRY: the same task id runs again
+        outcome: Outcome = "succeeded" if state == "SUCCESS" else "failed"
+        self.book.final(flight, outcome, state, None, record["t"], record.get("peak_rss"))
+
+    def look_up_lost(self) -> None:
+        """Tasks whose child exited mid-task: Celery marks them failed (WorkerLostError) or the
+        broker hands them out again; the result backend says which."""
+        monitor = self.monitor
+        with monitor.lock:
+            exits = dict(monitor.obs.exits)
+        settled = time.monotonic() - EXIT_SETTLE_SECONDS
+        for pid in exits.keys() - self._exits_seen:
+            if exits[pid] > settled:
+                continue  # its own shutdown record (a recycled child's) may not be read yet
+            self._exits_seen.add(pid)
+            self.replacements.child_exited(pid, exits[pid], False, self._work_waiting())
+        book = self.book
+        lost = [f for f in book.flights.values() if f.pid in exits and f.last_start and exits[f.pid] >= f.last_start]
+        for flight in lost:
+            flight.lost = True
+        if not lost:
+            return
+        states = fetch_states(self.app, [flight.id for flight in lost])
+        for flight in lost:
+            state, exception = states.get(flight.id, (None, None))
+            if state in LOST_STATES:
+                killed = state != "SUCCESS" and exception is not None and "WorkerLostError" in exception
+                outcome: Outcome = "killed" if killed else "succeeded" if state == "SUCCESS" else "failed"
+                assert flight.pid is not None  # in `exits`
+                book.final(flight, outcome, state, exception, exits[flight.pid], None)
