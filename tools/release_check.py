@@ -70,9 +70,25 @@ def step(text: str) -> None:
     print(f"release check: {text}", flush=True)
 
 
+def child(argv: list[str], *, cwd: str | None = None, env: dict | None = None, timeout: float = 300):
+    """subprocess.run, but a check stopped midway (Ctrl-C, SIGTERM, a timeout) asks the child to stop
+    with SIGTERM and waits for it: an `oomlab run` then removes its worker and cgroup itself."""
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except BaseException:
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
 def run(argv: list[str], *, cwd: str | None = None, env: dict | None = None, timeout: float = 300) -> str:
     """stdout of a command that must succeed; its output in the failure otherwise."""
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    done = child(argv, cwd=cwd, env=env, timeout=timeout)
     if done.returncode != 0:
         raise CheckFailed(
             f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}".rstrip()
@@ -169,13 +185,7 @@ def measure_core(venv: str) -> None:
 
 
 def import_ms(venv: str) -> float:
-    done = subprocess.run(
-        [venv_python(venv), "-X", "importtime", "-c", "import oomlab"],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        cwd=venv,
-    )
+    done = child([venv_python(venv), "-X", "importtime", "-c", "import oomlab"], env=clean_env(), cwd=venv)
     line = next(line for line in done.stderr.splitlines() if line.rstrip().endswith("| oomlab"))
     return int(line.split("|")[1]) / 1000
 
@@ -183,14 +193,7 @@ def import_ms(venv: str) -> float:
 def run_main_job(venv: str, work: str) -> None:
     oomlab = os.path.join(venv, "bin", "oomlab")
     results = os.path.join(work, "results")
-    done = subprocess.run(
-        [oomlab, "run", "alloc", "--tasks", "2", "--results", results],
-        cwd=work,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = child([oomlab, "run", "alloc", "--tasks", "2", "--results", results], cwd=work, env=clean_env(), timeout=180)
     if done.returncode != 0:
         raise CheckFailed(f"oomlab run alloc exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     run_dir = done.stdout.strip().splitlines()[-1]
@@ -201,9 +204,7 @@ def run_main_job(venv: str, work: str) -> None:
         raise CheckFailed(f"the light core's run did not say what timeline.png needs: {done.stderr.strip()[-2000:]}")
     step(f"oomlab run alloc --tasks 2: exit 0, run.json and report.html ({os.path.basename(run_dir)})")
 
-    done = subprocess.run(
-        [oomlab, "run", "native-alloc", "--results", results], cwd=work, env=clean_env(), capture_output=True, text=True
-    )
+    done = child([oomlab, "run", "native-alloc", "--results", results], cwd=work, env=clean_env())
     wanted = "pip install 'oomlab[scenarios]'"
     if done.returncode != 6 or wanted not in done.stderr or "Traceback" in done.stderr:
         raise CheckFailed(f"native-alloc without numpy: exit {done.returncode}, {done.stderr.strip()[-2000:]}")
@@ -264,6 +265,9 @@ def main() -> int:
         check(work)
     except CheckFailed as failure:
         print(f"release check failed: {failure}", file=sys.stderr)
+        return 1
+    except subprocess.TimeoutExpired as late:
+        print(f"release check failed: {' '.join(map(str, late.cmd))} took over {late.timeout:g} s", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
