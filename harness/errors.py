@@ -61,6 +61,15 @@ class ScenarioImportFailed(ScenarioFailed):
     pass
 
 
+class ExtraMissing(ScenarioImportFailed):
+    """A built-in scenario's library is not installed: the sentence names the extra that brings it."""
+
+    def __init__(self, scenario: str, module: str, extra: str):
+        self.module = module
+        self.install = f"pip install 'oomlab[{extra}]'"
+        super().__init__(f"scenario {scenario} needs {module}, which oomlab's {extra!r} extra installs: {self.install}")
+
+
 class Interrupted(BaseException):
     """Raised in the main thread by SIGINT/SIGTERM so `finally` blocks clean up."""
 

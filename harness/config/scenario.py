@@ -23,12 +23,20 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from oomlab.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
+from oomlab.errors import BadInput, ExtraMissing, NoPermission, ScenarioFailed, ScenarioImportFailed
 from oomlab.trust import check_trusted_dir, untrusted_file_reason
 
 BUILTIN_PACKAGE = "oomlab.scenarios"
 # what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
 SCENARIO_DEFAULT_KEYS = frozenset({"memory", "concurrency", "pool", "tasks", "tracemalloc"})
+# the libraries the built-in scenarios run, by top-level module, and the extra that installs them
+EXTRA_MODULES = {
+    "numpy": "scenarios",
+    "pandas": "scenarios",
+    "PIL": "scenarios",
+    "sqlalchemy": "scenarios",
+    "psycopg": "scenarios",
+}
 # sys.exit() in a scenario's code is the scenario's failure: never oomlab's own exit (and code)
 SCENARIO_ERRORS = (Exception, SystemExit)
 
@@ -161,6 +169,9 @@ class Scenario:
         try:
             return self.module.plan(ctx)
         except SCENARIO_ERRORS as exc:
+            # a built-in's driver loaded late (psycopg for a postgresql:// URL)
+            if self.module_ref.startswith(f"{BUILTIN_PACKAGE}.") and (needs := missing_extra(self.name, exc)):
+                raise needs from None
             raise _failure(self.name, "in plan()", exc) from None
 
     def teardown(self, ctx: RunContext) -> None:
@@ -197,6 +208,17 @@ def _failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> 
     where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return kind(f"scenario {name} failed {stage}: {type(exc).__name__}: {first_line}{where}")
+
+
+def missing_extra(name: str, exc: BaseException) -> ExtraMissing | None:
+    """A built-in scenario whose library is not installed: the sentence naming the extra that brings it."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    module = exc.name.partition(".")[0]
+    extra = EXTRA_MODULES.get(module)
+    if extra is None:
+        return None
+    return ExtraMissing(name, module, extra)
 
 
 def import_scenario_module(ref: str) -> ModuleType:
@@ -248,6 +270,8 @@ def load_scenario(name_or_path: str) -> Scenario:
     except NoPermission:
         raise
     except SCENARIO_ERRORS as exc:
+        if not name_or_path.endswith(".py") and (needs := missing_extra(name, exc)):
+            raise needs from None
         raise _failure(name, "to import", exc, ScenarioImportFailed) from None
     for required in ("app", "plan"):
         if not hasattr(module, required):

@@ -4,6 +4,8 @@ report never re-measures: it reads the record and the run's files)."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from typing import TYPE_CHECKING
 
 from oomlab.run.hooks import RunHook
@@ -12,8 +14,13 @@ if TYPE_CHECKING:
     from oomlab.run.view import RunView
 
 
+PNG_NOTE = "oomlab: timeline.png needs matplotlib (pip install 'oomlab[png]'); report.html has the same charts"
+_png_note = threading.Lock()  # held for good once the note is printed: once per process, not per run
+
+
 class TimelineWriter(RunHook):
-    """timeline.png: memory over time, task spans and kills (matplotlib, loaded only when drawing)."""
+    """timeline.png: memory over time, task spans and kills (matplotlib, the optional `png` extra, loaded
+    only when drawing; without it the run says so once and report.html's SVG charts stand alone)."""
 
     def finished(self, run: RunView) -> None:
         samples = os.path.join(run.run_dir, "samples.csv")
@@ -21,7 +28,13 @@ class TimelineWriter(RunHook):
             return  # nothing was sampled (the run stopped before its worker started): no plot
         try:
             from oomlab.report.timeline import render_timeline
-
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] != "matplotlib":
+                raise
+            if _png_note.acquire(blocking=False):
+                print(PNG_NOTE, file=sys.stderr, flush=True)
+            return
+        try:
             render_timeline(run.run_dir, run.record)
             run.record.files["timeline"] = "timeline.png"
         except Exception as exc:  # a plot must never cost the user the record

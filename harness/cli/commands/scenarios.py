@@ -4,9 +4,10 @@ with what each changes, its parameters with their help, its defaults)."""
 from __future__ import annotations
 
 from oomlab.config.scenario import Scenario, builtin_names, load_scenario
-from oomlab.errors import EXIT_OK
+from oomlab.errors import EXIT_OK, ExtraMissing
 from oomlab.report.console import report_console
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -25,7 +26,11 @@ def main(args) -> int:
     for column in ("scenario", "variants", "what it does", "parameters (default)"):
         table.add_column(column)
     for name in builtin_names():
-        scenario = load_scenario(name)
+        try:
+            scenario = load_scenario(name)
+        except ExtraMissing as missing:  # listed all the same, with what it needs
+            table.add_row(name, "-", escape(f"needs {missing.module}: {missing.install}"), "")
+            continue
         params = ", ".join(f"{p.name}={p.default}" for p in scenario.params)
         table.add_row(name, "/".join(scenario.variants), scenario.description, params)
     console.print(table)
