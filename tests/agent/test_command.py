@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from oomlab.agent.command import check_command, worker_queue
 from oomlab.agent.worker_process import probe_socket
 from oomlab.cli.commands.agent import metrics_address
