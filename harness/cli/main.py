@@ -22,9 +22,9 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a results directory tha
 def commands() -> tuple:
     # imported when called, not with this module: a Ctrl-C while Celery and rich load is then an
     # ordinary interrupt (exit 130, one line), not a traceback
-    from oomlab.cli.commands import baseline, export, gate, lab, recommend, report, run, scenarios, worker
+    from oomlab.cli.commands import agent, baseline, export, gate, lab, recommend, report, run, scenarios, worker
 
-    return (run, worker, scenarios, recommend, lab, gate, baseline, report, export)
+    return (run, worker, agent, scenarios, recommend, lab, gate, baseline, report, export)
 
 
 class OneSentenceParser(argparse.ArgumentParser):

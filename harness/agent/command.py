@@ -1,0 +1,125 @@
+"""`oomlab agent [options] -- celery -A APP worker ...`: the worker as the agent's child, watched,
+its kills repaired, counted, exposed and announced. The agent's exit code is the worker's."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+
+from oomlab.agent import worker_process
+from oomlab.agent.repair import Repairer
+from oomlab.agent.watcher import Watcher
+from oomlab.errors import BadInput, NoPermission
+from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
+from oomlab.worker.limits.attached import open_attached_group
+from oomlab.worker.limits.discovery import own_memory_group
+
+
+@dataclass
+class AgentOptions:
+    command: list[str]
+    memory_bytes: int | None = None
+    metrics: tuple[str, int] | None = None
+    max_redeliveries: int = 3
+    alert_webhook: str | None = None
+
+
+def say(sentence: str) -> None:
+    print(f"oomlab agent: {sentence}", file=sys.stderr, flush=True)
+
+
+def check_command(command: list[str]) -> None:
+    """A Celery worker's command line: `celery ... worker ...` or `python -m celery ... worker ...`."""
+    names = [os.path.basename(part) for part in command]
+    celery_at = next((i for i, name in enumerate(names) if name == "celery"), None)
+    if not command:
+        raise BadInput("no worker command: give it after `--`, e.g. oomlab agent -- celery -A app worker")
+    if celery_at is None or "worker" not in command[celery_at + 1 :]:
+        raise BadInput(
+            f"`{' '.join(command[:3])}` is not a Celery worker command (expected `celery ... worker ...`); "
+            f"nothing was started"
+        )
+
+
+def worker_queue(command: list[str]) -> str | None:
+    """The queue named with -Q/--queues when there is exactly one (the metrics' queue label)."""
+    for i, part in enumerate(command):
+        value = None
+        if part in ("-Q", "--queues") and i + 1 < len(command):
+            value = command[i + 1]
+        elif part.startswith("--queues="):
+            value = part.split("=", 1)[1]
+        elif part.startswith("-Q") and len(part) > 2:
+            value = part[2:]
+        if value is not None:
+            return value if "," not in value else None
+    return None
+
+
+def own_group() -> CgroupBackend | None:
+    """The memory cgroup the agent (and so the worker) runs in, read-only; None, said, when unreadable."""
+    try:
+        directory, _version, path = own_memory_group()
+        return open_attached_group(os.getpid(), directory, path)
+    except NoPermission as exc:
+        say(f"{exc.message}; the worker runs unwatched by the cgroup (pool exits are still seen)")
+        return None
+
+
+def made_group(memory_bytes: int) -> CgroupBackend:
+    group = open_cgroup_backend(f"agent-{uuid.uuid4().hex[:12]}")
+    try:
+        group.create(memory_bytes, "process")
+        group.prepare_leaves()
+    except OSError as exc:
+        group.remove()
+        raise NoPermission(f"cannot create a memory cgroup at {group.path}: {exc.strerror or exc}") from None
+    return group
+
+
+def run(options: AgentOptions) -> int:
+    check_command(options.command)
+    metrics = None
+    if options.metrics is not None:
+        from oomlab.agent.metrics import AgentMetrics
+
+        metrics = AgentMetrics.serve(*options.metrics)  # BadInput when the port is taken: before the worker starts
+    made = made_group(options.memory_bytes) if options.memory_bytes else None
+    group = made or own_group()
+    ours, theirs = worker_process.probe_socket()
+    extra_env = made.leaf_env() if made is not None else {}
+    try:
+        process = worker_process.start(options.command, theirs, extra_env, made.join_file if made else None)
+    except OSError as exc:
+        if made is not None:
+            made.remove()
+        raise BadInput(f"cannot start `{options.command[0]}`: {exc.strerror or exc}") from None
+    theirs.close()
+    worker_process.forward_signals(process.pid)
+    repairer = Repairer(options.max_redeliveries, say)
+    watcher = None
+    try:
+        watcher = Watcher(ours, process.pid, group, repairer.kill, repairer.event)
+        watcher.queue = worker_queue(options.command)
+        for problem in watcher.problems:
+            say(problem)
+        if metrics is not None:
+            metrics.attach(watcher, repairer)
+        if options.alert_webhook:
+            from oomlab.agent.alerts import Alerts
+
+            repairer.listeners.append(Alerts.start(options.alert_webhook, say).post)
+        repairer.start()
+        watcher.start()
+    except Exception as exc:  # the agent's watching failed: the worker goes on regardless
+        say(f"cannot watch the worker ({exc!r}); it runs on unwatched")
+    code = worker_process.wait(process.pid)
+    if watcher is not None and watcher.is_alive():
+        watcher.stop()
+    if repairer.is_alive():
+        repairer.stop()
+    if made is not None:
+        made.remove()
+    return code

@@ -1,0 +1,68 @@
+"""Prometheus /metrics (prometheus-client, the `oomlab[agent]` extra), bound to 127.0.0.1 unless told
+otherwise. Labels carry task names, queues and roles, never a task's arguments or any URL."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from oomlab.agent.kills import Kill
+from oomlab.errors import BadInput
+
+_PEAK_BUCKETS = tuple(2**20 * n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384))
+_DETECTION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
+
+
+class AgentMetrics:
+    def __init__(self, registry: Any):
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.registry = registry
+        self.kills = Counter(
+            "oomlab_oom_kills", "Worker processes killed (OOM or SIGKILL)", ["task", "queue", "role"], registry=registry
+        )
+        self.peak = Histogram(
+            "oomlab_task_peak_bytes", "A killed task's peak", ["task"], buckets=_PEAK_BUCKETS, registry=registry
+        )
+        self.detection = Histogram(
+            "oomlab_detection_seconds",
+            "From the kernel's kill to the agent seeing it",
+            buckets=_DETECTION_BUCKETS,
+            registry=registry,
+        )
+        self.dead = Counter(
+            "oomlab_dead_lettered", "Tasks dead-lettered by the delivery cap", ["task"], registry=registry
+        )
+        self.memory = Gauge("oomlab_worker_memory_bytes", "The worker's memory cgroup usage", registry=registry)
+        self.limit = Gauge("oomlab_worker_memory_limit_bytes", "The worker's memory cgroup limit", registry=registry)
+
+    @classmethod
+    def serve(cls, host: str, port: int) -> AgentMetrics:
+        try:
+            from prometheus_client import CollectorRegistry, start_http_server
+        except ImportError:
+            raise BadInput("--metrics needs prometheus-client: pip install 'oomlab[agent]'") from None
+        metrics = cls(CollectorRegistry())
+        try:
+            start_http_server(port, addr=host, registry=metrics.registry)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise BadInput(f"--metrics {host}:{port} is in use by another program; nothing was started") from None
+            raise BadInput(f"--metrics {host}:{port} cannot be served: {exc.strerror or exc}") from None
+        return metrics
+
+    def attach(self, watcher: Any, repairer: Any) -> None:
+        """Kills counted after their repair; memory read at each scrape."""
+        repairer.listeners.append(self.on_kill)
+        self.memory.set_function(lambda: watcher.memory()[0] or 0)
+        self.limit.set_function(lambda: watcher.memory()[1] or 0)
+
+    def on_kill(self, kill: Kill) -> None:
+        task = kill.task_name or ""
+        self.kills.labels(task=task, queue=kill.queue or "", role=kill.role).inc()
+        if kill.peak_bytes is not None and kill.task_name:
+            self.peak.labels(task=task).observe(kill.peak_bytes)
+        if kill.detection_s is not None:
+            self.detection.observe(kill.detection_s)
+        if "dead_lettered" in kill.outcome:
+            self.dead.labels(task=task).inc()

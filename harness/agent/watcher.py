@@ -1,0 +1,222 @@
+"""One thread that waits on every source at once (select): the probe's socket, a pidfd per pool
+child and for the worker's main process, the memory cgroup's OOM notifier and /dev/kmsg where
+readable. It keeps only what attribution needs (the task in flight in each process), never a
+record per task, so it stays small in a worker that runs for months.
+
+A process that exits without the probe's child_shutdown and with a task in flight was killed; the
+cgroup's oom_kill counter (or the kernel log naming it) says whether by the OOM killer."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from oomlab.agent.kills import Kill
+from oomlab.observe.detectors.exits import ExitWatcher
+from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
+from oomlab.probe import agent_hooks
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, ProbeLine, decode
+from oomlab.worker.limits.base import CgroupBackend, OomNotifier, read_int
+
+_DATAGRAM = 1 << 20
+
+
+@dataclass
+class Running:
+    task_id: str
+    name: str | None
+
+
+class Watcher(threading.Thread):
+    def __init__(
+        self,
+        sock: socket.socket,
+        main_pid: int,
+        group: CgroupBackend | None,
+        on_kill: Callable[[Kill], None],
+        on_event: Callable[[ProbeLine], None],
+    ):
+        super().__init__(name="oomlab-agent-watcher", daemon=True)
+        self.sock = sock
+        self.main_pid = main_pid
+        self.group = group
+        self.on_kill = on_kill
+        self.on_event = on_event  # the agent's own events (app settings, messages, Celery's late writes)
+        self.exits = ExitWatcher()
+        self.exits.watch(main_pid)
+        self.running: dict[int, Running] = {}  # pid -> the task in flight there
+        self.shut_down: set[int] = set()  # pids that said they exit (recycled), not killed
+        self.pool: set[int] = set()
+        self.redelivered: set[str] = set()
+        self.messages: dict[str, dict[str, Any]] = {}  # task id -> message, while the task runs
+        self.queue: str | None = None
+        self.problems: list[str] = []  # what the watcher cannot do, one sentence each
+        self.notifier: OomNotifier | None = None
+        self.kmsg: KmsgReader | None = None
+        self._oom_count = 0
+        self._stop_r, self._stop_w = os.pipe()
+        self._kernel_kills: dict[int, KernelKill] = {}
+        if group is not None:
+            try:
+                self.notifier = group.open_oom_notifier()
+            except OSError as exc:
+                self.problems.append(
+                    f"cannot open the OOM notifier of {group.path}: {exc.strerror}; the counter is read on each exit"
+                )
+            self._oom_count = group.oom_kill_count()
+            if group.kernel_name:
+                self.kmsg = KmsgReader.open(group.kernel_name, lambda pid: pid in self.pool)
+        if self.kmsg is None:
+            self.problems.append(
+                "/dev/kmsg is not readable here: peaks come from the cgroup, no detection time is measured"
+            )
+
+    def stop(self) -> None:
+        os.write(self._stop_w, b"x")
+        self.join(timeout=2)
+
+    def run(self) -> None:
+        while True:
+            try:
+                if not self.poll_once():
+                    return
+            except Exception as exc:  # the worker goes on whatever happens here
+                self.problems.append(f"the watcher failed: {exc!r}")
+                time.sleep(0.1)
+
+    def poll_once(self, timeout: float = 1.0) -> bool:
+        fds = [self._stop_r, self.sock.fileno(), *self.exits.fds()]
+        if self.notifier:
+            fds.append(self.notifier.fileno())
+        if self.kmsg:
+            fds.append(self.kmsg.fileno())
+        ready, _, _ = select.select(fds, [], [], timeout)
+        now = time.monotonic()
+        if self._stop_r in ready:
+            return False
+        if self.notifier and self.notifier.fileno() in ready:
+            self.notifier.drain()
+        if self.kmsg and self.kmsg.fileno() in ready:
+            self._read_kmsg(now)
+        if self.sock.fileno() in ready:
+            self._read_probe()
+        for fd in ready:
+            if fd in (self._stop_r, self.sock.fileno()) or fd == (self.notifier and self.notifier.fileno()):
+                continue
+            if self.kmsg and fd == self.kmsg.fileno():
+                continue
+            pid = self.exits.exited(fd)
+            if pid is not None:
+                self._exited(pid, now)
+        return True
+
+    def _read_kmsg(self, now: float) -> None:
+        assert self.kmsg is not None
+        for kill in self.kmsg.read(now):
+            self._kernel_kills[kill.pid] = self.kmsg.clock.map(kill)
+
+    def _read_probe(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(_DATAGRAM, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            line = decode(data)
+            if line is not None:
+                self._handle(line)
+
+    def _handle(self, line: ProbeLine) -> None:
+        ev, pid = line["ev"], line["pid"]
+        extra: dict[str, Any] = dict(line)  # the agent's own events carry fields the recorder's lines do not
+        if ev == PRERUN:
+            self.running[pid] = Running(line.get("task_id") or "?", line.get("name"))
+        elif ev == POSTRUN:
+            self.running.pop(pid, None)
+            self.messages.pop(line.get("task_id") or "", None)
+        elif ev == CHILD_INIT:
+            self.pool.add(pid)
+            self.exits.watch(pid)
+        elif ev == CHILD_SHUTDOWN:
+            self.shut_down.add(pid)
+        elif ev == agent_hooks.MESSAGE:
+            self.messages[line.get("task_id") or ""] = extra.get("message") or {}
+        elif ev == agent_hooks.APP:
+            self.redelivered = set(extra.get("redelivered") or ())
+            self.on_event(line)
+        elif ev != WORKER_READY:
+            self.on_event(line)
+
+    def _exited(self, pid: int, now: float) -> None:
+        role = "main" if pid == self.main_pid else "pool child"
+        self.pool.discard(pid)
+        running = self.running.pop(pid, None)
+        if pid in self.shut_down:  # it said it was leaving: recycled or shut down, not killed
+            self.shut_down.discard(pid)
+            self._drop_leaf(pid)
+            return
+        if pid == self.main_pid and running is None:
+            return  # the worker's own exit: the agent's main thread reports it
+        cause, kernel = self._cause(pid)
+        kill = Kill(pid=pid, role=role, cause=cause, seen_mono=now, queue=self.queue)
+        if running is not None:
+            kill.task_id, kill.task_name = running.task_id, running.name
+            kill.redelivered = running.name in self.redelivered
+            kill.message = self.messages.pop(running.task_id, None)
+            if kill.message and kill.message.get("queue"):
+                kill.queue = kill.message["queue"]
+        kill.peak_bytes, kill.limit_bytes = self._peak(pid, kernel), self._limit()
+        if kernel is not None:
+            kill.detection_s = max(0.0, now - kernel.kernel_mono)
+        self.on_kill(kill)
+        self._drop_leaf(pid)
+
+    def _drop_leaf(self, pid: int) -> None:
+        """A dead pool child's leaf (made by the probe under an agent-made group), removed once read:
+        a worker that runs for months makes one per pool child. On v1 a leaf's kills are counted in
+        it alone, so the baseline is taken again without it."""
+        if self.group is None:
+            return
+        try:
+            os.rmdir(os.path.join(self.group.path, f"leaf-{pid}"))
+        except OSError:
+            return
+        self._oom_count = self.group.oom_kill_count()
+
+    def _cause(self, pid: int) -> tuple[str, KernelKill | None]:
+        if self.kmsg:
+            self._read_kmsg(time.monotonic())
+        kernel = self._kernel_kills.pop(pid, None)
+        counted = False
+        if self.group is not None:
+            count = self.group.oom_kill_count()
+            counted, self._oom_count = count > self._oom_count, max(count, self._oom_count)
+        return ("oom" if counted or kernel is not None else "sigkill"), kernel
+
+    def _peak(self, pid: int, kernel: KernelKill | None) -> int | None:
+        """The task's tree's exact peak where the pool child had a leaf of its own, else the
+        victim's RSS as the kernel logged it, else the group's peak."""
+        if self.group is not None:
+            leaf = os.path.join(self.group.path, f"leaf-{pid}", self.group.peak_file)
+            if (peak := read_int(leaf)) is not None:
+                return peak
+        if kernel is not None:
+            return kernel.rss_bytes
+        return self.group.peak_bytes() if self.group is not None else None
+
+    def _limit(self) -> int | None:
+        if self.group is None:
+            return None
+        limit = read_int(self.group.file(self.group.limit_file))
+        return limit if limit is not None and limit < 1 << 60 else None
+
+    def memory(self) -> tuple[int | None, int | None]:
+        """The worker's group's usage and limit now (for the metrics)."""
+        if self.group is None:
+            return None, None
+        return self.group.usage_bytes(), self._limit()

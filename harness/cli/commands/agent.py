@@ -1,0 +1,76 @@
+"""`oomlab agent [options] -- celery -A APP worker ...` and `oomlab replay`: the production agent's
+command line (the agent itself is oomlab.agent)."""
+
+from __future__ import annotations
+
+import argparse
+
+from oomlab.config.sizes import parse_size
+from oomlab.errors import BadInput
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "agent",
+        help="run a Celery worker as a child, detect its OOM kills and repair the tasks they hit",
+        description="oomlab agent [options] -- celery -A APP worker ...",
+    )
+    parser.add_argument("--memory", metavar="SIZE", help="run the worker in a memory cgroup of its own with this limit")
+    parser.add_argument(
+        "--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there (a bare PORT binds 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--max-oom-redeliveries",
+        dest="max_redeliveries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="dead-letter a redelivered task after its N-th OOM kill (default 3)",
+    )
+    parser.add_argument("--alert-webhook", dest="alert_webhook", metavar="URL", help="POST one JSON per kill there")
+    parser.add_argument("worker", nargs=argparse.REMAINDER, help="-- then the worker's own command, unchanged")
+    parser.set_defaults(func=main)
+
+    replay = subparsers.add_parser("replay", help="send dead-lettered tasks (from `oomlab agent`) again")
+    replay.add_argument("--redis", required=True, metavar="URL", help="where the agents keep their dead letters")
+    replay.add_argument("--broker", metavar="URL", help="the broker to send to (default: --redis)")
+    replay.add_argument("--app", default="celery", metavar="NAME", help="the app's main name (default celery)")
+    replay.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="which to send (default: list them)")
+    replay.set_defaults(func=replay_main)
+
+
+def metrics_address(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"--metrics {text!r} is not HOST:PORT or PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def main(args: argparse.Namespace) -> int:
+    from oomlab.agent.command import AgentOptions, run
+
+    command = args.worker[1:] if args.worker[:1] == ["--"] else args.worker
+    if args.max_redeliveries < 1:
+        raise BadInput(f"--max-oom-redeliveries must be 1 or more, not {args.max_redeliveries}")
+    options = AgentOptions(
+        command=command,
+        memory_bytes=parse_size(args.memory) if args.memory else None,
+        metrics=metrics_address(args.metrics),
+        max_redeliveries=args.max_redeliveries,
+        alert_webhook=args.alert_webhook,
+    )
+    return run(options)
+
+
+def replay_main(args: argparse.Namespace) -> int:
+    from oomlab.agent.replay import list_dead, replay
+
+    if not args.task_ids:
+        for line in list_dead(args.redis, args.app):
+            print(line)
+        return 0
+    for old, new in replay(args.redis, args.broker or args.redis, args.app, args.task_ids):
+        print(f"{old} sent again as {new}")
+    return 0

@@ -1,0 +1,112 @@
+"""An agent wrapping a real worker of tests/agent/user_app.py, on Redis db 12 with an app name and a
+queue of its own per test (so tests in parallel never see each other's keys or messages)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REDIS = os.environ.get("OOMLAB_TEST_AGENT_REDIS", "redis://127.0.0.1:6379/12")
+HERE = Path(__file__).parent
+
+
+def worker_command(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "user_app", "worker", "-c", "1", "-l", "info", *extra]
+
+
+class AgentRun:
+    def __init__(self, tmp_path: Path, broker: str = REDIS, backend: str = REDIS):
+        self.name = f"agenttest{uuid.uuid4().hex[:8]}"
+        self.queue = f"{self.name}.q"
+        self.env = dict(
+            os.environ,
+            AGENT_TEST_APP=self.name,
+            AGENT_TEST_BROKER=broker,
+            AGENT_TEST_BACKEND=backend,
+            AGENT_TEST_QUEUE=self.queue,
+            PYTHONPATH=str(HERE),
+        )
+        self.log = tmp_path / "agent.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *agent_args: str, worker: list[str] | None = None) -> subprocess.Popen:
+        argv = [sys.executable, "-m", "oomlab", "agent", *agent_args, "--", *(worker or worker_command())]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(argv, env=self.env, cwd=HERE, stdout=log, stderr=subprocess.STDOUT)
+        return self.process
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.text():
+                return
+            assert self.process is not None and self.process.poll() is None, self.text()
+            time.sleep(0.1)
+        raise AssertionError(f"the worker did not become ready:\n{self.text()}")
+
+    def app(self):
+        """The client's side: the same app module, imported here with this test's settings."""
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith("AGENT_TEST_")})
+        sys.path.insert(0, str(HERE))
+        import importlib
+
+        import user_app
+
+        return importlib.reload(user_app)
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def cleanup(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(REDIS)
+        for key in client.scan_iter(f"*{self.name}*"):
+            client.delete(key)
+
+
+@pytest.fixture
+def agent_run(tmp_path):
+    runs: list[AgentRun] = []
+
+    @contextmanager
+    def make(**kwargs):
+        run = AgentRun(tmp_path, **kwargs)
+        runs.append(run)
+        try:
+            yield run
+        finally:
+            run.stop()
+
+    yield make
+    for run in runs:
+        run.stop()
+        run.cleanup()
+
+
+def wait_state(result, states=("FAILURE", "SUCCESS"), timeout: float = 30) -> float:
+    """Seconds until the result reached one of `states`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if result.state in states:
+            return time.monotonic() - start
+        time.sleep(0.005)
+    raise AssertionError(f"{result.id} stayed {result.state}")

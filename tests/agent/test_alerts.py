@@ -1,0 +1,69 @@
+"""--alert-webhook: one well-formed JSON per kill to a receiver on 127.0.0.1; a receiver that is
+down delays neither the detection nor the repair."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from tests.agent.conftest import wait_state
+from tests.conftest import TIME_SCALE
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+
+def _receiver():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def test_one_json_per_kill(agent_run):
+    server, received = _receiver()
+    try:
+        with agent_run() as run:
+            run.start("--memory", "256MiB", "--alert-webhook", f"http://127.0.0.1:{server.server_port}/hook")
+            run.wait_ready()
+            mod = run.app()
+            result = mod.hog.delay(600)
+            wait_state(result)
+            for _ in range(100):
+                if received:
+                    break
+                threading.Event().wait(0.05)
+            assert len(received) == 1
+            alert = received[0]
+            assert alert["event"] == "oom_kill" and alert["task"] == "user_app.hog" and alert["id"] == result.id
+            assert alert["limit_bytes"] == 256 * 2**20 and alert["peak_bytes"] > 0 and alert["pid"] > 0
+            assert alert["repaired"] == ["marked_failure"]
+    finally:
+        server.shutdown()
+
+
+def test_a_receiver_that_is_down_delays_nothing(agent_run):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with agent_run() as run:
+        run.start("--memory", "256MiB", "--alert-webhook", f"http://127.0.0.1:{port}/hook")
+        run.wait_ready()
+        mod = run.app()
+        result = mod.hog.delay(600)
+        wait_state(result, ("STARTED",))
+        assert wait_state(result) < 1.0 * TIME_SCALE
+        assert type(result.result).__name__ == "OOMKilled"

@@ -1,0 +1,80 @@
+"""The agent's command line, checked before anything starts (no worker: the fast lane)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from oomlab.agent.command import check_command, worker_queue
+from oomlab.agent.worker_process import probe_socket
+from oomlab.cli.commands.agent import metrics_address
+from oomlab.errors import BadInput
+from oomlab.probe.events import decode
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["celery", "-A", "app", "worker"],
+        ["/usr/bin/celery", "-A", "app", "worker", "-Q", "q"],
+        [sys.executable, "-m", "celery", "-A", "app", "worker"],
+    ],
+)
+def test_celery_worker_commands_are_accepted(command):
+    check_command(command)
+
+
+@pytest.mark.parametrize("command", [[], ["sleep", "5"], ["celery", "-A", "app", "beat"], ["python", "x.py"]])
+def test_other_commands_are_refused_in_one_sentence(command):
+    with pytest.raises(BadInput):
+        check_command(command)
+
+
+def test_a_non_celery_command_exits_2_with_one_sentence_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    done = subprocess.run(
+        [sys.executable, "-m", "oomlab", "agent", "--", "touch", str(marker)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "is not a Celery worker command" in done.stderr
+    assert not marker.exists()
+
+
+def test_the_queue_label_is_the_one_queue_named():
+    assert worker_queue(["celery", "worker", "-Q", "a"]) == "a"
+    assert worker_queue(["celery", "worker", "--queues=b"]) == "b"
+    assert worker_queue(["celery", "worker", "-Qc"]) == "c"
+    assert worker_queue(["celery", "worker", "-Q", "a,b"]) is None
+    assert worker_queue(["celery", "worker"]) is None
+
+
+def test_metrics_addresses():
+    assert metrics_address("9100") == ("127.0.0.1", 9100)
+    assert metrics_address("0.0.0.0:9100") == ("0.0.0.0", 9100)
+    assert metrics_address("[::1]:9100") == ("::1", 9100)
+    for bad in ("x", "host:0", "host:99999"):
+        with pytest.raises(BadInput):
+            metrics_address(bad)
+
+
+def test_the_probe_socket_drops_when_full_and_never_blocks(monkeypatch):
+    """The worker's end is non-blocking: a stuck agent costs the worker dropped events, not a hang."""
+    from oomlab.probe import channel
+
+    ours, theirs = probe_socket()
+    monkeypatch.setenv(channel.FD_ENV, str(theirs.fileno()))
+    monkeypatch.setattr(channel, "_fd", None)
+    monkeypatch.setattr(channel, "dropped", 0)
+    channel.emit("prerun", task_id="t1", name="n")
+    line = decode(ours.recv(1 << 20, socket.MSG_DONTWAIT))
+    assert line is not None and line["ev"] == "prerun" and line["task_id"] == "t1"
+    for _ in range(100_000):  # far more than the socket holds
+        channel.emit("prerun", task_id="t", name="n", padding="x" * 1000)
+        if channel.dropped:
+            break
+    assert channel.dropped > 0
+    ours.close()
+    channel.emit("prerun", task_id="t2")  # the reader gone: still no exception
+    theirs.close()

@@ -1,0 +1,59 @@
+"""The delivery cap with a real worker: a poison task under acks_late + reject_on_worker_lost is
+redelivered after each OOM kill until its N-th, then revoked, dead-lettered and marked FAILURE;
+`oomlab replay` sends the dead letter again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from tests.agent.conftest import REDIS, wait_state
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+
+def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(agent_run):
+    with agent_run() as run:
+        run.start("--memory", "256MiB", "--max-oom-redeliveries", "2")
+        run.wait_ready()
+        mod = run.app()
+        result = mod.poison.delay(600)
+        client = redis.Redis.from_url(REDIS)
+        dead_key = f"oomlab:agent:{run.name}:dead"
+        deadline = time.monotonic() + 60
+        while not client.hexists(dead_key, result.id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        entry = json.loads(client.hget(dead_key, result.id))
+        assert entry["message"]["name"] == "user_app.poison" and entry["message"]["args"] == [600]
+        assert len(entry["kills"]) == 2 and all(k["cause"] == "oom" for k in entry["kills"])
+        assert run.text().count("in pool child pid") == 2, run.text()  # redelivered once, killed twice, no third run
+
+        # the revoked message is dropped where it lands (Celery stores REVOKED): the agent's error is the last word
+        deadline = time.monotonic() + 30
+        while "revoked" not in run.text().lower() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        final = mod.app.AsyncResult(result.id)
+        assert final.state == "FAILURE" and "dead-lettered after 2 OOM kills" in str(final.result), final.result
+
+        listed = subprocess.run(
+            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert result.id in listed.stdout and "user_app.poison" in listed.stdout
+        sent = subprocess.run(
+            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name, result.id],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        new_id = sent.stdout.split()[-1]
+        assert not client.hexists(dead_key, result.id)
+        wait_state(mod.app.AsyncResult(new_id), ("STARTED",), timeout=30)  # a worker took the replayed message

@@ -1,0 +1,89 @@
+"""The agent's /metrics scraped by a real Prometheus (Debian's package), read back through
+Prometheus's HTTP query API; a metrics port in use is one sentence, before any worker starts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.agent.conftest import wait_state
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _query(port: int, expr: str) -> list:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)["data"]["result"]
+
+
+def test_prometheus_scrapes_the_kill_count(agent_run, tmp_path):
+    metrics_port, prom_port = _free_port(), _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: agent, static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]}}]\n"
+    )
+    prometheus = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with agent_run() as run:
+            run.start("--memory", "256MiB", "--metrics", str(metrics_port))
+            run.wait_ready()
+            mod = run.app()
+            wait_state(mod.hog.delay(600))
+            deadline, found = time.monotonic() + 60, []
+            while time.monotonic() < deadline:
+                try:
+                    found = _query(prom_port, 'oomlab_oom_kills_total{task="user_app.hog"}')
+                except OSError:
+                    found = []
+                if found:
+                    break
+                time.sleep(0.5)
+            assert found, "Prometheus never scraped a kill"
+            assert found[0]["metric"]["role"] == "pool child" and float(found[0]["value"][1]) == 1
+            limit = _query(prom_port, "oomlab_worker_memory_limit_bytes")
+            assert float(limit[0]["value"][1]) == 256 * 2**20
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+            assert 'oomlab_task_peak_bytes_count{task="user_app.hog"} 1.0' in text
+            labels = [line[line.index("{") : line.index("}")] for line in text.splitlines() if "{" in line]
+            assert labels and not any("600" in label for label in labels)  # no task argument in any label
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+
+
+def test_a_metrics_port_in_use_is_one_sentence_and_starts_no_worker(agent_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with agent_run() as run:
+            code = run.start("--metrics", str(port)).wait(timeout=60)
+            assert code == 2
+            assert (
+                run.text().strip()
+                == f"oomlab: --metrics 127.0.0.1:{port} is in use by another program; nothing was started"
+            )

@@ -1,0 +1,40 @@
+"""A user's Celery app as `oomlab agent` meets it: nothing of oomlab in it. Its name, broker and
+queue come from the environment so that each test has its own."""
+
+import os
+
+from celery import Celery
+
+app = Celery(
+    os.environ["AGENT_TEST_APP"],
+    broker=os.environ["AGENT_TEST_BROKER"],
+    backend=os.environ["AGENT_TEST_BACKEND"],
+)
+app.conf.update(
+    task_default_queue=os.environ["AGENT_TEST_QUEUE"],
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    task_track_started=True,
+)
+
+
+def _fill(mib: int) -> int:
+    block = bytearray(mib * 2**20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block)
+
+
+@app.task
+def hog(mib: int) -> int:
+    return _fill(mib)
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def poison(mib: int) -> int:
+    return _fill(mib)
+
+
+@app.task
+def small() -> str:
+    return "ok"
