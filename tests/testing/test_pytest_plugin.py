@@ -83,7 +83,7 @@ def test_assertions_pass_and_fail_with_measured_messages(project):
     project.makepyfile(
         test_assertions="""
         import pytest
-        from harness import (OomlabAssertionError, assert_no_oom, assert_oom_killed, assert_peak_rss_below,
+        from oomlab import (OomlabAssertionError, assert_no_oom, assert_oom_killed, assert_peak_rss_below,
                              assert_requeued)
         from shopapp import resize
 
@@ -140,7 +140,7 @@ def test_assertions_pass_and_fail_with_measured_messages(project):
 def test_requeued_passes_when_the_task_comes_back(project):
     project.makepyfile(
         test_requeue="""
-        from harness import assert_requeued
+        from oomlab import assert_requeued
         from shopapp import grow_once
 
         def test_requeued(oomlab_worker, tmp_path):
