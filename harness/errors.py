@@ -61,6 +61,10 @@ class ScenarioImportFailed(ScenarioFailed):
     pass
 
 
+class UnknownTaskNames(ScenarioFailed):
+    """The run would send task names the worker's app does not register (checked before sending)."""
+
+
 class Interrupted(BaseException):
     """Raised in the main thread by SIGINT/SIGTERM so `finally` blocks clean up."""
 

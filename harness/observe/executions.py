@@ -3,7 +3,7 @@ it. An execution left open in a process that died is the task that process was r
 
 from __future__ import annotations
 
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, SENT
 from oomlab.record.schema import Execution
 
 
@@ -24,6 +24,9 @@ def build_executions(probe: list[dict]) -> dict[str, list[Execution]]:
                     redelivered=record.get("redelivered"),
                     delivery_count=record.get("delivery_count"),
                     retries=record.get("retries"),
+                    parent_id=record.get("parent_id"),
+                    root_id=record.get("root_id"),
+                    group_id=record.get("group_id"),
                     peak_reset=record.get("peak_reset", True),
                     shared_process=bool(record.get("shared_process")),
                     in_flight=list(record.get("in_flight") or []),
@@ -89,6 +92,12 @@ def child_exit_codes(probe: list[dict]) -> dict[int, int]:
 
 def task_names(probe: list[dict]) -> dict[str, str]:
     return {r["task_id"]: r["name"] for r in probe if r.get("task_id") and r.get("name")}
+
+
+def sent_in_worker(probe: list[dict]) -> dict[str, dict]:
+    """Tasks the worker sent itself (a chord's parts and callback, a retry, a task sent from a task),
+    by id, with Celery's links: known from the moment they are sent, before any worker takes them."""
+    return {r["task_id"]: r for r in probe if r["ev"] == SENT and r.get("task_id")}
 
 
 def running_in(by_task: dict[str, list[Execution]], pid: int, at: float) -> tuple[str, Execution] | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from oomlab.assemble.analysis import EX_RECYCLE
-from oomlab.config.load_mix import call_source
+from oomlab.config.load_mix import call_source, sent_names
 from oomlab.config.load_shapes import LoadShape
 from oomlab.config.routing import class_tasks
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
@@ -33,6 +33,7 @@ from oomlab.run.load.sender import Send, Sender
 from oomlab.run.load.series import Series
 from oomlab.run.load.soak import Soak
 from oomlab.run.load.stats import NameStats
+from oomlab.run.registered import check_registered
 from oomlab.run.replay import fetch_states
 from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
 from oomlab.run.view import RunView
@@ -183,6 +184,7 @@ class LoadDriver(RunHook):
         run.planned = True
         ctx = run.context()
         self.calls, self.source = call_source(run.scenario, ctx, self.shape.seed, class_tasks(run.config))
+        check_registered(run, sent_names(run.scenario, ctx, class_tasks(run.config)))
         run.record.files["tasks"] = TASKS_FILE
         try:
             self._loop()
@@ -248,6 +250,7 @@ class LoadDriver(RunHook):
         due = self.due_at
         if now >= due["follow"]:
             self._follow()
+            self.run.kill_watch.check(self.run)  # a poison message is revoked before its next delivery
             due["follow"] = now + FOLLOW_SECONDS
         if now >= due["lost"]:
             self._look_up_lost()
@@ -393,11 +396,13 @@ class LoadDriver(RunHook):
         if not lost:
             return
         states = fetch_states(self.run.app, [flight.id for flight in lost])
+        poison = {p.task_id for p in self.run.record.poison}
         for flight in lost:
             state, exception = states.get(flight.id, (None, None))
             if state in LOST_STATES:
                 killed = state != "SUCCESS" and exception is not None and "WorkerLostError" in exception
                 outcome: Outcome = "killed" if killed else "succeeded" if state == "SUCCESS" else "failed"
+                outcome = "poison" if flight.id in poison else outcome
                 self._final(flight, outcome, state, exception, exits[flight.pid], None)
 
     def _final(
