@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from celery import chord
-
 from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
 
@@ -26,6 +25,7 @@ VARIANTS = [
     Variant(
         "poison",
         "a task that never fits, under acks_late + reject_on_worker_lost: delivered again after every kill",
+        defaults={"concurrency": 1},
         celery_conf={"task_acks_late": True, "task_reject_on_worker_lost": True},
     ),
     Variant("misspelled", "the plan sends a task name the app does not register"),
@@ -53,8 +53,9 @@ def collect(sizes: list[int], mib: float, hold: float) -> int:
     return sum(sizes) + len(block)
 
 
-@app.task(name="workflows.never_fits")
+@app.task(name="workflows.never_fits", acks_late=True, reject_on_worker_lost=True)
 def never_fits(mib: float) -> int:
+    """Asks for more than the limit on every delivery: its message comes back after each kill."""
     return len(touched_bytes(mib))
 
 
