@@ -70,6 +70,10 @@ class ExtraMissing(ScenarioImportFailed):
         super().__init__(f"scenario {scenario} needs {module}, which oomlab's {extra!r} extra installs: {self.install}")
 
 
+class UnknownTaskNames(ScenarioFailed):
+    """The run would send task names the worker's app does not register (checked before sending)."""
+
+
 class Interrupted(BaseException):
     """Raised in the main thread by SIGINT/SIGTERM so `finally` blocks clean up."""
 

@@ -40,7 +40,8 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     kills = attribute_kills(obs, context)
     processes = _processes(evidence, kills, child_exit_codes(obs.probe), main_pid, main_pids)
     mark_process_peaks(processes, obs.probe, executions, obs.leaf_of_pid)
-    tree = TreeContext(evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children)
+    poison = frozenset(p.task_id for p in base.poison)
+    tree = TreeContext(evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children, poison)
     tasks = [_task(task, evidence, executions, kills, tree) for task in evidence.tasks]
     # the sections this step writes into are copied; tasks, processes and kills are built anew, so
     # nothing of the (possibly large) previous record is copied at every checkpoint
@@ -69,7 +70,10 @@ def _task(
 ) -> TaskRecord:
     filled = dataclasses.replace(task, state_history=list(task.state_history))
     state, exception = evidence.states.get(task.id, (None, None))
-    fill_task(filled, state, exception, executions.get(task.id, []), kills, tree)
+    runs = executions.get(task.id, [])
+    if state in (None, "PENDING") and runs and runs[-1].state in ("SUCCESS", "FAILURE"):
+        state = runs[-1].state  # no result stored (ignore_result): the state task_postrun saw
+    fill_task(filled, state, exception, runs, kills, tree)
     return filled
 
 

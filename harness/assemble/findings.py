@@ -201,6 +201,42 @@ def shared_process(record: RunRecord) -> list[str]:
     ]
 
 
+def poison(record: RunRecord) -> list[str]:
+    """A message OOM-killed on every delivery, and what stopped it: name the loop and what ends it."""
+    conf = record.worker.celery_conf
+    settings = (
+        ", ".join(name for name in ("task_acks_late", "task_reject_on_worker_lost") if conf.get(name))
+        or "acks_late + reject_on_worker_lost on the task"
+    )
+    return [
+        f"{p.task_name}[{p.task_id}] is a poison message: OOM-killed {p.kills} times, once per delivery, and "
+        f"stopped after {record.config.max_oom_redeliveries} kills ({p.stopped_by}; --max-oom-redeliveries). "
+        f"With {settings} the broker gets a killed task's message back and delivers it again for ever, each "
+        f"time taking a pool slot until the kernel kills it. What ends it: task_retry_on_worker_lost (Celery "
+        f"5.7: a lost task is retried, so max_retries bounds it) instead of reject_on_worker_lost for this task, "
+        f"RabbitMQ quorum queues' x-delivery-limit, a worker with more memory for it, or smaller chunks of work "
+        f"per task"
+        for p in record.poison
+    ]
+
+
+def failures(record: RunRecord) -> list[str]:
+    """Each exception type among the tasks that failed, with the first message seen."""
+    found: dict[str, tuple[int, str, str]] = {}  # type -> (count, first message, first task name)
+    for task in record.tasks:
+        if task.outcome != "failed" or not task.exception:
+            continue
+        kind, _, message = task.exception.partition(": ")
+        count, first, name = found.get(kind, (0, message, task.name))
+        found[kind] = (count + 1, first, name)
+    return [
+        f"{count} task(s) failed with {kind}, first in {name}: {first[:200]}"
+        if first
+        else f"{count} task(s) failed with {kind}, first in {name}"
+        for kind, (count, first, name) in found.items()
+    ]
+
+
 RULES = (
     recycling,
     untraced,
@@ -211,6 +247,8 @@ RULES = (
     multiprocessing_in_prefork,
     reclaimable_at_limit,
     shared_process,
+    poison,
+    failures,
 )
 
 

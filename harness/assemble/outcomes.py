@@ -16,6 +16,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     "requeued",
     "stuck",
     "never_started",
+    "poison",
 )
 FINAL_STATES = ("SUCCESS", "FAILURE", "REVOKED")
 UNREAD_COMMAND = "?"  # the sampler saw it only while its command line read empty (mid-exec or exiting)
@@ -30,6 +31,7 @@ class TreeContext:
     pid_stats: dict[int, PidStats] = field(default_factory=dict)
     leaf_of_pid: dict[int, int] = field(default_factory=dict)  # pid -> pool child whose leaf it was in
     pool_children: frozenset[int] = frozenset()
+    poison: frozenset[str] = frozenset()  # task ids stopped after --max-oom-redeliveries kills
 
 
 def describe_exception(result: object) -> str | None:
@@ -44,7 +46,8 @@ def classify(
     state: str | None, exception: str | None, runs: list[Execution], killed: bool, descendant_killed: bool = False
 ) -> Outcome:
     """succeeded | failed | killed | descendant_killed (it returned, but a process it started was
-    OOM-killed) | requeued | stuck (STARTED, no one will finish it) | never_started.
+    OOM-killed) | requeued | stuck (STARTED, no one will finish it) | never_started. (`poison`, a
+    message stopped after repeated OOM kills, is the run's decision, set by fill_task.)
 
     A FAILURE caused by the worker process dying is `killed`. A task with no final state that was
     killed and started again is `requeued`; started but not final is `stuck`."""
@@ -87,6 +90,14 @@ def fill_task(
         run.killed = run.pid in killed_pids and run.finished_mono is None
     task.state, task.exception, task.executions, task.attempts = state, exception, runs, len(runs)
     task.outcome = classify(state, exception, runs, bool(killed_pids), bool(task.killed_descendants))
+    if task.id in tree.poison:
+        task.outcome = "poison"
+    first = runs[0] if runs else None
+    if first is not None:  # Celery's links as the worker's request had them
+        task.parent_id = task.parent_id or first.parent_id
+        task.root_id = task.root_id or first.root_id
+        task.group_id = task.group_id or first.group_id
+    task.root_id = task.root_id or task.id  # a task sent from outside the worker is its own root
     if not runs:
         return
     last = runs[-1]

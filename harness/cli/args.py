@@ -44,6 +44,13 @@ def add_worker_settings(parser: argparse.ArgumentParser, pools: tuple[str, ...] 
         metavar="SIZE",
         help="set worker_max_memory_per_child (Celery counts KiB; give a size such as 200MiB)",
     )
+    parser.add_argument(
+        "--max-oom-redeliveries",
+        type=int,
+        metavar="N",
+        help="stop a task id OOM-killed N times (a poison message: acks_late + reject_on_worker_lost "
+        "deliver it again after every kill); outcome poison, with a finding (default 3; 0: never)",
+    )
 
 
 def add_broker_settings(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +95,7 @@ def run_options(args: argparse.Namespace, **fixed: Any) -> RunOptions:
         "params": dict(_arg(args, "param", [])),
         "celery": dict(_arg(args, "celery", [])),  # typed by Celery's own settings table (harness/config/validate.py)
         "max_memory_per_child": _arg(args, "max_memory_per_child"),
+        "max_oom_redeliveries": _arg(args, "max_oom_redeliveries", 3),
         "tracemalloc": _arg(args, "tracemalloc"),
         "broker": _arg(args, "broker"),
         "result_backend": _arg(args, "result_backend"),

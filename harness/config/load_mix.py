@@ -84,6 +84,14 @@ def call_source(
     return itertools.cycle(calls), f"the scenario's plan of {len(calls)} calls{among}, repeated"
 
 
+def sent_names(scenario: Scenario, ctx: RunContext, only: frozenset[str] | None = None) -> list[str]:
+    """Every task name a load run may send (its mix's kinds, else its plan's calls)."""
+    make_mix = getattr(scenario.module, "mix", None)
+    if make_mix is not None:
+        return sorted({kind.task for kind in make_mix(ctx).kinds if only is None or kind.task in only})
+    return sorted({call.task for call in scenario.plan(ctx).calls if only is None or call.task in only})
+
+
 def _guarded(name: str, calls: Iterator[TaskCall]) -> Iterator[TaskCall]:
     """A mix's argument generator is scenario code: its error is the scenario's, in one sentence."""
     while True:

@@ -59,6 +59,7 @@ class RunConfig:
     restart: Restart = "no"  # always: start a new worker when the main process dies (a restart policy)
     restart_delay: float = 1.0
     settle: float = 0.3  # seconds to keep watching once every task is final
+    max_oom_redeliveries: int = 3  # a task id OOM-killed this many times is stopped (poison); 0: never
     placement: Placement = "cgroup"  # where the worker runs and what bounds its memory
     docker_restart: DockerRestart = "no"  # Docker's restart policy for the worker's container
     container_starter: ContainerStarter = (
@@ -115,6 +116,7 @@ class RunOptions:
     restart: Restart = "no"
     restart_delay: float = 1.0
     settle: float = 0.3
+    max_oom_redeliveries: int = 3  # 0: let a poison message loop (the delivery lab watches the loop)
     queue_arguments: dict[str, Any] = field(default_factory=dict)
     container_starter: ContainerStarter = "sdk"
     profile: str | None = None  # --profile NAME[,NAME...]|all
@@ -153,6 +155,7 @@ def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = 
         restart=options.restart,
         restart_delay=options.restart_delay,
         settle=options.settle,
+        max_oom_redeliveries=options.max_oom_redeliveries,
         placement=options.placement,
         docker_restart=options.docker_restart,
         container_starter=options.container_starter,
@@ -183,6 +186,10 @@ def _check(options: RunOptions, concurrency: int, pool: str, tasks: int | None, 
     ):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise BadInput(f"{name} must be a positive number of seconds, not {value}")
+    if isinstance(options.max_oom_redeliveries, bool) or not isinstance(options.max_oom_redeliveries, int):
+        raise BadInput(f"--max-oom-redeliveries must be a whole number, not {options.max_oom_redeliveries!r}")
+    if options.max_oom_redeliveries < 0:
+        raise BadInput(f"--max-oom-redeliveries cannot be negative, not {options.max_oom_redeliveries}")
     if options.placement not in PLACEMENTS:
         raise BadInput(f"the placement must be one of {', '.join(PLACEMENTS)}, not {options.placement!r}")
     if options.placement == "docker":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, ProbeLine
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, SENT, ProbeLine
 from oomlab.record.schema import Execution
 
 
@@ -26,6 +26,9 @@ def build_executions(probe: list[ProbeLine]) -> dict[str, list[Execution]]:
                     redelivered=record.get("redelivered"),
                     delivery_count=record.get("delivery_count"),
                     retries=record.get("retries"),
+                    parent_id=record.get("parent_id"),
+                    root_id=record.get("root_id"),
+                    group_id=record.get("group_id"),
                     peak_reset=record.get("peak_reset", True),
                     shared_process=bool(record.get("shared_process")),
                     in_flight=list(record.get("in_flight") or []),
@@ -91,6 +94,12 @@ def child_exit_codes(probe: list[ProbeLine]) -> dict[int, int]:
 
 def task_names(probe: list[ProbeLine]) -> dict[str, str]:
     return {task_id: name for r in probe if (task_id := r.get("task_id")) and (name := r.get("name"))}
+
+
+def sent_in_worker(probe: list[ProbeLine]) -> dict[str, ProbeLine]:
+    """Tasks the worker sent itself (a chord's parts and callback, a retry, a task sent from a task),
+    by id, with Celery's links: known from the moment they are sent, before any worker takes them."""
+    return {task_id: r for r in probe if r["ev"] == SENT and (task_id := r.get("task_id"))}
 
 
 def running_in(by_task: dict[str, list[Execution]], pid: int, at: float) -> tuple[str, Execution] | None:

@@ -14,9 +14,10 @@ from oomlab.observe.detectors.celery_events import CeleryEventCapture
 from oomlab.observe.detectors.worker_log import WorkerLog
 from oomlab.observe.environment import describe
 from oomlab.observe.evidence import Evidence, SamplerFigures
-from oomlab.observe.executions import build_executions, task_names
+from oomlab.observe.executions import build_executions, sent_in_worker, task_names
 from oomlab.observe.monitor import Monitor
 from oomlab.observe.sampler import Sampler
+from oomlab.probe.events import ProbeLine
 from oomlab.record.schema import Environment, Execution, TaskRecord
 from oomlab.worker.limits.base import CgroupBackend
 
@@ -61,19 +62,28 @@ class Observers:
     def stop_steps(self) -> list[Callable[[], None]]:
         return [t.stop for t in (self.events, self.sampler, self.monitor) if t is not None]
 
-    def evidence(self, tasks: list[TaskRecord] | None, observed: dict[str, TaskRecord], **run_facts: Any) -> Evidence:
+    def evidence(
+        self,
+        tasks: list[TaskRecord] | None,
+        observed: dict[str, TaskRecord],
+        with_observed: bool = True,
+        **run_facts: Any,
+    ) -> Evidence:
         """Everything observed so far, with the run's own facts (main pids, states...). `tasks` are
-        the replay's; without a replay (a pytest session sends them) they are the tasks the probe saw
-        start, kept in `observed`."""
+        the replay's; every other task the worker sent or ran (a chord's parts, a callback, tasks the
+        user's code sent in a pytest session) is added from the probe and kept in `observed`
+        (`with_observed` False: a load run, which follows its tasks itself)."""
         sampler = self.sampler
         observations = self.monitor.snapshot()
-        if tasks is None:
+        if with_observed:
             probe = observations.probe
-            tasks = observed_tasks(observed, build_executions(probe), task_names(probe))
+            sent = {task.id for task in tasks or ()}
+            extra = observed_tasks(observed, build_executions(probe), task_names(probe), sent_in_worker(probe), sent)
+            tasks = [*(tasks or ()), *extra]
         return Evidence(
             config=self.config,
             observations=observations,
-            tasks=tasks,
+            tasks=tasks or [],
             pid_stats=sampler.snapshot(),
             celery_events=self.events.snapshot() if self.events else [],
             pool_noticed={pid: wall - self.wall_offset for pid, wall in self.worker_log.read().child_deaths.items()},
@@ -92,11 +102,29 @@ class Observers:
 
 
 def observed_tasks(
-    known: dict[str, TaskRecord], executions: dict[str, list[Execution]], names: dict[str, str]
+    known: dict[str, TaskRecord],
+    executions: dict[str, list[Execution]],
+    names: dict[str, str],
+    sent: dict[str, ProbeLine] | None = None,
+    skip: set[str] | frozenset[str] = frozenset(),
 ) -> list[TaskRecord]:
-    """Tasks sent by someone else (a pytest session through the app), as the probe saw them start."""
+    """Tasks someone else sent (the worker itself, or a pytest session through the app), from the
+    moment the worker sent one or the probe saw it start."""
+    for task_id, record in (sent or {}).items():
+        if task_id not in known and task_id not in skip:
+            known[task_id] = TaskRecord(
+                id=task_id,
+                name=record.get("name") or "?",
+                label="",
+                args=[],
+                sent_mono=record["t"],
+                parent_id=record.get("parent_id"),
+                root_id=record.get("root_id"),
+                group_id=record.get("group_id"),
+                sent_by="worker",
+            )
     for task_id, runs in executions.items():
-        if task_id not in known and runs:
+        if task_id not in known and task_id not in skip and runs:
             known[task_id] = TaskRecord(
                 id=task_id, name=names.get(task_id, "?"), label="", args=[], sent_mono=runs[0].started_mono
             )

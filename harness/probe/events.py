@@ -16,6 +16,7 @@ CHILD_INIT = "child_init"  # a pool child finished its init (with its USS)
 CHILD_SHUTDOWN = "child_shutdown"  # a pool child is exiting (with its exit code; 155 = recycled)
 PRERUN = "prerun"  # a task starts in this process (VmHWM reset just before)
 POSTRUN = "postrun"  # a task ended in this process (its exact peak)
+SENT = "sent"  # a task sent from inside the worker (a chord's parts, a callback, a retry): its ids
 
 
 class _Stamp(TypedDict):

@@ -14,7 +14,7 @@ import tracemalloc
 from celery import signals
 from oomlab.probe import procfs
 from oomlab.probe.channel import emit
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, SENT, WORKER_READY
 from oomlab.probe.profile_choice import NAMES_ENV
 from oomlab.probe.task_tree import TaskTree, process_kinds
 
@@ -95,8 +95,25 @@ def _on_worker_init(**_):
 
 
 @signals.worker_ready.connect
-def _on_worker_ready(**_):
-    emit(WORKER_READY, rss=_rss())
+def _on_worker_ready(sender=None, **_):
+    app = getattr(sender, "app", None)
+    names = sorted(name for name in app.tasks if not name.startswith("celery.")) if app is not None else None
+    emit(WORKER_READY, rss=_rss(), registered=names)  # the run checks the names it sends against these
+
+
+@signals.after_task_publish.connect
+def _on_sent(headers=None, **_):
+    """A task sent from inside the worker: the run follows it until it ends, linked to its sender."""
+    headers = headers or {}
+    if headers.get("id"):
+        emit(
+            SENT,
+            task_id=headers["id"],
+            name=headers.get("task"),
+            parent_id=headers.get("parent_id"),
+            root_id=headers.get("root_id"),
+            group_id=headers.get("group"),
+        )
 
 
 @signals.worker_process_init.connect
@@ -154,6 +171,10 @@ def _delivery(task) -> dict:
         "redelivered": info.get("redelivered"),
         "delivery_count": vars(request).get("x-delivery-count"),
         "retries": getattr(request, "retries", None),
+        # Celery's own links: who sent it, the workflow's first task, its group or chord
+        "parent_id": getattr(request, "parent_id", None),
+        "root_id": getattr(request, "root_id", None),
+        "group_id": getattr(request, "group", None),
     }
 
 

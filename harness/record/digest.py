@@ -18,7 +18,7 @@ from oomlab.record.stream import TaskLine
 
 LARGEST = 20  # tasks kept by exact peak
 KILLED = 50  # killed tasks kept (every one is counted)
-KILLED_OUTCOMES = ("killed", "descendant_killed")
+KILLED_OUTCOMES = ("killed", "descendant_killed", "poison")
 
 
 @dataclass

@@ -36,7 +36,9 @@ RunStatus = Literal[
     "worker_lost",
     "killed",
 ]
-Outcome = Literal["pending", "succeeded", "failed", "killed", "descendant_killed", "requeued", "stuck", "never_started"]
+Outcome = Literal[
+    "pending", "succeeded", "failed", "killed", "descendant_killed", "requeued", "stuck", "never_started", "poison"
+]
 Role = Literal["main", "child", "descendant"]
 KillCause = Literal["oom", "oom_group"]
 
@@ -59,6 +61,9 @@ class Execution:
     redelivered: bool | None = None  # the broker's flag on this delivery
     delivery_count: int | None = None  # RabbitMQ's x-delivery-count (quorum queues)
     retries: int | None = None  # Celery's retry count for this message
+    parent_id: str | None = None  # Celery's links, as the task's request had them
+    root_id: str | None = None
+    group_id: str | None = None
     # the task's whole tree: its pool child's leaf memory cgroup (oomlab.probe.task_tree)
     peak_reset: bool = True  # False: another task shared the process when this one started
     shared_process: bool = False  # ran in the worker's main process (solo, threads, gevent, eventlet)
@@ -107,6 +112,12 @@ class TaskRecord:
     )  # (monotonic time seen, state) per change
     top_allocations: list[dict[str, Any]] = field(default_factory=list)  # memray's sites at the peak (--profile)
     profile: dict[str, Any] | None = None  # the capture behind them: view, bytes held, what memray could not see
+    # Celery's own links: the task that sent this one, the workflow's first task, its group or chord.
+    # A task the worker sent itself (a chord's part, a callback, a retry) has sent_by "worker".
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    sent_by: Literal["run", "worker"] = "run"
 
 
 @dataclass
@@ -334,6 +345,17 @@ OPTIONAL_SECTIONS = ("delivery", "load")
 
 
 @dataclass
+class PoisonRecord:
+    """A message OOM-killed on every delivery, stopped after --max-oom-redeliveries kills."""
+
+    task_id: str
+    task_name: str
+    kills: int
+    stopped_mono: float
+    stopped_by: str  # how: "revoked" (Celery's remote control: the worker discards the next delivery)
+
+
+@dataclass
 class RunRecord:
     run_id: str
     config: RunConfig
@@ -349,6 +371,7 @@ class RunRecord:
     processes: list[ProcessRecord] = field(default_factory=list)
     kills: list[KillRecord] = field(default_factory=list)
     celery_events: list[CeleryEvent] = field(default_factory=list)
+    poison: list[PoisonRecord] = field(default_factory=list)  # messages stopped after repeated OOM kills
     summary: Summary = field(default_factory=Summary)
     delivery: DeliverySection | None = None  # a delivery lab cell's evidence and verdicts
     load: LoadSection | None = None  # a load run's: rates, latency, soak; its tasks in tasks.jsonl

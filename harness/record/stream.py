@@ -51,6 +51,10 @@ class TaskLine:
     tree_peak_above_start_bytes: int | None = None
     tree_peak_is_exact: bool = False
     memory_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Celery's links: the task that sent it, the workflow's first task, its group or chord
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
 
     @property
     def growth(self) -> int | None:
@@ -101,6 +105,9 @@ def line_of(task: TaskRecord) -> TaskLine:
         tree_peak_above_start_bytes=task.tree_peak_above_start_bytes,
         tree_peak_is_exact=task.tree_peak_is_exact,
         memory_kinds=task.memory_kinds,
+        parent_id=task.parent_id,
+        root_id=task.root_id,
+        group_id=task.group_id,
     )
 
 

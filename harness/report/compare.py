@@ -33,7 +33,7 @@ ROWS: list[tuple[str, Callable[[RunRecord], str]]] = [
     ("tasks succeeded", lambda r: f"{r.summary.outcomes.get('succeeded', 0)}/{r.summary.tasks}"),
     (
         "tasks killed or lost",
-        lambda r: str(sum(v for k, v in r.summary.outcomes.items() if k in ("killed", "requeued", "stuck"))),
+        lambda r: str(sum(v for k, v in r.summary.outcomes.items() if k in ("killed", "requeued", "stuck", "poison"))),
     ),
     ("OOM kills", lambda r: str(r.summary.kills)),
     ("children recycled (exit 155)", lambda r: str(r.summary.children_recycled)),

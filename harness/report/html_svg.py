@@ -23,6 +23,7 @@ OUTCOME_COLORS = {
     "failed": "#ff7f0e",
     "requeued": "#9467bd",
     "stuck": "#8c564b",
+    "poison": "#7f0000",
 }
 
 

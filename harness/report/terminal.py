@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from oomlab.config.sizes import format_size
 from oomlab.record.load import LoadSection, NameFigures
 from oomlab.record.schema import RunRecord
+from oomlab.report.by_name import by_name_table
 from oomlab.report.latency import latency_text
 from oomlab.run.hooks import RunHook
 from oomlab.run.replay import Replay
@@ -53,6 +54,9 @@ def render_summary(record: RunRecord, console: Console) -> None:
     fraction = summary.group_peak_fraction
     peaks.add_row("group peak", "", "", "", f"{format_size(group_peak)} ({fraction:.0%} of limit)" if fraction else "-")
     console.print(peaks)
+    named = by_name_table(record)
+    if named is not None:
+        console.print(named)
 
     if record.kills:
         kills = Table(title="OOM kills (latency after the kernel's kill)", title_justify="left")

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from oomlab.assemble.truth import worker_lost_cause
 from oomlab.config.routing import class_plan
+from oomlab.run.registered import check_registered
 from oomlab.run.replay import Replay
 from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
+from oomlab.run.started_work import StartedWork
 from oomlab.run.state import CHECKPOINT_SECONDS
 
 if TYPE_CHECKING:
@@ -33,7 +35,9 @@ def replay_plan(run: RunState) -> None:
     plan = class_plan(run.scenario.plan(run.context()), run.config)
     timeout = config.timeout or plan.timeout
     run.record.config = dataclasses.replace(config, timeout_used=timeout)
+    check_registered(run, [call.task for call in plan.calls])
     replay = run.replay = Replay(run.app, plan, run.send_queue)
+    started_work = StartedWork()
     started = last_checkpoint = time.monotonic()
     worker_gone_at = final_since = None
     while True:
@@ -41,7 +45,8 @@ def replay_plan(run: RunState) -> None:
         replay.send_due(now - started)
         replay.poll_states(include_final=final_since is not None)
         run.each_hook("running")
-        if replay.all_sent and replay.unfinished() == 0:
+        run.kill_watch.check(run)
+        if replay.all_sent and replay.unfinished() == 0 and started_work.unfinished(run) == 0:
             final_since = final_since or now
             if now - final_since >= config.settle:
                 break
@@ -63,7 +68,8 @@ def replay_plan(run: RunState) -> None:
                 run.record.worker.lost_cause = worker_lost_cause(placement.log_path)
                 break
         if now - started > timeout:
-            run.record.message = f"timed out after {timeout:.0f} s with {replay.unfinished()} tasks unfinished"
+            unfinished = replay.unfinished() + started_work.open
+            run.record.message = f"timed out after {timeout:.0f} s with {unfinished} tasks unfinished"
             run.unfinished_status = "timed_out"
             break
         if now - last_checkpoint >= CHECKPOINT_SECONDS:

@@ -16,6 +16,7 @@ from oomlab.assemble.build import assemble
 from oomlab.config.routing import class_queue
 from oomlab.probe import procfs
 from oomlab.record.schema import RunRecord, RunStatus, TaskRecord, write_json_atomic
+from oomlab.run.poison import KillWatch, stop_poison
 from oomlab.run.signals import RunSignals
 from oomlab.worker.leftovers import Lease
 from oomlab.worker.placement import Placement, open_placement
@@ -68,6 +69,7 @@ class RunState:
         self.evidence: Evidence | None = None
         self.worker_tmp: str | None = None  # the worker's TMPDIR (billiard's pymp-* dirs), removed at the end
         self.unfinished_status: RunStatus | None = None  # worker_lost | timed_out: the work stopped short
+        self.kill_watch = KillWatch()  # a new OOM kill: the record at once, so a poison message stops soon
         self.record = RunRecord(
             run_id=self.run_id, config=config, started_wall=time.time(), started_mono=time.monotonic()
         )
@@ -108,12 +110,15 @@ class RunState:
             main_vmhwm=self.main_vmhwm,
             ready_mono=self.ready_mono,
             tasks=self.replay.tasks if self.replay else None,
-            states=self.replay.states if self.replay else self.external_states,
+            states={**self.external_states, **self.replay.states} if self.replay else self.external_states,
             group_peak=self.group_peak,
             observed=self.observed,
+            with_observed=not self.config.load,
         )
         self.evidence = evidence  # the last evidence assembled: kept for fixtures and debugging
         self.record = assemble(evidence, self.record)
+        if stop_poison(self):  # their outcome and finding
+            self.record = assemble(evidence, self.record)
         self.each_hook("collect")
 
     def each_hook(self, name: str) -> None:

@@ -39,6 +39,10 @@ _OPTIONS = {  # name: (default, help), each as --oomlab-NAME and as the ini key 
         "--memory, started through testcontainers)",
     ),
     "limits": (None, "deprecated: the old name of oomlab_placement"),
+    "max_oom_redeliveries": (
+        "3",
+        "stop (revoke) a task id OOM-killed this many times, a poison message; 0: never",
+    ),
     "profile": (
         None,
         "memray on these tasks in the worker (NAME,NAME or all): a failing marker names the lines that held the memory",
@@ -61,7 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("oomlab", "oomlab: task memory in a real Celery worker under a memory limit")
     for name, (default, text) in _OPTIONS.items():
         group.addoption(
-            f"--oomlab-{name}", dest=f"oomlab_{name}", default=None, help=_help(f"{text} (default {default})")
+            f"--oomlab-{name.replace('_', '-')}",
+            dest=f"oomlab_{name}",
+            default=None,
+            help=_help(f"{text} (default {default})"),
         )
         parser.addini(f"oomlab_{name}", text, default=default)
     group.addoption(
@@ -135,6 +142,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
         results_dir=_option(config, "results"),
         placement=_placement(config),
         profile=_profiled_tasks(request),
+        max_oom_redeliveries=_whole_number(config, "max_oom_redeliveries"),
     )
     try:
         session = WorkerSession(options).start()
@@ -143,6 +151,14 @@ def oomlab_worker(request: pytest.FixtureRequest):
     config.stash[_RUN_DIRS].append(session.run_dir)
     yield session
     session.stop()
+
+
+def _whole_number(config: pytest.Config, name: str) -> int:
+    value = _option(config, name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"oomlab_{name} must be a whole number, not {value!r}") from None
 
 
 def _profiled_tasks(request: pytest.FixtureRequest) -> str | None:

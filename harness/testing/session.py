@@ -6,6 +6,7 @@ each task's exact peak and every OOM kill, stop it. The record is the same run.j
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class WorkerOptions:
     backend: str | None = None  # deprecated: result_backend
     limits: str | None = None  # deprecated: placement
     profile: str | None = None  # memray on these tasks ("NAME,NAME" or "all"); None: none
+    max_oom_redeliveries: int = 3  # a task id OOM-killed this many times is revoked (poison); 0: never
 
     def __post_init__(self) -> None:
         if self.backend is not None:
@@ -80,6 +82,7 @@ class WorkerOptions:
             placement=self.placement,
             container_starter="testcontainers" if self.placement == "docker" else "sdk",
             profile=self.profile,
+            max_oom_redeliveries=self.max_oom_redeliveries,
         )
 
 
@@ -99,6 +102,11 @@ class WorkerSession:
         self.run = Run(scenario, self.config, hooks=standard_hooks())
         self._previous_conf: dict = {}
         self._last_checkpoint = 0.0
+        # the user's tests wait in their own way (AsyncResult.get()): a thread of ours watches for kills,
+        # so a poison message is revoked whatever they do; the lock keeps it and refresh() apart
+        self._lock = threading.RLock()
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> WorkerSession:
@@ -112,6 +120,9 @@ class WorkerSession:
             self.run.start_worker()
             self.run.record.status = "running"
             WorkerSession._running.append(self)
+            self._watching.set()
+            self._watcher = threading.Thread(target=self._watch_kills, name="oomlab-kill-watch", daemon=True)
+            self._watcher.start()
         except BaseException as error:
             self.run.record.status = "worker_start_failed"
             self.run.record.message = getattr(error, "message", str(error))
@@ -119,7 +130,21 @@ class WorkerSession:
             raise
         return self
 
+    def _watch_kills(self) -> None:
+        while self._watching.is_set():
+            try:
+                with self._lock:
+                    self.run.kill_watch.check(self.run)
+            except Exception as exc:  # the record says why; the user's tests go on
+                self.run.record.environment.cleanup_errors.append(f"kill watch: {type(exc).__name__}: {exc}")
+                return
+            time.sleep(0.05)
+
     def stop(self) -> None:
+        self._watching.clear()
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
         if self in WorkerSession._running:
             WorkerSession._running.remove(self)
         if self.run.record.status == "running":
@@ -157,6 +182,10 @@ class WorkerSession:
     # --- what the worker did -------------------------------------------------------------------
     def refresh(self) -> None:
         """Poll the result backend for every task the probe has seen, then rebuild the record."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         self.run.collect()
         asking = [
             task_id

@@ -17,7 +17,16 @@ def config_for(*argv: str):
 
 # scenarios that measure something rather than show a problem with its fix: a limit probe, the delivery
 # lab's victim, --profile's known sites, load runs' no-op, file/shmem/anon side by side, capacity's mixes
-INSTRUMENTS = ("alloc", "oom-victim", "memory-sites", "noop", "memory-kinds", "capacity-mix", "pool-choice")
+INSTRUMENTS = (
+    "alloc",
+    "oom-victim",
+    "memory-sites",
+    "noop",
+    "memory-kinds",
+    "capacity-mix",
+    "pool-choice",
+    "workflows",
+)
 
 
 def test_every_builtin_scenario_has_bad_and_fixed_and_a_description():

@@ -42,6 +42,12 @@ def register(subparsers) -> None:
     parser.add_argument("--param", action="append", type=key_value, default=[], metavar="KEY=VALUE")
     parser.add_argument("--celery", action="append", type=key_value, default=[], metavar="SETTING=VALUE")
     parser.add_argument("--tasks", type=int, help="tasks in the measuring run (default: the scenario's)")
+    parser.add_argument(
+        "--max-oom-redeliveries",
+        type=int,
+        metavar="N",
+        help="in each measuring and trial run, stop a task id OOM-killed N times (a poison message; default 3)",
+    )
     parser.add_argument("--tasks-per-child", type=int, default=3, help="tasks per child in each trial run (default 3)")
     parser.add_argument("--margin", default="10%", help="share of the limit kept free (default 10%%)")
     parser.add_argument("--no-prove", action="store_true", help="plan only; skip the trial runs")

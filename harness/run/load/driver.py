@@ -14,7 +14,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from oomlab.config.load_mix import call_source
+from oomlab.config.load_mix import call_source, sent_names
 from oomlab.config.load_shapes import LoadShape
 from oomlab.config.routing import class_tasks
 from oomlab.record.schema import TaskRecord
@@ -29,6 +29,7 @@ from oomlab.run.load.replacements import Replacements
 from oomlab.run.load.schedule import Scheduler
 from oomlab.run.load.sender import Sender
 from oomlab.run.load.soak import Soak
+from oomlab.run.registered import check_registered
 from oomlab.run.view import RunView
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class LoadDriver(RunHook):
         run.planned = True
         ctx = run.context()
         self.scheduler.begin(*call_source(run.scenario, ctx, self.shape.seed, class_tasks(run.config)))
+        check_registered(run, sent_names(run.scenario, ctx, class_tasks(run.config)))
         run.record.files["tasks"] = TASKS_FILE
         try:
             self._loop()
@@ -120,7 +122,7 @@ class LoadDriver(RunHook):
             time.sleep(max(0.0, min(wake - time.monotonic(), FOLLOW_SECONDS)))
         time.sleep(0.3)  # the last events and kernel lines of a final kill
         self.follower.follow()
-        self.follower.look_up_lost()
+        self.follower.look_up_lost(frozenset(p.task_id for p in self.run.record.poison))
         run.record.worker.observed_until_mono = time.monotonic()
 
     def _tick(self, now: float, elapsed: float) -> None:
@@ -129,9 +131,10 @@ class LoadDriver(RunHook):
         due = self.due_at
         if now >= due["follow"]:
             self.follower.follow()
+            self.run.kill_watch.check(self.run)  # a poison message is revoked before its next delivery
             due["follow"] = now + FOLLOW_SECONDS
         if now >= due["lost"]:
-            self.follower.look_up_lost()
+            self.follower.look_up_lost(frozenset(p.task_id for p in self.run.record.poison))
             due["lost"] = now + STATE_POLL_SECONDS
         if now >= due["sample"]:
             self.figures.sample(elapsed)

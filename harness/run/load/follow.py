@@ -100,9 +100,10 @@ class Follower:
         outcome: Outcome = "succeeded" if state == "SUCCESS" else "failed"
         self.book.final(flight, outcome, state, None, record["t"], record.get("peak_rss"))
 
-    def look_up_lost(self) -> None:
+    def look_up_lost(self, poisoned: frozenset[str] = frozenset()) -> None:
         """Tasks whose child exited mid-task: Celery marks them failed (WorkerLostError) or the
-        broker hands them out again; the result backend says which."""
+        broker hands them out again; the result backend says which. A task the run stopped after
+        its OOM kills (`poisoned`) ends as poison, whatever state the revoke left."""
         monitor = self.monitor
         with monitor.lock:
             exits = dict(monitor.obs.exits)
@@ -124,5 +125,6 @@ class Follower:
             if state in LOST_STATES:
                 killed = state != "SUCCESS" and exception is not None and "WorkerLostError" in exception
                 outcome: Outcome = "killed" if killed else "succeeded" if state == "SUCCESS" else "failed"
+                outcome = "poison" if flight.id in poisoned else outcome
                 assert flight.pid is not None  # in `exits`
                 book.final(flight, outcome, state, exception, exits[flight.pid], None)

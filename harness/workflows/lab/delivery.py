@@ -82,6 +82,7 @@ def cell_config(scenario: Scenario, cell: Cell, options: LabOptions, lab_dir: st
         results_dir=lab_dir,
         timeout=window,
         settle=3.0,
+        max_oom_redeliveries=0,  # the lab watches the redelivery loop itself
         params={"retry_delay": options.retry_delay, "max_retries": options.max_retries, "window": window},
         broker=None if cell.broker == "redis" else options.rabbitmq_url,
         oom_scope="process" if cell.scope == "child" else "group",

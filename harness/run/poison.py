@@ -1,0 +1,61 @@
+"""Poison messages end: a task id the kernel OOM-killed `max_oom_redeliveries` times is revoked, so a
+message that acks_late + reject_on_worker_lost hand back to the broker after every kill stops taking
+a pool slot and the run can finish."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from oomlab.record.schema import PoisonRecord
+
+if TYPE_CHECKING:
+    from oomlab.run.state import RunState
+
+# Celery's remote control: the worker keeps the id in its revoked set and discards (acks) the next
+# delivery, marking it REVOKED; this works on every broker Celery's control commands reach
+STOPPED_BY = "revoked"
+
+
+def stop_poison(run: RunState) -> list[PoisonRecord]:
+    """Revoke each task id killed `max_oom_redeliveries` times and not stopped yet; the new records."""
+    limit = run.config.max_oom_redeliveries
+    if not limit or run.app is None:
+        return []
+    kills = Counter(k.task_id for k in run.record.kills if k.task_id and k.role != "descendant")
+    stopped = {p.task_id for p in run.record.poison}
+    names = {k.task_id: k.task_name for k in run.record.kills if k.task_id}
+    found = []
+    for task_id, count in kills.items():
+        if count >= limit and task_id not in stopped:
+            run.app.control.revoke(task_id)
+            found.append(PoisonRecord(task_id, names.get(task_id) or "?", count, time.monotonic(), STOPPED_BY))
+    for record in run.record.poison:  # a later kill (a delivery already under way): revoke again, count it
+        if kills[record.task_id] > record.kills:
+            record.kills = kills[record.task_id]
+            run.app.control.revoke(record.task_id)
+    run.record.poison.extend(found)
+    return found
+
+
+class KillWatch:
+    """Reacts to a new OOM kill between checkpoints: the record is assembled again at once, so a
+    poison message is revoked before its next delivery starts."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.until = 0.0
+
+    def check(self, run: RunState) -> None:
+        if run.observers is None or not run.config.max_oom_redeliveries:
+            return
+        count, now = len(run.observers.monitor.obs.oom_events), time.monotonic()
+        if count > self.seen:
+            # the kernel's line and the process's exit name the task a moment after the counter rose
+            self.seen, self.until = count, now + FOLLOW_KILL_SECONDS
+        if now < self.until:
+            run.collect()
+
+
+FOLLOW_KILL_SECONDS = 0.6

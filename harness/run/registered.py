@@ -1,0 +1,50 @@
+"""The task names a run sends, checked against the names the worker registered (its probe lists
+them when it is ready) before the first one is sent: a misspelled name is a scenario error with its
+close matches, not a run of failed tasks."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from oomlab.errors import UnknownTaskNames
+from oomlab.probe.events import WORKER_READY
+
+if TYPE_CHECKING:
+    from oomlab.run.state import RunState
+
+
+def registered_names(run: RunState) -> list[str] | None:
+    """The names the worker's app registered, from its last worker_ready; None when unknown."""
+    if run.observers is None:
+        return None
+    probe = run.observers.monitor.snapshot().probe
+    ready = [r for r in probe if r["ev"] == WORKER_READY and isinstance(r.get("registered"), list)]
+    return list(ready[-1]["registered"]) if ready else None
+
+
+def unknown_names(sent: Iterable[str], registered: Iterable[str]) -> str | None:
+    """One sentence naming each unknown name and its close matches; None when every name is known."""
+    known = sorted(set(registered))
+    unknown = sorted({name for name in sent if not name.startswith("celery.")} - set(known))
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        said = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else " (no close match)"
+        parts.append(f"{name!r}{said}")
+    return (
+        f"the run would send task name(s) the worker's app does not register: {', '.join(parts)}; "
+        f"it registers {len(known)} task(s)"
+    )
+
+
+def check_registered(run: RunState, sent: Iterable[str]) -> None:
+    registered = registered_names(run)
+    if registered is None:
+        return  # a worker oomlab's probe did not see get ready (attached): Celery's own log says it
+    sentence = unknown_names(sent, registered)
+    if sentence:
+        raise UnknownTaskNames(sentence)

@@ -1,0 +1,69 @@
+"""Work a task starts: a chord sent from a task (its parts and callback are tasks of the run too), a
+poison message (acks_late + reject_on_worker_lost on a task that never fits), a misspelled name."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import chord
+from oomlab import Param, Plan, RunContext, TaskCall, Variant
+from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
+
+description = "a chord sent by a task, a poison message, a misspelled task name"
+app = scenario_app("workflows")
+PARAMS = [
+    Param("parts", 3, "the chord's parts"),
+    Param("part_mib", 24, "MiB each part touches"),
+    Param("callback_mib", 24, "MiB the chord's callback touches"),
+    Param("over", 3.0, "poison: the task asks for this multiple of --memory"),
+    Param("hold", 0.3, "seconds each task holds its memory"),
+]
+DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2}
+VARIANTS = [
+    Variant("chord", "a task sends a chord of parts and a callback, and returns at once"),
+    Variant(
+        "poison",
+        "a task that never fits, under acks_late + reject_on_worker_lost: delivered again after every kill",
+        defaults={"concurrency": 1},
+        celery_conf={"task_acks_late": True, "task_reject_on_worker_lost": True},
+    ),
+    Variant("misspelled", "the plan sends a task name the app does not register"),
+]
+
+
+@app.task(name="workflows.start")
+def start(parts: int, part_mib: float, callback_mib: float, hold: float) -> str:
+    """Sends the chord and returns before it runs."""
+    result = chord(part.s(part_mib, hold) for _ in range(parts))(collect.s(callback_mib, hold))
+    return result.id
+
+
+@app.task(name="workflows.part")
+def part(mib: float, hold: float) -> int:
+    block = touched_bytes(mib)
+    time.sleep(hold)
+    return len(block)
+
+
+@app.task(name="workflows.collect")
+def collect(sizes: list[int], mib: float, hold: float) -> int:
+    block = touched_bytes(mib)
+    time.sleep(hold)
+    return sum(sizes) + len(block)
+
+
+@app.task(name="workflows.never_fits", acks_late=True, reject_on_worker_lost=True)
+def never_fits(mib: float) -> int:
+    """Asks for more than the limit on every delivery: its message comes back after each kill."""
+    return len(touched_bytes(mib))
+
+
+def plan(ctx: RunContext) -> Plan:
+    params = ctx.params
+    if ctx.variant == "poison":
+        mib = ctx.limit_bytes * params["over"] / MIB
+        return Plan([TaskCall(never_fits.name, (mib,), label=f"{mib:.0f} MiB, never fits")], timeout=90.0)
+    name = "workflows.strat" if ctx.variant == "misspelled" else start.name
+    args = (params["parts"], params["part_mib"], params["callback_mib"], params["hold"])
+    return Plan([TaskCall(name, args, label="sends a chord")], timeout=60.0)

@@ -1,0 +1,112 @@
+"""Work a task starts, with real workers under real limits: a chord sent by a task is five tasks of
+the record linked by Celery's ids and gated like any other; a poison message is revoked after three
+kills in a plan run, a load run and a pytest session; a misspelled task name stops the run before it
+sends anything."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import TIME_SCALE
+from tests.pytester_project import oomlab_project
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
+MIB = 1024 * 1024
+
+
+def chord_run(oomlab, callback_mib: float) -> tuple[str, dict]:
+    result = oomlab("run", "workflows", "--variant", "chord", "--param", f"callback_mib={callback_mib}")
+    assert result.code == 0, result.stdout + result.stderr
+    with open(f"{result.run_dir}/run.json") as handle:
+        return result.run_dir, json.load(handle)
+
+
+def test_a_chord_sent_by_a_task_is_five_linked_tasks_and_the_gate_sees_its_callback(oomlab, tmp_path):
+    run_dir, record = chord_run(oomlab, 24)
+    tasks = record["tasks"]
+    assert len(tasks) == 5, [t["name"] for t in tasks]
+    (sender,) = [t for t in tasks if t["name"] == "workflows.start"]
+    parts = [t for t in tasks if t["name"] == "workflows.part"]
+    (callback,) = [t for t in tasks if t["name"] == "workflows.collect"]
+    assert len(parts) == 3 and all(t["outcome"] == "succeeded" for t in tasks)
+    for part in parts:
+        assert part["peak_is_exact"] and part["peak_above_start_bytes"] >= 23 * MIB
+        assert part["parent_id"] == sender["id"] and part["sent_by"] == "worker"
+    assert {t["root_id"] for t in tasks} == {sender["id"]}
+    assert len({t["group_id"] for t in parts}) == 1 and parts[0]["group_id"]
+    assert callback["executions"][0]["started_mono"] >= max(p["executions"][0]["finished_mono"] for p in parts)
+    assert record["ended_mono"] > callback["executions"][-1]["finished_mono"]  # the run waited for the chord
+
+    baseline = tmp_path / "baseline.json"
+    assert oomlab("baseline", "save", run_dir, str(baseline)).code == 0
+    grown_dir, _ = chord_run(oomlab, 29)  # 20 % and a little more
+    gate = oomlab("gate", "--baseline", str(baseline), "--current", grown_dir, "--fail", "growth:10%")
+    assert gate.code == 7, gate.stdout + gate.stderr
+    assert "workflows.collect" in gate.stdout
+
+
+def poison_record(result) -> dict:
+    assert result.run_dir, result.stdout + result.stderr
+    with open(f"{result.run_dir}/run.json") as handle:
+        return json.load(handle)
+
+
+def assert_stopped_poison(record: dict, elapsed: float) -> None:
+    (poison,) = record["poison"]
+    assert poison["task_name"] == "workflows.never_fits" and poison["stopped_by"] == "revoked"
+    kills = [k for k in record["kills"] if k["task_id"] == poison["task_id"]]
+    assert 1 <= len(kills) <= 3 and poison["kills"] <= 3
+    assert any("poison message" in f and "x-delivery-limit" in f for f in record["summary"]["findings"])
+    assert elapsed < 60 * TIME_SCALE, f"took {elapsed:.0f} s against a timeout of 90 s"
+
+
+def test_a_poison_message_is_revoked_after_three_kills(oomlab):
+    started = time.monotonic()
+    result = oomlab("run", "workflows", "--variant", "poison", "--timeout", "90")
+    record = poison_record(result)
+    assert_stopped_poison(record, time.monotonic() - started)
+    assert record["status"] == "complete", record["message"]
+    assert [t["outcome"] for t in record["tasks"]] == ["poison"]
+    assert "poison" in result.stdout
+
+
+def test_a_poison_message_ends_in_a_load_run(oomlab):
+    started = time.monotonic()
+    result = oomlab("run", "workflows", "--variant", "poison", "--in-flight", "1", "--tasks", "1", "--timeout", "90")
+    record = poison_record(result)
+    assert_stopped_poison(record, time.monotonic() - started)
+    with open(f"{result.run_dir}/tasks.jsonl") as handle:
+        lines = [json.loads(line) for line in handle]
+    assert [line["outcome"] for line in lines] == ["poison"]
+
+
+def test_a_poison_message_ends_in_a_pytest_session(pytester):
+    oomlab_project(pytester, "oomlab.scenarios.workflows:app", "256MiB")
+    pytester.makepyfile(
+        test_poison="""
+        import time
+        from oomlab.scenarios.workflows import never_fits
+
+        def test_poison(oomlab_worker):
+            result = never_fits.delay(768)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and result.state != "REVOKED":
+                time.sleep(0.2)  # the user's own way of waiting: the session's thread revokes it
+            assert result.state == "REVOKED"
+            (task,) = oomlab_worker.tasks()
+            assert task.outcome == "poison" and len(oomlab_worker.kills()) <= 3
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly", timeout=150)
+    result.assert_outcomes(passed=1)
+
+
+def test_an_unregistered_task_name_stops_the_run_before_it_sends(oomlab):
+    result = oomlab("run", "workflows", "--variant", "misspelled")
+    assert result.code == 6, result.stdout + result.stderr
+    assert "'workflows.strat'" in result.stderr and "did you mean 'workflows.start'" in result.stderr
+    assert "Traceback" not in result.stderr
