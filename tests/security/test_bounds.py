@@ -146,3 +146,18 @@ def test_counts_and_spans_are_bounded(tmp_path, flags):
     results = tmp_path / "results"
     _one_sentence(_oomlab("run", "alloc", *flags, "--results", str(results)))
     assert not results.exists() or not os.listdir(results)
+
+
+@pytest.mark.parametrize("umask", ["000", "002", "020", "007"])
+def test_a_umask_that_lets_others_write_is_refused(tmp_path, umask):
+    """A group- or world-writable run directory is one another user could swap files in."""
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        oomlab_cmd("run", "alloc", "--tasks", "1", "--results", str(results)),
+        capture_output=True,
+        text=True,
+        timeout=QUICK,
+        env={**os.environ, "OOMLAB_UMASK": umask},
+    )
+    assert "other users write" in _one_sentence(proc)
+    assert not results.exists()
