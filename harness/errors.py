@@ -75,7 +75,7 @@ class UnknownTaskNames(ScenarioFailed):
 
 
 class Interrupted(BaseException):
-    """Raised in the main thread by SIGINT/SIGTERM so `finally` blocks clean up."""
+    """Raised in the main thread by SIGINT/SIGTERM/SIGHUP so `finally` blocks clean up."""
 
     def __init__(self, signum: int):
         super().__init__(signum)

@@ -139,7 +139,12 @@ def results_umask() -> int:
         value = -1
     if not 0 <= value <= 0o777:
         raise BadInput(f"{UMASK_ENV}={configured!r} is not an octal umask such as 077 or 022")
-    return value | 0o002  # never world-writable, whatever is asked
+    if value & 0o022 != 0o022:  # a group- or world-writable run directory is one another user can swap files in
+        raise BadInput(
+            f"{UMASK_ENV}={configured} would let other users write into run directories; "
+            f"use 022 (others may read) or 027 (the group may read)"
+        )
+    return value
 
 
 def apply_results_umask() -> None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+from oomlab.config.bounds import MAX_IN_FLIGHT, MAX_TASKS, count, span
 from oomlab.errors import BadInput
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -25,7 +26,7 @@ def parse_duration(text: str, what: str = "--duration") -> float:
     match = _DURATION.match(str(text))
     if not match or float(match.group(1)) <= 0:
         raise BadInput(f"{what} takes a positive duration such as 30s, 10m or 1h, not {text!r}")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return span(what, float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def parse_rate(text: str, what: str = "--rate", allow_zero: bool = False) -> float:
@@ -53,6 +54,8 @@ def parse_stages(text: str) -> list[Stage]:
         stages.append(Stage(parse_duration(duration, "a stage"), parse_rate(target, "a stage", allow_zero=True)))
     if not any(stage.target > 0 for stage in stages):
         raise BadInput(f"--stages {text!r} never rises above 0/s: no task would be sent")
+    span("--stages", sum(stage.duration for stage in stages))
+    _scheduled("--stages", stages_count(stages))
     return stages
 
 
@@ -103,32 +106,46 @@ def shape_from_flags(
     rate: str | None, duration: str | None, stages: str | None, in_flight: int | None, tasks: int | None, seed: int
 ) -> LoadShape | None:
     """The shape the flags describe (None: no load flag, the scenario's plan as before)."""
-    if stages and (rate or in_flight):
+    # an empty value is a value: `--stages ''` is refused, never read as "no load flag"
+    if stages is not None and (rate is not None or in_flight is not None):
         raise BadInput("--stages sets its own rates; leave out --rate and --in-flight")
-    if rate and in_flight:
+    if rate is not None and in_flight is not None:
         raise BadInput("--rate is open loop and --in-flight closed loop; give one of them")
-    if tasks is not None and (rate or stages):
+    if tasks is not None and (rate is not None or stages is not None):
         raise BadInput("--tasks applies to the plan or to --in-flight; an open loop sends what its schedule asks")
-    if stages:
-        if duration:
+    if stages is not None:
+        if duration is not None:
             raise BadInput("--stages sets its own duration; leave out --duration")
         parsed = parse_stages(stages)
         return LoadShape("stages", sum(s.duration for s in parsed), stages=tuple(parsed), seed=seed)
-    if rate:
-        if not duration:
+    if rate is not None:
+        if duration is None:
             raise BadInput("--rate needs --duration (e.g. --rate 50/s --duration 10m)")
-        return LoadShape("rate", parse_duration(duration), rate=parse_rate(rate), seed=seed)
+        shape = LoadShape("rate", parse_duration(duration), rate=parse_rate(rate), seed=seed)
+        _scheduled("--rate", shape.rate * shape.sending_s)
+        return shape
     if in_flight is not None:
-        if in_flight < 1:
-            raise BadInput(f"--in-flight must be at least 1, not {in_flight}")
-        if not duration and not tasks:
+        count("--in-flight", in_flight, MAX_IN_FLIGHT)
+        if tasks is not None:
+            count("--tasks", tasks, MAX_TASKS)
+        if duration is None and tasks is None:
             raise BadInput("--in-flight needs --duration or --tasks to say when to stop")
         return LoadShape(
-            "closed", parse_duration(duration) if duration else None, in_flight=in_flight, tasks=tasks, seed=seed
+            "closed",
+            parse_duration(duration) if duration is not None else None,
+            in_flight=in_flight,
+            tasks=tasks,
+            seed=seed,
         )
-    if duration:
+    if duration is not None:
         raise BadInput("--duration applies to --rate or --in-flight")
     return None
+
+
+def _scheduled(flag: str, tasks: float) -> None:
+    """An open loop's schedule is built as it runs: its size is bounded like --tasks."""
+    if not tasks <= MAX_TASKS:  # NaN and inf too
+        raise BadInput(f"{flag} asks for {tasks:.3g} tasks; a run sends at most {MAX_TASKS:,}")
 
 
 def constant_schedule(rate: float, duration: float) -> Iterator[float]:
@@ -156,7 +173,7 @@ def ramp_schedule(stages: tuple[Stage, ...] | list[Stage]) -> Iterator[float]:
         base_next = base + (r0 + r1) / 2 * length
         while sent < base_next - 1e-9:
             need = sent - base  # tasks into this stage: solve r0·t + slope·t²/2 = need for t
-            if abs(slope) < 1e-12:
+            if r0 > 0 and abs(slope) < 1e-12:  # flat (a ramp from 0 always takes the root below)
                 offset = need / r0
             else:
                 offset = (-r0 + math.sqrt(max(0.0, r0 * r0 + 2 * slope * need))) / slope

@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from oomlab.config import validate
+from oomlab.config import bounds, validate
 from oomlab.config.profile import profile_names
 from oomlab.config.scenario import RunContext
 from oomlab.config.sizes import parse_size
@@ -173,12 +173,11 @@ def celery_overrides(options: RunOptions) -> dict[str, Any]:
 
 
 def _check(options: RunOptions, concurrency: int, pool: str, tasks: int | None, memory_bytes: int) -> None:
-    if concurrency < 1:
-        raise BadInput(f"--concurrency must be at least 1, not {concurrency}")
+    bounds.count("--concurrency", concurrency, bounds.MAX_CONCURRENCY)
     if pool not in POOLS:
         raise BadInput(f"--pool must be one of {', '.join(POOLS)}, not {pool!r}")
-    if tasks is not None and tasks < 1:
-        raise BadInput(f"--tasks must be at least 1, not {tasks}")
+    if tasks is not None:
+        bounds.count("--tasks", tasks, bounds.MAX_TASKS)
     for name, value in (
         ("--sample-hz", options.sample_hz),
         ("--start-timeout", options.start_timeout),
@@ -186,6 +185,10 @@ def _check(options: RunOptions, concurrency: int, pool: str, tasks: int | None, 
     ):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise BadInput(f"{name} must be a positive number of seconds, not {value}")
+        if value is not None and name != "--sample-hz":
+            bounds.span(name, value)
+    if options.sample_hz > bounds.MAX_SAMPLE_HZ:
+        raise BadInput(f"--sample-hz must be at most {bounds.MAX_SAMPLE_HZ:g}, not {options.sample_hz:g}")
     if isinstance(options.max_oom_redeliveries, bool) or not isinstance(options.max_oom_redeliveries, int):
         raise BadInput(f"--max-oom-redeliveries must be a whole number, not {options.max_oom_redeliveries!r}")
     if options.max_oom_redeliveries < 0:

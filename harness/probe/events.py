@@ -46,6 +46,10 @@ class ProbeLine(_Stamp, total=False):
     redelivered: bool | None
     delivery_count: int | None
     retries: int | None
+    # Celery's links (prerun, and a task the worker sent itself): its sender, its workflow, its group
+    parent_id: str | None
+    root_id: str | None
+    group_id: str | None
     peak_rss: int | None
     end_rss: int | None
     ru_maxrss: int | None
@@ -68,6 +72,7 @@ class ProbeLine(_Stamp, total=False):
     pss: int | None
     uss: int | None
     exitcode: int | None
+    registered: list[str] | None  # worker ready: the task names its app registers
     # --profile's captures
     path: str
     children: dict[str, int]  # the process's children's faults, cpu and maxrss (resource.RUSAGE_CHILDREN)

@@ -9,11 +9,12 @@ import csv
 from collections.abc import Iterable
 
 from oomlab.probe.events import ProbeLine, decode
+from oomlab.record.reading import open_file
 
 
 def read_probe(path: str) -> list[ProbeLine]:
     try:
-        with open(path) as handle:
+        with open_file(path, text=True) as handle:
             return [record for line in handle if (record := decode(line)) is not None]
     except FileNotFoundError:
         return []
@@ -21,7 +22,7 @@ def read_probe(path: str) -> list[ProbeLine]:
 
 def csv_rows(path: str) -> list[dict[str, str]]:
     try:
-        with open(path, newline="") as handle:
+        with open_file(path, text=True, newline="") as handle:
             return list(csv.DictReader(handle))
     except FileNotFoundError:
         return []
@@ -84,7 +85,7 @@ def _numbers(path: str, columns: tuple[str, str, str | None]) -> Iterable[tuple[
     """(time, value, key) of each row whose time and value cells are numbers (blank cells skipped)."""
     time, value, key = columns
     try:
-        with open(path, newline="") as handle:
+        with open_file(path, text=True, newline="") as handle:
             rows = csv.reader(handle)
             header = next(rows, [])
             if time not in header or value not in header or (key is not None and key not in header):

@@ -5,8 +5,13 @@ says it holds a secret (password, token, secret, key, ...) loses its value."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import tempfile
 from typing import Any
+
+from oomlab.record.reading import open_regular
 
 MASK = "***"
 
@@ -15,10 +20,19 @@ MASK = "***"
 # (the look-behind keeps the search linear in a long run of letters: a scheme starts only after one)
 _URL_PASSWORD = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):[^\s/]*@")
 _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|secret|token|api_?key)=)[^&;\s'\"]+", re.IGNORECASE)
+# a URL whose password holds `/` or a space (the form above stops at them): taken to the last @ of
+# its stretch of text, unless what follows the colon is a port (digits, then a path or a word, no @)
+_URL_LOOSE = re.compile(
+    r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):(?!\d+(?:[/\s]|$)[^@\s]*(?:\s|$))"
+    r"(?P<password>[^\n\r\"'<>,;@]{0,256})@"
+)
 _SECRET_NAME = re.compile(
-    r"(?:^|[_\-.])(?:password|passwd|pwd|pass|secret|secrets|token|key|apikey|credentials?|auth|private)(?:$|[_\-.])",
+    r"(?:^|[_\-.\s])(?:password|passwd|pwd|pass|secret|secrets|token|key|apikey|credentials?|auth|private)(?:$|[_\-.\s])",
     re.IGNORECASE,
 )
+# words that say "secret" wherever they stand in a name (dbpassword, mytoken, apikey)
+_SECRET_PART = re.compile(r"password|passwd|passphrase|secret|token|apikey|credential|privatekey", re.IGNORECASE)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def safe_url(text: str) -> str:
@@ -26,13 +40,24 @@ def safe_url(text: str) -> str:
     if "://" not in text:  # most strings (and every large one a task carries) hold no URL: a fast out
         return text
     text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
+    text = _URL_LOOSE.sub(_masked_loose, text)
     return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text) if "=" in text else text
 
 
+def _masked_loose(match: re.Match[str]) -> str:
+    if match["password"] == MASK:  # masked already by the strict form
+        return str(match.group(0))
+    return f"{match['head']}:{MASK}@"
+
+
 def secret_name(name: str) -> bool:
-    """A setting or parameter name that says it holds a secret (`database_password`, `api_token`,
-    `security_key`); `tasks`, `keyboard`, `monkey_count` or a routing key do not."""
-    return bool(_SECRET_NAME.search(name)) and not name.lower().endswith("routing_key")
+    """A setting or parameter name that says it holds a secret, in any case style (`database_password`,
+    `dbPassword`, `accessKey`, `X-Auth-Token`, `api_token`); `tasks`, `keyboard`, `monkey_count` or a
+    routing key do not."""
+    words = _CAMEL.sub("_", name)
+    if words.lower().endswith("routing_key"):
+        return False
+    return bool(_SECRET_NAME.search(words) or _SECRET_PART.search(name))
 
 
 def mask_urls(value: Any) -> Any:
@@ -63,3 +88,25 @@ def mask_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _has_content(value: Any) -> bool:
     return value not in (None, "") and not isinstance(value, bool)
+
+
+def mask_file(path: str, line_bytes: int = 1 << 20) -> None:
+    """A log's passwords masked in place, a line at a time (the worker writes its log itself, and
+    Celery's own lines quote exception messages, URLs included): the masked copy replaces the file
+    through a new private temporary beside it. A missing file is left missing."""
+    try:
+        source = os.fdopen(open_regular(path, follow=False), "rb")
+    except FileNotFoundError:
+        return
+    with source:
+        mode = stat.S_IMODE(os.fstat(source.fileno()).st_mode)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "wb") as target:
+                os.fchmod(target.fileno(), mode)
+                while line := source.readline(line_bytes):
+                    target.write(safe_url(line.decode(errors="replace")).encode() if b"://" in line else line)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise

@@ -16,6 +16,7 @@ from oomlab.config.options import RunConfig
 from oomlab.errors import BadInput
 from oomlab.record.delivery import DeliveryVerdict, Depth, KillDetection, Location
 from oomlab.record.load import LoadSection
+from oomlab.record.reading import read_json
 from oomlab.record.redact import mask_settings, mask_urls
 from oomlab.record.typed_json import ShapeError, from_json, to_json
 from oomlab.trust import results_umask, write_private_atomic
@@ -417,11 +418,6 @@ def write_json_atomic(path: str, data: Any) -> None:
 def load_run(run_dir: str) -> RunRecord:
     """A run directory's record, checked: BadInput when it is missing, unreadable or not a run record."""
     path = os.path.join(run_dir, "run.json")
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise BadInput(f"{run_dir} holds no run.json: give the run directory `oomlab run` printed") from None
-    except (OSError, ValueError) as error:
-        raise BadInput(f"cannot read {path}: {error}") from None
-    return RunRecord.from_json(data, path)
+    if not os.path.lexists(path):
+        raise BadInput(f"{run_dir} holds no run.json: give the run directory `oomlab run` printed")
+    return RunRecord.from_json(read_json(path, "the run record"), path)

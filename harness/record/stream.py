@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from oomlab.errors import BadInput
+from oomlab.record.reading import open_file
 from oomlab.record.schema import Outcome, RunRecord, TaskRecord, load_run
 from oomlab.record.typed_json import from_json
 
@@ -179,7 +180,7 @@ def read_lines(path: str, check: StreamCheck) -> Iterator[TaskLine]:
     """The stream at `path` one task at a time (nothing when there is no stream), counting into
     `check` what is not a task."""
     try:
-        handle = open(path, "rb")
+        handle = open_file(path)
     except FileNotFoundError:
         return
     except OSError as error:

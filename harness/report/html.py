@@ -23,9 +23,28 @@ from oomlab.workflows.gate.verdict import GateResult
 
 
 def read_run(run_dir: str) -> tuple[RunView, list[Series]]:
-    view = adapt(read_json(os.path.join(run_dir, "run.json")))
+    path = os.path.join(run_dir, "run.json")
+    raw = read_json(path)
+    _check_run_shape(raw, path)
+    view = adapt(raw)
     series = memory_series(view, run_dir)
     return view, series
+
+
+# run.json's sections the page reads, and the JSON type each must have
+_SECTIONS = {"config": dict, "summary": dict, "group": dict, "worker": dict, "tasks": list, "kills": list}
+
+
+def _check_run_shape(raw: dict, path: str) -> None:
+    """`{}`, another kind of file or a section of the wrong type (`config: "x"`): one sentence, never a
+    blank page or a traceback. Lighter than the typed schema, so a page is still made of an older record."""
+    if not str(raw.get("schema", "")).startswith("oomlab.run/"):
+        raise BadInput(f"{path} is not an oomlab run record (schema {raw.get('schema')!r})")
+    for name, kind in _SECTIONS.items():
+        if raw.get(name) is not None and not isinstance(raw[name], kind):
+            raise BadInput(
+                f"{path} is not an oomlab run record: its {name} is not a JSON {'object' if kind is dict else 'array'}"
+            )
 
 
 def read_stream(run_dir: str, view: RunView) -> StreamView | None:

@@ -5,7 +5,6 @@ exception messages are the user's data."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from oomlab.errors import BadInput
+from oomlab.record.reading import read_json as read_record_json
 from oomlab.report.html_svg import attr
 
 GENERATOR = "oomlab"
@@ -23,13 +23,7 @@ FOOTER = "made by oomlab from the saved record; opens offline, nothing is fetche
 
 def read_json(path: str) -> dict[str, Any]:
     """A record as JSON, or one sentence saying why it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise BadInput(f"{path} does not exist") from None
-    except (OSError, ValueError) as error:
-        raise BadInput(f"{path} is not a readable oomlab record ({error})") from None
+    data = read_record_json(path, "the record")
     if not isinstance(data, dict):
         raise BadInput(f"{path} is not an oomlab record (no JSON object)")
     return data

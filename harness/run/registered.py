@@ -20,8 +20,8 @@ def registered_names(run: RunState) -> list[str] | None:
     if run.observers is None:
         return None
     probe = run.observers.monitor.snapshot().probe
-    ready = [r for r in probe if r["ev"] == WORKER_READY and isinstance(r.get("registered"), list)]
-    return list(ready[-1]["registered"]) if ready else None
+    ready = [names for r in probe if r["ev"] == WORKER_READY and isinstance(names := r.get("registered"), list)]
+    return list(ready[-1]) if ready else None
 
 
 def unknown_names(sent: Iterable[str], registered: Iterable[str]) -> str | None:

@@ -1,4 +1,4 @@
-"""SIGINT/SIGTERM during a run: the first one stops the run (an exception in the main thread, so every
+"""SIGINT/SIGTERM/SIGHUP during a run: the first one stops the run (an exception in the main thread, so every
 `finally` runs); any signal after that, or during cleanup, only hurries cleanup along.
 
 Cleanup that a second Ctrl-C cut short would leave a cgroup, a lease, a socket and a record saying
@@ -15,7 +15,8 @@ from types import FrameType
 
 from oomlab.errors import Interrupted
 
-HANDLED = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP (a closed terminal or SSH session) stops a run as SIGTERM does: cleanup first, then exit 129
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class RunSignals:

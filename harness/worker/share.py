@@ -14,29 +14,28 @@ directory of the user's own, and nothing the attached run writes shows that pass
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
 import re
-import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from oomlab.config.scenario import Scenario, scenario_name
 from oomlab.errors import BadInput, NoPermission, WorkerStartFailed
+from oomlab.record.reading import MAX_SHARE_BYTES, open_regular, parse_json, read_regular
 from oomlab.record.redact import safe_url
 from oomlab.trust import (
     RefusedLink,
     check_trusted_dir,
     create_private,
-    open_nofollow,
     private_dir,
     results_umask,
     write_private_atomic,
 )
 
+COPY_LINE_BYTES = 1 << 20  # a line longer than this is copied in pieces (masked piece by piece)
 SHARE_FILE = "worker.json"
 PROBE_FILE = "probe.jsonl"
 LOG_FILE = "worker.log"
@@ -104,13 +103,15 @@ class WorkerShare:
     @classmethod
     def _load(cls, path: str) -> WorkerShare:
         try:
-            with open_nofollow(path) as handle:
-                share = cls(**json.load(handle))
+            data = parse_json(read_regular(path, MAX_SHARE_BYTES, follow=False))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            share = cls(**data)
         except RefusedLink:
             raise NoPermission(f"refusing {path}: it is a symbolic link") from None
         except OSError as exc:
             raise BadInput(f"cannot read {path}: {exc.strerror}") from None
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise BadInput(f"{path} is not a worker share written by this oomlab version ({exc})") from None
         share.check(path)
         return share
@@ -166,18 +167,15 @@ def _refuse_links(directory: str) -> None:
 
 
 def copy_share_file(share_dir: str, name: str, run_dir: str) -> None:
-    """A share file copied into the run directory: read without following a symlink (a regular file
-    only), written as a new private file, with any password in the log masked."""
-    with open_nofollow(os.path.join(share_dir, name), "rb") as source:
-        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-            raise OSError(errno.EINVAL, f"{name} in the share is not a regular file")
-        data = source.read()
-    if name == LOG_FILE:
-        data = safe_url(data.decode(errors="replace")).encode()
+    """A share file copied into the run directory: opened without following a symlink or blocking (a
+    regular file only), copied a line at a time (a 1 GiB log never sits in memory whole), written as a
+    new private file, with any password in the log masked."""
+    source = os.fdopen(open_regular(os.path.join(share_dir, name), follow=False), "rb")
     fd = create_private(os.path.join(run_dir, name))
-    with os.fdopen(fd, "wb") as target:
+    with source, os.fdopen(fd, "wb") as target:
         os.fchmod(target.fileno(), 0o666 & ~results_umask())
-        target.write(data)
+        while line := source.readline(COPY_LINE_BYTES):
+            target.write(safe_url(line.decode(errors="replace")).encode() if name == LOG_FILE else line)
 
 
 @functools.cache

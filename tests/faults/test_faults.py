@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.services]
 REDIS = os.environ.get("OOMLAB_TEST_REDIS", "redis://127.0.0.1:6379/7")
 AMQP = os.environ.get("OOMLAB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 FINAL = set(get_args(RunStatus)) - {"starting", "running"}  # every status a finished record may hold
-DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130, 143}
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 129, 130, 143}
 SLOW_TASKS = ["--param", "hold=4", "--param", "over=0", "--tasks", "4", "--concurrency", "1", "--memory", "200MiB"]
 
 
@@ -84,6 +84,25 @@ def test_a_second_and_third_signal_do_not_cut_cleanup_short(tmp_path):
     record = records_are_final(results)[0]
     assert record["status"] == "interrupted"
     assert not os.path.exists(os.path.join(run_dir, "redis.sock"))
+    assert_nothing_left(record["run_id"])
+
+
+def test_sighup_cleans_up_like_sigterm(tmp_path):
+    """A closed terminal or SSH session: the run stops, cleans up everything it started (cgroup,
+    lease, socket, the worker's TMPDIR) and records `interrupted`, then exits 128 + SIGHUP."""
+    results = str(tmp_path / "results")
+    process = start(["run", "alloc", *SLOW_TASKS, "--results", results])
+    run_dir = wait_for_tasks_running(results)
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        tmpdir = json.load(handle)["worker"]["tmpdir"]
+    assert tmpdir and os.path.isdir(tmpdir)
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 129, err
+    assert "Traceback" not in err and "interrupted" in err
+    record = records_are_final(results)[0]
+    assert record["status"] == "interrupted" and "SIGHUP" in record["message"]
+    assert not os.path.exists(os.path.join(run_dir, "redis.sock")) and not os.path.exists(tmpdir)
     assert_nothing_left(record["run_id"])
 
 

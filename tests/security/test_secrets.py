@@ -133,3 +133,54 @@ def test_a_lease_keeps_no_password_and_the_sweep_still_deletes_the_queue(tmp_pat
     assert not os.path.exists(lease.file)
     client.delete(queue)  # kombu's queue_delete through a new connection leaves a Redis list behind
     client.close()
+
+
+SECRETS_EVERYWHERE = '''"""A task whose argument, keyword, label and exception carry a password."""
+from celery import Celery
+from oomlab.config.scenario import Param, Plan, TaskCall
+
+app = Celery("everywhere")
+description = "secrets in every field"
+PARAMS = [Param("database_url", "", "a database"), Param("dbPassword", "", "a password")]
+
+
+@app.task
+def touch(url, accessKey=None):
+    raise ValueError(f"cannot connect to {url}")
+
+
+def plan(ctx):
+    url = ctx.params["database_url"]
+    calls = [TaskCall(touch.name, (url,), {"accessKey": ctx.params["dbPassword"]}, label=f"to {url}")]
+    return Plan(calls, timeout=30)
+'''
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("password", ["S3cret/with/slash", "S3cret with space"])
+def test_a_password_is_in_no_file_of_the_run_and_its_report_and_export(tmp_path, password):
+    """A URL's password holding `/` or a space, and a camelCase secret-named parameter: in no file of
+    the run directory (run.json, worker.log with Celery's own exception lines, report.html), not in
+    the Parquet export and not on the terminal."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir(mode=0o700)
+    (folder / "everywhere.py").write_text(SECRETS_EVERYWHERE)
+    camel = f"camel{secrets.token_hex(6)}"
+    url = f"postgresql://app:{password}@db.example/app"
+    argv = ["run", str(folder / "everywhere.py"), "--results", str(tmp_path / "results")]
+    argv += ["--param", f"database_url={url}", "--param", f"dbPassword={camel}"]
+    done = subprocess.run(oomlab_cmd(*argv), capture_output=True, text=True, timeout=120 * TIME_SCALE)
+    assert done.returncode == 0, done.stderr
+    run_dir = run_dir_from(done.stdout)
+    export = subprocess.run(
+        oomlab_cmd("export", run_dir, "--parquet", str(tmp_path / "tasks.parquet")), capture_output=True, text=True
+    )
+    assert export.returncode == 0, export.stderr
+    outputs = done.stdout + done.stderr + export.stdout + export.stderr
+    assert password not in outputs and camel not in outputs
+    files = [path for path, is_dir in _files_under(run_dir) if not is_dir] + [str(tmp_path / "tasks.parquet")]
+    assert any(name.endswith("worker.log") for name in files) and any(name.endswith("report.html") for name in files)
+    for path in files:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        assert password.encode() not in data and camel.encode() not in data, path

@@ -12,7 +12,11 @@ import os
 import re
 
 from oomlab.observe.page_cache import ReadCache
-from oomlab.trust import RefusedLink, open_nofollow
+from oomlab.record.reading import NotRegular, open_regular, read_capped
+from oomlab.trust import RefusedLink
+
+CHUNK_BYTES = 4 << 20
+MAX_LINE_CHARS = 64 << 10  # Celery's lines are short: a longer one is no line this reads
 
 _EXITED = re.compile(
     r"^\[(?P<wall>\d+\.\d+) \w+/MainProcess\] Process '[^']*' pid:(?P<pid>\d+) exited with '(?P<how>[^']*)'"
@@ -30,20 +34,27 @@ class WorkerLog:
         self._cache = ReadCache()
 
     def read(self) -> WorkerLog:
+        """What the log gained since the last read, a chunk at a time: a FIFO or device planted in a
+        share is never read (nor blocks), and a huge log costs a chunk of memory, not its size."""
         try:
-            with open_nofollow(self.path, errors="replace") as handle:  # in a share: never a link
-                handle.seek(self._offset)
-                data = handle.read()
-                self._offset = handle.tell()
-                # the log's cache is charged to the worker's group, which it would fill in a long run
-                self._cache.release(handle.fileno(), os.lseek(handle.fileno(), 0, os.SEEK_CUR))
-        except (FileNotFoundError, RefusedLink):
+            fd = open_regular(self.path, follow=False)  # in a share: never a link
+        except (FileNotFoundError, RefusedLink, NotRegular):
             return self
+        try:
+            while chunk := read_capped(fd, CHUNK_BYTES, self._offset):
+                self._offset += len(chunk)
+                self._take(chunk.decode(errors="replace"))
+            # the log's cache is charged to the worker's group, which it would fill in a long run
+            self._cache.release(fd, self._offset)
+        finally:
+            os.close(fd)
+        return self
+
+    def _take(self, data: str) -> None:
         lines = (self._partial + data).split("\n")
-        self._partial = lines.pop()
+        self._partial = lines.pop()[:MAX_LINE_CHARS]  # an endless line: its start is all that matters
         for line in lines:
             if match := _EXITED.match(line):
                 self.child_deaths.setdefault(int(match["pid"]), float(match["wall"]))
             elif match := _UNREGISTERED.search(line):
                 self.unregistered.add(match.group(1))
-        return self

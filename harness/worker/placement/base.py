@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from oomlab.config.options import RunConfig
+from oomlab.record.redact import mask_file
 from oomlab.record.schema import GroupSection, KillRecord, WorkerSection
 from oomlab.worker.leftovers import Lease
 from oomlab.worker.limits.base import CgroupBackend
@@ -111,7 +112,12 @@ class Placement:
 
     def finish(self) -> list[str]:
         """Last, before the final record is written (copy what the run directory should hold);
-        returns what went wrong, for the record's cleanup errors."""
+        returns what went wrong, for the record's cleanup errors. The worker wrote its own log:
+        any password in it (Celery quotes exception messages whole) is masked now."""
+        try:
+            mask_file(self.log_path)
+        except OSError as exc:
+            return [f"masking worker.log: {exc}"]
         return []
 
     # --- what goes in the record -------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import asdict
 from typing import Any
 
 from oomlab.errors import BadInput
+from oomlab.record.reading import MAX_RECORD_BYTES, parse_json, read_json, read_regular
 from oomlab.record.schema import RunRecord, load_run, write_json_atomic
 from oomlab.record.status import remove_quietly
 from oomlab.workflows.gate.stats import TaskStats
@@ -38,8 +38,7 @@ def refuse_overwrite(path: str, force: bool) -> None:
 def baseline_scenario(path: str) -> str | None:
     """The scenario the baseline was saved from (None: an older baseline, or none)."""
     try:
-        with open(path) as handle:
-            data = json.load(handle)
+        data = parse_json(read_regular(path, MAX_RECORD_BYTES))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     scenario = data.get("scenario") if isinstance(data, dict) else None
@@ -48,8 +47,7 @@ def baseline_scenario(path: str) -> str | None:
 
 def _is_run_record(path: str) -> bool:
     try:
-        with open(path) as handle:
-            data = json.load(handle)
+        data = parse_json(read_regular(path, MAX_RECORD_BYTES))
     except (OSError, ValueError, UnicodeDecodeError):
         return False
     return isinstance(data, dict) and str(data.get("schema", "")).startswith("oomlab.run/")
@@ -76,13 +74,7 @@ def save_baseline(path: str, stats: dict[str, TaskStats], source: str, scenario:
 def load_baseline(path: str) -> tuple[dict[str, TaskStats], str]:
     if os.path.isdir(path):
         raise BadInput(f"baseline {path} is a directory, not a baseline file")
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput(f"baseline {path} is not readable JSON") from None
-    except OSError as exc:
-        raise BadInput(f"baseline {path} cannot be read: {exc.strerror}") from None
+    data = read_json(path, "baseline")
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != BASELINE_SCHEMA:
         raise BadInput(f"{path} is not an oomlab baseline (schema {schema!r}); make one with `oomlab baseline save`")
@@ -99,7 +91,7 @@ def _task_stats(path: str, name: str, values: Any) -> TaskStats:
         raise BadInput(f"baseline {path}: task {name!r} does not hold the statistics {', '.join(names)}")
     mappings = ("sites", "kinds")
     if not all(_whole(v) or (v is None and k.startswith("growth")) for k, v in values.items() if k not in mappings):
-        raise BadInput(f"baseline {path}: task {name!r} has a statistic that is not a whole number")
+        raise BadInput(f"baseline {path}: task {name!r} has a statistic that is not a whole number of 0 or more")
     for mapping in mappings:
         held = values.get(mapping, {})
         if not isinstance(held, dict) or not all(isinstance(k, str) and _whole(v) for k, v in held.items()):
@@ -108,4 +100,5 @@ def _task_stats(path: str, name: str, values: Any) -> TaskStats:
 
 
 def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A count or a byte figure: whole and never negative (a negative one would read as a change)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

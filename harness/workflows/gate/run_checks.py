@@ -23,6 +23,7 @@ class RunFacts:
     never_started: int
     malformed_lines: int = 0  # tasks.jsonl lines that are not tasks: the figures leave them out
     malformed: str | None = None  # the first such, in one sentence
+    failed: int = 0  # tasks that raised: a baseline of them would gate on an error path
 
 
 def run_facts(record: RunRecord, stream: StreamCheck | None = None) -> RunFacts:
@@ -35,6 +36,7 @@ def run_facts(record: RunRecord, stream: StreamCheck | None = None) -> RunFacts:
         never_started=record.summary.outcomes.get("never_started", 0),
         malformed_lines=stream.malformed if stream else 0,
         malformed=stream.problem() if stream else None,
+        failed=record.summary.outcomes.get("failed", 0),
     )
 
 

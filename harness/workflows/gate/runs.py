@@ -36,6 +36,7 @@ def merge_facts(facts: list[RunFacts]) -> RunFacts:
         never_started=sum(f.never_started for f in facts),
         malformed_lines=sum(f.malformed_lines for f in facts),
         malformed=next((f.malformed for f in facts if f.malformed), None),
+        failed=sum(f.failed for f in facts),
     )
 
 
