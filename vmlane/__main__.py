@@ -1,4 +1,4 @@
-"""python -m vmlane image | run -- CMD... | tests [PYTEST ARGS]"""
+"""python -m vmlane rootfs | image | run -- CMD... | tests [PYTEST ARGS]"""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import time
 
 from vmlane.boot import run_job
 from vmlane.errors import LaneError
-from vmlane.image import PROJECT, build_image, find_kernel
+from vmlane.image import PROJECT, base_rootfs, build_image, find_kernel
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmlane", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("rootfs", help="make the Debian root filesystem if absent and print its path (the Docker base too)")
     sub.add_parser("image", help="build the VM image if absent and print its path")
     run = sub.add_parser("run", help="run a shell command as root in the VM (cwd: the project)")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupted)  # unwinds like Ctrl-C: qemu killed, scratch files removed
     try:
+        if args.command == "rootfs":
+            print(base_rootfs())
+            return 0
         image = build_image()
         if args.command == "image":
             print(image)

@@ -19,7 +19,9 @@ from vmlane.mirror import machine_mirror
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUEST = os.path.join(PROJECT, "vmlane", "guest")
-PACKAGES = ("python3", "python3-venv", "iproute2", "ca-certificates")  # passwd, util-linux: in minbase
+# passwd, util-linux: in minbase. python3-pip: the same root filesystem is .ci/run's Docker base image
+# (`python -m vmlane rootfs`), whose Dockerfiles install with pip: one debootstrap per machine, not two
+PACKAGES = ("python3", "python3-pip", "python3-venv", "iproute2", "ca-certificates")
 SUITE = "bookworm"
 # tester: owns a delegated subtree; stranger: has none (the no-permission path)
 USERS = (("tester", 1000), ("stranger", 1001))
@@ -88,7 +90,8 @@ def _mirror() -> str:
 
 
 def base_rootfs() -> str:
-    """Debian minbase with the packages, made once (a minute) and kept pristine for every image."""
+    """Debian minbase with the packages, made once (a minute) and kept pristine for every image (and
+    imported as the Docker lane's base image)."""
     rootfs = os.path.join(cache_dir(), f"rootfs-{_digest(repr((PACKAGES, SUITE)).encode())}")
     if os.path.exists(os.path.join(rootfs, ".complete")):
         return rootfs

@@ -10,7 +10,7 @@ import errno
 import json
 import os
 import stat
-from typing import Any
+from typing import IO, Any
 
 from oomlab.errors import BadInput
 from oomlab.trust import RefusedLink

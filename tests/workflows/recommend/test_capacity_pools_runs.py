@@ -40,7 +40,7 @@ def test_an_io_bound_mix_with_a_large_shared_table_runs_on_threads_or_gevent(oom
         "--pools",
         "prefork,threads,gevent",
         "--measure-seconds",
-        "3s",
+        "2s",
         "--no-prove",
     )
     choice, prefork = report["choice"]["candidate"], best(report, "prefork")
@@ -144,9 +144,9 @@ def test_a_step_up_that_holds_says_the_setting_is_conservative_and_by_how_much(o
         "--pools",
         "prefork",
         "--measure-seconds",
-        "3s",
+        "2s",
         "--prove-seconds",
-        "4s",
+        "3s",
     )
     proof = report["proof"]
     assert proof["held"] and proof["setting"]["kills"] == 0, report["stdout"]

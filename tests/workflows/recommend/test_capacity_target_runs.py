@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 RATE = 20.0
 HEADROOM = 0.2
 RUN_TIME = 0.2  # both kinds sleep 0.2 s; touching their memory adds milliseconds
+MEASURE_S = 2  # each throughput run's sending time
 
 
 def recommend(oomlab, tmp_path, *args) -> dict:
@@ -36,7 +37,9 @@ def handover(report: dict, kind: str, suffix: str) -> str:
     return path
 
 
-def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_holds_under_load(oomlab, tmp_path):
+def test_a_fleet_for_a_rate_matches_the_arithmetic_and_holds_under_load(oomlab, tmp_path):
+    # every task is the heavy kind (48 MiB for 0.2 s): one limit, two pools, two rows to choose from;
+    # with one kind nothing dominates, so no split is planned or proven (the split test does that)
     report = recommend(
         oomlab,
         tmp_path,
@@ -44,16 +47,18 @@ def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_hol
         f"{RATE:g}/s",
         "--memory",
         "256MiB",
-        "--memory",
-        "384MiB",
         "--pools",
         "prefork,threads",
         "--max-concurrency",
         "4",
         "--measure-seconds",
-        "4s",
+        f"{MEASURE_S}s",
         "--prove-seconds",
-        "8s",
+        "3s",
+        "--param",
+        "heavy_every=1",
+        "--tasks",
+        "10",
     )
     choice = report["choice"]
     assert choice and choice["safe"], report["stdout"]
@@ -64,10 +69,11 @@ def test_a_fleet_for_a_rate_matches_the_arithmetic_splits_the_heavy_kind_and_hol
         # one replica's slots finish concurrency / run time tasks per second
         arithmetic = math.ceil(RATE * (1 + HEADROOM) / (candidate["concurrency"] / RUN_TIME))
         assert abs(row["replicas"] - arithmetic) <= 1, (row, arithmetic)
-        assert candidate["kills"] == 0 and candidate["measured_s"] == 4
-    assert choice["total_bytes"] == min(r["total_bytes"] for r in report["rows"] if r["safe"])
-    # 5 % of the tasks need 12x the memory of the rest: the split plan is offered (its proofs: the test below)
-    assert report["split"]["dominant"] == "capacity_mix.heavy" and len(report["split_proofs"]) == 2
+        assert candidate["kills"] == 0 and candidate["measured_s"] == MEASURE_S
+    assert len(report["rows"]) == 2 and choice["total_bytes"] == min(
+        r["total_bytes"] for r in report["rows"] if r["safe"]
+    )
+    assert report["split"]["dominant"] is None and report["split_proofs"] == [], report["stdout"]
     # proven under load at the target rate per replica: no OOM kill
     proof = report["proof"]
     assert proof["setting"]["kills"] == 0 and proof["setting"]["achieved_per_s"], proof
