@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from oomlab.errors import BadInput
+from oomlab.record.kinds import MemoryKinds
 from oomlab.record.schema import Outcome, RunRecord, TaskRecord, load_run
 from oomlab.record.typed_json import from_json
 
@@ -50,7 +51,7 @@ class TaskLine:
     # a plan run's record has these; a load run's stream does not (its driver measures no task tree)
     tree_peak_above_start_bytes: int | None = None
     tree_peak_is_exact: bool = False
-    memory_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory_kinds: MemoryKinds = field(default_factory=MemoryKinds)
 
     @property
     def growth(self) -> int | None:
