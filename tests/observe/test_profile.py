@@ -220,7 +220,7 @@ def test_oomlab_profile_puts_the_site_into_a_failing_assertion(photo_project):
     pytester, line = photo_project
     pytester.makepyfile(
         test_photo="""
-        from harness import assert_peak_rss_below
+        from oomlab import assert_peak_rss_below
         from photoapp import thumbnail
 
         def test_thumbnail(oomlab_worker):
