@@ -153,10 +153,10 @@ def descendant_kills(record: RunRecord) -> list[str]:
     found = []
     for task in record.tasks:
         for killed in task.killed_descendants:
-            command = (killed.get("command") or "?").split("\n")[0][:60]
+            command = (killed.command or "?").split("\n")[0][:60]
             found.append(
-                f"{task.name}[{task.id}] started pid {killed['pid']} ({command}), which the kernel OOM-killed at "
-                f"{format_size(killed.get('rss_bytes'))}; the task itself {'returned' if task.state == 'SUCCESS' else 'ended ' + (task.state or '?')}, "
+                f"{task.name}[{task.id}] started pid {killed.pid} ({command}), which the kernel OOM-killed at "
+                f"{format_size(killed.rss_bytes)}; the task itself {'returned' if task.state == 'SUCCESS' else 'ended ' + (task.state or '?')}, "
                 f"and Celery reports no WorkerLostError for a process it did not start"
             )
     return found

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from oomlab.observe.sampler import PidStats
+from oomlab.record.descendants import Descendant, KilledDescendant
+from oomlab.record.kinds import KindBytes, MemoryKinds
 from oomlab.record.schema import Execution, KillRecord, Outcome, TaskRecord
 
 OUTCOMES: tuple[Outcome, ...] = (
@@ -75,13 +76,13 @@ def fill_task(
     tree = tree or TreeContext()
     own_kills = [k for k in kills if k.task_id == task.id and k.role != "descendant"]
     task.killed_descendants = [
-        {
-            "pid": k.pid,
-            "command": k.command,
-            "rss_bytes": k.rss_bytes,
-            "kinds": k.kinds,
-            "kernel_time_mono": k.kernel_time_mono,
-        }
+        KilledDescendant(
+            pid=k.pid,
+            command=k.command,
+            rss_bytes=k.rss_bytes,
+            kinds=KindBytes.of(k.kinds),
+            kernel_time_mono=k.kernel_time_mono,
+        )
         for k in kills
         if k.task_id == task.id and k.role == "descendant"
     ]
@@ -114,15 +115,11 @@ def fill_task(
     if last.shared_process:
         task.peak_is_exact, task.peak_note = False, shared_note(last, tree.pool)
     _fill_tree(task, last, tree)
-    task.memory_kinds = {
-        name: kinds
-        for name, kinds in (
-            ("process_end", last.kinds_end),
-            ("tree_end", last.tree_kinds_end),
-            ("at_kill", own_kill.kinds if own_kill else None),
-        )
-        if kinds
-    }
+    task.memory_kinds = MemoryKinds(
+        process_end=KindBytes.of(last.kinds_end),
+        tree_end=KindBytes.of(last.tree_kinds_end),
+        at_kill=KindBytes.of(own_kill.kinds if own_kill else None),
+    )
 
 
 def shared_note(run: Execution, pool: str) -> str:
@@ -151,30 +148,43 @@ def _fill_tree(task: TaskRecord, run: Execution, tree: TreeContext) -> None:
     task.descendants = descendants(run, tree, task.killed_descendants)
 
 
-def descendants(run: Execution, tree: TreeContext, killed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def descendants(run: Execution, tree: TreeContext, killed: list[KilledDescendant]) -> list[Descendant]:
     """Processes born in the task's leaf during its run: the sampler's view (sampled RSS), the
     probe's exact VmHWM for those alive at the end, the kernel's figure for those it killed."""
     end = run.finished_mono if run.finished_mono is not None else float("inf")
-    found: dict[int, dict[str, Any]] = {}
+    found: dict[int, Descendant] = {}
     for pid, stats in tree.pid_stats.items():
         born_here = tree.leaf_of_pid.get(pid) == run.pid and pid != run.pid and pid not in tree.pool_children
         if born_here and run.started_mono <= stats.first_seen <= end:  # started during the task
-            found[pid] = {
-                "pid": pid,
-                "command": stats.command or UNREAD_COMMAND,
-                "peak_rss_bytes": stats.max_rss,
-                "peak_is_exact": False,  # sampled
+            found[pid] = Descendant(
+                pid=pid,
+                command=stats.command or UNREAD_COMMAND,
+                peak_rss_bytes=stats.max_rss,
+                peak_is_exact=False,  # sampled
                 # not in the leaf when the probe read it at task_postrun: it had ended
-                "ended": "exited" if run.finished_mono is not None else "unknown (the task was killed)",
-            }
+                ended="exited" if run.finished_mono is not None else "unknown (the task was killed)",
+            )
     for alive in run.descendants_alive:
-        entry = found.setdefault(alive["pid"], {"pid": alive["pid"], "command": alive.get("command") or ""})
-        entry.update(peak_rss_bytes=alive.get("peak_rss"), peak_is_exact=alive.get("peak_rss") is not None)
-        entry["ended"] = "running at the task's end"
+        seen = found.get(alive.pid)
+        found[alive.pid] = Descendant(
+            pid=alive.pid,
+            command=seen.command if seen else alive.command,
+            peak_rss_bytes=alive.peak_rss,
+            peak_is_exact=alive.peak_rss is not None,
+            ended="running at the task's end",
+        )
     for kill in killed:
-        entry = found.setdefault(kill["pid"], {"pid": kill["pid"], "command": kill.get("command") or ""})
-        entry.update(peak_rss_bytes=kill.get("rss_bytes"), peak_is_exact=False, ended="OOM-killed")
-    exited = [entry for entry in found.values() if entry.get("ended") == "exited"]
-    if run.reaped_descendant_peak_bytes is not None and len(exited) == 1:
-        exited[0].update(peak_rss_bytes=run.reaped_descendant_peak_bytes, peak_is_exact=True)  # ru_maxrss, exact
-    return sorted(found.values(), key=lambda entry: entry["pid"])
+        seen = found.get(kill.pid)
+        found[kill.pid] = Descendant(
+            pid=kill.pid,
+            command=seen.command if seen else kill.command or "",
+            peak_rss_bytes=kill.rss_bytes,
+            peak_is_exact=False,
+            ended="OOM-killed",
+        )
+    exited = [pid for pid, entry in found.items() if entry.ended == "exited"]
+    if run.reaped_descendant_peak_bytes is not None and len(exited) == 1:  # ru_maxrss, exact
+        found[exited[0]] = replace(
+            found[exited[0]], peak_rss_bytes=run.reaped_descendant_peak_bytes, peak_is_exact=True
+        )
+    return sorted(found.values(), key=lambda entry: entry.pid)

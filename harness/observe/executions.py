@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, SENT, ProbeLine
+from oomlab.record.descendants import AliveDescendant
 from oomlab.record.schema import Execution
 
 
@@ -72,7 +73,10 @@ def _close_tree(run: Execution, record: ProbeLine) -> None:
     run.tree_end_bytes = record.get("tree_end")
     run.kinds_end = record.get("kinds_end")
     run.tree_kinds_end = record.get("tree_kinds_end")
-    run.descendants_alive = list(record.get("descendants_alive") or [])
+    run.descendants_alive = [
+        AliveDescendant(pid=int(alive["pid"]), command=alive.get("command") or "", peak_rss=alive.get("peak_rss"))
+        for alive in record.get("descendants_alive") or []
+    ]
     run.reaped_descendant_peak_bytes = record.get("reaped_descendant_peak")
 
 

@@ -10,11 +10,12 @@ import json
 import os
 import typing
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from oomlab.errors import BadInput
 from oomlab.record.stream import TaskLine
+from oomlab.record.typed_json import to_json
 
 BATCH_ROWS = 32_768  # rows held at a time (a row group each)
 JSON_COLUMNS = ("args", "memory_kinds")  # free-form values: JSON text in a string column
@@ -53,7 +54,9 @@ def arrow_schema(pa: Any) -> Any:
 
 def _value(name: str, task: TaskLine) -> Any:
     value = getattr(task, name)
-    return json.dumps(value, default=repr) if name in JSON_COLUMNS else value
+    if name not in JSON_COLUMNS:
+        return value
+    return json.dumps(to_json(value) if is_dataclass(value) else value, default=repr)
 
 
 def write_parquet(tasks: Iterable[TaskLine], path: str) -> int:

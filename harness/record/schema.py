@@ -15,7 +15,10 @@ from oomlab.config.lab_cells import Cell
 from oomlab.config.options import RunConfig
 from oomlab.errors import BadInput
 from oomlab.record.delivery import DeliveryVerdict, Depth, KillDetection, Location
+from oomlab.record.descendants import AliveDescendant, Descendant, KilledDescendant
+from oomlab.record.kinds import MemoryKinds
 from oomlab.record.load import LoadSection
+from oomlab.record.profile import AllocationSite, RunProfile, TaskProfile
 from oomlab.record.reading import read_json
 from oomlab.record.redact import mask_settings, mask_urls
 from oomlab.record.typed_json import ShapeError, from_json, to_json
@@ -76,7 +79,7 @@ class Execution:
     tree_end_bytes: int | None = None
     kinds_end: dict[str, int] | None = None  # the pool process's RSS by kind at the task's end
     tree_kinds_end: dict[str, int] | None = None  # the leaf's usage by kind at the task's end
-    descendants_alive: list[dict[str, Any]] = field(default_factory=list)  # still running at the task's end
+    descendants_alive: list[AliveDescendant] = field(default_factory=list)  # still running at the task's end
     reaped_descendant_peak_bytes: int | None = None  # ru_maxrss of reaped children, when it rose
 
 
@@ -101,18 +104,16 @@ class TaskRecord:
     tree_peak_above_start_bytes: int | None = None
     tree_peak_is_exact: bool = False
     tree_note: str | None = None
-    descendants: list[dict[str, Any]] = field(default_factory=list)  # pid, command, peak_rss_bytes, exact, ended
-    killed_descendants: list[dict[str, Any]] = field(default_factory=list)  # OOM-killed processes the task started
-    memory_kinds: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # anon/file/shmem: process_end, tree_end, at_kill
+    descendants: list[Descendant] = field(default_factory=list)  # the processes it started, each with its peak
+    killed_descendants: list[KilledDescendant] = field(default_factory=list)  # OOM-killed processes it started
+    memory_kinds: MemoryKinds = field(default_factory=MemoryKinds)  # anon/file/shmem: process_end, tree_end, at_kill
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
     state_history: list[tuple[float, str | None]] = field(
         default_factory=list
     )  # (monotonic time seen, state) per change
-    top_allocations: list[dict[str, Any]] = field(default_factory=list)  # memray's sites at the peak (--profile)
-    profile: dict[str, Any] | None = None  # the capture behind them: view, bytes held, what memray could not see
+    top_allocations: list[AllocationSite] = field(default_factory=list)  # memray's sites at the peak (--profile)
+    profile: TaskProfile | None = None  # the capture behind them: view, bytes held, what memray could not see
     # Celery's own links: the task that sent this one, the workflow's first task, its group or chord.
     # A task the worker sent itself (a chord's part, a callback, a retry) has sent_by "worker".
     parent_id: str | None = None
@@ -323,7 +324,7 @@ class Summary:
     group_kinds_max: dict[str, int] = field(default_factory=dict)
     leaves: LeafSummary = field(default_factory=lambda: LeafSummary())
     findings: list[str] = field(default_factory=list)
-    profile: dict[str, Any] | None = None  # --profile: the tasks chosen, captures read, memray's measured cost
+    profile: RunProfile | None = None  # --profile: the tasks chosen, captures read, memray's measured cost
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from oomlab.errors import BadInput
+from oomlab.record.kinds import MemoryKinds
 from oomlab.record.reading import open_file
 from oomlab.record.schema import Outcome, RunRecord, TaskRecord, load_run
 from oomlab.record.typed_json import from_json
@@ -51,7 +52,7 @@ class TaskLine:
     # a plan run's record has these; a load run's stream does not (its driver measures no task tree)
     tree_peak_above_start_bytes: int | None = None
     tree_peak_is_exact: bool = False
-    memory_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory_kinds: MemoryKinds = field(default_factory=MemoryKinds)
     # Celery's links: the task that sent it, the workflow's first task, its group or chord
     parent_id: str | None = None
     root_id: str | None = None

@@ -17,6 +17,8 @@ from functools import cache
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 T = TypeVar("T")
+# field metadata: left out of the JSON when None, as in the dict the dataclass replaced (read back as None)
+OMIT_NONE = {"omit_none": True}
 
 
 class ShapeError(ValueError):
@@ -30,7 +32,12 @@ class ShapeError(ValueError):
 def to_json(value: Any) -> Any:
     """Plain JSON data (dicts, lists, scalars); NaN and infinities are refused, never written."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        omit = _omit_none(type(value))
+        return {
+            f.name: to_json(item)
+            for f in dataclasses.fields(value)
+            if (item := getattr(value, f.name)) is not None or f.name not in omit
+        }
     if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -40,6 +47,11 @@ def to_json(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise TypeError(f"{type(value).__name__} is not JSON data: {value!r}")
+
+
+@cache
+def _omit_none(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("omit_none"))
 
 
 @cache

@@ -2,8 +2,8 @@
 
 run.json is read as plain JSON through `adapt` and the small per-item readers below it: they are
 the only places that know the record's key names, so a key renamed by a new schema is a one-line
-fix here and the page builders never see it. A load run's section is read typed and checked
-(oomlab.record.load), as every other reader of it does.
+fix here and the page builders never see it. A load run's section and a task's profile are read
+typed and checked (oomlab.record.load, oomlab.record.profile), as every other reader of them does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from oomlab.record.digest import TaskDigest
 from oomlab.record.exact_counts import ExactCounts
 from oomlab.record.files import csv_curves, envelope
 from oomlab.record.load import LoadSection, Quantiles
+from oomlab.record.profile import TaskProfile
 from oomlab.record.stream import StreamCheck, TaskLine
 from oomlab.record.typed_json import ShapeError, from_json
 from oomlab.run.load.stats import LATENCIES
@@ -192,8 +193,18 @@ def _task(raw: dict[str, Any], t0: float, kills: list[KillView], ended_mono: flo
         traced_peak_bytes=raw.get("traced_peak_bytes"),
         exception=raw.get("exception"),
         spans=spans,
-        flamegraph=_relative_page((raw.get("profile") or {}).get("flamegraph")),
+        flamegraph=_relative_page(profile.flamegraph) if (profile := read_profile(raw.get("profile"))) else None,
     )
+
+
+def read_profile(raw: Any) -> TaskProfile | None:
+    """A task's `profile` (--profile), checked; BadInput when it does not fit."""
+    if raw is None:
+        return None
+    try:
+        return from_json(TaskProfile, raw, "profile")
+    except ShapeError as error:
+        raise BadInput(f"the record's task profile does not fit: {error}") from None
 
 
 def _relative_page(path: object) -> str | None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from oomlab.config.sizes import format_size
 from oomlab.record.load import LoadSection, NameFigures
+from oomlab.record.profile import RunProfile
 from oomlab.record.schema import RunRecord
 from oomlab.report.by_name import by_name_table
 from oomlab.report.latency import latency_text
@@ -126,18 +127,18 @@ def render_profiles(record: RunRecord, console: Console) -> None:
     """Where the memory went (--profile): killed tasks first, then those memray saw hold the most."""
     from oomlab.observe.profiling.text import cost_line, task_lines
 
-    summary = record.summary.profile or {}
-    profiled = [(t, t.profile) for t in record.tasks if t.profile]
-    profiled.sort(key=lambda pair: (pair[1].get("killed_at_bytes") is None, -(pair[1].get("held_bytes") or 0)))
+    summary = record.summary.profile or RunProfile()
+    profiled = [(t, t.profile) for t in record.tasks if t.profile is not None]
+    profiled.sort(key=lambda pair: (pair[1].killed_at_bytes is None, -pair[1].held_bytes))
     console.print(f"[bold]where the memory went[/bold] (memray, {len(profiled)} task(s) profiled)")
     for task, _ in profiled[:PROFILED_TASKS_SHOWN]:
         for line in task_lines(task):
             console.print(line, markup=False, highlight=False)
     if len(profiled) > PROFILED_TASKS_SHOWN:
         console.print(f"… and {len(profiled) - PROFILED_TASKS_SHOWN} more in run.json")
-    for path, error in summary.get("read_errors", {}).items():
+    for path, error in summary.read_errors.items():
         console.print(f"could not read {path}: {error}", markup=False)
-    cost = cost_line(summary.get("cost"))
+    cost = cost_line(summary.cost)
     if cost:
         console.print(cost, markup=False, highlight=False)
 

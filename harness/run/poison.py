@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from oomlab.record.schema import PoisonRecord
+from oomlab.record.schema import PoisonRecord, RunRecord
 
 if TYPE_CHECKING:
-    from oomlab.run.state import RunState
+    from oomlab.config.options import RunConfig
+    from oomlab.observe.observers import Observers
+
+
+class RunState(Protocol):
+    """What stopping a poison message reads of a run (the run's state satisfies it)."""
+
+    config: RunConfig
+    app: Any
+    record: RunRecord
+    observers: Observers | None
+
+    def collect(self) -> None: ...
+
 
 # Celery's remote control: the worker keeps the id in its revoked set and discards (acks) the next
 # delivery, marking it REVOKED; this works on every broker Celery's control commands reach

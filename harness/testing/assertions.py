@@ -64,7 +64,7 @@ def describe_task(task: TaskRecord) -> str:
     if task.tree_peak_above_start_bytes is not None:
         tree = f", its tree grew {format_size(task.tree_peak_above_start_bytes)}"
     killed_below = "".join(
-        f", its process {k['pid']} ({(k.get('command') or '?')[:40]}) OOM-killed at {format_size(k.get('rss_bytes'))}"
+        f", its process {k.pid} ({(k.command or '?')[:40]}) OOM-killed at {format_size(k.rss_bytes)}"
         for k in task.killed_descendants
     )
     return f"{task.name}[{task.id}] pid {task.pid}: peak {peak}, {how}, {outcome}{tree}{killed_below}"

@@ -10,6 +10,7 @@ import time
 from oomlab.observe.profiling.collect import unseen_note, untouched_note
 from oomlab.observe.profiling.read import read_capture
 from oomlab.probe.profile_choice import chosen, parse_names
+from oomlab.record.profile import AllocationSite, ChildProcesses
 from oomlab.workflows.gate.sites import grown_sites, sites_held
 from oomlab.workflows.gate.stats import TaskStats
 
@@ -31,10 +32,10 @@ def _said(note: str | None) -> str:
 
 def test_what_memray_cannot_see_is_said():
     assert "child processes (the largest peaked at 64.0 MiB)" in _said(
-        unseen_note(MIB, 2 * MIB, {"ran": True, "largest_peak_bytes": 64 * MIB})
+        unseen_note(MIB, 2 * MIB, ChildProcesses(ran=True, largest_peak_bytes=64 * MIB))
     )
     assert "memray saw 10.0 MiB of the task's 100.0 MiB growth" in _said(unseen_note(10 * MIB, 100 * MIB, None))
-    assert unseen_note(90 * MIB, 100 * MIB, {"ran": False, "largest_peak_bytes": None}) is None
+    assert unseen_note(90 * MIB, 100 * MIB, ChildProcesses(ran=False, largest_peak_bytes=None)) is None
     assert unseen_note(0, 2 * MIB, None) is None  # too small to be worth a sentence
     # a 320 MiB allocation being filled when the kernel killed the task at 150 MiB of growth
     assert (
@@ -50,8 +51,8 @@ def _stats(sites: dict[str, int]) -> TaskStats:
 
 def test_the_sites_that_grew_are_listed_largest_first():
     tasks = [
-        [{"function": "f", "file": "/a/pkg/mod.py", "line": 3, "bytes": 5 * MIB}],
-        [{"function": "f", "file": "/b/pkg/mod.py", "line": 9, "bytes": 7 * MIB}],
+        [AllocationSite(function="f", file="/a/pkg/mod.py", line=3, bytes=5 * MIB, allocations=1)],
+        [AllocationSite(function="f", file="/b/pkg/mod.py", line=9, bytes=7 * MIB, allocations=2)],
     ]
     assert sites_held(tasks) == {"f (pkg/mod.py)": 7 * MIB}  # a line moved and a checkout moved: one site
     baseline = {"t": _stats({"f (pkg/mod.py)": 7 * MIB, "g (pkg/mod.py)": MIB})}

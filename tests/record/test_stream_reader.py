@@ -18,6 +18,7 @@ from oomlab.config.options import RunConfig
 from oomlab.record.digest import TaskDigest
 from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord, write_json_atomic
 from oomlab.record.stream import TASKS_FILE, RunTasks, TaskLine, TaskStream, line_of
+from oomlab.record.typed_json import to_json
 from oomlab.workflows.gate.stats import task_stats
 
 MIB = 1 << 20
@@ -131,11 +132,7 @@ junk = st.one_of(
 @given(st.lists(st.one_of(task_lines, junk), max_size=30), st.integers(0, 200))
 def test_any_stream_is_read_without_a_traceback_and_every_line_is_accounted_for(items, cut):
     with tempfile.TemporaryDirectory() as run_dir:
-        raw = b"".join(
-            (json.dumps({k: getattr(i, k) for k in i.__dataclass_fields__}).encode() if isinstance(i, TaskLine) else i)
-            + b"\n"
-            for i in items
-        )
+        raw = b"".join((json.dumps(to_json(i)).encode() if isinstance(i, TaskLine) else i) + b"\n" for i in items)
         raw = raw[: max(0, len(raw) - cut)] if cut % 3 == 0 else raw  # sometimes the end is cut mid-line
         with open(os.path.join(run_dir, TASKS_FILE), "wb") as handle:
             handle.write(raw)

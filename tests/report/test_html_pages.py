@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from oomlab.cli.main import main as oomlab
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_OK
+from oomlab.record.profile import TaskProfile
+from oomlab.record.typed_json import to_json
 from oomlab.report.gate import markdown
 from oomlab.report.html import write_compare_report, write_gate, write_run_report
 from oomlab.report.html_capacity import write_capacity_report
@@ -244,7 +246,8 @@ def add_flamegraph(run_dir: str, target: str = "profiles/task-1.html") -> str:
     chosen: list[str] = []
 
     def profile_first(record):
-        record["tasks"][0]["profile"] = {"held_bytes": 1, "flamegraph": target}
+        profile = TaskProfile("profiles/task-1.bin", "high-water mark", 1, 1, 1, None, None, None, flamegraph=target)
+        record["tasks"][0]["profile"] = to_json(profile)
         chosen.append(record["tasks"][0]["id"])
 
     _edit_record(run_dir, profile_first)
@@ -269,6 +272,15 @@ def test_a_flame_graph_link_from_a_record_stays_inside_the_run(run_dir, target):
     add_flamegraph(run_dir, target)
     text = _read(write_run_report(run_dir))
     assert 'class="flamegraph"' not in text
+
+
+def test_a_task_profile_that_does_not_fit_is_refused_in_one_sentence(run_dir, capsys):
+    add_flamegraph(run_dir)
+    _edit_record(run_dir, lambda record: record["tasks"][0]["profile"].update(held_bytes="a lot"))
+    assert oomlab(["report", run_dir]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "task profile does not fit: profile.held_bytes" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_load_run_counts_its_streamed_tasks_on_its_page_and_a_compare_page(load_run_dir, tmp_path):

@@ -7,12 +7,12 @@ import os
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from oomlab.config.sizes import format_size
 from oomlab.observe.profiling.read import Capture, read_capture
 from oomlab.probe.events import ProbeLine
+from oomlab.record.profile import ChildProcesses, ProfileCost, RunProfile, TaskProfile
 from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord
 
 MAX_FLAMEGRAPHS = 20  # the largest captures get one (about 4.5 MB and half a second each)
@@ -41,19 +41,16 @@ class ProfileCollector:
                 kill = kills.get((task.id, execution.pid)) if execution.killed else None
                 capture = self._capture(start["path"], execution.killed)
                 if capture is not None:
-                    profiles.append(
-                        _profile(self.run_dir, capture, execution, start, ends.get(start["path"]), kill, wall_offset)
+                    profile = _profile(
+                        self.run_dir, capture, execution, start, ends.get(start["path"]), kill, wall_offset
                     )
-                    profiles[-1]["flamegraph"] = self.flamegraphs.get(start["path"])
+                    profiles.append(replace(profile, flamegraph=self.flamegraphs.get(start["path"])))
             if profiles:
-                task.profile = {**profiles[-1], "executions": len(profiles)}
-                task.top_allocations = profiles[-1]["sites"]
-        record.summary.profile = {
-            "tasks": list(self.names),
-            "captures": len(self.captures),
-            "cost": cost(probe),
-            "read_errors": dict(self.errors),
-        }
+                task.profile = replace(profiles[-1], executions=len(profiles))
+                task.top_allocations = list(profiles[-1].sites)
+        record.summary.profile = RunProfile(
+            tasks=list(self.names), captures=len(self.captures), cost=cost(probe), read_errors=dict(self.errors)
+        )
 
     def _capture(self, path: str, killed: bool) -> Capture | None:
         if path not in self.captures and path not in self.errors:
@@ -94,33 +91,31 @@ def _profile(
     end: ProbeLine | None,
     kill: KillRecord | None,
     wall_offset: float,
-) -> dict[str, Any]:
+) -> TaskProfile:
     peak = kill.rss_bytes if kill is not None else execution.peak_rss_bytes
     growth = peak - execution.start_rss_bytes if peak is not None and execution.start_rss_bytes is not None else None
     children = _children(start, end)
-    profile: dict[str, Any] = {
-        "capture": os.path.relpath(capture.path, run_dir),
-        "view": capture.view,
-        "held_bytes": capture.total_bytes,
-        "memray_peak_bytes": capture.peak_bytes,
-        "task_growth_bytes": growth,
-        "killed_at_bytes": kill.rss_bytes if kill is not None else None,
-        "children": children,
-        "overhead_s": end.get("overhead_s") if end else None,
-        "sites": [site.as_dict() for site in capture.sites],
-    }
+    gap = None
     if kill is not None and capture.last_snapshot_wall is not None:
         # memray's RSS snapshots run every 10 ms; its allocation records are written as they happen
-        profile["last_snapshot_before_kill_s"] = round(
-            kill.kernel_time_mono + wall_offset - capture.last_snapshot_wall, 4
-        )
-    profile["note"] = unseen_note(capture.total_bytes, growth, children) or untouched_note(
-        capture.total_bytes, growth, kill is not None
+        gap = round(kill.kernel_time_mono + wall_offset - capture.last_snapshot_wall, 4)
+    return TaskProfile(
+        capture=os.path.relpath(capture.path, run_dir),
+        view=capture.view,
+        held_bytes=capture.total_bytes,
+        memray_peak_bytes=capture.peak_bytes,
+        task_growth_bytes=growth,
+        killed_at_bytes=kill.rss_bytes if kill is not None else None,
+        children=children,
+        overhead_s=end.get("overhead_s") if end else None,
+        sites=list(capture.sites),
+        last_snapshot_before_kill_s=gap,
+        note=unseen_note(capture.total_bytes, growth, children)
+        or untouched_note(capture.total_bytes, growth, kill is not None),
     )
-    return profile
 
 
-def _children(start: ProbeLine, end: ProbeLine | None) -> dict[str, Any] | None:
+def _children(start: ProbeLine, end: ProbeLine | None) -> ChildProcesses | None:
     """Child processes the task ran and waited for (their page faults and CPU time rose), and the
     largest one's peak when it set a new maximum for this process (ru_maxrss keeps only the largest)."""
     if end is None:
@@ -128,13 +123,13 @@ def _children(start: ProbeLine, end: ProbeLine | None) -> dict[str, Any] | None:
     before, after = start.get("children") or {}, end.get("children") or {}
     ran = after.get("faults", 0) > before.get("faults", 0) or after.get("cpu", 0) > before.get("cpu", 0)
     grew = after.get("maxrss", 0) > before.get("maxrss", 0)
-    return {"ran": ran, "largest_peak_bytes": after["maxrss"] if grew else None}
+    return ChildProcesses(ran=ran, largest_peak_bytes=after["maxrss"] if grew else None)
 
 
-def unseen_note(seen: int, growth: int | None, children: dict[str, Any] | None) -> str | None:
+def unseen_note(seen: int, growth: int | None, children: ChildProcesses | None) -> str | None:
     """A sentence when memray's view cannot be the whole story, rather than a short profile."""
-    if children and children["ran"]:
-        largest = children.get("largest_peak_bytes")
+    if children is not None and children.ran:
+        largest = children.largest_peak_bytes
         size = f" (the largest peaked at {format_size(largest)})" if largest else ""
         return (
             f"memray saw {format_size(seen)} held in the task's own process; the task also ran child "
@@ -161,27 +156,27 @@ def untouched_note(seen: int, growth: int | None, killed: bool) -> str | None:
     )
 
 
-def cost(probe: list[ProbeLine]) -> dict[str, Any] | None:
+def cost(probe: list[ProbeLine]) -> ProfileCost | None:
     """memray's cost per task, measured: a no-op task body bare and inside a tracker in one pool
     child (median of each), and the tracker's start+stop time around the real tasks."""
     calibration = next((r for r in probe if r["ev"] == "profile_cost"), None)
     around = [r["overhead_s"] for r in probe if r["ev"] == "profile_end" and r.get("overhead_s") is not None]
     if calibration is None and not around:
         return None
-    figures: dict[str, Any] = {}
+    figures = ProfileCost()
     if calibration is not None:
         bare, tracked = statistics.median(calibration["bare_s"]), statistics.median(calibration["tracked_s"])
-        figures.update(
-            noop_runs=calibration["runs"],
-            noop_bare_s=bare,
-            noop_tracked_s=tracked,
-            per_task_s=tracked - bare,
+        figures = replace(
+            figures, noop_runs=calibration["runs"], noop_bare_s=bare, noop_tracked_s=tracked, per_task_s=tracked - bare
         )
         growth = [calibration.get("bare_peak_growth") or [], calibration.get("tracked_peak_growth") or []]
         if all(len(g) > 1 for g in growth) and None not in growth[0] + growth[1]:
             # the first tracker in a process sets memray up; each pool child pays that as it starts
-            figures["setup_peak_bytes"] = growth[1][0] - growth[0][0]
-            figures["per_task_peak_bytes"] = statistics.median(growth[1][1:]) - statistics.median(growth[0][1:])
+            figures = replace(
+                figures,
+                setup_peak_bytes=growth[1][0] - growth[0][0],
+                per_task_peak_bytes=statistics.median(growth[1][1:]) - statistics.median(growth[0][1:]),
+            )
     if around:
-        figures.update(start_stop_median_s=statistics.median(around), start_stop_n=len(around))
+        figures = replace(figures, start_stop_median_s=statistics.median(around), start_stop_n=len(around))
     return figures

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import sysconfig
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from oomlab.record.profile import AllocationSite
 
 TOP_SITES = 5
 NATIVE_FRAMES = 8  # native frames kept per site, innermost first
@@ -24,20 +26,21 @@ _LIBRARY_DIRS = tuple(
 
 
 @dataclass
-class Site:
-    """Where memory was held: the nearest Python frame in the user's code (library frames inside it
-    in `via`), and the native frames below the innermost Python frame."""
+class _Tally:
+    """One site's records summed while a capture is read; the record's AllocationSite once done."""
 
     function: str
     file: str
     line: int
-    bytes: int
-    allocations: int
-    via: list[str] = field(default_factory=list)  # library Python frames between the site and the allocator
+    bytes: int = 0
+    allocations: int = 0
+    via: list[str] = field(default_factory=list)
     native: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def site(self) -> AllocationSite:
+        return AllocationSite(
+            self.function, self.file, self.line, self.bytes, self.allocations, tuple(self.via), tuple(self.native)
+        )
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Capture:
     view: str  # high-water mark | last record
     total_bytes: int  # what memray saw held at that moment
     peak_bytes: int  # memray's high-water mark over the whole capture
-    sites: list[Site]
+    sites: list[AllocationSite]
     last_snapshot_wall: float | None  # memray's last RSS snapshot (every 10 ms), seconds since the epoch
     native_traces: bool
 
@@ -75,9 +78,9 @@ def _is_oomlab_frame(path: str) -> bool:
     return path.startswith(_OOMLAB_DIR) and not path.startswith(_SCENARIOS_DIR)
 
 
-def top_sites(records: Iterable[Any], native_traces: bool, top: int = TOP_SITES) -> tuple[int, list[Site]]:
+def top_sites(records: Iterable[Any], native_traces: bool, top: int = TOP_SITES) -> tuple[int, list[AllocationSite]]:
     """Records grouped by site, largest first; a site keeps the frames of its largest record."""
-    sites: dict[tuple[Any, ...], Site] = {}
+    sites: dict[tuple[Any, ...], _Tally] = {}
     largest: dict[tuple[Any, ...], int] = {}
     total = 0
     for record in records:
@@ -89,13 +92,13 @@ def top_sites(records: Iterable[Any], native_traces: bool, top: int = TOP_SITES)
         total += record.size
         site = sites.get(key)
         if site is None:
-            site = sites[key] = Site(key[0], key[1], key[2], 0, 0)
+            site = sites[key] = _Tally(key[0], key[1], key[2])
         site.bytes += record.size
         site.allocations += record.n_allocations
         if record.size > largest.get(key, -1):
             largest[key] = record.size
             site.via, site.native = via, native
-    return total, sorted(sites.values(), key=lambda s: s.bytes, reverse=True)[:top]
+    return total, [tally.site() for tally in sorted(sites.values(), key=lambda s: s.bytes, reverse=True)[:top]]
 
 
 def read_capture(path: str, killed: bool, top: int = TOP_SITES) -> Capture:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
 
 from oomlab.config.sizes import format_size
+from oomlab.record.profile import AllocationSite, ProfileCost
 from oomlab.record.schema import TaskRecord
 
 SITES_SHOWN = 3
@@ -22,67 +22,69 @@ def short_path(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def where(site: dict[str, Any]) -> str:
-    return f"{site['function']} ({short_path(site['file'])}:{site['line']})"
+def where(site: AllocationSite) -> str:
+    return f"{site.function} ({short_path(site.file)}:{site.line})"
 
 
-def site_line(site: dict[str, Any]) -> str:
-    via = f"  via {site['via'][-1].split(' (')[0]}" if site.get("via") else ""
-    return f"{format_size(site['bytes']):>10}  {where(site)}{via}"
+def site_line(site: AllocationSite) -> str:
+    via = f"  via {site.via[-1].split(' (')[0]}" if site.via else ""
+    return f"{format_size(site.bytes):>10}  {where(site)}{via}"
 
 
 def headline(task: TaskRecord) -> str:
     """What memray saw of one task, at its peak or at its kill."""
-    profile = task.profile or {}
-    held = format_size(profile.get("held_bytes"))
-    if profile.get("killed_at_bytes") is not None:
+    profile = task.profile
+    held = format_size(profile.held_bytes if profile else None)
+    if profile is not None and profile.killed_at_bytes is not None:
         return (
-            f"{task.name} {task.id[:8]}: killed at {format_size(profile['killed_at_bytes'])}; "
+            f"{task.name} {task.id[:8]}: killed at {format_size(profile.killed_at_bytes)}; "
             f"at the last record, {held} were held by:"
         )
     return f"{task.name} {task.id[:8]}: peak {format_size(task.peak_rss_bytes)}; at the high-water mark memray saw {held} held by:"
 
 
 def task_lines(task: TaskRecord, sites: int = SITES_SHOWN) -> list[str]:
-    profile = task.profile or {}
+    profile = task.profile
     lines = [headline(task)]
     lines += [f"  {site_line(site)}" for site in task.top_allocations[:sites]]
     if not task.top_allocations:
         lines.append("  (no allocation was held)")
-    if profile.get("note"):
-        lines.append(f"  note: {profile['note']}")
-    gap = profile.get("last_snapshot_before_kill_s")
+    if profile is None:
+        return lines
+    if profile.note:
+        lines.append(f"  note: {profile.note}")
+    gap = profile.last_snapshot_before_kill_s
     if gap is not None:
         lines.append(
             f"  memray records each allocation as it happens; its last RSS snapshot was {gap * 1000:.1f} ms "
             f"before the kernel's kill"
         )
-    if profile.get("flamegraph"):
-        lines.append(f"  flame graph: {profile['flamegraph']}")
+    if profile.flamegraph:
+        lines.append(f"  flame graph: {profile.flamegraph}")
     return lines
 
 
-def cost_line(cost: dict[str, Any] | None) -> str | None:
-    if not cost:
+def cost_line(cost: ProfileCost | None) -> str | None:
+    if cost is None:
         return None
     parts = []
-    if "per_task_s" in cost:
+    if cost.per_task_s is not None and cost.noop_bare_s is not None and cost.noop_tracked_s is not None:
         parts.append(
-            f"memray costs {cost['per_task_s'] * 1000:+.1f} ms per task, measured on a no-op task in a pool "
-            f"child ({cost['noop_bare_s'] * 1000:.2f} ms bare, {cost['noop_tracked_s'] * 1000:.1f} ms tracked, "
-            f"median of {cost['noop_runs']} each)"
+            f"memray costs {cost.per_task_s * 1000:+.1f} ms per task, measured on a no-op task in a pool "
+            f"child ({cost.noop_bare_s * 1000:.2f} ms bare, {cost.noop_tracked_s * 1000:.1f} ms tracked, "
+            f"median of {cost.noop_runs} each)"
         )
-    if "per_task_peak_bytes" in cost:
+    if cost.per_task_peak_bytes is not None:
         parts.append(
-            f"it adds {format_size(cost['per_task_peak_bytes'])} to a task's exact peak (VmHWM, median); its "
-            f"one-off set-up ({format_size(cost['setup_peak_bytes'])}) is paid as each pool child starts, outside any task"
+            f"it adds {format_size(cost.per_task_peak_bytes)} to a task's exact peak (VmHWM, median); its "
+            f"one-off set-up ({format_size(cost.setup_peak_bytes)}) is paid as each pool child starts, outside any task"
         )
-    if "start_stop_median_s" in cost:
+    if cost.start_stop_median_s is not None:
         parts.append(
-            f"starting and stopping it around the profiled tasks took {cost['start_stop_median_s'] * 1000:.1f} ms "
-            f"(median of {cost['start_stop_n']})"
+            f"starting and stopping it around the profiled tasks took {cost.start_stop_median_s * 1000:.1f} ms "
+            f"(median of {cost.start_stop_n})"
         )
-    return "; ".join(parts)
+    return "; ".join(parts) or None
 
 
 def failure_lines(tasks: Iterable[TaskRecord]) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from oomlab.config.sizes import format_size
+from oomlab.record.profile import AllocationSite
 
 SITES_LISTED = 5
 
@@ -19,21 +20,21 @@ class Profiled(Protocol):
     def sites(self) -> dict[str, int]: ...
 
 
-def site_key(site: dict[str, Any]) -> str:
+def site_key(site: AllocationSite) -> str:
     """`function (dir/file.py)`: no line number and no checkout path, so a site keeps its name across
     edits above it and across machines."""
-    tail = os.path.join(*site["file"].split(os.sep)[-2:]) if os.sep in site["file"] else site["file"]
-    return f"{site['function']} ({tail})"
+    tail = os.path.join(*site.file.split(os.sep)[-2:]) if os.sep in site.file else site.file
+    return f"{site.function} ({tail})"
 
 
-def sites_held(top_allocations: list[list[dict[str, Any]]]) -> dict[str, int]:
+def sites_held(top_allocations: list[list[AllocationSite]]) -> dict[str, int]:
     """Bytes each site held at the task's peak (one list of sites per task), the most over the tasks
     of one name."""
     held: dict[str, int] = {}
     for sites in top_allocations:
         per_task: dict[str, int] = {}
         for site in sites:
-            per_task[site_key(site)] = per_task.get(site_key(site), 0) + site["bytes"]
+            per_task[site_key(site)] = per_task.get(site_key(site), 0) + site.bytes
         for key, size in per_task.items():
             held[key] = max(held.get(key, 0), size)
     return held

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from oomlab.errors import BadInput
 from oomlab.record.digest import NameDigest
-from oomlab.record.kinds import kind_bytes
+from oomlab.record.kinds import KindBytes, MemoryKinds, kind_bytes
 from oomlab.record.stream import TaskLine
 from oomlab.report.terminal import _latency
 from oomlab.workflows.gate.flow import DEFAULT_THRESHOLDS
@@ -61,20 +61,21 @@ def test_a_baseline_without_growth_is_compared_on_peak_and_says_so():
 
 
 def test_kinds_at_the_end_prefer_the_tree_and_at_a_kill_the_kernel():
-    kinds = {
-        "process_end": {"anon": 5, "file": 1, "shmem": 0},
-        "tree_end": {"anon": 9, "file": 2, "shmem": 3},
-        "at_kill": {"anon": 40, "file": 0, "shmem": 0},
-    }
+    kinds = MemoryKinds(
+        process_end=KindBytes(anon=5, file=1, shmem=0),
+        tree_end=KindBytes(anon=9, file=2, shmem=3),
+        at_kill=KindBytes(anon=40, file=0, shmem=0),
+    )
     assert kind_bytes(kinds, "anon") == 9
-    assert kind_bytes({"process_end": kinds["process_end"]}, "anon") == 5
+    assert kind_bytes(MemoryKinds(process_end=kinds.process_end), "anon") == 5
     assert kind_bytes(kinds, "anon", "at_kill") == 40
-    assert kind_bytes({}, "shmem") is None and kind_bytes(None, "anon", "at_kill") is None
+    assert kind_bytes(MemoryKinds(), "shmem") is None and kind_bytes(None, "anon", "at_kill") is None
+    assert not MemoryKinds() and kinds
     with pytest.raises(ValueError):
         kind_bytes(kinds, "swap")
     digest = NameDigest()
     digest.add(TaskLine("a", "t", memory_kinds=kinds))
-    digest.add(TaskLine("b", "t", memory_kinds={"tree_end": {"anon": 12, "file": 0, "shmem": 0}}))
+    digest.add(TaskLine("b", "t", memory_kinds=MemoryKinds(tree_end=KindBytes(anon=12, file=0, shmem=0))))
     largest = digest.kinds
     assert largest["anon_end"] == 12 and largest["anon_at_kill"] == 40 and largest["shmem_end"] == 3
     stats = stats_of([1])
