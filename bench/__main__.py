@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         report.console().rule(name)
         module = importlib.import_module(BENCHMARKS[name])
         if args.kills and hasattr(module, "KILLS"):
-            setattr(module, "KILLS", args.kills)
+            module.KILLS = args.kills  # type: ignore[attr-defined]
         data = module.main(runs_dir)
         print(report.save(name, data))
     return 0

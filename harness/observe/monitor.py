@@ -18,6 +18,7 @@ import os
 import queue
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,9 @@ from oomlab.probe.events import POSTRUN, PRERUN, decode
 from oomlab.probe.procfs import OpenFiles
 from oomlab.trust import RefusedLink, open_nofollow
 from oomlab.worker.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
+
+SWITCH_INTERVAL_S = 0.0005  # the GIL's switch interval while a monitor runs
+NICE = -10  # the monitor thread's niceness where it may raise it (root, CAP_SYS_NICE): a wake-up runs at once
 
 
 @dataclass
@@ -77,6 +81,11 @@ class Monitor(threading.Thread):
         self._drained = 0  # probe records already handed over by drain_probe
         self._running: dict[int, str] = {}  # pid -> the task it runs now, as the probe records read so far say
         self._named_now: list[int] = []  # victims named in the current round (their trace is completed at its end)
+        self.priority_raised = False
+        # a woken thread waits for the GIL up to the switch interval (5 ms by default) while another
+        # thread of this process runs Python: the monitor's wake-up is the detection's floor
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
 
     @property
     def detectors(self) -> dict[str, bool]:
@@ -112,8 +121,10 @@ class Monitor(threading.Thread):
         self.exits.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        sys.setswitchinterval(self._switch_interval)
 
     def run(self) -> None:
+        self.priority_raised = _raise_priority()
         while not self._stopping.is_set():
             self.poll_once(0.02)
             with self._rounds:
@@ -343,6 +354,16 @@ def leaf_owner(pid: int) -> int | None:
             if owner is not None:
                 return owner
     return None
+
+
+def _raise_priority() -> bool:
+    """This thread (only) to NICE when allowed: on a busy machine a woken monitor otherwise waits
+    for a core behind every other runnable process. True when raised."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+    except OSError:
+        return False
+    return True
 
 
 def _inode(path: str) -> int | None:
