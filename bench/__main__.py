@@ -1,4 +1,4 @@
-"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|tasks]`."""
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|tasks] [--kills N]`."""
 
 from __future__ import annotations
 
@@ -26,13 +26,17 @@ BENCHMARKS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("which", nargs="*", default=["all"], choices=["all", *BENCHMARKS])
+    parser.add_argument("--kills", type=int, metavar="N", help="detection: OOM kills of each kind (default 30)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.which else args.which
     wire()  # the runs a benchmark's workflows start leave their pictures, as from the command line
     runs_dir = os.path.join(report.RESULTS, "runs")
     for name in names:
         report.console().rule(name)
-        data = importlib.import_module(BENCHMARKS[name]).main(runs_dir)
+        module = importlib.import_module(BENCHMARKS[name])
+        if args.kills and hasattr(module, "KILLS"):
+            module.KILLS = args.kills  # type: ignore[attr-defined]
+        data = module.main(runs_dir)
         print(report.save(name, data))
     return 0
 

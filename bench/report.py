@@ -7,6 +7,7 @@ import os
 import time
 
 from oomlab.record.schema import write_json_atomic
+from oomlab.record.typed_json import to_json
 from oomlab.report.console import report_console
 from rich.console import Console
 from rich.table import Table
@@ -34,7 +35,7 @@ def target(out: Console, text: str, met: bool | None) -> None:
 def save(name: str, data: dict) -> str:
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    write_json_atomic(path, {"benchmark": name, **data})
+    write_json_atomic(path, to_json({"benchmark": name, **data}))  # what it printed: dataclasses as plain JSON
     return path
 
 

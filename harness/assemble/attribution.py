@@ -61,8 +61,8 @@ def _victims(obs: Observations) -> list[Victim]:
             missing -= 1
     for sent, pids in obs.group_kills:  # v1 emulation of memory.oom.group: oomlab killed the rest
         for pid in pids:
-            if pid not in known:
-                victims.append((pid, sent, "oomlab_group_kill", "oom_group", None))
+            if pid not in known:  # its own kill's time: the moment oomlab's SIGKILL went to it
+                victims.append((pid, obs.oomlab_kills.get(pid, sent), "oomlab_group_kill", "oom_group", None))
                 known.add(pid)
     return sorted(victims, key=lambda v: v[1])
 
@@ -134,7 +134,12 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
             seen["pidfd"] = obs.exits[pid]
         if stats and stats.gone_mono:
             seen["sampler"] = stats.gone_mono
-        if "kmsg" in seen or "pidfd" in seen:
+        named = obs.named.get(pid)
+        if named is not None and not (named[0] >= kernel_time and named[1] == task_id):
+            named = None  # named before this kill (an earlier one of the same pid) or without its task
+        if named is not None:
+            seen["oomlab"] = named[0]  # the monitor had the pid and its task (named before anything else was read)
+        elif "kmsg" in seen or "pidfd" in seen:
             seen["oomlab"] = min(seen[k] for k in ("kmsg", "pidfd") if k in seen)
         if notice := _celery_notice(ctx.celery_events, task_id, kernel_time):
             seen["celery_worker_lost"] = notice.timestamp_mono or notice.received_mono
@@ -162,6 +167,9 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
                 or (kernel_kill.comm if kernel_kill else None),
                 owner_pid=owner if role == "descendant" else None,
                 kinds=kernel_kill.kinds if kernel_kill else None,
+                stages={name: round(t - kernel_time, 6) for name, t in obs.stages.get(pid, {}).items()}
+                if named is not None
+                else {},
             )
         )
     return kills

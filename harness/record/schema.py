@@ -160,6 +160,9 @@ class KillRecord:
     command: str | None = None  # the victim's command (the kernel's comm, or its command line)
     owner_pid: int | None = None  # role descendant: the pool child whose task started it
     kinds: dict[str, int] | None = None  # anon/file/shmem RSS the kernel reported at the kill
+    # the monitor's trace of the round that named the victim (woke, kmsg_read or signalled, named,
+    # counters_read, round_done), seconds after the kernel time: where the detection time went
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -95,3 +95,37 @@ def test_emulated_group_kill_records_every_process():
         (10, "main", "oom_group"),
         (12, "child", "oom_group"),
     }
+
+
+def test_oomlab_knows_a_kill_when_the_monitor_named_its_pid_and_task_and_keeps_the_rounds_trace():
+    obs = Observations(
+        kernel_kills=[KernelKill(11, "python", 11.000, 300, "Killed process 11", 11.0004, False)],
+        exits={11: 11.010},
+        named={11: (11.0006, "t1")},
+        stages={11: {"woke": 11.0003, "kmsg_read": 11.0004, "named": 11.0006, "round_done": 11.0009}},
+    )
+    [kill] = attribute_kills(obs, context())
+    assert kill.detected["oomlab"] == 0.0006  # pid and task, not only the kernel's line
+    assert kill.stages == {"woke": 0.0003, "kmsg_read": 0.0004, "named": 0.0006, "round_done": 0.0009}
+
+
+def test_a_naming_without_the_task_attribution_finds_falls_back_to_the_detectors():
+    obs = Observations(
+        kernel_kills=[KernelKill(11, "python", 11.000, 300, "Killed process 11", 11.0004, False)],
+        named={11: (11.0006, None)},  # the monitor had not read the task's start yet
+        stages={11: {"named": 11.0006}},
+    )
+    [kill] = attribute_kills(obs, context())
+    assert kill.detected["oomlab"] == kill.detected["kmsg"] and kill.stages == {}
+
+
+def test_oomlabs_own_group_kill_is_timed_from_its_signal_to_each_process():
+    obs = Observations(
+        group_kills=[(11.003, [10, 12])],
+        oomlab_kills={10: 11.001, 12: 11.002},
+        named={10: (11.0011, None), 12: (11.0021, None)},
+        exits={10: 11.05, 12: 11.04},
+    )
+    kills = {k.pid: k for k in attribute_kills(obs, context())}
+    assert kills[10].kernel_time_mono == 11.001 and kills[10].kernel_time_source == "oomlab_group_kill"
+    assert kills[10].detected["oomlab"] == 0.0001 and kills[10].detected["pidfd"] == 0.049

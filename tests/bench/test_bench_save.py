@@ -1,0 +1,82 @@
+"""Every benchmark saves what it prints: each one's result, built on a tiny input the way the
+benchmark builds it, goes through `bench.report.save` and reads back as the same JSON (a figure
+that is a dataclass, a tuple or a nested dict must not crash the save after minutes of measuring)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from oomlab.record.load import Schedule
+from oomlab.record.schema import KillRecord, Spread
+from oomlab.record.typed_json import to_json
+
+from bench import __main__ as bench_main
+from bench import detection, fidelity, load_cost, overhead, report
+
+
+def _kill(pid: int, role: str, source: str, **detected: float) -> dict:
+    record = KillRecord(pid, role, "t1", "bench.grow", "SIGKILL", "oom", 10.0, source)  # type: ignore[arg-type]
+    record.detected = detected
+    record.stages = {"woke": 0.0002, "named": detected.get("oomlab", 0.0)}
+    return to_json(record)
+
+
+def _detection() -> dict:
+    children = [_kill(11, "child", "kmsg", oomlab=0.001, celery_worker_lost=0.3, celery_pool_noticed=0.29)]
+    workers = [_kill(12, "main", "oomlab_group_kill", oomlab=0.0001, pidfd=0.04, celery_heartbeat_expiry=3.4)]
+    data = detection.summarize(children, workers)
+    detection.show(data, report.console())
+    return data
+
+
+def _fidelity() -> dict:
+    matrix = {"C extension (numpy)": {fidelity.OOMLAB: fidelity.Cell(33 << 20, 32 << 20)}}
+    return fidelity.saved(matrix, 0.004, [])
+
+
+def _load() -> dict:
+    figures = [
+        {"tasks": n, "oomlab_cpu_seconds": n / 1e3, "oomlab_peak_rss_bytes": 40 << 20, "tasks_jsonl_bytes": n * 300}
+        for n in (10, 20)
+    ]
+    schedule = Schedule(500.0, 499.0, -0.2)
+    sat = {"tasks": 10, "rates": {"bare": [1.0]}, "medians": {"bare": 1.0}, "gap_percent": {}}
+    return {
+        "schedule": {"asked_per_s": 500.0, "lateness_s": to_json(schedule.lateness_s)},
+        "harness_cost": figures,
+        "projection": load_cost.projection(figures),
+        "saturation": sat,
+    }
+
+
+CASES = {
+    "detection": _detection,
+    "fidelity": _fidelity,
+    "overhead": lambda: overhead.saved({"bare": [900.0, 910.0], "oomlab": [890.0], "memray": [600.0]}, 2e-5),
+    "sampler": lambda: {"figures": [{"processes": 2, "core_percent": 1.5, "ticks": 100, "cpu_seconds": 0.01}]},
+    "plan": lambda: {"figures": [{"limit": "256MiB", "recommended": 2, "boundary": None, "seconds": 1.0}]},
+    "load": _load,
+    "tasks": lambda: {"rows": 10, "reads": {"Parquet": {"seconds": 0.1, "rounds_s": [0.1]}}, "read_speedup": 2.0},
+    "plugin": lambda: {"rounds": 1, "all_with_plugin": [(0.5, 0.4)], "wall_difference_seconds": Spread(1, 1, 1, 1).p50},
+}
+
+
+def test_every_benchmark_has_a_save_case():
+    assert set(CASES) == set(bench_main.BENCHMARKS)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_benchmark_result_saves_and_reads_back(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", str(tmp_path))
+    data = CASES[name]()
+    path = report.save(name, data)
+    with open(path) as handle:
+        assert json.load(handle) == {"benchmark": name, **to_json(data)}
+
+
+def test_the_detection_summary_keeps_its_spreads_and_stages():
+    data = _detection()
+    assert data["figures"][detection.CHILD] == Spread(0.001, 0.001, 0.001, 1)
+    assert data["figures"][detection.WORKER].n == 1 and data["stages"]["child"]["woke"].n == 1
+    assert data["ratio_p95"] == pytest.approx(300)
