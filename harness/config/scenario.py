@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from oomlab.config.celery_safety import check_serializers
 from oomlab.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
 from oomlab.trust import check_trusted_dir, untrusted_file_reason
 
@@ -265,8 +266,10 @@ def load_scenario(name_or_path: str) -> Scenario:
         celery_conf=dict(getattr(module, "CELERY_CONF", {})),
     )
     check_scenario_defaults(f"scenario {name}'s DEFAULTS", scenario.defaults)
+    check_serializers(scenario.celery_conf, f"scenario {name}'s CELERY_CONF")
     for variant in scenario.variants.values():
         check_scenario_defaults(f"scenario {name}'s variant {variant.name!r}", variant.defaults)
+        check_serializers(variant.celery_conf, f"scenario {name}'s variant {variant.name!r}")
     try:
         _ = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except SCENARIO_ERRORS as exc:
