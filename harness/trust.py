@@ -39,22 +39,60 @@ def _others_can_write(st: os.stat_result) -> bool:
 
 
 def untrusted_reason(path: str) -> str | None:
-    """Why `path` (a directory) is not trusted, or None when it is."""
-    path = os.path.abspath(path)
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        return f"it cannot be read ({exc.strerror})"
-    if reason := _reason(st, stat.S_ISDIR, "a directory"):
+    """Why `path` (a directory) is not trusted, or None when it is.
+
+    Every component is looked at as the kernel will walk it, with lstat: a symlink on the way is
+    followed only when it belongs to a trusted user (nobody else can swap it: the directory holding
+    it was checked first), and then every directory of its target is checked in turn. A link in
+    another user's world-writable folder therefore never makes a trusted directory pass."""
+    pending = _components(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+    real, links = "/", 0
+    if reason := _ancestor_reason(real):
         return reason
-    parent = os.path.dirname(path)
-    while parent != path:
-        path, parent = parent, os.path.dirname(parent)
-        st = os.stat(path)
-        if not _owner_ok(st):
-            return f"{path} above it belongs to uid {st.st_uid}"
-        if _others_can_write(st) and not st.st_mode & stat.S_ISVTX:
-            return f"other users can write to {path} above it (mode {stat.S_IMODE(st.st_mode):o})"
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            real = os.path.dirname(real)
+            continue
+        here = os.path.join(real, name)
+        try:
+            st = os.lstat(here)
+        except OSError as exc:
+            return f"{here} cannot be read ({exc.strerror})" if pending else f"it cannot be read ({exc.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            if not pending:
+                return "it is a symbolic link"
+            links += 1
+            if not _owner_ok(st) or links > 40:
+                return f"the symbolic link {here} above it belongs to uid {st.st_uid}"
+            target = os.readlink(here)
+            real = "/" if os.path.isabs(target) else real
+            pending = _components(target) + pending
+            continue
+        if not pending:
+            return _reason(st, stat.S_ISDIR, "a directory")
+        if reason := _ancestor_reason(here, st):
+            return reason
+        real = here
+    return _reason(os.lstat(real), stat.S_ISDIR, "a directory")
+
+
+def _components(path: str) -> list[str]:
+    return [part for part in path.split("/") if part]
+
+
+def _ancestor_reason(path: str, st: os.stat_result | None = None) -> str | None:
+    """A directory above a trusted one: ours or root's, and nobody else may rename what is in it
+    (not writable by others, or sticky)."""
+    st = st or os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} above it is not a directory"
+    if not _owner_ok(st):
+        return f"{path} above it belongs to uid {st.st_uid}"
+    if _others_can_write(st) and not st.st_mode & stat.S_ISVTX:
+        return f"other users can write to {path} above it (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 
 
