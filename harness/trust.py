@@ -201,14 +201,16 @@ def write_private_atomic(path: str, text: str, mode: int = 0o600) -> None:
 
 
 def import_env() -> dict[str, str]:
-    """The environment a Python process oomlab starts (a worker, the janitor) imports by: oomlab's own
-    root, and the working directory only when it is trusted (the user's own modules, never a planted
-    one), with PYTHONSAFEPATH so `python -m` does not put the working directory first anyway."""
-    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    cwd = os.getcwd()
-    if cwd not in roots and is_trusted_dir(cwd):
-        roots.append(cwd)
-    return {
-        "PYTHONPATH": os.pathsep.join(filter(None, [*roots, os.environ.get("PYTHONPATH")])),
-        "PYTHONSAFEPATH": "1",
-    }
+    """The environment a Python process oomlab starts (a worker, the janitor) imports by: nothing
+    added to PYTHONPATH (oomlab is installed; a directory there would come before the standard
+    library, and a generic top-level name in it would shadow one), and PYTHONSAFEPATH so `python -m`
+    does not put the working directory first either. The user's own app module's directory is
+    added by the worker itself, after the standard library (oomlab.worker.app)."""
+    return {"PYTHONSAFEPATH": "1"}
+
+
+def private_workdir(parent: str | None = None) -> str:
+    """A new, empty 0700 directory a process oomlab starts works in: Celery's find_app puts the working
+    directory first on sys.path whatever PYTHONSAFEPATH says, so it must be one nobody else can
+    write and that holds nothing. The caller removes it at the end."""
+    return tempfile.mkdtemp(prefix="oomlab-cwd-", dir=parent)

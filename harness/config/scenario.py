@@ -172,6 +172,21 @@ class Scenario:
                 raise _failure(self.name, "in teardown()", exc) from None
 
 
+def app_import_root(app_ref: str) -> str:
+    """The sys.path entry the module of a "module:attribute" app was imported from (its top-level
+    package's parent directory), checked like a scenario's folder: the worker appends it after the
+    standard library, so the user's app is found and nothing in that folder shadows an installed module."""
+    top = app_ref.partition(":")[0].split(".")[0]
+    module = sys.modules.get(top) or importlib.import_module(top)
+    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
+    if where is None:
+        raise BadInput(f"cannot tell which directory the app {app_ref} comes from")
+    root = os.path.dirname(os.path.abspath(where))
+    if hasattr(module, "__path__") and getattr(module, "__file__", None):
+        root = os.path.dirname(root)  # a package: its __init__.py is one level further down
+    return check_trusted_dir(root, "app's directory")
+
+
 def resolve_app(app):
     """A Celery app given as an object or as "module:attribute"."""
     if isinstance(app, str):
