@@ -166,6 +166,54 @@ def create_private(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
+def open_in_dir(path: str, mode: str = "r", **kwargs):
+    """open() for a file in a directory oomlab writes (a run directory): the directory opened with
+    O_DIRECTORY | O_NOFOLLOW, the file relative to that fd with O_NOFOLLOW (RefusedLink when either is
+    a symlink); a file it creates gets 0666 less the umask (private unless OOMLAB_UMASK says so)."""
+    directory = os.path.dirname(path) or "."
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(directory):
+            raise RefusedLink(errno.ELOOP, "a symbolic link, not followed", directory) from None
+        raise
+
+    def opener(name: str, flags: int) -> int:
+        try:
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RefusedLink(errno.ELOOP, "a symbolic link, not followed", path) from None
+            raise
+
+    try:
+        return open(os.path.basename(path), mode, opener=opener, **kwargs)
+    finally:
+        os.close(dir_fd)
+
+
+class RunDirectory:
+    """The rule every writer of a run directory follows, in one place. Its results directory, and
+    every directory above, is one nobody else can write (else they could swap the run directory for a
+    tree of symlinks mid-run); the run directory is made new (mkdir fails on anything already there),
+    0700 unless OOMLAB_UMASK opens it to reading; its files are opened relative to it with O_NOFOLLOW (open_in_dir) and replaced through
+    new O_EXCL temporary files (write_private_atomic). A directory oomlab did not make this run (the
+    one `oomlab report` or `gate --current` is given) is written to only when it passes the same check."""
+
+    @staticmethod
+    def create(path: str) -> str:
+        results = os.path.dirname(os.path.abspath(path))
+        os.makedirs(results, exist_ok=True)
+        check_trusted_dir(results, "results directory")
+        os.mkdir(path, 0o777 & ~results_umask())
+        return path
+
+    @staticmethod
+    def for_writing(path: str, what: str = "run directory") -> str:
+        """`path` when oomlab may write into it (NoPermission, exit 3, otherwise)."""
+        return check_trusted_dir(path, what)
+
+
 def results_umask() -> int:
     """The umask runs work under: private unless OOMLAB_UMASK (octal) says otherwise."""
     configured = os.environ.get(UMASK_ENV)

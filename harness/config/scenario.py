@@ -25,7 +25,7 @@ from typing import Any
 
 from oomlab.config.celery_safety import check_serializers
 from oomlab.errors import BadInput, NoPermission, ScenarioFailed, ScenarioImportFailed
-from oomlab.trust import check_trusted_dir, untrusted_file_reason
+from oomlab.trust import check_trusted_dir, private_dir, untrusted_file_reason
 
 BUILTIN_PACKAGE = "oomlab.scenarios"
 # what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
@@ -98,8 +98,9 @@ class RunContext:
     inputs_dir: str = ""  # shared by runs in one results directory: generated inputs are cached here
 
     def input_path(self, name: str) -> str:
-        os.makedirs(self.inputs_dir or self.run_dir, exist_ok=True)
-        return os.path.join(self.inputs_dir or self.run_dir, name)
+        """Where a generated input goes: in a directory nobody else can write (NoPermission otherwise),
+        since the scenario writes there as root."""
+        return os.path.join(private_dir(self.inputs_dir or self.run_dir, "inputs directory"), name)
 
 
 @dataclass

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 
+from oomlab.trust import results_umask, write_private_atomic
+
 
 def settle_status(path: str, status: str, message: str | None) -> bool:
     """Set run.json's status and message: atomically when the disk has room, in place otherwise.
@@ -40,14 +42,10 @@ def settle_status(path: str, status: str, message: str | None) -> bool:
 
 
 def _replace(path: str, record: dict) -> bool:
-    tmp = f"{path}.tmp"
     try:
-        with open(tmp, "w") as handle:
-            json.dump(record, handle, indent=1)
-        os.replace(tmp, path)
+        write_private_atomic(path, json.dumps(record, indent=1), mode=0o666 & ~results_umask())
         return True
     except OSError:
-        remove_quietly(tmp)
         return False
 
 

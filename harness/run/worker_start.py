@@ -12,7 +12,7 @@ from oomlab.errors import WorkerStartFailed
 from oomlab.observe.profiling import profile_dir
 from oomlab.observe.startup import failure_message, start_state
 from oomlab.probe.events import CHILD_INIT, WORKER_READY
-from oomlab.trust import private_workdir
+from oomlab.trust import open_in_dir, private_workdir
 from oomlab.worker.launch import worker_argv, worker_env
 from oomlab.worker.placement import WorkerLaunch
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def launch_spec(run: RunState, celery_conf: dict[str, Any]) -> WorkerLaunch:
     config, probe_path = run.config, run.placement.probe_path
     if run.placement.owns_worker:
-        open(probe_path, "a").close()
+        open_in_dir(probe_path, "a").close()
     env = worker_env(
         run.scenario,
         celery_conf,

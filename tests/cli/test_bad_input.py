@@ -262,7 +262,7 @@ def test_teardown_error_exits_6(oomlab, tmp_path):
     path = tmp_path / "tears.py"
     path.write_text(
         "from oomlab.scenarios.alloc import *  # noqa\n"
-        "from scenarios import alloc as _alloc\n"
+        "from oomlab.scenarios import alloc as _alloc\n"
         "app, plan, PARAMS = _alloc.app, _alloc.plan, _alloc.PARAMS\n"
         "DEFAULTS = {'memory': '256MiB', 'tasks': 1, 'concurrency': 1}\n"
         "def teardown(ctx):\n    raise RuntimeError('could not drop the table')\n"
