@@ -39,22 +39,60 @@ def _others_can_write(st: os.stat_result) -> bool:
 
 
 def untrusted_reason(path: str) -> str | None:
-    """Why `path` (a directory) is not trusted, or None when it is."""
-    path = os.path.abspath(path)
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        return f"it cannot be read ({exc.strerror})"
-    if reason := _reason(st, stat.S_ISDIR, "a directory"):
+    """Why `path` (a directory) is not trusted, or None when it is.
+
+    Every component is looked at as the kernel will walk it, with lstat: a symlink on the way is
+    followed only when it belongs to a trusted user (nobody else can swap it: the directory holding
+    it was checked first), and then every directory of its target is checked in turn. A link in
+    another user's world-writable folder therefore never makes a trusted directory pass."""
+    pending = _components(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+    real, links = "/", 0
+    if reason := _ancestor_reason(real):
         return reason
-    parent = os.path.dirname(path)
-    while parent != path:
-        path, parent = parent, os.path.dirname(parent)
-        st = os.stat(path)
-        if not _owner_ok(st):
-            return f"{path} above it belongs to uid {st.st_uid}"
-        if _others_can_write(st) and not st.st_mode & stat.S_ISVTX:
-            return f"other users can write to {path} above it (mode {stat.S_IMODE(st.st_mode):o})"
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            real = os.path.dirname(real)
+            continue
+        here = os.path.join(real, name)
+        try:
+            st = os.lstat(here)
+        except OSError as exc:
+            return f"{here} cannot be read ({exc.strerror})" if pending else f"it cannot be read ({exc.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            if not pending:
+                return "it is a symbolic link"
+            links += 1
+            if not _owner_ok(st) or links > 40:
+                return f"the symbolic link {here} above it belongs to uid {st.st_uid}"
+            target = os.readlink(here)
+            real = "/" if os.path.isabs(target) else real
+            pending = _components(target) + pending
+            continue
+        if not pending:
+            return _reason(st, stat.S_ISDIR, "a directory")
+        if reason := _ancestor_reason(here, st):
+            return reason
+        real = here
+    return _reason(os.lstat(real), stat.S_ISDIR, "a directory")
+
+
+def _components(path: str) -> list[str]:
+    return [part for part in path.split("/") if part]
+
+
+def _ancestor_reason(path: str, st: os.stat_result | None = None) -> str | None:
+    """A directory above a trusted one: ours or root's, and nobody else may rename what is in it
+    (not writable by others, or sticky)."""
+    st = st or os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} above it is not a directory"
+    if not _owner_ok(st):
+        return f"{path} above it belongs to uid {st.st_uid}"
+    if _others_can_write(st) and not st.st_mode & stat.S_ISVTX:
+        return f"other users can write to {path} above it (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 
 
@@ -128,6 +166,54 @@ def create_private(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
+def open_in_dir(path: str, mode: str = "r", **kwargs):
+    """open() for a file in a directory oomlab writes (a run directory): the directory opened with
+    O_DIRECTORY | O_NOFOLLOW, the file relative to that fd with O_NOFOLLOW (RefusedLink when either is
+    a symlink); a file it creates gets 0666 less the umask (private unless OOMLAB_UMASK says so)."""
+    directory = os.path.dirname(path) or "."
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(directory):
+            raise RefusedLink(errno.ELOOP, "a symbolic link, not followed", directory) from None
+        raise
+
+    def opener(name: str, flags: int) -> int:
+        try:
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RefusedLink(errno.ELOOP, "a symbolic link, not followed", path) from None
+            raise
+
+    try:
+        return open(os.path.basename(path), mode, opener=opener, **kwargs)
+    finally:
+        os.close(dir_fd)
+
+
+class RunDirectory:
+    """The rule every writer of a run directory follows, in one place. Its results directory, and
+    every directory above, is one nobody else can write (else they could swap the run directory for a
+    tree of symlinks mid-run); the run directory is made new (mkdir fails on anything already there),
+    0700 unless OOMLAB_UMASK opens it to reading; its files are opened relative to it with O_NOFOLLOW (open_in_dir) and replaced through
+    new O_EXCL temporary files (write_private_atomic). A directory oomlab did not make this run (the
+    one `oomlab report` or `gate --current` is given) is written to only when it passes the same check."""
+
+    @staticmethod
+    def create(path: str) -> str:
+        results = os.path.dirname(os.path.abspath(path))
+        os.makedirs(results, exist_ok=True)
+        check_trusted_dir(results, "results directory")
+        os.mkdir(path, 0o777 & ~results_umask())
+        return path
+
+    @staticmethod
+    def for_writing(path: str, what: str = "run directory") -> str:
+        """`path` when oomlab may write into it (NoPermission, exit 3, otherwise)."""
+        return check_trusted_dir(path, what)
+
+
 def results_umask() -> int:
     """The umask runs work under: private unless OOMLAB_UMASK (octal) says otherwise."""
     configured = os.environ.get(UMASK_ENV)
@@ -168,14 +254,16 @@ def write_private_atomic(path: str, text: str, mode: int = 0o600) -> None:
 
 
 def import_env() -> dict[str, str]:
-    """The environment a Python process oomlab starts (a worker, the janitor) imports by: oomlab's own
-    root, and the working directory only when it is trusted (the user's own modules, never a planted
-    one), with PYTHONSAFEPATH so `python -m` does not put the working directory first anyway."""
-    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    cwd = os.getcwd()
-    if cwd not in roots and is_trusted_dir(cwd):
-        roots.append(cwd)
-    return {
-        "PYTHONPATH": os.pathsep.join(filter(None, [*roots, os.environ.get("PYTHONPATH")])),
-        "PYTHONSAFEPATH": "1",
-    }
+    """The environment a Python process oomlab starts (a worker, the janitor) imports by: nothing
+    added to PYTHONPATH (oomlab is installed; a directory there would come before the standard
+    library, and a generic top-level name in it would shadow one), and PYTHONSAFEPATH so `python -m`
+    does not put the working directory first either. The user's own app module's directory is
+    added by the worker itself, after the standard library (oomlab.worker.app)."""
+    return {"PYTHONSAFEPATH": "1"}
+
+
+def private_workdir(parent: str | None = None) -> str:
+    """A new, empty 0700 directory a process oomlab starts works in: Celery's find_app puts the working
+    directory first on sys.path whatever PYTHONSAFEPATH says, so it must be one nobody else can
+    write and that holds nothing. The caller removes it at the end."""
+    return tempfile.mkdtemp(prefix="oomlab-cwd-", dir=parent)

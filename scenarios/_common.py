@@ -6,6 +6,7 @@ import json
 import os
 
 from celery import Celery
+from oomlab.trust import create_private
 
 MIB = 1024 * 1024
 
@@ -38,6 +39,7 @@ def cached_input(path: str, make) -> str:
     publishes it, so parallel runs never read a half-written file."""
     if not os.path.exists(path):
         tmp = f"{path}.{os.getpid()}.tmp"
+        os.close(create_private(tmp))  # new and ours: whatever was planted there is unlinked, not written through
         make(tmp)
         os.replace(tmp, path)
     return path

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from oomlab.config.celery_safety import check_serializers
 from oomlab.errors import BadInput, ExtraMissing, NoPermission, ScenarioFailed, ScenarioImportFailed
-from oomlab.trust import check_trusted_dir, untrusted_file_reason
+from oomlab.trust import check_trusted_dir, private_dir, untrusted_file_reason
 
 BUILTIN_PACKAGE = "oomlab.scenarios"
 # what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
@@ -105,8 +106,9 @@ class RunContext:
     inputs_dir: str = ""  # shared by runs in one results directory: generated inputs are cached here
 
     def input_path(self, name: str) -> str:
-        os.makedirs(self.inputs_dir or self.run_dir, exist_ok=True)
-        return os.path.join(self.inputs_dir or self.run_dir, name)
+        """Where a generated input goes: in a directory nobody else can write (NoPermission otherwise),
+        since the scenario writes there as root."""
+        return os.path.join(private_dir(self.inputs_dir or self.run_dir, "inputs directory"), name)
 
 
 @dataclass
@@ -180,6 +182,21 @@ class Scenario:
                 self.module.teardown(ctx)
             except SCENARIO_ERRORS as exc:
                 raise _failure(self.name, "in teardown()", exc) from None
+
+
+def app_import_root(app_ref: str) -> str:
+    """The sys.path entry the module of a "module:attribute" app was imported from (its top-level
+    package's parent directory), checked like a scenario's folder: the worker appends it after the
+    standard library, so the user's app is found and nothing in that folder shadows an installed module."""
+    top = app_ref.partition(":")[0].split(".")[0]
+    module = sys.modules.get(top) or importlib.import_module(top)
+    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
+    if where is None:
+        raise BadInput(f"cannot tell which directory the app {app_ref} comes from")
+    root = os.path.dirname(os.path.abspath(where))
+    if hasattr(module, "__path__") and getattr(module, "__file__", None):
+        root = os.path.dirname(root)  # a package: its __init__.py is one level further down
+    return check_trusted_dir(root, "app's directory")
 
 
 def resolve_app(app):
@@ -289,8 +306,10 @@ def load_scenario(name_or_path: str) -> Scenario:
         celery_conf=dict(getattr(module, "CELERY_CONF", {})),
     )
     check_scenario_defaults(f"scenario {name}'s DEFAULTS", scenario.defaults)
+    check_serializers(scenario.celery_conf, f"scenario {name}'s CELERY_CONF")
     for variant in scenario.variants.values():
         check_scenario_defaults(f"scenario {name}'s variant {variant.name!r}", variant.defaults)
+        check_serializers(variant.celery_conf, f"scenario {name}'s variant {variant.name!r}")
     try:
         _ = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except SCENARIO_ERRORS as exc:

@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any
 
+from oomlab.config.celery_safety import check_serializers
 from oomlab.config.sizes import parse_size
 from oomlab.errors import BadInput, ResultsUnwritable
 
@@ -68,15 +69,13 @@ def _celery_options() -> dict[str, Any]:
     return dict(flatten(NAMESPACES))
 
 
-_SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer")
-_CONTENT_SETTINGS = ("accept_content", "result_accept_content")
 _BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def celery_settings(given: dict[str, Any]) -> dict[str, Any]:
     """Celery settings: names from Celery's own table; a value from a command line (a string) typed
     as that table says (JSON for dicts and lists), a value a program passes checked against it;
-    serializers kombu knows."""
+    serializers json or msgpack only."""
     return {name: celery_setting(name, value) for name, value in given.items()}
 
 
@@ -159,15 +158,7 @@ def _typed(name: str, text: str, kind: str) -> Any:
 
 
 def _check_serializers(name: str, value: Any) -> None:
-    from kombu.serialization import registry
-
-    names = set(registry.name_to_type) | set(registry.name_to_type.values())
-    given = [value] if name in _SERIALIZER_SETTINGS else value if name in _CONTENT_SETTINGS else []
-    for item in given or []:
-        if item is not None and item not in names:
-            raise BadInput(
-                f"--celery {name}: {item!r} is not a serializer kombu knows (it has: {', '.join(registry.name_to_type)})"
-            )
+    check_serializers({name: value}, "--celery")
 
 
 def param_value(name: str, default: Any, text: str) -> Any:

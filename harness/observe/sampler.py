@@ -16,6 +16,7 @@ from typing import Any
 
 from oomlab.probe import procfs
 from oomlab.probe.task_tree import memory_kinds
+from oomlab.trust import open_in_dir
 from oomlab.worker.limits.base import CgroupBackend
 
 SAMPLE_COLUMNS = ["t_mono", "pid", "rss_bytes", "pss_bytes", "uss_bytes"]
@@ -210,7 +211,7 @@ class Sampler(threading.Thread):
             (self.samples_path, SAMPLE_COLUMNS, rows),
             (self.group_path, GROUP_COLUMNS, group_rows),
         ):
-            with open(path, "a", newline="") as handle:
+            with open_in_dir(path, "a", newline="") as handle:
                 writer = csv.writer(handle)
                 if not self._headers_written:
                     writer.writerow(columns)

@@ -11,6 +11,8 @@ import json
 import os
 from typing import Any
 
+from oomlab.trust import results_umask, write_private_atomic
+
 
 def settle_status(path: str, status: str, message: str | None) -> bool:
     """Set run.json's status and message: atomically when the disk has room, in place otherwise.
@@ -41,14 +43,10 @@ def settle_status(path: str, status: str, message: str | None) -> bool:
 
 
 def _replace(path: str, record: dict[str, Any]) -> bool:
-    tmp = f"{path}.tmp"
     try:
-        with open(tmp, "w") as handle:
-            json.dump(record, handle, indent=1)
-        os.replace(tmp, path)
+        write_private_atomic(path, json.dumps(record, indent=1), mode=0o666 & ~results_umask())
         return True
     except OSError:
-        remove_quietly(tmp)
         return False
 
 

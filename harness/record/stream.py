@@ -21,6 +21,7 @@ from oomlab.record.kinds import MemoryKinds
 from oomlab.record.reading import open_file
 from oomlab.record.schema import Outcome, RunRecord, TaskRecord, load_run
 from oomlab.record.typed_json import from_json
+from oomlab.trust import open_in_dir
 
 TASKS_FILE = "tasks.jsonl"
 
@@ -118,7 +119,7 @@ class TaskStream:
 
     def __init__(self, run_dir: str):
         self.path = os.path.join(run_dir, TASKS_FILE)
-        self._handle = open(self.path, "a", buffering=1 << 16)  # open for the run's length
+        self._handle = open_in_dir(self.path, "a", buffering=1 << 16)  # open for the run's length
         self.written = 0
 
     def write(self, task: TaskLine) -> None:

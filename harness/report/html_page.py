@@ -15,6 +15,7 @@ from typing import Any
 from oomlab.errors import BadInput
 from oomlab.record.reading import read_json as read_record_json
 from oomlab.report.html_svg import attr
+from oomlab.trust import RunDirectory, results_umask, write_private_atomic
 
 GENERATOR = "oomlab"
 REPORT_FILE = "report.html"
@@ -142,10 +143,11 @@ def html_beside(json_path: str) -> str:
 
 
 def write_page(path: str, html_text: str) -> str:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(html_text)
-    os.replace(tmp, path)
+    """The page beside its record, only in a directory nobody else can write (NoPermission, exit 3:
+    a run directory of someone else's could hold a symlink where the page goes), through a new
+    O_EXCL temporary file."""
+    RunDirectory.for_writing(os.path.dirname(os.path.abspath(path)), "directory for the report")
+    write_private_atomic(path, html_text, mode=0o666 & ~results_umask())
     return path
 
 

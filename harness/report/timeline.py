@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from oomlab.record.files import csv_curves  # noqa: E402
 from oomlab.record.schema import RunRecord  # noqa: E402
+from oomlab.trust import open_in_dir  # noqa: E402
 
 MIB = 1024 * 1024
 BUCKETS = 1000  # about a pixel each across the figure: the sampled extremes of each kept
@@ -68,6 +69,7 @@ def render_timeline(run_dir: str, record: RunRecord) -> str | None:
     lanes.set_xlabel("seconds since the run started")
     fig.tight_layout()
     path = os.path.join(run_dir, "timeline.png")
-    fig.savefig(path, dpi=110)
+    with open_in_dir(path, "wb") as handle:
+        fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
     return path

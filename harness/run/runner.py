@@ -21,6 +21,7 @@ from oomlab.run.drive import drive
 from oomlab.run.state import CHECKPOINT_SECONDS, RunState
 from oomlab.run.teardown import run_steps, shutdown
 from oomlab.run.worker_start import launch_spec, wait_until_ready
+from oomlab.trust import RunDirectory
 from oomlab.worker.broker_connection import connect
 from oomlab.worker.leftovers import state_dir, sweep_stale
 
@@ -71,7 +72,7 @@ class Run(RunState):
         sys.setswitchinterval(0.0005)
         state_dir()  # refuses a state directory someone else could write before anything is made
         try:
-            os.makedirs(self.run_dir)
+            RunDirectory.create(self.run_dir)  # the results directory trusted, the run's made new
         except OSError as exc:
             raise ResultsUnwritable(f"cannot make the run directory {self.run_dir}: {exc.strerror}") from None
         self.record.files = dict(FILES)

@@ -12,6 +12,7 @@ from oomlab.errors import WorkerStartFailed
 from oomlab.observe.profiling import profile_dir
 from oomlab.observe.startup import failure_message, start_state
 from oomlab.probe.events import CHILD_INIT, WORKER_READY
+from oomlab.trust import open_in_dir, private_workdir
 from oomlab.worker.launch import worker_argv, worker_env
 from oomlab.worker.placement import WorkerLaunch
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 def launch_spec(run: RunState, celery_conf: dict[str, Any]) -> WorkerLaunch:
     config, probe_path = run.config, run.placement.probe_path
     if run.placement.owns_worker:
-        open(probe_path, "a").close()
+        open_in_dir(probe_path, "a").close()
     env = worker_env(
         run.scenario,
         celery_conf,
@@ -36,8 +37,11 @@ def launch_spec(run: RunState, celery_conf: dict[str, Any]) -> WorkerLaunch:
         profile_dir(run.run_dir) if config.profile else "",
     )
     env.update(run.placement.worker_env())
+    workdir = None
     if run.placement.owns_worker:  # billiard's pymp-* dirs go in a directory of the run's, removed at the end
         env["TMPDIR"] = run.worker_tmp = run.record.worker.tmpdir = private_temp_dir(run.lease)
+        # and the worker works in an empty one inside it: Celery puts its working directory first on sys.path
+        workdir = private_workdir(run.worker_tmp)
     embedded = run.connection.embedded if run.connection else None
     module = run.scenario.module_ref
     mounts = [run.run_dir, *([os.path.dirname(embedded.socket_path)] if embedded else [])]
@@ -45,7 +49,7 @@ def launch_spec(run: RunState, celery_conf: dict[str, Any]) -> WorkerLaunch:
     argv = worker_argv(
         config.pool, config.concurrency, run.queue, run.hostname, bool(celery_conf.get("worker_send_task_events"))
     )
-    return WorkerLaunch(argv, env, mounts)
+    return WorkerLaunch(argv, env, mounts, workdir)
 
 
 def wait_until_ready(run: RunState) -> float:

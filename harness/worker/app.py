@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from oomlab.config.routing import declared_queue
 from oomlab.config.scenario import import_scenario_module, resolve_app
@@ -12,6 +13,8 @@ from oomlab.config.scenario import import_scenario_module, resolve_app
 if os.environ.get("OOMLAB_PROBE", "1") != "0":  # off only to measure the probe's own cost (bench/overhead)
     from oomlab.probe import recorder as probe  # noqa: F401  (connects the signal handlers before the pool forks)
 
+if os.environ.get("OOMLAB_APP_PATH"):  # the user's own app's folder: after the standard library, never before
+    sys.path.append(os.environ["OOMLAB_APP_PATH"])
 app = resolve_app(os.environ.get("OOMLAB_APP") or import_scenario_module(os.environ["OOMLAB_SCENARIO"]).app)
 app.conf.update(json.loads(os.environ.get("OOMLAB_CELERY_CONF", "{}")))
 # the run's queue as the client declared it (a quorum queue's arguments must match on both sides)

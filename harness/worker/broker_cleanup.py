@@ -50,26 +50,41 @@ def _delete_on_redis(broker_url: str, queue: str) -> list[str]:
         broker_url.replace("redis+socket://", "unix://"), socket_connect_timeout=2, socket_timeout=5
     )
     try:
-        removed = _redis_lists(client, queue) + _redis_unacked(client, queue) + _redis_bindings(client, queue)
+        removed = []
+        for prefix in _key_prefixes(client, queue):
+            removed += _redis_lists(client, queue, prefix) + _redis_unacked(client, queue, prefix)
+            removed += _redis_bindings(client, queue, prefix)
     finally:
         client.close()
     return removed
 
 
-def _redis_lists(client, queue: str) -> list[str]:
-    names = [queue, *(f"{queue}{SEP}{step}" for step in PRIORITY_STEPS)]
-    names += [key.decode() for key in client.scan_iter(match=_glob_escape(queue + SEP) + "*", count=500)]
+def _key_prefixes(client, queue: str) -> list[str]:
+    """ "" and every `global_keyprefix` (a transport option kombu puts before each key) under which the
+    broker holds this queue's list or a binding: read from the keys, since the run that set the
+    option may be gone (a SIGKILLed run's sweep)."""
+    prefixes = {""}
+    for pattern, anchor in (("*" + _glob_escape(queue), queue), ("*_kombu.binding*", "_kombu.binding")):
+        for raw_key in client.scan_iter(match=pattern, count=500):
+            key = raw_key.decode(errors="replace")
+            prefixes.add(key[: key.index(anchor)])
+    return sorted(prefixes)
+
+
+def _redis_lists(client, queue: str, prefix: str = "") -> list[str]:
+    names = [prefix + queue, *(f"{prefix}{queue}{SEP}{step}" for step in PRIORITY_STEPS)]
+    names += [key.decode() for key in client.scan_iter(match=_glob_escape(prefix + queue + SEP) + "*", count=500)]
     removed = []
     for name in dict.fromkeys(names):
         if client.delete(name):
-            removed.append(f"queue {queue}" if name == queue else f"queue {queue} (priority list)")
+            removed.append(f"queue {queue}" if name == prefix + queue else f"queue {queue} (priority list)")
     return removed
 
 
-def _redis_unacked(client, queue: str) -> list[str]:
+def _redis_unacked(client, queue: str, prefix: str = "") -> list[str]:
     """Messages of this queue a dead worker had taken: kombu keeps them in `unacked` to restore later."""
     tags = []
-    for tag, value in client.hscan_iter(UNACKED, count=500):
+    for tag, value in client.hscan_iter(prefix + UNACKED, count=500):
         try:
             _, exchange, routing_key = json.loads(value)
         except (ValueError, TypeError):
@@ -78,15 +93,16 @@ def _redis_unacked(client, queue: str) -> list[str]:
             tags.append(tag)
     if not tags:
         return []
-    client.hdel(UNACKED, *tags)
-    client.zrem(UNACKED_INDEX, *tags)
+    client.hdel(prefix + UNACKED, *tags)
+    client.zrem(prefix + UNACKED_INDEX, *tags)
     return [f"{len(tags)} unacked message(s) of {queue}"]
 
 
-def _redis_bindings(client, queue: str) -> list[str]:
+def _redis_bindings(client, queue: str, key_prefix: str = "") -> list[str]:
     removed = 0
     emptied: list[str] = []
-    for prefix in BINDING_PREFIXES:
+    for binding in BINDING_PREFIXES:
+        prefix = key_prefix + binding
         for raw_key in client.scan_iter(match=_glob_escape(prefix) + "*", count=500):
             key = raw_key.decode()
             members = [m for m in client.smembers(key) if _is_runs(m.decode().rsplit(SEP, 1)[-1], queue)]
@@ -95,14 +111,14 @@ def _redis_bindings(client, queue: str) -> list[str]:
             if not client.exists(key) or key == prefix + queue:
                 removed += client.delete(key)
                 emptied.append(key.removeprefix(prefix))
-    gone = [exchange for exchange in dict.fromkeys(emptied) if not _any_binding(client, exchange)]
+    gone = [exchange for exchange in dict.fromkeys(emptied) if not _any_binding(client, exchange, key_prefix)]
     if gone:
-        client.zrem(BINDING_DEADLINES, *gone)
+        client.zrem(key_prefix + BINDING_DEADLINES, *gone)
     return [f"{removed} binding(s) of {queue}"] if removed else []
 
 
-def _any_binding(client, exchange: str) -> bool:
-    return any(client.exists(prefix + exchange) for prefix in BINDING_PREFIXES)
+def _any_binding(client, exchange: str, key_prefix: str = "") -> bool:
+    return any(client.exists(key_prefix + binding + exchange) for binding in BINDING_PREFIXES)
 
 
 def _glob_escape(text: str) -> str:

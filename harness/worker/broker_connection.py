@@ -13,6 +13,7 @@ from oomlab.config.scenario import Scenario
 from oomlab.record.schema import WorkerSection
 from oomlab.worker import client_app
 from oomlab.worker.broker import EmbeddedRedis, check_reachable, safe_url
+from oomlab.worker.celery_env import clear_celery_env
 from oomlab.worker.launch import jsonable, worker_celery_conf
 from oomlab.worker.leftovers import Lease
 
@@ -43,6 +44,7 @@ class BrokerConnection:
         """The run's own app sends to the run's queue on this broker; the queue it declares. Only a
         split run's routes are the client's (a run sends to its queue by name, a split run by route)."""
         task_queue = declared_queue(queue, arguments)
+        clear_celery_env()  # Celery prefers CELERY_BROKER_URL to the broker it is pointed at
         client_app.point_at(app, {"task_routes": None, **celery_conf, "task_queues": [task_queue]})
         return task_queue
 

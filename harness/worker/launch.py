@@ -8,8 +8,9 @@ import json
 import os
 import sys
 
-from oomlab.config.scenario import Scenario
+from oomlab.config.scenario import Scenario, app_import_root
 from oomlab.trust import import_env
+from oomlab.worker.celery_env import without_celery_env
 from oomlab.worker.log_format import LOG_FORMAT
 
 
@@ -76,12 +77,14 @@ def worker_env(
     profile: tuple[str, ...] = (),
     profile_dir: str = "",
 ) -> dict[str, str]:
-    """This process's environment plus what oomlab.worker.app reads at import."""
-    env = dict(os.environ)
+    """This process's environment plus what oomlab.worker.app reads at import. Celery's own
+    environment overrides are left out: the broker and backend are the ones in `celery_conf`."""
+    env = without_celery_env(dict(os.environ))
     env.update(
         {
             "OOMLAB_SCENARIO": scenario.module_ref,
             "OOMLAB_APP": scenario.app_ref or "",
+            "OOMLAB_APP_PATH": app_import_root(scenario.app_ref) if scenario.app_ref else "",
             "OOMLAB_CELERY_CONF": json.dumps(jsonable(celery_conf)),
             "OOMLAB_PARAMS": json.dumps(params),
             "OOMLAB_VARIANT": variant,

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from oomlab.trust import open_in_dir
+
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -38,7 +40,7 @@ def spawn(
             finally:
                 os.close(fd)
 
-    log = open(log_path, "ab")
+    log = open_in_dir(log_path, "ab")  # a run directory's worker.log / redis.log, never through a symlink
     try:
         return subprocess.Popen(
             list(argv),

@@ -14,14 +14,17 @@ directory of the user's own, and nothing the attached run writes shows that pass
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from oomlab.config.celery_safety import check_share_settings
 from oomlab.config.scenario import Scenario, scenario_name
 from oomlab.errors import BadInput, NoPermission, WorkerStartFailed
 from oomlab.record.reading import MAX_SHARE_BYTES, open_regular, parse_json, read_regular
@@ -118,25 +121,15 @@ class WorkerShare:
 
     def check(self, path: str) -> None:
         """Every field has the type this version writes, the URLs name a broker Celery knows, and the
-        Celery settings are real ones that would not make the attached run's client import or unpickle
-        anything (BadInput or NoPermission, in one sentence, otherwise)."""
+        Celery settings are allow-listed plain values that would not make the attached run's client
+        import or unpickle anything (BadInput or NoPermission, in one sentence, otherwise)."""
         for name, kind in _FIELD_TYPES.items():
             if not isinstance(getattr(self, name), kind):
                 raise BadInput(f"{path} is not a worker share written by this oomlab version ({name})")
         for url in (self.broker, self.result_backend):
             if not url.startswith(_BROKER_SCHEMES):
                 raise BadInput(safe_url(f"{path} names a broker oomlab does not use: {url}"))
-        unknown = sorted(set(self.celery_conf) - celery_setting_names())
-        if unknown:
-            raise BadInput(f"{path} holds {unknown[0]!r}, which is not a Celery setting")
-        for name, value in self.celery_conf.items():
-            if name in ("imports", "include") or (
-                ("serializer" in name or "accept_content" in name) and _CODE_SERIALIZERS.search(json.dumps(value))
-            ):
-                raise NoPermission(
-                    f"refusing the Celery setting {name} from {path}: it would make this run import or "
-                    f"deserialize code the share chooses; set it in the scenario instead"
-                )
+        check_share_settings(self.celery_conf, path)
 
     def check_runs(self, scenario: Scenario, directory: str) -> None:
         """The share's worker runs `scenario`, the one on this run's own command line: compared as
@@ -178,15 +171,7 @@ def copy_share_file(share_dir: str, name: str, run_dir: str) -> None:
             target.write(safe_url(line.decode(errors="replace")).encode() if name == LOG_FILE else line)
 
 
-@functools.cache
-def celery_setting_names() -> frozenset[str]:
-    from celery.app.defaults import NAMESPACES, flatten
-
-    return frozenset(name for name, _ in flatten(NAMESPACES))
-
-
 _BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://", "amqp://", "amqps://", "pyamqp://", "sentinel://")
-_CODE_SERIALIZERS = re.compile(r"pickle|yaml", re.IGNORECASE)
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "scenario": str,
     "variant": str,

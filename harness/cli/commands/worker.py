@@ -13,6 +13,7 @@ from oomlab.cli.args import add_worker_settings, run_options
 from oomlab.config.options import resolve
 from oomlab.config.scenario import load_scenario
 from oomlab.errors import BadInput
+from oomlab.trust import private_workdir
 from oomlab.worker.broker import check_reachable
 from oomlab.worker.launch import jsonable, worker_argv, worker_celery_conf, worker_env
 from oomlab.worker.limits.discovery import own_memory_group
@@ -77,4 +78,9 @@ def main(args: argparse.Namespace) -> int:
     env = worker_env(scenario, celery_conf, probe_path, queue, params, config.variant, config.tracemalloc, {})
     env["OOMLAB_WORKER_LOG"] = os.path.join(share_dir, LOG_FILE)
     argv = worker_argv(config.pool, config.concurrency, queue, hostname)
+    # Celery puts the working directory first on sys.path: the worker works in an empty directory of
+    # its own, removed before it starts, so nothing can ever be created (or imported) there
+    workdir = private_workdir()
+    os.chdir(workdir)
+    os.rmdir(workdir)
     os.execve(argv[0], argv, env)  # the worker takes this process's pid, the one worker.json names

@@ -19,9 +19,11 @@ def profile_dir(run_dir: str) -> str:
     """profiles/ in the run directory, made before the worker starts: the pool children write there."""
     import os
 
+    from oomlab.trust import RunDirectory
+
     path = os.path.join(run_dir, SUBDIR)
     os.makedirs(path, exist_ok=True)
-    return path
+    return RunDirectory.for_writing(path, "profiles directory")
 
 
 def wait_for_profiles(session: Any, timeout: float = 5.0) -> None:

@@ -38,6 +38,7 @@ class WorkerLaunch:
     argv: list[str]
     env: dict[str, str]
     mounts: list[str]
+    cwd: str | None = None  # a private, empty working directory (oomlab.trust.private_workdir)
 
 
 class Placement:

@@ -39,7 +39,9 @@ class OwnCgroup(Placement):
 
     def _start(self, launch: WorkerLaunch) -> WorkerProcess:
         assert self.group is not None
-        process = proc.spawn(launch.argv, log_path=self.log_path, env=launch.env, join_cgroup=self.group.join_file)
+        process = proc.spawn(
+            launch.argv, log_path=self.log_path, env=launch.env, cwd=launch.cwd, join_cgroup=self.group.join_file
+        )
         self.processes.append(process)
         return process
 
