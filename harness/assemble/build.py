@@ -40,7 +40,7 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     kills = attribute_kills(obs, context)
     processes = _processes(evidence, kills, child_exit_codes(obs.probe), main_pid, main_pids)
     mark_process_peaks(processes, obs.probe, executions, obs.leaf_of_pid)
-    tree = TreeContext(evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children)
+    tree = TreeContext(evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children, evidence.sampler.leaves)
     tasks = [_task(task, evidence, executions, kills, tree) for task in evidence.tasks]
     # the sections this step writes into are copied; tasks, processes and kills are built anew, so
     # nothing of the (possibly large) previous record is copied at every checkpoint

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from oomlab.observe.sampler import PidStats
+from oomlab.assemble.needs import fill_needs
+from oomlab.observe.sampler import LeafSeries, PidStats
 from oomlab.record.schema import Execution, KillRecord, Outcome, TaskRecord
 
 OUTCOMES: tuple[Outcome, ...] = (
@@ -30,6 +31,7 @@ class TreeContext:
     pid_stats: dict[int, PidStats] = field(default_factory=dict)
     leaf_of_pid: dict[int, int] = field(default_factory=dict)  # pid -> pool child whose leaf it was in
     pool_children: frozenset[int] = frozenset()
+    leaves: dict[int, LeafSeries] = field(default_factory=dict)  # pool child pid -> its leaf over time
 
 
 def describe_exception(result: object) -> str | None:
@@ -103,6 +105,8 @@ def fill_task(
     if last.shared_process:
         task.peak_is_exact, task.peak_note = False, shared_note(last, tree.pool)
     _fill_tree(task, last, tree)
+    if not last.shared_process:
+        fill_needs(task, last, own_kill, tree.leaves)
     task.memory_kinds = {
         name: kinds
         for name, kinds in (

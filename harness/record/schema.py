@@ -70,6 +70,7 @@ class Execution:
     tree_end_bytes: int | None = None
     kinds_end: dict[str, int] | None = None  # the pool process's RSS by kind at the task's end
     tree_kinds_end: dict[str, int] | None = None  # the leaf's usage by kind at the task's end
+    tree_kinds_start: dict[str, int] | None = None  # the leaf's usage by kind at the task's start
     descendants_alive: list[dict[str, Any]] = field(default_factory=list)  # still running at the task's end
     reaped_descendant_peak_bytes: int | None = None  # ru_maxrss of reaped children, when it rose
 
@@ -100,6 +101,13 @@ class TaskRecord:
     memory_kinds: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # anon/file/shmem: process_end, tree_end, at_kill
+    # what a limit must hold for it: the tree's anon + shmem + kernel memory above its start, at its
+    # highest (the leaf's memory.stat sampled during the task, read at its end, the kernel's at a kill);
+    # never exact (sampled), `needs_note` says where it came from
+    needs_above_start_bytes: int | None = None
+    needs_is_exact: bool = False
+    needs_note: str | None = None
+    page_cache_above_start_bytes: int | None = None  # the most page cache the tree held above its start
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
     state_history: list[tuple[float, str | None]] = field(
@@ -305,6 +313,8 @@ class Summary:
     peak_scope: str = "task"
     peak_rss_all_bytes: Spread = field(default_factory=Spread)  # killed tasks at the kernel's RSS too
     tree_peak_above_start_bytes: Spread = field(default_factory=Spread)  # exact task trees only
+    needs_above_start_bytes: Spread = field(default_factory=Spread)  # unreclaimable, sampled (TaskRecord)
+    page_cache_above_start_bytes: Spread = field(default_factory=Spread)
     descendant_kills: int = 0
     tasks_with_descendants: int = 0
     group_kinds_at_peak: dict[str, int] | None = None  # anon/file/shmem at the group's highest sample

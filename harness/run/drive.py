@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from oomlab.assemble.truth import worker_lost_cause
 from oomlab.config.routing import class_plan
+from oomlab.config.scenario import repeated
 from oomlab.run.replay import Replay
 from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
 from oomlab.run.state import CHECKPOINT_SECONDS
@@ -30,7 +31,9 @@ def drive(run: RunState) -> None:
 def replay_plan(run: RunState) -> None:
     config, placement = run.config, run.placement
     run.planned = True
-    plan = class_plan(run.scenario.plan(run.context()), run.config)
+    own = run.scenario.plan(run.context())
+    run.plan_calls = len(own.calls)
+    plan = class_plan(repeated(own, config.min_tasks), run.config)
     timeout = config.timeout or plan.timeout
     run.record.config = dataclasses.replace(config, timeout_used=timeout)
     replay = run.replay = Replay(run.app, plan, run.send_queue)

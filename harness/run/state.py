@@ -60,6 +60,7 @@ class RunState:
         self.observed: dict[str, TaskRecord] = {}
         self.external_states: dict[str, tuple[str | None, str | None]] = {}
         self.planned = False
+        self.plan_calls: int | None = None  # the calls the scenario's plan itself made (before any repeat)
         self.signals = RunSignals()  # installed by execute(), cleanup included; hurried by a further signal
         self.teardown_failure: ScenarioFailed | None = None  # raised (exit 6) once cleanup is over
         self.main_vmhwm: int | None = None
