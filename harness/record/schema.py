@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from oomlab.config.lab_cells import Cell
 from oomlab.config.options import RunConfig
+from oomlab.config.sizes import format_size
 from oomlab.errors import BadInput
 from oomlab.record.delivery import DeliveryVerdict, Depth, KillDetection, Location
 from oomlab.record.load import LoadSection
@@ -115,6 +116,19 @@ class TaskRecord:
     )  # (monotonic time seen, state) per change
     top_allocations: list[dict[str, Any]] = field(default_factory=list)  # memray's sites at the peak (--profile)
     profile: dict[str, Any] | None = None  # the capture behind them: view, bytes held, what memray could not see
+
+    def __repr__(self) -> str:
+        """One line that fits an assertion message: who it is, what became of it, its figures."""
+
+        def size(value: int | None) -> str:
+            return "-" if value is None else f"+{format_size(value)}"
+
+        label = f" {self.label!r}" if self.label else ""
+        return (
+            f"<TaskRecord {self.name}{label} {self.id[:8]} {self.outcome}: peak {size(self.peak_above_start_bytes)}"
+            f"{'' if self.peak_is_exact else ' (not exact)'}, tree {size(self.tree_peak_above_start_bytes)}, "
+            f"needs {size(self.needs_above_start_bytes)}, {self.attempts} attempt(s)>"
+        )
 
 
 @dataclass

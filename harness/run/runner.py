@@ -15,6 +15,7 @@ from functools import partial
 from oomlab.config.routing import task_routes
 from oomlab.errors import Interrupted, OomlabError, ResultsUnwritable, WorkerStartFailed
 from oomlab.observe.observers import Observers
+from oomlab.record.results_dir import make_results_dir
 from oomlab.record.schema import RunRecord, RunStatus
 from oomlab.record.status import settle_status
 from oomlab.run.drive import drive
@@ -71,6 +72,7 @@ class Run(RunState):
         sys.setswitchinterval(0.0005)
         state_dir()  # refuses a state directory someone else could write before anything is made
         try:
+            make_results_dir(os.path.dirname(self.run_dir))
             os.makedirs(self.run_dir)
         except OSError as exc:
             raise ResultsUnwritable(f"cannot make the run directory {self.run_dir}: {exc.strerror}") from None

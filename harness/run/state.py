@@ -36,7 +36,7 @@ CHECKPOINT_SECONDS = 1.0
 
 
 def new_run_id(scenario: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario}-{secrets.token_hex(3)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario}-{secrets.token_hex(3)}"
 
 
 class RunState:

@@ -101,7 +101,9 @@ def main(args: argparse.Namespace) -> int:
     if text:
         out.rule("settings")
         out.print(text, highlight=False, markup=False)
-    path = os.path.join(config.results_dir, f"recommend-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
+    path = os.path.join(
+        config.results_dir, f"recommend-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario.name}.json"
+    )
     write_json_atomic(
         path,
         {
