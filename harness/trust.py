@@ -192,6 +192,9 @@ def open_in_dir(path: str, mode: str = "r", **kwargs):
         os.close(dir_fd)
 
 
+RESULTS_GITIGNORE = "*\n"
+
+
 class RunDirectory:
     """The rule every writer of a run directory follows, in one place. Its results directory, and
     every directory above, is one nobody else can write (else they could swap the run directory for a
@@ -202,9 +205,17 @@ class RunDirectory:
 
     @staticmethod
     def create(path: str) -> str:
+        """The run directory made new; a results directory oomlab makes for it gets a `.gitignore` of
+        its own (`*`), so run records (the app's arguments and settings) are never committed by a
+        `git add -A`. One the user made is left as it is."""
         results = os.path.dirname(os.path.abspath(path))
+        made = not os.path.isdir(results)
         os.makedirs(results, exist_ok=True)
         check_trusted_dir(results, "results directory")
+        if made:
+            ignore = os.open(os.path.join(results, ".gitignore"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(ignore, "w") as handle:
+                handle.write(RESULTS_GITIGNORE)
         os.mkdir(path, 0o777 & ~results_umask())
         return path
 

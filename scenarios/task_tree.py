@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
@@ -18,6 +19,7 @@ PARAMS = [
     Param("program_mib", 64, "MiB the program a task runs allocates"),
     Param("own_mib", 16, "MiB the task allocates itself while its program runs"),
     Param("kill", True, "end with a program larger than the limit (OOM-killed, attributed to its task)"),
+    Param("alternate", True, "every other task's program allocates twice program_mib"),
 ]
 DEFAULTS = {"memory": "256MiB", "concurrency": 1, "tasks": 4}
 VARIANTS = [
@@ -25,6 +27,7 @@ VARIANTS = [
     Variant("fixed", "the task maps work over a billiard.Pool (what works in prefork)"),
     Variant("subprocess", "the task runs a program with subprocess.run"),
     Variant("fork", "the task forks a helper that allocates, and waits for it"),
+    Variant("write", "the task writes program_mib MiB to a file and reads it back: page cache, not need"),
 ]
 _POOL_LIBRARY = {"bad": "multiprocessing", "fixed": "billiard"}
 
@@ -61,6 +64,23 @@ def fork_helper(mib: float, own_mib: float) -> int:
     return len(held)
 
 
+@app.task(name="task_tree.write_file")
+def write_file(mib: float) -> int:
+    """Write `mib` MiB to a temporary file a MiB at a time, read it back, remove it: every page
+    is charged to the task's leaf as page cache, which the kernel reclaims under the limit."""
+    chunk = b"\x02" * MIB
+    read = 0
+    with tempfile.TemporaryFile() as handle:
+        for _ in range(int(mib)):
+            handle.write(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.seek(0)
+        while block := handle.read(MIB):
+            read += len(block)
+    return read
+
+
 def _square_block(mib: float) -> int:
     return len(touched_bytes(mib))
 
@@ -81,8 +101,10 @@ def plan(ctx: RunContext) -> Plan:
     count = int(ctx.tasks or 4)
     calls = []
     for index in range(count):
-        size = mib * (1 + index % 2)
-        if ctx.variant == "fork":
+        size = mib * (1 + index % 2) if ctx.params["alternate"] else mib
+        if ctx.variant == "write":
+            call = TaskCall(write_file.name, (size,), label=f"write {size:.0f} MiB")
+        elif ctx.variant == "fork":
             call = TaskCall(fork_helper.name, (size, own), label=f"fork {size:.0f} MiB")
         elif ctx.variant in _POOL_LIBRARY:
             library = _POOL_LIBRARY[ctx.variant]

@@ -41,7 +41,9 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     processes = _processes(evidence, kills, child_exit_codes(obs.probe), main_pid, main_pids)
     mark_process_peaks(processes, obs.probe, executions, obs.leaf_of_pid)
     poison = frozenset(p.task_id for p in base.poison)
-    tree = TreeContext(evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children, poison)
+    tree = TreeContext(
+        evidence.config.pool, evidence.pid_stats, obs.leaf_of_pid, children, poison, evidence.sampler.leaves
+    )
     tasks = [_task(task, evidence, executions, kills, tree) for task in evidence.tasks]
     # the sections this step writes into are copied; tasks, processes and kills are built anew, so
     # nothing of the (possibly large) previous record is copied at every checkpoint

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from oomlab.observe.sampler import PidStats
+from oomlab.assemble.needs import fill_needs
+from oomlab.observe.sampler import LeafSeries, PidStats
 from oomlab.record.descendants import Descendant, KilledDescendant
 from oomlab.record.kinds import KindBytes, MemoryKinds
 from oomlab.record.schema import Execution, KillRecord, Outcome, TaskRecord
@@ -33,6 +34,7 @@ class TreeContext:
     leaf_of_pid: dict[int, int] = field(default_factory=dict)  # pid -> pool child whose leaf it was in
     pool_children: frozenset[int] = frozenset()
     poison: frozenset[str] = frozenset()  # task ids stopped after --max-oom-redeliveries kills
+    leaves: dict[int, LeafSeries] = field(default_factory=dict)  # pool child pid -> its leaf over time
 
 
 def describe_exception(result: object) -> str | None:
@@ -115,6 +117,8 @@ def fill_task(
     if last.shared_process:
         task.peak_is_exact, task.peak_note = False, shared_note(last, tree.pool)
     _fill_tree(task, last, tree)
+    if not last.shared_process:
+        fill_needs(task, last, own_kill, tree.leaves)
     task.memory_kinds = MemoryKinds(
         process_end=KindBytes.of(last.kinds_end),
         tree_end=KindBytes.of(last.tree_kinds_end),

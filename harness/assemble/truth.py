@@ -87,6 +87,12 @@ def apply_truth_summary(
         f"process (the {pool} pool runs tasks in the worker's main process)" if pool in SHARED_POOLS else "task"
     )
     summary.tree_peak_above_start_bytes = spread([value for value in tree if value is not None])
+    summary.needs_above_start_bytes = spread(
+        [t.needs_above_start_bytes for t in record.tasks if t.needs_above_start_bytes is not None]
+    )
+    summary.page_cache_above_start_bytes = spread(
+        [t.page_cache_above_start_bytes for t in record.tasks if t.page_cache_above_start_bytes is not None]
+    )
     summary.descendant_kills = sum(1 for k in record.kills if k.role == "descendant")
     summary.group_kinds_at_peak = kinds_at_peak  # sampled with the group's usage, at its highest sample
     summary.group_kinds_max = dict(kinds_max)

@@ -72,6 +72,7 @@ class RunConfig:
     # split queues (oomlab.config.routing): task name -> worker class, and the class this run's worker is
     routes: dict[str, str] = field(default_factory=dict)
     worker_class: str = ""  # empty: one queue for every task, sent to it directly
+    min_tasks: int | None = None  # repeat the plan's calls until this many are sent (recommend's proofs)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

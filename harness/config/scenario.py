@@ -92,6 +92,22 @@ class Plan:
     timeout: float = 60.0
 
 
+def repeated(plan: Plan, at_least: int | None) -> Plan:
+    """The plan's calls again, round after round (each round shifted by the plan's own span), until
+    at least `at_least` are sent, with the timeout scaled alike: a proof that needs every child to run
+    N tasks gets them whether or not the scenario honours `ctx.tasks`."""
+    if not at_least or not plan.calls or len(plan.calls) >= at_least:
+        return plan
+    rounds = -(-at_least // len(plan.calls))
+    span = max(call.at for call in plan.calls)
+    calls = [
+        TaskCall(call.task, call.args, call.kwargs, call.at + index * span, call.label)
+        for index in range(rounds)
+        for call in plan.calls
+    ]
+    return Plan(calls, plan.timeout * rounds)
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What a plan may depend on: the limit it runs under, the pool, the user's parameters."""

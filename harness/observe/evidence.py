@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from oomlab.config.options import RunConfig
 from oomlab.observe.monitor import Observations
-from oomlab.observe.sampler import PidStats
+from oomlab.observe.sampler import LeafSeries, PidStats
 from oomlab.record.schema import CeleryEvent, TaskRecord
 
 
@@ -21,6 +21,7 @@ class SamplerFigures:
     cost: dict[str, float | int | None] = field(default_factory=dict)
     kinds_at_max_usage: dict[str, int] | None = None  # the group's anon/file/shmem at its highest sample
     kinds_max: dict[str, int] = field(default_factory=dict)  # each kind's highest sample
+    leaves: dict[int, LeafSeries] = field(default_factory=dict)  # pool child pid -> its leaf over time
 
 
 @dataclass

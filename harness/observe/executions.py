@@ -34,6 +34,7 @@ def build_executions(probe: list[ProbeLine]) -> dict[str, list[Execution]]:
                     shared_process=bool(record.get("shared_process")),
                     in_flight=list(record.get("in_flight") or []),
                     tree_start_bytes=record.get("tree_start"),
+                    tree_kinds_start=record.get("tree_kinds_start"),
                 )
             )
         elif record["ev"] == POSTRUN:

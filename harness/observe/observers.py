@@ -94,6 +94,7 @@ class Observers:
                 cost=sampler.cost.as_dict(),
                 kinds_at_max_usage=sampler.kinds_at_max_usage,
                 kinds_max=dict(sampler.kinds_max),
+                leaves=sampler.leaf_snapshot(),
             ),
             kmsg_clock=self.monitor.kmsg_clock,
             celery_events_error=self.events.error if self.events else None,

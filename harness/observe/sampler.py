@@ -11,13 +11,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oomlab.probe import procfs
-from oomlab.probe.task_tree import memory_kinds
+from oomlab.probe.task_tree import memory_kinds, read_kinds, unreclaimable
 from oomlab.trust import open_in_dir
-from oomlab.worker.limits.base import CgroupBackend
+from oomlab.worker.limits.base import LEAF_PREFIX, CgroupBackend
 
 SAMPLE_COLUMNS = ["t_mono", "pid", "rss_bytes", "pss_bytes", "uss_bytes"]
 GROUP_COLUMNS = ["t_mono", "usage_bytes", "peak_bytes", "processes", "anon_bytes", "file_bytes", "shmem_bytes"]
@@ -73,6 +73,43 @@ class SamplerCost:
         }
 
 
+@dataclass
+class LeafSeries:
+    """One pool child's leaf over time: its unreclaimable bytes (anon + shmem + kernel) and its page
+    cache, kept only when either moved by LEAF_STEP_BYTES, so an idle leaf costs nothing."""
+
+    t_mono: list[float] = field(default_factory=list)
+    unreclaimable: list[int] = field(default_factory=list)
+    file: list[int] = field(default_factory=list)
+
+    def add(self, now: float, held: int, cache: int) -> None:
+        if self.t_mono and (
+            abs(held - self.unreclaimable[-1]) < LEAF_STEP_BYTES and abs(cache - self.file[-1]) < LEAF_STEP_BYTES
+        ):
+            return
+        self.t_mono.append(now)
+        self.unreclaimable.append(held)
+        self.file.append(cache)
+
+    def copy(self) -> LeafSeries:
+        return LeafSeries(list(self.t_mono), list(self.unreclaimable), list(self.file))
+
+    def highest(self, start: float, end: float) -> tuple[int, int] | None:
+        """(unreclaimable, page cache) at their highest between `start` and `end`, the value held
+        when the span began included."""
+        held = cache = None
+        for index, t in enumerate(self.t_mono):
+            if t > end:
+                break
+            following = self.t_mono[index + 1] if index + 1 < len(self.t_mono) else float("inf")
+            if following < start:
+                continue
+            held = max(held or 0, self.unreclaimable[index])
+            cache = max(cache or 0, self.file[index])
+        return None if held is None or cache is None else (held, cache)
+
+
+LEAF_STEP_BYTES = 256 * 1024  # a leaf's change smaller than this is not kept
 COMMAND_SETTLES_S = 0.5  # a process first seen between fork and exec shows its parent's command line
 SMAPS_READS_PER_SECOND = 32  # PSS/USS reads per second across all processes (bench/sampler_cost.py)
 
@@ -115,12 +152,17 @@ class Sampler(threading.Thread):
         self._stat_file = group.file("memory.stat")
         self.kinds_at_max_usage: dict[str, int] | None = None  # the group's anon/file/shmem at its highest sample
         self.kinds_max: dict[str, int] = {}  # each kind's highest sample
+        self.leaves: dict[int, LeafSeries] = {}  # pool child pid -> its leaf's unreclaimable and cache
 
     def stop(self) -> None:
         self._stopping.set()
         self.join(timeout=5)
         self.flush()
         self._files.close()
+
+    def leaf_snapshot(self) -> dict[int, LeafSeries]:
+        with self._lock:
+            return {pid: series.copy() for pid, series in self.leaves.items()}
 
     def snapshot(self) -> dict[int, PidStats]:
         with self._lock:
@@ -191,6 +233,7 @@ class Sampler(threading.Thread):
             self._group_rows.append(
                 (now, usage, peak, len(pids), kinds.get("anon"), kinds.get("file"), kinds.get("shmem"))
             )
+        self._sample_leaves(now, present)
         total_rss = sum(row[2] for row in rows)
         if total_rss > self.max_sum_rss:
             self.max_sum_rss, self.usage_at_max_sum_rss = total_rss, usage
@@ -202,6 +245,25 @@ class Sampler(threading.Thread):
             self.kinds_max[kind] = max(self.kinds_max.get(kind, 0), value)
         self.max_usage = max(self.max_usage, usage or 0)
         return len(rows)
+
+    def _sample_leaves(self, now: float, present: set[int]) -> None:
+        """Each live pool child's leaf: what the kernel cannot reclaim and the page cache, during its
+        tasks (a dead child's leaf is not read again, and its files are let go)."""
+        for leaf in self.group.leaf_dirs():
+            name = os.path.basename(leaf)
+            if not name[len(LEAF_PREFIX) :].isdigit():
+                continue  # leaf-main (v2): the worker's main process, no task runs there
+            if int(name[len(LEAF_PREFIX) :]) not in present:
+                for file_name in ("memory.stat", "memory.kmem.usage_in_bytes"):
+                    self._files.forget(os.path.join(leaf, file_name))
+                continue
+            kinds = read_kinds(self._files, leaf, self.group.version)
+            held = unreclaimable(kinds)
+            if kinds is None or held is None:
+                continue
+            pid = int(name[len(LEAF_PREFIX) :])
+            with self._lock:
+                self.leaves.setdefault(pid, LeafSeries()).add(now, held, kinds.get("file", 0))
 
     def flush(self) -> None:
         with self._lock:

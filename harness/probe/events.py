@@ -62,6 +62,7 @@ class ProbeLine(_Stamp, total=False):
     tree_peak_exact: bool
     tree_peak_why: str | None
     tree_why_not: str | None
+    tree_kinds_start: dict[str, Any] | None  # the leaf's memory by kind at the task's start
     tree_kinds_end: dict[str, Any] | None
     descendants_alive: list[Any]
     reaped_descendant_peak: int | None

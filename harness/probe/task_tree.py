@@ -26,9 +26,15 @@ _KIND_KEYS = {  # memory.stat keys: (anonymous, all file-backed incl. shmem or c
 }
 
 
-def memory_kinds(stat: bytes | str | None, version: int) -> dict[str, int] | None:
+# v2 kernel memory the kernel cannot reclaim, where memory.stat has no `kernel` line (before 5.18)
+_V2_KERNEL_PARTS = ("kernel_stack", "pagetables", "sec_pagetables", "percpu", "sock", "slab_unreclaimable", "vmalloc")
+
+
+def memory_kinds(stat: bytes | str | None, version: int, kmem: int | None = None) -> dict[str, int] | None:
     """anon / file / shmem bytes from a memory.stat; file excludes shmem (tmpfs pages are counted
-    as cache by the kernel, but they cannot be reclaimed without swap)."""
+    as cache by the kernel, but they cannot be reclaimed without swap). `kernel`: v2's kernel memory
+    less its reclaimable slab; v1 keeps it out of memory.stat, so `kmem` (memory.kmem.usage_in_bytes,
+    reclaimable slab included) is passed in where it was read."""
     if not stat:
         return None
     text = stat.decode() if isinstance(stat, bytes) else stat
@@ -43,7 +49,33 @@ def memory_kinds(stat: bytes | str | None, version: int) -> dict[str, int] | Non
     if anon_key not in values:
         return None
     shmem = values.get(shmem_key, 0)
-    return {"anon": values[anon_key], "file": max(0, values.get(file_key, 0) - shmem), "shmem": shmem}
+    kinds = {"anon": values[anon_key], "file": max(0, values.get(file_key, 0) - shmem), "shmem": shmem}
+    if version != 1 and "kernel" in values:
+        kinds["kernel"] = max(0, values["kernel"] - values.get("slab_reclaimable", 0))
+    elif version != 1 and "kernel_stack" in values:
+        kinds["kernel"] = sum(values.get(key, 0) for key in _V2_KERNEL_PARTS)
+    elif kmem is not None:
+        kinds["kernel"] = kmem
+    return kinds
+
+
+def unreclaimable(kinds: dict[str, int] | None) -> int | None:
+    """What the kernel cannot take back under the limit without swap: anon + shmem + kernel memory.
+    Page cache (`file`) is left out: it is reclaimed before any process is killed."""
+    if not kinds or "anon" not in kinds:
+        return None
+    return kinds["anon"] + kinds.get("shmem", 0) + kinds.get("kernel", 0)
+
+
+def read_kinds(files: procfs.OpenFiles, directory: str, version: int) -> dict[str, int] | None:
+    """A cgroup directory's kinds: its memory.stat, and on v1 its kernel memory counter."""
+    stat = files.read(os.path.join(directory, "memory.stat"), 8192)
+    kmem = None
+    if version == 1:
+        data = files.read(os.path.join(directory, "memory.kmem.usage_in_bytes"), 64)
+        text = data.strip() if data else b""
+        kmem = int(text) if text.isdigit() else None
+    return memory_kinds(stat, version, kmem)
 
 
 def process_kinds(status: bytes | None) -> dict[str, int]:
@@ -130,7 +162,7 @@ class TaskTree:
         return self._int("memory.usage_in_bytes" if self.version == 1 else "memory.current")
 
     def _kinds(self) -> dict[str, int] | None:
-        return memory_kinds(self._files.read(self._file("memory.stat"), 8192), self.version)
+        return read_kinds(self._files, self.path or "", self.version)
 
     # --- per task -------------------------------------------------------------------------------
     def reset(self) -> dict:
@@ -150,7 +182,7 @@ class TaskTree:
             except OSError:
                 self.resettable = False
         self._peak_at_start = None if self.resettable else self._peak()
-        return {"tree_start": self._usage()}
+        return {"tree_start": self._usage(), "tree_kinds_start": self._kinds()}
 
     def read(self) -> dict:
         """At task_postrun: the leaf's peak since the reset, its usage and kinds, the descendants

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from oomlab.config.lab_cells import Cell
 from oomlab.config.options import RunConfig
+from oomlab.config.sizes import format_size
 from oomlab.errors import BadInput
 from oomlab.record.delivery import DeliveryVerdict, Depth, KillDetection, Location
 from oomlab.record.descendants import AliveDescendant, Descendant, KilledDescendant
@@ -79,6 +80,7 @@ class Execution:
     tree_end_bytes: int | None = None
     kinds_end: dict[str, int] | None = None  # the pool process's RSS by kind at the task's end
     tree_kinds_end: dict[str, int] | None = None  # the leaf's usage by kind at the task's end
+    tree_kinds_start: dict[str, int] | None = None  # the leaf's usage by kind at the task's start
     descendants_alive: list[AliveDescendant] = field(default_factory=list)  # still running at the task's end
     reaped_descendant_peak_bytes: int | None = None  # ru_maxrss of reaped children, when it rose
 
@@ -107,6 +109,13 @@ class TaskRecord:
     descendants: list[Descendant] = field(default_factory=list)  # the processes it started, each with its peak
     killed_descendants: list[KilledDescendant] = field(default_factory=list)  # OOM-killed processes it started
     memory_kinds: MemoryKinds = field(default_factory=MemoryKinds)  # anon/file/shmem: process_end, tree_end, at_kill
+    # what a limit must hold for it: the tree's anon + shmem + kernel memory above its start, at its
+    # highest (the leaf's memory.stat sampled during the task, read at its end, the kernel's at a kill);
+    # never exact (sampled), `needs_note` says where it came from
+    needs_above_start_bytes: int | None = None
+    needs_is_exact: bool = False
+    needs_note: str | None = None
+    page_cache_above_start_bytes: int | None = None  # the most page cache the tree held above its start
     attempts: int = 0
     executions: list[Execution] = field(default_factory=list)
     state_history: list[tuple[float, str | None]] = field(
@@ -120,6 +129,19 @@ class TaskRecord:
     root_id: str | None = None
     group_id: str | None = None
     sent_by: Literal["run", "worker"] = "run"
+
+    def __repr__(self) -> str:
+        """One line that fits an assertion message: who it is, what became of it, its figures."""
+
+        def size(value: int | None) -> str:
+            return "-" if value is None else f"+{format_size(value)}"
+
+        label = f" {self.label!r}" if self.label else ""
+        return (
+            f"<TaskRecord {self.name}{label} {self.id[:8]} {self.outcome}: peak {size(self.peak_above_start_bytes)}"
+            f"{'' if self.peak_is_exact else ' (not exact)'}, tree {size(self.tree_peak_above_start_bytes)}, "
+            f"needs {size(self.needs_above_start_bytes)}, {self.attempts} attempt(s)>"
+        )
 
 
 @dataclass
@@ -321,6 +343,8 @@ class Summary:
     peak_scope: str = "task"
     peak_rss_all_bytes: Spread = field(default_factory=Spread)  # killed tasks at the kernel's RSS too
     tree_peak_above_start_bytes: Spread = field(default_factory=Spread)  # exact task trees only
+    needs_above_start_bytes: Spread = field(default_factory=Spread)  # unreclaimable, sampled (TaskRecord)
+    page_cache_above_start_bytes: Spread = field(default_factory=Spread)
     descendant_kills: int = 0
     tasks_with_descendants: int = 0
     group_kinds_at_peak: dict[str, int] | None = None  # anon/file/shmem at the group's highest sample

@@ -50,6 +50,10 @@ class TaskLine:
     peak_rss_bytes: int | None = None  # exact VmHWM, or a killed task's RSS at the kill (not exact)
     peak_above_start_bytes: int | None = None
     peak_is_exact: bool = False
+    # unreclaimable (anon + shmem + kernel) above its start, and page cache above its start, in its
+    # tree: a plan run's sampled during the task, a load run's read at its end (TaskRecord says how)
+    needs_above_start_bytes: int | None = None
+    page_cache_above_start_bytes: int | None = None
     # a plan run's record has these; a load run's stream does not (its driver measures no task tree)
     tree_peak_above_start_bytes: int | None = None
     tree_peak_is_exact: bool = False
@@ -105,6 +109,8 @@ def line_of(task: TaskRecord) -> TaskLine:
         peak_rss_bytes=task.peak_rss_bytes,
         peak_above_start_bytes=task.peak_above_start_bytes,
         peak_is_exact=task.peak_is_exact,
+        needs_above_start_bytes=task.needs_above_start_bytes,
+        page_cache_above_start_bytes=task.page_cache_above_start_bytes,
         tree_peak_above_start_bytes=task.tree_peak_above_start_bytes,
         tree_peak_is_exact=task.tree_peak_is_exact,
         memory_kinds=task.memory_kinds,

@@ -63,6 +63,10 @@ class TaskView:
     traced_peak_bytes: int | None
     exception: str | None
     spans: list[Span] = field(default_factory=list)
+    tree_peak_above_start_bytes: int | None = None
+    needs_above_start_bytes: int | None = None  # unreclaimable: what a limit must hold (sampled)
+    page_cache_above_start_bytes: int | None = None
+    needs_note: str | None = None
     flamegraph: str | None = None  # memray's page for a profiled task, relative to the run directory
 
     @property
@@ -193,6 +197,10 @@ def _task(raw: dict[str, Any], t0: float, kills: list[KillView], ended_mono: flo
         traced_peak_bytes=raw.get("traced_peak_bytes"),
         exception=raw.get("exception"),
         spans=spans,
+        tree_peak_above_start_bytes=raw.get("tree_peak_above_start_bytes"),
+        needs_above_start_bytes=raw.get("needs_above_start_bytes"),
+        page_cache_above_start_bytes=raw.get("page_cache_above_start_bytes"),
+        needs_note=raw.get("needs_note"),
         flamegraph=_relative_page(profile.flamegraph) if (profile := read_profile(raw.get("profile"))) else None,
     )
 

@@ -46,12 +46,26 @@ TASK_COLUMNS = [
     "start RSS",
     "peak RSS",
     "above start",
+    "tree above start",
+    "needs",
+    "page cache",
     "peak",
     "seconds",
     "profile",
     "exception",
 ]
-NUMERIC_TASK_COLUMNS = ("#", "pid", "attempts", "start RSS", "peak RSS", "above start", "seconds")
+NUMERIC_TASK_COLUMNS = (
+    "#",
+    "pid",
+    "attempts",
+    "start RSS",
+    "peak RSS",
+    "above start",
+    "tree above start",
+    "needs",
+    "page cache",
+    "seconds",
+)
 
 
 def seconds_text(value: float | None) -> str:
@@ -241,6 +255,17 @@ def tasks_table(view: RunView) -> str:
             cell(format_size(task.start_rss_bytes), _sort(task.start_rss_bytes)),
             cell(format_size(task.peak_rss_bytes), _sort(task.peak_rss_bytes), css="peak"),
             cell(format_size(task.peak_above_start_bytes), _sort(task.peak_above_start_bytes)),
+            cell(format_size(task.tree_peak_above_start_bytes), _sort(task.tree_peak_above_start_bytes)),
+            cell(
+                format_size(task.needs_above_start_bytes),
+                _sort(task.needs_above_start_bytes),
+                tip=task.needs_note or "no leaf memory cgroup for this task",
+            ),
+            cell(
+                format_size(task.page_cache_above_start_bytes),
+                _sort(task.page_cache_above_start_bytes),
+                tip="page cache its tree held above its start: the kernel reclaims it before it kills",
+            ),
             _peak_cell(task),
             cell(f"{task.seconds:.2f}" if task.seconds is not None else "-", _sort(task.seconds)),
             _profile_cell(task),

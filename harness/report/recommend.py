@@ -18,7 +18,9 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         f"{format_size(profile.fixed_bytes)} · child after the fork {format_size(profile.child_idle_uss_bytes)} USS, "
         f"{format_size(profile.child_idle_pss_bytes)} PSS, {format_size(profile.child_start_rss_bytes)} RSS · task growth p50 {format_size(profile.marginal(50))}, "
         f"p95 {format_size(profile.marginal(95))}, p99 {format_size(profile.marginal(99))}, max {format_size(profile.marginal_max)} "
-        f"(exact) · child private high-water {format_size(profile.child_max_uss_bytes)} · growth per task "
+        f"(exact) · whole tree, unreclaimable, max {format_size(max(profile.tree_needs, default=0))} (sampled), "
+        f"page cache touched up to {format_size(profile.page_cache_max_bytes)} (headroom) · "
+        f"child private high-water {format_size(profile.child_max_uss_bytes)} · growth per task "
         f"{format_size(int(profile.leak_bytes_per_task))}"
     )
     startup = profile.startup
@@ -93,8 +95,9 @@ def render_proof(plan: CapacityPlan, proof: Proof, console: Console) -> None:
     recommended = proof.recommended
     if recommended and recommended.killed:
         console.print(
-            f"[bold red]the recommended concurrency {recommended.concurrency} was killed[/bold red]: "
-            f"the profile missed something; see {recommended.run_dir}"
+            f"[bold red]the recommended concurrency {recommended.concurrency} was OOM-killed[/bold red] "
+            f"({recommended.killed_what or 'start-up failed'}): the plan is refuted and not handed over; see "
+            f"{recommended.run_dir}"
         )
     if proof.smallest_failing is not None:
         console.print(

@@ -49,7 +49,17 @@ def render_summary(record: RunRecord, console: Console) -> None:
     peaks = Table(title="exact peak RSS per task (VmHWM, reset at prerun)", title_justify="left")
     for column in ("", "n", "p50", "p95", "max"):
         peaks.add_column(column, justify="right")
-    for spread, label in ((summary.peak_rss_bytes, "peak RSS"), (summary.peak_above_start_bytes, "above start")):
+    rows = [(summary.peak_rss_bytes, "peak RSS"), (summary.peak_above_start_bytes, "above start")]
+    rows += [
+        (spread, label)
+        for spread, label in (
+            (summary.tree_peak_above_start_bytes, "tree above start"),
+            (summary.needs_above_start_bytes, "needs (sampled)"),
+            (summary.page_cache_above_start_bytes, "page cache"),
+        )
+        if spread.n
+    ]
+    for spread, label in rows:
         peaks.add_row(label, str(spread.n), *(format_size(q) for q in (spread.p50, spread.p95, spread.max)))
     group_peak = summary.group_peak_bytes
     fraction = summary.group_peak_fraction
@@ -112,6 +122,8 @@ def render_summary(record: RunRecord, console: Console) -> None:
         processes.append(f"tracemalloc peak up to {format_size(traced)}")
     if processes:
         console.print(" · ".join(processes))
+    for line in needs_lines(record):
+        console.print(line, highlight=False, markup=False)
     for sentence in summary.findings:
         console.print(f"• {sentence}")
     if summary.profile:
@@ -121,6 +133,28 @@ def render_summary(record: RunRecord, console: Console) -> None:
 
 
 PROFILED_TASKS_SHOWN = 5
+NEEDS_LINES = 5
+CACHE_WORTH_SAYING = 0.5  # page cache above this share of a task's tree peak: its need is told apart
+
+
+def needs_lines(record: RunRecord) -> list[str]:
+    """Tasks whose tree peak is mostly page cache: what a limit must hold for them, and the cache."""
+    lines = []
+    for task in record.tasks:
+        cache, needs, tree = (
+            task.page_cache_above_start_bytes,
+            task.needs_above_start_bytes,
+            task.tree_peak_above_start_bytes,
+        )
+        if cache is None or needs is None or not tree or cache < tree * CACHE_WORTH_SAYING:
+            continue
+        lines.append(
+            f"{task.label or task.name} {task.id[:8]}: needs {format_size(needs)}, touched {format_size(cache)} of page "
+            f"cache (tree peak +{format_size(tree)}; the kernel reclaims the cache before it kills)"
+        )
+    if len(lines) > NEEDS_LINES:
+        lines = [*lines[:NEEDS_LINES], f"... and {len(lines) - NEEDS_LINES} more such tasks in run.json"]
+    return lines
 
 
 def render_profiles(record: RunRecord, console: Console) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from oomlab.assemble.truth import worker_lost_cause
 from oomlab.config.routing import class_plan
+from oomlab.config.scenario import repeated
 from oomlab.run.registered import check_registered
 from oomlab.run.replay import Replay
 from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
@@ -32,7 +33,9 @@ def drive(run: RunState) -> None:
 def replay_plan(run: RunState) -> None:
     config, placement = run.config, run.placement
     run.planned = True
-    plan = class_plan(run.scenario.plan(run.context()), run.config)
+    own = run.scenario.plan(run.context())
+    run.plan_calls = len(own.calls)
+    plan = class_plan(repeated(own, config.min_tasks), run.config)
     timeout = config.timeout or plan.timeout
     run.record.config = dataclasses.replace(config, timeout_used=timeout)
     check_registered(run, [call.task for call in plan.calls])

@@ -37,7 +37,7 @@ CHECKPOINT_SECONDS = 1.0
 
 
 def new_run_id(scenario: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario}-{secrets.token_hex(3)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario}-{secrets.token_hex(3)}"
 
 
 class RunState:
@@ -61,6 +61,7 @@ class RunState:
         self.observed: dict[str, TaskRecord] = {}
         self.external_states: dict[str, tuple[str | None, str | None]] = {}
         self.planned = False
+        self.plan_calls: int | None = None  # the calls the scenario's plan itself made (before any repeat)
         self.signals = RunSignals()  # installed by execute(), cleanup included; hurried by a further signal
         self.teardown_failure: ScenarioFailed | None = None  # raised (exit 6) once cleanup is over
         self.main_vmhwm: int | None = None

@@ -14,12 +14,8 @@ directory of the user's own, and nothing the attached run writes shows that pass
 
 from __future__ import annotations
 
-import errno
-import functools
 import json
 import os
-import re
-import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any

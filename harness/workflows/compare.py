@@ -49,7 +49,9 @@ class Comparison:
 
 def run_compare(scenario: Scenario, configs: list[RunConfig], view: CompareView) -> Comparison:
     compared: list[Compared] = []
-    path = os.path.join(configs[0].results_dir, f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
+    path = os.path.join(
+        configs[0].results_dir, f"compare-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario.name}.json"
+    )
     try:
         for config in configs:
             view.variant_starts(scenario, config)

@@ -97,3 +97,21 @@ def test_multiprocessing_in_prefork_is_explained_and_billiard_is_measured(oomlab
     assert task["peak_above_start_bytes"] < 8 * MIB
     assert task["tree_peak_above_start_bytes"] >= 32 * MIB + task["peak_above_start_bytes"]
     check_leaves(working)
+
+
+def test_a_task_writing_more_than_the_limit_needs_little_and_touched_the_page_cache(oomlab):
+    # 300 MiB written and read back under 256 MiB: the kernel reclaims the cache as it goes, the task
+    # lives, its tree peak is the cache it touched, and what a limit must hold for it is small
+    result = oomlab(
+        "run", "task-tree", "--variant", "write", "--param", "program_mib=300", "--tasks", "1", "--memory", "256MiB"
+    )
+    assert result.code == 0, result.stderr
+    (task,) = result.record["tasks"]
+    assert task["outcome"] == "succeeded"
+    assert task["needs_above_start_bytes"] is not None and task["needs_above_start_bytes"] < 32 * MIB, task
+    assert not task["needs_is_exact"] and "sampled" in task["needs_note"]
+    assert task["page_cache_above_start_bytes"] >= 100 * MIB
+    assert task["tree_peak_above_start_bytes"] >= task["page_cache_above_start_bytes"] - MIB
+    assert "needs" in result.stdout and "of page cache" in result.stdout
+    with open(os.path.join(result.run_dir, "report.html")) as page:
+        assert "page cache" in page.read()

@@ -164,7 +164,9 @@ def _lines(out, lines: list[str]) -> None:
 
 
 def _path(config: RunConfig, scenario: Scenario, kind: str) -> str:
-    return os.path.join(config.results_dir, f"recommend-{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
+    return os.path.join(
+        config.results_dir, f"recommend-{kind}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario.name}.json"
+    )
 
 
 def _handover_paths(json_path: str, kind: str, files: dict[str, str]) -> list[str]:

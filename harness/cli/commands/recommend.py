@@ -12,7 +12,7 @@ from oomlab.cli.args import add_broker_settings, key_value, run_options
 from oomlab.cli.commands._recommend_capacity import add_capacity_flags, inverse_main, target_main
 from oomlab.config.options import resolve
 from oomlab.config.scenario import load_scenario
-from oomlab.errors import EXIT_OK, BadInput
+from oomlab.errors import EXIT_OK, BadInput, PlanRefuted
 from oomlab.record.schema import write_json_atomic
 from oomlab.report.console import report_console
 from oomlab.report.html_recommend import write_recommend_report
@@ -100,11 +100,16 @@ def main(args: argparse.Namespace) -> int:
     vpa = _vpa(proof) if proof else None
     out.rule("capacity plan")
     render_plan(plan, vpa, proof, out)
+    if proof and proof.recommended:
+        out.print(f"each trial: {proof.recommended.filled(args.tasks_per_child)}", highlight=False, markup=False)
+    refuted(proof)
     text = snippet(plan, config.memory)
     if text:
         out.rule("settings")
         out.print(text, highlight=False, markup=False)
-    path = os.path.join(config.results_dir, f"recommend-{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}.json")
+    path = os.path.join(
+        config.results_dir, f"recommend-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario.name}.json"
+    )
     write_json_atomic(
         path,
         {
@@ -122,6 +127,19 @@ def main(args: argparse.Namespace) -> int:
     print(write_recommend_report(path), flush=True)  # report.html beside the record; the record's path last
     print(path, flush=True)
     return EXIT_OK
+
+
+def refuted(proof) -> None:
+    """A plan whose own trial at the recommended setting saw an OOM kill is never handed over."""
+    trial = proof.recommended if proof else None
+    if trial is None or not trial.killed:
+        return
+    what = trial.killed_what or "the worker could not start under the limit"
+    raise PlanRefuted(
+        f"the plan is refuted: its own trial at --concurrency {trial.concurrency} was OOM-killed ({what}; "
+        f"{trial.run_dir}), so no settings were handed over and no files written: plan again with a larger "
+        f"--margin or --memory, or route that task to a worker class of its own (oomlab recommend --rate)"
+    )
 
 
 def _vpa(proof):

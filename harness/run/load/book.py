@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oomlab.config.scenario import TaskCall
+from oomlab.probe.task_tree import unreclaimable
 from oomlab.record.histogram import LogHistogram
 from oomlab.record.schema import Outcome
 from oomlab.record.stream import TaskLine, TaskStream
@@ -37,6 +38,16 @@ class Flight:
     start_rss: int | None = None
     attempts: int = 0
     lost: bool = False  # the child running it died: the result backend says what became of it
+    start_kinds: dict[str, int] | None = None  # its leaf's memory by kind at its latest prerun
+
+
+def needs_at_end(start: dict[str, int] | None, end: dict[str, int] | None) -> tuple[int | None, int | None]:
+    """A load run's task: its leaf's unreclaimable memory and page cache above its start, at its end
+    (a load run keeps no leaf samples per task: a peak inside the task is not seen)."""
+    before, after = unreclaimable(start), unreclaimable(end)
+    if before is None or after is None or start is None or end is None:
+        return None, None
+    return max(0, after - before), max(0, end.get("file", 0) - start.get("file", 0))
 
 
 class Book:
@@ -92,6 +103,7 @@ class Book:
         exception: str | None,
         end: float | None,
         peak: int | None,
+        end_kinds: dict[str, int] | None = None,
     ) -> None:
         """`flight` became final: its line into the stream, its figures into its name's, and it is forgotten."""
         exact = peak is not None
@@ -103,6 +115,7 @@ class Book:
             "end_to_end": None if end is None or flight.started is None else end - flight.sent,
         }
         start_rss = flight.start_rss
+        needs, cache = needs_at_end(flight.start_kinds, end_kinds)
         self.stream.write(
             TaskLine(
                 id=flight.id,
@@ -125,6 +138,8 @@ class Book:
                 peak_rss_bytes=peak,
                 peak_above_start_bytes=peak - start_rss if peak is not None and start_rss is not None else None,
                 peak_is_exact=exact,
+                needs_above_start_bytes=needs,
+                page_cache_above_start_bytes=cache,
             )
         )
         if exact and peak is not None and start_rss is not None:

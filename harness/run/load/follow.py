@@ -88,6 +88,7 @@ class Follower:
             flight.started = record["t"]
             book.started_count += 1
         flight.last_start, flight.pid, flight.start_rss = record["t"], record["pid"], record.get("start_rss")
+        flight.start_kinds = record.get("tree_kinds_start")
         flight.attempts += 1
         flight.lost = False
 
@@ -98,7 +99,7 @@ class Follower:
         if flight is None or state not in ("SUCCESS", "FAILURE"):
             return  # RETRY: the same task id runs again
         outcome: Outcome = "succeeded" if state == "SUCCESS" else "failed"
-        self.book.final(flight, outcome, state, None, record["t"], record.get("peak_rss"))
+        self.book.final(flight, outcome, state, None, record["t"], record.get("peak_rss"), record.get("tree_kinds_end"))
 
     def look_up_lost(self, poisoned: frozenset[str] = frozenset()) -> None:
         """Tasks whose child exited mid-task: Celery marks them failed (WorkerLostError) or the

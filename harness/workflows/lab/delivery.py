@@ -127,7 +127,9 @@ def _run_cell(cell: Cell, options: LabOptions, lab_dir: str, reply) -> None:
 
 
 def new_lab_dir(results_dir: str) -> str:
-    lab_dir = os.path.abspath(os.path.join(results_dir, f"lab-delivery-{time.strftime('%Y%m%d-%H%M%S')}"))
+    lab_dir = os.path.abspath(
+        os.path.join(results_dir, f"lab-delivery-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    )
     os.makedirs(lab_dir, exist_ok=True)
     return lab_dir
 

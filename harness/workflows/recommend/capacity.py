@@ -78,10 +78,15 @@ def plan_capacity(
     plan.reasons.append(
         f"the group needs {format_size(profile.fixed_bytes)} before any task (main process and shared pages) and "
         f"{format_size(per_child)} per child at its worst ({_started(profile)} + "
-        f"{format_size(profile.marginal_max)} for the largest task that finished, or the "
+        f"{format_size(profile.task_need_max)} for the largest task that finished ({_tree(profile)}), or the "
         f"{format_size(profile.child_max_uss_bytes)} private high-water mark{killed}); {format_size(margin)} "
         f"({margin_fraction:.0%}) of the limit is kept as margin"
     )
+    if profile.page_cache_max_bytes:
+        plan.reasons.append(
+            f"page cache is headroom, not need: a task touched up to {format_size(profile.page_cache_max_bytes)} of it, "
+            f"which the kernel reclaims under the limit before it kills"
+        )
     if concurrency < 1:
         need = profile.fixed_bytes + per_child + margin
         at_least = "more than " if profile.kills else ""
@@ -124,7 +129,7 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
             f"growth between tasks, never one task's peak"
         )
     if profile.leaking:
-        room = share - profile.child_start_bytes - profile.marginal_max
+        room = share - profile.child_start_bytes - profile.task_need_max
         tasks = int(room // profile.leak_bytes_per_task) if room > 0 else 1
         plan.max_tasks_per_child = max(1, tasks)
         plan.reasons.append(
@@ -134,6 +139,16 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
             f"child has exited, so a slot never holds two children, and each replacement pays the "
             f"{format_size(profile.child_start_bytes)} start-up planned above"
         )
+
+
+def _tree(profile: WorkerProfile) -> str:
+    """Where the largest task's growth was measured."""
+    if max(profile.tree_needs, default=0) > profile.marginal_max:
+        return (
+            "its whole tree: what the kernel cannot reclaim (anon + shmem + kernel memory) in its pool child's "
+            "leaf cgroup, programs it ran and pools inside it included; page cache left out"
+        )
+    return "its pool process's exact peak, above its whole tree's unreclaimable memory"
 
 
 def _started(profile: WorkerProfile) -> str:

@@ -28,7 +28,7 @@ def slot_bytes(profile: WorkerProfile, pool: str, limit_bytes: int, margin: floa
     shared pages its tasks copy, its largest task), else one task's largest growth in the shared process."""
     if pool == "prefork":
         return plan_capacity(profile, limit_bytes, margin).per_child_bytes
-    return max(profile.marginal_max, 1)
+    return max(profile.task_need_max, 1)
 
 
 def safe_concurrency(profile: WorkerProfile, pool: str, limit_bytes: int, margin: float) -> tuple[int, str]:

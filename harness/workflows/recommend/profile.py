@@ -29,6 +29,10 @@ class WorkerProfile:
     child_start_rss_bytes: int  # a child's RSS before a task (shared pages included): what ps shows
     child_max_uss_bytes: int  # the child's private high-water mark, sampled (copy-on-write and leaks show here)
     marginal_peaks: list[int] = field(default_factory=list)  # exact VmHWM - start RSS, per task
+    # per task, its whole tree's unreclaimable memory above its start (programs it runs, pools inside
+    # it, shmem, kernel memory; sampled): what a limit must hold beyond the pool process itself
+    tree_needs: list[int] = field(default_factory=list)
+    page_cache_max_bytes: int = 0  # the most page cache one task's tree touched: headroom, reclaimed before a kill
     peak_rss: list[int] = field(default_factory=list)  # exact VmHWM per task (what ru_maxrss carries)
     leak_bytes_per_task: float = 0.0  # steepest per-child slope of RSS at task start, later half of its tasks
     tasks: int = 0
@@ -56,6 +60,12 @@ class WorkerProfile:
         return max(self.marginal_peaks, default=0)
 
     @property
+    def task_need_max(self) -> int:
+        """The largest task's growth a limit must hold: its pool process's exact peak, or its whole
+        tree's unreclaimable memory (a program it runs, a pool inside it), whichever is larger."""
+        return max(self.marginal_max, max(self.tree_needs, default=0))
+
+    @property
     def leaking(self) -> bool:
         return self.leak_bytes_per_task >= LEAK_BYTES_PER_TASK
 
@@ -65,7 +75,7 @@ class WorkerProfile:
         the private high-water mark the sampler saw, whichever is larger; a task that was OOM-killed
         needs at least what it held at the kill. With a leak, the high-water mark and the kill are the
         leak's doing, bounded by recycling instead, so only the task's own growth counts."""
-        own = self.child_start_bytes + self.marginal_max
+        own = self.child_start_bytes + self.task_need_max
         if self.leaking:
             return own
         killed = (self.killed_task_rss_bytes or 0) - self.child_start_rss_bytes + self.child_start_bytes
@@ -80,7 +90,9 @@ def _slope(values: list[int]) -> float:
     return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / var if var else 0.0
 
 
-def _exact(task: TaskLine, marginal: list[int], peaks: list[int]) -> None:
+def _exact(task: TaskLine, marginal: list[int], peaks: list[int], tree: list[int] | None = None) -> None:
+    if tree is not None and task.needs_above_start_bytes is not None:
+        tree.append(task.needs_above_start_bytes)
     if task.peak_is_exact and task.peak_above_start_bytes is not None:
         marginal.append(task.peak_above_start_bytes)
         if task.peak_rss_bytes is not None:
@@ -95,13 +107,16 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     by_child: dict[int, list[tuple[float, int]]] = {}
     marginal: list[int] = []
     peaks: list[int] = []
+    tree: list[int] = []
+    cache = 0
     tasks = RunTasks(run_dir, record)
     for task in record.tasks:  # every execution of a plan run's task: a requeued one ran twice
         for run in task.executions:
             first_task = min(first_task or run.started_mono, run.started_mono)
             if run.start_rss_bytes is not None:
                 by_child.setdefault(run.pid, []).append((run.started_mono, run.start_rss_bytes))
-        _exact(line_of(task), marginal, peaks)
+        _exact(line_of(task), marginal, peaks, tree)
+        cache = max(cache, task.page_cache_above_start_bytes or 0)
     streamed = 0
     for line in tasks.streamed():  # a load run's: each task's first start, and its last run's start RSS
         streamed += 1
@@ -110,7 +125,8 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
             first_task = min(first_task or line.started_mono, line.started_mono)
         if began is not None and line.pid is not None and line.start_rss_bytes is not None:
             by_child.setdefault(line.pid, []).append((began, line.start_rss_bytes))
-        _exact(line, marginal, peaks)
+        _exact(line, marginal, peaks, tree)
+        cache = max(cache, line.page_cache_above_start_bytes or 0)
     if first_task is None:
         first_task = record.ended_mono or 0.0
     idle_usage, idle_uss, idle_pss = 0, {}, {}
@@ -139,6 +155,8 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         child_start_rss_bytes=int(percentile([min(runs)[1] for runs in by_child.values()], 50) or 0),
         child_max_uss_bytes=max(child_uss, default=0),
         marginal_peaks=marginal,
+        tree_needs=tree,
+        page_cache_max_bytes=cache,
         peak_rss=peaks,
         leak_bytes_per_task=max(slopes, default=0.0),
         tasks=len(record.tasks) + streamed,

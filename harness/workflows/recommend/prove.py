@@ -9,7 +9,9 @@ from dataclasses import dataclass, field, replace
 
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
+from oomlab.config.sizes import format_size
 from oomlab.errors import WorkerStartFailed
+from oomlab.record.schema import KillRecord
 from oomlab.run.runner import Run
 from oomlab.run.standard import standard_hooks
 
@@ -24,6 +26,21 @@ class Trial:
     group_peak_bytes: int | None
     recycled: int  # children Celery replaced (worker_max_memory_per_child / max_tasks_per_child)
     tasks: int
+    plan_calls: int | None = None  # the calls the scenario's plan made; fewer than `tasks`: repeated
+    killed_what: str = ""  # what the kernel killed, in a few words per kill
+
+    @property
+    def repeated(self) -> bool:
+        return self.plan_calls is not None and self.plan_calls < self.tasks
+
+    def filled(self, tasks_per_child: int) -> str:
+        """How the trial filled its children, in one sentence."""
+        how = (
+            f"the plan's {self.plan_calls} call(s) repeated to {self.tasks} tasks"
+            if self.repeated
+            else f"{self.tasks} tasks from the plan"
+        )
+        return f"{how}, {tasks_per_child} per child at concurrency {self.concurrency}"
 
 
 @dataclass
@@ -37,7 +54,8 @@ class Proof:
 
 
 def run_trial(scenario: Scenario, config: RunConfig, concurrency: int, tasks_per_child: int) -> Trial:
-    trial_config = replace(config, concurrency=concurrency, tasks=max(config.tasks or 0, tasks_per_child * concurrency))
+    wanted = max(config.tasks or 0, tasks_per_child * concurrency)
+    trial_config = replace(config, concurrency=concurrency, tasks=wanted, min_tasks=wanted)
     run = Run(scenario, trial_config, hooks=standard_hooks())
     try:
         run.execute()
@@ -53,7 +71,20 @@ def run_trial(scenario: Scenario, config: RunConfig, concurrency: int, tasks_per
         summary.group_peak_bytes,
         summary.children_recycled,
         len(run.record.tasks),
+        run.plan_calls,
+        killed_what(run.record.kills),
     )
+
+
+def killed_what(kills: list[KillRecord]) -> str:
+    """The kills of a trial, grouped: role, the task it ran, the RSS the kernel reported."""
+    seen: dict[str, int] = {}
+    for kill in kills:
+        what = f"a {kill.role} process" + (f" running {kill.task_name}" if kill.task_name else "")
+        if kill.rss_bytes:
+            what += f" at {format_size(kill.rss_bytes)} RSS"
+        seen[what] = seen.get(what, 0) + 1
+    return "; ".join(f"{count} × {what}" if count > 1 else what for what, count in seen.items())
 
 
 def prove(recommended: int, ceiling: int, run_one: Callable[[int], Trial]) -> Proof:
@@ -65,7 +96,8 @@ def prove(recommended: int, ceiling: int, run_one: Callable[[int], Trial]) -> Pr
         proof.trials.append(result)
         return result
 
-    trial(recommended)
+    if trial(recommended).killed:
+        return proof  # refuted: nothing above it is worth a run
     passed, candidate = recommended, recommended + 1
     while not trial(candidate).killed:  # the next step up, then doubling up to the ceiling
         passed = candidate

@@ -104,7 +104,7 @@ def _child_detail(pool: str, profile: WorkerProfile | None) -> str:
     """Where a prefork child's cost comes from: its pages after the fork, the shared pages it copied."""
     if pool != "prefork" or profile is None:
         return f" ({_slot_kind(pool)})"
-    idle, task = profile.child_start_bytes, profile.marginal_max
+    idle, task = profile.child_start_bytes, profile.task_need_max
     started = "after the fork"
     if profile.startup and idle > profile.child_idle_uss_bytes:
         started = f"once started ({profile.startup.children} children starting together)"

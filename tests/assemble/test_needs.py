@@ -1,0 +1,61 @@
+"""What a limit must hold for a task, from its leaf's readings: the rules, without a worker."""
+
+from __future__ import annotations
+
+from oomlab.assemble.needs import fill_needs
+from oomlab.observe.sampler import LeafSeries
+from oomlab.probe.task_tree import memory_kinds, unreclaimable
+from oomlab.record.schema import Execution, KillRecord, TaskRecord
+from oomlab.run.load.book import needs_at_end
+
+MIB = 2**20
+
+
+def test_kernel_memory_counts_as_unreclaimable_and_reclaimable_slab_does_not():
+    v2 = "anon 10\nfile 100\nshmem 5\nkernel 40\nslab_reclaimable 15\n"
+    kinds = memory_kinds(v2, 2)
+    assert kinds == {"anon": 10, "file": 95, "shmem": 5, "kernel": 25}
+    assert unreclaimable(kinds) == 40
+    v1 = "total_rss 10\ntotal_cache 100\ntotal_shmem 5\n"
+    assert memory_kinds(v1, 1, kmem=7) == {"anon": 10, "file": 95, "shmem": 5, "kernel": 7}
+
+
+def test_the_highest_sample_in_a_tasks_span_includes_the_value_held_when_it_began():
+    series = LeafSeries()
+    for t, held, cache in ((0.0, 1, 0), (1.0, 50, 10), (2.0, 5, 200), (3.0, 90, 0)):
+        series.add(t, held * MIB, cache * MIB)
+    assert series.highest(1.5, 2.5) == (50 * MIB, 200 * MIB)
+    assert series.highest(-1, 0.5) == (1 * MIB, 0)
+
+
+def _run(**fields) -> Execution:
+    base = dict(pid=7, started_mono=1.0, started_wall=0.0, start_rss_bytes=40 * MIB, finished_mono=3.0)
+    return Execution(**{**base, **fields})
+
+
+def test_a_file_writer_needs_its_anon_and_touched_its_cache():
+    task = TaskRecord("t", "write", "", [], 0.0)
+    start = {"anon": MIB, "file": 0, "shmem": 0, "kernel": 0}
+    series = LeafSeries()
+    series.add(0.5, MIB, 0)
+    series.add(2.0, 5 * MIB, 240 * MIB)
+    end = {"anon": 2 * MIB, "file": 100 * MIB, "shmem": 0, "kernel": 0}
+    fill_needs(task, _run(tree_kinds_start=start, tree_kinds_end=end), None, {7: series})
+    assert task.needs_above_start_bytes == 4 * MIB and task.page_cache_above_start_bytes == 240 * MIB
+    assert not task.needs_is_exact and "sampled during the task" in (task.needs_note or "")
+
+
+def test_a_killed_task_needs_at_least_what_the_kernel_found_in_anon_and_shmem():
+    task = TaskRecord("t", "alloc", "", [], 0.0)
+    start = {"anon": 40 * MIB, "file": 0, "shmem": 0}
+    kill = KillRecord(7, "child", "t", "alloc", "SIGKILL", "oom", 2.0, "kmsg", kinds={"anon": 240 * MIB, "shmem": 0})
+    fill_needs(task, _run(tree_kinds_start=start, finished_mono=None), kill, {})
+    assert task.needs_above_start_bytes == 200 * MIB
+    assert "killed process" in (task.needs_note or "")
+
+
+def test_a_load_runs_task_reads_its_need_at_its_end():
+    start = {"anon": MIB, "file": 3 * MIB, "shmem": 0, "kernel": 0}
+    end = {"anon": 9 * MIB, "file": 50 * MIB, "shmem": MIB, "kernel": 0}
+    assert needs_at_end(start, end) == (9 * MIB, 47 * MIB)
+    assert needs_at_end(None, end) == (None, None)
