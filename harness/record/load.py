@@ -38,6 +38,7 @@ class Counts:
     failed: int = 0
     killed: int = 0
     unfinished: int = 0
+    sent_by_tasks: int = 0  # of `sent`: sent by the worker itself (a chord's parts and callback, a task's task)
 
 
 @dataclass

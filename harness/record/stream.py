@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from oomlab.errors import BadInput
 from oomlab.record.kinds import MemoryKinds
@@ -62,6 +62,7 @@ class TaskLine:
     parent_id: str | None = None
     root_id: str | None = None
     group_id: str | None = None
+    sent_by: Literal["run", "worker"] = "run"  # "worker": a task the worker sent itself
 
     @property
     def growth(self) -> int | None:
@@ -117,6 +118,7 @@ def line_of(task: TaskRecord) -> TaskLine:
         parent_id=task.parent_id,
         root_id=task.root_id,
         group_id=task.group_id,
+        sent_by=task.sent_by,
     )
 
 

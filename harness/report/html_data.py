@@ -68,6 +68,11 @@ class TaskView:
     page_cache_above_start_bytes: int | None = None
     needs_note: str | None = None
     flamegraph: str | None = None  # memray's page for a profiled task, relative to the run directory
+    # Celery's links: the task that sent it, the workflow's first task, its group or chord
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    sent_by: str = "run"  # "worker": the worker sent it itself (a chord's part, a task sent from a task)
 
     @property
     def seconds(self) -> float | None:
@@ -202,7 +207,15 @@ def _task(raw: dict[str, Any], t0: float, kills: list[KillView], ended_mono: flo
         page_cache_above_start_bytes=raw.get("page_cache_above_start_bytes"),
         needs_note=raw.get("needs_note"),
         flamegraph=_relative_page(profile.flamegraph) if (profile := read_profile(raw.get("profile"))) else None,
+        parent_id=_text_or_none(raw.get("parent_id")),
+        root_id=_text_or_none(raw.get("root_id")),
+        group_id=_text_or_none(raw.get("group_id")),
+        sent_by=str(raw.get("sent_by") or "run"),
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value else None
 
 
 def read_profile(raw: Any) -> TaskProfile | None:
@@ -221,6 +234,55 @@ def _relative_page(path: object) -> str | None:
     if not isinstance(path, str) or not path or ":" in path or path.startswith(("/", "\\")):
         return None
     return None if ".." in path.replace("\\", "/").split("/") else path
+
+
+# --- tasks started by tasks ------------------------------------------------------------------
+
+
+def started_by(tasks: list[TaskView]) -> dict[str, str]:
+    """Each task another task of the run started -> that task's id: its parent when the run has it,
+    else its workflow's first task (a chord's callback sent by a part the run does not hold)."""
+    ids = {task.id for task in tasks}
+    found: dict[str, str] = {}
+    for task in tasks:
+        starter = next((i for i in (task.parent_id, task.root_id) if i and i != task.id and i in ids), None)
+        if starter is not None:
+            found[task.id] = starter
+    return found
+
+
+def task_tree(tasks: list[TaskView]) -> list[tuple[TaskView, int]]:
+    """Every task once, each right under the task that started it (depth first, siblings in the run's
+    order), with its depth: 0 for a task the run sent. A loop of links (a record edited by hand) is
+    cut where it closes, so no task is lost or repeated."""
+    parent = started_by(tasks)
+    children: dict[str, list[TaskView]] = {}
+    for task in tasks:
+        if task.id in parent:
+            children.setdefault(parent[task.id], []).append(task)
+    order: list[tuple[TaskView, int]] = []
+    placed: set[int] = set()  # by object: a record holding an id twice keeps both rows
+    for first in [*(t for t in tasks if t.id not in parent), *tasks]:  # then whatever a loop left out
+        stack = [(first, 0)]
+        while stack:
+            task, depth = stack.pop()
+            if id(task) in placed:
+                continue
+            placed.add(id(task))
+            order.append((task, depth))
+            stack.extend((child, depth + 1) for child in reversed(children.get(task.id, [])))
+    return order
+
+
+def task_groups(tasks: list[TaskView]) -> list[list[tuple[TaskView, int]]]:
+    """The trees of tasks that started other tasks (a task with its chord, its callback, ...), each
+    in `task_tree` order; a task that started nothing is in none."""
+    groups: list[list[tuple[TaskView, int]]] = []
+    for task, depth in task_tree(tasks):
+        if depth == 0:
+            groups.append([])
+        groups[-1].append((task, depth))
+    return [group for group in groups if len(group) > 1]
 
 
 # --- the sampler's series -------------------------------------------------------------------

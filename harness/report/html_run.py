@@ -19,9 +19,22 @@ from oomlab.report.html_data import (
     TaskView,
     lanes,
     load_view,
+    started_by,
+    task_groups,
+    task_tree,
 )
 from oomlab.report.html_page import Cell, bullet_list, cards, cell, flatten, key_values, section, table
-from oomlab.report.html_svg import WIDTH, Column, KillMark, SpanMark, attr, histogram_svg, lines_svg, timeline_svg
+from oomlab.report.html_svg import (
+    WIDTH,
+    Column,
+    KillMark,
+    SpanMark,
+    TreeLane,
+    attr,
+    histogram_svg,
+    lines_svg,
+    timeline_svg,
+)
 from oomlab.report.latency import latency_text
 
 DETECTOR_ORDER = (
@@ -39,6 +52,7 @@ TASK_COLUMNS = [
     "#",
     "task id",
     "name",
+    "started by",
     "label",
     "outcome",
     "pid",
@@ -66,6 +80,7 @@ NUMERIC_TASK_COLUMNS = (
     "page cache",
     "seconds",
 )
+MAX_TREE_LANES = 60  # the timeline draws the first trees of tasks started by tasks up to this many lanes
 
 
 def seconds_text(value: float | None) -> str:
@@ -118,7 +133,16 @@ def headline(view: RunView) -> str:
     return status + cards(items)
 
 
-def _span_tip(task: TaskView, pid: int, peak: int | None, killed: bool, start: float, end: float, link: bool) -> str:
+def _span_tip(
+    task: TaskView,
+    pid: int,
+    peak: int | None,
+    killed: bool,
+    start: float,
+    end: float,
+    link: bool,
+    starter: TaskView | None = None,
+) -> str:
     if peak is not None:
         peak_line = f"peak {format_size(peak)}" + (" (exact, VmHWM)" if task.peak_is_exact else " (not exact)")
     elif killed and task.peak_rss_bytes is not None:  # the kernel's RSS at the kill, no VmHWM read
@@ -130,6 +154,7 @@ def _span_tip(task: TaskView, pid: int, peak: int | None, killed: bool, start: f
         [
             head,
             f"task {task.id}",
+            *([f"started by {starter.name} {starter.id}"] if starter is not None else []),
             peak_line,
             f"outcome {task.outcome}" + (" (this run of it was killed)" if killed else ""),
             f"pid {pid} · {start:.2f}-{end:.2f} s",
@@ -170,19 +195,43 @@ def timeline_figure(
         return '<p class="note">no samples: the run stopped before its worker started</p>'
     order = lanes(view)
     roles = {p.pid: p.role for p in view.processes}
-    spans = [
-        SpanMark(
-            order.index(span.pid),
-            span.start_s,
-            span.end_s,
-            "killed" if span.killed else task.outcome,
-            _span_tip(task, span.pid, span.peak_rss_bytes, span.killed, span.start_s, span.end_s, link_flamegraphs),
-            task.id,
-            (task.flamegraph or "") if link_flamegraphs else "",
-        )
-        for task in view.tasks
-        for span in task.spans
-    ]
+    by_id = {task.id: task for task in view.tasks}
+    starters = {task_id: by_id[starter] for task_id, starter in started_by(view.tasks).items()}
+
+    def marks(task: TaskView, lane: int | None) -> list[SpanMark]:
+        """Its spans on its process's lane, or (`lane` given) on its lane of the band."""
+        return [
+            SpanMark(
+                order.index(span.pid) if lane is None else lane,
+                span.start_s,
+                span.end_s,
+                "killed" if span.killed else task.outcome,
+                _span_tip(
+                    task,
+                    span.pid,
+                    span.peak_rss_bytes,
+                    span.killed,
+                    span.start_s,
+                    span.end_s,
+                    link_flamegraphs,
+                    starters.get(task.id),
+                ),
+                task.id,
+                (task.flamegraph or "") if link_flamegraphs else "",
+                tree=lane is not None,
+            )
+            for span in task.spans
+        ]
+
+    spans = [mark for task in view.tasks for mark in marks(task, None)]
+    tree_lanes: list[TreeLane] = []
+    for number, group in enumerate(task_groups(view.tasks)):
+        if len(tree_lanes) + len(group) > MAX_TREE_LANES:
+            break  # the table below still lists every task under the one that started it
+        root = group[0][0]
+        for task, depth in group:
+            spans.extend(marks(task, len(tree_lanes)))
+            tree_lanes.append(TreeLane(task.name, depth, number, root.id))
     kills = [KillMark(kill.at_s, f"kill {kill.pid}", _kill_tip(kill)) for kill in view.kills]
     svg = timeline_svg(
         series,
@@ -194,6 +243,7 @@ def timeline_figure(
         f"memory of run {view.run_id} over time",
         y_high_bytes,
         width,
+        tree_lanes,
     )
     return f"<figure>{svg}</figure>"
 
@@ -242,12 +292,35 @@ def _profile_cell(task: TaskView) -> Cell:
     return Cell(html=link, sort=1, tip=f"memray flame graph of this task: {task.flamegraph}")
 
 
+def _name_cell(task: TaskView, depth: int) -> Cell:
+    """Its name, indented under the task that started it."""
+    if not depth:
+        return cell(task.name)
+    branch = '<span class="branch">\u2514 </span>'
+    return Cell(
+        html=f'<span class="tree-name" style="padding-left:{min(depth - 1, 8) * 1.2:g}em">{branch}{escape(task.name)}</span>',
+        sort=task.name,
+    )
+
+
+def _starter_cell(starter: TaskView | None) -> Cell:
+    if starter is None:
+        return cell("")
+    return cell(f"{starter.name} {starter.id[:8]}", starter.id, tip=f"started by {starter.name} {starter.id}")
+
+
 def tasks_table(view: RunView) -> str:
+    """Every task, each right under the task that started it (a chord's parts and callback under the
+    task that sent the chord); `#` gives that order back after a sort."""
+    tree = task_tree(view.tasks)
+    by_id = {task.id: task for task in view.tasks}
+    starters = {task_id: by_id[starter] for task_id, starter in started_by(view.tasks).items()}
     rows = [
         [
             cell(index, index),
             cell(task.id[:8], task.id, tip=task.id),
-            cell(task.name),
+            _name_cell(task, depth),
+            _starter_cell(starters.get(task.id)),
             cell(task.label),
             cell(task.outcome, css=f"outcome outcome-{task.outcome}"),
             cell(task.pid, task.pid if task.pid is not None else ""),
@@ -271,9 +344,13 @@ def tasks_table(view: RunView) -> str:
             _profile_cell(task),
             cell(task.exception or "", tip=task.exception or ""),
         ]
-        for index, task in enumerate(view.tasks, 1)
+        for index, (task, depth) in enumerate(tree, 1)
     ]
-    attrs = [f'data-task-id="{attr(task.id)}"' for task in view.tasks]
+    attrs = [
+        f'data-task-id="{attr(task.id)}" data-depth="{depth}"'
+        + (f' data-started-by="{attr(starters[task.id].id)}"' if task.id in starters else "")
+        for task, depth in tree
+    ]
     return table(TASK_COLUMNS, rows, "tasks", numeric=NUMERIC_TASK_COLUMNS, row_attrs=attrs)
 
 
@@ -458,7 +535,13 @@ def run_sections(view: RunView, series: list[Series], stream: StreamView | None 
     tasks = (
         stream_sections(stream)
         if stream is not None
-        else section("Tasks", tasks_table(view), "task-table", "Click a column to sort.")
+        else section(
+            "Tasks",
+            tasks_table(view),
+            "task-table",
+            "Each task started by a task (a chord's parts and callback, a task sent from a task) is right under "
+            "the task that started it. Click a column to sort; # gives that order back.",
+        )
     )
     return [
         section("Summary", headline(view), "summary"),
@@ -468,7 +551,7 @@ def run_sections(view: RunView, series: list[Series], stream: StreamView | None 
             timeline_figure(view, series, link_flamegraphs=True),
             "timeline",
             "Group usage and each process's RSS (sampled) against the limit; below, each task's span on its "
-            "process. Hover a span for its exact peak (a profiled task's span opens its flame graph), a red marker for a kill and its detector latencies; "
+            "process, then each task that started tasks with those it started, on lanes of their own. Hover a span for its exact peak (a profiled task's span opens its flame graph), a red marker for a kill and its detector latencies; "
             "click a legend entry to hide a line.",
         ),
         section(

@@ -116,6 +116,17 @@ class SpanMark:
     tip: str
     task_id: str
     link: str = ""  # clicking the span opens this page (a profiled task's flame graph)
+    tree: bool = False  # drawn on a lane of the tasks-started-by-tasks band (`lane` indexes TreeLane)
+
+
+@dataclass
+class TreeLane:
+    """One task in the band of tasks started by tasks, under the task that started it."""
+
+    label: str
+    depth: int
+    group: int  # which tree (a task and all it started) the lane belongs to
+    root_id: str
 
 
 @dataclass
@@ -135,14 +146,18 @@ def timeline_svg(
     title: str,
     y_high_bytes: float | None = None,
     width: int = WIDTH,
+    tree_lanes: list[TreeLane] | None = None,
 ) -> str:
-    """Memory over time above, task spans per process below, kills across both; `width` in SVG
-    units (a narrower chart keeps its text readable when two stand side by side)."""
+    """Memory over time above, task spans per process below, then (when tasks started tasks) each
+    such tree of tasks on lanes of its own, a task under the one that started it; kills across all.
+    `width` in SVG units (a narrower chart keeps its text readable when two stand side by side)."""
     colors = series_colors(series)
     mem_top, mem_bottom = 10, 270
     lanes_top = mem_bottom + 24
     lane_h = 20
-    bottom = lanes_top + max(len(lane_labels), 1) * lane_h
+    tree_lanes = tree_lanes or []
+    tree_top = lanes_top + max(len(lane_labels), 1) * lane_h + (TREE_GAP if tree_lanes else 0)
+    bottom = tree_top + len(tree_lanes) * TREE_LANE_H
     height = bottom + 24
     duration = max(duration_s, max((t for s in series for t, _ in s.points), default=0.0), 0.001)
     peak = max((v for s in series for _, v in s.points), default=0.0)
@@ -172,13 +187,17 @@ def timeline_svg(
         top = lanes_top + index * lane_h
         parts.append(f'<text class="lane-label" x="{LEFT - 6}" y="{top + 14}" text-anchor="end">{escape(label)}</text>')
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{x.px_hi}" y1="{top + lane_h}" y2="{top + lane_h}"/>')
+    if tree_lanes:
+        parts.extend(_tree_band(tree_lanes, spans, tree_top, x))
     for span in spans:
-        top = lanes_top + span.lane * lane_h + 3
+        top = (tree_top + span.lane * TREE_LANE_H if span.tree else lanes_top + span.lane * lane_h) + 3
+        height = (TREE_LANE_H if span.tree else lane_h) - 6
         left = x(span.start_s)
         rect = (
-            f'<rect class="task-span outcome-{attr(span.outcome)}" data-task-id="{attr(span.task_id)}" '
+            f'<rect class="{"tree-span" if span.tree else "task-span"} outcome-{attr(span.outcome)}" '
+            f'data-task-id="{attr(span.task_id)}" '
             f'x="{left}" y="{top}" width="{max(x(span.end_s) - left, 3 if span.outcome == "killed" else 1.5)}" '
-            f'height="{lane_h - 6}" '
+            f'height="{height}" '
             f'fill="{OUTCOME_COLORS.get(span.outcome, "#999")}" data-tip="{attr(span.tip)}"/>'
         )
         parts.append(f'<a class="flamegraph" href="{attr(span.link)}">{rect}</a>' if span.link else rect)
@@ -194,6 +213,44 @@ def timeline_svg(
         )
     parts.append("</svg>")
     return legend(series, colors, bool(limit_bytes)) + "".join(parts)
+
+
+TREE_GAP = 22  # room for the band's heading
+TREE_LANE_H = 16
+
+
+def _tree_band(lanes: list[TreeLane], spans: list[SpanMark], top: float, x: Scale) -> list[str]:
+    """The band's heading, a shaded box around each tree of tasks, and each lane's label (indented by
+    its depth under the task that started it) beside its bars: after them, or before them near the
+    right edge (task names are longer than the process labels left of the axis)."""
+    parts = [f'<text class="band-label" x="{x.px_lo + 4}" y="{top - 7}">tasks started by tasks</text>']
+    start = 0
+    for index in range(1, len(lanes) + 1):
+        if index < len(lanes) and lanes[index].group == lanes[start].group:
+            continue
+        first = lanes[start]
+        parts.append(
+            f'<rect class="task-group" data-root-id="{attr(first.root_id)}" x="{x.px_lo}" '
+            f'y="{top + start * TREE_LANE_H}" width="{round(x.px_hi - x.px_lo, 1)}" '
+            f'height="{(index - start) * TREE_LANE_H}" fill="{"#f3f3f8" if first.group % 2 == 0 else "#e9eef6"}" '
+            f'stroke="#b8c2d6" data-tip="{attr(first.label)} and the {index - start - 1} task(s) it started"/>'
+        )
+        start = index
+    reach: dict[int, tuple[float, float]] = {}
+    for span in spans:
+        if span.tree:
+            low, high = reach.get(span.lane, (span.start_s, span.end_s))
+            reach[span.lane] = (min(low, span.start_s), max(high, span.end_s))
+    for index, lane in enumerate(lanes):
+        label = "\u2003" * max(lane.depth - 1, 0) + ("\u2514 " if lane.depth else "") + lane.label
+        low, high = reach.get(index, (0.0, 0.0))
+        after = x(high) + 4
+        anchor, at = ("start", after) if after < x.px_hi - 140 else ("end", x(low) - 4)
+        parts.append(
+            f'<text class="tree-label" x="{at}" y="{top + index * TREE_LANE_H + 12}" '
+            f'text-anchor="{anchor}">{escape(label)}</text>'
+        )
+    return parts
 
 
 def _mib(value: float) -> str:

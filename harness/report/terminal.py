@@ -200,9 +200,10 @@ def render_load(load: LoadSection, console: Console) -> None:
     for name, figures in rows:
         counts, latency = figures.counts, figures.latency
         end_to_end = latency.end_to_end
+        by_tasks = f" ({counts.sent_by_tasks} by tasks)" if counts.sent_by_tasks and name != "all" else ""
         table.add_row(
             name,
-            str(counts.sent),
+            f"{counts.sent}{by_tasks}",
             str(counts.succeeded),
             str(counts.failed),
             str(counts.killed),

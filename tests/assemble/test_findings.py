@@ -1,12 +1,13 @@
 """harness/assemble/findings.py on records built by hand: which recycling setting replaced a child (exit 155)
-when the record holds no task list, as a load run's does not."""
+when the record holds no task list, as a load run's does not; failures by exception type; and the
+terminal's per-name table over the same tasks."""
 
 from __future__ import annotations
 
 import pytest
-from oomlab.assemble.findings import recycling
+from oomlab.assemble.findings import failures, recycling
 from oomlab.config.options import RunConfig
-from oomlab.record.schema import ProcessRecord, RunRecord
+from oomlab.record.schema import KillRecord, ProcessRecord, RunRecord, TaskRecord
 
 
 def _record(conf: dict) -> RunRecord:
@@ -34,3 +35,54 @@ def _record(conf: dict) -> RunRecord:
 def test_a_recycled_child_names_the_setting_the_run_set(conf, phrase):
     found = recycling(_record(conf))
     assert len(found) == 1 and phrase in found[0], found
+
+
+def _task(task_id: str, name: str, outcome: str = "succeeded", exception: str | None = None, **figures) -> TaskRecord:
+    return TaskRecord(task_id, name, "", [], 0.0, outcome=outcome, exception=exception, **figures)
+
+
+def test_each_exception_type_among_failed_tasks_is_one_finding_with_its_first_message():
+    record = RunRecord(run_id="r", config=RunConfig("workflows", "256MiB", 1, 1))
+    record.tasks = [
+        _task("1", "a.parse", "failed", "ValueError: bad row 7"),
+        _task("2", "a.parse", "failed", "ValueError: bad row 9"),
+        _task("3", "a.fetch", "failed", "RuntimeError"),  # no message
+        _task("4", "a.fetch", "failed", "KeyError: " + "k" * 300),
+        _task("5", "a.fetch", "succeeded", "ValueError: retried, then it worked"),  # not a failure
+        _task("6", "a.fetch", "killed", "WorkerLostError: Worker exited prematurely"),  # a kill says so itself
+    ]
+    assert failures(record) == [
+        "2 task(s) failed with ValueError, first in a.parse: bad row 7",
+        "1 task(s) failed with RuntimeError, first in a.fetch",
+        "1 task(s) failed with KeyError, first in a.fetch: " + "k" * 200,
+    ]
+
+
+def test_the_per_name_table_has_each_names_growth_tree_kills_and_failures():
+    from oomlab.report.by_name import by_name_table, nearest_rank
+    from rich.console import Console
+
+    record = RunRecord(run_id="r", config=RunConfig("workflows", "256MiB", 1, 1))
+    assert by_name_table(record) is None  # a load run: its own table per name
+    mib = 1 << 20
+    record.tasks = [
+        *(
+            _task(f"p{i}", "w.part", peak_above_start_bytes=i * mib, peak_is_exact=True,
+                  tree_peak_above_start_bytes=(i + 1) * mib, sent_by="worker")
+            for i in range(1, 21)
+        ),
+        _task("x", "w.part", "killed", peak_above_start_bytes=500 * mib),  # not exact: no growth figure
+        _task("s", "w.start", "failed", "ValueError: no parts", peak_above_start_bytes=mib, peak_is_exact=True),
+    ]  # fmt: skip
+    record.kills = [KillRecord(1, "child", "x", "w.part", "SIGKILL", "oom", 0.0, "kmsg")]
+    assert (nearest_rank(list(range(1, 21)), 0.5), nearest_rank(list(range(1, 21)), 0.95)) == (10, 19)
+    table = by_name_table(record)
+    assert table is not None
+    console = Console(record=True, width=200)
+    console.print(table)
+    rows = [line.split("│")[1:-1] for line in console.export_text().splitlines() if line.startswith("│")]
+    cells = [[cell.strip() for cell in row] for row in rows]
+    assert cells == [
+        ["w.part (20 sent by tasks)", "21", "10.0 MiB", "19.0 MiB", "20.0 MiB", "21.0 MiB", "1", "-"],
+        ["w.start", "1", "1.0 MiB", "1.0 MiB", "1.0 MiB", "-", "0", "ValueError ×1"],
+    ]

@@ -259,3 +259,37 @@ def test_a_malformed_stream_line_is_said_on_the_page(browser, load_run_dir):
     note = browser.evaluate("document.querySelector('#stream .stream-note').textContent")
     assert "1 malformed line(s) skipped" in note and "line 9: name: 5 is not a string" in note
     assert _count(browser, "#largest-tasks tbody tr") == 7  # the other lines still count
+
+
+@pytest.mark.integration
+def test_a_chord_sent_by_a_task_is_grouped_under_it_in_the_table_and_the_timeline(browser, oomlab):
+    """A real chord run: the parts sit under the task that sent the chord and the callback under the
+    part that sent it, in the table's rows and on the timeline's lanes of tasks started by tasks."""
+    result = oomlab("run", "workflows", "--variant", "chord")
+    assert result.code == 0, result.stderr
+    tasks = result.record["tasks"]
+    (sender,) = [t for t in tasks if t["name"] == "workflows.start"]
+    (callback,) = [t for t in tasks if t["name"] == "workflows.collect"]
+    browser.open(os.path.join(result.run_dir, "report.html"))
+    assert browser.errors() == []
+    rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('#tasks tbody tr'))"
+        ".map(r => [r.dataset.taskId, r.dataset.depth, r.dataset.startedBy || ''])"
+    )
+    assert rows[0] == [sender["id"], "0", ""]
+    assert [depth for _, depth, _ in rows] == ["0", "1", "1", "1", "2"]
+    assert {starter for _, depth, starter in rows if depth == "1"} == {sender["id"]}
+    assert rows[-1] == [callback["id"], "2", callback["parent_id"]]
+
+    spans = sum(len(t["executions"]) for t in tasks)
+    assert _count(browser, "svg .task-span") == _count(browser, "svg .tree-span") == spans == 5
+    assert _count(browser, f'svg .task-group[data-root-id="{sender["id"]}"]') == 1
+    labels = browser.evaluate("Array.from(document.querySelectorAll('svg .tree-label')).map(t => t.textContent)")
+    assert labels[0] == "workflows.start" and labels[-1].endswith("\u2514 workflows.collect")
+    part = next(t for t in tasks if t["name"] == "workflows.part")
+    browser.hover(f'svg .tree-span[data-task-id="{part["id"]}"]')
+    assert f"started by workflows.start {sender['id']}" in _tip(browser)
+    assert browser.evaluate(
+        f'document.querySelector(\'#tasks tr[data-task-id="{part["id"]}"]\').classList.contains("hl")'
+    )
+    assert_not_blank(browser.screenshot())

@@ -142,3 +142,44 @@ def test_a_load_runs_own_findings_are_among_the_runs():
         {"summary": {"findings": ["a run finding"]}, "load": {"findings": ["the worker could not keep up: 3.9/s"]}}
     )
     assert view.findings == ["a run finding", "the worker could not keep up: 3.9/s"]
+
+
+def _tree_record(*tasks: tuple[str, str | None, str | None]) -> dict:
+    """Tasks as (id, parent_id, root_id), in run order."""
+    return {"tasks": [{"id": i, "name": f"t.{i}", "parent_id": p, "root_id": r} for i, p, r in tasks], "kills": []}
+
+
+def test_tasks_started_by_tasks_sit_under_the_task_that_started_them():
+    from oomlab.report.html_data import started_by, task_groups, task_tree
+
+    view = adapt(
+        _tree_record(
+            ("s", None, "s"),  # the run sent it: its own root
+            ("x", None, None),  # a task that started nothing
+            ("p1", "s", "s"),
+            ("p2", "s", "s"),
+            ("cb", "p2", "s"),  # a chord's callback, sent by the last part
+            ("late", "gone", "s"),  # its sender is not in the record: under the workflow's first task
+            ("orphan", "gone", "gone"),  # nothing of its workflow is in the record: a root of its own
+        )
+    )
+    assert started_by(view.tasks) == {"p1": "s", "p2": "s", "cb": "p2", "late": "s"}
+    assert [(t.id, depth) for t, depth in task_tree(view.tasks)] == [
+        ("s", 0), ("p1", 1), ("p2", 1), ("cb", 2), ("late", 1), ("x", 0), ("orphan", 0),
+    ]  # fmt: skip
+    assert [[t.id for t, _ in group] for group in task_groups(view.tasks)] == [["s", "p1", "p2", "cb", "late"]]
+
+
+def test_a_loop_of_links_loses_and_repeats_no_task():
+    from oomlab.report.html_data import task_groups, task_tree
+
+    view = adapt(_tree_record(("a", "b", None), ("b", "a", None), ("c", None, None)))
+    assert sorted(t.id for t, _ in task_tree(view.tasks)) == ["a", "b", "c"]
+    assert [[t.id for t, _ in group] for group in task_groups(view.tasks)] == [["a", "b"]]
+
+
+def test_a_run_whose_tasks_started_none_keeps_its_order_and_has_no_groups(run_dir):
+    from oomlab.report.html_data import task_groups, task_tree
+
+    view = _view(run_dir)
+    assert [t for t, _ in task_tree(view.tasks)] == view.tasks and task_groups(view.tasks) == []

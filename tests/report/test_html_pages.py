@@ -257,7 +257,7 @@ def add_flamegraph(run_dir: str, target: str = "profiles/task-1.html") -> str:
 def test_a_profiled_task_links_its_flame_graph_from_its_row_and_span(run_dir):
     task_id = add_flamegraph(run_dir)
     text = _read(write_run_report(run_dir))
-    row = re.search(rf'<tr data-task-id="{task_id}">.*?</tr>', text, re.S)
+    row = re.search(rf'<tr data-task-id="{task_id}"[^>]*>.*?</tr>', text, re.S)
     assert row and '<a class="flamegraph" href="profiles/task-1.html">flame graph</a>' in row.group(0)
     span = re.search(rf'<a class="flamegraph" href="profiles/task-1.html"><rect [^>]*data-task-id="{task_id}"', text)
     assert span, "the task's span in the timeline opens its flame graph"

@@ -21,6 +21,8 @@ from oomlab.record.stream import TaskLine, TaskStream
 from oomlab.run.load.sender import Send
 from oomlab.run.load.stats import NameStats
 
+ENDED_KEPT = 4096  # worker-sent task ids remembered after their end (a redelivery's prerun comes late)
+
 
 @dataclass(slots=True)
 class Flight:
@@ -39,6 +41,12 @@ class Flight:
     attempts: int = 0
     lost: bool = False  # the child running it died: the result backend says what became of it
     start_kinds: dict[str, int] | None = None  # its leaf's memory by kind at its latest prerun
+    # a task the worker sent itself (a chord's parts and callback, a task sent from a task): Celery's links
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    by_worker: bool = False
+
 
 
 def needs_at_end(start: dict[str, int] | None, end: dict[str, int] | None) -> tuple[int | None, int | None]:
@@ -69,6 +77,13 @@ class Book:
         self.above_start = LogHistogram()  # exact peaks above start, all names
         self.outcomes: Counter[str] = Counter()
         self.stream = TaskStream(run_dir)
+        self.by_worker_in_flight = 0
+        self._by_worker_ended: dict[str, None] = {}  # the latest ones, bounded: a late line does not open them again
+
+    @property
+    def own_in_flight(self) -> int:
+        """The tasks in flight that the load sent (a closed loop keeps these at its number)."""
+        return len(self.flights) - self.by_worker_in_flight
 
     def open(self, call: TaskCall, due: float | None) -> Send:
         """`call` as a flight, which exists before the worker can report it, and its send."""
@@ -80,6 +95,25 @@ class Book:
                 self.by_name[call.task] = NameStats()
         self.submitted += 1
         return Send(task_id, call, due, lambda began: setattr(flight, "sent", began))
+
+    def adopt(
+        self, task_id: str, name: str, at: float, links: tuple[str | None, str | None, str | None]
+    ) -> Flight | None:
+        """A task the worker sent itself (`links`: parent, root and group id) as a flight of the load,
+        followed to its end like the load's own; None when it is already followed or ended."""
+        if task_id in self.flights or task_id in self._by_worker_ended:
+            return None
+        parent, root, group = links
+        flight = Flight(task_id, name, "", (), at, None, parent_id=parent, root_id=root, group_id=group, by_worker=True)
+        self.flights[task_id] = flight
+        self.by_worker_in_flight += 1
+        with self.lock:
+            stats = self.by_name.setdefault(name, NameStats())
+            stats.sent(at - self.start)
+            stats.counts["sent_by_tasks"] += 1
+            if at - self.start <= self.sending_s:
+                self.sent_in_window_by_name[name] += 1  # its name's arrivals (the load's own offered rate is apart)
+        return flight
 
     def sent(self, name: str, began: float, due: float | None) -> None:
         """A publish went through (called on a sending thread, under the lock)."""
@@ -140,6 +174,10 @@ class Book:
                 peak_is_exact=exact,
                 needs_above_start_bytes=needs,
                 page_cache_above_start_bytes=cache,
+                parent_id=flight.parent_id,
+                root_id=flight.root_id,
+                group_id=flight.group_id,
+                sent_by="worker" if flight.by_worker else "run",
             )
         )
         if exact and peak is not None and start_rss is not None:
@@ -151,3 +189,8 @@ class Book:
             self.by_name[flight.name].final(outcome, at, latencies, peak if exact else None)
         self.final_count += 1
         del self.flights[flight.id]
+        if flight.by_worker:
+            self.by_worker_in_flight -= 1
+            self._by_worker_ended[flight.id] = None
+            if len(self._by_worker_ended) > ENDED_KEPT:
+                del self._by_worker_ended[next(iter(self._by_worker_ended))]

@@ -9,9 +9,9 @@ from typing import Any
 
 from oomlab.assemble.analysis import EX_RECYCLE
 from oomlab.observe.monitor import Monitor
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, ProbeLine
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, SENT, ProbeLine
 from oomlab.record.schema import Outcome
-from oomlab.run.load.book import Book
+from oomlab.run.load.book import Book, Flight
 from oomlab.run.load.replacements import Replacements
 from oomlab.run.load.soak import Soak
 from oomlab.run.replay import fetch_states
@@ -70,6 +70,8 @@ class Follower:
             elif event == CHILD_SHUTDOWN:
                 recycled = record.get("exitcode") == EX_RECYCLE
                 self.replacements.child_exited(record["pid"], record["t"], recycled, self._work_waiting())
+            elif event == SENT:
+                self._sent_by_task(record)
         kills = len(monitor.obs.oom_events)
         if kills > self.kills_seen:
             self.kills_seen = kills
@@ -81,7 +83,7 @@ class Follower:
     def _started(self, record: ProbeLine) -> None:
         self.replacements.task_started(record["pid"], record["t"])
         book = self.book
-        flight = book.flights.get(record.get("task_id", ""))
+        flight = book.flights.get(record.get("task_id", "")) or self._sent_by_task(record)
         if flight is None:
             return
         if flight.started is None:
@@ -91,6 +93,16 @@ class Follower:
         flight.start_kinds = record.get("tree_kinds_start")
         flight.attempts += 1
         flight.lost = False
+
+    def _sent_by_task(self, record: ProbeLine) -> Flight | None:
+        """A task the worker sent from a task (its `sent` line, or its prerun when that came first) becomes
+        a flight of the load: the run waits for it and counts it under its name. A task the load sent
+        has no parent and is its own root; it is not taken here."""
+        task_id, parent, root = record.get("task_id"), record.get("parent_id"), record.get("root_id")
+        if not task_id or not (parent or (root and root != task_id)):
+            return None
+        links = (parent, root, record.get("group_id"))
+        return self.book.adopt(task_id, record.get("name") or "?", record["t"], links)
 
     def _ended(self, record: ProbeLine) -> None:
         self.soak.observe(record["pid"], record["t"] - self.book.start, record.get("end_rss"))

@@ -62,7 +62,7 @@ class Scheduler:
         if elapsed >= shape.sending_s or (shape.tasks is not None and book.submitted >= shape.tasks):
             self._sending_ended()
             return
-        room = shape.in_flight - len(book.flights)
+        room = shape.in_flight - book.own_in_flight
         if shape.tasks is not None:
             room = min(room, shape.tasks - book.submitted)
         if room > 0:

@@ -11,7 +11,7 @@ from oomlab.record.load import Counts, Latency, NameFigures, NameSeries
 from oomlab.run.load.series import Series
 
 LATENCIES = ("queue_wait", "run_time", "end_to_end")
-COUNTS = ("sent", "started", "succeeded", "failed", "killed", "unfinished")
+COUNTS = ("sent", "started", "succeeded", "failed", "killed", "unfinished", "sent_by_tasks")
 
 
 @dataclass

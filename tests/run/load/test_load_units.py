@@ -277,3 +277,24 @@ def test_after_a_kill_the_soak_finding_sets_its_first_projection_against_it():
     assert "worker_max_tasks_per_child=9" in killed
     [ahead] = _growth(_soak(None), 4000 * 2**20, Replacements(), kills=0)
     assert "reaches its limit at task 109 (in about 1 s)" in ahead
+
+
+def test_a_task_sent_by_a_task_is_a_flight_of_its_own_name_with_its_links(tmp_path):
+    import json
+
+    from oomlab.config.scenario import TaskCall
+    from oomlab.run.load.book import Book
+
+    book = Book(str(tmp_path), 10.0, lambda _: None)
+    book.open(TaskCall("w.start", ()), None)
+    part = book.adopt("p1", "w.part", book.start + 0.1, ("s1", "s1", "g1"))
+    assert part is not None and book.adopt("p1", "w.part", book.start + 0.2, ("s1", "s1", "g1")) is None
+    assert (len(book.flights), book.own_in_flight) == (2, 1)  # a closed loop counts only its own
+    book.final(part, "succeeded", "SUCCESS", None, book.start + 0.5, 50 << 20)
+    assert book.adopt("p1", "w.part", book.start + 0.6, ("s1", "s1", "g1")) is None  # ended: not opened again
+    book.stream.close()
+    (line,) = [json.loads(text) for text in (tmp_path / "tasks.jsonl").read_text().splitlines()]
+    assert (line["parent_id"], line["root_id"], line["group_id"], line["sent_by"]) == ("s1", "s1", "g1", "worker")
+    counts = book.by_name["w.part"].figures().counts
+    assert (counts.sent, counts.sent_by_tasks, counts.succeeded) == (1, 1, 1)
+    assert book.sent_in_window == 0  # the load's own offered rate is what it sent
