@@ -73,9 +73,8 @@ class Watcher(threading.Thread):
             if group.kernel_name:
                 self.kmsg = KmsgReader.open(group.kernel_name, lambda pid: pid in self.pool)
         if self.kmsg is None:
-            self.problems.append(
-                "/dev/kmsg is not readable here: peaks come from the cgroup, no detection time is measured"
-            )
+            peaks = "peaks come from the cgroup" if group is not None else "peaks are unknown"
+            self.problems.append(f"/dev/kmsg is not readable here: {peaks}, no detection time is measured")
 
     def stop(self) -> None:
         os.write(self._stop_w, b"x")

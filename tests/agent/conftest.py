@@ -40,8 +40,11 @@ class AgentRun:
         self.log = tmp_path / "agent.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, *agent_args: str, worker: list[str] | None = None) -> subprocess.Popen:
-        argv = [sys.executable, "-m", "oomlab", "agent", *agent_args, "--", *(worker or worker_command())]
+    def start(
+        self, *agent_args: str, worker: list[str] | None = None, wrap: tuple[str, ...] | list[str] = ()
+    ) -> subprocess.Popen:
+        """The agent (behind `wrap`, a command that execs its arguments) wrapping the worker."""
+        argv = [*wrap, sys.executable, "-m", "oomlab", "agent", *agent_args, "--", *(worker or worker_command())]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, env=self.env, cwd=HERE, stdout=log, stderr=subprocess.STDOUT)
         return self.process
