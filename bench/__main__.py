@@ -1,4 +1,4 @@
-"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|tasks] [--kills N]`."""
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|tasks|agent] [--kills N]`."""
 
 from __future__ import annotations
 
@@ -20,13 +20,19 @@ BENCHMARKS = {
     "load": "bench.load_cost",
     "tasks": "bench.tasks_read",
     "plugin": "bench.plugin_load",
+    "agent": "bench.agent_cost",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("which", nargs="*", default=["all"], choices=["all", *BENCHMARKS])
-    parser.add_argument("--kills", type=int, metavar="N", help="detection: OOM kills of each kind (default 30)")
+    parser.add_argument(
+        "--kills",
+        type=int,
+        metavar="N",
+        help="detection: OOM kills of each kind (default 30); agent: kills timed (default 20)",
+    )
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.which else args.which
     wire()  # the runs a benchmark's workflows start leave their pictures, as from the command line

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from oomlab.agent import worker_process
 from oomlab.agent.repair import Repairer
-from oomlab.agent.watcher import Watcher
+from oomlab.agent.watcher import SWITCH_INTERVAL_S, Watcher
 from oomlab.errors import BadInput, NoPermission
 from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
 from oomlab.worker.limits.attached import open_attached_group
@@ -98,6 +98,7 @@ def run(options: AgentOptions) -> int:
         raise BadInput(f"cannot start `{options.command[0]}`: {exc.strerror or exc}") from None
     theirs.close()
     worker_process.forward_signals(process.pid)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # the agent runs no user code: its watcher wakes first
     repairer = Repairer(options.max_redeliveries, say)
     watcher = None
     try:

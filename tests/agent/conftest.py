@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 REDIS = os.environ.get("OOMLAB_TEST_AGENT_REDIS", "redis://127.0.0.1:6379/12")
+AMQP = os.environ.get("OOMLAB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 HERE = Path(__file__).parent
 
 
@@ -26,6 +27,8 @@ class AgentRun:
     def __init__(self, tmp_path: Path, broker: str = REDIS, backend: str = REDIS):
         self.name = f"agenttest{uuid.uuid4().hex[:8]}"
         self.queue = f"{self.name}.q"
+        self.node = f"{self.name}@localhost"  # a pidbox queue of its own: a broadcast revoke reaches this worker
+        self.broker = broker
         self.env = dict(
             os.environ,
             AGENT_TEST_APP=self.name,
@@ -37,8 +40,11 @@ class AgentRun:
         self.log = tmp_path / "agent.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, *agent_args: str, worker: list[str] | None = None) -> subprocess.Popen:
-        argv = [sys.executable, "-m", "oomlab", "agent", *agent_args, "--", *(worker or worker_command())]
+    def start(
+        self, *agent_args: str, worker: list[str] | None = None, wrap: tuple[str, ...] | list[str] = ()
+    ) -> subprocess.Popen:
+        """The agent (behind `wrap`, a command that execs its arguments) wrapping the worker."""
+        argv = [*wrap, sys.executable, "-m", "oomlab", "agent", *agent_args, "--", *(worker or worker_command())]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, env=self.env, cwd=HERE, stdout=log, stderr=subprocess.STDOUT)
         return self.process
@@ -81,6 +87,36 @@ class AgentRun:
         client = redis.Redis.from_url(REDIS)
         for key in client.scan_iter(f"*{self.name}*"):
             client.delete(key)
+        if self.broker.startswith("amqp"):
+            self.delete_amqp_entities()
+
+    def delete_amqp_entities(self) -> None:
+        """This test's queue, its exchange (Celery names the default exchange after the default queue)
+        and the worker's pidbox queue; the shared exchanges (celery.pidbox, celeryev) stay."""
+        from kombu import Connection
+
+        with Connection(self.broker) as connection:
+            channel = connection.default_channel
+            for queue in (self.queue, f"{self.node}.celery.pidbox"):
+                channel.queue_delete(queue)
+            channel.exchange_delete(self.queue)
+
+    def amqp_leftovers(self) -> list[str]:
+        """The queue and exchange this test made, still on the broker."""
+        from kombu import Connection
+
+        left = []
+        for kind, name in (("queue", self.queue), ("exchange", self.queue), ("queue", f"{self.node}.celery.pidbox")):
+            with Connection(self.broker) as connection:  # a passive declare of a missing entity closes the channel
+                try:
+                    if kind == "queue":
+                        connection.default_channel.queue_declare(name, passive=True)
+                    else:
+                        connection.default_channel.exchange_declare(name, "direct", passive=True)
+                    left.append(f"{kind} {name}")
+                except connection.channel_errors:
+                    pass
+        return left
 
 
 @pytest.fixture

@@ -38,3 +38,10 @@ def poison(mib: int) -> int:
 @app.task
 def small() -> str:
     return "ok"
+
+
+@app.task(ignore_result=True)
+def nap(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)

@@ -12,7 +12,7 @@ from oomlab.record.schema import KillRecord, Spread
 from oomlab.record.typed_json import to_json
 
 from bench import __main__ as bench_main
-from bench import detection, fidelity, load_cost, overhead, report
+from bench import agent_cost, detection, fidelity, load_cost, overhead, report
 
 
 def _kill(pid: int, role: str, source: str, **detected: float) -> dict:
@@ -50,6 +50,19 @@ def _load() -> dict:
     }
 
 
+def _agent() -> dict:
+    rounds = {
+        "bare": [{"per_s": 400.0, "pool_cpu_s_per_task": 0.0012}],
+        "agent": [
+            {"per_s": 396.0, "pool_cpu_s_per_task": 0.00125, "agent_rss_bytes": 50 << 20, "agent_uss_bytes": 40 << 20}
+        ],
+    }
+    found = {"kills": 2, "detection_s": [0.003, 0.004], "agent_rss_bytes": 51 << 20, "agent_uss_bytes": 41 << 20}
+    data = agent_cost.summarize(rounds, found)
+    agent_cost.show(data, report.console())
+    return data
+
+
 CASES = {
     "detection": _detection,
     "fidelity": _fidelity,
@@ -58,6 +71,7 @@ CASES = {
     "plan": lambda: {"figures": [{"limit": "256MiB", "recommended": 2, "boundary": None, "seconds": 1.0}]},
     "load": _load,
     "tasks": lambda: {"rows": 10, "reads": {"Parquet": {"seconds": 0.1, "rounds_s": [0.1]}}, "read_speedup": 2.0},
+    "agent": _agent,
     "plugin": lambda: {"rounds": 1, "all_with_plugin": [(0.5, 0.4)], "wall_difference_seconds": Spread(1, 1, 1, 1).p50},
 }
 

@@ -1,0 +1,225 @@
+"""`oomlab agent`'s honest costs, against the same worker run bare: the agent's own RSS, the probe's
+CPU per task in the pool children (a no-op task timed with and without the probe loader), the
+throughput of no-op tasks (alternating rounds), and how fast the agent sees an OOM kill (the kernel
+log's stamp of each kill to the agent seeing the pool child gone, as the agent itself reports it in
+its alert webhook's `detection_s`).
+
+Both workers run `celery -A bench.agent_app worker` (prefork × 2) on an embedded Redis, in a leased
+memory cgroup of the benchmark's own; the detection part runs the agent with `--memory 256MiB` (a
+cgroup of its own, /dev/kmsg readable as root) and kills a pool child KILLS times."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import psutil
+from oomlab.record.schema import Spread
+from oomlab.worker import proc
+from oomlab.worker.broker import EmbeddedRedis
+
+from bench import report
+from bench.group import leased_group
+from bench.overhead import _throughput, _wait_ready
+
+TASKS = 2000
+ROUNDS = 4
+KILLS = 20
+MODES = ("bare", "agent")
+TARGET_RSS = 30 * 2**20
+TARGET_PER_TASK_S = 50e-6
+TARGET_DETECTION_P95_S = 0.005
+TARGET_THROUGHPUT_PERCENT = 2.0
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _worker(queue: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "bench.agent_app", "worker", "-P", "prefork", "-c", "2",
+            "-Q", queue, "-n", f"{queue}@localhost", "-l", "INFO", "--without-mingle", "--without-gossip"]  # fmt: skip
+
+
+def _argv(mode: str, queue: str, *agent_args: str) -> list[str]:
+    if mode == "bare":
+        return _worker(queue)
+    return [sys.executable, "-m", "oomlab", "agent", *agent_args, "--", *_worker(queue)]
+
+
+def _env(url: str, queue: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_LOADER"}  # bare is bare
+    return {**env, "BENCH_AGENT_REDIS": url, "BENCH_AGENT_QUEUE": queue, "PYTHONPATH": REPO}
+
+
+def _pool_cpu(worker_main: psutil.Process) -> float:
+    """CPU seconds the worker's pool children have used so far."""
+    total = 0.0
+    for child in worker_main.children():
+        try:
+            times = child.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _worker_main(process, mode: str) -> psutil.Process:
+    top = psutil.Process(process.pid)
+    return top if mode == "bare" else top.children()[0]
+
+
+def one_round(mode: str, tasks: int = TASKS) -> dict:
+    """Throughput, the pool children's CPU per task, and (under the agent) the agent's RSS after the tasks."""
+    with leased_group("bench-agent", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
+        broker = EmbeddedRedis(tmp)
+        process = None
+        try:
+            broker.start(lease)
+            queue = f"bench.agent.{os.path.basename(group.path)}"
+            log = os.path.join(tmp, "worker.log")
+            env = _env(broker.url, queue)
+            process = proc.spawn(_argv(mode, queue), log_path=log, env=env, cwd=REPO, join_cgroup=group.procs_file)
+            lease.add_process(process.pid)
+            _wait_ready(log, process)
+            main = _worker_main(process, mode)
+            conf = {"broker_url": broker.url, "result_backend": broker.url, "task_default_queue": queue}
+            _throughput(conf, 50)  # warm-up: imports, connections and the first pages of every child
+            cpu = _pool_cpu(main)
+            timed = _throughput(conf, tasks)
+            cpu = _pool_cpu(main) - cpu
+            figures = {"per_s": timed.per_s, "pool_cpu_s_per_task": cpu / tasks}
+            if mode == "agent":
+                agent = psutil.Process(process.pid).memory_full_info()
+                figures.update(agent_rss_bytes=agent.rss, agent_uss_bytes=agent.uss)
+            return figures
+        finally:
+            if process is not None:
+                proc.stop(process, grace=10.0, on_timeout=group.kill_all)
+            broker.stop()
+
+
+def _receiver() -> tuple[HTTPServer, list[dict]]:
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def detection(kills: int) -> dict:
+    """The agent's own detection time of `kills` pool-child OOM kills, and its RSS after them."""
+    server, received = _receiver()
+    with leased_group("bench-agent", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
+        broker = EmbeddedRedis(tmp)
+        process = None
+        try:
+            broker.start(lease)
+            queue = f"bench.agent.{os.path.basename(group.path)}"
+            log = os.path.join(tmp, "worker.log")
+            hook = f"http://127.0.0.1:{server.server_port}/"
+            argv = _argv("agent", queue, "--memory", "256MiB", "--alert-webhook", hook)
+            process = proc.spawn(
+                argv, log_path=log, env=_env(broker.url, queue), cwd=REPO, join_cgroup=group.procs_file
+            )
+            lease.add_process(process.pid)
+            _wait_ready(log, process)
+            from celery import Celery
+
+            client = Celery("bench-agent-client", broker=broker.url, backend=broker.url)
+            client.conf.task_default_queue = queue
+            for index in range(kills):
+                result = client.send_task("bench.hog", args=(600,))
+                deadline = time.monotonic() + 60
+                while len(received) <= index and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                result.forget()
+                time.sleep(0.3)  # spaced, so the kernel logs every kill
+            client.close()
+            rss = psutil.Process(process.pid).memory_full_info()
+            return {
+                "kills": len(received),
+                "detection_s": [alert["detection_s"] for alert in received if alert.get("detection_s") is not None],
+                "agent_rss_bytes": rss.rss,
+                "agent_uss_bytes": rss.uss,
+            }
+        finally:
+            if process is not None:
+                proc.stop(process, grace=10.0, on_timeout=group.kill_all)
+            broker.stop()
+            server.shutdown()
+
+
+def spread(values: list[float]) -> Spread | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return Spread(statistics.median(ordered), p95, ordered[-1], len(ordered))
+
+
+def summarize(rounds: dict[str, list[dict]], found: dict) -> dict:
+    rates = {mode: [r["per_s"] for r in rounds[mode]] for mode in MODES}
+    medians = {mode: statistics.median(values) for mode, values in rates.items()}
+    cpu = {mode: statistics.median(r["pool_cpu_s_per_task"] for r in rounds[mode]) for mode in MODES}
+    rss = [r["agent_rss_bytes"] for r in rounds["agent"]] + [found["agent_rss_bytes"]]
+    uss = [r["agent_uss_bytes"] for r in rounds["agent"]] + [found["agent_uss_bytes"]]
+    return {
+        "tasks": TASKS,
+        "rates": rates,
+        "medians": medians,
+        "throughput_gap_percent": (medians["bare"] - medians["agent"]) / medians["bare"] * 100,
+        "pool_cpu_seconds_per_task": cpu,
+        "probe_cpu_seconds_per_task": cpu["agent"] - cpu["bare"],
+        "agent_rss_bytes_max": max(rss),
+        "agent_uss_bytes_max": max(uss),
+        "kills": found["kills"],
+        "detection": spread(found["detection_s"]),
+    }
+
+
+def show(data: dict, out) -> None:
+    mib = 2**20
+    det: Spread | None = data["detection"]
+    rows = [
+        ["throughput, bare", f"{data['medians']['bare']:.0f} tasks/s", " / ".join(f"{v:.0f}" for v in data["rates"]["bare"])],
+        ["throughput, agent", f"{data['medians']['agent']:.0f} tasks/s", " / ".join(f"{v:.0f}" for v in data["rates"]["agent"])],
+        ["pool CPU per task, bare", f"{data['pool_cpu_seconds_per_task']['bare'] * 1e6:.0f} µs", "median of rounds"],
+        ["pool CPU per task, agent", f"{data['pool_cpu_seconds_per_task']['agent'] * 1e6:.0f} µs", "median of rounds"],
+        ["agent RSS (USS)", f"{data['agent_rss_bytes_max'] / mib:.1f} MiB", f"{data['agent_uss_bytes_max'] / mib:.1f} MiB unshared"],
+        ["detection p50 / p95 / max", "-" if det is None else f"{report.ms(det.p50)} / {report.ms(det.p95)} / {report.ms(det.max)}", f"{data['kills']} kills"],
+    ]  # fmt: skip
+    report.table(
+        f"oomlab agent against the bare worker ({TASKS} no-op tasks, prefork × 2)", ["figure", "value", ""], rows, out
+    )
+    per_task, gap, rss = data["probe_cpu_seconds_per_task"], data["throughput_gap_percent"], data["agent_rss_bytes_max"]
+    report.target(out, f"the agent's RSS ≤ 30 MiB ({rss / mib:.1f} MiB)", rss <= TARGET_RSS)
+    report.target(out, f"per-task cost in the worker ≤ 50 µs ({per_task * 1e6:.0f} µs)", per_task <= TARGET_PER_TASK_S)
+    report.target(
+        out,
+        f"detection p95 ≤ 5 ms ({'-' if det is None else report.ms(det.p95)})",
+        None if det is None or det.p95 is None else det.p95 <= TARGET_DETECTION_P95_S,
+    )
+    report.target(out, f"throughput within 2 % of the bare worker ({gap:+.2f} %)", gap <= TARGET_THROUGHPUT_PERCENT)
+
+
+def main(results_dir: str) -> dict:
+    rounds: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    for _ in range(ROUNDS):
+        for mode in MODES:
+            rounds[mode].append(one_round(mode))
+    data = summarize(rounds, detection(KILLS))
+    show(data, report.console())
+    return data

@@ -1,0 +1,83 @@
+"""`oomlab agent` as a container's entrypoint on the machine's Docker engine: unprivileged (a non-root
+user, every capability dropped), under the container's own `mem_limit`, the agent is PID 1 and
+reads the container's memory cgroup as the container sees it. A task that needs more than the limit
+reads FAILURE with OOMKilled through AsyncResult, and `docker stop` is the worker's warm shutdown.
+
+The image is the worker image (oomlab from a wheelhouse made on the host, on OOMLAB_DOCKER_BASE);
+the user's app is mounted read-only. Host networking reaches the test's Redis on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from oomlab.worker.docker.engine import DEFAULT_BASE, client, worker_image
+
+from tests.agent.conftest import HERE, REDIS, AgentRun, wait_state
+from tests.conftest import TIME_SCALE
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.services]
+
+LIMIT = 256 * 2**20
+
+
+def start_container(run: AgentRun, image: str):
+    env = {k: v for k, v in run.env.items() if k.startswith("AGENT_TEST_")}
+    return client().containers.run(
+        image,
+        ["celery", "-A", "user_app", "worker", "-c", "1", "-l", "info", "-n", run.node],
+        entrypoint=["oomlab", "agent", "--"],
+        name=run.name,
+        detach=True,
+        user="65534:65534",  # nobody
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        mem_limit=LIMIT,
+        memswap_limit=LIMIT,
+        network_mode="host",
+        volumes={str(HERE): {"bind": "/app", "mode": "ro"}},
+        working_dir="/app",
+        environment={**env, "PYTHONPATH": "/app"},
+    )
+
+
+def wait_logged(container, text: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = container.logs().decode(errors="replace")
+        if text in logs:
+            return logs
+        container.reload()
+        assert container.status == "running", logs
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never logged:\n{container.logs().decode(errors='replace')}")
+
+
+def test_the_agent_as_an_unprivileged_entrypoint_repairs_an_oom_killed_task(tmp_path):
+    image = worker_image(DEFAULT_BASE)  # DockerUnavailable (a failure, not a skip) without an engine
+    run = AgentRun(tmp_path, broker=REDIS, backend=REDIS)
+    container = start_container(run, image)
+    try:
+        logs = wait_logged(container, " ready.")
+        assert "/dev/kmsg is not readable here" in logs  # Docker gives a container no kernel log
+        assert "runs unwatched by the cgroup" not in logs  # the container's own group is readable
+        app = run.app()
+        result = app.hog.delay(600)
+        wait_state(result, ("STARTED",), timeout=30)
+        took = wait_state(result)
+        assert result.state == "FAILURE" and type(result.result).__name__ == "OOMKilled", result.result
+        message = str(result.result)
+        assert "killed by the kernel's OOM killer" in message and "limit 256.0 MiB" in message, message
+        assert took < 1.0 * TIME_SCALE, f"{took:.3f} s from STARTED to FAILURE"
+        assert app.small.delay().get(timeout=30) == "ok"  # the worker goes on
+
+        container.reload()
+        with open(f"/proc/{container.attrs['State']['Pid']}/cmdline", "rb") as handle:
+            assert b"oomlab\0agent" in handle.read()  # the container's PID 1 is the agent
+        top = container.top(ps_args="-o pid,user,args")["Processes"]
+        assert all(user in ("nobody", "65534") for _, user, _ in top), top
+        container.stop(timeout=30)  # SIGTERM to PID 1, the agent: Celery's warm shutdown
+        assert container.wait(timeout=30)["StatusCode"] == 0, container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+        run.cleanup()
