@@ -48,7 +48,6 @@ class Flight:
     by_worker: bool = False
 
 
-
 def needs_at_end(start: dict[str, int] | None, end: dict[str, int] | None) -> tuple[int | None, int | None]:
     """A load run's task: its leaf's unreclaimable memory and page cache above its start, at its end
     (a load run keeps no leaf samples per task: a peak inside the task is not seen)."""
