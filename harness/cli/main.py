@@ -11,6 +11,7 @@ import tempfile
 import traceback
 from typing import NoReturn
 
+from oomlab.cli.url_flags import read_url_flags
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
 from oomlab.record.redact import safe_url
 from oomlab.trust import apply_results_umask
@@ -67,6 +68,7 @@ def _exit_without_waiting(code: int) -> None:
 def _main(argv: list[str] | None) -> int:
     try:
         args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
+        read_url_flags(args)  # --broker-from-env, --broker-file: kept out of every process's command line
         apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
         from oomlab.cli.wiring import wire
 
