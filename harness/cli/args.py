@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from oomlab.cli.load_args import load_config
+from oomlab.cli.url_flags import add_url_flags
 from oomlab.config.options import POOLS, RunOptions
 
 
@@ -54,12 +55,9 @@ def add_worker_settings(parser: argparse.ArgumentParser, pools: tuple[str, ...] 
 
 
 def add_broker_settings(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", help="use this broker URL instead of the embedded Redis")
-    parser.add_argument(
-        "--result-backend",
-        dest="result_backend",
-        metavar="URL",
-        help="result backend URL (default: the broker if it is Redis, else the embedded Redis)",
+    add_url_flags(parser, "broker", "use this broker URL instead of the embedded Redis")
+    add_url_flags(
+        parser, "result_backend", "result backend URL (default: the broker if it is Redis, else the embedded Redis)"
     )
 
 

@@ -11,6 +11,7 @@ import tempfile
 import traceback
 from typing import NoReturn
 
+from oomlab.cli.url_flags import read_url_flags
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
 from oomlab.record.redact import safe_url
 from oomlab.trust import apply_results_umask
@@ -47,8 +48,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if argv is None:  # the program itself, not a caller's function call
+        _exit_without_waiting(code)
+    return code
+
+
+def _exit_without_waiting(code: int) -> None:
+    """Python's exit waits for every non-daemon thread, and a scenario's plan() or teardown() may have
+    left one running: once oomlab's own cleanup is done, exit with the code as it is."""
+    import threading
+
+    if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
+        read_url_flags(args)  # --broker-from-env, --broker-file: kept out of every process's command line
         apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
         from oomlab.cli.wiring import wire
 

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from oomlab.config import validate
 from oomlab.config.celery_safety import check_serializers
+from oomlab.config.scenario_vetting import vet
 from oomlab.errors import BadInput, ExtraMissing, NoPermission, ScenarioFailed, ScenarioImportFailed
 from oomlab.trust import check_trusted_dir, private_dir, untrusted_file_reason
 
@@ -57,9 +59,7 @@ class Param:
             if isinstance(text, kind) or (kind is tuple and isinstance(text, list)):
                 return text
             raise BadInput(f"parameter {self.name}={text!r} is not a {kind.__name__} (default {self.default!r})")
-        from oomlab.config.validate import param_value
-
-        return param_value(self.name, self.default, text)  # checked before the scenario sees it
+        return validate.param_value(self.name, self.default, text)  # checked before the scenario sees it
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class Scenario:
             module = importlib.import_module(module_name)
             resolve_app(app_ref)
         except SCENARIO_ERRORS as exc:
-            raise _failure(app_ref, "to import", exc, ScenarioImportFailed) from None
+            raise failure(app_ref, "to import", exc, ScenarioImportFailed) from None
         return cls(
             name=module_name,
             module=module,
@@ -185,19 +185,46 @@ class Scenario:
 
     def plan(self, ctx: RunContext) -> Plan:
         try:
-            return self.module.plan(ctx)
+            plan = self.module.plan(ctx)
         except SCENARIO_ERRORS as exc:
             # a built-in's driver loaded late (psycopg for a postgresql:// URL)
             if self.module_ref.startswith(f"{BUILTIN_PACKAGE}.") and (needs := missing_extra(self.name, exc)):
                 raise needs from None
-            raise _failure(self.name, "in plan()", exc) from None
+            raise failure(self.name, "in plan()", exc) from None
+        check_plan(self.name, plan)
+        return plan
 
     def teardown(self, ctx: RunContext) -> None:
         if hasattr(self.module, "teardown"):
             try:
                 self.module.teardown(ctx)
             except SCENARIO_ERRORS as exc:
-                raise _failure(self.name, "in teardown()", exc) from None
+                raise failure(self.name, "in teardown()", exc) from None
+
+
+def check_plan(name: str, plan: Any) -> None:
+    """What plan() returned is a Plan of TaskCalls: anything else is the scenario's mistake, said here
+    rather than as an AttributeError deep in the run."""
+    if not isinstance(plan, Plan):
+        raise ScenarioFailed(f"scenario {name}'s plan() returned {_kind(plan)}, not a Plan (see docs/scenarios.md)")
+    if not isinstance(plan.calls, (list, tuple)):
+        raise ScenarioFailed(
+            f"scenario {name}'s plan() returned a Plan whose calls are {_kind(plan.calls)}, not a list"
+        )
+    wrong = next((call for call in plan.calls if not isinstance(call, TaskCall)), None)
+    if wrong is not None:
+        raise ScenarioFailed(
+            f"scenario {name}'s plan() returned a Plan with {_kind(wrong)} among its calls, not a TaskCall"
+        )
+    if isinstance(plan.timeout, bool) or not isinstance(plan.timeout, (int, float)) or not plan.timeout > 0:
+        raise ScenarioFailed(f"scenario {name}'s plan() returned a Plan whose timeout is {plan.timeout!r}, not seconds")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def app_import_root(app_ref: str) -> str:
@@ -235,12 +262,13 @@ def _variants(declared) -> dict[str, Variant]:
     return {variant.name: variant for variant in variants}
 
 
-def _failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> ScenarioFailed:
+def failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> ScenarioFailed:
     """One sentence naming the exception and the last line of scenario code it passed through."""
     frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
     where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
     first_line = (str(exc).strip().splitlines() or [""])[0]
-    return kind(f"scenario {name} failed {stage}: {type(exc).__name__}: {first_line}{where}")
+    said = f": {first_line}" if first_line else ""
+    return kind(f"scenario {name} failed {stage}: {type(exc).__name__}{said}{where}")
 
 
 def missing_extra(name: str, exc: BaseException) -> ExtraMissing | None:
@@ -262,9 +290,7 @@ def import_scenario_module(ref: str) -> ModuleType:
     be imported, but never in place of an installed module of the same name."""
     if ref.endswith(".py"):
         path = os.path.abspath(ref)
-        directory = check_trusted_dir(os.path.dirname(path), "scenario directory")
-        if reason := untrusted_file_reason(os.lstat(path)):
-            raise NoPermission(f"refusing the scenario file {path}: {reason}")
+        directory = trusted_scenario_file(path)
         if directory not in sys.path:
             sys.path.append(directory)
         module_name = os.path.splitext(os.path.basename(path))[0]
@@ -286,10 +312,20 @@ def scenario_name(ref: str) -> str:
 
 
 def load_scenario(name_or_path: str) -> Scenario:
-    name = scenario_name(name_or_path)
+    """A scenario by built-in name or file path. A file is checked (its directory and itself trusted)
+    and vetted in a child process (oomlab.config.scenario_vetting) before oomlab imports it."""
     if name_or_path.endswith(".py"):
         if not os.path.isfile(name_or_path):
             raise BadInput(f"scenario file {name_or_path} does not exist")
+        trusted_scenario_file(os.path.abspath(name_or_path))
+        vet(os.path.abspath(name_or_path), scenario_name(name_or_path))
+    return load_unvetted(name_or_path)
+
+
+def load_unvetted(name_or_path: str) -> Scenario:
+    """The import and every check on what it defined, in this process (the vetting child's part)."""
+    name = scenario_name(name_or_path)
+    if name_or_path.endswith(".py"):
         ref = os.path.abspath(name_or_path)
     else:
         if name not in builtin_names():
@@ -305,12 +341,8 @@ def load_scenario(name_or_path: str) -> Scenario:
     except SCENARIO_ERRORS as exc:
         if not name_or_path.endswith(".py") and (needs := missing_extra(name, exc)):
             raise needs from None
-        raise _failure(name, "to import", exc, ScenarioImportFailed) from None
-    for required in ("app", "plan"):
-        if not hasattr(module, required):
-            raise ScenarioImportFailed(
-                f"scenario {name} defines no `{required}`; see docs/scenarios.md (Writing a scenario)"
-            )
+        raise failure(name, "to import", exc, ScenarioImportFailed) from None
+    check_shapes(name, module)
     scenario = Scenario(
         name=name,
         module=module,
@@ -322,15 +354,61 @@ def load_scenario(name_or_path: str) -> Scenario:
         celery_conf=dict(getattr(module, "CELERY_CONF", {})),
     )
     check_scenario_defaults(f"scenario {name}'s DEFAULTS", scenario.defaults)
+    validate.celery_setting_names(scenario.celery_conf, f"scenario {name}'s CELERY_CONF")
     check_serializers(scenario.celery_conf, f"scenario {name}'s CELERY_CONF")
     for variant in scenario.variants.values():
         check_scenario_defaults(f"scenario {name}'s variant {variant.name!r}", variant.defaults)
+        validate.celery_setting_names(variant.celery_conf, f"scenario {name}'s variant {variant.name!r}")
         check_serializers(variant.celery_conf, f"scenario {name}'s variant {variant.name!r}")
     try:
-        _ = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
+        app = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except SCENARIO_ERRORS as exc:
-        raise _failure(name, "to import", exc, ScenarioImportFailed) from None
+        raise failure(name, "to import", exc, ScenarioImportFailed) from None
+    from celery import Celery
+
+    if not isinstance(app, Celery):
+        raise ScenarioImportFailed(f"scenario {name}'s app is {_kind(app)}, not a Celery app")
     return scenario
+
+
+_SHAPES: tuple[tuple[str, tuple[type, ...], str], ...] = (
+    ("PARAMS", (list, tuple), "a list of Param"),
+    ("VARIANTS", (list, tuple, type(None)), "a list of Variant"),
+    ("DEFAULTS", (dict,), "a dict"),
+    ("CELERY_CONF", (dict,), "a dict of Celery settings"),
+    ("description", (str, type(None)), "a string"),
+)
+
+
+def check_shapes(name: str, module: ModuleType) -> None:
+    """What a scenario module defines has the shape oomlab reads: one sentence (exit 6) otherwise,
+    never a TypeError later in the run."""
+    for required in ("app", "plan"):
+        if not hasattr(module, required):
+            raise ScenarioImportFailed(
+                f"scenario {name} defines no `{required}`; see docs/scenarios.md (Writing a scenario)"
+            )
+    if not callable(module.plan):
+        raise ScenarioImportFailed(f"scenario {name}'s plan is {_kind(module.plan)}, not a function")
+    for attribute, kinds, want in _SHAPES:
+        value = getattr(module, attribute, None)
+        if value is not None and not isinstance(value, kinds):
+            raise ScenarioImportFailed(f"scenario {name}'s {attribute} is {_kind(value)}, not {want}")
+    for param in getattr(module, "PARAMS", None) or ():
+        if not isinstance(param, Param):
+            raise ScenarioImportFailed(f"scenario {name}'s PARAMS holds {_kind(param)}, not a Param")
+    for variant in getattr(module, "VARIANTS", None) or ():
+        if not isinstance(variant, (str, Variant)) or not isinstance(getattr(variant, "defaults", {}), dict):
+            raise ScenarioImportFailed(f"scenario {name}'s VARIANTS holds {_kind(variant)}, not a Variant")
+
+
+def trusted_scenario_file(path: str) -> str:
+    """The directory of a scenario file nobody else can write (oomlab runs as root: a module planted
+    beside it would run too), the file itself checked likewise; NoPermission otherwise."""
+    directory = check_trusted_dir(os.path.dirname(path), "scenario directory")
+    if reason := untrusted_file_reason(os.lstat(path)):
+        raise NoPermission(f"refusing the scenario file {path}: {reason}")
+    return directory
 
 
 def check_scenario_defaults(where: str, defaults: dict[str, Any]) -> None:

@@ -79,12 +79,25 @@ def celery_settings(given: dict[str, Any]) -> dict[str, Any]:
     return {name: celery_setting(name, value) for name, value in given.items()}
 
 
+def celery_setting_names(conf: dict[str, Any], where: str) -> None:
+    """A scenario's CELERY_CONF (or a variant's) naming a setting Celery does not have: a typo that
+    Celery itself would ignore, refused like an unknown --celery one."""
+    options = _celery_options()
+    for name in conf:
+        if name not in options:
+            raise BadInput(f"{where} sets {name!r}: Celery has no such setting{_close(name, options)}")
+
+
+def _close(name: Any, options: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(str(name), list(options), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def celery_setting(name: str, value: Any) -> Any:
     options = _celery_options()
     option = options.get(name)
     if option is None:
-        close = difflib.get_close_matches(name, list(options), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = _close(name, options)
         raise BadInput(f"--celery {name}: Celery has no such setting{hint}; see Celery's configuration reference")
     kind = str(option.type)
     typed = _typed(name, value, kind) if isinstance(value, str) else _checked(name, value, kind)

@@ -1,12 +1,17 @@
 """The harness's side of the scenario's Celery app: pointed at one run's broker, then let go of it.
 
 `--compare` runs several workers from one oomlab process, each with its own embedded broker; the
-app caches its producer pool and result backend, so each run must drop them when it ends.
+app caches its producer pool and result backend, so each run must drop them when it ends. kombu keeps
+its pools in process-wide groups keyed by the broker URL, so the closed ones are taken out of those too:
+runs that share one `--broker` would otherwise be handed the last run's closed pool.
 """
 
 from __future__ import annotations
 
 import threading
+
+from kombu import pools
+from kombu.utils.collections import eqhash
 
 
 def point_at(app, conf: dict) -> None:
@@ -17,6 +22,11 @@ def point_at(app, conf: dict) -> None:
 def detach(app) -> None:
     pool = app._pool
     if pool is not None:
+        key = eqhash(app.connection_for_write())  # the settings are still the ending run's
+        for group in (pools.producers, pools.connections):
+            kept = dict.pop(group, key, None)
+            if kept is not None and kept is not pool:
+                kept.force_close_all()
         pool.force_close_all()
     app._pool = None
     if "amqp" in app.__dict__:

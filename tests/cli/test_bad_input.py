@@ -313,3 +313,13 @@ def test_a_ctrl_c_while_oomlab_loads_is_an_ordinary_interrupt(capsys, monkeypatc
     assert main(["scenarios"]) == 130
     err = capsys.readouterr().err
     assert err.startswith("oomlab: interrupted") and "Traceback" not in err
+
+
+@pytest.mark.services
+def test_compare_on_one_broker_url(oomlab):
+    """Every variant's run on the same --broker: each run's client gets a pool of its own (kombu keeps
+    pools per URL, process-wide; the first run's closed one was handed to the second)."""
+    result = oomlab("run", "large-args", "--compare", "--tasks", "2", "--broker", "redis://127.0.0.1:6379/0")
+    assert result.code == 0, result.stderr
+    assert "Acquire on closed pool" not in result.stderr and "internal error" not in result.stderr
+    assert "compare-" in result.stdout

@@ -10,6 +10,7 @@ import socket
 import time
 
 from oomlab.cli.args import add_worker_settings, run_options
+from oomlab.cli.url_flags import add_url_flags
 from oomlab.config.options import resolve
 from oomlab.config.scenario import load_scenario
 from oomlab.errors import BadInput
@@ -31,13 +32,8 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="a directory shared with the attaching oomlab: worker.json and the probe's record go there",
     )
-    parser.add_argument("--broker", required=True, help="the broker URL (e.g. redis://redis:6379/0)")
-    parser.add_argument(
-        "--result-backend",
-        dest="result_backend",
-        metavar="URL",
-        help="result backend URL (default: the broker, which must then be Redis)",
-    )
+    add_url_flags(parser, "broker", "the broker URL (e.g. redis://redis:6379/0)", required=True)
+    add_url_flags(parser, "result_backend", "result backend URL (default: the broker, which must then be Redis)")
     add_worker_settings(parser)
     parser.add_argument("--queue", help="the queue to consume (default oomlab.SCENARIO)")
     parser.set_defaults(func=main)
