@@ -178,11 +178,11 @@ def _slope(soak: SoakFindings, pool: str) -> str:
     growth = soak.growth_per_1000_tasks_per_child_bytes
     who = "pool child" if pool == "prefork" else f"{pool} process"
     if growth is None:
-        return f"leak slope: not measured (fewer than 3 tasks in each {who})"
-    line = "a steady line" if soak.significant else "within noise, not a steady line"
+        return f"leak slope: {soak.fit or f'not enough data (too few tasks in each {who})'}"
     sign = "grew" if growth >= 0 else "shrank"
     return (
-        f"leak slope: each {who} {sign} {format_size(abs(growth))} per 1,000 tasks ({line}; "
+        f"leak slope: each {who} {sign} {format_size(abs(growth))} per 1,000 tasks "
+        f"({soak.fit or ('a steady line' if soak.significant else 'within noise, not a steady line')}; "
         f"{soak.children_measured} measured)"
     )
 
