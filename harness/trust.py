@@ -213,7 +213,9 @@ class RunDirectory:
         os.makedirs(results, exist_ok=True)
         check_trusted_dir(results, "results directory")
         if made:
-            ignore = os.open(os.path.join(results, ".gitignore"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            ignore = os.open(
+                os.path.join(results, ".gitignore"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644
+            )
             with os.fdopen(ignore, "w") as handle:
                 handle.write(RESULTS_GITIGNORE)
         os.mkdir(path, 0o777 & ~results_umask())

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 
-from oomlab.trust import RunDirectory
 from oomlab.record.schema import TaskRecord
 from oomlab.run.state import new_run_id
+from oomlab.trust import RunDirectory
 
 
 def test_a_task_records_repr_is_one_short_line_without_its_arguments():
