@@ -28,6 +28,7 @@ from oomlab.workflows.recommend.handover import (
     handover_files,
     row_setting,
     split_settings,
+    with_app,
 )
 from oomlab.workflows.recommend.inverse import limit_for, prove_limit
 from oomlab.workflows.recommend.load_proof import not_handed_over
@@ -103,11 +104,11 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         withheld[ONE_CLASS] = f"{LABELS[ONE_CLASS]}: no files written, {why}"
     elif plan.choice:
         profile = plan.profiles[plan.choice.candidate.limit_bytes]
-        handovers[ONE_CLASS] = [row_setting(plan.choice, profile, margin)]
+        handovers[ONE_CLASS] = with_app([row_setting(plan.choice, profile, margin)], scenario.app_target)
     if plan.split and plan.split.dominant and all(c.replicas for c in plan.split.two_classes):
         warnings[SPLIT] = split_not_proven(plan.split_proofs, not args.no_prove)
         if args.no_prove or not warnings[SPLIT]:
-            handovers[SPLIT] = split_settings(plan.split, plan.split_proofs)
+            handovers[SPLIT] = with_app(split_settings(plan.split, plan.split_proofs), scenario.app_target)
         else:
             withheld[SPLIT] = f"split queues: no files written, the plan is {warnings[SPLIT]}"
     for kind, settings in handovers.items():
@@ -148,7 +149,9 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
         answer = prove_limit(scenario, config, answer, args.tasks_per_child)
     _lines(out, inverse_lines(answer))
     recycling = setting_recycling(profile, answer.limit_bytes, margin, "prefork", args.concurrency)
-    setting = ClassSetting("worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling)
+    setting = ClassSetting(
+        "worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling, app=scenario.app_target
+    )
     out.rule(f"hand-over: {LABELS[ONE_CLASS]}")
     _lines(out, command_lines([setting]))
     path = _path(config, scenario, "limit")
