@@ -80,7 +80,14 @@ def with_app(settings: list[ClassSetting], app: str) -> list[ClassSetting]:
 
 
 def worker_command(setting: ClassSetting) -> list[str]:
-    command = ["celery", "-A", setting.app or "APP", "worker", f"--pool={setting.pool}", f"--concurrency={setting.concurrency}"]
+    command = [
+        "celery",
+        "-A",
+        setting.app or "APP",
+        "worker",
+        f"--pool={setting.pool}",
+        f"--concurrency={setting.concurrency}",
+    ]
     command += [f"--queues={setting.queue}", f"--hostname={setting.name}@%h"]
     return command + [f"{FLAGS[key]}={value}" for key, value in sorted(setting.recycling.items())]
 
