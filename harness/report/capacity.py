@@ -93,7 +93,8 @@ def command_lines(settings: list[ClassSetting]) -> list[str]:
 def proof_lines(proof: LoadProof) -> list[str]:
     """The verdicts the proving runs carry (load_proof.verdicts), and where each run is."""
     runs = [f"runs: {proof.setting.run_dir}" + (f" · step up {proof.step_up.run_dir}" if proof.step_up else "")]
-    return proof.verdicts + runs
+    proven = [f"proven: {proof.proven}"] if proof.proven else []
+    return proof.verdicts + proven + runs
 
 
 def target_lines(plan: TargetPlan) -> list[str]:

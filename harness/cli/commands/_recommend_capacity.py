@@ -13,7 +13,7 @@ from oomlab.config.load_shapes import parse_duration, parse_rate
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import parse_size
-from oomlab.errors import EXIT_OK, BadInput
+from oomlab.errors import EXIT_OK, BadInput, PlanRefuted
 from oomlab.record.schema import write_json_atomic
 from oomlab.report.capacity import command_lines, inverse_lines, proof_lines, split_lines, target_lines
 from oomlab.report.console import report_console
@@ -30,8 +30,8 @@ from oomlab.workflows.recommend.handover import (
     split_settings,
     with_app,
 )
-from oomlab.workflows.recommend.inverse import limit_for, prove_limit
-from oomlab.workflows.recommend.load_proof import not_handed_over
+from oomlab.workflows.recommend.inverse import limit_for, limit_refuted, prove_limit
+from oomlab.workflows.recommend.load_proof import memory_only, not_handed_over, refuted_by_oom
 from oomlab.workflows.recommend.pools import pools_allowed
 from oomlab.workflows.recommend.recycling import setting_recycling
 from oomlab.workflows.recommend.split_proof import split_not_proven
@@ -97,8 +97,11 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
     if plan.proof:
         out.rule("proof under load")
         _lines(out, proof_lines(plan.proof))
+    if plan.choice and (refuted := refuted_by_oom(plan.proof)):
+        raise PlanRefuted(refuted)  # before anything is written: no record, page or hand-over
     handovers: dict[str, list[ClassSetting]] = {}
     warnings = {kind: "not proven (--no-prove)" if args.no_prove else "" for kind in LABELS}
+    warnings[ONE_CLASS] = memory_only(plan.proof) or warnings[ONE_CLASS]
     withheld: dict[str, str] = {}
     if plan.choice and (why := not_handed_over(plan.proof)):
         withheld[ONE_CLASS] = f"{LABELS[ONE_CLASS]}: no files written, {why}"
@@ -128,6 +131,7 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         "mode": "rate",
         **asdict(plan),
         "handover": files,
+        "handover_marks": {kind: warnings[kind] for kind in files if warnings[kind]},
         "handover_withheld": withheld,
     }
     return _finish(path, record, [p for paths in files.values() for p in paths])
@@ -148,6 +152,8 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
     if not args.no_prove:
         answer = prove_limit(scenario, config, answer, args.tasks_per_child)
     _lines(out, inverse_lines(answer))
+    if why := limit_refuted(answer):
+        raise PlanRefuted(why)  # before anything is written
     recycling = setting_recycling(profile, answer.limit_bytes, margin, "prefork", args.concurrency)
     setting = ClassSetting(
         "worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling, app=scenario.app_target
