@@ -3,6 +3,7 @@ the inverse mode's limit; plain text the user can paste."""
 
 from __future__ import annotations
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.workflows.recommend.fleet import FleetRow
 from oomlab.workflows.recommend.handover import ClassSetting, worker_command
@@ -14,7 +15,7 @@ from oomlab.workflows.recommend.target import TargetPlan
 
 
 def _wait(seconds: float | None) -> str:
-    return "unbounded" if seconds is None else f"{seconds:.3f} s"
+    return "unbounded" if seconds is None else format_seconds(seconds)
 
 
 def table_lines(rows: list[FleetRow]) -> list[str]:

@@ -9,6 +9,7 @@ import os
 from html import escape
 from typing import Any
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.report.html_page import (
     FOOTER,
@@ -30,7 +31,7 @@ from oomlab.workflows.recommend.handover import LABELS
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f} s"
+    return format_seconds(value)
 
 
 def _rate(value: float | None) -> str:

@@ -83,8 +83,8 @@ def _named(python: list[tuple[Any, ...]], index: int) -> str:
     the named function around it, whose name the user searches for; the site keeps its exact line."""
     for frame in python[index:]:
         if frame[0] not in _ANONYMOUS:
-            return frame[0]
-    return python[index][0]
+            return str(frame[0])
+    return str(python[index][0])
 
 
 def _is_oomlab_frame(path: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from oomlab.config.durations import format_seconds
 from oomlab.record.load import LimitProjection, RecyclingSettings, SoakFindings
 
 # A slope is stated only from a child that ran this many tasks: three points fit a line by chance
@@ -211,7 +212,7 @@ class Budget:
                 100 * self.replacement_seconds / (work + self.replacement_seconds), 2
             )
             settings.throughput_cost_basis = (
-                f"a replacement measured at {self.replacement_seconds * 1000:.0f} ms per child every {max_tasks} tasks "
-                f"of {self.mean_run_time * 1000:.0f} ms"
+                f"a replacement measured at {format_seconds(self.replacement_seconds)} per child every {max_tasks} tasks "
+                f"of {format_seconds(self.mean_run_time)}"
             )
         return settings

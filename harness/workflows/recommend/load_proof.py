@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
@@ -182,7 +183,7 @@ def verdicts(
 
 def _held(proof: LoadProof, queue_wait_p95: float | None) -> str:
     run = proof.setting
-    wait = "-" if run.queue_wait_p95_s is None else f"{run.queue_wait_p95_s:.3f} s"
+    wait = format_seconds(run.queue_wait_p95_s)
     target = (
         ""
         if queue_wait_p95 is None
@@ -219,11 +220,13 @@ def _recycling(section: RecyclingFigures, chosen: RunConfig, recycle_s: float | 
     if not replaced:
         if not settings:
             return "recycling: none set and none seen (no leak was measured)"
-        expected = f"; every child is due for replacement after {recycle_s:.0f} s at this rate" if recycle_s else ""
+        expected = (
+            f"; every child is due for replacement after {format_seconds(recycle_s)} at this rate" if recycle_s else ""
+        )
         return f"recycling: {settings}, no child replaced in {seconds:g} s{expected}"
     cost = section.replacement_seconds.p50
     dip = section.throughput_dip
-    took = f", a replacement took {cost * 1000:.0f} ms at the median while work waited" if cost is not None else ""
+    took = f", a replacement took {format_seconds(cost)} at the median while work waited" if cost is not None else ""
     dipped = (
         f"; {dip.per_s_in_seconds_with_a_replacement:g}/s in seconds with a replacement against "
         f"{dip.per_s_otherwise:g}/s otherwise"
