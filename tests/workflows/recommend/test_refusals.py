@@ -69,6 +69,7 @@ def test_a_limit_for_a_concurrency_whose_own_trial_is_killed_is_not_handed_over(
         "recommend",
         "task-tree",
         *("--variant", "subprocess", "--param", "kill=false", "--param", "program_mib=170", "--tasks", "1"),
+        *("--param", "hold=1"),  # each program keeps its memory a second: the two overlap however scheduled
         *("--concurrency", "2", "--margin", "0%", "--tasks-per-child", "1", "--results", str(tmp_path)),
     )
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300 * TIME_SCALE)
