@@ -14,7 +14,9 @@ EXIT_REGRESSION = 7  # oomlab gate: task memory grew past a threshold (not an er
 EXIT_TIMED_OUT = 9  # the run's --timeout passed with tasks unfinished (status timed_out)
 EXIT_RESULTS = 10  # the results directory cannot be written: read-only, no permission, full disk
 EXIT_WORKER_LOST = 11  # the worker's main process exited mid-run, tasks left unrun (status worker_lost)
-EXIT_PLAN_REFUTED = 12  # oomlab recommend: its own trial at the recommended setting was OOM-killed
+EXIT_PLAN_REFUTED = (
+    12  # oomlab recommend (--memory, --concurrency, --rate): its own trial at the setting was OOM-killed
+)
 EXIT_INTERRUPTED = 130
 
 

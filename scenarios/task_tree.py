@@ -20,6 +20,7 @@ PARAMS = [
     Param("own_mib", 16, "MiB the task allocates itself while its program runs"),
     Param("kill", True, "end with a program larger than the limit (OOM-killed, attributed to its task)"),
     Param("alternate", True, "every other task's program allocates twice program_mib"),
+    Param("hold", 0.0, "seconds each program keeps its memory before it exits (its peaks overlap its neighbours')"),
 ]
 DEFAULTS = {"memory": "256MiB", "concurrency": 1, "tasks": 4}
 VARIANTS = [
@@ -37,14 +38,16 @@ PROGRAM = (
     "b = b'\\x01' * int(float(sys.argv[1]) * 1048576)\n"
     "s = open('/proc/self/status').read()\n"
     "print({k: int(l.split()[1]) * 1024 for l in s.splitlines() for k in ('VmHWM', 'RssAnon') if l.startswith(k + ':')})\n"
+    "import time; time.sleep(float(sys.argv[2]))\n"
 )
 
 
 @app.task(name="task_tree.run_program")
-def run_program(mib: float, own_mib: float) -> dict:
-    """Allocate `own_mib` in the task, run a program that allocates `mib` while holding it."""
+def run_program(mib: float, own_mib: float, hold: float = 0.0) -> dict:
+    """Allocate `own_mib` in the task, run a program that allocates `mib` (and keeps it `hold`
+    seconds) while holding it."""
     held = touched_bytes(own_mib)
-    done = subprocess.run([sys.executable, "-c", PROGRAM, str(mib)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", PROGRAM, str(mib), str(hold)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the program exited with {done.returncode}")
     report = json.loads(done.stdout.replace("'", '"'))
@@ -110,7 +113,7 @@ def plan(ctx: RunContext) -> Plan:
             library = _POOL_LIBRARY[ctx.variant]
             call = TaskCall(pool_map.name, (size, library), label=f"{library} {size:.0f} MiB")
         else:
-            call = TaskCall(run_program.name, (size, own), label=f"program {size:.0f} MiB")
+            call = TaskCall(run_program.name, (size, own, ctx.params["hold"]), label=f"program {size:.0f} MiB")
         calls.append(call)
     if ctx.params["kill"] and ctx.variant in ("subprocess", "fork"):
         over = ctx.limit_bytes * 1.25 / MIB

@@ -5,6 +5,7 @@ where the main process grew."""
 from __future__ import annotations
 
 from oomlab.assemble.analysis import EX_RECYCLE
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.record.schema import Execution, RunRecord
 
@@ -114,7 +115,7 @@ def slow_growth(record: RunRecord) -> list[str]:
         if elapsed >= 2.0:
             rate = (kill.rss_bytes - run.start_rss_bytes) / elapsed
             found.append(
-                f"{kill.task_name} was killed {elapsed:.1f} s into its run, having grown by "
+                f"{kill.task_name} was killed {format_seconds(elapsed)} into its run, having grown by "
                 f"{format_size(rate)}/s on average: memory accumulated over the task's life"
             )
     return found

@@ -164,6 +164,25 @@ class Scenario:
             app_ref=app_ref,
         )
 
+    @property
+    def app_target(self) -> str:
+        """What `celery -A` takes for this app in the user's own deployment: the "module:attribute"
+        they gave (a pytest session, an attach config, a scenario's `app = "myapp.celery:app"`), else
+        the module that defines the app object the scenario imported (`myapp.celery:app`, not the
+        scenario file that imported it), else the scenario's own module."""
+        given = self.app_ref or (self.module.app if isinstance(getattr(self.module, "app", None), str) else None)
+        if given:
+            return given
+        app, own = self.module.app, self.module.__name__
+        homes = [
+            f"{name}:{attribute}"
+            for name, module in list(sys.modules.items())
+            if module is not None and name not in (own, "__main__") and not name.startswith("oomlab.")
+            for attribute, value in list(vars(module).items())
+            if value is app
+        ]
+        return min(homes, key=len) if homes else f"{own}:app"
+
     def resolve_params(self, given: dict[str, str]) -> dict[str, Any]:
         known = {param.name: param for param in self.params}
         unknown = sorted(set(given) - set(known))

@@ -148,6 +148,8 @@ class SoakFindings:
     significant: bool = False  # the growth is a line worth a finding, not noise
     first_projection_error_percent: float | None = None
     recycling: RecyclingSettings | None = None  # only for a positive slope
+    r2: float | None = None  # the measured children's mean R² (None: no child ran enough tasks)
+    fit: str = ""  # what the slope rests on: "not enough data: ...", "a steady line (...)", "within noise ..."
 
 
 @dataclass

@@ -3,6 +3,7 @@ the inverse mode's limit; plain text the user can paste."""
 
 from __future__ import annotations
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.workflows.recommend.fleet import FleetRow
 from oomlab.workflows.recommend.handover import ClassSetting, worker_command
@@ -14,7 +15,7 @@ from oomlab.workflows.recommend.target import TargetPlan
 
 
 def _wait(seconds: float | None) -> str:
-    return "unbounded" if seconds is None else f"{seconds:.3f} s"
+    return "unbounded" if seconds is None else format_seconds(seconds)
 
 
 def table_lines(rows: list[FleetRow]) -> list[str]:
@@ -93,7 +94,8 @@ def command_lines(settings: list[ClassSetting]) -> list[str]:
 def proof_lines(proof: LoadProof) -> list[str]:
     """The verdicts the proving runs carry (load_proof.verdicts), and where each run is."""
     runs = [f"runs: {proof.setting.run_dir}" + (f" · step up {proof.step_up.run_dir}" if proof.step_up else "")]
-    return proof.verdicts + runs
+    proven = [f"proven: {proof.proven}"] if proof.proven else []
+    return proof.verdicts + proven + runs
 
 
 def target_lines(plan: TargetPlan) -> list[str]:

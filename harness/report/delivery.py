@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from statistics import median
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.lab_cells import AXES
 from oomlab.workflows.lab.delivery import CellResult
 from oomlab.workflows.lab.explain import explanations
@@ -14,8 +15,7 @@ from rich.table import Table
 def _seconds(values: list[float]) -> str:
     if not values:
         return "-"
-    value = median(values)
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.1f} s"
+    return format_seconds(median(values))
 
 
 def cell_line(result: CellResult) -> str:

@@ -39,7 +39,27 @@ def headline(result: GateResult) -> str:
     failed = result.regressions
     if failed:
         return f"oomlab gate: {len(failed)} regression(s) in {len({c.task for c in failed})} task(s)"
+    if result.saved:  # the first run: nothing was compared, so nothing "passed"
+        bounds = f", {len(result.checks)} absolute bound(s) kept" if result.checks else ""
+        return f"oomlab gate: baseline saved to {result.saved}{bounds}; the next run is compared with it"
     return f"oomlab gate: passed ({len(result.checks)} check(s))"
+
+
+def table_lines(result: GateResult) -> list[str]:
+    """The checks as plain text under a header row, columns aligned (a pytest terminal summary);
+    no lines when there is no check."""
+    if not result.checks:
+        return []
+    rows = [COLUMNS, *(cells(check) for check in result.checks)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    left = {"task", "check", "verdict"}
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.ljust(w) if name in left else cell.rjust(w) for name, cell, w in zip(COLUMNS, row, widths, strict=True)
+        ).rstrip()
+
+    return [line(COLUMNS), "  ".join("-" * w for w in widths), *(line(row) for row in rows[1:])]
 
 
 def render_terminal(result: GateResult, console: Console) -> None:

@@ -9,6 +9,7 @@ import os
 from html import escape
 from typing import Any
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.report.html_page import (
     FOOTER,
@@ -30,7 +31,7 @@ from oomlab.workflows.recommend.handover import LABELS
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f} s"
+    return format_seconds(value)
 
 
 def _rate(value: float | None) -> str:
@@ -276,8 +277,11 @@ def proof_section(record: dict[str, Any], page_dir: str) -> list[str]:
     met = {None: "no queue-wait target given", True: "queue wait met", False: "queue wait NOT met"}
     columns = ["run", "concurrency", "sent", "for", "achieved", "result", "recycled", "queue wait p95"]
     columns += ["group peak", "record"]
-    body = f"<p>{escape(met.get(proof.get('queue_wait_met'), ''))}</p>" + table(
-        columns, rows, "proof-runs", numeric=["concurrency", "sent", "achieved", "recycled"]
+    proven = f"<p>proven: {escape(proof['proven'])}</p>" if proof.get("proven") else ""
+    body = (
+        proven
+        + f"<p>{escape(met.get(proof.get('queue_wait_met'), ''))}</p>"
+        + table(columns, rows, "proof-runs", numeric=["concurrency", "sent", "achieved", "recycled"])
     )
     return [section("Proof under load", body, "proof", "The chosen setting at the target rate per replica.")]
 
@@ -290,7 +294,9 @@ def handover_section(record: dict[str, Any], page_dir: str) -> list[str]:
     for kind, paths in files.items():
         names = [os.path.basename(path) for path in paths]  # written beside the record: found there when copied
         links = ", ".join(relative_link(page_dir, os.path.join(page_dir, name), name) for name in names)
-        parts.append(f"<li>{escape(LABELS.get(kind, kind))}: {links}</li>")
+        mark = (record.get("handover_marks") or {}).get(kind)
+        marked = f' <span class="note">({escape(mark)})</span>' if mark else ""
+        parts.append(f"<li>{escape(LABELS.get(kind, kind))}{marked}: {links}</li>")
     return [section("Hand-over", f"<ul>{''.join(parts)}</ul>", "handover")]
 
 

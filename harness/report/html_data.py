@@ -377,6 +377,8 @@ def load_view(load: LoadSection) -> LoadView:
         )
     if load.soak is not None:
         figures.append(("growth per 1,000 tasks per child (bytes)", load.soak.growth_per_1000_tasks_per_child_bytes))
+        if load.soak.fit:
+            figures.append(("growth: what the slope rests on", load.soak.fit))
     if load.harness is not None:
         figures.append(("oomlab's own peak RSS (bytes)", load.harness.oomlab_peak_rss_bytes))
     series = load.series

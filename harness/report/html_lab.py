@@ -10,6 +10,7 @@ from html import escape
 from statistics import median
 from typing import Any
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.lab_cells import AXES
 from oomlab.record.delivery import KillDetection
 from oomlab.report.html_data import scrub
@@ -46,7 +47,8 @@ def _relative(history: Sequence[tuple[float | None, str | None]], t0: float | No
         return "-"
     base = t0 if t0 is not None else history[0][0]
     return " → ".join(
-        f"{what} {'' if at is None or base is None else f'{at - base:+.2f} s'}".strip() for at, what in history
+        f"{what} {'' if at is None or base is None else ('+' if at >= base else '') + format_seconds(at - base)}".strip()
+        for at, what in history
     )
 
 
@@ -64,7 +66,7 @@ def evidence(result: CellResult, lab_dir: str) -> str:
                 ("states (from the first kill)", _relative(verdict.state_history, first_kill)),
                 ("Celery events", _relative(verdict.events, first_kill)),
                 ("delivery counts", verdict.delivery_counts),
-                ("redeliveries", [f"{r.how} after {r.seconds:.2f} s" for r in verdict.redeliveries]),
+                ("redeliveries", [f"{r.how} after {format_seconds(r.seconds)}" for r in verdict.redeliveries]),
             ]
         for kill in delivery.detection:
             seen = ", ".join(

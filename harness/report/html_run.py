@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from html import escape
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.record.stream import TaskLine
 from oomlab.report.html_data import (
@@ -84,9 +85,7 @@ MAX_TREE_LANES = 60  # the timeline draws the first trees of tasks started by ta
 
 
 def seconds_text(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.2f} s"
+    return format_seconds(value)
 
 
 def detector_text(value: float | None) -> str:

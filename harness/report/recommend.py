@@ -115,7 +115,7 @@ def render_proof(plan: CapacityPlan, proof: Proof, console: Console) -> None:
         )
 
 
-def snippet(plan: CapacityPlan, memory_text: str) -> str:
+def snippet(plan: CapacityPlan, memory_text: str, app: str = "APP") -> str:
     if plan.no_safe_setting:
         return ""
     conf = [f"worker_concurrency = {plan.concurrency}"]
@@ -133,7 +133,7 @@ def snippet(plan: CapacityPlan, memory_text: str) -> str:
             *conf,
             "",
             "# celery worker flags",
-            "celery -A proj worker " + " ".join(flags),
+            f"celery -A {app} worker " + " ".join(flags),
             "",
             "# docker-compose.yml (the worker service)",
             f"    mem_limit: {mib}m",

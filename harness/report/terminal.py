@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.record.load import LoadSection, NameFigures
 from oomlab.record.profile import RunProfile
@@ -23,7 +24,7 @@ KILL_ROWS = 20  # a load run can kill hundreds: the terminal shows the first, th
 
 
 def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+    return format_seconds(seconds)
 
 
 def _latency(seconds: float | None) -> str:

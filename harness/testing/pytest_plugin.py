@@ -294,11 +294,13 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     result = config.stash.get(_GATE, None)
     if result is None:
         return
-    from oomlab.report.gate import cells, headline
+    from oomlab.report.gate import headline, table_lines
 
     terminalreporter.section("oomlab gate", red=bool(result.regressions), green=not result.regressions)
-    for check in result.checks:
-        terminalreporter.line("  ".join(cells(check)), red=check.failed)
+    lines = table_lines(result)
+    for index, line in enumerate(lines):  # the header, its rule, then one row per check
+        failed = index >= 2 and result.checks[index - 2].failed
+        terminalreporter.line(line, red=failed, bold=index == 0)
     for notice in result.notices:
         terminalreporter.line(f"note: {notice}")
     terminalreporter.line(headline(result), red=bool(result.regressions), bold=True)

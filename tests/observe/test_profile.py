@@ -11,6 +11,7 @@ import statistics
 import subprocess
 
 import pytest
+from oomlab.config.durations import format_seconds
 
 from tests.conftest import TIME_SCALE, assert_nothing_left, oomlab_cmd, run_dir_from
 from tests.pytester_project import oomlab_project
@@ -103,14 +104,14 @@ def test_the_printed_cost_is_the_measured_one(profiled):
     assert len(bare) == len(tracked) == 10 and len(set(tracked)) > 1  # timings, not a constant
     measured = statistics.median(tracked) - statistics.median(bare)
     assert record["summary"]["profile"]["cost"]["per_task_s"] == pytest.approx(measured)
-    assert f"memray costs {measured * 1000:+.1f} ms per task" in stdout
+    assert f"memray costs {'+' if measured >= 0 else ''}{format_seconds(measured)} per task" in stdout
     bare_growth, tracked_growth = calibration[0]["bare_peak_growth"], calibration[0]["tracked_peak_growth"]
     setup = tracked_growth[0] - bare_growth[0]  # the first tracker in the child: memray's set-up
     assert setup > MIB  # measured, and paid before any task (so no task's peak carries it)
     assert f"one-off set-up ({setup / MIB:.1f} MiB)" in stdout
     around = [r["overhead_s"] for r in probe if r["ev"] == "profile_end"]
     assert len(around) == 3  # both, noop, program (the killed task never stopped its tracker)
-    assert f"took {statistics.median(around) * 1000:.1f} ms (median of 3)" in stdout
+    assert f"took {format_seconds(statistics.median(around))} (median of 3)" in stdout
 
 
 def test_one_capture_and_one_flame_graph_per_execution(profiled):

@@ -97,3 +97,28 @@ def test_a_capture_whose_writer_was_sigkilled_loses_no_allocation(tmp_path):
     # every chunk it reported is in the capture, plus at most the one allocated after the last pwrite
     assert reported * MIB <= top.bytes <= (reported + 1) * MIB + 4096 * (reported + 1)
     assert reported > 10
+
+
+def build_rows_for_report(rows: int) -> list[bytearray]:
+    return [bytearray(MIB) for _ in range(rows)]  # the allocation sits in a <listcomp> frame
+
+
+def test_a_site_inside_a_comprehension_is_named_by_the_function_around_it(tmp_path):
+    import memray
+
+    path = str(tmp_path / "capture.bin")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with memray.Tracker(destination=memray.FileDestination(path, overwrite=True)):
+                held = build_rows_for_report(8)
+                held += (lambda: [bytearray(MIB) for _ in range(4)])()
+                del held
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    top, second = read_capture(path, killed=False).sites[:2]
+    line = build_rows_for_report.__code__.co_firstlineno + 1
+    assert (top.function, top.line) == ("build_rows_for_report", line), top
+    assert top.file.endswith("test_profiling.py") and top.bytes >= 8 * MIB
+    assert second.function == "test_a_site_inside_a_comprehension_is_named_by_the_function_around_it", second

@@ -174,6 +174,8 @@ def test_gate_first_run_writes_a_baseline_then_catches_a_regression(project):
         first = run(project, f"--oomlab-baseline={baseline}", "--oomlab-fail=peak:10%")
         assert first.ret == 0
         first.stdout.fnmatch_lines(["*no baseline at *baseline.json: this run * is saved as the baseline*"])
+        first.stdout.fnmatch_lines(["oomlab gate: baseline saved to *baseline.json; the next run is compared with it"])
+        assert "passed (0 check(s))" not in first.stdout.str()
         assert json.loads(baseline.read_text())["tasks"]["shopapp.resize"]["n"] == 1
         os.environ["MIB"] = "60"
         second = run(project, f"--oomlab-baseline={baseline}", "--oomlab-fail=peak:10%")
@@ -184,6 +186,7 @@ def test_gate_first_run_writes_a_baseline_then_catches_a_regression(project):
     second.stdout.fnmatch_lines(
         [
             "*oomlab gate*",
+            "task *check *baseline *current *change *verdict",  # the table has its headers
             "*shopapp.resize  peak:10%  * MiB  * MiB  +*%*REGRESSION*",
             "*oomlab gate: 1 regression(s) in 1 task(s)*",
             "report: *gate.html",

@@ -13,7 +13,7 @@ from oomlab.config.load_shapes import parse_duration, parse_rate
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import parse_size
-from oomlab.errors import EXIT_OK, BadInput
+from oomlab.errors import EXIT_OK, BadInput, PlanRefuted
 from oomlab.record.schema import write_json_atomic
 from oomlab.report.capacity import command_lines, inverse_lines, proof_lines, split_lines, target_lines
 from oomlab.report.console import report_console
@@ -28,9 +28,10 @@ from oomlab.workflows.recommend.handover import (
     handover_files,
     row_setting,
     split_settings,
+    with_app,
 )
-from oomlab.workflows.recommend.inverse import limit_for, prove_limit
-from oomlab.workflows.recommend.load_proof import not_handed_over
+from oomlab.workflows.recommend.inverse import limit_for, limit_refuted, prove_limit
+from oomlab.workflows.recommend.load_proof import memory_only, not_handed_over, refuted_by_oom
 from oomlab.workflows.recommend.pools import pools_allowed
 from oomlab.workflows.recommend.recycling import setting_recycling
 from oomlab.workflows.recommend.split_proof import split_not_proven
@@ -96,18 +97,21 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
     if plan.proof:
         out.rule("proof under load")
         _lines(out, proof_lines(plan.proof))
+    if plan.choice and (refuted := refuted_by_oom(plan.proof)):
+        raise PlanRefuted(refuted)  # before anything is written: no record, page or hand-over
     handovers: dict[str, list[ClassSetting]] = {}
     warnings = {kind: "not proven (--no-prove)" if args.no_prove else "" for kind in LABELS}
+    warnings[ONE_CLASS] = memory_only(plan.proof) or warnings[ONE_CLASS]
     withheld: dict[str, str] = {}
     if plan.choice and (why := not_handed_over(plan.proof)):
         withheld[ONE_CLASS] = f"{LABELS[ONE_CLASS]}: no files written, {why}"
     elif plan.choice:
         profile = plan.profiles[plan.choice.candidate.limit_bytes]
-        handovers[ONE_CLASS] = [row_setting(plan.choice, profile, margin)]
+        handovers[ONE_CLASS] = with_app([row_setting(plan.choice, profile, margin)], scenario.app_target)
     if plan.split and plan.split.dominant and all(c.replicas for c in plan.split.two_classes):
         warnings[SPLIT] = split_not_proven(plan.split_proofs, not args.no_prove)
         if args.no_prove or not warnings[SPLIT]:
-            handovers[SPLIT] = split_settings(plan.split, plan.split_proofs)
+            handovers[SPLIT] = with_app(split_settings(plan.split, plan.split_proofs), scenario.app_target)
         else:
             withheld[SPLIT] = f"split queues: no files written, the plan is {warnings[SPLIT]}"
     for kind, settings in handovers.items():
@@ -127,6 +131,7 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         "mode": "rate",
         **asdict(plan),
         "handover": files,
+        "handover_marks": {kind: warnings[kind] for kind in files if warnings[kind]},
         "handover_withheld": withheld,
     }
     return _finish(path, record, [p for paths in files.values() for p in paths])
@@ -147,8 +152,12 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
     if not args.no_prove:
         answer = prove_limit(scenario, config, answer, args.tasks_per_child)
     _lines(out, inverse_lines(answer))
+    if why := limit_refuted(answer):
+        raise PlanRefuted(why)  # before anything is written
     recycling = setting_recycling(profile, answer.limit_bytes, margin, "prefork", args.concurrency)
-    setting = ClassSetting("worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling)
+    setting = ClassSetting(
+        "worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling, app=scenario.app_target
+    )
     out.rule(f"hand-over: {LABELS[ONE_CLASS]}")
     _lines(out, command_lines([setting]))
     path = _path(config, scenario, "limit")

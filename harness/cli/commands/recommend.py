@@ -103,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
     if proof and proof.recommended:
         out.print(f"each trial: {proof.recommended.filled(args.tasks_per_child)}", highlight=False, markup=False)
     refuted(proof)
-    text = snippet(plan, config.memory)
+    text = snippet(plan, config.memory, scenario.app_target)
     if text:
         out.rule("settings")
         out.print(text, highlight=False, markup=False)

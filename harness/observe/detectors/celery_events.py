@@ -3,6 +3,7 @@ heartbeats, online/offline. Captured on a thread with the time each event arrive
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,16 @@ from typing import Any
 from oomlab.record.schema import CeleryEvent
 
 _KEPT = ("exception", "traceback", "freq", "active", "processed", "pid", "name", "state", "signum", "exitcode")
+
+
+def epoch_receiver(app: Any, connection: Any, handler: Callable[[dict[str, Any]], None]) -> Any:
+    """Celery's event receiver with each event's timestamp as the sender wrote it (seconds since the
+    epoch): by default it "localizes" it by the sender's utcoffset against this process's time zone,
+    so a worker whose app set another zone (a Django TIME_ZONE sets TZ) would shift every stored
+    time by hours."""
+    receiver = app.events.Receiver(connection, handlers={"*": handler})
+    receiver.event_from_message = functools.partial(receiver.event_from_message, localize=False)
+    return receiver
 
 
 class CeleryEventCapture(threading.Thread):
@@ -54,7 +65,7 @@ class CeleryEventCapture(threading.Thread):
     def run(self) -> None:
         try:
             with self.app.connection_for_read() as connection:
-                receiver = self._receiver = self.app.events.Receiver(connection, handlers={"*": self._on_event})
+                receiver = self._receiver = epoch_receiver(self.app, connection, self._on_event)
                 self.connected.set()
                 receiver.capture(limit=None, timeout=None, wakeup=False)
         except Exception as exc:  # the run goes on without Celery's view, and says so

@@ -54,6 +54,10 @@ class Capture:
     native_traces: bool
 
 
+# frames Python makes for a comprehension or a lambda: a site inside one is named by the function around it
+_ANONYMOUS = frozenset({"<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>", "<lambda>"})
+
+
 def _library(filename: str) -> bool:
     return filename.startswith("<") or os.path.realpath(filename).startswith(_LIBRARY_DIRS)
 
@@ -70,7 +74,17 @@ def _site_of(record: Any, native_traces: bool) -> tuple[tuple[Any, ...], list[st
     if not python:
         return ("<native>", "<no Python frame>", 0), [], native
     index = next((i for i, frame in enumerate(python) if not _library(frame[1])), 0)
-    return tuple(python[index][:3]), [_frame(f) for f in python[:index]], native
+    _, filename, line = python[index][:3]
+    return (_named(python, index), filename, line), [_frame(f) for f in python[:index]], native
+
+
+def _named(python: list[tuple[Any, ...]], index: int) -> str:
+    """The function a site is in: out of a comprehension's or a lambda's frame (innermost first) to
+    the named function around it, whose name the user searches for; the site keeps its exact line."""
+    for frame in python[index:]:
+        if frame[0] not in _ANONYMOUS:
+            return str(frame[0])
+    return str(python[index][0])
 
 
 def _is_oomlab_frame(path: str) -> bool:

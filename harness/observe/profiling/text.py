@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.record.profile import AllocationSite, ProfileCost
 from oomlab.record.schema import TaskRecord
@@ -56,12 +57,16 @@ def task_lines(task: TaskRecord, sites: int = SITES_SHOWN) -> list[str]:
     gap = profile.last_snapshot_before_kill_s
     if gap is not None:
         lines.append(
-            f"  memray records each allocation as it happens; its last RSS snapshot was {gap * 1000:.1f} ms "
+            f"  memray records each allocation as it happens; its last RSS snapshot was {format_seconds(gap)} "
             f"before the kernel's kill"
         )
     if profile.flamegraph:
         lines.append(f"  flame graph: {profile.flamegraph}")
     return lines
+
+
+def _signed(seconds: float) -> str:
+    return ("+" if seconds >= 0 else "") + format_seconds(seconds)
 
 
 def cost_line(cost: ProfileCost | None) -> str | None:
@@ -70,8 +75,8 @@ def cost_line(cost: ProfileCost | None) -> str | None:
     parts = []
     if cost.per_task_s is not None and cost.noop_bare_s is not None and cost.noop_tracked_s is not None:
         parts.append(
-            f"memray costs {cost.per_task_s * 1000:+.1f} ms per task, measured on a no-op task in a pool "
-            f"child ({cost.noop_bare_s * 1000:.2f} ms bare, {cost.noop_tracked_s * 1000:.1f} ms tracked, "
+            f"memray costs {_signed(cost.per_task_s)} per task, measured on a no-op task in a pool "
+            f"child ({format_seconds(cost.noop_bare_s)} bare, {format_seconds(cost.noop_tracked_s)} tracked, "
             f"median of {cost.noop_runs} each)"
         )
     if cost.per_task_peak_bytes is not None:
@@ -81,7 +86,7 @@ def cost_line(cost: ProfileCost | None) -> str | None:
         )
     if cost.start_stop_median_s is not None:
         parts.append(
-            f"starting and stopping it around the profiled tasks took {cost.start_stop_median_s * 1000:.1f} ms "
+            f"starting and stopping it around the profiled tasks took {format_seconds(cost.start_stop_median_s)} "
             f"(median of {cost.start_stop_n})"
         )
     return "; ".join(parts) or None

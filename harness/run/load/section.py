@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from oomlab.assemble.outcomes import OUTCOMES
+from oomlab.config.durations import format_seconds
 from oomlab.config.load_shapes import LoadShape
 from oomlab.config.sizes import format_size
 from oomlab.record.histogram import LogHistogram
@@ -150,7 +151,9 @@ def _growth(soak: SoakFindings, growth: int, replacements: Replacements, kills: 
     grows = f"each pool child grows {format_size(growth)} per 1,000 tasks"
     if replacements.recycled:
         cost = replacements.cost.quantile(0.5)
-        took = f" (a replacement took {cost * 1000:.0f} ms at the median while work waited)" if cost is not None else ""
+        took = (
+            f" (a replacement took {format_seconds(cost)} at the median while work waited)" if cost is not None else ""
+        )
         kept = (
             f"yet the group reached its limit ({kills} OOM kill(s))"
             if kills
@@ -177,7 +180,7 @@ def _growth(soak: SoakFindings, growth: int, replacements: Replacements, kills: 
     projection = soak.projection
     if projection is None:
         return []
-    when = f" (in about {projection.seconds_from_now:.0f} s)" if projection.seconds_from_now else ""
+    when = f" (in about {format_seconds(projection.seconds_from_now)})" if projection.seconds_from_now else ""
     return [
         f"{grows}: at that pace the group reaches its limit at task {projection.limit_reached_at_task}{when}; {stop}"
     ]

@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from oomlab.config.durations import format_seconds
 from oomlab.record.load import LimitProjection, RecyclingSettings, SoakFindings
 
-MIN_TASKS_PER_CHILD = 3  # a slope from fewer points is noise
-MIN_POINTS = 5  # tasks measured over all children before a projection is made
+# A slope is stated only from a child that ran this many tasks: three points fit a line by chance
+# about one time in three (r >= 0.89 for noise), six about one time in a hundred. Fewer: "not enough data".
+MIN_TASKS_PER_CHILD = 6
+MIN_POINTS = 6  # tasks measured over all children before a projection is made
 # a growth is stated as a finding only when it is a line, not noise: the fit explains most of the
 # spread and the children grew by a clear amount during the run
 MIN_R2 = 0.8
@@ -102,15 +105,34 @@ class Soak:
     def _measured(self) -> list[ChildGrowth]:
         return [c for c in self.children.values() if c.tasks >= MIN_TASKS_PER_CHILD]
 
+    def r2(self) -> float | None:
+        """The measured children's mean R² (how much of the spread their lines explain)."""
+        r2 = [r for c in self._measured() if (r := c.by_task.r2) is not None]
+        return sum(r2) / len(r2) if r2 else None
+
     def significant(self) -> bool:
         """The growth is a line worth a finding (the figures are in run.json either way)."""
         fits = self._measured()
-        slope = self.per_task_slope()
-        if not fits or slope is None or slope <= 0:
+        slope, r2 = self.per_task_slope(), self.r2()
+        if not fits or slope is None or slope <= 0 or r2 is None:
             return False
-        grown = max(slope * c.tasks for c in fits)
-        r2 = [c.by_task.r2 for c in fits if c.by_task.r2 is not None]
-        return grown >= MIN_GROWTH_BYTES and bool(r2) and sum(r2) / len(r2) >= MIN_R2
+        return max(slope * c.tasks for c in fits) >= MIN_GROWTH_BYTES and r2 >= MIN_R2
+
+    def fit(self) -> str:
+        """What the slope rests on, in a few words: not enough data, a steady line, or noise."""
+        most = max((c.tasks for c in self.children.values()), default=0)
+        if most < MIN_TASKS_PER_CHILD:
+            return (
+                f"not enough data: the most tasks one pool child ran was {most}, a slope needs "
+                f"{MIN_TASKS_PER_CHILD} from one child"
+            )
+        r2, n, slope = self.r2(), len(self._measured()), self.per_task_slope()
+        quality = "" if r2 is None else f"R² {r2:.2f} over {n} child(ren)"
+        if slope is not None and slope <= 0:
+            return f"no growth ({quality or 'flat'})"
+        if self.significant():
+            return f"a steady line ({quality})"
+        return f"within noise, not a steady line ({quality or 'flat'}; a line needs R² ≥ {MIN_R2:g} and {MIN_GROWTH_BYTES >> 20} MiB grown)"
 
     def project(self, tasks_done: int, group_usage: int | None, rate: float | None) -> LimitProjection | None:
         """When the group reaches its limit at the measured slope: after how many tasks in all, and
@@ -146,6 +168,8 @@ class Soak:
             first_projection=self.first_projection,
             first_kill_at_task=self.first_kill_at_task,
             significant=self.significant(),
+            r2=None if (r2 := self.r2()) is None else round(r2, 3),
+            fit=self.fit(),
         )
         if self.first_projection and self.first_kill_at_task:
             projected = self.first_projection.limit_reached_at_task
@@ -188,7 +212,7 @@ class Budget:
                 100 * self.replacement_seconds / (work + self.replacement_seconds), 2
             )
             settings.throughput_cost_basis = (
-                f"a replacement measured at {self.replacement_seconds * 1000:.0f} ms per child every {max_tasks} tasks "
-                f"of {self.mean_run_time * 1000:.0f} ms"
+                f"a replacement measured at {format_seconds(self.replacement_seconds)} per child every {max_tasks} tasks "
+                f"of {format_seconds(self.mean_run_time)}"
             )
         return settings

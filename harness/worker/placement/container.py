@@ -9,6 +9,7 @@ import time
 from functools import partial
 from typing import Any
 
+from oomlab.config.durations import format_seconds
 from oomlab.record.schema import ContainerState, CrashLoop, KillRecord, WorkerSection
 from oomlab.worker import proc
 from oomlab.worker.docker.container import ContainerWorker
@@ -101,7 +102,7 @@ class DockerContainer(Placement):
             return None
         times = sorted(k.kernel_time_mono for k in kills)
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        period = f", one kill every {sum(gaps) / len(gaps):.1f} s" if gaps else ""
+        period = f", one kill every {format_seconds(sum(gaps) / len(gaps))}" if gaps else ""
         section.crash_loop = CrashLoop(restarts=restarts, kills=len(times), kill_intervals_s=gaps)
         return (
             f"crash loop: the container was restarted {restarts} times by its restart policy "

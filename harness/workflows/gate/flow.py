@@ -99,6 +99,7 @@ def _first_baseline(
     save_baseline(path, current, source, facts.scenario if facts else None)
     return GateResult(
         checks=load_checks,
+        saved=path,
         notices=[
             f"no baseline at {path}: this run ({source}) is saved as the baseline; "
             f"the gate passes and compares from the next run on"

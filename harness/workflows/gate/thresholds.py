@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size, parse_size
 from oomlab.errors import BadInput
 from oomlab.record.load import LoadSection, NameFigures
@@ -134,7 +135,7 @@ class LoadThreshold:
         if value is None:
             return "-"
         if self.metric in LATENCIES:
-            return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+            return format_seconds(value)
         if self.metric == "peak_rss":
             return format_size(value)
         if self.metric in RATES:

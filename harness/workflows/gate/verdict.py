@@ -29,6 +29,7 @@ class Check:
 class GateResult:
     checks: list[Check] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # tasks only in one of the two runs, first-run baseline
+    saved: str = ""  # the first run of a gate: the baseline written (nothing was compared)
 
     @property
     def regressions(self) -> list[Check]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from statistics import median
 
+from oomlab.config.durations import format_seconds
 from oomlab.record.delivery import DeliveryVerdict
 from oomlab.workflows.lab.delivery import CellResult
 
@@ -77,5 +78,8 @@ def _measured(verdicts: list[DeliveryVerdict]) -> str:
     redelivery = [v.first_redelivery_s for v in verdicts if v.first_redelivery_s is not None]
     text = f"runs per task {min(runs)}-{max(runs)}" if min(runs) != max(runs) else f"runs per task {runs[0]}"
     if redelivery:
-        text += f"; first redelivery {median(redelivery):.2f} s after the kill (median, {min(redelivery):.2f}-{max(redelivery):.2f})"
+        text += (
+            f"; first redelivery {format_seconds(median(redelivery))} after the kill (median, "
+            f"{format_seconds(min(redelivery))} to {format_seconds(max(redelivery))})"
+        )
     return text

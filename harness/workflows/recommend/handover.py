@@ -8,7 +8,7 @@ alone; strings are written JSON-quoted, which YAML reads as they are."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from oomlab.workflows.recommend.fleet import FleetRow
 from oomlab.workflows.recommend.profile import WorkerProfile
@@ -47,6 +47,7 @@ class ClassSetting:
     recycling: dict[str, int] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()
     cpus: int = 0  # the cores its throughput was measured with (0: not measured, no CPU setting written)
+    app: str = ""  # what `celery -A` takes for the user's app (Scenario.app_target)
 
 
 def row_setting(row: FleetRow, profile: WorkerProfile, margin: float) -> ClassSetting:
@@ -73,8 +74,20 @@ def split_settings(split: SplitPlan, proofs: list[ClassProof] | None = None) -> 
     return [class_setting(c, by_queue.get(c.queue)) for c in split.two_classes]
 
 
+def with_app(settings: list[ClassSetting], app: str) -> list[ClassSetting]:
+    """The settings as the user's app runs them (`celery -A myapp.celery:app`)."""
+    return [replace(s, app=app) for s in settings]
+
+
 def worker_command(setting: ClassSetting) -> list[str]:
-    command = ["celery", "-A", "proj", "worker", f"--pool={setting.pool}", f"--concurrency={setting.concurrency}"]
+    command = [
+        "celery",
+        "-A",
+        setting.app or "APP",
+        "worker",
+        f"--pool={setting.pool}",
+        f"--concurrency={setting.concurrency}",
+    ]
     command += [f"--queues={setting.queue}", f"--hostname={setting.name}@%h"]
     return command + [f"{FLAGS[key]}={value}" for key, value in sorted(setting.recycling.items())]
 

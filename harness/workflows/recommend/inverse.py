@@ -49,6 +49,8 @@ def prove_limit(
     held = run_trial(
         scenario, at_setting(config, answer.limit_bytes, "prefork", 1), answer.concurrency, tasks_per_child
     )
+    if held.killed:  # refuted: the trial below it has nothing left to show
+        return replace(answer, held=held, verdict=trials_verdict(replace(answer, held=held)))
     below = run_trial(
         scenario, at_setting(config, answer.below_bytes, "prefork", 1), answer.concurrency, tasks_per_child
     )
@@ -56,18 +58,32 @@ def prove_limit(
     return replace(proven, verdict=trials_verdict(proven))
 
 
+def limit_refuted(answer: LimitForConcurrency) -> str:
+    """Why the limit is refuted by its own trial ("" when it is not): the trial at that limit was
+    OOM-killed, so it is never handed over (the same rule as the plan for a --memory)."""
+    held = answer.held
+    if held is None or not held.killed:
+        return ""
+    what = held.killed_what or "the worker could not start under the limit"
+    return (
+        f"the plan is refuted: its own trial at {format_size(answer.limit_bytes)} with --concurrency "
+        f"{answer.concurrency} was OOM-killed ({what}; {held.run_dir}), so no settings were handed over and no "
+        f"files written: plan again with a larger --margin, or a smaller --concurrency"
+    )
+
+
 def trials_verdict(answer: LimitForConcurrency) -> str:
     """One sentence: proven (the limit held, just below was killed), conservative (both held: by how
     much, from the trial below), or not proven (the limit itself was killed)."""
     held, below = answer.held, answer.below
-    if held is None or below is None:
-        return ""
     limit, under = format_size(answer.limit_bytes), format_size(answer.below_bytes)
-    if held.killed:
+    if held is not None and held.killed:
         return (
             f"NOT proven: the trial at {limit} was OOM-killed ({held.kills} kill(s)); the children's measured "
             f"worst case under-counts this run: give a larger limit"
         )
+    if held is None or below is None:
+        return ""
     if below.killed:
         return f"proven: {limit} held (group peak {format_size(held.group_peak_bytes)}) and {under} was OOM-killed"
     return (

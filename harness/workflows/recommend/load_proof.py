@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
@@ -36,6 +37,9 @@ class LoadProof:
     step_up_killed: bool | None = None  # None: no step up was run
     step_up_room_bytes: int | None = None  # the step up held: the limit less its group peak
     verdicts: list[str] = field(default_factory=list)
+    # what the run at the setting proved, in words: memory (0 OOM kills, the worker up throughout) and
+    # throughput (it kept up, the queue wait met) apart, since on shared cores only the first can be
+    proven: str = ""
 
 
 def with_recycling(config: RunConfig, profile: WorkerProfile, margin: float) -> RunConfig:
@@ -92,13 +96,69 @@ def prove_under_load(
         if not proof.step_up_killed and stepped.group_peak_bytes is not None:
             proof.step_up_room_bytes = limit - stepped.group_peak_bytes
     proof.verdicts = verdicts(proof, chosen, limit, margin, needed, queue_wait_p95)
+    proof.proven = proven(proof)
     return proof
+
+
+def memory_held(proof: LoadProof) -> bool:
+    """No OOM kill at the setting, and its worker started and stayed up."""
+    run = proof.setting
+    return not run.kills and run.status not in ("worker_start_failed", "worker_lost")
+
+
+def throughput_held(proof: LoadProof) -> bool:
+    return proof.kept_up and proof.queue_wait_met is not False and proof.setting.status == "complete"
+
+
+def proven(proof: LoadProof) -> str:
+    """What the run at the setting proved, in one phrase (the hand-over's mark when it is memory only)."""
+    run = proof.setting
+    if not memory_held(proof):
+        return (
+            "nothing: the setting was OOM-killed"
+            if run.kills
+            else f"nothing: the worker did not stay up ({run.status})"
+        )
+    if throughput_held(proof):
+        return "memory and throughput"
+    if contended(run) and run.cpu is not None:
+        return (
+            f"memory only: 0 OOM kills at {proof.per_replica_per_s:g}/s for {proof.seconds:g} s (group peak "
+            f"{format_size(run.group_peak_bytes)}); throughput NOT proven: other processes kept "
+            f"{run.cpu.others_cores:.1f} of the {run.cpu.cores} cores busy, so prove the rate again where the "
+            f"worker has its cores to itself"
+        )
+    return "memory only: throughput NOT proven (it fell behind or missed the queue wait on cores of its own)"
+
+
+def memory_only(proof: LoadProof | None) -> str:
+    """The mark for a setting handed over on its memory proof alone: on cores it had to share, memory
+    held and throughput could not be shown ("" otherwise)."""
+    if proof is None or (proof.held and throughput_held(proof)):
+        return ""
+    text = proof.proven or proven(proof)
+    return text if text.startswith("memory only:") and contended(proof.setting) else ""
+
+
+def refuted_by_oom(proof: LoadProof | None) -> str:
+    """Why the chosen setting is refuted by its own proof ("" when it is not): an OOM kill at the
+    setting, or a worker that could not start or stay up under its limit. Never handed over."""
+    if proof is None or memory_held(proof):
+        return ""
+    run = proof.setting
+    what = f"{run.kills} OOM kill(s)" if run.kills else f"the worker did not stay up ({run.status})"
+    return (
+        f"the plan is refuted: its own proof at the chosen setting ({proof.per_replica_per_s:g}/s per replica for "
+        f"{proof.seconds:g} s) saw {what} ({run.run_dir}), so no settings were handed over and no files written: "
+        f"plan again with a larger --margin or a larger --memory candidate"
+    )
 
 
 def not_handed_over(proof: LoadProof | None) -> str:
     """Why the chosen setting is not handed over ("" when it is): its proof under load did not hold. The
-    same rule as the split's classes: a setting that failed its proof is no deployable hand-over."""
-    if proof is None or proof.held:
+    same rule as the split's classes: a setting that failed its proof is no deployable hand-over. One
+    whose memory held on cores it had to share is handed over, marked (memory_only)."""
+    if proof is None or proof.held or memory_only(proof):
         return ""
     return "the proof under load did NOT hold" + (f": {proof.verdicts[0]}" if proof.verdicts else "")
 
@@ -123,7 +183,7 @@ def verdicts(
 
 def _held(proof: LoadProof, queue_wait_p95: float | None) -> str:
     run = proof.setting
-    wait = "-" if run.queue_wait_p95_s is None else f"{run.queue_wait_p95_s:.3f} s"
+    wait = format_seconds(run.queue_wait_p95_s)
     target = (
         ""
         if queue_wait_p95 is None
@@ -160,11 +220,13 @@ def _recycling(section: RecyclingFigures, chosen: RunConfig, recycle_s: float | 
     if not replaced:
         if not settings:
             return "recycling: none set and none seen (no leak was measured)"
-        expected = f"; every child is due for replacement after {recycle_s:.0f} s at this rate" if recycle_s else ""
+        expected = (
+            f"; every child is due for replacement after {format_seconds(recycle_s)} at this rate" if recycle_s else ""
+        )
         return f"recycling: {settings}, no child replaced in {seconds:g} s{expected}"
     cost = section.replacement_seconds.p50
     dip = section.throughput_dip
-    took = f", a replacement took {cost * 1000:.0f} ms at the median while work waited" if cost is not None else ""
+    took = f", a replacement took {format_seconds(cost)} at the median while work waited" if cost is not None else ""
     dipped = (
         f"; {dip.per_s_in_seconds_with_a_replacement:g}/s in seconds with a replacement against "
         f"{dip.per_s_otherwise:g}/s otherwise"
@@ -178,11 +240,11 @@ def _slope(soak: SoakFindings, pool: str) -> str:
     growth = soak.growth_per_1000_tasks_per_child_bytes
     who = "pool child" if pool == "prefork" else f"{pool} process"
     if growth is None:
-        return f"leak slope: not measured (fewer than 3 tasks in each {who})"
-    line = "a steady line" if soak.significant else "within noise, not a steady line"
+        return f"leak slope: {soak.fit or f'not enough data (too few tasks in each {who})'}"
     sign = "grew" if growth >= 0 else "shrank"
     return (
-        f"leak slope: each {who} {sign} {format_size(abs(growth))} per 1,000 tasks ({line}; "
+        f"leak slope: each {who} {sign} {format_size(abs(growth))} per 1,000 tasks "
+        f"({soak.fit or ('a steady line' if soak.significant else 'within noise, not a steady line')}; "
         f"{soak.children_measured} measured)"
     )
 

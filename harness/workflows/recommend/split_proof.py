@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.record.schema import load_run as read_record
@@ -59,7 +60,7 @@ def verdict(proof: ClassProof, queue_wait_p95_s: float | None) -> tuple[bool, st
     wait = run.queue_wait_p95_s
     if queue_wait_p95_s is not None and (wait is None or wait > queue_wait_p95_s):
         problems.append(
-            f"queue wait p95 {'unmeasured' if wait is None else f'{wait:.3f} s'} above {queue_wait_p95_s:g} s"
+            f"queue wait p95 {'unmeasured' if wait is None else format_seconds(wait)} above {format_seconds(queue_wait_p95_s)}"
         )
     problems = [p for p in problems if p]
     return not problems, "; ".join(problems)

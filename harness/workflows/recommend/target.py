@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.record.stream import RunTasks, TaskLine
@@ -91,8 +92,8 @@ def plan_for_rate(
         off_cpu = watch.off_cpu_per_task(len(times), statistics.fmean(times)) if times else None
         result.off_cpu_s[limit] = off_cpu
         say(
-            f"{limit // 2**20} MiB: one child measured, {profile.tasks} tasks, median run time {run_time:.3f} s"
-            + (f", {off_cpu:.3f} s of it off the CPU (waiting, sleeping)" if off_cpu is not None else "")
+            f"{limit // 2**20} MiB: one child measured, {profile.tasks} tasks, median run time {format_seconds(run_time)}"
+            + (f", {format_seconds(off_cpu)} of it off the CPU (waiting, sleeping)" if off_cpu is not None else "")
         )
         for pool in pools:
             candidates.append(_candidate(scenario, config, profile, limit, pool, run_time, off_cpu, target, say))
@@ -150,7 +151,7 @@ def _candidate(
     shortfall = _contention(measured, projection) if per_replica != measured.achieved_per_s else ""
     say(
         f"{limit // 2**20} MiB {pool} x{capped}: sent {rate:g}/s for {target.measure_seconds:g} s, "
-        f"achieved {measured.achieved_per_s}/s, queue wait p95 {measured.queue_wait_p95_s} s, "
+        f"achieved {measured.achieved_per_s}/s, queue wait p95 {format_seconds(measured.queue_wait_p95_s)}, "
         f"{measured.kills} OOM kill(s){'; ' + shortfall if shortfall else ''} · {measured.run_dir}"
     )
     service = per_replica
@@ -185,6 +186,6 @@ def _contention(measured: LoadResult, projection: Projection | None) -> str:
     return (
         f"other processes kept {cpu.others_cores:.1f} of the {cpu.cores} cores busy and the worker's threads "
         f"waited {cpu.worker_wait_s / cpu.window_s:.1f} s per second for one; with {projection.cores_usable} core(s) "
-        f"of its own at {projection.cpu_per_task_s * 1000:.0f} ms of CPU per task it would finish "
+        f"of its own at {format_seconds(projection.cpu_per_task_s)} of CPU per task it would finish "
         f"{projection.per_s:.1f}/s (counted up to the {measured.offered_per_s or measured.asked_per_s:g}/s sent)"
     )

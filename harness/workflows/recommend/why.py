@@ -5,6 +5,7 @@ slots were CPU-bound on fewer cores (one process runs Python on one core at a ti
 
 from __future__ import annotations
 
+from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.workflows.recommend.fleet import Candidate, FleetRow
 from oomlab.workflows.recommend.profile import WorkerProfile
@@ -80,7 +81,7 @@ def _cause(chosen: FleetRow, other: FleetRow, profile: WorkerProfile | None) -> 
         ceiling = o.cores_usable / o.cpu_per_task_s
         where = ONE_CORE.get(o.pool, f"{o.cores_usable} core(s)")
         return (
-            f"{o.pool} is CPU-bound: its tasks take {o.cpu_per_task_s * 1000:.0f} ms of CPU each on "
+            f"{o.pool} is CPU-bound: its tasks take {format_seconds(o.cpu_per_task_s)} of CPU each on "
             f"{o.cores_usable} core ({where}), {_carried(o, ceiling)}; {c.pool} x"
             f"{c.concurrency} uses {c.cores_usable} core(s) and carried {per_c:.1f}/s"
         )

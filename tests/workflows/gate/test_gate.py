@@ -179,5 +179,5 @@ def test_a_first_run_that_breaks_a_bound_is_not_the_baseline(tmp_path):
 def test_an_unworthy_first_run_still_shows_every_bound(tmp_path):
     result = _gate(tmp_path, str(tmp_path / "b.json"), ["queue_wait.p95<2s"], refusal="the run had 36 OOM kill(s)")
     assert [(c.threshold, c.failed) for c in result.checks] == [("baseline", True), ("queue_wait.p95<2s", True)]
-    assert cells(result.checks[1])[3] == "2.50 s"
+    assert cells(result.checks[1])[3] == "2.5 s"
     assert not (tmp_path / "b.json").exists()

@@ -62,6 +62,7 @@ def test_first_run_writes_the_baseline_and_passes(oomlab, tmp_path):
     first = oomlab("gate", "--baseline", str(baseline), "--current", run_dir)
     assert first.code == 0, first.stderr
     assert "is saved as the baseline" in first.stdout
+    assert "baseline saved" in first.stdout and "passed (0 check(s))" not in first.stdout
     assert json.loads(baseline.read_text())["schema"] == "oomlab.baseline/1"
 
 

@@ -106,7 +106,7 @@ def test_kubernetes_has_a_deployment_per_class_with_replicas_requests_limits_and
         memory = f"{worker_class.limit_bytes // MIB}Mi"
         assert container["resources"] == {"requests": {"memory": memory}, "limits": {"memory": memory}}
         command = container["command"]
-        assert command[:4] == ["celery", "-A", "proj", "worker"]
+        assert command[:4] == ["celery", "-A", "APP", "worker"]
         assert "--pool=prefork" in command and f"--concurrency={worker_class.concurrency}" in command
         assert f"--queues={worker_class.queue}" in command
         assert container["env"] == [{"name": "WORKER_CLASS", "value": worker_class.queue}]

@@ -51,8 +51,9 @@ def test_the_trial_at_the_recommended_setting_holds_and_says_how_it_filled_its_c
 def test_a_refuted_plan_is_not_handed_over(tmp_path):
     # measured on one 170 MiB program (--tasks 1), proven on the plan's mix, where every other program
     # is 340 MiB: with no margin 2 children are planned (2 x 222 MiB + the worker's 50 MiB fit), and
-    # the trial at 2 runs a 170 and a 340 MiB program at once, which does not
-    done = recommend(tmp_path, 170, "--margin", "0%", "--tasks-per-child", "1")
+    # the trial at 2 runs a 170 and a 340 MiB program at once, which does not (each program keeps its
+    # memory a second, so their peaks overlap however the machine schedules them)
+    done = recommend(tmp_path, 170, "--param", "hold=1", "--margin", "0%", "--tasks-per-child", "1")
     assert done.returncode == 12, (done.returncode, done.stderr)
     assert "refuted" in done.stderr and "OOM-killed" in done.stderr and "Traceback" not in done.stderr
     assert "task_tree.run_program" in done.stderr  # what was killed
