@@ -106,7 +106,8 @@ class Sender:
 def _batch(producer: Any, size: int) -> AbstractContextManager[Any]:
     """kombu's publish batch for `size` sends (kombu 5.7 on; older ones publish each at once)."""
     if size > 1 and hasattr(producer, "batch"):
-        return producer.batch(max_size=size)
+        batch: AbstractContextManager[Any] = producer.batch(max_size=size)
+        return batch
     return nullcontext()
 
 
