@@ -1,4 +1,4 @@
-"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|tasks|agent] [--kills N]`."""
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|saturation|tasks|agent] [--kills N]`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "sampler": "bench.sampler_cost",
     "plan": "bench.plan_cost",
     "load": "bench.load_cost",
+    "saturation": "bench.saturation",
     "tasks": "bench.tasks_read",
     "plugin": "bench.plugin_load",
     "agent": "bench.agent_cost",

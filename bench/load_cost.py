@@ -1,5 +1,5 @@
 """Load runs: the harness's own cost per task as tasks grow, throughput at saturation
-against bare Celery, and the send schedule's accuracy at 500/s.
+against bare Celery (bench.saturation), and the send schedule's accuracy at 500/s.
 
 Every figure comes from a real `oomlab run noop ...` (its run.json's `load.harness` section: oomlab's
 own peak RSS and CPU, each checkpoint's time), or from the same worker without oomlab (bench.overhead's
@@ -9,17 +9,12 @@ from the measured ones and said to be."""
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
-import sys
-import time
 
-from oomlab.record.load import HarnessCost, LoadSection, Schedule
-from oomlab.record.schema import load_run
+from oomlab.record.load import HarnessCost, Schedule
 from oomlab.record.typed_json import to_json
 
-from bench import report
-from bench.overhead import timed_round
+from bench import report, saturation
+from bench.noop_run import oomlab_run
 
 SIZES = tuple(int(n) for n in os.environ.get("OOMLAB_BENCH_LOAD_SIZES", "1000,10000,100000").split(","))
 PROJECT_TO = 1_000_000
@@ -27,25 +22,6 @@ IN_FLIGHT = 40
 ROUNDS = 3
 SCHEDULE_RATE = 500
 SCHEDULE_SECONDS = 10
-
-
-def oomlab_run(results_dir: str, *args: str, timeout: float = 3600) -> tuple[LoadSection, str, float]:
-    """(run.json's load section, run directory, wall seconds) of one real run through the CLI."""
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "oomlab", "run", "noop", "--results", results_dir, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    elapsed = time.monotonic() - started
-    run_dir = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    if done.returncode != 0 or not os.path.isdir(run_dir):
-        raise RuntimeError(f"oomlab run {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-300:]}")
-    load = load_run(run_dir).load
-    if load is None:
-        raise RuntimeError(f"oomlab run {' '.join(args)} wrote no load section in {run_dir}")
-    return load, run_dir, elapsed
 
 
 def harness_cost(results_dir: str) -> list[dict]:
@@ -86,40 +62,6 @@ def projection(figures: list[dict]) -> dict | None:
         "oomlab_peak_rss_bytes_projected": round(b["oomlab_peak_rss_bytes"] + max(0.0, rss_per_task) * remaining),
         "oomlab_cpu_seconds_projected": round(b["oomlab_cpu_seconds"] + cpu_per_task * remaining, 1),
         "tasks_jsonl_bytes_projected": round(b["tasks_jsonl_bytes"] / b["tasks"] * PROJECT_TO),
-    }
-
-
-SATURATION_TASKS = 4000
-BARE = "bare Celery, whole batch"
-BATCH = "oomlab, whole batch (--in-flight N)"
-CLOSED = "oomlab --in-flight 200"
-
-
-def saturation(results_dir: str, tasks: int = SATURATION_TASKS) -> dict:
-    """Alternating rounds of the same no-op tasks on a prefork × 2 worker with its own embedded Redis:
-    bare Celery (bench.overhead: the whole batch sent, then every result awaited), oomlab given the
-    same whole batch, and oomlab keeping a closed loop of 200 (a steady load run). Each rate is
-    completions per second between the first and the last task done, as a load run counts; beside
-    it the sending side's CPU per task (the bare client's, oomlab's since its first send), which
-    takes its share of the same 2 cores."""
-    rates: dict[str, list[float]] = {BARE: [], BATCH: [], CLOSED: []}
-    cpu: dict[str, list[float]] = {name: [] for name in rates}
-    for _ in range(ROUNDS):
-        bare = timed_round("bare", tasks)
-        rates[BARE].append(bare.achieved_per_s)
-        cpu[BARE].append(bare.client_cpu_s / tasks)
-        for name, in_flight in ((BATCH, tasks), (CLOSED, 200)):
-            load, _, _ = oomlab_run(results_dir, "--in-flight", str(in_flight), "--tasks", str(tasks))
-            rates[name].append(load.achieved_per_s or 0.0)
-            cpu[name].append((load.harness or HarnessCost()).load_cpu_seconds / tasks)
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    gaps = {name: 100 * (medians[BARE] - medians[name]) / medians[BARE] for name in (BATCH, CLOSED)}
-    return {
-        "tasks": tasks,
-        "rates": rates,
-        "medians": medians,
-        "cpu_per_task_s": {name: statistics.median(values) for name, values in cpu.items()},
-        "gap_percent": gaps,
     }
 
 
@@ -200,26 +142,6 @@ def main(results_dir: str) -> dict:
         f"to {figures[-1]['tasks']} tasks",
         flat,
     )
-    sat = saturation(results_dir)
-    report.table(
-        f"achieved throughput at saturation, {sat['tasks']:,} no-op tasks, prefork × 2 "
-        f"(median of {ROUNDS} alternating rounds; completions per second, first to last)",
-        ["", "median", "rounds", "vs bare", "sender CPU per task"],
-        [
-            [
-                name,
-                f"{sat['medians'][name]:.0f}/s",
-                " / ".join(f"{v:.0f}" for v in values),
-                f"{-sat['gap_percent'][name]:+.1f} %" if name in sat["gap_percent"] else "-",
-                report.ms(sat["cpu_per_task_s"][name]),
-            ]
-            for name, values in sat["rates"].items()
-        ],
-        out,
-    )
-    report.target(
-        out,
-        f"oomlab within 5 % of bare Celery, same batch ({sat['gap_percent'][BATCH]:.1f} %)",
-        sat["gap_percent"][BATCH] <= 5,
-    )
+    sat = saturation.measure(results_dir, rounds=ROUNDS)
+    saturation.show(sat, out)
     return {"schedule": schedule, "harness_cost": figures, "projection": projected, "saturation": sat}

@@ -158,7 +158,7 @@ class HarnessCost:
 
     oomlab_peak_rss_bytes: int = 0
     oomlab_cpu_seconds: float = 0.0
-    load_cpu_seconds: float = 0.0  # since the first send: the cost that grows with tasks
+    load_cpu_seconds: float = 0.0  # from the first send to the load's end: the cost that grows with tasks
     checkpoint_seconds: Quantiles = field(default_factory=Quantiles)
     in_memory: str = ""
     peak_rss_basis: str = ""

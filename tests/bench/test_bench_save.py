@@ -12,7 +12,7 @@ from oomlab.record.schema import KillRecord, Spread
 from oomlab.record.typed_json import to_json
 
 from bench import __main__ as bench_main
-from bench import agent_cost, detection, fidelity, load_cost, overhead, report
+from bench import agent_cost, detection, fidelity, load_cost, overhead, report, saturation
 
 
 def _kill(pid: int, role: str, source: str, **detected: float) -> dict:
@@ -41,7 +41,7 @@ def _load() -> dict:
         for n in (10, 20)
     ]
     schedule = Schedule(500.0, 499.0, -0.2)
-    sat = {"tasks": 10, "rates": {"bare": [1.0]}, "medians": {"bare": 1.0}, "gap_percent": {}}
+    sat = _saturation()
     return {
         "schedule": {"asked_per_s": 500.0, "lateness_s": to_json(schedule.lateness_s)},
         "harness_cost": figures,
@@ -63,6 +63,14 @@ def _agent() -> dict:
     return data
 
 
+def _saturation() -> dict:
+    modes = (saturation.BARE, saturation.BATCH, saturation.CLOSED, saturation.OPEN)
+    rates = {mode: [900.0 - 10 * i, 880.0 - 10 * i] for i, mode in enumerate(modes)}
+    data = saturation.summarize(10, rates, {mode: [4e-4, 5e-4] for mode in modes})
+    saturation.show(data, report.console())
+    return data
+
+
 CASES = {
     "detection": _detection,
     "fidelity": _fidelity,
@@ -70,6 +78,7 @@ CASES = {
     "sampler": lambda: {"figures": [{"processes": 2, "core_percent": 1.5, "ticks": 100, "cpu_seconds": 0.01}]},
     "plan": lambda: {"figures": [{"limit": "256MiB", "recommended": 2, "boundary": None, "seconds": 1.0}]},
     "load": _load,
+    "saturation": _saturation,
     "tasks": lambda: {"rows": 10, "reads": {"Parquet": {"seconds": 0.1, "rounds_s": [0.1]}}, "read_speedup": 2.0},
     "agent": _agent,
     "plugin": lambda: {"rounds": 1, "all_with_plugin": [(0.5, 0.4)], "wall_difference_seconds": Spread(1, 1, 1, 1).p50},
@@ -87,6 +96,13 @@ def test_a_benchmark_result_saves_and_reads_back(name, tmp_path, monkeypatch):
     path = report.save(name, data)
     with open(path) as handle:
         assert json.load(handle) == {"benchmark": name, **to_json(data)}
+
+
+def test_the_saturation_headline_is_the_closed_loops_gap():
+    data = _saturation()
+    assert data["oomlab_behind_percent"] == data["gap_percent"][saturation.CLOSED]
+    assert data["oomlab_behind_percent"] == pytest.approx(100 * 20 / 890)
+    assert data["batch_behind_percent"] < data["oomlab_behind_percent"] < data["rate_behind_percent"]
 
 
 def test_the_detection_summary_keeps_its_spreads_and_stages():

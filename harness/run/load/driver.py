@@ -117,13 +117,14 @@ class LoadDriver(RunHook):
                     run.record.message = why
                 break
             wake = min(self.due_at["follow"], self.due_at["sample"])
-            if (due := scheduler.wake(book.start)) is not None:
+            if (due := scheduler.wake(book.start, now)) is not None:
                 wake = min(wake, due)
             time.sleep(max(0.0, min(wake - time.monotonic(), FOLLOW_SECONDS)))
         time.sleep(0.3)  # the last events and kernel lines of a final kill
         self.follower.follow()
         self.follower.look_up_lost(frozenset(p.task_id for p in self.run.record.poison))
         run.record.worker.observed_until_mono = time.monotonic()
+        self.figures.end()
 
     def _tick(self, now: float, elapsed: float) -> None:
         """What is due besides sending: following the probe, looking up lost tasks, the once-a-second

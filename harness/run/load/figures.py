@@ -66,10 +66,15 @@ class Figures:
         self.recent: deque[tuple[float, int, int]] = deque(maxlen=32)  # (time, sent, final) for live rates
         self.last_depth: int | None = None
         self.cpu_at_start = 0.0
+        self.cpu_at_end: float | None = None
 
     def begin(self) -> None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        self.cpu_at_start = usage.ru_utime + usage.ru_stime
+        self.cpu_at_start = _cpu()
+
+    def end(self) -> None:
+        """The load is over (every task final, or the run stopped): what follows, the report and the
+        timeline, costs the same at any rate and takes nothing from the worker's tasks."""
+        self.cpu_at_end = _cpu()
 
     def sample(self, elapsed: float) -> None:
         """Once a second: the series' points, the Celery events pruned, the task stream flushed."""
@@ -124,9 +129,15 @@ class Figures:
         return HarnessCost(
             oomlab_peak_rss_bytes=usage.ru_maxrss * 1024,
             oomlab_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-            # since the first send: the cost that grows with tasks, without start-up (imports, the worker's launch)
-            load_cpu_seconds=round(usage.ru_utime + usage.ru_stime - self.cpu_at_start, 3),
+            # from the first send to the load's end: the cost that grows with tasks and shares the worker's
+            # cores, without start-up (imports, the worker's launch) or the report drawn after it
+            load_cpu_seconds=round((self.cpu_at_end or usage.ru_utime + usage.ru_stime) - self.cpu_at_start, 3),
             checkpoint_seconds=self.checkpoint_cost.summary(),
             in_memory="per task name, plus the tasks in flight",
             peak_rss_basis="ru_maxrss of the oomlab process, to the last record written (the report included)",
         )
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -10,7 +10,9 @@ from oomlab.config.load_shapes import LoadShape
 from oomlab.config.scenario import TaskCall
 from oomlab.run.load.book import Book
 from oomlab.run.load.depth import QueueDepth
-from oomlab.run.load.sender import Sender
+from oomlab.run.load.sender import Send, Sender
+
+SEND_TICK = 0.001  # seconds: an open loop's sends are at most this late for the batching
 
 
 class Scheduler:
@@ -36,9 +38,11 @@ class Scheduler:
         elif not self.sending_done:
             self._send_closed(elapsed)
 
-    def wake(self, start: float) -> float | None:
-        """The monotonic time the next scheduled send is due (an open loop's), else None."""
-        return None if self.next_due is None else start + self.next_due
+    def wake(self, start: float, now: float) -> float | None:
+        """The monotonic time to wake for the next scheduled send (an open loop's), else None: its due
+        time, but no sooner than SEND_TICK from `now`, so that a rate of thousands a second sends a
+        few at each wake-up (in one batch) rather than waking the loop once per task."""
+        return None if self.next_due is None else max(start + self.next_due, now + SEND_TICK)
 
     def sending_window(self, start: float, stopped_at: float | None) -> float:
         """Seconds of the schedule that sending covered: its whole length once it ended, else up to now
@@ -49,11 +53,12 @@ class Scheduler:
         return max(1e-9, min(self.shape.sending_s, end - start))
 
     def _send_scheduled(self, schedule: Iterator[float], elapsed: float) -> None:
+        due: list[Send] = []  # every send due by now, in order, as one batch: each keeps its own due time
         while self.next_due is not None and self.next_due <= elapsed:
-            self.sender.submit(
-                [self.book.open(next(self.calls), self.next_due)]
-            )  # each on its own: its due time matters
+            due.append(self.book.open(next(self.calls), self.next_due))
             self.next_due = next(schedule, None)
+        if due:
+            self.sender.submit(due)
         if self.next_due is None:
             self._sending_ended()
 
