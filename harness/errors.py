@@ -15,6 +15,7 @@ EXIT_TIMED_OUT = 9  # the run's --timeout passed with tasks unfinished (status t
 EXIT_RESULTS = 10  # the results directory cannot be written: read-only, no permission, full disk
 EXIT_WORKER_LOST = 11  # the worker's main process exited mid-run, tasks left unrun (status worker_lost)
 EXIT_PLAN_REFUTED = 12  # oomlab recommend: its own trial at the recommended setting was OOM-killed
+EXIT_NO_SAFE_SETTING = 13  # oomlab recommend: one task needs more than the limit leaves (a verdict, not an error)
 EXIT_INTERRUPTED = 130
 
 

@@ -53,7 +53,8 @@ def render_plan(plan: CapacityPlan, vpa: VpaAdvice | None, proof: Proof | None, 
     rules = Table(title="the same measurements, three rules", title_justify="left")
     for column in ("rule", "says", "how"):
         rules.add_column(column)
-    rules.add_row("oomlab", f"concurrency {plan.concurrency}", "fixed + N × per-child worst case + margin")
+    says = "no safe setting" if plan.no_safe_setting else f"concurrency {plan.concurrency}"
+    rules.add_row("oomlab", says, "fixed + N × per-child worst case + margin")
     rules.add_row(
         "rule of thumb",
         f"concurrency {plan.rule_of_thumb}",

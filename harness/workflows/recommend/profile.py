@@ -40,6 +40,8 @@ class WorkerProfile:
     killed_task_rss_bytes: int | None = None  # the largest RSS at an OOM kill of a task
     tasks_note: str | None = None  # lines of tasks.jsonl that were not tasks (oomlab.record.stream.StreamCheck)
     startup: StartupCost | None = None  # the costliest start-up measured: this run's one child, or N together
+    largest_task: str | None = None  # the name of the task with the largest need (task_need_max)
+    killed_task: str | None = None  # the name of the task killed holding killed_task_rss_bytes
 
     @property
     def child_start_bytes(self) -> int:
@@ -90,13 +92,18 @@ def _slope(values: list[int]) -> float:
     return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / var if var else 0.0
 
 
-def _exact(task: TaskLine, marginal: list[int], peaks: list[int], tree: list[int] | None = None) -> None:
+def _exact(task: TaskLine, marginal: list[int], peaks: list[int], tree: list[int] | None = None) -> int:
+    """Add the task's figures; its need (the larger of its exact growth and its tree's), 0 for none."""
+    need = 0
     if tree is not None and task.needs_above_start_bytes is not None:
         tree.append(task.needs_above_start_bytes)
+        need = task.needs_above_start_bytes
     if task.peak_is_exact and task.peak_above_start_bytes is not None:
         marginal.append(task.peak_above_start_bytes)
+        need = max(need, task.peak_above_start_bytes)
         if task.peak_rss_bytes is not None:
             peaks.append(task.peak_rss_bytes)
+    return need
 
 
 def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
@@ -109,13 +116,14 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
     peaks: list[int] = []
     tree: list[int] = []
     cache = 0
+    largest: tuple[int, str] = (0, "")
     tasks = RunTasks(run_dir, record)
     for task in record.tasks:  # every execution of a plan run's task: a requeued one ran twice
         for run in task.executions:
             first_task = min(first_task or run.started_mono, run.started_mono)
             if run.start_rss_bytes is not None:
                 by_child.setdefault(run.pid, []).append((run.started_mono, run.start_rss_bytes))
-        _exact(line_of(task), marginal, peaks, tree)
+        largest = max(largest, (_exact(line_of(task), marginal, peaks, tree), task.name))
         cache = max(cache, task.page_cache_above_start_bytes or 0)
     streamed = 0
     for line in tasks.streamed():  # a load run's: each task's first start, and its last run's start RSS
@@ -125,7 +133,7 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
             first_task = min(first_task or line.started_mono, line.started_mono)
         if began is not None and line.pid is not None and line.start_rss_bytes is not None:
             by_child.setdefault(line.pid, []).append((began, line.start_rss_bytes))
-        _exact(line, marginal, peaks, tree)
+        largest = max(largest, (_exact(line, marginal, peaks, tree), line.name))
         cache = max(cache, line.page_cache_above_start_bytes or 0)
     if first_task is None:
         first_task = record.ended_mono or 0.0
@@ -163,6 +171,8 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         kills=len(task_kills),
         killed_task_rss_bytes=max((k.rss_bytes or 0 for k in task_kills), default=None),
         tasks_note=tasks.check.note(),
+        largest_task=largest[1] or None,
+        killed_task=max(task_kills, key=lambda k: k.rss_bytes or 0).task_name if task_kills else None,
     )
     profile.with_startup(startup_cost(run_dir, fixed))
     return profile
