@@ -80,7 +80,7 @@ class ClosedPipeProof:
 
 def main(argv: list[str] | None = None) -> int:
     if not isinstance(sys.stdout, ClosedPipeProof) and sys.stdout is not None:
-        sys.stdout = ClosedPipeProof(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = ClosedPipeProof(sys.stdout)
     try:
         args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
         apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
