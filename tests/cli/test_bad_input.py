@@ -24,6 +24,14 @@ def test_bad_size(oomlab):
     _one_sentence(oomlab("run", "alloc", "--memory", "lots"), 2, "'lots' is not a memory size")
 
 
+def test_a_size_without_a_unit_is_refused_before_the_run(oomlab, tmp_path):
+    result = oomlab("run", "alloc", "--memory", "256", "--results", str(tmp_path / "results"))
+    _one_sentence(result, 2, "--memory 256 has no unit: write 256MiB")
+    assert not (tmp_path / "results").exists()
+    gate = oomlab("gate", "--current", str(tmp_path), "--fail", "peak_rss.p95<200")
+    _one_sentence(gate, 2, "200 has no unit: write 200MiB")
+
+
 def test_unknown_param(oomlab):
     _one_sentence(oomlab("run", "alloc", "--param", "colour=red"), 2, "has no parameter 'colour'")
 
