@@ -62,13 +62,14 @@ _CLI_FLAG = re.compile(r"--(" + "|".join(n.replace("_", "-") for n in _OPTIONS) 
 
 def in_pytest_terms(message: str) -> str:
     """A sentence written for the command line, with each of its options as the pytest option and
-    ini key that set it here (`--memory` -> `--oomlab-memory / oomlab_memory`)."""
+    ini key that set it here (`--memory` -> `--oomlab-memory / oomlab_memory`; the app -> oomlab_app)."""
 
     def option(match: re.Match) -> str:
         name = match.group(1).replace("-", "_")
         flag = f"--oomlab-{match.group(1)}"
         return f"{flag} / oomlab_{name}" if name in _OPTIONS else flag
 
+    message = re.sub(r"^app (\S+) failed", r"oomlab_app \1 failed", message)  # the app named in the ini
     return _CLI_FLAG.sub(option, message)
 
 

@@ -42,6 +42,22 @@ def test_scenario_import_error(oomlab, tmp_path):
     _one_sentence(oomlab("run", str(path)), 6, "scenario broken failed to import: ModuleNotFoundError")
 
 
+def test_an_app_import_error_names_the_users_file_and_line(oomlab, tmp_path):
+    """The innermost frame outside oomlab: the app module's raising line, or the scenario's `app =`
+    line when the module is not there at all; never oomlab's own file."""
+    (tmp_path / "shopmod.py").write_text("import os\n\nraise RuntimeError('no settings')\n")
+    typo = tmp_path / "typo_app.py"
+    typo.write_text("from oomlab import Plan\n\napp = 'shop.celry:app'\ndef plan(ctx): return Plan([])\n")
+    broken = tmp_path / "broken_app.py"
+    broken.write_text("app = 'shopmod:app'\ndef plan(ctx): pass\n")
+    missing = oomlab("run", str(typo))
+    _one_sentence(missing, 6, "scenario typo_app failed to import its app shop.celry:app: ModuleNotFoundError")
+    assert f"({typo}, line 3)" in missing.stderr
+    raising = oomlab("run", str(broken))
+    _one_sentence(raising, 6, "failed to import its app shopmod:app: RuntimeError: no settings")
+    assert f"({tmp_path / 'shopmod.py'}, line 3)" in raising.stderr and "scenario.py" not in raising.stderr
+
+
 def test_broker_unreachable(oomlab):
     _one_sentence(
         oomlab("run", "alloc", "--broker", "redis://127.0.0.1:1/0"), 5, "broker redis://127.0.0.1:1/0 is unreachable"
