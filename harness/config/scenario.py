@@ -273,8 +273,8 @@ def _users_frame(exc: BaseException) -> tuple[str, int] | None:
             continue
         outside.append((frame.filename, frame.lineno or 0, path.startswith(_LIBRARIES)))
     own = [frame for frame in outside if not frame[2]]
-    chosen = (own or outside or [None])[-1]
-    return (chosen[0], chosen[1]) if chosen else None
+    chosen = own or outside
+    return (chosen[-1][0], chosen[-1][1]) if chosen else None
 
 
 def _app_line(module: ModuleType) -> tuple[str, int] | None:
