@@ -17,7 +17,7 @@ from oomlab.errors import Interrupted, OomlabError, ResultsUnwritable, WorkerSta
 from oomlab.observe.observers import Observers
 from oomlab.record.schema import RunRecord, RunStatus
 from oomlab.record.status import settle_status
-from oomlab.run.drive import drive
+from oomlab.run.drive import check_plan_names, drive
 from oomlab.run.state import CHECKPOINT_SECONDS, RunState
 from oomlab.run.teardown import run_steps, shutdown
 from oomlab.run.worker_start import launch_spec, wait_until_ready
@@ -43,6 +43,7 @@ class Run(RunState):
     def _execute(self) -> None:
         self.prepare()
         try:
+            check_plan_names(self)  # a misspelt task name, before any worker starts
             self.start_worker()
             drive(self)
             self.record.status = self.unfinished_status or "complete"
