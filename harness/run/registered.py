@@ -49,7 +49,7 @@ def check_names_locally(app: Any, sent: Iterable[str]) -> None:
     worker's app may register tasks this process never imports."""
     try:
         app.loader.import_default_modules()  # the app's `imports` and autodiscovered modules, as the worker does
-        known = sorted(name for name in app.tasks.keys() if not name.startswith("celery."))
+        known = sorted(name for name in app.tasks if not name.startswith("celery."))
     except Exception:  # the worker imports them again and says what failed there
         return
     typos = [
