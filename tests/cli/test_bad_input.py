@@ -58,10 +58,12 @@ def test_an_app_import_error_names_the_users_file_and_line(oomlab, tmp_path):
     assert f"({tmp_path / 'shopmod.py'}, line 3)" in raising.stderr and "scenario.py" not in raising.stderr
 
 
-def test_broker_unreachable(oomlab):
-    _one_sentence(
-        oomlab("run", "alloc", "--broker", "redis://127.0.0.1:1/0"), 5, "broker redis://127.0.0.1:1/0 is unreachable"
-    )
+def test_broker_unreachable(oomlab, tmp_path):
+    results = tmp_path / "results"
+    result = oomlab("run", "alloc", "--broker", "redis://127.0.0.1:1/0", "--results", str(results))
+    _one_sentence(result, 5, "broker redis://127.0.0.1:1/0 is unreachable")
+    assert not results.exists() or not os.listdir(results), "a run that cannot reach its broker makes no run directory"
+    assert result.stdout == ""
 
 
 def test_no_permission_for_a_cgroup(oomlab, tmp_path):

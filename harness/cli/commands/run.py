@@ -178,5 +178,7 @@ def _run_and_report(
 
 
 def _print_run_dir(run: Run) -> None:
+    if not os.path.isdir(run.run_dir):
+        return  # refused before it was made (an unreachable broker): there is none to show
     print(run.run_dir, flush=True)
     sys.stdout.flush()
