@@ -17,6 +17,7 @@ EXIT_WORKER_LOST = 11  # the worker's main process exited mid-run, tasks left un
 EXIT_PLAN_REFUTED = (
     12  # oomlab recommend (--memory, --concurrency, --rate): its own trial at the setting was OOM-killed
 )
+EXIT_NO_SAFE_SETTING = 13  # oomlab recommend: one task needs more than the limit leaves (a verdict, not an error)
 EXIT_INTERRUPTED = 130
 
 

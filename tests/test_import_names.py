@@ -95,11 +95,23 @@ def package_folders() -> set[str]:
     return names
 
 
+def data_folders(setuptools: dict) -> set[str]:
+    """The packages [tool.setuptools.package-data] ships files of: each must be a folder of the tree."""
+    names = set(setuptools.get("package-data", {}))
+    for name in names:
+        folder = os.path.join(ROOT, "harness", *name.split(".")[1:])
+        assert os.path.isdir(folder) and os.listdir(folder), f"package-data names {name}, not a folder with files"
+    return names
+
+
 def test_every_package_folder_is_in_the_wheel():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
-        listed = tomllib.load(handle)["tool"]["setuptools"]["packages"]
+        setuptools = tomllib.load(handle)["tool"]["setuptools"]
+    listed = setuptools["packages"]
     assert len(listed) == len(set(listed)), "a package is listed twice in pyproject's [tool.setuptools] packages"
-    assert set(listed) == package_folders(), (
+    data = data_folders(setuptools) - package_folders()  # folders of data only (report.html's assets)
+    assert data == {"oomlab.report.assets"}, data
+    assert set(listed) == package_folders() | data, (
         "pyproject's [tool.setuptools] packages must list every folder with code under harness/ and scenarios/: "
-        f"missing {sorted(package_folders() - set(listed))}, not a folder {sorted(set(listed) - package_folders())}"
+        f"missing {sorted((package_folders() | data) - set(listed))}, not a folder {sorted(set(listed) - package_folders() - data)}"
     )

@@ -52,8 +52,10 @@ def classify(
     OOM-killed) | requeued | stuck (STARTED, no one will finish it) | never_started. (`poison`, a
     message stopped after repeated OOM kills, is the run's decision, set by fill_task.)
 
-    A FAILURE caused by the worker process dying is `killed`. A task with no final state that was
-    killed and started again is `requeued`; started but not final is `stuck`."""
+    A FAILURE caused by the worker process dying is `killed`, and so is a task whose last run was
+    OOM-killed before the backend holds a final state (Celery notices the lost child seconds later,
+    or never when the whole worker died). A task with no final state that was killed and started
+    again is `requeued`; started, not killed, but not final is `stuck`."""
     if state in ("SUCCESS", "FAILURE") and descendant_killed and not (exception and "WorkerLostError" in exception):
         return "descendant_killed"
     if state == "SUCCESS":
@@ -62,6 +64,8 @@ def classify(
         return "killed" if exception and "WorkerLostError" in exception else "failed"
     if killed and len(runs) > 1:
         return "requeued"
+    if killed and runs and runs[-1].finished_mono is None:
+        return "killed"  # the kill is attributed; the backend's FAILURE follows when Celery notices, or never
     if runs or state == "STARTED":
         return "stuck"
     return "never_started"

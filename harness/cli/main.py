@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import traceback
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
 from oomlab.cli.url_flags import read_url_flags
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
@@ -47,6 +47,38 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+class ClosedPipeProof:
+    """stdout that survives its reader going away (`oomlab gate | head -1`): the first write that
+    meets a closed pipe points the descriptor at /dev/null, and the command runs on to its own exit
+    code, with no internal error and no crash log. Everything else is the wrapped stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_null()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_null()
+
+    def _to_null(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())  # what is still buffered goes there, at exit too
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
     if argv is None:  # the program itself, not a caller's function call
@@ -66,6 +98,8 @@ def _exit_without_waiting(code: int) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
+    if not isinstance(sys.stdout, ClosedPipeProof) and sys.stdout is not None:
+        sys.stdout = ClosedPipeProof(sys.stdout)
     try:
         args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
         read_url_flags(args)  # --broker-from-env, --broker-file: kept out of every process's command line

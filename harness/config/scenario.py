@@ -17,7 +17,9 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import re
 import sys
+import sysconfig
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -151,7 +153,7 @@ class Scenario:
             module = importlib.import_module(module_name)
             resolve_app(app_ref)
         except SCENARIO_ERRORS as exc:
-            raise failure(app_ref, "to import", exc, ScenarioImportFailed) from None
+            raise failure(app_ref, "to import", exc, ScenarioImportFailed, label="app") from None
         return cls(
             name=module_name,
             module=module,
@@ -281,13 +283,58 @@ def _variants(declared) -> dict[str, Variant]:
     return {variant.name: variant for variant in variants}
 
 
-def failure(name: str, stage: str, exc: BaseException, kind=ScenarioFailed) -> ScenarioFailed:
-    """One sentence naming the exception and the last line of scenario code it passed through."""
-    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if "importlib" not in frame.filename]
-    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+_OWN_CODE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # oomlab's package directory
+_LIBRARIES = tuple(
+    os.path.abspath(path) + os.sep
+    for path in {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    if path
+)
+
+
+def failure(
+    name: str,
+    stage: str,
+    exc: BaseException,
+    kind=ScenarioFailed,
+    label: str = "scenario",
+    fallback: tuple[str, int] | None = None,
+) -> ScenarioFailed:
+    """One sentence naming the exception and the user's line it came from: the innermost frame
+    outside oomlab (a built-in scenario's file counts as a scenario's), preferring the user's own
+    files to installed libraries; else `fallback` (the scenario line that names an app)."""
+    where = _users_frame(exc) or fallback
+    shown = f" ({where[0]}, line {where[1]})" if where else ""
     first_line = (str(exc).strip().splitlines() or [""])[0]
     said = f": {first_line}" if first_line else ""
-    return kind(f"scenario {name} failed {stage}: {type(exc).__name__}{said}{where}")
+    return kind(f"{label} {name} failed {stage}: {type(exc).__name__}{said}{shown}")
+
+
+def _users_frame(exc: BaseException) -> tuple[str, int] | None:
+    builtin = os.path.dirname(os.path.abspath(importlib.import_module(BUILTIN_PACKAGE).__file__ or ""))
+    outside = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if frame.filename.startswith("<") or "importlib" in frame.filename:
+            continue
+        if path.startswith(_OWN_CODE + os.sep) and not path.startswith(builtin + os.sep):
+            continue
+        outside.append((frame.filename, frame.lineno or 0, path.startswith(_LIBRARIES)))
+    own = [frame for frame in outside if not frame[2]]
+    chosen = own or outside
+    return (chosen[-1][0], chosen[-1][1]) if chosen else None
+
+
+def _app_line(module: ModuleType) -> tuple[str, int] | None:
+    """Where a scenario file names its app (`app = "module:attribute"`)."""
+    path = getattr(module, "__file__", None)
+    try:
+        with open(path or "", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if re.match(r"\s*app\s*(:[^=]*)?=", line):
+                    return path or "", number
+    except OSError:
+        pass
+    return None
 
 
 def missing_extra(name: str, exc: BaseException) -> ExtraMissing | None:
@@ -382,7 +429,8 @@ def load_unvetted(name_or_path: str) -> Scenario:
     try:
         app = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except SCENARIO_ERRORS as exc:
-        raise failure(name, "to import", exc, ScenarioImportFailed) from None
+        stage = f"to import its app {module.app}" if isinstance(module.app, str) else "to import"
+        raise failure(name, stage, exc, ScenarioImportFailed, fallback=_app_line(module)) from None
     from celery import Celery
 
     if not isinstance(app, Celery):

@@ -32,9 +32,9 @@ def main() -> None:
     except BaseException as exc:  # KeyboardInterrupt, GeneratorExit: raised by the scenario, here
         said = failure(name, "to import", exc)
         verdict = {"code": said.exit_code, "message": said.message}
-    else:
-        if left := _left_running(name):
-            verdict = {"code": 6, "message": left}
+    left = _left_running(name)  # killed whatever the import's verdict: nothing outlives the vetting
+    if left and not verdict:
+        verdict = {"code": 6, "message": left}
     os.write(fd, json.dumps(verdict).encode() + b"\n")
     os._exit(0)  # never waiting for the scenario's threads
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 from oomlab.errors import BadInput
 
 _UNITS = {
-    "": 1,
+    "": 1,  # refused with its own sentence: a size needs a unit
     "b": 1,
     "k": 1024,
     "kb": 1000,
@@ -29,11 +29,15 @@ MAX_SIZE = 2**63 - 1  # the kernel's limit files hold a signed 64-bit byte count
 
 
 def parse_size(text: str) -> int:
-    """Bytes for a size string; bare K/M/G are binary like docker's, KB/MB/GB decimal."""
+    """Bytes for a size string; bare K/M/G are binary like docker's, KB/MB/GB decimal. A number with
+    no unit is refused: `256` meant as MiB would be a 256-byte limit that fails only at start-up."""
     match = _SIZE.match(str(text))
     unit = match.group(2).lower() if match else None
     if not match or unit not in _UNITS:
-        raise BadInput(f"'{_shown(text)}' is not a memory size; write it like 256MiB, 512M, 1.5GiB or 268435456")
+        raise BadInput(f"'{_shown(text)}' is not a memory size; write it like 256MiB, 512M, 1.5GiB or 268435456B")
+    if not unit:
+        number = match.group(1)
+        raise BadInput(f"{_shown(number)} has no unit: write {_shown(number)}MiB (or {_shown(number)}B for bytes)")
     value = int(Fraction(match.group(1)) * _UNITS[unit])  # exact: no float rounding or overflow
     if value <= 0:
         raise BadInput(f"memory size '{_shown(text)}' must be greater than zero")

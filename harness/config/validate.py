@@ -24,7 +24,10 @@ def memory_limit(given: str | None, default: str) -> tuple[str, int]:
     text = default if given is None else given
     if not text.strip():
         raise BadInput("--memory is empty; give a size such as 256MiB (or leave the option out)")
-    return text, parse_size(text)
+    try:
+        return text, parse_size(text)
+    except BadInput as error:
+        raise BadInput(f"--memory {error.message}") from None
 
 
 def seconds(flag: str, value: float | None) -> float | None:

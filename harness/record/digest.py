@@ -1,5 +1,6 @@
 """What a run's tasks add up to, folded in one pass in fixed memory: per task name the outcomes, the
-exact peaks, the peaks above start and the growth (exact, counted by value), the run times (a
+exact peaks, the peaks above start and the growth (exact, counted by value), what the tasks need
+(sampled), the run times (a
 histogram) and the largest memory of each kind; over all names the largest exact peaks and the killed
 tasks. The gate, recommend, the report and the run assertion fold a run's TaskLines
 (oomlab.record.stream.RunTasks) into one of these instead of holding the tasks."""
@@ -28,6 +29,7 @@ class NameDigest:
     peaks: ExactCounts = field(default_factory=ExactCounts)  # exact VmHWM per task
     above_start: ExactCounts = field(default_factory=ExactCounts)  # exact peak above the task's start
     growth: ExactCounts = field(default_factory=ExactCounts)  # TaskLine.growth: its tree's where exact
+    needs: ExactCounts = field(default_factory=ExactCounts)  # unreclaimable above start (sampled), page cache apart
     run_time: LogHistogram = field(default_factory=LogHistogram)
     kinds: dict[str, int] = field(default_factory=dict)  # each KIND_STATS figure's largest over the tasks
 
@@ -41,6 +43,8 @@ class NameDigest:
         grew = task.growth
         if grew is not None:
             self.growth.add(grew)
+        if task.needs_above_start_bytes is not None:
+            self.needs.add(task.needs_above_start_bytes)
         if task.run_time_s is not None:
             self.run_time.record(task.run_time_s)
         if task.memory_kinds:

@@ -300,6 +300,9 @@ class Environment:
     cleanup_errors: list[str] = field(default_factory=list)
     celery_events_error: str | None = None
     timeline_error: str | None = None
+    # the run's own result keys deleted from a Redis backend oomlab chose (the broker's database, with
+    # --broker and no --result-backend); None: not done (a backend the user named, or the embedded one)
+    result_keys_deleted: int | None = None
 
 
 @dataclass

@@ -15,12 +15,30 @@ if TYPE_CHECKING:
 
 
 PNG_NOTE = "oomlab: timeline.png needs matplotlib (pip install 'oomlab[png]'); report.html has the same charts"
+PNG_MISSING = "not drawn: matplotlib is not installed (pip install 'oomlab[png]'); report.html has the same charts"
+PNG_NOTED = ".timeline-png-noted"  # in a results directory: the note was printed for its runs once
 _png_note = threading.Lock()  # held for good once the note is printed: once per process, not per run
+
+
+def _first_note_here(run_dir: str) -> bool:
+    """True once per results directory (and per process): the note is printed for its first run
+    only, not on every run and pytest session; each run.json says it all the same."""
+    if not _png_note.acquire(blocking=False):
+        return False
+    marker = os.path.join(os.path.dirname(os.path.abspath(run_dir)), PNG_NOTED)
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:
+        pass  # a results directory that takes no marker: the note once per process, as before
+    return True
 
 
 class TimelineWriter(RunHook):
     """timeline.png: memory over time, task spans and kills (matplotlib, the optional `png` extra, loaded
-    only when drawing; without it the run says so once and report.html's SVG charts stand alone)."""
+    only when drawing; without it run.json says so, the terminal once per results directory, and
+    report.html's SVG charts stand alone)."""
 
     def finished(self, run: RunView) -> None:
         samples = os.path.join(run.run_dir, "samples.csv")
@@ -31,7 +49,8 @@ class TimelineWriter(RunHook):
         except ModuleNotFoundError as exc:
             if (exc.name or "").partition(".")[0] != "matplotlib":
                 raise
-            if _png_note.acquire(blocking=False):
+            run.record.environment.timeline_error = PNG_MISSING
+            if _first_note_here(run.run_dir):
                 print(PNG_NOTE, file=sys.stderr, flush=True)
             return
         try:

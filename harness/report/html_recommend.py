@@ -29,7 +29,11 @@ from oomlab.report.html_svg import Bar, bars_svg
 
 def plan_cards(plan: dict[str, Any], proof: dict[str, Any] | None) -> str:
     items = [
-        (str(plan.get("concurrency", "?")), "recommended --concurrency", "good" if plan.get("concurrency") else "bad"),
+        (
+            "none" if plan.get("no_safe_setting") else str(plan.get("concurrency", "?")),
+            "safe --concurrency" if plan.get("no_safe_setting") else "recommended --concurrency",
+            "good" if plan.get("concurrency") else "bad",
+        ),
         (str(plan.get("rule_of_thumb", "-")), "rule of thumb (limit / RSS)", ""),
     ]
     if plan.get("max_memory_per_child_kib"):

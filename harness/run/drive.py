@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from oomlab.assemble.truth import worker_lost_cause
 from oomlab.config.routing import class_plan
-from oomlab.config.scenario import repeated
-from oomlab.run.registered import check_registered
+from oomlab.config.scenario import Plan, repeated
+from oomlab.run.registered import check_names_locally, check_registered
 from oomlab.run.replay import Replay
 from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
 from oomlab.run.started_work import StartedWork
@@ -30,10 +30,26 @@ def drive(run: RunState) -> None:
         replay_plan(run)
 
 
+def scenario_plan(run: RunState) -> Plan:
+    """The scenario's own plan, made once: its names are checked before the worker starts, and the
+    same calls are replayed once it is ready."""
+    if run.own_plan is None:
+        run.planned = True
+        run.own_plan = run.scenario.plan(run.context())
+    return run.own_plan
+
+
+def check_plan_names(run: RunState) -> None:
+    """A plan run's task names against the scenario's app, before the worker starts (load runs
+    check theirs when the worker is ready)."""
+    if not run.config.load:
+        plan = class_plan(repeated(scenario_plan(run), run.config.min_tasks), run.config)
+        check_names_locally(run.scenario.app, [call.task for call in plan.calls])
+
+
 def replay_plan(run: RunState) -> None:
     config, placement = run.config, run.placement
-    run.planned = True
-    own = run.scenario.plan(run.context())
+    own = scenario_plan(run)
     run.plan_calls = len(own.calls)
     plan = class_plan(repeated(own, config.min_tasks), run.config)
     timeout = config.timeout or plan.timeout

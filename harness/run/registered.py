@@ -1,12 +1,13 @@
-"""The task names a run sends, checked against the names the worker registered (its probe lists
-them when it is ready) before the first one is sent: a misspelled name is a scenario error with its
-close matches, not a run of failed tasks."""
+"""The task names a run sends, checked against the names the scenario's app registers in oomlab's
+process before the worker starts (a misspelling), then against the names the worker registered (its
+probe lists them when it is ready) before the first one is sent: a misspelled name is a scenario
+error with its close matches, not a run of failed tasks."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oomlab.errors import UnknownTaskNames
 from oomlab.probe.events import WORKER_READY
@@ -24,7 +25,7 @@ def registered_names(run: RunState) -> list[str] | None:
     return list(ready[-1]) if ready else None
 
 
-def unknown_names(sent: Iterable[str], registered: Iterable[str]) -> str | None:
+def unknown_names(sent: Iterable[str], registered: Iterable[str], whose: str = "the worker's app") -> str | None:
     """One sentence naming each unknown name and its close matches; None when every name is known."""
     known = sorted(set(registered))
     unknown = sorted({name for name in sent if not name.startswith("celery.")} - set(known))
@@ -36,9 +37,29 @@ def unknown_names(sent: Iterable[str], registered: Iterable[str]) -> str | None:
         said = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else " (no close match)"
         parts.append(f"{name!r}{said}")
     return (
-        f"the run would send task name(s) the worker's app does not register: {', '.join(parts)}; "
+        f"the run would send task name(s) {whose} does not register: {', '.join(parts)}; "
         f"it registers {len(known)} task(s)"
     )
+
+
+def check_names_locally(app: Any, sent: Iterable[str]) -> None:
+    """Before the worker starts: a name the scenario's app (imported in oomlab's process already)
+    does not register, but one close to it does, is a misspelling (UnknownTaskNames, exit 6, before
+    any worker, broker or summary). A name with no close match is left to `check_registered`: the
+    worker's app may register tasks this process never imports."""
+    try:
+        app.loader.import_default_modules()  # the app's `imports` and autodiscovered modules, as the worker does
+        known = sorted(name for name in app.tasks if not name.startswith("celery."))
+    except Exception:  # the worker imports them again and says what failed there
+        return
+    typos = [
+        name
+        for name in sent
+        if not name.startswith("celery.") and name not in known and difflib.get_close_matches(name, known, cutoff=0.6)
+    ]
+    sentence = unknown_names(typos, known, "the scenario's app") if typos else None
+    if sentence:
+        raise UnknownTaskNames(sentence)
 
 
 def check_registered(run: RunState, sent: Iterable[str]) -> None:

@@ -17,13 +17,15 @@ from oomlab.errors import Interrupted, OomlabError, ResultsUnwritable, WorkerSta
 from oomlab.observe.observers import Observers
 from oomlab.record.schema import RunRecord, RunStatus
 from oomlab.record.status import settle_status
-from oomlab.run.drive import drive
+from oomlab.record.stream import RunTasks
+from oomlab.run.drive import check_plan_names, drive
 from oomlab.run.state import CHECKPOINT_SECONDS, RunState
 from oomlab.run.teardown import run_steps, shutdown
 from oomlab.run.worker_start import launch_spec, wait_until_ready
 from oomlab.trust import RunDirectory
-from oomlab.worker.broker_connection import connect
+from oomlab.worker.broker_connection import check_given, connect
 from oomlab.worker.leftovers import state_dir, sweep_stale
+from oomlab.worker.result_cleanup import delete_run_results
 
 __all__ = ["CHECKPOINT_SECONDS", "Run"]
 FILES = {"probe": "probe.jsonl", "samples": "samples.csv", "group": "group.csv", "worker_log": "worker.log"}
@@ -43,6 +45,7 @@ class Run(RunState):
     def _execute(self) -> None:
         self.prepare()
         try:
+            check_plan_names(self)  # a misspelt task name, before any worker starts
             self.start_worker()
             drive(self)
             self.record.status = self.unfinished_status or "complete"
@@ -71,6 +74,7 @@ class Run(RunState):
         # within ~1 ms of waking instead of up to 5 ms (CPython's default)
         sys.setswitchinterval(0.0005)
         state_dir()  # refuses a state directory someone else could write before anything is made
+        check_given(self.config)  # an unreachable broker or backend: exit 5 with no run directory made
         try:
             RunDirectory.create(self.run_dir)  # the results directory trusted, the run's made new
         except OSError as exc:
@@ -81,6 +85,28 @@ class Run(RunState):
             credentials=(self.config.broker, self.config.result_backend)
         )
         self.checkpoint()
+
+    @property
+    def forgets_results(self) -> bool:
+        """The run's result keys are its own to delete: oomlab picked the broker's Redis as the backend
+        (no --result-backend given) for a worker it started (oomlab.worker.result_cleanup)."""
+        connection = self.connection
+        return (
+            self.owns_queue
+            and connection is not None
+            and not self.config.result_backend
+            and connection.backend_url == connection.broker_url
+            and connection.backend_url.startswith(("redis://", "rediss://", "redis+socket://", "unix://"))
+        )
+
+    def forget_results(self) -> None:
+        assert self.connection is not None
+        options = self.config.celery_conf.get("result_backend_transport_options") or {}
+        prefix = options.get("global_keyprefix", "") if isinstance(options, dict) else ""
+        ids = (task.id for task in RunTasks(self.run_dir, self.record))
+        deleted = delete_run_results(self.connection.backend_url, ids, str(prefix or ""))
+        self.record.environment.result_keys_deleted = deleted
+        self.write_record()
 
     def start_worker(self) -> None:
         """The group, the broker and the worker, ready to take tasks (WorkerStartFailed otherwise)."""
@@ -128,6 +154,8 @@ class Run(RunState):
     def finalize(self) -> None:
         self.record.environment.cleanup_errors += self.placement.finish()
         self.checkpoint()
+        if self.forgets_results:  # after the final states are in the record: they were read from those keys
+            run_steps(self, [self.forget_results])
         if self.hooks:
             run_steps(self, [partial(hook.finished, self) for hook in self.hooks])
             self.write_record()

@@ -24,7 +24,7 @@ from oomlab.worker.placement import Placement, open_placement
 if TYPE_CHECKING:
     from kombu import Queue
     from oomlab.config.options import RunConfig
-    from oomlab.config.scenario import RunContext, Scenario
+    from oomlab.config.scenario import Plan, RunContext, Scenario
     from oomlab.errors import ScenarioFailed
     from oomlab.observe.evidence import Evidence
     from oomlab.observe.observers import Observers
@@ -62,6 +62,7 @@ class RunState:
         self.external_states: dict[str, tuple[str | None, str | None]] = {}
         self.planned = False
         self.plan_calls: int | None = None  # the calls the scenario's plan itself made (before any repeat)
+        self.own_plan: Plan | None = None  # the scenario's plan, made once before the worker starts
         self.signals = RunSignals()  # installed by execute(), cleanup included; hurried by a further signal
         self.teardown_failure: ScenarioFailed | None = None  # raised (exit 6) once cleanup is over
         self.main_vmhwm: int | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -54,6 +55,22 @@ _GATE: pytest.StashKey[GateResult] = pytest.StashKey()  # the gate's result, for
 _SHARED_DIR = pytest.StashKey[str]()  # under xdist: where each worker leaves its run directories
 _SHARED_KEY = "oomlab_run_dirs_dir"  # its path in each xdist worker's workerinput
 _GATE_PAGE: pytest.StashKey[str] = pytest.StashKey()  # "report: RUN_DIR/gate.html", for the summary
+
+
+_CLI_FLAG = re.compile(r"--(" + "|".join(n.replace("_", "-") for n in _OPTIONS) + r"|fail|baseline)(?![-\w])")
+
+
+def in_pytest_terms(message: str) -> str:
+    """A sentence written for the command line, with each of its options as the pytest option and
+    ini key that set it here (`--memory` -> `--oomlab-memory / oomlab_memory`; the app -> oomlab_app)."""
+
+    def option(match: re.Match) -> str:
+        name = match.group(1).replace("-", "_")
+        flag = f"--oomlab-{match.group(1)}"
+        return f"{flag} / oomlab_{name}" if name in _OPTIONS else flag
+
+    message = re.sub(r"^app (\S+) failed", r"oomlab_app \1 failed", message)  # the app named in the ini
+    return _CLI_FLAG.sub(option, message)
 
 
 def _help(text: str) -> str:
@@ -147,7 +164,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
     try:
         session = WorkerSession(options).start()
     except OomlabError as error:
-        raise pytest.UsageError(f"oomlab could not start the worker: {error.message}") from None
+        raise pytest.UsageError(f"oomlab could not start the worker: {in_pytest_terms(error.message)}") from None
     config.stash[_RUN_DIRS].append(session.run_dir)
     yield session
     session.stop()
@@ -272,7 +289,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             facts=runs.facts,
         )
     except OomlabError as error:
-        raise pytest.UsageError(error.message) from None
+        raise pytest.UsageError(in_pytest_terms(error.message)) from None
     config.stash[_GATE] = result
     config.stash[_GATE_PAGE] = _write_gate_page(result, run_dirs[-1])
     if result.regressions and session.exitstatus == pytest.ExitCode.OK:

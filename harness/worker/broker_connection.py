@@ -63,14 +63,22 @@ class BrokerConnection:
             self.embedded.stop()
 
 
-def connect(config: RunConfig, run_dir: str, lease: Lease, may_embed: bool) -> BrokerConnection:
-    """Results go to the broker when it is Redis, to an embedded Redis otherwise (AMQP has no
-    result backend); an attached run (may_embed False) uses exactly the worker's URLs."""
+def check_given(config: RunConfig) -> tuple[str | None, str | None]:
+    """The broker and result backend the user gave (the backend defaults to a Redis broker), each
+    reachable (BrokerUnreachable otherwise): checked before the run directory is made, so a run that
+    cannot reach them leaves nothing behind."""
     broker_url = config.broker
     backend_url = config.result_backend or (broker_url if broker_url and broker_url.startswith("redis") else None)
     for url, role in {backend_url: "result backend", broker_url: "broker"}.items():
         if url:
             check_reachable(url, role)
+    return broker_url, backend_url
+
+
+def connect(config: RunConfig, run_dir: str, lease: Lease, may_embed: bool) -> BrokerConnection:
+    """Results go to the broker when it is Redis, to an embedded Redis otherwise (AMQP has no
+    result backend); an attached run (may_embed False) uses exactly the worker's URLs."""
+    broker_url, backend_url = check_given(config)
     if broker_url and backend_url:
         return BrokerConnection(broker_url, backend_url)
     if not may_embed:

@@ -11,6 +11,7 @@ def test_outcomes():
     assert classify("FAILURE", "ValueError: x", [run(finished=2.0)], False) == "failed"
     lost = "WorkerLostError: Worker exited prematurely: signal 9 (SIGKILL) Job: 4."
     assert classify("FAILURE", lost, [run()], True) == "killed"
-    assert classify("STARTED", None, [run()], True) == "stuck"
+    assert classify("STARTED", None, [run()], True) == "killed"  # attributed before the backend says so
+    assert classify("STARTED", None, [run()], False) == "stuck"
     assert classify("PENDING", None, [run(1), run(2)], True) == "requeued"
     assert classify("PENDING", None, [], False) == "never_started"

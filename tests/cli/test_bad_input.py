@@ -24,6 +24,14 @@ def test_bad_size(oomlab):
     _one_sentence(oomlab("run", "alloc", "--memory", "lots"), 2, "'lots' is not a memory size")
 
 
+def test_a_size_without_a_unit_is_refused_before_the_run(oomlab, tmp_path):
+    result = oomlab("run", "alloc", "--memory", "256", "--results", str(tmp_path / "results"))
+    _one_sentence(result, 2, "--memory 256 has no unit: write 256MiB")
+    assert not (tmp_path / "results").exists()
+    gate = oomlab("gate", "--current", str(tmp_path), "--fail", "peak_rss.p95<200")
+    _one_sentence(gate, 2, "200 has no unit: write 200MiB")
+
+
 def test_unknown_param(oomlab):
     _one_sentence(oomlab("run", "alloc", "--param", "colour=red"), 2, "has no parameter 'colour'")
 
@@ -34,10 +42,28 @@ def test_scenario_import_error(oomlab, tmp_path):
     _one_sentence(oomlab("run", str(path)), 6, "scenario broken failed to import: ModuleNotFoundError")
 
 
-def test_broker_unreachable(oomlab):
-    _one_sentence(
-        oomlab("run", "alloc", "--broker", "redis://127.0.0.1:1/0"), 5, "broker redis://127.0.0.1:1/0 is unreachable"
-    )
+def test_an_app_import_error_names_the_users_file_and_line(oomlab, tmp_path):
+    """The innermost frame outside oomlab: the app module's raising line, or the scenario's `app =`
+    line when the module is not there at all; never oomlab's own file."""
+    (tmp_path / "shopmod.py").write_text("import os\n\nraise RuntimeError('no settings')\n")
+    typo = tmp_path / "typo_app.py"
+    typo.write_text("from oomlab import Plan\n\napp = 'shop.celry:app'\ndef plan(ctx): return Plan([])\n")
+    broken = tmp_path / "broken_app.py"
+    broken.write_text("app = 'shopmod:app'\ndef plan(ctx): pass\n")
+    missing = oomlab("run", str(typo))
+    _one_sentence(missing, 6, "scenario typo_app failed to import its app shop.celry:app: ModuleNotFoundError")
+    assert f"({typo}, line 3)" in missing.stderr
+    raising = oomlab("run", str(broken))
+    _one_sentence(raising, 6, "failed to import its app shopmod:app: RuntimeError: no settings")
+    assert f"({tmp_path / 'shopmod.py'}, line 3)" in raising.stderr and "scenario.py" not in raising.stderr
+
+
+def test_broker_unreachable(oomlab, tmp_path):
+    results = tmp_path / "results"
+    result = oomlab("run", "alloc", "--broker", "redis://127.0.0.1:1/0", "--results", str(results))
+    _one_sentence(result, 5, "broker redis://127.0.0.1:1/0 is unreachable")
+    assert not results.exists() or not os.listdir(results), "a run that cannot reach its broker makes no run directory"
+    assert result.stdout == ""
 
 
 def test_no_permission_for_a_cgroup(oomlab, tmp_path):

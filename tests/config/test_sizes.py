@@ -10,7 +10,7 @@ from oomlab.errors import BadInput
         ("512M", 512 * 2**20),
         ("1.5GiB", int(1.5 * 2**30)),
         ("100MB", 100_000_000),
-        ("4096", 4096),
+        ("4096B", 4096),
         ("1g", 2**30),
         (" 64 mib ", 64 * 2**20),
     ],
@@ -19,9 +19,16 @@ def test_parse_size(text, expected):
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "abc", "12XB", "-5M", "0", "1.2.3M"])
+@pytest.mark.parametrize("text", ["", "abc", "12XB", "-5M", "0M", "1.2.3M"])
 def test_bad_sizes_say_how_to_write_one(text):
     with pytest.raises(BadInput, match=r"256MiB|greater than zero"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("text", ["256", " 256 ", "0", "1.5", "268435456"])
+def test_a_size_without_a_unit_is_refused_in_one_sentence(text):
+    number = text.strip()
+    with pytest.raises(BadInput, match=rf"^{number} has no unit: write {number}MiB \(or {number}B for bytes\)$"):
         parse_size(text)
 
 

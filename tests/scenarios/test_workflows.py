@@ -108,11 +108,26 @@ def test_a_poison_message_ends_in_a_pytest_session(pytester):
     result.assert_outcomes(passed=1)
 
 
-def test_an_unregistered_task_name_stops_the_run_before_it_sends(oomlab):
+def test_a_misspelt_task_name_stops_the_run_before_the_worker_starts(oomlab):
     result = oomlab("run", "workflows", "--variant", "misspelled")
     assert result.code == 6, result.stdout + result.stderr
     assert "'workflows.strat'" in result.stderr and "did you mean 'workflows.start'" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "the scenario's app does not register" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout.strip() == result.run_dir  # no summary: only the run directory with the error
+    with open(f"{result.run_dir}/run.json") as handle:
+        assert json.load(handle)["worker"]["pid"] is None  # checked in oomlab's process: no worker started
+
+
+def test_a_name_only_the_worker_could_know_is_checked_when_it_is_ready(oomlab, tmp_path):
+    path = tmp_path / "elsewhere.py"
+    path.write_text(
+        "from oomlab import Plan, TaskCall\nfrom oomlab.scenarios.alloc import app\n\n"
+        "def plan(ctx):\n    return Plan([TaskCall('zz.qq', ())])\n"
+    )
+    result = oomlab("run", str(path))
+    assert result.code == 6, result.stdout + result.stderr
+    assert "the worker's app does not register: 'zz.qq' (no close match)" in result.stderr
+    assert result.stdout.strip() == result.run_dir  # nothing was sent: no empty summary
 
 
 def chord_load_run(oomlab, callback_mib: float) -> tuple[str, dict, list[dict]]:

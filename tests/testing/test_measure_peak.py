@@ -69,3 +69,34 @@ def test_the_callers_freed_resident_heap_does_not_hide_the_calls_memory():
     its peak read 0.5 MiB for a 16 MiB allocation."""
     out = subprocess.run([sys.executable, "-c", REUSED_HEAP], capture_output=True, text=True, check=True).stdout
     assert abs(int(out) - 16 * MIB) < 2 * MIB
+
+
+PROGRAM = "b = bytearray(%d * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+
+
+def run_program(mib):
+    return subprocess.run([sys.executable, "-c", PROGRAM % mib], check=True).returncode
+
+
+def start_program(mib):
+    return subprocess.Popen([sys.executable, "-c", PROGRAM % mib + "import time; time.sleep(5)"]).pid
+
+
+def test_a_program_the_call_runs_is_measured_apart_and_the_peak_is_not_called_exact():
+    measured = measure_peak(run_program, 60)
+    assert not measured.peak_is_exact and measured.peak_above_start_bytes < 20 * MIB
+    assert measured.children_peak_rss_bytes > 60 * MIB  # RUSAGE_CHILDREN: the program it waited for
+    assert "started processes" in measured.note and "RUSAGE_CHILDREN" in measured.note
+    left = measure_peak(start_program, 8)
+    try:
+        assert not left.peak_is_exact and "did not wait for" in left.note
+    finally:
+        os.kill(left.value, signal.SIGKILL)
+    assert measure_peak(allocate, 4).note is None  # no process started: exact, nothing to say
+
+
+def test_the_repr_is_short_whatever_the_call_returned():
+    measured = measure_peak(lambda: bytearray(MIB))
+    text = repr(measured)
+    assert len(text) < 200 and "<bytearray of 1048576>" in text and "peak_rss_bytes=" in text
+    assert len(repr(measure_peak(lambda: list(range(100_000))))) < 300

@@ -222,6 +222,26 @@ def test_fixture_without_an_app_is_a_usage_error(pytester):
     assert "oomlab_worker needs your Celery app" in result.stdout.str() + result.stderr.str()
 
 
+def test_a_memory_without_a_unit_names_the_pytest_option(pytester):
+    """oomlab_memory = 256: refused before any worker starts, in the pytest option's words."""
+    oomlab_project(pytester, "oomlab.scenarios.alloc:app", "256")
+    pytester.makepyfile(test_x="def test_x(oomlab_worker):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly")
+    output = result.stdout.str() + result.stderr.str()
+    assert "--oomlab-memory / oomlab_memory 256 has no unit: write 256MiB" in output, output
+    assert "--memory " not in output and not (pytester.path / "results").exists()
+
+
+def test_an_app_that_fails_to_import_is_named_as_the_app_at_the_users_line(pytester):
+    pytester.makepyfile(brokenshop="import os\n\nraise RuntimeError('no settings')\n")
+    oomlab_project(pytester, "brokenshop:app", "256MiB")
+    pytester.makepyfile(test_x="def test_x(oomlab_worker):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly")
+    output = result.stdout.str() + result.stderr.str()
+    assert "oomlab_app brokenshop:app failed to import: RuntimeError: no settings" in output, output
+    assert f"({pytester.path / 'brokenshop.py'}, line 3)" in output and "scenario" not in output
+
+
 @pytest.mark.docker
 def test_the_worker_in_a_container_started_through_testcontainers(project):
     """oomlab_placement = docker: the same fixture and marker, the worker in a container whose memory

@@ -79,3 +79,30 @@ def test_a_sigkilled_runs_queue_on_rabbitmq_is_deleted_by_its_janitor(oomlab, tm
     assert result.record["environment"]["cleaned_up_after_previous_runs"], "the next run swept nothing"
     assert os.listdir(tmp_path / "state") == [], "a lease was left"
     assert not queue_exists(BROKERS["rabbitmq"], queue)
+
+
+def test_the_runs_own_result_keys_are_deleted_only_when_oomlab_chose_the_backend(oomlab):
+    """--broker redis://... alone: results went to the broker's database because oomlab put them
+    there, so the run deletes its own celery-task-meta keys and nothing else; with --result-backend
+    named by the user they stay."""
+    import redis
+
+    url = BROKERS["redis"]
+    client = redis.Redis.from_url(url)
+    foreign = "celery-task-meta-not-this-runs-0000"
+    client.set(foreign, "{}")
+    try:
+        chosen = oomlab("run", "alloc", "--broker", url, "--tasks", "2", "--param", "over=0")
+        assert chosen.code == 0, chosen.stderr
+        ids = [task["id"] for task in chosen.record["tasks"]]
+        assert not any(client.exists(f"celery-task-meta-{task_id}") for task_id in ids)
+        assert chosen.record["environment"]["result_keys_deleted"] == len(ids)
+        assert client.exists(foreign), "a key of no task of this run was deleted"
+        named = oomlab("run", "alloc", "--broker", url, "--result-backend", url, "--tasks", "2", "--param", "over=0")
+        assert named.code == 0, named.stderr
+        kept = [f"celery-task-meta-{task['id']}" for task in named.record["tasks"]]
+        assert all(client.exists(key) for key in kept) and named.record["environment"]["result_keys_deleted"] is None
+        client.delete(*kept)
+    finally:
+        client.delete(foreign)
+        client.close()

@@ -12,7 +12,7 @@ from oomlab.cli.args import add_broker_settings, key_value, run_options
 from oomlab.cli.commands._recommend_capacity import add_capacity_flags, inverse_main, target_main
 from oomlab.config.options import resolve
 from oomlab.config.scenario import load_scenario
-from oomlab.errors import EXIT_OK, BadInput, PlanRefuted
+from oomlab.errors import EXIT_NO_SAFE_SETTING, EXIT_OK, BadInput, PlanRefuted
 from oomlab.record.schema import write_json_atomic
 from oomlab.report.console import report_console
 from oomlab.report.html_recommend import write_recommend_report
@@ -87,13 +87,16 @@ def main(args: argparse.Namespace) -> int:
     out = report_console()
     out.rule(f"{scenario.name} · variant {config.variant} · measuring one child under {config.memory}")
 
+    trials: list = []
+
     def announce(trial) -> None:
+        if not trials:  # the header only over trials that ran (none when no setting is safe)
+            out.rule("trial runs")
+        trials.append(trial)
         out.print(f"concurrency {trial.concurrency}: {'OOM-killed' if trial.killed else 'no OOM'} · {trial.run_dir}")
 
     def measured(profile) -> None:
         render_profile(profile, out)
-        if not args.no_prove:
-            out.rule("trial runs")
 
     result = recommend(scenario, config, margin, args.tasks_per_child, not args.no_prove, measured, announce)
     profile, plan, proof = result.profile, result.plan, result.proof
@@ -126,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
     )
     print(write_recommend_report(path), flush=True)  # report.html beside the record; the record's path last
     print(path, flush=True)
-    return EXIT_OK
+    return EXIT_NO_SAFE_SETTING if plan.no_safe_setting else EXIT_OK
 
 
 def refuted(proof) -> None:

@@ -14,7 +14,7 @@ from oomlab.config import validate
 from oomlab.config.options import RunConfig, resolve
 from oomlab.config.scenario import Scenario, load_scenario
 from oomlab.config.sizes import format_size
-from oomlab.errors import EXIT_OK, STATUS_EXIT_CODES, BadInput, Interrupted, OomlabError
+from oomlab.errors import EXIT_OK, STATUS_EXIT_CODES, BadInput, Interrupted, OomlabError, UnknownTaskNames
 from oomlab.report.console import report_console
 from oomlab.report.hooks import standard_hooks
 from oomlab.report.html import REPORT_FILE, show_report
@@ -161,10 +161,10 @@ def _run_and_report(
     run = Run(scenario, config, hooks=[*standard_hooks(), *([progress] if progress else [])], share=share)
     try:
         run.execute()
-    except (OomlabError, Interrupted):
+    except (OomlabError, Interrupted) as stop:
         if progress:
             progress.end()
-        if run.record.worker.pid:  # a worker ran: its partial findings are worth showing
+        if run.record.worker.pid and not isinstance(stop, UnknownTaskNames):  # a worker ran: its findings
             render_summary(run.record, out)
         _print_run_dir(run)
         raise
@@ -178,5 +178,7 @@ def _run_and_report(
 
 
 def _print_run_dir(run: Run) -> None:
+    if not os.path.isdir(run.run_dir):
+        return  # refused before it was made (an unreachable broker): there is none to show
     print(run.run_dir, flush=True)
     sys.stdout.flush()

@@ -90,7 +90,9 @@ def _task_stats(path: str, name: str, values: Any) -> TaskStats:
     if not isinstance(values, dict) or set(values) - set(names) or set(required) - set(values):
         raise BadInput(f"baseline {path}: task {name!r} does not hold the statistics {', '.join(names)}")
     mappings = ("sites", "kinds")
-    if not all(_whole(v) or (v is None and k.startswith("growth")) for k, v in values.items() if k not in mappings):
+    if not all(
+        _whole(v) or (v is None and k.startswith(("growth", "needs"))) for k, v in values.items() if k not in mappings
+    ):
         raise BadInput(f"baseline {path}: task {name!r} has a statistic that is not a whole number of 0 or more")
     for mapping in mappings:
         held = values.get(mapping, {})

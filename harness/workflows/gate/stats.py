@@ -28,6 +28,11 @@ class TaskStats:
     growth_max: int | None = None
     growth_p50: int | None = None
     growth_p95: int | None = None
+    # what each task needs above its start (anon + shmem + kernel of its tree, page cache apart;
+    # sampled): growth less the page cache the kernel reclaims before it kills (docs/gate.md)
+    needs_max: int | None = None
+    needs_p50: int | None = None
+    needs_p95: int | None = None
     # memory by kind, the largest over the tasks: anon_end, shmem_at_kill... (harness/record/kinds.py)
     kinds: dict[str, int] = field(default_factory=dict)
 
@@ -38,8 +43,23 @@ class TaskStats:
         return value
 
 
-STAT_ALIASES = {"peak": "max", "growth": "growth_max"}
-STATS = ("peak", "max", "min", "mean", "p50", "p95", "p99", "growth", "growth_p50", "growth_p95", *KIND_STATS)
+STAT_ALIASES = {"peak": "max", "growth": "growth_max", "needs": "needs_max"}
+STATS = (
+    "peak",
+    "max",
+    "min",
+    "mean",
+    "p50",
+    "p95",
+    "p99",
+    "growth",
+    "growth_p50",
+    "growth_p95",
+    "needs",
+    "needs_p50",
+    "needs_p95",
+    *KIND_STATS,
+)
 
 
 def stats_of(peaks: Iterable[int] | ExactCounts, kills: int = 0) -> TaskStats:
@@ -57,15 +77,18 @@ def stats_of(peaks: Iterable[int] | ExactCounts, kills: int = 0) -> TaskStats:
     )
 
 
-def _with_growth(stats: TaskStats, growth: ExactCounts) -> TaskStats:
+def _with_growth(stats: TaskStats, growth: ExactCounts, needs: ExactCounts) -> TaskStats:
     if growth.n:
         stats.growth_max = growth.max
         stats.growth_p50, stats.growth_p95 = growth.quantiles(0.5, 0.95)
+    if needs.n:
+        stats.needs_max = needs.max
+        stats.needs_p50, stats.needs_p95 = needs.quantiles(0.5, 0.95)
     return stats
 
 
 def task_stats(record: RunRecord, tasks: Iterable[TaskLine] | None = None) -> dict[str, TaskStats]:
-    """Each task name's exact peaks (killed runs have none), growth, kinds and kill count. `tasks`:
+    """Each task name's exact peaks (killed runs have none), growth, needs, kinds and kill count. `tasks`:
     every task of the run, read once (oomlab.record.stream.RunTasks: run.json's and a load run's
     stream); by default the record's own list."""
     digest = TaskDigest.of(tasks if tasks is not None else map(line_of, record.tasks))
@@ -80,7 +103,7 @@ def task_stats(record: RunRecord, tasks: Iterable[TaskLine] | None = None) -> di
         peaks = (
             stats_of(held.peaks, kills.get(name, 0)) if held.peaks.n else TaskStats(0, 0, 0, 0, 0, 0, 0, kills[name])
         )
-        stats[name] = _with_growth(peaks, held.growth)
+        stats[name] = _with_growth(peaks, held.growth, held.needs)
         stats[name].sites = sites_held([t.top_allocations for t in record.tasks if t.name == name])
         stats[name].kinds = dict(held.kinds)
     return stats

@@ -3,7 +3,8 @@
 only when it grew by more than N percent AND more than SIZE: a percentage of a small figure is
 noise, a floor alone misses a big task's growth). STAT one of peak (= max), min, mean, p50, p95,
 p99, growth (each task's growth above its start, its tree's where exact; = growth_max), growth_p50,
-growth_p95, and memory by kind KIND_end / KIND_at_kill (anon, file, shmem; harness/record/kinds.py):
+growth_p95, needs (what each task needs above its start: anon + shmem + kernel, page cache apart;
+sampled; = needs_max), needs_p50, needs_p95, and memory by kind KIND_end / KIND_at_kill (anon, file, shmem; harness/record/kinds.py):
 compared with a baseline.
 
 Load statistics are absolute, k6-style: `METRIC OP VALUE`, e.g. `queue_wait.p95<2s`,

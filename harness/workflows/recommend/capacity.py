@@ -45,10 +45,15 @@ class CapacityPlan:
 
 
 def plan_capacity(
-    profile: WorkerProfile, limit_bytes: int, margin_fraction: float, run_at: int | None = None
+    profile: WorkerProfile,
+    limit_bytes: int,
+    margin_fraction: float,
+    run_at: int | None = None,
+    fixed_variant: str | None = None,
 ) -> CapacityPlan:
     """`run_at`: the concurrency the worker will run at, when not the largest safe one (a cap, a step
-    up): the recycling settings then follow each child's share at that concurrency."""
+    up): the recycling settings then follow each child's share at that concurrency. `fixed_variant`:
+    the scenario's variant that fixes its memory, when it has one and this is not it."""
     margin = int(limit_bytes * margin_fraction)
     usable = limit_bytes - margin - profile.fixed_bytes
     per_child = int(profile.per_child_bytes * (1 + LEAK_ROOM)) if profile.leaking else profile.per_child_bytes
@@ -65,7 +70,7 @@ def plan_capacity(
     )
     if profile.leaking:
         killed = (
-            f"; that mark{' and the OOM kill' if profile.kills else ''} are the leak's doing, which recycling "
+            f"; {'that mark and the OOM kill are' if profile.kills else 'that mark is'} the leak's doing, which recycling "
             f"bounds, so each child is planned {LEAK_ROOM:.0%} above its largest task"
         )
     elif profile.kills:
@@ -88,15 +93,7 @@ def plan_capacity(
             f"which the kernel reclaims under the limit before it kills"
         )
     if concurrency < 1:
-        need = profile.fixed_bytes + per_child + margin
-        at_least = "more than " if profile.kills else ""
-        plan.no_safe_setting = (
-            f"one task needs {at_least}{format_size(per_child)} in its child, more than the {format_size(max(0, usable))} "
-            f"the {format_size(limit_bytes)} limit leaves after the worker itself and the margin: no concurrency is safe, "
-            f"and the rule of thumb's {plan.rule_of_thumb} would be OOM-killed as the measuring run at concurrency 1 was. "
-            f"Route this task to its own queue served by a worker class limited to {at_least}{format_size(need)} "
-            f"(concurrency 1), process its input in chunks, or use the scenario's fixed variant"
-        )
+        plan.no_safe_setting = _no_safe_setting(plan, profile, usable, margin_fraction, fixed_variant)
         return plan
     share = usable // (run_at or concurrency)
     plan.reasons.append(
@@ -106,6 +103,45 @@ def plan_capacity(
     )
     _recycling(plan, profile, share)
     return plan
+
+
+def _no_safe_setting(
+    plan: CapacityPlan, profile: WorkerProfile, usable: int, margin_fraction: float, fixed_variant: str | None
+) -> str:
+    """Why no concurrency fits, in what was measured: the task, what the measuring run at concurrency 1
+    saw (killed or not), what the rule of thumb would need, and what to do."""
+    at_least = "more than " if profile.kills else ""
+    name = profile.killed_task if profile.kills and not profile.leaking else profile.largest_task
+    task = f"one task, {name}," if name else "one task"
+    need = plan.fixed_bytes + plan.per_child_bytes + plan.margin_bytes
+    if profile.kills:
+        seen = f"the measuring run at concurrency 1 saw {profile.kills} OOM kill(s)"
+    elif plan.usage_at(1) <= plan.limit_bytes:
+        seen = (
+            f"the measuring run at concurrency 1 finished its {profile.tasks} tasks without an OOM kill, but one "
+            f"child needs {format_size(plan.usage_at(1))} of the limit: into the {format_size(plan.margin_bytes)} "
+            f"({margin_fraction:.0%}) margin kept for page cache, allocator slack and what one run cannot show"
+        )
+    else:
+        seen = f"the measuring run at concurrency 1 finished its {profile.tasks} tasks without an OOM kill"
+    rule = (
+        f"; the rule of thumb's {plan.rule_of_thumb} would need {format_size(plan.usage_at(plan.rule_of_thumb))}"
+        if plan.rule_of_thumb > 1
+        else ""
+    )
+    fixes = [
+        f"route {name or 'that task'} to its own queue served by a worker class limited to "
+        f"{at_least}{format_size(need)} (concurrency 1)",
+        "process its input in chunks",
+    ]
+    if fixed_variant:
+        fixes.append(f"use the scenario's {fixed_variant} variant")
+    return (
+        f"{task} needs {at_least}{format_size(plan.per_child_bytes)} in its child, more than the "
+        f"{format_size(max(0, usable))} the {format_size(plan.limit_bytes)} limit leaves after the worker itself "
+        f"and the margin: no concurrency is safe; {seen}{rule}. "
+        f"Route {', '.join(fixes[:-1])[len('route ') :]} or {fixes[-1]}"
+    )
 
 
 def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
@@ -133,12 +169,14 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
         tasks = int(room // profile.leak_bytes_per_task) if room > 0 else 1
         plan.max_tasks_per_child = max(1, tasks)
         plan.reasons.append(
-            f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task: "
+            f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task{f' ({profile.leak_note})' if profile.leak_note else ''}: "
             f"worker_max_tasks_per_child={plan.max_tasks_per_child} replaces the child before it "
             f"outgrows its {format_size(max(0, room))} of room; billiard forks the replacement only once the old "
             f"child has exited, so a slot never holds two children, and each replacement pays the "
             f"{format_size(profile.child_start_bytes)} start-up planned above"
         )
+    elif profile.leak_note:
+        plan.reasons.append(f"no worker_max_tasks_per_child: {profile.leak_note}")
 
 
 def _tree(profile: WorkerProfile) -> str:

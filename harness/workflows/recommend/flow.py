@@ -51,11 +51,12 @@ def measure_startup(scenario: Scenario, config: RunConfig, profile: WorkerProfil
 def plan_with_startup(scenario: Scenario, config: RunConfig, profile: WorkerProfile, margin: float) -> CapacityPlan:
     """Plan from the one-child profile, start that many children, plan again with their start-up
     cost as measured: the concurrency can only fall."""
-    plan = plan_capacity(profile, config.memory_bytes, margin)
+    fixed = "fixed" if "fixed" in scenario.variants and config.variant != "fixed" else None
+    plan = plan_capacity(profile, config.memory_bytes, margin, fixed_variant=fixed)
     if plan.concurrency < 2:
         return plan
     measure_startup(scenario, config, profile, plan.concurrency)
-    return plan_capacity(profile, config.memory_bytes, margin)
+    return plan_capacity(profile, config.memory_bytes, margin, fixed_variant=fixed)
 
 
 def recommend(

@@ -41,6 +41,13 @@ def test_memory_per_child_sits_above_a_normal_tasks_ru_maxrss():
 def test_a_task_that_cannot_fit_gets_no_safe_setting_and_a_way_out():
     plan = plan_capacity(profile(marginal_peaks=[400 * MIB]), 300 * MIB, 0.1)
     assert plan.concurrency == 0 and "own queue" in plan.no_safe_setting and "chunks" in plan.no_safe_setting
+    assert "fixed variant" not in plan.no_safe_setting and "OOM-killed" not in plan.no_safe_setting
+    named = plan_capacity(
+        profile(marginal_peaks=[400 * MIB], largest_task="shop.external"), 300 * MIB, 0.1, None, "fixed"
+    )
+    assert (
+        "one task, shop.external," in named.no_safe_setting and "the scenario's fixed variant" in named.no_safe_setting
+    )
 
 
 def test_a_leak_gets_max_tasks_per_child():

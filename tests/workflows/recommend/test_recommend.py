@@ -10,9 +10,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def recommend(oomlab, tmp_path, *args) -> dict:
+def recommend(oomlab, tmp_path, *args, code: int = 0) -> dict:
     result = oomlab("recommend", *args, "--results", str(tmp_path), timeout=240)
-    assert result.code == 0, result.stderr
+    assert result.code == code, result.stderr
     with open(result.stdout.strip().splitlines()[-1]) as handle:
         return json.load(handle) | {"stdout": result.stdout}
 
@@ -58,12 +58,28 @@ def test_prefork_cow_memory_per_child_does_not_recycle_after_every_task(oomlab, 
 
 
 def test_spike_has_no_safe_setting(oomlab, tmp_path):
-    report = recommend(oomlab, tmp_path, "spike", "--memory", "256MiB")
-    plan = report["plan"]
+    report = recommend(oomlab, tmp_path, "spike", "--memory", "256MiB", code=13)
+    plan, profile = report["plan"], report["profile"]
     assert plan["concurrency"] == 0 and report["proof"] is None
-    assert "no concurrency is safe" in plan["no_safe_setting"] and "own queue" in plan["no_safe_setting"]
+    verdict = plan["no_safe_setting"]
+    assert "no concurrency is safe" in verdict and "own queue" in verdict
+    assert profile["kills"] and "OOM kill(s)" in verdict and "the scenario's fixed variant" in verdict
+    assert f"one task, {profile['killed_task']}," in verdict
     assert plan["rule_of_thumb"] >= 1  # the rule of thumb would run it anyway: an overshoot
-    assert "no safe setting" in report["stdout"]
+    assert "no safe setting" in report["stdout"] and "trial runs" not in report["stdout"]
+    assert "concurrency 0" not in report["stdout"]
+
+
+def test_no_safe_setting_without_a_kill_says_so_and_names_the_task(oomlab, tmp_path):
+    """One 100 MiB task fits alone under 256 MiB but not inside a 50 % margin: the measuring run was
+    not killed, and alloc has no fixed variant."""
+    args = ("alloc", "--memory", "256MiB", "--margin", "50%", "--tasks", "2")
+    report = recommend(oomlab, tmp_path, *args, "--param", "over=0", "--param", "sizes=100", code=13)
+    verdict = report["plan"]["no_safe_setting"]
+    assert report["profile"]["kills"] == 0 and "without an OOM kill" in verdict, verdict
+    assert "one task, alloc.allocate," in verdict and "route alloc.allocate" in verdict.lower()
+    assert "OOM-killed" not in verdict and "fixed variant" not in verdict
+    assert "trial runs" not in report["stdout"] and "concurrency 0" not in report["stdout"]
 
 
 @pytest.mark.parametrize(
