@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 
@@ -280,3 +282,23 @@ def private_workdir(parent: str | None = None) -> str:
     directory first on sys.path whatever PYTHONSAFEPATH says, so it must be one nobody else can
     write and that holds nothing. The caller removes it at the end."""
     return tempfile.mkdtemp(prefix="oomlab-cwd-", dir=parent)
+
+
+def python_argv(*args: str) -> list[str]:
+    """The command line of every child Python oomlab starts (`-m module ...` or `-c code`): -P keeps
+    the working directory (and a script's folder) off the front of its sys.path, so a `pip/` or
+    `memray/` planted where oomlab was started never runs as root. The one use of sys.executable."""
+    return [sys.executable, "-P", *args]
+
+
+def run_python(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """A child Python run to its end (subprocess.run's keywords) in a new, empty 0700 working
+    directory, removed afterwards, with PYTHONSAFEPATH=1 for anything it starts in turn."""
+    with tempfile.TemporaryDirectory(prefix="oomlab-cwd-") as cwd:
+        return subprocess.run(python_argv(*args), cwd=cwd, env={**(env or os.environ), **import_env()}, **kwargs)
+
+
+def start_python(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """A child Python that outlives this call (the queue janitor): it works in `/`, which only root
+    can write (a private directory would have nobody left to remove it), with PYTHONSAFEPATH=1."""
+    return subprocess.Popen(python_argv(*args), cwd="/", env={**(env or os.environ), **import_env()}, **kwargs)
