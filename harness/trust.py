@@ -16,9 +16,11 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
-from oomlab.errors import BadInput, NoPermission
+from oomlab.errors import BadInput, NoPermission, ResultsUnwritable
 
 PRIVATE_UMASK = 0o077  # results, leases and shares: 0700 directories, 0600 files
 UMASK_ENV = "OOMLAB_UMASK"  # e.g. 022 to create results others may read (see docs/security.md)
@@ -256,16 +258,37 @@ def apply_results_umask() -> None:
 def write_private_atomic(path: str, text: str, mode: int = 0o600) -> None:
     """Write + rename through a new temporary file (O_EXCL, a random name: nothing planted beside
     `path` is written through; a symlink at `path` itself is replaced, not followed)."""
+    with replaced_atomically(path, mode) as handle:
+        handle.write(text.encode())
+
+
+@contextmanager
+def replaced_atomically(path: str, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A new temporary file beside `path`, as a binary file object for the block to write (a library
+    such as pyarrow is handed the object, never a name): made with a random name and O_EXCL, so
+    nothing planted beside `path` (a `path.partial` symlink) is written through; renamed onto `path`
+    when the block ends, removed when it raises."""
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
-            handle.write(text)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def output_dir(path: str, what: str) -> str:
+    """The directory a file a user names (`--parquet OUT`, `--junit PATH`) is written into, when oomlab
+    may write there (NoPermission, exit 3, otherwise): in one another user can write, they could swap
+    the file, or what is beside it, for a link to root's files between our check and our write. A
+    directory that is not there is ResultsUnwritable (exit 10), as the write itself would be."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ResultsUnwritable(f"cannot write {path}: its directory {directory} does not exist")
+    return check_trusted_dir(directory, what)
 
 
 def import_env() -> dict[str, str]:
