@@ -280,6 +280,32 @@ def replaced_atomically(path: str, mode: int = 0o600) -> Iterator[BinaryIO]:
         raise
 
 
+def open_append(path: str, what: str):
+    """A text file oomlab appends to (`gate --markdown PATH`, $GITHUB_STEP_SUMMARY), opened with
+    O_NOFOLLOW (a link is refused, never followed) and without blocking (a FIFO is refused), then
+    checked on its fd: a regular file of this user's or root's, with no other hard link (one another
+    user made to root's file), and not writable by others unless its directory is trusted.
+    NoPermission (exit 3) otherwise; a file that cannot be opened is ResultsUnwritable (exit 10)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:  # a link is ELOOP, or EACCES when another user's sits in a sticky directory
+        if (exc.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(path)) or exc.errno == errno.ENXIO:
+            reason = "it is not a regular file" if exc.errno == errno.ENXIO else "it is a symbolic link"
+            raise NoPermission(f"refusing to append to the {what} {path}: {reason}") from None
+        raise ResultsUnwritable(f"cannot write {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    reason = _reason(st, stat.S_ISREG, "a regular file")
+    if reason and reason.startswith("other users can write") and is_trusted_dir(os.path.dirname(os.path.abspath(path))):
+        reason = None  # a group-writable summary file in a directory nobody else can change
+    if reason is None and st.st_nlink > 1:
+        reason = f"it has {st.st_nlink} hard links"
+    if reason:
+        os.close(fd)
+        raise NoPermission(f"refusing to append to the {what} {path}: {reason}")
+    return os.fdopen(fd, "a")
+
+
 def output_dir(path: str, what: str) -> str:
     """The directory a file a user names (`--parquet OUT`, `--junit PATH`) is written into, when oomlab
     may write there (NoPermission, exit 3, otherwise): in one another user can write, they could swap
