@@ -291,11 +291,11 @@ def open_append(path: str, what: str):
         fd = os.open(path, flags, 0o666)
     except OSError as exc:  # a link is ELOOP, or EACCES when another user's sits in a sticky directory
         if (exc.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(path)) or exc.errno == errno.ENXIO:
-            reason = "it is not a regular file" if exc.errno == errno.ENXIO else "it is a symbolic link"
-            raise NoPermission(f"refusing to append to the {what} {path}: {reason}") from None
+            kind = "it is not a regular file" if exc.errno == errno.ENXIO else "it is a symbolic link"
+            raise NoPermission(f"refusing to append to the {what} {path}: {kind}") from None
         raise ResultsUnwritable(f"cannot write {path}: {exc.strerror}") from None
     st = os.fstat(fd)
-    reason = _reason(st, stat.S_ISREG, "a regular file")
+    reason: str | None = _reason(st, stat.S_ISREG, "a regular file")
     if reason and reason.startswith("other users can write") and is_trusted_dir(os.path.dirname(os.path.abspath(path))):
         reason = None  # a group-writable summary file in a directory nobody else can change
     if reason is None and st.st_nlink > 1:
