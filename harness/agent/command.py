@@ -79,13 +79,24 @@ def made_group(memory_bytes: int) -> CgroupBackend:
     return group
 
 
+def serve_metrics(address: tuple[str, int] | None):
+    """/metrics at `address`, or None, said on stderr, when it cannot be bound (a port another local
+    user took must not keep the production worker from starting)."""
+    if address is None:
+        return None
+    from oomlab.agent.metrics import AgentMetrics, MetricsUnavailable
+
+    try:
+        return AgentMetrics.serve(*address)
+    except MetricsUnavailable as exc:
+        say(f"{exc}; the worker starts without metrics")
+        return None
+
+
 def run(options: AgentOptions) -> int:
     check_command(options.command)
-    metrics = None
-    if options.metrics is not None:
-        from oomlab.agent.metrics import AgentMetrics
-
-        metrics = AgentMetrics.serve(*options.metrics)  # BadInput when the port is taken: before the worker starts
+    worker_process.check_workdir()
+    metrics = serve_metrics(options.metrics)
     made = made_group(options.memory_bytes) if options.memory_bytes else None
     group = made or own_group()
     ours, theirs = worker_process.probe_socket()
