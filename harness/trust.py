@@ -132,13 +132,40 @@ def check_trusted_dir(path: str, what: str) -> str:
 
 
 def private_dir(path: str, what: str) -> str:
-    """A directory of ours: made 0700 when missing, refused (NoPermission) when someone else could
-    write to it. Returns its absolute path."""
+    """A directory of ours: made 0700 when missing (make_dirs), refused (NoPermission) when someone
+    else could write to it. Returns its absolute path."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        make_dirs(path, what, 0o700)
     except OSError as exc:
         raise NoPermission(f"cannot create the {what} {path}: {exc.strerror}") from None
     return check_trusted_dir(path, what)
+
+
+def make_dirs(path: str, what: str, mode: int = 0o777) -> bool:
+    """os.makedirs that never creates through another user's links: the nearest directory that
+    exists is checked trusted first (NoPermission otherwise, nothing made), then each missing level
+    is made with mkdir relative to its parent's fd, opened with O_NOFOLLOW, so a link planted
+    between two steps is refused, not followed. Whether anything was made."""
+    path = os.path.abspath(path)
+    missing: list[str] = []
+    existing = path
+    while not os.path.lexists(existing):
+        missing.insert(0, os.path.basename(existing))
+        existing = os.path.dirname(existing)
+    check_trusted_dir(existing, what)
+    fd = os.open(existing, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in missing:
+            try:
+                os.mkdir(name, mode, dir_fd=fd)
+            except FileExistsError:  # made meanwhile: opened below only if it is a directory, not a link
+                pass
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    return bool(missing)
 
 
 class RefusedLink(OSError):
@@ -213,8 +240,7 @@ class RunDirectory:
         its own (`*`), so run records (the app's arguments and settings) are never committed by a
         `git add -A`. One the user made is left as it is."""
         results = os.path.dirname(os.path.abspath(path))
-        made = not os.path.isdir(results)
-        os.makedirs(results, exist_ok=True)
+        made = make_dirs(results, "results directory")  # nothing made through another user's links
         check_trusted_dir(results, "results directory")
         if made:
             ignore = os.open(

@@ -73,6 +73,7 @@ class Run(RunState):
         state_dir()  # refuses a state directory someone else could write before anything is made
         try:
             RunDirectory.create(self.run_dir)  # the results directory trusted, the run's made new
+            self.run_dir_made = True
         except OSError as exc:
             raise ResultsUnwritable(f"cannot make the run directory {self.run_dir}: {exc.strerror}") from None
         self.record.files = dict(FILES)

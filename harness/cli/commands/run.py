@@ -178,5 +178,7 @@ def _run_and_report(
 
 
 def _print_run_dir(run: Run) -> None:
+    if not run.run_dir_made:  # refused before it was made: no path to a directory that is not there
+        return
     print(run.run_dir, flush=True)
     sys.stdout.flush()
