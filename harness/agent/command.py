@@ -12,6 +12,7 @@ from oomlab.agent import worker_process
 from oomlab.agent.repair import Repairer
 from oomlab.agent.watcher import SWITCH_INTERVAL_S, Watcher
 from oomlab.errors import BadInput, NoPermission
+from oomlab.record.printable import printable
 from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
 from oomlab.worker.limits.attached import open_attached_group
 from oomlab.worker.limits.discovery import own_memory_group
@@ -27,7 +28,8 @@ class AgentOptions:
 
 
 def say(sentence: str) -> None:
-    print(f"oomlab agent: {sentence}", file=sys.stderr, flush=True)
+    """One line on stderr; task names and errors in it come from the broker: escaped (printable)."""
+    print(f"oomlab agent: {printable(sentence)}", file=sys.stderr, flush=True)
 
 
 def check_command(command: list[str]) -> None:

@@ -3,13 +3,28 @@ when the output goes to a file or a CI log (rich would squeeze tables to 80 colu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from oomlab.record.printable import printable
 from rich.console import Console
+from rich.segment import Segment
 
 LOG_WIDTH = 200
 
 
+class SafeConsole(Console):
+    """A Console that shows control characters in what it prints escaped (rich passes ESC through):
+    reports print task names and messages from records another user could have written. Its own
+    styling is added after this, so colours stay."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(printable(segment.text), segment.style) for segment in buffer
+        )
+
+
 def report_console() -> Console:
-    console = Console(soft_wrap=True)
+    console = SafeConsole(soft_wrap=True)
     if not console.is_terminal:
         console.width = LOG_WIDTH
     return console
