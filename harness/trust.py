@@ -13,10 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
-from oomlab.errors import BadInput, NoPermission
+from oomlab.errors import BadInput, NoPermission, ResultsUnwritable
 
 PRIVATE_UMASK = 0o077  # results, leases and shares: 0700 directories, 0600 files
 UMASK_ENV = "OOMLAB_UMASK"  # e.g. 022 to create results others may read (see docs/security.md)
@@ -128,13 +132,40 @@ def check_trusted_dir(path: str, what: str) -> str:
 
 
 def private_dir(path: str, what: str) -> str:
-    """A directory of ours: made 0700 when missing, refused (NoPermission) when someone else could
-    write to it. Returns its absolute path."""
+    """A directory of ours: made 0700 when missing (make_dirs), refused (NoPermission) when someone
+    else could write to it. Returns its absolute path."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        make_dirs(path, what, 0o700)
     except OSError as exc:
         raise NoPermission(f"cannot create the {what} {path}: {exc.strerror}") from None
     return check_trusted_dir(path, what)
+
+
+def make_dirs(path: str, what: str, mode: int = 0o777) -> bool:
+    """os.makedirs that never creates through another user's links: the nearest directory that
+    exists is checked trusted first (NoPermission otherwise, nothing made), then each missing level
+    is made with mkdir relative to its parent's fd, opened with O_NOFOLLOW, so a link planted
+    between two steps is refused, not followed. Whether anything was made."""
+    path = os.path.abspath(path)
+    missing: list[str] = []
+    existing = path
+    while not os.path.lexists(existing):
+        missing.insert(0, os.path.basename(existing))
+        existing = os.path.dirname(existing)
+    check_trusted_dir(existing, what)
+    fd = os.open(existing, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in missing:
+            try:
+                os.mkdir(name, mode, dir_fd=fd)
+            except FileExistsError:  # made meanwhile: opened below only if it is a directory, not a link
+                pass
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    return bool(missing)
 
 
 class RefusedLink(OSError):
@@ -209,8 +240,7 @@ class RunDirectory:
         its own (`*`), so run records (the app's arguments and settings) are never committed by a
         `git add -A`. One the user made is left as it is."""
         results = os.path.dirname(os.path.abspath(path))
-        made = not os.path.isdir(results)
-        os.makedirs(results, exist_ok=True)
+        made = make_dirs(results, "results directory")  # nothing made through another user's links
         check_trusted_dir(results, "results directory")
         if made:
             ignore = os.open(
@@ -254,16 +284,63 @@ def apply_results_umask() -> None:
 def write_private_atomic(path: str, text: str, mode: int = 0o600) -> None:
     """Write + rename through a new temporary file (O_EXCL, a random name: nothing planted beside
     `path` is written through; a symlink at `path` itself is replaced, not followed)."""
+    with replaced_atomically(path, mode) as handle:
+        handle.write(text.encode())
+
+
+@contextmanager
+def replaced_atomically(path: str, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A new temporary file beside `path`, as a binary file object for the block to write (a library
+    such as pyarrow is handed the object, never a name): made with a random name and O_EXCL, so
+    nothing planted beside `path` (a `path.partial` symlink) is written through; renamed onto `path`
+    when the block ends, removed when it raises."""
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
-            handle.write(text)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def open_append(path: str, what: str):
+    """A text file oomlab appends to (`gate --markdown PATH`, $GITHUB_STEP_SUMMARY), opened with
+    O_NOFOLLOW (a link is refused, never followed) and without blocking (a FIFO is refused), then
+    checked on its fd: a regular file of this user's or root's, with no other hard link (one another
+    user made to root's file), and not writable by others unless its directory is trusted.
+    NoPermission (exit 3) otherwise; a file that cannot be opened is ResultsUnwritable (exit 10)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:  # a link is ELOOP, or EACCES when another user's sits in a sticky directory
+        if (exc.errno in (errno.ELOOP, errno.EACCES) and os.path.islink(path)) or exc.errno == errno.ENXIO:
+            kind = "it is not a regular file" if exc.errno == errno.ENXIO else "it is a symbolic link"
+            raise NoPermission(f"refusing to append to the {what} {path}: {kind}") from None
+        raise ResultsUnwritable(f"cannot write {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    reason: str | None = _reason(st, stat.S_ISREG, "a regular file")
+    if reason and reason.startswith("other users can write") and is_trusted_dir(os.path.dirname(os.path.abspath(path))):
+        reason = None  # a group-writable summary file in a directory nobody else can change
+    if reason is None and st.st_nlink > 1:
+        reason = f"it has {st.st_nlink} hard links"
+    if reason:
+        os.close(fd)
+        raise NoPermission(f"refusing to append to the {what} {path}: {reason}")
+    return os.fdopen(fd, "a")
+
+
+def output_dir(path: str, what: str) -> str:
+    """The directory a file a user names (`--parquet OUT`, `--junit PATH`) is written into, when oomlab
+    may write there (NoPermission, exit 3, otherwise): in one another user can write, they could swap
+    the file, or what is beside it, for a link to root's files between our check and our write. A
+    directory that is not there is ResultsUnwritable (exit 10), as the write itself would be."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ResultsUnwritable(f"cannot write {path}: its directory {directory} does not exist")
+    return check_trusted_dir(directory, what)
 
 
 def import_env() -> dict[str, str]:
@@ -280,3 +357,23 @@ def private_workdir(parent: str | None = None) -> str:
     directory first on sys.path whatever PYTHONSAFEPATH says, so it must be one nobody else can
     write and that holds nothing. The caller removes it at the end."""
     return tempfile.mkdtemp(prefix="oomlab-cwd-", dir=parent)
+
+
+def python_argv(*args: str) -> list[str]:
+    """The command line of every child Python oomlab starts (`-m module ...` or `-c code`): -P keeps
+    the working directory (and a script's folder) off the front of its sys.path, so a `pip/` or
+    `memray/` planted where oomlab was started never runs as root. The one use of sys.executable."""
+    return [sys.executable, "-P", *args]
+
+
+def run_python(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """A child Python run to its end (subprocess.run's keywords) in a new, empty 0700 working
+    directory, removed afterwards, with PYTHONSAFEPATH=1 for anything it starts in turn."""
+    with tempfile.TemporaryDirectory(prefix="oomlab-cwd-") as cwd:
+        return subprocess.run(python_argv(*args), cwd=cwd, env={**(env or os.environ), **import_env()}, **kwargs)
+
+
+def start_python(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """A child Python that outlives this call (the queue janitor): it works in `/`, which only root
+    can write (a private directory would have nobody left to remove it), with PYTHONSAFEPATH=1."""
+    return subprocess.Popen(python_argv(*args), cwd="/", env={**(env or os.environ), **import_env()}, **kwargs)

@@ -12,6 +12,7 @@ from oomlab.agent import worker_process
 from oomlab.agent.repair import Repairer
 from oomlab.agent.watcher import SWITCH_INTERVAL_S, Watcher
 from oomlab.errors import BadInput, NoPermission
+from oomlab.record.printable import printable
 from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
 from oomlab.worker.limits.attached import open_attached_group
 from oomlab.worker.limits.discovery import own_memory_group
@@ -27,7 +28,8 @@ class AgentOptions:
 
 
 def say(sentence: str) -> None:
-    print(f"oomlab agent: {sentence}", file=sys.stderr, flush=True)
+    """One line on stderr; task names and errors in it come from the broker: escaped (printable)."""
+    print(f"oomlab agent: {printable(sentence)}", file=sys.stderr, flush=True)
 
 
 def check_command(command: list[str]) -> None:
@@ -79,13 +81,24 @@ def made_group(memory_bytes: int) -> CgroupBackend:
     return group
 
 
+def serve_metrics(address: tuple[str, int] | None):
+    """/metrics at `address`, or None, said on stderr, when it cannot be bound (a port another local
+    user took must not keep the production worker from starting)."""
+    if address is None:
+        return None
+    from oomlab.agent.metrics import AgentMetrics, MetricsUnavailable
+
+    try:
+        return AgentMetrics.serve(*address)
+    except MetricsUnavailable as exc:
+        say(f"{exc}; the worker starts without metrics")
+        return None
+
+
 def run(options: AgentOptions) -> int:
     check_command(options.command)
-    metrics = None
-    if options.metrics is not None:
-        from oomlab.agent.metrics import AgentMetrics
-
-        metrics = AgentMetrics.serve(*options.metrics)  # BadInput when the port is taken: before the worker starts
+    worker_process.check_workdir()
+    metrics = serve_metrics(options.metrics)
     made = made_group(options.memory_bytes) if options.memory_bytes else None
     group = made or own_group()
     ours, theirs = worker_process.probe_socket()

@@ -13,6 +13,11 @@ _PEAK_BUCKETS = tuple(2**20 * n for n in (16, 32, 64, 128, 256, 512, 1024, 2048,
 _DETECTION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
 
 
+class MetricsUnavailable(Exception):
+    """The address is well formed but cannot be bound now (another local user may hold the port):
+    the worker starts without metrics rather than not at all."""
+
+
 class AgentMetrics:
     def __init__(self, registry: Any):
         from prometheus_client import Counter, Gauge, Histogram
@@ -46,9 +51,8 @@ class AgentMetrics:
         try:
             start_http_server(port, addr=host, registry=metrics.registry)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise BadInput(f"--metrics {host}:{port} is in use by another program; nothing was started") from None
-            raise BadInput(f"--metrics {host}:{port} cannot be served: {exc.strerror or exc}") from None
+            taken = "is in use by another program" if exc.errno == errno.EADDRINUSE else "cannot be served"
+            raise MetricsUnavailable(f"--metrics {host}:{port} {taken} ({exc.strerror or exc})") from None
         return metrics
 
     def attach(self, watcher: Any, repairer: Any) -> None:

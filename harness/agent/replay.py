@@ -9,10 +9,11 @@ from oomlab.agent.store import Store
 from oomlab.errors import BadInput
 
 
-def list_dead(redis_url: str, app_name: str) -> list[str]:
+def list_dead(redis_url: str, app_name: str) -> list[tuple[str, str, str]]:
+    """(task id, task name, "N kills") of each dead letter: the caller prints them, escaped."""
     store = Store(redis_url, app_name)
     return [
-        f"{task_id}\t{(entry.get('message') or {}).get('name')}\t{len(entry.get('kills') or [])} kills"
+        (task_id, str((entry.get("message") or {}).get("name")), f"{len(entry.get('kills') or [])} kills")
         for task_id, entry in sorted(store.dead().items())
     ]
 

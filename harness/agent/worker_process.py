@@ -14,6 +14,7 @@ import subprocess
 
 from oomlab.probe.channel import FD_ENV, PATH_ENV
 from oomlab.probe.loader import LOADER, LOADER_ENV
+from oomlab.trust import check_trusted_dir, import_env
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 _SNDBUF = 4 << 20  # room for bursts of events while the agent's thread is busy
@@ -32,11 +33,25 @@ def probe_socket() -> tuple[socket.socket, socket.socket]:
     return ours, theirs
 
 
-def start(argv: list[str], theirs: socket.socket, extra_env: dict[str, str], join_cgroup: str | None):
-    env = dict(os.environ, **extra_env)
+def check_workdir() -> None:
+    """The worker starts in the agent's working directory, and Celery imports from it first (its -A
+    app, and the probe's loader, `oomlab...`, which the agent adds): refused (NoPermission, exit 3)
+    when another user could plant an `oomlab/` there."""
+    check_trusted_dir(os.getcwd(), "working directory the worker would start in")
+
+
+def worker_env(theirs: socket.socket, extra_env: dict[str, str]) -> dict[str, str]:
+    """The agent's environment, the probe's socket and loader, and PYTHONSAFEPATH=1: `python -m
+    celery` puts no working directory first on sys.path (Celery's own -A import still looks there)."""
+    env = dict(os.environ, **extra_env, **import_env())
     env[FD_ENV] = str(theirs.fileno())
     env.pop(PATH_ENV, None)
     env.setdefault(LOADER_ENV, LOADER)
+    return env
+
+
+def start(argv: list[str], theirs: socket.socket, extra_env: dict[str, str], join_cgroup: str | None):
+    env = worker_env(theirs, extra_env)
 
     def before_exec() -> None:
         if join_cgroup:

@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TextIO
 
 from oomlab.cli.url_flags import read_url_flags
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_RESULTS, Interrupted, OomlabError
+from oomlab.record.printable import printable
 from oomlab.record.redact import safe_url
 from oomlab.trust import apply_results_umask
 from oomlab.version import __version__
@@ -109,7 +110,7 @@ def _main(argv: list[str] | None) -> int:
         wire()  # every run a command starts, its workflows' too, leaves its pictures
         return args.func(args)
     except OomlabError as error:
-        print(f"oomlab: {safe_url(error.message)}", file=sys.stderr)
+        print(f"oomlab: {printable(safe_url(error.message))}", file=sys.stderr)
         return error.exit_code
     except (Interrupted, KeyboardInterrupt) as stop:
         print(
@@ -130,7 +131,10 @@ def _internal_error() -> int:
     fd, path = tempfile.mkstemp(prefix="oomlab-crash-", suffix=".log")
     with os.fdopen(fd, "w") as handle:
         handle.write(safe_url(traceback.format_exc()))
-    print(safe_url(f"oomlab: internal error ({sys.exc_info()[1]!r}); the traceback is in {path}"), file=sys.stderr)
+    print(
+        printable(safe_url(f"oomlab: internal error ({sys.exc_info()[1]!r}); the traceback is in {path}")),
+        file=sys.stderr,
+    )
     return EXIT_INTERNAL
 
 

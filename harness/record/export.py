@@ -7,7 +7,6 @@ over pandas reading tasks.jsonl."""
 from __future__ import annotations
 
 import json
-import os
 import typing
 from collections.abc import Iterable
 from dataclasses import fields, is_dataclass
@@ -16,6 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 from oomlab.errors import BadInput
 from oomlab.record.stream import TaskLine
 from oomlab.record.typed_json import to_json
+from oomlab.trust import replaced_atomically, results_umask
 
 BATCH_ROWS = 32_768  # rows held at a time (a row group each)
 JSON_COLUMNS = ("args", "memory_kinds")  # free-form values: JSON text in a string column
@@ -60,30 +60,27 @@ def _value(name: str, task: TaskLine) -> Any:
 
 
 def write_parquet(tasks: Iterable[TaskLine], path: str) -> int:
-    """Every task into `path` (written beside it first, then renamed: a reader never meets half a
-    file); the number of rows written."""
+    """Every task into `path` (written to a new temporary file beside it, handed to pyarrow as a file
+    object, then renamed: a reader never meets half a file, and nothing planted beside it is written
+    through); the number of rows written. The caller has checked `path`'s directory (output_dir)."""
     pa = _pyarrow()
     schema = arrow_schema(pa)
     names = schema.names
-    partial = f"{path}.partial"
     rows = 0
-    try:
-        with pa.parquet.ParquetWriter(partial, schema, compression="zstd") as writer:
-            batch: list[TaskLine] = []
-            for task in tasks:
-                batch.append(task)
-                if len(batch) == BATCH_ROWS:
-                    writer.write_batch(_batch(pa, schema, names, batch))
-                    rows += len(batch)
-                    batch = []
-            if batch or not rows:
+    with (
+        replaced_atomically(path, 0o666 & ~results_umask()) as handle,
+        pa.parquet.ParquetWriter(handle, schema, compression="zstd") as writer,
+    ):
+        batch: list[TaskLine] = []
+        for task in tasks:
+            batch.append(task)
+            if len(batch) == BATCH_ROWS:
                 writer.write_batch(_batch(pa, schema, names, batch))
                 rows += len(batch)
-        os.replace(partial, path)
-    except BaseException:
-        if os.path.exists(partial):
-            os.unlink(partial)
-        raise
+                batch = []
+        if batch or not rows:
+            writer.write_batch(_batch(pa, schema, names, batch))
+            rows += len(batch)
     return rows
 
 

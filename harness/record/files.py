@@ -9,21 +9,24 @@ import csv
 from collections.abc import Iterable
 
 from oomlab.probe.events import ProbeLine, decode
-from oomlab.record.reading import open_file
+from oomlab.record.reading import BoundedLines, open_file
 
 
 def read_probe(path: str) -> list[ProbeLine]:
+    """The probe's lines (BoundedLines: a line past its cap is skipped like a torn one)."""
     try:
-        with open_file(path, text=True) as handle:
-            return [record for line in handle if (record := decode(line)) is not None]
+        with open_file(path) as handle:
+            return [
+                record for line in BoundedLines(handle) if line is not None and (record := decode(line)) is not None
+            ]
     except FileNotFoundError:
         return []
 
 
 def csv_rows(path: str) -> list[dict[str, str]]:
     try:
-        with open_file(path, text=True, newline="") as handle:
-            return list(csv.DictReader(handle))
+        with open_file(path) as handle:
+            return list(csv.DictReader(BoundedLines(handle).text()))
     except FileNotFoundError:
         return []
 
@@ -85,8 +88,8 @@ def _numbers(path: str, columns: tuple[str, str, str | None]) -> Iterable[tuple[
     """(time, value, key) of each row whose time and value cells are numbers (blank cells skipped)."""
     time, value, key = columns
     try:
-        with open_file(path, text=True, newline="") as handle:
-            rows = csv.reader(handle)
+        with open_file(path) as handle:
+            rows = csv.reader(BoundedLines(handle).text())
             header = next(rows, [])
             if time not in header or value not in header or (key is not None and key not in header):
                 return

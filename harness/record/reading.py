@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Iterator
 from typing import IO, Any
 
 from oomlab.errors import BadInput
@@ -18,6 +19,8 @@ from oomlab.trust import RefusedLink
 MAX_RECORD_BYTES = 256 * 1024 * 1024  # run.json, lab.json, a baseline: far above any real one
 MAX_SHARE_BYTES = 1024 * 1024  # worker.json: a few hundred bytes
 MAX_JSON_DEPTH = 64  # oomlab's records nest about ten levels
+MAX_LINE_BYTES = 1024 * 1024  # one line of tasks.jsonl, probe.jsonl or a sampler CSV: a few KiB at most
+MAX_STREAM_BYTES = 4 * 1024 * 1024 * 1024  # all of one such file: far above a day-long load run's
 
 
 class NotRegular(OSError):
@@ -50,6 +53,39 @@ def open_file(path: str, text: bool = False, **kwargs: Any) -> IO[Any]:
     except NotRegular as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror}; oomlab reads only regular files") from None
     return os.fdopen(fd, "r" if text else "rb", **kwargs)
+
+
+class BoundedLines:
+    """The lines of a file opened in binary (open_file), each read with readline(max_line): a longer
+    line (a sparse file's run of NULs is one) is skipped to its end a chunk at a time and handed on as
+    None, so it costs `max_line` bytes of memory, not its length; reading stops after `max_total`
+    bytes (`capped` says so), so a file cannot make a reader run for ever either."""
+
+    def __init__(self, handle: IO[bytes], max_line: int = MAX_LINE_BYTES, max_total: int = MAX_STREAM_BYTES):
+        self.handle, self.max_line, self.max_total = handle, max_line, max_total
+        self.read = 0
+        self.capped = False
+
+    def __iter__(self) -> Iterator[bytes | None]:
+        while line := self._chunk():
+            if line.endswith(b"\n") or len(line) < self.max_line:
+                yield line
+                continue
+            while (rest := self._chunk()) and not rest.endswith(b"\n"):
+                pass
+            yield None
+
+    def text(self) -> Iterator[str]:
+        """The lines that fit, decoded (what a csv.reader takes)."""
+        return (line.decode("utf-8", "replace") for line in self if line is not None)
+
+    def _chunk(self) -> bytes:
+        if self.read >= self.max_total:
+            self.capped = True
+            return b""
+        chunk = self.handle.readline(min(self.max_line, self.max_total - self.read))
+        self.read += len(chunk)
+        return chunk
 
 
 def read_capped(fd: int, limit: int, offset: int = 0) -> bytes:

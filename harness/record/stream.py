@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from oomlab.errors import BadInput
 from oomlab.record.kinds import MemoryKinds
-from oomlab.record.reading import open_file
+from oomlab.record.reading import MAX_LINE_BYTES, MAX_STREAM_BYTES, BoundedLines, open_file
 from oomlab.record.schema import Outcome, RunRecord, TaskRecord, load_run
 from oomlab.record.typed_json import from_json
 from oomlab.trust import open_in_dir
@@ -154,19 +154,21 @@ class StreamCheck:
     malformed: int = 0
     first_malformed: str | None = None  # "line 17: peak_rss_bytes: 'x' is not an integer"
     cut_last_line: bool = False
+    capped: bool = False  # the stream was longer than MAX_STREAM_BYTES: the rest is left out
 
     def problem(self) -> str | None:
         """One sentence when lines were skipped (None: every line was a task)."""
+        rest = f"; only its first {MAX_STREAM_BYTES >> 30} GiB were read" if self.capped else ""
         if not self.malformed:
-            return None
+            return f"{self.path}: only its first {MAX_STREAM_BYTES >> 30} GiB were read" if self.capped else None
         return (
             f"{self.path}: {self.malformed} malformed line(s) skipped, not counted in these figures "
-            f"(first: {self.first_malformed})"
+            f"(first: {self.first_malformed}){rest}"
         )
 
     def note(self) -> str | None:
         """The sentence above, or the expected half-written last line, for a reader to show."""
-        if self.malformed:
+        if self.malformed or self.capped:
             return self.problem()
         if self.cut_last_line:
             return f"{self.path}: its last line was half-written (the run was stopped while writing it) and is left out"
@@ -196,13 +198,14 @@ def read_lines(path: str, check: StreamCheck) -> Iterator[TaskLine]:
     except OSError as error:
         raise BadInput(f"cannot read {path}: {error.strerror or error}") from None
     with handle:
-        number = 0
-        for raw in handle:
-            number += 1
+        lines = BoundedLines(handle)
+        for number, raw in enumerate(lines, 1):
             try:
+                if raw is None:
+                    raise ValueError(f"longer than {MAX_LINE_BYTES // 1024} KiB")
                 task = _parse(raw)
             except ValueError as error:  # a ShapeError too
-                if not raw.endswith(b"\n"):  # only the last line can lack its newline: cut by a kill
+                if raw is not None and not raw.endswith(b"\n"):  # only the last line lacks one: cut by a kill
                     check.cut_last_line = True
                     continue
                 check.malformed += 1
@@ -210,6 +213,7 @@ def read_lines(path: str, check: StreamCheck) -> Iterator[TaskLine]:
                 continue
             check.lines += 1
             yield task
+        check.capped = lines.capped
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -9,6 +9,8 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 
 from oomlab.config.sizes import format_size
+from oomlab.errors import ResultsUnwritable
+from oomlab.trust import open_append, results_umask, write_private_atomic
 from oomlab.workflows.gate.verdict import Check, GateResult
 from rich.console import Console
 from rich.table import Table
@@ -111,10 +113,14 @@ def junit_xml(result: GateResult) -> str:
 def write_reports(
     result: GateResult, markdown_path: str | None, junit_path: str | None, page: str | None = None
 ) -> None:
+    """The Markdown summary appended (never through a link: oomlab.trust.open_append) and the JUnit
+    XML written new through a random O_EXCL temporary file and a rename."""
     text = markdown(result, page)
     for path in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
-        with open(path, "a") as handle:
+        with open_append(path, "Markdown summary") as handle:
             handle.write(text)
     if junit_path:
-        with open(junit_path, "w") as handle:
-            handle.write(junit_xml(result))
+        try:
+            write_private_atomic(junit_path, junit_xml(result), 0o666 & ~results_umask())
+        except OSError as exc:
+            raise ResultsUnwritable(f"cannot write {junit_path}: {exc.strerror or exc}") from None

@@ -77,6 +77,7 @@ class Run(RunState):
         check_given(self.config)  # an unreachable broker or backend: exit 5 with no run directory made
         try:
             RunDirectory.create(self.run_dir)  # the results directory trusted, the run's made new
+            self.run_dir_made = True
         except OSError as exc:
             raise ResultsUnwritable(f"cannot make the run directory {self.run_dir}: {exc.strerror}") from None
         self.record.files = dict(FILES)

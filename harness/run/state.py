@@ -45,6 +45,7 @@ class RunState:
         self.scenario, self.config, self.hooks = scenario, config, tuple(hooks)
         self.run_id = new_run_id(scenario.name)
         self.run_dir = os.path.abspath(os.path.join(config.results_dir, self.run_id))
+        self.run_dir_made = False  # its path is printed only once it exists (a refused run made nothing)
         self.lease = Lease.for_this_process(self.run_id, self.run_dir)
         self.placement: Placement = open_placement(config, self.run_id, self.run_dir, self.lease, share)
         # the run's default queue; a split run's worker consumes only its class's queue (oomlab.config.routing)

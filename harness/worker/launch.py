@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from oomlab.config.scenario import Scenario, app_import_root
-from oomlab.trust import import_env
+from oomlab.trust import import_env, python_argv
 from oomlab.worker.celery_env import without_celery_env
 from oomlab.worker.log_format import LOG_FORMAT
 
@@ -42,8 +41,7 @@ def worker_celery_conf(
 
 
 def worker_argv(pool: str, concurrency: int, queue: str, hostname: str, task_events: bool = True) -> list[str]:
-    return [
-        sys.executable,
+    return python_argv(
         "-m",
         "celery",
         "-A",
@@ -62,7 +60,7 @@ def worker_argv(pool: str, concurrency: int, queue: str, hostname: str, task_eve
         "--without-mingle",
         "--without-gossip",
         *(["-E"] if task_events else []),
-    ]
+    )
 
 
 def worker_env(

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 
-from oomlab.trust import import_env
+from oomlab.trust import start_python
 
 DONE = b"done\n"
 DEADLINE_SECONDS = 30
@@ -24,12 +23,12 @@ class QueueJanitor:
     def start(cls, broker_url: str, queue: str, lease_file: str) -> QueueJanitor:
         read_end, write_end = os.pipe()  # not inherited by the workers the run starts later (PEP 446)
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "oomlab.worker.janitor"],
+            process = start_python(
+                "-m",
+                "oomlab.worker.janitor",
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                env={**os.environ, **import_env()},
                 start_new_session=True,
             )
         except BaseException:

@@ -4,10 +4,12 @@ Each is one sentence and exit 2, at once, with nothing run."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 from oomlab.errors import EXIT_BAD_INPUT
@@ -161,3 +163,53 @@ def test_a_umask_that_lets_others_write_is_refused(tmp_path, umask):
     )
     assert "other users write" in _one_sentence(proc)
     assert not results.exists()
+
+
+MAX_RSS_KIB = 200 * 1024  # the CLI reading a run directory: tens of MiB; the line read whole cost 1.6 GB
+
+
+def _max_rss_kib(*argv: str) -> tuple[subprocess.CompletedProcess, int]:
+    """`oomlab ARGV` and its peak RSS, measured by a fresh parent (RUSAGE_CHILDREN of its one child)."""
+    measure = (
+        "import json, resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(json.dumps([done.returncode, done.stdout, done.stderr, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", measure, *oomlab_cmd(*argv)], capture_output=True, text=True, timeout=QUICK
+    )
+    code, stdout, stderr, rss = json.loads(out.stdout)
+    return subprocess.CompletedProcess(argv, code, stdout, stderr), rss
+
+
+def test_a_sparse_line_in_tasks_jsonl_costs_a_line_cap_not_its_length(run_dir, tmp_path):
+    """A run directory another user made (or a disk error) with a 768 MiB line of NULs: one malformed
+    line, read a MiB at a time, the tasks around it still read."""
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        tasks = json.load(handle)["tasks"]
+    task = {k: tasks[0][k] for k in ("id", "name", "outcome", "sent_mono", "attempts")}
+    with open(os.path.join(run_dir, "tasks.jsonl"), "w") as handle:
+        handle.write(json.dumps(task) + "\n")
+        handle.truncate(768 * 1024 * 1024 + handle.tell())
+    with open(os.path.join(run_dir, "tasks.jsonl"), "a") as handle:
+        handle.write("\n" + json.dumps({**task, "id": "after"}) + "\n")
+    done, rss = _max_rss_kib("baseline", "save", run_dir, str(tmp_path / "b.json"), "--force")
+    assert rss < MAX_RSS_KIB, f"reading the sparse line took {rss // 1024} MiB"
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+    done, rss = _max_rss_kib("export", run_dir, "--parquet", str(tmp_path / "tasks.parquet"))
+    assert rss < MAX_RSS_KIB, f"exporting past the sparse line took {rss // 1024} MiB"
+    assert done.returncode == 0, done.stderr
+    assert "1 malformed line(s)" in done.stderr and "longer than 1024 KiB" in done.stderr, done.stderr
+
+
+def test_bounded_lines_cap_each_line_and_the_total():
+    from oomlab.record.reading import BoundedLines
+
+    data = b"a\n" + b"x" * 25 + b"\nb\nlast-without-newline"
+    lines = BoundedLines(io.BytesIO(data), max_line=10)
+    assert list(lines) == [b"a\n", None, b"b\n", None]  # a line past the cap: None, whatever ends it
+    lines = BoundedLines(io.BytesIO(data), max_line=30)
+    assert list(lines) == [b"a\n", b"x" * 25 + b"\n", b"b\n", b"last-without-newline"] and not lines.capped
+    capped = BoundedLines(io.BytesIO(data), max_line=30, max_total=5)
+    assert list(capped) == [b"a\n", b"xxx"] and capped.capped

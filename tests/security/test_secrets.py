@@ -11,6 +11,7 @@ import time
 
 import pytest
 import redis
+from oomlab.trust import python_argv
 from oomlab.worker.leftovers import Lease
 
 from tests.conftest import TIME_SCALE, oomlab_cmd, run_dir_from
@@ -123,7 +124,7 @@ def test_a_lease_keeps_no_password_and_the_sweep_still_deletes_the_queue(tmp_pat
     with open(lease.file) as handle:
         assert password not in handle.read()
     assert os.stat(lease.file).st_mode & 0o777 == 0o600
-    assert [janitor.process.args for janitor in lease.janitors] == [[sys.executable, "-m", "oomlab.worker.janitor"]]
+    assert [janitor.process.args for janitor in lease.janitors] == [python_argv("-m", "oomlab.worker.janitor")]
     lease.janitors.pop().dismiss()  # a janitor killed along with its run: the sweep is what is left
     from oomlab.worker.leftovers import sweep_stale
 

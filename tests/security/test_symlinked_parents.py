@@ -52,3 +52,27 @@ def test_a_link_of_roots_own_is_followed_and_its_target_checked(tmp_path, public
     assert "belongs to uid" in untrusted_reason(str(tmp_path / "to-theirs" / "inner"))
     (tmp_path / "up").symlink_to(private / "inner")
     assert untrusted_reason(f"{tmp_path}/up/../inner") is None  # `..` as the kernel takes it, not lexically
+
+
+@pytest.mark.parametrize("where", ["--results", "OOMLAB_STATE_DIR"])
+def test_nothing_is_made_through_another_users_link_before_the_refusal(oomlab, linked_private, where):
+    """`/tmp/shared/x -> /etc`: `--results /tmp/shared/x/oomlab-created/deep` once made
+    /etc/oomlab-created before it was refused. The nearest existing directory is checked first."""
+    private, link = linked_private
+    deep = str(link / "oomlab-created" / "deep")
+    if where == "--results":
+        result = oomlab("run", "alloc", "--tasks", "1", "--results", deep, timeout=60)
+    else:
+        result = oomlab("run", "alloc", "--tasks", "1", env={"OOMLAB_STATE_DIR": deep}, timeout=60)
+    assert result.code == 3, result.stderr
+    assert result.stderr.count("\n") == 1 and "symbolic link" in result.stderr, result.stderr
+    assert list(private.iterdir()) == [], "a directory was made through the other user's link"
+    assert result.stdout == "", "a run directory that was never made was printed"
+
+
+def test_make_dirs_makes_each_missing_level_of_a_trusted_path(tmp_path):
+    from oomlab.trust import make_dirs
+
+    assert make_dirs(str(tmp_path / "a" / "b" / "c"), "results directory", 0o700)
+    assert (tmp_path / "a" / "b" / "c").is_dir() and os.stat(tmp_path / "a" / "b").st_mode & 0o777 == 0o700
+    assert not make_dirs(str(tmp_path / "a" / "b"), "results directory")

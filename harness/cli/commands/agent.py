@@ -7,6 +7,7 @@ import argparse
 
 from oomlab.config.sizes import parse_size
 from oomlab.errors import BadInput
+from oomlab.record.printable import printable_field
 
 
 def register(subparsers) -> None:
@@ -69,8 +70,8 @@ def replay_main(args: argparse.Namespace) -> int:
 
     if not args.task_ids:
         for line in list_dead(args.redis, args.app):
-            print(line)
+            print("\t".join(map(printable_field, line)))  # ids and names another user could have written
         return 0
     for old, new in replay(args.redis, args.broker or args.redis, args.app, args.task_ids):
-        print(f"{old} sent again as {new}")
+        print(f"{printable_field(old)} sent again as {new}")
     return 0

@@ -10,6 +10,7 @@ import sys
 from oomlab.errors import EXIT_OK, BadInput, ResultsUnwritable
 from oomlab.record.export import write_parquet
 from oomlab.record.stream import RunTasks
+from oomlab.trust import output_dir
 from oomlab.workflows.gate.baseline import read_run_record
 
 
@@ -28,6 +29,7 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     if os.path.isdir(args.parquet):
         raise BadInput(f"{args.parquet} is a directory; give a file path, e.g. {args.parquet}/tasks.parquet")
+    output_dir(args.parquet, "directory for the export")  # before anything is read or made
     tasks = RunTasks(args.run_dir, read_run_record(args.run_dir))
     try:
         rows = write_parquet(tasks, args.parquet)

@@ -178,7 +178,7 @@ def _run_and_report(
 
 
 def _print_run_dir(run: Run) -> None:
-    if not os.path.isdir(run.run_dir):
-        return  # refused before it was made (an unreachable broker): there is none to show
+    if not run.run_dir_made or not os.path.isdir(run.run_dir):  # refused before it was made: nothing to show
+        return
     print(run.run_dir, flush=True)
     sys.stdout.flush()

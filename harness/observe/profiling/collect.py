@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
 from dataclasses import dataclass, field, replace
 
 from oomlab.config.sizes import format_size
@@ -14,6 +12,7 @@ from oomlab.observe.profiling.read import Capture, read_capture
 from oomlab.probe.events import ProbeLine
 from oomlab.record.profile import ChildProcesses, ProfileCost, RunProfile, TaskProfile
 from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord
+from oomlab.trust import run_python
 
 MAX_FLAMEGRAPHS = 20  # the largest captures get one (about 4.5 MB and half a second each)
 UNSEEN_FRACTION = 0.5  # memray seeing less than this share of a task's growth is worth a sentence
@@ -69,8 +68,9 @@ class ProfileCollector:
             html = capture.path[: -len(".bin")] + ".html"
             extra = ["--leaks"] if capture.view == "last record" else []
             # --no-web: memray's vendored d3/bootstrap inlined (about 4.5 MB), so it opens offline and in CI
-            command = [sys.executable, "-m", "memray", "flamegraph", "-f", "--no-web", *extra, "-o", html, capture.path]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            html, source = os.path.abspath(html), os.path.abspath(capture.path)  # it works in a directory of its own
+            command = ["-m", "memray", "flamegraph", "-f", "--no-web", *extra, "-o", html, source]
+            done = run_python(*command, capture_output=True, text=True, timeout=120)
             if done.returncode == 0:
                 self.flamegraphs[capture.path] = os.path.relpath(html, self.run_dir)
             else:

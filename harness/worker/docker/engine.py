@@ -13,14 +13,13 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from oomlab.errors import OomlabError
+from oomlab.trust import run_python
 from oomlab.version import __version__
 
 if TYPE_CHECKING:
@@ -153,10 +152,9 @@ def worker_image(base: str = DEFAULT_BASE) -> str:
 def _make_wheelhouse(wheels: str) -> None:
     """oomlab and its dependencies as wheels made by the host's pip: the image installs them with no index."""
     # async-timeout: redis needs it below Python 3.11.3 (Debian's 3.11.2), which the host may not be
-    made = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, PROJECT, "async-timeout"],
-        capture_output=True,
-        text=True,
+    wheels = os.path.abspath(wheels)  # pip works in a directory of its own
+    made = run_python(
+        "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, PROJECT, "async-timeout", capture_output=True, text=True
     )
     if made.returncode != 0:
         raise DockerUnavailable(f"could not make the wheelhouse for the worker image: {made.stderr.strip()[-300:]}")

@@ -3,9 +3,8 @@ testcontainers in testcontainers_start.py) read the same spec."""
 
 from __future__ import annotations
 
-import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -13,7 +12,10 @@ from typing import Any
 class ContainerSpec:
     """The worker's container: the limit (swap equal to it), in the host's pid and network namespaces,
     so the probe's pids are the kernel log's and the sampler's, and the embedded broker's socket works;
-    the paths it shares with the host mounted at the same place."""
+    the paths it shares with the host mounted at the same place. `workdir` is a new, empty private
+    directory of the run's (mounted too), never the caller's working directory: Celery's find_app puts
+    the working directory first on sys.path while it imports `-A`, and the container runs as root with
+    the host's paths mounted."""
 
     name: str
     image: str
@@ -22,8 +24,8 @@ class ContainerSpec:
     mounts: list[str]
     memory_bytes: int
     log_path: str
+    workdir: str
     restart: str = "no"
-    workdir: str = field(default_factory=os.getcwd)
 
     @property
     def shell_command(self) -> str:
@@ -37,7 +39,7 @@ class ContainerSpec:
     @property
     def shared_paths(self) -> list[str]:
         """The host paths mounted at the same place in the container, each once."""
-        return list(dict.fromkeys(self.mounts))
+        return list(dict.fromkeys([*self.mounts, self.workdir]))
 
     @property
     def host_config(self) -> dict[str, Any]:

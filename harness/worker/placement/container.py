@@ -4,13 +4,13 @@ own memory cgroup (host pid namespace, so the probe's pids are the kernel log's)
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from functools import partial
 from typing import Any
 
 from oomlab.config.durations import format_seconds
 from oomlab.record.schema import ContainerState, CrashLoop, KillRecord, WorkerSection
+from oomlab.trust import import_env
 from oomlab.worker import proc
 from oomlab.worker.docker.container import ContainerWorker
 from oomlab.worker.docker.engine import check_engine, worker_image
@@ -38,16 +38,19 @@ class DockerContainer(Placement):
         name = f"oomlab-{self.run_id}"
         self.lease.add_container(name)
         env = {k: v for k, v in launch.env.items() if k.startswith(("OOMLAB_", "PYTHON"))}
+        env.update(import_env())  # python -m celery puts no working directory first either
         assert self.image is not None, "launch before prepare"
+        assert launch.cwd is not None, "a container's worker works in a private directory of the run's"
         spec = ContainerSpec(
             name,
             self.image,
             ["python3", *launch.argv[1:]],
             env,
-            [*launch.mounts, os.getcwd()],
+            launch.mounts,
             self.config.memory_bytes,
             self.log_path,
-            self.config.docker_restart,
+            workdir=launch.cwd,  # never the caller's cwd: Celery's find_app imports from it first, as root
+            restart=self.config.docker_restart,
         )
         worker = ContainerWorker.run(spec, self.config.container_starter)
         self.group = self.group or worker.memory_cgroup()

@@ -35,7 +35,24 @@ def gate(
 ) -> GateResult:
     """`refusal`: why this run may not become the first baseline (record_is_baseline_worthy), if so.
     `baseline_path` None: only absolute (load) bounds, which need none (BadInput for a memory bound)."""
-    default, per_task = read_gate_settings(pyproject)
+    ignored: list[str] = []
+    default, per_task = read_gate_settings(pyproject, ignored)
+    result = _gate(baseline_path, current, source, fail, default, per_task, refusal, load, facts)
+    result.notices[:0] = ignored
+    return result
+
+
+def _gate(
+    baseline_path: str | None,
+    current: dict[str, TaskStats],
+    source: str,
+    fail: list[str],
+    default: list[Threshold | LoadThreshold],
+    per_task: dict[str, list[Threshold | LoadThreshold]],
+    refusal: str | None,
+    load: LoadSection | None,
+    facts: RunFacts | None,
+) -> GateResult:
     given: list[Threshold | LoadThreshold] = [parse_threshold(text) for text in fail]
     thresholds = given or default or [parse_threshold(text) for text in DEFAULT_THRESHOLDS]
     if baseline_path is None:

@@ -15,6 +15,8 @@ DOCKER_COMMANDS = ("docker", "docker-compose")
 RUNS_A_PROGRAM = {
     ("subprocess", name) for name in ("run", "Popen", "call", "check_call", "check_output", "getoutput")
 } | {("os", name) for name in ("system", "popen", "execv", "execvp", "execve", "execlp", "spawnv", "spawnvp")}
+RUNS_PYTHON = ("run_python", "start_python")  # oomlab.trust's child Python: its arguments are the program's
+RUNS_A_PROGRAM |= {("trust", name) for name in RUNS_PYTHON}
 
 
 def modules(under: str) -> dict[str, ast.Module]:
@@ -42,6 +44,8 @@ def program_runs(tree: ast.Module) -> list[ast.Call]:
         func = call.func
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             return (func.value.id, func.attr)
+        if isinstance(func, ast.Name) and func.id in RUNS_PYTHON:
+            return ("trust", func.id)
         return None
 
     return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and called(node) in RUNS_A_PROGRAM]
@@ -75,9 +79,16 @@ def constant_words(node: ast.expr) -> set[str]:
     return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
 
 
+def program_is_first_argument(call: ast.Call) -> bool:
+    """subprocess.run(argv, ...): the program is its first argument; run_python("-m", "pip", ...): all."""
+    return not (isinstance(call.func, ast.Name) and call.func.id in RUNS_PYTHON)
+
+
 def test_the_docker_placement_starts_no_program_but_pip():
     runs = {
-        f"{path}:{call.lineno}": constant_words(call.args[0]) if call.args else set()
+        f"{path}:{call.lineno}": set().union(
+            *map(constant_words, call.args[: 1 if program_is_first_argument(call) else None])
+        )
         for path, tree in modules(os.path.join(HARNESS, "worker", "docker")).items()
         for call in program_runs(tree)
     }

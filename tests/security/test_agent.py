@@ -1,0 +1,92 @@
+"""`oomlab agent` as root wraps the production worker: the worker starts in the agent's working
+directory, where Celery imports first, and the agent adds a name of its own to what is imported (the
+probe's loader, `oomlab.probe...`); so a working directory another user can write is refused (exit 3)
+and the worker gets PYTHONSAFEPATH=1. A --metrics port another local user took does not keep the
+worker from starting: said on stderr, the worker runs without metrics."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tests.agent.conftest import AgentRun, worker_command
+
+PLANTED = 'open({marker!r}, "a").write("imported as " + __name__ + "\\n")  # root, if ever imported\n'
+LISTEN = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(300)"
+
+
+def _stop_all(process: subprocess.Popen) -> None:
+    """The agent and its worker (in a session of its own, so not reached through the agent)."""
+    try:
+        family = [process.pid, *(c.pid for c in psutil.Process(process.pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        family = []
+    for pid in family:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    process.wait()
+
+
+def test_an_agent_started_where_another_user_can_write_is_refused(public_tmp, other_user, tmp_path):
+    shared = public_tmp / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # a sticky /tmp-like folder everybody can write
+    marker = shared / "imported"
+    other_user.run("mkdir", str(shared / "oomlab"))
+    other_user.run("mkdir", str(shared / "oomlab" / "probe"))
+    for name in ("__init__.py", "probe/__init__.py", "probe/loader.py"):
+        other_user.write(str(shared / "oomlab" / name), PLANTED.format(marker=str(marker)))
+    env = {**AgentRun(tmp_path).env, "AGENT_TEST_BROKER": "memory://", "AGENT_TEST_BACKEND": "cache+memory://"}
+    log = tmp_path / "agent.log"
+    with open(log, "wb") as out:
+        agent = subprocess.Popen(
+            [sys.executable, "-P", "-m", "oomlab", "agent", "--", *worker_command()],
+            cwd=shared,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        code = agent.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        _stop_all(agent)
+    assert not marker.exists(), f"the agent's worker imported the planted package: {marker.read_text()}"
+    text = log.read_text()
+    assert code == 3, text
+    assert text.count("\n") == 1 and "refusing the working directory the worker would start in" in text, text
+
+
+@pytest.mark.integration
+@pytest.mark.services
+def test_a_metrics_port_another_user_took_leaves_the_worker_running_without_metrics(other_user, spawn_as, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listener = spawn_as(["/usr/bin/python3", "-c", LISTEN, str(port)], other_user.uid, other_user.gid)
+    deadline = time.monotonic() + 10
+    while not any(c.laddr and c.laddr.port == port for c in psutil.Process(listener.pid).net_connections()):
+        assert time.monotonic() < deadline, "the other user's listener did not bind"
+        time.sleep(0.05)
+    run = AgentRun(tmp_path)
+    try:
+        run.start("--metrics", str(port))
+        run.wait_ready()
+        worker = psutil.Process(run.process.pid).children()[0]
+        assert worker.environ().get("PYTHONSAFEPATH") == "1"
+        text = run.text()
+        assert f"oomlab agent: --metrics 127.0.0.1:{port} is in use by another program" in text, text
+        assert "the worker starts without metrics" in text
+        assert run.stop() == 0
+    finally:
+        run.stop()
+        run.cleanup()
