@@ -79,6 +79,23 @@ def made_group(memory_bytes: int) -> CgroupBackend:
     return group
 
 
+def report_main_kill(watcher: Watcher, repairer: Repairer, code: int) -> None:
+    """The worker's main process killed (the OOM killer at start, under too small a limit): one line,
+    and the metrics and alerts; the agent's exit code stays the worker's."""
+    try:
+        kill = watcher.main_killed(code)
+    except OSError:
+        return
+    if kill is None:
+        return
+    say(f"{kill.describe()}; the worker exits with {code}")
+    for listener in repairer.listeners:
+        try:
+            listener(kill)
+        except Exception as exc:
+            say(f"a kill's listener failed: {exc!r}")
+
+
 def run(options: AgentOptions) -> int:
     check_command(options.command)
     metrics = None
@@ -101,6 +118,7 @@ def run(options: AgentOptions) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # the agent runs no user code: its watcher wakes first
     repairer = Repairer(options.max_redeliveries, say)
     watcher = None
+    alerts = None
     try:
         watcher = Watcher(ours, process.pid, group, repairer.kill, repairer.event)
         watcher.queue = worker_queue(options.command)
@@ -111,7 +129,8 @@ def run(options: AgentOptions) -> int:
         if options.alert_webhook:
             from oomlab.agent.alerts import Alerts
 
-            repairer.listeners.append(Alerts.start(options.alert_webhook, say).post)
+            alerts = Alerts.start(options.alert_webhook, say)
+            repairer.listeners.append(alerts.post)
         repairer.start()
         watcher.start()
     except Exception as exc:  # the agent's watching failed: the worker goes on regardless
@@ -121,6 +140,10 @@ def run(options: AgentOptions) -> int:
         watcher.stop()
     if repairer.is_alive():
         repairer.stop()
+    if watcher is not None:
+        report_main_kill(watcher, repairer, code)
+    if alerts is not None:
+        alerts.flush(timeout=3)
     if made is not None:
         made.remove()
     return code
