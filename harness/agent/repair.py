@@ -61,6 +61,8 @@ class Repairer(threading.Thread):
             try:
                 if what == "kill":
                     self._repair(item)
+                elif what == "announce":
+                    self._announce(*item)
                 else:
                     self._on_event(item)
             except Exception as exc:  # a backend or broker down: said, and the next kill is tried afresh
@@ -144,12 +146,16 @@ class Repairer(threading.Thread):
     def _mark_failure(self, task_id: str, error: str, event: bool) -> None:
         exc = OOMKilled(error)
         self.app.backend.mark_as_failure(task_id, exc, request=None)
-        if event:
-            if self._dispatcher is None:
-                self._dispatcher = self.app.events.Dispatcher(
-                    self.app.connection_for_write(), hostname=self.hostname, enabled=True
-                )
-            self._dispatcher.send("task-failed", uuid=task_id, exception=repr(exc), traceback=None)
+        if event:  # queued behind what came meanwhile: Celery's late write is corrected before this
+            self.inbox.put(("announce", (task_id, repr(exc))))
+
+    def _announce(self, task_id: str, exception: str) -> None:
+        """task-failed, as the worker would have sent it (Flower and event consumers)."""
+        if self._dispatcher is None:
+            self._dispatcher = self.app.events.Dispatcher(
+                self.app.connection_for_write(), hostname=self.hostname, enabled=True
+            )
+        self._dispatcher.send("task-failed", uuid=task_id, exception=exception, traceback=None)
 
     def _done(self, kill: Kill) -> None:
         self.done.append(kill)
