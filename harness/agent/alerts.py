@@ -50,6 +50,13 @@ class Alerts:
             else:
                 self.failed += 1
                 self.report(f"the alert webhook did not take an alert after {RETRIES} tries; dropped")
+            self.pending.task_done()
+
+    def flush(self, timeout: float) -> None:
+        """Wait (at most `timeout`) for the alerts queued so far: the agent is about to exit."""
+        deadline = time.monotonic() + timeout
+        while self.pending.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _send(self, body: dict) -> bool:
         request = urllib.request.Request(

@@ -95,6 +95,23 @@ def serve_metrics(address: tuple[str, int] | None):
         return None
 
 
+def report_main_kill(watcher: Watcher, repairer: Repairer, code: int) -> None:
+    """The worker's main process killed (the OOM killer at start, under too small a limit): one line,
+    and the metrics and alerts; the agent's exit code stays the worker's."""
+    try:
+        kill = watcher.main_killed(code)
+    except OSError:
+        return
+    if kill is None:
+        return
+    say(f"{kill.describe()}; the worker exits with {code}")
+    for listener in repairer.listeners:
+        try:
+            listener(kill)
+        except Exception as exc:
+            say(f"a kill's listener failed: {exc!r}")
+
+
 def run(options: AgentOptions) -> int:
     check_command(options.command)
     worker_process.check_workdir()
@@ -114,6 +131,7 @@ def run(options: AgentOptions) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # the agent runs no user code: its watcher wakes first
     repairer = Repairer(options.max_redeliveries, say)
     watcher = None
+    alerts = None
     try:
         watcher = Watcher(ours, process.pid, group, repairer.kill, repairer.event)
         watcher.queue = worker_queue(options.command)
@@ -124,7 +142,8 @@ def run(options: AgentOptions) -> int:
         if options.alert_webhook:
             from oomlab.agent.alerts import Alerts
 
-            repairer.listeners.append(Alerts.start(options.alert_webhook, say).post)
+            alerts = Alerts.start(options.alert_webhook, say)
+            repairer.listeners.append(alerts.post)
         repairer.start()
         watcher.start()
     except Exception as exc:  # the agent's watching failed: the worker goes on regardless
@@ -134,6 +153,10 @@ def run(options: AgentOptions) -> int:
         watcher.stop()
     if repairer.is_alive():
         repairer.stop()
+    if watcher is not None:
+        report_main_kill(watcher, repairer, code)
+    if alerts is not None:
+        alerts.flush(timeout=3)
     if made is not None:
         made.remove()
     return code

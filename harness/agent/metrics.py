@@ -24,10 +24,17 @@ class AgentMetrics:
 
         self.registry = registry
         self.kills = Counter(
-            "oomlab_oom_kills", "Worker processes killed (OOM or SIGKILL)", ["task", "queue", "role"], registry=registry
+            "oomlab_oom_kills",
+            "Worker processes and the programs their tasks started, killed (OOM or SIGKILL)",
+            ["task", "queue", "role"],
+            registry=registry,
         )
         self.peak = Histogram(
-            "oomlab_task_peak_bytes", "A killed task's peak", ["task"], buckets=_PEAK_BUCKETS, registry=registry
+            "oomlab_task_peak_bytes",
+            "Each finished or killed task's exact peak (its leaf cgroup's, else its process's VmHWM)",
+            ["task"],
+            buckets=_PEAK_BUCKETS,
+            registry=registry,
         )
         self.detection = Histogram(
             "oomlab_detection_seconds",
@@ -58,13 +65,20 @@ class AgentMetrics:
     def attach(self, watcher: Any, repairer: Any) -> None:
         """Kills counted after their repair; memory read at each scrape."""
         repairer.listeners.append(self.on_kill)
+        watcher.task_listeners.append(self.on_task_end)
         self.memory.set_function(lambda: watcher.memory()[0] or 0)
         self.limit.set_function(lambda: watcher.memory()[1] or 0)
+
+    def on_task_end(self, task: str, peak_bytes: int) -> None:
+        """From the watcher's thread, per finished task: an observation, no I/O."""
+        self.peak.labels(task=task).observe(peak_bytes)
 
     def on_kill(self, kill: Kill) -> None:
         task = kill.task_name or ""
         self.kills.labels(task=task, queue=kill.queue or "", role=kill.role).inc()
-        if kill.peak_bytes is not None and kill.task_name:
+        if (
+            kill.peak_bytes is not None and kill.task_name and kill.role != "descendant"
+        ):  # a descendant's task ends later
             self.peak.labels(task=task).observe(kill.peak_bytes)
         if kill.detection_s is not None:
             self.detection.observe(kill.detection_s)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from oomlab.agent.kills import Kill
-from oomlab.agent.store import Store, redis_url
-from oomlab.probe import agent_hooks
+from oomlab.agent.store import Store, redis_url, unreachable
+from oomlab.probe import agent_events
 
 
 class OOMKilled(Exception):
@@ -33,6 +33,7 @@ class Repairer(threading.Thread):
         self.report = report  # one sentence to the agent's log
         self.inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.app: Any = None
+        self.settings: dict | None = None  # the probe's agent_app line: the app's settings
         self.hostname: str | None = None
         self.store: Store | None = None
         self.failed: dict[str, str] = {}  # task id -> the error message stored (written again after Celery's own)
@@ -60,6 +61,8 @@ class Repairer(threading.Thread):
             try:
                 if what == "kill":
                     self._repair(item)
+                elif what == "announce":
+                    self._announce(*item)
                 else:
                     self._on_event(item)
             except Exception as exc:  # a backend or broker down: said, and the next kill is tried afresh
@@ -68,37 +71,54 @@ class Repairer(threading.Thread):
 
     def _on_event(self, line: dict) -> None:
         ev = line["ev"]
-        if ev == agent_hooks.APP:
-            self._connect(line)
-        elif ev == agent_hooks.LOST and line.get("task_id") in self.failed:
+        if ev == agent_events.APP:
+            self._learn(line)
+        elif ev == agent_events.LOST and line.get("task_id") in self.failed:
             self._mark_failure(line["task_id"], self.failed[line["task_id"]], event=False)
-        elif ev == agent_hooks.REVOKED and line.get("task_id"):
+        elif ev == agent_events.REVOKED and line.get("task_id"):
             task_id = line["task_id"]
             if task_id in self.failed:
                 self._mark_failure(task_id, self.failed[task_id], event=False)
-            elif self.store is not None and self.store.is_dead(task_id):  # dead-lettered by another replica
-                entry = self.store.dead().get(task_id) or {}
+            elif self._connect() and self.store is not None and self.store.is_dead(task_id):
+                entry = self.store.dead().get(task_id) or {}  # dead-lettered by another replica
                 self._mark_failure(task_id, entry.get("error") or "OOMKilled: dead-lettered", event=False)
 
-    def _connect(self, line: dict) -> None:
+    def _learn(self, line: dict) -> None:
+        """The worker is ready: its app's settings, kept until a repair needs them. Celery, kombu and
+        redis are imported then, not now (they would triple the agent's memory for a worker that may
+        never be killed); the backend's port is tried now, so an unreachable one is said at start."""
+        self.settings = line
+        conf = line.get("conf") or {}
+        self.hostname = line.get("hostname")
+        if redis_url(conf) is None:
+            self.report("neither the result backend nor the broker is Redis: the delivery cap is off")
+        problem = unreachable(conf.get("result_backend"))
+        if problem is not None:
+            self.report(f"the result backend is unreachable for now ({problem}); repairs retry at each kill")
+
+    def _connect(self) -> bool:
+        """The app (and the shared store) made from the worker's settings, at the first repair."""
+        if self.app is not None:
+            return True
+        if self.settings is None:
+            return False
         from celery import Celery
 
-        conf = dict(line.get("conf") or {})
-        app = Celery(line.get("main") or "celery", set_as_current=False)
+        conf = dict(self.settings.get("conf") or {})
+        main = self.settings.get("main") or "celery"
+        app = Celery(main, set_as_current=False)
         app.conf.update(conf)
-        self.app, self.hostname = app, line.get("hostname")
         url = redis_url(conf)
-        if url is not None:
-            self.store = Store(url, line.get("main") or "celery")
-        else:
-            self.report("neither the result backend nor the broker is Redis: the delivery cap is off")
-        try:
-            app.backend.get_state("oomlab-agent-warm-up")  # the connection is open before the first kill
-        except Exception as exc:
-            self.report(f"the result backend is unreachable for now ({type(exc).__name__}); repairs retry at each kill")
+        self.store = Store(url, main) if url is not None else None
+        self.app = app
+        return True
 
     def _repair(self, kill: Kill) -> None:
-        if kill.task_id is None or self.app is None:
+        if kill.role == "descendant":  # the task lives on and may handle its program's death
+            kill.outcome.append("not marked FAILURE: the task may handle its program's death")
+            self._done(kill)
+            return
+        if kill.task_id is None or not self._connect():
             self._done(kill)
             return
         error = f"OOMKilled: {kill.describe()}"
@@ -126,12 +146,16 @@ class Repairer(threading.Thread):
     def _mark_failure(self, task_id: str, error: str, event: bool) -> None:
         exc = OOMKilled(error)
         self.app.backend.mark_as_failure(task_id, exc, request=None)
-        if event:
-            if self._dispatcher is None:
-                self._dispatcher = self.app.events.Dispatcher(
-                    self.app.connection_for_write(), hostname=self.hostname, enabled=True
-                )
-            self._dispatcher.send("task-failed", uuid=task_id, exception=repr(exc), traceback=None)
+        if event:  # queued behind what came meanwhile: Celery's late write is corrected before this
+            self.inbox.put(("announce", (task_id, repr(exc))))
+
+    def _announce(self, task_id: str, exception: str) -> None:
+        """task-failed, as the worker would have sent it (Flower and event consumers)."""
+        if self._dispatcher is None:
+            self._dispatcher = self.app.events.Dispatcher(
+                self.app.connection_for_write(), hostname=self.hostname, enabled=True
+            )
+        self._dispatcher.send("task-failed", uuid=task_id, exception=exception, traceback=None)
 
     def _done(self, kill: Kill) -> None:
         self.done.append(kill)

@@ -6,12 +6,20 @@ record per task, so it stays small in a worker that runs for months.
 A process that exits without the probe's child_shutdown and with a task in flight was killed; the
 cgroup's oom_kill counter (or the kernel log naming it) says whether by the OOM killer. Where the
 kernel log is readable, a pool child it names is handled at that line, not when its exit is noticed:
-a victim freeing a large heap on a busy machine takes tens of milliseconds to die."""
+a victim freeing a large heap on a busy machine takes tens of milliseconds to die.
+
+A program a task started (a subprocess, inside the worker's group) that the kernel kills is a
+`descendant` kill: the kernel log names its pid, and the task is the one running in the pool child
+whose leaf cgroup the log names, else the pool child found up the victim's parents. Without the
+kernel log, an OOM kill the cgroup counts that no pool child's death claims within CLAIM_S is one too,
+its task unknown."""
 
 from __future__ import annotations
 
 import os
+import re
 import select
+import signal
 import socket
 import threading
 import time
@@ -22,13 +30,15 @@ from typing import Any
 from oomlab.agent.kills import Kill
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
-from oomlab.probe import agent_hooks
+from oomlab.probe import agent_events
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, ProbeLine, decode
 from oomlab.worker.limits.base import CgroupBackend, OomNotifier, read_int
 
 _DATAGRAM = 1 << 20
 NICE = -10  # the watcher thread's niceness where it may raise it (root, CAP_SYS_NICE)
 SWITCH_INTERVAL_S = 0.0005  # the agent's GIL switch interval: a woken watcher waits at most this for the GIL
+CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a pool child's death to claim it
+_LEAF = re.compile(r"/leaf-(\d+)/?$")
 
 
 def _raise_priority() -> None:
@@ -76,6 +86,9 @@ class Watcher(threading.Thread):
         self._stop_r, self._stop_w = os.pipe()
         self._kernel_kills: dict[int, KernelKill] = {}
         self._named: set[int] = set()  # pool children reported from the kernel's line, before their exit
+        self._unclaimed_since: float | None = None  # a counted kill no death has claimed yet (no kernel log)
+        self.main_reported = False  # the main process's kill went to on_kill (a task ran in it)
+        self.task_listeners: list[Callable[[str, int], None]] = []  # (task name, exact peak) per finished task
         if group is not None:
             try:
                 self.notifier = group.open_oom_notifier()
@@ -105,6 +118,8 @@ class Watcher(threading.Thread):
                 time.sleep(0.1)
 
     def poll_once(self, timeout: float = 1.0) -> bool:
+        if self._unclaimed_since is not None:
+            timeout = min(timeout, max(0.0, self._unclaimed_since + CLAIM_S - time.monotonic()))
         fds = [self._stop_r, self.sock.fileno(), *self.exits.fds()]
         if self.notifier:
             fds.append(self.notifier.fileno())
@@ -112,10 +127,15 @@ class Watcher(threading.Thread):
             fds.append(self.kmsg.fileno())
         ready, _, _ = select.select(fds, [], [], timeout)
         now = time.monotonic()
+        quiet = not ready and self.kmsg is None and self.group is not None and self._unclaimed_since is None
+        if quiet and self.group is not None and self.group.oom_kill_count() > self._oom_count:
+            self._unclaimed_since = now  # no notifier here (v1 in a container): the counter, once a second
         if self._stop_r in ready:
             return False
         if self.notifier and self.notifier.fileno() in ready:
             self.notifier.drain()
+            if self.kmsg is None and self._unclaimed_since is None:
+                self._unclaimed_since = now
         if self.sock.fileno() in ready:
             self._read_probe()  # first: the task a victim runs is known before its kill is handled
         if self.kmsg and self.kmsg.fileno() in ready:
@@ -123,6 +143,8 @@ class Watcher(threading.Thread):
             for victim in [pid for pid in self._kernel_kills if pid in self.pool]:
                 self._named.add(victim)  # the kernel named it: handled now, not when its exit is noticed
                 self._exited(victim, now)
+            for victim in [pid for pid in self._kernel_kills if pid != self.main_pid and pid not in self.pool]:
+                self._descendant(self._kernel_kills.pop(victim), now)
         for fd in ready:
             if fd in (self._stop_r, self.sock.fileno()) or fd == (self.notifier and self.notifier.fileno()):
                 continue
@@ -134,7 +156,65 @@ class Watcher(threading.Thread):
                 self._drop_leaf(pid)
             elif pid is not None:
                 self._exited(pid, now)
+        if self._unclaimed_since is not None and now - self._unclaimed_since >= CLAIM_S:
+            self._unclaimed(now)
         return True
+
+    def _descendant(self, kernel: KernelKill, now: float) -> None:
+        """A program a task started, killed by the kernel: reported with its task, which goes on."""
+        parent = self._pool_child_of(kernel)
+        running = self.running.get(parent) if parent is not None else None
+        kill = Kill(pid=kernel.pid, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
+        kill.program, kill.parent_pid, kill.peak_bytes = kernel.comm, parent, kernel.rss_bytes
+        if running is not None:
+            kill.task_id, kill.task_name = running.task_id, running.name
+        kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
+        kill.detection_s = max(0.0, now - kernel.kernel_mono)
+        if self.group is not None:
+            self._oom_count += 1  # this kill is claimed: a pool child's later SIGKILL is not taken for one
+        self.on_kill(kill)
+
+    def _pool_child_of(self, kernel: KernelKill) -> int | None:
+        """The pool child whose leaf the kernel named, else the one up the victim's parents (read now:
+        a killed program stays a zombie until its parent reaps it)."""
+        match = _LEAF.search(kernel.memcg or "")
+        if match and int(match.group(1)) in self.pool:
+            return int(match.group(1))
+        pid: int | None = kernel.pid
+        for _ in range(32):
+            pid = _parent(pid) if pid is not None else None
+            if pid is None or pid <= 1 or pid == self.main_pid:
+                return None
+            if pid in self.pool:
+                return pid
+        return None
+
+    def _unclaimed(self, now: float) -> None:
+        """Without the kernel log: kills the cgroup counted that no pool child's death claimed."""
+        self._unclaimed_since = None
+        if self.group is None:
+            return
+        count = self.group.oom_kill_count()
+        for _ in range(max(0, count - self._oom_count)):
+            kill = Kill(pid=0, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
+            kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
+            self.on_kill(kill)
+        self._oom_count = max(self._oom_count, count)
+
+    def main_killed(self, code: int) -> Kill | None:
+        """After the worker's exit (the watcher stopped): its main process's kill, when the kernel's
+        OOM killer (or another SIGKILL) ended it and no task in it was reported already."""
+        if code != 128 + signal.SIGKILL or self.main_reported:
+            return None
+        now = time.monotonic()
+        if self.kmsg:
+            self._read_kmsg(now)
+        kernel = self._kernel_kills.pop(self.main_pid, None)
+        counted = self.group is not None and self.group.oom_kill_count() > self._oom_count
+        kill = Kill(pid=self.main_pid, role="main", cause="oom" if kernel or counted else "sigkill", seen_mono=now)
+        kill.peak_bytes = kernel.rss_bytes if kernel is not None else None
+        kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
+        return kill
 
     def _read_kmsg(self, now: float) -> None:
         assert self.kmsg is not None
@@ -159,14 +239,19 @@ class Watcher(threading.Thread):
         elif ev == POSTRUN:
             self.running.pop(pid, None)
             self.messages.pop(line.get("task_id") or "", None)
+            peak = line.get("tree_peak") if line.get("tree_peak_exact") else line.get("peak_rss")
+            name = line.get("name")
+            if peak and name:
+                for listener in self.task_listeners:
+                    listener(name, peak)
         elif ev == CHILD_INIT:
             self.pool.add(pid)
             self.exits.watch(pid)
         elif ev == CHILD_SHUTDOWN:
             self.shut_down.add(pid)
-        elif ev == agent_hooks.MESSAGE:
+        elif ev == agent_events.MESSAGE:
             self.messages[line.get("task_id") or ""] = extra.get("message") or {}
-        elif ev == agent_hooks.APP:
+        elif ev == agent_events.APP:
             self.redelivered = set(extra.get("redelivered") or ())
             self.on_event(line)
         elif ev != WORKER_READY:
@@ -181,7 +266,8 @@ class Watcher(threading.Thread):
             self._drop_leaf(pid)
             return
         if pid == self.main_pid and running is None:
-            return  # the worker's own exit: the agent's main thread reports it
+            return  # the worker's own exit: the agent's main thread reports it (main_killed)
+        self.main_reported = self.main_reported or pid == self.main_pid
         cause, kernel = self._cause(pid)
         kill = Kill(pid=pid, role=role, cause=cause, seen_mono=now, queue=self.queue)
         if running is not None:
@@ -190,7 +276,7 @@ class Watcher(threading.Thread):
             kill.message = self.messages.pop(running.task_id, None)
             if kill.message and kill.message.get("queue"):
                 kill.queue = kill.message["queue"]
-        kill.peak_bytes, kill.limit_bytes = self._peak(pid, kernel), self._limit()
+        kill.peak_bytes, kill.limit_bytes, kill.group_bytes = self._peak(pid, kernel), self._limit(), self._group_peak()
         if kernel is not None:
             kill.detection_s = max(0.0, now - kernel.kernel_mono)
         self.on_kill(kill)
@@ -202,11 +288,12 @@ class Watcher(threading.Thread):
         it alone, so the baseline is taken again without it."""
         if self.group is None:
             return
+        before = self.group.oom_kill_count()
         try:
             os.rmdir(os.path.join(self.group.path, f"leaf-{pid}"))
         except OSError:
             return
-        self._oom_count = self.group.oom_kill_count()
+        self._oom_count -= before - self.group.oom_kill_count()  # v1: the leaf took its own kills with it
 
     def _cause(self, pid: int) -> tuple[str, KernelKill | None]:
         if self.kmsg:
@@ -214,20 +301,28 @@ class Watcher(threading.Thread):
         kernel = self._kernel_kills.pop(pid, None)
         counted = False
         if self.group is not None:
-            count = self.group.oom_kill_count()
-            counted, self._oom_count = count > self._oom_count, max(count, self._oom_count)
+            counted = self.group.oom_kill_count() > self._oom_count
+            if counted:
+                self._oom_count += 1  # one kill claimed; any other stays for its own victim
         return ("oom" if counted or kernel is not None else "sigkill"), kernel
 
     def _peak(self, pid: int, kernel: KernelKill | None) -> int | None:
-        """The task's tree's exact peak where the pool child had a leaf of its own, else the
-        victim's RSS as the kernel logged it, else the group's peak."""
-        if self.group is not None:
-            leaf = os.path.join(self.group.path, f"leaf-{pid}", self.group.peak_file)
-            if (peak := read_int(leaf)) is not None:
-                return peak
-        if kernel is not None:
-            return kernel.rss_bytes
-        return self.group.peak_bytes() if self.group is not None else None
+        """The task's own peak: its tree's exact peak where the pool child had a leaf of its own
+        (reset at the task's start), else the victim's RSS as the kernel logged it."""
+        if (peak := self._leaf_peak(pid)) is not None:
+            return peak
+        return kernel.rss_bytes if kernel is not None else None
+
+    def _leaf_peak(self, pid: int) -> int | None:
+        if self.group is None:
+            return None
+        return read_int(os.path.join(self.group.path, f"leaf-{pid}", self.group.peak_file))
+
+    def _group_peak(self) -> int | None:
+        """The worker's group's peak (where it stood at a kill: an OOM kill comes at its limit)."""
+        if self.group is None:
+            return None
+        return self.group.peak_bytes() or self.group.usage_bytes()
 
     def _limit(self) -> int | None:
         if self.group is None:
@@ -240,3 +335,13 @@ class Watcher(threading.Thread):
         if self.group is None:
             return None, None
         return self.group.usage_bytes(), self._limit()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None

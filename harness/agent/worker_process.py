@@ -12,8 +12,8 @@ import signal
 import socket
 import subprocess
 
+from oomlab.probe.agent_events import LOADER, LOADER_ENV
 from oomlab.probe.channel import FD_ENV, PATH_ENV
-from oomlab.probe.loader import LOADER, LOADER_ENV
 from oomlab.trust import check_trusted_dir, import_env
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)

@@ -21,9 +21,13 @@ from oomlab.version import __version__
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a results directory that cannot take more: exit 10
 
 
-def commands() -> tuple:
+def commands(only: str | None = None) -> tuple:
     # imported when called, not with this module: a Ctrl-C while Celery and rich load is then an
     # ordinary interrupt (exit 130, one line), not a traceback
+    if only == "agent":  # beside a production worker for months: its parser alone, none of the lab loaded
+        from oomlab.cli.commands import agent as lean
+
+        return (lean,)
     from oomlab.cli.commands import agent, baseline, export, gate, lab, recommend, report, run, scenarios, worker
 
     return (run, worker, agent, scenarios, recommend, lab, gate, baseline, report, export)
@@ -39,11 +43,11 @@ class OneSentenceParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(only: str | None = None) -> argparse.ArgumentParser:
     top = OneSentenceParser(prog="oomlab", description="Real Celery workers under real memory limits.")
     top.add_argument("--version", action="version", version=f"oomlab {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
-    for command in commands():
+    for command in commands(only):
         command.register(sub)
     return top
 
@@ -101,13 +105,16 @@ def _exit_without_waiting(code: int) -> None:
 def _main(argv: list[str] | None) -> int:
     if not isinstance(sys.stdout, ClosedPipeProof) and sys.stdout is not None:
         sys.stdout = ClosedPipeProof(sys.stdout)
+    words = sys.argv[1:] if argv is None else argv
+    only = "agent" if words[:1] == ["agent"] else None
     try:
-        args = parser().parse_args(argv)  # usage errors: argparse's message and exit code 2
+        args = parser(only).parse_args(argv)  # usage errors: argparse's message and exit code 2
         read_url_flags(args)  # --broker-from-env, --broker-file: kept out of every process's command line
         apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
-        from oomlab.cli.wiring import wire
+        if only is None:
+            from oomlab.cli.wiring import wire
 
-        wire()  # every run a command starts, its workflows' too, leaves its pictures
+            wire()  # every run a command starts, its workflows' too, leaves its pictures
         return args.func(args)
     except OomlabError as error:
         print(f"oomlab: {printable(safe_url(error.message))}", file=sys.stderr)

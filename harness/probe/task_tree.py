@@ -94,6 +94,7 @@ class TaskTree:
         self.resettable = False
         self._files = procfs.OpenFiles()
         self._peak_fd: int | None = None
+        self._reset_fd: int | None = None  # v1's memory.max_usage_in_bytes, kept open (the agent's lean path)
         self._peak_at_start: int | None = None
         self._children_maxrss = 0
 
@@ -212,6 +213,31 @@ class TaskTree:
             "tree_kinds_end": self._kinds(),
             "descendants_alive": self._alive_descendants(),
         }
+
+    # --- the agent's lean path: the peak alone, nothing else read --------------------------------
+    def reset_peak_only(self) -> None:
+        """At task_prerun under `oomlab agent`: the leaf's peak back to its usage, one write."""
+        if self.path is None:
+            return
+        try:
+            if self.version == 1:
+                if self._reset_fd is None:
+                    self._reset_fd = os.open(self._file("memory.max_usage_in_bytes"), os.O_WRONLY | os.O_CLOEXEC)
+                os.write(self._reset_fd, b"0")
+            elif self.resettable and self._peak_fd is not None:
+                os.write(self._peak_fd, b"reset\n")
+        except OSError:
+            self.resettable = False
+        self._peak_at_start = None if self.resettable else self._peak()
+
+    def exact_peak(self) -> int | None:
+        """At task_postrun: the leaf's peak since reset_peak_only, or None when it is not exact."""
+        if self.path is None:
+            return None
+        peak = self._peak()
+        if self.resettable or (peak is not None and self._peak_at_start is not None and peak > self._peak_at_start):
+            return peak
+        return None
 
     def _alive_descendants(self) -> list[dict]:
         try:

@@ -146,3 +146,16 @@ def wait_state(result, states=("FAILURE", "SUCCESS"), timeout: float = 30) -> fl
             return time.monotonic() - start
         time.sleep(0.005)
     raise AssertionError(f"{result.id} stayed {result.state}")
+
+
+def wait_oomkilled(result, timeout: float = 30):
+    """(seconds until the task read FAILURE with the agent's OOMKilled, the result read afresh). Read
+    afresh each time: Celery's own WorkerLostError may land before the agent's first repair (which
+    imports Celery), and an AsyncResult keeps the first ready state it read."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        fresh = result.app.AsyncResult(result.id)
+        if fresh.state == "FAILURE" and type(fresh.result).__name__ == "OOMKilled":
+            return time.monotonic() - start, fresh
+        time.sleep(0.005)
+    raise AssertionError(f"{result.id} never read OOMKilled: {result.app.AsyncResult(result.id).result!r}")

@@ -31,6 +31,9 @@ def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(ag
         entry = json.loads(client.hget(dead_key, result.id))
         assert entry["message"]["name"] == "user_app.poison" and entry["message"]["args"] == [600]
         assert len(entry["kills"]) == 2 and all(k["cause"] == "oom" for k in entry["kills"])
+        deadline = time.monotonic() + 5  # the agent's line follows the dead letter, once the task is marked
+        while run.text().count("in pool child pid") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert run.text().count("in pool child pid") == 2, run.text()  # redelivered once, killed twice, no third run
 
         # the revoked message is dropped where it lands (Celery stores REVOKED): the agent's error is the last word

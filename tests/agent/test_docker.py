@@ -13,7 +13,7 @@ import time
 import pytest
 from oomlab.worker.docker.engine import DEFAULT_BASE, client, worker_image
 
-from tests.agent.conftest import HERE, REDIS, AgentRun, wait_state
+from tests.agent.conftest import HERE, REDIS, AgentRun, wait_oomkilled, wait_state
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.services]
@@ -64,8 +64,7 @@ def test_the_agent_as_an_unprivileged_entrypoint_repairs_an_oom_killed_task(tmp_
         app = run.app()
         result = app.hog.delay(600)
         wait_state(result, ("STARTED",), timeout=30)
-        took = wait_state(result)
-        assert result.state == "FAILURE" and type(result.result).__name__ == "OOMKilled", result.result
+        took, result = wait_oomkilled(result)
         message = str(result.result)
         assert "killed by the kernel's OOM killer" in message and "limit 256.0 MiB" in message, message
         assert took < 1.0 * TIME_SCALE, f"{took:.3f} s from STARTED to FAILURE"

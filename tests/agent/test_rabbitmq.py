@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from tests.agent.conftest import AMQP, REDIS, wait_state, worker_command
+from tests.agent.conftest import AMQP, REDIS, wait_oomkilled, wait_state, worker_command
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -23,8 +23,7 @@ def test_an_oom_killed_task_reads_failure_oomkilled_with_rabbitmq(agent_run):
         app = run.app()
         result = app.hog.delay(600)
         wait_state(result, ("STARTED",), timeout=30)
-        took = wait_state(result)
-        assert result.state == "FAILURE" and type(result.result).__name__ == "OOMKilled", result.result
+        took, result = wait_oomkilled(result)
         assert "killed by the kernel's OOM killer" in str(result.result) and "limit 256.0 MiB" in str(result.result)
         assert took < 1.0 * TIME_SCALE, f"{took:.3f} s from STARTED to FAILURE"
         assert app.small.delay().get(timeout=30) == "ok"  # the worker goes on

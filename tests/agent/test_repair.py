@@ -21,12 +21,22 @@ def test_an_oom_killed_task_reads_failure_oomkilled_within_a_second(agent_run):
         app = run.app()
         result = app.hog.delay(600)
         wait_state(result, ("STARTED",), timeout=30)
-        took = wait_state(result)
-        assert result.state == "FAILURE"
-        assert type(result.result).__name__ == "OOMKilled", result.result
-        message = str(result.result)
+        started = time.monotonic()
+        wait_state(result)
+        # the agent's first repair imports Celery: Celery's own WorkerLostError may land first, and an
+        # AsyncResult keeps the first ready state it read, so the task is read afresh
+        while time.monotonic() - started < 5 * TIME_SCALE:
+            fresh = app.app.AsyncResult(result.id)
+            if type(fresh.result).__name__ == "OOMKilled":
+                break
+            time.sleep(0.005)
+        took = time.monotonic() - started
+        assert fresh.state == "FAILURE"
+        assert type(fresh.result).__name__ == "OOMKilled", fresh.result
+        message = str(fresh.result)
         assert "killed by the kernel's OOM killer" in message and "limit 256.0 MiB" in message
-        assert "pool child pid" in message and "peak" in message
+        assert "pool child pid" in message and "with its memory group at its limit (group peak" in message
+        assert "the task's own peak" in message
         assert took < 1.0 * TIME_SCALE, f"{took:.3f} s from STARTED to FAILURE"
 
         # Celery's main process notices its lost child later and stores WorkerLostError: the agent

@@ -45,3 +45,13 @@ def nap(seconds: float) -> None:
     import time
 
     time.sleep(seconds)
+
+
+@app.task
+def external(mib: int) -> int:
+    """Runs a program that allocates `mib`; a program the kernel kills is this task's to handle."""
+    import subprocess
+    import sys
+
+    code = f"b = bytearray({mib} * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+    return subprocess.run([sys.executable, "-c", code], check=False).returncode

@@ -1,0 +1,72 @@
+"""Kills the pool children do not suffer themselves: a program a task started, OOM-killed inside the
+agent's group (counted, logged and alerted with its task, the task left to handle it), and the
+worker's main process killed at start under too small a limit (one line, the worker's exit code)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.agent.conftest import worker_command
+from tests.agent.test_alerts import _receiver
+from tests.agent.test_metrics import _free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+
+def _agent_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("oomlab agent:")]
+
+
+def test_a_program_a_task_started_is_reported_with_its_task_and_the_task_goes_on(agent_run):
+    server, received = _receiver()
+    port = _free_port()
+    try:
+        with agent_run() as run:
+            hook = f"http://127.0.0.1:{server.server_port}/hook"
+            run.start("--memory", "256MiB", "--metrics", str(port), "--alert-webhook", hook)
+            run.wait_ready()
+            app = run.app()
+            assert app.small.delay().get(timeout=30) == "ok"
+            result = app.external.delay(400)
+            assert result.get(timeout=60) == -9  # the task saw its program killed and returned
+            assert app.small.delay().get(timeout=30) == "ok"
+            deadline = time.monotonic() + 10
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            assert result.state == "SUCCESS"  # the agent marked nothing: the task handled it
+            assert len(received) == 1, received
+            alert = received[0]
+            assert alert["role"] == "descendant" and alert["cause"] == "oom" and alert["event"] == "oom_kill"
+            assert alert["task"] == "user_app.external" and alert["id"] == result.id
+            assert alert["parent_pid"] and alert["pid"] != alert["parent_pid"] and alert["program"]
+            assert alert["group_bytes"] >= 0.97 * alert["limit_bytes"]
+            said = [line for line in _agent_lines(run.text()) if "started by task user_app.external" in line]
+            assert len(said) == 1 and "not marked FAILURE" in said[0], run.text()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+            assert 'role="descendant",task="user_app.external"} 1.0' in text, text
+            # every finished task's peak, not only a killed one's: two small tasks and the external one
+            assert 'oomlab_task_peak_bytes_count{task="user_app.small"} 2.0' in text
+            assert 'oomlab_task_peak_bytes_count{task="user_app.external"} 1.0' in text
+            assert "pool child" not in "".join(line for line in text.splitlines() if "oom_kills_total" in line)
+    finally:
+        server.shutdown()
+
+
+def test_a_main_process_killed_at_start_is_one_line_and_the_exit_code_stays(agent_run):
+    with agent_run() as run:
+        process = run.start("--memory", "64MiB", worker=worker_command("-c", "4", "-n", run.node))
+        try:
+            code = process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the worker ran under 64 MiB:\n{run.text()}") from None
+        said = _agent_lines(run.text())
+        assert code == 137, run.text()
+        assert len(said) == 1, run.text()
+        assert "the worker's main process (pid" in said[0] and "killed by the kernel's OOM killer" in said[0]
+        assert "limit 64.0 MiB" in said[0] and "its RSS at the kill" in said[0] and said[0].endswith("exits with 137")
