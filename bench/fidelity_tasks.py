@@ -5,7 +5,10 @@ from __future__ import annotations
 from oomlab.config.scenario import Param, Plan, RunContext, TaskCall
 from oomlab.scenarios._common import scenario_app
 
-from bench.memory_kinds import KINDS
+try:
+    from bench.memory_kinds import KINDS
+except ImportError:  # loaded as a scenario file by a worker: its folder is on the path, the repository is not
+    from memory_kinds import KINDS  # type: ignore[import-not-found,no-redef]
 
 description = "one task per kind of memory a task makes (benchmark)"
 app = scenario_app("bench-fidelity")

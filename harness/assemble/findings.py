@@ -7,6 +7,7 @@ from __future__ import annotations
 from oomlab.assemble.analysis import EX_RECYCLE
 from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
+from oomlab.record.redact import safe_url
 from oomlab.record.schema import Execution, RunRecord
 
 
@@ -231,7 +232,7 @@ def failures(record: RunRecord) -> list[str]:
         count, first, name = found.get(kind, (0, message, task.name))
         found[kind] = (count + 1, first, name)
     return [
-        f"{count} task(s) failed with {kind}, first in {name}: {first[:200]}"
+        f"{count} task(s) failed with {kind}, first in {name}: {safe_url(first)[:200]}"
         if first
         else f"{count} task(s) failed with {kind}, first in {name}"
         for kind, (count, first, name) in found.items()

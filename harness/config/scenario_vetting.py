@@ -16,10 +16,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 from oomlab.errors import EXIT_BAD_INPUT, EXIT_PERMISSION, BadInput, NoPermission, OomlabError, ScenarioImportFailed
-from oomlab.trust import import_env
+from oomlab.trust import import_env, python_argv
 
 TIMEOUT_ENV = "OOMLAB_IMPORT_TIMEOUT"  # seconds a scenario file may take to import
 DEFAULT_TIMEOUT = 60.0
@@ -46,7 +45,7 @@ def vet(path: str, name: str) -> None:
     read_end, write_end = os.pipe()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "oomlab.config.scenario_child", path, str(write_end)],
+            python_argv("-m", "oomlab.config.scenario_child", path, str(write_end)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # what the import prints, it prints again in oomlab
             stderr=subprocess.DEVNULL,

@@ -27,7 +27,7 @@ def test_the_spike_is_short_and_a_cell_judges_on_percent_or_mebibytes():
     from bench.fidelity import Cell, show
     from bench.memory_kinds import spike_lifetime
 
-    assert min(spike_lifetime(32) for _ in range(5)) < 0.02  # pre-faulted in one call: not 150 ms of writes
+    assert min(spike_lifetime(32) for _ in range(5)) < 0.05  # pre-faulted in one call: not 150 ms of writes
     assert Cell(33 * MIB, 32 * MIB).error_percent == 3.125 and not Cell(34 * MIB, 32 * MIB).on_target
     assert Cell(32 * MIB + MIB // 2, 32 * MIB).on_target  # under 1 MiB off
     assert Cell(0, 32 * MIB).error_percent == -100.0 and Cell(None, 32 * MIB).error_bytes is None

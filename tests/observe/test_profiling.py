@@ -86,7 +86,16 @@ def test_a_capture_whose_writer_was_sigkilled_loses_no_allocation(tmp_path):
             _grow(path, progress)
         finally:
             os._exit(1)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30  # a busy machine starts memray's tracker slowly
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            with open(progress) as handle:
+                text = handle.read().strip()
+        except FileNotFoundError:
+            continue
+        if text and int(text) > 10:
+            break
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     with open(progress) as handle:

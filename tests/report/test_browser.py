@@ -195,7 +195,7 @@ def test_a_run_whose_worker_never_started_still_gets_a_page(browser, oomlab, tmp
     kill, and Chromium renders it without a console error."""
     result = oomlab("run", "alloc", "--memory", "20MiB")
     assert result.code == EXIT_WORKER_START and "Traceback" not in result.stderr, result.stderr
-    (run_dir,) = [str(path) for path in (tmp_path / "results").iterdir()]
+    (run_dir,) = [str(path) for path in (tmp_path / "results").iterdir() if not path.name.startswith(".")]
     with open(os.path.join(run_dir, "run.json")) as handle:
         record = json.load(handle)
     assert record["status"] == "worker_start_failed" and record["tasks"] == []

@@ -262,7 +262,7 @@ def test_the_worker_in_a_container_started_through_testcontainers(project):
     )
     result = run(project, "--oomlab-placement", "docker")
     result.assert_outcomes(passed=1, failed=1)
-    [run_dir] = (project.path / "results").iterdir()
+    [run_dir] = [p for p in (project.path / "results").iterdir() if not p.name.startswith(".")]
     record = json.loads((run_dir / "run.json").read_text())
     container = record["worker"]["container"]
     assert record["config"]["placement"] == "docker" and container["started_by"] == "testcontainers"
