@@ -26,7 +26,7 @@ def kernel_peak_of_program(mib: int, tmp_path) -> int:
     group.prepare_leaves()  # as a run does: on v2 a process joins the group's leaf-main
     try:
         child = proc.spawn(
-            [sys.executable, "-c", PROGRAM, str(mib)],
+            [sys.executable, "-c", PROGRAM, str(mib), "0"],
             log_path=str(tmp_path / "program.log"),
             join_cgroup=group.join_file,
         )

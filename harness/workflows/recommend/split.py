@@ -31,6 +31,7 @@ class KindCost:
     peak_above_start_bytes: int  # the largest exact one
     run_time_s: float  # the median
     peaks: list[int] = field(default_factory=list)  # every exact peak above the task's start
+    needs: list[int] = field(default_factory=list)  # each task tree's unreclaimable memory above its start
 
 
 @dataclass
@@ -82,7 +83,12 @@ def kind_costs(tasks: Iterable[TaskLine]) -> list[KindCost]:
     """Per task name, from every task of a run (oomlab.record.stream.RunTasks: run.json's list or a load
     run's stream), folded as they are read: a task count, the largest exact growth, the median run time
     (within the histogram's 1 %)."""
+    tasks = list(tasks)  # a measuring run's tens of tasks, read twice
     digest = TaskDigest.of(tasks)
+    needs: dict[str, list[int]] = {}
+    for task in tasks:
+        if task.needs_above_start_bytes is not None:
+            needs.setdefault(task.name, []).append(task.needs_above_start_bytes)
     return [
         KindCost(
             name,
@@ -90,6 +96,7 @@ def kind_costs(tasks: Iterable[TaskLine]) -> list[KindCost]:
             held.above_start.max or 0,
             float(held.run_time.quantile(0.5) or 0.0),
             sorted(held.above_start.counts.elements()),  # a class's profile: a measuring run's tens of tasks
+            sorted(needs.get(name, [])),
         )
         for name, held in sorted(digest.by_name.items())
     ]
@@ -113,8 +120,15 @@ def class_profile(profile: WorkerProfile, kinds: list[KindCost], every_kind: boo
     if every_kind:
         return profile
     peaks = sorted(p for k in kinds for p in k.peaks)
+    needs = sorted(n for k in kinds for n in k.needs)  # the class's own task trees, not every kind's
     return replace(
-        profile, marginal_peaks=peaks, peak_rss=[], child_max_uss_bytes=0, kills=0, killed_task_rss_bytes=None
+        profile,
+        marginal_peaks=peaks,
+        tree_needs=needs,
+        peak_rss=[],
+        child_max_uss_bytes=0,
+        kills=0,
+        killed_task_rss_bytes=None,
     )
 
 
