@@ -36,6 +36,11 @@ def run_dir_from(stdout: str) -> str | None:
     return lines[-1].strip() if lines and os.path.isdir(lines[-1].strip()) else None
 
 
+# Commands print for a pipe as wide as their tables need unless COLUMNS says otherwise (oomlab.report.console);
+# a COLUMNS inherited from the test runner would fold the lines the tests read
+os.environ.pop("COLUMNS", None)
+
+
 def oomlab_cmd(*args: str) -> list[str]:
     if args and args[0] == "run" and TIME_SCALE > 1 and "--start-timeout" not in args:
         args = (*args, "--start-timeout", f"{60 * TIME_SCALE:g}")  # a worker starts slower under emulation

@@ -46,6 +46,7 @@ def launch_spec(run: RunState, celery_conf: dict[str, Any]) -> WorkerLaunch:
     module = run.scenario.module_ref
     mounts = [run.run_dir, *([os.path.dirname(embedded.socket_path)] if embedded else [])]
     mounts += [os.path.dirname(module)] if module.endswith(".py") else []
+    mounts += [env["OOMLAB_APP_PATH"]] if env.get("OOMLAB_APP_PATH") else []  # the user's own app's folder
     argv = worker_argv(
         config.pool, config.concurrency, run.queue, run.hostname, bool(celery_conf.get("worker_send_task_events"))
     )

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 EXIT_DOCKER = 8
 DEFAULT_BASE = os.environ.get("OOMLAB_DOCKER_BASE", "python:3.11-slim")
+IMAGE_EXTRAS = "scenarios,png"  # the image runs every built-in scenario and draws timeline.png
 PROJECT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )  # the repository
@@ -154,7 +155,16 @@ def _make_wheelhouse(wheels: str) -> None:
     # async-timeout: redis needs it below Python 3.11.3 (Debian's 3.11.2), which the host may not be
     wheels = os.path.abspath(wheels)  # pip works in a directory of its own
     made = run_python(
-        "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, PROJECT, "async-timeout", capture_output=True, text=True
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--wheel-dir",
+        wheels,
+        f"{PROJECT}[{IMAGE_EXTRAS}]",
+        "async-timeout",
+        capture_output=True,
+        text=True,
     )
     if made.returncode != 0:
         raise DockerUnavailable(f"could not make the wheelhouse for the worker image: {made.stderr.strip()[-300:]}")

@@ -31,7 +31,7 @@ class KindCost:
     peak_above_start_bytes: int  # the largest exact one
     run_time_s: float  # the median
     peaks: list[int] = field(default_factory=list)  # every exact peak above the task's start
-    needs: list[int] = field(default_factory=list)  # each task tree's unreclaimable memory above its start
+    needs: list[int] = field(default_factory=list)  # its largest task tree's unreclaimable memory above start
 
 
 @dataclass
@@ -83,12 +83,15 @@ def kind_costs(tasks: Iterable[TaskLine]) -> list[KindCost]:
     """Per task name, from every task of a run (oomlab.record.stream.RunTasks: run.json's list or a load
     run's stream), folded as they are read: a task count, the largest exact growth, the median run time
     (within the histogram's 1 %)."""
-    tasks = list(tasks)  # a measuring run's tens of tasks, read twice
-    digest = TaskDigest.of(tasks)
-    needs: dict[str, list[int]] = {}
-    for task in tasks:
-        if task.needs_above_start_bytes is not None:
-            needs.setdefault(task.name, []).append(task.needs_above_start_bytes)
+    needs: dict[str, int] = {}  # per name, the largest task tree's unreclaimable memory: fixed memory
+
+    def noting(lines: Iterable[TaskLine]) -> Iterable[TaskLine]:
+        for task in lines:
+            if task.needs_above_start_bytes is not None:
+                needs[task.name] = max(needs.get(task.name, 0), task.needs_above_start_bytes)
+            yield task
+
+    digest = TaskDigest.of(noting(tasks))
     return [
         KindCost(
             name,
@@ -96,7 +99,7 @@ def kind_costs(tasks: Iterable[TaskLine]) -> list[KindCost]:
             held.above_start.max or 0,
             float(held.run_time.quantile(0.5) or 0.0),
             sorted(held.above_start.counts.elements()),  # a class's profile: a measuring run's tens of tasks
-            sorted(needs.get(name, [])),
+            [needs[name]] if name in needs else [],
         )
         for name, held in sorted(digest.by_name.items())
     ]

@@ -111,11 +111,10 @@ def test_every_kill_has_every_detectors_latency(tmp_path):
     for run in runs:
         assert run["kills"]
         for kill in run["kills"]:
-            # oomlab's own time is measured: the moment its monitor had the victim's pid and task, which is
-            # never before the first of its kernel-log and pidfd readers saw the kill
+            # oomlab's own time is measured: the moment its monitor had the victim's pid and task (from the
+            # kernel's line, the cgroup's OOM notice or a pidfd, whichever named it first)
             seen = kill["detected_mono"]
             assert kill["detected"]["oomlab"] == pytest.approx(seen["oomlab"] - kill["kernel_time_mono"], abs=1e-6)
-            assert seen["oomlab"] >= min(seen[k] for k in ("kmsg", "pidfd") if k in seen) - 1e-6
             assert 0 <= kill["detected"]["oomlab"] < 1.0
     child_kill = next(k for k in by_scope["child"]["kills"] if k["role"] == "child")
     assert child_kill["detected"]["celery_pool_noticed"] > 0  # Celery's main process logged the death
