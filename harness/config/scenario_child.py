@@ -44,10 +44,16 @@ def _left_running(name: str) -> str | None:
         thread for thread in threading.enumerate() if not thread.daemon and thread is not threading.main_thread()
     ]
     first = None
-    for _ in range(100):  # killing one may hand its own children to this process: until none is left
+    quiet = 0  # a daemon's parent may exit while /proc is read (both missed once): three empty looks in a row
+    for _ in range(200):  # killing one may hand its own children to this process: until none is left
         children = _children()
         if not children:
-            break
+            quiet += 1
+            if quiet >= 3:
+                break
+            time.sleep(0.02)
+            continue
+        quiet = 0
         first = first or (children[0], _command(children[0]))
         for pid in children:
             try:
