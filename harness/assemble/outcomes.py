@@ -64,7 +64,7 @@ def classify(
         return "killed" if exception and "WorkerLostError" in exception else "failed"
     if killed and len(runs) > 1:
         return "requeued"
-    if killed and runs and runs[-1].finished_mono is None:
+    if killed and not descendant_killed and runs and runs[-1].finished_mono is None:
         return "killed"  # the kill is attributed; the backend's FAILURE follows when Celery notices, or never
     if runs or state == "STARTED":
         return "stuck"
