@@ -66,7 +66,7 @@ def test_default_acks_child_kill_fails_with_worker_lost_and_the_message_is_gone(
 
 
 def test_acks_late_with_reject_on_a_deterministic_oom_is_a_poison_loop(tmp_path):
-    _, [run] = lab(tmp_path, "acks=late reject=on retry=off broker=redis scope=child oom=always", "--window", "10")
+    _, [run] = lab(tmp_path, "acks=late reject=on retry=off broker=redis scope=child oom=always", "--window", "15")
     verdict = only_verdict(run)
     assert verdict["executions"] >= 3
     assert verdict["outcome"] == "looping"
