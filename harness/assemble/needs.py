@@ -31,8 +31,8 @@ def fill_needs(task: TaskRecord, run: Execution, kill: KillRecord | None, leaves
         cache.append(run.tree_kinds_end.get("file", 0))
         seen.append("read at its end")
     if kill is not None and kill.kinds:
-        held.append(start + kill.kinds.get("anon", 0) + kill.kinds.get("shmem", 0) - _process_share(start_kinds, run))
-        seen.append("the kernel's anon + shmem of the killed process")
+        held.append(start + _rise_to_kill(kill.kinds, run))
+        seen.append("the killed process's rise to the kernel's figures")
     if not held:
         return
     task.needs_above_start_bytes = max(0, max(held) - start)
@@ -45,8 +45,9 @@ def fill_needs(task: TaskRecord, run: Execution, kill: KillRecord | None, leaves
     )
 
 
-def _process_share(start_kinds: dict[str, int], run: Execution) -> int:
-    """The pool process's own anon + shmem at the task's start (its RSS then, at most the leaf's):
-    the kill's figure is the process's whole, not its rise."""
-    own = run.start_rss_bytes or 0
-    return min(own, start_kinds.get("anon", 0) + start_kinds.get("shmem", 0))
+def _rise_to_kill(kinds: dict[str, int], run: Execution) -> int:
+    """How far the killed process grew in this task: the kernel's anon + file + shmem (its RSS at the
+    kill) less its RSS when the task began. The leaf's count at the start cannot stand in for the
+    process's: pages it touched before it was moved into the leaf stay charged to the group above."""
+    at_kill = kinds.get("anon", 0) + kinds.get("file", 0) + kinds.get("shmem", 0)
+    return max(0, at_kill - (run.start_rss_bytes or 0))

@@ -59,3 +59,14 @@ def test_a_load_runs_task_reads_its_need_at_its_end():
     end = {"anon": 9 * MIB, "file": 50 * MIB, "shmem": MIB, "kernel": 0}
     assert needs_at_end(start, end) == (9 * MIB, 47 * MIB)
     assert needs_at_end(None, end) == (None, None)
+
+
+def test_a_leaking_childs_kill_counts_its_rise_not_what_it_held_before_the_leaf():
+    # A child that leaked 185 MiB into its leaf but whose RSS was 242 MiB when the task began (pages from
+    # before the move stay charged above): killed at 250 MiB anon + 5.6 MiB file, it grew by 14 MiB.
+    task = TaskRecord("t", "leak", "", [], 0.0)
+    start = {"anon": 185 * MIB, "file": 0, "shmem": 0}
+    kinds = {"anon": 250 * MIB, "file": 5 * MIB + 600 * 1024, "shmem": 0}
+    kill = KillRecord(7, "child", "t", "leak", "SIGKILL", "oom", 2.0, "kmsg", kinds=kinds)
+    fill_needs(task, _run(tree_kinds_start=start, start_rss_bytes=242 * MIB, finished_mono=None), kill, {})
+    assert task.needs_above_start_bytes == 13 * MIB + 600 * 1024
