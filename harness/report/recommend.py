@@ -20,8 +20,7 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         f"p95 {format_size(profile.marginal(95))}, p99 {format_size(profile.marginal(99))}, max {format_size(profile.marginal_max)} "
         f"(exact) · whole tree, unreclaimable, max {format_size(max(profile.tree_needs, default=0))} (sampled), "
         f"page cache touched up to {format_size(profile.page_cache_max_bytes)} (headroom) · "
-        f"child private high-water {format_size(profile.child_max_uss_bytes)} · growth per task "
-        f"{format_size(int(profile.leak_bytes_per_task))}"
+        f"child private high-water {format_size(profile.child_max_uss_bytes)} · {_leak(profile)}"
     )
     startup = profile.startup
     if startup and startup.measured:
@@ -36,6 +35,14 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         )
     if profile.tasks_note:
         console.print(f"note: {profile.tasks_note}", markup=False, highlight=False)
+
+
+def _leak(profile: WorkerProfile) -> str:
+    """The leak finding and what it rests on, or why there is none."""
+    if profile.leaking:
+        basis = f": {profile.leak_note}" if profile.leak_note else ""
+        return f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task{basis}"
+    return profile.leak_note or "no leak: start RSS did not climb from task to task"
 
 
 def render_plan(plan: CapacityPlan, vpa: VpaAdvice | None, proof: Proof | None, console: Console) -> None:

@@ -169,12 +169,14 @@ def _recycling(plan: CapacityPlan, profile: WorkerProfile, share: int) -> None:
         tasks = int(room // profile.leak_bytes_per_task) if room > 0 else 1
         plan.max_tasks_per_child = max(1, tasks)
         plan.reasons.append(
-            f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task: "
+            f"a leak of {format_size(int(profile.leak_bytes_per_task))} per task{f' ({profile.leak_note})' if profile.leak_note else ''}: "
             f"worker_max_tasks_per_child={plan.max_tasks_per_child} replaces the child before it "
             f"outgrows its {format_size(max(0, room))} of room; billiard forks the replacement only once the old "
             f"child has exited, so a slot never holds two children, and each replacement pays the "
             f"{format_size(profile.child_start_bytes)} start-up planned above"
         )
+    elif profile.leak_note:
+        plan.reasons.append(f"no worker_max_tasks_per_child: {profile.leak_note}")
 
 
 def _tree(profile: WorkerProfile) -> str:

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from oomlab.assemble.analysis import percentile
+from oomlab.assemble.trend import fit_line
 from oomlab.probe.events import CHILD_INIT
 from oomlab.record.files import csv_rows, read_probe
 from oomlab.record.schema import RunRecord
@@ -16,6 +17,9 @@ from oomlab.record.stream import RunTasks, TaskLine, line_of
 from oomlab.workflows.recommend.startup_cost import StartupCost, startup_cost
 
 LEAK_MIN_TASKS = 8  # fewer tasks in one child cannot tell a leak from warm-up
+LEAK_WARM_UP = 2  # a child's first tasks are left out of the fit (first-call imports, the allocator's arenas)
+LEAK_MIN_R2 = 0.9  # a leak's start RSS climbs along a line; a poorer fit is no slope
+LEAK_MAX_STEP_SHARE = 0.5  # one step making more than this share of the rise is a step, not a leak
 LEAK_BYTES_PER_TASK = 256 * 1024  # a steady rise smaller than this per task is noise, not a leak
 
 
@@ -34,7 +38,8 @@ class WorkerProfile:
     tree_needs: list[int] = field(default_factory=list)
     page_cache_max_bytes: int = 0  # the most page cache one task's tree touched: headroom, reclaimed before a kill
     peak_rss: list[int] = field(default_factory=list)  # exact VmHWM per task (what ru_maxrss carries)
-    leak_bytes_per_task: float = 0.0  # steepest per-child slope of RSS at task start, later half of its tasks
+    leak_bytes_per_task: float = 0.0  # steepest steady per-child slope of RSS at task start, past its warm-up
+    leak_note: str | None = None  # the leak finding's basis, or why there is none ("not enough data", a step)
     tasks: int = 0
     kills: int = 0
     killed_task_rss_bytes: int | None = None  # the largest RSS at an OOM kill of a task
@@ -84,12 +89,31 @@ class WorkerProfile:
         return max(self.child_max_uss_bytes, own, killed)
 
 
-def _slope(values: list[int]) -> float:
-    """Least-squares slope of values against their index."""
-    n = len(values)
-    mean_x, mean_y = (n - 1) / 2, sum(values) / n
-    var = sum((i - mean_x) ** 2 for i in range(n))
-    return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / var if var else 0.0
+def leak_slope(starts: list[list[int]]) -> tuple[float, str | None]:
+    """The steepest steady slope of start RSS over each child's tasks (bytes per task), and a note:
+    what it rests on, or why no leak is claimed. A slope needs LEAK_MIN_TASKS tasks in one child
+    (its warm-up left out), a line that fits (R²) and a rise spread over its tasks, not one step."""
+    best: tuple[float, str | None] = (0.0, None)
+    doubts: list[str] = []
+    for values in starts:
+        if len(values) < LEAK_MIN_TASKS:
+            continue
+        fit = fit_line(values[LEAK_WARM_UP:])
+        if fit.slope < LEAK_BYTES_PER_TASK:
+            continue
+        doubt = fit.doubt(LEAK_MIN_TASKS - LEAK_WARM_UP, LEAK_MIN_R2, LEAK_MAX_STEP_SHARE)
+        if doubt:
+            doubts.append(f"no leak: a child's start RSS over its {fit.points} tasks past warm-up: {doubt}")
+        elif fit.slope > best[0]:
+            best = (fit.slope, f"start RSS rose along a line over {fit.points} tasks of one child (R² {fit.r2:.2f})")
+    if best[0]:
+        return best
+    most = max((len(values) for values in starts), default=0)
+    if most < LEAK_MIN_TASKS:
+        return 0.0, (
+            f"not enough data for a leak: the most tasks one child ran was {most}, a slope needs {LEAK_MIN_TASKS}"
+        )
+    return 0.0, doubts[0] if doubts else None
 
 
 def _exact(task: TaskLine, marginal: list[int], peaks: list[int], tree: list[int] | None = None) -> int:
@@ -145,12 +169,8 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         if entry["ev"] == CHILD_INIT and (uss := entry.get("uss")) and entry["t"] < first_task:
             idle_uss[entry["pid"]] = uss
             idle_pss[entry["pid"]] = entry.get("pss") or 0
-    # a leak keeps going: the slope over each child's later tasks, past the allocator's warm-up
-    slopes = [
-        _slope([rss for _, rss in sorted(runs)][len(runs) // 2 :])
-        for runs in by_child.values()
-        if len(runs) >= LEAK_MIN_TASKS
-    ]
+    # a leak keeps going: a steady slope over each child's tasks, past the allocator's warm-up
+    leak, leak_note = leak_slope([[rss for _, rss in sorted(runs)] for runs in by_child.values()])
     task_kills = [k for k in record.kills if k.task_id]
     child_uss = [p.max_uss_bytes for p in record.processes if p.role == "child" and p.max_uss_bytes]
     fixed = max(0, idle_usage - sum(idle_uss.values()))
@@ -166,7 +186,8 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         tree_needs=tree,
         page_cache_max_bytes=cache,
         peak_rss=peaks,
-        leak_bytes_per_task=max(slopes, default=0.0),
+        leak_bytes_per_task=leak,
+        leak_note=leak_note,
         tasks=len(record.tasks) + streamed,
         kills=len(task_kills),
         killed_task_rss_bytes=max((k.rss_bytes or 0 for k in task_kills), default=None),
