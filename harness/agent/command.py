@@ -120,9 +120,11 @@ def run(options: AgentOptions) -> int:
     group = made or own_group()
     ours, theirs = worker_process.probe_socket()
     extra_env = made.leaf_env() if made is not None else {}
+    extra_env["TMPDIR"] = tmp = worker_process.private_tmp()
     try:
         process = worker_process.start(options.command, theirs, extra_env, made.join_file if made else None)
     except OSError as exc:
+        worker_process.remove_tmp(tmp)
         if made is not None:
             made.remove()
         raise BadInput(f"cannot start `{options.command[0]}`: {exc.strerror or exc}") from None
@@ -157,6 +159,7 @@ def run(options: AgentOptions) -> int:
         report_main_kill(watcher, repairer, code)
     if alerts is not None:
         alerts.flush(timeout=3)
+    worker_process.remove_tmp(tmp)
     if made is not None:
         made.remove()
     return code

@@ -70,3 +70,24 @@ def test_a_main_process_killed_at_start_is_one_line_and_the_exit_code_stays(agen
         assert len(said) == 1, run.text()
         assert "the worker's main process (pid" in said[0] and "killed by the kernel's OOM killer" in said[0]
         assert "limit 64.0 MiB" in said[0] and "its RSS at the kill" in said[0] and said[0].endswith("exits with 137")
+
+
+def test_a_killed_main_process_leaves_no_temp_dir(agent_run):
+    """The worker's TMPDIR is the agent's own 0700 directory, removed when the worker exits: billiard's
+    pymp-* directories would otherwise outlive a main process killed by SIGKILL."""
+    import os
+    import signal
+    import stat
+
+    import psutil
+
+    with agent_run() as run:
+        process = run.start(worker=worker_command("-n", run.node))
+        run.wait_ready()
+        (worker,) = psutil.Process(process.pid).children()
+        tmp = worker.environ()["TMPDIR"]
+        assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o700 and os.path.basename(tmp).startswith("oomlab-agent-")
+        assert run.app().small.delay().get(timeout=30) == "ok"
+        os.kill(worker.pid, signal.SIGKILL)
+        assert process.wait(timeout=60) == 137, run.text()
+        assert not os.path.exists(tmp)
