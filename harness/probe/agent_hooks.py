@@ -66,13 +66,7 @@ class _Peaks:
         self.tree.reset_peak_only()
 
     def _reset(self) -> bool:
-        if self.clear_refs is None:
-            return False
-        try:
-            os.write(self.clear_refs, b"5")
-            return True
-        except OSError:
-            return False
+        return procfs.reset_peak_through(self.clear_refs)
 
     def end(self) -> dict:
         tree_peak = self.tree.exact_peak()

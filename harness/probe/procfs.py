@@ -113,12 +113,20 @@ def reset_peak(pid: int | str = "self") -> bool:
     except OSError:
         return False
     try:
-        os.write(fd, b"5")
+        return reset_peak_through(fd)
+    finally:
+        os.close(fd)
+
+
+def reset_peak_through(clear_refs: int | None) -> bool:
+    """Reset VmHWM through an open clear_refs (kept open by a probe that resets at every task)."""
+    if clear_refs is None:
+        return False
+    try:
+        os.write(clear_refs, b"5")
         return True
     except OSError:
         return False
-    finally:
-        os.close(fd)
 
 
 def start_time_ticks(pid: int) -> int | None:

@@ -47,13 +47,7 @@ class _OwnFiles:
 
     def reset_peak(self) -> bool:
         """VmHWM back to the current RSS (clear_refs 5)."""
-        if self.clear_refs is None:
-            return False
-        try:
-            os.write(self.clear_refs, b"5")
-            return True
-        except OSError:
-            return False
+        return procfs.reset_peak_through(self.clear_refs)
 
 
 _own = _OwnFiles()
