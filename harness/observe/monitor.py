@@ -82,6 +82,9 @@ class Monitor(threading.Thread):
         self._running: dict[int, str] = {}  # pid -> the task it runs now, as the probe records read so far say
         self._named_now: list[int] = []  # victims named in the current round (their trace is completed at its end)
         self.priority_raised = False
+        # called on the monitor's thread as each victim is named: (pid, its task or None, whether it is
+        # the task's own pool process rather than a program it started); must not block
+        self.on_named: Callable[[int, str | None, bool], None] | None = None
         # a woken thread waits for the GIL up to the switch interval (5 ms by default) while another
         # thread of this process runs Python: the monitor's wake-up is the detection's floor
         self._switch_interval = sys.getswitchinterval()
@@ -281,10 +284,13 @@ class Monitor(threading.Thread):
             task = self._running_task(pid, owner)
         named = time.monotonic()
         with self.lock:
-            if pid not in self.obs.named:
+            first = pid not in self.obs.named
+            if first:
                 self.obs.named[pid] = (named, task)
                 self.obs.stages[pid] = {**stages, "named": named}
                 self._named_now.append(pid)
+        if first and self.on_named is not None:
+            self.on_named(pid, task, owner is None or owner == pid)
 
     def _running_task(self, pid: int, owner: int | None) -> str | None:
         return self._running.get(pid) or (self._running.get(owner) if owner is not None else None)

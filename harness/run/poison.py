@@ -4,6 +4,8 @@ a pool slot and the run can finish."""
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +24,7 @@ class RunState(Protocol):
     app: Any
     record: RunRecord
     observers: Observers | None
+    poison_guard: PoisonGuard | None
 
     def collect(self) -> None: ...
 
@@ -39,17 +42,56 @@ def stop_poison(run: RunState) -> list[PoisonRecord]:
     kills = Counter(k.task_id for k in run.record.kills if k.task_id and k.role != "descendant")
     stopped = {p.task_id for p in run.record.poison}
     names = {k.task_id: k.task_name for k in run.record.kills if k.task_id}
+    revoked = run.poison_guard.revoked if run.poison_guard else {}
     found = []
     for task_id, count in kills.items():
         if count >= limit and task_id not in stopped:
-            run.app.control.revoke(task_id)
-            found.append(PoisonRecord(task_id, names.get(task_id) or "?", count, time.monotonic(), STOPPED_BY))
+            at = revoked.get(task_id)
+            if at is None:
+                run.app.control.revoke(task_id)
+                at = time.monotonic()
+            found.append(PoisonRecord(task_id, names.get(task_id) or "?", count, at, STOPPED_BY))
     for record in run.record.poison:  # a later kill (a delivery already under way): revoke again, count it
         if kills[record.task_id] > record.kills:
             record.kills = kills[record.task_id]
             run.app.control.revoke(record.task_id)
     run.record.poison.extend(found)
     return found
+
+
+class PoisonGuard:
+    """Revokes a task id the moment the monitor names its `limit`-th kill: Celery hands a killed
+    acks_late message back and starts it again within about 100 ms, sooner than the record is
+    assembled again. The revoke is sent from a thread of its own, so the monitor never waits on the
+    broker; `stop_poison` keeps the record and revokes whatever this missed."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+        self.kills: Counter[str] = Counter()
+        self.revoked: dict[str, float] = {}  # task id -> when its revoke was asked for
+        self._pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._send, name="oomlab-poison", daemon=True)
+        self._thread.start()
+
+    def named(self, pid: int, task_id: str | None, own: bool) -> None:
+        """The monitor's listener: a kill of a task's own pool process counts; a program it started does not."""
+        if task_id is None or not own:
+            return
+        self.kills[task_id] += 1
+        if self.kills[task_id] >= self.limit and task_id not in self.revoked:
+            self.revoked[task_id] = time.monotonic()
+            self._pending.put(task_id)
+
+    def _send(self) -> None:
+        while (task_id := self._pending.get()) is not None:
+            try:
+                self.app.control.revoke(task_id)
+            except Exception:  # the broker is away: stop_poison revokes it at the next assembly
+                self.revoked.pop(task_id, None)
+
+    def stop(self) -> None:
+        self._pending.put(None)
+        self._thread.join(timeout=5)
 
 
 class KillWatch:

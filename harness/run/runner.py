@@ -19,6 +19,7 @@ from oomlab.record.schema import RunRecord, RunStatus
 from oomlab.record.status import settle_status
 from oomlab.record.stream import RunTasks
 from oomlab.run.drive import check_plan_names, drive
+from oomlab.run.poison import PoisonGuard
 from oomlab.run.state import CHECKPOINT_SECONDS, RunState
 from oomlab.run.teardown import run_steps, shutdown
 from oomlab.run.worker_start import launch_spec, wait_until_ready
@@ -147,6 +148,9 @@ class Run(RunState):
         self.record.group.limit_bytes, self.record.group.oom_scope = config.memory_bytes, config.oom_scope
         self.record.group.group_kill = observers.group_kill
         placement.describe_worker(self.record.worker)
+        if config.max_oom_redeliveries:
+            self.poison_guard = PoisonGuard(self.app, config.max_oom_redeliveries)
+            observers.monitor.on_named = self.poison_guard.named
         observers.start(self.app, self.hostname, worker.pid)
         self.each_hook("started")
         self.record.status = "running"

@@ -16,7 +16,7 @@ from oomlab.assemble.build import assemble
 from oomlab.config.routing import class_queue
 from oomlab.probe import procfs
 from oomlab.record.schema import RunRecord, RunStatus, TaskRecord, write_json_atomic
-from oomlab.run.poison import KillWatch, stop_poison
+from oomlab.run.poison import KillWatch, PoisonGuard, stop_poison
 from oomlab.run.signals import RunSignals
 from oomlab.worker.leftovers import Lease
 from oomlab.worker.placement import Placement, open_placement
@@ -73,6 +73,7 @@ class RunState:
         self.worker_tmp: str | None = None  # the worker's TMPDIR (billiard's pymp-* dirs), removed at the end
         self.unfinished_status: RunStatus | None = None  # worker_lost | timed_out: the work stopped short
         self.kill_watch = KillWatch()  # a new OOM kill: the record at once, so a poison message stops soon
+        self.poison_guard: PoisonGuard | None = None  # revokes a poison message as its last kill is named
         self.record = RunRecord(
             run_id=self.run_id, config=config, started_wall=time.time(), started_mono=time.monotonic()
         )

@@ -45,6 +45,8 @@ def _steps(run: RunState, quick: bool) -> list[Step]:
         broker_url = run.connection.broker_url
         steps += [partial(delete_queue, broker_url, queue) for queue in run.queues]  # a durable queue outlives us
     steps += run.observers.stop_steps() if run.observers else []
+    if run.poison_guard is not None:
+        steps.append(run.poison_guard.stop)
     steps += [hook.stop for hook in run.hooks]
     if run.planned:
         steps.append(lambda: scenario_teardown(run))
