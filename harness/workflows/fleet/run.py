@@ -1,0 +1,333 @@
+"""`oomlab run SCENARIO --fleet redis://HOST:PORT/DB/STREAM --replicas N --broker URL`: the controller.
+
+1. It measures its clock against Redis `TIME` and reads the stream from its start until N replicas
+   said hello (their agents' `worker_start`), or the hello timeout passed: a replica that never said
+   hello is counted as missing, and the run goes on with those that did (none: refused).
+2. It makes the scenario's plan for the limit and pool the replicas reported, and sends it to the queue
+   the replicas consume, at the plan's times, while it reads the stream (every task's start, end and
+   kill, on the replica that ran it) and the queue's depth.
+3. When every task sent is final (or the timeout passed), each task still open is looked up in the
+   result backend, else counted lost; the stream is deleted and results/<run-id>/fleet.json written."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from oomlab.config.events_url import EventsUrl
+from oomlab.config.scenario import RunContext, Scenario
+from oomlab.errors import BadInput, BrokerUnreachable, WorkerStartFailed
+from oomlab.record import fleet
+from oomlab.record.exact_counts import nearest_rank
+from oomlab.record.fleet import FLEET_FILE, Clock, FleetFigures, FleetRecord, FleetTask
+from oomlab.record.schema import write_json_atomic
+from oomlab.run.load.depth import QueueDepth
+from oomlab.run.state import new_run_id
+from oomlab.trust import private_dir
+from oomlab.worker.client_app import detach, point_at
+from oomlab.worker.redis_clock import redis_clock_offset
+from oomlab.workflows.fleet.events import Fold, TaskState
+
+BACKLOG_S = 0.5
+READ_BLOCK_MS = 200
+POLL_S = 1.0  # open tasks are looked up in the result backend this often
+POLL_AFTER_S = 2.0  # once sent this long ago
+POLL_CAP = 100
+
+
+@dataclass
+class FleetOptions:
+    events: EventsUrl
+    replicas: int
+    broker: str
+    result_backend: str | None
+    queue: str
+    variant: str | None = None
+    params: dict[str, str] | None = None
+    tasks: int | None = None
+    hello_timeout_s: float = 60.0
+    timeout_s: float | None = None
+    results: str = "results"
+
+
+class FleetRun:
+    def __init__(self, scenario: Scenario, options: FleetOptions, say: Callable[[str], None]):
+        self.scenario, self.options, self.say = scenario, options, say
+        self.run_id = new_run_id(f"{scenario.name}-fleet")
+        self.run_dir = os.path.join(options.results, self.run_id)
+        self.fold = Fold()
+        self.last_id = "0-0"
+        self.backlog: list[tuple[float, int]] = []
+        self.notes: list[str] = []
+        self.client: Any = None
+        self.offset = 0.0
+        self.started = 0.0
+        self.pending: deque[TaskState] = deque()  # registered by the sender, folded in by the reader
+        self.send_error: str | None = None
+        self.from_backend = 0
+
+    def now(self) -> float:
+        """The Redis server's clock, read on this host's."""
+        return time.time() + self.offset
+
+    def execute(self) -> FleetRecord:
+        import redis
+
+        options = self.options
+        self.client = redis.Redis.from_url(options.events.client_url, socket_timeout=10, socket_connect_timeout=5)
+        try:
+            self.offset, trip = redis_clock_offset(self.client)
+        except redis.RedisError as exc:
+            raise BrokerUnreachable(
+                f"cannot reach the events stream {options.events.shown} ({type(exc).__name__}); is its Redis up?"
+            ) from None
+        clock = Clock(offset_s=self.offset, round_trip_s=trip)
+        self.started = self.now()
+        try:
+            self._wait_for_hellos()
+            ready = [r for r in self.fold.replicas.values() if r.ready_s is not None]
+            if not ready:
+                raise WorkerStartFailed(
+                    f"no replica said hello on {options.events.shown} within {options.hello_timeout_s:g} s: start "
+                    f"each worker under `oomlab agent --events {options.events.shown}` (the stream was deleted)"
+                )
+            missing = max(0, options.replicas - len(ready))
+            if missing:
+                self.say(
+                    f"{len(ready)} of {options.replicas} replicas said hello within {options.hello_timeout_s:g} s "
+                    f"({', '.join(sorted(r.name for r in ready))}); {missing} missing: the run goes on without them"
+                )
+            self._drive(ready)
+        finally:
+            deleted = self._delete_stream()
+        record = self._record(clock, missing, deleted)
+        private_dir(options.results, "results directory")
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=False)
+        write_json_atomic(os.path.join(self.run_dir, FLEET_FILE), record.to_json())
+        return record
+
+    # --- the stream ------------------------------------------------------------------------------
+    def _read(self, block_ms: int) -> None:
+        self._fold_sent()
+        entries = self.client.xread({self.options.events.stream: self.last_id}, count=1000, block=block_ms)
+        for _stream, items in entries or ():
+            for entry_id, fields in items:
+                self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                raw = fields.get(fleet.EVENT_FIELD.encode()) or fields.get(fleet.EVENT_FIELD)
+                try:
+                    event = json.loads(raw)
+                except (TypeError, ValueError):
+                    self.fold.foreign += 1
+                    continue
+                if isinstance(event, dict):
+                    self.fold.take(event)
+                else:
+                    self.fold.foreign += 1
+
+    def _wait_for_hellos(self) -> None:
+        deadline = time.monotonic() + self.options.hello_timeout_s
+        while time.monotonic() < deadline:
+            self._read(READ_BLOCK_MS)
+            if sum(r.ready_s is not None for r in self.fold.replicas.values()) >= self.options.replicas:
+                return
+
+    def _delete_stream(self) -> bool:
+        try:
+            self.client.delete(self.options.events.stream)
+            return True
+        except Exception as exc:
+            self.notes.append(f"the stream could not be deleted: {type(exc).__name__}")
+            return False
+
+    # --- sending and following ------------------------------------------------------------------
+    def _drive(self, ready: list) -> None:
+        options, scenario = self.options, self.scenario
+        limits = [r.limit_bytes for r in ready if r.limit_bytes]
+        if not limits:
+            raise BadInput("no replica reported a memory limit; run each agent with --memory or in a limited container")
+        ctx = RunContext(
+            limit_bytes=min(limits),
+            concurrency=next((r.concurrency for r in ready if r.concurrency), 1),
+            pool="prefork",
+            variant=scenario.variant(options.variant).name,
+            tasks=options.tasks,
+            params=scenario.resolve_params(options.params or {}),
+            run_dir=self.run_dir,
+        )
+        plan = scenario.plan(ctx)
+        app = scenario.app
+        point_at(app, {"broker_url": options.broker, "result_backend": options.result_backend or options.broker})
+        depth = QueueDepth(app, options.broker, options.queue)
+        sending = threading.Thread(target=self._send, args=(app, plan.calls), name="oomlab-fleet-send", daemon=True)
+        timeout = options.timeout_s or plan.timeout
+        start = time.monotonic()
+        sending.start()
+        next_depth = next_poll = 0.0
+        try:
+            while time.monotonic() - start < timeout:
+                self._read(READ_BLOCK_MS)
+                if time.monotonic() >= next_depth:
+                    waiting = depth.read()
+                    if waiting is not None:
+                        self.backlog.append((round(self.now() - self.started, 3), waiting))
+                    next_depth = time.monotonic() + BACKLOG_S
+                if time.monotonic() >= next_poll:
+                    self._poll_backend(app)
+                    next_poll = time.monotonic() + POLL_S
+                done_sending = not sending.is_alive()
+                self._fold_sent()
+                if done_sending and not self.fold.open_tasks():
+                    break
+            else:
+                self.notes.append(f"the timeout ({timeout:g} s) passed with {len(self.fold.open_tasks())} task(s) open")
+            sending.join(timeout=5)
+            if self.send_error:
+                raise BrokerUnreachable(f"cannot send to the broker: {self.send_error}")
+            self._settle(app)
+        finally:
+            depth.close()
+            detach(app)
+
+    def _send(self, app: Any, calls: list) -> None:
+        start = time.monotonic()
+        try:
+            for call in calls:
+                wait = start + call.at - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                task_id = str(uuid.uuid4())
+                state = TaskState(task_id, call.task, call.label, self.now())
+                self.pending.append(state)
+                app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.options.queue)
+        except Exception as exc:
+            self.send_error = f"{type(exc).__name__}: {exc}"
+
+    def _poll_backend(self, app: Any, everything: bool = False) -> None:
+        """Open tasks sent a while ago, oldest first (at most POLL_CAP a time): final in the result
+        backend means their end event was lost (a replica whose agent cannot reach the stream)."""
+        now = self.now()
+        open_ids = [
+            i for i in self.fold.open_tasks() if everything or now - self.fold.tasks[i].sent_wall > POLL_AFTER_S
+        ]
+        for task_id in open_ids if everything else open_ids[:POLL_CAP]:
+            task = self.fold.tasks[task_id]
+            if task.redelivered:
+                continue
+            try:
+                result = app.AsyncResult(task_id)
+                state, value = result.state, result.result if result.state == "FAILURE" else None
+            except Exception:
+                continue
+            if state not in ("SUCCESS", "FAILURE"):
+                continue
+            killed = type(value).__name__ == "OOMKilled"  # the agent's mark: the kill's event was lost
+            task.outcome = "succeeded" if state == "SUCCESS" else "killed" if killed else "failed"
+            task.state, task.how_known, task.ended_wall = state, "result backend", None
+            self.from_backend += 1
+
+    def _settle(self, app: Any) -> None:
+        """Tasks still open: the result backend's word, else lost."""
+        self._fold_sent()
+        self._poll_backend(app, everything=True)
+        for task_id in self.fold.open_tasks():
+            self.fold.tasks[task_id].outcome = "lost"
+        if self.from_backend:
+            self.notes.append(
+                f"{self.from_backend} task(s) known final from the result backend only (no event of their end came)"
+            )
+
+    def _fold_sent(self) -> None:
+        while self.pending:
+            self.fold.sent(self.pending.popleft())
+
+    # --- the record ------------------------------------------------------------------------------
+    def _record(self, clock: Clock, missing: int, deleted: bool) -> FleetRecord:
+        start = self.started
+        fold = self.fold
+        tasks = []
+        for state in fold.tasks.values():
+            task = FleetTask(
+                id=state.id,
+                name=state.name,
+                label=state.label,
+                outcome=state.outcome or "lost",  # type: ignore[arg-type]
+                sent_s=_rel(state.sent_wall, start) or 0.0,
+                replica=state.replica,
+                pid=state.pid,
+                started_s=_rel(state.started_wall, start),
+                ended_s=_rel(state.ended_wall, start),
+                runtime_s=_round(state.runtime_s),
+                peak_bytes=state.peak_bytes,
+                peak_exact=state.peak_exact,
+                state=state.state,
+                how_known=state.how_known,
+            )
+            if state.started_wall is not None:
+                task.wait_s = _round(max(0.0, state.started_wall - state.sent_wall))
+            if state.ended_wall is not None and task.outcome != "lost":
+                task.latency_s = _round(max(0.0, state.ended_wall - state.sent_wall))
+            tasks.append(task)
+        tasks.sort(key=lambda t: t.sent_s)
+        for replica in fold.replicas.values():
+            replica.ready_s = _rel(replica.ready_s, start)
+        for kill in fold.kills:
+            kill.at_s = _rel(kill.at_s, start)
+        figures = _figures(tasks, self.backlog)
+        status = "replicas_missing" if missing else "tasks_lost" if figures.lost else "complete"
+        if fold.foreign:
+            self.notes.append(f"{fold.foreign} stream entries were not an agent's event")
+        return FleetRecord(
+            run_id=self.run_id,
+            scenario=self.scenario.name,
+            stream=self.options.events.shown,
+            queue=self.options.queue,
+            status=status,  # type: ignore[arg-type]
+            started_wall=round(start, 6),
+            replicas_expected=self.options.replicas,
+            replicas=sorted(fold.replicas.values(), key=lambda r: r.name),
+            missing=missing,
+            controller_clock=clock,
+            tasks=tasks,
+            kills=fold.kills,
+            figures=figures,
+            events_read=fold.events,
+            stream_deleted=deleted,
+            notes=self.notes,
+        )
+
+
+def _rel(wall: float | None, start: float) -> float | None:
+    return None if wall is None else round(wall - start, 6)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def _figures(tasks: list[FleetTask], backlog: list[tuple[float, int]]) -> FleetFigures:
+    figures = FleetFigures(sent=len(tasks), backlog=backlog)
+    for task in tasks:
+        setattr(figures, task.outcome, getattr(figures, task.outcome) + 1)
+    ended = [t.ended_s for t in tasks if t.ended_s is not None and t.outcome != "lost"]
+    if tasks and ended:
+        figures.duration_s = round(max(ended) - min(t.sent_s for t in tasks), 6)
+        if figures.duration_s > 0:
+            figures.throughput_per_s = round(len(ended) / figures.duration_s, 3)
+    latencies = sorted(t.latency_s for t in tasks if t.latency_s is not None)
+    if latencies:
+        figures.latency_p50_s, figures.latency_p95_s = nearest_rank(latencies, 0.5), nearest_rank(latencies, 0.95)
+        figures.latency_max_s = latencies[-1]
+    waits = sorted(t.wait_s for t in tasks if t.wait_s is not None)
+    if waits:
+        figures.wait_p50_s, figures.wait_p95_s = nearest_rank(waits, 0.5), nearest_rank(waits, 0.95)
+    peaks = [t.peak_bytes for t in tasks if t.peak_bytes is not None and t.outcome == "succeeded"]
+    figures.peak_bytes = max(peaks) if peaks else None
+    figures.backlog_max = max((n for _, n in backlog), default=None)
+    return figures
