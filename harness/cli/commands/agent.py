@@ -81,7 +81,7 @@ def events_url(args: argparse.Namespace):
     from oomlab.config.events_url import parse_events_url
 
     if args.events_from_env:
-        text = os.environ.get(args.events_from_env, "").strip()
+        text = os.environ.pop(args.events_from_env, "").strip()  # the worker (inheriting the rest) has no use for it
         if not text:
             raise BadInput(
                 f"--events-from-env {args.events_from_env}: the environment has no {args.events_from_env} (or it is empty)"

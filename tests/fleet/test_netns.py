@@ -1,0 +1,125 @@
+"""A fleet across hosts: network namespaces made by the test (tests/fleet/netns.py), a private Redis and
+the controller in one, each worker in its own under `oomlab agent --memory 200MiB --events ...` in a
+memory cgroup of its own. Real workers, real kills, a real network; nothing shared on disk between the
+controller and the replicas (each writes its own log, which only the test reads)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from oomlab.record.fleet import load_fleet
+
+from tests.fleet.netns import REDIS_PORT, Hosts, hosts
+
+pytestmark = pytest.mark.integration
+HERE = Path(__file__).parent  # the workers' working directory: only root can write it
+
+
+def _agent(hosts_: Hosts, i: int, stream: str, queue: str, tmp: Path, events_port: int = REDIS_PORT):
+    name = f"r{i}"
+    redis = hosts_.redis_for(i)
+    host = redis.rsplit(":", 1)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    env.update(
+        CELERY_BROKER_URL=f"redis://{redis}/0",
+        CELERY_RESULT_BACKEND=f"redis://{redis}/0",
+        FLEET_EVENTS=f"redis://:unused-secret@{host}:{events_port}/1/{stream}",
+    )
+    argv = [
+        sys.executable, "-m", "oomlab", "agent", "--memory", "200MiB", "--events-from-env", "FLEET_EVENTS",
+        "--replica", name, "--",
+        sys.executable, "-m", "celery", "-A", "oomlab.scenarios.alloc", "worker", "-Q", queue, "-c", "1",
+        "-n", f"{name}@{stream}", "--prefetch-multiplier", "1", "-l", "info",
+    ]  # fmt: skip
+    log = tmp / f"{name}.log"
+    return name, hosts_.start(hosts_.workers[i - 1], argv, log, env=env, cwd=HERE), log
+
+
+def _controller(hosts_: Hosts, stream: str, queue: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    argv = [
+        "nsenter", f"--net=/run/netns/{hosts_.controller}", sys.executable, "-m", "oomlab", "run", "alloc",
+        "--fleet", f"redis://127.0.0.1:{REDIS_PORT}/1/{stream}", "--replicas", "3", "--queue", queue,
+        "--broker", f"redis://127.0.0.1:{REDIS_PORT}/0", "--results", str(tmp / "results"), *extra,
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=HERE)
+
+
+def _redis(hosts_: Hosts, *command: str) -> str:
+    argv = ["nsenter", f"--net=/run/netns/{hosts_.controller}", "redis-cli", "-p", str(REDIS_PORT), *command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def _stop_all(hosts_: Hosts, agents) -> dict[str, int | None]:
+    return {name: hosts_.stop(process, grace=30) for name, process, _log in agents}
+
+
+def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path):
+    started = time.monotonic()
+    stream, queue = f"fleet-{uuid.uuid4().hex[:8]}", f"fleet.{uuid.uuid4().hex[:8]}"
+    with hosts(3) as made:
+        made.start_redis(tmp_path)
+        agents = [_agent(made, i, stream, queue, tmp_path) for i in (1, 2, 3)]
+        # 12 tasks of 16-64 MiB; the 7th asks for 1.25 x the 200 MiB limit and is OOM-killed wherever it runs
+        done = _controller(made, stream, queue, tmp_path, "--tasks", "12", "--param", "every=12", "--param", "hold=0.4")
+        assert _redis(made, "-n", "1", "EXISTS", stream) == "0", "the run's stream was not deleted"
+        codes = _stop_all(made, agents)
+        logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
+    detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-3000:]}" for n, t in logs.items())
+    assert done.returncode == 0, detail
+    record = load_fleet(done.stdout.strip().splitlines()[-1])  # read back with the schema check
+    f = record.figures
+    assert record.status == "complete" and record.missing == 0, detail
+    assert sorted(r.name for r in record.replicas) == ["r1", "r2", "r3"]
+    # every task accounted for: 11 succeeded, the over-limit one killed, none lost
+    assert (f.sent, f.succeeded, f.killed, f.lost, f.failed) == (12, 11, 1, 0, 0), detail
+    assert all(t.replica in ("r1", "r2", "r3") for t in record.tasks), detail
+    # the kill on the replica that really had it: its own agent saw the kernel kill it, the others saw none
+    [kill] = [k for k in record.kills if k.role == "pool child"]
+    assert kill.cause == "oom" and kill.limit_bytes == 200 << 20, kill
+    over = next(t for t in record.tasks if t.label.startswith("over-limit"))
+    assert (over.outcome, over.replica, over.id) == ("killed", kill.replica, kill.task_id), detail
+    for name, text in logs.items():
+        assert ("killed by the kernel's OOM killer" in text) == (name == kill.replica), f"{name}:\n{text[-3000:]}"
+    assert kill.detection_s is not None and kill.detection_s < 1.0
+    # exact peaks per task, the fleet's figures, and the clocks stated
+    fitting = [t for t in record.tasks if t.outcome == "succeeded"]
+    assert all(t.peak_exact and t.peak_bytes and t.peak_bytes >= 16 << 20 for t in fitting), detail
+    assert f.throughput_per_s and f.throughput_per_s > 0 and f.latency_p50_s and f.latency_p95_s >= f.latency_p50_s
+    assert f.backlog and f.backlog_max is not None and f.peak_bytes >= 48 << 20
+    assert all(r.clock is not None and abs(r.clock.offset_s) < 0.5 for r in record.replicas)
+    assert record.controller_clock is not None and record.stream_deleted
+    # the password given by environment is in no log, record or process argument
+    text = json.dumps(record.to_json()) + done.stdout + done.stderr + "".join(logs.values())
+    assert "unused-secret" not in text
+    assert all(code == 0 for code in codes.values()), codes
+    assert time.monotonic() - started < 60
+
+
+def test_a_replica_whose_agent_cannot_reach_the_stream_is_reported(tmp_path):
+    stream, queue = f"fleet-{uuid.uuid4().hex[:8]}", f"fleet.{uuid.uuid4().hex[:8]}"
+    with hosts(3) as made:
+        made.start_redis(tmp_path)
+        # r3's agent is told a port where nothing listens: its worker takes tasks, its events go nowhere
+        agents = [_agent(made, i, stream, queue, tmp_path, REDIS_PORT if i < 3 else REDIS_PORT + 1) for i in (1, 2, 3)]
+        done = _controller(made, stream, queue, tmp_path, "--tasks", "6", "--param", "over=0", "--hello-timeout", "20")
+        _stop_all(made, agents)
+        logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
+    detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-2000:]}" for n, t in logs.items())
+    assert done.returncode == 4, detail  # a replica did not start as far as the run can tell: exit code 4
+    assert "2 of 3 replicas said hello" in done.stderr and "1 missing" in done.stderr, detail
+    assert "1 replica(s) never said hello" in done.stdout, detail
+    record = load_fleet(done.stdout.strip().splitlines()[-1])
+    assert record.status == "replicas_missing" and record.missing == 1
+    assert sorted(r.name for r in record.replicas) == ["r1", "r2"]
+    # every task still accounted for: those r3 ran are known from the result backend
+    assert record.figures.sent == 6 and record.figures.succeeded == 6 and record.figures.lost == 0, detail
+    assert "cannot send events to redis://10.77.3.1:6391/1/" in logs["r3"], logs["r3"][-2000:]
+    assert "unused-secret" not in logs["r3"]
