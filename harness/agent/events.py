@@ -97,7 +97,10 @@ class EventSink:
             "limit_bytes": limit,
             "concurrency": concurrency,
         }
-        self.pending.put(None)  # wake the sender (None: no event, just look at the hello)
+        try:
+            self.pending.put_nowait(None)  # wake the sender (None: no event, just look at the hello)
+        except queue.Full:
+            pass  # the sender is busy: it sends the hello before its next event
 
     def kill(self, kill: Kill) -> None:
         seen_wall = time.time() - (time.monotonic() - kill.seen_mono)
@@ -118,7 +121,11 @@ class EventSink:
     # --- the sender thread -----------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            event = self.pending.get()
+            try:  # a hello not yet sent is tried again every RETRY_S, events or not
+                event = self.pending.get(timeout=RETRY_S if self.hello and not self.hello_sent else None)
+            except queue.Empty:
+                self._send_hello()
+                continue
             try:
                 self._send_hello()
                 if event is not None:

@@ -73,6 +73,7 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
         codes = _stop_all(made, agents)
         logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
     detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-3000:]}" for n, t in logs.items())
+    print(done.stdout)  # the summary docs/fleets.md shows (pytest -s)
     assert done.returncode == 0, detail
     record = load_fleet(done.stdout.strip().splitlines()[-1])  # read back with the schema check
     f = record.figures
@@ -122,4 +123,5 @@ def test_a_replica_whose_agent_cannot_reach_the_stream_is_reported(tmp_path):
     # every task still accounted for: those r3 ran are known from the result backend
     assert record.figures.sent == 6 and record.figures.succeeded == 6 and record.figures.lost == 0, detail
     assert "cannot send events to redis://10.77.3.1:6391/1/" in logs["r3"], logs["r3"][-2000:]
+    assert "event(s) were not sent to redis://10.77.3.1:6391/1/" in logs["r3"], logs["r3"][-2000:]
     assert "unused-secret" not in logs["r3"]
