@@ -124,6 +124,13 @@ def start_events(url: EventsUrl, replica: str | None):
     return sink
 
 
+def group_memory(group: CgroupBackend | None):
+    """The worker's memory group's (usage, peak) now, for the events; None without a group."""
+    if group is None:
+        return None
+    return lambda: (group.usage_bytes(), group.peak_bytes())
+
+
 def both(first, second):
     def call(kill) -> None:
         first(kill)
@@ -171,6 +178,7 @@ def run(options: AgentOptions) -> int:
         watcher = Watcher(ours, process.pid, group, on_kill, repairer.event)
         watcher.queue = worker_queue(options.command)
         if events is not None:
+            events.memory = group_memory(group)
             watcher.line_listeners.append(hello_on_ready(events, watcher))
             watcher.line_listeners.append(events.probe_line)
         for problem in watcher.problems:

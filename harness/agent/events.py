@@ -27,6 +27,7 @@ from oomlab.record import fleet
 from oomlab.worker.redis_clock import redis_clock_offset
 
 CAPACITY = 10_000
+MEMORY_S = 1.0  # how often the worker's memory group's usage and peak are sent (once the hello is)
 RETRY_S = 3.0  # while Redis is unreachable: events are dropped, and a connection is tried again this often
 _TIMEOUT_S = 2.0
 
@@ -46,6 +47,8 @@ class EventSink:
         self._down_until = 0.0
         self._said_down = False
         self._seq = 0
+        self.memory: Callable[[], tuple[int | None, int | None]] | None = None  # the group's (usage, peak) now
+        self._memory_at = 0.0
         self._thread = threading.Thread(target=self._run, name="oomlab-agent-events", daemon=True)
 
     def start(self) -> EventSink:
@@ -121,8 +124,9 @@ class EventSink:
     # --- the sender thread -----------------------------------------------------------------------
     def _run(self) -> None:
         while True:
+            self._send_memory()
             try:  # a hello not yet sent is tried again every RETRY_S, events or not
-                event = self.pending.get(timeout=RETRY_S if self.hello and not self.hello_sent else None)
+                event = self.pending.get(timeout=RETRY_S if self.hello and not self.hello_sent else MEMORY_S)
             except queue.Empty:
                 self._send_hello()
                 continue
@@ -132,6 +136,21 @@ class EventSink:
                     self._send(event)
             finally:
                 self.pending.task_done()
+
+    def _send_memory(self) -> None:
+        """The worker's memory group, once a second: the replica's own peak (the whole worker, its
+        main process and every pool child), which no task's figure gives."""
+        now = time.monotonic()
+        if self.memory is None or not self.hello_sent or now < self._memory_at + MEMORY_S:
+            return
+        self._memory_at = now
+        try:
+            usage, peak = self.memory()
+        except OSError:
+            return
+        self._seq += 1
+        event = {"ev": fleet.MEMORY, "replica": self.replica, "seq": self._seq, "wall": time.time()}
+        self._send({**event, "usage_bytes": usage, "peak_bytes": peak})
 
     def _connected(self) -> Any:
         if self._client is not None:

@@ -128,7 +128,8 @@ def print_summary(record: FleetRecord) -> None:
         f"{format_seconds(f.duration_s)}; latency p50 {format_seconds(f.latency_p50_s)}, p95 "
         f"{format_seconds(f.latency_p95_s)}, max {format_seconds(f.latency_max_s)}; queue wait p50 "
         f"{format_seconds(f.wait_p50_s)}; backlog at most {f.backlog_max if f.backlog_max is not None else '-'}",
-        f"largest task peak in the fleet {format_size(f.peak_bytes)}",
+        f"largest task peak in the fleet {format_size(f.peak_bytes)}; largest replica group peak "
+        f"{format_size(f.group_peak_bytes)}",
     ]
     for r in record.replicas:
         clock = (
@@ -136,7 +137,8 @@ def print_summary(record: FleetRecord) -> None:
         )
         lines.append(
             f"  {printable(r.name)}: limit {format_size(r.limit_bytes)}, pool {r.concurrency or '-'}, ran {r.tasks_run}, "
-            f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}, {clock}"
+            f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}, "
+            f"group peak {format_size(r.group_peak_bytes)}, {clock}"
         )
     for k in record.kills:
         task = f"task {printable(k.task_name or '?')} ({k.task_id})" if k.task_id else "no task"

@@ -27,6 +27,7 @@ TASK_END = "task_end"  # with the task's exact peak (its leaf's tree peak, else 
 KILL = "kill"  # the webhook's body, with the detection time and when it was seen
 CHILD_START = "child_start"
 CHILD_EXIT = "child_exit"  # a pool child said it exits (recycled by max-tasks/max-memory, or shut down)
+MEMORY = "memory"  # the worker's memory group once a second: usage and peak (the whole worker)
 WORKER_EXIT = "worker_exit"  # the agent's worker exited (its code) and the events the agent dropped
 EVENT_FIELD = "e"
 STREAM_MAXLEN = 100_000
@@ -55,7 +56,7 @@ class ReplicaRecord:
     failed: int = 0
     killed: int = 0
     peak_bytes: int | None = None  # the largest exact task peak it reported
-    group_peak_bytes: int | None = None  # its memory group's peak at a kill
+    group_peak_bytes: int | None = None  # its memory group's peak (the whole worker), from its memory events and kills
     kills: int = 0
     child_starts: int = 0
     child_exits: int = 0  # pool children that said they exit (recycling)
@@ -113,6 +114,7 @@ class FleetFigures:
     wait_p50_s: float | None = None
     wait_p95_s: float | None = None
     peak_bytes: int | None = None  # the largest exact task peak in the fleet
+    group_peak_bytes: int | None = None  # the largest replica's memory group peak
     backlog_max: int | None = None  # messages waiting in the queue, at most
     backlog: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, waiting)
 

@@ -81,6 +81,8 @@ def test_fold_puts_each_task_and_kill_on_its_replica_on_the_redis_clock():
     assert (t2.outcome, t2.replica, t2.pid) == ("killed", "b", 21)
     assert t2.ended_wall == pytest.approx(1002.0 - 0.25 - 0.002)
     assert [k.replica for k in fold.kills] == ["b"] and fold.replicas["b"].killed == 1
+    fold.take({"ev": fleet.MEMORY, "replica": "a", "wall": 1003.0, "usage_bytes": 90 << 20, "peak_bytes": 120 << 20})
+    assert fold.replicas["a"].group_peak_bytes == 120 << 20
     assert fold.open_tasks() == []
 
 

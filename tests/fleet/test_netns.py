@@ -96,6 +96,9 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
     assert f.throughput_per_s and f.throughput_per_s > 0 and f.latency_p50_s and f.latency_p95_s >= f.latency_p50_s
     assert f.backlog and f.backlog_max is not None and f.peak_bytes >= 48 << 20
     assert all(r.clock is not None and abs(r.clock.offset_s) < 0.5 for r in record.replicas)
+    # each replica's whole worker (its memory group) measured, at or under its limit
+    assert all(r.group_peak_bytes and 40 << 20 < r.group_peak_bytes <= 200 << 20 for r in record.replicas), detail
+    assert f.group_peak_bytes == max(r.group_peak_bytes or 0 for r in record.replicas)
     assert record.controller_clock is not None and record.stream_deleted
     # the password given by environment is in no log, record or process argument
     text = json.dumps(record.to_json()) + done.stdout + done.stderr + "".join(logs.values())

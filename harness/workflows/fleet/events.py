@@ -77,6 +77,9 @@ class Fold:
             replica.child_starts += 1
         elif ev == fleet.CHILD_EXIT:
             replica.child_exits += 1
+        elif ev == fleet.MEMORY:
+            if isinstance(peak := event.get("peak_bytes"), int):
+                replica.group_peak_bytes = max(replica.group_peak_bytes or 0, peak)
         elif ev == fleet.WORKER_EXIT:
             replica.exit_code = event.get("code")
             replica.events_dropped = event.get("dropped")

@@ -280,6 +280,8 @@ class FleetRun:
         for kill in fold.kills:
             kill.at_s = _rel(kill.at_s, start)
         figures = _figures(tasks, self.backlog)
+        group_peaks = [r.group_peak_bytes for r in fold.replicas.values() if r.group_peak_bytes is not None]
+        figures.group_peak_bytes = max(group_peaks) if group_peaks else None
         status = "replicas_missing" if missing else "tasks_lost" if figures.lost else "complete"
         if fold.foreign:
             self.notes.append(f"{fold.foreign} stream entries were not an agent's event")
