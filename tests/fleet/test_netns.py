@@ -81,7 +81,7 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
     assert sorted(r.name for r in record.replicas) == ["r1", "r2", "r3"]
     # every task accounted for: 11 succeeded, the over-limit one killed, none lost
     assert (f.sent, f.succeeded, f.killed, f.lost, f.failed) == (12, 11, 1, 0, 0), detail
-    assert all(t.replica in ("r1", "r2", "r3") for t in record.tasks), detail
+    assert all(t.replica in ("r1", "r2", "r3") and t.how_known == "events" for t in record.tasks), detail
     # the kill on the replica that really had it: its own agent saw the kernel kill it, the others saw none
     [kill] = [k for k in record.kills if k.role == "pool child"]
     assert kill.cause == "oom" and kill.limit_bytes == 200 << 20, kill
@@ -125,6 +125,9 @@ def test_a_replica_whose_agent_cannot_reach_the_stream_is_reported(tmp_path):
     assert sorted(r.name for r in record.replicas) == ["r1", "r2"]
     # every task still accounted for: those r3 ran are known from the result backend
     assert record.figures.sent == 6 and record.figures.succeeded == 6 and record.figures.lost == 0, detail
+    silent = [t for t in record.tasks if t.how_known == "result backend"]  # those r3 ran: no replica named
+    assert all(t.replica is None and t.outcome == "succeeded" for t in silent), detail
+    assert len(silent) + sum(r.tasks_run for r in record.replicas) == 6, detail
     assert "cannot send events to redis://10.77.3.1:6391/1/" in logs["r3"], logs["r3"][-2000:]
     assert "event(s) were not sent to redis://10.77.3.1:6391/1/" in logs["r3"], logs["r3"][-2000:]
     assert "unused-secret" not in logs["r3"]

@@ -111,7 +111,7 @@ class Fold:
         exact = bool(event.get("tree_peak_exact"))
         task.peak_bytes = event.get("tree_peak") if exact else event.get("peak_rss")
         task.peak_exact = exact and task.peak_bytes is not None
-        task.state = event.get("state")
+        task.state, task.how_known = event.get("state"), "events"  # the event wins over the backend's word
         task.outcome = "succeeded" if task.state == "SUCCESS" else "failed"
         if task.outcome == "succeeded":
             replica.succeeded += 1
@@ -142,11 +142,12 @@ class Fold:
         if kill.group_bytes is not None:
             replica.group_peak_bytes = max(replica.group_peak_bytes or 0, kill.group_bytes)
         task = self.tasks.get(str(kill.task_id)) if kill.task_id else None
-        if task is None or kill.role == "descendant" or task.outcome in ("succeeded", "failed"):
+        ended = task is not None and task.outcome in ("succeeded", "failed") and task.how_known == "events"
+        if task is None or kill.role == "descendant" or ended:
             return  # a program a task started: the task goes on and ends by itself
         task.replica, task.pid = replica.name, kill.pid
         task.ended_wall, task.outcome, task.redelivered = at, "killed", bool(event.get("redelivered"))
-        task.peak_bytes, task.peak_exact = kill.peak_bytes, False
+        task.peak_bytes, task.peak_exact, task.how_known = kill.peak_bytes, False, "events"
         replica.killed += 1
 
     def open_tasks(self) -> list[str]:

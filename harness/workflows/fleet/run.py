@@ -40,6 +40,7 @@ READ_BLOCK_MS = 200
 POLL_S = 1.0  # open tasks are looked up in the result backend this often
 POLL_AFTER_S = 2.0  # once sent this long ago
 POLL_CAP = 100
+DRAIN_S = 2.0
 
 
 @dataclass
@@ -71,7 +72,6 @@ class FleetRun:
         self.started = 0.0
         self.pending: deque[TaskState] = deque()  # registered by the sender, folded in by the reader
         self.send_error: str | None = None
-        self.from_backend = 0
 
     def now(self) -> float:
         """The Redis server's clock, read on this host's."""
@@ -187,6 +187,7 @@ class FleetRun:
                     break
             else:
                 self.notes.append(f"the timeout ({timeout:g} s) passed with {len(self.fold.open_tasks())} task(s) open")
+            self._drain()
             sending.join(timeout=5)
             if self.send_error:
                 raise BrokerUnreachable(f"cannot send to the broker: {self.send_error}")
@@ -194,6 +195,15 @@ class FleetRun:
         finally:
             depth.close()
             detach(app)
+
+    def _drain(self) -> None:
+        """Tasks the result backend said were final a moment before their end event came (Celery stores
+        a result before the probe's postrun): their events, read for up to DRAIN_S more."""
+        deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < deadline:
+            if not any(task.how_known == "result backend" for task in self.fold.tasks.values()):
+                return
+            self._read(READ_BLOCK_MS)
 
     def _send(self, app: Any, calls: list) -> None:
         start = time.monotonic()
@@ -230,7 +240,6 @@ class FleetRun:
             killed = type(value).__name__ == "OOMKilled"  # the agent's mark: the kill's event was lost
             task.outcome = "succeeded" if state == "SUCCESS" else "killed" if killed else "failed"
             task.state, task.how_known, task.ended_wall = state, "result backend", None
-            self.from_backend += 1
 
     def _settle(self, app: Any) -> None:
         """Tasks still open: the result backend's word, else lost."""
@@ -238,9 +247,10 @@ class FleetRun:
         self._poll_backend(app, everything=True)
         for task_id in self.fold.open_tasks():
             self.fold.tasks[task_id].outcome = "lost"
-        if self.from_backend:
+        from_backend = sum(task.how_known == "result backend" for task in self.fold.tasks.values())
+        if from_backend:
             self.notes.append(
-                f"{self.from_backend} task(s) known final from the result backend only (no event of their end came)"
+                f"{from_backend} task(s) known final from the result backend only (no event of their end came)"
             )
 
     def _fold_sent(self) -> None:
