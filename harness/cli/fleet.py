@@ -12,7 +12,7 @@ from oomlab.config.events_url import parse_events_url
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
 from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput
-from oomlab.record.fleet import FLEET_FILE, FleetRecord
+from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
 from oomlab.record.printable import printable
 from oomlab.workflows.fleet.run import FleetOptions, FleetRun
 
@@ -132,9 +132,7 @@ def print_summary(record: FleetRecord) -> None:
         f"{format_size(f.group_peak_bytes)}",
     ]
     for r in record.replicas:
-        clock = (
-            f"clock {r.clock.offset_s * 1000:+.2f} ms (±{r.clock.round_trip_s * 500:.2f})" if r.clock else "no hello"
-        )
+        clock = _clock(r.clock) if r.clock else "no hello"
         lines.append(
             f"  {printable(r.name)}: limit {format_size(r.limit_bytes)}, pool {r.concurrency or '-'}, ran {r.tasks_run}, "
             f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}, "
@@ -147,9 +145,16 @@ def print_summary(record: FleetRecord) -> None:
             f"  kill on {printable(k.replica)}: {k.role} pid {k.pid} ({k.cause}), {task}, peak "
             f"{format_size(k.peak_bytes)}{detection}"
         )
+    if record.controller_clock:
+        lines.append(f"  controller: {_clock(record.controller_clock)}")
     if record.missing:
         lines.append(f"  {record.missing} replica(s) never said hello on {record.stream}")
     for note in record.notes:
         lines.append(f"  note: {printable(note)}")
     lines.append(f"record: {FLEET_FILE} (the stream {'was deleted' if record.stream_deleted else 'was NOT deleted'})")
     print("\n".join(lines), flush=True)
+
+
+def _clock(clock: Clock) -> str:
+    """A host's offset from the Redis server's clock, in µs (hosts a network apart differ by ms or more)."""
+    return f"clock {clock.offset_s * 1e6:+.0f} µs from Redis TIME (±{clock.round_trip_s * 1e6 / 2:.0f} µs)"
