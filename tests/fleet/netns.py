@@ -12,12 +12,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 REDIS_PORT = 6390
+HERE = Path(__file__).parent  # the workers' working directory: only root can write it
 
 
 def _ip(*args: str) -> None:
@@ -115,6 +117,59 @@ class Hosts:
                 pass
         for name in reversed(self.made):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
+def start_agent(
+    hosts_: Hosts,
+    i: int,
+    stream: str,
+    queue: str,
+    tmp: Path,
+    events_port: int = REDIS_PORT,
+    concurrency: int = 1,
+    memory: str = "200MiB",
+):
+    """Replica r<i>: `oomlab agent --memory ... --events-from-env ... -- celery -A oomlab.scenarios.alloc worker` in
+    worker namespace i, its broker and events on the controller's Redis; (name, process, log)."""
+    name = f"r{i}"
+    redis = hosts_.redis_for(i)
+    host = redis.rsplit(":", 1)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    env.update(
+        CELERY_BROKER_URL=f"redis://{redis}/0",
+        CELERY_RESULT_BACKEND=f"redis://{redis}/0",
+        FLEET_EVENTS=f"redis://:unused-secret@{host}:{events_port}/1/{stream}",
+    )
+    argv = [
+        sys.executable, "-m", "oomlab", "agent", "--memory", memory, "--events-from-env", "FLEET_EVENTS",
+        "--replica", name, "--",
+        sys.executable, "-m", "celery", "-A", "oomlab.scenarios.alloc", "worker", "-Q", queue, "-c", str(concurrency),
+        "-n", f"{name}@{stream}", "--prefetch-multiplier", "1", "-l", "info",
+    ]  # fmt: skip
+    log = tmp / f"{name}.log"
+    return name, hosts_.start(hosts_.workers[i - 1], argv, log, env=env, cwd=HERE), log
+
+
+def run_controller(
+    hosts_: Hosts, stream: str, queue: str, tmp: Path, *extra: str, replicas: int = 3, results: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`oomlab run alloc --fleet ...` in the controller's namespace, to the end."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    argv = [
+        "nsenter", f"--net=/run/netns/{hosts_.controller}", sys.executable, "-m", "oomlab", "run", "alloc",
+        "--fleet", f"redis://127.0.0.1:{REDIS_PORT}/1/{stream}", "--replicas", str(replicas), "--queue", queue,
+        "--broker", f"redis://127.0.0.1:{REDIS_PORT}/0", "--results", str(results or tmp / "results"), *extra,
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=HERE)
+
+
+def redis_cli(hosts_: Hosts, *command: str) -> str:
+    argv = ["nsenter", f"--net=/run/netns/{hosts_.controller}", "redis-cli", "-p", str(REDIS_PORT), *command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def stop_all(hosts_: Hosts, agents) -> dict[str, int | None]:
+    return {name: hosts_.stop(process, grace=30) for name, process, _log in agents}
 
 
 @contextmanager

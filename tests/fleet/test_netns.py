@@ -6,59 +6,15 @@ controller and the replicas (each writes its own log, which only the test reads)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from oomlab.record.fleet import load_fleet
 
-from tests.fleet.netns import REDIS_PORT, Hosts, hosts
+from tests.fleet.netns import REDIS_PORT, hosts, redis_cli, run_controller, start_agent, stop_all
 
 pytestmark = pytest.mark.integration
-HERE = Path(__file__).parent  # the workers' working directory: only root can write it
-
-
-def _agent(hosts_: Hosts, i: int, stream: str, queue: str, tmp: Path, events_port: int = REDIS_PORT):
-    name = f"r{i}"
-    redis = hosts_.redis_for(i)
-    host = redis.rsplit(":", 1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
-    env.update(
-        CELERY_BROKER_URL=f"redis://{redis}/0",
-        CELERY_RESULT_BACKEND=f"redis://{redis}/0",
-        FLEET_EVENTS=f"redis://:unused-secret@{host}:{events_port}/1/{stream}",
-    )
-    argv = [
-        sys.executable, "-m", "oomlab", "agent", "--memory", "200MiB", "--events-from-env", "FLEET_EVENTS",
-        "--replica", name, "--",
-        sys.executable, "-m", "celery", "-A", "oomlab.scenarios.alloc", "worker", "-Q", queue, "-c", "1",
-        "-n", f"{name}@{stream}", "--prefetch-multiplier", "1", "-l", "info",
-    ]  # fmt: skip
-    log = tmp / f"{name}.log"
-    return name, hosts_.start(hosts_.workers[i - 1], argv, log, env=env, cwd=HERE), log
-
-
-def _controller(hosts_: Hosts, stream: str, queue: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
-    argv = [
-        "nsenter", f"--net=/run/netns/{hosts_.controller}", sys.executable, "-m", "oomlab", "run", "alloc",
-        "--fleet", f"redis://127.0.0.1:{REDIS_PORT}/1/{stream}", "--replicas", "3", "--queue", queue,
-        "--broker", f"redis://127.0.0.1:{REDIS_PORT}/0", "--results", str(tmp / "results"), *extra,
-    ]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=HERE)
-
-
-def _redis(hosts_: Hosts, *command: str) -> str:
-    argv = ["nsenter", f"--net=/run/netns/{hosts_.controller}", "redis-cli", "-p", str(REDIS_PORT), *command]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
-
-
-def _stop_all(hosts_: Hosts, agents) -> dict[str, int | None]:
-    return {name: hosts_.stop(process, grace=30) for name, process, _log in agents}
 
 
 def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path):
@@ -66,11 +22,13 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
     stream, queue = f"fleet-{uuid.uuid4().hex[:8]}", f"fleet.{uuid.uuid4().hex[:8]}"
     with hosts(3) as made:
         made.start_redis(tmp_path)
-        agents = [_agent(made, i, stream, queue, tmp_path) for i in (1, 2, 3)]
+        agents = [start_agent(made, i, stream, queue, tmp_path) for i in (1, 2, 3)]
         # 12 tasks of 16-64 MiB; the 7th asks for 1.25 x the 200 MiB limit and is OOM-killed wherever it runs
-        done = _controller(made, stream, queue, tmp_path, "--tasks", "12", "--param", "every=12", "--param", "hold=0.4")
-        assert _redis(made, "-n", "1", "EXISTS", stream) == "0", "the run's stream was not deleted"
-        codes = _stop_all(made, agents)
+        done = run_controller(
+            made, stream, queue, tmp_path, "--tasks", "12", "--param", "every=12", "--param", "hold=0.4"
+        )
+        assert redis_cli(made, "-n", "1", "EXISTS", stream) == "0", "the run's stream was not deleted"
+        codes = stop_all(made, agents)
         logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
     detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-3000:]}" for n, t in logs.items())
     print(done.stdout)  # the summary docs/fleets.md shows (pytest -s)
@@ -112,9 +70,13 @@ def test_a_replica_whose_agent_cannot_reach_the_stream_is_reported(tmp_path):
     with hosts(3) as made:
         made.start_redis(tmp_path)
         # r3's agent is told a port where nothing listens: its worker takes tasks, its events go nowhere
-        agents = [_agent(made, i, stream, queue, tmp_path, REDIS_PORT if i < 3 else REDIS_PORT + 1) for i in (1, 2, 3)]
-        done = _controller(made, stream, queue, tmp_path, "--tasks", "6", "--param", "over=0", "--hello-timeout", "20")
-        _stop_all(made, agents)
+        agents = [
+            start_agent(made, i, stream, queue, tmp_path, REDIS_PORT if i < 3 else REDIS_PORT + 1) for i in (1, 2, 3)
+        ]
+        done = run_controller(
+            made, stream, queue, tmp_path, "--tasks", "6", "--param", "over=0", "--hello-timeout", "20"
+        )
+        stop_all(made, agents)
         logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
     detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-2000:]}" for n, t in logs.items())
     assert done.returncode == 4, detail  # a replica did not start as far as the run can tell: exit code 4

@@ -81,6 +81,7 @@ class FleetRun:
         import redis
 
         options = self.options
+        private_dir(options.results, "results directory")  # refused before anything is sent
         self.client = redis.Redis.from_url(options.events.client_url, socket_timeout=10, socket_connect_timeout=5)
         try:
             self.offset, trip = redis_clock_offset(self.client)
@@ -108,7 +109,6 @@ class FleetRun:
         finally:
             deleted = self._delete_stream()
         record = self._record(clock, missing, deleted)
-        private_dir(options.results, "results directory")
         os.makedirs(self.run_dir, mode=0o700, exist_ok=False)
         write_json_atomic(os.path.join(self.run_dir, FLEET_FILE), record.to_json())
         return record
