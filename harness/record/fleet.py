@@ -58,7 +58,7 @@ class ReplicaRecord:
     peak_bytes: int | None = None  # the largest exact task peak it reported
     group_peak_bytes: int | None = None  # its memory group's peak (the whole worker), from its memory events and kills
     kills: int = 0
-    child_starts: int = 0
+    child_starts: int = 0  # pool children started after its hello: replacements (after a kill, or recycling)
     child_exits: int = 0  # pool children that said they exit (recycling)
     exit_code: int | None = None  # when its worker exited before the run ended
     events_dropped: int | None = None  # what its agent could not send (known at its worker's exit)
