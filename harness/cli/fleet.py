@@ -71,7 +71,7 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
             raise BadInput(
                 f"--fleet-from-env {args.fleet_from_env}: the environment has no {args.fleet_from_env} (or it is empty)"
             )
-        events = parse_events_url(text, "--fleet-from-env")
+        events = parse_events_url(text, "--fleet-from-env", from_argv=False)
     else:
         events = parse_events_url(args.fleet, "--fleet")
     given = [name for name in _REPLICAS_OWN if getattr(args, name, None)]

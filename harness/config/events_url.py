@@ -27,8 +27,9 @@ class EventsUrl:
         return f"redis://{self.host}:{self.port}/{self.db}/{self.stream}"
 
 
-def parse_events_url(text: str, flag: str = "--events") -> EventsUrl:
-    """BadInput (one sentence, with the password left out) for anything but redis[s]://HOST[:PORT]/DB/STREAM."""
+def parse_events_url(text: str, flag: str = "--events", from_argv: bool = True) -> EventsUrl:
+    """BadInput (one sentence, with the password left out) for anything but redis[s]://HOST[:PORT]/DB/STREAM,
+    and for a password on the command line (`from_argv`), which every local user can read."""
     try:
         parts = urlsplit(text.strip())
         port = parts.port or 6379
@@ -43,6 +44,11 @@ def parse_events_url(text: str, flag: str = "--events") -> EventsUrl:
         raise BadInput(
             f"{flag} {shown}: the path must be /DB/STREAM, a database number and a stream name of letters, "
             f"digits and . _ : - (e.g. /0/run-1)"
+        )
+    if from_argv and parts.password:
+        raise BadInput(
+            f"{flag} {shown}: the URL holds a password, and every user on this machine can read a command line; "
+            f"give it by {flag}-from-env VAR instead"
         )
     auth = ""
     if parts.password is not None or parts.username:

@@ -61,7 +61,7 @@ def test_the_hello_makes_the_stream_and_events_follow_it(tmp_path):
 
 
 def test_an_unreachable_redis_drops_events_without_making_the_caller_wait():
-    url = parse_events_url("redis://:a-secret@127.0.0.1:1/0/nowhere")  # nothing listens on port 1
+    url = parse_events_url("redis://:a-secret@127.0.0.1:1/0/nowhere", from_argv=False)  # nothing listens on port 1
     said: list[str] = []
     sink = EventSink(url, "replica-b", said.append).start()
     sink.worker_ready("w@host", 1, None, 1)

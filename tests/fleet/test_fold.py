@@ -13,7 +13,7 @@ from oomlab.workflows.fleet.events import Fold, TaskState
 
 
 def test_events_url_keeps_the_password_for_the_client_only():
-    url = parse_events_url("redis://:s3cret@10.1.2.3:6390/4/run-1")
+    url = parse_events_url("redis://:s3cret@10.1.2.3:6390/4/run-1", from_argv=False)
     assert (url.host, url.port, url.db, url.stream) == ("10.1.2.3", 6390, 4, "run-1")
     assert url.client_url == "redis://:s3cret@10.1.2.3:6390/4"
     assert "s3cret" not in url.shown

@@ -86,7 +86,7 @@ def events_url(args: argparse.Namespace):
             raise BadInput(
                 f"--events-from-env {args.events_from_env}: the environment has no {args.events_from_env} (or it is empty)"
             )
-        return parse_events_url(text, "--events-from-env")
+        return parse_events_url(text, "--events-from-env", from_argv=False)
     return parse_events_url(args.events) if args.events else None
 
 
