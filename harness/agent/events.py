@@ -6,8 +6,10 @@ counted, never a delayed detection. While Redis cannot be reached, events are dr
 connect timeout per event) and a retry comes every few seconds; the replica's hello (`worker_start`)
 is kept and sent first once Redis answers, so a late replica still joins.
 
-Only the hello makes the stream (XADD); every other event is sent with NOMKSTREAM, so a stream the
-controller deleted at the end of its run stays deleted. Events carry names, ids, pids and figures,
+Only the first hello makes the stream (XADD); every other event is sent with NOMKSTREAM, so a stream
+the controller deleted at the end of its run stays deleted. An event that finds the stream gone (its
+run ended) makes the agent say hello again, with NOMKSTREAM, every RETRY_S: the next run, which makes
+the stream at its start, finds every replica of a long-lived fleet there. Events carry names, ids, pids and figures,
 never arguments, URLs or secrets; the password in the URL goes to the Redis client only."""
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class EventSink:
         self.dropped = 0  # full queue, Redis unreachable, or the stream gone (deleted by its run)
         self.hello: dict[str, Any] | None = None  # the worker_start, until Redis has it
         self.hello_sent = False
+        self.rejoining = False  # the stream was deleted after the hello: wait for a run to make it again
         self.clock: tuple[float, float] | None = None
         self._client: Any = None
         self._down_until = 0.0
@@ -189,18 +192,25 @@ class EventSink:
         client = self._connected()
         if client is None or self.clock is None:
             return
-        hello = {**self.hello, "clock_offset_s": self.clock[0], "clock_round_trip_s": self.clock[1]}
+        hello = dict(self.hello)
         try:
-            client.xadd(
+            if self.rejoining:  # the clock again, and the hello stamped now: a new run's
+                self.clock = redis_clock_offset(client)
+                hello.update(wall=time.time(), rejoined=True)
+            hello.update(clock_offset_s=self.clock[0], clock_round_trip_s=self.clock[1])
+            added = client.xadd(
                 self.url.stream,
                 {fleet.EVENT_FIELD: fleet.encode_event(hello)},
                 maxlen=fleet.STREAM_MAXLEN,
                 approximate=True,
+                nomkstream=self.rejoining,  # after a run deleted it, only the next run makes the stream
             )
         except Exception as exc:
             self._down(exc)
             return
-        self.hello_sent = True
+        if added is None:
+            return  # no run yet: tried again in RETRY_S
+        self.hello_sent, self.rejoining = True, False
         self.sent += 1
 
     def _send(self, event: dict[str, Any]) -> None:
@@ -222,5 +232,7 @@ class EventSink:
             return
         if added is None:  # the stream is gone (its run deleted it, or none made it yet)
             self.dropped += 1
+            if self.hello_sent:  # its run ended: the hello goes again when the next run makes the stream
+                self.hello_sent, self.rejoining = False, True
         else:
             self.sent += 1

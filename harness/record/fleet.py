@@ -20,6 +20,7 @@ from oomlab.record.typed_json import ShapeError, from_json, to_json
 FLEET_SCHEMA = "oomlab.fleet/1"
 # 1: replicas (hello, clock, tasks, peaks, kills), tasks (outcome, replica, times, peak), kills, figures
 
+RUN_START = "run_start"  # the controller's, at its start: it makes the stream (replicas of an earlier run rejoin)
 # the events an agent publishes: one JSON object per stream entry, in the field `e`
 WORKER_START = "worker_start"  # the worker is ready: the replica's hello (hostname, pid, limit, pool, clock)
 TASK_START = "task_start"

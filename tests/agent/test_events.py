@@ -1,6 +1,7 @@
 """`oomlab agent --events`: the sender on its own, against the machine's Redis (no worker): the hello
-makes the stream with the host's clock offset, later events never make one (NOMKSTREAM), and an
-unreachable Redis costs dropped events, counted, never a wait in the caller."""
+makes the stream with the host's clock offset, later events never make one (NOMKSTREAM), a deleted
+stream is joined again when the next run makes it, and an unreachable Redis costs dropped events,
+counted, never a wait in the caller."""
 
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def test_the_hello_makes_the_stream_and_events_follow_it(tmp_path):
         sink.worker_exit(0)
         sink.close(timeout=5)
         assert not client.exists(stream) and sink.dropped == 2
+        assert not _wait(lambda: client.exists(stream), timeout=4)  # its hello does not make it again
+        client.xadd(stream, {"e": json.dumps({"ev": fleet.RUN_START})})  # the next run makes it
+        assert _wait(lambda: client.xlen(stream) == 2, timeout=5)  # and the replica says hello again
+        again = json.loads(client.xrange(stream)[-1][1][b"e"])
+        assert again["ev"] == fleet.WORKER_START and again["rejoined"] and again["pid"] == 123
     finally:
         client.delete(stream)
 

@@ -28,6 +28,10 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
             made, stream, queue, tmp_path, "--tasks", "12", "--param", "every=12", "--param", "hold=0.4"
         )
         assert redis_cli(made, "-n", "1", "EXISTS", stream) == "0", "the run's stream was not deleted"
+        time.sleep(1.5)  # the replicas' next memory events find their run's stream gone
+        assert redis_cli(made, "-n", "1", "EXISTS", stream) == "0", "a replica made the deleted stream again"
+        # the same fleet, left running, takes a second run on the same stream: every replica rejoins
+        again = run_controller(made, stream, queue, tmp_path, "--tasks", "6", "--param", "over=0")
         codes = stop_all(made, agents)
         logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
     detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-3000:]}" for n, t in logs.items())
@@ -62,6 +66,10 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
     text = json.dumps(record.to_json()) + done.stdout + done.stderr + "".join(logs.values())
     assert "unused-secret" not in text
     assert all(code == 0 for code in codes.values()), codes
+    assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
+    second = load_fleet(again.stdout.strip().splitlines()[-1])
+    assert sorted(r.name for r in second.replicas) == ["r1", "r2", "r3"] and second.missing == 0
+    assert (second.figures.sent, second.figures.succeeded) == (6, 6) and second.stream_deleted
     assert time.monotonic() - started < 60
 
 

@@ -56,6 +56,8 @@ class Fold:
         if not isinstance(ev, str):
             self.foreign += 1
             return
+        if ev == fleet.RUN_START:
+            return
         if ev == fleet.WORKER_START:
             self._hello(name, event)
             return

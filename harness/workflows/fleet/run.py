@@ -92,6 +92,13 @@ class FleetRun:
         clock = Clock(offset_s=self.offset, round_trip_s=trip)
         self.started = self.now()
         try:
+            start = {"ev": fleet.RUN_START, "run_id": self.run_id, "wall": self.started}
+            self.client.xadd(
+                options.events.stream,
+                {fleet.EVENT_FIELD: fleet.encode_event(start)},
+                maxlen=fleet.STREAM_MAXLEN,
+                approximate=True,
+            )  # the stream made: replicas whose earlier run deleted it say hello again
             self._wait_for_hellos()
             ready = [r for r in self.fold.replicas.values() if r.ready_s is not None]
             if not ready:
