@@ -46,7 +46,11 @@ def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
         "(the URL the agents got with --events); a URL with a password goes by --fleet-from-env",
     )
     given.add_argument("--fleet-from-env", dest="fleet_from_env", metavar="VAR", help="--fleet, read from VAR")
-    group.add_argument("--replicas", type=int, metavar="N", help="how many replicas the fleet has (with --fleet)")
+    group.add_argument(
+        "--replicas",
+        metavar="N|NAME,...",
+        help="how many replicas the fleet has, or their names (each agent's --replica), so a missing one is named",
+    )
     group.add_argument(
         "--queue", metavar="NAME", help="the queue the replicas consume (with --fleet; default oomlab.SCENARIO)"
     )
@@ -82,15 +86,15 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
         raise BadInput(
             "--fleet sends the scenario's plan (--tasks N); load shapes (--rate, --stages) are not built for fleets yet"
         )
-    if not args.replicas or args.replicas < 1:
-        raise BadInput("--fleet needs --replicas N, how many replicas should say hello (1 or more)")
+    count, names = replicas_given(args.replicas)
     if not args.broker:
         raise BadInput("--fleet needs --broker URL (or --broker-from-env): the broker the replicas consume from")
     if args.hello_timeout <= 0:
         raise BadInput(f"--hello-timeout must be above 0 s, not {args.hello_timeout:g}")
     return FleetOptions(
         events=events,
-        replicas=args.replicas,
+        replicas=count,
+        replica_names=names,
         broker=args.broker,
         result_backend=args.result_backend,
         queue=args.queue or f"oomlab.{scenario.name}",
@@ -101,6 +105,19 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
         timeout_s=args.timeout,
         results=args.results,
     )
+
+
+def replicas_given(text: str | None) -> tuple[int, list[str] | None]:
+    """--replicas 3, or --replicas r1,r2,r3 (the names each agent gives with --replica)."""
+    text = (text or "").strip()
+    if text.isdigit() and int(text) >= 1:
+        return int(text), None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or text.isdigit() or len(set(names)) != len(names):
+        raise BadInput(
+            "--fleet needs --replicas N (1 or more) or --replicas NAME,NAME,... (each agent's --replica, once each)"
+        )
+    return len(names), names
 
 
 def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
@@ -148,7 +165,8 @@ def print_summary(record: FleetRecord) -> None:
     if record.controller_clock:
         lines.append(f"  controller: {_clock(record.controller_clock)}")
     if record.missing:
-        lines.append(f"  {record.missing} replica(s) never said hello on {record.stream}")
+        named = f" ({', '.join(map(printable, record.missing_names))})" if record.missing_names else ""
+        lines.append(f"  {record.missing} replica(s) never said hello on {record.stream}{named}")
     for note in record.notes:
         lines.append(f"  note: {printable(note)}")
     lines.append(f"record: {FLEET_FILE} (the stream {'was deleted' if record.stream_deleted else 'was NOT deleted'})")

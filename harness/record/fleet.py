@@ -131,6 +131,7 @@ class FleetRecord:
     replicas_expected: int
     replicas: list[ReplicaRecord] = field(default_factory=list)
     missing: int = 0  # replicas that never said hello
+    missing_names: list[str] = field(default_factory=list)  # which, when --replicas named them
     controller_clock: Clock | None = None
     tasks: list[FleetTask] = field(default_factory=list)
     kills: list[FleetKill] = field(default_factory=list)

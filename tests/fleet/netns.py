@@ -151,13 +151,13 @@ def start_agent(
 
 
 def run_controller(
-    hosts_: Hosts, stream: str, queue: str, tmp: Path, *extra: str, replicas: int = 3, results: Path | None = None
+    hosts_: Hosts, stream: str, queue: str, tmp: Path, *extra: str, replicas: str = "3", results: Path | None = None
 ) -> subprocess.CompletedProcess:
     """`oomlab run alloc --fleet ...` in the controller's namespace, to the end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
     argv = [
         "nsenter", f"--net=/run/netns/{hosts_.controller}", sys.executable, "-m", "oomlab", "run", "alloc",
-        "--fleet", f"redis://127.0.0.1:{REDIS_PORT}/1/{stream}", "--replicas", str(replicas), "--queue", queue,
+        "--fleet", f"redis://127.0.0.1:{REDIS_PORT}/1/{stream}", "--replicas", replicas, "--queue", queue,
         "--broker", f"redis://127.0.0.1:{REDIS_PORT}/0", "--results", str(results or tmp / "results"), *extra,
     ]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=HERE)

@@ -41,6 +41,8 @@ FLEET = ["run", "alloc", "--broker", f"{REDIS}"]
         (["--fleet", "redis://127.0.0.1:6379/x", "--replicas", "1"], 2, "the path must be /DB/STREAM"),
         (["--fleet", "redis://:s3cret@127.0.0.1:6379/0/s", "--replicas", "1"], 2, "give it by --fleet-from-env"),
         (["--fleet", "redis://127.0.0.1:6379/0/s"], 2, "--fleet needs --replicas N"),
+        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "0"], 2, "--fleet needs --replicas N"),
+        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "a,a"], 2, "once each"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--memory", "1GiB"], 2, "are the replicas'"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--rate", "5/s"], 2, "not built for fleets"),
         (["--fleet", "redis://127.0.0.1:1/0/s", "--replicas", "1"], 5, "cannot reach the events stream"),

@@ -82,16 +82,17 @@ def test_a_replica_whose_agent_cannot_reach_the_stream_is_reported(tmp_path):
             start_agent(made, i, stream, queue, tmp_path, REDIS_PORT if i < 3 else REDIS_PORT + 1) for i in (1, 2, 3)
         ]
         done = run_controller(
-            made, stream, queue, tmp_path, "--tasks", "6", "--param", "over=0", "--hello-timeout", "20"
-        )
+            made, stream, queue, tmp_path, "--tasks", "6", "--param", "over=0", "--hello-timeout", "15",
+            replicas="r1,r2,r3",
+        )  # fmt: skip
         stop_all(made, agents)
         logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
     detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-2000:]}" for n, t in logs.items())
     assert done.returncode == 4, detail  # a replica did not start as far as the run can tell: exit code 4
-    assert "2 of 3 replicas said hello" in done.stderr and "1 missing" in done.stderr, detail
-    assert "1 replica(s) never said hello" in done.stdout, detail
+    assert "2 of 3 replicas said hello within 15 s (r1, r2); 1 missing: r3" in done.stderr, detail
+    assert "1 replica(s) never said hello" in done.stdout and "(r3)" in done.stdout, detail
     record = load_fleet(done.stdout.strip().splitlines()[-1])
-    assert record.status == "replicas_missing" and record.missing == 1
+    assert record.status == "replicas_missing" and record.missing == 1 and record.missing_names == ["r3"]
     assert sorted(r.name for r in record.replicas) == ["r1", "r2"]
     # every task still accounted for: those r3 ran are known from the result backend
     assert record.figures.sent == 6 and record.figures.succeeded == 6 and record.figures.lost == 0, detail

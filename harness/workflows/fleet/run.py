@@ -26,7 +26,7 @@ from oomlab.config.scenario import RunContext, Scenario
 from oomlab.errors import BadInput, BrokerUnreachable, WorkerStartFailed
 from oomlab.record import fleet
 from oomlab.record.exact_counts import nearest_rank
-from oomlab.record.fleet import FLEET_FILE, Clock, FleetFigures, FleetRecord, FleetTask
+from oomlab.record.fleet import FLEET_FILE, Clock, FleetFigures, FleetRecord, FleetTask, ReplicaRecord
 from oomlab.record.schema import write_json_atomic
 from oomlab.run.load.depth import QueueDepth
 from oomlab.run.state import new_run_id
@@ -50,6 +50,7 @@ class FleetOptions:
     broker: str
     result_backend: str | None
     queue: str
+    replica_names: list[str] | None = None  # --replicas r1,r2,r3: who should say hello (named when missing)
     variant: str | None = None
     params: dict[str, str] | None = None
     tasks: int | None = None
@@ -72,6 +73,7 @@ class FleetRun:
         self.started = 0.0
         self.pending: deque[TaskState] = deque()  # registered by the sender, folded in by the reader
         self.send_error: str | None = None
+        self.missing_names: list[str] = []
 
     def now(self) -> float:
         """The Redis server's clock, read on this host's."""
@@ -106,11 +108,13 @@ class FleetRun:
                     f"no replica said hello on {options.events.shown} within {options.hello_timeout_s:g} s: start "
                     f"each worker under `oomlab agent --events {options.events.shown}` (the stream was deleted)"
                 )
-            missing = max(0, options.replicas - len(ready))
+            missing, self.missing_names = self._missing(ready)
             if missing:
+                named = f": {', '.join(self.missing_names)}" if self.missing_names else ""
                 self.say(
                     f"{len(ready)} of {options.replicas} replicas said hello within {options.hello_timeout_s:g} s "
-                    f"({', '.join(sorted(r.name for r in ready))}); {missing} missing: the run goes on without them"
+                    f"({', '.join(sorted(r.name for r in ready))}); {missing} missing{named}: the run goes on "
+                    f"without them"
                 )
             self._drive(ready)
         finally:
@@ -142,8 +146,17 @@ class FleetRun:
         deadline = time.monotonic() + self.options.hello_timeout_s
         while time.monotonic() < deadline:
             self._read(READ_BLOCK_MS)
-            if sum(r.ready_s is not None for r in self.fold.replicas.values()) >= self.options.replicas:
+            ready = [r for r in self.fold.replicas.values() if r.ready_s is not None]
+            if not self._missing(ready)[0]:
                 return
+
+    def _missing(self, ready: list[ReplicaRecord]) -> tuple[int, list[str]]:
+        """How many replicas have not said hello, and which, when --replicas named them."""
+        names = self.options.replica_names
+        if names:
+            missing = sorted(set(names) - {r.name for r in ready})
+            return len(missing), missing
+        return max(0, self.options.replicas - len(ready)), []
 
     def _delete_stream(self) -> bool:
         try:
@@ -312,6 +325,7 @@ class FleetRun:
             replicas_expected=self.options.replicas,
             replicas=sorted(fold.replicas.values(), key=lambda r: r.name),
             missing=missing,
+            missing_names=self.missing_names,
             controller_clock=clock,
             tasks=tasks,
             kills=fold.kills,
