@@ -34,7 +34,7 @@ EVENT_FIELD = "e"
 STREAM_MAXLEN = 100_000
 
 Outcome = Literal["succeeded", "failed", "killed", "lost"]
-FleetStatus = Literal["complete", "replicas_missing", "tasks_lost"]
+FleetStatus = Literal["complete", "replicas_missing", "tasks_lost", "interrupted"]
 
 
 @dataclass

@@ -4,12 +4,15 @@ a documented exit code, no traceback, no password repeated. No worker is started
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
 import redis
+from oomlab.record.fleet import load_fleet
 
 REDIS = os.environ.get("OOMLAB_TEST_AGENT_REDIS", "redis://127.0.0.1:6379/12")
 
@@ -72,3 +75,23 @@ def test_the_agent_refuses_a_password_on_its_command_line():
     done = _oomlab("agent", "--events", "redis://:s3cret@127.0.0.1:6379/0/s", "--", "celery", "-A", "x", "worker")
     assert done.returncode == 2
     assert "give it by --events-from-env" in _one_sentence(done) and "s3cret" not in done.stderr
+
+
+def test_a_fleet_run_stopped_by_sigterm_deletes_its_stream_and_keeps_its_record(tmp_path):
+    stream = f"oomlab-fleet-cli-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(REDIS)
+    argv = [sys.executable, "-m", "oomlab", *FLEET, "--fleet", f"{REDIS}/{stream}", "--replicas", "1"]
+    process = subprocess.Popen(
+        [*argv, "--results", str(tmp_path / "results")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not client.exists(stream) and time.monotonic() < deadline:  # waiting for hellos now
+        time.sleep(0.05)
+    assert client.exists(stream)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 143 and "Traceback" not in err, err
+    assert not client.exists(stream)
+    [run_dir] = list((tmp_path / "results").iterdir())
+    record = load_fleet(str(run_dir))
+    assert record.status == "interrupted" and record.figures.sent == 0

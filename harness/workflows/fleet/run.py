@@ -23,12 +23,13 @@ from typing import Any
 
 from oomlab.config.events_url import EventsUrl
 from oomlab.config.scenario import RunContext, Scenario
-from oomlab.errors import BadInput, BrokerUnreachable, WorkerStartFailed
+from oomlab.errors import BadInput, BrokerUnreachable, Interrupted, WorkerStartFailed
 from oomlab.record import fleet
 from oomlab.record.exact_counts import nearest_rank
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetFigures, FleetRecord, FleetTask, ReplicaRecord
 from oomlab.record.schema import write_json_atomic
 from oomlab.run.load.depth import QueueDepth
+from oomlab.run.signals import RunSignals
 from oomlab.run.state import new_run_id
 from oomlab.trust import private_dir
 from oomlab.worker.client_app import detach, point_at
@@ -93,36 +94,57 @@ class FleetRun:
             ) from None
         clock = Clock(offset_s=self.offset, round_trip_s=trip)
         self.started = self.now()
-        try:
-            start = {"ev": fleet.RUN_START, "run_id": self.run_id, "wall": self.started}
-            self.client.xadd(
-                options.events.stream,
-                {fleet.EVENT_FIELD: fleet.encode_event(start)},
-                maxlen=fleet.STREAM_MAXLEN,
-                approximate=True,
-            )  # the stream made: replicas whose earlier run deleted it say hello again
-            self._wait_for_hellos()
-            ready = [r for r in self.fold.replicas.values() if r.ready_s is not None]
-            if not ready:
-                raise WorkerStartFailed(
-                    f"no replica said hello on {options.events.shown} within {options.hello_timeout_s:g} s: start "
-                    f"each worker under `oomlab agent --events {options.events.shown}` (the stream was deleted)"
-                )
-            missing, self.missing_names = self._missing(ready)
-            if missing:
-                named = f": {', '.join(self.missing_names)}" if self.missing_names else ""
-                self.say(
-                    f"{len(ready)} of {options.replicas} replicas said hello within {options.hello_timeout_s:g} s "
-                    f"({', '.join(sorted(r.name for r in ready))}); {missing} missing{named}: the run goes on "
-                    f"without them"
-                )
-            self._drive(ready)
-        finally:
-            deleted = self._delete_stream()
+        missing, interrupted = 0, None
+        with RunSignals() as signals:  # SIGINT, SIGTERM, SIGHUP: the stream deleted, the record kept, then exit
+            try:
+                missing = self._run()
+            except Interrupted as stop:
+                interrupted = stop
+            finally:
+                with signals.cleaning_up():
+                    deleted = self._delete_stream()
+        self._fold_sent()
+        if interrupted is not None:
+            still = len(self.fold.open_tasks())
+            self.notes.append(
+                f"interrupted by signal {interrupted.signum}: {still} task(s) still open are counted lost"
+            )
         record = self._record(clock, missing, deleted)
+        if interrupted is not None:
+            record.status = "interrupted"
         os.makedirs(self.run_dir, mode=0o700, exist_ok=False)
         write_json_atomic(os.path.join(self.run_dir, FLEET_FILE), record.to_json())
+        if interrupted is not None:
+            raise interrupted
         return record
+
+    def _run(self) -> int:
+        """Hellos, the plan sent and followed; how many replicas are missing."""
+        options = self.options
+        start = {"ev": fleet.RUN_START, "run_id": self.run_id, "wall": self.started}
+        self.client.xadd(
+            options.events.stream,
+            {fleet.EVENT_FIELD: fleet.encode_event(start)},
+            maxlen=fleet.STREAM_MAXLEN,
+            approximate=True,
+        )  # the stream made: replicas whose earlier run deleted it say hello again
+        self._wait_for_hellos()
+        ready = [r for r in self.fold.replicas.values() if r.ready_s is not None]
+        if not ready:
+            raise WorkerStartFailed(
+                f"no replica said hello on {options.events.shown} within {options.hello_timeout_s:g} s: start "
+                f"each worker under `oomlab agent --events {options.events.shown}` (the stream was deleted)"
+            )
+        missing, self.missing_names = self._missing(ready)
+        if missing:
+            named = f": {', '.join(self.missing_names)}" if self.missing_names else ""
+            self.say(
+                f"{len(ready)} of {options.replicas} replicas said hello within {options.hello_timeout_s:g} s "
+                f"({', '.join(sorted(r.name for r in ready))}); {missing} missing{named}: the run goes on "
+                f"without them"
+            )
+        self._drive(ready)
+        return missing
 
     # --- the stream ------------------------------------------------------------------------------
     def _read(self, block_ms: int) -> None:
