@@ -29,6 +29,7 @@ from oomlab.record import fleet
 from oomlab.worker.redis_clock import redis_clock_offset
 
 CAPACITY = 10_000
+BATCH = 200  # events sent in one round trip at most
 MEMORY_S = 1.0  # how often the worker's memory group's usage and peak are sent (once the hello is)
 RETRY_S = 3.0  # while Redis is unreachable: events are dropped, and a connection is tried again this often
 _TIMEOUT_S = 2.0
@@ -129,16 +130,24 @@ class EventSink:
         while True:
             self._send_memory()
             try:  # a hello not yet sent is tried again every RETRY_S, events or not
-                event = self.pending.get(timeout=RETRY_S if self.hello and not self.hello_sent else MEMORY_S)
+                first = self.pending.get(timeout=RETRY_S if self.hello and not self.hello_sent else MEMORY_S)
             except queue.Empty:
                 self._send_hello()
                 continue
+            batch = [first]  # what else is queued goes in the same round trip (a pipeline)
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.pending.get_nowait())
+                except queue.Empty:
+                    break
             try:
                 self._send_hello()
-                if event is not None:
-                    self._send(event)
+                events = [event for event in batch if event is not None]
+                if events:
+                    self._send(events)
             finally:
-                self.pending.task_done()
+                for _ in batch:
+                    self.pending.task_done()
 
     def _send_memory(self) -> None:
         """The worker's memory group, once a second: the replica's own peak (the whole worker, its
@@ -153,7 +162,7 @@ class EventSink:
             return
         self._seq += 1
         event = {"ev": fleet.MEMORY, "replica": self.replica, "seq": self._seq, "wall": time.time()}
-        self._send({**event, "usage_bytes": usage, "peak_bytes": peak})
+        self._send([{**event, "usage_bytes": usage, "peak_bytes": peak}])
 
     def _connected(self) -> Any:
         if self._client is not None:
@@ -213,26 +222,28 @@ class EventSink:
         self.hello_sent, self.rejoining = True, False
         self.sent += 1
 
-    def _send(self, event: dict[str, Any]) -> None:
+    def _send(self, events: list[dict[str, Any]]) -> None:
         client = self._connected()
         if client is None:
-            self.dropped += 1
+            self.dropped += len(events)
             return
         try:
-            added = client.xadd(
-                self.url.stream,
-                {fleet.EVENT_FIELD: fleet.encode_event(event)},
-                maxlen=fleet.STREAM_MAXLEN,
-                approximate=True,
-                nomkstream=True,
-            )
+            pipe = client.pipeline(transaction=False)
+            for event in events:
+                pipe.xadd(
+                    self.url.stream,
+                    {fleet.EVENT_FIELD: fleet.encode_event(event)},
+                    maxlen=fleet.STREAM_MAXLEN,
+                    approximate=True,
+                    nomkstream=True,
+                )
+            added = pipe.execute()
         except Exception as exc:
-            self.dropped += 1
+            self.dropped += len(events)
             self._down(exc)
             return
-        if added is None:  # the stream is gone (its run deleted it, or none made it yet)
-            self.dropped += 1
-            if self.hello_sent:  # its run ended: the hello goes again when the next run makes the stream
-                self.hello_sent, self.rejoining = False, True
-        else:
-            self.sent += 1
+        gone = sum(entry is None for entry in added)  # the stream is gone (its run deleted it, or none made it yet)
+        self.sent += len(added) - gone
+        self.dropped += gone
+        if gone and self.hello_sent:  # its run ended: the hello goes again when the next run makes the stream
+            self.hello_sent, self.rejoining = False, True
