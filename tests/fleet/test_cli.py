@@ -69,6 +69,7 @@ def test_no_hello_within_the_timeout_is_exit_4_and_the_stream_is_deleted(tmp_pat
     assert done.returncode == 4, done.stderr
     assert "no replica said hello" in _one_sentence(done) and "s3cret" not in done.stderr
     assert not client.exists(stream)
+    assert list((tmp_path / "results").iterdir()) == []  # no empty run directory left
 
 
 def test_the_agent_refuses_a_password_on_its_command_line():

@@ -75,6 +75,7 @@ class FleetRun:
         self.pending: deque[TaskState] = deque()  # registered by the sender, folded in by the reader
         self.send_error: str | None = None
         self.missing_names: list[str] = []
+        self.stopping = False  # the sender stops at its next task
 
     def now(self) -> float:
         """The Redis server's clock, read on this host's."""
@@ -85,6 +86,7 @@ class FleetRun:
 
         options = self.options
         private_dir(options.results, "results directory")  # refused before anything is sent
+        private_dir(self.run_dir, "run directory")  # a plan's generated inputs may go there
         self.client = redis.Redis.from_url(options.events.client_url, socket_timeout=10, socket_connect_timeout=5)
         try:
             self.offset, trip = redis_clock_offset(self.client)
@@ -99,7 +101,10 @@ class FleetRun:
             try:
                 missing = self._run()
             except Interrupted as stop:
-                interrupted = stop
+                interrupted, self.stopping = stop, True
+            except BaseException:
+                _remove_if_empty(self.run_dir)  # refused (no hello, a broker down): no record to keep
+                raise
             finally:
                 with signals.cleaning_up():
                     deleted = self._delete_stream()
@@ -112,7 +117,6 @@ class FleetRun:
         record = self._record(clock, missing, deleted)
         if interrupted is not None:
             record.status = "interrupted"
-        os.makedirs(self.run_dir, mode=0o700, exist_ok=False)
         write_json_atomic(os.path.join(self.run_dir, FLEET_FILE), record.to_json())
         if interrupted is not None:
             raise interrupted
@@ -235,8 +239,10 @@ class FleetRun:
                 raise BrokerUnreachable(f"cannot send to the broker: {self.send_error}")
             self._settle(app)
         finally:
+            self.stopping = True
             depth.close()
             detach(app)
+            scenario.teardown(ctx)
 
     def _drain(self) -> None:
         """Tasks the result backend said were final a moment before their end event came (Celery stores
@@ -251,6 +257,8 @@ class FleetRun:
         start = time.monotonic()
         try:
             for call in calls:
+                if self.stopping:
+                    return
                 wait = start + call.at - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
@@ -356,6 +364,13 @@ class FleetRun:
             stream_deleted=deleted,
             notes=self.notes,
         )
+
+
+def _remove_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _rel(wall: float | None, start: float) -> float | None:
