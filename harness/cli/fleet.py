@@ -9,6 +9,7 @@ import sys
 
 from oomlab.config.durations import format_seconds
 from oomlab.config.events_url import parse_events_url
+from oomlab.config.load_shapes import shape_from_flags
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
 from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput
@@ -33,7 +34,6 @@ _REPLICAS_OWN = (
     "profile",
     "tracemalloc",
 )
-_LOAD = ("rate", "stages", "in_flight", "duration")
 
 
 def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
@@ -82,10 +82,10 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise BadInput(f"{flags}: with --fleet these are the replicas'; set them on their agents and workers")
-    if [name for name in _LOAD if getattr(args, name, None)]:
-        raise BadInput(
-            "--fleet sends the scenario's plan (--tasks N); load shapes (--rate, --stages) are not built for fleets yet"
-        )
+    shape = shape_from_flags(args.rate, args.duration, args.stages, args.in_flight, args.tasks, args.seed)
+    if shape is not None and shape.kind == "closed":
+        raise BadInput("--in-flight (a closed loop) is not built for fleets yet; give --rate/--duration or --stages")
+
     count, names = replicas_given(args.replicas)
     if not args.broker:
         raise BadInput("--fleet needs --broker URL (or --broker-from-env): the broker the replicas consume from")
@@ -101,6 +101,7 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
         variant=args.variant,
         params=dict(args.param or []),
         tasks=args.tasks,
+        shape=shape,
         hello_timeout_s=args.hello_timeout,
         timeout_s=args.timeout,
         results=args.results,
@@ -140,6 +141,7 @@ def print_summary(record: FleetRecord) -> None:
     f = record.figures
     lines = [
         f"fleet {record.scenario}: {len(record.replicas)} of {record.replicas_expected} replicas, queue {record.queue}",
+        f"sent: {record.schedule}",
         f"tasks: {f.sent} sent, {f.succeeded} succeeded, {f.failed} failed, {f.killed} killed, {f.lost} lost",
         f"throughput {f.throughput_per_s if f.throughput_per_s is not None else '-'} tasks/s over "
         f"{format_seconds(f.duration_s)}; latency p50 {format_seconds(f.latency_p50_s)}, p95 "

@@ -108,6 +108,7 @@ class FleetFigures:
     killed: int = 0
     lost: int = 0
     duration_s: float = 0.0  # first send to the last task final
+    asked_per_s: float | None = None  # an open loop's mean rate asked for (None: the plan)
     throughput_per_s: float | None = None  # tasks final per second over duration_s
     latency_p50_s: float | None = None  # sent to final, finished tasks
     latency_p95_s: float | None = None
@@ -125,6 +126,7 @@ class FleetRecord:
     run_id: str
     scenario: str
     stream: str  # the events URL, with no password
+    schedule: str  # what was sent: the plan, or an open-loop schedule of the mix
     queue: str
     status: FleetStatus
     started_wall: float  # the run's start on the Redis server's clock (Unix seconds)

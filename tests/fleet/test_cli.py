@@ -47,7 +47,12 @@ FLEET = ["run", "alloc", "--broker", f"{REDIS}"]
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "0"], 2, "--fleet needs --replicas N"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "a,a"], 2, "once each"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--memory", "1GiB"], 2, "are the replicas'"),
-        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--rate", "5/s"], 2, "not built for fleets"),
+        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--rate", "5/s"], 2, "--rate needs --duration"),
+        (
+            ["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--in-flight", "2", "--duration", "1s"],
+            2,
+            "not built for fleets",
+        ),
         (["--fleet", "redis://127.0.0.1:1/0/s", "--replicas", "1"], 5, "cannot reach the events stream"),
     ],
 )

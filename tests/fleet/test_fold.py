@@ -99,6 +99,7 @@ def test_the_record_is_read_back_with_its_schema_checked():
         run_id="r",
         scenario="alloc",
         stream="redis://h:1/0/s",
+        schedule="the scenario's plan of 1 calls",
         queue="q",
         status="complete",
         started_wall=1.0,

@@ -30,8 +30,9 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
         assert redis_cli(made, "-n", "1", "EXISTS", stream) == "0", "the run's stream was not deleted"
         time.sleep(1.5)  # the replicas' next memory events find their run's stream gone
         assert redis_cli(made, "-n", "1", "EXISTS", stream) == "0", "a replica made the deleted stream again"
-        # the same fleet, left running, takes a second run on the same stream: every replica rejoins
-        again = run_controller(made, stream, queue, tmp_path, "--tasks", "6", "--param", "over=0")
+        # the same fleet, left running, takes a second run on the same stream (every replica rejoins): an
+        # open-loop schedule of alloc's mix this time, 5 tasks a second for 2 s
+        again = run_controller(made, stream, queue, tmp_path, "--rate", "5/s", "--duration", "2s", "--param", "over=0")
         codes = stop_all(made, agents)
         logs = {name: log.read_text(errors="replace") for name, _p, log in agents}
     detail = f"{done.stdout}\n{done.stderr}\n" + "\n".join(f"--- {n}\n{t[-3000:]}" for n, t in logs.items())
@@ -69,7 +70,9 @@ def test_a_fleet_of_three_across_namespaces_with_one_replica_oom_killed(tmp_path
     assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
     second = load_fleet(again.stdout.strip().splitlines()[-1])
     assert sorted(r.name for r in second.replicas) == ["r1", "r2", "r3"] and second.missing == 0
-    assert (second.figures.sent, second.figures.succeeded) == (6, 6) and second.stream_deleted
+    assert (second.figures.sent, second.figures.succeeded) == (10, 10) and second.stream_deleted
+    assert second.figures.asked_per_s == 5 and second.schedule.startswith("5/s for 2 s: the scenario's mix")
+    assert record.schedule == "the scenario's plan of 12 calls"
     assert time.monotonic() - started < 60
 
 

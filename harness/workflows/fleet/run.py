@@ -17,12 +17,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from oomlab.config.events_url import EventsUrl
-from oomlab.config.scenario import RunContext, Scenario
+from oomlab.config.load_mix import call_source
+from oomlab.config.load_shapes import LoadShape
+from oomlab.config.scenario import RunContext, Scenario, TaskCall
 from oomlab.errors import BadInput, BrokerUnreachable, Interrupted, WorkerStartFailed
 from oomlab.record import fleet
 from oomlab.record.exact_counts import nearest_rank
@@ -42,6 +44,7 @@ POLL_S = 1.0  # open tasks are looked up in the result backend this often
 POLL_AFTER_S = 2.0  # once sent this long ago
 POLL_CAP = 100
 DRAIN_S = 2.0
+SCHEDULE_GRACE_S = 60.0  # an open loop's tasks may end this long after its sending
 
 
 @dataclass
@@ -55,6 +58,7 @@ class FleetOptions:
     variant: str | None = None
     params: dict[str, str] | None = None
     tasks: int | None = None
+    shape: LoadShape | None = None  # an open-loop schedule (--rate/--duration, --stages) instead of the plan
     hello_timeout_s: float = 60.0
     timeout_s: float | None = None
     results: str = "results"
@@ -76,6 +80,8 @@ class FleetRun:
         self.send_error: str | None = None
         self.missing_names: list[str] = []
         self.stopping = False  # the sender stops at its next task
+        self.schedule = ""
+        self.asked_per_s: float | None = None
 
     def now(self) -> float:
         """The Redis server's clock, read on this host's."""
@@ -207,12 +213,11 @@ class FleetRun:
             params=scenario.resolve_params(options.params or {}),
             run_dir=self.run_dir,
         )
-        plan = scenario.plan(ctx)
+        calls, timeout = self._schedule(ctx)
         app = scenario.app
         point_at(app, {"broker_url": options.broker, "result_backend": options.result_backend or options.broker})
         depth = QueueDepth(app, options.broker, options.queue)
-        sending = threading.Thread(target=self._send, args=(app, plan.calls), name="oomlab-fleet-send", daemon=True)
-        timeout = options.timeout_s or plan.timeout
+        sending = threading.Thread(target=self._send, args=(app, calls), name="oomlab-fleet-send", daemon=True)
         start = time.monotonic()
         sending.start()
         next_depth = next_poll = 0.0
@@ -244,6 +249,20 @@ class FleetRun:
             detach(app)
             scenario.teardown(ctx)
 
+    def _schedule(self, ctx: RunContext) -> tuple[Iterable[TaskCall], float]:
+        """What is sent and when, and how long the run may take: the plan, or an open-loop schedule
+        (--rate/--duration, --stages) of the scenario's mix (else its plan repeated)."""
+        shape, scenario = self.options.shape, self.scenario
+        if shape is None:
+            plan = scenario.plan(ctx)
+            self.schedule = f"the scenario's plan of {len(plan.calls)} calls"
+            return plan.calls, self.options.timeout_s or plan.timeout
+        source, where = call_source(scenario, ctx, shape.seed)
+        what = f"{shape.rate:g}/s for {shape.sending_s:g} s" if shape.kind == "rate" else f"{len(shape.stages)} stages"
+        self.schedule, self.asked_per_s = f"{what}: {where}", shape.asked_per_s
+        calls = (replace(call, at=due) for due, call in zip(shape.due_times(), source, strict=False))
+        return calls, self.options.timeout_s or shape.sending_s + SCHEDULE_GRACE_S
+
     def _drain(self) -> None:
         """Tasks the result backend said were final a moment before their end event came (Celery stores
         a result before the probe's postrun): their events, read for up to DRAIN_S more."""
@@ -253,7 +272,7 @@ class FleetRun:
                 return
             self._read(READ_BLOCK_MS)
 
-    def _send(self, app: Any, calls: list) -> None:
+    def _send(self, app: Any, calls: Iterable[TaskCall]) -> None:
         start = time.monotonic()
         try:
             for call in calls:
@@ -340,6 +359,7 @@ class FleetRun:
         for kill in fold.kills:
             kill.at_s = _rel(kill.at_s, start)
         figures = _figures(tasks, self.backlog)
+        figures.asked_per_s = self.asked_per_s
         group_peaks = [r.group_peak_bytes for r in fold.replicas.values() if r.group_peak_bytes is not None]
         figures.group_peak_bytes = max(group_peaks) if group_peaks else None
         status = "replicas_missing" if missing else "tasks_lost" if figures.lost else "complete"
@@ -349,6 +369,7 @@ class FleetRun:
             run_id=self.run_id,
             scenario=self.scenario.name,
             stream=self.options.events.shown,
+            schedule=self.schedule,
             queue=self.options.queue,
             status=status,  # type: ignore[arg-type]
             started_wall=round(start, 6),
