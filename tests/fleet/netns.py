@@ -36,7 +36,7 @@ class Hosts:
         self.processes: list[subprocess.Popen] = []
 
     def make(self) -> None:
-        for tool in ("ip", "nsenter", "redis-server"):
+        for tool in ("ip", "nsenter", "redis-server", "redis-cli"):
             assert shutil.which(tool), f"{tool} is needed for the fleet tests and is not installed"
         _ip("netns", "add", self.controller)
         self.made.append(self.controller)
