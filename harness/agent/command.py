@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from oomlab.agent import worker_process
 from oomlab.agent.repair import Repairer
 from oomlab.agent.watcher import SWITCH_INTERVAL_S, Watcher
+from oomlab.config.events_url import EventsUrl
 from oomlab.errors import BadInput, NoPermission
+from oomlab.probe import agent_events
 from oomlab.record.printable import printable
 from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
 from oomlab.worker.limits.attached import open_attached_group
@@ -25,6 +27,8 @@ class AgentOptions:
     metrics: tuple[str, int] | None = None
     max_redeliveries: int = 3
     alert_webhook: str | None = None
+    events: EventsUrl | None = None  # --events: publish the worker's events on a Redis stream
+    replica: str | None = None  # the name the events carry (default: the host's name)
 
 
 def say(sentence: str) -> None:
@@ -112,6 +116,39 @@ def report_main_kill(watcher: Watcher, repairer: Repairer, code: int) -> None:
             say(f"a kill's listener failed: {exc!r}")
 
 
+def start_events(url: EventsUrl, replica: str | None):
+    from oomlab.agent.events import EventSink
+
+    sink = EventSink(url, replica, say).start()
+    say(f"publishing this worker's events to {url.shown} as replica {sink.replica}")
+    return sink
+
+
+def group_memory(group: CgroupBackend | None):
+    """The worker's memory group's (usage, peak) now, for the events; None without a group."""
+    if group is None:
+        return None
+    return lambda: (group.usage_bytes(), group.peak_bytes())
+
+
+def both(first, second):
+    def call(kill) -> None:
+        first(kill)
+        second(kill)
+
+    return call
+
+
+def hello_on_ready(events, watcher: Watcher):
+    """The replica's hello once the worker is ready (the probe's app line): it can take tasks now."""
+
+    def on_line(line) -> None:
+        if line["ev"] == agent_events.APP:
+            events.worker_ready(line.get("hostname"), watcher.main_pid, watcher.memory()[1], line.get("concurrency"))
+
+    return on_line
+
+
 def run(options: AgentOptions) -> int:
     check_command(options.command)
     worker_process.check_workdir()
@@ -134,9 +171,18 @@ def run(options: AgentOptions) -> int:
     repairer = Repairer(options.max_redeliveries, say)
     watcher = None
     alerts = None
+    events = None
     try:
-        watcher = Watcher(ours, process.pid, group, repairer.kill, repairer.event)
+        on_kill = repairer.kill
+        if options.events is not None:
+            events = start_events(options.events, options.replica)
+            on_kill = both(events.kill, repairer.kill)
+        watcher = Watcher(ours, process.pid, group, on_kill, repairer.event)
         watcher.queue = worker_queue(options.command)
+        if events is not None:
+            events.memory = group_memory(group)
+            watcher.line_listeners.append(hello_on_ready(events, watcher))
+            watcher.line_listeners.append(events.probe_line)
         for problem in watcher.problems:
             say(problem)
         if metrics is not None:
@@ -159,6 +205,9 @@ def run(options: AgentOptions) -> int:
         report_main_kill(watcher, repairer, code)
     if alerts is not None:
         alerts.flush(timeout=3)
+    if events is not None:
+        events.worker_exit(code)
+        events.close(timeout=3)
     worker_process.remove_tmp(tmp)
     if made is not None:
         made.remove()

@@ -89,6 +89,7 @@ class Watcher(threading.Thread):
         self._unclaimed_since: float | None = None  # a counted kill no death has claimed yet (no kernel log)
         self.main_reported = False  # the main process's kill went to on_kill (a task ran in it)
         self.task_listeners: list[Callable[[str, int], None]] = []  # (task name, exact peak) per finished task
+        self.line_listeners: list[Callable[[ProbeLine], None]] = []  # every probe line (--events); must not block
         if group is not None:
             try:
                 self.notifier = group.open_oom_notifier()
@@ -233,6 +234,8 @@ class Watcher(threading.Thread):
 
     def _handle(self, line: ProbeLine) -> None:
         ev, pid = line["ev"], line["pid"]
+        for on_line in self.line_listeners:
+            on_line(line)
         extra: dict[str, Any] = dict(line)  # the agent's own events carry fields the recorder's lines do not
         if ev == PRERUN:
             self.running[pid] = Running(line.get("task_id") or "?", line.get("name"))

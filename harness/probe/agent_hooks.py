@@ -119,7 +119,24 @@ def _on_ready(sender=None, **_):
         if not name.startswith("celery.")
     }
     _redelivered.update(name for name, yes in flags.items() if yes)
-    emit(APP, main=app.main, hostname=sender.hostname, conf=_settings(app), redelivered=sorted(_redelivered))
+    emit(
+        APP,
+        main=app.main,
+        hostname=sender.hostname,
+        conf=_settings(app),
+        redelivered=sorted(_redelivered),
+        concurrency=_pool_size(sender),
+    )
+
+
+def _pool_size(consumer) -> int | None:
+    """The pool's size as the worker runs it (-c, the app's setting, or the CPU count)."""
+    for value in (getattr(getattr(consumer, "pool", None), "limit", None), getattr(consumer, "concurrency", None)):
+        if isinstance(value, int):
+            return value
+    controller = getattr(consumer, "controller", None)
+    value = getattr(controller, "concurrency", None)
+    return value if isinstance(value, int) else None
 
 
 @signals.worker_process_init.connect

@@ -4,6 +4,7 @@ command line (the agent itself is oomlab.agent)."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from oomlab.config.sizes import parse_size
 from oomlab.errors import BadInput
@@ -29,6 +30,15 @@ def register(subparsers) -> None:
         help="dead-letter a redelivered task after its N-th OOM kill (default 3)",
     )
     parser.add_argument("--alert-webhook", dest="alert_webhook", metavar="URL", help="POST one JSON per kill there")
+    events = parser.add_mutually_exclusive_group()
+    events.add_argument(
+        "--events",
+        metavar="URL",
+        help="publish the worker's events (start, tasks with their peaks, kills, exit) on a Redis stream, "
+        "redis://HOST:PORT/DB/STREAM, for `oomlab run --fleet`; a URL with a password goes by --events-from-env",
+    )
+    events.add_argument("--events-from-env", dest="events_from_env", metavar="VAR", help="--events, read from VAR")
+    parser.add_argument("--replica", metavar="NAME", help="this worker's name in its events (default: the host's name)")
     parser.add_argument("worker", nargs=argparse.REMAINDER, help="-- then the worker's own command, unchanged")
     parser.set_defaults(func=main)
 
@@ -61,8 +71,23 @@ def main(args: argparse.Namespace) -> int:
         metrics=metrics_address(args.metrics),
         max_redeliveries=args.max_redeliveries,
         alert_webhook=args.alert_webhook,
+        events=events_url(args),
+        replica=args.replica,
     )
     return run(options)
+
+
+def events_url(args: argparse.Namespace):
+    from oomlab.config.events_url import parse_events_url
+
+    if args.events_from_env:
+        text = os.environ.pop(args.events_from_env, "").strip()  # the worker (inheriting the rest) has no use for it
+        if not text:
+            raise BadInput(
+                f"--events-from-env {args.events_from_env}: the environment has no {args.events_from_env} (or it is empty)"
+            )
+        return parse_events_url(text, "--events-from-env", from_argv=False)
+    return parse_events_url(args.events) if args.events else None
 
 
 def replay_main(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from oomlab.cli.args import add_broker_settings, add_placement, add_worker_settings, run_options
 from oomlab.cli.compare import compare_and_report
+from oomlab.cli.fleet import add_fleet_flags, fleet_main, wants_fleet
 from oomlab.cli.load_args import add_load_flags
 from oomlab.config import validate
 from oomlab.config.options import RunConfig, resolve
@@ -76,6 +77,7 @@ def register(subparsers) -> None:
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for the worker to be ready")
     parser.add_argument("--sample-hz", type=float, default=100.0, help="RSS sampling rate (default 100)")
     parser.add_argument("--open", action="store_true", help="open the run's report.html in a browser afterwards")
+    add_fleet_flags(parser)
     parser.set_defaults(func=main)
 
 
@@ -135,6 +137,8 @@ def attach_config(args: argparse.Namespace, scenario: Scenario) -> tuple[RunConf
 def main(args: argparse.Namespace) -> int:
     validate.results_dir(args.results)  # before anything starts: a file, a name too long, read-only
     scenario = load_scenario(args.scenario)
+    if wants_fleet(args):
+        return fleet_main(args, scenario)
     if args.attach:
         config, share = attach_config(args, scenario)
         return _run_and_report(scenario, config, share, args.open)

@@ -1,0 +1,180 @@
+"""`oomlab run SCENARIO --fleet URL --replicas N --broker URL`: the scenario's plan sent to a fleet of
+agent-wrapped replicas, one record made from their events (oomlab.workflows.fleet), summed up here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from oomlab.config.durations import format_seconds
+from oomlab.config.events_url import parse_events_url
+from oomlab.config.load_shapes import shape_from_flags
+from oomlab.config.scenario import Scenario
+from oomlab.config.sizes import format_size
+from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput
+from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
+from oomlab.record.printable import printable
+from oomlab.workflows.fleet.run import FleetOptions, FleetRun
+
+# what the replicas decide for themselves (their agents' and workers' command lines)
+_REPLICAS_OWN = (
+    "memory",
+    "concurrency",
+    "pool",
+    "celery",
+    "max_memory_per_child",
+    "max_oom_redeliveries",
+    "compare",
+    "attach",
+    "placement",
+    "backend",
+    "oom_scope",
+    "docker_restart",
+    "profile",
+    "tracemalloc",
+)
+
+
+def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fleet (replicas started elsewhere under `oomlab agent --events`)")
+    given = group.add_mutually_exclusive_group()
+    given.add_argument(
+        "--fleet",
+        metavar="URL",
+        help="drive a fleet: read its agents' events on this Redis stream, redis://HOST:PORT/DB/STREAM "
+        "(the URL the agents got with --events); a URL with a password goes by --fleet-from-env",
+    )
+    given.add_argument("--fleet-from-env", dest="fleet_from_env", metavar="VAR", help="--fleet, read from VAR")
+    group.add_argument(
+        "--replicas",
+        metavar="N|NAME,...",
+        help="how many replicas the fleet has, or their names (each agent's --replica), so a missing one is named",
+    )
+    group.add_argument(
+        "--queue", metavar="NAME", help="the queue the replicas consume (with --fleet; default oomlab.SCENARIO)"
+    )
+    group.add_argument(
+        "--hello-timeout",
+        dest="hello_timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how long to wait for every replica's hello (with --fleet; default 60)",
+    )
+
+
+def wants_fleet(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "fleet", None) or getattr(args, "fleet_from_env", None))
+
+
+def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
+    if args.fleet_from_env:
+        text = os.environ.get(args.fleet_from_env, "").strip()
+        if not text:
+            raise BadInput(
+                f"--fleet-from-env {args.fleet_from_env}: the environment has no {args.fleet_from_env} (or it is empty)"
+            )
+        events = parse_events_url(text, "--fleet-from-env", from_argv=False)
+    else:
+        events = parse_events_url(args.fleet, "--fleet")
+    given = [name for name in _REPLICAS_OWN if getattr(args, name, None)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise BadInput(f"{flags}: with --fleet these are the replicas'; set them on their agents and workers")
+    shape = shape_from_flags(args.rate, args.duration, args.stages, args.in_flight, args.tasks, args.seed)
+    if shape is not None and shape.kind == "closed":
+        raise BadInput("--in-flight (a closed loop) is not built for fleets yet; give --rate/--duration or --stages")
+
+    count, names = replicas_given(args.replicas)
+    if not args.broker:
+        raise BadInput("--fleet needs --broker URL (or --broker-from-env): the broker the replicas consume from")
+    if args.hello_timeout <= 0:
+        raise BadInput(f"--hello-timeout must be above 0 s, not {args.hello_timeout:g}")
+    return FleetOptions(
+        events=events,
+        replicas=count,
+        replica_names=names,
+        broker=args.broker,
+        result_backend=args.result_backend,
+        queue=args.queue or f"oomlab.{scenario.name}",
+        variant=args.variant,
+        params=dict(args.param or []),
+        tasks=args.tasks,
+        shape=shape,
+        hello_timeout_s=args.hello_timeout,
+        timeout_s=args.timeout,
+        results=args.results,
+    )
+
+
+def replicas_given(text: str | None) -> tuple[int, list[str] | None]:
+    """--replicas 3, or --replicas r1,r2,r3 (the names each agent gives with --replica)."""
+    text = (text or "").strip()
+    if text.isdigit() and int(text) >= 1:
+        return int(text), None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or text.isdigit() or len(set(names)) != len(names):
+        raise BadInput(
+            "--fleet needs --replicas N (1 or more) or --replicas NAME,NAME,... (each agent's --replica, once each)"
+        )
+    return len(names), names
+
+
+def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
+    options = fleet_options(args, scenario)
+
+    def say(sentence: str) -> None:
+        print(f"oomlab: {printable(sentence)}", file=sys.stderr, flush=True)
+
+    run = FleetRun(scenario, options, say)
+    say(f"fleet run {run.run_id}: waiting for {options.replicas} replica(s) on {options.events.shown}")
+    record = run.execute()
+    print_summary(record)
+    print(run.run_dir, flush=True)
+    if record.missing:
+        return EXIT_WORKER_START
+    return EXIT_TIMED_OUT if record.figures.lost else EXIT_OK
+
+
+def print_summary(record: FleetRecord) -> None:
+    f = record.figures
+    lines = [
+        f"fleet {record.scenario}: {len(record.replicas)} of {record.replicas_expected} replicas, queue {record.queue}",
+        f"sent: {record.schedule}",
+        f"tasks: {f.sent} sent, {f.succeeded} succeeded, {f.failed} failed, {f.killed} killed, {f.lost} lost",
+        f"throughput {f.throughput_per_s if f.throughput_per_s is not None else '-'} tasks/s over "
+        f"{format_seconds(f.duration_s)}; latency p50 {format_seconds(f.latency_p50_s)}, p95 "
+        f"{format_seconds(f.latency_p95_s)}, max {format_seconds(f.latency_max_s)}; queue wait p50 "
+        f"{format_seconds(f.wait_p50_s)}; backlog at most {f.backlog_max if f.backlog_max is not None else '-'}",
+        f"largest task peak in the fleet {format_size(f.peak_bytes)}; largest replica group peak "
+        f"{format_size(f.group_peak_bytes)}",
+    ]
+    for r in record.replicas:
+        clock = _clock(r.clock) if r.clock else "no hello"
+        lines.append(
+            f"  {printable(r.name)}: limit {format_size(r.limit_bytes)}, pool {r.concurrency or '-'}, ran {r.tasks_run}, "
+            f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}, "
+            f"group peak {format_size(r.group_peak_bytes)}, {clock}"
+        )
+    for k in record.kills:
+        task = f"task {printable(k.task_name or '?')} ({k.task_id})" if k.task_id else "no task"
+        detection = f", seen in {format_seconds(k.detection_s)}" if k.detection_s is not None else ""
+        lines.append(
+            f"  kill on {printable(k.replica)}: {k.role} pid {k.pid} ({k.cause}), {task}, peak "
+            f"{format_size(k.peak_bytes)}{detection}"
+        )
+    if record.controller_clock:
+        lines.append(f"  controller: {_clock(record.controller_clock)}")
+    if record.missing:
+        named = f" ({', '.join(map(printable, record.missing_names))})" if record.missing_names else ""
+        lines.append(f"  {record.missing} replica(s) never said hello on {record.stream}{named}")
+    for note in record.notes:
+        lines.append(f"  note: {printable(note)}")
+    lines.append(f"record: {FLEET_FILE} (the stream {'was deleted' if record.stream_deleted else 'was NOT deleted'})")
+    print("\n".join(lines), flush=True)
+
+
+def _clock(clock: Clock) -> str:
+    """A host's offset from the Redis server's clock, in µs (hosts a network apart differ by ms or more)."""
+    return f"clock {clock.offset_s * 1e6:+.0f} µs from Redis TIME (±{clock.round_trip_s * 1e6 / 2:.0f} µs)"

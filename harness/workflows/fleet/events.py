@@ -1,0 +1,156 @@
+"""The fleet's events as they come off the stream, folded into what the record needs: the replicas'
+hellos and clocks, every task's start, end or kill on the replica that ran it. Pure: fed event by event
+(`take`), so it is tested on events without a Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from oomlab.record import fleet
+from oomlab.record.fleet import Clock, FleetKill, ReplicaRecord
+
+
+@dataclass
+class TaskState:
+    id: str
+    name: str
+    label: str
+    sent_wall: float  # on the Redis clock
+    replica: str | None = None
+    pid: int | None = None
+    started_wall: float | None = None  # Redis clock
+    started_own: float | None = None  # the replica's own clock (runtime)
+    ended_wall: float | None = None
+    runtime_s: float | None = None
+    outcome: str | None = None  # succeeded | failed | killed, None while open
+    state: str | None = None
+    peak_bytes: int | None = None
+    peak_exact: bool = False
+    redelivered: bool = False  # a kill that Celery will deliver again: not final
+    how_known: str = "events"
+
+
+@dataclass
+class Fold:
+    replicas: dict[str, ReplicaRecord] = field(default_factory=dict)
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    kills: list[FleetKill] = field(default_factory=list)
+    offsets: dict[str, float] = field(default_factory=dict)
+    early: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # events for tasks not sent yet
+    events: int = 0
+    foreign: int = 0  # entries that are not an agent's event
+
+    def redis_time(self, event: dict[str, Any]) -> float:
+        """The event's stamp on the Redis clock (its replica's offset; 0 before its hello)."""
+        return float(event.get("wall") or 0.0) + self.offsets.get(str(event.get("replica")), 0.0)
+
+    def sent(self, task: TaskState) -> None:
+        self.tasks[task.id] = task
+        for event in self.early.pop(task.id, []):
+            self.take(event)
+
+    def take(self, event: dict[str, Any]) -> None:
+        self.events += 1
+        ev, name = event.get("ev"), str(event.get("replica") or "?")
+        if not isinstance(ev, str):
+            self.foreign += 1
+            return
+        if ev == fleet.RUN_START:
+            return
+        if ev == fleet.WORKER_START:
+            self._hello(name, event)
+            return
+        replica = self.replicas.get(name) or self.replicas.setdefault(name, ReplicaRecord(name=name))
+        if ev in (fleet.TASK_START, fleet.TASK_END) or (ev == fleet.KILL and event.get("id")):
+            task_id = str(event.get("id"))
+            if task_id not in self.tasks:
+                if len(self.early) < 100_000:
+                    self.early.setdefault(task_id, []).append(event)  # sent by us a moment ago, or not ours
+                self.events -= 1
+                return
+        if ev == fleet.TASK_START:
+            self._start(replica, event)
+        elif ev == fleet.TASK_END:
+            self._end(replica, event)
+        elif ev == fleet.KILL:
+            self._kill(replica, event)
+        elif ev == fleet.CHILD_START:
+            replica.child_starts += 1
+        elif ev == fleet.CHILD_EXIT:
+            replica.child_exits += 1
+        elif ev == fleet.MEMORY:
+            if isinstance(peak := event.get("peak_bytes"), int):
+                replica.group_peak_bytes = max(replica.group_peak_bytes or 0, peak)
+        elif ev == fleet.WORKER_EXIT:
+            replica.exit_code = event.get("code")
+            replica.events_dropped = event.get("dropped")
+
+    def _hello(self, name: str, event: dict[str, Any]) -> None:
+        replica = self.replicas.setdefault(name, ReplicaRecord(name=name))
+        offset, trip = event.get("clock_offset_s"), event.get("clock_round_trip_s")
+        if isinstance(offset, int | float) and isinstance(trip, int | float):
+            replica.clock = Clock(offset_s=float(offset), round_trip_s=float(trip))
+            self.offsets[name] = float(offset)
+        replica.hostname, replica.pid = event.get("hostname"), event.get("pid")
+        replica.limit_bytes, replica.concurrency = event.get("limit_bytes"), event.get("concurrency")
+        replica.ready_s = self.redis_time(event)  # made relative by the record's assembly
+
+    def _start(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
+        task = self.tasks[str(event["id"])]
+        replica.tasks_run += 1
+        task.replica, task.pid = replica.name, event.get("pid")
+        task.started_wall, task.started_own = self.redis_time(event), float(event.get("wall") or 0.0)
+        if task.outcome == "killed" and task.redelivered:
+            task.outcome = None  # delivered again after its kill
+
+    def _end(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
+        task = self.tasks[str(event["id"])]
+        task.replica, task.pid = replica.name, event.get("pid")
+        task.ended_wall = self.redis_time(event)
+        if task.started_own is not None:
+            task.runtime_s = max(0.0, float(event.get("wall") or 0.0) - task.started_own)
+        exact = bool(event.get("tree_peak_exact"))
+        task.peak_bytes = event.get("tree_peak") if exact else event.get("peak_rss")
+        task.peak_exact = exact and task.peak_bytes is not None
+        task.state, task.how_known = event.get("state"), "events"  # the event wins over the backend's word
+        task.outcome = "succeeded" if task.state == "SUCCESS" else "failed"
+        if task.outcome == "succeeded":
+            replica.succeeded += 1
+        else:
+            replica.failed += 1
+        if task.peak_bytes is not None:
+            replica.peak_bytes = max(replica.peak_bytes or 0, task.peak_bytes)
+
+    def _kill(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
+        seen = self.redis_time(event)
+        detection = event.get("detection_s")
+        at = seen - detection if isinstance(detection, int | float) else seen
+        kill = FleetKill(
+            replica=replica.name,
+            pid=int(event.get("pid") or 0),
+            role=str(event.get("role") or "?"),
+            cause=str(event.get("cause") or "?"),
+            at_s=at,  # made relative by the record's assembly
+            detection_s=detection if isinstance(detection, int | float) else None,
+            task_id=event.get("id"),
+            task_name=event.get("task"),
+            peak_bytes=event.get("peak_bytes"),
+            limit_bytes=event.get("limit_bytes"),
+            group_bytes=event.get("group_bytes"),
+        )
+        self.kills.append(kill)
+        replica.kills += 1
+        if kill.group_bytes is not None:
+            replica.group_peak_bytes = max(replica.group_peak_bytes or 0, kill.group_bytes)
+        task = self.tasks.get(str(kill.task_id)) if kill.task_id else None
+        ended = task is not None and task.outcome in ("succeeded", "failed") and task.how_known == "events"
+        if task is None or kill.role == "descendant" or ended:
+            return  # a program a task started: the task goes on and ends by itself
+        task.replica, task.pid = replica.name, kill.pid
+        task.ended_wall, task.outcome, task.redelivered = at, "killed", bool(event.get("redelivered"))
+        task.peak_bytes, task.peak_exact, task.how_known = kill.peak_bytes, False, "events"
+        replica.killed += 1
+
+    def open_tasks(self) -> list[str]:
+        return [t.id for t in self.tasks.values() if t.outcome is None or (t.outcome == "killed" and t.redelivered)]

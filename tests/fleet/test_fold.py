@@ -1,0 +1,114 @@
+"""The pure parts of a fleet run: the events URL, the fold of events into tasks and replicas, and the
+record read back with its schema check. The real fleet runs are in test_netns.py."""
+
+from __future__ import annotations
+
+import pytest
+from oomlab.config.events_url import parse_events_url
+from oomlab.errors import BadInput
+from oomlab.record import fleet
+from oomlab.record.fleet import FleetRecord
+from oomlab.record.typed_json import to_json
+from oomlab.workflows.fleet.events import Fold, TaskState
+
+
+def test_events_url_keeps_the_password_for_the_client_only():
+    url = parse_events_url("redis://:s3cret@10.1.2.3:6390/4/run-1", from_argv=False)
+    assert (url.host, url.port, url.db, url.stream) == ("10.1.2.3", 6390, 4, "run-1")
+    assert url.client_url == "redis://:s3cret@10.1.2.3:6390/4"
+    assert "s3cret" not in url.shown
+
+
+@pytest.mark.parametrize(
+    "text", ["http://:s3cret@host/0/s", "redis://:s3cret@host/0", "redis://:s3cret@host/x/s", "redis://:s3cret@/0/s"]
+)
+def test_a_bad_events_url_is_one_sentence_without_its_password(text):
+    with pytest.raises(BadInput) as caught:
+        parse_events_url(text)
+    assert "s3cret" not in caught.value.message
+
+
+def _hello(name, offset, wall=1000.0):
+    return {
+        "ev": fleet.WORKER_START,
+        "replica": name,
+        "wall": wall,
+        "pid": 7,
+        "limit_bytes": 200 << 20,
+        "concurrency": 1,
+        "clock_offset_s": offset,
+        "clock_round_trip_s": 0.001,
+    }
+
+
+def test_fold_puts_each_task_and_kill_on_its_replica_on_the_redis_clock():
+    fold = Fold()
+    fold.take(_hello("a", 0.5))
+    fold.take(_hello("b", -0.25))
+    for task_id in ("t1", "t2"):
+        fold.sent(TaskState(task_id, "alloc.allocate", "", sent_wall=1001.0))
+    fold.take({"ev": fleet.TASK_START, "replica": "a", "wall": 1000.7, "id": "t1", "pid": 11})
+    fold.take(
+        {
+            "ev": fleet.TASK_END,
+            "replica": "a",
+            "wall": 1001.0,
+            "id": "t1",
+            "pid": 11,
+            "state": "SUCCESS",
+            "tree_peak": 64 << 20,
+            "tree_peak_exact": True,
+        }
+    )
+    fold.take({"ev": fleet.TASK_START, "replica": "b", "wall": 1001.5, "id": "t2", "pid": 21})
+    fold.take(
+        {
+            "ev": fleet.KILL,
+            "replica": "b",
+            "wall": 1002.0,
+            "id": "t2",
+            "task": "alloc.allocate",
+            "pid": 21,
+            "role": "pool child",
+            "cause": "oom",
+            "detection_s": 0.002,
+            "peak_bytes": 190 << 20,
+        }
+    )
+    t1, t2 = fold.tasks["t1"], fold.tasks["t2"]
+    assert (t1.outcome, t1.replica, t1.peak_bytes, t1.peak_exact) == ("succeeded", "a", 64 << 20, True)
+    assert t1.started_wall == pytest.approx(1001.2) and t1.runtime_s == pytest.approx(0.3)
+    assert (t2.outcome, t2.replica, t2.pid) == ("killed", "b", 21)
+    assert t2.ended_wall == pytest.approx(1002.0 - 0.25 - 0.002)
+    assert [k.replica for k in fold.kills] == ["b"] and fold.replicas["b"].killed == 1
+    fold.take({"ev": fleet.MEMORY, "replica": "a", "wall": 1003.0, "usage_bytes": 90 << 20, "peak_bytes": 120 << 20})
+    assert fold.replicas["a"].group_peak_bytes == 120 << 20
+    assert fold.open_tasks() == []
+
+
+def test_an_event_that_comes_before_its_task_is_registered_is_kept_for_it():
+    fold = Fold()
+    fold.take(_hello("a", 0.0))
+    fold.take({"ev": fleet.TASK_START, "replica": "a", "wall": 1.0, "id": "t1", "pid": 1})
+    fold.sent(TaskState("t1", "n", "", sent_wall=0.5))
+    assert fold.tasks["t1"].replica == "a" and fold.tasks["t1"].outcome is None
+
+
+def test_the_record_is_read_back_with_its_schema_checked():
+    record = FleetRecord(
+        run_id="r",
+        scenario="alloc",
+        stream="redis://h:1/0/s",
+        schedule="the scenario's plan of 1 calls",
+        queue="q",
+        status="complete",
+        started_wall=1.0,
+        replicas_expected=1,
+    )
+    assert FleetRecord.from_json(record.to_json()) == record
+    data = record.to_json()
+    data["figures"]["sent"] = "many"
+    with pytest.raises(BadInput):
+        FleetRecord.from_json(data)
+    with pytest.raises(BadInput):
+        FleetRecord.from_json({**to_json(record), "schema": "oomlab.run/3"})
