@@ -165,6 +165,11 @@ def test_every_kubernetes_manifest_the_repository_ships_is_valid_kubernetes():
     assert any(name.startswith("docs/kubernetes.md") for name in shipped), sorted(shipped)
     for name, objects in shipped.items():
         assert_valid(name, objects)
+    # the page's example is the hand-over's shape: the same entrypoint, port and environment
+    (example,) = [o for name, objects in shipped.items() for o in objects if o["kind"] == "Deployment"]
+    (container,) = example["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == AGENT_ENTRYPOINT and {"name": EVENTS_ENV, "value": ""} in container["env"]
+    assert example["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == GRACE_S
 
 
 def compose_config(*files: str) -> subprocess.CompletedProcess:
