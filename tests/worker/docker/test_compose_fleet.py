@@ -85,7 +85,7 @@ def test_three_agent_wrapped_replicas_count_the_one_kill_on_the_replica_that_had
         "OOMLAB_REDIS_IMAGE": services_image(),
         "OOMLAB_REDIS_PORT": f"127.0.0.1:{port}",
         "OOMLAB_MEMORY": f"{LIMIT_MIB}m",
-        "OOMLAB_WORKER_ARGS": "--concurrency=1 --prefetch-multiplier=1 --without-gossip --without-mingle",
+        "OOMLAB_WORKER_ARGS": "--queues=celery --concurrency=1 --prefetch-multiplier=1 --without-gossip --without-mingle",
     }
     started = time.monotonic()
     app = Celery("controller", broker=f"redis://127.0.0.1:{port}/0", backend=f"redis://127.0.0.1:{port}/1")
@@ -158,9 +158,12 @@ def test_three_agent_wrapped_replicas_count_the_one_kill_on_the_replica_that_had
             time.sleep(0.2)
         assert sorted(kills) == [0.0] * (REPLICAS - 1) + [1.0], kills
         victim = seen[kills.index(1.0)]
-        assert victim["oomlab_oom_kills_total{queue=celery,role=pool child,task=alloc.allocate}"] == 1.0, victim
+        labelled = {key: value for key, value in victim.items() if key.startswith("oomlab_oom_kills_total{")}
+        assert labelled == {"oomlab_oom_kills_total{queue=celery,role=pool child,task=alloc.allocate}": 1.0}, victim
         ran = [figures.get("oomlab_task_peak_bytes_count", 0.0) for figures in seen]
-        assert sum(ran) in (FITTING, FITTING + 1), ran  # the killed task's own peak, where the agent knew it
+        # every finished task's exact peak, on the replica that ran it; the killed one's own peak is not
+        # known in a container (no /dev/kmsg for the victim's RSS, no leaf cgroups without --memory)
+        assert sum(ran) == FITTING, ran
         print(f"fleet: kills per replica {kills}, task peaks per replica {ran}, {time.monotonic() - started:.1f} s")
     finally:
         app.close()
