@@ -178,6 +178,7 @@ def _build(context: str, base: str, tag: str) -> None:
             engine.images.build(
                 path=context,
                 buildargs={"BASE": base, "EXTRAS": IMAGE_EXTRAS},
+                target="lab",  # the stage oomlab runs its own commands in; the `agent` stage after it is not built
                 tag=tag,
                 rm=True,
                 forcerm=True,
