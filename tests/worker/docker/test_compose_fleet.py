@@ -164,6 +164,21 @@ def test_three_agent_wrapped_replicas_count_the_one_kill_on_the_replica_that_had
         # every finished task's exact peak, on the replica that ran it; the killed one's own peak is not
         # known in a container (no /dev/kmsg for the victim's RSS, no leaf cgroups without --memory)
         assert sum(ran) == FITTING, ran
+        # the agent is each container's PID 1 (the entrypoint's shell exec'd it), so SIGTERM from `stop`
+        # reaches it and it passes it on: Celery's warm shutdown, every replica exiting 0
+        for container in ids:
+            pid1 = subprocess.run(
+                ["docker", "exec", container, "cat", "/proc/1/cmdline"], capture_output=True, check=True
+            ).stdout.split(b"\0")
+            assert pid1[pid1.index(b"agent") - 1].endswith(b"oomlab") and b"celery" in pid1, pid1
+        stopped = subprocess.run(
+            [*command, "stop", "--timeout", "30", "worker"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert stopped.returncode == 0, stopped.stderr
+        codes = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.ExitCode}}", *ids], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert codes == ["0"] * REPLICAS, codes
         print(f"fleet: kills per replica {kills}, task peaks per replica {ran}, {time.monotonic() - started:.1f} s")
     finally:
         app.close()
