@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 EXIT_DOCKER = 8
 DEFAULT_BASE = os.environ.get("OOMLAB_DOCKER_BASE", "python:3.11-slim")
-IMAGE_EXTRAS = "scenarios,png"  # the image runs every built-in scenario and draws timeline.png
+IMAGE_EXTRAS = "scenarios,png,agent"  # every built-in scenario, timeline.png, and `oomlab agent --metrics`
 PROJECT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )  # the repository
@@ -176,7 +176,13 @@ def _build(context: str, base: str, tag: str) -> None:
     with engine_errors(doing):
         try:
             engine.images.build(
-                path=context, buildargs={"BASE": base}, tag=tag, rm=True, forcerm=True, timeout=BUILD_TIMEOUT_S
+                path=context,
+                buildargs={"BASE": base, "EXTRAS": IMAGE_EXTRAS},
+                target="lab",  # the stage oomlab runs its own commands in; the `agent` stage after it is not built
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                timeout=BUILD_TIMEOUT_S,
             )
         except sdk_errors().BuildError as error:
             raise DockerUnavailable(f"Docker could not {doing}: {_last_lines(error.build_log)[-300:]}") from None

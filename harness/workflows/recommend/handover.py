@@ -2,7 +2,10 @@
 task routes and each class's worker settings, the worker command per class, a compose file with one
 service per class (its mem_limit) and a Kubernetes Deployment per class (replicas, the memory
 request and limit, the pool and concurrency in the command), with a note on what a cgroup v2 host
-does when that limit is hit (memory.oom.group). Every file is text built from the plan's figures
+does when that limit is hit (memory.oom.group). In both, `oomlab agent` is the worker's entrypoint:
+it runs the worker command unchanged, repairs what a kill leaves, and serves Prometheus metrics on
+AGENT_PORT (the Deployment's pods carry the scrape annotations); a fleet run's event stream is the
+OOMLAB_EVENTS environment variable (empty: none). Every file is text built from the plan's figures
 alone; strings are written JSON-quoted, which YAML reads as they are."""
 
 from __future__ import annotations
@@ -22,6 +25,20 @@ ONE_CLASS, SPLIT = "one_class", "split"  # the hand-overs, as the record's `hand
 LABELS = {ONE_CLASS: "one worker class", SPLIT: "split queues"}
 IMAGE = "proj-worker:latest"  # the user's worker image; the hand-over says to replace it
 CLASS_ENV = "WORKER_CLASS"  # which class's settings the celeryconfig applies in a container
+AGENT_PORT = 9808  # the agent's Prometheus /metrics in every replica (docker-compose.fleet.yml's too)
+EVENTS_ENV = "OOMLAB_EVENTS"  # a fleet run's event stream for `oomlab agent --events` (empty or unset: none)
+# The agent as PID 1 (exec), with `--events "$OOMLAB_EVENTS"` only when the variable is set and not
+# empty, so one manifest serves a plain deployment and a fleet run alike; the worker command is its
+# arguments ("$@"), unchanged. A POSIX shell in the image is all it needs.
+AGENT_ENTRYPOINT = [
+    "sh",
+    "-c",
+    f'exec oomlab agent --metrics 0.0.0.0:{AGENT_PORT} ${{{EVENTS_ENV}:+--events "${EVENTS_ENV}"}} -- "$@"',
+    "oomlab-agent",
+]
+# SIGTERM reaches Celery through the agent: a warm shutdown, which finishes the tasks in hand before the
+# worker exits. The grace is how long those may take before the kubelet (or Compose) sends SIGKILL.
+GRACE_S = 60
 FLAGS = {"worker_max_memory_per_child": "--max-memory-per-child", "worker_max_tasks_per_child": "--max-tasks-per-child"}
 
 OOM_GROUP_NOTE = """\
@@ -147,9 +164,12 @@ def celeryconfig(scenario: str, settings: list[ClassSetting], what: str) -> str:
 
 
 def compose_yaml(scenario: str, settings: list[ClassSetting]) -> str:
-    """One service per class; `docker compose up` starts each class's replicas with its own mem_limit."""
+    """One service per class; `docker compose up` starts each class's replicas with its own mem_limit,
+    each under the agent (its metrics on AGENT_PORT inside the project's network)."""
     lines = [
         _one_line(f"# docker compose services for {scenario}: one per worker class; {IMAGE} and the broker are yours"),
+        f"# `oomlab agent` wraps each worker: {EVENTS_ENV}=STREAM in the environment of `docker compose up` sends",
+        "# its events to a fleet run; its Prometheus metrics are on port " + f"{AGENT_PORT} of every replica",
         "services:",
     ]
     for s in settings:
@@ -157,9 +177,13 @@ def compose_yaml(scenario: str, settings: list[ClassSetting]) -> str:
         lines += [
             f"  {_dns_name(s.name)}:",
             f"    image: {_q(IMAGE)}",
-            f"    command: {json.dumps(worker_command(s))}",
+            f"    entrypoint: {_compose_text(json.dumps(AGENT_ENTRYPOINT))}",
+            f"    command: {_compose_text(json.dumps(worker_command(s)))}",
             "    environment:",
             f"      {CLASS_ENV}: {_q(s.name)}",
+            f"      {EVENTS_ENV}: {_q('${' + EVENTS_ENV + ':-}')}",
+            f"    expose: [{_q(str(AGENT_PORT))}]",
+            f"    stop_grace_period: {_q(f'{GRACE_S}s')}  # {_grace_note()}",
             f"    mem_limit: {_q(f'{mib}m')}",
             f"    memswap_limit: {_q(f'{mib}m')}  # no swap: the limit is the one the plan was proven under",
             *([f"    cpus: {s.cpus}  # {_cores_note(s.cpus)}"] if s.cpus else []),
@@ -169,11 +193,25 @@ def compose_yaml(scenario: str, settings: list[ClassSetting]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _compose_text(text: str) -> str:
+    """Compose reads `$` as its own interpolation: `$$` is a `$` the container sees."""
+    return text.replace("$", "$$")
+
+
+def _grace_note() -> str:
+    return "SIGTERM is Celery's warm shutdown (through the agent): the tasks in hand may finish"
+
+
 def deployment_yaml(scenario: str, setting: ClassSetting) -> str:
     """Requests equal limits (Guaranteed QoS): the scheduler places what the plan measured, memory and
-    the cores its throughput was measured with."""
+    the cores its throughput was measured with. The agent is the entrypoint and the worker command its
+    arguments; Prometheus finds the agent's metrics through the pod's annotations. Readiness is the
+    agent's metrics port accepting a connection (a TCP check costs the pod nothing); there is no
+    liveness probe: `celery inspect ping` in an exec probe would run a Python inside the same memory
+    limit, and the container already ends when the worker does (the agent exits with its code)."""
     name = _dns_name(f"{scenario}-{setting.name}")
     mib = _mib(setting.limit_bytes)
+    command = "\n".join(f"            - {_q(part)}" for part in AGENT_ENTRYPOINT)
     args = "\n".join(f"            - {_q(part)}" for part in worker_command(setting))
     cpu = f'\n              cpu: "{setting.cpus}"' if setting.cpus else ""
     cpu_note = f"  # {_cores_note(setting.cpus)}" if setting.cpus else ""
@@ -182,6 +220,8 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {name}
+  labels:
+    app: {name}
 spec:
   replicas: {setting.replicas}
   selector:
@@ -191,15 +231,31 @@ spec:
     metadata:
       labels:
         app: {name}
+      annotations:
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "{AGENT_PORT}"
+        prometheus.io/path: "/metrics"
     spec:
+      terminationGracePeriodSeconds: {GRACE_S}  # {_grace_note()}
       containers:
         - name: worker
           image: {_q(IMAGE)}
-          command:
+          command:  # oomlab agent, then the worker command (args) unchanged
+{command}
+          args:
 {args}
           env:
             - name: {CLASS_ENV}
               value: {_q(setting.name)}
+            - name: {EVENTS_ENV}  # a fleet run's event stream (oomlab agent --events); empty: none
+              value: ""
+          ports:
+            - name: metrics
+              containerPort: {AGENT_PORT}
+          readinessProbe:
+            tcpSocket:
+              port: metrics
+            periodSeconds: 10
           resources:{cpu_note}
             requests:
               memory: {mib}Mi{cpu}

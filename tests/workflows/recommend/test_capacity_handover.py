@@ -15,6 +15,7 @@ from oomlab.config.options import RunConfig
 from oomlab.report.capacity import split_lines
 from oomlab.workflows.recommend.fleet import Candidate, fleet_row
 from oomlab.workflows.recommend.handover import (
+    AGENT_ENTRYPOINT,
     OOM_GROUP_NOTE,
     ClassSetting,
     handover_files,
@@ -89,7 +90,8 @@ def test_compose_has_one_service_per_class_with_its_own_mem_limit_and_replicas(s
         service = services[worker_class.queue]
         assert service["mem_limit"] == service["memswap_limit"] == f"{worker_class.limit_bytes // MIB}m"
         assert service["deploy"]["replicas"] == worker_class.replicas
-        assert service["environment"] == {"WORKER_CLASS": worker_class.queue}
+        assert service["environment"] == {"WORKER_CLASS": worker_class.queue, "OOMLAB_EVENTS": "${OOMLAB_EVENTS:-}"}
+        assert service["entrypoint"] == [part.replace("$", "$$") for part in AGENT_ENTRYPOINT]
         assert f"--queues={worker_class.queue}" in service["command"] and "--pool=prefork" in service["command"]
 
 
@@ -105,11 +107,15 @@ def test_kubernetes_has_a_deployment_per_class_with_replicas_requests_limits_and
         (container,) = spec["template"]["spec"]["containers"]
         memory = f"{worker_class.limit_bytes // MIB}Mi"
         assert container["resources"] == {"requests": {"memory": memory}, "limits": {"memory": memory}}
-        command = container["command"]
+        assert container["command"] == AGENT_ENTRYPOINT  # the agent, with the worker command as its arguments
+        command = container["args"]
         assert command[:4] == ["celery", "-A", "APP", "worker"]
         assert "--pool=prefork" in command and f"--concurrency={worker_class.concurrency}" in command
         assert f"--queues={worker_class.queue}" in command
-        assert container["env"] == [{"name": "WORKER_CLASS", "value": worker_class.queue}]
+        assert container["env"] == [
+            {"name": "WORKER_CLASS", "value": worker_class.queue},
+            {"name": "OOMLAB_EVENTS", "value": ""},
+        ]
     assert text.rstrip().endswith(OOM_GROUP_NOTE) and "memory.oom.group" in text
 
 
@@ -125,7 +131,7 @@ def test_one_worker_class_gets_the_chosen_rows_pool_and_prefork_its_recycling():
     (deployment,) = [d for d in yaml.safe_load_all(files["k8s.yaml"]) if d]
     assert (
         deployment["spec"]["replicas"] == 2
-        and "--pool=threads" in deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+        and "--pool=threads" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     )
     assert list(yaml.safe_load(files["compose.yaml"])["services"]) == ["worker"]
 

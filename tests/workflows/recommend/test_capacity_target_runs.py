@@ -11,6 +11,8 @@ import os
 import pytest
 import yaml
 
+from tests.workflows.recommend.test_manifests import assert_valid
+
 pytestmark = pytest.mark.integration
 
 RATE = 20.0
@@ -79,8 +81,9 @@ def test_a_fleet_for_a_rate_matches_the_arithmetic_and_holds_under_load(oomlab, 
     assert proof["setting"]["kills"] == 0 and proof["setting"]["achieved_per_s"], proof
     assert proof["step_up_concurrency"] == choice["candidate"]["safe_concurrency"] + 1
     with open(report["yaml"]) as handle:
-        yaml = handle.read()
-    assert f"replicas: {choice['replicas']}" in yaml and "memory.oom.group" in yaml
+        text = handle.read()
+    assert f"replicas: {choice['replicas']}" in text and "memory.oom.group" in text
+    assert_valid("the one-class hand-over `recommend --rate` wrote", [d for d in yaml.safe_load_all(text) if d])
     assert os.path.dirname(report["yaml"]) == str(tmp_path)
 
 
@@ -150,6 +153,7 @@ def test_a_dominant_heavy_task_gets_split_queues_each_class_proven_by_its_own_ro
     with open(handover(report, "split", "k8s.yaml")) as handle:
         deployments = [d for d in yaml.safe_load_all(handle) if d]
     assert [d["spec"]["replicas"] for d in deployments] == [small["replicas"], big["replicas"]]
+    assert_valid("the split hand-over `recommend --rate` wrote", deployments)
 
 
 def test_the_limit_a_concurrency_needs_holds_and_the_one_below_is_killed(oomlab, tmp_path):
@@ -172,6 +176,9 @@ def test_the_limit_a_concurrency_needs_holds_and_the_one_below_is_killed(oomlab,
     assert not report["held"]["killed"], report["stdout"]
     assert report["below"]["killed"], report["stdout"]
     assert report["verdict"].startswith("proven: ") and report["verdict"] in report["stdout"]
+    with open(report["yaml"]) as handle:
+        written = [d for d in yaml.safe_load_all(handle) if d]
+    assert_valid("the hand-over `recommend --concurrency` wrote", written)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,193 @@
+"""docker-compose.fleet.yml brought up for real: `--scale worker=3` replicas of a Celery worker, each under
+`oomlab agent` (the entrypoint) with its own mem_limit, behind one Redis broker; the test is the
+controller outside, sending tasks through the published broker and reading each replica's agent at its
+Prometheus /metrics, as Prometheus would.
+
+No image registry is reachable here: Redis comes from the services image of Debian's packages
+(tests/compose/services), the workers' image is the Docker backend's own build of workers/Dockerfile
+(`up --no-build`); the compose file is the one users run. A missing engine or Compose fails this test."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+from oomlab.worker.docker.engine import PROJECT, worker_image
+from oomlab.workflows.recommend.handover import AGENT_PORT
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import TIME_SCALE
+from tests.worker.docker.test_compose import compose_command, services_image
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+MIB = 1024 * 1024
+REPLICAS = 3
+LIMIT_MIB = 192
+FITTING = 8  # tasks of 16 MiB: far below the limit
+OVER_MIB = 2 * LIMIT_MIB  # one task asks for twice the replica's limit: the kernel kills its pool child
+START_S = 60 * TIME_SCALE
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def metrics(address: str) -> dict[str, float]:
+    """One replica's agent, scraped: each sample by name and labels (`name{k=v,...}`) and each name's sum
+    over its label sets (`name`); histogram buckets left out."""
+    with urllib.request.urlopen(f"http://{address}:{AGENT_PORT}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    figures: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if "le" in sample.labels:
+                continue
+            if sample.labels:
+                labels = ",".join(f"{key}={value}" for key, value in sorted(sample.labels.items()))
+                figures[f"{sample.name}{{{labels}}}"] = sample.value
+            figures[sample.name] = figures.get(sample.name, 0.0) + sample.value
+    return figures
+
+
+def leftovers(project: str) -> dict[str, list[str]]:
+    label = f"label=com.docker.compose.project={project}"
+    found = {}
+    for kind, listing in (
+        ("containers", ["docker", "ps", "-aq"]),
+        ("networks", ["docker", "network", "ls", "-q"]),
+        ("volumes", ["docker", "volume", "ls", "-q"]),
+    ):
+        found[kind] = subprocess.run(
+            [*listing, "--filter", label], capture_output=True, text=True, check=True
+        ).stdout.split()
+    return found
+
+
+def test_three_agent_wrapped_replicas_count_the_one_kill_on_the_replica_that_had_it(tmp_path):
+    command = [*compose_command(), "-p", f"oomlab-fleet-{secrets.token_hex(4)}"]
+    project = command[-1]
+    command += ["-f", os.path.join(PROJECT, "docker-compose.fleet.yml")]
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OOMLAB_")}
+    env |= {
+        "OOMLAB_IMAGE": worker_image(),
+        "OOMLAB_REDIS_IMAGE": services_image(),
+        "OOMLAB_REDIS_PORT": f"127.0.0.1:{port}",
+        "OOMLAB_MEMORY": f"{LIMIT_MIB}m",
+        "OOMLAB_WORKER_ARGS": "--queues=celery --concurrency=1 --prefetch-multiplier=1 --without-gossip --without-mingle",
+    }
+    started = time.monotonic()
+    app = Celery("controller", broker=f"redis://127.0.0.1:{port}/0", backend=f"redis://127.0.0.1:{port}/1")
+    try:
+        up = subprocess.run(
+            [*command, "up", "-d", "--no-build", "--scale", f"worker={REPLICAS}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=START_S,
+        )
+        assert up.returncode == 0, up.stderr[-3000:]
+        ids = subprocess.run(
+            [*command, "ps", "-q", "worker"], capture_output=True, text=True, env=env, check=True
+        ).stdout.split()
+        assert len(ids) == REPLICAS, ids
+        inspected = subprocess.run(
+            ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", *ids],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        addresses = inspected.stdout.split()
+        assert len(set(addresses)) == REPLICAS, addresses
+
+        # every replica's agent serves its metrics and every worker answers, before any task is sent
+        # (else the first one up would take them all)
+        deadline = time.monotonic() + START_S
+        while True:
+            try:
+                seen = [metrics(address) for address in addresses]
+                replies = app.control.ping(timeout=1.0)
+            except (OSError, OperationalError):  # an agent not serving yet, the broker not published yet
+                seen, replies = [], []
+            if len(seen) == REPLICAS and len(replies) == REPLICAS:
+                break
+            assert time.monotonic() < deadline, f"not every replica up: {len(seen)} agents, {replies}"
+            time.sleep(0.5)
+        for figures in seen:  # each agent reads its own container's limit from its cgroup
+            assert figures["oomlab_worker_memory_limit_bytes"] == LIMIT_MIB * MIB, figures
+
+        fitting = [app.send_task("alloc.allocate", (16, 0.5)) for _ in range(FITTING // 2)]
+        over = app.send_task("alloc.allocate", (OVER_MIB, 0.5))
+        fitting += [app.send_task("alloc.allocate", (16, 0.5)) for _ in range(FITTING - FITTING // 2)]
+        deadline = time.monotonic() + 40 * TIME_SCALE
+        while not all(result.ready() for result in [*fitting, over]):
+            assert time.monotonic() < deadline, [r.state for r in [*fitting, over]]
+            time.sleep(0.3)
+        assert [result.get(timeout=5) for result in fitting] == [16 * MIB] * FITTING
+        # the agent's OOMKilled is the last word, after Celery's own WorkerLostError (stored when the
+        # main process notices the dead child, up to seconds later; the agent writes its failure again)
+        backend = redis.Redis(port=port, db=1)
+        deadline = time.monotonic() + 10 * TIME_SCALE
+        while True:
+            killed = json.loads(backend.get(f"celery-task-meta-{over.id}"))
+            if killed["result"]["exc_type"] == "OOMKilled":
+                break
+            assert time.monotonic() < deadline, killed
+            time.sleep(0.2)
+        assert killed["status"] == "FAILURE" and "alloc.allocate" in json.dumps(killed["result"]), killed
+
+        # through each replica's agent: the kill on exactly one, every task's peak on some replica
+        deadline = time.monotonic() + 10 * TIME_SCALE
+        while True:  # an agent counts a kill once its repair is done
+            seen = [metrics(address) for address in addresses]
+            kills = [figures.get("oomlab_oom_kills_total", 0.0) for figures in seen]
+            if sum(kills) >= 1:
+                break
+            assert time.monotonic() < deadline, kills
+            time.sleep(0.2)
+        assert sorted(kills) == [0.0] * (REPLICAS - 1) + [1.0], kills
+        victim = seen[kills.index(1.0)]
+        labelled = {key: value for key, value in victim.items() if key.startswith("oomlab_oom_kills_total{")}
+        assert labelled == {"oomlab_oom_kills_total{queue=celery,role=pool child,task=alloc.allocate}": 1.0}, victim
+        ran = [figures.get("oomlab_task_peak_bytes_count", 0.0) for figures in seen]
+        # every finished task's exact peak, on the replica that ran it; the killed one's own peak is not
+        # known in a container (no /dev/kmsg for the victim's RSS, no leaf cgroups without --memory)
+        assert sum(ran) == FITTING, ran
+        # the agent is each container's PID 1 (the entrypoint's shell exec'd it), so SIGTERM from `stop`
+        # reaches it and it passes it on: Celery's warm shutdown, every replica exiting 0
+        for container in ids:
+            pid1 = subprocess.run(
+                ["docker", "exec", container, "cat", "/proc/1/cmdline"], capture_output=True, check=True
+            ).stdout.split(b"\0")
+            assert pid1[pid1.index(b"agent") - 1].endswith(b"oomlab") and b"celery" in pid1, pid1
+        stopped = subprocess.run(
+            [*command, "stop", "--timeout", "30", "worker"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert stopped.returncode == 0, stopped.stderr
+        codes = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.ExitCode}}", *ids], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert codes == ["0"] * REPLICAS, codes
+        print(f"fleet: kills per replica {kills}, task peaks per replica {ran}, {time.monotonic() - started:.1f} s")
+    finally:
+        app.close()
+        down = subprocess.run(
+            [*command, "down", "-v", "--remove-orphans", "--timeout", "10"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert leftovers(project) == {"containers": [], "networks": [], "volumes": []}
