@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from oomlab.config.sizes import format_size
 from oomlab.observe.profiling.read import Capture, read_windows, render_flamegraph
-from oomlab.probe.events import ProbeLine
+from oomlab.probe.events import CHILD_SHUTDOWN, ProbeLine
 from oomlab.record.profile import ChildProcesses, ProfileCost, RunProfile, TaskProfile
 from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord
 
@@ -38,7 +38,7 @@ class ProfileCollector:
         capture is complete) or the run is final, otherwise at most every READ_EVERY_S."""
         starts = [r for r in probe if r["ev"] == "profile_start"]
         ends = {(r["path"], r.get("window")): r for r in probe if r["ev"] == "profile_end"}
-        gone = {r["pid"] for r in probe if r["ev"] == "child_shutdown"}
+        gone = {r["pid"] for r in probe if r["ev"] == CHILD_SHUTDOWN}  # its capture is complete
         kills = {(k.task_id, k.pid): k for k in record.kills}
         found: list[tuple[TaskRecord, Execution, ProbeLine]] = []
         due: set[str] = set()
