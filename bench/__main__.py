@@ -1,4 +1,5 @@
-"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|saturation|tasks|agent] [--kills N]`."""
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|saturation|tasks|agent] [--kills N]
+[--tasks N] [--rounds N]`."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="detection: OOM kills of each kind (default 30); agent: kills timed (default 20)",
     )
+    parser.add_argument("--tasks", type=int, metavar="N", help="overhead: no-op tasks per round (default 2000)")
+    parser.add_argument("--rounds", type=int, metavar="N", help="overhead: alternating rounds (default 4)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.which else args.which
     wire()  # the runs a benchmark's workflows start leave their pictures, as from the command line
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(BENCHMARKS[name])
         if args.kills and hasattr(module, "KILLS"):
             module.KILLS = args.kills  # type: ignore[attr-defined]
+        if args.tasks and name == "overhead":
+            module.TASKS = args.tasks  # type: ignore[attr-defined]
+        if args.rounds and name == "overhead":
+            module.ROUNDS = args.rounds  # type: ignore[attr-defined]
         data = module.main(runs_dir)
         print(report.save(name, data))
     return 0

@@ -105,6 +105,7 @@ def run_options(args: argparse.Namespace, **fixed: Any) -> RunOptions:
         "start_timeout": _arg(args, "start_timeout", 60.0),
         "sample_hz": _arg(args, "sample_hz", 100.0),
         "profile": _arg(args, "profile"),
+        "profile_native": bool(_arg(args, "profile_native", False)),
         "load": load_config(args),  # a load run's shape: {} without --rate/--stages/--in-flight
     }
     return RunOptions(**{**given, **fixed})

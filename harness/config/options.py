@@ -67,6 +67,7 @@ class RunConfig:
     )
     attach: str | None = None  # the share directory of a worker oomlab did not start (`oomlab worker`)
     profile: tuple[str, ...] = ()  # task names memray tracks per execution ("all": every task); empty: none
+    profile_native: bool = False  # --profile-native: memray records native (C) frames too
     timeout_used: float | None = None  # the plan's timeout when none was given, filled in at replay
     load: dict[str, Any] = field(default_factory=dict)  # a load run's LoadShape as a dict; empty: replay the plan
     # split queues (oomlab.config.routing): task name -> worker class, and the class this run's worker is
@@ -121,6 +122,7 @@ class RunOptions:
     queue_arguments: dict[str, Any] = field(default_factory=dict)
     container_starter: ContainerStarter = "sdk"
     profile: str | None = None  # --profile NAME[,NAME...]|all
+    profile_native: bool = False  # --profile-native
     load: dict[str, Any] = field(default_factory=dict)  # a load run: --rate/--stages/--in-flight
 
 
@@ -161,8 +163,15 @@ def resolve(scenario: Scenario, options: RunOptions, variant_name: str | None = 
         docker_restart=options.docker_restart,
         container_starter=options.container_starter,
         profile=profile_names(options.profile, scenario.app, pool, concurrency, options.placement),
+        profile_native=_native(options),
         load=dict(options.load),
     )
+
+
+def _native(options: RunOptions) -> bool:
+    if options.profile_native and not options.profile:
+        raise BadInput("--profile-native adds native frames to --profile: choose the tasks with --profile NAME|all")
+    return options.profile_native
 
 
 def celery_overrides(options: RunOptions) -> dict[str, Any]:

@@ -84,6 +84,10 @@ class ProbeLine(_Stamp, total=False):
     bare_peak_growth: list[int]
     tracked_peak_growth: list[int]
     peak_growth: int | None
+    window: int  # a chosen task's window in its child's capture (the n-th, from 0)
+    native: bool
+    start_s: float
+    setup_peak_growth: int | None
 
 
 _ENCODER = json.JSONEncoder(default=repr)  # json.dumps(..., default=repr) made one per call: 1.5 µs each

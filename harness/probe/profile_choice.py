@@ -4,7 +4,19 @@ was started with, and by the layers above to check and label. Standard library o
 from __future__ import annotations
 
 NAMES_ENV = "OOMLAB_PROFILE"  # "all" or comma-separated task names (full, or the last dotted part)
-DIR_ENV = "OOMLAB_PROFILE_DIR"  # where the pool child writes one capture per task execution
+DIR_ENV = "OOMLAB_PROFILE_DIR"  # where each pool child writes its one capture
+NATIVE_ENV = "OOMLAB_PROFILE_NATIVE"  # "1": memray also records native (C) frames (--profile-native)
+
+# A chosen task's window in its pool child's capture: the probe makes one allocation of START_MARK
+# bytes at task_prerun and one of END_MARK bytes at task_postrun, from the functions named here
+# (a bytearray asks malloc for one byte more, so a reader allows MARK_SLACK bytes above each).
+# memray records every allocation in order, so the window's edges are exact positions in the
+# capture's own stream (no clock is involved); a reader knows a mark by its size and its frame.
+START_MARK = 3001
+END_MARK = 3101
+START_FUNCTION = "_oomlab_task_window_starts"
+END_FUNCTION = "_oomlab_task_window_ends"
+MARK_SLACK = 64
 
 
 def parse_names(text: str | None) -> tuple[str, ...]:

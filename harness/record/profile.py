@@ -33,28 +33,30 @@ class ChildProcesses:
 
 @dataclass(frozen=True)
 class TaskProfile:
-    """The capture behind a task's sites (its last profiled execution)."""
+    """The capture behind a task's sites (its last profiled execution): its pool child's capture,
+    and the task's window in it (between the probe's marks at prerun and postrun)."""
 
-    capture: str  # the capture file, relative to the run directory
+    capture: str  # the pool child's capture file, relative to the run directory
     view: str  # high-water mark | last record (a killed task: what it held when the kernel struck)
     held_bytes: int  # what memray saw held at that moment
-    memray_peak_bytes: int  # memray's high-water mark over the whole capture
+    memray_peak_bytes: int  # the high-water mark of what the task allocated in its window (oomlab's frames too)
     task_growth_bytes: int | None  # the task's RSS growth to its peak (or to the kill)
     killed_at_bytes: int | None  # the RSS the kernel reported, when the task was killed
     children: ChildProcesses | None  # None: the tracker never closed (the task was killed)
-    overhead_s: float | None  # the tracker's start+stop time around the task
+    overhead_s: float | None  # the two marks' time in the task (older runs: the tracker's start+stop)
     sites: list[AllocationSite] = field(default_factory=list)
     last_snapshot_before_kill_s: float | None = field(default=None, metadata=OMIT_NONE)  # a killed task's
     note: str | None = None  # why memray's view is not the whole story, in one sentence
     flamegraph: str | None = None  # memray's HTML flame graph, relative to the run directory
     executions: int = 1  # the task's executions that were profiled
+    window: int | None = field(default=None, metadata=OMIT_NONE)  # the n-th window (from 0) in the capture
 
 
 @dataclass(frozen=True)
 class ProfileCost:
-    """memray's cost per task, measured: a no-op task body bare and inside a tracker in one pool
-    child (median of each), and the tracker's start+stop time around the real tasks; a figure not
-    measured is None, and absent from the JSON."""
+    """memray's cost per task, measured: a no-op task body bare and then tracked, with a window's two
+    marks, in one pool child (median of each), the child's one tracker start, and the marks' time in
+    the real tasks; a figure not measured is None, and absent from the JSON."""
 
     noop_runs: int | None = field(default=None, metadata=OMIT_NONE)
     noop_bare_s: float | None = field(default=None, metadata=OMIT_NONE)
@@ -62,8 +64,12 @@ class ProfileCost:
     per_task_s: float | None = field(default=None, metadata=OMIT_NONE)
     setup_peak_bytes: int | None = field(default=None, metadata=OMIT_NONE)  # the first tracker sets memray up
     per_task_peak_bytes: int | float | None = field(default=None, metadata=OMIT_NONE)  # a median: may be a half
-    start_stop_median_s: float | None = field(default=None, metadata=OMIT_NONE)
+    start_stop_median_s: float | None = field(default=None, metadata=OMIT_NONE)  # older runs: a tracker per task
     start_stop_n: int | None = field(default=None, metadata=OMIT_NONE)
+    tracker_start_s: float | None = field(default=None, metadata=OMIT_NONE)  # once per pool child, before any task
+    marks_median_s: float | None = field(default=None, metadata=OMIT_NONE)  # the two marks in a profiled task
+    marks_n: int | None = field(default=None, metadata=OMIT_NONE)
+    native_traces: bool | None = field(default=None, metadata=OMIT_NONE)  # --profile-native
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,15 @@ class ProfileReader(RunHook):
             self.collector = ProfileCollector(run.run_dir, run.config.profile)
         return self.collector
 
-    def collect(self, run: RunView) -> None:
+    def collect(self, run: RunView, final: bool = False) -> None:
         collector = self._collector(run)
         if collector is not None and run.evidence is not None and run.observers is not None:
-            collector.collect(run.record, run.evidence.observations.probe, run.observers.wall_offset)
+            collector.collect(run.record, run.evidence.observations.probe, run.observers.wall_offset, final)
 
     def finished(self, run: RunView) -> None:
         collector = self._collector(run)
         if collector is not None:
-            collector.render_flamegraphs()
+            self.collect(run, final=True)  # every capture read once more, whole now
+            if run.evidence is not None:
+                collector.render_flamegraphs(run.evidence.observations.probe)
             self.collect(run)  # the flame graphs' paths into the record

@@ -35,6 +35,7 @@ def launch_spec(run: RunState, celery_conf: dict[str, Any]) -> WorkerLaunch:
         config.queue_arguments,
         config.profile,
         profile_dir(run.run_dir) if config.profile else "",
+        config.profile_native,
     )
     env.update(run.placement.worker_env())
     workdir = None

@@ -74,6 +74,7 @@ def worker_env(
     queue_arguments: dict,
     profile: tuple[str, ...] = (),
     profile_dir: str = "",
+    profile_native: bool = False,
 ) -> dict[str, str]:
     """This process's environment plus what oomlab.worker.app reads at import. Celery's own
     environment overrides are left out: the broker and backend are the ones in `celery_conf`."""
@@ -92,6 +93,7 @@ def worker_env(
             "OOMLAB_QUEUE_ARGUMENTS": json.dumps(queue_arguments),
             "OOMLAB_PROFILE": ",".join(profile),
             "OOMLAB_PROFILE_DIR": profile_dir,
+            "OOMLAB_PROFILE_NATIVE": "1" if profile_native else "",
             **import_env(),
             "PYTHONUNBUFFERED": "1",
         }

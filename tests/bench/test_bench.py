@@ -72,3 +72,11 @@ def test_the_tasks_read_benchmark_repeats_real_lines_and_pandas_reads_both_files
     for kind, path in (("jsonl", f"{run_dir}/tasks.jsonl"), ("parquet", parquet)):
         figures = tasks_read.pandas_read(kind, path, 10)
         assert figures["seconds"] > 0 and figures["peak_rss_bytes"] > 0 and figures["file_bytes"] > 0
+
+
+def test_the_overhead_benchmarks_profile_mode_marks_every_tasks_window():
+    """`oomlab --profile` in `python -m bench overhead`: a round refuses to count a throughput for
+    which not every task's window was marked in a capture."""
+    from bench.overhead import PROFILED, timed_round
+
+    assert timed_round(PROFILED, 20).per_s > 0

@@ -74,7 +74,9 @@ def _saturation() -> dict:
 CASES = {
     "detection": _detection,
     "fidelity": _fidelity,
-    "overhead": lambda: overhead.saved({"bare": [900.0, 910.0], "oomlab": [890.0], "memray": [600.0]}, 2e-5),
+    "overhead": lambda: overhead.saved(
+        {"bare": [900.0, 910.0], "oomlab": [890.0], overhead.PROFILED: [500.0], "memray": [600.0]}, 2e-5
+    ),
     "sampler": lambda: {"figures": [{"processes": 2, "core_percent": 1.5, "ticks": 100, "cpu_seconds": 0.01}]},
     "plan": lambda: {"figures": [{"limit": "256MiB", "recommended": 2, "boundary": None, "seconds": 1.0}]},
     "load": _load,
@@ -96,6 +98,12 @@ def test_a_benchmark_result_saves_and_reads_back(name, tmp_path, monkeypatch):
     path = report.save(name, data)
     with open(path) as handle:
         assert json.load(handle) == {"benchmark": name, **to_json(data)}
+
+
+def test_the_profile_figure_is_its_slowdown_over_memrays():
+    data = overhead.saved({"bare": [900.0], "oomlab": [890.0], overhead.PROFILED: [450.0], "memray": [600.0]}, 2e-5)
+    assert data["profile_slowdown"] == pytest.approx(2.0) and data["memray_slowdown"] == pytest.approx(1.5)
+    assert data["profile_to_memray_ratio"] == pytest.approx(2.0 / 1.5)
 
 
 def test_the_saturation_headline_is_the_closed_loops_gap():

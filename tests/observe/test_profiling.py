@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import pytest
 from oomlab.observe.profiling.collect import unseen_note, untouched_note
 from oomlab.observe.profiling.read import read_capture
 from oomlab.probe.profile_choice import chosen, parse_names
@@ -131,3 +132,54 @@ def test_a_site_inside_a_comprehension_is_named_by_the_function_around_it(tmp_pa
     assert (top.function, top.line) == ("build_rows_for_report", line), top
     assert top.file.endswith("test_profiling.py") and top.bytes >= 8 * MIB
     assert second.function == "test_a_site_inside_a_comprehension_is_named_by_the_function_around_it", second
+
+
+def _windows_child(path: str) -> None:
+    """A process tracked for its life as a pool child is: the tracker started from a thread of its
+    own, two tasks' windows marked by the probe's own mark functions, work between them unmarked."""
+    import threading
+
+    import memray
+    from oomlab.probe import profiler
+
+    tracker = memray.Tracker(destination=memray.FileDestination(path, overwrite=True, compress_on_exit=False))
+    starter = threading.Thread(target=tracker.__enter__)
+    starter.start()
+    starter.join()
+    before = bytearray(6 * MIB)  # made before any window, freed inside the first: not the task's
+    between = []
+    profiler._oomlab_task_window_starts()
+    held = bytearray(8 * MIB)
+    del held, before
+    kept = bytearray(3 * MIB)  # the window's peak was the 8 MiB above, when only it was held
+    profiler._oomlab_task_window_ends()
+    between.append(bytearray(20 * MIB))  # no window: a task that was not chosen
+    profiler._oomlab_task_window_starts()
+    build_rows_for_report(2)  # 2 MiB, freed at once
+    kept += bytearray(MIB)  # a realloc: the old block freed, a 4 MiB one made inside the window
+    profiler._oomlab_task_window_ends()
+    tracker.__exit__(None, None, None)
+
+
+def test_each_marked_window_gets_its_own_exact_peak_and_sites(tmp_path):
+    from oomlab.observe.profiling.read import read_windows
+
+    path = str(tmp_path / "child.bin")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _windows_child(path)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    windows = read_windows(path)
+    assert sorted(windows) == [0, 1]
+    first, second = windows[0], windows[1]
+    assert first.view == second.view == "high-water mark"
+    assert first.sites[0].function == "_windows_child" and first.sites[0].bytes == pytest.approx(8 * MIB, abs=4096)
+    assert first.total_bytes == pytest.approx(8 * MIB, abs=64 * 1024)  # not the 6 MiB made before it
+    assert not any(site.bytes >= 20 * MIB for w in windows.values() for site in w.sites)  # between windows
+    # the second's peak: the 1 MiB temporary and the 4 MiB block realloc'd from it, held at once (the
+    # old 3 MiB block's free is not the window's: it was made before)
+    assert second.peak_bytes == pytest.approx(5 * MIB, abs=64 * 1024)
+    assert (second.sites[0].function, second.sites[0].bytes) == ("_windows_child", pytest.approx(5 * MIB, abs=4096))

@@ -52,6 +52,13 @@ def register(subparsers) -> None:
         help="memray per execution of these tasks, in the pool child: the sites that held the memory at "
         "each one's peak (or its OOM kill), a flame graph each (needs oomlab[profile])",
     )
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        default=None,
+        help="with --profile: memray records native (C) frames too (numpy's, PIL's allocators), "
+        "at a cost per allocation; Python frames only without it",
+    )
     add_broker_settings(parser)
     add_placement(parser)
     parser.add_argument(
@@ -98,6 +105,7 @@ _WORKERS_OWN = (
     "oom_scope",
     "docker_restart",
     "profile",
+    "profile_native",
 )
 
 

@@ -1,4 +1,5 @@
-"""Per-task memray profiles: a worker-side tracker around each chosen task (oomlab.probe.profiler),
+"""Per-task memray profiles: a worker-side tracker for each pool child's life, with each chosen task's
+window marked in its capture (oomlab.probe.profiler),
 the capture read back into the record (read.py, collect.py; oomlab.run.profile_reader is the run's
 hook that calls them), and the lines reports print (text.py).
 
@@ -27,8 +28,8 @@ def profile_dir(run_dir: str) -> str:
 
 
 def wait_for_profiles(session: Any, timeout: float = 5.0) -> None:
-    """After a WorkerSession settled: the tracker closes a capture just after the task's postrun, so
-    give each chosen task's capture that moment to be read before a test's verdict is made."""
+    """After a WorkerSession settled: a live pool child's capture is read at most every second or so,
+    so give each chosen task's window that moment to be read before a test's verdict is made."""
     import time
 
     names = session.config.profile

@@ -5,45 +5,67 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from dataclasses import dataclass, field, replace
 
 from oomlab.config.sizes import format_size
-from oomlab.observe.profiling.read import Capture, read_capture
-from oomlab.probe.events import ProbeLine
+from oomlab.observe.profiling.read import Capture, read_windows, render_flamegraph
+from oomlab.probe.events import CHILD_SHUTDOWN, ProbeLine
 from oomlab.record.profile import ChildProcesses, ProfileCost, RunProfile, TaskProfile
 from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord
-from oomlab.trust import run_python
 
 MAX_FLAMEGRAPHS = 20  # the largest captures get one (about 4.5 MB and half a second each)
 UNSEEN_FRACTION = 0.5  # memray seeing less than this share of a task's growth is worth a sentence
 UNSEEN_MIN_BYTES = 8 * 2**20
 
 
+READ_EVERY_S = 1.0  # a live child's capture is read again at most this often while its tasks end...
+READ_SHARE = 20  # ...and no more often than 20 times as long as its last read took (<= 5 % of a core)
+
+
 @dataclass
 class ProfileCollector:
     run_dir: str
     names: tuple[str, ...]
-    captures: dict[str, Capture] = field(default_factory=dict)  # read once the execution is final
-    flamegraphs: dict[str, str] = field(default_factory=dict)
+    captures: dict[tuple[str, int], Capture] = field(default_factory=dict)  # (child's capture, window)
+    flamegraphs: dict[tuple[str, int], str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    read_at: dict[str, tuple[float, float]] = field(default_factory=dict)  # path -> (when, seconds it took)
 
-    def collect(self, record: RunRecord, probe: list[ProbeLine], wall_offset: float) -> None:
+    def collect(self, record: RunRecord, probe: list[ProbeLine], wall_offset: float, final: bool = False) -> None:
+        """Each chosen task's window, read from its pool child's capture once the execution is final.
+        A capture is read in one pass for all its windows: at once when its child has gone (the
+        capture is complete) or the run is final, otherwise at most every READ_EVERY_S."""
         starts = [r for r in probe if r["ev"] == "profile_start"]
-        ends = {r["path"]: r for r in probe if r["ev"] == "profile_end"}
+        ends = {(r["path"], r.get("window")): r for r in probe if r["ev"] == "profile_end"}
+        gone = {r["pid"] for r in probe if r["ev"] == CHILD_SHUTDOWN}  # its capture is complete
         kills = {(k.task_id, k.pid): k for k in record.kills}
+        found: list[tuple[TaskRecord, Execution, ProbeLine]] = []
+        due: set[str] = set()
         for task in record.tasks:
-            profiles = []
             for start in (s for s in starts if s["task_id"] == task.id):
                 execution = _execution_of(task, start)
-                if execution is None or not (start["path"] in ends or execution.killed):
-                    continue  # still running, or its tracker still closing the capture: read once final
-                kill = kills.get((task.id, execution.pid)) if execution.killed else None
-                capture = self._capture(start["path"], execution.killed)
-                if capture is not None:
-                    profile = _profile(
-                        self.run_dir, capture, execution, start, ends.get(start["path"]), kill, wall_offset
-                    )
-                    profiles.append(replace(profile, flamegraph=self.flamegraphs.get(start["path"])))
+                key = (start["path"], start.get("window", -1))
+                if execution is None or not (key in ends or execution.killed):
+                    continue  # still running: read once final
+                found.append((task, execution, start))
+                if self._stale(key, execution.killed) and start["path"] not in self.errors:
+                    whole = final or execution.killed or start["pid"] in gone  # the capture is complete
+                    if whole or self._may_read(start["path"]):
+                        due.add(start["path"])
+        for path in sorted(due):
+            self._read(path)
+        by_task: dict[str, list[TaskProfile]] = {}
+        for task, execution, start in found:
+            key = (start["path"], start.get("window", -1))
+            capture = self.captures.get(key)
+            if capture is None:
+                continue
+            kill = kills.get((task.id, execution.pid)) if execution.killed else None
+            profile = _profile(self.run_dir, capture, execution, start, ends.get(key), kill, wall_offset)
+            by_task.setdefault(task.id, []).append(replace(profile, flamegraph=self.flamegraphs.get(key)))
+        for task in record.tasks:
+            profiles = by_task.get(task.id)
             if profiles:
                 task.profile = replace(profiles[-1], executions=len(profiles))
                 task.top_allocations = list(profiles[-1].sites)
@@ -51,34 +73,55 @@ class ProfileCollector:
             tasks=list(self.names), captures=len(self.captures), cost=cost(probe), read_errors=dict(self.errors)
         )
 
-    def _capture(self, path: str, killed: bool) -> Capture | None:
-        if path not in self.captures and path not in self.errors:
-            try:
-                self.captures[path] = read_capture(path, killed)
-            except Exception as exc:  # memray's own reader failed: say so on the task, keep the run
-                self.errors[path] = f"{type(exc).__name__}: {exc}"
-        return self.captures.get(path)
+    def _stale(self, key: tuple[str, int], killed: bool) -> bool:
+        """Not read yet, or read while the task still ran (a window without its end mark)."""
+        capture = self.captures.get(key)
+        return capture is None or (not killed and capture.view != "high-water mark")
 
-    def render_flamegraphs(self) -> None:
-        """memray's own HTML flame graph per capture, largest first: the high-water-mark view for a
-        task that finished (the same moment as its sites), the leaks view (what was held at the last
-        record) for one that was killed."""
-        largest = sorted(self.captures.values(), key=lambda c: c.total_bytes, reverse=True)[:MAX_FLAMEGRAPHS]
-        for capture in largest:
-            html = capture.path[: -len(".bin")] + ".html"
-            extra = ["--leaks"] if capture.view == "last record" else []
-            # --no-web: memray's vendored d3/bootstrap inlined (about 4.5 MB), so it opens offline and in CI
-            html, source = os.path.abspath(html), os.path.abspath(capture.path)  # it works in a directory of its own
-            command = ["-m", "memray", "flamegraph", "-f", "--no-web", *extra, "-o", html, source]
-            done = run_python(*command, capture_output=True, text=True, timeout=120)
-            if done.returncode == 0:
-                self.flamegraphs[capture.path] = os.path.relpath(html, self.run_dir)
-            else:
-                self.errors[capture.path] = f"memray flamegraph: {done.stderr.strip()[-300:]}"
+    def _may_read(self, path: str) -> bool:
+        last = self.read_at.get(path)
+        return last is None or time.monotonic() - last[0] >= max(READ_EVERY_S, READ_SHARE * last[1])
+
+    def _read(self, path: str) -> None:
+        began = time.monotonic()
+        try:
+            windows = read_windows(path)
+        except Exception as exc:  # memray's own reader failed: say so on the task, keep the run
+            self.errors[path] = f"{type(exc).__name__}: {exc}"
+            return
+        finally:
+            self.read_at[path] = (time.monotonic(), time.monotonic() - began)
+        self.captures.update({(path, number): capture for number, capture in windows.items()})
+        self._keep_records()
+
+    def _keep_records(self) -> None:
+        """The held records stay only for the captures a flame graph will be drawn for."""
+        largest = sorted(self.captures, key=lambda k: self.captures[k].total_bytes, reverse=True)
+        for key in largest[MAX_FLAMEGRAPHS:]:
+            if self.captures[key].records:
+                self.captures[key] = replace(self.captures[key], records=[], snapshots=[])
+
+    def render_flamegraphs(self, probe: list[ProbeLine]) -> None:
+        """memray's own HTML flame graph per task window, largest first, drawn by memray's reporter
+        from what the task held at its high-water mark (a task that finished: the same moment as its
+        sites) or at the last record (one that was killed: the leaks view, what the OOM killer counted)."""
+        tasks = {(r["path"], r.get("window", -1)): r for r in probe if r["ev"] == "profile_start"}
+        largest = sorted(self.captures, key=lambda k: self.captures[k].total_bytes, reverse=True)[:MAX_FLAMEGRAPHS]
+        for key in largest:
+            capture, start = self.captures[key], tasks.get(key)
+            if key in self.flamegraphs or start is None or not capture.records:
+                continue
+            html = os.path.join(os.path.dirname(capture.path), f"{start['task_id']}.{start['pid']}.{key[1]}.html")
+            try:
+                render_flamegraph(capture, html)
+            except Exception as exc:  # memray's reporter: say so, keep the run
+                self.errors[f"{capture.path}#{key[1]}"] = f"memray flamegraph: {type(exc).__name__}: {exc}"
+                continue
+            self.flamegraphs[key] = os.path.relpath(html, self.run_dir)
 
 
 def _execution_of(task: TaskRecord, start: ProbeLine) -> Execution | None:
-    """The execution a capture belongs to: same process, the latest started before the tracker."""
+    """The execution a window belongs to: same process, the latest started before the mark."""
     candidates = [e for e in task.executions if e.pid == start["pid"] and e.started_mono <= start["t"]]
     return max(candidates, key=lambda e: e.started_mono) if candidates else None
 
@@ -112,6 +155,7 @@ def _profile(
         last_snapshot_before_kill_s=gap,
         note=unseen_note(capture.total_bytes, growth, children)
         or untouched_note(capture.total_bytes, growth, kill is not None),
+        window=capture.window,
     )
 
 
@@ -157,11 +201,13 @@ def untouched_note(seen: int, growth: int | None, killed: bool) -> str | None:
 
 
 def cost(probe: list[ProbeLine]) -> ProfileCost | None:
-    """memray's cost per task, measured: a no-op task body bare and inside a tracker in one pool
-    child (median of each), and the tracker's start+stop time around the real tasks."""
+    """memray's cost per task, measured: a no-op task body bare and tracked with a window's two marks
+    in one pool child (median of each), the child's one tracker start, and the marks' time in the
+    real tasks."""
     calibration = next((r for r in probe if r["ev"] == "profile_cost"), None)
-    around = [r["overhead_s"] for r in probe if r["ev"] == "profile_end" and r.get("overhead_s") is not None]
-    if calibration is None and not around:
+    marks = [r["overhead_s"] for r in probe if r["ev"] == "profile_end" and r.get("overhead_s") is not None]
+    child = next((r for r in probe if r["ev"] == "profile_child"), None)
+    if calibration is None and not marks:
         return None
     figures = ProfileCost()
     if calibration is not None:
@@ -170,13 +216,15 @@ def cost(probe: list[ProbeLine]) -> ProfileCost | None:
             figures, noop_runs=calibration["runs"], noop_bare_s=bare, noop_tracked_s=tracked, per_task_s=tracked - bare
         )
         growth = [calibration.get("bare_peak_growth") or [], calibration.get("tracked_peak_growth") or []]
-        if all(len(g) > 1 for g in growth) and None not in growth[0] + growth[1]:
-            # the first tracker in a process sets memray up; each pool child pays that as it starts
+        if all(growth) and None not in growth[0] + growth[1]:
             figures = replace(
                 figures,
-                setup_peak_bytes=growth[1][0] - growth[0][0],
-                per_task_peak_bytes=statistics.median(growth[1][1:]) - statistics.median(growth[0][1:]),
+                setup_peak_bytes=calibration.get("setup_peak_growth"),  # the tracker's start, before any task
+                per_task_peak_bytes=statistics.median(growth[1]) - statistics.median(growth[0]),
+                tracker_start_s=calibration.get("start_s"),
             )
-    if around:
-        figures = replace(figures, start_stop_median_s=statistics.median(around), start_stop_n=len(around))
+    if child is not None:
+        figures = replace(figures, native_traces=bool(child.get("native")))
+    if marks:
+        figures = replace(figures, marks_median_s=statistics.median(marks), marks_n=len(marks))
     return figures

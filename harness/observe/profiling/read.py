@@ -1,6 +1,12 @@
 """A memray capture read back: the allocation sites that held the memory at the task's high-water
 mark (or, for a task the kernel killed, at the capture's last record), each named by a Python frame.
 
+A pool child writes one capture for its whole life; each chosen task's window in it lies between two
+marks the probe allocates (oomlab.probe.profile_choice). `read_windows` replays the capture's records
+in order and finds, inside each window, the moment the allocations made in the window held the most,
+and which were held then: the same figure a tracker started at prerun and stopped at postrun gives,
+found in the order memray recorded the allocations (exact, not sampled by time).
+
 memray's FileReader reads a capture whose writer was SIGKILLed: its records went through a shared
 mapping of the file, so everything up to the last allocation is there; only the header's summary
 (end time) is missing."""
@@ -13,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from oomlab.probe.profile_choice import END_FUNCTION, END_MARK, MARK_SLACK, START_FUNCTION, START_MARK
 from oomlab.record.profile import AllocationSite
 
 TOP_SITES = 5
@@ -52,6 +59,10 @@ class Capture:
     sites: list[AllocationSite]
     last_snapshot_wall: float | None  # memray's last RSS snapshot (every 10 ms), seconds since the epoch
     native_traces: bool
+    window: int | None = None  # the task's window in its child's capture; None: a capture of its own
+    records: list[Any] = field(default_factory=list, repr=False)  # those held then, for a flame graph
+    metadata: Any = field(default=None, repr=False)  # memray's header, for a flame graph
+    snapshots: list[Any] = field(default_factory=list, repr=False)
 
 
 # frames Python makes for a comprehension or a lambda: a site inside one is named by the function around it
@@ -141,3 +152,130 @@ def read_capture(path: str, killed: bool, top: int = TOP_SITES) -> Capture:
         last_snapshot_wall=snapshots[-1].time / 1000 if snapshots else None,
         native_traces=metadata.has_native_traces,
     )
+
+
+_MALLOC = 6  # memray's AllocatorType.MALLOC: a mark is a bytearray's buffer
+_FREES = frozenset({1, 5, 15})  # PYMALLOC_FREE, FREE, MUNMAP: an allocation ends
+
+
+@dataclass
+class _Window:
+    number: int
+    live: dict[int, Any] = field(default_factory=dict)  # address -> record, allocated inside the window
+    events: list[tuple[int, Any]] = field(default_factory=list)  # (address, record or None for its end)
+    current: int = 0
+    peak: int = 0
+    at: int = 0  # how many events in, the peak was reached
+
+    def allocate(self, record: Any) -> None:
+        self.live[record.address] = record
+        self.current += record.size
+        self.events.append((record.address, record))
+        if self.current > self.peak:
+            self.peak, self.at = self.current, len(self.events)
+
+    def free(self, address: int) -> None:
+        record = self.live.pop(address, None)
+        if record is not None:  # an allocation made before the window is not the task's
+            self.current -= record.size
+            self.events.append((address, None))
+
+    def held_at_peak(self) -> list[Any]:
+        held: dict[int, Any] = {}
+        for address, record in self.events[: self.at]:
+            if record is None:
+                held.pop(address, None)
+            else:
+                held[address] = record
+        return list(held.values())
+
+
+def _mark(record: Any) -> str | None:
+    """START_FUNCTION or END_FUNCTION when the record is one of the probe's marks."""
+    size = record.size
+    if record.allocator != _MALLOC or not (
+        START_MARK <= size < START_MARK + MARK_SLACK or END_MARK <= size < END_MARK + MARK_SLACK
+    ):
+        return None
+    frames = record.stack_trace(max_stacks=1)
+    name = frames[0][0] if frames else None
+    return name if name in (START_FUNCTION, END_FUNCTION) else None
+
+
+def replay(records: Iterable[Any]) -> dict[int, tuple[bool, int, list[Any]]]:
+    """Each window in a capture's records (in the order memray wrote them): number -> (closed, the
+    high-water mark of the window's own allocations, the records held at it). A window the capture
+    ends inside (its task was killed, or still runs) gives what was held at the last record."""
+    windows: dict[int, tuple[bool, int, list[Any]]] = {}
+    number = -1
+    window: _Window | None = None
+    for record in records:
+        mark = _mark(record) if record.allocator == _MALLOC else None
+        if mark == START_FUNCTION:
+            number += 1
+            window = _Window(number)
+            continue
+        if mark == END_FUNCTION and window is not None:
+            windows[window.number] = (True, window.peak, window.held_at_peak())
+            window = None
+            continue
+        if window is None:
+            continue
+        if record.allocator in _FREES:
+            window.free(record.address)
+        else:
+            window.allocate(record)
+    if window is not None:
+        windows[window.number] = (False, window.peak, list(window.live.values()))
+    return windows
+
+
+def read_windows(path: str, top: int = TOP_SITES) -> dict[int, Capture]:
+    """Every chosen task's window in a pool child's capture, read in one pass."""
+    import memray
+
+    reader = memray.FileReader(path, report_progress=False)
+    try:
+        metadata = reader.metadata
+        native = metadata.has_native_traces
+        windows = replay(reader.get_allocation_records())
+        snapshots = list(reader.get_memory_snapshots())
+    finally:
+        reader.close()
+    last = snapshots[-1].time / 1000 if snapshots else None
+    read = {}
+    for number, (closed, peak, held) in windows.items():
+        total, sites = top_sites(held, native, top)
+        read[number] = Capture(
+            path=path,
+            view="high-water mark" if closed else "last record",
+            total_bytes=total,
+            peak_bytes=peak,
+            sites=sites,
+            last_snapshot_wall=last,
+            native_traces=native,
+            window=number,
+            records=held,
+            metadata=metadata,
+            snapshots=snapshots,
+        )
+    return read
+
+
+def render_flamegraph(capture: Capture, html: str) -> None:
+    """memray's own flame graph of what the task held at its peak (or at the last record), drawn by
+    memray's reporter from the window's records, with its assets inlined (no network needed)."""
+    from memray.reporters.flamegraph import FlameGraphReporter
+
+    reporter = FlameGraphReporter.from_snapshot(
+        capture.records, memory_records=capture.snapshots, native_traces=capture.native_traces
+    )
+    with open(html, "w") as handle:
+        reporter.render(
+            outfile=handle,
+            metadata=capture.metadata,
+            show_memory_leaks=capture.view == "last record",
+            merge_threads=True,
+            inverted=False,
+            no_web=True,
+        )

@@ -76,15 +76,23 @@ def cost_line(cost: ProfileCost | None) -> str | None:
     if cost.per_task_s is not None and cost.noop_bare_s is not None and cost.noop_tracked_s is not None:
         parts.append(
             f"memray costs {_signed(cost.per_task_s)} per task, measured on a no-op task in a pool "
-            f"child ({format_seconds(cost.noop_bare_s)} bare, {format_seconds(cost.noop_tracked_s)} tracked, "
-            f"median of {cost.noop_runs} each)"
+            f"child ({format_seconds(cost.noop_bare_s)} bare, {format_seconds(cost.noop_tracked_s)} tracked "
+            f"with its window's two marks, median of {cost.noop_runs} each; "
+            f"{'Python and native frames' if cost.native_traces else 'Python frames only'})"
         )
     if cost.per_task_peak_bytes is not None:
+        setup = f"; its one-off set-up ({format_size(cost.setup_peak_bytes)})" if cost.setup_peak_bytes else ""
+        start = f" in {format_seconds(cost.tracker_start_s)}" if cost.tracker_start_s is not None else ""
         parts.append(
-            f"it adds {format_size(cost.per_task_peak_bytes)} to a task's exact peak (VmHWM, median); its "
-            f"one-off set-up ({format_size(cost.setup_peak_bytes)}) is paid as each pool child starts, outside any task"
+            f"it adds {format_size(cost.per_task_peak_bytes)} to a task's exact peak (VmHWM, median){setup} is "
+            f"paid as each pool child starts its one tracker{start}, outside any task"
         )
-    if cost.start_stop_median_s is not None:
+    if cost.marks_median_s is not None:
+        parts.append(
+            f"marking the profiled tasks' windows took {format_seconds(cost.marks_median_s)} a task "
+            f"(median of {cost.marks_n})"
+        )
+    if cost.start_stop_median_s is not None:  # a run recorded before the tracker stayed on
         parts.append(
             f"starting and stopping it around the profiled tasks took {format_seconds(cost.start_stop_median_s)} "
             f"(median of {cost.start_stop_n})"
