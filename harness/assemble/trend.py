@@ -12,6 +12,10 @@ from itertools import pairwise
 
 from oomlab.config.sizes import format_size
 
+# what a steady line's fit must explain, for every growth oomlab calls one (recommend's leak, a load
+# run's soak slope): one bar, so a proof never calls "steady" what the plan refused as a leak
+STEADY_MIN_R2 = 0.9
+
 
 @dataclass(frozen=True)
 class LineFit:

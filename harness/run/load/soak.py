@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from oomlab.assemble.trend import STEADY_MIN_R2
 from oomlab.config.durations import format_seconds
 from oomlab.record.load import LimitProjection, RecyclingSettings, SoakFindings
 
@@ -20,7 +21,7 @@ MIN_TASKS_PER_CHILD = 6
 MIN_POINTS = 6  # tasks measured over all children before a projection is made
 # a growth is stated as a finding only when it is a line, not noise: the fit explains most of the
 # spread and the children grew by a clear amount during the run
-MIN_R2 = 0.8
+MIN_R2 = STEADY_MIN_R2
 MIN_GROWTH_BYTES = 4 * 1024 * 1024
 
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from oomlab.assemble.analysis import percentile
-from oomlab.assemble.trend import fit_line
+from oomlab.assemble.trend import STEADY_MIN_R2, fit_line
 from oomlab.probe.events import CHILD_INIT
 from oomlab.record.files import csv_rows, read_probe
 from oomlab.record.schema import RunRecord
@@ -18,7 +18,7 @@ from oomlab.workflows.recommend.startup_cost import StartupCost, startup_cost
 
 LEAK_MIN_TASKS = 8  # fewer tasks in one child cannot tell a leak from warm-up
 LEAK_WARM_UP = 2  # a child's first tasks are left out of the fit (first-call imports, the allocator's arenas)
-LEAK_MIN_R2 = 0.9  # a leak's start RSS climbs along a line; a poorer fit is no slope
+LEAK_MIN_R2 = STEADY_MIN_R2  # a leak's start RSS climbs along a line; a poorer fit is no slope
 LEAK_MAX_STEP_SHARE = 0.5  # one step making more than this share of the rise is a step, not a leak
 LEAK_BYTES_PER_TASK = 256 * 1024  # a steady rise smaller than this per task is noise, not a leak
 

@@ -42,3 +42,15 @@ def test_a_leak_reads_as_a_steady_line_with_its_fit():
     assert found.significant and found.r2 == 1.0 and found.fit.startswith("a steady line (R² 1.00")
     assert found.growth_per_1000_tasks_per_child_bytes == 4000 * MIB
     assert "grew 3.9 GiB per 1,000 tasks (a steady line" in _slope(found, "prefork")
+
+
+def test_a_rough_line_the_plan_refuses_as_a_leak_is_not_steady_in_the_proof_either():
+    # a new user's proof read "a steady line (R² 0.81)" while recommend refused the leak below R² 0.9
+    # and planned no recycling: one bar for both
+    from oomlab.workflows.recommend.profile import LEAK_MIN_R2
+
+    rng = random.Random(3)
+    series = {pid: [60 * MIB + i * 3 * MIB + rng.randrange(0, 12 * MIB) for i in range(12)] for pid in (1,)}
+    found = _findings(series)
+    assert found.r2 is not None and 0.6 < found.r2 < LEAK_MIN_R2, found.r2
+    assert not found.significant and "within noise" in _slope(found, "prefork")
