@@ -3,6 +3,7 @@ sentence (BadInput) when profiling cannot work, rather than a run with nothing p
 
 from __future__ import annotations
 
+from oomlab.config.app_tasks import registered_locally
 from oomlab.errors import BadInput
 from oomlab.probe.profile_choice import chosen, parse_names
 
@@ -12,7 +13,9 @@ def profile_names(text: str | None, app, pool: str, concurrency: int, backend: s
     names = parse_names(text)
     if not names:
         return ()
-    task_names = sorted(n for n in app.tasks if not n.startswith("celery."))
+    task_names = registered_locally(app)
+    if task_names is None:
+        task_names = sorted(n for n in app.tasks if not n.startswith("celery."))
     unknown = [n for n in names if n != "all" and not any(chosen((n,), t) for t in task_names)]
     if unknown:
         raise BadInput(f"--profile: no task named {', '.join(unknown)}; the scenario's tasks: {', '.join(task_names)}")

@@ -9,6 +9,7 @@ import difflib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from oomlab.config.app_tasks import registered_locally
 from oomlab.errors import UnknownTaskNames
 from oomlab.probe.events import WORKER_READY
 
@@ -47,10 +48,8 @@ def check_names_locally(app: Any, sent: Iterable[str]) -> None:
     does not register, but one close to it does, is a misspelling (UnknownTaskNames, exit 6, before
     any worker, broker or summary). A name with no close match is left to `check_registered`: the
     worker's app may register tasks this process never imports."""
-    try:
-        app.loader.import_default_modules()  # the app's `imports` and autodiscovered modules, as the worker does
-        known = sorted(name for name in app.tasks if not name.startswith("celery."))
-    except Exception:  # the worker imports them again and says what failed there
+    known = registered_locally(app)
+    if known is None:
         return
     typos = [
         name
