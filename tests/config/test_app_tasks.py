@@ -45,3 +45,19 @@ def test_autodiscovered_shared_tasks_are_listed_and_can_be_profiled(autodiscover
     assert profile_names(f"{package}.tasks.render", app, "prefork", 1, "cgroup") == (f"{package}.tasks.render",)
     with pytest.raises(BadInput, match=f"{package}.tasks.render"):  # a wrong name lists the real ones
         profile_names(f"{package}.tasks.rendr", app, "prefork", 1, "cgroup")
+
+
+def test_an_apps_own_queues_are_what_its_workers_consume():
+    # the hand-over's worker listened on `celery` while the app sent to media.default and media.reports
+    from celery import Celery
+    from kombu import Queue
+    from oomlab.config.app_tasks import app_queues
+
+    app = Celery("media", broker="memory://", set_as_current=False)
+    assert app_queues(app) == ["celery"]
+    app.conf.task_default_queue = "media.default"
+    app.conf.task_routes = {"media.tasks.render_report": {"queue": "media.reports"}, "media.tasks.zip": "media.zip"}
+    app.conf.task_queues = [Queue("media.default"), Queue("media.audit")]
+    assert app_queues(app) == ["media.default", "media.audit", "media.reports", "media.zip"]
+    app.conf.task_routes = [{"media.tasks.render_report": {"queue": "media.reports"}}, lambda *a, **k: None]
+    assert "media.reports" in app_queues(app)

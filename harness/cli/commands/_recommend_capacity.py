@@ -9,6 +9,7 @@ import os
 import time
 from dataclasses import asdict
 
+from oomlab.config.app_tasks import app_queues
 from oomlab.config.load_shapes import parse_duration, parse_rate
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
@@ -86,6 +87,7 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         parse_duration(args.prove_seconds, "--prove-seconds"),
         args.max_concurrency,
     )
+    queues = app_queues(scenario.app)  # the app's own queues, read before a run points it at oomlab's
     out = report_console()
     out.rule(f"{scenario.name}: {rate:g} tasks/s over {', '.join(pools)} at {len(limits)} limit(s)")
     plan = plan_for_rate(scenario, config, limits, pools, target, not args.no_prove, lambda line: out.print(line))
@@ -107,7 +109,8 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
         withheld[ONE_CLASS] = f"{LABELS[ONE_CLASS]}: no files written, {why}"
     elif plan.choice:
         profile = plan.profiles[plan.choice.candidate.limit_bytes]
-        handovers[ONE_CLASS] = with_app([row_setting(plan.choice, profile, margin)], scenario.app_target)
+        # the deployed class consumes every queue the user's app sends to (its default, its routes)
+        handovers[ONE_CLASS] = with_app([row_setting(plan.choice, profile, margin, queues)], scenario.app_target)
     if plan.split and plan.split.dominant and all(c.replicas for c in plan.split.two_classes):
         warnings[SPLIT] = split_not_proven(plan.split_proofs, not args.no_prove)
         if args.no_prove or not warnings[SPLIT]:
@@ -140,6 +143,7 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
 def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig, margin: float) -> int:
     if args.concurrency < 1:
         raise BadInput(f"--concurrency must be at least 1, not {args.concurrency}")
+    queues = app_queues(scenario.app)  # the app's own queues, read before a run points it at oomlab's
     out = report_console()
     out.rule(
         f"{scenario.name}: the limit --concurrency {args.concurrency} needs (one child measured under {config.memory})"
@@ -156,7 +160,14 @@ def inverse_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig
         raise PlanRefuted(why)  # before anything is written
     recycling = setting_recycling(profile, answer.limit_bytes, margin, "prefork", args.concurrency)
     setting = ClassSetting(
-        "worker", "celery", 1, answer.limit_bytes, "prefork", args.concurrency, recycling, app=scenario.app_target
+        "worker",
+        ",".join(queues),
+        1,
+        answer.limit_bytes,
+        "prefork",
+        args.concurrency,
+        recycling,
+        app=scenario.app_target,
     )
     out.rule(f"hand-over: {LABELS[ONE_CLASS]}")
     _lines(out, command_lines([setting]))

@@ -67,12 +67,15 @@ class ClassSetting:
     app: str = ""  # what `celery -A` takes for the user's app (Scenario.app_target)
 
 
-def row_setting(row: FleetRow, profile: WorkerProfile, margin: float) -> ClassSetting:
-    """The fleet row as deployed, with the recycling its proof ran with (the same rule, at its concurrency)."""
+def row_setting(
+    row: FleetRow, profile: WorkerProfile, margin: float, queues: list[str] | tuple[str, ...] = ("celery",)
+) -> ClassSetting:
+    """The fleet row as deployed, with the recycling its proof ran with (the same rule, at its
+    concurrency), consuming every queue the user's app sends to (`queues`, its default first)."""
     c = row.candidate
     recycling = setting_recycling(profile, c.limit_bytes, margin, c.pool, c.concurrency)
     return ClassSetting(
-        "worker", "celery", row.replicas, c.limit_bytes, c.pool, c.concurrency, recycling, cpus=c.cores_usable
+        "worker", ",".join(queues), row.replicas, c.limit_bytes, c.pool, c.concurrency, recycling, cpus=c.cores_usable
     )
 
 
@@ -147,7 +150,7 @@ def celeryconfig(scenario: str, settings: list[ClassSetting], what: str) -> str:
         lines += [f"    {_q(kind)}: {{{_q('queue')}: {_q(queue)}}}," for kind, queue in sorted(routes.items())]
         lines.append("}")
     else:
-        lines.append(f"task_default_queue = {_q(settings[0].queue)}")
+        lines.append(f"task_default_queue = {_q(settings[0].queue.split(',')[0])}")
     lines += ["", "# per worker class: the same settings its command line gives", "WORKER_CLASSES = {"]
     for s in settings:
         values = {"worker_pool": s.pool, "worker_concurrency": s.concurrency, **dict(sorted(s.recycling.items()))}

@@ -37,3 +37,13 @@ def test_a_built_in_scenario_and_a_pytest_app_name_their_own():
     assert load_scenario("noop").app_target == "oomlab.scenarios.noop:app"
     given = Scenario.for_app("oomlab.scenarios.noop:app")
     assert given.app_target == "oomlab.scenarios.noop:app"
+
+
+def test_the_hand_over_consumes_the_apps_own_queues():
+    # deployed as written, a worker on `celery` consumed nothing of an app that sends to media.*
+    queues = ["media.default", "media.reports"]
+    setting = ClassSetting("worker", ",".join(queues), 2, 512 * MIB, "prefork", 3, app="media.celery:app")
+    files = handover_files("media", [setting], "--concurrency 3")
+    assert "--queues=media.default,media.reports" in files["compose.yaml"]
+    assert '"--queues=media.default,media.reports"' in files["k8s.yaml"]
+    assert 'task_default_queue = "media.default"' in files["celeryconfig.py"]
