@@ -107,7 +107,9 @@ def test_the_printed_cost_is_the_measured_one(profiled):
     assert len(bare) == len(tracked) == 10 and len(set(tracked)) > 1  # timings, not a constant
     measured = statistics.median(tracked) - statistics.median(bare)
     assert record["summary"]["profile"]["cost"]["per_task_s"] == pytest.approx(measured)
-    assert f"memray costs {'+' if measured >= 0 else ''}{format_seconds(measured)} per task" in stdout
+    said = f"+{format_seconds(measured)}" if measured > 0 else f"nothing measurable ({format_seconds(measured)}"
+    assert f"memray costs {said}" in stdout  # a cost below zero is the timing's noise, never a gain
+    assert "a worker near its limit can be killed profiled" in stdout
     setup = calibration[0]["setup_peak_growth"]  # the child's tracker starting: memray's set-up
     assert setup > MIB  # measured, and paid before any task (so no task's peak carries it)
     assert f"one-off set-up ({setup / MIB:.1f} MiB)" in stdout

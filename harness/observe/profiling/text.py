@@ -57,8 +57,8 @@ def task_lines(task: TaskRecord, sites: int = SITES_SHOWN) -> list[str]:
     gap = profile.last_snapshot_before_kill_s
     if gap is not None:
         lines.append(
-            f"  memray records each allocation as it happens; its last RSS snapshot was {format_seconds(gap)} "
-            f"before the kernel's kill"
+            f"  memray records each allocation as it happens; its last RSS snapshot (taken every 10 ms while "
+            f"the process gets the CPU) was {format_seconds(gap)} before the kernel's kill"
         )
     if profile.flamegraph:
         lines.append(f"  flame graph: {profile.flamegraph}")
@@ -66,7 +66,10 @@ def task_lines(task: TaskRecord, sites: int = SITES_SHOWN) -> list[str]:
 
 
 def _signed(seconds: float) -> str:
-    return ("+" if seconds >= 0 else "") + format_seconds(seconds)
+    """A cost; one below zero is the timing's noise (tracked ran faster than bare), not a gain."""
+    if seconds <= 0:
+        return f"nothing measurable ({format_seconds(seconds)}, within the timing's noise)"
+    return "+" + format_seconds(seconds)
 
 
 def cost_line(cost: ProfileCost | None) -> str | None:
@@ -83,9 +86,15 @@ def cost_line(cost: ProfileCost | None) -> str | None:
     if cost.per_task_peak_bytes is not None:
         setup = f"; its one-off set-up ({format_size(cost.setup_peak_bytes)})" if cost.setup_peak_bytes else ""
         start = f" in {format_seconds(cost.tracker_start_s)}" if cost.tracker_start_s is not None else ""
+        inside = (
+            ": the set-up is memory inside the limit, so a worker near its limit can be killed profiled where "
+            "it is not otherwise"
+            if cost.setup_peak_bytes
+            else ""
+        )
         parts.append(
             f"it adds {format_size(cost.per_task_peak_bytes)} to a task's exact peak (VmHWM, median){setup} is "
-            f"paid as each pool child starts its one tracker{start}, outside any task"
+            f"paid as each pool child starts its one tracker{start}, outside any task{inside}"
         )
     if cost.marks_median_s is not None:
         parts.append(
