@@ -117,6 +117,18 @@ def _reason(st: os.stat_result, is_kind: Callable[[int], bool], kind: str) -> st
     return None
 
 
+def _sticky_parent(path: str) -> bool:
+    """A directory others may write to but whose entries only their owners can rename or remove
+    (sticky, root's or ours), below trusted directories: a safe place to make a directory of ours."""
+    st = os.lstat(path)
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and bool(st.st_mode & stat.S_ISVTX)
+        and _ancestor_reason(path, st) is None
+        and (path == "/" or untrusted_reason(os.path.dirname(path)) is None)
+    )
+
+
 def is_trusted_dir(path: str) -> bool:
     return untrusted_reason(path) is None
 
@@ -145,14 +157,19 @@ def make_dirs(path: str, what: str, mode: int = 0o777) -> bool:
     """os.makedirs that never creates through another user's links: the nearest directory that
     exists is checked trusted first (NoPermission otherwise, nothing made), then each missing level
     is made with mkdir relative to its parent's fd, opened with O_NOFOLLOW, so a link planted
-    between two steps is refused, not followed. Whether anything was made."""
+    between two steps is refused, not followed. Whether anything was made.
+
+    The nearest directory may also be a sticky one of root's such as /tmp (a user's
+    /tmp/oomlab-UID/...): nobody else can rename or remove an entry there, and each level opened is
+    checked to be ours, so one another user made first is refused, not used."""
     path = os.path.abspath(path)
     missing: list[str] = []
     existing = path
     while not os.path.lexists(existing):
         missing.insert(0, os.path.basename(existing))
         existing = os.path.dirname(existing)
-    check_trusted_dir(existing, what)
+    if not (missing and _sticky_parent(existing)):
+        check_trusted_dir(existing, what)
     fd = os.open(existing, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for name in missing:
@@ -163,6 +180,9 @@ def make_dirs(path: str, what: str, mode: int = 0o777) -> bool:
             child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             os.close(fd)
             fd = child
+            if reason := _ancestor_reason(os.path.join(existing, name), os.fstat(fd)):
+                raise NoPermission(f"refusing the {what} {path}: {reason}")
+            existing = os.path.join(existing, name)
     finally:
         os.close(fd)
     return bool(missing)

@@ -47,6 +47,34 @@ def check_plan_names(run: RunState) -> None:
         check_names_locally(run.scenario.app, [call.task for call in plan.calls])
 
 
+class CeleryNotice:
+    """Celery stores a killed task's FAILURE before it sends task-failed: a run that ended the moment
+    every state was final lost Celery's own notice (the detection oomlab is compared with) on a slow
+    machine. The run waits for it, a few seconds at most, only while a killed task reads FAILURE
+    without it (a requeued task gets no task-failed: it reads STARTED/PENDING, not FAILURE)."""
+
+    def __init__(self) -> None:
+        self.next_look = 0.0
+        self.waiting = False
+
+    def pending(self, run: RunState, settled_for: float) -> bool:
+        if settled_for >= CELERY_NOTICE_WAIT_S:
+            return False
+        now = time.monotonic()
+        if now >= self.next_look:
+            self.next_look = now + 0.25
+            run.collect()
+            failed = {t.id for t in run.record.tasks if t.state == "FAILURE"}
+            self.waiting = any(
+                k.task_id in failed and k.role == "child" and "celery_worker_lost" not in k.detected
+                for k in run.record.kills
+            )
+        return self.waiting
+
+
+CELERY_NOTICE_WAIT_S = 5.0
+
+
 def replay_plan(run: RunState) -> None:
     config, placement = run.config, run.placement
     own = scenario_plan(run)
@@ -57,6 +85,7 @@ def replay_plan(run: RunState) -> None:
     check_registered(run, [call.task for call in plan.calls])
     replay = run.replay = Replay(run.app, plan, run.send_queue)
     started_work = StartedWork()
+    celery_notice = CeleryNotice()
     started = last_checkpoint = time.monotonic()
     worker_gone_at = final_since = None
     while True:
@@ -67,7 +96,7 @@ def replay_plan(run: RunState) -> None:
         run.kill_watch.check(run)
         if replay.all_sent and replay.unfinished() == 0 and started_work.unfinished(run) == 0:
             final_since = final_since or now
-            if now - final_since >= config.settle:
+            if now - final_since >= config.settle and not celery_notice.pending(run, now - final_since):
                 break
         else:
             final_since = None
