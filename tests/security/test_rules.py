@@ -93,3 +93,22 @@ def test_private_files_and_directories(tmp_path):
     os.close(create_private(str(link)))  # the link is replaced by a new file, the target untouched
     assert not link.is_symlink() and link.stat().st_mode & 0o777 == 0o600
     assert target.read_text() == "root's"
+
+
+def test_ones_own_directory_is_made_in_a_sticky_one_and_anothers_is_refused(tmp_path):
+    # an unprivileged user's state directory is /tmp/oomlab-UID/oomlab: made level by level under the
+    # sticky /tmp, each level checked ours; one another user made there first is refused, never used
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    made = private_dir(str(sticky / "oomlab-0" / "oomlab"), "state directory")
+    assert os.stat(made).st_mode & 0o777 == 0o700
+    planted = sticky / "oomlab-65534"
+    planted.mkdir(mode=0o700)
+    os.chown(planted, 65534, 65534)
+    with pytest.raises(NoPermission, match=r"^refusing the state directory .*belongs to uid 65534"):
+        private_dir(str(planted / "oomlab"), "state directory")
+    assert not (planted / "oomlab").exists()
+    os.chmod(sticky, 0o777)  # not sticky: anyone could rename a level away between two steps
+    with pytest.raises(NoPermission, match="other users can write to it"):
+        private_dir(str(sticky / "oomlab-1" / "oomlab"), "state directory")
