@@ -95,7 +95,16 @@ def proof_lines(proof: LoadProof) -> list[str]:
     """The verdicts the proving runs carry (load_proof.verdicts), and where each run is."""
     runs = [f"runs: {proof.setting.run_dir}" + (f" · step up {proof.step_up.run_dir}" if proof.step_up else "")]
     proven = [f"proven: {proof.proven}"] if proof.proven else []
-    return proof.verdicts + proven + runs
+    fleet = []
+    if proof.fleet:
+        fleet = [f"the fleet: {proof.fleet.sentence}"] + [
+            f"  {r.name}: ran {r.tasks_run}, {r.succeeded} succeeded, {r.killed} OOM-killed, group peak "
+            f"{format_size(r.group_peak_bytes)}"
+            for r in proof.fleet.replicas
+        ]
+        if proof.fleet.missing or proof.fleet.lost:
+            fleet.append(f"  {proof.fleet.missing} replica(s) never said hello, {proof.fleet.lost} task(s) lost")
+    return fleet + proof.verdicts + proven + runs
 
 
 def target_lines(plan: TargetPlan) -> list[str]:
