@@ -102,6 +102,11 @@ def proof_lines(proof: LoadProof) -> list[str]:
             f"{format_size(r.group_peak_bytes)}"
             for r in proof.fleet.replicas
         ]
+        fleet.append(
+            f"  fleet.json: throughput {proof.fleet.throughput_per_s or 0:g} tasks/s (first send to last end), "
+            f"latency p95 {format_seconds(proof.fleet.latency_p95_s)}, queue wait p95 "
+            f"{format_seconds(proof.fleet.wait_p95_s)} · {proof.fleet.fleet_dir}"
+        )
         if proof.fleet.missing or proof.fleet.lost:
             fleet.append(f"  {proof.fleet.missing} replica(s) never said hello, {proof.fleet.lost} task(s) lost")
     return fleet + proof.verdicts + proven + runs

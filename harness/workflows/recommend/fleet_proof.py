@@ -91,6 +91,9 @@ class FleetProof:
     missing: int = 0
     lost: int = 0
     rate: float = 0.0  # the plan's whole rate (the fleet was sent scale.share(rate))
+    throughput_per_s: float | None = None  # fleet.json's: tasks final per second, first send to last end
+    latency_p95_s: float | None = None
+    wait_p95_s: float | None = None
 
 
 def available_bytes() -> int | None:
@@ -243,25 +246,30 @@ def _as_load_result(record: FleetRecord, run_dir: str, rate: float, seconds: flo
         status = "worker_start_failed"  # a replica that never said hello carried nothing
     elif f.lost:
         status = "tasks_lost"
-    times = [
-        t.ended_s - t.started_s
-        for t in record.tasks
-        if t.outcome in ("succeeded", "failed") and t.started_s is not None and t.ended_s is not None
-    ]
+    done = [t for t in record.tasks if t.outcome in ("succeeded", "failed")]
+    times = [t.runtime_s for t in done if t.runtime_s is not None]
     return LoadResult(
         run_dir,
         status,
         rate,
         seconds,
-        f.throughput_per_s,
+        _per_s([t.ended_s for t in done if t.ended_s is not None]),
         f.wait_p95_s,
         len(record.kills),
         sum(r.child_exits for r in record.replicas),
         f.group_peak_bytes,
-        f.asked_per_s,
-        f.succeeded + f.failed,
+        _per_s([t.sent_s for t in record.tasks]),
+        len(done),
         sum(times) / len(times) if times else None,
     )
+
+
+def _per_s(moments: list[float]) -> float | None:
+    """Events per second between the first and the last (n-1 intervals), as one worker's load figures
+    count them (achieved: task ends; offered: sends), so a fleet that keeps up achieves what was offered."""
+    if len(moments) < 2 or max(moments) <= min(moments):
+        return None
+    return round((len(moments) - 1) / (max(moments) - min(moments)), 3)
 
 
 def _figures(record: FleetRecord, run_dir: str, scale: FleetScale, rate: float) -> FleetProof:
@@ -276,4 +284,7 @@ def _figures(record: FleetRecord, run_dir: str, scale: FleetScale, rate: float) 
         missing=record.missing,
         lost=record.figures.lost,
         rate=rate,
+        throughput_per_s=record.figures.throughput_per_s,
+        latency_p95_s=record.figures.latency_p95_s,
+        wait_p95_s=record.figures.wait_p95_s,
     )
