@@ -22,6 +22,7 @@ from oomlab.config.load_shapes import LoadShape
 from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
+from oomlab.errors import WorkerStartFailed
 from oomlab.record.fleet import FleetRecord
 from oomlab.trust import import_env, private_dir, python_argv
 from oomlab.worker.broker import redis_server_binary
@@ -216,17 +217,29 @@ def run_fleet(
             variant=config.variant,
             params=dict(config.params or {}),
             shape=LoadShape("rate", seconds, rate=scale.share(rate), seed=0),
-            hello_timeout_s=HELLO_S,
+            hello_timeout_s=config.start_timeout or HELLO_S,
             results=config.results_dir,
         )
         run = FleetRun(scenario, options, say)
-        record = run.execute()
+        try:
+            record = run.execute()
+        except WorkerStartFailed as failed:  # no replica said hello: none started under the limit
+            say(f"the fleet did not start: {failed} (each replica's log: {logs})")
+            return _not_started(logs, scale, rate, seconds, config.memory_bytes)
     finally:
         for process in reversed(processes):  # the agents (Celery's warm shutdown), then Redis
             _stop(process)
     figures = _figures(record, run.run_dir, scale, rate)
     figures.logs_dir = logs
     return _as_load_result(record, run.run_dir, scale.share(rate), seconds), figures
+
+
+def _not_started(
+    logs: str, scale: FleetScale, rate: float, seconds: float, limit_bytes: int
+) -> tuple[LoadResult, FleetProof]:
+    run = LoadResult(logs, "worker_start_failed", scale.share(rate), seconds, None, None, 0, 0, None)
+    sentence = scale.sentence(rate, limit_bytes) + f"; no replica started ({scale.proved} missing)"
+    return run, FleetProof(scale, sentence, logs_dir=logs, missing=scale.proved, rate=rate)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

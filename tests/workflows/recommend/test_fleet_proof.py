@@ -94,3 +94,23 @@ def test_recommend_rate_proves_the_plans_fleet_by_running_it(oomlab, tmp_path):
     with open(path.removesuffix(".json") + ".html") as handle:
         page = handle.read()
     assert "the fleet: proved " in page and "proof-replicas" in page
+
+
+@pytest.mark.integration
+def test_a_fleet_that_cannot_start_under_its_limit_refutes_the_plan(tmp_path):
+    # 24 MiB holds no Celery worker: each replica's main process is OOM-killed at start, none says hello
+    scenario = load_scenario("alloc")
+    options = RunOptions(memory="24MiB", concurrency=1, results_dir=str(tmp_path), start_timeout=10)
+    config = resolve(scenario, options)
+    scale = fleet_scale(2, "prefork", 1, config.memory_bytes, cores=1)
+    said: list[str] = []
+    run, fleet = run_fleet(scenario, config, scale, 4.0, 2.0, said.append)
+    assert run.status == "worker_start_failed" and fleet.missing == 2, said
+    assert any(line.startswith("the fleet did not start: no replica said hello") for line in said), said
+    proof = LoadProof(run, None, per_replica_per_s=2.0, seconds=2.0, fleet=fleet)
+    why = refuted_by_oom(proof)
+    assert why.startswith("the plan is refuted: its own proof at the chosen setting (2 replicas at 4/s for 2 s)")
+    assert "the worker did not stay up (worker_start_failed)" in why, why
+    for name in ("r1", "r2"):  # each agent saw its worker's main process killed
+        with open(os.path.join(fleet.logs_dir, f"{name}.log")) as log:
+            assert "main process" in log.read()
