@@ -23,7 +23,9 @@ from oomlab.config.options import RunConfig
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
 from oomlab.errors import WorkerStartFailed
-from oomlab.record.fleet import FleetRecord
+from oomlab.record.fleet import FleetRecord, FleetTask
+from oomlab.record.load import RecyclingFigures, SoakFindings
+from oomlab.run.load.soak import MIN_TASKS_PER_CHILD, Soak
 from oomlab.trust import import_env, private_dir, python_argv
 from oomlab.worker.broker import redis_server_binary
 from oomlab.worker.celery_env import without_celery_env
@@ -261,6 +263,7 @@ def _as_load_result(record: FleetRecord, run_dir: str, rate: float, seconds: flo
         status = "tasks_lost"
     done = [t for t in record.tasks if t.outcome in ("succeeded", "failed")]
     times = [t.runtime_s for t in done if t.runtime_s is not None]
+    recycled = sum(r.child_exits for r in record.replicas)
     return LoadResult(
         run_dir,
         status,
@@ -269,11 +272,39 @@ def _as_load_result(record: FleetRecord, run_dir: str, rate: float, seconds: flo
         _per_s([t.ended_s for t in done if t.ended_s is not None]),
         f.wait_p95_s,
         len(record.kills),
-        sum(r.child_exits for r in record.replicas),
+        recycled,
         f.group_peak_bytes,
         _per_s([t.sent_s for t in record.tasks]),
         len(done),
         sum(times) / len(times) if times else None,
+        None,
+        RecyclingFigures(
+            children_recycled=recycled,
+            replacement_basis="the agents' pool child exits (a replacement's cost is one worker's load run's figure)",
+        ),
+        _soak(done),
+    )
+
+
+def _soak(done: list[FleetTask]) -> SoakFindings:
+    """The leak slope over the fleet's pool children: each child's exact task peaks in the order it ran
+    them (its leaf's tree peak, reset at each task's start, holds what earlier tasks kept), fitted as one
+    worker's soak fits its children's memory after each task."""
+    soak = Soak(0)
+    children: dict[tuple[str, int], int] = {}
+    for task in sorted(done, key=lambda t: t.ended_s or 0.0):
+        if task.replica is None or task.pid is None or task.ended_s is None or not task.peak_bytes:
+            continue
+        key = children.setdefault((task.replica, task.pid), len(children))
+        soak.observe(key, task.ended_s, task.peak_bytes)
+    slope, per_second, r2 = soak.per_task_slope(), soak.per_second_slope(), soak.r2()
+    return SoakFindings(
+        children_measured=sum(1 for c in soak.children.values() if c.tasks >= MIN_TASKS_PER_CHILD),
+        growth_per_1000_tasks_per_child_bytes=None if slope is None else round(slope * 1000),
+        growth_per_hour_per_child_bytes=None if per_second is None else round(per_second * 3600),
+        significant=soak.significant(),
+        r2=None if r2 is None else round(r2, 3),
+        fit=soak.fit(),
     )
 
 
