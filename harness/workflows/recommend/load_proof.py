@@ -96,7 +96,7 @@ def prove_under_load(
     scale = fleet_scale(choice.replicas, pool, concurrency, limit)
     fleet = None
     if scale.proved > 1:
-        say(f"proving the fleet: {scale.sentence(rate, limit)}")
+        say(f"proving the fleet, {scale.sentence(rate, limit).removeprefix('proved ')}")
         held, fleet = run_fleet(scenario, chosen, scale, rate, seconds, say)
         fleet.rate = rate
         say(
