@@ -16,6 +16,8 @@ from oomlab.report.capacity import proof_lines
 from oomlab.workflows.recommend.fleet_proof import fleet_scale, run_fleet
 from oomlab.workflows.recommend.load_proof import LoadProof, memory_held, refuted_by_oom
 
+from tests.workflows.recommend.test_capacity_target_runs import handover
+
 MIB = 2**20
 
 
@@ -94,6 +96,14 @@ def test_recommend_rate_proves_the_plans_fleet_by_running_it(oomlab, tmp_path):
     with open(path.removesuffix(".json") + ".html") as handle:
         page = handle.read()
     assert "the fleet: proved " in page and "proof-replicas" in page
+    # a fleet proved in part is handed over marked so (each file's first line, the JSON, the page)
+    marks = report.get("handover_marks") or {}
+    if scale["proved"] < planned:
+        assert fleet["sentence"] in marks["one_class"], marks
+        with open(handover(report, "one_class", "k8s.yaml")) as handle:
+            assert handle.readline().startswith(f"# {fleet['sentence'][:40]}")
+    else:
+        assert "replicas at" not in marks.get("one_class", ""), marks
 
 
 @pytest.mark.integration
