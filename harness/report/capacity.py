@@ -95,7 +95,21 @@ def proof_lines(proof: LoadProof) -> list[str]:
     """The verdicts the proving runs carry (load_proof.verdicts), and where each run is."""
     runs = [f"runs: {proof.setting.run_dir}" + (f" · step up {proof.step_up.run_dir}" if proof.step_up else "")]
     proven = [f"proven: {proof.proven}"] if proof.proven else []
-    return proof.verdicts + proven + runs
+    fleet = []
+    if proof.fleet:
+        fleet = [f"the fleet: {proof.fleet.sentence}"] + [
+            f"  {r.name}: ran {r.tasks_run}, {r.succeeded} succeeded, {r.killed} OOM-killed, group peak "
+            f"{format_size(r.group_peak_bytes)}"
+            for r in proof.fleet.replicas
+        ]
+        fleet.append(
+            f"  fleet.json: throughput {proof.fleet.throughput_per_s or 0:g} tasks/s (first send to last end), "
+            f"latency p95 {format_seconds(proof.fleet.latency_p95_s)}, queue wait p95 "
+            f"{format_seconds(proof.fleet.wait_p95_s)} · {proof.fleet.fleet_dir}"
+        )
+        if proof.fleet.missing or proof.fleet.lost:
+            fleet.append(f"  {proof.fleet.missing} replica(s) never said hello, {proof.fleet.lost} task(s) lost")
+    return fleet + proof.verdicts + proven + runs
 
 
 def target_lines(plan: TargetPlan) -> list[str]:

@@ -278,12 +278,34 @@ def proof_section(record: dict[str, Any], page_dir: str) -> list[str]:
     columns = ["run", "concurrency", "sent", "for", "achieved", "result", "recycled", "queue wait p95"]
     columns += ["group peak", "record"]
     proven = f"<p>proven: {escape(proof['proven'])}</p>" if proof.get("proven") else ""
+    fleet = proof.get("fleet") or {}
+    if fleet:
+        proven = f"<p>the fleet: {escape(fleet.get('sentence', ''))}</p>" + _fleet_replicas(fleet) + proven
     body = (
         proven
         + f"<p>{escape(met.get(proof.get('queue_wait_met'), ''))}</p>"
         + table(columns, rows, "proof-runs", numeric=["concurrency", "sent", "achieved", "recycled"])
     )
     return [section("Proof under load", body, "proof", "The chosen setting at the target rate per replica.")]
+
+
+def _fleet_replicas(fleet: dict[str, Any]) -> str:
+    rows = [
+        [
+            cell(r.get("name")),
+            cell(r.get("tasks_run"), r.get("tasks_run") or 0),
+            cell(r.get("succeeded"), r.get("succeeded") or 0),
+            cell(
+                r.get("killed"),
+                r.get("killed") or 0,
+                css="outcome outcome-killed" if r.get("killed") else "outcome outcome-succeeded",
+            ),
+            cell(format_size(r.get("group_peak_bytes")), r.get("group_peak_bytes") or 0),
+        ]
+        for r in fleet.get("replicas") or []
+    ]
+    columns = ["replica", "ran", "succeeded", "OOM-killed", "group peak"]
+    return table(columns, rows, "proof-replicas", numeric=["ran", "succeeded", "OOM-killed"])
 
 
 def handover_section(record: dict[str, Any], page_dir: str) -> list[str]:

@@ -104,6 +104,8 @@ def target_main(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
     handovers: dict[str, list[ClassSetting]] = {}
     warnings = {kind: "not proven (--no-prove)" if args.no_prove else "" for kind in LABELS}
     warnings[ONE_CLASS] = memory_only(plan.proof) or warnings[ONE_CLASS]
+    if plan.proof and plan.proof.fleet and plan.proof.fleet.scale.scaled:  # part of the fleet proved: said
+        warnings[ONE_CLASS] = "; ".join(w for w in (warnings[ONE_CLASS], plan.proof.fleet.sentence) if w)
     withheld: dict[str, str] = {}
     if plan.choice and (why := not_handed_over(plan.proof)):
         withheld[ONE_CLASS] = f"{LABELS[ONE_CLASS]}: no files written, {why}"

@@ -16,6 +16,7 @@ from oomlab.config.sizes import format_size
 from oomlab.record.load import RecyclingFigures, SoakFindings
 from oomlab.workflows.recommend.capacity import MAX_CONCURRENCY
 from oomlab.workflows.recommend.fleet import FleetRow
+from oomlab.workflows.recommend.fleet_proof import FleetProof, fleet_scale, run_fleet
 from oomlab.workflows.recommend.profile import WorkerProfile
 from oomlab.workflows.recommend.recycling import setting_recycling
 from oomlab.workflows.recommend.throughput import LoadResult, at_setting, contended, load_run
@@ -40,6 +41,21 @@ class LoadProof:
     # what the run at the setting proved, in words: memory (0 OOM kills, the worker up throughout) and
     # throughput (it kept up, the queue wait met) apart, since on shared cores only the first can be
     proven: str = ""
+    # the plan's fleet run (N > 1 replicas, scaled to this machine): its figures and what was proved of
+    # the plan, in words ("proved 3 of 6 replicas at 3/6 of the rate ..."); None: one replica was run
+    fleet: FleetProof | None = None
+
+    @property
+    def sent_per_s(self) -> float:
+        """What the run at the setting was sent: the fleet's share of the rate, else one replica's."""
+        return self.fleet.scale.share(self.fleet.rate) if self.fleet else self.per_replica_per_s
+
+    @property
+    def what(self) -> str:
+        """What was run at the setting, in a few words."""
+        if self.fleet:
+            return f"{self.fleet.scale.proved} replicas at {self.sent_per_s:g}/s"
+        return f"{self.per_replica_per_s:g}/s per replica"
 
 
 def with_recycling(config: RunConfig, profile: WorkerProfile, margin: float) -> RunConfig:
@@ -77,11 +93,25 @@ def prove_under_load(
     needed = recycle_seconds(chosen, per_replica)
     if needed:
         seconds = max(seconds, min(MAX_PROVE_SECONDS, math.ceil(RECYCLE_ROUNDS * needed)))
-    held = load_run(scenario, chosen, per_replica, seconds)
-    say(
-        f"proving {pool} x{concurrency} at {per_replica:g}/s for {seconds:g} s: {held.kills} OOM kill(s) · {held.run_dir}"
-    )
-    proof = LoadProof(held, None, per_replica_per_s=per_replica, seconds=seconds)
+    scale = fleet_scale(choice.replicas, pool, concurrency, limit)
+    fleet = None
+    if scale.proved > 1:
+        say(f"proving the fleet, {scale.sentence(rate, limit).removeprefix('proved ')}")
+        held, fleet = run_fleet(scenario, chosen, scale, rate, seconds, say)
+        fleet.rate = rate
+        say(
+            f"proved {pool} x{concurrency} on {scale.proved} of {scale.planned} replicas at {scale.share(rate):g}/s for "
+            f"{seconds:g} s: {held.kills} OOM kill(s), "
+            + ", ".join(f"{r.name} {r.killed} killed of {r.tasks_run}" for r in fleet.replicas)
+            + f" · {held.run_dir}"
+        )
+    else:
+        held = load_run(scenario, chosen, per_replica, seconds)
+        say(
+            f"proving {pool} x{concurrency} at {per_replica:g}/s for {seconds:g} s: {held.kills} OOM kill(s) · "
+            f"{held.run_dir}"
+        )
+    proof = LoadProof(held, None, per_replica_per_s=per_replica, seconds=seconds, fleet=fleet)
     if queue_wait_p95 is not None and held.queue_wait_p95_s is not None:
         proof.queue_wait_met = held.queue_wait_p95_s <= queue_wait_p95
     proof.held = not held.kills and held.status == "complete" and proof.queue_wait_met is not False
@@ -148,7 +178,7 @@ def refuted_by_oom(proof: LoadProof | None) -> str:
     run = proof.setting
     what = f"{run.kills} OOM kill(s)" if run.kills else f"the worker did not stay up ({run.status})"
     return (
-        f"the plan is refuted: its own proof at the chosen setting ({proof.per_replica_per_s:g}/s per replica for "
+        f"the plan is refuted: its own proof at the chosen setting ({proof.what} for "
         f"{proof.seconds:g} s) saw {what} ({run.run_dir}), so no settings were handed over and no files written: "
         f"plan again with a larger --margin or a larger --memory candidate"
     )
@@ -192,7 +222,7 @@ def _held(proof: LoadProof, queue_wait_p95: float | None) -> str:
     verdict = "held" if proof.held else "did NOT hold"
     return (
         f"the setting {verdict}: {run.kills} OOM kill(s), {run.tasks_done} tasks finished at "
-        f"{run.achieved_per_s or 0:.2f}/s of {proof.per_replica_per_s:g}/s sent for {proof.seconds:g} s"
+        f"{run.achieved_per_s or 0:.2f}/s of {proof.sent_per_s:g}/s sent for {proof.seconds:g} s"
         f"{_behind(proof)}, queue wait p95 {wait}{target}, group peak {format_size(run.group_peak_bytes)} ({run.status})"
     )
 
@@ -206,6 +236,8 @@ def _behind(proof: LoadProof) -> str:
             f" (it fell behind while other processes kept {run.cpu.others_cores:.1f} of the {run.cpu.cores} cores "
             f"busy: prove again on a machine the worker has to itself)"
         )
+    if proof.fleet:
+        return f" (it fell behind: {proof.fleet.scale.proved} replicas do not carry their share of the rate here)"
     return " (it fell behind: one replica does not carry this rate here, fewer than the table measured)"
 
 
