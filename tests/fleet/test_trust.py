@@ -180,3 +180,30 @@ def test_the_stream_replaced_by_a_string_or_deleted_mid_run_is_said(redis_client
     client.delete(stream)
     entries, lost = read_stream(client, stream, "0-0", 100)
     assert entries == [] and "deleted mid-run" in lost
+
+
+def test_every_event_derived_string_in_the_summary_stays_on_its_line(capsys):
+    from oomlab.cli.fleet import print_summary
+    from oomlab.record.fleet import FleetKill, FleetRecord, ReplicaRecord
+
+    evil = "r1\nkill on r2: forged\r\x1b[2J\u202e"
+    record = FleetRecord(
+        run_id="r",
+        scenario="alloc",
+        stream="redis://h:1/0/s",
+        schedule="plan",
+        queue="q",
+        status="complete",
+        started_wall=0.0,
+        replicas_expected=2,
+        replicas=[ReplicaRecord(name=evil, limit_bytes=1 << 30, concurrency=1)],
+        kills=[FleetKill(evil, 1, evil, evil, 0.0, None, task_id=evil, task_name=evil)],
+        missing=1,
+        missing_names=[evil],
+        notes=[f"a note naming {evil}"],
+    )
+    print_summary(record)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert not [line for line in out.splitlines() if line.startswith("kill on r2")]
+    assert len(out.splitlines()) == 10  # 5 head lines, replica, kill, missing, note, record

@@ -144,10 +144,12 @@ class Fold:
 
     def _hello(self, name: str, event: dict[str, Any]) -> None:
         offset, trip, limit = event.get("clock_offset_s"), event.get("clock_round_trip_s"), event.get("limit_bytes")
-        agent = (event.get("agent_pid"), event.get("hostname"))
+        agent, concurrency = (event.get("agent_pid"), event.get("hostname")), event.get("concurrency")
         refused = None
         if limit is not None and not LIMIT_MIN <= limit <= LIMIT_MAX:
             refused = f"a memory limit of {limit} bytes is not plausible"
+        elif concurrency is not None and not 1 <= concurrency <= 10_000:
+            refused = f"a pool of {concurrency} processes is not plausible"
         elif isinstance(offset, int | float) and abs(offset) >= OFFSET_MAX_S:
             refused = f"a clock {offset:g} s from Redis TIME is not plausible"
         elif isinstance(trip, int | float) and not 0 <= trip < 60:

@@ -21,7 +21,6 @@ _NUMBER = "number"
 _BOOL = "bool"
 _NAME = "name"
 _WORD = "word"
-_INT_OR_WORD = "int or word"
 
 # every field the fold reads, and its kind; None is allowed for all but ev (missing: None)
 FIELDS: dict[str, str] = {
@@ -46,7 +45,7 @@ FIELDS: dict[str, str] = {
     "usage_bytes": _INT,
     "tree_peak": _INT,
     "peak_rss": _INT,
-    "concurrency": _INT_OR_WORD,
+    "concurrency": _INT,
     "role": _WORD,
     "cause": _WORD,
     "state": _WORD,
@@ -73,8 +72,6 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
     if kind == _NUMBER:
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == _INT_OR_WORD and isinstance(value, int) and not isinstance(value, bool):
-        return _fits(_INT, value)
     bound = MAX_NAME if kind == _NAME else MAX_WORD
     return isinstance(value, str) and len(value) <= bound
 
