@@ -121,6 +121,9 @@ def test_a_second_hello_under_a_taken_name_is_a_conflict_not_a_merge():
     assert "host1" in conflict and "taken" in conflict and "--replica" in conflict and "\n" not in conflict
     fold.take_entry(_raw(_hello("host1", agent_pid=100, hostname="celery@w1")))  # the same agent again: fine
     assert len(fold.conflicts) == 1
+    hijack = _hello("host1", agent_pid=100, hostname="celery@w1", limit_bytes=8 << 30, clock_offset_s=-3600.0)
+    fold.take_entry(_raw(hijack))  # the first agent's identity, another limit and clock: refused too
+    assert replica.limit_bytes == 200 << 20 and fold.offsets["host1"] == 0.0 and len(fold.conflicts) == 2
 
 
 @pytest.mark.parametrize(
@@ -207,3 +210,32 @@ def test_every_event_derived_string_in_the_summary_stays_on_its_line(capsys):
     assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
     assert not [line for line in out.splitlines() if line.startswith("kill on r2")]
     assert len(out.splitlines()) == 10  # 5 head lines, replica, kill, missing, note, record
+
+
+def test_the_controller_says_a_refused_hello_and_ends_on_a_hijacked_stream(redis_client, tmp_path):
+    from types import SimpleNamespace
+
+    from oomlab.config.events_url import parse_events_url
+    from oomlab.workflows.fleet.run import FleetOptions, FleetRun
+
+    client, stream = redis_client
+    options = FleetOptions(
+        events=parse_events_url(f"redis://127.0.0.1:6379/14/{stream}"),
+        replicas=1,
+        broker="redis://127.0.0.1:6379/14",
+        result_backend=None,
+        queue="q",
+        results=str(tmp_path),
+    )
+    said: list[str] = []
+    run = FleetRun(SimpleNamespace(name="alloc"), options, said.append)
+    run.client = client
+    client.xadd(stream, {fleet.EVENT_FIELD: _raw(_hello("w", agent_pid=1, hostname="celery@one"))})
+    client.xadd(stream, {fleet.EVENT_FIELD: _raw(_hello("w", agent_pid=2, hostname="celery@two"))})
+    client.xadd(stream, {fleet.EVENT_FIELD: b'{"ev":"memory","replica":"w","wall":1,"peak_bytes":"x"}'})
+    run._read(100)
+    assert run.fold.replicas["w"].hostname == "celery@one" and len(said) == 1 and "taken" in said[0]
+    client.delete(stream)
+    client.set(stream, "hijacked")  # today: redis.ResponseError (WRONGTYPE) out of the run
+    run._read(100)
+    assert run.stream_lost and run.stopping and "not a stream" in said[-1] and run.notes == [said[-1]]

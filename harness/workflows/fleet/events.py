@@ -17,6 +17,7 @@ EARLY_EVENTS = 20_000  # those events, at most, in all
 EARLY_BYTES = 16 << 20  # and their size
 LIMIT_MIN, LIMIT_MAX = 1 << 20, 1 << 50  # a hello's memory limit: 1 MiB to 1 PiB
 OFFSET_MAX_S = 86_400.0  # a hello's clock offset from Redis TIME: less than a day
+_HELLO_KEYS = ("pid", "limit_bytes", "concurrency", "clock_offset_s")  # a reconnect's hello repeats them
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Fold:
     overruled: int = 0  # task events that would change a known outcome, or from another replica than its own
     conflicts: list[str] = field(default_factory=list)  # hellos refused: a name taken, a limit or clock implausible
     agents: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # each replica's (agent pid, host) at its hello
+    hellos: dict[str, dict[str, Any]] = field(default_factory=dict)  # each replica's hello, the one that stands
 
     def take_entry(self, raw: Any) -> None:
         """One stream entry's event field, checked for shape (dropped and counted when it does not fit);
@@ -160,11 +162,16 @@ class Fold:
                 f"the name is taken by the agent pid {first[0]} on {first[1]} (this one: pid {agent[0]} on "
                 f"{agent[1]}); give each agent its own --replica NAME"
             )
+        elif name in self.agents:
+            first_hello = self.hellos[name]
+            if all(event.get(key) == first_hello.get(key) for key in _HELLO_KEYS):
+                return  # the same agent again, after a reconnect: the first hello stands
+            refused = "a second hello with another worker, limit, pool or clock than its first"
         if refused:
             if len(self.conflicts) < 20:
                 self.conflicts.append(f"a second or bad hello from replica {name!r} was refused: {refused}")
             return
-        self.agents[name] = agent  # the same agent again (a reconnect) may say hello again
+        self.agents[name], self.hellos[name] = agent, event
         replica = self.replicas.setdefault(name, ReplicaRecord(name=name))
         if isinstance(offset, int | float) and isinstance(trip, int | float):
             replica.clock = Clock(offset_s=float(offset), round_trip_s=float(trip))

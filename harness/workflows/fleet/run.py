@@ -82,6 +82,7 @@ class FleetRun:
         self.stopping = False  # the sender stops at its next task
         self.schedule = ""
         self.asked_per_s: float | None = None
+        self.conflicts_said = 0
         self.stream_lost: str | None = None  # the stream gone or not a stream any more: the run ends with what it has
 
     def now(self) -> float:
@@ -172,6 +173,9 @@ class FleetRun:
             for entry_id, fields in items:
                 self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 self.fold.take_entry(fields.get(fleet.EVENT_FIELD.encode()) or fields.get(fleet.EVENT_FIELD))
+        for conflict in self.fold.conflicts[self.conflicts_said :]:
+            self.say(conflict)  # a hello refused: said as it comes, and kept in the record's notes
+        self.conflicts_said = len(self.fold.conflicts)
 
     def _wait_for_hellos(self) -> None:
         deadline = time.monotonic() + self.options.hello_timeout_s
