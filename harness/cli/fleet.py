@@ -14,7 +14,7 @@ from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
 from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
-from oomlab.record.printable import printable
+from oomlab.record.printable import printable_field
 from oomlab.workflows.fleet.run import FleetOptions, FleetRun
 
 # what the replicas decide for themselves (their agents' and workers' command lines)
@@ -125,7 +125,7 @@ def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
     options = fleet_options(args, scenario)
 
     def say(sentence: str) -> None:
-        print(f"oomlab: {printable(sentence)}", file=sys.stderr, flush=True)
+        print(f"oomlab: {printable_field(sentence)}", file=sys.stderr, flush=True)  # names from the stream in it
 
     run = FleetRun(scenario, options, say)
     say(f"fleet run {run.run_id}: waiting for {options.replicas} replica(s) on {options.events.shown}")
@@ -153,24 +153,26 @@ def print_summary(record: FleetRecord) -> None:
     for r in record.replicas:
         clock = _clock(r.clock) if r.clock else "no hello"
         lines.append(
-            f"  {printable(r.name)}: limit {format_size(r.limit_bytes)}, pool {r.concurrency or '-'}, ran {r.tasks_run}, "
+            f"  {printable_field(r.name)}: limit {format_size(r.limit_bytes)}, pool {printable_field(r.concurrency or '-')}, "
+            f"ran {r.tasks_run}, "
             f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}, "
             f"group peak {format_size(r.group_peak_bytes)}, {clock}"
         )
     for k in record.kills:
-        task = f"task {printable(k.task_name or '?')} ({k.task_id})" if k.task_id else "no task"
+        task = f"task {printable_field(k.task_name or '?')} ({printable_field(k.task_id)})" if k.task_id else "no task"
         detection = f", seen in {format_seconds(k.detection_s)}" if k.detection_s is not None else ""
         lines.append(
-            f"  kill on {printable(k.replica)}: {k.role} pid {k.pid} ({k.cause}), {task}, peak "
+            f"  kill on {printable_field(k.replica)}: {printable_field(k.role)} pid {k.pid} ({printable_field(k.cause)}), "
+            f"{task}, peak "
             f"{format_size(k.peak_bytes)}{detection}"
         )
     if record.controller_clock:
         lines.append(f"  controller: {_clock(record.controller_clock)}")
     if record.missing:
-        named = f" ({', '.join(map(printable, record.missing_names))})" if record.missing_names else ""
+        named = f" ({', '.join(map(printable_field, record.missing_names))})" if record.missing_names else ""
         lines.append(f"  {record.missing} replica(s) never said hello on {record.stream}{named}")
     for note in record.notes:
-        lines.append(f"  note: {printable(note)}")
+        lines.append(f"  note: {printable_field(note)}")
     lines.append(f"record: {FLEET_FILE} (the stream {'was deleted' if record.stream_deleted else 'was NOT deleted'})")
     print("\n".join(lines), flush=True)
 

@@ -4,11 +4,20 @@ hellos and clocks, every task's start, end or kill on the replica that ran it. P
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from oomlab.record import fleet
 from oomlab.record.fleet import Clock, FleetKill, ReplicaRecord
+from oomlab.workflows.fleet.schema import parse_event
+
+EARLY_TASKS = 100_000  # task ids with events kept for a task not registered yet
+EARLY_EVENTS = 20_000  # those events, at most, in all
+EARLY_BYTES = 16 << 20  # and their size
+LIMIT_MIN, LIMIT_MAX = 1 << 20, 1 << 50  # a hello's memory limit: 1 MiB to 1 PiB
+OFFSET_MAX_S = 86_400.0  # a hello's clock offset from Redis TIME: less than a day
+_HELLO_KEYS = ("pid", "limit_bytes", "concurrency", "clock_offset_s")  # a reconnect's hello repeats them
 
 
 @dataclass
@@ -37,9 +46,49 @@ class Fold:
     tasks: dict[str, TaskState] = field(default_factory=dict)
     kills: list[FleetKill] = field(default_factory=list)
     offsets: dict[str, float] = field(default_factory=dict)
-    early: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # events for tasks not sent yet
+    early: dict[str, list[tuple[dict[str, Any], int]]] = field(
+        default_factory=dict
+    )  # for tasks not sent yet: (event, size)
+    early_events: int = 0
+    early_bytes: int = 0
     events: int = 0
     foreign: int = 0  # entries that are not an agent's event
+    malformed: Counter[str] = field(default_factory=Counter)  # entries dropped for their shape, by why
+    early_dropped: int = 0  # events for task ids not ours, beyond the cap on what is kept
+    no_hello: int = 0  # events from a replica that never said hello: counted on no replica
+    overruled: int = 0  # task events that would change a known outcome, or from another replica than its own
+    conflicts: list[str] = field(default_factory=list)  # hellos refused: a name taken, a limit or clock implausible
+    agents: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # each replica's (agent pid, host) at its hello
+    hellos: dict[str, dict[str, Any]] = field(default_factory=dict)  # each replica's hello, the one that stands
+
+    def take_entry(self, raw: Any) -> None:
+        """One stream entry's event field, checked for shape (dropped and counted when it does not fit);
+        never raises: a forged entry costs the run that entry, nothing more."""
+        event, why = parse_event(raw)
+        if event is None:
+            self.malformed[why] += 1
+            return
+        try:
+            self.take(event, len(raw))
+        except Exception as exc:
+            self.malformed[f"{type(exc).__name__} folding it"] += 1
+
+    def notes(self) -> list[str]:
+        """What the record says of the events it did not count."""
+        notes = list(self.conflicts)
+        if self.malformed:
+            why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.malformed.items()))
+            notes.append(f"{sum(self.malformed.values())} stream entries were malformed and dropped ({why})")
+        if self.early_dropped:
+            notes.append(f"{self.early_dropped} events for task ids this run never sent were dropped (foreign)")
+        if self.no_hello:
+            notes.append(f"{self.no_hello} events from replicas that never said hello were counted on none (foreign)")
+        if self.overruled:
+            notes.append(
+                f"{self.overruled} task events were ignored: they would change an outcome already known, or "
+                f"came from another replica than the one that ran the task"
+            )
+        return notes
 
     def redis_time(self, event: dict[str, Any]) -> float:
         """The event's stamp on the Redis clock (its replica's offset; 0 before its hello)."""
@@ -47,10 +96,11 @@ class Fold:
 
     def sent(self, task: TaskState) -> None:
         self.tasks[task.id] = task
-        for event in self.early.pop(task.id, []):
-            self.take(event)
+        for event, size in self.early.pop(task.id, []):
+            self.early_events, self.early_bytes = self.early_events - 1, self.early_bytes - size
+            self.take(event, size)
 
-    def take(self, event: dict[str, Any]) -> None:
+    def take(self, event: dict[str, Any], size: int = 0) -> None:
         self.events += 1
         ev, name = event.get("ev"), str(event.get("replica") or "?")
         if not isinstance(ev, str):
@@ -61,13 +111,21 @@ class Fold:
         if ev == fleet.WORKER_START:
             self._hello(name, event)
             return
-        replica = self.replicas.get(name) or self.replicas.setdefault(name, ReplicaRecord(name=name))
+        replica = self.replicas.get(name)
+        if replica is None or replica.ready_s is None:
+            self.no_hello += 1  # a replica that never said hello (or whose hello was refused)
+            return
         if ev in (fleet.TASK_START, fleet.TASK_END) or (ev == fleet.KILL and event.get("id")):
             task_id = str(event.get("id"))
             if task_id not in self.tasks:
-                if len(self.early) < 100_000:
-                    self.early.setdefault(task_id, []).append(event)  # sent by us a moment ago, or not ours
                 self.events -= 1
+                size = size or 256
+                full = task_id not in self.early and len(self.early) >= EARLY_TASKS
+                if full or self.early_events >= EARLY_EVENTS or self.early_bytes + size > EARLY_BYTES:
+                    self.early_dropped += 1
+                else:  # sent by us a moment ago, or not ours
+                    self.early.setdefault(task_id, []).append((event, size))
+                    self.early_events, self.early_bytes = self.early_events + 1, self.early_bytes + size
                 return
         if ev == fleet.TASK_START:
             self._start(replica, event)
@@ -87,8 +145,34 @@ class Fold:
             replica.events_dropped = event.get("dropped")
 
     def _hello(self, name: str, event: dict[str, Any]) -> None:
+        offset, trip, limit = event.get("clock_offset_s"), event.get("clock_round_trip_s"), event.get("limit_bytes")
+        agent, concurrency = (event.get("agent_pid"), event.get("hostname")), event.get("concurrency")
+        refused = None
+        if limit is not None and not LIMIT_MIN <= limit <= LIMIT_MAX:
+            refused = f"a memory limit of {limit} bytes is not plausible"
+        elif concurrency is not None and not 1 <= concurrency <= 10_000:
+            refused = f"a pool of {concurrency} processes is not plausible"
+        elif isinstance(offset, int | float) and abs(offset) >= OFFSET_MAX_S:
+            refused = f"a clock {offset:g} s from Redis TIME is not plausible"
+        elif isinstance(trip, int | float) and not 0 <= trip < 60:
+            refused = f"a clock round trip of {trip:g} s is not plausible"
+        elif name in self.agents and self.agents[name] != agent:
+            first = self.agents[name]
+            refused = (
+                f"the name is taken by the agent pid {first[0]} on {first[1]} (this one: pid {agent[0]} on "
+                f"{agent[1]}); give each agent its own --replica NAME"
+            )
+        elif name in self.agents:
+            first_hello = self.hellos[name]
+            if all(event.get(key) == first_hello.get(key) for key in _HELLO_KEYS):
+                return  # the same agent again, after a reconnect: the first hello stands
+            refused = "a second hello with another worker, limit, pool or clock than its first"
+        if refused:
+            if len(self.conflicts) < 20:
+                self.conflicts.append(f"a second or bad hello from replica {name!r} was refused: {refused}")
+            return
+        self.agents[name], self.hellos[name] = agent, event
         replica = self.replicas.setdefault(name, ReplicaRecord(name=name))
-        offset, trip = event.get("clock_offset_s"), event.get("clock_round_trip_s")
         if isinstance(offset, int | float) and isinstance(trip, int | float):
             replica.clock = Clock(offset_s=float(offset), round_trip_s=float(trip))
             self.offsets[name] = float(offset)
@@ -98,6 +182,9 @@ class Fold:
 
     def _start(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
         task = self.tasks[str(event["id"])]
+        if task.outcome is not None and task.how_known == "events" and not task.redelivered:
+            self.overruled += 1  # a task already final does not start again
+            return
         replica.tasks_run += 1
         task.replica, task.pid = replica.name, event.get("pid")
         task.started_wall, task.started_own = self.redis_time(event), float(event.get("wall") or 0.0)
@@ -106,6 +193,10 @@ class Fold:
 
     def _end(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
         task = self.tasks[str(event["id"])]
+        known = task.outcome is not None and task.how_known == "events"
+        if known or (task.replica is not None and task.replica != replica.name):
+            self.overruled += 1  # a kill is not undone by a later end, nor a task ended by another replica
+            return
         task.replica, task.pid = replica.name, event.get("pid")
         task.ended_wall = self.redis_time(event)
         if task.started_own is not None:
@@ -147,6 +238,10 @@ class Fold:
         ended = task is not None and task.outcome in ("succeeded", "failed") and task.how_known == "events"
         if task is None or kill.role == "descendant" or ended:
             return  # a program a task started: the task goes on and ends by itself
+        killed = task.outcome == "killed" and task.how_known == "events" and not task.redelivered
+        if killed or (task.replica is not None and task.replica != replica.name):
+            self.overruled += 1  # a task killed already, or a kill of a task another replica runs
+            return
         task.replica, task.pid = replica.name, kill.pid
         task.ended_wall, task.outcome, task.redelivered = at, "killed", bool(event.get("redelivered"))
         task.peak_bytes, task.peak_exact, task.how_known = kill.peak_bytes, False, "events"

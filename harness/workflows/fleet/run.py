@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -37,6 +36,7 @@ from oomlab.trust import private_dir
 from oomlab.worker.client_app import detach, point_at
 from oomlab.worker.redis_clock import redis_clock_offset
 from oomlab.workflows.fleet.events import Fold, TaskState
+from oomlab.workflows.fleet.stream import read_stream
 
 BACKLOG_S = 0.5
 READ_BLOCK_MS = 200
@@ -82,6 +82,8 @@ class FleetRun:
         self.stopping = False  # the sender stops at its next task
         self.schedule = ""
         self.asked_per_s: float | None = None
+        self.conflicts_said = 0
+        self.stream_lost: str | None = None  # the stream gone or not a stream any more: the run ends with what it has
 
     def now(self) -> float:
         """The Redis server's clock, read on this host's."""
@@ -159,27 +161,28 @@ class FleetRun:
     # --- the stream ------------------------------------------------------------------------------
     def _read(self, block_ms: int) -> None:
         self._fold_sent()
-        entries = self.client.xread({self.options.events.stream: self.last_id}, count=1000, block=block_ms)
-        for _stream, items in entries or ():
+        if self.stream_lost:
+            time.sleep(block_ms / 1000)
+            return
+        entries, self.stream_lost = read_stream(self.client, self.options.events.stream, self.last_id, block_ms)
+        if self.stream_lost:
+            self.notes.append(self.stream_lost)
+            self.say(self.stream_lost)
+            self.stopping = True
+        for _stream, items in entries:
             for entry_id, fields in items:
                 self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                raw = fields.get(fleet.EVENT_FIELD.encode()) or fields.get(fleet.EVENT_FIELD)
-                try:
-                    event = json.loads(raw)
-                except (TypeError, ValueError):
-                    self.fold.foreign += 1
-                    continue
-                if isinstance(event, dict):
-                    self.fold.take(event)
-                else:
-                    self.fold.foreign += 1
+                self.fold.take_entry(fields.get(fleet.EVENT_FIELD.encode()) or fields.get(fleet.EVENT_FIELD))
+        for conflict in self.fold.conflicts[self.conflicts_said :]:
+            self.say(conflict)  # a hello refused: said as it comes, and kept in the record's notes
+        self.conflicts_said = len(self.fold.conflicts)
 
     def _wait_for_hellos(self) -> None:
         deadline = time.monotonic() + self.options.hello_timeout_s
         while time.monotonic() < deadline:
             self._read(READ_BLOCK_MS)
             ready = [r for r in self.fold.replicas.values() if r.ready_s is not None]
-            if not self._missing(ready)[0]:
+            if not self._missing(ready)[0] or self.stream_lost:
                 return
 
     def _missing(self, ready: list[ReplicaRecord]) -> tuple[int, list[str]]:
@@ -224,6 +227,8 @@ class FleetRun:
         try:
             while time.monotonic() - start < timeout:
                 self._read(READ_BLOCK_MS)
+                if self.stream_lost:
+                    break
                 if time.monotonic() >= next_depth:
                     waiting = depth.read()
                     if waiting is not None:
@@ -365,6 +370,7 @@ class FleetRun:
         status = "replicas_missing" if missing else "tasks_lost" if figures.lost else "complete"
         if fold.foreign:
             self.notes.append(f"{fold.foreign} stream entries were not an agent's event")
+        self.notes.extend(fold.notes())
         return FleetRecord(
             run_id=self.run_id,
             scenario=self.scenario.name,

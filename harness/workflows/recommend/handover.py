@@ -27,13 +27,14 @@ IMAGE = "proj-worker:latest"  # the user's worker image; the hand-over says to r
 CLASS_ENV = "WORKER_CLASS"  # which class's settings the celeryconfig applies in a container
 AGENT_PORT = 9808  # the agent's Prometheus /metrics in every replica (docker-compose.fleet.yml's too)
 EVENTS_ENV = "OOMLAB_EVENTS"  # a fleet run's event stream for `oomlab agent --events` (empty or unset: none)
-# The agent as PID 1 (exec), with `--events "$OOMLAB_EVENTS"` only when the variable is set and not
-# empty, so one manifest serves a plain deployment and a fleet run alike; the worker command is its
-# arguments ("$@"), unchanged. A POSIX shell in the image is all it needs.
+# The agent as PID 1 (exec), with `--events-from-env OOMLAB_EVENTS` only when the variable is set and
+# not empty, so one manifest serves a plain deployment and a fleet run alike; the URL (a password in it)
+# is read from the environment, never put on the agent's command line, where any local user could read
+# it in ps. The worker command is its arguments ("$@"), unchanged. A POSIX shell is all it needs.
 AGENT_ENTRYPOINT = [
     "sh",
     "-c",
-    f'exec oomlab agent --metrics 0.0.0.0:{AGENT_PORT} ${{{EVENTS_ENV}:+--events "${EVENTS_ENV}"}} -- "$@"',
+    f'exec oomlab agent --metrics 0.0.0.0:{AGENT_PORT} ${{{EVENTS_ENV}:+--events-from-env {EVENTS_ENV}}} -- "$@"',
     "oomlab-agent",
 ]
 # SIGTERM reaches Celery through the agent: a warm shutdown, which finishes the tasks in hand before the

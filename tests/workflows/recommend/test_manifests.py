@@ -226,8 +226,8 @@ def test_the_agent_entrypoint_adds_events_only_when_a_stream_is_given(tmp_path):
         "agent",
         "--metrics",
         f"0.0.0.0:{AGENT_PORT}",
-        "--events",
-        stream,
+        "--events-from-env",
+        EVENTS_ENV,  # the URL (a password in it) stays in the environment, off the command line
         "--",
         *worker,
     ]
