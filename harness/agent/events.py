@@ -72,7 +72,10 @@ class EventSink:
         """A line of the probe, as the fleet's event (task start and end, pool children)."""
         ev, wall = line["ev"], line.get("wall")
         if ev == PRERUN:
-            self.publish(fleet.TASK_START, wall, id=line.get("task_id"), name=line.get("name"), pid=line["pid"])
+            links = {k: line.get(k) for k in ("parent_id", "root_id", "group_id") if line.get(k)}
+            self.publish(
+                fleet.TASK_START, wall, id=line.get("task_id"), name=line.get("name"), pid=line["pid"], **links
+            )
         elif ev == POSTRUN:
             get: Any = line.get
             self.publish(

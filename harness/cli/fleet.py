@@ -139,10 +139,11 @@ def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
 
 def print_summary(record: FleetRecord) -> None:
     f = record.figures
+    by_tasks = f" ({f.sent_by_tasks} sent by tasks)" if f.sent_by_tasks else ""
     lines = [
         f"fleet {record.scenario}: {len(record.replicas)} of {record.replicas_expected} replicas, queue {record.queue}",
         f"sent: {record.schedule}",
-        f"tasks: {f.sent} sent, {f.succeeded} succeeded, {f.failed} failed, {f.killed} killed, {f.lost} lost",
+        f"tasks: {f.sent} sent{by_tasks}, {f.succeeded} succeeded, {f.failed} failed, {f.killed} killed, {f.lost} lost",
         f"throughput {f.throughput_per_s if f.throughput_per_s is not None else '-'} tasks/s over "
         f"{format_seconds(f.duration_s)}; latency p50 {format_seconds(f.latency_p50_s)}, p95 "
         f"{format_seconds(f.latency_p95_s)}, max {format_seconds(f.latency_max_s)}; queue wait p50 "

@@ -157,7 +157,15 @@ def _on_prerun(task_id=None, task=None, args=None, kwargs=None, **_):
         return
     name = getattr(task, "name", None)
     _peaks.start()
-    emit(PRERUN, task_id=task_id, name=name)
+    request = getattr(task, "request", None)  # Celery's links: a task sent by a task names its sender
+    emit(
+        PRERUN,
+        task_id=task_id,
+        name=name,
+        parent_id=getattr(request, "parent_id", None),
+        root_id=getattr(request, "root_id", None),
+        group_id=getattr(request, "group", None),
+    )
     if name in _redelivered:
         _message(task_id, task, args, kwargs)
 

@@ -23,7 +23,7 @@ FLEET_SCHEMA = "oomlab.fleet/1"
 RUN_START = "run_start"  # the controller's, at its start: it makes the stream (replicas of an earlier run rejoin)
 # the events an agent publishes: one JSON object per stream entry, in the field `e`
 WORKER_START = "worker_start"  # the worker is ready: the replica's hello (hostname, pid, limit, pool, clock)
-TASK_START = "task_start"
+TASK_START = "task_start"  # with Celery's links (parent_id, root_id, group_id) when a task sent it
 TASK_END = "task_end"  # with the task's exact peak (its leaf's tree peak, else VmHWM)
 KILL = "kill"  # the webhook's body, with the detection time and when it was seen
 CHILD_START = "child_start"
@@ -83,6 +83,10 @@ class FleetTask:
     peak_exact: bool = False  # the leaf's tree peak (True) or VmHWM
     state: str | None = None
     how_known: str = "events"  # "events", or "result backend" when the task's end event never came
+    sent_by: Literal["run", "worker"] = "run"  # "worker": a task of the run sent it (a chord's part, a callback)
+    parent_id: str | None = None  # Celery's links, as its task_start had them
+    root_id: str | None = None
+    group_id: str | None = None
 
 
 @dataclass
@@ -102,7 +106,8 @@ class FleetKill:
 
 @dataclass
 class FleetFigures:
-    sent: int = 0
+    sent: int = 0  # every task of the run: the controller's and those its tasks sent
+    sent_by_tasks: int = 0  # of which tasks of the run sent (sent_by "worker")
     succeeded: int = 0
     failed: int = 0
     killed: int = 0

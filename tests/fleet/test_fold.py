@@ -112,3 +112,20 @@ def test_the_record_is_read_back_with_its_schema_checked():
         FleetRecord.from_json(data)
     with pytest.raises(BadInput):
         FleetRecord.from_json({**to_json(record), "schema": "oomlab.run/3"})
+
+
+def test_a_task_started_by_a_task_of_the_run_is_the_runs_and_a_strangers_is_not():
+    fold = Fold()
+    fold.take(_hello("r1", 0.0))
+    fold.sent(TaskState("t1", "workflows.start", "sends a chord", 1000.0))
+    fold.take({"ev": fleet.TASK_START, "replica": "r1", "wall": 1000.1, "id": "t1", "pid": 9})
+    fold.take({"ev": fleet.TASK_END, "replica": "r1", "wall": 1000.2, "id": "t1", "pid": 9, "state": "SUCCESS"})
+    part = {"ev": fleet.TASK_START, "replica": "r1", "wall": 1000.3, "id": "p1", "name": "workflows.part", "pid": 9}
+    fold.take({**part, "parent_id": "t1", "root_id": "t1", "group_id": "g1"})
+    fold.take({**part, "id": "x1", "parent_id": "other", "root_id": "other"})  # another run's
+    assert fold.open_tasks() == ["p1"] and "x1" not in fold.tasks
+    task = fold.tasks["p1"]
+    assert (task.sent_by, task.parent_id, task.root_id, task.group_id) == ("worker", "t1", "t1", "g1")
+    fold.take({"ev": fleet.KILL, "replica": "r1", "wall": 1000.5, "id": "p1", "pid": 9, "role": "pool child",
+               "cause": "oom", "peak_bytes": 150 << 20, "detection_s": 0.01})  # fmt: skip
+    assert task.outcome == "killed" and task.peak_bytes == 150 << 20 and not fold.open_tasks()

@@ -10,6 +10,8 @@ from typing import Any
 from oomlab.record import fleet
 from oomlab.record.fleet import Clock, FleetKill, ReplicaRecord
 
+_LINKS = ("parent_id", "root_id", "group_id")  # Celery's, on a task_start
+
 
 @dataclass
 class TaskState:
@@ -29,6 +31,10 @@ class TaskState:
     peak_exact: bool = False
     redelivered: bool = False  # a kill that Celery will deliver again: not final
     how_known: str = "events"
+    sent_by: str = "run"  # "worker": a task of this run sent it (found by its task_start's parent or root)
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Fold:
         replica = self.replicas.get(name) or self.replicas.setdefault(name, ReplicaRecord(name=name))
         if ev in (fleet.TASK_START, fleet.TASK_END) or (ev == fleet.KILL and event.get("id")):
             task_id = str(event.get("id"))
-            if task_id not in self.tasks:
+            if task_id not in self.tasks and not self._adopt(task_id, event):
                 if len(self.early) < 100_000:
                     self.early.setdefault(task_id, []).append(event)  # sent by us a moment ago, or not ours
                 self.events -= 1
@@ -85,6 +91,21 @@ class Fold:
         elif ev == fleet.WORKER_EXIT:
             replica.exit_code = event.get("code")
             replica.events_dropped = event.get("dropped")
+
+    def _adopt(self, task_id: str, event: dict[str, Any]) -> bool:
+        """A task this run's controller did not send, started by one of its tasks (its parent or root is
+        a task of the run): a task of the run too, sent by the worker (a chord's part, a callback)."""
+        if event.get("ev") != fleet.TASK_START:
+            return False
+        parent, root, group = (event.get(k) if isinstance(event.get(k), str) else None for k in _LINKS)
+        sender = self.tasks.get(parent or "") or self.tasks.get(root or "")
+        if sender is None:
+            return False
+        name = str(event.get("name") or "?")
+        task = TaskState(task_id, name, f"sent by {sender.name}", self.redis_time(event), sent_by="worker")
+        task.parent_id, task.root_id, task.group_id = parent, root, group
+        self.tasks[task_id] = task
+        return True
 
     def _hello(self, name: str, event: dict[str, Any]) -> None:
         replica = self.replicas.setdefault(name, ReplicaRecord(name=name))

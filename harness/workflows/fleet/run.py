@@ -44,6 +44,7 @@ POLL_S = 1.0  # open tasks are looked up in the result backend this often
 POLL_AFTER_S = 2.0  # once sent this long ago
 POLL_CAP = 100
 DRAIN_S = 2.0
+QUIET_S = 1.5  # every task final: the run still reads this long, for tasks its tasks sent (a chord's parts)
 SCHEDULE_GRACE_S = 60.0  # an open loop's tasks may end this long after its sending
 
 
@@ -221,6 +222,8 @@ class FleetRun:
         start = time.monotonic()
         sending.start()
         next_depth = next_poll = 0.0
+        waiting: int | None = None
+        quiet_since: float | None = None  # every task final and the queue empty since then
         try:
             while time.monotonic() - start < timeout:
                 self._read(READ_BLOCK_MS)
@@ -234,7 +237,12 @@ class FleetRun:
                     next_poll = time.monotonic() + POLL_S
                 done_sending = not sending.is_alive()
                 self._fold_sent()
-                if done_sending and not self.fold.open_tasks():
+                if not done_sending or self.fold.open_tasks() or waiting:
+                    quiet_since = None
+                    continue
+                # every task final: those its tasks sent (a chord's parts, its callback) may be on their way
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= QUIET_S:
                     break
             else:
                 self.notes.append(f"the timeout ({timeout:g} s) passed with {len(self.fold.open_tasks())} task(s) open")
@@ -347,6 +355,10 @@ class FleetRun:
                 peak_exact=state.peak_exact,
                 state=state.state,
                 how_known=state.how_known,
+                sent_by="worker" if state.sent_by == "worker" else "run",
+                parent_id=state.parent_id,
+                root_id=state.root_id,
+                group_id=state.group_id,
             )
             if state.started_wall is not None:
                 task.wait_s = _round(max(0.0, state.started_wall - state.sent_wall))
@@ -404,6 +416,7 @@ def _round(value: float | None) -> float | None:
 
 def _figures(tasks: list[FleetTask], backlog: list[tuple[float, int]]) -> FleetFigures:
     figures = FleetFigures(sent=len(tasks), backlog=backlog)
+    figures.sent_by_tasks = sum(task.sent_by == "worker" for task in tasks)
     for task in tasks:
         setattr(figures, task.outcome, getattr(figures, task.outcome) + 1)
     ended = [t.ended_s for t in tasks if t.ended_s is not None and t.outcome != "lost"]
