@@ -155,12 +155,13 @@ def print_summary(record: FleetRecord) -> None:
         clock = _clock(r.clock) if r.clock else "no hello"
         lines.append(
             f"  {printable(r.name)}: limit {format_size(r.limit_bytes)}, pool {r.concurrency or '-'}, ran {r.tasks_run}, "
-            f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}, "
-            f"group peak {format_size(r.group_peak_bytes)}, {clock}"
+            f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}"
+            f"{' (killed, at its kill)' if r.peak_killed else ''}, group peak {format_size(r.group_peak_bytes)}"
+            f"{_COVERS.get(r.group_peak_covers or '', '')}, {clock}"
         )
     for k in record.kills:
         task = f"task {printable(k.task_name or '?')} ({k.task_id})" if k.task_id else "no task"
-        detection = f", seen in {format_seconds(k.detection_s)}" if k.detection_s is not None else ""
+        detection = f", seen in {_detection(k.detection_s)}" if k.detection_s is not None else ""
         lines.append(
             f"  kill on {printable(k.replica)}: {k.role} pid {k.pid} ({k.cause}), {task}, peak "
             f"{format_size(k.peak_bytes)}{detection}"
@@ -174,6 +175,18 @@ def print_summary(record: FleetRecord) -> None:
         lines.append(f"  note: {printable(note)}")
     lines.append(f"record: {FLEET_FILE} (the stream {'was deleted' if record.stream_deleted else 'was NOT deleted'})")
     print("\n".join(lines), flush=True)
+
+
+_COVERS = {  # what a replica's group peak covers (ReplicaRecord.group_peak_covers)
+    "run": " (this run's)",
+    "samples": " (sampled in this run: a lower bound)",
+    "largest task": " (its largest task's: the samples were lower)",
+}
+
+
+def _detection(seconds: float) -> str:
+    """A kill's detection time: below a millisecond (the agent's stamps are ms) is "< 1 ms", not "0 ms"."""
+    return "< 1 ms" if seconds < 0.001 else format_seconds(seconds)
 
 
 def _clock(clock: Clock) -> str:

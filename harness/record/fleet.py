@@ -22,13 +22,14 @@ FLEET_SCHEMA = "oomlab.fleet/1"
 
 RUN_START = "run_start"  # the controller's, at its start: it makes the stream (replicas of an earlier run rejoin)
 # the events an agent publishes: one JSON object per stream entry, in the field `e`
-WORKER_START = "worker_start"  # the worker is ready: the replica's hello (hostname, pid, limit, pool, clock)
+WORKER_START = "worker_start"  # the worker is ready: the replica's hello (hostname, pid, limit, pool, clock,
+# its memory group's usage and lifetime peak when it was sent)
 TASK_START = "task_start"  # with Celery's links (parent_id, root_id, group_id) when a task sent it
 TASK_END = "task_end"  # with the task's exact peak (its leaf's tree peak, else VmHWM)
 KILL = "kill"  # the webhook's body, with the detection time and when it was seen
 CHILD_START = "child_start"
 CHILD_EXIT = "child_exit"  # a pool child said it exits (recycled by max-tasks/max-memory, or shut down)
-MEMORY = "memory"  # the worker's memory group once a second: usage and peak (the whole worker)
+MEMORY = "memory"  # the worker's memory group once a second and after each task's end: usage, lifetime peak
 WORKER_EXIT = "worker_exit"  # the agent's worker exited (its code) and the events the agent dropped
 EVENT_FIELD = "e"
 STREAM_MAXLEN = 100_000
@@ -56,8 +57,13 @@ class ReplicaRecord:
     succeeded: int = 0
     failed: int = 0
     killed: int = 0
-    peak_bytes: int | None = None  # the largest exact task peak it reported
-    group_peak_bytes: int | None = None  # its memory group's peak (the whole worker), from its memory events and kills
+    peak_bytes: int | None = None  # the largest task peak it reported (a killed task's at its kill included)
+    peak_killed: bool = False  # peak_bytes is a killed task's, at its kill
+    group_peak_bytes: int | None = None  # its memory group's peak (the whole worker) in this run: see group_peak_covers
+    # "run": the kernel's peak of the group, which rose during the run (above its hello's); "samples": the
+    # largest usage sampled in the run (once a second, after each task, at a kill): a lower bound; "largest
+    # task": the samples were below the largest task's own peak, so that; None: no figure
+    group_peak_covers: str | None = None
     kills: int = 0
     child_starts: int = 0  # pool children started after its hello: replacements (after a kill, or recycling)
     child_exits: int = 0  # pool children that said they exit (recycling)
@@ -121,7 +127,7 @@ class FleetFigures:
     wait_p50_s: float | None = None
     wait_p95_s: float | None = None
     peak_bytes: int | None = None  # the largest exact task peak in the fleet
-    group_peak_bytes: int | None = None  # the largest replica's memory group peak
+    group_peak_bytes: int | None = None  # the largest replica's memory group peak in this run (see each replica's)
     backlog_max: int | None = None  # messages waiting in the queue, at most
     backlog: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, waiting)
 

@@ -46,3 +46,35 @@ def test_a_chord_sent_by_a_task_is_the_runs_and_its_kills_are_counted(tmp_path):
     assert all(p.peak_bytes and p.peak_bytes > 64 << 20 for p in parts), detail
     assert "3 sent (2 sent by tasks)" in done.stdout and "2 killed" in done.stdout, detail
     assert record.stream_deleted
+
+
+def test_a_replicas_group_peak_is_this_runs_and_a_killed_tasks_peak_is_its_largest(tmp_path):
+    # one replica, two runs: the first's tasks are 100 MiB and 250 MiB (killed at the 200 MiB limit), the
+    # second's one task 16 MiB. The second's group peak is its own, not the first's limit-high one
+    stream, queue = f"fleet-{uuid.uuid4().hex[:8]}", f"fleet.{uuid.uuid4().hex[:8]}"
+    with hosts(1) as made:
+        made.start_redis(tmp_path)
+        agents = [start_agent(made, 1, stream, queue, tmp_path)]
+        big = ("--tasks", "2", "--param", "sizes=100", "--param", "every=2", "--param", "hold=0.2")
+        first = run_controller(made, stream, queue, tmp_path, *big, replicas="1")
+        second = run_controller(
+            made, stream, queue, tmp_path, "--tasks", "1", "--param", "sizes=16", "--param", "over=0",
+            "--param", "hold=0.2", replicas="1",
+        )  # fmt: skip
+        detail = _detail(first, agents) + _detail(second, agents)
+        stop_all(made, agents)
+    assert first.returncode == 0 and second.returncode == 0, detail
+    one, two = (load_fleet(done.stdout.strip().splitlines()[-1]) for done in (first, second))
+    [r1], [r2] = one.replicas, two.replicas
+    assert (one.figures.succeeded, one.figures.killed) == (1, 1), detail
+    # the first run's largest task is the killed one, at its kill, and labelled so
+    [kill] = [k for k in one.kills if k.role == "pool child"]
+    assert r1.peak_killed and r1.peak_bytes == kill.peak_bytes and r1.peak_bytes > 100 << 20, detail
+    assert "(killed, at its kill)" in first.stdout, detail
+    # the first run's group peak: the kernel's, which rose in it (to the limit), never below its largest task
+    assert r1.group_peak_covers == "run" and r1.peak_bytes <= r1.group_peak_bytes <= 200 << 20, detail
+    # the second's: its own (well under the first's), at least its task's, and says what it covers
+    assert r2.peak_bytes and r2.peak_bytes < 40 << 20 and not r2.peak_killed, detail
+    assert r2.group_peak_bytes is not None and r2.peak_bytes <= r2.group_peak_bytes < 120 << 20, detail
+    assert r2.group_peak_covers in ("run", "samples", "largest task"), detail
+    assert two.figures.group_peak_bytes == r2.group_peak_bytes

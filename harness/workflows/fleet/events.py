@@ -38,6 +38,15 @@ class TaskState:
 
 
 @dataclass
+class GroupSeen:
+    """A replica's memory group as its events in this run showed it."""
+
+    peak_before: int | None = None  # the lifetime peak its hello carried (the run's start, or the replica's)
+    peak_after: int | None = None  # the largest lifetime peak its memory events carried
+    sampled: int | None = None  # the largest usage its memory events and kills carried
+
+
+@dataclass
 class Fold:
     replicas: dict[str, ReplicaRecord] = field(default_factory=dict)
     tasks: dict[str, TaskState] = field(default_factory=dict)
@@ -46,6 +55,8 @@ class Fold:
     early: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # events for tasks not sent yet
     events: int = 0
     foreign: int = 0  # entries that are not an agent's event
+    window_start: float | None = None  # the run's start (Redis clock): memory events before it are not the run's
+    groups: dict[str, GroupSeen] = field(default_factory=dict)
 
     def redis_time(self, event: dict[str, Any]) -> float:
         """The event's stamp on the Redis clock (its replica's offset; 0 before its hello)."""
@@ -86,8 +97,7 @@ class Fold:
         elif ev == fleet.CHILD_EXIT:
             replica.child_exits += 1
         elif ev == fleet.MEMORY:
-            if isinstance(peak := event.get("peak_bytes"), int):
-                replica.group_peak_bytes = max(replica.group_peak_bytes or 0, peak)
+            self._memory(replica, event)
         elif ev == fleet.WORKER_EXIT:
             replica.exit_code = event.get("code")
             replica.events_dropped = event.get("dropped")
@@ -116,6 +126,35 @@ class Fold:
         replica.hostname, replica.pid = event.get("hostname"), event.get("pid")
         replica.limit_bytes, replica.concurrency = event.get("limit_bytes"), event.get("concurrency")
         replica.ready_s = self.redis_time(event)  # made relative by the record's assembly
+        if isinstance(peak := event.get("group_peak_bytes"), int):
+            self.groups[name] = GroupSeen(peak_before=peak)  # a new hello: a new baseline
+
+    def _memory(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
+        if self.window_start is not None and self.redis_time(event) < self.window_start:
+            return  # before the run
+        seen = self.groups.setdefault(replica.name, GroupSeen())
+        if isinstance(peak := event.get("peak_bytes"), int):
+            seen.peak_after = max(seen.peak_after or 0, peak)
+        if isinstance(usage := event.get("usage_bytes"), int):
+            seen.sampled = max(seen.sampled or 0, usage)
+
+    def group_peaks(self) -> None:
+        """Each replica's group peak in this run, and what it covers (ReplicaRecord.group_peak_covers)."""
+        for name, replica in self.replicas.items():
+            seen = self.groups.get(name, GroupSeen())
+            before, after = seen.peak_before, seen.peak_after
+            if before is not None and after is not None and after > before:
+                replica.group_peak_bytes, replica.group_peak_covers = after, "run"  # it rose in the run: the run's
+            elif seen.sampled is not None:
+                replica.group_peak_bytes, replica.group_peak_covers = seen.sampled, "samples"
+            else:
+                replica.group_peak_bytes, replica.group_peak_covers = None, None  # only a peak from before
+            if (
+                replica.group_peak_bytes is not None
+                and replica.peak_bytes
+                and replica.group_peak_bytes < replica.peak_bytes
+            ):
+                replica.group_peak_bytes, replica.group_peak_covers = replica.peak_bytes, "largest task"
 
     def _start(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
         task = self.tasks[str(event["id"])]
@@ -140,8 +179,8 @@ class Fold:
             replica.succeeded += 1
         else:
             replica.failed += 1
-        if task.peak_bytes is not None:
-            replica.peak_bytes = max(replica.peak_bytes or 0, task.peak_bytes)
+        if task.peak_bytes is not None and task.peak_bytes > (replica.peak_bytes or 0):
+            replica.peak_bytes, replica.peak_killed = task.peak_bytes, False
 
     def _kill(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
         seen = self.redis_time(event)
@@ -162,8 +201,9 @@ class Fold:
         )
         self.kills.append(kill)
         replica.kills += 1
-        if kill.group_bytes is not None:
-            replica.group_peak_bytes = max(replica.group_peak_bytes or 0, kill.group_bytes)
+        if isinstance(kill.group_bytes, int):
+            group = self.groups.setdefault(replica.name, GroupSeen())
+            group.sampled = max(group.sampled or 0, kill.group_bytes)
         task = self.tasks.get(str(kill.task_id)) if kill.task_id else None
         ended = task is not None and task.outcome in ("succeeded", "failed") and task.how_known == "events"
         if task is None or kill.role == "descendant" or ended:
@@ -172,6 +212,8 @@ class Fold:
         task.ended_wall, task.outcome, task.redelivered = at, "killed", bool(event.get("redelivered"))
         task.peak_bytes, task.peak_exact, task.how_known = kill.peak_bytes, False, "events"
         replica.killed += 1
+        if isinstance(kill.peak_bytes, int) and kill.peak_bytes > (replica.peak_bytes or 0):
+            replica.peak_bytes, replica.peak_killed = kill.peak_bytes, True  # the killed task's, at its kill
 
     def open_tasks(self) -> list[str]:
         return [t.id for t in self.tasks.values() if t.outcome is None or (t.outcome == "killed" and t.redelivered)]

@@ -103,6 +103,7 @@ class FleetRun:
             ) from None
         clock = Clock(offset_s=self.offset, round_trip_s=trip)
         self.started = self.now()
+        self.fold.window_start = self.started
         missing, interrupted = 0, None
         with RunSignals() as signals:  # SIGINT, SIGTERM, SIGHUP: the stream deleted, the record kept, then exit
             try:
@@ -366,6 +367,7 @@ class FleetRun:
                 task.latency_s = _round(max(0.0, state.ended_wall - state.sent_wall))
             tasks.append(task)
         tasks.sort(key=lambda t: t.sent_s)
+        fold.group_peaks()
         for replica in fold.replicas.values():
             replica.ready_s = _rel(replica.ready_s, start)
         for kill in fold.kills:
