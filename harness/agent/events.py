@@ -94,7 +94,9 @@ class EventSink:
         elif ev == CHILD_SHUTDOWN:
             self.publish(fleet.CHILD_EXIT, wall, pid=line["pid"], exitcode=line.get("exitcode"))
 
-    def worker_ready(self, hostname: str | None, pid: int, limit: int | None, concurrency: int | None) -> None:
+    def worker_ready(
+        self, hostname: str | None, pid: int, limit: int | None, concurrency: int | None, queues: Any = None
+    ) -> None:
         """The hello: kept until Redis has it (sent first after a reconnect)."""
         self.hello = {
             "ev": fleet.WORKER_START,
@@ -106,6 +108,7 @@ class EventSink:
             "agent_pid": os.getpid(),
             "limit_bytes": limit,
             "concurrency": concurrency,
+            "queues": queues if isinstance(queues, list) else None,  # what its worker consumes (None: unknown)
         }
         try:
             self.pending.put_nowait(None)  # wake the sender (None: no event, just look at the hello)

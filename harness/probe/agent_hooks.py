@@ -126,7 +126,16 @@ def _on_ready(sender=None, **_):
         conf=_settings(app),
         redelivered=sorted(_redelivered),
         concurrency=_pool_size(sender),
+        queues=_queues(sender),
     )
+
+
+def _queues(consumer) -> list[str] | None:
+    """The queues the worker consumes (its -Q, else the app's default), for the fleet's hello."""
+    try:
+        return sorted(str(queue.name) for queue in consumer.task_consumer.queues)
+    except Exception:
+        return None
 
 
 def _pool_size(consumer) -> int | None:

@@ -51,6 +51,7 @@ class ReplicaRecord:
     pid: int | None = None  # the worker's main process, on its host
     limit_bytes: int | None = None
     concurrency: int | None = None
+    queues: list[str] | None = None  # the queues its worker consumes, as its hello said (None: not said)
     clock: Clock | None = None
     ready_s: float | None = None  # its hello, since the run's start (negative: before the controller started)
     tasks_run: int = 0

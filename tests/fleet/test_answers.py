@@ -8,7 +8,7 @@ import uuid
 import pytest
 from oomlab.record.fleet import load_fleet
 
-from tests.fleet.netns import hosts, run_controller, start_agent, stop_all
+from tests.fleet.netns import hosts, redis_cli, run_controller, start_agent, stop_all
 
 pytestmark = pytest.mark.integration
 WORKFLOWS = "oomlab.scenarios.workflows"
@@ -78,3 +78,19 @@ def test_a_replicas_group_peak_is_this_runs_and_a_killed_tasks_peak_is_its_large
     assert r2.group_peak_bytes is not None and r2.peak_bytes <= r2.group_peak_bytes < 120 << 20, detail
     assert r2.group_peak_covers in ("run", "samples", "largest task"), detail
     assert two.figures.group_peak_bytes == r2.group_peak_bytes
+
+
+def test_a_queue_no_replica_consumes_is_refused_before_anything_is_sent(tmp_path):
+    stream, queue = f"fleet-{uuid.uuid4().hex[:8]}", f"fleet.{uuid.uuid4().hex[:8]}"
+    with hosts(1) as made:
+        made.start_redis(tmp_path)
+        agents = [start_agent(made, 1, stream, queue, tmp_path)]
+        # the user forgot --queue: the default oomlab.alloc, which the replica does not consume
+        done = run_controller(made, stream, "oomlab.alloc", tmp_path, "--tasks", "2", "--timeout", "5", replicas="1")
+        left = redis_cli(made, "-n", "0", "LLEN", "oomlab.alloc")
+        detail = _detail(done, agents)
+        stop_all(made, agents)
+    assert done.returncode == 2, detail
+    assert f"no replica consumes the queue oomlab.alloc (theirs: r1: {queue})" in done.stderr, detail
+    assert left == "0", f"{left} message(s) were sent\n{detail}"
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir()), detail

@@ -125,6 +125,8 @@ class Fold:
             self.offsets[name] = float(offset)
         replica.hostname, replica.pid = event.get("hostname"), event.get("pid")
         replica.limit_bytes, replica.concurrency = event.get("limit_bytes"), event.get("concurrency")
+        if isinstance(queues := event.get("queues"), list):
+            replica.queues = [str(queue) for queue in queues[:100]]
         replica.ready_s = self.redis_time(event)  # made relative by the record's assembly
         if isinstance(peak := event.get("group_peak_bytes"), int):
             self.groups[name] = GroupSeen(peak_before=peak)  # a new hello: a new baseline

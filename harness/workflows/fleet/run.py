@@ -155,8 +155,20 @@ class FleetRun:
                 f"({', '.join(sorted(r.name for r in ready))}); {missing} missing{named}: the run goes on "
                 f"without them"
             )
+        self._check_queue(ready)
         self._drive(ready)
         return missing
+
+    def _check_queue(self, ready: list[ReplicaRecord]) -> None:
+        """Refused before anything is sent: a --queue no replica consumes (each hello names its queues)."""
+        queue = self.options.queue
+        if any(r.queues is None or queue in r.queues for r in ready):
+            return  # one consumes it, or one did not say (an older agent): the run goes on
+        theirs = "; ".join(f"{r.name}: {', '.join(r.queues or []) or '-'}" for r in sorted(ready, key=lambda r: r.name))
+        raise BadInput(
+            f"no replica consumes the queue {queue} (theirs: {theirs}); give --queue with one of those "
+            f"(nothing was sent)"
+        )
 
     # --- the stream ------------------------------------------------------------------------------
     def _read(self, block_ms: int) -> None:
