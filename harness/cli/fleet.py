@@ -12,7 +12,7 @@ from oomlab.config.events_url import parse_events_url
 from oomlab.config.load_shapes import shape_from_flags
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
-from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput
+from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput, Interrupted
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
 from oomlab.record.printable import printable
 from oomlab.workflows.fleet.run import FleetOptions, FleetRun
@@ -129,7 +129,12 @@ def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
 
     run = FleetRun(scenario, options, say)
     say(f"fleet run {run.run_id}: waiting for {options.replicas} replica(s) on {options.events.shown}")
-    record = run.execute()
+    try:
+        record = run.execute()
+    except Interrupted:
+        if os.path.isfile(os.path.join(run.run_dir, FLEET_FILE)):
+            say(f"interrupted: the fleet run's partial record is {os.path.join(run.run_dir, FLEET_FILE)}")
+        raise
     print_summary(record)
     print(run.run_dir, flush=True)
     if record.missing:
