@@ -94,3 +94,24 @@ def test_a_queue_no_replica_consumes_is_refused_before_anything_is_sent(tmp_path
     assert f"no replica consumes the queue oomlab.alloc (theirs: r1: {queue})" in done.stderr, detail
     assert left == "0", f"{left} message(s) were sent\n{detail}"
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir()), detail
+
+
+def test_an_unfinished_runs_messages_left_in_its_own_queue_are_deleted(tmp_path):
+    # one replica with one pool process on oomlab's own queue for alloc; 4 tasks holding 3 s each and a 2 s
+    # timeout: the run ends with tasks never started, whose messages must not wait there for a later worker
+    stream = f"fleet-{uuid.uuid4().hex[:8]}"
+    with hosts(1) as made:
+        made.start_redis(tmp_path)
+        agents = [start_agent(made, 1, stream, "oomlab.alloc", tmp_path)]
+        done = run_controller(
+            made, stream, "oomlab.alloc", tmp_path, "--tasks", "4", "--param", "over=0", "--param", "sizes=8",
+            "--param", "hold=3", "--timeout", "2", replicas="1",
+        )  # fmt: skip
+        left = redis_cli(made, "-n", "0", "LLEN", "oomlab.alloc")
+        detail = _detail(done, agents)
+        stop_all(made, agents)
+    assert done.returncode == 9, detail  # tasks lost
+    record = load_fleet(done.stdout.strip().splitlines()[-1])
+    assert record.figures.lost >= 2, detail
+    assert left == "0", f"{left} message(s) left in the queue\n{detail}"
+    assert any("were still waiting in its queue oomlab.alloc: deleted" in note for note in record.notes), detail

@@ -267,6 +267,7 @@ class FleetRun:
         finally:
             self.stopping = True
             depth.close()
+            self._delete_leftovers()
             detach(app)
             scenario.teardown(ctx)
 
@@ -341,6 +342,39 @@ class FleetRun:
         if from_backend:
             self.notes.append(
                 f"{from_backend} task(s) known final from the result backend only (no event of their end came)"
+            )
+
+    def _delete_leftovers(self) -> None:
+        """An unfinished run's messages still waiting in its queue, deleted when the queue is oomlab's own
+        (`oomlab.SCENARIO`) on a Redis broker: only those this run sent (by task id), so nothing runs them
+        after the run counted them lost."""
+        queue, broker = self.options.queue, self.options.broker
+        if queue != f"oomlab.{self.scenario.name}" or not broker.startswith(("redis://", "rediss://")):
+            return
+        self._fold_sent()
+        ours = {t.id for t in self.fold.tasks.values() if t.sent_by == "run" and t.started_wall is None}
+        ours -= {t.id for t in self.fold.tasks.values() if t.outcome in ("succeeded", "failed", "killed")}
+        if not ours:
+            return
+        import redis
+
+        deleted = 0
+        try:
+            client: Any = redis.Redis.from_url(broker, socket_timeout=10, socket_connect_timeout=5)
+            for key in [queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))]:  # kombu's priority lists
+                for raw in client.lrange(key, 0, -1):
+                    try:
+                        task_id = json.loads(raw).get("headers", {}).get("id")
+                    except (ValueError, AttributeError):
+                        continue
+                    if task_id in ours:
+                        deleted += int(client.lrem(key, 1, raw))
+        except redis.RedisError as exc:
+            self.notes.append(f"the run's leftover messages in {queue} could not be deleted ({type(exc).__name__})")
+            return
+        if deleted:
+            self.notes.append(
+                f"{deleted} message(s) this run sent were still waiting in its queue {queue}: deleted, counted lost"
             )
 
     def _fold_sent(self) -> None:
