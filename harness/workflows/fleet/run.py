@@ -45,6 +45,7 @@ POLL_AFTER_S = 2.0  # once sent this long ago
 POLL_CAP = 100
 DRAIN_S = 2.0
 QUIET_S = 1.5  # every task final: the run still reads this long, for tasks its tasks sent (a chord's parts)
+QUEUE_WAIT_S = 10.0  # and while its queue is not empty, this long at most
 SCHEDULE_GRACE_S = 60.0  # an open loop's tasks may end this long after its sending
 
 
@@ -236,7 +237,7 @@ class FleetRun:
         sending.start()
         next_depth = next_poll = 0.0
         waiting: int | None = None
-        quiet_since: float | None = None  # every task final and the queue empty since then
+        quiet_since: float | None = None  # every task final since then
         try:
             while time.monotonic() - start < timeout:
                 self._read(READ_BLOCK_MS)
@@ -250,12 +251,14 @@ class FleetRun:
                     next_poll = time.monotonic() + POLL_S
                 done_sending = not sending.is_alive()
                 self._fold_sent()
-                if not done_sending or self.fold.open_tasks() or waiting:
+                if not done_sending or self.fold.open_tasks():
                     quiet_since = None
                     continue
-                # every task final: those its tasks sent (a chord's parts, its callback) may be on their way
+                # every task final: those its tasks sent (a chord's parts, its callback) may be on their way,
+                # or waiting in the queue (whose messages may also be others': waited for QUEUE_WAIT_S at most)
                 quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= QUIET_S:
+                quiet = time.monotonic() - quiet_since
+                if quiet >= QUIET_S and (not waiting or quiet >= QUEUE_WAIT_S):
                     break
             else:
                 self.notes.append(f"the timeout ({timeout:g} s) passed with {len(self.fold.open_tasks())} task(s) open")
