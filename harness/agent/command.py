@@ -144,7 +144,9 @@ def hello_on_ready(events, watcher: Watcher):
 
     def on_line(line) -> None:
         if line["ev"] == agent_events.APP:
-            events.worker_ready(line.get("hostname"), watcher.main_pid, watcher.memory()[1], line.get("concurrency"))
+            events.worker_ready(
+                line.get("hostname"), watcher.main_pid, watcher.memory()[1], line.get("concurrency"), line.get("queues")
+            )
 
     return on_line
 

@@ -72,7 +72,10 @@ class EventSink:
         """A line of the probe, as the fleet's event (task start and end, pool children)."""
         ev, wall = line["ev"], line.get("wall")
         if ev == PRERUN:
-            self.publish(fleet.TASK_START, wall, id=line.get("task_id"), name=line.get("name"), pid=line["pid"])
+            links = {k: line.get(k) for k in ("parent_id", "root_id", "group_id") if line.get(k)}
+            self.publish(
+                fleet.TASK_START, wall, id=line.get("task_id"), name=line.get("name"), pid=line["pid"], **links
+            )
         elif ev == POSTRUN:
             get: Any = line.get
             self.publish(
@@ -91,7 +94,9 @@ class EventSink:
         elif ev == CHILD_SHUTDOWN:
             self.publish(fleet.CHILD_EXIT, wall, pid=line["pid"], exitcode=line.get("exitcode"))
 
-    def worker_ready(self, hostname: str | None, pid: int, limit: int | None, concurrency: int | None) -> None:
+    def worker_ready(
+        self, hostname: str | None, pid: int, limit: int | None, concurrency: int | None, queues: Any = None
+    ) -> None:
         """The hello: kept until Redis has it (sent first after a reconnect)."""
         self.hello = {
             "ev": fleet.WORKER_START,
@@ -103,6 +108,7 @@ class EventSink:
             "agent_pid": os.getpid(),
             "limit_bytes": limit,
             "concurrency": concurrency,
+            "queues": queues if isinstance(queues, list) else None,  # what its worker consumes (None: unknown)
         }
         try:
             self.pending.put_nowait(None)  # wake the sender (None: no event, just look at the hello)
@@ -145,13 +151,17 @@ class EventSink:
                 events = [event for event in batch if event is not None]
                 if events:
                     self._send(events)
+                if any(event["ev"] in (fleet.TASK_END, fleet.KILL) for event in events):
+                    self._memory_at = 0.0  # the group's memory right after a task's end: its run's peak
+                    self._send_memory()
             finally:
                 for _ in batch:
                     self.pending.task_done()
 
     def _send_memory(self) -> None:
-        """The worker's memory group, once a second: the replica's own peak (the whole worker, its
-        main process and every pool child), which no task's figure gives."""
+        """The worker's memory group, once a second and after each task's end or kill: the replica's
+        own usage and peak (the whole worker, its main process and every pool child), which no task's
+        figure gives. The peak is the group's since it was made: a run compares it with its hello's."""
         now = time.monotonic()
         if self.memory is None or not self.hello_sent or now < self._memory_at + MEMORY_S:
             return
@@ -163,6 +173,15 @@ class EventSink:
         self._seq += 1
         event = {"ev": fleet.MEMORY, "replica": self.replica, "seq": self._seq, "wall": time.time()}
         self._send([{**event, "usage_bytes": usage, "peak_bytes": peak}])
+
+    def _group_now(self) -> dict[str, int | None]:
+        if self.memory is None:
+            return {}
+        try:
+            usage, peak = self.memory()
+        except OSError:
+            return {}
+        return {"group_usage_bytes": usage, "group_peak_bytes": peak}
 
     def _connected(self) -> Any:
         if self._client is not None:
@@ -207,6 +226,7 @@ class EventSink:
                 self.clock = redis_clock_offset(client)
                 hello.update(wall=time.time(), rejoined=True)
             hello.update(clock_offset_s=self.clock[0], clock_round_trip_s=self.clock[1])
+            hello.update(self._group_now())  # the group's peak before the run: what the run's is compared with
             added = client.xadd(
                 self.url.stream,
                 {fleet.EVENT_FIELD: fleet.encode_event(hello)},

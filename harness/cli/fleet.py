@@ -12,7 +12,7 @@ from oomlab.config.events_url import parse_events_url
 from oomlab.config.load_shapes import shape_from_flags
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
-from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput
+from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput, Interrupted
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
 from oomlab.record.printable import printable_field
 from oomlab.workflows.fleet.run import FleetOptions, FleetRun
@@ -129,7 +129,12 @@ def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
 
     run = FleetRun(scenario, options, say)
     say(f"fleet run {run.run_id}: waiting for {options.replicas} replica(s) on {options.events.shown}")
-    record = run.execute()
+    try:
+        record = run.execute()
+    except Interrupted:
+        if os.path.isfile(os.path.join(run.run_dir, FLEET_FILE)):
+            say(f"interrupted: the fleet run's partial record is {os.path.join(run.run_dir, FLEET_FILE)}")
+        raise
     print_summary(record)
     print(run.run_dir, flush=True)
     if record.missing:
@@ -139,10 +144,11 @@ def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
 
 def print_summary(record: FleetRecord) -> None:
     f = record.figures
+    by_tasks = f" ({f.sent_by_tasks} sent by tasks)" if f.sent_by_tasks else ""
     lines = [
         f"fleet {record.scenario}: {len(record.replicas)} of {record.replicas_expected} replicas, queue {record.queue}",
         f"sent: {record.schedule}",
-        f"tasks: {f.sent} sent, {f.succeeded} succeeded, {f.failed} failed, {f.killed} killed, {f.lost} lost",
+        f"tasks: {f.sent} sent{by_tasks}, {f.succeeded} succeeded, {f.failed} failed, {f.killed} killed, {f.lost} lost",
         f"throughput {f.throughput_per_s if f.throughput_per_s is not None else '-'} tasks/s over "
         f"{format_seconds(f.duration_s)}; latency p50 {format_seconds(f.latency_p50_s)}, p95 "
         f"{format_seconds(f.latency_p95_s)}, max {format_seconds(f.latency_max_s)}; queue wait p50 "
@@ -155,12 +161,13 @@ def print_summary(record: FleetRecord) -> None:
         lines.append(
             f"  {printable_field(r.name)}: limit {format_size(r.limit_bytes)}, pool {printable_field(r.concurrency or '-')}, "
             f"ran {r.tasks_run}, "
-            f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}, "
-            f"group peak {format_size(r.group_peak_bytes)}, {clock}"
+            f"{r.succeeded} succeeded, {r.killed} killed, largest task peak {format_size(r.peak_bytes)}"
+            f"{' (killed, at its kill)' if r.peak_killed else ''}, group peak {format_size(r.group_peak_bytes)}"
+            f"{_COVERS.get(r.group_peak_covers or '', '')}, {clock}"
         )
     for k in record.kills:
         task = f"task {printable_field(k.task_name or '?')} ({printable_field(k.task_id)})" if k.task_id else "no task"
-        detection = f", seen in {format_seconds(k.detection_s)}" if k.detection_s is not None else ""
+        detection = f", seen in {_detection(k.detection_s)}" if k.detection_s is not None else ""
         lines.append(
             f"  kill on {printable_field(k.replica)}: {printable_field(k.role)} pid {k.pid} ({printable_field(k.cause)}), "
             f"{task}, peak "
@@ -175,6 +182,18 @@ def print_summary(record: FleetRecord) -> None:
         lines.append(f"  note: {printable_field(note)}")
     lines.append(f"record: {FLEET_FILE} (the stream {'was deleted' if record.stream_deleted else 'was NOT deleted'})")
     print("\n".join(lines), flush=True)
+
+
+_COVERS = {  # what a replica's group peak covers (ReplicaRecord.group_peak_covers)
+    "run": " (this run's)",
+    "samples": " (sampled in this run: a lower bound)",
+    "largest task": " (its largest task's: the samples were lower)",
+}
+
+
+def _detection(seconds: float) -> str:
+    """A kill's detection time: below a millisecond (the agent's stamps are ms) is "< 1 ms", not "0 ms"."""
+    return "< 1 ms" if seconds < 0.001 else format_seconds(seconds)
 
 
 def _clock(clock: Clock) -> str:

@@ -126,7 +126,16 @@ def _on_ready(sender=None, **_):
         conf=_settings(app),
         redelivered=sorted(_redelivered),
         concurrency=_pool_size(sender),
+        queues=_queues(sender),
     )
+
+
+def _queues(consumer) -> list[str] | None:
+    """The queues the worker consumes (its -Q, else the app's default), for the fleet's hello."""
+    try:
+        return sorted(str(queue.name) for queue in consumer.task_consumer.queues)
+    except Exception:
+        return None
 
 
 def _pool_size(consumer) -> int | None:
@@ -157,7 +166,15 @@ def _on_prerun(task_id=None, task=None, args=None, kwargs=None, **_):
         return
     name = getattr(task, "name", None)
     _peaks.start()
-    emit(PRERUN, task_id=task_id, name=name)
+    request = getattr(task, "request", None)  # Celery's links: a task sent by a task names its sender
+    emit(
+        PRERUN,
+        task_id=task_id,
+        name=name,
+        parent_id=getattr(request, "parent_id", None),
+        root_id=getattr(request, "root_id", None),
+        group_id=getattr(request, "group", None),
+    )
     if name in _redelivered:
         _message(task_id, task, args, kwargs)
 

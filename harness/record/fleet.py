@@ -22,13 +22,14 @@ FLEET_SCHEMA = "oomlab.fleet/1"
 
 RUN_START = "run_start"  # the controller's, at its start: it makes the stream (replicas of an earlier run rejoin)
 # the events an agent publishes: one JSON object per stream entry, in the field `e`
-WORKER_START = "worker_start"  # the worker is ready: the replica's hello (hostname, pid, limit, pool, clock)
-TASK_START = "task_start"
+WORKER_START = "worker_start"  # the worker is ready: the replica's hello (hostname, pid, limit, pool, clock,
+# its memory group's usage and lifetime peak when it was sent)
+TASK_START = "task_start"  # with Celery's links (parent_id, root_id, group_id) when a task sent it
 TASK_END = "task_end"  # with the task's exact peak (its leaf's tree peak, else VmHWM)
 KILL = "kill"  # the webhook's body, with the detection time and when it was seen
 CHILD_START = "child_start"
 CHILD_EXIT = "child_exit"  # a pool child said it exits (recycled by max-tasks/max-memory, or shut down)
-MEMORY = "memory"  # the worker's memory group once a second: usage and peak (the whole worker)
+MEMORY = "memory"  # the worker's memory group once a second and after each task's end: usage, lifetime peak
 WORKER_EXIT = "worker_exit"  # the agent's worker exited (its code) and the events the agent dropped
 EVENT_FIELD = "e"
 STREAM_MAXLEN = 100_000
@@ -50,14 +51,20 @@ class ReplicaRecord:
     pid: int | None = None  # the worker's main process, on its host
     limit_bytes: int | None = None
     concurrency: int | None = None
+    queues: list[str] | None = None  # the queues its worker consumes, as its hello said (None: not said)
     clock: Clock | None = None
     ready_s: float | None = None  # its hello, since the run's start (negative: before the controller started)
     tasks_run: int = 0
     succeeded: int = 0
     failed: int = 0
     killed: int = 0
-    peak_bytes: int | None = None  # the largest exact task peak it reported
-    group_peak_bytes: int | None = None  # its memory group's peak (the whole worker), from its memory events and kills
+    peak_bytes: int | None = None  # the largest task peak it reported (a killed task's at its kill included)
+    peak_killed: bool = False  # peak_bytes is a killed task's, at its kill
+    group_peak_bytes: int | None = None  # its memory group's peak (the whole worker) in this run: see group_peak_covers
+    # "run": the kernel's peak of the group, which rose during the run (above its hello's); "samples": the
+    # largest usage sampled in the run (once a second, after each task, at a kill): a lower bound; "largest
+    # task": the samples were below the largest task's own peak, so that; None: no figure
+    group_peak_covers: str | None = None
     kills: int = 0
     child_starts: int = 0  # pool children started after its hello: replacements (after a kill, or recycling)
     child_exits: int = 0  # pool children that said they exit (recycling)
@@ -83,6 +90,10 @@ class FleetTask:
     peak_exact: bool = False  # the leaf's tree peak (True) or VmHWM
     state: str | None = None
     how_known: str = "events"  # "events", or "result backend" when the task's end event never came
+    sent_by: Literal["run", "worker"] = "run"  # "worker": a task of the run sent it (a chord's part, a callback)
+    parent_id: str | None = None  # Celery's links, as its task_start had them
+    root_id: str | None = None
+    group_id: str | None = None
 
 
 @dataclass
@@ -102,7 +113,8 @@ class FleetKill:
 
 @dataclass
 class FleetFigures:
-    sent: int = 0
+    sent: int = 0  # every task of the run: the controller's and those its tasks sent
+    sent_by_tasks: int = 0  # of which tasks of the run sent (sent_by "worker")
     succeeded: int = 0
     failed: int = 0
     killed: int = 0
@@ -116,7 +128,7 @@ class FleetFigures:
     wait_p50_s: float | None = None
     wait_p95_s: float | None = None
     peak_bytes: int | None = None  # the largest exact task peak in the fleet
-    group_peak_bytes: int | None = None  # the largest replica's memory group peak
+    group_peak_bytes: int | None = None  # the largest replica's memory group peak in this run (see each replica's)
     backlog_max: int | None = None  # messages waiting in the queue, at most
     backlog: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, waiting)
 

@@ -10,6 +10,7 @@ import webbrowser
 
 from oomlab.errors import BadInput
 from oomlab.record.digest import TaskDigest
+from oomlab.record.fleet import FLEET_FILE
 from oomlab.record.stream import TASKS_FILE, StreamCheck, streamed_tasks
 from oomlab.report.html_capacity import write_capacity_report
 from oomlab.report.html_compare import VariantRun, compare_sections
@@ -105,6 +106,11 @@ def build_report(path: str) -> str:
             return write_run_report(path)
         if os.path.isfile(os.path.join(path, "lab.json")):
             return write_lab_report(path)
+        if os.path.isfile(os.path.join(path, FLEET_FILE)):
+            raise BadInput(
+                f"{path} is a fleet run's: fleet records have no HTML report yet; its record is "
+                f"{os.path.join(path, FLEET_FILE)} (the run's console output summed it up)"
+            )
         raise BadInput(f"{path} has neither run.json nor lab.json: not an oomlab run or lab directory")
     schema = str(read_json(path).get("schema", ""))
     if schema.startswith("oomlab.compare/"):

@@ -128,6 +128,7 @@ def start_agent(
     events_port: int = REDIS_PORT,
     concurrency: int = 1,
     memory: str = "200MiB",
+    app: str = "oomlab.scenarios.alloc",
 ):
     """Replica r<i>: `oomlab agent --memory ... --events-from-env ... -- celery -A oomlab.scenarios.alloc worker` in
     worker namespace i, its broker and events on the controller's Redis; (name, process, log)."""
@@ -143,7 +144,7 @@ def start_agent(
     argv = [
         sys.executable, "-m", "oomlab", "agent", "--memory", memory, "--events-from-env", "FLEET_EVENTS",
         "--replica", name, "--",
-        sys.executable, "-m", "celery", "-A", "oomlab.scenarios.alloc", "worker", "-Q", queue, "-c", str(concurrency),
+        sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-c", str(concurrency),
         "-n", f"{name}@{stream}", "--prefetch-multiplier", "1", "-l", "info",
     ]  # fmt: skip
     log = tmp / f"{name}.log"
@@ -151,12 +152,19 @@ def start_agent(
 
 
 def run_controller(
-    hosts_: Hosts, stream: str, queue: str, tmp: Path, *extra: str, replicas: str = "3", results: Path | None = None
+    hosts_: Hosts,
+    stream: str,
+    queue: str,
+    tmp: Path,
+    *extra: str,
+    replicas: str = "3",
+    results: Path | None = None,
+    scenario: str = "alloc",
 ) -> subprocess.CompletedProcess:
     """`oomlab run alloc --fleet ...` in the controller's namespace, to the end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
     argv = [
-        "nsenter", f"--net=/run/netns/{hosts_.controller}", sys.executable, "-m", "oomlab", "run", "alloc",
+        "nsenter", f"--net=/run/netns/{hosts_.controller}", sys.executable, "-m", "oomlab", "run", scenario,
         "--fleet", f"redis://127.0.0.1:{REDIS_PORT}/1/{stream}", "--replicas", replicas, "--queue", queue,
         "--broker", f"redis://127.0.0.1:{REDIS_PORT}/0", "--results", str(results or tmp / "results"), *extra,
     ]  # fmt: skip

@@ -101,3 +101,14 @@ def test_a_fleet_run_stopped_by_sigterm_deletes_its_stream_and_keeps_its_record(
     [run_dir] = list((tmp_path / "results").iterdir())
     record = load_fleet(str(run_dir))
     assert record.status == "interrupted" and record.figures.sent == 0
+    assert f"interrupted: the fleet run's partial record is {run_dir / 'fleet.json'}" in err, err
+    # `oomlab report` on it says, in one sentence, that fleets have no page yet and where the record is
+    report = subprocess.run([sys.executable, "-m", "oomlab", "report", str(run_dir)], capture_output=True, text=True)
+    assert report.returncode == 2 and "fleet records have no HTML report yet" in report.stderr, report.stderr
+    assert str(run_dir / "fleet.json") in report.stderr and "neither run.json" not in report.stderr
+
+
+def test_a_kill_seen_within_a_millisecond_is_not_printed_as_0_ms():
+    from oomlab.cli.fleet import _detection
+
+    assert (_detection(0.0), _detection(0.0004), _detection(0.0025)) == ("< 1 ms", "< 1 ms", "2.5 ms")

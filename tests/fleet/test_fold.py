@@ -82,7 +82,10 @@ def test_fold_puts_each_task_and_kill_on_its_replica_on_the_redis_clock():
     assert t2.ended_wall == pytest.approx(1002.0 - 0.25 - 0.002)
     assert [k.replica for k in fold.kills] == ["b"] and fold.replicas["b"].killed == 1
     fold.take({"ev": fleet.MEMORY, "replica": "a", "wall": 1003.0, "usage_bytes": 90 << 20, "peak_bytes": 120 << 20})
-    assert fold.replicas["a"].group_peak_bytes == 120 << 20
+    fold.group_peaks()  # a's hello carried no peak: its lifetime peak is not the run's, its samples are
+    a, b = fold.replicas["a"], fold.replicas["b"]
+    assert (a.group_peak_bytes, a.group_peak_covers) == (90 << 20, "samples")
+    assert (b.peak_bytes, b.peak_killed, b.group_peak_bytes) == (190 << 20, True, None)
     assert fold.open_tasks() == []
 
 
@@ -112,3 +115,42 @@ def test_the_record_is_read_back_with_its_schema_checked():
         FleetRecord.from_json(data)
     with pytest.raises(BadInput):
         FleetRecord.from_json({**to_json(record), "schema": "oomlab.run/3"})
+
+
+def test_a_task_started_by_a_task_of_the_run_is_the_runs_and_a_strangers_is_not():
+    fold = Fold()
+    fold.take(_hello("r1", 0.0))
+    fold.sent(TaskState("t1", "workflows.start", "sends a chord", 1000.0))
+    fold.take({"ev": fleet.TASK_START, "replica": "r1", "wall": 1000.1, "id": "t1", "pid": 9})
+    fold.take({"ev": fleet.TASK_END, "replica": "r1", "wall": 1000.2, "id": "t1", "pid": 9, "state": "SUCCESS"})
+    part = {"ev": fleet.TASK_START, "replica": "r1", "wall": 1000.3, "id": "p1", "name": "workflows.part", "pid": 9}
+    fold.take({**part, "parent_id": "t1", "root_id": "t1", "group_id": "g1"})
+    fold.take({**part, "id": "x1", "parent_id": "other", "root_id": "other"})  # another run's
+    assert fold.open_tasks() == ["p1"] and "x1" not in fold.tasks
+    task = fold.tasks["p1"]
+    assert (task.sent_by, task.parent_id, task.root_id, task.group_id) == ("worker", "t1", "t1", "g1")
+    fold.take({"ev": fleet.KILL, "replica": "r1", "wall": 1000.5, "id": "p1", "pid": 9, "role": "pool child",
+               "cause": "oom", "peak_bytes": 150 << 20, "detection_s": 0.01})  # fmt: skip
+    assert task.outcome == "killed" and task.peak_bytes == 150 << 20 and not fold.open_tasks()
+
+
+def test_a_group_peak_is_the_runs_only():
+    fold = Fold(window_start=1000.0)
+    for name in ("up", "flat", "low"):  # each hello carries the group's lifetime peak at the run's start
+        fold.take({**_hello(name, 0.0), "group_peak_bytes": 200 << 20})
+    memory = {"ev": fleet.MEMORY, "wall": 1001.0}
+    fold.take({**memory, "replica": "up", "usage_bytes": 60 << 20, "peak_bytes": 210 << 20})  # rose: the run's
+    fold.take({**memory, "replica": "flat", "usage_bytes": 60 << 20, "peak_bytes": 200 << 20})  # an earlier run's
+    fold.take({**memory, "replica": "flat", "wall": 999.0, "usage_bytes": 150 << 20, "peak_bytes": 200 << 20})
+    fold.take({**memory, "replica": "low", "usage_bytes": 30 << 20, "peak_bytes": 200 << 20})
+    fold.sent(TaskState("t", "alloc.allocate", "fits", 1000.0))
+    fold.take({"ev": fleet.TASK_START, "replica": "low", "wall": 1000.1, "id": "t", "pid": 3})
+    fold.take({"ev": fleet.TASK_END, "replica": "low", "wall": 1000.2, "id": "t", "pid": 3, "state": "SUCCESS",
+               "tree_peak": 40 << 20, "tree_peak_exact": True})  # fmt: skip
+    fold.group_peaks()
+    got = {name: (r.group_peak_bytes, r.group_peak_covers) for name, r in fold.replicas.items()}
+    assert got == {
+        "up": (210 << 20, "run"),
+        "flat": (60 << 20, "samples"),  # the sample before the run's start is not the run's
+        "low": (40 << 20, "largest task"),
+    }

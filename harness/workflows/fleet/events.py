@@ -19,6 +19,8 @@ LIMIT_MIN, LIMIT_MAX = 1 << 20, 1 << 50  # a hello's memory limit: 1 MiB to 1 Pi
 OFFSET_MAX_S = 86_400.0  # a hello's clock offset from Redis TIME: less than a day
 _HELLO_KEYS = ("pid", "limit_bytes", "concurrency", "clock_offset_s")  # a reconnect's hello repeats them
 
+_LINKS = ("parent_id", "root_id", "group_id")  # Celery's, on a task_start
+
 
 @dataclass
 class TaskState:
@@ -38,6 +40,19 @@ class TaskState:
     peak_exact: bool = False
     redelivered: bool = False  # a kill that Celery will deliver again: not final
     how_known: str = "events"
+    sent_by: str = "run"  # "worker": a task of this run sent it (found by its task_start's parent or root)
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+
+
+@dataclass
+class GroupSeen:
+    """A replica's memory group as its events in this run showed it."""
+
+    peak_before: int | None = None  # the lifetime peak its hello carried (the run's start, or the replica's)
+    peak_after: int | None = None  # the largest lifetime peak its memory events carried
+    sampled: int | None = None  # the largest usage its memory events and kills carried
 
 
 @dataclass
@@ -60,6 +75,9 @@ class Fold:
     conflicts: list[str] = field(default_factory=list)  # hellos refused: a name taken, a limit or clock implausible
     agents: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # each replica's (agent pid, host) at its hello
     hellos: dict[str, dict[str, Any]] = field(default_factory=dict)  # each replica's hello, the one that stands
+
+    window_start: float | None = None  # the run's start (Redis clock): memory events before it are not the run's
+    groups: dict[str, GroupSeen] = field(default_factory=dict)
 
     def take_entry(self, raw: Any) -> None:
         """One stream entry's event field, checked for shape (dropped and counted when it does not fit);
@@ -117,7 +135,7 @@ class Fold:
             return
         if ev in (fleet.TASK_START, fleet.TASK_END) or (ev == fleet.KILL and event.get("id")):
             task_id = str(event.get("id"))
-            if task_id not in self.tasks:
+            if task_id not in self.tasks and not self._adopt(task_id, event):
                 self.events -= 1
                 size = size or 256
                 full = task_id not in self.early and len(self.early) >= EARLY_TASKS
@@ -138,11 +156,25 @@ class Fold:
         elif ev == fleet.CHILD_EXIT:
             replica.child_exits += 1
         elif ev == fleet.MEMORY:
-            if isinstance(peak := event.get("peak_bytes"), int):
-                replica.group_peak_bytes = max(replica.group_peak_bytes or 0, peak)
+            self._memory(replica, event)
         elif ev == fleet.WORKER_EXIT:
             replica.exit_code = event.get("code")
             replica.events_dropped = event.get("dropped")
+
+    def _adopt(self, task_id: str, event: dict[str, Any]) -> bool:
+        """A task this run's controller did not send, started by one of its tasks (its parent or root is
+        a task of the run): a task of the run too, sent by the worker (a chord's part, a callback)."""
+        if event.get("ev") != fleet.TASK_START:
+            return False
+        parent, root, group = (event.get(k) if isinstance(event.get(k), str) else None for k in _LINKS)
+        sender = self.tasks.get(parent or "") or self.tasks.get(root or "")
+        if sender is None:
+            return False
+        name = str(event.get("name") or "?")
+        task = TaskState(task_id, name, f"sent by {sender.name}", self.redis_time(event), sent_by="worker")
+        task.parent_id, task.root_id, task.group_id = parent, root, group
+        self.tasks[task_id] = task
+        return True
 
     def _hello(self, name: str, event: dict[str, Any]) -> None:
         offset, trip, limit = event.get("clock_offset_s"), event.get("clock_round_trip_s"), event.get("limit_bytes")
@@ -178,7 +210,38 @@ class Fold:
             self.offsets[name] = float(offset)
         replica.hostname, replica.pid = event.get("hostname"), event.get("pid")
         replica.limit_bytes, replica.concurrency = event.get("limit_bytes"), event.get("concurrency")
+        if isinstance(queues := event.get("queues"), list):
+            replica.queues = [str(queue) for queue in queues[:100]]
         replica.ready_s = self.redis_time(event)  # made relative by the record's assembly
+        if isinstance(peak := event.get("group_peak_bytes"), int):
+            self.groups[name] = GroupSeen(peak_before=peak)  # a new hello: a new baseline
+
+    def _memory(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
+        if self.window_start is not None and self.redis_time(event) < self.window_start:
+            return  # before the run
+        seen = self.groups.setdefault(replica.name, GroupSeen())
+        if isinstance(peak := event.get("peak_bytes"), int):
+            seen.peak_after = max(seen.peak_after or 0, peak)
+        if isinstance(usage := event.get("usage_bytes"), int):
+            seen.sampled = max(seen.sampled or 0, usage)
+
+    def group_peaks(self) -> None:
+        """Each replica's group peak in this run, and what it covers (ReplicaRecord.group_peak_covers)."""
+        for name, replica in self.replicas.items():
+            seen = self.groups.get(name, GroupSeen())
+            before, after = seen.peak_before, seen.peak_after
+            if before is not None and after is not None and after > before:
+                replica.group_peak_bytes, replica.group_peak_covers = after, "run"  # it rose in the run: the run's
+            elif seen.sampled is not None:
+                replica.group_peak_bytes, replica.group_peak_covers = seen.sampled, "samples"
+            else:
+                replica.group_peak_bytes, replica.group_peak_covers = None, None  # only a peak from before
+            if (
+                replica.group_peak_bytes is not None
+                and replica.peak_bytes
+                and replica.group_peak_bytes < replica.peak_bytes
+            ):
+                replica.group_peak_bytes, replica.group_peak_covers = replica.peak_bytes, "largest task"
 
     def _start(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
         task = self.tasks[str(event["id"])]
@@ -210,8 +273,8 @@ class Fold:
             replica.succeeded += 1
         else:
             replica.failed += 1
-        if task.peak_bytes is not None:
-            replica.peak_bytes = max(replica.peak_bytes or 0, task.peak_bytes)
+        if task.peak_bytes is not None and task.peak_bytes > (replica.peak_bytes or 0):
+            replica.peak_bytes, replica.peak_killed = task.peak_bytes, False
 
     def _kill(self, replica: ReplicaRecord, event: dict[str, Any]) -> None:
         seen = self.redis_time(event)
@@ -232,8 +295,9 @@ class Fold:
         )
         self.kills.append(kill)
         replica.kills += 1
-        if kill.group_bytes is not None:
-            replica.group_peak_bytes = max(replica.group_peak_bytes or 0, kill.group_bytes)
+        if isinstance(kill.group_bytes, int):
+            group = self.groups.setdefault(replica.name, GroupSeen())
+            group.sampled = max(group.sampled or 0, kill.group_bytes)
         task = self.tasks.get(str(kill.task_id)) if kill.task_id else None
         ended = task is not None and task.outcome in ("succeeded", "failed") and task.how_known == "events"
         if task is None or kill.role == "descendant" or ended:
@@ -246,6 +310,8 @@ class Fold:
         task.ended_wall, task.outcome, task.redelivered = at, "killed", bool(event.get("redelivered"))
         task.peak_bytes, task.peak_exact, task.how_known = kill.peak_bytes, False, "events"
         replica.killed += 1
+        if isinstance(kill.peak_bytes, int) and kill.peak_bytes > (replica.peak_bytes or 0):
+            replica.peak_bytes, replica.peak_killed = kill.peak_bytes, True  # the killed task's, at its kill
 
     def open_tasks(self) -> list[str]:
         return [t.id for t in self.tasks.values() if t.outcome is None or (t.outcome == "killed" and t.redelivered)]

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -44,6 +45,8 @@ POLL_S = 1.0  # open tasks are looked up in the result backend this often
 POLL_AFTER_S = 2.0  # once sent this long ago
 POLL_CAP = 100
 DRAIN_S = 2.0
+QUIET_S = 1.5  # every task final: the run still reads this long, for tasks its tasks sent (a chord's parts)
+QUEUE_WAIT_S = 10.0  # and while its queue is not empty, this long at most
 SCHEDULE_GRACE_S = 60.0  # an open loop's tasks may end this long after its sending
 
 
@@ -104,6 +107,7 @@ class FleetRun:
             ) from None
         clock = Clock(offset_s=self.offset, round_trip_s=trip)
         self.started = self.now()
+        self.fold.window_start = self.started
         missing, interrupted = 0, None
         with RunSignals() as signals:  # SIGINT, SIGTERM, SIGHUP: the stream deleted, the record kept, then exit
             try:
@@ -155,8 +159,20 @@ class FleetRun:
                 f"({', '.join(sorted(r.name for r in ready))}); {missing} missing{named}: the run goes on "
                 f"without them"
             )
+        self._check_queue(ready)
         self._drive(ready)
         return missing
+
+    def _check_queue(self, ready: list[ReplicaRecord]) -> None:
+        """Refused before anything is sent: a --queue no replica consumes (each hello names its queues)."""
+        queue = self.options.queue
+        if any(r.queues is None or queue in r.queues for r in ready):
+            return  # one consumes it, or one did not say (an older agent): the run goes on
+        theirs = "; ".join(f"{r.name}: {', '.join(r.queues or []) or '-'}" for r in sorted(ready, key=lambda r: r.name))
+        raise BadInput(
+            f"no replica consumes the queue {queue} (theirs: {theirs}); give --queue with one of those "
+            f"(nothing was sent)"
+        )
 
     # --- the stream ------------------------------------------------------------------------------
     def _read(self, block_ms: int) -> None:
@@ -224,6 +240,8 @@ class FleetRun:
         start = time.monotonic()
         sending.start()
         next_depth = next_poll = 0.0
+        waiting: int | None = None
+        quiet_since: float | None = None  # every task final since then
         try:
             while time.monotonic() - start < timeout:
                 self._read(READ_BLOCK_MS)
@@ -239,7 +257,14 @@ class FleetRun:
                     next_poll = time.monotonic() + POLL_S
                 done_sending = not sending.is_alive()
                 self._fold_sent()
-                if done_sending and not self.fold.open_tasks():
+                if not done_sending or self.fold.open_tasks():
+                    quiet_since = None
+                    continue
+                # every task final: those its tasks sent (a chord's parts, its callback) may be on their way,
+                # or waiting in the queue (whose messages may also be others': waited for QUEUE_WAIT_S at most)
+                quiet_since = quiet_since or time.monotonic()
+                quiet = time.monotonic() - quiet_since
+                if quiet >= QUIET_S and (not waiting or quiet >= QUEUE_WAIT_S):
                     break
             else:
                 self.notes.append(f"the timeout ({timeout:g} s) passed with {len(self.fold.open_tasks())} task(s) open")
@@ -251,6 +276,7 @@ class FleetRun:
         finally:
             self.stopping = True
             depth.close()
+            self._delete_leftovers()
             detach(app)
             scenario.teardown(ctx)
 
@@ -327,6 +353,39 @@ class FleetRun:
                 f"{from_backend} task(s) known final from the result backend only (no event of their end came)"
             )
 
+    def _delete_leftovers(self) -> None:
+        """An unfinished run's messages still waiting in its queue, deleted when the queue is oomlab's own
+        (`oomlab.SCENARIO`) on a Redis broker: only those this run sent (by task id), so nothing runs them
+        after the run counted them lost."""
+        queue, broker = self.options.queue, self.options.broker
+        if queue != f"oomlab.{self.scenario.name}" or not broker.startswith(("redis://", "rediss://")):
+            return
+        self._fold_sent()
+        ours = {t.id for t in self.fold.tasks.values() if t.sent_by == "run" and t.started_wall is None}
+        ours -= {t.id for t in self.fold.tasks.values() if t.outcome in ("succeeded", "failed", "killed")}
+        if not ours:
+            return
+        import redis
+
+        deleted = 0
+        try:
+            client: Any = redis.Redis.from_url(broker, socket_timeout=10, socket_connect_timeout=5)
+            for key in [queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))]:  # kombu's priority lists
+                for raw in client.lrange(key, 0, -1):
+                    try:
+                        task_id = json.loads(raw).get("headers", {}).get("id")
+                    except (ValueError, AttributeError):
+                        continue
+                    if task_id in ours:
+                        deleted += int(client.lrem(key, 1, raw))
+        except redis.RedisError as exc:
+            self.notes.append(f"the run's leftover messages in {queue} could not be deleted ({type(exc).__name__})")
+            return
+        if deleted:
+            self.notes.append(
+                f"{deleted} message(s) this run sent were still waiting in its queue {queue}: deleted, counted lost"
+            )
+
     def _fold_sent(self) -> None:
         while self.pending:
             self.fold.sent(self.pending.popleft())
@@ -352,6 +411,10 @@ class FleetRun:
                 peak_exact=state.peak_exact,
                 state=state.state,
                 how_known=state.how_known,
+                sent_by="worker" if state.sent_by == "worker" else "run",
+                parent_id=state.parent_id,
+                root_id=state.root_id,
+                group_id=state.group_id,
             )
             if state.started_wall is not None:
                 task.wait_s = _round(max(0.0, state.started_wall - state.sent_wall))
@@ -359,6 +422,7 @@ class FleetRun:
                 task.latency_s = _round(max(0.0, state.ended_wall - state.sent_wall))
             tasks.append(task)
         tasks.sort(key=lambda t: t.sent_s)
+        fold.group_peaks()
         for replica in fold.replicas.values():
             replica.ready_s = _rel(replica.ready_s, start)
         for kill in fold.kills:
@@ -410,6 +474,7 @@ def _round(value: float | None) -> float | None:
 
 def _figures(tasks: list[FleetTask], backlog: list[tuple[float, int]]) -> FleetFigures:
     figures = FleetFigures(sent=len(tasks), backlog=backlog)
+    figures.sent_by_tasks = sum(task.sent_by == "worker" for task in tasks)
     for task in tasks:
         setattr(figures, task.outcome, getattr(figures, task.outcome) + 1)
     ended = [t.ended_s for t in tasks if t.ended_s is not None and t.outcome != "lost"]

@@ -21,6 +21,8 @@ _NUMBER = "number"
 _BOOL = "bool"
 _NAME = "name"
 _WORD = "word"
+_NAMES = "names"  # a list of names (a worker's queues)
+MAX_NAMES = 256
 
 # every field the fold reads, and its kind; None is allowed for all but ev (missing: None)
 FIELDS: dict[str, str] = {
@@ -56,6 +58,12 @@ FIELDS: dict[str, str] = {
     "tree_peak_exact": _BOOL,
     "redelivered": _BOOL,
     "rejoined": _BOOL,
+    "parent_id": _NAME,
+    "root_id": _NAME,
+    "group_id": _NAME,
+    "group_usage_bytes": _INT,
+    "group_peak_bytes": _INT,
+    "queues": _NAMES,
 }
 
 
@@ -72,6 +80,8 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
     if kind == _NUMBER:
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == _NAMES:
+        return isinstance(value, list) and len(value) <= MAX_NAMES and all(_fits(_NAME, v) for v in value)
     bound = MAX_NAME if kind == _NAME else MAX_WORD
     return isinstance(value, str) and len(value) <= bound
 
