@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.agent.conftest import REDIS, wait_state, worker_command
+from tests.agent.conftest import REDIS, wait_oomkilled, wait_state, worker_command
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -43,9 +43,9 @@ def test_an_unreadable_cgroup_is_one_line_and_kills_are_still_seen(agent_run):
         wait_state(sleeper, ("STARTED",), timeout=30)
         pid = sleeper.info["pid"]  # Celery's STARTED meta names the pool child
         os.kill(pid, signal.SIGKILL)
-        took = wait_state(sleeper)
-        assert sleeper.state == "FAILURE" and "killed by SIGKILL" in str(sleeper.result), sleeper.result
-        assert took < 1.0 * TIME_SCALE
+        took, repaired = wait_oomkilled(sleeper)  # Celery's own WorkerLostError may land first
+        assert "killed by SIGKILL" in str(repaired.result), repaired.result
+        assert took < 1.0 * TIME_SCALE, f"{took:.3f} s from the kill to the agent's FAILURE"
         assert process.poll() is None
 
 

@@ -79,8 +79,9 @@ def test_a_forked_helper_is_counted_and_its_kill_attributed(oomlab):
     task, over = record["tasks"]
     assert task["outcome"] == "succeeded"
     assert task["tree_peak_above_start_bytes"] >= task["peak_above_start_bytes"] + 48 * MIB
-    assert over["outcome"] == "descendant_killed"
-    assert [k["role"] for k in record["kills"]] == ["descendant"]
+    said = {"over": over, "kills": record["kills"], "findings": record["summary"]["findings"]}
+    assert over["outcome"] == "descendant_killed", said
+    assert [k["role"] for k in record["kills"]] == ["descendant"], said
     assert record["kills"][0]["task_id"] == over["id"]
     check_leaves(record)
 
