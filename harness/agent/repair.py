@@ -85,13 +85,18 @@ class Repairer(threading.Thread):
 
     def _learn(self, line: dict) -> None:
         """The worker is ready: its app's settings, kept until a repair needs them. Celery, kombu and
-        redis are imported then, not now (they would triple the agent's memory for a worker that may
-        never be killed); the backend's port is tried now, so an unreachable one is said at start."""
+        redis are imported at the first repair, not now (they would triple the agent's memory for a
+        worker that may never be killed), unless the delivery cap watches one of the app's tasks: a
+        poison message is redelivered within tens of milliseconds of its kill, faster than Celery
+        imports on a busy machine, so the cap is armed now. The backend's port is tried now, so an
+        unreachable one is said at start."""
         self.settings = line
         conf = line.get("conf") or {}
         self.hostname = line.get("hostname")
         if redis_url(conf) is None:
             self.report("neither the result backend nor the broker is Redis: the delivery cap is off")
+        elif line.get("redelivered") and self._connect():
+            _ = self.app.backend, self.app.control  # their modules too: the cap's write and its revoke
         problem = unreachable(conf.get("result_backend"))
         if problem is not None:
             self.report(f"the result backend is unreachable for now ({problem}); repairs retry at each kill")
