@@ -30,24 +30,15 @@ from typing import Any
 from oomlab.agent.kills import Kill
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
+from oomlab.observe.priority import raise_thread_priority
 from oomlab.probe import agent_events
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, ProbeLine, decode
 from oomlab.worker.limits.base import CgroupBackend, OomNotifier, read_int
 
 _DATAGRAM = 1 << 20
-NICE = -10  # the watcher thread's niceness where it may raise it (root, CAP_SYS_NICE)
 SWITCH_INTERVAL_S = 0.0005  # the agent's GIL switch interval: a woken watcher waits at most this for the GIL
 CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a pool child's death to claim it
 _LEAF = re.compile(r"/leaf-(\d+)/?$")
-
-
-def _raise_priority() -> None:
-    """This thread (only) to NICE when allowed: on a busy machine a woken watcher would otherwise
-    wait for a core behind every runnable process. The worker keeps its own priority."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-    except OSError:
-        pass
 
 
 @dataclass
@@ -109,7 +100,7 @@ class Watcher(threading.Thread):
         self.join(timeout=2)
 
     def run(self) -> None:
-        _raise_priority()
+        raise_thread_priority()  # nice only: beside production workers, never a real-time thread
         while True:
             try:
                 if not self.poll_once():

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
 from oomlab.observe.page_cache import ReadCache
+from oomlab.observe.priority import raise_thread_priority
 from oomlab.probe.events import POSTRUN, PRERUN, ProbeLine, decode
 from oomlab.probe.procfs import OpenFiles
 from oomlab.trust import RefusedLink, open_nofollow
 from oomlab.worker.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
 
 SWITCH_INTERVAL_S = 0.0005  # the GIL's switch interval while a monitor runs
-NICE = -10  # the monitor thread's niceness where it may raise it (root, CAP_SYS_NICE): a wake-up runs at once
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Monitor(threading.Thread):
         self._drained = 0  # probe records already handed over by drain_probe
         self._running: dict[int, str] = {}  # pid -> the task it runs now, as the probe records read so far say
         self._named_now: list[int] = []  # victims named in the current round (their trace is completed at its end)
-        self.priority_raised = False
+        self.priority: str | None = None  # how the monitor thread is scheduled (raise_thread_priority)
         # called on the monitor's thread as each victim is named: (pid, its task or None, whether it is
         # the task's own pool process rather than a program it started); must not block
         self.on_named: Callable[[int, str | None, bool], None] | None = None
@@ -127,7 +127,7 @@ class Monitor(threading.Thread):
         sys.setswitchinterval(self._switch_interval)
 
     def run(self) -> None:
-        self.priority_raised = _raise_priority()
+        self.priority = raise_thread_priority(realtime=True)
         while not self._stopping.is_set():
             self.poll_once(0.02)
             with self._rounds:
@@ -360,16 +360,6 @@ def leaf_owner(pid: int) -> int | None:
             if owner is not None:
                 return owner
     return None
-
-
-def _raise_priority() -> bool:
-    """This thread (only) to NICE when allowed: on a busy machine a woken monitor otherwise waits
-    for a core behind every other runnable process. True when raised."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-    except OSError:
-        return False
-    return True
 
 
 def _inode(path: str) -> int | None:
