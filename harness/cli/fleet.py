@@ -73,7 +73,11 @@ def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def wants_fleet(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "fleet", None) or getattr(args, "fleet_from_env", None))
+    """A fleet run; refused: --beside without --fleet (one run has nothing to set beside it)."""
+    fleet = bool(getattr(args, "fleet", None) or getattr(args, "fleet_from_env", None))
+    if getattr(args, "beside", None) and not fleet:
+        raise BadInput("--beside sets one worker's figures beside a fleet's: give it with --fleet")
+    return fleet
 
 
 def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:

@@ -106,3 +106,9 @@ def test_a_single_run_that_is_not_the_same_work_is_refused_before_anything_is_se
     done = _fleet_cli(str(run_dir), *extra)
     assert done.returncode == (5 if "reach" in says else 2) and "Traceback" not in done.stderr, done.stderr
     assert says in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+def test_beside_without_a_fleet_is_refused(tmp_path):
+    argv = [sys.executable, "-m", "oomlab", "run", "alloc", "--beside", str(tmp_path), "--results", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "give it with --fleet" in done.stderr.strip().splitlines()[-1], done.stderr
