@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from oomlab.cli.fleet_beside import beside_lines
 from oomlab.config.durations import format_seconds
 from oomlab.config.events_url import parse_events_url
 from oomlab.config.load_shapes import shape_from_flags
@@ -15,6 +16,7 @@ from oomlab.config.sizes import format_size
 from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput, Interrupted
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
 from oomlab.record.printable import printable_field
+from oomlab.workflows.fleet.beside import read_single
 from oomlab.workflows.fleet.run import FleetOptions, FleetRun
 
 # what the replicas decide for themselves (their agents' and workers' command lines)
@@ -55,6 +57,12 @@ def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
         "--queue", metavar="NAME", help="the queue the replicas consume (with --fleet; default oomlab.SCENARIO)"
     )
     group.add_argument(
+        "--beside",
+        metavar="RUN_DIR",
+        help="set one worker's figures beside the fleet's: the directory of a complete `oomlab run SCENARIO "
+        "--memory M --concurrency C` of the same tasks, with the replicas' limit and pool",
+    )
+    group.add_argument(
         "--hello-timeout",
         dest="hello_timeout",
         type=float,
@@ -65,7 +73,11 @@ def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def wants_fleet(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "fleet", None) or getattr(args, "fleet_from_env", None))
+    """A fleet run; refused: --beside without --fleet (one run has nothing to set beside it)."""
+    fleet = bool(getattr(args, "fleet", None) or getattr(args, "fleet_from_env", None))
+    if getattr(args, "beside", None) and not fleet:
+        raise BadInput("--beside sets one worker's figures beside a fleet's: give it with --fleet")
+    return fleet
 
 
 def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
@@ -86,6 +98,11 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
     if shape is not None and shape.kind == "closed":
         raise BadInput("--in-flight (a closed loop) is not built for fleets yet; give --rate/--duration or --stages")
 
+    single = None
+    if args.beside:
+        if shape is not None:
+            raise BadInput("--beside compares a replay of the plan: give it without --rate, --duration or --stages")
+        single = read_single(args.beside, scenario, args.variant, dict(args.param or []), args.tasks)
     count, names = replicas_given(args.replicas)
     if not args.broker:
         raise BadInput("--fleet needs --broker URL (or --broker-from-env): the broker the replicas consume from")
@@ -105,6 +122,7 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
         hello_timeout_s=args.hello_timeout,
         timeout_s=args.timeout,
         results=args.results,
+        beside=single,
     )
 
 
@@ -175,6 +193,8 @@ def print_summary(record: FleetRecord) -> None:
         )
     if record.controller_clock:
         lines.append(f"  controller: {_clock(record.controller_clock)}")
+    if record.beside:
+        lines.extend(beside_lines(record.beside))
     if record.missing:
         named = f" ({', '.join(map(printable_field, record.missing_names))})" if record.missing_names else ""
         lines.append(f"  {record.missing} replica(s) never said hello on {record.stream}{named}")

@@ -39,45 +39,32 @@ class _Peaks:
     reset it only when none other runs, and their peak is given only when they ran alone."""
 
     def __init__(self) -> None:
-        self.pid: int | None = None
         self.main_pid: int | None = None
-        self.clear_refs: int | None = None
-        self.files = procfs.OpenFiles()
+        self.own = procfs.OwnFiles()
         self.tree = TaskTree()
         self.in_flight = 0
         self.alone = True
 
-    def _mine(self) -> None:
-        if self.pid != os.getpid():
-            self.pid, self.files = os.getpid(), procfs.OpenFiles()
-            try:
-                self.clear_refs = os.open(f"/proc/{self.pid}/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
-            except OSError:
-                self.clear_refs = None
-
     def start(self) -> None:
-        self._mine()
-        shared = self.pid == self.main_pid
+        own = self.own.mine()
+        shared = own.pid == self.main_pid
         if shared:
             self.in_flight += 1
             self.alone = self.in_flight == 1
         if self.alone or not shared:
-            self.alone = self._reset()
+            self.alone = own.reset_peak()
         self.tree.reset_peak_only()
 
-    def _reset(self) -> bool:
-        return procfs.reset_peak_through(self.clear_refs)
-
     def end(self) -> dict:
+        own = self.own.mine()
         tree_peak = self.tree.exact_peak()
-        shared = self.pid == self.main_pid
+        shared = own.pid == self.main_pid
         if shared:
             self.in_flight -= 1
             self.alone = self.alone and self.in_flight == 0
         peak = None
         if tree_peak is None and self.alone:  # the leaf's exact peak covers the process: no /proc read
-            status = self.files.read(f"/proc/{self.pid}/status", 8192)
-            peak = procfs.parse_status_fields(status, ("VmHWM",)).get("VmHWM")
+            peak = own.status(("VmHWM",)).get("VmHWM")
         return {"tree_peak": tree_peak, "tree_peak_exact": tree_peak is not None, "peak_rss": peak}
 
 

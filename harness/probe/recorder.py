@@ -21,36 +21,7 @@ from oomlab.probe.task_tree import TaskTree, process_kinds
 TRACE = os.environ.get("OOMLAB_TRACEMALLOC") == "1"
 
 
-class _OwnFiles:
-    """This process's /proc files kept open (re-read with pread): the probe runs twice per task, and
-    open+close per read was most of its cost. Re-opened after a fork, since /proc/self was resolved."""
-
-    def __init__(self):
-        self.pid: int | None = None
-        self.files = procfs.OpenFiles()
-        self.clear_refs: int | None = None
-
-    def mine(self) -> _OwnFiles:
-        if self.pid != os.getpid():
-            self.pid, self.files = os.getpid(), procfs.OpenFiles()
-            try:
-                self.clear_refs = os.open(f"/proc/{self.pid}/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
-            except OSError:
-                self.clear_refs = None
-        return self
-
-    def rss(self) -> int | None:
-        return procfs.parse_statm_rss(self.files.read(f"/proc/{self.pid}/statm", 128))
-
-    def status(self, names: tuple[str, ...]) -> dict[str, int]:
-        return procfs.parse_status_fields(self.files.read(f"/proc/{self.pid}/status", 8192), names)
-
-    def reset_peak(self) -> bool:
-        """VmHWM back to the current RSS (clear_refs 5)."""
-        return procfs.reset_peak_through(self.clear_refs)
-
-
-_own = _OwnFiles()
+_own = procfs.OwnFiles()  # this process's /proc files, kept open
 _tree = TaskTree()  # this pool child's leaf memory cgroup (made at child start)
 
 
@@ -179,8 +150,7 @@ def _on_postrun(task_id=None, task=None, state=None, **_):
 
 def _end_peaks(task_id: str | None) -> dict:
     """The process's VmHWM and RSS by kind, and the leaf's (the task's whole tree) peak."""
-    own = _own.mine()
-    raw = own.files.read(f"/proc/{own.pid}/status", 8192)
+    raw = _own.mine().status_raw()
     status = procfs.parse_status_fields(raw, ("VmHWM", "VmRSS"))
     traced = tracemalloc.get_traced_memory()[1] if TRACE and tracemalloc.is_tracing() else None
     others = _shared.finish(task_id) if os.getpid() == _main_pid else []

@@ -18,7 +18,8 @@ from oomlab.record.reading import read_json
 from oomlab.record.typed_json import ShapeError, from_json, to_json
 
 FLEET_SCHEMA = "oomlab.fleet/1"
-# 1: replicas (hello, clock, tasks, peaks, kills), tasks (outcome, replica, times, peak), kills, figures
+# 1: replicas (hello, clock, tasks, peaks, kills), tasks (outcome, replica, times, peak), kills, figures;
+#    later, optional and read as None when absent: beside (one worker's figures, --beside RUN_DIR)
 
 RUN_START = "run_start"  # the controller's, at its start: it makes the stream (replicas of an earlier run rejoin)
 # the events an agent publishes: one JSON object per stream entry, in the field `e`
@@ -134,6 +135,53 @@ class FleetFigures:
 
 
 @dataclass
+class SideFigures:
+    """One side of the fleet-beside-one-worker comparison, by FleetFigures' own definitions: throughput
+    is tasks final per second from the first send to the last end, a killed task ends at its kill."""
+
+    sent: int = 0
+    final: int = 0  # succeeded, failed or killed
+    killed: int = 0
+    duration_s: float | None = None
+    throughput_per_s: float | None = None
+    latency_p50_s: float | None = None  # sent to final
+    latency_p95_s: float | None = None
+    latency_max_s: float | None = None
+    peak_bytes: int | None = None  # the largest exact task peak of a task that succeeded
+    group_peak_bytes: int | None = None  # the whole worker's memory group (the fleet: its largest replica's)
+
+
+@dataclass
+class Ratios:
+    """Fleet ÷ one worker (None where either figure is missing or the worker's is 0)."""
+
+    throughput: float | None = None
+    throughput_per_replica: float | None = None  # the fleet's throughput ÷ its replicas ÷ the worker's
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+    peak: float | None = None
+    group_peak: float | None = None
+
+
+@dataclass
+class BesideSingle:
+    """One worker's figures set beside the fleet's (`--beside RUN_DIR`): another run, of the same tasks
+    with the same limit and pool as each replica, so the record says which run, when and where."""
+
+    run_id: str
+    run_dir: str
+    started_wall: float  # when that run started (Unix seconds, on its host's clock)
+    hostname: str  # the host it ran on
+    placement: str  # cgroup | docker | attached
+    limit_bytes: int
+    concurrency: int
+    replicas: int  # the fleet's replicas that said hello: the per-replica ratio's divisor
+    single: SideFigures
+    fleet: SideFigures
+    ratios: Ratios
+
+
+@dataclass
 class FleetRecord:
     run_id: str
     scenario: str
@@ -153,6 +201,7 @@ class FleetRecord:
     events_read: int = 0
     stream_deleted: bool = False
     notes: list[str] = field(default_factory=list)
+    beside: BesideSingle | None = None  # one worker's figures beside the fleet's (--beside RUN_DIR)
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": FLEET_SCHEMA, **to_json(self)}

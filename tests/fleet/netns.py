@@ -171,6 +171,16 @@ def run_controller(
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=HERE)
 
 
+def run_single(tmp: Path, *args: str, results: Path | None = None) -> str:
+    """`oomlab run alloc ARGS` on this host (its own cgroup and embedded broker): one worker's run of the
+    tasks a fleet run then sets beside its own (`--beside`); its run directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    argv = [sys.executable, "-m", "oomlab", "run", "alloc", "--results", str(results or tmp / "single"), *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=HERE)
+    assert done.returncode == 0, f"the single-worker run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout.strip().splitlines()[-1]
+
+
 def redis_cli(hosts_: Hosts, *command: str) -> str:
     argv = ["nsenter", f"--net=/run/netns/{hosts_.controller}", "redis-cli", "-p", str(REDIS_PORT), *command]
     return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()

@@ -36,6 +36,7 @@ from oomlab.run.state import new_run_id
 from oomlab.trust import private_dir
 from oomlab.worker.client_app import detach, point_at
 from oomlab.worker.redis_clock import redis_clock_offset
+from oomlab.workflows.fleet.beside import SingleRun, beside, check_against
 from oomlab.workflows.fleet.events import Fold, TaskState
 from oomlab.workflows.fleet.stream import read_stream
 
@@ -65,6 +66,7 @@ class FleetOptions:
     hello_timeout_s: float = 60.0
     timeout_s: float | None = None
     results: str = "results"
+    beside: SingleRun | None = None  # --beside RUN_DIR: one worker's run of the same tasks, set beside the fleet's
 
 
 class FleetRun:
@@ -233,6 +235,9 @@ class FleetRun:
             run_dir=self.run_dir,
         )
         calls, timeout = self._schedule(ctx)
+        if options.beside is not None:  # a plan (the CLI refuses an open loop with --beside): a list
+            calls = list(calls)
+            check_against(options.beside, ready, [call.label for call in calls])
         app = scenario.app
         point_at(app, {"broker_url": options.broker, "result_backend": options.result_backend or options.broker})
         depth = QueueDepth(app, options.broker, options.queue)
@@ -431,6 +436,8 @@ class FleetRun:
         figures.asked_per_s = self.asked_per_s
         group_peaks = [r.group_peak_bytes for r in fold.replicas.values() if r.group_peak_bytes is not None]
         figures.group_peak_bytes = max(group_peaks) if group_peaks else None
+        said_hello = sum(r.ready_s is not None for r in fold.replicas.values())
+        compared = beside(self.options.beside, figures, said_hello) if self.options.beside else None
         status = "replicas_missing" if missing else "tasks_lost" if figures.lost else "complete"
         if fold.foreign:
             self.notes.append(f"{fold.foreign} stream entries were not an agent's event")
@@ -454,6 +461,7 @@ class FleetRun:
             events_read=fold.events,
             stream_deleted=deleted,
             notes=self.notes,
+            beside=compared,
         )
 
 

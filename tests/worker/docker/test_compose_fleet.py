@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 
 import pytest
 import redis
@@ -76,34 +77,72 @@ def leftovers(project: str) -> dict[str, list[str]]:
     return found
 
 
-def test_three_agent_wrapped_replicas_count_the_one_kill_on_the_replica_that_had_it(tmp_path):
-    command = [*compose_command(), "-p", f"oomlab-fleet-{secrets.token_hex(4)}"]
-    project = command[-1]
-    command += ["-f", os.path.join(PROJECT, "docker-compose.fleet.yml")]
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OOMLAB_")}
-    env |= {
-        "OOMLAB_IMAGE": worker_image(),
-        "OOMLAB_REDIS_IMAGE": services_image(),
-        "OOMLAB_REDIS_PORT": f"127.0.0.1:{port}",
-        "OOMLAB_MEMORY": f"{LIMIT_MIB}m",
-        "OOMLAB_WORKER_ARGS": "--queues=celery --concurrency=1 --prefetch-multiplier=1 --without-gossip --without-mingle",
-    }
-    started = time.monotonic()
-    app = Celery("controller", broker=f"redis://127.0.0.1:{port}/0", backend=f"redis://127.0.0.1:{port}/1")
-    try:
-        up = subprocess.run(
+@dataclass
+class ComposeFleet:
+    """docker-compose.fleet.yml up with REPLICAS workers: how to reach it, and what `down` must remove."""
+
+    project: str
+    command: list[str]  # compose with this project and file: append a subcommand
+    env: dict[str, str]
+    port: int  # the compose Redis, published on 127.0.0.1
+    ids: list[str] = field(default_factory=list)  # the worker containers
+
+
+@pytest.fixture
+def compose_fleet():
+    """up(prefix, worker queues, **env): the fleet started, each replica `-c 1` under LIMIT_MIB; at the end
+    `down -v`, checked to leave no container, network or volume of its project, failure or not."""
+    made: list[ComposeFleet] = []
+
+    def up(prefix: str, queues: str, **extra: str) -> ComposeFleet:
+        project = f"{prefix}-{secrets.token_hex(4)}"
+        command = [*compose_command(), "-p", project, "-f", os.path.join(PROJECT, "docker-compose.fleet.yml")]
+        port = free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("OOMLAB_")}
+        env |= {
+            "OOMLAB_IMAGE": worker_image(),
+            "OOMLAB_REDIS_IMAGE": services_image(),
+            "OOMLAB_REDIS_PORT": f"127.0.0.1:{port}",
+            "OOMLAB_MEMORY": f"{LIMIT_MIB}m",
+            "OOMLAB_WORKER_ARGS": f"--queues={queues} --concurrency=1 --prefetch-multiplier=1 --without-gossip "
+            "--without-mingle",
+            **extra,
+        }
+        fleet = ComposeFleet(project, command, env, port)
+        made.append(fleet)  # brought down even when `up` fails half-way
+        started = subprocess.run(
             [*command, "up", "-d", "--no-build", "--scale", f"worker={REPLICAS}"],
             capture_output=True,
             text=True,
             env=env,
             timeout=START_S,
         )
-        assert up.returncode == 0, up.stderr[-3000:]
-        ids = subprocess.run(
+        assert started.returncode == 0, started.stderr[-3000:]
+        fleet.ids = subprocess.run(
             [*command, "ps", "-q", "worker"], capture_output=True, text=True, env=env, check=True
         ).stdout.split()
-        assert len(ids) == REPLICAS, ids
+        assert len(fleet.ids) == REPLICAS, fleet.ids
+        return fleet
+
+    yield up
+    for fleet in made:
+        down = subprocess.run(
+            [*fleet.command, "down", "-v", "--remove-orphans", "--timeout", "10"],
+            capture_output=True,
+            text=True,
+            env=fleet.env,
+            timeout=120,
+        )
+        assert down.returncode == 0, down.stderr[-2000:]
+        assert leftovers(fleet.project) == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_three_agent_wrapped_replicas_count_the_one_kill_on_the_replica_that_had_it(compose_fleet):
+    started = time.monotonic()
+    fleet = compose_fleet("oomlab-fleet", "celery")
+    command, env, port, ids = fleet.command, fleet.env, fleet.port, fleet.ids
+    app = Celery("controller", broker=f"redis://127.0.0.1:{port}/0", backend=f"redis://127.0.0.1:{port}/1")
+    try:
         inspected = subprocess.run(
             ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", *ids],
             capture_output=True,
@@ -184,136 +223,93 @@ def test_three_agent_wrapped_replicas_count_the_one_kill_on_the_replica_that_had
         print(f"fleet: kills per replica {kills}, task peaks per replica {ran}, {time.monotonic() - started:.1f} s")
     finally:
         app.close()
-        down = subprocess.run(
-            [*command, "down", "-v", "--remove-orphans", "--timeout", "10"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-    assert down.returncode == 0, down.stderr[-2000:]
-    assert leftovers(project) == {"containers": [], "networks": [], "volumes": []}
 
 
-def test_a_fleet_run_across_three_containers_with_one_replica_oom_killed(tmp_path):
+def test_a_fleet_run_across_three_containers_with_one_replica_oom_killed(tmp_path, compose_fleet):
     """`oomlab run alloc --fleet ... --replicas 3` from the host against docker-compose.fleet.yml scaled to 3,
     each replica's agent publishing on a stream of this test's own (OOMLAB_EVENTS) on the compose Redis:
     every task accounted for in fleet.json, the kill on the replica whose own agent counted it at /metrics."""
-    command = [*compose_command(), "-p", f"oomlab-fleetrun-{secrets.token_hex(4)}"]
-    project = command[-1]
-    command += ["-f", os.path.join(PROJECT, "docker-compose.fleet.yml")]
-    port = free_port()
     stream, queue = f"fleet-{secrets.token_hex(4)}", f"fleet.{secrets.token_hex(4)}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OOMLAB_")}
-    env |= {
-        "OOMLAB_IMAGE": worker_image(),
-        "OOMLAB_REDIS_IMAGE": services_image(),
-        "OOMLAB_REDIS_PORT": f"127.0.0.1:{port}",
-        "OOMLAB_MEMORY": f"{LIMIT_MIB}m",
-        "OOMLAB_EVENTS": f"redis://redis:6379/1/{stream}",
-        "OOMLAB_WORKER_ARGS": f"--queues={queue} --concurrency=1 --prefetch-multiplier=1 --without-gossip --without-mingle",
-    }
     started = time.monotonic()
-    try:
-        up = subprocess.run(
-            [*command, "up", "-d", "--no-build", "--scale", f"worker={REPLICAS}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=START_S,
-        )
-        assert up.returncode == 0, up.stderr[-3000:]
-        ids = subprocess.run(
-            [*command, "ps", "-q", "worker"], capture_output=True, text=True, env=env, check=True
-        ).stdout.split()
-        assert len(ids) == REPLICAS, ids
-        # each agent's replica name is its container's hostname (no --replica): name -> address
-        inspected = subprocess.run(
-            [
-                "docker",
-                "inspect",
-                "-f",
-                "{{.Config.Hostname}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                *ids,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        addresses = dict(line.split() for line in inspected.stdout.strip().splitlines())
-        assert len(addresses) == REPLICAS, addresses
-        run_env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "OOMLAB_FLEET"))}
-        # 12 tasks of 16-64 MiB; the 7th asks for 1.25 x the 192 MiB limit and is OOM-killed wherever it runs
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "oomlab",
-                "run",
-                "alloc",
-                "--fleet",
-                f"redis://127.0.0.1:{port}/1/{stream}",
-                "--replicas",
-                str(REPLICAS),
-                "--queue",
-                queue,
-                "--broker",
-                f"redis://127.0.0.1:{port}/0",
-                "--result-backend",
-                f"redis://127.0.0.1:{port}/1",
-                "--results",
-                str(tmp_path / "results"),
-                "--tasks",
-                "12",
-                "--param",
-                "every=12",
-                "--param",
-                "hold=0.4",
-                "--hello-timeout",
-                str(START_S),
-            ],
-            capture_output=True,
-            text=True,
-            env=run_env,
-            timeout=120,
-        )
-        detail = f"{done.stdout}\n{done.stderr}"
-        print(done.stdout)  # the summary docs/fleets.md and docs/docker.md show (pytest -s)
-        assert done.returncode == 0, detail
-        record = load_fleet(done.stdout.strip().splitlines()[-1])  # read back with the schema check
-        f = record.figures
-        assert record.status == "complete" and record.missing == 0, detail
-        assert sorted(r.name for r in record.replicas) == sorted(addresses), detail
-        assert (f.sent, f.succeeded, f.killed, f.lost, f.failed) == (12, 11, 1, 0, 0), detail
-        assert all(t.replica in addresses and t.how_known == "events" for t in record.tasks), detail
-        [kill] = [k for k in record.kills if k.role == "pool child"]
-        assert kill.cause == "oom" and kill.limit_bytes == LIMIT_MIB * MIB, kill
-        over = next(t for t in record.tasks if t.label.startswith("over-limit"))
-        assert (over.outcome, over.replica, over.id) == ("killed", kill.replica, kill.task_id), detail
-        # the cross-check: that replica's own agent counted the kill at /metrics, and no other did
-        deadline = time.monotonic() + 10 * TIME_SCALE
-        while True:
-            kills = {name: metrics(address).get("oomlab_oom_kills_total", 0.0) for name, address in addresses.items()}
-            if sum(kills.values()) >= 1:
-                break
-            assert time.monotonic() < deadline, kills
-            time.sleep(0.2)
-        assert kills == {name: float(name == kill.replica) for name in addresses}, (kills, kill.replica)
-        assert f.throughput_per_s and f.throughput_per_s > 0 and f.latency_p50_s and f.latency_p95_s >= f.latency_p50_s
-        assert f.wait_p50_s is not None and f.backlog and f.backlog_max is not None
-        assert all(r.group_peak_bytes and r.group_peak_bytes <= LIMIT_MIB * MIB for r in record.replicas), detail
-        assert all(r.clock is not None and abs(r.clock.offset_s) < 0.5 for r in record.replicas)
-        assert record.stream_deleted
-        assert redis.Redis(port=port, db=1).exists(stream) == 0, "the run's stream was not deleted"
-        print(f"fleet run across containers: {time.monotonic() - started:.1f} s")
-    finally:
-        down = subprocess.run(
-            [*command, "down", "-v", "--remove-orphans", "--timeout", "10"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-    assert down.returncode == 0, down.stderr[-2000:]
-    assert leftovers(project) == {"containers": [], "networks": [], "volumes": []}
-    assert time.monotonic() - started < 90
+    fleet = compose_fleet("oomlab-fleetrun", queue, OOMLAB_EVENTS=f"redis://redis:6379/1/{stream}")
+    port, ids = fleet.port, fleet.ids
+    # each agent's replica name is its container's hostname (no --replica): name -> address
+    inspected = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{.Config.Hostname}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            *ids,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    addresses = dict(line.split() for line in inspected.stdout.strip().splitlines())
+    assert len(addresses) == REPLICAS, addresses
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "OOMLAB_FLEET"))}
+    # 12 tasks of 16-64 MiB; the 7th asks for 1.25 x the 192 MiB limit and is OOM-killed wherever it runs
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oomlab",
+            "run",
+            "alloc",
+            "--fleet",
+            f"redis://127.0.0.1:{port}/1/{stream}",
+            "--replicas",
+            str(REPLICAS),
+            "--queue",
+            queue,
+            "--broker",
+            f"redis://127.0.0.1:{port}/0",
+            "--result-backend",
+            f"redis://127.0.0.1:{port}/1",
+            "--results",
+            str(tmp_path / "results"),
+            "--tasks",
+            "12",
+            "--param",
+            "every=12",
+            "--param",
+            "hold=0.4",
+            "--hello-timeout",
+            str(START_S),
+        ],
+        capture_output=True,
+        text=True,
+        env=run_env,
+        timeout=120,
+    )
+    detail = f"{done.stdout}\n{done.stderr}"
+    print(done.stdout)  # the summary docs/fleets.md and docs/docker.md show (pytest -s)
+    assert done.returncode == 0, detail
+    record = load_fleet(done.stdout.strip().splitlines()[-1])  # read back with the schema check
+    f = record.figures
+    assert record.status == "complete" and record.missing == 0, detail
+    assert sorted(r.name for r in record.replicas) == sorted(addresses), detail
+    assert (f.sent, f.succeeded, f.killed, f.lost, f.failed) == (12, 11, 1, 0, 0), detail
+    assert all(t.replica in addresses and t.how_known == "events" for t in record.tasks), detail
+    [kill] = [k for k in record.kills if k.role == "pool child"]
+    assert kill.cause == "oom" and kill.limit_bytes == LIMIT_MIB * MIB, kill
+    over = next(t for t in record.tasks if t.label.startswith("over-limit"))
+    assert (over.outcome, over.replica, over.id) == ("killed", kill.replica, kill.task_id), detail
+    # the cross-check: that replica's own agent counted the kill at /metrics, and no other did
+    deadline = time.monotonic() + 10 * TIME_SCALE
+    while True:
+        kills = {name: metrics(address).get("oomlab_oom_kills_total", 0.0) for name, address in addresses.items()}
+        if sum(kills.values()) >= 1:
+            break
+        assert time.monotonic() < deadline, kills
+        time.sleep(0.2)
+    assert kills == {name: float(name == kill.replica) for name in addresses}, (kills, kill.replica)
+    assert f.throughput_per_s and f.throughput_per_s > 0 and f.latency_p50_s and f.latency_p95_s >= f.latency_p50_s
+    assert f.wait_p50_s is not None and f.backlog and f.backlog_max is not None
+    assert all(r.group_peak_bytes and r.group_peak_bytes <= LIMIT_MIB * MIB for r in record.replicas), detail
+    assert all(r.clock is not None and abs(r.clock.offset_s) < 0.5 for r in record.replicas)
+    assert record.stream_deleted
+    assert redis.Redis(port=port, db=1).exists(stream) == 0, "the run's stream was not deleted"
+    print(f"fleet run across containers: {time.monotonic() - started:.1f} s")
+    assert time.monotonic() - started < 90  # up to the record read and checked (`down` is the fixture's)
