@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import socket
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 
 import psutil
 import redis
@@ -30,6 +33,7 @@ from bench.group import leased_group
 
 LIMIT = 256 * 2**20
 HOG_MIB = 600  # more than the limit: the kernel kills the pool child that allocates it
+CONCURRENCY = 2  # bench.agent_common's worker: prefork × 2
 SPACING_S = 0.3  # between kills, so the kernel logs every one (its OOM report is rate-limited)
 APP = os.path.dirname(os.path.abspath(__file__))  # bench/, mounted read-only at /app/bench
 
@@ -122,14 +126,56 @@ def shared_clock(container, pid: int) -> dict:
     return check
 
 
-def _one_kill(app, queue_alerts: list[dict], reader: KmsgReader) -> tuple[list[dict], list[KernelKill]]:
-    """One task that cannot fit: the alerts its kill brought and the kernel's lines for it."""
+@dataclass
+class Round:
+    """One task that cannot fit: the alerts its kill brought, the kernel's lines for it, and when the
+    first pool child was gone as the host saw it (None: none was seen to go)."""
+
+    alerts: list[dict]
+    kernel: list[KernelKill]
+    exited: float | None
+
+
+class _PoolExit(threading.Thread):
+    """When the first of the worker's pool children is gone, as a host thread waiting on their pidfds
+    sees it: the kernel's share of a detection that waits for the victim's exit (its memory torn down)."""
+
+    def __init__(self, pool: list[int]):
+        super().__init__(name="bench-pool-exit", daemon=True)
+        self.fds = [os.pidfd_open(pid) for pid in pool]
+        self.exited: float | None = None
+
+    def run(self) -> None:
+        ready, _, _ = select.select(self.fds, [], [], 60.0)
+        self.exited = time.monotonic() if ready else None
+        for fd in self.fds:
+            os.close(fd)
+
+
+def _live_pool(agent_pid: int) -> list[int]:
+    """The worker's pool children, host pids (the agent → the worker's main → its pool), zombies left out."""
+    children = [child for main in psutil.Process(agent_pid).children() for child in main.children()]
+    return [child.pid for child in children if child.status() != psutil.STATUS_ZOMBIE]
+
+
+def _one_kill(app, agent_pid: int, queue_alerts: list[dict], reader: KmsgReader) -> Round:
     first = len(queue_alerts)
+    proc.wait_until(lambda: len(_live_pool(agent_pid)) == CONCURRENCY, 10.0, 0.02)  # the last victim replaced
+    exit_seen = _PoolExit(_live_pool(agent_pid))
+    exit_seen.start()
     result = app.send_task("bench.hog", args=(HOG_MIB,))
     proc.wait_until(lambda: any(a.get("role") == "pool child" for a in queue_alerts[first:]), 60.0, 0.01)
     result.forget()
     time.sleep(SPACING_S)
-    return queue_alerts[first:], reader.read(time.monotonic())
+    exit_seen.join(1.0)
+    return Round(queue_alerts[first:], reader.read(time.monotonic()), exit_seen.exited)
+
+
+def victim_gone(found: Round, clock: KernelClock) -> float | None:
+    """The kernel's kill to the victim's exit on the host, for a round with one kernel line."""
+    if found.exited is None or len(found.kernel) != 1:
+        return None
+    return found.exited - clock.to_mono(found.kernel[0].kernel_stamp)
 
 
 def pair(alerts: list[dict], kernel: list[KernelKill], clock: KernelClock) -> tuple[float | None, str]:
@@ -171,7 +217,7 @@ def detection(kills: int) -> dict:
             reader = KmsgReader.open(_memcg(pid))
             if reader is None:
                 raise RuntimeError("/dev/kmsg is not readable here: the container part needs root on the host")
-            timed = _timed(kills, url, queue, alerts, reader)
+            timed = _timed(kills, url, queue, pid, alerts, reader)
             rss, uss = _agent_rss(pid)
             return timed | {"clock_check": clock, "agent_rss_bytes": rss, "agent_uss_bytes": uss,
                             "image": image, "limit_bytes": LIMIT}  # fmt: skip
@@ -180,19 +226,21 @@ def detection(kills: int) -> dict:
             server.shutdown()
 
 
-def _timed(kills: int, url: str, queue: str, alerts: list[dict], reader: KmsgReader) -> dict:
+def _timed(kills: int, url: str, queue: str, agent_pid: int, alerts: list[dict], reader: KmsgReader) -> dict:
     from celery import Celery
 
     app = Celery("bench-agent-client", broker=url, backend=url)
     app.conf.task_default_queue = queue
-    rounds = [_one_kill(app, alerts, reader) for _ in range(kills)]
+    rounds = [_one_kill(app, agent_pid, alerts, reader) for _ in range(kills)]
     app.close()
     reader.calibrate()  # the clock's second point: its drift over the run
     reader.close()
-    paired = [pair(found, kernel, reader.clock) for found, kernel in rounds]
+    paired = [pair(found.alerts, found.kernel, reader.clock) for found in rounds]
+    gone = [seconds for found in rounds if (seconds := victim_gone(found, reader.clock)) is not None]
     return {
         "kills": sum(1 for seconds, _ in paired if seconds is not None),
         "detection_s": [seconds for seconds, _ in paired if seconds is not None],
         "unpaired": [why for seconds, why in paired if seconds is None],
+        "victim_gone_s": gone,
         "kernel_clock": reader.clock.describe(),
     }
