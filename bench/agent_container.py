@@ -236,11 +236,14 @@ def _timed(kills: int, url: str, queue: str, agent_pid: int, alerts: list[dict],
     reader.calibrate()  # the clock's second point: its drift over the run
     reader.close()
     paired = [pair(found.alerts, found.kernel, reader.clock) for found in rounds]
-    gone = [seconds for found in rounds if (seconds := victim_gone(found, reader.clock)) is not None]
+    gone = [victim_gone(found, reader.clock) for found in rounds]
+    # per kill, the agent's seen time after the host thread's: its own wakeup (negative: the host woke later)
+    after = [seen - left for (seen, _), left in zip(paired, gone, strict=True) if seen is not None and left is not None]
     return {
         "kills": sum(1 for seconds, _ in paired if seconds is not None),
         "detection_s": [seconds for seconds, _ in paired if seconds is not None],
         "unpaired": [why for seconds, why in paired if seconds is None],
-        "victim_gone_s": gone,
+        "victim_gone_s": [seconds for seconds in gone if seconds is not None],
+        "agent_after_exit_s": after,
         "kernel_clock": reader.clock.describe(),
     }

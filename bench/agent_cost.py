@@ -210,7 +210,12 @@ def container_part(kills: int) -> dict:
 def _container_summary(found: dict) -> dict:
     if "unavailable" in found:
         return found
-    return {**found, "detection": spread(found["detection_s"]), "victim_gone": spread(found.get("victim_gone_s", []))}
+    return {
+        **found,
+        "detection": spread(found["detection_s"]),
+        "victim_gone": spread(found["victim_gone_s"]),
+        "agent_after_exit": spread(found["agent_after_exit_s"]),
+    }
 
 
 def summarize(
@@ -291,6 +296,8 @@ def _container_rows(container: dict | None) -> list[list[str]]:
          f"{container['kills']} kills, kernel log read on the host"],
         ["  of which the victim's exit (host pidfd)", _spread_ms(container.get("victim_gone")),
          "the kernel's kill to the pool child gone"],
+        ["  the agent's seen time after that exit", _spread_ms(container.get("agent_after_exit")),
+         "per kill (negative: the host thread woke later)"],
         ["agent RSS in the container after its repairs", f"{container['agent_rss_bytes'] / mib:.1f} MiB",
          f"{container['agent_uss_bytes'] / mib:.1f} MiB unshared"],
     ]  # fmt: skip

@@ -115,6 +115,7 @@ def test_the_container_part_times_kills_the_host_reads_in_the_kernel_log():
     assert found["kills"] == 2 and found["unpaired"] == [], found
     assert all(0 < seconds < 2.0 for seconds in found["detection_s"]), found["detection_s"]
     assert len(found["victim_gone_s"]) == 2 and all(0 < seconds < 2.0 for seconds in found["victim_gone_s"])
+    assert len(found["agent_after_exit_s"]) == 2
     check = found["clock_check"]
     assert check["same_time_namespace"] and check["host_before"] <= check["container"] <= check["host_after"]
     assert found["agent_rss_bytes"] > 0 and found["limit_bytes"] == 256 << 20

@@ -68,7 +68,8 @@ def _agent(container: dict | None = None) -> dict:
 def _container() -> dict:
     """The container part's figures, two kills, as bench/agent_container.py returns them."""
     clock = {"same_time_namespace": True, "host_before": 10.0, "container": 10.1, "host_after": 10.2}
-    return {"kills": 2, "detection_s": [0.02, 0.03], "unpaired": [], "victim_gone_s": [0.015, 0.025], "clock_check": clock,
+    return {"kills": 2, "detection_s": [0.02, 0.03], "unpaired": [], "victim_gone_s": [0.015, 0.025],
+            "agent_after_exit_s": [0.005, 0.005], "clock_check": clock,
             "kernel_clock": {"offset_s": 0.0014, "end_offset_s": 0.0014, "drift_us_per_s": 1.2},
             "agent_rss_bytes": 42 << 20, "agent_uss_bytes": 32 << 20, "image": "oomlab-worker:x", "limit_bytes": 256 << 20}  # fmt: skip
 
@@ -125,6 +126,7 @@ def test_the_agent_saves_the_containers_detection_beside_the_hosts(tmp_path, mon
         saved = json.load(handle)["container"]
     assert saved["detection"] == {"p50": 0.025, "p95": 0.03, "max": 0.03, "n": 2}
     assert saved["victim_gone"] == {"p50": 0.02, "p95": 0.025, "max": 0.025, "n": 2}
+    assert saved["agent_after_exit"]["n"] == 2 and saved["agent_after_exit_s"] == [0.005, 0.005]
     assert saved["clock_check"]["same_time_namespace"] is True
 
 
