@@ -159,6 +159,7 @@ def _live_pool(agent_pid: int) -> list[int]:
 
 
 def _one_kill(app, agent_pid: int, queue_alerts: list[dict], reader: KmsgReader) -> Round:
+    """Send one task that cannot fit to a full pool; wait for its alert, then long enough to space the kills."""
     first = len(queue_alerts)
     proc.wait_until(lambda: len(_live_pool(agent_pid)) == CONCURRENCY, 10.0, 0.02)  # the last victim replaced
     exit_seen = _PoolExit(_live_pool(agent_pid))
@@ -189,8 +190,12 @@ def pair(alerts: list[dict], kernel: list[KernelKill], clock: KernelClock) -> tu
         return None, f"an alert of cause {alert.get('cause')} with no seen time"
     kernel_mono = clock.to_mono(killed.kernel_stamp)
     seen = float(alert["seen_monotonic"])
-    if not kernel_mono <= seen <= alert["host_received_monotonic"]:
-        raise ClockNotShared(f"a kill seen at {seen:.6f}, logged at {kernel_mono:.6f}, alert received later")
+    received = alert["host_received_monotonic"]
+    if not kernel_mono <= seen <= received:
+        raise ClockNotShared(
+            f"a kill the kernel logged at {kernel_mono:.6f} was seen at {seen:.6f} and its alert received at "
+            f"{received:.6f}: the container's clock is not the host's"
+        )
     return seen - kernel_mono, ""
 
 
@@ -231,10 +236,12 @@ def _timed(kills: int, url: str, queue: str, agent_pid: int, alerts: list[dict],
 
     app = Celery("bench-agent-client", broker=url, backend=url)
     app.conf.task_default_queue = queue
-    rounds = [_one_kill(app, agent_pid, alerts, reader) for _ in range(kills)]
-    app.close()
-    reader.calibrate()  # the clock's second point: its drift over the run
-    reader.close()
+    try:
+        rounds = [_one_kill(app, agent_pid, alerts, reader) for _ in range(kills)]
+        reader.calibrate()  # the clock's second point: its drift over the run
+    finally:
+        app.close()
+        reader.close()
     paired = [pair(found.alerts, found.kernel, reader.clock) for found in rounds]
     gone = [victim_gone(found, reader.clock) for found in rounds]
     # per kill, the agent's seen time after the host thread's: its own wakeup (negative: the host woke later)
