@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         "--kills",
         type=int,
         metavar="N",
-        help="detection: OOM kills of each kind (default 30); agent: kills timed (default 20)",
+        help="detection: OOM kills of each kind (default 30); agent: kills timed on the host and in the container (default 20)",
     )
     parser.add_argument("--tasks", type=int, metavar="N", help="overhead: no-op tasks per round (default 2000)")
     parser.add_argument("--rounds", type=int, metavar="N", help="overhead: alternating rounds (default 4)")

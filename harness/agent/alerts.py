@@ -33,7 +33,10 @@ class Alerts:
         return alerts
 
     def post(self, kill: Kill) -> None:
+        # seen_monotonic: when the agent saw the kill, on CLOCK_MONOTONIC, which a host shares with its
+        # containers (no time namespace): where the agent has no kernel log, the host can time it
         body = {"event": "oom_kill" if kill.cause == "oom" else "sigkill", **kill.as_json()}
+        body["seen_monotonic"] = kill.seen_mono
         try:
             self.pending.put_nowait(body)
         except queue.Full:

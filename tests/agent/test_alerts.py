@@ -41,6 +41,7 @@ def test_one_json_per_kill(agent_run):
             run.start("--memory", "256MiB", "--alert-webhook", f"http://127.0.0.1:{server.server_port}/hook")
             run.wait_ready()
             mod = run.app()
+            sent = time.monotonic()
             result = mod.hog.delay(600)
             wait_state(result)
             for _ in range(100):
@@ -52,6 +53,8 @@ def test_one_json_per_kill(agent_run):
             assert alert["event"] == "oom_kill" and alert["task"] == "user_app.hog" and alert["id"] == result.id
             assert alert["limit_bytes"] == 256 * 2**20 and alert["peak_bytes"] > 0 and alert["pid"] > 0
             assert alert["repaired"] == ["marked_failure"]
+            assert sent < alert["seen_monotonic"] < time.monotonic()  # this host's CLOCK_MONOTONIC
+            assert alert["detection_s"] is not None and alert["detection_s"] < alert["seen_monotonic"] - sent
     finally:
         server.shutdown()
 

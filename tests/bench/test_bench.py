@@ -80,3 +80,42 @@ def test_the_overhead_benchmarks_profile_mode_marks_every_tasks_window():
     from bench.overhead import PROFILED, timed_round
 
     assert timed_round(PROFILED, 20).per_s > 0
+
+
+def _kernel_kill(stamp: float):
+    from oomlab.observe.detectors.kmsg import KernelKill
+
+    return KernelKill(7, "python3", stamp, 256 << 20, "Killed process 7", stamp + 0.1, False, stamp)
+
+
+def test_a_container_kill_is_timed_from_the_kernels_line_to_the_agents_seen_time():
+    from oomlab.observe.detectors.kmsg import KernelClock
+
+    from bench.agent_container import ClockNotShared, pair
+
+    clock = KernelClock([(100.0, 0.001)])  # the kernel log's clock 1 ms ahead of CLOCK_MONOTONIC
+    alert = {"role": "pool child", "cause": "oom", "seen_monotonic": 100.02, "host_received_monotonic": 100.05}
+    seconds, why = pair([alert], [_kernel_kill(100.0)], clock)
+    assert seconds == pytest.approx(0.021) and why == ""
+    assert pair([alert], [_kernel_kill(100.0), _kernel_kill(100.01)], clock) == (
+        None,
+        "1 pool-child alerts and 2 kernel lines for one task",
+    )
+    with pytest.raises(ClockNotShared):  # seen before the kernel killed it: not the host's clock
+        pair([{**alert, "seen_monotonic": 99.0}], [_kernel_kill(100.0)], clock)
+
+
+@pytest.mark.docker
+def test_the_container_part_times_kills_the_host_reads_in_the_kernel_log():
+    """Two kills in the agent's container (unprivileged, mem_limit, the agent its entrypoint), timed
+    from the host's /dev/kmsg; the container's CLOCK_MONOTONIC checked to be the host's."""
+    from bench.agent_container import detection
+
+    found = detection(2)
+    assert found["kills"] == 2 and found["unpaired"] == [], found
+    assert all(0 < seconds < 2.0 for seconds in found["detection_s"]), found["detection_s"]
+    assert len(found["victim_gone_s"]) == 2 and all(0 < seconds < 2.0 for seconds in found["victim_gone_s"])
+    assert len(found["agent_after_exit_s"]) == 2
+    check = found["clock_check"]
+    assert check["same_time_namespace"] and check["host_before"] <= check["container"] <= check["host_after"]
+    assert found["agent_rss_bytes"] > 0 and found["limit_bytes"] == 256 << 20

@@ -4,12 +4,14 @@ that is a dataclass, a tuple or a nested dict must not crash the save after minu
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from oomlab.record.load import Schedule
 from oomlab.record.schema import KillRecord, Spread
 from oomlab.record.typed_json import to_json
+from rich.console import Console
 
 from bench import __main__ as bench_main
 from bench import agent_cost, detection, fidelity, load_cost, overhead, report, saturation
@@ -50,7 +52,7 @@ def _load() -> dict:
     }
 
 
-def _agent() -> dict:
+def _agent(container: dict | None = None) -> dict:
     rounds = {
         "bare": [{"per_s": 400.0, "pool_cpu_s_per_task": 0.0012}],
         "agent": [
@@ -58,9 +60,18 @@ def _agent() -> dict:
         ],
     }
     found = {"kills": 2, "detection_s": [0.003, 0.004], "agent_rss_bytes": 51 << 20, "agent_uss_bytes": 41 << 20}
-    data = agent_cost.summarize(rounds, found)
+    data = agent_cost.summarize(rounds, found, None, container or _container())
     agent_cost.show(data, report.console())
     return data
+
+
+def _container() -> dict:
+    """The container part's figures, two kills, as bench/agent_container.py returns them."""
+    clock = {"same_time_namespace": True, "host_before": 10.0, "container": 10.1, "host_after": 10.2}
+    return {"kills": 2, "detection_s": [0.02, 0.03], "unpaired": [], "victim_gone_s": [0.015, 0.025],
+            "agent_after_exit_s": [0.005, 0.005], "clock_check": clock,
+            "kernel_clock": {"offset_s": 0.0014, "end_offset_s": 0.0014, "drift_us_per_s": 1.2},
+            "agent_rss_bytes": 42 << 20, "agent_uss_bytes": 32 << 20, "image": "oomlab-worker:x", "limit_bytes": 256 << 20}  # fmt: skip
 
 
 def _saturation() -> dict:
@@ -104,6 +115,29 @@ def test_the_profile_figure_is_its_slowdown_over_memrays():
     data = overhead.saved({"bare": [900.0], "oomlab": [890.0], overhead.PROFILED: [450.0], "memray": [600.0]}, 2e-5)
     assert data["profile_slowdown"] == pytest.approx(2.0) and data["memray_slowdown"] == pytest.approx(1.5)
     assert data["profile_to_memray_ratio"] == pytest.approx(2.0 / 1.5)
+
+
+def test_the_agent_saves_the_containers_detection_beside_the_hosts(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", str(tmp_path))
+    data = _agent()
+    assert data["detection"] == Spread(0.0035, 0.004, 0.004, 2)
+    assert data["container"]["detection"] == Spread(0.025, 0.03, 0.03, 2) and data["container"]["kills"] == 2
+    with open(report.save("agent", data)) as handle:
+        saved = json.load(handle)["container"]
+    assert saved["detection"] == {"p50": 0.025, "p95": 0.03, "max": 0.03, "n": 2}
+    assert saved["victim_gone"] == {"p50": 0.02, "p95": 0.025, "max": 0.025, "n": 2}
+    assert saved["agent_after_exit"]["n"] == 2 and saved["agent_after_exit_s"] == [0.005, 0.005]
+    assert saved["clock_check"]["same_time_namespace"] is True
+
+
+def test_the_agent_says_why_the_container_part_did_not_run():
+    data = _agent({"unavailable": "no Docker engine is reachable"})
+    assert data["container"] == {"unavailable": "no Docker engine is reachable"}
+    out = Console(file=io.StringIO(), width=200)
+    agent_cost.show(data, out)
+    printed = out.file.getvalue()
+    assert "not run" in printed and "no Docker engine is reachable" in printed
+    assert "in a container, the agent its entrypoint (-) — n/a" in printed
 
 
 def test_the_saturation_headline_is_the_closed_loops_gap():

@@ -1,0 +1,35 @@
+"""What both of `python -m bench agent`'s detection parts use: the worker's command and the alert
+webhook's receiver (on the host's 127.0.0.1, which a host-network container reaches too)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+def worker(queue: str, python: list[str]) -> list[str]:
+    """`celery -A bench.agent_app worker`, prefork × 2, run by `python` (this interpreter, or the image's)."""
+    return [*python, "-m", "celery", "-A", "bench.agent_app", "worker", "-P", "prefork", "-c", "2",
+            "-Q", queue, "-n", f"{queue}@localhost", "-l", "INFO", "--without-mingle", "--without-gossip"]  # fmt: skip
+
+
+def receiver() -> tuple[HTTPServer, list[dict]]:
+    """A webhook on 127.0.0.1 keeping every alert, stamped with when this host received it
+    (`host_received_monotonic`: an alert cannot have been seen later than that)."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            alert = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append({**alert, "host_received_monotonic": time.monotonic()})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
