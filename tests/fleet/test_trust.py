@@ -239,3 +239,16 @@ def test_the_controller_says_a_refused_hello_and_ends_on_a_hijacked_stream(redis
     client.set(stream, "hijacked")  # today: redis.ResponseError (WRONGTYPE) out of the run
     run._read(100)
     assert run.stream_lost and run.stopping and "not a stream" in said[-1] and run.notes == [said[-1]]
+
+
+def test_pool_children_that_start_before_their_replicas_hello_are_its_own():
+    """The pool starts before the worker is ready, and the hello comes at ready: not foreign."""
+    fold = _fold_with_task()
+    for pid in (11, 12):
+        fold.take_entry(_raw({"ev": fleet.CHILD_START, "replica": "late", "wall": 999.0, "pid": pid}))
+    fold.take_entry(_raw({"ev": fleet.CHILD_START, "replica": "ghost", "wall": 999.0, "pid": 13}))
+    fold.take_entry(_raw(_hello("late")))
+    assert fold.replicas["late"].child_starts == 2
+    assert [n for n in fold.notes() if "never said hello" in n] == [
+        "1 events from replicas that never said hello were counted on none (foreign)"
+    ]

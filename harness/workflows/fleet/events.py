@@ -71,6 +71,9 @@ class Fold:
     malformed: Counter[str] = field(default_factory=Counter)  # entries dropped for their shape, by why
     early_dropped: int = 0  # events for task ids not ours, beyond the cap on what is kept
     no_hello: int = 0  # events from a replica that never said hello: counted on no replica
+    # pool children that started before their replica's hello (it comes at worker ready, after the pool
+    # starts): counted on the replica when it says hello, on none if it never does
+    children_before_hello: Counter[str] = field(default_factory=Counter)
     overruled: int = 0  # task events that would change a known outcome, or from another replica than its own
     conflicts: list[str] = field(default_factory=list)  # hellos refused: a name taken, a limit or clock implausible
     agents: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # each replica's (agent pid, host) at its hello
@@ -99,8 +102,8 @@ class Fold:
             notes.append(f"{sum(self.malformed.values())} stream entries were malformed and dropped ({why})")
         if self.early_dropped:
             notes.append(f"{self.early_dropped} events for task ids this run never sent were dropped (foreign)")
-        if self.no_hello:
-            notes.append(f"{self.no_hello} events from replicas that never said hello were counted on none (foreign)")
+        if no_hello := self.no_hello + sum(self.children_before_hello.values()):
+            notes.append(f"{no_hello} events from replicas that never said hello were counted on none (foreign)")
         if self.overruled:
             notes.append(
                 f"{self.overruled} task events were ignored: they would change an outcome already known, or "
@@ -131,7 +134,11 @@ class Fold:
             return
         replica = self.replicas.get(name)
         if replica is None or replica.ready_s is None:
-            self.no_hello += 1  # a replica that never said hello (or whose hello was refused)
+            known = name in self.children_before_hello or len(self.children_before_hello) < EARLY_TASKS
+            if ev == fleet.CHILD_START and known:
+                self.children_before_hello[name] += 1
+            else:
+                self.no_hello += 1  # a replica that never said hello (or whose hello was refused)
             return
         if ev in (fleet.TASK_START, fleet.TASK_END) or (ev == fleet.KILL and event.get("id")):
             task_id = str(event.get("id"))
@@ -213,6 +220,7 @@ class Fold:
         if isinstance(queues := event.get("queues"), list):
             replica.queues = [str(queue) for queue in queues[:100]]
         replica.ready_s = self.redis_time(event)  # made relative by the record's assembly
+        replica.child_starts += self.children_before_hello.pop(name, 0)
         if isinstance(peak := event.get("group_peak_bytes"), int):
             self.groups[name] = GroupSeen(peak_before=peak)  # a new hello: a new baseline
 
