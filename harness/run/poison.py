@@ -34,6 +34,13 @@ class RunState(Protocol):
 STOPPED_BY = "revoked"
 
 
+def poisoned_ids(run: RunState) -> frozenset[str]:
+    """Task ids the run stopped as poison: on record, or revoked by the guard a moment ago (the record
+    has them at its next assembly; a task that goes final meanwhile is poison all the same)."""
+    revoked = run.poison_guard.revoked if run.poison_guard else {}
+    return frozenset(p.task_id for p in run.record.poison) | frozenset(revoked)
+
+
 def stop_poison(run: RunState) -> list[PoisonRecord]:
     """Revoke each task id killed `max_oom_redeliveries` times and not stopped yet; the new records."""
     limit = run.config.max_oom_redeliveries

@@ -29,6 +29,7 @@ from oomlab.run.load.replacements import Replacements
 from oomlab.run.load.schedule import Scheduler
 from oomlab.run.load.sender import Sender
 from oomlab.run.load.soak import Soak
+from oomlab.run.poison import poisoned_ids
 from oomlab.run.registered import check_registered
 from oomlab.run.view import RunView
 
@@ -92,7 +93,7 @@ class LoadDriver(RunHook):
         finally:
             self.stopped_at = self.stopped_at or time.monotonic()  # interrupted: sending stops here too
             self.sender.close()
-            self.finish.finish_all()
+            self.finish.finish_all(poisoned_ids(self.run))
             self.depth.close()
 
     def sending_window(self) -> float:
@@ -122,7 +123,7 @@ class LoadDriver(RunHook):
             time.sleep(max(0.0, min(wake - time.monotonic(), FOLLOW_SECONDS)))
         time.sleep(0.3)  # the last events and kernel lines of a final kill
         self.follower.follow()
-        self.follower.look_up_lost(frozenset(p.task_id for p in self.run.record.poison))
+        self.follower.look_up_lost(poisoned_ids(self.run))
         run.record.worker.observed_until_mono = time.monotonic()
         self.figures.end()
 
@@ -135,7 +136,7 @@ class LoadDriver(RunHook):
             self.run.kill_watch.check(self.run)  # a poison message is revoked before its next delivery
             due["follow"] = now + FOLLOW_SECONDS
         if now >= due["lost"]:
-            self.follower.look_up_lost(frozenset(p.task_id for p in self.run.record.poison))
+            self.follower.look_up_lost(poisoned_ids(self.run))
             due["lost"] = now + STATE_POLL_SECONDS
         if now >= due["sample"]:
             self.figures.sample(elapsed)

@@ -59,13 +59,15 @@ class Finish:
         run.record.message = f"the worker's main process exited{code} with {len(self.book.flights)} tasks unfinished"
         return True
 
-    def finish_all(self) -> None:
-        """What never became final by the end: its state as the backend has it, in the stream too."""
+    def finish_all(self, poisoned: frozenset[str] = frozenset()) -> None:
+        """What never became final by the end: its state as the backend has it, in the stream too (a
+        task stopped as poison is poison, though the worker died before its revoked delivery came)."""
         book = self.book
         remaining = list(book.flights.values())
         states = fetch_states(self.run.app, [flight.id for flight in remaining]) if remaining else {}
         for flight in remaining:
             state, exception = states.get(flight.id, (None, None))
             outcome: Outcome = "stuck" if flight.started is not None else "never_started"
+            outcome = "poison" if flight.id in poisoned else outcome
             book.final(flight, outcome, state, exception, None, None)
         book.stream.close()
