@@ -113,10 +113,31 @@ def read_regular(path: str, limit: int, follow: bool = True) -> bytes:
     return data
 
 
+MAX_JSON_INT = 2**63  # oomlab writes no integer this large: bytes, counts and pids all fit in 64 bits
+
+
+def _number_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # oomlab never writes NaN or Infinity
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 20 or abs(value := int(text)) >= MAX_JSON_INT:
+        raise ValueError(f"the integer {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
+    return value
+
+
 def parse_json(data: bytes | str) -> Any:
-    """JSON with a nesting depth oomlab files have (ValueError otherwise, never RecursionError)."""
+    """JSON with a nesting depth oomlab files have and numbers it writes: finite, integers within 64
+    bits (ValueError otherwise, never RecursionError or an overflow further on)."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_number_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except RecursionError:
         raise ValueError(f"it nests deeper than {MAX_JSON_DEPTH} levels") from None
     if too_deep(value, MAX_JSON_DEPTH):
@@ -137,10 +158,11 @@ def too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-def read_json(path: str, what: str, limit: int = MAX_RECORD_BYTES) -> Any:
-    """A JSON file a user named, or BadInput (one sentence) saying why it cannot be read."""
+def read_json(path: str, what: str, limit: int = MAX_RECORD_BYTES, follow: bool = True) -> Any:
+    """A JSON file a user named, or BadInput (one sentence) saying why it cannot be read (a symlink
+    among them when not `follow`)."""
     try:
-        return parse_json(read_regular(path, limit))
+        return parse_json(read_regular(path, limit, follow))
     except FileNotFoundError:
         raise BadInput(f"{what} {path} does not exist") from None
     except OSError as exc:

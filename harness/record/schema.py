@@ -23,7 +23,7 @@ from oomlab.record.profile import AllocationSite, RunProfile, TaskProfile
 from oomlab.record.reading import read_json
 from oomlab.record.redact import mask_settings, mask_urls
 from oomlab.record.typed_json import ShapeError, from_json, to_json
-from oomlab.trust import results_umask, write_private_atomic
+from oomlab.trust import check_trusted_dir, results_umask, write_private_atomic
 
 SCHEMA = "oomlab.run/3"
 # 3: every section typed and checked on reading; group.backend is group.placement; percentiles are
@@ -451,4 +451,5 @@ def load_run(run_dir: str) -> RunRecord:
     path = os.path.join(run_dir, "run.json")
     if not os.path.lexists(path):
         raise BadInput(f"{run_dir} holds no run.json: give the run directory `oomlab run` printed")
-    return RunRecord.from_json(read_json(path, "the run record"), path)
+    check_trusted_dir(run_dir, "run directory")  # what another user can write is never taken for a run
+    return RunRecord.from_json(read_json(path, "the run record", follow=False), path)

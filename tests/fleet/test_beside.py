@@ -88,11 +88,11 @@ def _fleet_cli(run_dir: str, *extra: str) -> subprocess.CompletedProcess:
     [
         (_record(status="interrupted"), (), "that run ended interrupted"),
         (_record(scenario="leak"), (), "not the same work: scenario 'leak' (this run: 'alloc')"),
-        (_record(tasks=12), (), "tasks 12 (this run: None)"),
+        (_record(tasks=12), (), "tasks 12 (this run: 8)"),  # the scenario's default when --tasks is left out
         (_record(), ("--param", "hold=1"), "not the same work: params"),
         (_record(), ("--rate", "5/s", "--duration", "2s"), "compares a replay of the plan"),
         (None, (), "holds no run.json"),
-        (_record(), (), "cannot reach the events stream"),  # the same work: accepted, then no Redis (exit 5)
+        (_record(tasks=8), (), "cannot reach the events stream"),  # the same work: accepted, then no Redis (exit 5)
     ],
 )
 def test_a_single_run_that_is_not_the_same_work_is_refused_before_anything_is_sent(tmp_path, record, extra, says):

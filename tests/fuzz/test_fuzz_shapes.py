@@ -6,6 +6,7 @@ generated secret is never in what oomlab writes."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -81,6 +82,23 @@ def test_nested_json_is_a_value_error_never_a_recursion_error(depth, opener):
         assert depth > MAX_JSON_DEPTH - 1
     else:
         assert depth <= MAX_JSON_DEPTH and value is not None
+
+
+@FAST
+@given(st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True)))
+def test_a_record_holds_only_numbers_oomlab_writes(number):
+    """Finite numbers and 64-bit integers: NaN, Infinity (a literal or an overflowing 1e400) and longer
+    integers are refused on reading, never carried into arithmetic, dates or sizes."""
+    text = json.dumps({"n": number}).replace("1e+308", "1e400")
+    writable = (isinstance(number, int) and abs(number) < 2**63) or (
+        isinstance(number, float) and math.isfinite(number)
+    )
+    try:
+        value = parse_json(text)
+    except ValueError:
+        assert not writable or "1e400" in text
+    else:
+        assert writable and value["n"] == number
 
 
 @FAST

@@ -77,7 +77,8 @@ def test_pages_are_never_written_into_another_users_run_directory(oomlab, public
     assert pathlib.Path(target).read_text() == text, f"`oomlab {command}` wrote through a planted symlink"
     assert os.stat(target).st_mode & 0o777 == 0o600
     assert result.code == 3, result.stderr
-    assert "refusing the directory for the report" in result.stderr
+    # the record there is not read (report) or the page is not written there (gate)
+    assert "refusing the run directory" in result.stderr or "refusing the directory for the report" in result.stderr
 
 
 @pytest.mark.integration
@@ -85,3 +86,32 @@ def test_a_run_directory_is_made_new_and_private(oomlab, tmp_path):
     result = oomlab("run", "alloc", "--tasks", "1", "--param", "over=0", "--results", str(tmp_path / "r"))
     assert result.code == 0, result.stderr
     assert os.stat(result.run_dir).st_mode & 0o777 == 0o700
+
+
+def test_fleet_beside_never_reads_another_users_run_or_a_linked_record(oomlab, public_tmp, other_user, tmp_path):
+    """`run --fleet ... --beside RUN_DIR` as root: a run directory another user owns is refused, and so
+    is a run.json that is a symlink (to a root-only record they could not read themselves)."""
+    fleet = (
+        "run",
+        "alloc",
+        "--fleet",
+        "redis://127.0.0.1:1/0/s",
+        "--replicas",
+        "1",
+        "--broker",
+        "redis://127.0.0.1:1/1",
+    )
+    theirs = public_tmp / "theirs"
+    shutil.copytree(FIXTURE, theirs)
+    for path in [theirs, *theirs.iterdir()]:
+        os.lchown(path, other_user.uid, other_user.gid)
+    result = oomlab(*fleet, "--beside", str(theirs))
+    assert result.code == 3 and "refusing the run directory" in result.stderr, result.stderr
+
+    private = tmp_path / "root-run"
+    shutil.copytree(FIXTURE, private)
+    linked = tmp_path / "linked"
+    linked.mkdir(mode=0o700)
+    os.symlink(private / "run.json", linked / "run.json")
+    result = oomlab(*fleet, "--beside", str(linked))
+    assert result.code == 2 and "symbolic link" in result.stderr and "Traceback" not in result.stderr, result.stderr

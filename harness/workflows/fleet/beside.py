@@ -19,6 +19,8 @@ from oomlab.config.sizes import format_size
 from oomlab.errors import BadInput
 from oomlab.record.exact_counts import nearest_rank
 from oomlab.record.fleet import BesideSingle, FleetFigures, Ratios, ReplicaRecord, SideFigures
+from oomlab.record.printable import printable_field
+from oomlab.record.redact import mask_settings
 from oomlab.record.schema import RunRecord, TaskRecord, load_run
 
 FINAL = ("succeeded", "failed", "killed")
@@ -38,7 +40,8 @@ def read_single(
     """The single-worker run, refused (BadInput, nothing sent) unless it is a complete replay of
     this scenario's plan with the same variant, parameters and task count as this fleet run asks."""
     record = load_run(run_dir)
-    config, given = record.config, f"--beside {run_dir}"
+    config, given = record.config, f"--beside {printable_field(run_dir)}"
+    _check_plausible(record, given)
     if record.status != "complete":
         raise BadInput(
             f"{given}: that run ended {record.status}, so its figures are not a whole run's; give a complete one"
@@ -48,8 +51,8 @@ def read_single(
     want = {
         "scenario": scenario.name,
         "variant": scenario.variant(variant).name,
-        "params": _plain(scenario.resolve_params(params)),
-        "tasks": tasks,
+        "params": _plain(mask_settings(scenario.resolve_params(params))),  # as the record keeps them
+        "tasks": tasks if tasks is not None else scenario.defaults_for(scenario.variant(variant)).get("tasks"),
         "pool": "prefork",
     }
     have = {
@@ -59,10 +62,31 @@ def read_single(
         "tasks": config.tasks,
         "pool": config.pool,
     }
-    differ = [f"{key} {have[key]!r} (this run: {want[key]!r})" for key in want if have[key] != want[key]]
+    differ = [
+        f"{key} {printable_field(repr(have[key]))[:300]} (this run: {printable_field(repr(want[key]))[:300]})"
+        for key in want
+        if have[key] != want[key]
+    ]
     if differ:
         raise BadInput(f"{given}: that run is not the same work: {'; '.join(differ)}; run one that is")
     return SingleRun(run_dir=os.path.abspath(run_dir), record=record)
+
+
+WALL_MAX = 2**34  # seconds since the epoch: the year 2514, far past any run's start
+
+
+def _check_plausible(record: RunRecord, given: str) -> None:
+    """Figures a run of oomlab's could have written (BadInput otherwise, before anything is sent): a
+    start on the calendar, sizes and times that are not negative."""
+    if not 0 <= record.started_wall < WALL_MAX:
+        raise BadInput(f"{given}: its start time {record.started_wall!r} is not plausible")
+    sizes = [record.summary.group_peak_bytes, record.config.memory_bytes]
+    for task in record.tasks:
+        sizes += [t for run in task.executions for t in (run.tree_peak_bytes, run.peak_rss_bytes)]
+        if task.sent_mono is not None and task.sent_mono < 0:
+            raise BadInput(f"{given}: a task's send time {task.sent_mono!r} is not plausible")
+    if any(size is not None and size < 0 for size in sizes):
+        raise BadInput(f"{given}: a negative memory figure is not plausible")
 
 
 def check_against(single: SingleRun, ready: Sequence[ReplicaRecord], labels: Sequence[str]) -> None:
@@ -72,7 +96,10 @@ def check_against(single: SingleRun, ready: Sequence[ReplicaRecord], labels: Seq
     limit, pool = record.group.limit_bytes, record.config.concurrency
     other = [r for r in ready if r.limit_bytes != limit or r.concurrency != pool]
     if other:
-        theirs = ", ".join(f"{r.name} {format_size(r.limit_bytes)} -c {r.concurrency}" for r in other)
+        theirs = ", ".join(
+            f"{printable_field(r.name)} {format_size(r.limit_bytes)} -c {r.concurrency}"
+            for r in sorted(other, key=lambda r: r.name)
+        )
         raise BadInput(
             f"--beside: the single worker ran with {format_size(limit)} and -c {pool}, but {theirs}: not the same "
             f"worker; run it with the replicas' limit and pool (nothing was sent)"
