@@ -1,7 +1,7 @@
 """A plan of more tasks than a run holds streams like a load run: real workers, the embedded broker,
 the CLI. oomlab's own peak RSS (the controller's ru_maxrss, measured by the process that runs it, not
 from the record) stays flat from 2,000 to 20,000 tasks, run.json keeps aggregates only, every task is
-a line of tasks.jsonl, and a task killed mid-plan is named in its line and in the record's kills."""
+a line of tasks.jsonl, and a task killed mid-plan is named in its line and in the record's kills, and a chord a task sends is followed."""
 
 from __future__ import annotations
 
@@ -73,3 +73,32 @@ def test_a_streamed_plan_names_the_task_each_kill_hit(tmp_path):
     assert {lines[task_id].label for task_id in killed} == {f"over-limit {1.25 * 256:.0f} MiB"}
     assert sum(1 for line in lines.values() if line.outcome == "succeeded") == tasks - 2
     assert_nothing_left(record["run_id"])
+
+
+CHORD_AMONG_MANY = """
+from oomlab import Plan, PlanCalls, TaskCall
+from oomlab.scenarios.workflows import app
+
+
+def plan(ctx):
+    def call(index):
+        if index == 0:  # a chord of two parts and its callback, sent by the worker
+            return TaskCall("workflows.start", (2, 1, 1, 0), label="sends a chord")
+        return TaskCall("workflows.part", (1, 0), label="part")
+
+    return Plan(PlanCalls({tasks}, call))
+"""
+
+
+def test_a_streamed_plan_follows_the_work_its_tasks_send(tmp_path):
+    """A chord sent by one of 1,010 calls: its parts and callback are lines of tasks.jsonl, linked to it."""
+    scenario = tmp_path / "chord_among_many.py"
+    scenario.write_text(CHORD_AMONG_MANY.format(tasks=STREAM_ABOVE + 10))
+    record, run_dir, _ = _plan_run(tmp_path, str(scenario))
+    lines = list(RunTasks(run_dir))
+    assert record["tasks"] == [] and record["status"] == "complete"
+    [sender] = [line for line in lines if line.name == "workflows.start"]
+    started = [line for line in lines if line.sent_by == "worker"]
+    assert sorted(line.name for line in started) == ["workflows.collect", "workflows.part", "workflows.part"]
+    assert {line.root_id for line in started} == {sender.id} and sender.sent_by == "run"
+    assert len(lines) == STREAM_ABOVE + 10 + 3 and all(line.outcome == "succeeded" for line in lines)
