@@ -1,7 +1,8 @@
 """A plan of more tasks than a run holds streams like a load run: real workers, the embedded broker,
 the CLI. oomlab's own peak RSS (the controller's ru_maxrss, measured by the process that runs it, not
 from the record) stays flat from 2,000 to 20,000 tasks, run.json keeps aggregates only, every task is
-a line of tasks.jsonl, and a task killed mid-plan is named in its line and in the record's kills, and a chord a task sends is followed."""
+a line of tasks.jsonl, a task killed mid-plan is named in its line and in the record's kills, and the
+chord a task sends is followed."""
 
 from __future__ import annotations
 
