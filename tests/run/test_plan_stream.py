@@ -1,8 +1,8 @@
 """A plan of more tasks than a run holds streams like a load run: real workers, the embedded broker,
 the CLI. oomlab's own peak RSS (the controller's ru_maxrss, measured by the process that runs it, not
 from the record) stays flat from 2,000 to 20,000 tasks, run.json keeps aggregates only, every task is
-a line of tasks.jsonl, a task killed mid-plan is named in its line and in the record's kills, and the
-chord a task sends is followed."""
+a line of tasks.jsonl, a task killed mid-plan is named in its line and in the record's kills, the chord
+a task sends is followed, and a poison message is stopped."""
 
 from __future__ import annotations
 
@@ -103,3 +103,30 @@ def test_a_streamed_plan_follows_the_work_its_tasks_send(tmp_path):
     assert sorted(line.name for line in started) == ["workflows.collect", "workflows.part", "workflows.part"]
     assert {line.root_id for line in started} == {sender.id} and sender.sent_by == "run"
     assert len(lines) == STREAM_ABOVE + 10 + 3 and all(line.outcome == "succeeded" for line in lines)
+
+
+POISON_AMONG_MANY = """
+from oomlab import Plan, PlanCalls, TaskCall
+from oomlab.scenarios.workflows import app
+
+
+def plan(ctx):
+    def call(index):
+        if index == 0:  # acks_late + reject_on_worker_lost, three times the limit: back after every kill
+            return TaskCall("workflows.never_fits", (3 * ctx.limit_bytes / 2**20,), label="never fits")
+        return TaskCall("workflows.part", (1, 0), label="part")
+
+    return Plan(PlanCalls({tasks}, call))
+"""
+
+
+def test_a_streamed_plan_stops_a_poison_message(tmp_path):
+    """A message OOM-killed on every delivery among 1,010 calls: stopped after its kills, a `poison` line."""
+    scenario = tmp_path / "poison_among_many.py"
+    scenario.write_text(POISON_AMONG_MANY.format(tasks=STREAM_ABOVE + 10))
+    record, run_dir, _ = _plan_run(tmp_path, str(scenario), "--memory", "256MiB", "--timeout", "120")
+    (poison,) = record["poison"]
+    assert poison["task_name"] == "workflows.never_fits" and 1 <= poison["kills"] <= 3
+    lines = {line.id: line for line in RunTasks(run_dir)}
+    assert lines[poison["task_id"]].outcome == "poison" and record["status"] == "complete"
+    assert sum(1 for line in lines.values() if line.outcome == "succeeded") == STREAM_ABOVE + 9
