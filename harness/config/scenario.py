@@ -13,6 +13,7 @@ Built-in module names use underscores; users name them with hyphens (`large-args
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -21,7 +22,7 @@ import re
 import sys
 import sysconfig
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -260,6 +261,13 @@ def made_call(name: str, calls: PlanCalls, index: int) -> TaskCall:
     if not isinstance(call, TaskCall):
         raise ScenarioFailed(f"scenario {name}'s plan made {_kind(call)} as call {index}, not a TaskCall")
     return call
+
+
+def call_reader(name: str, calls: Sequence[TaskCall]) -> Callable[[int], TaskCall]:
+    """Call *i* of a plan: a list's own item, a PlanCalls' made and checked (made_call)."""
+    if isinstance(calls, PlanCalls):
+        return functools.partial(made_call, name, calls)
+    return calls.__getitem__
 
 
 def _kind(value: Any) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from oomlab.config.load_shapes import PLAN, LoadShape
 from oomlab.config.plan_calls import call_names, in_time_order, plan_timeout
 from oomlab.config.routing import class_plan
-from oomlab.config.scenario import Plan, PlanCalls, TaskCall, made_call, repeated
+from oomlab.config.scenario import Plan, PlanCalls, TaskCall, call_reader, repeated
 
 if TYPE_CHECKING:
     from oomlab.run.state import RunState
@@ -66,5 +66,6 @@ def sent_calls(plan: Plan, scenario: str) -> Iterator[TaskCall]:
     (a maker's error or a wrong value is the scenario's failure, in one sentence)."""
     calls = plan.calls
     if isinstance(calls, PlanCalls):
-        return (made_call(scenario, calls, index) for index in range(len(calls)))
+        call = call_reader(scenario, calls)
+        return (call(index) for index in range(len(calls)))
     return in_time_order(calls)

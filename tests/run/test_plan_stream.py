@@ -58,6 +58,8 @@ def test_oomlabs_own_memory_is_flat_from_2000_to_20000_plan_tasks(tmp_path):
     assert sum(1 for line in tasks if line.outcome == "succeeded" and line.peak_is_exact) == 20_000
     assert tasks.check.malformed == 0
     assert small["summary"]["peak_rss_bytes"]["n"] == 2000  # the summary's figures are every task's
+    # a plan is sent ahead of the worker by design: its backlog is no finding of a worker falling behind
+    assert not any("could not keep up" in finding for finding in large["load"]["findings"])
 
 
 def test_a_streamed_plan_names_the_task_each_kill_hit(tmp_path):

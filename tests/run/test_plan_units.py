@@ -104,3 +104,16 @@ def test_a_streamed_plan_sends_each_call_at_its_time_within_the_window(tmp_path)
     assert sends.sent == [f"call {i}" for i in range(7)] and scheduler.sending_done
     assert sends.due == {None}  # a plan has no open-loop schedule: no send is "late" for waiting on the window
     book.stream.close()
+
+
+def test_a_load_run_of_a_lazy_plan_reads_it_round_after_round():
+    import itertools
+    from types import SimpleNamespace
+
+    from oomlab.config.load_mix import call_source
+
+    plan = Plan(PlanCalls(3, _call))
+    scenario = SimpleNamespace(name="lazy", module=SimpleNamespace(), plan=lambda ctx: plan)
+    calls, source = call_source(scenario, None, 0)  # type: ignore[arg-type]
+    assert list(itertools.islice(calls, 7)) == [_call(i % 3) for i in range(7)]
+    assert source == "the scenario's plan of 3 calls, repeated"
