@@ -1,7 +1,7 @@
 """oomlab: real Celery workers under real memory limits, measured exactly.
 
-This module is oomlab's public face: what a scenario is written with (`Param`, `Plan`, `TaskCall`,
-`Variant`, `RunContext`, `Kind`, `Mix`) and what a test asserts with (`measure_peak`,
+This module is oomlab's public face: what a scenario is written with (`Param`, `Plan`, `PlanCalls`,
+`TaskCall`, `Variant`, `RunContext`, `Kind`, `Mix`) and what a test asserts with (`measure_peak`,
 `assert_peak_rss_below`, `WorkerSession`, ...). Everything else lives in named submodules and may
 change. Names load on first use, so the probe inside every worker imports nothing it does not need."""
 
@@ -16,6 +16,7 @@ _EXPORTS = {
     # writing a scenario
     "Param": "oomlab.config.scenario",
     "Plan": "oomlab.config.scenario",
+    "PlanCalls": "oomlab.config.plan_calls",
     "RunContext": "oomlab.config.scenario",
     "TaskCall": "oomlab.config.scenario",
     "Variant": "oomlab.config.scenario",
@@ -42,6 +43,7 @@ __all__ = [
     "Param",
     "PeakMeasurement",
     "Plan",
+    "PlanCalls",
     "RunContext",
     "TaskCall",
     "Variant",
@@ -59,6 +61,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from oomlab.config.load_mix import Kind, Mix, long_tail
+    from oomlab.config.plan_calls import PlanCalls
     from oomlab.config.scenario import Param, Plan, RunContext, TaskCall, Variant
     from oomlab.testing.assertions import (
         OomlabAssertionError,

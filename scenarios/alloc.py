@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from oomlab import Kind, Mix, Param, Plan, RunContext, TaskCall, long_tail
+from oomlab import Kind, Mix, Param, Plan, PlanCalls, RunContext, TaskCall, long_tail
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
 
 description = "tasks allocate and touch N MiB and hold it briefly; some exceed the limit"
@@ -27,17 +27,19 @@ def allocate(mib: float, hold: float) -> int:
 
 
 def plan(ctx: RunContext) -> Plan:
-    sizes, every = ctx.params["sizes"], max(1, ctx.params["every"])
+    """Call i made when it is sent (PlanCalls): a plan of a million tasks holds no list."""
+    sizes, every, hold = ctx.params["sizes"], max(1, ctx.params["every"]), ctx.params["hold"]
     over_mib = ctx.limit_bytes * ctx.params["over"] / MIB
-    calls, fitting = [], 0
-    for index in range(ctx.tasks or DEFAULTS["tasks"]):
+
+    def call(index: int) -> TaskCall:
+        over_before = max(0, (index - every // 2 + every - 1) // every) if over_mib else 0
         if over_mib and index % every == every // 2:
             mib, label = over_mib, "over-limit"
         else:
-            mib, label = sizes[fitting % len(sizes)], "fits"
-            fitting += 1
-        calls.append(TaskCall(allocate.name, (mib, ctx.params["hold"]), label=f"{label} {mib:.0f} MiB"))
-    return Plan(calls, timeout=60.0)
+            mib, label = sizes[(index - over_before) % len(sizes)], "fits"
+        return TaskCall(allocate.name, (mib, hold), label=f"{label} {mib:.0f} MiB")
+
+    return Plan(PlanCalls(ctx.tasks or DEFAULTS["tasks"], call), timeout=60.0)
 
 
 def mix(ctx: RunContext) -> Mix:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from oomlab import Kind, Mix, Param, Plan, RunContext, TaskCall
+from oomlab import Kind, Mix, Param, Plan, PlanCalls, RunContext, TaskCall
 from oomlab.scenarios._common import scenario_app
 
 description = "tasks that do nothing, or sleep a while: harness cost per task and a worker's ceiling rate"
@@ -21,8 +21,9 @@ def run(sleep: float) -> None:
 
 
 def plan(ctx: RunContext) -> Plan:
-    calls = [TaskCall(run.name, (ctx.params["sleep"],)) for _ in range(ctx.tasks or TASKS)]
-    return Plan(calls, timeout=60.0 + len(calls) * max(ctx.params["sleep"], 0.002))
+    call = TaskCall(run.name, (ctx.params["sleep"],))  # the same call each time: a million hold one
+    tasks = ctx.tasks or TASKS
+    return Plan(PlanCalls(tasks, lambda _index: call), timeout=60.0 + tasks * max(ctx.params["sleep"], 0.002))
 
 
 def mix(ctx: RunContext) -> Mix:

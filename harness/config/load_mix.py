@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from oomlab.config.scenario import RunContext, Scenario, TaskCall
+from oomlab.config.scenario import RunContext, Scenario, TaskCall, call_reader
 from oomlab.errors import ScenarioFailed
 
 Draw = Callable[[random.Random], tuple]
@@ -78,10 +78,14 @@ def call_source(
         if not any(kind.weight for kind in kinds):
             raise ScenarioFailed(f"scenario {scenario.name}'s mix has no call of {', '.join(sorted(only or ()))}")
         return _guarded(scenario.name, Mix(kinds).calls(seed)), f"the scenario's mix (seed {seed}{among})"
-    calls = [call for call in scenario.plan(ctx).calls if only is None or call.task in only]
+    calls = scenario.plan(ctx).calls  # a PlanCalls is read by index, round after round: never copied
+    if only is not None:
+        calls = [call for call in calls if call.task in only]
     if not calls:
         raise ScenarioFailed(f"scenario {scenario.name} has no mix and its plan has no calls to send{among}")
-    return itertools.cycle(calls), f"the scenario's plan of {len(calls)} calls{among}, repeated"
+    call = call_reader(scenario.name, calls)
+    rounds = (call(index % len(calls)) for index in itertools.count())
+    return rounds, f"the scenario's plan of {len(calls)} calls{among}, repeated"
 
 
 def sent_names(scenario: Scenario, ctx: RunContext, only: frozenset[str] | None = None) -> list[str]:

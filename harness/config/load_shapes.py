@@ -59,9 +59,13 @@ def parse_stages(text: str) -> list[Stage]:
     return stages
 
 
+PLAN = "plan"  # a plan of many tasks sent like a load: each call at its `at`, `in_flight` at most outstanding
+
+
 @dataclass(frozen=True)
 class LoadShape:
-    """What `--rate/--duration`, `--stages` or `--in-flight` asked for (kind: rate | stages | closed)."""
+    """What `--rate/--duration`, `--stages` or `--in-flight` asked for (kind: rate | stages | closed),
+    or a plan run too large to hold (kind: plan, oomlab.run.plan)."""
 
     kind: str
     duration: float | None  # seconds of sending (None: a closed loop that stops after `tasks`)

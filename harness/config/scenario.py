@@ -13,6 +13,7 @@ Built-in module names use underscores; users name them with hyphens (`large-args
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -21,12 +22,14 @@ import re
 import sys
 import sysconfig
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from oomlab.config import validate
 from oomlab.config.celery_safety import check_serializers
+from oomlab.config.plan_calls import PlanCalls
 from oomlab.config.scenario_vetting import vet
 from oomlab.errors import BadInput, ExtraMissing, NoPermission, ScenarioFailed, ScenarioImportFailed
 from oomlab.trust import check_trusted_dir, private_dir, untrusted_file_reason
@@ -90,7 +93,10 @@ class Variant:
 
 @dataclass
 class Plan:
-    calls: list[TaskCall]
+    """The calls to send and the time they may take. `calls` is a list, or a PlanCalls that makes each
+    call when it is read (a plan of a million tasks holds no list: oomlab.config.plan_calls)."""
+
+    calls: Sequence[TaskCall]
     timeout: float = 60.0
 
 
@@ -228,17 +234,40 @@ def check_plan(name: str, plan: Any) -> None:
     rather than as an AttributeError deep in the run."""
     if not isinstance(plan, Plan):
         raise ScenarioFailed(f"scenario {name}'s plan() returned {_kind(plan)}, not a Plan (see docs/scenarios.md)")
-    if not isinstance(plan.calls, (list, tuple)):
+    calls = plan.calls
+    if not isinstance(calls, (list, tuple, PlanCalls)):
         raise ScenarioFailed(
-            f"scenario {name}'s plan() returned a Plan whose calls are {_kind(plan.calls)}, not a list"
+            f"scenario {name}'s plan() returned a Plan whose calls are {_kind(calls)}, not a list or a PlanCalls"
         )
-    wrong = next((call for call in plan.calls if not isinstance(call, TaskCall)), None)
+    if isinstance(calls, PlanCalls):  # made on demand: the first here, each one as it is sent
+        if isinstance(calls.length, bool) or not isinstance(calls.length, int) or calls.length < 0:
+            raise ScenarioFailed(f"scenario {name}'s plan() returned PlanCalls of {calls.length!r} calls, not a count")
+        calls = [made_call(name, calls, 0)] if calls.length else []
+    wrong = next((call for call in calls if not isinstance(call, TaskCall)), None)
     if wrong is not None:
         raise ScenarioFailed(
             f"scenario {name}'s plan() returned a Plan with {_kind(wrong)} among its calls, not a TaskCall"
         )
     if isinstance(plan.timeout, bool) or not isinstance(plan.timeout, (int, float)) or not plan.timeout > 0:
         raise ScenarioFailed(f"scenario {name}'s plan() returned a Plan whose timeout is {plan.timeout!r}, not seconds")
+
+
+def made_call(name: str, calls: PlanCalls, index: int) -> TaskCall:
+    """Call `index` of a lazy plan, its maker's error or a wrong value the scenario's failure."""
+    try:
+        call = calls.make(index)
+    except SCENARIO_ERRORS as exc:
+        raise failure(name, f"making call {index} of its plan", exc) from None
+    if not isinstance(call, TaskCall):
+        raise ScenarioFailed(f"scenario {name}'s plan made {_kind(call)} as call {index}, not a TaskCall")
+    return call
+
+
+def call_reader(name: str, calls: Sequence[TaskCall]) -> Callable[[int], TaskCall]:
+    """Call *i* of a plan: a list's own item, a PlanCalls' made and checked (made_call)."""
+    if isinstance(calls, PlanCalls):
+        return functools.partial(made_call, name, calls)
+    return calls.__getitem__
 
 
 def _kind(value: Any) -> str:

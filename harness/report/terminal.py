@@ -12,7 +12,6 @@ from oomlab.record.schema import RunRecord
 from oomlab.report.by_name import by_name_table
 from oomlab.report.latency import latency_text
 from oomlab.run.hooks import RunHook
-from oomlab.run.replay import Replay
 from rich.console import Console
 from rich.table import Table
 
@@ -245,10 +244,9 @@ class Progress(RunHook):
 
     def running(self, run: RunView) -> None:
         replay, group = run.replay, run.group
-        if not isinstance(replay, Replay) or group is None:  # a load run's view is LoadLive
+        if replay is None or group is None:
             return
-        done = len(replay.tasks) - replay.unfinished() + len(replay.pending_calls)
-        total = len(replay.tasks) + len(replay.pending_calls)
+        done, total = replay.progress()  # a plan's, streamed or held (a load run's view is LoadLive)
         self.status.update(
             f"{run.scenario.name}: {done}/{total} tasks final · {group.oom_kill_count()} OOM kills · {self._usage(run)}"
         )

@@ -8,8 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from oomlab.assemble.truth import worker_lost_cause
-from oomlab.config.routing import class_plan
-from oomlab.config.scenario import Plan, repeated
+from oomlab.run.plan import choose_way, plan_names, run_plan, timeout_of
 from oomlab.run.registered import check_names_locally, check_registered
 from oomlab.run.replay import Replay
 from oomlab.run.restart import GONE_FOR_GOOD_SECONDS, restart_worker
@@ -30,21 +29,12 @@ def drive(run: RunState) -> None:
         replay_plan(run)
 
 
-def scenario_plan(run: RunState) -> Plan:
-    """The scenario's own plan, made once: its names are checked before the worker starts, and the
-    same calls are replayed once it is ready."""
-    if run.own_plan is None:
-        run.planned = True
-        run.own_plan = run.scenario.plan(run.context())
-    return run.own_plan
-
-
 def check_plan_names(run: RunState) -> None:
     """A plan run's task names against the scenario's app, before the worker starts (load runs
-    check theirs when the worker is ready)."""
+    check theirs when the worker is ready); then which way the plan is sent (oomlab.run.plan)."""
     if not run.config.load:
-        plan = class_plan(repeated(scenario_plan(run), run.config.min_tasks), run.config)
-        check_names_locally(run.scenario.app, [call.task for call in plan.calls])
+        check_names_locally(run.scenario.app, plan_names(run_plan(run), run.scenario.name))
+        choose_way(run)
 
 
 class CeleryNotice:
@@ -77,12 +67,10 @@ CELERY_NOTICE_WAIT_S = 5.0
 
 def replay_plan(run: RunState) -> None:
     config, placement = run.config, run.placement
-    own = scenario_plan(run)
-    run.plan_calls = len(own.calls)
-    plan = class_plan(repeated(own, config.min_tasks), run.config)
-    timeout = config.timeout or plan.timeout
+    plan = run_plan(run)
+    timeout = timeout_of(run, plan)
     run.record.config = dataclasses.replace(config, timeout_used=timeout)
-    check_registered(run, [call.task for call in plan.calls])
+    check_registered(run, plan_names(plan, run.scenario.name))
     replay = run.replay = Replay(run.app, plan, run.send_queue)
     started_work = StartedWork()
     celery_notice = CeleryNotice()

@@ -7,6 +7,7 @@ import uuid
 from typing import Any, Protocol
 
 from oomlab.assemble.outcomes import FINAL_STATES, describe_exception
+from oomlab.config.plan_calls import in_time_order
 from oomlab.config.scenario import Plan
 from oomlab.errors import BrokerUnreachable
 from oomlab.record.schema import TaskRecord
@@ -29,12 +30,14 @@ class Following(Protocol):
 
     def unfinished_ids(self) -> list[str]: ...
 
+    def progress(self) -> tuple[int, int]: ...
+
 
 class Replay:
     def __init__(self, app: Any, plan: Plan, queue: Any):
         self.app = app
         self.queue = queue
-        self.pending_calls = sorted(plan.calls, key=lambda call: call.at)
+        self.pending_calls = list(in_time_order(plan.calls))  # a small plan (oomlab.run.plan)
         self.tasks: list[TaskRecord] = []
         self.states: dict[str, tuple[str | None, str | None]] = {}
         self.unreachable_since: float | None = None  # the broker or result backend stopped answering
@@ -91,6 +94,11 @@ class Replay:
 
     def unfinished_ids(self) -> list[str]:
         return [t.id for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES]
+
+    def progress(self) -> tuple[int, int]:
+        """Tasks final, and tasks in all (sent or to send)."""
+        total = len(self.tasks) + len(self.pending_calls)
+        return total - self.unfinished(), total
 
     def unfinished(self) -> int:
         return sum(1 for t in self.tasks if self.states.get(t.id, ("PENDING",))[0] not in FINAL_STATES) + len(

@@ -79,7 +79,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--results", default="results", help="directory for run records (default ./results)")
     parser.add_argument(
-        "--timeout", type=float, help="seconds to wait for every task to be final (default: the plan's)"
+        "--timeout",
+        type=float,
+        help="seconds to wait for every task to be final (default: the plan's, or 1 s per task and pool process if longer)",
     )
     parser.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for the worker to be ready")
     parser.add_argument("--sample-hz", type=float, default=100.0, help="RSS sampling rate (default 100)")

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, ClassVar
 
 from oomlab.config.load_mix import call_source, sent_names
-from oomlab.config.load_shapes import LoadShape
+from oomlab.config.load_shapes import PLAN, LoadShape
 from oomlab.config.routing import class_tasks
 from oomlab.record.schema import TaskRecord
 from oomlab.record.stream import TASKS_FILE
@@ -29,6 +29,7 @@ from oomlab.run.load.replacements import Replacements
 from oomlab.run.load.schedule import Scheduler
 from oomlab.run.load.sender import Sender
 from oomlab.run.load.soak import Soak
+from oomlab.run.plan import plan_names, run_plan, sent_calls
 from oomlab.run.poison import poisoned_ids
 from oomlab.run.registered import check_registered
 from oomlab.run.view import RunView
@@ -59,7 +60,7 @@ class LoadDriver(RunHook):
         self.follower = Follower(
             self.book, run.observers.monitor, run.app, self.soak, self.replacements, lambda: self.figures.last_depth
         )
-        self.finish = Finish(run, self.book)
+        self.finish = Finish(run, self.book, shape.tasks if shape.kind == PLAN else None)
         self.stopped_at: float | None = None
         self.due_at: dict[str, float] = {}
 
@@ -80,13 +81,22 @@ class LoadDriver(RunHook):
     def unfinished_ids(self) -> list[str]:
         return list(self.book.flights)
 
+    def progress(self) -> tuple[int, int]:
+        """Tasks final, and tasks in all: a streamed plan's or a closed loop's count, else those sent."""
+        return self.book.final_count, max(self.shape.tasks or 0, self.book.submitted)
+
     # --- the run ------------------------------------------------------------------------------
     def drive(self) -> None:
         run = self.run
         run.planned = True
-        ctx = run.context()
-        self.scheduler.begin(*call_source(run.scenario, ctx, self.shape.seed, class_tasks(run.config)))
-        check_registered(run, sent_names(run.scenario, ctx, class_tasks(run.config)))
+        if self.shape.kind == PLAN:  # a plan too large to hold, read as it is sent
+            plan = run_plan(run)
+            self.scheduler.begin(sent_calls(plan, run.scenario.name), f"the scenario's plan of {len(plan.calls)} calls")
+            check_registered(run, plan_names(plan, run.scenario.name))
+        else:
+            ctx = run.context()
+            self.scheduler.begin(*call_source(run.scenario, ctx, self.shape.seed, class_tasks(run.config)))
+            check_registered(run, sent_names(run.scenario, ctx, class_tasks(run.config)))
         run.record.files["tasks"] = TASKS_FILE
         try:
             self._loop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from oomlab.config.load_shapes import LoadShape
+from oomlab.config.load_shapes import PLAN, LoadShape
 from oomlab.config.scenario import TaskCall
 from oomlab.run.load.book import Book
 from oomlab.run.load.depth import QueueDepth
@@ -25,16 +25,19 @@ class Scheduler:
         self.sending_done = False
         self.sending_ended_at: float | None = None
         self.depth_at_send_end: int | None = None
+        self.waiting: TaskCall | None = None  # a plan's next call, not due yet or no room for it
 
     def begin(self, calls: Iterator[TaskCall], source: str) -> None:
         self.calls, self.source = calls, source
-        self.schedule = self.shape.due_times() if self.shape.kind != "closed" else None
+        self.schedule = self.shape.due_times() if self.shape.kind in ("rate", "stages") else None
         self.next_due = next(self.schedule, None) if self.schedule else None
 
     def send(self, elapsed: float) -> None:
         """What is due `elapsed` seconds after the load began."""
         if self.schedule is not None:
             self._send_scheduled(self.schedule, elapsed)
+        elif self.shape.kind == PLAN:
+            self._send_plan(elapsed)
         elif not self.sending_done:
             self._send_closed(elapsed)
 
@@ -42,7 +45,8 @@ class Scheduler:
         """The monotonic time to wake for the next scheduled send (an open loop's), else None: its due
         time, but no sooner than SEND_TICK from `now`, so that a rate of thousands a second sends a
         few at each wake-up (in one batch) rather than waking the loop once per task."""
-        return None if self.next_due is None else max(start + self.next_due, now + SEND_TICK)
+        due = self.waiting.at if self.waiting is not None else self.next_due
+        return None if due is None else max(start + due, now + SEND_TICK)
 
     def sending_window(self, start: float, stopped_at: float | None) -> float:
         """Seconds of the schedule that sending covered: its whole length once it ended, else up to now
@@ -72,6 +76,25 @@ class Scheduler:
             room = min(room, shape.tasks - book.submitted)
         if room > 0:
             self.sender.submit([book.open(next(self.calls), None) for _ in range(room)])
+
+    def _send_plan(self, elapsed: float) -> None:
+        """A plan's calls in order, each once its `at` has come, while fewer than the shape's
+        `in_flight` are outstanding: the plan is read as it is sent, never held."""
+        due: list[Send] = []
+        room = self.shape.in_flight - self.book.own_in_flight
+        while room > 0 and not self.sending_done:
+            call = self.waiting or next(self.calls, None)
+            self.waiting = None
+            if call is None:
+                self._sending_ended()
+            elif call.at > elapsed:
+                self.waiting = call
+                break
+            else:
+                due.append(self.book.open(call, None))  # no open-loop schedule: never "late"
+                room -= 1
+        if due:
+            self.sender.submit(due)
 
     def _sending_ended(self) -> None:
         if not self.sending_done:

@@ -70,7 +70,7 @@ def run_trial(scenario: Scenario, config: RunConfig, concurrency: int, tasks_per
         run.record.status,
         summary.group_peak_bytes,
         summary.children_recycled,
-        len(run.record.tasks),
+        summary.tasks,  # every task's, a streamed plan's too (its record lists none: oomlab.run.plan)
         run.plan_calls,
         killed_what(run.record.kills),
     )
