@@ -13,6 +13,7 @@ from oomlab.config.events_url import parse_events_url
 from oomlab.config.load_shapes import shape_from_flags
 from oomlab.config.scenario import Scenario
 from oomlab.config.sizes import format_size
+from oomlab.config.validate import replica_name
 from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput, Interrupted
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
 from oomlab.record.printable import printable_field
@@ -75,7 +76,7 @@ def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
 def wants_fleet(args: argparse.Namespace) -> bool:
     """A fleet run; refused: --beside without --fleet (one run has nothing to set beside it)."""
     fleet = bool(getattr(args, "fleet", None) or getattr(args, "fleet_from_env", None))
-    if getattr(args, "beside", None) and not fleet:
+    if getattr(args, "beside", None) is not None and not fleet:
         raise BadInput("--beside sets one worker's figures beside a fleet's: give it with --fleet")
     return fleet
 
@@ -99,7 +100,9 @@ def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
         raise BadInput("--in-flight (a closed loop) is not built for fleets yet; give --rate/--duration or --stages")
 
     single = None
-    if args.beside:
+    if args.beside is not None:
+        if not args.beside.strip():
+            raise BadInput("--beside needs the single-worker run's directory (it was given empty)")
         if shape is not None:
             raise BadInput("--beside compares a replay of the plan: give it without --rate, --duration or --stages")
         single = read_single(args.beside, scenario, args.variant, dict(args.param or []), args.tasks)
@@ -131,12 +134,12 @@ def replicas_given(text: str | None) -> tuple[int, list[str] | None]:
     text = (text or "").strip()
     if text.isdigit() and int(text) >= 1:
         return int(text), None
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or text.isdigit() or len(set(names)) != len(names):
+    names = [name.strip() for name in text.split(",")]
+    if not text or text.isdigit() or text.lstrip("-").isdigit() or len(set(names)) != len(names):
         raise BadInput(
             "--fleet needs --replicas N (1 or more) or --replicas NAME,NAME,... (each agent's --replica, once each)"
         )
-    return len(names), names
+    return len(names), [replica_name("--replicas", name) for name in names]
 
 
 def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:

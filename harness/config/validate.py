@@ -8,6 +8,7 @@ import difflib
 import json
 import math
 import os
+import re
 from typing import Any
 
 from oomlab.config.celery_safety import check_serializers
@@ -17,6 +18,9 @@ from oomlab.errors import BadInput, ResultsUnwritable
 _NAME_MAX = 255  # bytes in one path component (ext4, xfs, tmpfs)
 _PATH_MAX = 4096
 _RUN_DIR_NAME = 80  # a run id (time, scenario, hex) is appended to --results
+# a replica's name: a host or pod name's characters (a Kubernetes pod name is at most 253), no space,
+# no leading dash (it would read as a flag)
+_REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,252}")
 
 
 def memory_limit(given: str | None, default: str) -> tuple[str, int]:
@@ -28,6 +32,16 @@ def memory_limit(given: str | None, default: str) -> tuple[str, int]:
         return text, parse_size(text)
     except BadInput as error:
         raise BadInput(f"--memory {error.message}") from None
+
+
+def replica_name(flag: str, name: str) -> str:
+    """A replica's name (`agent --replica`, `run --fleet --replicas a,b`), or BadInput saying why not."""
+    if not _REPLICA_NAME.fullmatch(name):
+        raise BadInput(
+            f"{flag}: {name!r} is not a replica name: letters, digits and . _ @ : - (a host or pod name), "
+            f"starting with a letter or digit, up to 253 characters"
+        )
+    return name
 
 
 def seconds(flag: str, value: float | None) -> float | None:

@@ -46,6 +46,10 @@ FLEET = ["run", "alloc", "--broker", f"{REDIS}"]
         (["--fleet", "redis://127.0.0.1:6379/0/s"], 2, "--fleet needs --replicas N"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "0"], 2, "--fleet needs --replicas N"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "a,a"], 2, "once each"),
+        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "-1"], 2, "--fleet needs --replicas N"),
+        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "a1 a2"], 2, "'a1 a2' is not a replica name"),
+        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "a1,,a2"], 2, "'' is not a replica name"),
+        (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "r1", "--beside", ""], 2, "--beside"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--memory", "1GiB"], 2, "are the replicas'"),
         (["--fleet", "redis://127.0.0.1:6379/0/s", "--replicas", "2", "--rate", "5/s"], 2, "--rate needs --duration"),
         (

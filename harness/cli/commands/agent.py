@@ -7,6 +7,7 @@ import argparse
 import os
 
 from oomlab.config.sizes import parse_size
+from oomlab.config.validate import replica_name
 from oomlab.errors import BadInput
 from oomlab.record.printable import printable_field
 
@@ -72,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
         max_redeliveries=args.max_redeliveries,
         alert_webhook=args.alert_webhook,
         events=events_url(args),
-        replica=args.replica,
+        replica=None if args.replica is None else replica_name("--replica", args.replica),
     )
     return run(options)
 
