@@ -6,17 +6,25 @@ calls are sent in, the distinct names, and the default timeout, which grows with
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, overload
-
-if TYPE_CHECKING:
-    from oomlab.config.scenario import TaskCall
+from dataclasses import dataclass, field
+from typing import overload
 
 TASK_SECONDS = 1.0  # the default timeout's allowance per task and pool process (a plan may say more)
 
 
 @dataclass(frozen=True)
-class PlanCalls(Sequence["TaskCall"]):
+class TaskCall:
+    """One message to send: which task, with what, and when (seconds after the worker is ready)."""
+
+    task: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    at: float = 0.0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class PlanCalls(Sequence[TaskCall]):
     """`length` calls, call *i* being `make(i)`: what a scenario returns for a plan of any size
     (`Plan(PlanCalls(ctx.tasks, lambda i: TaskCall(...)))`). `make` must be pure: each read makes
     the call anew."""

@@ -30,6 +30,7 @@ from typing import Any
 from oomlab.config import validate
 from oomlab.config.celery_safety import check_serializers
 from oomlab.config.plan_calls import PlanCalls
+from oomlab.config.plan_calls import TaskCall as TaskCall  # defined beside the plan's calls
 from oomlab.config.scenario_vetting import vet
 from oomlab.errors import BadInput, ExtraMissing, NoPermission, ScenarioFailed, ScenarioImportFailed
 from oomlab.trust import check_trusted_dir, private_dir, untrusted_file_reason
@@ -65,17 +66,6 @@ class Param:
                 return text
             raise BadInput(f"parameter {self.name}={text!r} is not a {kind.__name__} (default {self.default!r})")
         return validate.param_value(self.name, self.default, text)  # checked before the scenario sees it
-
-
-@dataclass(frozen=True)
-class TaskCall:
-    """One message to send: which task, with what, and when (seconds after the worker is ready)."""
-
-    task: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
-    at: float = 0.0
-    label: str = ""
 
 
 @dataclass(frozen=True)
