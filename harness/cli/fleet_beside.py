@@ -35,9 +35,16 @@ def beside_lines(b: BesideSingle) -> list[str]:
     ]
     for name, single, fleet, ratio, per_replica in rows:
         lines.append(f"  {name:<18} {single:>12} {fleet:>12} {_times(ratio):>12} {_times(per_replica):>12}".rstrip())
+    untimed = many.final - many.timed
     lines.append(
-        f"  ({one.final} of {one.sent} tasks final on one worker, {many.final} of {many.sent} in the fleet; the "
-        f"fleet's group peak is its largest replica's)"
+        f"  ({one.final} of {one.sent} tasks final on one worker, {many.final} of {many.sent} in the fleet"
+        + (
+            f", {untimed} of them known final from the result backend only, without times: the fleet's "
+            f"throughput and latencies cover the other {many.timed}"
+            if untimed > 0
+            else ""
+        )
+        + "; the fleet's group peak is its largest replica's)"
     )
     return lines
 

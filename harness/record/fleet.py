@@ -121,6 +121,7 @@ class FleetFigures:
     killed: int = 0
     lost: int = 0
     duration_s: float = 0.0  # first send to the last task final
+    timed: int = 0  # tasks final with an end time (the throughput's and latencies' tasks)
     asked_per_s: float | None = None  # an open loop's mean rate asked for (None: the plan)
     throughput_per_s: float | None = None  # tasks final per second over duration_s
     latency_p50_s: float | None = None  # sent to final, finished tasks
@@ -141,6 +142,7 @@ class SideFigures:
 
     sent: int = 0
     final: int = 0  # succeeded, failed or killed
+    timed: int = 0  # of which with an end time: the tasks throughput and latency are computed from
     killed: int = 0
     duration_s: float | None = None
     throughput_per_s: float | None = None

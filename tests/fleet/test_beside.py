@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from oomlab.cli.fleet_beside import beside_lines
 from oomlab.config.options import RunConfig
 from oomlab.errors import BadInput
 from oomlab.record.fleet import FleetFigures, ReplicaRecord
@@ -60,6 +61,17 @@ def test_the_ratios_are_fleet_over_one_and_per_replica():
         3,
     )
     assert beside(SingleRun("/r/x", _record()), FleetFigures(), 3).ratios.throughput is None  # nothing measured
+
+
+def test_tasks_final_without_times_are_said_beside_the_figures():
+    """A task known final from the result backend only (its replica's events never came) is in no
+    figure: the footer says how many of the fleet's tasks the figures cover."""
+    fleet = FleetFigures(sent=4, succeeded=3, killed=1, timed=3, duration_s=0.5, throughput_per_s=6.0)
+    footer = beside_lines(beside(SingleRun("/r/x", _record()), fleet, replicas=3))[-1]
+    assert "3 of 4 tasks final on one worker, 4 of 4 in the fleet, 1 of them known final" in footer
+    assert "cover the other 3" in footer
+    fleet.timed = 4
+    assert "without times" not in beside_lines(beside(SingleRun("/r/x", _record()), fleet, replicas=3))[-1]
 
 
 def test_a_replica_of_another_limit_or_pool_or_another_plan_is_refused():

@@ -142,6 +142,7 @@ def fleet_side(f: FleetFigures) -> SideFigures:
     return SideFigures(
         sent=f.sent,
         final=f.succeeded + f.failed + f.killed,
+        timed=f.timed,
         killed=f.killed,
         duration_s=f.duration_s or None,
         throughput_per_s=f.throughput_per_s,
@@ -168,6 +169,7 @@ def single_side(record: RunRecord) -> SideFigures:
         if task.outcome not in FINAL or end is None:
             continue
         side.final += 1
+        side.timed += 1
         side.killed += task.outcome == "killed"
         ends.append(end)
         latencies.append(round(max(0.0, end - task.sent_mono), 6))

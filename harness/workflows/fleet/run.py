@@ -486,6 +486,7 @@ def _figures(tasks: list[FleetTask], backlog: list[tuple[float, int]]) -> FleetF
     for task in tasks:
         setattr(figures, task.outcome, getattr(figures, task.outcome) + 1)
     ended = [t.ended_s for t in tasks if t.ended_s is not None and t.outcome != "lost"]
+    figures.timed = len(ended)
     if tasks and ended:
         figures.duration_s = round(max(ended) - min(t.sent_s for t in tasks), 6)
         if figures.duration_s > 0:
