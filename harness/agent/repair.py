@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from oomlab.agent.kills import Kill
-from oomlab.agent.store import Store, redis_url, unreachable
+from oomlab.agent.store import Store, redis_url
 from oomlab.probe import agent_events
+from oomlab.worker.reach import unreachable
 
 
 class OOMKilled(Exception):

@@ -9,9 +9,7 @@ stopped. Keys are per app (its main name) and expire, so nothing grows for ever:
 from __future__ import annotations
 
 import json
-import socket
 import time
-import urllib.parse
 
 KILLS_TTL_S = 7 * 24 * 3600  # a task id's kills are forgotten a week after its last one
 
@@ -21,23 +19,6 @@ def redis_url(conf: dict) -> str | None:
         url = conf.get(key) or ""
         if isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://")):
             return url
-    return None
-
-
-def unreachable(url: object) -> str | None:
-    """Why a Redis or AMQP URL's port does not answer now (a TCP connect, no client library), or None."""
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
-        return None
-    try:
-        parts = urllib.parse.urlsplit(url)
-        default = 5672 if parts.scheme.startswith("amqp") else 6379
-        address = (parts.hostname or "127.0.0.1", parts.port or default)
-    except ValueError:
-        return None
-    try:
-        socket.create_connection(address, timeout=3).close()
-    except OSError as exc:
-        return type(exc).__name__
     return None
 
 

@@ -116,3 +116,19 @@ def test_a_kill_seen_within_a_millisecond_is_not_printed_as_0_ms():
     from oomlab.cli.fleet import _detection
 
     assert (_detection(0.0), _detection(0.0004), _detection(0.0025)) == ("< 1 ms", "< 1 ms", "2.5 ms")
+
+
+@pytest.mark.parametrize("which", ["--broker", "--result-backend"])
+def test_a_broker_or_backend_that_is_down_is_said_at_once_and_leaves_no_run_directory(tmp_path, which):
+    """Before the replicas are waited for (not after their hellos and a client library's minute of
+    retries, in a message of several lines), and no empty run directory is left."""
+    down = "redis://:s3cret@127.0.0.1:1/0"
+    argv = ["run", "alloc", "--broker", down if which == "--broker" else REDIS]
+    if which == "--result-backend":
+        argv += ["--result-backend", down]
+    started = time.monotonic()
+    done = _oomlab(*argv, "--fleet", f"{REDIS}/s-{uuid.uuid4().hex[:8]}", "--replicas", "1", "--results", str(tmp_path))
+    assert done.returncode == 5, done.stderr
+    what = "broker" if which == "--broker" else "result backend"
+    assert f"cannot reach the {what}" in _one_sentence(done) and "s3cret" not in done.stderr
+    assert time.monotonic() - started < 20 and os.listdir(tmp_path) == []

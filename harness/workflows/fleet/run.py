@@ -29,12 +29,14 @@ from oomlab.errors import BadInput, BrokerUnreachable, Interrupted, WorkerStartF
 from oomlab.record import fleet
 from oomlab.record.exact_counts import nearest_rank
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetFigures, FleetRecord, FleetTask, ReplicaRecord
+from oomlab.record.redact import safe_url
 from oomlab.record.schema import write_json_atomic
 from oomlab.run.load.depth import QueueDepth
 from oomlab.run.signals import RunSignals
 from oomlab.run.state import new_run_id
 from oomlab.trust import private_dir
 from oomlab.worker.client_app import detach, point_at
+from oomlab.worker.reach import unreachable
 from oomlab.worker.redis_clock import redis_clock_offset
 from oomlab.workflows.fleet.beside import SingleRun, beside, check_against
 from oomlab.workflows.fleet.events import Fold, TaskState
@@ -99,7 +101,6 @@ class FleetRun:
 
         options = self.options
         private_dir(options.results, "results directory")  # refused before anything is sent
-        private_dir(self.run_dir, "run directory")  # a plan's generated inputs may go there
         self.client = redis.Redis.from_url(options.events.client_url, socket_timeout=10, socket_connect_timeout=5)
         try:
             self.offset, trip = redis_clock_offset(self.client)
@@ -107,6 +108,10 @@ class FleetRun:
             raise BrokerUnreachable(
                 f"cannot reach the events stream {options.events.shown} ({type(exc).__name__}); is its Redis up?"
             ) from None
+        for what, url in (("broker", options.broker), ("result backend", options.result_backend)):
+            if (why := unreachable(url)) is not None:  # said now, not after the hellos and a client's minute
+                raise BrokerUnreachable(f"cannot reach the {what} {safe_url(str(url))} ({why}); is it up?")
+        private_dir(self.run_dir, "run directory")  # a plan's generated inputs may go there
         clock = Clock(offset_s=self.offset, round_trip_s=trip)
         self.started = self.now()
         self.fold.window_start = self.started
@@ -322,7 +327,7 @@ class FleetRun:
                 self.pending.append(state)
                 app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.options.queue)
         except Exception as exc:
-            self.send_error = f"{type(exc).__name__}: {exc}"
+            self.send_error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"  # one line
 
     def _poll_backend(self, app: Any, everything: bool = False) -> None:
         """Open tasks sent a while ago, oldest first (at most POLL_CAP a time): final in the result
