@@ -132,3 +132,26 @@ def test_a_broker_or_backend_that_is_down_is_said_at_once_and_leaves_no_run_dire
     what = "broker" if which == "--broker" else "result backend"
     assert f"cannot reach the {what}" in _one_sentence(done) and "s3cret" not in done.stderr
     assert time.monotonic() - started < 20 and os.listdir(tmp_path) == []
+
+
+def test_replicas_beyond_those_expected_are_said_not_counted_silently(tmp_path):
+    """Two agents say hello where --replicas named one: the other takes tasks too, so it is said (then
+    the run is refused here: neither consumes the run's queue, so nothing is sent)."""
+    from oomlab.record import fleet
+
+    stream = f"oomlab-fleet-cli-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(REDIS)
+    for pid, name in enumerate(("r1", "r2"), start=100):
+        hello = {
+            "ev": fleet.WORKER_START, "replica": name, "wall": time.time(), "pid": pid, "agent_pid": pid,
+            "hostname": f"celery@{name}", "limit_bytes": 256 << 20, "concurrency": 1, "clock_offset_s": 0.0,
+            "clock_round_trip_s": 0.001, "queues": ["elsewhere"],
+        }  # fmt: skip
+        client.xadd(stream, {fleet.EVENT_FIELD: fleet.encode_event(hello)})
+    try:
+        done = _oomlab(*FLEET, "--fleet", f"{REDIS}/{stream}", "--replicas", "r1", "--results", str(tmp_path))
+    finally:
+        client.delete(stream)
+    assert done.returncode == 2, done.stderr
+    assert "1 replica(s) not named by --replicas said hello and take tasks too: r2" in done.stderr
+    assert "no replica consumes the queue" in _one_sentence(done)

@@ -166,9 +166,26 @@ class FleetRun:
                 f"({', '.join(sorted(r.name for r in ready))}); {missing} missing{named}: the run goes on "
                 f"without them"
             )
+        self._say_unexpected(ready)
         self._check_queue(ready)
         self._drive(ready)
         return missing
+
+    def _say_unexpected(self, ready: list[ReplicaRecord]) -> None:
+        """Replicas beyond those --replicas expected: they take tasks too, so they are said (and kept in
+        the notes), never counted silently (a per-replica figure divides by every replica that ran)."""
+        names, expected = self.options.replica_names, self.options.replicas
+        extra = sorted(r.name for r in ready if r.name not in names) if names else []
+        if extra:
+            sentence = (
+                f"{len(extra)} replica(s) not named by --replicas said hello and take tasks too: {', '.join(extra)}"
+            )
+        elif len(ready) > expected:
+            sentence = f"{len(ready)} replicas said hello where --replicas expected {expected}; every one takes tasks"
+        else:
+            return
+        self.notes.append(sentence)
+        self.say(sentence)
 
     def _check_queue(self, ready: list[ReplicaRecord]) -> None:
         """Refused before anything is sent: a --queue no replica consumes (each hello names its queues)."""
