@@ -3,12 +3,15 @@ report never re-measures: it reads the record and the run's files)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
 import sys
 import threading
 from typing import TYPE_CHECKING
 
 from oomlab.run.hooks import RunHook
+from oomlab.trust import run_python
 
 if TYPE_CHECKING:
     from oomlab.run.view import RunView
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
 PNG_NOTE = "oomlab: timeline.png needs matplotlib (pip install 'oomlab[png]'); report.html has the same charts"
 PNG_MISSING = "not drawn: matplotlib is not installed (pip install 'oomlab[png]'); report.html has the same charts"
 PNG_NOTED = ".timeline-png-noted"  # in a results directory: the note was printed for its runs once
+DRAW_TIMEOUT_SECONDS = 300  # matplotlib's font cache on a first run takes seconds, not minutes
 _png_note = threading.Lock()  # held for good once the note is printed: once per process, not per run
 
 
@@ -35,6 +39,14 @@ def _first_note_here(run_dir: str) -> bool:
     return True
 
 
+def _installed(name: str) -> bool:
+    """The library can be imported here, found without importing it (matplotlib is the child's to load)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 class TimelineWriter(RunHook):
     """timeline.png: memory over time, task spans and kills (matplotlib, the optional `png` extra, loaded
     only when drawing; without it run.json says so, the terminal once per results directory, and
@@ -44,20 +56,32 @@ class TimelineWriter(RunHook):
         samples = os.path.join(run.run_dir, "samples.csv")
         if not os.path.exists(samples) or os.path.getsize(samples) == 0:
             return  # nothing was sampled (the run stopped before its worker started): no plot
-        try:
-            from oomlab.report.timeline import render_timeline
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").partition(".")[0] != "matplotlib":
-                raise
+        if not _installed("matplotlib"):
             run.record.environment.timeline_error = PNG_MISSING
             if _first_note_here(run.run_dir):
                 print(PNG_NOTE, file=sys.stderr, flush=True)
             return
-        try:
-            render_timeline(run.run_dir, run.record)
+        error = draw_timeline(run.run_dir)
+        if error is None:
             run.record.files["timeline"] = "timeline.png"
-        except Exception as exc:  # a plot must never cost the user the record
-            run.record.environment.timeline_error = f"{type(exc).__name__}: {exc}"
+        else:  # a plot must never cost the user the record
+            run.record.environment.timeline_error = error
+
+
+def draw_timeline(run_dir: str) -> str | None:
+    """timeline.png drawn by a short-lived child Python from the run.json just checkpointed: matplotlib
+    costs ~50 MiB and a second of imports, which the run's own process (and a long pytest session)
+    never holds, and a crash or hang in it ends there. None when drawn, else why not (one line)."""
+    try:
+        done = run_python(
+            "-m", "oomlab.report.timeline", run_dir, capture_output=True, text=True, timeout=DRAW_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        return f"not drawn: the drawing took over {DRAW_TIMEOUT_SECONDS} s"
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else f"not drawn: the drawing exited with {done.returncode}"
 
 
 class ReportWriter(RunHook):

@@ -1,9 +1,13 @@
-"""timeline.png: RSS of every process over time, the group's usage, the limit, task spans, kills."""
+"""timeline.png: RSS of every process over time, the group's usage, the limit, task spans, kills.
+
+`python -m oomlab.report.timeline RUN_DIR` draws it from the run's record: the run starts it as a child
+(oomlab.report.hooks.draw_timeline), so matplotlib never lives in the run's own process."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 
 # "Matplotlib is building the font cache" on a user's first run: not a line for oomlab's stderr
 logging.getLogger("matplotlib").setLevel(logging.ERROR)
@@ -13,7 +17,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from oomlab.record.files import csv_curves  # noqa: E402
-from oomlab.record.schema import RunRecord  # noqa: E402
+from oomlab.record.schema import RunRecord, load_run  # noqa: E402
 from oomlab.trust import open_in_dir  # noqa: E402
 
 MIB = 1024 * 1024
@@ -73,3 +77,21 @@ def render_timeline(run_dir: str, record: RunRecord) -> str | None:
         fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def main(argv: list[str]) -> int:
+    """Draw RUN_DIR's timeline.png; on failure, one line on stderr (the run keeps it as timeline_error)."""
+    [run_dir] = argv
+    try:
+        drawn = render_timeline(run_dir, load_run(run_dir))
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if drawn is None:
+        print("not drawn: no process was sampled", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

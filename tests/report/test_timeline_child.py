@@ -1,0 +1,47 @@
+"""timeline.png is drawn by a child Python, so matplotlib never lives in the run's own process: a real
+run through the CLI, then the drawing's failure kept in the record instead of costing it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from oomlab.report.hooks import draw_timeline
+
+from tests.conftest import run_dir_from
+
+pytestmark = pytest.mark.integration
+
+# runs `oomlab ARGS` in this interpreter, then says whether matplotlib was ever imported here
+IMPORTED = (
+    "import sys\n"
+    "from oomlab.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('MATPLOTLIB_IMPORTED', 'matplotlib' in sys.modules, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_the_timeline_is_drawn_outside_the_runs_process(tmp_path):
+    argv = [sys.executable, "-c", IMPORTED, "run", "noop", "--tasks", "4", "--results", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "MATPLOTLIB_IMPORTED False" in done.stderr
+    run_dir = run_dir_from(done.stdout)
+    assert run_dir is not None
+    with open(os.path.join(run_dir, "timeline.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        record = json.load(handle)
+    assert record["files"]["timeline"] == "timeline.png" and record["environment"]["timeline_error"] is None
+
+    # a record the drawing cannot read: one line of why, nothing drawn, the caller keeps its record
+    os.remove(os.path.join(run_dir, "timeline.png"))
+    with open(os.path.join(run_dir, "run.json"), "w") as handle:
+        handle.write("{}")
+    error = draw_timeline(run_dir)
+    assert error is not None and "\n" not in error and "run.json" in error, error
+    assert not os.path.exists(os.path.join(run_dir, "timeline.png"))
