@@ -27,7 +27,7 @@ class OpenFiles:
     """Keeps /proc and cgroup files open and re-reads them with pread: a tick costs one syscall
     per file instead of open+read+close (these files are regenerated on every read at offset 0)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._fds: dict[str, int] = {}
 
     def read(self, path: str, size: int = 4096) -> bytes | None:
