@@ -1,4 +1,4 @@
-"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|saturation|tasks|agent] [--kills N]
+"""`python -m bench [all|fidelity|detection|overhead|sampler|plan|plugin|load|saturation|stream|tasks|agent] [--kills N]
 [--tasks N] [--rounds N]`."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "plan": "bench.plan_cost",
     "load": "bench.load_cost",
     "saturation": "bench.saturation",
+    "stream": "bench.stream",
     "tasks": "bench.tasks_read",
     "plugin": "bench.plugin_load",
     "agent": "bench.agent_cost",
@@ -35,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="detection: OOM kills of each kind (default 30); agent: kills timed on the host and in the container (default 20)",
     )
-    parser.add_argument("--tasks", type=int, metavar="N", help="overhead: no-op tasks per round (default 2000)")
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        metavar="N",
+        help="overhead: no-op tasks per round (default 2000); stream: the largest plan (default 20,000)",
+    )
     parser.add_argument("--rounds", type=int, metavar="N", help="overhead: alternating rounds (default 4)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.which else args.which
@@ -46,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(BENCHMARKS[name])
         if args.kills and hasattr(module, "KILLS"):
             module.KILLS = args.kills  # type: ignore[attr-defined]
+        if args.tasks and name == "stream":
+            module.TASKS = args.tasks  # type: ignore[attr-defined]
         if args.tasks and name == "overhead":
             module.TASKS = args.tasks  # type: ignore[attr-defined]
         if args.rounds and name == "overhead":

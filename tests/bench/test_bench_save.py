@@ -14,7 +14,7 @@ from oomlab.record.typed_json import to_json
 from rich.console import Console
 
 from bench import __main__ as bench_main
-from bench import agent_cost, detection, fidelity, load_cost, overhead, report, saturation
+from bench import agent_cost, detection, fidelity, load_cost, overhead, report, saturation, stream
 
 
 def _kill(pid: int, role: str, source: str, **detected: float) -> dict:
@@ -82,6 +82,18 @@ def _saturation() -> dict:
     return data
 
 
+def _stream() -> dict:
+    rows = [
+        {"tasks": n, "status": "complete", "succeeded": n, "peak_rss_bytes": peak, "peak_rss_during_run_bytes": 60 << 20,
+         "run_json_bytes": 40_000, "checkpoint_p50_s": 0.004, "checkpoint_p99_s": 0.015, "checkpoints": 12,
+         "achieved_per_s": 700.0, "wall_s": 9.0, "bare_achieved_per_s": 750.0, "bare_per_s": 720.0}
+        for n, peak in ((20, 62 << 20), (40, 63 << 20))
+    ]  # fmt: skip
+    data = stream.summarize(rows)
+    stream.show(data, report.console())
+    return data
+
+
 CASES = {
     "detection": _detection,
     "fidelity": _fidelity,
@@ -92,6 +104,7 @@ CASES = {
     "plan": lambda: {"figures": [{"limit": "256MiB", "recommended": 2, "boundary": None, "seconds": 1.0}]},
     "load": _load,
     "saturation": _saturation,
+    "stream": _stream,
     "tasks": lambda: {"rows": 10, "reads": {"Parquet": {"seconds": 0.1, "rounds_s": [0.1]}}, "read_speedup": 2.0},
     "agent": _agent,
     "plugin": lambda: {"rounds": 1, "all_with_plugin": [(0.5, 0.4)], "wall_difference_seconds": Spread(1, 1, 1, 1).p50},
@@ -152,3 +165,9 @@ def test_the_detection_summary_keeps_its_spreads_and_stages():
     assert data["figures"][detection.CHILD] == Spread(0.001, 0.001, 0.001, 1)
     assert data["figures"][detection.WORKER].n == 1 and data["stages"]["child"]["woke"].n == 1
     assert data["ratio_p95"] == pytest.approx(300)
+
+
+def test_the_stream_benchmark_sets_oomlabs_time_against_bare_celerys():
+    data = _stream()
+    assert [round(row["time_ratio"], 3) for row in data["rows"]] == [round(750 / 700, 3)] * 2
+    assert round(data["peak_ratio"], 3) == round(63 / 62, 3) and data["largest_peak_bytes"] == 63 << 20
