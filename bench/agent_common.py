@@ -1,5 +1,5 @@
-"""What both of `python -m bench agent`'s detection parts use: the worker's command and the alert
-webhook's receiver (on the host's 127.0.0.1, which a host-network container reaches too)."""
+"""What both of `python -m bench agent`'s detection parts use (and the agent's tests): the worker's
+command, the unprivileged container's settings and the alert webhook's receiver (on the host's 127.0.0.1, which a host-network container reaches too)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ def worker(queue: str, python: list[str]) -> list[str]:
     """`celery -A bench.agent_app worker`, prefork × 2, run by `python` (this interpreter, or the image's)."""
     return [*python, "-m", "celery", "-A", "bench.agent_app", "worker", "-P", "prefork", "-c", "2",
             "-Q", queue, "-n", f"{queue}@localhost", "-l", "INFO", "--without-mingle", "--without-gossip"]  # fmt: skip
+
+
+def unprivileged(limit: int) -> dict:
+    """The container settings the agent is measured and tested under (docker-py's keywords): nobody, no
+    capability, no new privileges, a hard memory limit with no swap beside it, the host's network."""
+    return {"detach": True, "user": "65534:65534", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "mem_limit": limit, "memswap_limit": limit, "network_mode": "host"}  # fmt: skip
 
 
 def receiver() -> tuple[HTTPServer, list[dict]]:

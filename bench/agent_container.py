@@ -28,7 +28,7 @@ from oomlab.worker.broker import redis_server_binary
 from oomlab.worker.docker.engine import DEFAULT_BASE, client, remove_container, worker_image
 from oomlab.worker.leftovers import Lease
 
-from bench.agent_common import receiver, worker
+from bench.agent_common import receiver, unprivileged, worker
 from bench.group import leased_group
 
 LIMIT = 256 * 2**20
@@ -77,13 +77,7 @@ def _start(image: str, name: str, url: str, queue: str, hook: str):
         worker(queue, ["python3"]),
         entrypoint=["oomlab", "agent", "--alert-webhook", hook, "--"],
         name=name,
-        detach=True,
-        user="65534:65534",  # nobody
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        mem_limit=LIMIT,
-        memswap_limit=LIMIT,
-        network_mode="host",
+        **unprivileged(LIMIT),
         volumes={APP: {"bind": "/app/bench", "mode": "ro"}},
         working_dir="/app",
         environment={"BENCH_AGENT_REDIS": url, "BENCH_AGENT_QUEUE": queue, "PYTHONPATH": "/app"},

@@ -3,39 +3,21 @@ down delays neither the detection nor the repair."""
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from bench.agent_common import receiver
 from tests.agent.conftest import wait_state
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
-def _receiver():
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, received
-
-
 def test_one_json_per_kill(agent_run):
-    server, received = _receiver()
+    server, received = receiver()
     try:
         with agent_run() as run:
             run.start("--memory", "256MiB", "--alert-webhook", f"http://127.0.0.1:{server.server_port}/hook")

@@ -13,6 +13,7 @@ import time
 import pytest
 from oomlab.worker.docker.engine import DEFAULT_BASE, client, worker_image
 
+from bench.agent_common import unprivileged
 from tests.agent.conftest import HERE, REDIS, AgentRun, wait_oomkilled, wait_state
 from tests.conftest import TIME_SCALE
 
@@ -28,13 +29,7 @@ def start_container(run: AgentRun, image: str):
         ["celery", "-A", "user_app", "worker", "-c", "1", "-l", "info", "-n", run.node],
         entrypoint=["oomlab", "agent", "--"],
         name=run.name,
-        detach=True,
-        user="65534:65534",  # nobody
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        mem_limit=LIMIT,
-        memswap_limit=LIMIT,
-        network_mode="host",
+        **unprivileged(LIMIT),
         volumes={str(HERE): {"bind": "/app", "mode": "ro"}},
         working_dir="/app",
         environment={**env, "PYTHONPATH": "/app"},
