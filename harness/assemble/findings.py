@@ -231,6 +231,11 @@ def failures(record: RunRecord) -> list[str]:
         kind, _, message = task.exception.partition(": ")
         count, first, name = found.get(kind, (0, message, task.name))
         found[kind] = (count + 1, first, name)
+    return failure_sentences(found)
+
+
+def failure_sentences(found: dict[str, tuple[int, str, str]]) -> list[str]:
+    """One sentence per exception type: type -> (count, first message, first task name)."""
     return [
         f"{count} task(s) failed with {kind}, first in {name}: {safe_url(first)[:200]}"
         if first

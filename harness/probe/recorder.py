@@ -144,8 +144,18 @@ def _delivery(task) -> dict:
 
 
 @signals.task_postrun.connect
-def _on_postrun(task_id=None, task=None, state=None, **_):
-    emit(POSTRUN, task_id=task_id, name=getattr(task, "name", None), state=state, **_end_peaks(task_id))
+def _on_postrun(task_id=None, task=None, state=None, retval=None, **_):
+    failed = {"exception": _exception(retval)} if state == "FAILURE" and isinstance(retval, BaseException) else {}
+    emit(POSTRUN, task_id=task_id, name=getattr(task, "name", None), state=state, **failed, **_end_peaks(task_id))
+
+
+EXCEPTION_CHARS = 300  # a failure's first line, kept short: one probe line stays one atomic write
+
+
+def _exception(error: BaseException) -> str:
+    """`Type: message` as the result backend's traceback ends, the message's first line, shortened."""
+    message = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {message}"[:EXCEPTION_CHARS] if message else type(error).__name__
 
 
 def _end_peaks(task_id: str | None) -> dict:

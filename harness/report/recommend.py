@@ -35,6 +35,8 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         )
     if profile.tasks_note:
         console.print(f"note: {profile.tasks_note}", markup=False, highlight=False)
+    for sentence in profile.poison:  # the measuring run stopped it: say what loops and what ends the loop
+        console.print(f"• {sentence} ({profile.run_dir})", markup=False, highlight=False)
 
 
 def _leak(profile: WorkerProfile) -> str:

@@ -26,6 +26,33 @@ def registered_names(run: RunState) -> list[str] | None:
     return list(ready[-1]) if ready else None
 
 
+CLOSE = 0.6  # difflib's ratio a close match reaches
+
+
+def _own_part(name: str, other: str) -> tuple[str, str]:
+    """The two names past the dotted module path they share: "proj.tasks.resize" against
+    "proj.tasks.rotate" compares "resize" with "rotate", not two strings that are mostly the same module."""
+    shared = 0
+    for index, (a, b) in enumerate(zip(name, other, strict=False)):
+        if a != b:
+            break
+        if a == ".":
+            shared = index + 1
+    return name[shared:], other[shared:]
+
+
+def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The registered names close to `name`, best first, judged on the part of each name past the
+    module path both share (every task of a module shares its path with a misspelling in it)."""
+    scored = []
+    for candidate in known:
+        own, theirs = _own_part(name, candidate)
+        ratio = difflib.SequenceMatcher(None, own, theirs).ratio()
+        if ratio >= CLOSE:
+            scored.append((-ratio, candidate))
+    return [candidate for _, candidate in sorted(scored)[:n]]
+
+
 def unknown_names(sent: Iterable[str], registered: Iterable[str], whose: str = "the worker's app") -> str | None:
     """One sentence naming each unknown name and its close matches; None when every name is known."""
     known = sorted(set(registered))
@@ -34,7 +61,7 @@ def unknown_names(sent: Iterable[str], registered: Iterable[str], whose: str = "
         return None
     parts = []
     for name in unknown:
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        close = close_matches(name, known)
         said = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else " (no close match)"
         parts.append(f"{name!r}{said}")
     return (
@@ -52,9 +79,7 @@ def check_names_locally(app: Any, sent: Iterable[str]) -> None:
     if known is None:
         return
     typos = [
-        name
-        for name in sent
-        if not name.startswith("celery.") and name not in known and difflib.get_close_matches(name, known, cutoff=0.6)
+        name for name in sent if not name.startswith("celery.") and name not in known and close_matches(name, known)
     ]
     sentence = unknown_names(typos, known, "the scenario's app") if typos else None
     if sentence:

@@ -75,6 +75,8 @@ class Book:
         self.max_above_start = 0  # the largest exact peak above a task's start: a task's transient
         self.above_start = LogHistogram()  # exact peaks above start, all names
         self.outcomes: Counter[str] = Counter()
+        # each exception type among the failed tasks: how many, and the first one's name and message
+        self.failures: dict[str, tuple[int, str, str]] = {}
         self.stream = TaskStream(run_dir)
         self.by_worker_in_flight = 0
         self._by_worker_ended: dict[str, None] = {}  # the latest ones, bounded: a late line does not open them again
@@ -183,6 +185,10 @@ class Book:
             self.max_above_start = max(self.max_above_start, peak - start_rss)
             self.above_start.record(peak - start_rss)
         self.outcomes[outcome] += 1
+        if outcome == "failed" and exception:
+            kind, _, message = exception.partition(": ")
+            count, first, first_name = self.failures.get(kind, (0, message, flight.name))
+            self.failures[kind] = (count + 1, first, first_name)
         at = (end if end is not None else time.monotonic()) - self.start
         with self.lock:
             self.by_name[flight.name].final(outcome, at, latencies, peak if exact else None)

@@ -111,7 +111,11 @@ class Follower:
         if flight is None or state not in ("SUCCESS", "FAILURE"):
             return  # RETRY: the same task id runs again
         outcome: Outcome = "succeeded" if state == "SUCCESS" else "failed"
-        self.book.final(flight, outcome, state, None, record["t"], record.get("peak_rss"), record.get("tree_kinds_end"))
+        raised = record.get("exception")  # the probe's `Type: message` of a failed task
+        exception = raised if outcome == "failed" and isinstance(raised, str) else None
+        self.book.final(
+            flight, outcome, state, exception, record["t"], record.get("peak_rss"), record.get("tree_kinds_end")
+        )
 
     def look_up_lost(self, poisoned: frozenset[str] = frozenset()) -> None:
         """Tasks whose child exited mid-task: Celery marks them failed (WorkerLostError) or the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
+from oomlab.assemble.findings import failure_sentences
 from oomlab.assemble.outcomes import OUTCOMES
 from oomlab.config.durations import format_seconds
 from oomlab.config.load_shapes import PLAN, LoadShape
@@ -84,7 +85,7 @@ def load_section(driver: LoadState, record: RunRecord) -> LoadSection:
         histogram_relative_error=total.peak_rss.relative_error,
         harness=driver.figures.own_cost(),
     )
-    section.findings = findings(section, driver)
+    section.findings = findings(section, driver) + failure_sentences(book.failures)
     return section
 
 

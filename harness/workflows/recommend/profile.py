@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from oomlab.assemble.analysis import percentile
+from oomlab.assemble.findings import poison
 from oomlab.assemble.trend import STEADY_MIN_R2, fit_line
 from oomlab.probe.events import CHILD_INIT
 from oomlab.record.files import csv_rows, read_probe
@@ -47,6 +48,8 @@ class WorkerProfile:
     startup: StartupCost | None = None  # the costliest start-up measured: this run's one child, or N together
     largest_task: str | None = None  # the name of the task with the largest need (task_need_max)
     killed_task: str | None = None  # the name of the task killed holding killed_task_rss_bytes
+    # the measuring run's poison messages (a task id OOM-killed on every delivery, stopped): its findings
+    poison: list[str] = field(default_factory=list)
 
     @property
     def child_start_bytes(self) -> int:
@@ -194,6 +197,7 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         tasks_note=tasks.check.note(),
         largest_task=largest[1] or None,
         killed_task=max(task_kills, key=lambda k: k.rss_bytes or 0).task_name if task_kills else None,
+        poison=poison(record),
     )
     profile.with_startup(startup_cost(run_dir, fixed))
     return profile

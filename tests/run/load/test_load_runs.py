@@ -125,3 +125,17 @@ def test_an_interrupted_load_run_leaves_its_stream_and_nothing_else(tmp_path):
     assert abs(record["load"]["offered_per_s"] - 60) < 6, record["load"]["offered_per_s"]
     assert not any("schedule itself was off" in f for f in record["load"]["findings"]), record["load"]["findings"]
     assert_nothing_left(record["run_id"])
+
+
+def test_each_exception_type_a_load_runs_tasks_failed_with_is_a_finding(oomlab):
+    # multiprocessing.Pool inside a prefork child fails ("daemonic processes are not allowed to have
+    # children"): the exception reaches each task's line and one finding names its type and message
+    result = oomlab("run", "task-tree", "--variant", "bad", "--in-flight", "1", "--tasks", "2")
+    load = _load(result)
+    assert load["counts"]["failed"] == 2
+    lines = list(RunTasks(result.run_dir).streamed())
+    assert [line.outcome for line in lines] == ["failed", "failed"]
+    assert all(line.exception and "daemonic" in line.exception for line in lines), [x.exception for x in lines]
+    (sentence,) = [f for f in load["findings"] if "failed with" in f]
+    assert sentence.startswith("2 task(s) failed with AssertionError, first in task_tree.") and "daemonic" in sentence
+    assert sentence in result.stdout

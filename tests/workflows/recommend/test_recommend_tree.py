@@ -58,3 +58,16 @@ def test_a_refuted_plan_is_not_handed_over(tmp_path):
     assert "refuted" in done.stderr and "OOM-killed" in done.stderr and "Traceback" not in done.stderr
     assert "task_tree.run_program" in done.stderr  # what was killed
     assert not [name for name in os.listdir(tmp_path) if name.startswith("recommend")], os.listdir(tmp_path)
+
+
+def test_a_poison_message_in_the_measuring_run_ends_and_is_told(tmp_path):
+    # acks_late + reject_on_worker_lost on a task asking for 3 x the limit: the measuring run stops it
+    # after three kills, and the plan's reader learns it was a poison message and what ends the loop
+    argv = oomlab_cmd("recommend", "workflows", "--variant", "poison", "--memory", "256MiB", "--results", str(tmp_path))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300 * TIME_SCALE)
+    assert done.returncode == 13, (done.returncode, done.stderr)  # no safe setting: the task never fits
+    assert "workflows.never_fits" in done.stdout and "is a poison message" in done.stdout, done.stdout
+    assert "x-delivery-limit" in done.stdout and "Traceback" not in done.stderr
+    with open(done.stdout.strip().splitlines()[-1]) as handle:
+        profile = json.load(handle)["profile"]
+    assert len(profile["poison"]) == 1 and profile["kills"] <= 3, profile["kills"]
