@@ -93,6 +93,17 @@ def test_worker_json_cannot_make_the_client_unpickle(oomlab, tmp_path, lookalike
     assert result.stderr.count("\n") == 1
 
 
+def test_a_worker_json_that_is_a_fifo_is_one_sentence_at_once(oomlab, tmp_path):
+    """Opened blocking, a FIFO as worker.json held the run past --start-timeout and SIGTERM."""
+    share = tmp_path / "share"
+    share.mkdir(mode=0o700)
+    os.mkfifo(share / "worker.json", 0o600)
+    started = time.monotonic()
+    result = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "3", timeout=30)
+    assert result.code == 2 and "worker.json: it is a FIFO" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and time.monotonic() - started < 20 * TIME_SCALE
+
+
 def _plant_links(share, tmp_path) -> dict[str, str]:
     """worker.log, worker.json.tmp and probe.jsonl as symlinks to root's 0600 files: {target: its text}."""
     planted = {}
