@@ -4,13 +4,17 @@ and the worker's own temp directory (billiard's pymp-* dirs) that must not outli
 
 from __future__ import annotations
 
+import os
 import tempfile
 
 from oomlab.assemble.analysis import spread
 from oomlab.assemble.outcomes import SHARED_POOLS
 from oomlab.probe.events import CHILD_INIT, POSTRUN, PRERUN, ProbeLine
+from oomlab.record.reading import open_regular
 from oomlab.record.schema import Execution, LeafSummary, ProcessRecord, RunRecord, Summary
 from oomlab.worker.leftovers import Lease
+
+LOG_TAIL_BYTES = 1024 * 1024  # Celery's last word is in the log's last lines
 
 
 def private_temp_dir(lease: Lease) -> str:
@@ -23,9 +27,10 @@ def private_temp_dir(lease: Lease) -> str:
 def worker_lost_cause(log_path: str) -> str | None:
     """The main process's last word before it exited: Celery logs an `Unrecoverable error` (a task's
     MemoryError, re-raised in the main process by the prefork pool) at CRITICAL."""
-    try:
-        with open(log_path, errors="replace") as handle:
-            lines = handle.read().splitlines()
+    try:  # an attached worker's log is in its share: never a link or a FIFO, only its last MiB read
+        with os.fdopen(open_regular(log_path, follow=False), "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - LOG_TAIL_BYTES))
+            lines = handle.read(LOG_TAIL_BYTES).decode(errors="replace").splitlines()
     except OSError:
         return None
     for line in reversed(lines):

@@ -30,10 +30,12 @@ from oomlab.observe.page_cache import ReadCache
 from oomlab.observe.priority import raise_thread_priority
 from oomlab.probe.events import POSTRUN, PRERUN, ProbeLine, decode
 from oomlab.probe.procfs import OpenFiles
-from oomlab.trust import RefusedLink, open_nofollow
+from oomlab.record.reading import MAX_LINE_BYTES, NotRegular, open_regular
+from oomlab.trust import RefusedLink
 from oomlab.worker.limits.base import LEAF_PREFIX, CgroupBackend, keyed_counters, read_text
 
 SWITCH_INTERVAL_S = 0.0005  # the GIL's switch interval while a monitor runs
+PROBE_CHUNK_BYTES = 4 * 1024 * 1024  # the probe file is read this much at a time (a line: a few hundred bytes)
 
 
 @dataclass
@@ -296,18 +298,24 @@ class Monitor(threading.Thread):
         return self._running.get(pid) or (self._running.get(owner) if owner is not None else None)
 
     def _tail_probe(self) -> None:
+        # an attached worker's share: never a link, and never a FIFO, whose blocking open would hold
+        # this thread (and the run, past SIGTERM) for ever; read a chunk at a time, a line capped
         try:
-            with open_nofollow(self.probe_path, "rb") as handle:  # an attached worker's share: never a link
-                handle.seek(self._probe_offset)
-                data = handle.read()
-                self._probe_cache.release(handle.fileno(), self._probe_offset + len(data))
-        except (FileNotFoundError, RefusedLink):
+            handle = os.fdopen(open_regular(self.probe_path, follow=False), "rb")
+        except (FileNotFoundError, RefusedLink, NotRegular):
             return
-        if not data:
-            return
-        self._probe_offset += len(data)
+        with handle:
+            handle.seek(self._probe_offset)
+            while data := handle.read(PROBE_CHUNK_BYTES):
+                self._probe_offset += len(data)
+                self._probe_cache.release(handle.fileno(), self._probe_offset)
+                self._take_probe(data)
+
+    def _take_probe(self, data: bytes) -> None:
         lines = (self._probe_partial + data).split(b"\n")
         self._probe_partial = lines.pop()
+        if len(self._probe_partial) > MAX_LINE_BYTES:  # no record is this long: dropped, not kept growing
+            self._probe_partial = b""
         records = [record for line in lines if (record := decode(line)) is not None]
         for record in records:
             if record.get("ev") == PRERUN and record.get("task_id"):

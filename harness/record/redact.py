@@ -50,6 +50,21 @@ def _masked_loose(match: re.Match[str]) -> str:
     return f"{match['head']}:{MASK}@"
 
 
+def without_password(text: str, url: str) -> str:
+    """`text` (a library's message about `url`) with `url`'s password masked, and each piece of it: a
+    parser that misreads a password holding `/`, `:` or a space quotes a piece of it as a port or a
+    path ("Port could not be cast to integer value as 'S3cret'"), which no URL pattern can find."""
+    rest = url.partition("://")[2]
+    userinfo = rest.rpartition("@")[0] if "@" in rest else ""
+    password = userinfo.partition(":")[2]
+    if password and password != MASK:
+        quoted = {f"'{q}'" for q in re.findall(r"'([^']+)'", text) if q in password}  # 'S3cr:et', 'ab'
+        pieces = {password, *quoted, *(p for p in re.split(r"[/:@?#\s]+", password) if len(p) >= 3)}
+        for piece in sorted(pieces, key=len, reverse=True):
+            text = text.replace(piece, f"'{MASK}'" if piece in quoted else MASK)
+    return safe_url(text)
+
+
 def secret_name(name: str) -> bool:
     """A setting or parameter name that says it holds a secret, in any case style (`database_password`,
     `dbPassword`, `accessKey`, `X-Auth-Token`, `api_token`); `tasks`, `keyboard`, `monkey_count` or a

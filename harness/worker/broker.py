@@ -9,7 +9,7 @@ import tempfile
 
 import redis
 from oomlab.errors import BrokerUnreachable
-from oomlab.record.redact import safe_url
+from oomlab.record.redact import safe_url, without_password
 from oomlab.worker.leftovers import Lease
 from oomlab.worker.proc import spawn, stop, wait_until
 
@@ -98,12 +98,18 @@ def check_reachable(url: str, role: str = "broker", timeout: float = 3.0) -> Non
             return
         except Exception as exc:  # any failure is the same answer for the user
             raise BrokerUnreachable(
-                safe_url(f"{role} {url} is unreachable ({exc}); start it, or omit {option} to use the embedded one")
+                safe_url(
+                    f"{role} {url} is unreachable ({without_password(str(exc), url)}); "
+                    f"start it, or omit {option} to use the embedded one"
+                )
             ) from None
     try:
         with Connection(url, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
         raise BrokerUnreachable(
-            safe_url(f"{role} {url} is unreachable ({exc}); start it, or omit {option} to use the embedded one")
+            safe_url(
+                f"{role} {url} is unreachable ({without_password(str(exc), url)}); "
+                f"start it, or omit {option} to use the embedded one"
+            )
         ) from None

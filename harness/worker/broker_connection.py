@@ -10,9 +10,10 @@ from kombu import Queue
 from oomlab.config.options import RunConfig
 from oomlab.config.routing import declared_queue
 from oomlab.config.scenario import Scenario
+from oomlab.record.redact import safe_url
 from oomlab.record.schema import WorkerSection
 from oomlab.worker import client_app
-from oomlab.worker.broker import EmbeddedRedis, check_reachable, safe_url
+from oomlab.worker.broker import EmbeddedRedis, check_reachable
 from oomlab.worker.celery_env import clear_celery_env
 from oomlab.worker.launch import jsonable, worker_celery_conf
 from oomlab.worker.leftovers import Lease

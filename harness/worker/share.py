@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -150,9 +151,17 @@ class WorkerShare:
 
 
 def _refuse_links(directory: str) -> None:
+    """The probe record and log the run reads are regular files: a symlink could be root's file, a
+    FIFO would block whoever opens it."""
     for name in (PROBE_FILE, LOG_FILE):
-        if os.path.islink(os.path.join(directory, name)):
+        try:
+            mode = os.lstat(os.path.join(directory, name)).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
             raise NoPermission(f"refusing the share {directory}: its {name} is a symbolic link")
+        if not stat.S_ISREG(mode):
+            raise NoPermission(f"refusing the share {directory}: its {name} is not a regular file")
 
 
 def copy_share_file(share_dir: str, name: str, run_dir: str) -> None:

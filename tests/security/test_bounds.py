@@ -213,3 +213,32 @@ def test_bounded_lines_cap_each_line_and_the_total():
     assert list(lines) == [b"a\n", b"x" * 25 + b"\n", b"b\n", b"last-without-newline"] and not lines.capped
     capped = BoundedLines(io.BytesIO(data), max_line=30, max_total=5)
     assert list(capped) == [b"a\n", b"xxx"] and capped.capped
+
+
+def test_a_huge_log_in_a_share_is_copied_a_line_cap_at_a_time(tmp_path):
+    """An attached worker's 384 MiB worker.log of one line (a sparse file: NULs, no newline until its
+    end) costs the copy into the run directory a MiB at a time, not the line (or the file) whole."""
+    share, run_dir = tmp_path / "share", tmp_path / "run"
+    share.mkdir(mode=0o700)
+    run_dir.mkdir(mode=0o700)
+    size = 384 * 1024 * 1024
+    with open(share / "worker.log", "wb") as handle:
+        handle.truncate(size)
+        handle.seek(size)
+        handle.write(b"\nredis://u:pw@h/0 last line\n")
+    measure = (
+        "import resource, sys; from oomlab.worker.share import copy_share_file; "
+        "copy_share_file(sys.argv[1], 'worker.log', sys.argv[2]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measure, str(share), str(run_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    rss = int(done.stdout)
+    assert rss < MAX_RSS_KIB, f"copying the log took {rss // 1024} MiB"
+    copied = run_dir / "worker.log"
+    assert copied.stat().st_size == size + len(b"\nredis://u:***@h/0 last line\n")
+    with open(copied, "rb") as handle:
+        handle.seek(size)
+        assert handle.read() == b"\nredis://u:***@h/0 last line\n"

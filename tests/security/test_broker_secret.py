@@ -5,6 +5,7 @@ pipe, never argv. Every process's /proc/PID/cmdline is read while the run runs."
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -116,3 +117,25 @@ def test_one_way_of_giving_the_broker(capsys):
         main(["run", "alloc", "--broker", "redis://x/0", "--broker-from-env", "X"])
     assert stopped.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--broker", "--result-backend"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://app:S3cret/PW@127.0.0.1:1/0",  # the client takes `S3cret` for the port and says so
+        "amqp://app:S3cr:et/PW@127.0.0.1:1//",
+        "redis://:pw/S3cret@127.0.0.1:1/0",
+    ],
+)
+def test_a_broker_the_client_misreads_is_refused_without_a_piece_of_its_password(capsys, tmp_path, option, url):
+    """A password holding `/` or `:` that was not percent-encoded: the client library's own message
+    quotes a piece of it as a port, which no URL pattern can mask; none of it is printed."""
+    from oomlab.cli.main import main
+
+    assert main(["run", "alloc", option, url, "--results", str(tmp_path / "results")]) == 5
+    err = capsys.readouterr().err
+    assert "is unreachable" in err and err.count("\n") == 1, err
+    password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    assert not [piece for piece in re.split("[/:]", password) if piece in err], err
+    assert not (tmp_path / "results").exists()

@@ -7,7 +7,7 @@ import os
 
 import pytest
 from oomlab.errors import NoPermission
-from oomlab.record.redact import mask_settings, mask_urls, safe_url, secret_name
+from oomlab.record.redact import mask_settings, mask_urls, safe_url, secret_name, without_password
 from oomlab.record.schema import RunRecord
 from oomlab.trust import RefusedLink, check_trusted_dir, create_private, open_nofollow, private_dir, untrusted_reason
 
@@ -25,6 +25,16 @@ from oomlab.trust import RefusedLink, check_trusted_dir, create_private, open_no
 )
 def test_a_url_loses_its_password_and_keeps_the_rest(url, masked):
     assert safe_url(url) == masked
+
+
+def test_a_client_message_loses_every_piece_of_the_password_it_quotes():
+    said = "Port could not be cast to integer value as 'S3cret'"
+    assert without_password(said, "redis://app:S3cret/PW@h:1/0") == "Port could not be cast to integer value as '***'"
+    # a short piece is masked where it is quoted, never inside a word
+    assert without_password("cannot reach (as 'ab')", "redis://:ab/c@h/0") == "cannot reach (as '***')"
+    assert without_password("[Errno 111] Connection refused", "amqp://guest:guest@h:1//") == (
+        "[Errno 111] Connection refused"
+    )
 
 
 def test_secret_names_and_nested_settings_are_masked():

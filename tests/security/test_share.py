@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import time
 from dataclasses import asdict
 
@@ -92,6 +93,17 @@ def test_worker_json_cannot_make_the_client_unpickle(oomlab, tmp_path, lookalike
     assert result.stderr.count("\n") == 1
 
 
+def test_a_worker_json_that_is_a_fifo_is_one_sentence_at_once(oomlab, tmp_path):
+    """Opened blocking, a FIFO as worker.json held the run past --start-timeout and SIGTERM."""
+    share = tmp_path / "share"
+    share.mkdir(mode=0o700)
+    os.mkfifo(share / "worker.json", 0o600)
+    started = time.monotonic()
+    result = oomlab("run", "alloc", "--attach", str(share), "--start-timeout", "3", timeout=30)
+    assert result.code == 2 and "worker.json: it is a FIFO" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and time.monotonic() - started < 20 * TIME_SCALE
+
+
 def _plant_links(share, tmp_path) -> dict[str, str]:
     """worker.log, worker.json.tmp and probe.jsonl as symlinks to root's 0600 files: {target: its text}."""
     planted = {}
@@ -161,6 +173,64 @@ def test_share_files_are_never_opened_through_a_symlink(oomlab, tmp_path, privat
                 assert os.stat(path).st_mode & 0o077 == 0, f"{path} can be read by others"
         _assert_untouched(planted)
     finally:
+        if worker is not None:
+
+            def kill_group() -> None:
+                group.kill_all()
+
+            proc.stop(worker, grace=3.0, on_timeout=kill_group)
+        group.remove()
+
+
+def _fifo_in_place_of(path) -> None:
+    os.unlink(path)
+    os.mkfifo(path, 0o600)
+
+
+@pytest.mark.integration
+def test_fifos_in_a_share_never_hold_the_attached_run(oomlab, tmp_path, private_redis):
+    """The worker's side puts FIFOs where its probe record and log were: before the attach they are
+    refused in one sentence; swapped in mid-run (and the worker then gone, so its log is read for
+    Celery's last word) the run still ends by itself, since neither is ever opened blocking."""
+    share = tmp_path / "share"
+    share.mkdir(mode=0o700)
+    tag = secrets.token_hex(4)
+    group = open_cgroup_backend(f"trust-test-{tag}")
+    group.create(256 * MIB, "process")
+    worker = attached = None
+    try:
+        argv = ("worker", "alloc", "--share", str(share), "--broker", private_redis, "--concurrency", "1")
+        argv += ("--param", "hold=2", "--param", "over=0", "--queue", f"oomlab.trust-{tag}")
+        worker = proc.spawn(oomlab_cmd(*argv), log_path=str(tmp_path / "worker.out"), join_cgroup=group.procs_file)
+        assert proc.wait_until(lambda: os.path.exists(share / "worker.json"), 30 * TIME_SCALE), "no worker.json"
+        time.sleep(2 * TIME_SCALE)
+        probe = (share / "probe.jsonl").read_bytes()
+        _fifo_in_place_of(share / "probe.jsonl")
+        refused = oomlab("run", "alloc", "--attach", str(share), "--tasks", "1", timeout=60)
+        assert refused.code == 3 and "its probe.jsonl is not a regular file" in refused.stderr, refused.stderr
+        assert refused.stderr.count("\n") == 1
+        os.unlink(share / "probe.jsonl")
+        (share / "probe.jsonl").write_bytes(probe)
+
+        results = tmp_path / "results"
+        run = ("run", "alloc", "--attach", str(share), "--tasks", "6", "--timeout", "60", "--results", str(results))
+        attached = subprocess.Popen(oomlab_cmd(*run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.wait_until(lambda: list(results.glob("*/run.json")), 30 * TIME_SCALE), "the run did not start"
+        time.sleep(3 * TIME_SCALE)  # a task or two done, the probe record read since the attach
+        for name in ("probe.jsonl", "worker.log"):
+            _fifo_in_place_of(share / name)
+        time.sleep(1 * TIME_SCALE)
+        group.kill_all()  # the worker gone: the run reads its log for Celery's last word
+        try:
+            _out, err = attached.communicate(timeout=90 * TIME_SCALE)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the attached run hung on a FIFO in the share") from None
+        assert attached.returncode in (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), err
+        assert "Traceback" not in err and "internal error" not in err, err
+    finally:
+        if attached is not None and attached.poll() is None:
+            attached.kill()
+            attached.wait()
         if worker is not None:
 
             def kill_group() -> None:
