@@ -2,7 +2,7 @@
 growing N, against bare Celery running the same N no-op tasks on the same worker shape (bench.overhead's
 bare round: the whole batch sent, every result awaited), alternated size by size.
 
-For each size: oomlab's own peak RSS (its process's ru_maxrss after the run ended, the report
+For each size: oomlab's own peak RSS (its process's VmHWM after the run ended, the report
 included; the worker's and timeline.png's drawing child are other processes, not counted), run.json's
 size, each checkpoint's CPU time (p50 / p99, from the record), and the throughput between the first and
 the last task done, as bare Celery's is counted. `--tasks N` sets the largest size (a million takes
@@ -29,12 +29,15 @@ RUN_JSON_TARGET_BYTES = 1 << 20
 CHECKPOINT_P99_TARGET_S = 0.020
 TIME_RATIO = 1.1  # oomlab's time from first to last task done against bare Celery's
 
-# `oomlab ARGS` in a Python of its own, then the process's own peak RSS (its children's not included)
+# `oomlab ARGS` in a Python of its own, then the process's own peak RSS: VmHWM, not ru_maxrss, which
+# Linux carries over from the parent across fork and exec (a benchmark or pytest that has grown would be
+# measured in its place)
 PEAK_RSS = (
-    "import resource, sys\n"
+    "import sys\n"
     "from oomlab.cli.main import main\n"
     "code = main(sys.argv[1:])\n"
-    "print('OOMLAB_MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')]\n"
+    "print('OOMLAB_VMHWM_KIB', hwm[0], file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
@@ -45,7 +48,7 @@ def plan_run(results_dir: str, tasks: int) -> dict:
     started = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=max(600, tasks / 20))
     wall = time.monotonic() - started
-    peaks = [int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("OOMLAB_MAXRSS_KIB")]
+    peaks = [int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("OOMLAB_VMHWM_KIB")]
     run_dir = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode != 0 or not peaks or not os.path.isdir(run_dir):
         raise RuntimeError(f"oomlab run noop --tasks {tasks} failed ({done.returncode}): {done.stderr.strip()[-300:]}")

@@ -1,5 +1,5 @@
 """A plan of more tasks than a run holds streams like a load run: real workers, the embedded broker,
-the CLI. oomlab's own peak RSS (the controller's ru_maxrss, measured by the process that runs it, not
+the CLI. oomlab's own peak RSS (the controller's VmHWM, measured by the process that runs it, not
 from the record) stays flat from 2,000 to 20,000 tasks, run.json keeps aggregates only, every task is
 a line of tasks.jsonl, a task killed mid-plan is named in its line and in the record's kills, the chord
 a task sends is followed, and a poison message is stopped."""
@@ -15,18 +15,10 @@ import pytest
 from oomlab.record.stream import RunTasks
 from oomlab.run.plan import STREAM_ABOVE
 
+from bench.stream import PEAK_RSS
 from tests.conftest import TIME_SCALE, assert_nothing_left, run_dir_from
 
 pytestmark = pytest.mark.integration
-
-# runs `oomlab ARGS` in this interpreter, then prints the process's own peak RSS (its children's not included)
-PEAK_RSS = (
-    "import resource, sys\n"
-    "from oomlab.cli.main import main\n"
-    "code = main(sys.argv[1:])\n"
-    "print('OOMLAB_MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
 
 
 def _plan_run(tmp_path, *args: str) -> tuple[dict, str, int]:
@@ -34,7 +26,7 @@ def _plan_run(tmp_path, *args: str) -> tuple[dict, str, int]:
     argv = [sys.executable, "-c", PEAK_RSS, "run", *args, "--results", str(tmp_path / "results")]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=560 * TIME_SCALE)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    [peak_kib] = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("OOMLAB_MAXRSS_KIB")]
+    [peak_kib] = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("OOMLAB_VMHWM_KIB")]
     run_dir = run_dir_from(proc.stdout)
     assert run_dir is not None, proc.stdout[-2000:]
     with open(os.path.join(run_dir, "run.json")) as handle:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from oomlab.observe.observers import Observers
+from oomlab.probe import procfs
 from oomlab.record.histogram import LogHistogram
 from oomlab.record.load import HarnessCost
 from oomlab.record.schema import CeleryEvent
@@ -127,14 +128,16 @@ class Figures:
         and each checkpoint's time."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return HarnessCost(
-            oomlab_peak_rss_bytes=usage.ru_maxrss * 1024,
+            # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across
+            # fork and exec, so oomlab started from a large process (a CI runner, a benchmark) read its size
+            oomlab_peak_rss_bytes=procfs.status_fields("self", ("VmHWM",)).get("VmHWM", 0),
             oomlab_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
             # from the first send to the load's end: the cost that grows with tasks and shares the worker's
             # cores, without start-up (imports, the worker's launch) or the report drawn after it
             load_cpu_seconds=round((self.cpu_at_end or usage.ru_utime + usage.ru_stime) - self.cpu_at_start, 3),
             checkpoint_seconds=self.checkpoint_cost.summary(),
             in_memory="per task name, plus the tasks in flight",
-            peak_rss_basis="ru_maxrss of the oomlab process, to the last record written (the report included)",
+            peak_rss_basis="VmHWM of the oomlab process, to the last record written (the report included)",
         )
 
 
