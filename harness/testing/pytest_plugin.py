@@ -267,7 +267,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     run_dirs = config.stash.get(_RUN_DIRS, [])
     shared = getattr(config, "workerinput", {}).get(_SHARED_KEY)
     if shared:  # an xdist worker: the controller gates every worker's runs together
-        with open(os.path.join(shared, f"{config.workerinput['workerid']}.json"), "w") as handle:  # type: ignore[attr-defined]
+        from oomlab.trust import open_in_dir
+
+        with open_in_dir(os.path.join(shared, f"{config.workerinput['workerid']}.json"), "w") as handle:  # type: ignore[attr-defined]
             json.dump(run_dirs, handle)
         return
     run_dirs = [*run_dirs, *_workers_run_dirs(config)]

@@ -21,6 +21,7 @@ from typing import Any
 
 from oomlab.probe.profile_choice import END_FUNCTION, END_MARK, MARK_SLACK, START_FUNCTION, START_MARK
 from oomlab.record.profile import AllocationSite
+from oomlab.trust import open_in_dir
 
 TOP_SITES = 5
 NATIVE_FRAMES = 8  # native frames kept per site, innermost first
@@ -270,7 +271,7 @@ def render_flamegraph(capture: Capture, html: str) -> None:
     reporter = FlameGraphReporter.from_snapshot(
         capture.records, memory_records=capture.snapshots, native_traces=capture.native_traces
     )
-    with open(html, "w") as handle:
+    with open_in_dir(html, "w") as handle:  # in the run directory: never through a planted link
         reporter.render(
             outfile=handle,
             metadata=capture.metadata,

@@ -26,7 +26,7 @@ from oomlab.errors import WorkerStartFailed
 from oomlab.record.fleet import FleetRecord, FleetTask
 from oomlab.record.load import RecyclingFigures, SoakFindings
 from oomlab.run.load.soak import MIN_TASKS_PER_CHILD, Soak
-from oomlab.trust import import_env, private_dir, python_argv
+from oomlab.trust import import_env, open_in_dir, private_dir, python_argv
 from oomlab.worker.broker import redis_server_binary
 from oomlab.worker.celery_env import without_celery_env
 from oomlab.worker.proc import wait_until
@@ -162,11 +162,11 @@ def run_fleet(
     base = f"redis://:{password}@127.0.0.1:{port}"
     stream, queue = f"proof-{token}", f"oomlab.proof.{token}"
     processes: list[subprocess.Popen[bytes]] = []
-    with open(os.path.join(logs, "redis.conf"), "w") as conf:  # the password in a file of the run's, not argv
+    with open_in_dir(os.path.join(logs, "redis.conf"), "w") as conf:  # the password in a file of the run's, not argv
         os.fchmod(conf.fileno(), 0o600)
         conf.write(f'port {port}\nbind 127.0.0.1\nrequirepass {password}\nsave ""\nappendonly no\ndir {logs}\n')
     try:
-        with open(os.path.join(logs, "redis.log"), "ab") as out:
+        with open_in_dir(os.path.join(logs, "redis.log"), "ab") as out:
             redis = subprocess.Popen(
                 [redis_server_binary(), os.path.join(logs, "redis.conf")],
                 stdout=out,
@@ -203,7 +203,7 @@ def run_fleet(
                 "-m", "oomlab", "agent", "--memory", f"{config.memory_bytes}B", "--events-from-env", EVENTS_ENV,
                 "--replica", name, "--", *_worker_argv(scenario, config, name, queue, token),
             )  # fmt: skip
-            with open(os.path.join(logs, f"{name}.log"), "ab") as out:
+            with open_in_dir(os.path.join(logs, f"{name}.log"), "ab") as out:
                 processes.append(
                     subprocess.Popen(
                         argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=logs, start_new_session=True
