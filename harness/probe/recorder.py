@@ -171,7 +171,7 @@ def _end_peaks(task_id: str | None) -> dict:
         "in_flight": others,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "traced_peak": traced,
-        **_tree.read(),
+        **_tree.read(status.get("VmHWM")),
     }
 
 

@@ -97,6 +97,7 @@ class TaskTree:
         self._reset_fd: int | None = None  # v1's memory.max_usage_in_bytes, kept open (the agent's lean path)
         self._peak_at_start: int | None = None
         self._children_maxrss = 0
+        self._own_peak = 0  # this process's largest VmHWM read at a task's end: its high-water mark so far
 
     # --- at the pool child's start ------------------------------------------------------------
     def make(self) -> dict:
@@ -185,11 +186,16 @@ class TaskTree:
         self._peak_at_start = None if self.resettable else self._peak()
         return {"tree_start": self._usage(), "tree_kinds_start": self._kinds()}
 
-    def read(self) -> dict:
+    def read(self, own_peak: int | None = None) -> dict:
         """At task_postrun: the leaf's peak since the reset, its usage and kinds, the descendants
-        still alive, and the largest exact peak among descendants already reaped."""
+        still alive, and the largest exact peak among descendants already reaped. `own_peak` is this
+        process's VmHWM now: a program's ru_maxrss starts from its parent's RSS (Linux carries it over
+        fork and exec), so a reaped program's figure is its own only when it passed every high-water
+        mark of this process; below that it may be the inherited one, and is not given."""
+        self._own_peak = max(self._own_peak, own_peak or 0)
         maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        reaped_peak = maxrss * 1024 if maxrss > self._children_maxrss else None
+        rose = maxrss > self._children_maxrss and maxrss * 1024 > self._own_peak
+        reaped_peak = maxrss * 1024 if rose else None
         found: dict = {"reaped_descendant_peak": reaped_peak}
         if self.path is None:
             return {**found, "tree_why_not": self.why_not}

@@ -63,6 +63,12 @@ def test_a_program_a_task_runs_is_in_its_peak_and_its_kill_is_the_tasks(oomlab, 
         # the sampler reads the command line; a short program seen only mid-exec (slow VMs) reads "?"
         assert program["command"] == UNREAD_COMMAND or program["command"].split()[1] == "-c", program
         assert task["descendants"][0]["ended"] == "exited"
+        # the program's ru_maxrss starts from the pool child's RSS (carried over fork and exec): an exact
+        # figure is one the program could not have inherited, above every high-water mark of its parent
+        if program["peak_is_exact"]:
+            assert program["peak_rss_bytes"] > task["peak_rss_bytes"], (program, task["peak_rss_bytes"])
+    assert fitting[1]["descendants"][0]["peak_is_exact"], fitting[1]["descendants"]  # 128 MiB: its own
+    assert fitting[1]["descendants"][0]["peak_rss_bytes"] >= 128 * MIB
     over = next(t for t in record["tasks"] if t["label"].startswith("over-limit"))
     assert over["outcome"] == "descendant_killed"
     kill = next(k for k in record["kills"] if k["task_id"] == over["id"])
@@ -70,6 +76,19 @@ def test_a_program_a_task_runs_is_in_its_peak_and_its_kill_is_the_tasks(oomlab, 
     assert [k["pid"] for k in over["killed_descendants"]] == [kill["pid"]]
     assert any("OOM-killed" in f and over["id"] in f for f in record["summary"]["findings"])
     check_leaves(record)
+
+
+def test_a_small_programs_peak_is_never_its_parents(oomlab):
+    """A 4 MiB program started by a ~60 MiB pool child: Linux starts the program's ru_maxrss from the
+    parent's RSS, so that figure is not the program's and is not given as exact."""
+    result = oomlab("run", "task-tree", "--variant", "subprocess", "--param", "program_mib=4", "--tasks", "2")
+    assert result.code == 0, result.stderr
+    fitting = [t for t in result.record["tasks"] if t["label"].startswith("program")]
+    assert len(fitting) == 2 and all(t["outcome"] == "succeeded" for t in fitting)
+    for task in fitting:
+        (program,) = task["descendants"]
+        assert not program["peak_is_exact"] or program["peak_rss_bytes"] > task["peak_rss_bytes"], (program, task)
+        assert program["peak_rss_bytes"] is None or program["peak_rss_bytes"] < 40 * MIB, program
 
 
 def test_a_forked_helper_is_counted_and_its_kill_attributed(oomlab):
