@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from oomlab.assemble.needs import fill_needs
+from oomlab.assemble.needs import fill_needs, tree_above_start
 from oomlab.observe.sampler import LeafSeries, PidStats
 from oomlab.record.descendants import Descendant, KilledDescendant
 from oomlab.record.kinds import KindBytes, MemoryKinds
@@ -148,8 +148,9 @@ def shared_note(run: Execution, pool: str) -> str:
 def _fill_tree(task: TaskRecord, run: Execution, tree: TreeContext) -> None:
     """The task's whole tree: the leaf's peak above its start, and each process the task started."""
     if run.tree_peak_bytes is not None and run.tree_start_bytes is not None:
-        task.tree_peak_above_start_bytes = run.tree_peak_bytes - run.tree_start_bytes
-        task.tree_peak_is_exact = run.tree_peak_exact and not run.shared_process
+        task.tree_peak_above_start_bytes, task.tree_peak_is_exact = tree_above_start(
+            run.tree_peak_bytes, run.tree_start_bytes, run.tree_peak_exact, run.shared_process
+        )
     task.tree_note = run.tree_note
     if run.finished_mono is None and task.tree_note is None:
         task.tree_note = "the pool process was killed before task_postrun: no tree reading"

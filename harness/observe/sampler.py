@@ -160,6 +160,20 @@ class Sampler(threading.Thread):
         self.flush()
         self._files.close()
 
+    def leaf_highest(self, pid: int, start: float, end: float) -> tuple[int, int] | None:
+        """A task's leaf at its highest between `start` and `end` (LeafSeries.highest), and the points
+        before `end` let go: a load run asks once per task as it ends, so its leaves stay as small as
+        the tasks in flight (the next task in this child starts after `end`)."""
+        with self._lock:
+            series = self.leaves.get(pid)
+            if series is None:
+                return None
+            highest = series.highest(start, end)
+            held = sum(1 for t in series.t_mono if t <= end) - 1  # the point held at `end` stays
+            if held > 0:
+                del series.t_mono[:held], series.unreclaimable[:held], series.file[:held]
+            return highest
+
     def leaf_snapshot(self) -> dict[int, LeafSeries]:
         with self._lock:
             return {pid: series.copy() for pid, series in self.leaves.items()}

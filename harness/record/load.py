@@ -81,6 +81,13 @@ class NameFigures:
     latency: Latency = field(default_factory=Latency)
     peak_rss_bytes: Quantiles = field(default_factory=Quantiles)  # exact per-task peaks, within the histogram's error
     series: NameSeries = field(default_factory=NameSeries)
+    # what a limit must hold, per task above its start (a record before these were kept has n = 0):
+    # the pool process's exact peak, the tree's exact peak, the unreclaimable part (sampled) and page cache
+    peak_above_start_bytes: Quantiles = field(default_factory=Quantiles)
+    tree_peak_above_start_bytes: Quantiles = field(default_factory=Quantiles)
+    needs_above_start_bytes: Quantiles = field(default_factory=Quantiles)
+    page_cache_above_start_bytes: Quantiles = field(default_factory=Quantiles)
+    failures: dict[str, int] = field(default_factory=dict)  # failed tasks by exception type
 
 
 @dataclass
@@ -190,4 +197,16 @@ class LoadSection(NameFigures):
     def of(cls, total: NameFigures, gauges: dict[str, Points] | None = None) -> LoadSection:
         """A section holding all tasks' figures (and the run's gauges over time); the rest is the caller's."""
         series = RunSeries(total.series.offered, total.series.achieved, **(gauges or {}))
-        return cls(total.counts, total.offered_per_s, total.achieved_per_s, total.latency, total.peak_rss_bytes, series)
+        return cls(
+            total.counts,
+            total.offered_per_s,
+            total.achieved_per_s,
+            total.latency,
+            total.peak_rss_bytes,
+            series,
+            peak_above_start_bytes=total.peak_above_start_bytes,
+            tree_peak_above_start_bytes=total.tree_peak_above_start_bytes,
+            needs_above_start_bytes=total.needs_above_start_bytes,
+            page_cache_above_start_bytes=total.page_cache_above_start_bytes,
+            failures=total.failures,
+        )

@@ -51,10 +51,13 @@ class TaskLine:
     peak_above_start_bytes: int | None = None
     peak_is_exact: bool = False
     # unreclaimable (anon + shmem + kernel) above its start, and page cache above its start, in its
-    # tree: a plan run's sampled during the task, a load run's read at its end (TaskRecord says how)
+    # tree: sampled during the task and read at its end or kill, by one rule (oomlab.assemble.needs);
+    # `needs_note` says which readings it rests on (never exact)
     needs_above_start_bytes: int | None = None
     page_cache_above_start_bytes: int | None = None
-    # a plan run's record has these; a load run's stream does not (its driver measures no task tree)
+    needs_note: str | None = None
+    # its tree (its pool child's leaf) at its peak above its start; a load run's line before these
+    # were streamed has none
     tree_peak_above_start_bytes: int | None = None
     tree_peak_is_exact: bool = False
     memory_kinds: MemoryKinds = field(default_factory=MemoryKinds)
@@ -80,7 +83,7 @@ class TaskLine:
         return self.started_mono
 
 
-STREAM_FIELDS = tuple(name for name in TaskLine.__dataclass_fields__ if not name.startswith(("tree_", "memory_")))
+STREAM_FIELDS = tuple(name for name in TaskLine.__dataclass_fields__ if not name.startswith("memory_"))
 
 
 def line_of(task: TaskRecord) -> TaskLine:
@@ -112,6 +115,7 @@ def line_of(task: TaskRecord) -> TaskLine:
         peak_is_exact=task.peak_is_exact,
         needs_above_start_bytes=task.needs_above_start_bytes,
         page_cache_above_start_bytes=task.page_cache_above_start_bytes,
+        needs_note=task.needs_note,
         tree_peak_above_start_bytes=task.tree_peak_above_start_bytes,
         tree_peak_is_exact=task.tree_peak_is_exact,
         memory_kinds=task.memory_kinds,

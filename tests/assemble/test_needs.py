@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from oomlab.assemble.needs import fill_needs
-from oomlab.observe.sampler import LeafSeries
+import json
+import os
+import threading
+
+from oomlab.assemble.needs import fill_needs, needs_of
+from oomlab.config.scenario import TaskCall
+from oomlab.observe.sampler import LeafSeries, Sampler
 from oomlab.probe.task_tree import memory_kinds, unreclaimable
 from oomlab.record.schema import Execution, KillRecord, TaskRecord
-from oomlab.run.load.book import needs_at_end
+from oomlab.run.load.book import Book
 
 MIB = 2**20
 
@@ -54,11 +59,38 @@ def test_a_killed_task_needs_at_least_what_the_kernel_found_in_anon_and_shmem():
     assert "killed process" in (task.needs_note or "")
 
 
-def test_a_load_runs_task_reads_its_need_at_its_end():
+def test_a_load_runs_task_whose_program_exited_needs_what_its_leaf_was_sampled_at(tmp_path):
+    # the program allocated 100 MiB and exited before the task's end: its end reading is back at the
+    # start, the sample during it is not; the line, the name's figures and the summary say the same
     start = {"anon": MIB, "file": 3 * MIB, "shmem": 0, "kernel": 0}
-    end = {"anon": 9 * MIB, "file": 50 * MIB, "shmem": MIB, "kernel": 0}
-    assert needs_at_end(start, end) == (9 * MIB, 47 * MIB)
-    assert needs_at_end(None, end) == (None, None)
+    end = {"anon": MIB, "file": 5 * MIB, "shmem": 0, "kernel": 0}
+    assert needs_of(start, None, end, None) is not None and needs_of(start, None, end, None).above_start == 0
+    assert needs_of(None, (100 * MIB, 0), end, None) is None  # no leaf at its start: no figure
+    book = Book(str(tmp_path), 10.0, lambda _: None)
+    book.open(TaskCall("run_program", ()), None)
+    flight = next(iter(book.flights.values()))
+    flight.start_kinds, flight.tree_start, flight.start_rss = start, 20 * MIB, 40 * MIB
+    highest = (101 * MIB, 4 * MIB)
+    book.final(flight, "succeeded", "SUCCESS", None, book.start + 1, 41 * MIB, end, (125 * MIB, True), highest)
+    book.stream.close()
+    (line,) = [json.loads(raw) for raw in open(os.path.join(tmp_path, "tasks.jsonl"))]
+    assert line["needs_above_start_bytes"] == 100 * MIB and line["page_cache_above_start_bytes"] == 2 * MIB
+    assert line["tree_peak_above_start_bytes"] == 105 * MIB and line["tree_peak_is_exact"]
+    assert "sampled during the task, read at its end" in line["needs_note"]
+    figures = book.by_name["run_program"].figures()
+    assert figures.needs_above_start_bytes.max == 100 * MIB and figures.tree_peak_above_start_bytes.max == 105 * MIB
+    assert book.needs.max == 100 * MIB and book.tree_above_start.n == 1
+
+
+def test_the_sampler_lets_a_load_runs_leaf_points_go_once_its_task_ended():
+    sampler = Sampler.__new__(Sampler)  # only its leaves and their lock: no group to read
+    sampler._lock, sampler.leaves = threading.Lock(), {7: LeafSeries()}
+    for t, held in ((0.0, 1), (1.0, 100), (2.0, 1), (3.0, 50)):
+        sampler.leaves[7].add(t, held * MIB, 0)
+    assert sampler.leaf_highest(7, 0.5, 2.5) == (100 * MIB, 0)
+    assert sampler.leaves[7].t_mono == [2.0, 3.0]  # the point held at the end stays, the ones before go
+    assert sampler.leaf_highest(7, 2.5, 3.5) == (50 * MIB, 0)
+    assert sampler.leaf_highest(8, 0.0, 1.0) is None
 
 
 def test_a_leaking_childs_kill_counts_its_rise_not_what_it_held_before_the_leaf():

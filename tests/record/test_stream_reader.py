@@ -67,7 +67,16 @@ def test_what_the_driver_writes_is_read_back_as_written(tmp_path):
     assert (tasks.check.lines, tasks.check.malformed, tasks.check.cut_last_line) == (5, 0, False)
     assert tasks.check.note() is None
     with open(tmp_path / TASKS_FILE) as handle:
-        assert "tree_peak_is_exact" not in handle.readline()  # a plan run's fields stay out of the stream
+        first = handle.readline()
+    assert '"tree_peak_is_exact"' in first and '"memory_kinds"' not in first  # the tree streams, the kinds do not
+
+
+def test_a_line_written_before_the_tree_was_streamed_reads_with_its_defaults(tmp_path):
+    old = {"id": "t0", "name": "x", "outcome": "succeeded", "peak_rss_bytes": 5, "needs_above_start_bytes": 3}
+    (tmp_path / TASKS_FILE).write_text(json.dumps(old) + "\n")
+    (task,) = RunTasks(str(tmp_path), _record())
+    assert task.tree_peak_above_start_bytes is None and not task.tree_peak_is_exact and task.needs_note is None
+    assert task.needs_above_start_bytes == 3
 
 
 def test_a_plan_runs_records_come_first_in_the_same_shape(tmp_path):

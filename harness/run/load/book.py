@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from oomlab.assemble.needs import needs_of, rise_to_kill, tree_above_start
 from oomlab.config.scenario import TaskCall
-from oomlab.probe.task_tree import unreclaimable
 from oomlab.record.histogram import LogHistogram
-from oomlab.record.schema import Outcome
+from oomlab.record.schema import KillRecord, Outcome
 from oomlab.record.stream import TaskLine, TaskStream
 from oomlab.run.load.sender import Send
 from oomlab.run.load.stats import NameStats
@@ -41,6 +41,8 @@ class Flight:
     attempts: int = 0
     lost: bool = False  # the child running it died: the result backend says what became of it
     start_kinds: dict[str, int] | None = None  # its leaf's memory by kind at its latest prerun
+    tree_start: int | None = None  # its leaf's usage at its latest prerun (the tree peak's base)
+    shared: bool = False  # it ran in a process that runs tasks side by side (no tree of its own)
     # a task the worker sent itself (a chord's parts and callback, a task sent from a task): Celery's links
     parent_id: str | None = None
     root_id: str | None = None
@@ -48,21 +50,12 @@ class Flight:
     by_worker: bool = False
 
 
-def needs_at_end(start: dict[str, int] | None, end: dict[str, int] | None) -> tuple[int | None, int | None]:
-    """A load run's task: its leaf's unreclaimable memory and page cache above its start, at its end
-    (a load run keeps no leaf samples per task: a peak inside the task is not seen)."""
-    before, after = unreclaimable(start), unreclaimable(end)
-    if before is None or after is None or start is None or end is None:
-        return None, None
-    return max(0, after - before), max(0, end.get("file", 0) - start.get("file", 0))
-
-
 class Book:
     """`lock` guards what the sending threads write (`sent`) against the readers of the statistics."""
 
-    def __init__(self, run_dir: str, sending_s: float, killed_peak: Callable[[str], int | None]):
+    def __init__(self, run_dir: str, sending_s: float, killed: Callable[[str], KillRecord | None]):
         self.sending_s = sending_s
-        self.killed_peak = killed_peak  # a killed task's RSS as the kernel reported it (the record's kills)
+        self.killed = killed  # a killed task's kill as the kernel reported it (the record's kills)
         self.lock = threading.Lock()
         self.start = time.monotonic()  # when the load began: every figure's time is seconds after it
         self.flights: dict[str, Flight] = {}
@@ -74,6 +67,10 @@ class Book:
         self.sent_in_window_by_name: Counter[str] = Counter()
         self.max_above_start = 0  # the largest exact peak above a task's start: a task's transient
         self.above_start = LogHistogram()  # exact peaks above start, all names
+        # what a limit must hold, as a plan run's summary has it: exact trees, needs and page cache
+        self.tree_above_start = LogHistogram()
+        self.needs = LogHistogram()
+        self.page_cache = LogHistogram()
         self.outcomes: Counter[str] = Counter()
         # each exception type among the failed tasks: how many, and the first one's name and message
         self.failures: dict[str, tuple[int, str, str]] = {}
@@ -139,51 +136,65 @@ class Book:
         end: float | None,
         peak: int | None,
         end_kinds: dict[str, int] | None = None,
+        tree: tuple[int | None, bool] = (None, False),
+        highest: tuple[int, int] | None = None,
     ) -> None:
-        """`flight` became final: its line into the stream, its figures into its name's, and it is forgotten."""
+        """`flight` became final: its line into the stream, its figures into its name's, and it is
+        forgotten. `tree`: its leaf's peak and whether the kernel measured it exactly (the postrun's);
+        `highest`: its leaf's (unreclaimable, page cache) at their highest sampled during it."""
         exact = peak is not None
-        if peak is None and outcome == "killed":
-            peak = self.killed_peak(flight.id)
+        kill = self.killed(flight.id) if end_kinds is None else None
+        if peak is None and outcome == "killed" and kill is not None:
+            peak = kill.rss_bytes
         latencies = {
             "queue_wait": None if flight.started is None else flight.started - flight.sent,
             "run_time": None if flight.last_start is None or end is None else end - flight.last_start,
             "end_to_end": None if end is None or flight.started is None else end - flight.sent,
         }
         start_rss = flight.start_rss
-        needs, cache = needs_at_end(flight.start_kinds, end_kinds)
-        self.stream.write(
-            TaskLine(
-                id=flight.id,
-                name=flight.name,
-                label=flight.label,
-                args=list(flight.args),
-                sent_mono=flight.sent,
-                due_s=flight.due,
-                started_mono=flight.started,
-                finished_mono=end,
-                queue_wait_s=latencies["queue_wait"],
-                run_time_s=latencies["run_time"],
-                end_to_end_s=latencies["end_to_end"],
-                outcome=outcome,
-                state=state,
-                exception=exception,
-                pid=flight.pid,
-                attempts=flight.attempts,
-                start_rss_bytes=start_rss,
-                peak_rss_bytes=peak,
-                peak_above_start_bytes=peak - start_rss if peak is not None and start_rss is not None else None,
-                peak_is_exact=exact,
-                needs_above_start_bytes=needs,
-                page_cache_above_start_bytes=cache,
-                parent_id=flight.parent_id,
-                root_id=flight.root_id,
-                group_id=flight.group_id,
-                sent_by="worker" if flight.by_worker else "run",
-            )
+        rise = rise_to_kill(kill.kinds, start_rss) if kill is not None and kill.kinds else None
+        needs = needs_of(flight.start_kinds, highest, end_kinds, rise)
+        tree_growth, tree_exact = tree_above_start(tree[0], flight.tree_start, tree[1], flight.shared)
+        line = TaskLine(
+            id=flight.id,
+            name=flight.name,
+            label=flight.label,
+            args=list(flight.args),
+            sent_mono=flight.sent,
+            due_s=flight.due,
+            started_mono=flight.started,
+            finished_mono=end,
+            queue_wait_s=latencies["queue_wait"],
+            run_time_s=latencies["run_time"],
+            end_to_end_s=latencies["end_to_end"],
+            outcome=outcome,
+            state=state,
+            exception=exception,
+            pid=flight.pid,
+            attempts=flight.attempts,
+            start_rss_bytes=start_rss,
+            peak_rss_bytes=peak,
+            peak_above_start_bytes=peak - start_rss if peak is not None and start_rss is not None else None,
+            peak_is_exact=exact,
+            needs_above_start_bytes=needs.above_start if needs else None,
+            page_cache_above_start_bytes=needs.page_cache_above_start if needs else None,
+            needs_note=needs.note if needs else None,
+            tree_peak_above_start_bytes=tree_growth,
+            tree_peak_is_exact=tree_exact,
+            parent_id=flight.parent_id,
+            root_id=flight.root_id,
+            group_id=flight.group_id,
+            sent_by="worker" if flight.by_worker else "run",
         )
+        self.stream.write(line)
         if exact and peak is not None and start_rss is not None:
             self.max_above_start = max(self.max_above_start, peak - start_rss)
             self.above_start.record(peak - start_rss)
+        if tree_exact and tree_growth is not None:
+            self.tree_above_start.record(tree_growth)
+        if needs is not None:
+            self.needs.record(needs.above_start)
+            self.page_cache.record(needs.page_cache_above_start)
         self.outcomes[outcome] += 1
         if outcome == "failed" and exception:
             kind, _, message = exception.partition(": ")
@@ -191,7 +202,7 @@ class Book:
             self.failures[kind] = (count + 1, first, first_name)
         at = (end if end is not None else time.monotonic()) - self.start
         with self.lock:
-            self.by_name[flight.name].final(outcome, at, latencies, peak if exact else None)
+            self.by_name[flight.name].final(outcome, at, latencies, peak if exact else None, line)
         self.final_count += 1
         del self.flights[flight.id]
         if flight.by_worker:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from oomlab.config.load_mix import call_source, sent_names
 from oomlab.config.load_shapes import PLAN, LoadShape
 from oomlab.config.routing import class_tasks
-from oomlab.record.schema import TaskRecord
+from oomlab.record.schema import KillRecord, TaskRecord
 from oomlab.record.stream import TASKS_FILE
 from oomlab.run.hooks import RunHook
 from oomlab.run.load.book import Book
@@ -50,7 +50,7 @@ class LoadDriver(RunHook):
         assert run.observers is not None and run.connection is not None, "the worker runs"
         self.run = run
         self.shape = shape
-        self.book = Book(run.run_dir, shape.sending_s, self._killed_peak)
+        self.book = Book(run.run_dir, shape.sending_s, self._killed)
         self.sender = Sender(run.app, run.send_queue, self.book.sent, lock=self.book.lock)
         self.depth = QueueDepth(run.app, run.connection.broker_url, run.queue)
         self.scheduler = Scheduler(shape, self.book, self.sender, self.depth)
@@ -58,14 +58,20 @@ class LoadDriver(RunHook):
         self.replacements = Replacements()
         self.figures = Figures(self.book, run.observers, self.depth, run.config.memory_bytes)
         self.follower = Follower(
-            self.book, run.observers.monitor, run.app, self.soak, self.replacements, lambda: self.figures.last_depth
+            self.book,
+            run.observers.monitor,
+            run.app,
+            self.soak,
+            self.replacements,
+            lambda: self.figures.last_depth,
+            run.observers.sampler.leaf_highest,
         )
         self.finish = Finish(run, self.book, shape.tasks if shape.kind == PLAN else None)
         self.stopped_at: float | None = None
         self.due_at: dict[str, float] = {}
 
-    def _killed_peak(self, task_id: str) -> int | None:
-        return next((k.rss_bytes for k in self.run.record.kills if k.task_id == task_id), None)
+    def _killed(self, task_id: str) -> KillRecord | None:
+        return next((k for k in self.run.record.kills if k.task_id == task_id), None)
 
     # --- the Replay surface the Run reads -----------------------------------------------------
     tasks: ClassVar[list[TaskRecord]] = []  # always empty: a load run's tasks are in tasks.jsonl

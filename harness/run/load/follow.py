@@ -50,8 +50,10 @@ class Follower:
         soak: Soak,
         replacements: Replacements,
         backlog: Callable[[], int | None],
+        leaf_highest: Callable[[int, float, float], tuple[int, int] | None] = lambda *_: None,
     ):
         self.book, self.monitor, self.app = book, monitor, app
+        self.leaf_highest = leaf_highest  # the sampler's: a leaf at its highest within a span, then let go
         self.soak, self.replacements, self.backlog = soak, replacements, backlog
         self.kills_seen = 0
         self._exits_seen: set[int] = set()
@@ -91,6 +93,7 @@ class Follower:
             book.started_count += 1
         flight.last_start, flight.pid, flight.start_rss = record["t"], record["pid"], record.get("start_rss")
         flight.start_kinds = record.get("tree_kinds_start")
+        flight.tree_start, flight.shared = record.get("tree_start"), bool(record.get("shared_process"))
         flight.attempts += 1
         flight.lost = False
 
@@ -113,9 +116,25 @@ class Follower:
         outcome: Outcome = "succeeded" if state == "SUCCESS" else "failed"
         raised = record.get("exception")  # the probe's `Type: message` of a failed task
         exception = raised if outcome == "failed" and isinstance(raised, str) else None
+        tree = (record.get("tree_peak"), bool(record.get("tree_peak_exact")))
+        highest = self._highest(flight, record["t"])
         self.book.final(
-            flight, outcome, state, exception, record["t"], record.get("peak_rss"), record.get("tree_kinds_end")
+            flight,
+            outcome,
+            state,
+            exception,
+            record["t"],
+            record.get("peak_rss"),
+            record.get("tree_kinds_end"),
+            tree,
+            highest,
         )
+
+    def _highest(self, flight: Flight, end: float) -> tuple[int, int] | None:
+        """Its leaf at its highest sampled during its latest run (None: no leaf, or not started)."""
+        if flight.pid is None or flight.last_start is None:
+            return None
+        return self.leaf_highest(flight.pid, flight.last_start, end)
 
     def look_up_lost(self, poisoned: frozenset[str] = frozenset()) -> None:
         """Tasks whose child exited mid-task: Celery marks them failed (WorkerLostError) or the
@@ -144,4 +163,5 @@ class Follower:
                 outcome: Outcome = "killed" if killed else "succeeded" if state == "SUCCESS" else "failed"
                 outcome = "poison" if flight.id in poisoned else outcome
                 assert flight.pid is not None  # in `exits`
-                book.final(flight, outcome, state, exception, exits[flight.pid], None)
+                end = exits[flight.pid]
+                book.final(flight, outcome, state, exception, end, None, highest=self._highest(flight, end))

@@ -23,7 +23,7 @@ def load_from_tasks(tasks: Iterable[TaskLine], started_mono: float, kills: int) 
         latencies = {"queue_wait": task.queue_wait_s, "run_time": task.run_time_s, "end_to_end": task.end_to_end_s}
         peak = task.peak_rss_bytes if task.peak_is_exact else None
         ended = task.finished_mono if task.finished_mono is not None else task.sent_mono
-        stats.final(task.outcome or "unfinished", ended - started_mono, latencies, peak)
+        stats.final(task.outcome or "unfinished", ended - started_mono, latencies, peak, task)
     total = total_of(by_name)
     sent_count = total.counts["sent"]
     return replace(

@@ -107,6 +107,9 @@ def apply_summary(book: Book, summary: Summary) -> None:
     summary.tasks = total.counts["sent"]
     summary.peak_rss_bytes = _spread(total.peak_rss)
     summary.peak_above_start_bytes = _spread(book.above_start)
+    summary.tree_peak_above_start_bytes = _spread(book.tree_above_start)
+    summary.needs_above_start_bytes = _spread(book.needs)
+    summary.page_cache_above_start_bytes = _spread(book.page_cache)
 
 
 def _spread(histogram: LogHistogram) -> Spread:

@@ -4,10 +4,12 @@ after the fact from a run's task records (a plan run, a pytest session)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from oomlab.record.histogram import LogHistogram
 from oomlab.record.load import Counts, Latency, NameFigures, NameSeries
+from oomlab.record.stream import TaskLine
 from oomlab.run.load.series import Series
 
 LATENCIES = ("queue_wait", "run_time", "end_to_end")
@@ -21,6 +23,12 @@ class NameStats:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     latency: dict[str, LogHistogram] = field(default_factory=lambda: {name: LogHistogram() for name in LATENCIES})
     peak_rss: LogHistogram = field(default_factory=LogHistogram)
+    # above each task's start: exact pool-process peaks, exact tree peaks, needs (sampled), page cache
+    above_start: LogHistogram = field(default_factory=LogHistogram)
+    tree_above_start: LogHistogram = field(default_factory=LogHistogram)
+    needs: LogHistogram = field(default_factory=LogHistogram)
+    page_cache: LogHistogram = field(default_factory=LogHistogram)
+    failures: Counter[str] = field(default_factory=Counter)  # by exception type: as many as there are types
     offered: Series = field(default_factory=Series)
     achieved: Series = field(default_factory=Series)
     first_sent: float | None = None
@@ -34,8 +42,18 @@ class NameStats:
         self.last_sent = _most(self.last_sent, at)
         self.offered.add(at)
 
-    def final(self, outcome: str, at: float, latencies: dict[str, float | None], peak: int | None) -> None:
-        """A task became final: `outcome` succeeded | failed | killed | anything else (unfinished)."""
+    def final(
+        self,
+        outcome: str,
+        at: float,
+        latencies: dict[str, float | None],
+        peak: int | None,
+        line: TaskLine | None = None,
+    ) -> None:
+        """A task became final: `outcome` succeeded | failed | killed | anything else (unfinished);
+        `line` its tasks.jsonl line, whose memory figures above its start are counted."""
+        if line is not None:
+            self._memory(line)
         self.counts[outcome if outcome in ("succeeded", "failed", "killed") else "unfinished"] += 1
         for name, value in latencies.items():
             if value is not None:
@@ -49,12 +67,32 @@ class NameStats:
             self.first_completed = _least(self.first_completed, at)
             self.last_completed = _most(self.last_completed, at)
 
+    def _memory(self, line: TaskLine) -> None:
+        if line.peak_is_exact and line.peak_above_start_bytes is not None:
+            self.above_start.record(line.peak_above_start_bytes)
+        if line.tree_peak_is_exact and line.tree_peak_above_start_bytes is not None:
+            self.tree_above_start.record(line.tree_peak_above_start_bytes)
+        if line.needs_above_start_bytes is not None:
+            self.needs.record(line.needs_above_start_bytes)
+        if line.page_cache_above_start_bytes is not None:
+            self.page_cache.record(line.page_cache_above_start_bytes)
+        if line.outcome == "failed":
+            self.failures[(line.exception or "?").partition(":")[0]] += 1
+
     def merge(self, other: NameStats) -> None:
         for key, count in other.counts.items():
             self.counts[key] += count
         for name, histogram in other.latency.items():
             self.latency[name].merge(histogram)
-        self.peak_rss.merge(other.peak_rss)
+        for mine_h, theirs_h in (
+            (self.peak_rss, other.peak_rss),
+            (self.above_start, other.above_start),
+            (self.tree_above_start, other.tree_above_start),
+            (self.needs, other.needs),
+            (self.page_cache, other.page_cache),
+        ):
+            mine_h.merge(theirs_h)
+        self.failures.update(other.failures)
         for mine, theirs in ((self.offered, other.offered), (self.achieved, other.achieved)):
             _merge_series(mine, theirs)
         self.first_sent = _least(self.first_sent, other.first_sent)
@@ -89,6 +127,11 @@ class NameStats:
             latency=Latency(**{name: h.summary() for name, h in self.latency.items()}),
             peak_rss_bytes=self.peak_rss.summary(digits=None),
             series=NameSeries(self.offered.points(), self.achieved.points()),
+            peak_above_start_bytes=self.above_start.summary(digits=None),
+            tree_peak_above_start_bytes=self.tree_above_start.summary(digits=None),
+            needs_above_start_bytes=self.needs.summary(digits=None),
+            page_cache_above_start_bytes=self.page_cache.summary(digits=None),
+            failures=dict(self.failures.most_common()),
         )
 
 

@@ -19,6 +19,7 @@ from oomlab.record.stream import RunTasks
 from tests.conftest import assert_nothing_left, oomlab_cmd, run_dir_from, wait_for_tasks_running
 
 pytestmark = pytest.mark.integration
+MIB = 1 << 20
 
 
 def _load(result) -> dict:
@@ -139,3 +140,32 @@ def test_each_exception_type_a_load_runs_tasks_failed_with_is_a_finding(oomlab):
     (sentence,) = [f for f in load["findings"] if "failed with" in f]
     assert sentence.startswith("2 task(s) failed with AssertionError, first in task_tree.") and "daemonic" in sentence
     assert sentence in result.stdout
+    assert "AssertionError ×2" in result.stdout  # the table per task name, failures by exception type
+
+
+def test_a_load_runs_task_running_a_program_reads_its_tree_and_needs_like_a_plan_runs(oomlab):
+    # each task runs a program that allocates 100 MiB and exits before the task ends: its end reading
+    # is back at the start, so only the tree's peak and the leaf sampled during the task can see it
+    result = oomlab(
+        "run", "task-tree", "--variant", "subprocess", "--memory", "512MiB", "--in-flight", "1", "--tasks", "2",
+        "--param", "program_mib=100", "--param", "own_mib=1", "--param", "alternate=false", "--param", "kill=false",
+    )  # fmt: skip
+    load = _load(result)
+    lines = list(RunTasks(result.run_dir).streamed())
+    assert [line.outcome for line in lines] == ["succeeded", "succeeded"]
+    for line in lines:
+        assert line.tree_peak_is_exact and (line.tree_peak_above_start_bytes or 0) >= 90 * MIB, line
+        assert (line.needs_above_start_bytes or 0) >= 90 * MIB, line
+        assert "sampled during the task" in (line.needs_note or "")
+        assert (line.peak_above_start_bytes or 0) < 20 * MIB  # the pool process itself hardly grew
+    summary = result.record["summary"]
+    assert summary["tree_peak_above_start_bytes"]["n"] == 2 and summary["needs_above_start_bytes"]["n"] == 2
+    assert summary["needs_above_start_bytes"]["max"] >= 90 * MIB
+    figures = load["by_task"]["task_tree.run_program"]
+    assert figures["needs_above_start_bytes"]["max"] >= 90 * MIB
+    assert figures["tree_peak_above_start_bytes"]["max"] >= 90 * MIB
+    # the terminal's table per task name, from the load section's figures
+    (row,) = [r for r in result.stdout.splitlines() if "task_tree.run_program" in r and "│" in r and "MiB" in r]
+    assert "per task name" in result.stdout
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[1] == "2" and cells[5].endswith("MiB") and float(cells[5].split()[0]) >= 90, row
