@@ -18,6 +18,9 @@ from rich.table import Table
 COLUMNS = ("task", "check", "baseline", "current", "change", "verdict")
 
 
+DETAIL_IN_TABLE = 40  # characters: a longer detail is printed below the table
+
+
 def cells(check: Check) -> tuple[str, ...]:
     if check.detail:
         values = ("-", "-", check.detail)
@@ -65,12 +68,21 @@ def table_lines(result: GateResult) -> list[str]:
 
 
 def render_terminal(result: GateResult, console: Console) -> None:
+    """The checks as a table; a detail too long for its cell (a path and a sentence) is a numbered
+    line below it, whole, so a terminal or log never folds it inside the table."""
     table = Table(title=headline(result), title_justify="left")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("task", "check", "verdict") else "right")
+    long: list[Check] = []
     for check in result.checks:
-        table.add_row(*cells(check), style="red" if check.failed else None)
+        row = list(cells(check))
+        if check.detail and len(check.detail) > DETAIL_IN_TABLE:
+            long.append(check)
+            row[4] = f"see note {len(long)}"
+        table.add_row(*row, style="red" if check.failed else None)
     console.print(table)
+    for number, check in enumerate(long, 1):
+        console.print(f"note {number}: {check.task} {check.threshold}: {check.detail}")
     for notice in result.notices:
         console.print(f"note: {notice}")
 
