@@ -84,3 +84,29 @@ def test_the_counter_names_an_oom_killed_pool_child_before_its_exit(agent_run):
         assert detection < teardown / 2 and detection < 0.02 * TIME_SCALE, (detection, teardown)
     finally:
         server.shutdown()
+
+
+def test_the_counter_names_a_program_a_task_started_with_its_task(agent_run):
+    server, received = _receiver()
+    try:
+        with agent_run() as run:
+            run.env[NO_KERNEL_NOTICE_ENV] = "1"
+            hook = f"http://127.0.0.1:{server.server_port}/hook"
+            process = run.start("--memory", "256MiB", "--alert-webhook", hook, worker=worker_command("-n", run.node))
+            run.wait_ready()
+            app = run.app()
+            assert app.small.delay().get(timeout=30) == "ok"
+            (main,) = psutil.Process(process.pid).children()
+            (pool_child,) = [child.pid for child in main.children()]
+            result = app.external.delay(600)
+            assert result.get(timeout=60 * TIME_SCALE) == -9  # the program was SIGKILLed; the task goes on
+            deadline = time.monotonic() + 10 * TIME_SCALE
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.5)  # a second alert (the kill counted twice) would come by now
+        (alert,) = received
+        assert alert["role"] == "descendant" and alert["named_by"] == "oom counter", alert
+        assert (alert["parent_pid"], alert["task"], alert["id"]) == (pool_child, "user_app.external", result.id)
+        assert alert["program"] and alert["pid"] not in (pool_child, main.pid), alert
+    finally:
+        server.shutdown()
