@@ -2,9 +2,11 @@
 neither an OOM notifier nor the kernel log (an unprivileged container on cgroup v1), it is the only
 sign of a kill before the victim's exit, which waits for the kernel to tear the victim's memory down.
 
-A kill comes only at the group's limit, so the usage is read every USAGE_FAR_S while it is below
-NEAR of the limit, every USAGE_NEAR_S above that, and the counter every COUNTER_S only while the
-usage is above HOT of the limit (or was, within the last USAGE_NEAR_S: a kill drops it at once).
+A kill comes only at the group's limit, so the usage is read again after the time the group would
+take to fill what is left below the limit at GROWTH bytes a second (at most USAGE_MAX_S, at least
+USAGE_MIN_S apart), and the counter every COUNTER_S only while the usage is above HOT of the limit
+(or was, within the last USAGE_MIN_S: a kill drops it at once). A group that grows faster than
+GROWTH can be killed before the counter is read: its kill is then seen at the victim's exit.
 Every file is kept open and re-read with pread from offset 0, so each read is one system call. On
 cgroup v1 a kill is counted only in the victim's own cgroup: a pool child's leaf's file is opened
 when the counter is first read hot, and the leaves looked for again every LEAVES_S while it stays so."""
@@ -16,10 +18,10 @@ import time
 
 from oomlab.worker.limits.base import CgroupBackend, keyed_counters
 
-USAGE_FAR_S = 0.020  # below NEAR: 128 MiB of a 256 MiB limit at several GB/s takes longer than this
-USAGE_NEAR_S = 0.004
+GROWTH = 4 << 30  # bytes a second: twice a Python loop touching fresh pages here (2.2 GiB/s)
+USAGE_MAX_S = 0.1
+USAGE_MIN_S = 0.004
 COUNTER_S = 0.001
-NEAR = 0.5
 HOT = 0.8
 LEAVES_S = 0.1
 LIMIT_S = 5.0  # the limit is read again this often (a container's limit can be changed while it runs)
@@ -87,10 +89,9 @@ class CounterWatch:
             self._next_limit = now + LIMIT_S
         text = self._pread(self.usage_fd)
         usage = int(text) if text and text.strip().isdigit() else 0
-        near = usage >= NEAR * self.limit
-        self._next_usage = now + (USAGE_NEAR_S if near else USAGE_FAR_S)
+        self._next_usage = now + min(USAGE_MAX_S, max(USAGE_MIN_S, (self.limit - usage) / GROWTH))
         if usage >= HOT * self.limit:
-            self._hot_until = now + USAGE_NEAR_S + COUNTER_S
+            self._hot_until = now + USAGE_MIN_S + COUNTER_S
             if self._next_counter is None:
                 self._next_counter = now
                 self._next_leaves = now
