@@ -1,7 +1,8 @@
-"""Whether a process is being killed, read from /proc before it is gone: the OOM killer sends SIGKILL
-and then counts the kill, so when the group's counter moves its victim has SIGKILL pending (SigPnd or
-ShdPnd in /proc/PID/status) or, once it took it, is exiting (PF_EXITING in /proc/PID/stat's flags)
-while the kernel tears its memory down, and only then turns zombie."""
+"""Whether a process is being killed, read from /proc before it is gone: the OOM killer counts the
+kill and sends SIGKILL right after, so soon after the group's counter moves its victim has SIGKILL
+pending (SigPnd or ShdPnd in /proc/PID/status) or, once it took it, is exiting (PF_EXITING in
+/proc/PID/stat's flags) while the kernel tears its memory down, and only then turns zombie. Read at
+the counter's very move, the signal may not be sent yet: the watcher looks again at its next read."""
 
 from __future__ import annotations
 
