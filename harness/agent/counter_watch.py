@@ -4,9 +4,10 @@ sign of a kill before the victim's exit, which waits for the kernel to tear the 
 
 A kill comes only at the group's limit, so the usage is read again after the time the group would
 take to fill what is left below the limit at GROWTH bytes a second (at most USAGE_MAX_S, at least
-USAGE_MIN_S apart), and the counter every COUNTER_S only while the usage is above HOT of the limit
-(or was, within the last USAGE_MIN_S: a kill drops it at once). A group that grows faster than
-GROWTH can be killed before the counter is read: its kill is then seen at the victim's exit.
+USAGE_MIN_S apart), and the counter every COUNTER_S only while the usage, as last read, is above
+HOT of the limit. A group that grows faster than GROWTH can be killed before the counter is read: the
+kill is then seen at the next usage read (the victim's memory is still charged while it is torn
+down) or at the victim's exit, whichever comes first.
 Every file is kept open and re-read with pread from offset 0, so each read is one system call. On
 cgroup v1 a kill is counted only in the victim's own cgroup: a pool child's leaf's file is opened
 when the counter is first read hot, and the leaves looked for again every LEAVES_S while it stays so."""
@@ -91,7 +92,7 @@ class CounterWatch:
         usage = int(text) if text and text.strip().isdigit() else 0
         self._next_usage = now + min(USAGE_MAX_S, max(USAGE_MIN_S, (self.limit - usage) / GROWTH))
         if usage >= HOT * self.limit:
-            self._hot_until = now + USAGE_MIN_S + COUNTER_S
+            self._hot_until = self._next_usage + COUNTER_S  # until the usage is read again
             if self._next_counter is None:
                 self._next_counter = now
                 self._next_leaves = now
