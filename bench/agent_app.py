@@ -23,3 +23,15 @@ def hog(mib: int) -> int:
     for i in range(0, len(block), 4096):
         block[i] = 1
     return len(block)
+
+
+@app.task(name="bench.hold")
+def hold(mib: int, seconds: float) -> int:
+    """Holds `mib` for `seconds`: the worker's group near its limit without a kill (the agent's cost there)."""
+    import time
+
+    block = bytearray(mib * 2**20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    time.sleep(seconds)
+    return len(block)

@@ -12,7 +12,7 @@ class Kill:
     pid: int
     role: str  # "pool child" | "main" | "descendant" (a program a task started, inside the worker's group)
     cause: str  # "oom" (the cgroup counted a kill, or the kernel log named the pid) | "sigkill"
-    seen_mono: float  # when the watcher saw the process gone
+    seen_mono: float  # when the watcher saw the process gone, or named it before its exit (named_by)
     task_id: str | None = None
     task_name: str | None = None
     queue: str | None = None
@@ -22,6 +22,7 @@ class Kill:
     program: str | None = None  # a descendant's command name, as the kernel logged it
     parent_pid: int | None = None  # a descendant's pool child (the process that ran its task)
     detection_s: float | None = None  # seen minus the kernel's kill time (only with the kernel log)
+    named_by: str | None = None  # "kernel log" | "oom counter": named before its exit; None: seen at its exit
     redelivered: bool = False
     message: dict | None = None  # a redelivered task's message, for the dead-letter list
     outcome: list[str] = field(default_factory=list)  # what the repairer did: marked_failure, counted N, dead_lettered
@@ -65,6 +66,7 @@ class Kill:
             "program": self.program,
             "parent_pid": self.parent_pid,
             "detection_s": self.detection_s,
+            "named_by": self.named_by,
             "redelivered": self.redelivered,
             "repaired": list(self.outcome),
         }

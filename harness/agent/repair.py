@@ -166,7 +166,8 @@ class Repairer(threading.Thread):
     def _done(self, kill: Kill) -> None:
         self.done.append(kill)
         del self.done[:-1000]
-        self.report(f"{kill.describe()}; {', '.join(kill.outcome) or 'nothing to repair'}")
+        named = f" (named from the {kill.named_by}, before its exit)" if kill.named_by else ""
+        self.report(f"{kill.describe()}{named}; {', '.join(kill.outcome) or 'nothing to repair'}")
         for listener in self.listeners:
             try:
                 listener(kill)

@@ -12,7 +12,16 @@ A program a task started (a subprocess, inside the worker's group) that the kern
 `descendant` kill: the kernel log names its pid, and the task is the one running in the pool child
 whose leaf cgroup the log names, else the pool child found up the victim's parents. Without the
 kernel log, an OOM kill the cgroup counts that no pool child's death claims within CLAIM_S is one too,
-its task unknown."""
+its task unknown.
+
+Without both the OOM notifier and the kernel log (an unprivileged container on cgroup v1), the
+group's kill counter is watched (CounterWatch: often only near the limit) and, when it moves, the
+pool child being killed (SIGKILL pending or exiting: oomlab.agent.dying) is handled then, as one the
+kernel log named, before its exit; a program a task started, found the same way, is a descendant
+kill. Finding none, the kill waits for an exit to claim it, as before.
+
+NO_KERNEL_NOTICE_ENV=1 makes the agent open neither the notifier nor the kernel log: the container's
+case on a host (for tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -27,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from oomlab.agent import dying
+from oomlab.agent.counter_watch import CounterWatch
 from oomlab.agent.kills import Kill
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
@@ -39,6 +50,7 @@ _DATAGRAM = 1 << 20
 SWITCH_INTERVAL_S = 0.0005  # the agent's GIL switch interval: a woken watcher waits at most this for the GIL
 CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a pool child's death to claim it
 _LEAF = re.compile(r"/leaf-(\d+)/?$")
+NO_KERNEL_NOTICE_ENV = "OOMLAB_AGENT_NO_KERNEL_NOTICE"
 
 
 @dataclass
@@ -73,27 +85,34 @@ class Watcher(threading.Thread):
         self.problems: list[str] = []  # what the watcher cannot do, one sentence each
         self.notifier: OomNotifier | None = None
         self.kmsg: KmsgReader | None = None
+        self.counter: CounterWatch | None = None
         self._oom_count = 0
         self._stop_r, self._stop_w = os.pipe()
         self._kernel_kills: dict[int, KernelKill] = {}
         self._named: set[int] = set()  # pool children reported from the kernel's line, before their exit
+        self._named_programs: set[int] = set()  # programs reported from the counter (pids kept: few, and small)
         self._unclaimed_since: float | None = None  # a counted kill no death has claimed yet (no kernel log)
+        self._next_quiet = 0.0  # the next read of the counter when select timed out (no notifier, no kernel log)
         self.main_reported = False  # the main process's kill went to on_kill (a task ran in it)
         self.task_listeners: list[Callable[[str, int], None]] = []  # (task name, exact peak) per finished task
         self.line_listeners: list[Callable[[ProbeLine], None]] = []  # every probe line (--events); must not block
-        if group is not None:
+        blind = os.environ.get(NO_KERNEL_NOTICE_ENV) == "1"
+        if group is not None and not blind:
             try:
                 self.notifier = group.open_oom_notifier()
             except OSError as exc:
                 self.problems.append(
                     f"cannot open the OOM notifier of {group.path}: {exc.strerror}; the counter is read on each exit"
                 )
-            self._oom_count = group.oom_kill_count()
             if group.kernel_name:
                 self.kmsg = KmsgReader.open(group.kernel_name, lambda pid: pid in self.pool)
+        if group is not None:
+            self._oom_count = group.oom_kill_count()
         if self.kmsg is None:
             peaks = "peaks come from the cgroup" if group is not None else "peaks are unknown"
             self.problems.append(f"/dev/kmsg is not readable here: {peaks}, no detection time is measured")
+        if group is not None and self.kmsg is None and (self.notifier is None or group.oom_notice == "polled"):
+            self.counter = CounterWatch.open(group)
 
     def stop(self) -> None:
         os.write(self._stop_w, b"x")
@@ -112,6 +131,8 @@ class Watcher(threading.Thread):
     def poll_once(self, timeout: float = 1.0) -> bool:
         if self._unclaimed_since is not None:
             timeout = min(timeout, max(0.0, self._unclaimed_since + CLAIM_S - time.monotonic()))
+        if self.counter is not None:
+            timeout = min(timeout, self.counter.timeout(time.monotonic()))
         fds = [self._stop_r, self.sock.fileno(), *self.exits.fds()]
         if self.notifier:
             fds.append(self.notifier.fileno())
@@ -120,8 +141,10 @@ class Watcher(threading.Thread):
         ready, _, _ = select.select(fds, [], [], timeout)
         now = time.monotonic()
         quiet = not ready and self.kmsg is None and self.group is not None and self._unclaimed_since is None
-        if quiet and self.group is not None and self.group.oom_kill_count() > self._oom_count:
-            self._unclaimed_since = now  # no notifier here (v1 in a container): the counter, once a second
+        if quiet and now >= self._next_quiet:  # the counter's short timeouts wake it far more often
+            self._next_quiet = now + 1.0
+            if self.group is not None and self.group.oom_kill_count() > self._oom_count:
+                self._unclaimed_since = now  # no notifier here (v1 in a container): the counter, once a second
         if self._stop_r in ready:
             return False
         if self.notifier and self.notifier.fileno() in ready:
@@ -130,11 +153,13 @@ class Watcher(threading.Thread):
                 self._unclaimed_since = now
         if self.sock.fileno() in ready:
             self._read_probe()  # first: the task a victim runs is known before its kill is handled
+        if self.counter is not None and (count := self.counter.poll(now)) is not None and count > self._oom_count:
+            self._name_victims(count, now)
         if self.kmsg and self.kmsg.fileno() in ready:
             self._read_kmsg(now)
             for victim in [pid for pid in self._kernel_kills if pid in self.pool]:
                 self._named.add(victim)  # the kernel named it: handled now, not when its exit is noticed
-                self._exited(victim, now)
+                self._exited(victim, now, named_by="kernel log")
             for victim in [pid for pid in self._kernel_kills if pid != self.main_pid and pid not in self.pool]:
                 self._descendant(self._kernel_kills.pop(victim), now)
         for fd in ready:
@@ -152,11 +177,42 @@ class Watcher(threading.Thread):
             self._unclaimed(now)
         return True
 
+    def _name_victims(self, count: int, now: float) -> None:
+        """The group counted kills none has claimed: the pool children being killed are handled now,
+        before their exit (which waits for the kernel to free their memory), else a program a task
+        started. None found: an exit claims the kill later, as without the counter."""
+        fresh = count - self._oom_count
+        victims = [pid for pid in sorted(self.pool) if pid not in self._named and dying.is_dying(pid)]
+        for victim in victims[:fresh]:
+            self._named.add(victim)
+            self._exited(victim, now, named_by="oom counter")
+        if victims:
+            return
+        others = set(self.group.pids() if self.group is not None else ()) - self.pool - {self.main_pid}
+        for pid in sorted(others - self._named_programs):
+            if dying.is_dying(pid, zombie=False):
+                self._named_programs.add(pid)
+                self._program_killed(pid, self._pool_parent(pid), now)
+                return
+
+    def _program_killed(self, pid: int, parent: int | None, now: float) -> None:
+        """A program a task started, found being killed when the counter moved (no kernel log)."""
+        running = self.running.get(parent) if parent is not None else None
+        kill = Kill(pid=pid, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
+        kill.program, kill.parent_pid, kill.peak_bytes = dying.command_name(pid), parent, dying.peak_rss(pid)
+        kill.named_by = "oom counter"
+        if running is not None:
+            kill.task_id, kill.task_name = running.task_id, running.name
+        kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
+        self._oom_count += 1
+        self.on_kill(kill)
+
     def _descendant(self, kernel: KernelKill, now: float) -> None:
         """A program a task started, killed by the kernel: reported with its task, which goes on."""
         parent = self._pool_child_of(kernel)
         running = self.running.get(parent) if parent is not None else None
         kill = Kill(pid=kernel.pid, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
+        kill.named_by = "kernel log"
         kill.program, kill.parent_pid, kill.peak_bytes = kernel.comm, parent, kernel.rss_bytes
         if running is not None:
             kill.task_id, kill.task_name = running.task_id, running.name
@@ -172,7 +228,11 @@ class Watcher(threading.Thread):
         match = _LEAF.search(kernel.memcg or "")
         if match and int(match.group(1)) in self.pool:
             return int(match.group(1))
-        pid: int | None = kernel.pid
+        return self._pool_parent(kernel.pid)
+
+    def _pool_parent(self, victim: int) -> int | None:
+        """The pool child up a process's parents, if any."""
+        pid: int | None = victim
         for _ in range(32):
             pid = _parent(pid) if pid is not None else None
             if pid is None or pid <= 1 or pid == self.main_pid:
@@ -251,7 +311,7 @@ class Watcher(threading.Thread):
         elif ev != WORKER_READY:
             self.on_event(line)
 
-    def _exited(self, pid: int, now: float) -> None:
+    def _exited(self, pid: int, now: float, named_by: str | None = None) -> None:
         role = "main" if pid == self.main_pid else "pool child"
         self.pool.discard(pid)
         running = self.running.pop(pid, None)
@@ -263,7 +323,7 @@ class Watcher(threading.Thread):
             return  # the worker's own exit: the agent's main thread reports it (main_killed)
         self.main_reported = self.main_reported or pid == self.main_pid
         cause, kernel = self._cause(pid)
-        kill = Kill(pid=pid, role=role, cause=cause, seen_mono=now, queue=self.queue)
+        kill = Kill(pid=pid, role=role, cause=cause, seen_mono=now, queue=self.queue, named_by=named_by)
         if running is not None:
             kill.task_id, kill.task_name = running.task_id, running.name
             kill.redelivered = running.name in self.redelivered

@@ -1,7 +1,8 @@
 """`oomlab agent` as a container's entrypoint on the machine's Docker engine: unprivileged (a non-root
 user, every capability dropped), under the container's own `mem_limit`, the agent is PID 1 and
 reads the container's memory cgroup as the container sees it. A task that needs more than the limit
-reads FAILURE with OOMKilled through AsyncResult, and `docker stop` is the worker's warm shutdown.
+reads FAILURE with OOMKilled through AsyncResult, said once in the agent's log, and `docker stop`
+is the worker's warm shutdown.
 
 The image is the worker image (oomlab from a wheelhouse made on the host, on OOMLAB_DOCKER_BASE);
 the user's app is mounted read-only. Host networking reaches the test's Redis on 127.0.0.1."""
@@ -64,6 +65,9 @@ def test_the_agent_as_an_unprivileged_entrypoint_repairs_an_oom_killed_task(tmp_
         assert "killed by the kernel's OOM killer" in message and "limit 256.0 MiB" in message, message
         assert took < 1.0 * TIME_SCALE, f"{took:.3f} s from STARTED to FAILURE"
         assert app.small.delay().get(timeout=30) == "ok"  # the worker goes on
+        # one kill, said once (named from the kill counter before its exit, or at its exit: both are one line)
+        said = [line for line in container.logs().decode(errors="replace").splitlines() if "OOM killer" in line]
+        assert len(said) == 1, said
 
         container.reload()
         with open(f"/proc/{container.attrs['State']['Pid']}/cmdline", "rb") as handle:

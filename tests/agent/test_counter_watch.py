@@ -1,0 +1,114 @@
+"""Without the OOM notifier and the kernel log (an unprivileged container on cgroup v1; here the agent
+is told to open neither, under a real `--memory` limit), the agent names an OOM-killed pool child
+from the group's kill counter while the kernel is still tearing the victim's memory down: its alert
+is sent before the victim's exit, which this test sees on a pidfd of its own, and the kill's time
+comes from the kernel log, which this test (root on the host) reads itself."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+
+import psutil
+import pytest
+from oomlab.agent.watcher import NO_KERNEL_NOTICE_ENV
+from oomlab.observe.detectors.kmsg import KmsgReader
+
+from tests.agent.conftest import wait_oomkilled, worker_command
+from tests.agent.test_alerts import _receiver
+from tests.conftest import TIME_SCALE
+
+EARLY_S = 0.005  # as bench/agent_container.py: a kill counted before the kernel's line's stamp, on the same clock
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+
+def _group_memcg(pid: int) -> str:
+    """The worker's memory group as the kernel log names it (the pool child's leaf's parent)."""
+    with open(f"/proc/{pid}/cgroup") as handle:
+        for line in handle.read().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(",") or controllers == "":
+                return path.rsplit("/leaf-", 1)[0]
+    raise AssertionError(f"no memory cgroup for pid {pid}")
+
+
+def _exit_time(pid: int) -> list[float]:
+    """When `pid` is gone (its pidfd readable), as a thread of this test sees it."""
+    pidfd = os.pidfd_open(pid)
+    seen: list[float] = []
+
+    def wait() -> None:
+        ready, _, _ = select.select([pidfd], [], [], 60)
+        if ready:
+            seen.append(time.monotonic())
+        os.close(pidfd)
+
+    threading.Thread(target=wait, daemon=True).start()
+    return seen
+
+
+def test_the_counter_names_an_oom_killed_pool_child_before_its_exit(agent_run):
+    server, received = _receiver()
+    try:
+        with agent_run() as run:
+            run.env[NO_KERNEL_NOTICE_ENV] = "1"
+            hook = f"http://127.0.0.1:{server.server_port}/hook"
+            process = run.start("--memory", "256MiB", "--alert-webhook", hook, worker=worker_command("-n", run.node))
+            run.wait_ready()
+            assert "/dev/kmsg is not readable here" in run.text()  # the switch took: no kernel log
+            app = run.app()
+            assert app.small.delay().get(timeout=30) == "ok"
+            (main,) = psutil.Process(process.pid).children()
+            (victim,) = [child.pid for child in main.children()]
+            reader = KmsgReader.open(_group_memcg(victim))
+            assert reader is not None, "the test reads /dev/kmsg as root"
+            exited = _exit_time(victim)
+
+            result = app.hog.delay(600)
+            wait_oomkilled(result)
+            deadline = time.monotonic() + 10 * TIME_SCALE
+            while (not received or not exited) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            kernel = reader.read(time.monotonic())
+            reader.calibrate()
+        (alert,) = received
+        assert (alert["pid"], alert["task"], alert["id"]) == (victim, "user_app.hog", result.id), alert
+        assert alert["cause"] == "oom" and alert["named_by"] == "oom counter", alert
+        assert [k.pid for k in kernel] == [victim], kernel
+        killed = reader.clock.to_mono(kernel[0].kernel_stamp)
+        seen, gone = alert["seen_monotonic"], exited[0]
+        detection, teardown = seen - killed, gone - killed
+        print(f"detection {detection * 1e3:.2f} ms, the victim gone after {teardown * 1e3:.2f} ms")
+        # named at the kill (the kernel counts it just before it logs the line: up to EARLY_S sooner), before the exit
+        assert killed - EARLY_S <= seen < gone, (killed, seen, gone)
+        assert detection < teardown / 2 and detection < 0.02 * TIME_SCALE, (detection, teardown)
+    finally:
+        server.shutdown()
+
+
+def test_the_counter_names_a_program_a_task_started_with_its_task(agent_run):
+    server, received = _receiver()
+    try:
+        with agent_run() as run:
+            run.env[NO_KERNEL_NOTICE_ENV] = "1"
+            hook = f"http://127.0.0.1:{server.server_port}/hook"
+            process = run.start("--memory", "256MiB", "--alert-webhook", hook, worker=worker_command("-n", run.node))
+            run.wait_ready()
+            app = run.app()
+            assert app.small.delay().get(timeout=30) == "ok"
+            (main,) = psutil.Process(process.pid).children()
+            (pool_child,) = [child.pid for child in main.children()]
+            result = app.external.delay(600)
+            assert result.get(timeout=60 * TIME_SCALE) == -9  # the program was SIGKILLed; the task goes on
+            deadline = time.monotonic() + 10 * TIME_SCALE
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.5)  # a second alert (the kill counted twice) would come by now
+        (alert,) = received
+        assert alert["role"] == "descendant" and alert["named_by"] == "oom counter", alert
+        assert (alert["parent_pid"], alert["task"], alert["id"]) == (pool_child, "user_app.external", result.id)
+        assert alert["program"] and alert["pid"] not in (pool_child, main.pid), alert
+    finally:
+        server.shutdown()
