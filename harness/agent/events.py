@@ -9,7 +9,8 @@ is kept and sent first once Redis answers, so a late replica still joins.
 Only the first hello makes the stream (XADD); every other event is sent with NOMKSTREAM, so a stream
 the controller deleted at the end of its run stays deleted. An event that finds the stream gone (its
 run ended) makes the agent say hello again, with NOMKSTREAM, every RETRY_S: the next run, which makes
-the stream at its start, finds every replica of a long-lived fleet there. Events carry names, ids, pids and figures,
+the stream at its start, finds every replica of a long-lived fleet there. A next run that made the stream
+again before any event found it gone is found once a second: the stream no longer holds this hello. Events carry names, ids, pids and figures,
 never arguments, URLs or secrets; the password in the URL goes to the Redis client only."""
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class EventSink:
         self._down_until = 0.0
         self._said_down = False
         self._seq = 0
+        self._hello_id: bytes | str | None = None  # the stream entry of the hello Redis has
         self.memory: Callable[[], tuple[int | None, int | None]] | None = None  # the group's (usage, peak) now
         self._memory_at = 0.0
         self._thread = threading.Thread(target=self._run, name="oomlab-agent-events", daemon=True)
@@ -166,6 +168,11 @@ class EventSink:
         if self.memory is None or not self.hello_sent or now < self._memory_at + MEMORY_S:
             return
         self._memory_at = now
+        client = self._connected()
+        if client is not None and not self._still_joined(client):
+            self.hello_sent, self.rejoining = False, True  # a new run made the stream again: join it
+            self._send_hello()
+            return
         try:
             usage, peak = self.memory()
         except OSError:
@@ -173,6 +180,22 @@ class EventSink:
         self._seq += 1
         event = {"ev": fleet.MEMORY, "replica": self.replica, "seq": self._seq, "wall": time.time()}
         self._send([{**event, "usage_bytes": usage, "peak_bytes": peak}])
+
+    def _still_joined(self, client: Any) -> bool:
+        """False when the stream no longer holds this replica's hello although it has entries: its run
+        deleted it and the next run made it again before any event of ours found it gone (two runs back
+        to back on one stream), so that run has not heard this replica. A stream long enough to have
+        been trimmed past the hello, or one that is gone, is left to the other rules."""
+        if self._hello_id is None:
+            return True
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.xrange(self.url.stream, self._hello_id, self._hello_id, count=1)
+            pipe.xlen(self.url.stream)
+            found, length = pipe.execute()
+        except Exception:
+            return True  # Redis is down: the sends say so
+        return bool(found) or length == 0 or length >= fleet.STREAM_MAXLEN // 2
 
     def _group_now(self) -> dict[str, int | None]:
         if self.memory is None:
@@ -239,7 +262,7 @@ class EventSink:
             return
         if added is None:
             return  # no run yet: tried again in RETRY_S
-        self.hello_sent, self.rejoining = True, False
+        self.hello_sent, self.rejoining, self._hello_id = True, False, added
         self.sent += 1
 
     def _send(self, events: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from oomlab.probe.channel import emit
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, SENT, WORKER_READY
 from oomlab.probe.profile_choice import NAMES_ENV
 from oomlab.probe.task_tree import TaskTree, process_kinds
+from oomlab.probe.url_mask import safe_url
 
 TRACE = os.environ.get("OOMLAB_TRACEMALLOC") == "1"
 
@@ -155,7 +156,8 @@ EXCEPTION_CHARS = 300  # a failure's first line, kept short: one probe line stay
 def _exception(error: BaseException) -> str:
     """`Type: message` as the result backend's traceback ends, the message's first line, shortened."""
     message = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {message}"[:EXCEPTION_CHARS] if message else type(error).__name__
+    # a message may quote a URL with its password (a database's): masked here, before any file holds it
+    return safe_url(f"{type(error).__name__}: {message}")[:EXCEPTION_CHARS] if message else type(error).__name__
 
 
 def _end_peaks(task_id: str | None) -> dict:

@@ -11,21 +11,10 @@ import stat
 import tempfile
 from typing import Any
 
+from oomlab.probe.url_mask import MASK as MASK
+from oomlab.probe.url_mask import safe_url as safe_url  # the URL rule lives in the probe, which writes messages too
 from oomlab.record.reading import open_regular
 
-MASK = "***"
-
-# scheme://user:password@ (the password up to the last @ before a space, so an unencoded @ in it is
-# masked too); query arguments such as ?password=... as well
-# (the look-behind keeps the search linear in a long run of letters: a scheme starts only after one)
-_URL_PASSWORD = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):[^\s/]*@")
-_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|secret|token|api_?key)=)[^&;\s'\"]+", re.IGNORECASE)
-# a URL whose password holds `/` or a space (the form above stops at them): taken to the last @ of
-# its stretch of text, unless what follows the colon is a port (digits, then a path or a word, no @)
-_URL_LOOSE = re.compile(
-    r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):(?!\d+(?:[/\s]|$)[^@\s]*(?:\s|$))"
-    r"(?P<password>[^\n\r\"'<>,;@]{0,256})@"
-)
 _SECRET_NAME = re.compile(
     r"(?:^|[_\-.\s])(?:password|passwd|pwd|pass|secret|secrets|token|key|apikey|credentials?|auth|private)(?:$|[_\-.\s])",
     re.IGNORECASE,
@@ -33,21 +22,6 @@ _SECRET_NAME = re.compile(
 # words that say "secret" wherever they stand in a name (dbpassword, mytoken, apikey)
 _SECRET_PART = re.compile(r"password|passwd|passphrase|secret|token|apikey|credential|privatekey", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-def safe_url(text: str) -> str:
-    """`text` (a URL, or a message that holds some) with every URL's password replaced by ***."""
-    if "://" not in text:  # most strings (and every large one a task carries) hold no URL: a fast out
-        return text
-    text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
-    text = _URL_LOOSE.sub(_masked_loose, text)
-    return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text) if "=" in text else text
-
-
-def _masked_loose(match: re.Match[str]) -> str:
-    if match["password"] == MASK:  # masked already by the strict form
-        return str(match.group(0))
-    return f"{match['head']}:{MASK}@"
 
 
 def without_password(text: str, url: str) -> str:

@@ -16,8 +16,8 @@ import pytest
 from oomlab.agent.watcher import NO_KERNEL_NOTICE_ENV
 from oomlab.observe.detectors.kmsg import KmsgReader
 
+from bench.agent_common import receiver
 from tests.agent.conftest import wait_oomkilled, worker_command
-from tests.agent.test_alerts import _receiver
 from tests.conftest import TIME_SCALE
 
 EARLY_S = 0.005  # as bench/agent_container.py: a kill counted before the kernel's line's stamp, on the same clock
@@ -50,7 +50,7 @@ def _exit_time(pid: int) -> list[float]:
 
 
 def test_the_counter_names_an_oom_killed_pool_child_before_its_exit(agent_run):
-    server, received = _receiver()
+    server, received = receiver()
     try:
         with agent_run() as run:
             run.env[NO_KERNEL_NOTICE_ENV] = "1"
@@ -89,7 +89,7 @@ def test_the_counter_names_an_oom_killed_pool_child_before_its_exit(agent_run):
 
 
 def test_the_counter_names_a_program_a_task_started_with_its_task(agent_run):
-    server, received = _receiver()
+    server, received = receiver()
     try:
         with agent_run() as run:
             run.env[NO_KERNEL_NOTICE_ENV] = "1"

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
+from bench.agent_common import receiver
 from tests.agent.conftest import worker_command
-from tests.agent.test_alerts import _receiver
 from tests.agent.test_metrics import _free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -22,7 +22,7 @@ def _agent_lines(text: str) -> list[str]:
 
 
 def test_a_program_a_task_started_is_reported_with_its_task_and_the_task_goes_on(agent_run):
-    server, received = _receiver()
+    server, received = receiver()
     port = _free_port()
     try:
         with agent_run() as run:

@@ -111,11 +111,12 @@ def test_a_container_kill_is_timed_from_the_kernels_line_to_the_agents_seen_time
 def test_the_container_part_times_kills_the_host_reads_in_the_kernel_log():
     """Two kills in the agent's container (unprivileged, mem_limit, the agent its entrypoint), timed
     from the host's /dev/kmsg; the container's CLOCK_MONOTONIC checked to be the host's."""
-    from bench.agent_container import detection
+    from bench.agent_container import EARLY_S, detection
 
     found = detection(2)
     assert found["kills"] == 2 and found["unpaired"] == [], found
-    assert all(0 < seconds < 2.0 for seconds in found["detection_s"]), found["detection_s"]
+    # a kill seen from the counter may read a little below zero: counted before the kernel's line
+    assert all(-EARLY_S <= seconds < 2.0 for seconds in found["detection_s"]), found["detection_s"]
     assert len(found["victim_gone_s"]) == 2 and all(0 < seconds < 2.0 for seconds in found["victim_gone_s"])
     assert len(found["agent_after_exit_s"]) == 2
     check = found["clock_check"]

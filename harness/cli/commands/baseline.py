@@ -27,7 +27,8 @@ def main(args) -> int:
     refuse_overwrite(args.path, args.force)
     runs = gated_runs([args.run_dir])  # every task, a load run's stream too
     source, stats = runs.source, runs.stats
-    reasons = [runs.refusal] + [c.detail or c.threshold for c in run_problems(runs.facts)]
+    failed = f"{runs.facts.failed} task(s) failed" if runs.facts.failed else None
+    reasons = [runs.refusal] + [c.detail or c.threshold for c in run_problems(runs.facts)] + [failed]
     reason = "; ".join(dict.fromkeys(r for r in reasons if r))
     if reason and not args.force:
         raise BadInput(f"run {source} cannot be a baseline: {reason}; give --force to save it anyway")

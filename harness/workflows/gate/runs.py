@@ -49,8 +49,7 @@ def gated_runs(run_dirs: list[str]) -> GatedRuns:
         record, tasks = records[0], readers[0]
         stats = task_stats(record, tasks)
         load = load_of(record, tasks)  # a load run's own section; a plan run's from its records
-        facts = run_facts(record, tasks.check)
-        return GatedRuns(stats, record.run_id, load, facts, _refusal(refusal, facts))
+        return GatedRuns(stats, record.run_id, load, run_facts(record, tasks.check), refusal)
     from oomlab.run.load.from_tasks import load_from_tasks
 
     merged = replace(
@@ -63,13 +62,6 @@ def gated_runs(run_dirs: list[str]) -> GatedRuns:
         stats=task_stats(merged, itertools.chain.from_iterable(readers)),
         source="+".join(record.run_id for record in records),
         load=load_from_tasks(itertools.chain.from_iterable(readers), started, len(merged.kills)),
-        facts=(facts := merge_facts([run_facts(r, reader.check) for r, reader in zip(records, readers, strict=True)])),
-        refusal=_refusal(refusal, facts),
+        facts=merge_facts([run_facts(record, reader.check) for record, reader in zip(records, readers, strict=True)]),
+        refusal=refusal,
     )
-
-
-def _refusal(worthiness: str | None, facts: RunFacts) -> str | None:
-    """Why the runs may not become a baseline, for `baseline save` and the gate's first baseline alike:
-    the record's own reason, or tasks that raised (a task that failed early leaves a small peak that
-    the next run's success would read as growth)."""
-    return worthiness or (f"{facts.failed} task(s) failed" if facts.failed else None)
