@@ -48,6 +48,7 @@ from oomlab.worker.limits.base import CgroupBackend, OomNotifier, read_int
 
 _DATAGRAM = 1 << 20
 SWITCH_INTERVAL_S = 0.0005  # the agent's GIL switch interval: a woken watcher waits at most this for the GIL
+KILL_CLOCK_SLACK_S = 0.005  # the kernel log's stamp mapped onto CLOCK_MONOTONIC: within a few ms
 CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a pool child's death to claim it
 _LEAF = re.compile(r"/leaf-(\d+)/?$")
 NO_KERNEL_NOTICE_ENV = "OOMLAB_AGENT_NO_KERNEL_NOTICE"
@@ -77,6 +78,9 @@ class Watcher(threading.Thread):
         self.exits = ExitWatcher()
         self.exits.watch(main_pid)
         self.running: dict[int, Running] = {}  # pid -> the task in flight there
+        # pid -> the task that last ended there and when (its postrun's CLOCK_MONOTONIC): a task that saw
+        # its program killed may end before the kernel's line about it is read
+        self.last_ended: dict[int, tuple[Running, float]] = {}
         self.shut_down: set[int] = set()  # pids that said they exit (recycled), not killed
         self.pool: set[int] = set()
         self.redelivered: set[str] = set()
@@ -195,9 +199,20 @@ class Watcher(threading.Thread):
                 self._program_killed(pid, self._pool_parent(pid), now)
                 return
 
+    def _task_in(self, parent: int | None, killed_at: float) -> Running | None:
+        """The task running in pool child `parent` when its program was killed at `killed_at`: the one
+        running now, or the one that ended there since (its postrun read before the kill's news)."""
+        if parent is None:
+            return None
+        running = self.running.get(parent)
+        if running is not None:
+            return running
+        ended = self.last_ended.get(parent)
+        return ended[0] if ended is not None and ended[1] >= killed_at - KILL_CLOCK_SLACK_S else None
+
     def _program_killed(self, pid: int, parent: int | None, now: float) -> None:
         """A program a task started, found being killed when the counter moved (no kernel log)."""
-        running = self.running.get(parent) if parent is not None else None
+        running = self._task_in(parent, now)
         kill = Kill(pid=pid, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
         kill.program, kill.parent_pid, kill.peak_bytes = dying.command_name(pid), parent, dying.peak_rss(pid)
         kill.named_by = "oom counter"
@@ -210,7 +225,7 @@ class Watcher(threading.Thread):
     def _descendant(self, kernel: KernelKill, now: float) -> None:
         """A program a task started, killed by the kernel: reported with its task, which goes on."""
         parent = self._pool_child_of(kernel)
-        running = self.running.get(parent) if parent is not None else None
+        running = self._task_in(parent, kernel.kernel_mono)
         kill = Kill(pid=kernel.pid, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
         kill.named_by = "kernel log"
         kill.program, kill.parent_pid, kill.peak_bytes = kernel.comm, parent, kernel.rss_bytes
@@ -291,7 +306,9 @@ class Watcher(threading.Thread):
         if ev == PRERUN:
             self.running[pid] = Running(line.get("task_id") or "?", line.get("name"))
         elif ev == POSTRUN:
-            self.running.pop(pid, None)
+            ended = self.running.pop(pid, None)
+            if ended is not None:
+                self.last_ended[pid] = (ended, line.get("t") or time.monotonic())
             self.messages.pop(line.get("task_id") or "", None)
             peak = line.get("tree_peak") if line.get("tree_peak_exact") else line.get("peak_rss")
             name = line.get("name")
@@ -315,6 +332,7 @@ class Watcher(threading.Thread):
         role = "main" if pid == self.main_pid else "pool child"
         self.pool.discard(pid)
         running = self.running.pop(pid, None)
+        self.last_ended.pop(pid, None)
         if pid in self.shut_down:  # it said it was leaving: recycled or shut down, not killed
             self.shut_down.discard(pid)
             self._drop_leaf(pid)
