@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import psutil
 import redis
-from oomlab.observe.detectors.kmsg import KernelClock, KernelKill, KmsgReader
+from oomlab.observe.detectors.kmsg import SEEN_BEFORE_STAMP_S, KernelClock, KernelKill, KmsgReader
 from oomlab.worker import proc
 from oomlab.worker.broker import redis_server_binary
 from oomlab.worker.docker.engine import DEFAULT_BASE, client, remove_container, worker_image
@@ -35,10 +35,7 @@ LIMIT = 256 * 2**20
 HOG_MIB = 600  # more than the limit: the kernel kills the pool child that allocates it
 CONCURRENCY = 2  # bench.agent_common's worker: prefork × 2
 SPACING_S = 0.3  # between kills, so the kernel logs every one (its OOM report is rate-limited)
-# how long before the kernel's `Killed process` stamp a seen time may be on the same clock: the kernel
-# counts the kill (which the agent's counter watch reads) before it sends SIGKILL and logs the line, and
-# the log's stamp is one CPU's local_clock, mapped onto CLOCK_MONOTONIC from another (seen: 0.8 ms early)
-EARLY_S = 0.005
+EARLY_S = SEEN_BEFORE_STAMP_S  # a kill seen from the counter, a little before the kernel's stamp
 APP = os.path.dirname(os.path.abspath(__file__))  # bench/, mounted read-only at /app/bench
 
 

@@ -20,6 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+# how long before a kill's `Killed process` stamp it may be seen on the same clock: the kernel counts the
+# kill (memory.events / oom_control's oom_kill, which the counter watch and the OOM notice read) before
+# it sends SIGKILL and logs the line, and the stamp is one CPU's local_clock mapped onto CLOCK_MONOTONIC
+# (seen: 16 µs early on the host, 0.8 ms early from a container)
+SEEN_BEFORE_STAMP_S = 0.005
+
 _KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB")
 _OOM_KILL = re.compile(r"oom-kill:.*task_memcg=([^,]*),task=[^,]*,pid=(\d+)")
 _GROUP = re.compile(r"Tasks in (\S+) are going to be killed due to memory\.oom\.group set")

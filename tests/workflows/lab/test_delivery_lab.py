@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+from oomlab.observe.detectors.kmsg import SEEN_BEFORE_STAMP_S
 from oomlab.record.schema import load_run
 
 from tests.conftest import assert_nothing_left, oomlab_cmd
@@ -115,7 +116,8 @@ def test_every_kill_has_every_detectors_latency(tmp_path):
             # kernel's line, the cgroup's OOM notice or a pidfd, whichever named it first)
             seen = kill["detected_mono"]
             assert kill["detected"]["oomlab"] == pytest.approx(seen["oomlab"] - kill["kernel_time_mono"], abs=1e-6)
-            assert 0 <= kill["detected"]["oomlab"] < 1.0
+            # seen from the kill counter or the OOM notice, it may come a few µs before the kernel's stamp
+            assert -SEEN_BEFORE_STAMP_S <= kill["detected"]["oomlab"] < 1.0
     child_kill = next(k for k in by_scope["child"]["kills"] if k["role"] == "child")
     assert child_kill["detected"]["celery_pool_noticed"] > 0  # Celery's main process logged the death
     assert child_kill["detected"]["celery_worker_lost"] > 0  # and sent task-failed with WorkerLostError
