@@ -157,15 +157,19 @@ class Watcher(threading.Thread):
                 self._unclaimed_since = now
         if self.sock.fileno() in ready:
             self._read_probe()  # first: the task a victim runs is known before its kill is handled
+        # a victim named from a read is seen when that read returned, not at the wake-up: in a container
+        # the agent shares the group at its limit, and its own allocations can stall until the kill
+        # (seen: the counter read 113 ms after the wake-up, before the kernel had logged the kill)
         if self.counter is not None and (count := self.counter.poll(now)) is not None and count > self._oom_count:
-            self._name_victims(count, now)
+            self._name_victims(count, time.monotonic())
         if self.kmsg and self.kmsg.fileno() in ready:
             self._read_kmsg(now)
+            read = time.monotonic()
             for victim in [pid for pid in self._kernel_kills if pid in self.pool]:
                 self._named.add(victim)  # the kernel named it: handled now, not when its exit is noticed
-                self._exited(victim, now, named_by="kernel log")
+                self._exited(victim, read, named_by="kernel log")
             for victim in [pid for pid in self._kernel_kills if pid != self.main_pid and pid not in self.pool]:
-                self._descendant(self._kernel_kills.pop(victim), now)
+                self._descendant(self._kernel_kills.pop(victim), read)
         for fd in ready:
             if fd in (self._stop_r, self.sock.fileno()) or fd == (self.notifier and self.notifier.fileno()):
                 continue

@@ -214,9 +214,11 @@ class Monitor(threading.Thread):
             self._follow_replaced_group()
         # the counter is read every round too: seen in CI, a kill can come with no notification
         count = self._count()
+        # a notice's kill is seen at the round's wake-up (the stamp its exits get), one found by the
+        # read alone when that read returned
+        seen = now if notified else time.monotonic()
         if self.emulate_group_kill and not notified and count > self._oom_count:
             self._kill_group(now)
-        seen = now  # the round's wake-up, the same stamp its exits get
         if notified and count <= self._oom_count and self.group.oom_notice_precedes_kill:
             count = self._await_kill_count(count)
             seen = time.monotonic()  # v1 counted the kill during the wait, after the notice
