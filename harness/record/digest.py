@@ -32,10 +32,16 @@ class NameDigest:
     needs: ExactCounts = field(default_factory=ExactCounts)  # unreclaimable above start (sampled), page cache apart
     run_time: LogHistogram = field(default_factory=LogHistogram)
     kinds: dict[str, int] = field(default_factory=dict)  # each KIND_STATS figure's largest over the tasks
+    tree_max: int | None = None  # the largest task-tree peak above start (programs included)
+    failures: Counter[str] = field(default_factory=Counter)  # failed tasks by exception type
 
     def add(self, task: TaskLine) -> None:
         self.tasks += 1
         self.outcomes[task.outcome] += 1
+        if task.outcome == "failed":
+            self.failures[task.exception or "unknown"] += 1
+        if task.tree_peak_above_start_bytes is not None:
+            self.tree_max = max(task.tree_peak_above_start_bytes, self.tree_max or 0)
         if task.peak_is_exact and task.peak_rss_bytes is not None:
             self.peaks.add(task.peak_rss_bytes)
             if task.peak_above_start_bytes is not None:

@@ -428,6 +428,9 @@ class NameFigures:
     peaks: dict[str, int | None]  # n, min, p50, p90, p95, p99, max
     above_start: dict[str, int | None]  # n, p50, p95, max
     bins: list[PeakBin]
+    tree_max: int | None = None  # the largest task-tree peak above start
+    needs_max: int | None = None  # the largest unreclaimable growth above start (sampled)
+    failures: dict[str, int] = field(default_factory=dict)  # failed tasks by exception type
 
 
 @dataclass
@@ -477,6 +480,9 @@ def stream_view(digest: TaskDigest, check: StreamCheck) -> StreamView:
             },
             above_start=_figures(held.above_start, (("p50", 0.5), ("p95", 0.95))),
             bins=peak_bins(held.peaks.counts),
+            tree_max=held.tree_max,
+            needs_max=held.needs.max if held.needs.n else None,
+            failures=dict(held.failures),
         )
         for name, held in sorted(digest.by_name.items())
     ]

@@ -414,7 +414,8 @@ def _line_cells(task: TaskLine) -> list[Cell]:
 def names_table(stream: StreamView) -> str:
     quantiles = ("min", "p50", "p90", "p95", "p99", "max")
     above = ("above start p50", "above start p95", "above start max")
-    columns = ["name", "tasks", "succeeded", "failed", "killed", "exact peaks", *quantiles, *above]
+    trees = ("tree max", "needs max")
+    columns = ["name", "tasks", "succeeded", "failed", "killed", "exact peaks", *quantiles, *above, *trees, "failures"]
     rows = [
         [
             cell(figures.name),
@@ -423,10 +424,13 @@ def names_table(stream: StreamView) -> str:
             cell(figures.peaks["n"], figures.peaks["n"]),
             *[cell(format_size(figures.peaks[q]), _sort(figures.peaks[q])) for q in quantiles],
             *[cell(format_size(figures.above_start[q]), _sort(figures.above_start[q])) for q in ("p50", "p95", "max")],
+            cell(format_size(figures.tree_max), _sort(figures.tree_max)),
+            cell(format_size(figures.needs_max), _sort(figures.needs_max)),
+            cell(", ".join(f"{kind} × {n}" for kind, n in sorted(figures.failures.items())) or "-"),
         ]
         for figures in stream.names
     ]
-    return table(columns, rows, "task-names", numeric=columns[1:])
+    return table(columns, rows, "task-names", numeric=columns[1:-1])
 
 
 def peak_histograms(stream: StreamView) -> str:

@@ -293,3 +293,34 @@ def test_a_chord_sent_by_a_task_is_grouped_under_it_in_the_table_and_the_timelin
         f'document.querySelector(\'#tasks tr[data-task-id="{part["id"]}"]\').classList.contains("hl")'
     )
     assert_not_blank(browser.screenshot())
+
+
+def test_a_load_runs_names_table_has_each_names_tree_needs_and_failures(browser, load_run_dir):
+    """Beside the exact peaks, per name: the largest task-tree peak (programs a task ran included),
+    the largest sampled need, and the failed tasks counted by exception type."""
+    from oomlab.record.stream import TaskLine, TaskStream
+
+    stream = TaskStream(load_run_dir)
+    for index, (exception, tree, needs) in enumerate(
+        [("ValueError", 150 << 20, 120 << 20), ("ValueError", 90 << 20, None), ("KeyError", None, 7 << 20)]
+    ):
+        stream.write(
+            TaskLine(
+                id=f"extra-{index}",
+                name="alloc.allocate",
+                outcome="failed",
+                exception=exception,
+                tree_peak_above_start_bytes=tree,
+                tree_peak_is_exact=tree is not None,
+                needs_above_start_bytes=needs,
+            )
+        )
+    stream.close()
+    browser.open(write_run_report(load_run_dir))
+    assert browser.errors() == []
+    heads = browser.evaluate("Array.from(document.querySelectorAll('#task-names thead th')).map(th => th.textContent)")
+    cells = browser.evaluate("Array.from(document.querySelectorAll('#task-names tbody td')).map(td => td.textContent)")
+    row = dict(zip([head.strip() for head in heads], cells, strict=True))
+    assert row["failed"] == "3"
+    assert row["tree max"] == format_size(150 << 20) and row["needs max"] == format_size(120 << 20)
+    assert row["failures"] == "KeyError × 1, ValueError × 2"
