@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from oomlab.worker.leftovers import Lease
 
 PREFIX = "oomlab-worker-"
-# waits for end of file on its stdin (every process holding the pipe's other end gone), then removes $0
-_REMOVE_AT_EOF = 'while read -r _; do :; done; exec rm -rf -- "$0"'
+# in the background (so no child of the worker's: init's), reads fd $1 to its end (every process holding
+# the pipe's other end gone), then removes $0
+_REMOVE_AT_EOF = '(while read -r _ <&"$1"; do :; done; exec rm -rf -- "$0") &'
 
 
 def private_temp_dir(lease: Lease | None = None) -> str:
@@ -32,11 +33,16 @@ def remove_temp_dir(path: str) -> None:
 
 def removed_after_exec(path: str) -> None:
     """For a process about to become the worker (exec), which can remove nothing after: a small shell
-    in a session of its own removes `path` once the worker and every pool child it forked are gone
-    (they hold a pipe's write end, inherited through the exec; the shell reads to its end)."""
+    in a session of its own, not the worker's child, removes `path` once the worker and every pool
+    child it forked are gone (they hold a pipe's write end, inherited through the exec)."""
     read, write = os.pipe()
-    subprocess.Popen(
-        ["/bin/sh", "-c", _REMOVE_AT_EOF, path], stdin=read, stdout=subprocess.DEVNULL, start_new_session=True
+    subprocess.run(
+        ["/bin/sh", "-c", _REMOVE_AT_EOF, path, str(read)],
+        pass_fds=(read,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        check=False,
     )
     os.close(read)
     os.set_inheritable(write, True)
