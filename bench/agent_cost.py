@@ -23,6 +23,7 @@ from oomlab.record.schema import Spread
 from oomlab.worker import proc
 from oomlab.worker.broker import EmbeddedRedis
 from oomlab.worker.docker.engine import DockerUnavailable
+from oomlab.worker.temp_dir import worker_temp_dir
 
 from bench import agent_container, report
 from bench.agent_common import receiver, worker
@@ -46,9 +47,9 @@ def _argv(mode: str, queue: str, *agent_args: str) -> list[str]:
     return [sys.executable, "-m", "oomlab", "agent", *agent_args, "--", *worker(queue, [sys.executable])]
 
 
-def _env(url: str, queue: str) -> dict[str, str]:
+def _env(url: str, queue: str, tmp: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "CELERY_LOADER"}  # bare is bare
-    return {**env, "BENCH_AGENT_REDIS": url, "BENCH_AGENT_QUEUE": queue, "PYTHONPATH": REPO}
+    return {**env, "BENCH_AGENT_REDIS": url, "BENCH_AGENT_QUEUE": queue, "PYTHONPATH": REPO, "TMPDIR": tmp}
 
 
 def _pool_cpu(worker_main: psutil.Process) -> float:
@@ -70,14 +71,18 @@ def _worker_main(process, mode: str) -> psutil.Process:
 
 def one_round(mode: str, tasks: int = TASKS) -> dict:
     """Throughput, the pool children's CPU per task, and (under the agent) the agent's RSS after the tasks."""
-    with leased_group("bench-agent", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
+    with (
+        leased_group("bench-agent", 1 << 30) as (lease, group),
+        tempfile.TemporaryDirectory() as tmp,
+        worker_temp_dir(lease) as worker_tmp,  # billiard's pymp-* dirs, removed after the worker, as oomlab run's
+    ):
         broker = EmbeddedRedis(tmp)
         process = None
         try:
             broker.start(lease)
             queue = f"bench.agent.{os.path.basename(group.path)}"
             log = os.path.join(tmp, "worker.log")
-            env = _env(broker.url, queue)
+            env = _env(broker.url, queue, worker_tmp)
             process = proc.spawn(_argv(mode, queue), log_path=log, env=env, cwd=REPO, join_cgroup=group.procs_file)
             lease.add_process(process.pid)
             _wait_ready(log, process)
@@ -101,7 +106,11 @@ def one_round(mode: str, tasks: int = TASKS) -> dict:
 def detection(kills: int) -> dict:
     """The agent's own detection time of `kills` pool-child OOM kills, and its RSS after them."""
     server, received = receiver()
-    with leased_group("bench-agent", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
+    with (
+        leased_group("bench-agent", 1 << 30) as (lease, group),
+        tempfile.TemporaryDirectory() as tmp,
+        worker_temp_dir(lease) as worker_tmp,  # billiard's pymp-* dirs, removed after the worker, as oomlab run's
+    ):
         broker = EmbeddedRedis(tmp)
         process = None
         try:
@@ -111,7 +120,7 @@ def detection(kills: int) -> dict:
             hook = f"http://127.0.0.1:{server.server_port}/"
             argv = _argv("agent", queue, "--memory", "256MiB", "--alert-webhook", hook)
             process = proc.spawn(
-                argv, log_path=log, env=_env(broker.url, queue), cwd=REPO, join_cgroup=group.procs_file
+                argv, log_path=log, env=_env(broker.url, queue, worker_tmp), cwd=REPO, join_cgroup=group.procs_file
             )
             lease.add_process(process.pid)
             _wait_ready(log, process)

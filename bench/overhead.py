@@ -24,6 +24,7 @@ from oomlab.observe.sampler import Sampler
 from oomlab.worker import proc
 from oomlab.worker.broker import EmbeddedRedis
 from oomlab.worker.launch import worker_argv
+from oomlab.worker.temp_dir import worker_temp_dir
 
 from bench import report
 from bench.group import leased_group
@@ -73,7 +74,11 @@ def one_round(mode: str, tasks: int = TASKS) -> float:
 def timed_round(mode: str, tasks: int = TASKS) -> Round:
     threads: list[Monitor | Sampler] = []
     worker = None
-    with leased_group("bench-overhead", 1 << 30) as (lease, group), tempfile.TemporaryDirectory() as tmp:
+    with (
+        leased_group("bench-overhead", 1 << 30) as (lease, group),
+        tempfile.TemporaryDirectory() as tmp,
+        worker_temp_dir(lease) as worker_tmp,  # billiard's pymp-* dirs, removed after the worker, as oomlab run's
+    ):
         broker = EmbeddedRedis(tmp)
         try:
             broker.start(lease)
@@ -94,6 +99,7 @@ def timed_round(mode: str, tasks: int = TASKS) -> Round:
                 "OOMLAB_PROFILE": "bench.noop" if mode == PROFILED else "",  # as `oomlab run --profile`
                 "OOMLAB_PROFILE_DIR": profiles if mode == PROFILED else "",
                 **({"PYTHONSAFEPATH": "1"} if mode == "memray" else {}),
+                "TMPDIR": worker_tmp,
             }
             log = os.path.join(tmp, "worker.log")
             worker = proc.spawn(_argv(mode, tmp, queue), log_path=log, env=env, join_cgroup=group.procs_file)

@@ -18,6 +18,7 @@ from oomlab.record.printable import printable
 from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
 from oomlab.worker.limits.attached import open_attached_group
 from oomlab.worker.limits.discovery import own_memory_group
+from oomlab.worker.temp_dir import private_temp_dir, remove_temp_dir
 
 
 @dataclass
@@ -159,11 +160,12 @@ def run(options: AgentOptions) -> int:
     group = made or own_group()
     ours, theirs = worker_process.probe_socket()
     extra_env = made.leaf_env() if made is not None else {}
-    extra_env["TMPDIR"] = tmp = worker_process.private_tmp()
+    # billiard's pymp-* dirs in a directory of the agent's, removed when the worker exits (even SIGKILLed)
+    extra_env["TMPDIR"] = tmp = private_temp_dir()
     try:
         process = worker_process.start(options.command, theirs, extra_env, made.join_file if made else None)
     except OSError as exc:
-        worker_process.remove_tmp(tmp)
+        remove_temp_dir(tmp)
         if made is not None:
             made.remove()
         raise BadInput(f"cannot start `{options.command[0]}`: {exc.strerror or exc}") from None
@@ -210,7 +212,7 @@ def run(options: AgentOptions) -> int:
     if events is not None:
         events.worker_exit(code)
         events.close(timeout=3)
-    worker_process.remove_tmp(tmp)
+    remove_temp_dir(tmp)
     if made is not None:
         made.remove()
     return code

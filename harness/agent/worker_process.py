@@ -8,11 +8,9 @@ agent, not twice. It is not tied to the agent's life: if the agent dies, the wor
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 
 from oomlab.probe.agent_events import LOADER, LOADER_ENV
 from oomlab.probe.channel import FD_ENV, PATH_ENV
@@ -50,16 +48,6 @@ def worker_env(theirs: socket.socket, extra_env: dict[str, str]) -> dict[str, st
     env.pop(PATH_ENV, None)
     env.setdefault(LOADER_ENV, LOADER)
     return env
-
-
-def private_tmp() -> str:
-    """A 0700 TMPDIR for the worker, under the agent's own: billiard's pymp-* directories (and what else
-    the worker leaves there) go with it when the worker exits, even a main process killed by SIGKILL."""
-    return tempfile.mkdtemp(prefix="oomlab-agent-worker-")
-
-
-def remove_tmp(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)  # fd-based on Linux: a link planted inside is not followed
 
 
 def start(argv: list[str], theirs: socket.socket, extra_env: dict[str, str], join_cgroup: str | None):

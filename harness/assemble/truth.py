@@ -1,27 +1,18 @@
 """What the run record says beyond one pool process's VmHWM: the processes tasks started, the peak
 of a process several tasks share and which tasks were in flight then, the group's memory by kind,
-and the worker's own temp directory (billiard's pymp-* dirs) that must not outlive the run."""
+and why the worker was lost."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 
 from oomlab.assemble.analysis import spread
 from oomlab.assemble.outcomes import SHARED_POOLS
 from oomlab.probe.events import CHILD_INIT, POSTRUN, PRERUN, ProbeLine
 from oomlab.record.reading import open_regular
 from oomlab.record.schema import Execution, LeafSummary, ProcessRecord, RunRecord, Summary
-from oomlab.worker.leftovers import Lease
 
 LOG_TAIL_BYTES = 1024 * 1024  # Celery's last word is in the log's last lines
-
-
-def private_temp_dir(lease: Lease) -> str:
-    """A 0700 directory for the worker's TMPDIR, leased so a SIGKILLed run's is swept too."""
-    path = tempfile.mkdtemp(prefix="oomlab-worker-")
-    lease.add_path(path)
-    return path
 
 
 def worker_lost_cause(log_path: str) -> str | None:

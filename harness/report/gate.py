@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 COLUMNS = ("task", "check", "baseline", "current", "change", "verdict")
+# the figures a first run saves, per task name: peak (VmHWM), growth above each task's start, its need
+BASELINE_COLUMNS = ("task", "n", "peak", "p95", "growth", "needs", "kills")
 
 
 DETAIL_IN_TABLE = 40  # characters: a longer detail is printed below the table
@@ -50,27 +52,54 @@ def headline(result: GateResult) -> str:
     return f"oomlab gate: passed ({len(result.checks)} check(s))"
 
 
-def table_lines(result: GateResult) -> list[str]:
-    """The checks as plain text under a header row, columns aligned (a pytest terminal summary);
-    no lines when there is no check."""
-    if not result.checks:
+def baseline_rows(result: GateResult) -> list[tuple[str, ...]]:
+    """The first run's figures per task name, as saved in the baseline: what the next run is held to."""
+
+    def size(value: int | None) -> str:
+        return format_size(value) if value is not None else "-"
+
+    return [
+        (name, str(s.n), size(s.max), size(s.p95), size(s.growth_max), size(s.needs_max), str(s.kills))
+        for name, s in sorted(result.baseline.items())
+    ]
+
+
+def _plain(columns: tuple[str, ...], rows: list[tuple[str, ...]], left: set[str]) -> list[str]:
+    """Rows as plain text under a header row, columns aligned; no lines when there is no row."""
+    if not rows:
         return []
-    rows = [COLUMNS, *(cells(check) for check in result.checks)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    left = {"task", "check", "verdict"}
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
 
     def line(row: tuple[str, ...]) -> str:
         return "  ".join(
-            cell.ljust(w) if name in left else cell.rjust(w) for name, cell, w in zip(COLUMNS, row, widths, strict=True)
+            cell.ljust(w) if name in left else cell.rjust(w) for name, cell, w in zip(columns, row, widths, strict=True)
         ).rstrip()
 
-    return [line(COLUMNS), "  ".join("-" * w for w in widths), *(line(row) for row in rows[1:])]
+    return [line(columns), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
+
+
+def table_lines(result: GateResult) -> list[str]:
+    """The checks as plain text (a pytest terminal summary); no lines when there is no check."""
+    return _plain(COLUMNS, [cells(check) for check in result.checks], {"task", "check", "verdict"})
+
+
+def baseline_lines(result: GateResult) -> list[str]:
+    """The first run's saved figures as plain text; no lines when nothing was saved."""
+    return _plain(BASELINE_COLUMNS, baseline_rows(result), {"task"})
 
 
 def render_terminal(result: GateResult, console: Console) -> None:
     """The checks as a table; a detail too long for its cell (a path and a sentence) is a numbered
-    line below it, whole, so a terminal or log never folds it inside the table."""
-    table = Table(title=headline(result), title_justify="left")
+    line below it, whole, so a terminal or log never folds it inside the table. On the first run,
+    the figures saved as the baseline instead of an empty table of checks."""
+    if result.saved:
+        saved = Table(title=headline(result), title_justify="left")
+        for column in BASELINE_COLUMNS:
+            saved.add_column(column, justify="left" if column == "task" else "right")
+        for figures in baseline_rows(result):
+            saved.add_row(*figures)
+        console.print(saved)
+    table = Table(title=None if result.saved else headline(result), title_justify="left")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("task", "check", "verdict") else "right")
     long: list[Check] = []
@@ -80,7 +109,8 @@ def render_terminal(result: GateResult, console: Console) -> None:
             long.append(check)
             row[4] = f"see note {len(long)}"
         table.add_row(*row, style="red" if check.failed else None)
-    console.print(table)
+    if result.checks or not result.saved:
+        console.print(table)
     for number, check in enumerate(long, 1):
         console.print(f"note {number}: {check.task} {check.threshold}: {check.detail}")
     for notice in result.notices:
@@ -90,16 +120,22 @@ def render_terminal(result: GateResult, console: Console) -> None:
 def markdown(result: GateResult, page: str | None = None) -> str:
     """`page`: the gate's HTML report (each regression drawn, the run's timeline), linked for a CI
     job to upload as an artifact beside the summary."""
-    lines = [f"### {headline(result)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for check in result.checks:
-        row = list(cells(check))
-        if check.failed:
-            row[-1] = "**REGRESSION**"
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    lines = [f"### {headline(result)}", ""]
+    if result.baseline:
+        lines += [*_markdown_table(BASELINE_COLUMNS, baseline_rows(result)), ""]
+    if result.checks or not result.saved:
+        rows = [cells(check) for check in result.checks]
+        rows = [(*row[:-1], "**REGRESSION**") if c.failed else row for row, c in zip(rows, result.checks, strict=True)]
+        lines += _markdown_table(COLUMNS, rows)
     lines += [""] + [f"- {notice}" for notice in result.notices]
     if page:
         lines += ["", f"Report with each regression drawn: [`{page}`]({quote(page)})"]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
 
 
 def junit_xml(result: GateResult) -> str:

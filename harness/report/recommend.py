@@ -16,9 +16,8 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         f"measured at concurrency 1 ({profile.tasks} tasks, {profile.kills} OOM kill(s)): main process "
         f"{format_size(profile.main_ready_rss_bytes)} RSS at ready · group before any task "
         f"{format_size(profile.fixed_bytes)} · child after the fork {format_size(profile.child_idle_uss_bytes)} USS, "
-        f"{format_size(profile.child_idle_pss_bytes)} PSS, {format_size(profile.child_start_rss_bytes)} RSS · task growth p50 {format_size(profile.marginal(50))}, "
-        f"p95 {format_size(profile.marginal(95))}, p99 {format_size(profile.marginal(99))}, max {format_size(profile.marginal_max)} "
-        f"(exact) · whole tree, unreclaimable, max {format_size(max(profile.tree_needs, default=0))} (sampled), "
+        f"{format_size(profile.child_idle_pss_bytes)} PSS, {format_size(profile.child_start_rss_bytes)} RSS · {_growth(profile)} · "
+        f"whole tree, unreclaimable, {_tree_max(profile)}, "
         f"page cache touched up to {format_size(profile.page_cache_max_bytes)} (headroom) · "
         f"child private high-water {format_size(profile.child_max_uss_bytes)} · {_leak(profile)}"
     )
@@ -37,6 +36,24 @@ def render_profile(profile: WorkerProfile, console: Console) -> None:
         console.print(f"note: {profile.tasks_note}", markup=False, highlight=False)
     for sentence in profile.poison:  # the measuring run stopped it: say what loops and what ends the loop
         console.print(f"• {sentence} ({profile.run_dir})", markup=False, highlight=False)
+
+
+def _growth(profile: WorkerProfile) -> str:
+    """The tasks' exact growth; with none measured (every task OOM-killed, none returned), what is known
+    instead: how many tasks were killed and the RSS at the kill, never a 0 B maximum."""
+    if profile.marginal_peaks:
+        return (
+            f"task growth p50 {format_size(profile.marginal(50))}, p95 {format_size(profile.marginal(95))}, "
+            f"p99 {format_size(profile.marginal(99))}, max {format_size(profile.marginal_max)} (exact)"
+        )
+    known = f"task growth: none measured exactly ({profile.killed_tasks} of {profile.tasks} task(s) OOM-killed"
+    if profile.killed_task_rss_bytes:
+        known += f", {profile.killed_task} at {format_size(profile.killed_task_rss_bytes)} RSS"
+    return known + ")"
+
+
+def _tree_max(profile: WorkerProfile) -> str:
+    return f"max {format_size(max(profile.tree_needs))} (sampled)" if profile.tree_needs else "not measured"
 
 
 def _leak(profile: WorkerProfile) -> str:

@@ -3,7 +3,6 @@ kernel's figures while they exist and removes the group only once nothing is lef
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -12,6 +11,7 @@ from oomlab.errors import ScenarioFailed
 from oomlab.run.state import read_main_vmhwm
 from oomlab.worker import client_app
 from oomlab.worker.leftovers import delete_queue
+from oomlab.worker.temp_dir import remove_temp_dir
 
 if TYPE_CHECKING:
     from oomlab.run.state import RunState
@@ -56,7 +56,7 @@ def _steps(run: RunState, quick: bool) -> list[Step]:
         steps.append(run.connection.stop)
     steps.append(placement.remove)
     if run.worker_tmp:  # billiard's pymp-* dirs, and whatever else the worker left in its TMPDIR
-        steps.append(partial(shutil.rmtree, run.worker_tmp, ignore_errors=True))
+        steps.append(partial(remove_temp_dir, run.worker_tmp))
     return steps
 
 

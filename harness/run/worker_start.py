@@ -7,7 +7,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from oomlab.assemble.truth import private_temp_dir
 from oomlab.errors import WorkerStartFailed
 from oomlab.observe.profiling import profile_dir
 from oomlab.observe.startup import failure_message, start_state
@@ -15,6 +14,7 @@ from oomlab.probe.events import CHILD_INIT, WORKER_READY
 from oomlab.trust import open_in_dir, private_workdir
 from oomlab.worker.launch import worker_argv, worker_env
 from oomlab.worker.placement import WorkerLaunch
+from oomlab.worker.temp_dir import private_temp_dir
 
 if TYPE_CHECKING:
     from oomlab.run.state import RunState

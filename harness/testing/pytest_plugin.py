@@ -313,9 +313,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     result = config.stash.get(_GATE, None)
     if result is None:
         return
-    from oomlab.report.gate import headline, table_lines
+    from oomlab.report.gate import baseline_lines, headline, table_lines
 
     terminalreporter.section("oomlab gate", red=bool(result.regressions), green=not result.regressions)
+    for index, line in enumerate(baseline_lines(result)):  # a first run: the figures saved as the baseline
+        terminalreporter.line(line, bold=index == 0)
     lines = table_lines(result)
     for index, line in enumerate(lines):  # the header, its rule, then one row per check
         failed = index >= 2 and result.checks[index - 2].failed

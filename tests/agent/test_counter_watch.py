@@ -10,6 +10,7 @@ import os
 import select
 import threading
 import time
+from dataclasses import dataclass
 
 import psutil
 import pytest
@@ -17,7 +18,7 @@ from oomlab.agent.watcher import NO_KERNEL_NOTICE_ENV
 from oomlab.observe.detectors.kmsg import KmsgReader
 
 from bench.agent_common import receiver
-from tests.agent.conftest import wait_oomkilled, worker_command
+from tests.agent.conftest import AgentRun, wait_oomkilled, worker_command
 from tests.conftest import TIME_SCALE
 
 EARLY_S = 0.005  # as bench/agent_container.py: a kill counted before the kernel's line's stamp, on the same clock
@@ -49,46 +50,19 @@ def _exit_time(pid: int) -> list[float]:
     return seen
 
 
-def test_the_counter_names_an_oom_killed_pool_child_before_its_exit(agent_run):
-    server, received = receiver()
-    try:
-        with agent_run() as run:
-            run.env[NO_KERNEL_NOTICE_ENV] = "1"
-            hook = f"http://127.0.0.1:{server.server_port}/hook"
-            process = run.start("--memory", "256MiB", "--alert-webhook", hook, worker=worker_command("-n", run.node))
-            run.wait_ready()
-            assert "/dev/kmsg is not readable here" in run.text()  # the switch took: no kernel log
-            app = run.app()
-            assert app.small.delay().get(timeout=30) == "ok"
-            (main,) = psutil.Process(process.pid).children()
-            (victim,) = [child.pid for child in main.children()]
-            reader = KmsgReader.open(_group_memcg(victim))
-            assert reader is not None, "the test reads /dev/kmsg as root"
-            exited = _exit_time(victim)
-
-            result = app.hog.delay(600)
-            wait_oomkilled(result)
-            deadline = time.monotonic() + 10 * TIME_SCALE
-            while (not received or not exited) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            kernel = reader.read(time.monotonic())
-            reader.calibrate()
-        (alert,) = received
-        assert (alert["pid"], alert["task"], alert["id"]) == (victim, "user_app.hog", result.id), alert
-        assert alert["cause"] == "oom" and alert["named_by"] == "oom counter", alert
-        assert [k.pid for k in kernel] == [victim], kernel
-        killed = reader.clock.to_mono(kernel[0].kernel_stamp)
-        seen, gone = alert["seen_monotonic"], exited[0]
-        detection, teardown = seen - killed, gone - killed
-        print(f"detection {detection * 1e3:.2f} ms, the victim gone after {teardown * 1e3:.2f} ms")
-        # named at the kill (the kernel counts it just before it logs the line: up to EARLY_S sooner), before the exit
-        assert killed - EARLY_S <= seen < gone, (killed, seen, gone)
-        assert detection < teardown / 2 and detection < 0.02 * TIME_SCALE, (detection, teardown)
-    finally:
-        server.shutdown()
+@dataclass
+class Watched:
+    run: AgentRun
+    app: object  # the user's app, as the test's client
+    main: psutil.Process  # the worker's main process
+    pool_child: int
+    received: list[dict]  # the agent's alerts, as the webhook got them
 
 
-def test_the_counter_names_a_program_a_task_started_with_its_task(agent_run):
+@pytest.fixture
+def watched(agent_run):
+    """The agent told to open neither the OOM notifier nor the kernel log, its worker under a real
+    256 MiB limit and ready (one task done), its alerts sent to a webhook of the test's."""
     server, received = receiver()
     try:
         with agent_run() as run:
@@ -100,15 +74,47 @@ def test_the_counter_names_a_program_a_task_started_with_its_task(agent_run):
             assert app.small.delay().get(timeout=30) == "ok"
             (main,) = psutil.Process(process.pid).children()
             (pool_child,) = [child.pid for child in main.children()]
-            result = app.external.delay(600)
-            assert result.get(timeout=60 * TIME_SCALE) == -9  # the program was SIGKILLed; the task goes on
-            deadline = time.monotonic() + 10 * TIME_SCALE
-            while not received and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.5)  # a second alert (the kill counted twice) would come by now
-        (alert,) = received
-        assert alert["role"] == "descendant" and alert["named_by"] == "oom counter", alert
-        assert (alert["parent_pid"], alert["task"], alert["id"]) == (pool_child, "user_app.external", result.id)
-        assert alert["program"] and alert["pid"] not in (pool_child, main.pid), alert
+            yield Watched(run, app, main, pool_child, received)
     finally:
         server.shutdown()
+
+
+def test_the_counter_names_an_oom_killed_pool_child_before_its_exit(watched):
+    assert "/dev/kmsg is not readable here" in watched.run.text()  # the switch took: no kernel log
+    victim, received = watched.pool_child, watched.received
+    reader = KmsgReader.open(_group_memcg(victim))
+    assert reader is not None, "the test reads /dev/kmsg as root"
+    exited = _exit_time(victim)
+
+    result = watched.app.hog.delay(600)
+    wait_oomkilled(result)
+    deadline = time.monotonic() + 10 * TIME_SCALE
+    while (not received or not exited) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kernel = reader.read(time.monotonic())
+    reader.calibrate()
+    (alert,) = received
+    assert (alert["pid"], alert["task"], alert["id"]) == (victim, "user_app.hog", result.id), alert
+    assert alert["cause"] == "oom" and alert["named_by"] == "oom counter", alert
+    assert [k.pid for k in kernel] == [victim], kernel
+    killed = reader.clock.to_mono(kernel[0].kernel_stamp)
+    seen, gone = alert["seen_monotonic"], exited[0]
+    detection, teardown = seen - killed, gone - killed
+    print(f"detection {detection * 1e3:.2f} ms, the victim gone after {teardown * 1e3:.2f} ms")
+    # named at the kill (the kernel counts it just before it logs the line: up to EARLY_S sooner), before the exit
+    assert killed - EARLY_S <= seen < gone, (killed, seen, gone)
+    assert detection < teardown / 2 and detection < 0.02 * TIME_SCALE, (detection, teardown)
+
+
+def test_the_counter_names_a_program_a_task_started_with_its_task(watched):
+    received = watched.received
+    result = watched.app.external.delay(600)
+    assert result.get(timeout=60 * TIME_SCALE) == -9  # the program was SIGKILLed; the task goes on
+    deadline = time.monotonic() + 10 * TIME_SCALE
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # a second alert (the kill counted twice) would come by now
+    (alert,) = received
+    assert alert["role"] == "descendant" and alert["named_by"] == "oom counter", alert
+    assert (alert["parent_pid"], alert["task"], alert["id"]) == (watched.pool_child, "user_app.external", result.id)
+    assert alert["program"] and alert["pid"] not in (watched.pool_child, watched.main.pid), alert

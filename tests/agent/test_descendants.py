@@ -80,13 +80,14 @@ def test_a_killed_main_process_leaves_no_temp_dir(agent_run):
     import stat
 
     import psutil
+    from oomlab.worker.temp_dir import PREFIX
 
     with agent_run() as run:
         process = run.start(worker=worker_command("-n", run.node))
         run.wait_ready()
         (worker,) = psutil.Process(process.pid).children()
         tmp = worker.environ()["TMPDIR"]
-        assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o700 and os.path.basename(tmp).startswith("oomlab-agent-")
+        assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o700 and os.path.basename(tmp).startswith(PREFIX)
         assert run.app().small.delay().get(timeout=30) == "ok"
         os.kill(worker.pid, signal.SIGKILL)
         assert process.wait(timeout=60) == 137, run.text()

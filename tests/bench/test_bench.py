@@ -3,6 +3,11 @@ quote it (the full benchmark is not part of the tests: it takes minutes and want
 
 from __future__ import annotations
 
+import importlib
+import tempfile
+import threading
+import time
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -80,6 +85,34 @@ def test_the_overhead_benchmarks_profile_mode_marks_every_tasks_window():
     from bench.overhead import PROFILED, timed_round
 
     assert timed_round(PROFILED, 20).per_s > 0
+
+
+@pytest.mark.parametrize("module", ["bench.overhead", "bench.agent_cost"])
+def test_a_benchmarks_bare_worker_keeps_billiards_directory_out_of_the_users_temp_directory(
+    module, tmp_path, monkeypatch
+):
+    """A worker the benchmark starts itself gets a TMPDIR of its own (as `oomlab run`'s does): its
+    pymp-* directory never sits in the user's, where a worker killed at the round's end would leave it."""
+    one_round = importlib.import_module(module).one_round
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.update(path.name for path in tmp_path.glob("pymp-*"))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        one_round("bare", 20)
+    finally:
+        done.set()
+        watcher.join()
+    assert not seen, seen
+    assert not list(tmp_path.iterdir()), list(tmp_path.rglob("*"))
 
 
 def _kernel_kill(stamp: float):

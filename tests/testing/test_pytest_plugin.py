@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from oomlab.config.sizes import format_size
 
 from tests.pytester_project import oomlab_project
 
@@ -176,7 +177,10 @@ def test_gate_first_run_writes_a_baseline_then_catches_a_regression(project):
         first.stdout.fnmatch_lines(["*no baseline at *baseline.json: this run * is saved as the baseline*"])
         first.stdout.fnmatch_lines(["oomlab gate: baseline saved to *baseline.json; the next run is compared with it"])
         assert "passed (0 check(s))" not in first.stdout.str()
-        assert json.loads(baseline.read_text())["tasks"]["shopapp.resize"]["n"] == 1
+        saved = json.loads(baseline.read_text())["tasks"]["shopapp.resize"]
+        assert saved["n"] == 1
+        first.stdout.fnmatch_lines(["task * n * peak * p95 * growth * needs * kills", "-*"])  # what was saved
+        first.stdout.fnmatch_lines([f"shopapp.resize * 1 * {format_size(saved['max'])} *"])
         os.environ["MIB"] = "60"
         second = run(project, f"--oomlab-baseline={baseline}", "--oomlab-fail=peak:10%")
     finally:

@@ -117,6 +117,7 @@ def _first_baseline(
     return GateResult(
         checks=load_checks,
         saved=path,
+        baseline=current,
         notices=[
             f"no baseline at {path}: this run ({source}) is saved as the baseline; "
             f"the gate passes and compares from the next run on"

@@ -31,6 +31,7 @@ class GateResult:
     checks: list[Check] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # tasks only in one of the two runs, first-run baseline
     saved: str = ""  # the first run of a gate: the baseline written (nothing was compared)
+    baseline: dict[str, TaskStats] = field(default_factory=dict)  # the first run's: the figures saved
 
     @property
     def regressions(self) -> list[Check]:

@@ -43,6 +43,7 @@ class WorkerProfile:
     leak_note: str | None = None  # the leak finding's basis, or why there is none ("not enough data", a step)
     tasks: int = 0
     kills: int = 0
+    killed_tasks: int = 0  # distinct tasks OOM-killed (a redelivered one may be killed again)
     killed_task_rss_bytes: int | None = None  # the largest RSS at an OOM kill of a task
     tasks_note: str | None = None  # lines of tasks.jsonl that were not tasks (oomlab.record.stream.StreamCheck)
     startup: StartupCost | None = None  # the costliest start-up measured: this run's one child, or N together
@@ -193,6 +194,7 @@ def profile_from_run(run_dir: str, record: RunRecord) -> WorkerProfile:
         leak_note=leak_note,
         tasks=len(record.tasks) + streamed,
         kills=len(task_kills),
+        killed_tasks=len({k.task_id for k in task_kills}),
         killed_task_rss_bytes=max((k.rss_bytes or 0 for k in task_kills), default=None),
         tasks_note=tasks.check.note(),
         largest_task=largest[1] or None,

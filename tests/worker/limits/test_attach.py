@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import time
 
@@ -56,6 +57,7 @@ def shared_worker(tmp_path):
     )
     share = str(tmp_path / "share")
     os.makedirs(share)  # as a Compose volume is there before either service starts
+    os.makedirs(tmp_path / "tmp")  # the user's TMPDIR, of which the worker must leave nothing behind
     stale(share)  # and holds the worker.json of the previous `up`: the run must wait for the new one
     worker = None
     try:
@@ -76,6 +78,7 @@ def shared_worker(tmp_path):
                 f"oomlab.attach-{tag}",
             ),
             log_path=str(tmp_path / "worker.log"),
+            env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
             join_cgroup=group.procs_file,
         )
         yield share, worker
@@ -109,6 +112,20 @@ def test_an_attached_run_measures_a_worker_it_did_not_start_and_leaves_it_runnin
     assert again.code == 0, again.stderr
     assert_one_kill_and_exact_peaks(again.record, again.run_dir)
     assert again.record["group"]["oom_kill_count"] == 2 and worker.poll() is None
+
+
+def test_a_shared_worker_killed_leaves_nothing_in_the_users_temp_directory(shared_worker, tmp_path):
+    """billiard's pymp-* directory goes in a TMPDIR of the worker's own, not the user's: a worker
+    SIGKILLed (which removes nothing itself) leaves nothing there once it and its pool child are gone."""
+    _, worker = shared_worker
+    user_tmp, log = tmp_path / "tmp", tmp_path / "worker.log"
+    assert proc.wait_until(lambda: " ready." in log.read_text(errors="replace"), 60 * TIME_SCALE), log.read_text()
+    assert not list(user_tmp.glob("pymp-*")), "billiard's directory is in the user's TMPDIR"
+    (own,) = user_tmp.iterdir()  # the worker's own, holding billiard's
+    assert list(own.glob("pymp-*")), list(own.iterdir())
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert proc.wait_until(lambda: not any(user_tmp.iterdir()), 10 * TIME_SCALE), list(user_tmp.rglob("*"))
 
 
 def test_the_workers_settings_are_not_given_twice(oomlab, tmp_path):

@@ -7,6 +7,7 @@ import json
 from xml.etree import ElementTree
 
 import pytest
+from oomlab.config.sizes import format_size
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +60,21 @@ def test_baseline_then_a_regression_is_caught(oomlab, tmp_path):
 def test_first_run_writes_the_baseline_and_passes(oomlab, tmp_path):
     run_dir = alloc_run(oomlab, 16)
     baseline = tmp_path / "ci" / "baseline.json"
-    first = oomlab("gate", "--baseline", str(baseline), "--current", run_dir)
+    markdown = tmp_path / "summary.md"
+    first = oomlab("gate", "--baseline", str(baseline), "--current", run_dir, "--markdown", str(markdown))
     assert first.code == 0, first.stderr
     assert "is saved as the baseline" in first.stdout
     assert "baseline saved" in first.stdout and "passed (0 check(s))" not in first.stdout
-    assert json.loads(baseline.read_text())["schema"] == "oomlab.baseline/1"
+    saved = json.loads(baseline.read_text())
+    assert saved["schema"] == "oomlab.baseline/1"
+    # what was saved, per task name, is shown: not an empty table of checks
+    figures = saved["tasks"]["alloc.allocate"]
+    shown = [format_size(figures[stat]) for stat in ("max", "p95", "growth_max")]
+    (row,) = [line for line in first.stdout.splitlines() if "alloc.allocate" in line]
+    assert all(figure in row for figure in shown) and " 3 " in row, first.stdout
+    assert "verdict" not in first.stdout, first.stdout  # no checks were made: no table of them
+    summary = markdown.read_text()
+    assert "| alloc.allocate | 3 | " + " | ".join(shown[:3]) in summary, summary
 
 
 def test_per_task_thresholds_from_pyproject(oomlab, tmp_path):

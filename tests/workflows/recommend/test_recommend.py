@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from oomlab.config.sizes import format_size
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +81,18 @@ def test_no_safe_setting_without_a_kill_says_so_and_names_the_task(oomlab, tmp_p
     assert "one task, alloc.allocate," in verdict and "route alloc.allocate" in verdict.lower()
     assert "OOM-killed" not in verdict and "fixed variant" not in verdict
     assert "trial runs" not in report["stdout"] and "concurrency 0" not in report["stdout"]
+
+
+def test_a_task_killed_every_time_has_no_exact_maximum_only_its_kill(oomlab, tmp_path):
+    """Every task is the over-limit one: none returns, so no growth was measured; the profile says how
+    many were killed and the RSS at the kill, not a 0 B maximum called exact."""
+    args = ("alloc", "--memory", "256MiB", "--tasks", "1", "--param", "every=1")
+    report = recommend(oomlab, tmp_path, *args, code=13)
+    profile, stdout = report["profile"], report["stdout"]
+    assert "(exact)" not in stdout and "max 0 B" not in stdout, stdout
+    assert profile["marginal_peaks"] == [] and profile["killed_tasks"] == profile["tasks"] == 1, profile
+    killed_at = format_size(profile["killed_task_rss_bytes"])
+    assert f"none measured exactly (1 of 1 task(s) OOM-killed, alloc.allocate at {killed_at} RSS)" in stdout, stdout
 
 
 @pytest.mark.parametrize(
