@@ -36,6 +36,11 @@ def run_dir_from(stdout: str) -> str | None:
     return lines[-1].strip() if lines and os.path.isdir(lines[-1].strip()) else None
 
 
+# timeline.png is drawn by a child Python, ~1.5 s of every run; no verdict reads it but the tests of the picture
+# itself, which set it back (PICTURE_ENV). report.html's charts are still built on every run
+os.environ.setdefault("OOMLAB_TIMELINE", "off")
+PICTURE_ENV = {"OOMLAB_TIMELINE": "on"}
+
 # Commands print for a pipe as wide as their tables need unless COLUMNS says otherwise (oomlab.report.console);
 # a COLUMNS inherited from the test runner would fold the lines the tests read
 os.environ.pop("COLUMNS", None)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 PNG_NOTE = "oomlab: timeline.png needs matplotlib (pip install 'oomlab[png]'); report.html has the same charts"
 PNG_MISSING = "not drawn: matplotlib is not installed (pip install 'oomlab[png]'); report.html has the same charts"
 PNG_NOTED = ".timeline-png-noted"  # in a results directory: the note was printed for its runs once
+PNG_ENV = "OOMLAB_TIMELINE"  # "off": no timeline.png (oomlab's own test suite, where a child Python costs ~1.5 s a run)
 DRAW_TIMEOUT_SECONDS = 300  # matplotlib's font cache on a first run takes seconds, not minutes
 _png_note = threading.Lock()  # held for good once the note is printed: once per process, not per run
 
@@ -60,6 +61,9 @@ class TimelineWriter(RunHook):
             run.record.environment.timeline_error = PNG_MISSING
             if _first_note_here(run.run_dir):
                 print(PNG_NOTE, file=sys.stderr, flush=True)
+            return
+        if os.environ.get(PNG_ENV) == "off":
+            run.record.environment.timeline_error = f"not drawn: {PNG_ENV}=off"
             return
         error = draw_timeline(run.run_dir)
         if error is None:

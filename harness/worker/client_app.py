@@ -3,7 +3,9 @@
 `--compare` runs several workers from one oomlab process, each with its own embedded broker; the
 app caches its producer pool and result backend, so each run must drop them when it ends. kombu keeps
 its pools in process-wide groups keyed by the broker URL, so the closed ones are taken out of those too:
-runs that share one `--broker` would otherwise be handed the last run's closed pool.
+runs that share one `--broker` would otherwise be handed the last run's closed pool. A result the
+caller still holds unsubscribes when it is collected (often at exit, after the run's broker is gone):
+Celery's redis backend retries that for ~20 s, so the backend's subscription is closed first.
 """
 
 from __future__ import annotations
@@ -32,5 +34,14 @@ def detach(app) -> None:
     if "amqp" in app.__dict__:
         app.amqp._producer_pool = None
         del app.__dict__["amqp"]  # its queues, exchange and routes are cached from the last run's settings
+    _close_results(app._backend)
     app._backend_cache = None
     app._local = threading.local()
+
+
+def _close_results(backend) -> None:
+    """Close the backend's result subscription: a result collected later unsubscribes from nothing."""
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
+        consumer.stop()
+        consumer._pubsub = None

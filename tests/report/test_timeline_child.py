@@ -11,7 +11,7 @@ import sys
 import pytest
 from oomlab.report.hooks import draw_timeline
 
-from tests.conftest import run_dir_from
+from tests.conftest import PICTURE_ENV, run_dir_from
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ IMPORTED = (
 
 def test_the_timeline_is_drawn_outside_the_runs_process(tmp_path):
     argv = [sys.executable, "-c", IMPORTED, "run", "noop", "--tasks", "4", "--results", str(tmp_path)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, **PICTURE_ENV})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "MATPLOTLIB_IMPORTED False" in done.stderr
     run_dir = run_dir_from(done.stdout)
@@ -45,3 +45,21 @@ def test_the_timeline_is_drawn_outside_the_runs_process(tmp_path):
     error = draw_timeline(run_dir)
     assert error is not None and "\n" not in error and "run.json" in error, error
     assert not os.path.exists(os.path.join(run_dir, "timeline.png"))
+
+
+def test_oomlab_timeline_off_draws_nothing_and_says_so(tmp_path):
+    """The test suite's own setting (tests/conftest.py): no child Python, and run.json says why."""
+    argv = [sys.executable, "-m", "oomlab", "run", "noop", "--tasks", "2", "--results", str(tmp_path)]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env={**os.environ, "OOMLAB_TIMELINE": "off"}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = run_dir_from(done.stdout)
+    assert run_dir is not None and not os.path.exists(os.path.join(run_dir, "timeline.png"))
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        record = json.load(handle)
+    assert (
+        "timeline" not in record["files"]
+        and record["environment"]["timeline_error"] == "not drawn: OOMLAB_TIMELINE=off"
+    )
+    assert os.path.exists(os.path.join(run_dir, "report.html"))

@@ -14,7 +14,14 @@ import subprocess
 import pytest
 from oomlab.worker.limits.base import read_int, read_text
 
-from tests.conftest import TIME_SCALE, assert_nothing_left, oomlab_cmd, run_dir_from, wait_for_tasks_running
+from tests.conftest import (
+    PICTURE_ENV,
+    TIME_SCALE,
+    assert_nothing_left,
+    oomlab_cmd,
+    run_dir_from,
+    wait_for_tasks_running,
+)
 
 pytestmark = pytest.mark.integration
 MIB = 2**20
@@ -74,7 +81,7 @@ def assert_one_kill_and_exact_peaks(record: dict, run_dir: str) -> None:
 def test_limited_worker_exact_peaks_and_a_kill_attributed_to_its_task(oomlab):
     # one child: no sibling allocates while the victim exits (under emulation, exit_mmap is slow enough
     # for a sibling's allocation to meet the limit again and the kernel to kill a second process)
-    result = oomlab("run", "alloc", "--memory", "256MiB", "--concurrency", "1", "--tasks", "8")
+    result = oomlab("run", "alloc", "--memory", "256MiB", "--concurrency", "1", "--tasks", "8", env=PICTURE_ENV)
     assert result.code == 0, result.stderr
     record = result.record
     check_backend(record)
