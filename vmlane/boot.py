@@ -1,8 +1,10 @@
 """Run one job in the VM: the project's files and a script in on one raw disk (a tar), the job's
 output and exit code back on another, the console streamed meanwhile.
 
-qemu runs under TCG (software emulation): KVM acceleration hung on these machines. The root disk is a
-snapshot, so the cached image is never changed by a job.
+qemu runs under TCG (software emulation). These machines' /dev/kvm is kvm_pvm (pagetable-based
+virtualisation: the CPU shows no vmx/svm), which runs only kernels built as PVM guests; Debian's kernel
+there runs at a crawl (a minute to decompress itself: emulated, by the timings) and stops early in boot
+(docs/contributing.md). The root disk is a snapshot, so the cached image is never changed by a job.
 """
 
 from __future__ import annotations
