@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from oomlab.cli.fleet_beside import beside_lines
 from oomlab.config.durations import format_seconds
@@ -17,8 +18,9 @@ from oomlab.config.validate import replica_name
 from oomlab.errors import EXIT_OK, EXIT_TIMED_OUT, EXIT_WORKER_START, BadInput, Interrupted
 from oomlab.record.fleet import FLEET_FILE, Clock, FleetRecord
 from oomlab.record.printable import printable_field
-from oomlab.workflows.fleet.beside import read_single
-from oomlab.workflows.fleet.run import FleetOptions, FleetRun
+
+if TYPE_CHECKING:
+    from oomlab.workflows.fleet.run import FleetOptions
 
 # what the replicas decide for themselves (their agents' and workers' command lines)
 _REPLICAS_OWN = (
@@ -82,6 +84,10 @@ def wants_fleet(args: argparse.Namespace) -> bool:
 
 
 def fleet_options(args: argparse.Namespace, scenario: Scenario) -> FleetOptions:
+    # the fleet's workflow loads with a fleet run only: `oomlab run`'s other modes never hold it
+    from oomlab.workflows.fleet.beside import read_single
+    from oomlab.workflows.fleet.run import FleetOptions
+
     if args.fleet_from_env:
         text = os.environ.get(args.fleet_from_env, "").strip()
         if not text:
@@ -143,6 +149,8 @@ def replicas_given(text: str | None) -> tuple[int, list[str] | None]:
 
 
 def fleet_main(args: argparse.Namespace, scenario: Scenario) -> int:
+    from oomlab.workflows.fleet.run import FleetRun
+
     options = fleet_options(args, scenario)
 
     def say(sentence: str) -> None:

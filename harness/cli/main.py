@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import sys
 import tempfile
@@ -21,13 +22,30 @@ from oomlab.version import __version__
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a results directory that cannot take more: exit 10
 
 
+# every sub-command, in the order `oomlab --help` lists them, and its module in oomlab.cli.commands
+# (tests/cli/test_command_names.py holds this and the modules' own registrations together)
+COMMAND_MODULES = {
+    "run": "run",
+    "worker": "worker",
+    "agent": "agent",
+    "replay": "agent",
+    "scenarios": "scenarios",
+    "recommend": "recommend",
+    "lab": "lab",
+    "gate": "gate",
+    "baseline": "baseline",
+    "report": "report",
+    "export": "export",
+}
+
+
 def commands(only: str | None = None) -> tuple:
     # imported when called, not with this module: a Ctrl-C while Celery and rich load is then an
-    # ordinary interrupt (exit 130, one line), not a traceback
-    if only == "agent":  # beside a production worker for months: its parser alone, none of the lab loaded
-        from oomlab.cli.commands import agent as lean
-
-        return (lean,)
+    # ordinary interrupt (exit 130, one line), not a traceback. A named command loads its own module
+    # only: `oomlab run` then holds none of recommend's, the gate's or the lab's code (plan mode's
+    # memory), and `oomlab agent`, beside a production worker for months, none of the lab
+    if only in COMMAND_MODULES:
+        return (importlib.import_module(f"oomlab.cli.commands.{COMMAND_MODULES[only]}"),)
     from oomlab.cli.commands import agent, baseline, export, gate, lab, recommend, report, run, scenarios, worker
 
     return (run, worker, agent, scenarios, recommend, lab, gate, baseline, report, export)
@@ -106,12 +124,12 @@ def _main(argv: list[str] | None) -> int:
     if not isinstance(sys.stdout, ClosedPipeProof) and sys.stdout is not None:
         sys.stdout = ClosedPipeProof(sys.stdout)
     words = sys.argv[1:] if argv is None else argv
-    only = "agent" if words[:1] == ["agent"] else None
+    only = words[0] if words[:1] and words[0] in COMMAND_MODULES else None
     try:
         args = parser(only).parse_args(argv)  # usage errors: argparse's message and exit code 2
         read_url_flags(args)  # --broker-from-env, --broker-file: kept out of every process's command line
         apply_results_umask()  # what runs create is private unless OOMLAB_UMASK says otherwise
-        if only is None:
+        if only != "agent":
             from oomlab.cli.wiring import wire
 
             wire()  # every run a command starts, its workflows' too, leaves its pictures

@@ -4,7 +4,6 @@ checked before any cgroup, broker or worker exists, so a bad value never reaches
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -106,6 +105,8 @@ def celery_setting_names(conf: dict[str, Any], where: str) -> None:
 
 
 def _close(name: Any, options: dict[str, Any]) -> str:
+    import difflib  # a misspelt name's suggestion only: a run that is spelt right never loads it
+
     close = difflib.get_close_matches(str(name), list(options), n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 

@@ -7,20 +7,21 @@ from __future__ import annotations
 import os
 import pathlib
 import webbrowser
+from typing import TYPE_CHECKING
 
 from oomlab.errors import BadInput
 from oomlab.record.digest import TaskDigest
 from oomlab.record.fleet import FLEET_FILE
 from oomlab.record.stream import TASKS_FILE, StreamCheck, streamed_tasks
-from oomlab.report.html_capacity import write_capacity_report
-from oomlab.report.html_compare import VariantRun, compare_sections
 from oomlab.report.html_data import RunView, Series, StreamView, adapt, memory_series, stream_view
-from oomlab.report.html_gate import write_gate_report
-from oomlab.report.html_lab import write_lab_report
 from oomlab.report.html_page import FOOTER, REPORT_FILE, html_beside, page, read_json, write_page
-from oomlab.report.html_recommend import write_recommend_report
 from oomlab.report.html_run import run_sections, title_and_subtitle
-from oomlab.workflows.gate.verdict import GateResult
+
+if TYPE_CHECKING:
+    from oomlab.workflows.gate.verdict import GateResult
+
+# the other kinds' pages are imported where they are built: a run writing its report.html at its end
+# holds only the run page's code (recommend's and the lab's pages pull in their workflows)
 
 
 def read_run(run_dir: str) -> tuple[RunView, list[Series]]:
@@ -75,6 +76,8 @@ def _find_run_dir(recorded: str, beside: str) -> str:
 
 
 def write_compare_report(compare_path: str) -> str:
+    from oomlab.report.html_compare import VariantRun, compare_sections
+
     record = read_json(compare_path)
     page_dir = os.path.dirname(os.path.abspath(compare_path))
     runs = []
@@ -91,6 +94,8 @@ def write_compare_report(compare_path: str) -> str:
 
 def write_gate(result: GateResult, run_dir: str) -> str:
     """RUN_DIR/gate.html for the gate's verdict on the run in RUN_DIR."""
+    from oomlab.report.html_gate import write_gate_report
+
     try:
         run = read_run(run_dir)
     except BadInput:
@@ -101,6 +106,10 @@ def write_gate(result: GateResult, run_dir: str) -> str:
 def build_report(path: str) -> str:
     """The page for whatever oomlab record PATH is (a run or lab directory, a compare or recommend
     JSON file), rebuilt in place; its path."""
+    from oomlab.report.html_capacity import write_capacity_report
+    from oomlab.report.html_lab import write_lab_report
+    from oomlab.report.html_recommend import write_recommend_report
+
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "run.json")):
             return write_run_report(path)

@@ -5,7 +5,6 @@ error with its close matches, not a run of failed tasks."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,8 @@ def _own_part(name: str, other: str) -> tuple[str, str]:
 def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """The registered names close to `name`, best first, judged on the part of each name past the
     module path both share (every task of a module shares its path with a misspelling in it)."""
+    import difflib  # an unknown name's suggestions only: a run whose names all match never loads it
+
     scored = []
     for candidate in known:
         own, theirs = _own_part(name, candidate)

