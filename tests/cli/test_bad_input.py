@@ -331,7 +331,7 @@ def test_a_ctrl_c_while_oomlab_loads_is_an_ordinary_interrupt(capsys, monkeypatc
 
     class InterruptedImport:
         def find_spec(self, name, path=None, target=None):
-            if name == "oomlab.cli.commands.lab":
+            if name == "oomlab.cli.commands.scenarios":  # the one command module `oomlab scenarios` loads
                 raise KeyboardInterrupt
             return None
 
