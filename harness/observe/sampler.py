@@ -231,7 +231,10 @@ class Sampler(threading.Thread):
                     if self.on_new_pid:
                         self.on_new_pid(pid)
                 elif now - stats.first_seen < COMMAND_SETTLES_S:  # seen between fork and exec: read it again
-                    stats.command = procfs.command_line(pid) or stats.command
+                    command = procfs.command_line(pid) or stats.command
+                    if command != stats.command:  # it ran exec since: what was read before was its parent's image
+                        stats.max_rss, stats.max_pss, stats.max_uss = 0, None, None
+                    stats.command = command
                 stats.last_seen, stats.last_rss = now, rss
                 stats.max_rss = max(stats.max_rss, rss)
                 if pss is not None:

@@ -48,10 +48,16 @@ def nap(seconds: float) -> None:
 
 
 @app.task
-def external(mib: int) -> int:
-    """Runs a program that allocates `mib`; a program the kernel kills is this task's to handle."""
+def external(mib: int, paced: bool = False) -> int:
+    """Runs a program that allocates `mib` (`paced`: 8 MiB at a time, 5 ms apart, about 1 GiB/s); a
+    program the kernel kills is this task's to handle."""
     import subprocess
     import sys
 
     code = f"b = bytearray({mib} * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+    if paced:
+        code = (
+            f"import time\nb = bytearray({mib} * 2**20)\n"
+            "for i in range(0, len(b), 4096):\n b[i] = 1\n if i % (8 << 20) == 0: time.sleep(0.005)\n"
+        )
     return subprocess.run([sys.executable, "-c", code], check=False).returncode

@@ -52,7 +52,10 @@ def test_an_io_bound_mix_with_a_large_shared_table_runs_on_threads_or_gevent(oom
     assert prefork["candidate"]["slot_bytes"] >= copied and prefork["candidate"]["concurrency"] < choice["concurrency"]
     assert prefork["total_bytes"] >= 2 * report["choice"]["total_bytes"], report["stdout"]
     reason = next(line for line in report["why"] if " over prefork:" in line)
-    assert "copied as its tasks wrote to them" in reason and reason in report["stdout"]
+    # the cost named: the shared pages a child copied, or (when its children started together and
+    # grew more before their first task than after) what a child holds once started
+    assert "copied as its tasks wrote to them" in reason or "children starting together" in reason, reason
+    assert reason in report["stdout"]
 
 
 def test_a_cpu_bound_mix_runs_on_prefork(oomlab, tmp_path):
