@@ -18,7 +18,7 @@ from oomlab.record.printable import printable
 from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
 from oomlab.worker.limits.attached import open_attached_group
 from oomlab.worker.limits.discovery import own_memory_group
-from oomlab.worker.temp_dir import private_temp_dir, remove_temp_dir
+from oomlab.worker.temp_dir import hand_over, leased_temp_dir, release_temp_dir
 
 
 @dataclass
@@ -160,16 +160,19 @@ def run(options: AgentOptions) -> int:
     group = made or own_group()
     ours, theirs = worker_process.probe_socket()
     extra_env = made.leaf_env() if made is not None else {}
-    # billiard's pymp-* dirs in a directory of the agent's, removed when the worker exits (even SIGKILLed)
-    extra_env["TMPDIR"] = tmp = private_temp_dir()
+    # billiard's pymp-* dirs in a directory of the agent's, removed when the worker exits (even SIGKILLed);
+    # the worker's once started, swept after it should the agent be killed
+    tmp, tmp_lease = leased_temp_dir()
+    extra_env["TMPDIR"] = tmp
     try:
         process = worker_process.start(options.command, theirs, extra_env, made.join_file if made else None)
     except OSError as exc:
-        remove_temp_dir(tmp)
+        release_temp_dir(tmp, tmp_lease)
         if made is not None:
             made.remove()
         raise BadInput(f"cannot start `{options.command[0]}`: {exc.strerror or exc}") from None
     theirs.close()
+    hand_over(tmp_lease, process.pid)
     worker_process.forward_signals(process.pid)
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # the agent runs no user code: its watcher wakes first
     repairer = Repairer(options.max_redeliveries, say)
@@ -212,7 +215,7 @@ def run(options: AgentOptions) -> int:
     if events is not None:
         events.worker_exit(code)
         events.close(timeout=3)
-    remove_temp_dir(tmp)
+    release_temp_dir(tmp, tmp_lease)
     if made is not None:
         made.remove()
     return code

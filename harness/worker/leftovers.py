@@ -23,6 +23,10 @@ from oomlab.worker.docker.engine import remove_container
 from oomlab.worker.limits.base import CgroupBackend
 from oomlab.worker.queue_janitor import QueueJanitor
 
+# the run id of a lease that holds only a worker's TMPDIR (oomlab.worker.temp_dir): `oomlab agent` and
+# `oomlab worker` sweep these when they start, `oomlab run` sweeps every stale lease
+TEMP_DIR_LEASE = "tmpdir-"
+
 
 def state_dir() -> str:
     """Where leases live: made 0700 when missing, refused (NoPermission) when another user owns it or
@@ -179,13 +183,14 @@ def delete_queue(broker_url: str, queue: str) -> list[str]:
     return delete_run_queue(broker_url, queue)
 
 
-def sweep_stale(credentials: Iterable[str | None] = ()) -> list[str]:
+def sweep_stale(credentials: Iterable[str | None] = (), prefix: str = "") -> list[str]:
     """Clean up after runs whose oomlab process died without cleaning up; returns what was removed.
-    `credentials`: the broker URLs this run was given, whose passwords let it delete leased queues."""
+    `credentials`: the broker URLs this run was given, whose passwords let it delete leased queues.
+    `prefix`: only the leases whose run id starts with it (TEMP_DIR_LEASE: workers' TMPDIRs)."""
     removed: list[str] = []
     directory = state_dir()
     for name in sorted(os.listdir(directory)):
-        if not name.endswith(".json"):
+        if not (name.endswith(".json") and name.startswith(prefix)):
             continue
         lease = read_lease(os.path.join(directory, name))
         if lease is None or lease.owner_alive():

@@ -92,3 +92,35 @@ def test_a_killed_main_process_leaves_no_temp_dir(agent_run):
         os.kill(worker.pid, signal.SIGKILL)
         assert process.wait(timeout=60) == 137, run.text()
         assert not os.path.exists(tmp)
+
+
+def test_a_sigkilled_agent_leaves_its_workers_temp_dir_to_the_sweep(agent_run, tmp_path, monkeypatch):
+    """The agent SIGKILLed removes nothing: its worker's TMPDIR (billiard's pymp-*) stays while that
+    worker runs on, leased to it, and the sweep (the next agent's, `oomlab worker`'s or run's) removes
+    it once the worker is gone too."""
+    import os
+    import signal
+
+    import psutil
+    from oomlab.worker.leftovers import sweep_stale
+
+    state, user_tmp = tmp_path / "state", tmp_path / "tmp"
+    user_tmp.mkdir()
+    monkeypatch.setenv("OOMLAB_STATE_DIR", str(state))  # no other run's sweep acts meanwhile
+    with agent_run() as run:
+        run.env.update(OOMLAB_STATE_DIR=str(state), TMPDIR=str(user_tmp))
+        process = run.start(worker=worker_command("-n", run.node))
+        run.wait_ready()
+        (worker,) = psutil.Process(process.pid).children()
+        (tmp,) = user_tmp.iterdir()
+        assert str(tmp) == worker.environ()["TMPDIR"] and list(tmp.glob("pymp-*")), list(tmp.iterdir())
+        family = [worker, *worker.children(recursive=True)]
+        process.kill()
+        process.wait()
+        assert sweep_stale() == [] and tmp.exists(), "the sweep took the TMPDIR of a worker still running"
+        for member in family:
+            member.send_signal(signal.SIGKILL)
+        psutil.wait_procs(family, timeout=10)
+        assert tmp.exists(), "nothing but the sweep removes it (else this test proves nothing)"
+        assert str(tmp) in sweep_stale()
+    assert not any(user_tmp.iterdir()) and os.listdir(state) == []

@@ -19,7 +19,7 @@ from oomlab.worker.broker import check_reachable
 from oomlab.worker.launch import jsonable, worker_argv, worker_celery_conf, worker_env
 from oomlab.worker.limits.discovery import own_memory_group
 from oomlab.worker.share import LOG_FILE, PROBE_FILE, WorkerShare
-from oomlab.worker.temp_dir import private_temp_dir, removed_after_exec
+from oomlab.worker.temp_dir import leased_temp_dir, removed_after_exec
 
 
 def register(subparsers) -> None:
@@ -74,8 +74,9 @@ def main(args: argparse.Namespace) -> int:
     ).save(share_dir)
     env = worker_env(scenario, celery_conf, probe_path, queue, params, config.variant, config.tracemalloc, {})
     env["OOMLAB_WORKER_LOG"] = os.path.join(share_dir, LOG_FILE)
-    env["TMPDIR"] = tmp = private_temp_dir()  # billiard's pymp-* dirs: removed once the worker is gone
-    removed_after_exec(tmp)
+    # billiard's pymp-* dirs: removed once the worker is gone; leased to this pid, which becomes the worker
+    env["TMPDIR"], tmp_lease = leased_temp_dir()
+    removed_after_exec(env["TMPDIR"], tmp_lease)
     argv = worker_argv(config.pool, config.concurrency, queue, hostname)
     # Celery puts the working directory first on sys.path: the worker works in an empty directory of
     # its own, removed before it starts, so nothing can ever be created (or imported) there

@@ -45,8 +45,8 @@ def stale(share: str) -> None:
 
 @pytest.fixture
 def shared_worker(tmp_path):
-    """(share directory, worker process): `oomlab worker alloc` with one child under a 256 MiB limit,
-    on a Redis of the test's own."""
+    """(share directory, worker process, its group): `oomlab worker alloc` with one child under a
+    256 MiB limit, on a Redis of the test's own, with leases in a state directory of its own."""
     tag = secrets.token_hex(4)
     group = open_cgroup_backend(f"attach-test-{tag}")
     group.create(256 * MIB, "process")
@@ -78,10 +78,10 @@ def shared_worker(tmp_path):
                 f"oomlab.attach-{tag}",
             ),
             log_path=str(tmp_path / "worker.log"),
-            env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+            env={**os.environ, "TMPDIR": str(tmp_path / "tmp"), "OOMLAB_STATE_DIR": str(tmp_path / "state")},
             join_cgroup=group.procs_file,
         )
-        yield share, worker
+        yield share, worker, group
     finally:
         if worker is not None:
             proc.stop(worker, grace=3.0, on_timeout=group.kill_all)
@@ -91,7 +91,7 @@ def shared_worker(tmp_path):
 
 
 def test_an_attached_run_measures_a_worker_it_did_not_start_and_leaves_it_running(oomlab, shared_worker):
-    share, worker = shared_worker
+    share, worker, _ = shared_worker
     result = oomlab("run", "alloc", "--attach", share, "--tasks", TASKS)
     assert result.code == 0, result.stderr
     record = result.record
@@ -117,7 +117,7 @@ def test_an_attached_run_measures_a_worker_it_did_not_start_and_leaves_it_runnin
 def test_a_shared_worker_killed_leaves_nothing_in_the_users_temp_directory(shared_worker, tmp_path):
     """billiard's pymp-* directory goes in a TMPDIR of the worker's own, not the user's: a worker
     SIGKILLed (which removes nothing itself) leaves nothing there once it and its pool child are gone."""
-    _, worker = shared_worker
+    _, worker, _ = shared_worker
     user_tmp, log = tmp_path / "tmp", tmp_path / "worker.log"
     assert proc.wait_until(lambda: " ready." in log.read_text(errors="replace"), 60 * TIME_SCALE), log.read_text()
     assert not list(user_tmp.glob("pymp-*")), "billiard's directory is in the user's TMPDIR"
@@ -126,6 +126,28 @@ def test_a_shared_worker_killed_leaves_nothing_in_the_users_temp_directory(share
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
     assert proc.wait_until(lambda: not any(user_tmp.iterdir()), 10 * TIME_SCALE), list(user_tmp.rglob("*"))
+
+
+def test_a_shared_worker_killed_with_its_whole_group_leaves_nothing_after_the_sweep(
+    shared_worker, tmp_path, monkeypatch
+):
+    """A kill of the worker's whole group (a group OOM kill, `docker kill` of a Compose service) takes
+    the shell that would remove its TMPDIR along: the directory is leased to the worker, so the sweep
+    (the next `oomlab worker`'s, agent's or run's) removes it, billiard's pymp-* with it."""
+    from oomlab.worker.leftovers import sweep_stale
+
+    _, worker, group = shared_worker
+    user_tmp, log = tmp_path / "tmp", tmp_path / "worker.log"
+    assert proc.wait_until(lambda: " ready." in log.read_text(errors="replace"), 60 * TIME_SCALE), log.read_text()
+    (own,) = user_tmp.iterdir()
+    assert list(own.glob("pymp-*")), list(own.iterdir())
+    group.kill_all()
+    worker.wait()
+    assert proc.wait_until(lambda: not group.pids(), 10 * TIME_SCALE), "the group is not empty"
+    assert own.exists(), "the group's kill left a remover alive (else this test proves nothing)"
+    monkeypatch.setenv("OOMLAB_STATE_DIR", str(tmp_path / "state"))
+    assert str(own) in sweep_stale()
+    assert not any(user_tmp.iterdir()) and os.listdir(tmp_path / "state") == []
 
 
 def test_the_workers_settings_are_not_given_twice(oomlab, tmp_path):
