@@ -118,3 +118,29 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("docker"):
                 item.add_marker(skip)
+
+
+def _controller(config) -> bool:
+    return not hasattr(config, "workerinput")  # xdist's workers have it; the session's own process not
+
+
+def pytest_sessionstart(session):
+    if _controller(session.config):
+        from tests.temp_leftovers import present
+
+        session.config._temp_dirs_at_start = present()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Once, after every test of every xdist worker: a worker's temp directory left behind fails the
+    session (tests.temp_leftovers)."""
+    if not _controller(session.config) or not hasattr(session.config, "_temp_dirs_at_start"):
+        return
+    from tests.temp_leftovers import left_behind
+
+    left = left_behind(session.config._temp_dirs_at_start)
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write("\n")
+        reporter.write_sep("=", f"worker temp directories left behind: {', '.join(left)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
