@@ -154,7 +154,7 @@ def hello_on_ready(events, watcher: Watcher):
 
 def run(options: AgentOptions) -> int:
     check_command(options.command)
-    worker_process.check_workdir()
+    worker_process.check_workdir(options.command)
     metrics = serve_metrics(options.metrics)
     made = made_group(options.memory_bytes) if options.memory_bytes else None
     group = made or own_group()

@@ -33,11 +33,29 @@ def probe_socket() -> tuple[socket.socket, socket.socket]:
     return ours, theirs
 
 
-def check_workdir() -> None:
-    """The worker starts in the agent's working directory, and Celery imports from it first (its -A
-    app, and the probe's loader, `oomlab...`, which the agent adds): refused (NoPermission, exit 3)
-    when another user could plant an `oomlab/` there."""
+WORKDIR_ENV = "CELERY_WORKDIR"  # click's auto envvar for `celery --workdir` (Celery's main sets prefix CELERY)
+
+
+def check_workdir(command: list[str]) -> None:
+    """The worker starts in the agent's working directory, or in the one `celery --workdir DIR` (or
+    CELERY_WORKDIR) changes to before anything is imported, and Celery imports from there first (its
+    -A app, and the probe's loader, `oomlab...`, which the agent adds): each refused (NoPermission,
+    exit 3) when another user could plant an `oomlab/` there."""
     check_trusted_dir(os.getcwd(), "working directory the worker would start in")
+    for workdir in celery_workdirs(command):
+        check_trusted_dir(workdir, "--workdir the worker would change to")
+
+
+def celery_workdirs(command: list[str]) -> list[str]:
+    """The directories Celery would chdir into: `--workdir DIR`, `--workdir=DIR` (it has no short
+    form) anywhere in the command, and CELERY_WORKDIR, which the worker inherits from the agent."""
+    found = [os.environ[WORKDIR_ENV]] if os.environ.get(WORKDIR_ENV) else []
+    for i, part in enumerate(command):
+        if part == "--workdir" and i + 1 < len(command):
+            found.append(command[i + 1])
+        elif part.startswith("--workdir="):
+            found.append(part.split("=", 1)[1])
+    return found
 
 
 def worker_env(theirs: socket.socket, extra_env: dict[str, str]) -> dict[str, str]:
