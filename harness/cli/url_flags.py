@@ -60,15 +60,15 @@ def read_secret_url(args: argparse.Namespace, dest: str, what: str) -> str | Non
     the agent starts (which inherits the rest) never holds it."""
     flag = "--" + dest.replace("_", "-")
     if variable := getattr(args, f"{dest}_from_env", None):
-        value = _from_env(f"{flag}-from-env", variable, what)
+        url = _from_env(f"{flag}-from-env", variable, what)
         os.environ.pop(variable, None)
-        return value
+        return url
     if path := getattr(args, f"{dest}_file", None):
         return _from_file(f"{flag}-file", path, what)
-    value = getattr(args, dest, None)
-    if value:
-        refuse_argv_secret(flag, value, f"{flag}-from-env VAR or {flag}-file PATH")
-    return value
+    given: str | None = getattr(args, dest, None)
+    if given:
+        refuse_argv_secret(flag, given, f"{flag}-from-env VAR or {flag}-file PATH")
+    return given
 
 
 def _from_env(flag: str, variable: str, what: str) -> str:
