@@ -183,6 +183,7 @@ def run(options: AgentOptions) -> int:
             on_kill = both(events.kill, repairer.kill)
         watcher = Watcher(ours, process.pid, group, on_kill, repairer.event)
         watcher.queue = worker_queue(options.command)
+        watcher.inbox.report = say
         if events is not None:
             events.memory = group_memory(group)
             watcher.line_listeners.append(hello_on_ready(events, watcher))

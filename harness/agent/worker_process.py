@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 
+from oomlab.agent.probe_inbox import stamp_senders
 from oomlab.probe.agent_events import LOADER, LOADER_ENV
 from oomlab.probe.channel import FD_ENV, PATH_ENV
 from oomlab.trust import check_trusted_dir, import_env
@@ -28,6 +29,7 @@ def probe_socket() -> tuple[socket.socket, socket.socket]:
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF if end is theirs else socket.SO_RCVBUF, _SNDBUF)
         except OSError:
             pass
+    stamp_senders(ours)  # the kernel names each datagram's sender (oomlab.agent.probe_inbox)
     theirs.setblocking(False)  # shared with every pool child: a full socket drops, never blocks a task
     ours.shutdown(socket.SHUT_WR)
     return ours, theirs
