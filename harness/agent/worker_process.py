@@ -85,9 +85,21 @@ def start(argv: list[str], theirs: socket.socket, extra_env: dict[str, str], joi
 
 
 def forward_signals(pid: int) -> None:
+    """Each FORWARDED signal passed on to the worker through a pidfd taken now, while it is our
+    unreaped child: once the agent has reaped it (its teardown takes seconds), the pidfd names the
+    dead process (ESRCH), never one that reused its pid. Where pidfds are missing (before Linux
+    5.3), by pid."""
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except OSError:
+        pidfd = None
+
     def forward(signum, _frame) -> None:
         try:
-            os.kill(pid, signum)
+            if pidfd is not None:
+                signal.pidfd_send_signal(pidfd, signum)
+            else:
+                os.kill(pid, signum)
         except ProcessLookupError:
             pass
 
