@@ -1,7 +1,8 @@
 """`oomlab agent` as root wraps the production worker: the worker starts in the agent's working
 directory, where Celery imports first, and the agent adds a name of its own to what is imported (the
-probe's loader, `oomlab.probe...`); so a working directory another user can write is refused (exit 3)
-and the worker gets PYTHONSAFEPATH=1. A --metrics port another local user took does not keep the
+probe's loader, `oomlab.probe...`); so a working directory another user can write is refused (exit 3),
+as is one Celery would change to first (`--workdir`, CELERY_WORKDIR), and the worker gets
+PYTHONSAFEPATH=1. A --metrics port another local user took does not keep the
 worker from starting: said on stderr, the worker runs without metrics."""
 
 from __future__ import annotations
