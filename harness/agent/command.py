@@ -154,7 +154,7 @@ def hello_on_ready(events, watcher: Watcher):
 
 def run(options: AgentOptions) -> int:
     check_command(options.command)
-    worker_process.check_workdir()
+    worker_process.check_workdir(options.command)
     metrics = serve_metrics(options.metrics)
     made = made_group(options.memory_bytes) if options.memory_bytes else None
     group = made or own_group()
@@ -186,6 +186,7 @@ def run(options: AgentOptions) -> int:
             on_kill = both(events.kill, repairer.kill)
         watcher = Watcher(ours, process.pid, group, on_kill, repairer.event)
         watcher.queue = worker_queue(options.command)
+        watcher.inbox.report = say
         if events is not None:
             events.memory = group_memory(group)
             watcher.line_listeners.append(hello_on_ready(events, watcher))

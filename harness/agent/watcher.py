@@ -39,14 +39,14 @@ from typing import Any
 from oomlab.agent import dying
 from oomlab.agent.counter_watch import CounterWatch
 from oomlab.agent.kills import Kill
+from oomlab.agent.probe_inbox import ProbeInbox
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
 from oomlab.observe.priority import raise_thread_priority
 from oomlab.probe import agent_events
-from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, ProbeLine, decode
+from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, ProbeLine
 from oomlab.worker.limits.base import CgroupBackend, OomNotifier, read_int
 
-_DATAGRAM = 1 << 20
 SWITCH_INTERVAL_S = 0.0005  # the agent's GIL switch interval: a woken watcher waits at most this for the GIL
 KILL_CLOCK_SLACK_S = 0.005  # the kernel log's stamp mapped onto CLOCK_MONOTONIC: within a few ms
 CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a pool child's death to claim it
@@ -75,6 +75,7 @@ class Watcher(threading.Thread):
         self.group = group
         self.on_kill = on_kill
         self.on_event = on_event  # the agent's own events (app settings, messages, Celery's late writes)
+        self.inbox = ProbeInbox(sock, main_pid)  # only the worker's main process and pool children are believed
         self.exits = ExitWatcher()
         self.exits.watch(main_pid)
         self.running: dict[int, Running] = {}  # pid -> the task in flight there
@@ -293,14 +294,8 @@ class Watcher(threading.Thread):
             self._kernel_kills[kill.pid] = self.kmsg.clock.map(kill)
 
     def _read_probe(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(_DATAGRAM, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            line = decode(data)
-            if line is not None:
-                self._handle(line)
+        for line in self.inbox.read(self.pool):
+            self._handle(line)
 
     def _handle(self, line: ProbeLine) -> None:
         ev, pid = line["ev"], line["pid"]

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 
+from oomlab.agent.probe_inbox import stamp_senders
 from oomlab.probe.agent_events import LOADER, LOADER_ENV
 from oomlab.probe.channel import FD_ENV, PATH_ENV
 from oomlab.trust import check_trusted_dir, import_env
@@ -28,16 +29,35 @@ def probe_socket() -> tuple[socket.socket, socket.socket]:
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF if end is theirs else socket.SO_RCVBUF, _SNDBUF)
         except OSError:
             pass
+    stamp_senders(ours)  # the kernel names each datagram's sender (oomlab.agent.probe_inbox)
     theirs.setblocking(False)  # shared with every pool child: a full socket drops, never blocks a task
     ours.shutdown(socket.SHUT_WR)
     return ours, theirs
 
 
-def check_workdir() -> None:
-    """The worker starts in the agent's working directory, and Celery imports from it first (its -A
-    app, and the probe's loader, `oomlab...`, which the agent adds): refused (NoPermission, exit 3)
-    when another user could plant an `oomlab/` there."""
+WORKDIR_ENV = "CELERY_WORKDIR"  # click's auto envvar for `celery --workdir` (Celery's main sets prefix CELERY)
+
+
+def check_workdir(command: list[str]) -> None:
+    """The worker starts in the agent's working directory, or in the one `celery --workdir DIR` (or
+    CELERY_WORKDIR) changes to before anything is imported, and Celery imports from there first (its
+    -A app, and the probe's loader, `oomlab...`, which the agent adds): each refused (NoPermission,
+    exit 3) when another user could plant an `oomlab/` there."""
     check_trusted_dir(os.getcwd(), "working directory the worker would start in")
+    for workdir in celery_workdirs(command):
+        check_trusted_dir(workdir, "--workdir the worker would change to")
+
+
+def celery_workdirs(command: list[str]) -> list[str]:
+    """The directories Celery would chdir into: `--workdir DIR`, `--workdir=DIR` (it has no short
+    form) anywhere in the command, and CELERY_WORKDIR, which the worker inherits from the agent."""
+    found = [os.environ[WORKDIR_ENV]] if os.environ.get(WORKDIR_ENV) else []
+    for i, part in enumerate(command):
+        if part == "--workdir" and i + 1 < len(command):
+            found.append(command[i + 1])
+        elif part.startswith("--workdir="):
+            found.append(part.split("=", 1)[1])
+    return found
 
 
 def worker_env(theirs: socket.socket, extra_env: dict[str, str]) -> dict[str, str]:
@@ -65,9 +85,21 @@ def start(argv: list[str], theirs: socket.socket, extra_env: dict[str, str], joi
 
 
 def forward_signals(pid: int) -> None:
+    """Each FORWARDED signal passed on to the worker through a pidfd taken now, while it is our
+    unreaped child: once the agent has reaped it (its teardown takes seconds), the pidfd names the
+    dead process (ESRCH), never one that reused its pid. Where pidfds are missing (before Linux
+    5.3), by pid."""
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except OSError:
+        pidfd = None
+
     def forward(signum, _frame) -> None:
         try:
-            os.kill(pid, signum)
+            if pidfd is not None:
+                signal.pidfd_send_signal(pidfd, signum)
+            else:
+                os.kill(pid, signum)
         except ProcessLookupError:
             pass
 

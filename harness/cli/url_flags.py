@@ -11,6 +11,7 @@ import argparse
 import os
 import stat
 
+from oomlab.config.argv_secret import refuse_argv_secret
 from oomlab.errors import BadInput, NoPermission
 from oomlab.record.reading import NotRegular, open_regular, read_capped
 from oomlab.trust import RefusedLink, check_trusted_dir, untrusted_file_reason
@@ -50,6 +51,24 @@ def read_url_flags(args: argparse.Namespace) -> None:
             setattr(args, dest, _from_env(f"{flag}-from-env", variable, what))
         elif path := getattr(args, f"{dest}_file", None):
             setattr(args, dest, _from_file(f"{flag}-file", path, what))
+
+
+def read_secret_url(args: argparse.Namespace, dest: str, what: str) -> str | None:
+    """The URL of `--X`, `--X-from-env VAR` or `--X-file PATH` (add_url_flags), for a flag whose URL
+    may carry a secret (a webhook's token, a store's password): one on the command line is refused
+    (BadInput, exit 2, naming the safe flags), and VAR is removed from the environment, so a worker
+    the agent starts (which inherits the rest) never holds it."""
+    flag = "--" + dest.replace("_", "-")
+    if variable := getattr(args, f"{dest}_from_env", None):
+        url = _from_env(f"{flag}-from-env", variable, what)
+        os.environ.pop(variable, None)
+        return url
+    if path := getattr(args, f"{dest}_file", None):
+        return _from_file(f"{flag}-file", path, what)
+    given: str | None = getattr(args, dest, None)
+    if given:
+        refuse_argv_secret(flag, given, f"{flag}-from-env VAR or {flag}-file PATH")
+    return given
 
 
 def _from_env(flag: str, variable: str, what: str) -> str:

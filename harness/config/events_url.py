@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from oomlab.config.argv_secret import refuse_argv_secret
 from oomlab.errors import BadInput
 
 _STREAM = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
@@ -45,11 +46,8 @@ def parse_events_url(text: str, flag: str = "--events", from_argv: bool = True) 
             f"{flag} {shown}: the path must be /DB/STREAM, a database number and a stream name of letters, "
             f"digits and . _ : - (e.g. /0/run-1)"
         )
-    if from_argv and parts.password:
-        raise BadInput(
-            f"{flag} {shown}: the URL holds a password, and every user on this machine can read a command line; "
-            f"give it by {flag}-from-env VAR instead"
-        )
+    if from_argv:
+        refuse_argv_secret(flag, text, f"{flag}-from-env VAR")
     auth = ""
     if parts.password is not None or parts.username:
         auth = f"{parts.username or ''}:{parts.password or ''}@"

@@ -22,11 +22,11 @@ import os
 from celery import signals
 from oomlab.probe import procfs
 from oomlab.probe.agent_events import APP, LOST, MESSAGE, REVOKED
-from oomlab.probe.channel import FD_ENV, emit
+from oomlab.probe.channel import claim_socket, emit
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
 from oomlab.probe.task_tree import TaskTree
 
-_ACTIVE = os.environ.get(FD_ENV, "").isdigit()
+_ACTIVE = claim_socket()  # the agent's socket, close-on-exec and out of the environment from here on
 _CONF_PREFIXES = ("result_", "broker_", "redis_", "event_", "database_", "mongodb_", "cache_", "s3_")
 _CONF_KEYS = ("accept_content", "task_serializer", "timezone", "enable_utc", "task_default_queue")
 _MESSAGE_CAP = 256 * 1024  # a larger message is dead-lettered without its arguments

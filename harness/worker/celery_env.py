@@ -1,7 +1,7 @@
 """Celery's environment overrides, which win over any configured setting: CELERY_BROKER_URL would
 send a run's tasks (and a worker's queue, exchange and binding) to another broker than the one
 oomlab chose and records, and CELERY_LOADER / CELERY_CONFIG_MODULE / CELERY_CUSTOM_WORKER_POOL name
-code Celery imports. oomlab's client and every worker it starts run without them."""
+code Celery imports, and CELERY_WORKDIR where it imports from. oomlab's client and every worker it starts run without them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ CELERY_ENV = (
     "CELERY_CONFIG_MODULE",
     "CELERY_LOADER",
     "CELERY_CUSTOM_WORKER_POOL",
+    "CELERY_WORKDIR",  # `celery --workdir`: the directory the worker changes to, then imports from first
 )
 
 

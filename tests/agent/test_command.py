@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -66,7 +67,10 @@ def test_the_probe_socket_drops_when_full_and_never_blocks(monkeypatch):
     ours, theirs = probe_socket()
     monkeypatch.setenv(channel.FD_ENV, str(theirs.fileno()))
     monkeypatch.setattr(channel, "_fd", None)
+    monkeypatch.setattr(channel, "_socket", False)
     monkeypatch.setattr(channel, "dropped", 0)
+    assert channel.claim_socket() and channel.FD_ENV not in os.environ  # a task's program never learns it
+    assert not os.get_inheritable(theirs.fileno())
     channel.emit("prerun", task_id="t1", name="n")
     line = decode(ours.recv(1 << 20, socket.MSG_DONTWAIT))
     assert line is not None and line["ev"] == "prerun" and line["task_id"] == "t1"

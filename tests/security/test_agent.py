@@ -1,7 +1,8 @@
 """`oomlab agent` as root wraps the production worker: the worker starts in the agent's working
 directory, where Celery imports first, and the agent adds a name of its own to what is imported (the
-probe's loader, `oomlab.probe...`); so a working directory another user can write is refused (exit 3)
-and the worker gets PYTHONSAFEPATH=1. A --metrics port another local user took does not keep the
+probe's loader, `oomlab.probe...`); so a working directory another user can write is refused (exit 3),
+as is one Celery would change to first (`--workdir`, CELERY_WORKDIR), and the worker gets
+PYTHONSAFEPATH=1. A --metrics port another local user took does not keep the
 worker from starting: said on stderr, the worker runs without metrics."""
 
 from __future__ import annotations
@@ -35,21 +36,33 @@ def _stop_all(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def test_an_agent_started_where_another_user_can_write_is_refused(public_tmp, other_user, tmp_path):
+def _planted_folder(public_tmp, other_user):
+    """A sticky /tmp-like folder everybody can write, where the other user planted an `oomlab/` whose
+    every module writes `imported` beside it: (the folder, the marker)."""
     shared = public_tmp / "shared"
     shared.mkdir()
-    os.chmod(shared, 0o1777)  # a sticky /tmp-like folder everybody can write
+    os.chmod(shared, 0o1777)
     marker = shared / "imported"
     other_user.run("mkdir", str(shared / "oomlab"))
     other_user.run("mkdir", str(shared / "oomlab" / "probe"))
     for name in ("__init__.py", "probe/__init__.py", "probe/loader.py"):
         other_user.write(str(shared / "oomlab" / name), PLANTED.format(marker=str(marker)))
-    env = {**AgentRun(tmp_path).env, "AGENT_TEST_BROKER": "memory://", "AGENT_TEST_BACKEND": "cache+memory://"}
+    return shared, marker
+
+
+def _agent_refuses(tmp_path, cwd, worker: list[str], expected: str, env: dict | None = None) -> None:
+    """The agent exits 3 with one line saying `expected`, having started nothing."""
+    env = {
+        **AgentRun(tmp_path).env,
+        "AGENT_TEST_BROKER": "memory://",
+        "AGENT_TEST_BACKEND": "cache+memory://",
+        **(env or {}),
+    }
     log = tmp_path / "agent.log"
     with open(log, "wb") as out:
         agent = subprocess.Popen(
-            [sys.executable, "-P", "-m", "oomlab", "agent", "--", *worker_command()],
-            cwd=shared,
+            [sys.executable, "-P", "-m", "oomlab", "agent", "--", *worker],
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -60,10 +73,31 @@ def test_an_agent_started_where_another_user_can_write_is_refused(public_tmp, ot
         code = None
     finally:
         _stop_all(agent)
-    assert not marker.exists(), f"the agent's worker imported the planted package: {marker.read_text()}"
     text = log.read_text()
     assert code == 3, text
-    assert text.count("\n") == 1 and "refusing the working directory the worker would start in" in text, text
+    assert text.count("\n") == 1 and expected in text, text
+
+
+def test_an_agent_started_where_another_user_can_write_is_refused(public_tmp, other_user, tmp_path):
+    shared, marker = _planted_folder(public_tmp, other_user)
+    _agent_refuses(tmp_path, shared, worker_command(), "refusing the working directory the worker would start in")
+    assert not marker.exists(), f"the agent's worker imported the planted package: {marker.read_text()}"
+
+
+@pytest.mark.parametrize("form", ["--workdir DIR", "--workdir=DIR", "CELERY_WORKDIR=DIR"])
+def test_a_celery_workdir_another_user_can_write_is_refused(public_tmp, other_user, tmp_path, form):
+    """Celery changes to --workdir (or CELERY_WORKDIR, click's variable for it) before it imports the
+    app and the probe's loader: the agent's own working directory being trusted is not enough."""
+    shared, marker = _planted_folder(public_tmp, other_user)
+    command, env = worker_command(), {}
+    if form == "--workdir DIR":
+        command[3:3] = ["--workdir", str(shared)]  # python -m celery --workdir DIR -A user_app worker ...
+    elif form == "--workdir=DIR":
+        command[3:3] = [f"--workdir={shared}"]
+    else:
+        env["CELERY_WORKDIR"] = str(shared)
+    _agent_refuses(tmp_path, tmp_path, command, f"refusing the --workdir the worker would change to {shared}", env)
+    assert not marker.exists(), f"the agent's worker imported the planted package: {marker.read_text()}"
 
 
 @pytest.mark.integration

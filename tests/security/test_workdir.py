@@ -59,6 +59,29 @@ def test_modules_planted_where_oomlab_is_started_are_never_imported(public_tmp, 
 
 
 @pytest.mark.integration
+def test_a_celery_workdir_in_the_environment_never_moves_a_worker_where_another_user_can_write(
+    public_tmp, other_user, tmp_path
+):
+    """CELERY_WORKDIR is `celery --workdir` (click's variable): the worker would change to it before
+    importing `-A oomlab.worker.app` from there first."""
+    attacker = public_tmp / "attacker"
+    attacker.mkdir()
+    os.chown(attacker, other_user.uid, other_user.gid)
+    marker = public_tmp / "imported"
+    os.chmod(public_tmp, 0o1777)
+    other_user.run("mkdir", str(attacker / "oomlab"))
+    other_user.write(str(attacker / "oomlab" / "__init__.py"), PLANTED.format(marker=str(marker)))
+    result = run_from(
+        tmp_path,
+        "run", "alloc", "--tasks", "2", "--param", "over=0", "--results", str(tmp_path / "r"),
+        env={"CELERY_WORKDIR": str(attacker)},
+    )  # fmt: skip
+    assert not marker.exists(), f"a worker imported {marker.read_text().split()} from CELERY_WORKDIR"
+    assert result.returncode == 0, result.stderr
+    assert record(result.stdout)["status"] == "complete"
+
+
+@pytest.mark.integration
 def test_a_scenario_folder_never_shadows_the_standard_library(tmp_path):
     folder = tmp_path / "scenarios"
     folder.mkdir(mode=0o700)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from oomlab.cli.url_flags import add_url_flags, read_secret_url
 from oomlab.config.sizes import parse_size
 from oomlab.config.validate import replica_name
 from oomlab.errors import BadInput
@@ -30,7 +31,9 @@ def register(subparsers) -> None:
         metavar="N",
         help="dead-letter a redelivered task after its N-th OOM kill (default 3)",
     )
-    parser.add_argument("--alert-webhook", dest="alert_webhook", metavar="URL", help="POST one JSON per kill there")
+    add_url_flags(
+        parser, "alert_webhook", "POST one JSON per kill there (a token in the URL: --alert-webhook-from-env)"
+    )
     events = parser.add_mutually_exclusive_group()
     events.add_argument(
         "--events",
@@ -44,8 +47,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
     replay = subparsers.add_parser("replay", help="send dead-lettered tasks (from `oomlab agent`) again")
-    replay.add_argument("--redis", required=True, metavar="URL", help="where the agents keep their dead letters")
-    replay.add_argument("--broker", metavar="URL", help="the broker to send to (default: --redis)")
+    add_url_flags(replay, "redis", "where the agents keep their dead letters", required=True)
+    add_url_flags(replay, "broker", "the broker to send to (default: --redis)")
     replay.add_argument("--app", default="celery", metavar="NAME", help="the app's main name (default celery)")
     replay.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="which to send (default: list them)")
     replay.set_defaults(func=replay_main)
@@ -71,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
         memory_bytes=parse_size(args.memory) if args.memory else None,
         metrics=metrics_address(args.metrics),
         max_redeliveries=args.max_redeliveries,
-        alert_webhook=args.alert_webhook,
+        alert_webhook=read_secret_url(args, "alert_webhook", "the alert webhook's URL"),
         events=events_url(args),
         replica=None if args.replica is None else replica_name("--replica", args.replica),
     )
@@ -94,6 +97,8 @@ def events_url(args: argparse.Namespace):
 def replay_main(args: argparse.Namespace) -> int:
     from oomlab.agent.replay import list_dead, replay
 
+    args.redis = read_secret_url(args, "redis", "the dead letters' Redis URL")
+    args.broker = read_secret_url(args, "broker", "the broker URL")
     if not args.task_ids:
         for line in list_dead(args.redis, args.app):
             print("\t".join(map(printable_field, line)))  # ids and names another user could have written

@@ -1,0 +1,82 @@
+"""Who the agent believes on the probe's socket. The worker's probe holds the socket close-on-exec,
+but a process forked from a pool child (a task's helper, which may then drop to another user) still
+holds it, and could tell the agent that a task it names was killed (the agent would revoke it on
+every worker and dead-letter a message of its choosing, which `oomlab replay` sends with the broker's
+credentials). So the kernel stamps each datagram with its sender's real pid (SO_PASSCRED), and a
+line is believed only when that pid is the one the line claims and is the worker's main process or
+one of its pool children (a direct child of the main process). Others are dropped and counted; the
+first is said.
+
+A sender running as root with CAP_SYS_ADMIN may stamp another pid: it could as well ptrace the
+worker, so the check is for programs that run as another user, or without that capability."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable, Iterator
+
+from oomlab.probe.events import ProbeLine, decode
+
+_DATAGRAM = 1 << 20
+_UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
+
+
+def stamp_senders(sock: socket.socket) -> None:
+    """The agent's end: every datagram arrives with its sender's credentials."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+
+
+class ProbeInbox:
+    def __init__(self, sock: socket.socket, main_pid: int):
+        self.sock = sock
+        self.main_pid = main_pid
+        self.report: Callable[[str], None] | None = None  # one sentence to the agent's log
+        self.forged = 0  # datagrams dropped: not from the worker's main process or a pool child
+
+    def read(self, pool: set[int]) -> Iterator[ProbeLine]:
+        """Every line waiting on the socket that its sender may send (`pool`: the pool children known)."""
+        while True:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(
+                    _DATAGRAM, socket.CMSG_SPACE(_UCRED.size), socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return
+            sender, uid = _credentials(ancillary)
+            line = decode(data)
+            if line is not None and line["pid"] == sender and self._is_worker(sender, pool):
+                yield line
+            else:
+                self._drop(sender, uid)
+
+    def _is_worker(self, pid: int, pool: set[int]) -> bool:
+        return pid == self.main_pid or pid in pool or parent_pid(pid) == self.main_pid
+
+    def _drop(self, sender: int | None, uid: int | None) -> None:
+        self.forged += 1
+        if self.forged == 1 and self.report is not None:
+            self.report(
+                f"dropped a probe event from pid {sender} (uid {uid}), which is not the worker's main process "
+                f"or one of its pool children: a program a task started may be forging events; "
+                f"further ones are dropped and counted, not said"
+            )
+
+
+def _credentials(ancillary: list[tuple[int, int, bytes]]) -> tuple[int | None, int | None]:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= _UCRED.size:
+            pid, uid, _gid = _UCRED.unpack_from(data)
+            return pid, uid
+    return None, None
+
+
+def parent_pid(pid: int) -> int | None:
+    """A process's parent, from /proc (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None
