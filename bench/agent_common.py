@@ -1,5 +1,5 @@
 """What both of `python -m bench agent`'s detection parts use (and the agent's tests): the worker's
-command, the unprivileged container's settings and the alert webhook's receiver (on the host's 127.0.0.1, which a host-network container reaches too)."""
+command, the unprivileged container the agent runs in and the alert webhook's receiver (on the host's 127.0.0.1, which a host-network container reaches too)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from oomlab.worker.docker.engine import client
 
 
 def worker(queue: str, python: list[str]) -> list[str]:
@@ -20,6 +22,24 @@ def unprivileged(limit: int) -> dict:
     capability, no new privileges, a hard memory limit with no swap beside it, the host's network."""
     return {"detach": True, "user": "65534:65534", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
             "mem_limit": limit, "memswap_limit": limit, "network_mode": "host"}  # fmt: skip
+
+
+def agent_container(
+    image: str, command: list[str], name: str, limit: int, app: tuple[str, str], env: dict, agent_args: tuple = ()
+):
+    """A worker's container with `oomlab agent` (and `agent_args`) as its PID 1, `unprivileged` under
+    `limit`; `app` is the user's app folder on the host and where it is mounted, read-only."""
+    host, bind = app
+    return client().containers.run(
+        image,
+        command,
+        entrypoint=["oomlab", "agent", *agent_args, "--"],
+        name=name,
+        **unprivileged(limit),
+        volumes={host: {"bind": bind, "mode": "ro"}},
+        working_dir="/app",
+        environment=env,
+    )
 
 
 def receiver() -> tuple[HTTPServer, list[dict]]:

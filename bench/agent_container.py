@@ -25,10 +25,10 @@ import redis
 from oomlab.observe.detectors.kmsg import SEEN_BEFORE_STAMP_S, KernelClock, KernelKill, KmsgReader
 from oomlab.worker import proc
 from oomlab.worker.broker import redis_server_binary
-from oomlab.worker.docker.engine import DEFAULT_BASE, client, remove_container, worker_image
+from oomlab.worker.docker.engine import DEFAULT_BASE, remove_container, worker_image
 from oomlab.worker.leftovers import Lease
 
-from bench.agent_common import receiver, unprivileged, worker
+from bench.agent_common import agent_container, receiver, worker
 from bench.group import leased_group
 
 LIMIT = 256 * 2**20
@@ -73,16 +73,9 @@ def _tcp_redis(lease: Lease, group, run_dir: str) -> str:
 
 def _start(image: str, name: str, url: str, queue: str, hook: str):
     """The worker's container, as tests/agent/test_docker.py starts it: the agent is its PID 1."""
-    return client().containers.run(
-        image,
-        worker(queue, ["python3"]),
-        entrypoint=["oomlab", "agent", "--alert-webhook", hook, "--"],
-        name=name,
-        **unprivileged(LIMIT),
-        volumes={APP: {"bind": "/app/bench", "mode": "ro"}},
-        working_dir="/app",
-        environment={"BENCH_AGENT_REDIS": url, "BENCH_AGENT_QUEUE": queue, "PYTHONPATH": "/app"},
-    )
+    env = {"BENCH_AGENT_REDIS": url, "BENCH_AGENT_QUEUE": queue, "PYTHONPATH": "/app"}
+    command = worker(queue, ["python3"])
+    return agent_container(image, command, name, LIMIT, (APP, "/app/bench"), env, ("--alert-webhook", hook))
 
 
 def _wait_ready(container, timeout: float = 120.0) -> None:

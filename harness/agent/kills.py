@@ -9,7 +9,7 @@ _AT_LIMIT = 0.97  # a group this close to its limit at a kill was at it (the ker
 
 @dataclass
 class Kill:
-    pid: int
+    pid: int | None  # None: a program gone before its kill was read (its leaf counted it)
     role: str  # "pool child" | "main" | "descendant" (a program a task started, inside the worker's group)
     cause: str  # "oom" (the cgroup counted a kill, or the kernel log named the pid) | "sigkill"
     seen_mono: float  # when the watcher saw the process gone, or named it before its exit (named_by)
@@ -31,10 +31,12 @@ class Kill:
         what = "killed by the kernel's OOM killer" if self.cause == "oom" else "killed by SIGKILL"
         task = f"task {self.task_name} ({self.task_id})" if self.task_id else None
         if self.role == "descendant":
-            started = f"{task} in pool child pid {self.parent_pid}" if task else "no task known"
+            child = f"pool child pid {self.parent_pid}"
+            started = (f"{task} in {child}" if task else f"a task unknown in {child}") if self.parent_pid else None
+            pid = f"pid {self.pid}" if self.pid is not None else "pid unknown: gone before the kill was read"
             return (
-                f"program {self.program or '?'} (pid {self.pid}), started by {started}, was {what}{self._group()}; "
-                f"the program's RSS at the kill {_mib(self.peak_bytes)}"
+                f"program {self.program or '?'} ({pid}), started by {started or 'no task known'}, was {what}"
+                f"{self._group()}; the program's RSS at the kill {_mib(self.peak_bytes)}"
             )
         if self.role == "main":
             return f"the worker's main process (pid {self.pid}) was {what}{self._group()}; its RSS at the kill {_mib(self.peak_bytes)}"

@@ -18,7 +18,12 @@ Without both the OOM notifier and the kernel log (an unprivileged container on c
 group's kill counter is watched (CounterWatch: often only near the limit) and, when it moves, the
 pool child being killed (SIGKILL pending or exiting: oomlab.agent.dying) is handled then, as one the
 kernel log named, before its exit; a program a task started, found the same way, is a descendant
-kill. Finding none, the kill waits for an exit to claim it, as before.
+kill. Finding none, the counter is read again at once (the kernel sends SIGKILL right after it counts,
+in one locked section): still none, the victim is already gone, a program (a pool child being killed
+is dying or has exited). Each pool child has its own leaf cgroup, which counts the kills in its tree
+(on v1 a kill is counted only there): the leaf that counted it names the pool child, and the task is
+the first there whose postrun says the leaf had counted it by the task's end, else the one running,
+the program's pid unknown. A kill no leaf accounts for waits for an exit to claim it, as before.
 
 NO_KERNEL_NOTICE_ENV=1 makes the agent open neither the notifier nor the kernel log: the container's
 case on a host (for tests and benchmarks)."""
@@ -32,12 +37,13 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from oomlab.agent import dying
-from oomlab.agent.counter_watch import CounterWatch
+from oomlab.agent.counter_watch import COUNTER_S, CounterWatch
 from oomlab.agent.kills import Kill
 from oomlab.agent.probe_inbox import ProbeInbox
 from oomlab.observe.detectors.exits import ExitWatcher
@@ -45,11 +51,12 @@ from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
 from oomlab.observe.priority import raise_thread_priority
 from oomlab.probe import agent_events
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, ProbeLine
-from oomlab.worker.limits.base import CgroupBackend, OomNotifier, read_int
+from oomlab.worker.limits.base import LEAF_PREFIX, CgroupBackend, OomNotifier, keyed_counters, read_int, read_text
 
 SWITCH_INTERVAL_S = 0.0005  # the agent's GIL switch interval: a woken watcher waits at most this for the GIL
 KILL_CLOCK_SLACK_S = 0.005  # the kernel log's stamp mapped onto CLOCK_MONOTONIC: within a few ms
 CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a pool child's death to claim it
+RECENT = 4  # tasks kept per pool child: the task of a program whose kill is read late is among them
 _LEAF = re.compile(r"/leaf-(\d+)/?$")
 NO_KERNEL_NOTICE_ENV = "OOMLAB_AGENT_NO_KERNEL_NOTICE"
 
@@ -58,6 +65,8 @@ NO_KERNEL_NOTICE_ENV = "OOMLAB_AGENT_NO_KERNEL_NOTICE"
 class Running:
     task_id: str
     name: str | None
+    ended: float | None = None  # its postrun's CLOCK_MONOTONIC
+    leaf_kills: int | None = None  # the kills its pool child's leaf had counted by its end (its postrun)
 
 
 class Watcher(threading.Thread):
@@ -79,9 +88,9 @@ class Watcher(threading.Thread):
         self.exits = ExitWatcher()
         self.exits.watch(main_pid)
         self.running: dict[int, Running] = {}  # pid -> the task in flight there
-        # pid -> the task that last ended there and when (its postrun's CLOCK_MONOTONIC): a task that saw
-        # its program killed may end before the kernel's line about it is read
-        self.last_ended: dict[int, tuple[Running, float]] = {}
+        # pid -> its last RECENT tasks, ended or running: a task that saw its program killed may end
+        # before the kill is read (the kernel's line, or the counter read late)
+        self.recent: dict[int, deque[Running]] = {}
         self.shut_down: set[int] = set()  # pids that said they exit (recycled), not killed
         self.pool: set[int] = set()
         self.redelivered: set[str] = set()
@@ -97,6 +106,11 @@ class Watcher(threading.Thread):
         self._named: set[int] = set()  # pool children reported from the kernel's line, before their exit
         self._named_programs: set[int] = set()  # programs reported from the counter (pids kept: few, and small)
         self._unclaimed_since: float | None = None  # a counted kill no death has claimed yet (no kernel log)
+        self._leaf_claimed: dict[int, int] = {}  # pool child -> the kills its leaf counted that were handled
+        # pool child -> its leaf's kills at the last read that found no victim being killed: at the next
+        # read (which comes at once) the victims of those have their SIGKILL, so those gone are programs
+        self._leaves_seen: dict[int, int] | None = None
+        self._look_again = False
         self._next_quiet = 0.0  # the next read of the counter when select timed out (no notifier, no kernel log)
         self.main_reported = False  # the main process's kill went to on_kill (a task ran in it)
         self.task_listeners: list[Callable[[str, int], None]] = []  # (task name, exact peak) per finished task
@@ -138,6 +152,8 @@ class Watcher(threading.Thread):
             timeout = min(timeout, max(0.0, self._unclaimed_since + CLAIM_S - time.monotonic()))
         if self.counter is not None:
             timeout = min(timeout, self.counter.timeout(time.monotonic()))
+        if self._look_again:
+            timeout = min(timeout, COUNTER_S)
         fds = [self._stop_r, self.sock.fileno(), *self.exits.fds()]
         if self.notifier:
             fds.append(self.notifier.fileno())
@@ -161,8 +177,15 @@ class Watcher(threading.Thread):
         # a victim named from a read is seen when that read returned, not at the wake-up: in a container
         # the agent shares the group at its limit, and its own allocations can stall until the kill
         # (seen: the counter read 113 ms after the wake-up, before the kernel had logged the kill)
-        if self.counter is not None and (count := self.counter.poll(now)) is not None and count > self._oom_count:
-            self._name_victims(count, time.monotonic())
+        if self.counter is not None:
+            count = self.counter.poll(now)
+            if count is None and self._look_again and self.group is not None:
+                count = self.group.oom_kill_count()  # every leaf's, though the watch cooled down
+            self._look_again = False
+            if count is not None and count > self._oom_count:
+                self._name_victims(count, time.monotonic())
+            elif count is not None:
+                self._leaves_seen = None
         if self.kmsg and self.kmsg.fileno() in ready:
             self._read_kmsg(now)
             read = time.monotonic()
@@ -179,7 +202,7 @@ class Watcher(threading.Thread):
             pid = self.exits.exited(fd)
             if pid in self._named:  # handled from the kernel's line; its leaf can go now
                 self._named.discard(pid)
-                self._drop_leaf(pid)
+                self._leave(pid, now)
             elif pid is not None:
                 self._exited(pid, now)
         if self._unclaimed_since is not None and now - self._unclaimed_since >= CLAIM_S:
@@ -201,8 +224,34 @@ class Watcher(threading.Thread):
         for pid in sorted(others - self._named_programs):
             if dying.is_dying(pid, zombie=False):
                 self._named_programs.add(pid)
-                self._program_killed(pid, self._pool_parent(pid), now)
+                self._program_killed(pid, self._pool_parent(pid) or self._leaf_of(pid), now)
                 return
+        # none: the kernel sends SIGKILL right after it counts (one locked section), so a victim of a kill
+        # counted by this read is dying or gone at the next, which comes at once
+        if (seen := self._leaves_seen) is not None:
+            self._programs_gone_in_pool(now, seen)
+        self._leaves_seen = {child: self._leaf_kills(child) or 0 for child in self.pool}
+        self._look_again = any(n > self._leaf_claimed.get(c, 0) for c, n in self._leaves_seen.items())
+
+    def _programs_gone_in_pool(self, now: float, seen: dict[int, int] | None = None) -> None:
+        """Kills counted in a leaf (up to `seen`, its count at an earlier read) whose pool child lives
+        on (not dying, not exited: not the victim)."""
+        for child in sorted(self.pool):
+            if not dying.is_dying(child) and not self.exits.has_exited(child):
+                self._programs_gone(child, now, None if seen is None else seen.get(child, 0))
+
+    def _programs_gone(self, child: int, now: float, upto: int | None = None) -> None:
+        """Kills pool child `child`'s leaf counted (up to `upto`) that nothing handled: programs of its
+        tree, gone before the kill was read; each named with its pool child and task, its pid unknown."""
+        counted = min(self._leaf_kills(child) or 0, upto if upto is not None else 1 << 62)
+        while counted > self._leaf_claimed.get(child, 0):
+            kill = Kill(pid=None, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
+            kill.parent_pid = child
+            if (task := self._task_of(child, self._leaf_claimed.get(child, 0) + 1)) is not None:
+                kill.task_id, kill.task_name = task.task_id, task.name
+            kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
+            self._claim(child)
+            self.on_kill(kill)
 
     def _task_in(self, parent: int | None, killed_at: float) -> Running | None:
         """The task running in pool child `parent` when its program was killed at `killed_at`: the one
@@ -212,8 +261,43 @@ class Watcher(threading.Thread):
         running = self.running.get(parent)
         if running is not None:
             return running
-        ended = self.last_ended.get(parent)
-        return ended[0] if ended is not None and ended[1] >= killed_at - KILL_CLOCK_SLACK_S else None
+        tasks = self.recent.get(parent) or ()
+        last = tasks[-1] if tasks else None
+        return last if last is not None and (last.ended or 0.0) >= killed_at - KILL_CLOCK_SLACK_S else None
+
+    def _task_of(self, child: int, kill: int) -> Running | None:
+        """The task whose program was the `kill`-th its pool child's leaf counted: the first that
+        ended with the leaf counting it (its postrun's count), else the one running; None when an
+        ended task's count is unknown, or the task is older than those kept."""
+        tasks = list(self.recent.get(child) or ())
+        for i, task in enumerate(t for t in tasks if t.ended is not None):
+            if task.leaf_kills is None:
+                return None
+            if task.leaf_kills >= kill:
+                return None if i == 0 and len(tasks) == RECENT else task
+        return self.running.get(child)
+
+    def _leaf_kills(self, child: int) -> int | None:
+        """The kills pool child `child`'s leaf cgroup counted (in its tree only), None without a leaf."""
+        if self.group is None:
+            return None
+        text = read_text(os.path.join(self.group.path, f"{LEAF_PREFIX}{child}", self.group.events_file))
+        return None if text is None else keyed_counters(text).get("oom_kill", 0)
+
+    def _leaf_of(self, pid: int) -> int | None:
+        """The pool child whose leaf cgroup process `pid` is in (its parents may be gone)."""
+        text = read_text(f"/proc/{pid}/cgroup") or ""
+        for line in text.splitlines():
+            match = _LEAF.search(line)
+            if match and int(match.group(1)) in self.pool:
+                return int(match.group(1))
+        return None
+
+    def _claim(self, child: int | None) -> None:
+        """One kill handled, counted in pool child `child`'s leaf (None: elsewhere in the group)."""
+        self._oom_count += 1
+        if child is not None:
+            self._leaf_claimed[child] = self._leaf_claimed.get(child, 0) + 1
 
     def _program_killed(self, pid: int, parent: int | None, now: float) -> None:
         """A program a task started, found being killed when the counter moved (no kernel log)."""
@@ -224,7 +308,7 @@ class Watcher(threading.Thread):
         if running is not None:
             kill.task_id, kill.task_name = running.task_id, running.name
         kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
-        self._oom_count += 1
+        self._claim(parent)
         self.on_kill(kill)
 
     def _descendant(self, kernel: KernelKill, now: float) -> None:
@@ -239,7 +323,7 @@ class Watcher(threading.Thread):
         kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
         kill.detection_s = max(0.0, now - kernel.kernel_mono)
         if self.group is not None:
-            self._oom_count += 1  # this kill is claimed: a pool child's later SIGKILL is not taken for one
+            self._claim(parent)  # this kill is claimed: a pool child's later SIGKILL is not taken for one
         self.on_kill(kill)
 
     def _pool_child_of(self, kernel: KernelKill) -> int | None:
@@ -262,16 +346,19 @@ class Watcher(threading.Thread):
         return None
 
     def _unclaimed(self, now: float) -> None:
-        """Without the kernel log: kills the cgroup counted that no pool child's death claimed."""
+        """Without the kernel log: kills the cgroup counted that no pool child's death claimed: a
+        program's, named from the leaf that counted it, else (no leaf did) its task unknown."""
         self._unclaimed_since = None
         if self.group is None:
             return
+        self._programs_gone_in_pool(now)
         count = self.group.oom_kill_count()
         for _ in range(max(0, count - self._oom_count)):
-            kill = Kill(pid=0, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
+            kill = Kill(pid=None, role="descendant", cause="oom", seen_mono=now, queue=self.queue)
             kill.limit_bytes, kill.group_bytes = self._limit(), self._group_peak()
             self.on_kill(kill)
         self._oom_count = max(self._oom_count, count)
+        self._leaves_seen = None
 
     def main_killed(self, code: int) -> Kill | None:
         """After the worker's exit (the watcher stopped): its main process's kill, when the kernel's
@@ -304,10 +391,11 @@ class Watcher(threading.Thread):
         extra: dict[str, Any] = dict(line)  # the agent's own events carry fields the recorder's lines do not
         if ev == PRERUN:
             self.running[pid] = Running(line.get("task_id") or "?", line.get("name"))
+            self.recent.setdefault(pid, deque(maxlen=RECENT)).append(self.running[pid])
         elif ev == POSTRUN:
             ended = self.running.pop(pid, None)
             if ended is not None:
-                self.last_ended[pid] = (ended, line.get("t") or time.monotonic())
+                ended.ended, ended.leaf_kills = line.get("t") or time.monotonic(), line.get("leaf_kills")
             self.messages.pop(line.get("task_id") or "", None)
             peak = line.get("tree_peak") if line.get("tree_peak_exact") else line.get("peak_rss")
             name = line.get("name")
@@ -331,10 +419,9 @@ class Watcher(threading.Thread):
         role = "main" if pid == self.main_pid else "pool child"
         self.pool.discard(pid)
         running = self.running.pop(pid, None)
-        self.last_ended.pop(pid, None)
         if pid in self.shut_down:  # it said it was leaving: recycled or shut down, not killed
             self.shut_down.discard(pid)
-            self._drop_leaf(pid)
+            self._leave(pid, now)
             return
         if pid == self.main_pid and running is None:
             return  # the worker's own exit: the agent's main thread reports it (main_killed)
@@ -351,7 +438,17 @@ class Watcher(threading.Thread):
         if kernel is not None:
             kill.detection_s = max(0.0, now - kernel.kernel_mono)
         self.on_kill(kill)
+        if named_by is None:  # else still exiting, in its leaf: its exit's turn
+            self._leave(pid, now)
+
+    def _leave(self, pid: int, now: float) -> None:
+        """A pool child gone: kills its leaf counted that nothing handled were its programs' (gone
+        too), named before the leaf goes; then its leaf and what is kept of it go."""
+        if self.kmsg is None and pid != self.main_pid:
+            self._programs_gone(pid, now)
         self._drop_leaf(pid)
+        self.recent.pop(pid, None)
+        self._leaf_claimed.pop(pid, None)
 
     def _drop_leaf(self, pid: int) -> None:
         """A dead pool child's leaf (made by the probe under an agent-made group), removed once read:
@@ -372,9 +469,13 @@ class Watcher(threading.Thread):
         kernel = self._kernel_kills.pop(pid, None)
         counted = False
         if self.group is not None:
-            counted = self.group.oom_kill_count() > self._oom_count
-            if counted:
-                self._oom_count += 1  # one kill claimed; any other stays for its own victim
+            leaf = self._leaf_kills(pid) if pid != self.main_pid else None
+            if leaf is not None:  # a pool child's kill is counted in its own leaf (v1: there only)
+                counted = leaf > self._leaf_claimed.get(pid, 0)
+            else:
+                counted = self.group.oom_kill_count() > self._oom_count
+            if counted:  # one kill claimed; any other stays for its own victim
+                self._claim(pid if leaf is not None else None)
         return ("oom" if counted or kernel is not None else "sigkill"), kernel
 
     def _peak(self, pid: int, kernel: KernelKill | None) -> int | None:

@@ -1,11 +1,12 @@
 """The probe as `oomlab agent` loads it into a production worker: only what the agent uses, sent on
 the agent's socket (OOMLAB_PROBE_FD) and only when that socket is there. The lab's recorder (every
 figure of every task, for a report) is not loaded: per task this costs one clear_refs write at the
-start and one peak read at the end, plus a datagram each (measured in docs/agent.md).
+start and one peak read and one read of the leaf's kill count at the end, plus a datagram each (measured in docs/agent.md).
 
 - in each pool child: its start (and its leaf memory cgroup under an agent-made group, so a task's
   peak covers the programs it starts), its clean exit, and per task the task in flight and its exact
-  peak (the leaf's, else the process's VmHWM, reset at the task's start);
+  peak (the leaf's, else the process's VmHWM, reset at the task's start) and the OOM kills its leaf
+  counted by its end (a program it started may be killed and gone before the agent reads the kill);
 - at worker start, how to reach the app's result backend and broker (a filtered copy of its
   settings, over the local socket only) and which tasks are redelivered after a lost worker
   (acks_late and reject_on_worker_lost), so the agent repairs what Celery will not;
@@ -65,7 +66,12 @@ class _Peaks:
         peak = None
         if tree_peak is None and self.alone:  # the leaf's exact peak covers the process: no /proc read
             peak = own.status(("VmHWM",)).get("VmHWM")
-        return {"tree_peak": tree_peak, "tree_peak_exact": tree_peak is not None, "peak_rss": peak}
+        return {
+            "tree_peak": tree_peak,
+            "tree_peak_exact": tree_peak is not None,
+            "peak_rss": peak,
+            "leaf_kills": self.tree.oom_kills(),
+        }
 
 
 _peaks = _Peaks()

@@ -60,6 +60,7 @@ class ProbeLine(_Stamp, total=False):
     tree_end: int | None
     tree_peak: int | None
     tree_peak_exact: bool
+    leaf_kills: int | None  # the agent's postrun: the OOM kills the pool child's leaf counted by the task's end
     tree_peak_why: str | None
     tree_why_not: str | None
     tree_kinds_start: dict[str, Any] | None  # the leaf's memory by kind at the task's start

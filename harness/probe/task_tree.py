@@ -245,6 +245,19 @@ class TaskTree:
             return peak
         return None
 
+    def oom_kills(self) -> int | None:
+        """At task_postrun under `oomlab agent`: the OOM kills the leaf has counted (in this pool
+        child's tree), one pread: the agent names the task of a program killed and gone before it
+        read the kill by the first task that ended with the leaf counting it."""
+        if self.path is None:
+            return None
+        data = self._files.read(self._file("memory.oom_control" if self.version == 1 else "memory.events"), 512)
+        for line in (data or b"").splitlines():
+            key, _, value = line.partition(b" ")
+            if key == b"oom_kill" and value.strip().isdigit():
+                return int(value)
+        return None
+
     def _alive_descendants(self) -> list[dict]:
         try:
             with open(self._file("cgroup.procs")) as procs:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from oomlab.worker.docker.engine import DEFAULT_BASE, client, worker_image
+from oomlab.worker.docker.engine import DEFAULT_BASE, worker_image
 
-from bench.agent_common import unprivileged
+from bench.agent_common import agent_container
 from tests.agent.conftest import HERE, REDIS, AgentRun, wait_oomkilled, wait_state
 from tests.conftest import TIME_SCALE
 
@@ -25,16 +25,8 @@ LIMIT = 256 * 2**20
 
 def start_container(run: AgentRun, image: str):
     env = {k: v for k, v in run.env.items() if k.startswith("AGENT_TEST_")}
-    return client().containers.run(
-        image,
-        ["celery", "-A", "user_app", "worker", "-c", "1", "-l", "info", "-n", run.node],
-        entrypoint=["oomlab", "agent", "--"],
-        name=run.name,
-        **unprivileged(LIMIT),
-        volumes={str(HERE): {"bind": "/app", "mode": "ro"}},
-        working_dir="/app",
-        environment={**env, "PYTHONPATH": "/app"},
-    )
+    command = ["celery", "-A", "user_app", "worker", "-c", "1", "-l", "info", "-n", run.node]
+    return agent_container(image, command, run.name, LIMIT, (str(HERE), "/app"), {**env, "PYTHONPATH": "/app"})
 
 
 def wait_logged(container, text: str, timeout: float = 60) -> str:

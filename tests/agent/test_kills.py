@@ -90,4 +90,5 @@ def test_the_agents_probe_gives_each_task_its_own_exact_peak():
         "peak_rss",
         "tree_peak",
         "tree_peak_exact",
+        "leaf_kills",
     }

@@ -18,11 +18,15 @@ app.conf.update(
 )
 
 
-def _fill(mib: int) -> int:
+def _block(mib: int) -> bytearray:
     block = bytearray(mib * 2**20)
     for i in range(0, len(block), 4096):
         block[i] = 1
-    return len(block)
+    return block
+
+
+def _fill(mib: int) -> int:
+    return len(_block(mib))
 
 
 @app.task
@@ -48,11 +52,15 @@ def nap(seconds: float) -> None:
 
 
 @app.task
-def external(mib: int, paced: bool = False) -> int:
+def external(mib: int, paced: bool = False, hold: int = 0, until: str | None = None) -> int:
     """Runs a program that allocates `mib` (`paced`: 8 MiB at a time, 5 ms apart, about 1 GiB/s); a
-    program the kernel kills is this task's to handle."""
+    program the kernel kills is this task's to handle. `hold`: the task holds that many MiB while its
+    program runs and after, until the file `until` exists; the program makes itself the OOM killer's
+    first choice (oom_score_adj 1000), so the kill is the program's, not the larger task's."""
+    import os
     import subprocess
     import sys
+    import time
 
     code = f"b = bytearray({mib} * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
     if paced:
@@ -60,7 +68,15 @@ def external(mib: int, paced: bool = False) -> int:
             f"import time\nb = bytearray({mib} * 2**20)\n"
             "for i in range(0, len(b), 4096):\n b[i] = 1\n if i % (8 << 20) == 0: time.sleep(0.005)\n"
         )
-    return subprocess.run([sys.executable, "-c", code], check=False).returncode
+    if hold:
+        code = f"open('/proc/self/oom_score_adj', 'w').write('1000')\n{code}"
+    held = _block(hold)
+    returncode = subprocess.run([sys.executable, "-c", code], check=False).returncode
+    deadline = time.monotonic() + 60
+    while until and not os.path.exists(until) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    del held
+    return returncode
 
 
 @app.task

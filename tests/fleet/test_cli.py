@@ -14,6 +14,8 @@ import pytest
 import redis
 from oomlab.record.fleet import load_fleet
 
+from tests.fleet.hello import hello
+
 REDIS = os.environ.get("OOMLAB_TEST_AGENT_REDIS", "redis://127.0.0.1:6379/12")
 
 
@@ -142,12 +144,8 @@ def test_replicas_beyond_those_expected_are_said_not_counted_silently(tmp_path):
     stream = f"oomlab-fleet-cli-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(REDIS)
     for pid, name in enumerate(("r1", "r2"), start=100):
-        hello = {
-            "ev": fleet.WORKER_START, "replica": name, "wall": time.time(), "pid": pid, "agent_pid": pid,
-            "hostname": f"celery@{name}", "limit_bytes": 256 << 20, "concurrency": 1, "clock_offset_s": 0.0,
-            "clock_round_trip_s": 0.001, "queues": ["elsewhere"],
-        }  # fmt: skip
-        client.xadd(stream, {fleet.EVENT_FIELD: fleet.encode_event(hello)})
+        said = hello(name, wall=time.time(), pid=pid, agent_pid=pid, limit_bytes=256 << 20, queues=["elsewhere"])
+        client.xadd(stream, {fleet.EVENT_FIELD: fleet.encode_event(said)})
     try:
         done = _oomlab(*FLEET, "--fleet", f"{REDIS}/{stream}", "--replicas", "r1", "--results", str(tmp_path))
     finally:

@@ -11,6 +11,8 @@ from oomlab.record.fleet import FleetRecord
 from oomlab.record.typed_json import to_json
 from oomlab.workflows.fleet.events import Fold, TaskState
 
+from tests.fleet.hello import hello
+
 
 def test_events_url_keeps_the_password_for_the_client_only():
     url = parse_events_url("redis://:s3cret@10.1.2.3:6390/4/run-1", from_argv=False)
@@ -28,23 +30,10 @@ def test_a_bad_events_url_is_one_sentence_without_its_password(text):
     assert "s3cret" not in caught.value.message
 
 
-def _hello(name, offset, wall=1000.0):
-    return {
-        "ev": fleet.WORKER_START,
-        "replica": name,
-        "wall": wall,
-        "pid": 7,
-        "limit_bytes": 200 << 20,
-        "concurrency": 1,
-        "clock_offset_s": offset,
-        "clock_round_trip_s": 0.001,
-    }
-
-
 def test_fold_puts_each_task_and_kill_on_its_replica_on_the_redis_clock():
     fold = Fold()
-    fold.take(_hello("a", 0.5))
-    fold.take(_hello("b", -0.25))
+    fold.take(hello("a", clock_offset_s=0.5))
+    fold.take(hello("b", clock_offset_s=-0.25))
     for task_id in ("t1", "t2"):
         fold.sent(TaskState(task_id, "alloc.allocate", "", sent_wall=1001.0))
     fold.take({"ev": fleet.TASK_START, "replica": "a", "wall": 1000.7, "id": "t1", "pid": 11})
@@ -91,7 +80,7 @@ def test_fold_puts_each_task_and_kill_on_its_replica_on_the_redis_clock():
 
 def test_an_event_that_comes_before_its_task_is_registered_is_kept_for_it():
     fold = Fold()
-    fold.take(_hello("a", 0.0))
+    fold.take(hello("a"))
     fold.take({"ev": fleet.TASK_START, "replica": "a", "wall": 1.0, "id": "t1", "pid": 1})
     fold.sent(TaskState("t1", "n", "", sent_wall=0.5))
     assert fold.tasks["t1"].replica == "a" and fold.tasks["t1"].outcome is None
@@ -119,7 +108,7 @@ def test_the_record_is_read_back_with_its_schema_checked():
 
 def test_a_task_started_by_a_task_of_the_run_is_the_runs_and_a_strangers_is_not():
     fold = Fold()
-    fold.take(_hello("r1", 0.0))
+    fold.take(hello("r1"))
     fold.sent(TaskState("t1", "workflows.start", "sends a chord", 1000.0))
     fold.take({"ev": fleet.TASK_START, "replica": "r1", "wall": 1000.1, "id": "t1", "pid": 9})
     fold.take({"ev": fleet.TASK_END, "replica": "r1", "wall": 1000.2, "id": "t1", "pid": 9, "state": "SUCCESS"})
@@ -137,7 +126,7 @@ def test_a_task_started_by_a_task_of_the_run_is_the_runs_and_a_strangers_is_not(
 def test_a_group_peak_is_the_runs_only():
     fold = Fold(window_start=1000.0)
     for name in ("up", "flat", "low"):  # each hello carries the group's lifetime peak at the run's start
-        fold.take({**_hello(name, 0.0), "group_peak_bytes": 200 << 20})
+        fold.take({**hello(name), "group_peak_bytes": 200 << 20})
     memory = {"ev": fleet.MEMORY, "wall": 1001.0}
     fold.take({**memory, "replica": "up", "usage_bytes": 60 << 20, "peak_bytes": 210 << 20})  # rose: the run's
     fold.take({**memory, "replica": "flat", "usage_bytes": 60 << 20, "peak_bytes": 200 << 20})  # an earlier run's

@@ -15,21 +15,7 @@ from oomlab.workflows.fleet.events import Fold, TaskState
 from oomlab.workflows.fleet.schema import MAX_EVENT_BYTES
 from oomlab.workflows.fleet.stream import read_stream
 
-
-def _hello(name, agent_pid=100, hostname="celery@a", **more):
-    return {
-        "ev": fleet.WORKER_START,
-        "replica": name,
-        "wall": 1000.0,
-        "pid": 7,
-        "agent_pid": agent_pid,
-        "hostname": hostname,
-        "limit_bytes": 200 << 20,
-        "concurrency": 1,
-        "clock_offset_s": 0.0,
-        "clock_round_trip_s": 0.001,
-        **more,
-    }
+from tests.fleet.hello import hello
 
 
 def _raw(event) -> bytes:
@@ -38,8 +24,8 @@ def _raw(event) -> bytes:
 
 def _fold_with_task(task_id="t1"):
     fold = Fold()
-    fold.take_entry(_raw(_hello("a")))
-    fold.take_entry(_raw(_hello("b", agent_pid=200, hostname="celery@b")))
+    fold.take_entry(_raw(hello("a")))
+    fold.take_entry(_raw(hello("b", agent_pid=200, hostname="celery@b")))
     fold.sent(TaskState(task_id, "alloc.allocate", "", sent_wall=1000.5))
     return fold
 
@@ -113,15 +99,15 @@ def test_an_end_from_another_replica_than_the_one_that_started_the_task_is_ignor
 
 def test_a_second_hello_under_a_taken_name_is_a_conflict_not_a_merge():
     fold = Fold()
-    fold.take_entry(_raw(_hello("host1", agent_pid=100, hostname="celery@w1")))
-    fold.take_entry(_raw(_hello("host1", agent_pid=101, hostname="celery@w2", limit_bytes=1 << 40)))
+    fold.take_entry(_raw(hello("host1", agent_pid=100, hostname="celery@w1")))
+    fold.take_entry(_raw(hello("host1", agent_pid=101, hostname="celery@w2", limit_bytes=1 << 40)))
     replica = fold.replicas["host1"]
     assert replica.limit_bytes == 200 << 20 and replica.hostname == "celery@w1"
     (conflict,) = fold.notes()
     assert "host1" in conflict and "taken" in conflict and "--replica" in conflict and "\n" not in conflict
-    fold.take_entry(_raw(_hello("host1", agent_pid=100, hostname="celery@w1")))  # the same agent again: fine
+    fold.take_entry(_raw(hello("host1", agent_pid=100, hostname="celery@w1")))  # the same agent again: fine
     assert len(fold.conflicts) == 1
-    hijack = _hello("host1", agent_pid=100, hostname="celery@w1", limit_bytes=8 << 30, clock_offset_s=-3600.0)
+    hijack = hello("host1", agent_pid=100, hostname="celery@w1", limit_bytes=8 << 30, clock_offset_s=-3600.0)
     fold.take_entry(_raw(hijack))  # the first agent's identity, another limit and clock: refused too
     assert replica.limit_bytes == 200 << 20 and fold.offsets["host1"] == 0.0 and len(fold.conflicts) == 2
 
@@ -131,7 +117,7 @@ def test_a_second_hello_under_a_taken_name_is_a_conflict_not_a_merge():
 )
 def test_a_hello_with_an_implausible_limit_or_clock_is_refused(bad):
     fold = Fold()
-    fold.take_entry(_raw(_hello("r", **bad)))
+    fold.take_entry(_raw(hello("r", **bad)))
     assert "r" not in fold.replicas and len(fold.conflicts) == 1
 
 
@@ -230,8 +216,8 @@ def test_the_controller_says_a_refused_hello_and_ends_on_a_hijacked_stream(redis
     said: list[str] = []
     run = FleetRun(SimpleNamespace(name="alloc"), options, said.append)
     run.client = client
-    client.xadd(stream, {fleet.EVENT_FIELD: _raw(_hello("w", agent_pid=1, hostname="celery@one"))})
-    client.xadd(stream, {fleet.EVENT_FIELD: _raw(_hello("w", agent_pid=2, hostname="celery@two"))})
+    client.xadd(stream, {fleet.EVENT_FIELD: _raw(hello("w", agent_pid=1, hostname="celery@one"))})
+    client.xadd(stream, {fleet.EVENT_FIELD: _raw(hello("w", agent_pid=2, hostname="celery@two"))})
     client.xadd(stream, {fleet.EVENT_FIELD: b'{"ev":"memory","replica":"w","wall":1,"peak_bytes":"x"}'})
     run._read(100)
     assert run.fold.replicas["w"].hostname == "celery@one" and len(said) == 1 and "taken" in said[0]
@@ -247,7 +233,7 @@ def test_pool_children_that_start_before_their_replicas_hello_are_its_own():
     for pid in (11, 12):
         fold.take_entry(_raw({"ev": fleet.CHILD_START, "replica": "late", "wall": 999.0, "pid": pid}))
     fold.take_entry(_raw({"ev": fleet.CHILD_START, "replica": "ghost", "wall": 999.0, "pid": 13}))
-    fold.take_entry(_raw(_hello("late")))
+    fold.take_entry(_raw(hello("late")))
     assert fold.replicas["late"].child_starts == 2
     assert [n for n in fold.notes() if "never said hello" in n] == [
         "1 events from replicas that never said hello were counted on none (foreign)"

@@ -4,6 +4,7 @@ children) has exited, with no polling."""
 from __future__ import annotations
 
 import os
+import select
 
 
 class ExitWatcher:
@@ -23,6 +24,14 @@ class ExitWatcher:
 
     def fds(self) -> list[int]:
         return list(self._fds)
+
+    def has_exited(self, pid: int) -> bool:
+        """Whether a watched process has exited (its pidfd readable), without taking its exit: a
+        pid is never confused with a process that took it after."""
+        for fd, watched in self._fds.items():
+            if watched == pid:
+                return bool(select.select([fd], [], [], 0)[0])
+        return not os.path.exists(f"/proc/{pid}")  # not watched (no pidfds here)
 
     def exited(self, fd: int) -> int | None:
         pid = self._fds.pop(fd, None)
