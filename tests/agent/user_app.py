@@ -61,3 +61,11 @@ def external(mib: int, paced: bool = False) -> int:
             "for i in range(0, len(b), 4096):\n b[i] = 1\n if i % (8 << 20) == 0: time.sleep(0.005)\n"
         )
     return subprocess.run([sys.executable, "-c", code], check=False).returncode
+
+
+@app.task
+def linger(seconds: float) -> None:
+    """Sleeps with its result kept (STARTED, then its end): a task to kill while it runs."""
+    import time
+
+    time.sleep(seconds)
