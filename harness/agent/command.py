@@ -191,8 +191,7 @@ def run(options: AgentOptions) -> int:
             events.memory = group_memory(group)
             watcher.line_listeners.append(hello_on_ready(events, watcher))
             watcher.line_listeners.append(events.probe_line)
-        for problem in watcher.problems:
-            say(problem)
+        watcher.report_to(say)  # what it cannot do, said once each: now, and as it comes
         if metrics is not None:
             metrics.attach(watcher, repairer)
         if options.alert_webhook:

@@ -1,16 +1,40 @@
 """Prometheus /metrics (prometheus-client, the `oomlab[agent]` extra), bound to 127.0.0.1 unless told
-otherwise. Labels carry task names, queues and roles, never a task's arguments or any URL."""
+otherwise. Labels carry task names, queues and roles, never a task's arguments or any URL; each value
+is made printable text in one place (`label`), so no name a message brings can break a scrape.
+
+The server is prometheus-client's WSGI app in a server of the agent's own: any local user can connect
+to the port, and a thread and a file descriptor per connection held open for ever would let one
+exhaust the agent's (its pidfds then fail, or take numbers select() refuses). So a connection gets
+CONNECTION_TIMEOUT_S per read and CONNECTION_DEADLINE_S in all, at most MAX_CONNECTIONS are served at
+once, and the rest are closed as they come."""
 
 from __future__ import annotations
 
 import errno
+import socket
+import threading
+import time
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from oomlab.agent.kills import Kill
 from oomlab.errors import BadInput
+from oomlab.record.printable import printable_field
 
 _PEAK_BUCKETS = tuple(2**20 * n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384))
 _DETECTION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
+MAX_CONNECTIONS = 16  # a scraper or two, and room for a person with curl
+CONNECTION_TIMEOUT_S = 5.0
+CONNECTION_DEADLINE_S = 10.0
+LABEL_MAX = 200  # characters of a label value
+
+
+def label(value: object) -> str:
+    """A label value as text Prometheus can carry: a lone surrogate (a name decoded with
+    surrogateescape, or sent as JSON's \\udcff) and any control character escaped, cut at LABEL_MAX."""
+    text = str(value or "").encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable_field(text)[:LABEL_MAX]
 
 
 class MetricsUnavailable(Exception):
@@ -51,15 +75,18 @@ class AgentMetrics:
     @classmethod
     def serve(cls, host: str, port: int) -> AgentMetrics:
         try:
-            from prometheus_client import CollectorRegistry, start_http_server
+            from prometheus_client import CollectorRegistry, make_wsgi_app
         except ImportError:
             raise BadInput("--metrics needs prometheus-client: pip install 'oomlab[agent]'") from None
         metrics = cls(CollectorRegistry())
         try:
-            start_http_server(port, addr=host, registry=metrics.registry)
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+            server_class = type("MetricsServer", (MetricsServer,), {"address_family": family})
+            server: WSGIServer = make_server(host, port, make_wsgi_app(metrics.registry), server_class, QuietHandler)
         except OSError as exc:
             taken = "is in use by another program" if exc.errno == errno.EADDRINUSE else "cannot be served"
             raise MetricsUnavailable(f"--metrics {host}:{port} {taken} ({exc.strerror or exc})") from None
+        threading.Thread(target=server.serve_forever, name="oomlab-agent-metrics", daemon=True).start()
         return metrics
 
     def attach(self, watcher: Any, repairer: Any) -> None:
@@ -71,11 +98,11 @@ class AgentMetrics:
 
     def on_task_end(self, task: str, peak_bytes: int) -> None:
         """From the watcher's thread, per finished task: an observation, no I/O."""
-        self.peak.labels(task=task).observe(peak_bytes)
+        self.peak.labels(task=label(task)).observe(peak_bytes)
 
     def on_kill(self, kill: Kill) -> None:
-        task = kill.task_name or ""
-        self.kills.labels(task=task, queue=kill.queue or "", role=kill.role).inc()
+        task = label(kill.task_name)
+        self.kills.labels(task=task, queue=label(kill.queue), role=label(kill.role)).inc()
         if (
             kill.peak_bytes is not None and kill.task_name and kill.role != "descendant"
         ):  # a descendant's task ends later
@@ -84,3 +111,72 @@ class AgentMetrics:
             self.detection.observe(kill.detection_s)
         if "dead_lettered" in kill.outcome:
             self.dead.labels(task=task).inc()
+
+
+class QuietHandler(WSGIRequestHandler):
+    """One request per connection, each read bounded; no log line per request (a scraper's every few
+    seconds, or a stranger's, would fill the agent's log)."""
+
+    timeout = CONNECTION_TIMEOUT_S
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class MetricsServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most MAX_CONNECTIONS at once; one older than CONNECTION_DEADLINE_S
+    (a client sending a byte now and then) is shut down by the serving loop, which wakes twice a second."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64  # the listen backlog: connections the kernel holds, not the agent
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.open: dict[socket.socket, float] = {}  # connection -> when it was accepted
+        self.lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                time.sleep(0.1)  # the listening socket stays readable: no busy loop while no fd is free
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.lock:
+            full = len(self.open) >= MAX_CONNECTIONS
+            if not full:
+                self.open[request] = time.monotonic()
+        if full:
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def _forget(self, request: Any) -> None:
+        with self.lock:
+            self.open.pop(request, None)
+
+    def service_actions(self) -> None:
+        cutoff = time.monotonic() - CONNECTION_DEADLINE_S
+        with self.lock:
+            late = [request for request, accepted in self.open.items() if accepted < cutoff]
+        for request in late:
+            try:
+                request.shutdown(socket.SHUT_RDWR)  # its thread's read returns: it ends and closes it
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or went away: nothing to say (any local user can cause it)."""

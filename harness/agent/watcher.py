@@ -1,4 +1,4 @@
-"""One thread that waits on every source at once (select): the probe's socket, a pidfd per pool
+"""One thread that waits on every source at once (poll: any number of fds, any fd number): the probe's socket, a pidfd per pool
 child and for the worker's main process, the memory cgroup's OOM notifier and /dev/kmsg where
 readable. It keeps only what attribution needs (the task in flight in each process), never a
 record per task, so it stays small in a worker that runs for months.
@@ -25,6 +25,10 @@ is dying or has exited). Each pool child has its own leaf cgroup, which counts t
 the first there whose postrun says the leaf had counted it by the task's end, else the one running,
 the program's pid unknown. A kill no leaf accounts for waits for an exit to claim it, as before.
 
+What the watcher cannot do is said once (PROBLEMS_MAX kept): a pool child with no pidfd (EMFILE)
+is watched through /proc instead (oomlab.observe.detectors.exits); a round that fails is said once
+and the watcher goes on.
+
 NO_KERNEL_NOTICE_ENV=1 makes the agent open neither the notifier nor the kernel log: the container's
 case on a host (for tests and benchmarks)."""
 
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import socket
 import threading
@@ -48,6 +51,7 @@ from oomlab.agent.kills import Kill
 from oomlab.agent.probe_inbox import ProbeInbox
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
+from oomlab.observe.detectors.readable import readable
 from oomlab.observe.priority import raise_thread_priority
 from oomlab.probe import agent_events
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN, WORKER_READY, ProbeLine
@@ -59,6 +63,8 @@ CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a poo
 RECENT = 4  # tasks kept per pool child: the task of a program whose kill is read late is among them
 _LEAF = re.compile(r"/leaf-(\d+)/?$")
 NO_KERNEL_NOTICE_ENV = "OOMLAB_AGENT_NO_KERNEL_NOTICE"
+POLLED_S = 0.1  # how often a process watched without a pidfd is looked for in /proc
+PROBLEMS_MAX = 100
 
 
 @dataclass
@@ -95,8 +101,10 @@ class Watcher(threading.Thread):
         self.pool: set[int] = set()
         self.redelivered: set[str] = set()
         self.messages: dict[str, dict[str, Any]] = {}  # task id -> message, while the task runs
-        self.queue: str | None = None
-        self.problems: list[str] = []  # what the watcher cannot do, one sentence each
+        self.queue: str | None = None  # the queue the worker consumes, when it is one (-Q, else its app line)
+        self.queues: set[str] = set()  # every queue the worker consumes (its app line)
+        self.problems: list[str] = []  # what the watcher cannot do, one sentence each, each once
+        self.report: Callable[[str], None] | None = None  # says each problem as it comes (report_to)
         self.notifier: OomNotifier | None = None
         self.kmsg: KmsgReader | None = None
         self.counter: CounterWatch | None = None
@@ -120,7 +128,7 @@ class Watcher(threading.Thread):
             try:
                 self.notifier = group.open_oom_notifier()
             except OSError as exc:
-                self.problems.append(
+                self.problem(
                     f"cannot open the OOM notifier of {group.path}: {exc.strerror}; the counter is read on each exit"
                 )
             if group.kernel_name:
@@ -129,9 +137,23 @@ class Watcher(threading.Thread):
             self._oom_count = group.oom_kill_count()
         if self.kmsg is None:
             peaks = "peaks come from the cgroup" if group is not None else "peaks are unknown"
-            self.problems.append(f"/dev/kmsg is not readable here: {peaks}, no detection time is measured")
+            self.problem(f"/dev/kmsg is not readable here: {peaks}, no detection time is measured")
         if group is not None and self.kmsg is None and (self.notifier is None or group.oom_notice == "polled"):
             self.counter = CounterWatch.open(group)
+
+    def problem(self, sentence: str) -> None:
+        """Said once, however often it recurs (a round failing ten times a second is one line)."""
+        if sentence in self.problems or len(self.problems) >= PROBLEMS_MAX:
+            return
+        self.problems.append(sentence)
+        if self.report is not None:
+            self.report(sentence)
+
+    def report_to(self, report: Callable[[str], None]) -> None:
+        """The problems met so far said now, and each later one as it comes."""
+        for sentence in self.problems:
+            report(sentence)
+        self.report = report
 
     def stop(self) -> None:
         os.write(self._stop_w, b"x")
@@ -144,7 +166,7 @@ class Watcher(threading.Thread):
                 if not self.poll_once():
                     return
             except Exception as exc:  # the worker goes on whatever happens here
-                self.problems.append(f"the watcher failed: {exc!r}")
+                self.problem(f"the watcher failed ({exc!r}); it goes on, and says this once")
                 time.sleep(0.1)
 
     def poll_once(self, timeout: float = 1.0) -> bool:
@@ -154,12 +176,14 @@ class Watcher(threading.Thread):
             timeout = min(timeout, self.counter.timeout(time.monotonic()))
         if self._look_again:
             timeout = min(timeout, COUNTER_S)
+        if self.exits.polled:
+            timeout = min(timeout, POLLED_S)
         fds = [self._stop_r, self.sock.fileno(), *self.exits.fds()]
         if self.notifier:
             fds.append(self.notifier.fileno())
         if self.kmsg:
             fds.append(self.kmsg.fileno())
-        ready, _, _ = select.select(fds, [], [], timeout)
+        ready = readable(fds, timeout)
         now = time.monotonic()
         quiet = not ready and self.kmsg is None and self.group is not None and self._unclaimed_since is None
         if quiet and now >= self._next_quiet:  # the counter's short timeouts wake it far more often
@@ -168,6 +192,7 @@ class Watcher(threading.Thread):
                 self._unclaimed_since = now  # no notifier here (v1 in a container): the counter, once a second
         if self._stop_r in ready:
             return False
+        pidfds = set(self.exits.fds())
         if self.notifier and self.notifier.fileno() in ready:
             self.notifier.drain()
             if self.kmsg is None and self._unclaimed_since is None:
@@ -194,12 +219,8 @@ class Watcher(threading.Thread):
                 self._exited(victim, read, named_by="kernel log")
             for victim in [pid for pid in self._kernel_kills if pid != self.main_pid and pid not in self.pool]:
                 self._descendant(self._kernel_kills.pop(victim), read)
-        for fd in ready:
-            if fd in (self._stop_r, self.sock.fileno()) or fd == (self.notifier and self.notifier.fileno()):
-                continue
-            if self.kmsg and fd == self.kmsg.fileno():
-                continue
-            pid = self.exits.exited(fd)
+        exits = [self.exits.exited(fd) for fd in ready if fd in pidfds]
+        for pid in exits + (self.exits.gone() if self.exits.polled else []):
             if pid in self._named:  # handled from the kernel's line; its leaf can go now
                 self._named.discard(pid)
                 self._leave(pid, now)
@@ -404,13 +425,16 @@ class Watcher(threading.Thread):
                     listener(name, peak)
         elif ev == CHILD_INIT:
             self.pool.add(pid)
-            self.exits.watch(pid)
+            self._watch(pid)
         elif ev == CHILD_SHUTDOWN:
             self.shut_down.add(pid)
         elif ev == agent_events.MESSAGE:
             self.messages[line.get("task_id") or ""] = extra.get("message") or {}
         elif ev == agent_events.APP:
             self.redelivered = set(extra.get("redelivered") or ())
+            self.queues = {str(queue) for queue in extra.get("queues") or ()}
+            if self.queue is None and len(self.queues) == 1:
+                self.queue = next(iter(self.queues))
             self.on_event(line)
         elif ev != WORKER_READY:
             self.on_event(line)
@@ -432,8 +456,7 @@ class Watcher(threading.Thread):
             kill.task_id, kill.task_name = running.task_id, running.name
             kill.redelivered = running.name in self.redelivered
             kill.message = self.messages.pop(running.task_id, None)
-            if kill.message and kill.message.get("queue"):
-                kill.queue = kill.message["queue"]
+            kill.queue = self._queue_of(kill.message)
         kill.peak_bytes, kill.limit_bytes, kill.group_bytes = self._peak(pid, kernel), self._limit(), self._group_peak()
         if kernel is not None:
             kill.detection_s = max(0.0, now - kernel.kernel_mono)
@@ -449,6 +472,23 @@ class Watcher(threading.Thread):
         self._drop_leaf(pid)
         self.recent.pop(pid, None)
         self._leaf_claimed.pop(pid, None)
+
+    def _watch(self, pid: int) -> None:
+        self.exits.watch(pid)
+        if self.exits.no_pidfd is not None:
+            self.problem(
+                f"cannot open a pidfd for a pool child ({self.exits.no_pidfd}): such a child is looked for in "
+                f"/proc every {POLLED_S:g} s, its kill seen up to that late"
+            )
+
+    def _queue_of(self, message: dict | None) -> str | None:
+        """The queue a killed task came from: its message's routing key where that names one of the
+        worker's queues (a routing key is not always a queue's name), else the worker's one queue,
+        else the routing key as given (the metrics make it printable)."""
+        routing_key = (message or {}).get("queue")
+        if routing_key in self.queues:
+            return routing_key
+        return self.queue or routing_key
 
     def _drop_leaf(self, pid: int) -> None:
         """A dead pool child's leaf (made by the probe under an agent-made group), removed once read:

@@ -1,4 +1,4 @@
-"""One thread that waits on every event source at once (select): the cgroup's OOM notifier, the
+"""One thread that waits on every event source at once (poll): the cgroup's OOM notifier, the
 kernel log, a pidfd per process, and the probe's record file. Each observation is stamped with
 the monotonic time it was seen. With --oom-scope group on cgroup v1 it also kills the group the
 instant the OOM notification arrives (what memory.oom.group does in the kernel on v2).
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import queue
-import select
 import signal
 import sys
 import threading
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 
 from oomlab.observe.detectors.exits import ExitWatcher
 from oomlab.observe.detectors.kmsg import KernelKill, KmsgReader
+from oomlab.observe.detectors.readable import readable
 from oomlab.observe.page_cache import ReadCache
 from oomlab.observe.priority import raise_thread_priority
 from oomlab.probe.events import POSTRUN, PRERUN, ProbeLine, decode
@@ -141,8 +141,7 @@ class Monitor(threading.Thread):
         deadline = time.monotonic() + patience
         while count <= self._oom_count and time.monotonic() < deadline:
             if self.kmsg:  # the kill line can come first: name the victim the moment it does
-                ready, _, _ = select.select([self.kmsg.fileno()], [], [], 0.0002)
-                if ready:
+                if readable([self.kmsg.fileno()], 0.0002):
                     self._read_kernel(time.monotonic())
             else:
                 time.sleep(0.0002)
@@ -190,8 +189,8 @@ class Monitor(threading.Thread):
         if self.kmsg:
             fds.append(self.kmsg.fileno())
         try:
-            ready, _, _ = select.select(fds, [], [], timeout)
-        except (OSError, ValueError):
+            ready = readable(fds, timeout)
+        except OSError:
             ready = []
         now = time.monotonic()
         # first the victims: the kernel's lines (pid -> task), oomlab's own kill, the exits
@@ -209,6 +208,9 @@ class Monitor(threading.Thread):
             if pid is not None:
                 with self.lock:
                     self.obs.exits.setdefault(pid, now)
+        for pid in self.exits.gone() if self.exits.polled else ():  # watched without a pidfd (EMFILE)
+            with self.lock:
+                self.obs.exits.setdefault(pid, now)
         # then the reads that name no victim: the group's inode, every leaf's counter
         if _inode(self.group.path) not in (None, self._group_inode):
             self._follow_replaced_group()

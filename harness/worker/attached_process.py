@@ -22,8 +22,9 @@ class AttachedWorker:
         """None while it runs; -1 once it is gone (the code itself is its parent's to read)."""
         if self._pidfd is None:
             return -1
-        ready, _, _ = select.select([self._pidfd], [], [], 0)
-        return -1 if ready else None
+        poller = select.poll()  # not select(): a pidfd numbered 1024 or above is refused there
+        poller.register(self._pidfd, select.POLLIN)
+        return -1 if poller.poll(0) else None
 
     def close(self) -> None:
         if self._pidfd is not None:

@@ -58,3 +58,43 @@ def test_a_receiver_that_is_down_delays_nothing(agent_run):
             time.sleep(0.005)
         assert time.monotonic() - started < 1.0 * TIME_SCALE
         assert type(mod.app.AsyncResult(result.id).result).__name__ == "OOMKilled"
+
+
+def test_a_webhook_with_a_password_gets_it_as_basic_auth_and_never_prints_it():
+    """user:password in the URL: urllib refuses it (InvalidURL), which once killed the alerts thread and
+    printed the password; now it goes as an Authorization header and appears in no output."""
+    import base64
+    import json
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from oomlab.agent.alerts import Alerts
+    from oomlab.agent.kills import Kill
+
+    headers: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            headers.append(self.headers.get("Authorization"))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    said: list[str] = []
+    try:
+        alerts = Alerts.start(f"http://alice:S3cr%40t@127.0.0.1:{server.server_port}/hook", said.append)
+        alerts.post(Kill(pid=1, role="pool child", cause="oom", seen_mono=0.0))
+        alerts.flush(timeout=5)
+        broken = Alerts.start("http://alice:S3cret@127.0.0.1:notaport/hook", said.append)
+        for _ in range(2):
+            broken.post(Kill(pid=2, role="pool child", cause="oom", seen_mono=0.0))
+        broken.flush(timeout=30)
+    finally:
+        server.shutdown()
+    assert headers == ["Basic " + base64.b64encode(b"alice:S3cr@t").decode()]
+    assert alerts.sent == 1 and broken.failed == 2 and len(said) == 2  # the thread lived on past the first
+    assert not any("S3cr" in sentence for sentence in said), said

@@ -73,3 +73,20 @@ def test_prometheus_scrapes_the_kill_count(agent_run, tmp_path):
     finally:
         prometheus.terminate()
         prometheus.wait(timeout=30)
+
+
+def test_a_label_with_a_lone_surrogate_still_scrapes():
+    """A message's routing key "\\udcff" (JSON carries lone surrogates) as the queue label made every
+    scrape fail with UnicodeEncodeError; label values are made printable in one place."""
+    from oomlab.agent.kills import Kill
+    from oomlab.agent.metrics import AgentMetrics
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = _free_port()
+    metrics = AgentMetrics.serve("127.0.0.1", port)
+    metrics.on_kill(Kill(pid=1, role="pool child", cause="oom", seen_mono=0.0, task_name="t\udcff", queue="\udcff"))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == "oomlab_oom_kills_total"]
+    assert [(s.labels["task"], s.labels["queue"]) for s in samples] == [("t\\udcff", "\\udcff")]

@@ -100,3 +100,11 @@ def helper(code: str, uid: int, gid: int, fork: bool = False) -> int:
         finally:
             os._exit(0)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@app.task
+def linger(seconds: float) -> None:
+    """Sleeps with its result kept (STARTED, then its end): a task to kill while it runs."""
+    import time
+
+    time.sleep(seconds)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import errno
 import os
 import re
-import select
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+
+from oomlab.observe.detectors.readable import readable
 
 # how long before a kill's `Killed process` stamp it may be seen on the same clock: the kernel counts the
 # kill (memory.events / oom_control's oom_kill, which the counter watch and the OOM notice read) before
@@ -166,7 +167,7 @@ class KmsgReader:
         kills: list[KernelKill] = []
         deadline = after + timeout  # a line dropped by the kernel's rate limit (printk_devkmsg) never comes
         while (left := deadline - time.monotonic()) > 0:
-            select.select([self.fd], [], [], left)
+            readable([self.fd], left)
             for record in self._records():
                 if record.partition(";")[2].startswith(marker):
                     stamp = int(record.split(",")[2]) / 1e6
