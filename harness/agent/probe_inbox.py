@@ -12,6 +12,8 @@ worker, so the check is for programs that run as another user, or without that c
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -33,6 +35,9 @@ class ProbeInbox:
         self.main_pid = main_pid
         self.report: Callable[[str], None] | None = None  # one sentence to the agent's log
         self.forged = 0  # datagrams dropped: not from the worker's main process or a pool child
+        # an fd held in reserve: out of fds (EMFILE), a new pool child's /proc file could not be opened
+        # and its events would be dropped as forged; the spare is given up for that one read
+        self._spare: int | None = _reserve()
 
     def read(self, pool: set[int]) -> Iterator[ProbeLine]:
         """Every line waiting on the socket that its sender may send (`pool`: the pool children known)."""
@@ -51,7 +56,19 @@ class ProbeInbox:
                 self._drop(sender, uid)
 
     def _is_worker(self, pid: int, pool: set[int]) -> bool:
-        return pid == self.main_pid or pid in pool or parent_pid(pid) == self.main_pid
+        return pid == self.main_pid or pid in pool or self._parent(pid) == self.main_pid
+
+    def _parent(self, pid: int) -> int | None:
+        try:
+            return _read_parent(pid)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or self._spare is None:
+                return None
+        os.close(self._spare)
+        try:
+            return parent_pid(pid)
+        finally:
+            self._spare = _reserve()
 
     def _drop(self, sender: int | None, uid: int | None) -> None:
         self.forged += 1
@@ -72,11 +89,22 @@ def _credentials(ancillary: list[tuple[int, int, bytes]]) -> tuple[int | None, i
 
 
 def parent_pid(pid: int) -> int | None:
-    """A process's parent, from /proc (None once it is gone)."""
+    """A process's parent, from /proc (None once it is gone, or unreadable)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            data = stat.read()
+        return _read_parent(pid)
     except OSError:
         return None
+
+
+def _read_parent(pid: int) -> int | None:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        data = stat.read()
     fields = data[data.rfind(b")") + 2 :].split()
     return int(fields[1]) if len(fields) > 1 else None
+
+
+def _reserve() -> int | None:
+    try:
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
