@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from oomlab.config.sizes import parse_size
+from oomlab.config.sizes import MIB, parse_size
 from oomlab.config.validate import replica_name
 from oomlab.errors import BadInput
 from oomlab.record.printable import printable_field
@@ -51,6 +51,24 @@ def register(subparsers) -> None:
     replay.set_defaults(func=replay_main)
 
 
+# Importing Celery's worker alone peaks at ~58 MiB (VmHWM, Celery 5.7, Python 3.11): below this no
+# worker starts, and a smaller limit could only kill it at start, its figures reading 0.0 MiB
+MIN_WORKER_MEMORY = 32 * MIB
+
+
+def worker_memory(text: str | None) -> int | None:
+    """--memory's bytes; an empty value or one too small for any Celery worker is refused, not run."""
+    if text is None:
+        return None
+    memory = parse_size(text)
+    if memory < MIN_WORKER_MEMORY:
+        raise BadInput(
+            f"--memory {text} is below 32 MiB, the least the agent accepts: importing Celery's worker alone "
+            f"takes about 58 MiB, so the worker could only be killed at start"
+        )
+    return memory
+
+
 def metrics_address(text: str | None) -> tuple[str, int] | None:
     if text is None:
         return None
@@ -68,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         raise BadInput(f"--max-oom-redeliveries must be 1 or more, not {args.max_redeliveries}")
     options = AgentOptions(
         command=command,
-        memory_bytes=parse_size(args.memory) if args.memory else None,
+        memory_bytes=worker_memory(args.memory),
         metrics=metrics_address(args.metrics),
         max_redeliveries=args.max_redeliveries,
         alert_webhook=args.alert_webhook,
