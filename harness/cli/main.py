@@ -61,7 +61,7 @@ class OneSentenceParser(argparse.ArgumentParser):
             message += f" (a value that starts with '-' takes the = form: {option.group(1)}=VALUE)"
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         """Unknown options are the sub-command's to refuse, so its sentence names its own --help."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
@@ -71,9 +71,8 @@ class OneSentenceParser(argparse.ArgumentParser):
     def _owner(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
         """The innermost (sub-)command parser the parsed words chose."""
         for action in self._actions:
-            chosen = getattr(parsed, action.dest, None) if isinstance(action, argparse._SubParsersAction) else None
-            if chosen in (action.choices or {}):
-                owner = action.choices[chosen]
+            if isinstance(action, argparse._SubParsersAction) and getattr(parsed, action.dest, None) in action.choices:
+                owner = action.choices[getattr(parsed, action.dest)]
                 return owner._owner(parsed) if isinstance(owner, OneSentenceParser) else owner
         return self
 
