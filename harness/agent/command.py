@@ -44,9 +44,16 @@ def check_command(command: list[str]) -> None:
     if not command:
         raise BadInput("no worker command: give it after `--`, e.g. oomlab agent -- celery -A app worker")
     if celery_at is None or "worker" not in command[celery_at + 1 :]:
+        shown = " ".join(command[celery_at or 0 :])  # from `celery`: its sub-command is what is wrong
+        shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
         raise BadInput(
-            f"`{' '.join(command[:3])}` is not a Celery worker command (expected `celery ... worker ...`); "
-            f"nothing was started"
+            f"`{shown}` is not a Celery worker command (expected `celery ... worker ...`); nothing was started"
+        )
+    worker_args = command[command.index("worker", celery_at + 1) + 1 :]
+    if "--detach" in worker_args or "-D" in worker_args:  # the worker would fork away: exit 0, nothing watched
+        raise BadInput(
+            "the worker cannot --detach (-D) under the agent, which must stay its parent to watch it: "
+            "drop the option and run the agent itself as the service; nothing was started"
         )
 
 

@@ -106,3 +106,18 @@ def test_usage_errors_name_the_agents_own_options_and_help():
     done = _agent("--bogus", "--", "celery", "-A", "app", "worker")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.endswith("(see oomlab agent --help)\n"), done.stderr
+
+
+@pytest.mark.parametrize(
+    "worker,phrase",
+    [
+        (["celery", "-A", "reports", "beat"], "celery -A reports beat` is not a Celery worker command"),
+        (["celery", "-A", "reports", "worker", "--detach"], "cannot --detach (-D) under the agent"),
+        (["celery", "-A", "reports", "worker", "-l", "info", "-D"], "cannot --detach (-D) under the agent"),
+    ],
+)
+def test_a_command_the_agent_cannot_watch_is_refused_whole_and_runs_nothing(tmp_path, worker, phrase):
+    marker = tmp_path / "ran"
+    done = _agent("--", "sh", "-c", f"touch {marker}", *worker)  # sh runs it as `celery ...` if let through
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and phrase in done.stderr, done.stderr
+    assert not marker.exists()
