@@ -57,6 +57,23 @@ def check_command(command: list[str]) -> None:
         )
 
 
+def check_webhook(url: str | None) -> None:
+    """An http(s) URL with a host, checked at start: a typo would otherwise show at the first kill only."""
+    from urllib.parse import urlsplit
+
+    from oomlab.record.redact import safe_url
+
+    try:
+        parts = urlsplit(url) if url is not None else None
+        fine = parts is None or (parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0)
+    except ValueError:  # a port that is not a number, a bracket left open
+        fine = False
+    if not fine:
+        raise BadInput(
+            f"the alert webhook {safe_url(str(url))!r} is not an http:// or https:// URL with a host; nothing was started"
+        )
+
+
 def worker_queue(command: list[str]) -> str | None:
     """The queue named with -Q/--queues when there is exactly one (the metrics' queue label)."""
     for i, part in enumerate(command):
@@ -161,6 +178,7 @@ def hello_on_ready(events, watcher: Watcher):
 
 def run(options: AgentOptions) -> int:
     check_command(options.command)
+    check_webhook(options.alert_webhook)
     worker_process.check_workdir()
     metrics = serve_metrics(options.metrics)
     made = made_group(options.memory_bytes) if options.memory_bytes else None

@@ -121,3 +121,17 @@ def test_a_command_the_agent_cannot_watch_is_refused_whole_and_runs_nothing(tmp_
     done = _agent("--", "sh", "-c", f"touch {marker}", *worker)  # sh runs it as `celery ...` if let through
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and phrase in done.stderr, done.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://x/y", "http://", "https://host:port/hook", "http://[::1/hook"])
+def test_an_alert_webhook_that_is_not_an_http_url_is_refused_at_start(tmp_path, url):
+    marker = tmp_path / "ran"
+    done = _agent("--alert-webhook", url, "--", "sh", "-c", f"touch {marker}", "celery", "worker")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "is not an http:// or https:// URL with a host" in done.stderr
+    assert not marker.exists()
+
+
+def test_an_alert_webhooks_password_is_masked_in_the_refusal():
+    done = _agent("--alert-webhook", "ftp://user:s3cret@host/hook", "--", "sh", "-c", "exit 0", "celery", "worker")
+    assert done.returncode == 2 and "s3cret" not in done.stderr, done.stderr
