@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from oomlab.config.sizes import MIB, parse_size
 from oomlab.config.validate import replica_name
 from oomlab.errors import BadInput
 from oomlab.record.printable import printable_field
+from oomlab.record.redact import safe_url
 
 
 def register(subparsers) -> None:
@@ -46,7 +48,11 @@ def register(subparsers) -> None:
     replay = subparsers.add_parser("replay", help="send dead-lettered tasks (from `oomlab agent`) again")
     replay.add_argument("--redis", required=True, metavar="URL", help="where the agents keep their dead letters")
     replay.add_argument("--broker", metavar="URL", help="the broker to send to (default: --redis)")
-    replay.add_argument("--app", default="celery", metavar="NAME", help="the app's main name (default celery)")
+    replay.add_argument(
+        "--app",
+        metavar="NAME",
+        help="the app as celery -A names it (its broker_url and routing then send), or its main name (default celery)",
+    )
     replay.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="which to send (default: list them)")
     replay.set_defaults(func=replay_main)
 
@@ -112,10 +118,14 @@ def events_url(args: argparse.Namespace):
 def replay_main(args: argparse.Namespace) -> int:
     from oomlab.agent.replay import list_dead, replay
 
+    app = args.app or "celery"
     if not args.task_ids:
-        for line in list_dead(args.redis, args.app):
+        lines = list_dead(args.redis, app, args.app is not None)
+        for line in lines:
             print("\t".join(map(printable_field, line)))  # ids and names another user could have written
+        if not lines:  # a wrong db or app name is not an empty list: say where it looked
+            print(f"oomlab: no dead letters for app {printable_field(app)} in {safe_url(args.redis)}", file=sys.stderr)
         return 0
-    for old, new in replay(args.redis, args.broker or args.redis, args.app, args.task_ids):
+    for old, new in replay(args.redis, args.broker, app, args.task_ids, args.app is not None):
         print(f"{printable_field(old)} sent again as {new}")
     return 0
