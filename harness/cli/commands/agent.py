@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 
     replay = subparsers.add_parser("replay", help="send dead-lettered tasks (from `oomlab agent`) again")
     replay.add_argument("--redis", required=True, metavar="URL", help="where the agents keep their dead letters")
-    replay.add_argument("--broker", metavar="URL", help="the broker to send to (default: --redis)")
+    replay.add_argument("--broker", metavar="URL", help="the broker to send to (default: --app's broker_url)")
     replay.add_argument(
         "--app",
         metavar="NAME",
