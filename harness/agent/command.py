@@ -44,9 +44,33 @@ def check_command(command: list[str]) -> None:
     if not command:
         raise BadInput("no worker command: give it after `--`, e.g. oomlab agent -- celery -A app worker")
     if celery_at is None or "worker" not in command[celery_at + 1 :]:
+        shown = " ".join(command[celery_at or 0 :])  # from `celery`: its sub-command is what is wrong
+        shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
         raise BadInput(
-            f"`{' '.join(command[:3])}` is not a Celery worker command (expected `celery ... worker ...`); "
-            f"nothing was started"
+            f"`{shown}` is not a Celery worker command (expected `celery ... worker ...`); nothing was started"
+        )
+    worker_args = command[command.index("worker", celery_at + 1) + 1 :]
+    if "--detach" in worker_args or "-D" in worker_args:  # the worker would fork away: exit 0, nothing watched
+        raise BadInput(
+            "the worker cannot --detach (-D) under the agent, which must stay its parent to watch it: "
+            "drop the option and run the agent itself as the service; nothing was started"
+        )
+
+
+def check_webhook(url: str | None) -> None:
+    """An http(s) URL with a host, checked at start: a typo would otherwise show at the first kill only."""
+    from urllib.parse import urlsplit
+
+    from oomlab.record.redact import safe_url
+
+    try:
+        parts = urlsplit(url) if url is not None else None
+        fine = parts is None or (parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0)
+    except ValueError:  # a port that is not a number, a bracket left open
+        fine = False
+    if not fine:
+        raise BadInput(
+            f"the alert webhook {safe_url(str(url))!r} is not an http:// or https:// URL with a host; nothing was started"
         )
 
 
@@ -154,6 +178,7 @@ def hello_on_ready(events, watcher: Watcher):
 
 def run(options: AgentOptions) -> int:
     check_command(options.command)
+    check_webhook(options.alert_webhook)
     worker_process.check_workdir(options.command)
     metrics = serve_metrics(options.metrics)
     made = made_group(options.memory_bytes) if options.memory_bytes else None

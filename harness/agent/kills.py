@@ -40,7 +40,12 @@ class Kill:
             )
         if self.role == "main":
             return f"the worker's main process (pid {self.pid}) was {what}{self._group()}; its RSS at the kill {_mib(self.peak_bytes)}"
-        return f"{task or 'no task known'} in {self.role} pid {self.pid} was {what}{self._group()}; the task's own peak {_mib(self.peak_bytes)}"
+        own = (
+            _mib(self.peak_bytes)
+            if self.peak_bytes is not None
+            else "unknown (known under --memory only, without the kernel log)"
+        )
+        return f"{task or 'no task known'} in {self.role} pid {self.pid} was {what}{self._group()}; the task's own peak {own}"
 
     def _group(self) -> str:
         """Where the worker's group stood: a task far below the limit was killed because the group

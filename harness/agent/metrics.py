@@ -22,7 +22,7 @@ from oomlab.agent.kills import Kill
 from oomlab.errors import BadInput
 from oomlab.record.printable import printable_field
 
-_PEAK_BUCKETS = tuple(2**20 * n for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384))
+_PEAK_BUCKETS = tuple(2**20 * 2**n for n in range(15))  # 1 MiB to 16 GiB: a task's own peak is often a few MiB
 _DETECTION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
 MAX_CONNECTIONS = 16  # a scraper or two, and room for a person with curl
 CONNECTION_TIMEOUT_S = 5.0

@@ -3,30 +3,77 @@ on every worker that received the revoke). The dead letter is removed once sent.
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 
 from oomlab.agent.store import Store
-from oomlab.errors import BadInput
+from oomlab.errors import BadInput, ScenarioFailed
+from oomlab.record.redact import safe_url
 
 
-def list_dead(redis_url: str, app_name: str) -> list[tuple[str, str, str]]:
+def list_dead(redis_url: str, app_name: str, app_given: bool = True) -> list[tuple[str, str, str]]:
     """(task id, task name, "N kills") of each dead letter: the caller prints them, escaped."""
-    store = Store(redis_url, app_name)
+    app = user_app(app_name) if app_given else None
+    store = Store(redis_url, app.main if app is not None else app_name)
     return [
         (task_id, str((entry.get("message") or {}).get("name")), f"{len(entry.get('kills') or [])} kills")
         for task_id, entry in sorted(store.dead().items())
     ]
 
 
-def replay(redis_url: str, broker_url: str, app_name: str, task_ids: list[str]) -> list[tuple[str, str]]:
+def user_app(name: str):
+    """The Celery app `--app NAME` names as `celery -A NAME` would (the working directory on the
+    path), or None when NAME is only an app's main name (no module of that name)."""
+    from celery import Celery
+    from celery.app.utils import find_app
+
+    top = name.split(":")[0].split(".")[0]
+    sys.path.insert(0, os.getcwd())
+    try:
+        app = find_app(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != top:
+            raise ScenarioFailed(f"importing --app {name} failed: {exc}") from None
+        return None
+    except AttributeError:  # a module holding no app (`celery` itself): a main name
+        return None
+    except Exception as exc:
+        raise ScenarioFailed(f"importing --app {name} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.path.remove(os.getcwd())
+    return app if isinstance(app, Celery) and app.main else None
+
+
+def sender(app_name: str, given: bool, broker_url: str | None):
+    """(the app to send with, its main name): the user's own app when --app names one, so its
+    broker_url and routing are the default; else, only with --broker, a bare app of that main name.
+    The dead letters' Redis is the result backend, not where the workers listen: never a guess."""
     from celery import Celery
 
+    app = user_app(app_name) if given else None
+    if app is not None:
+        if broker_url:
+            app.conf.broker_url = broker_url
+        return app, app.main
+    if not broker_url:
+        named = f"--app {app_name} is no importable Celery app" if given else "no --app names the Celery app"
+        raise BadInput(
+            f"give --broker: the dead letters' Redis is the result backend, not where the workers listen, "
+            f"and {named} to take broker_url from; nothing was sent"
+        )
+    return Celery(app_name, broker=broker_url, set_as_current=False), app_name
+
+
+def replay(
+    redis_url: str, broker_url: str | None, app_name: str, task_ids: list[str], app_given: bool = True
+) -> list[tuple[str, str]]:
+    app, app_name = sender(app_name, app_given, broker_url)
     store = Store(redis_url, app_name)
     dead = store.dead()
     missing = [task_id for task_id in task_ids if task_id not in dead]
     if missing:
-        raise BadInput(f"no dead letter {missing[0]} for app {app_name!r} in {redis_url.split('@')[-1]}")
-    app = Celery(app_name, broker=broker_url, set_as_current=False)
+        raise BadInput(f"no dead letter {missing[0]} for app {app_name!r} in {safe_url(redis_url)}")
     sent = []
     for task_id in task_ids:
         message = dead[task_id].get("message") or {}

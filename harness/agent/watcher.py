@@ -136,7 +136,7 @@ class Watcher(threading.Thread):
         if group is not None:
             self._oom_count = group.oom_kill_count()
         if self.kmsg is None:
-            peaks = "peaks come from the cgroup" if group is not None else "peaks are unknown"
+            peaks = "a task's own peak is known under --memory only" if group is not None else "peaks are unknown"
             self.problem(f"/dev/kmsg is not readable here: {peaks}, no detection time is measured")
         if group is not None and self.kmsg is None and (self.notifier is None or group.oom_notice == "polled"):
             self.counter = CounterWatch.open(group)

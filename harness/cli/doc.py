@@ -87,6 +87,12 @@ def render() -> str:
         f"Generated from the parser (`harness/cli/main.py`) by `{REGENERATE}`; do not edit by hand.",
         "Exit codes are in the [README](../README.md#exit-codes).",
         "",
+        "A SIZE (`--memory`, `--max-memory-per-child`, `--fail peak:+SIZE`, the pytest marker) has one rule",
+        "everywhere, in any case: `K`/`M`/`G`/`T`, `Ki`/`Mi`/`Gi`/`Ti` and `KiB`/`MiB`/`GiB`/`TiB` are binary",
+        "(`256M`, `256Mi` and `256MiB` are 268,435,456 bytes: Docker's `256m`, Kubernetes' `256Mi`), `KB`/`MB`/",
+        "`GB`/`TB` decimal (`256MB` and `256mb` are 256,000,000 bytes), `B` bytes. A bare `M` is Docker's, not",
+        "Kubernetes' (whose `256M` is decimal: write `256MB` for that). A number needs a unit (`256` is refused).",
+        "",
     ]
     return "\n".join(header + _section(parser(), "", 2)).rstrip() + "\n"
 

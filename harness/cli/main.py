@@ -7,6 +7,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -56,9 +57,27 @@ class OneSentenceParser(argparse.ArgumentParser):
     the whole usage block first); its sub-command parsers are made of this class too."""
 
     def error(self, message: str) -> NoReturn:
-        if message.endswith("expected one argument"):
-            message += " (a value that starts with '-' takes the = form, e.g. --rate=-5/s)"
+        if option := _VALUE_MISSING.match(message):  # the option the user gave, not another command's
+            message += f" (a value that starts with '-' takes the = form: {option.group(1)}=VALUE)"
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """Unknown options are the sub-command's to refuse, so its sentence names its own --help."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._owner(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _owner(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The innermost (sub-)command parser the parsed words chose."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and getattr(parsed, action.dest, None) in action.choices:
+                owner = action.choices[getattr(parsed, action.dest)]
+                return owner._owner(parsed) if isinstance(owner, OneSentenceParser) else owner
+        return self
+
+
+_VALUE_MISSING = re.compile(r"^argument (?:\S+/)?(--?[^\s/:]+): expected one argument$")
 
 
 def parser(only: str | None = None) -> argparse.ArgumentParser:

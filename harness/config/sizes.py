@@ -12,15 +12,19 @@ _UNITS = {
     "b": 1,
     "k": 1024,
     "kb": 1000,
+    "ki": 1024,
     "kib": 1024,
     "m": 1024**2,
     "mb": 1000**2,
+    "mi": 1024**2,
     "mib": 1024**2,
     "g": 1024**3,
     "gb": 1000**3,
+    "gi": 1024**3,
     "gib": 1024**3,
     "t": 1024**4,
     "tb": 1000**4,
+    "ti": 1024**4,
     "tib": 1024**4,
 }
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
@@ -29,7 +33,9 @@ MAX_SIZE = 2**63 - 1  # the kernel's limit files hold a signed 64-bit byte count
 
 
 def parse_size(text: str) -> int:
-    """Bytes for a size string; bare K/M/G are binary like docker's, KB/MB/GB decimal. A number with
+    """Bytes for a size string, one rule for every command, case-insensitive: K/M/G, Ki/Mi/Gi and
+    KiB/MiB/GiB are binary (Docker's 256m, Kubernetes' 256Mi), KB/MB/GB decimal (256MB and 256mb are
+    256,000,000 bytes). Kubernetes' own bare 256M is decimal; here it is Docker's, binary. A number with
     no unit is refused: `256` meant as MiB would be a 256-byte limit that fails only at start-up."""
     match = _SIZE.match(str(text))
     unit = match.group(2).lower() if match else None

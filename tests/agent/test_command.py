@@ -82,3 +82,60 @@ def test_the_probe_socket_drops_when_full_and_never_blocks(monkeypatch):
     ours.close()
     channel.emit("prerun", task_id="t2")  # the reader gone: still no exception
     theirs.close()
+
+
+def _agent(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "oomlab", "agent", *argv], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "memory,phrase",
+    [
+        ("--memory=", "'' is not a memory size"),  # not "no limit"
+        ("--memory=1KiB", "--memory 1KiB is below 32 MiB, the least the agent accepts"),
+        ("--memory=31MiB", "--memory 31MiB is below 32 MiB"),
+    ],
+)
+def test_a_memory_limit_no_worker_can_run_under_is_refused_before_anything_starts(tmp_path, memory, phrase):
+    marker = tmp_path / "ran"
+    done = _agent(memory, "--", "sh", "-c", f"touch {marker}", "celery", "worker")  # passes as a worker command
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and phrase in done.stderr, done.stderr
+    assert not marker.exists()
+
+
+def test_usage_errors_name_the_agents_own_options_and_help():
+    done = _agent("--memory", "-5MiB", "--", "celery", "-A", "app", "worker")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--memory=VALUE" in done.stderr and "--rate" not in done.stderr
+    done = _agent("--bogus", "--", "celery", "-A", "app", "worker")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.endswith("(see oomlab agent --help)\n"), done.stderr
+
+
+@pytest.mark.parametrize(
+    "worker,phrase",
+    [
+        (["celery", "-A", "reports", "beat"], "celery -A reports beat` is not a Celery worker command"),
+        (["celery", "-A", "reports", "worker", "--detach"], "cannot --detach (-D) under the agent"),
+        (["celery", "-A", "reports", "worker", "-l", "info", "-D"], "cannot --detach (-D) under the agent"),
+    ],
+)
+def test_a_command_the_agent_cannot_watch_is_refused_whole_and_runs_nothing(tmp_path, worker, phrase):
+    marker = tmp_path / "ran"
+    done = _agent("--", "sh", "-c", f"touch {marker}", *worker)  # sh runs it as `celery ...` if let through
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and phrase in done.stderr, done.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://x/y", "http://", "https://host:port/hook", "http://[::1/hook"])
+def test_an_alert_webhook_that_is_not_an_http_url_is_refused_at_start(tmp_path, url):
+    marker = tmp_path / "ran"
+    done = _agent("--alert-webhook", url, "--", "sh", "-c", f"touch {marker}", "celery", "worker")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "is not an http:// or https:// URL with a host" in done.stderr
+    assert not marker.exists()
+
+
+def test_an_alert_webhooks_password_is_masked_in_the_refusal():
+    done = _agent("--alert-webhook", "ftp://user:s3cret@host/hook", "--", "sh", "-c", "exit 0", "celery", "worker")
+    assert done.returncode == 2 and "s3cret" not in done.stderr, done.stderr

@@ -52,7 +52,19 @@ def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(ag
         )
         assert result.id in listed.stdout and "user_app.poison" in listed.stdout
         sent = subprocess.run(
-            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name, result.id],
+            [
+                sys.executable,
+                "-m",
+                "oomlab",
+                "replay",
+                "--redis",
+                REDIS,
+                "--broker",
+                run.broker,
+                "--app",
+                run.name,
+                result.id,
+            ],
             capture_output=True,
             text=True,
             check=True,

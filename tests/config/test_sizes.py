@@ -13,6 +13,11 @@ from oomlab.errors import BadInput
         ("4096B", 4096),
         ("1g", 2**30),
         (" 64 mib ", 64 * 2**20),
+        ("256Mi", 256 * 2**20),  # Kubernetes' binary suffixes
+        ("1Gi", 2**30),
+        ("512Ki", 512 * 1024),
+        ("256mb", 256_000_000),  # decimal, whatever the case
+        ("256M", 256 * 2**20),  # Docker's binary M (Kubernetes' bare M would be decimal)
     ],
 )
 def test_parse_size(text, expected):

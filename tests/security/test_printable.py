@@ -40,7 +40,19 @@ def test_replay_lists_a_dead_letter_with_escape_codes_escaped():
         assert listed.stdout.count("\n") == 1, "a task id forged a line of its own"
         assert "\\x1b]0;owned\\x07" in listed.stdout and "\\u202e" in listed.stdout
         missing = subprocess.run(
-            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", app, f"gone{ESCAPES}"],
+            [
+                sys.executable,
+                "-m",
+                "oomlab",
+                "replay",
+                "--redis",
+                REDIS,
+                "--broker",
+                REDIS,
+                "--app",
+                app,
+                f"gone{ESCAPES}",
+            ],
             capture_output=True,
             text=True,
             timeout=30,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from oomlab.cli.url_flags import add_url_flags, read_secret_url
-from oomlab.config.sizes import parse_size
+from oomlab.config.sizes import MIB, parse_size
 from oomlab.config.validate import replica_name
 from oomlab.errors import BadInput
 from oomlab.record.printable import printable_field
+from oomlab.record.redact import safe_url
 
 
 def register(subparsers) -> None:
@@ -48,10 +50,32 @@ def register(subparsers) -> None:
 
     replay = subparsers.add_parser("replay", help="send dead-lettered tasks (from `oomlab agent`) again")
     add_url_flags(replay, "redis", "where the agents keep their dead letters", required=True)
-    add_url_flags(replay, "broker", "the broker to send to (default: --redis)")
-    replay.add_argument("--app", default="celery", metavar="NAME", help="the app's main name (default celery)")
+    add_url_flags(replay, "broker", "the broker to send to (default: --app's broker_url)")
+    replay.add_argument(
+        "--app",
+        metavar="NAME",
+        help="the app as celery -A names it (its broker_url and routing then send), or its main name (default celery)",
+    )
     replay.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="which to send (default: list them)")
     replay.set_defaults(func=replay_main)
+
+
+# Importing Celery's worker alone peaks at ~58 MiB (VmHWM, Celery 5.7, Python 3.11): below this no
+# worker starts, and a smaller limit could only kill it at start, its figures reading 0.0 MiB
+MIN_WORKER_MEMORY = 32 * MIB
+
+
+def worker_memory(text: str | None) -> int | None:
+    """--memory's bytes; an empty value or one too small for any Celery worker is refused, not run."""
+    if text is None:
+        return None
+    memory = parse_size(text)
+    if memory < MIN_WORKER_MEMORY:
+        raise BadInput(
+            f"--memory {text} is below 32 MiB, the least the agent accepts: importing Celery's worker alone "
+            f"takes about 58 MiB, so the worker could only be killed at start"
+        )
+    return memory
 
 
 def metrics_address(text: str | None) -> tuple[str, int] | None:
@@ -71,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
         raise BadInput(f"--max-oom-redeliveries must be 1 or more, not {args.max_redeliveries}")
     options = AgentOptions(
         command=command,
-        memory_bytes=parse_size(args.memory) if args.memory else None,
+        memory_bytes=worker_memory(args.memory),
         metrics=metrics_address(args.metrics),
         max_redeliveries=args.max_redeliveries,
         alert_webhook=read_secret_url(args, "alert_webhook", "the alert webhook's URL"),
@@ -99,10 +123,14 @@ def replay_main(args: argparse.Namespace) -> int:
 
     args.redis = read_secret_url(args, "redis", "the dead letters' Redis URL")
     args.broker = read_secret_url(args, "broker", "the broker URL")
+    app = args.app or "celery"
     if not args.task_ids:
-        for line in list_dead(args.redis, args.app):
+        lines = list_dead(args.redis, app, args.app is not None)
+        for line in lines:
             print("\t".join(map(printable_field, line)))  # ids and names another user could have written
+        if not lines:  # a wrong db or app name is not an empty list: say where it looked
+            print(f"oomlab: no dead letters for app {printable_field(app)} in {safe_url(args.redis)}", file=sys.stderr)
         return 0
-    for old, new in replay(args.redis, args.broker or args.redis, args.app, args.task_ids):
+    for old, new in replay(args.redis, args.broker, app, args.task_ids, args.app is not None):
         print(f"{printable_field(old)} sent again as {new}")
     return 0
