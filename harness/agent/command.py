@@ -15,10 +15,11 @@ from oomlab.config.events_url import EventsUrl
 from oomlab.errors import BadInput, NoPermission
 from oomlab.probe import agent_events
 from oomlab.record.printable import printable
+from oomlab.worker.leftovers import Lease
 from oomlab.worker.limits import CgroupBackend, open_cgroup_backend
 from oomlab.worker.limits.attached import open_attached_group
 from oomlab.worker.limits.discovery import own_memory_group
-from oomlab.worker.temp_dir import hand_over, leased_temp_dir, release_temp_dir
+from oomlab.worker.temp_dir import hand_over, hand_over_in_child, leased_temp_dir, release_temp_dir
 
 
 @dataclass
@@ -99,8 +100,12 @@ def own_group() -> CgroupBackend | None:
         return None
 
 
-def made_group(memory_bytes: int) -> CgroupBackend:
+def made_group(memory_bytes: int, lease: Lease | None) -> CgroupBackend:
+    """The worker's memory group, named in `lease` (the worker's, with its TMPDIR) before it exists:
+    an agent SIGKILLed leaves it to the sweep, which removes it once no process is in it."""
     group = open_cgroup_backend(f"agent-{uuid.uuid4().hex[:12]}")
+    if lease is not None:
+        lease.set_cgroup(group.path)
     try:
         group.create(memory_bytes, "process")
         group.prepare_leaves()
@@ -181,20 +186,30 @@ def run(options: AgentOptions) -> int:
     check_webhook(options.alert_webhook)
     worker_process.check_workdir(options.command)
     metrics = serve_metrics(options.metrics)
-    made = made_group(options.memory_bytes) if options.memory_bytes else None
+    # billiard's pymp-* dirs in a directory of the agent's, removed when the worker exits (even SIGKILLed);
+    # leased with --memory's cgroup, the worker's from its fork on, swept after it should the agent be killed
+    tmp, tmp_lease = leased_temp_dir()
+    try:
+        made = made_group(options.memory_bytes, tmp_lease) if options.memory_bytes else None
+    except NoPermission:
+        release_temp_dir(tmp, tmp_lease)
+        raise
     group = made or own_group()
     ours, theirs = worker_process.probe_socket()
     extra_env = made.leaf_env() if made is not None else {}
-    # billiard's pymp-* dirs in a directory of the agent's, removed when the worker exits (even SIGKILLed);
-    # the worker's once started, swept after it should the agent be killed
-    tmp, tmp_lease = leased_temp_dir()
     extra_env["TMPDIR"] = tmp
     try:
-        process = worker_process.start(options.command, theirs, extra_env, made.join_file if made else None)
+        process = worker_process.start(
+            options.command,
+            theirs,
+            extra_env,
+            made.join_file if made else None,
+            lambda: hand_over_in_child(tmp_lease),
+        )
     except OSError as exc:
-        release_temp_dir(tmp, tmp_lease)
         if made is not None:
             made.remove()
+        release_temp_dir(tmp, tmp_lease)
         raise BadInput(f"cannot start `{options.command[0]}`: {exc.strerror or exc}") from None
     theirs.close()
     hand_over(tmp_lease, process.pid)
@@ -240,7 +255,7 @@ def run(options: AgentOptions) -> int:
     if events is not None:
         events.worker_exit(code)
         events.close(timeout=3)
-    release_temp_dir(tmp, tmp_lease)
     if made is not None:
         made.remove()
+    release_temp_dir(tmp, tmp_lease)  # the lease last: a kill before leaves the sweep all it names
     return code

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 
 from oomlab.agent.probe_inbox import stamp_senders
 from oomlab.probe.agent_events import LOADER, LOADER_ENV
@@ -70,10 +71,18 @@ def worker_env(theirs: socket.socket, extra_env: dict[str, str]) -> dict[str, st
     return env
 
 
-def start(argv: list[str], theirs: socket.socket, extra_env: dict[str, str], join_cgroup: str | None):
+def start(
+    argv: list[str],
+    theirs: socket.socket,
+    extra_env: dict[str, str],
+    join_cgroup: str | None,
+    in_child: Callable[[], None] = lambda: None,
+):
+    """The worker; `in_child` runs in it between fork and exec (the lease handed over to it)."""
     env = worker_env(theirs, extra_env)
 
     def before_exec() -> None:
+        in_child()
         if join_cgroup:
             fd = os.open(join_cgroup, os.O_WRONLY)
             try:

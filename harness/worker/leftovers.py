@@ -23,8 +23,9 @@ from oomlab.worker.docker.engine import remove_container
 from oomlab.worker.limits.base import CgroupBackend
 from oomlab.worker.queue_janitor import QueueJanitor
 
-# the run id of a lease that holds only a worker's TMPDIR (oomlab.worker.temp_dir): `oomlab agent` and
-# `oomlab worker` sweep these when they start, `oomlab run` sweeps every stale lease
+# the run id of a lease that holds a worker's TMPDIR (oomlab.worker.temp_dir) and, for `oomlab agent
+# --memory`, its cgroup: `oomlab agent` and `oomlab worker` sweep these when they start, `oomlab run`
+# sweeps every stale lease
 TEMP_DIR_LEASE = "tmpdir-"
 
 
@@ -105,6 +106,15 @@ class Lease:
 
     def owner_alive(self) -> bool:
         return self.owner_start is not None and alive_since(self.owner_pid) == self.owner_start
+
+    def in_use(self) -> bool:
+        """Not stale: its owner lives, or (a worker's lease, which names no process to kill) a process
+        is still in its cgroup: a pool child that outlived the worker, never killed by a sweep."""
+        if self.owner_alive():
+            return True
+        if not self.run_id.startswith(TEMP_DIR_LEASE) or not self.cgroup:
+            return False
+        return bool(CgroupBackend(os.path.dirname(self.cgroup), os.path.basename(self.cgroup)).pids())
 
     def clean(self, credentials: Iterable[str | None] = ()) -> list[str]:
         """Remove everything the lease names; returns what was actually found and removed. A queue
@@ -193,7 +203,7 @@ def sweep_stale(credentials: Iterable[str | None] = (), prefix: str = "") -> lis
         if not (name.endswith(".json") and name.startswith(prefix)):
             continue
         lease = read_lease(os.path.join(directory, name))
-        if lease is None or lease.owner_alive():
+        if lease is None or lease.in_use():
             continue
         removed.extend(lease.clean(credentials))
         if lease.run_dir and mark_killed(lease.run_dir, lease.owner_pid):

@@ -64,6 +64,16 @@ def hand_over(lease: Lease | None, pid: int) -> None:
         lease.save()
 
 
+def hand_over_in_child(lease: Lease | None) -> None:
+    """`hand_over` from the forked child before its exec (a preexec step): a starter SIGKILLed
+    between the fork and its own `hand_over` leaves a lease that names the worker, not itself. A
+    failure is left to the starter's `hand_over`: the exec must not fail for it."""
+    try:
+        hand_over(lease, os.getpid())
+    except Exception:
+        pass
+
+
 def release_temp_dir(path: str, lease: Lease | None) -> None:
     remove_temp_dir(path)
     if lease is not None:

@@ -124,3 +124,42 @@ def test_a_sigkilled_agent_leaves_its_workers_temp_dir_to_the_sweep(agent_run, t
         assert tmp.exists(), "nothing but the sweep removes it (else this test proves nothing)"
         assert str(tmp) in sweep_stale()
     assert not any(user_tmp.iterdir()) and os.listdir(state) == []
+
+
+def test_a_sigkilled_agent_leaves_its_workers_memory_cgroup_to_the_sweep(agent_run, tmp_path, monkeypatch):
+    """--memory's cgroup (and the leaves the pool children made) is leased like the TMPDIR: kept by
+    every sweep while the orphaned worker runs in it, removed by the next sweep once nothing is in it."""
+    import glob
+    import os
+    import signal
+
+    import psutil
+    from oomlab.worker.leftovers import TEMP_DIR_LEASE, sweep_stale
+    from oomlab.worker.limits import open_cgroup_backend
+
+    def pids_of(path: str) -> list[int]:
+        with open(os.path.join(path, "cgroup.procs")) as handle:
+            return [int(pid) for pid in handle.read().split()]
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("OOMLAB_STATE_DIR", str(state))  # no other run's sweep acts meanwhile
+    with agent_run() as run:
+        run.env.update(OOMLAB_STATE_DIR=str(state))
+        process = run.start("--memory", "256MiB", worker=worker_command("-c", "2", "-n", run.node))
+        run.wait_ready()
+        (worker,) = psutil.Process(process.pid).children()
+        family = [worker, *worker.children(recursive=True)]
+        (group,) = [
+            path for path in glob.glob(f"{open_cgroup_backend('x').parent}/agent-*") if worker.pid in pids_of(path)
+        ]
+        assert any(name.startswith("leaf-") for name in os.listdir(group)), os.listdir(group)
+        process.kill()
+        process.wait()
+        assert sweep_stale(prefix=TEMP_DIR_LEASE) == [] and sweep_stale() == []
+        assert os.path.isdir(group), "a sweep took the cgroup of a worker still running in it"
+        for member in family:
+            member.send_signal(signal.SIGKILL)
+        psutil.wait_procs(family, timeout=10)
+        assert os.path.isdir(group), "nothing but the sweep removes it (else this test proves nothing)"
+        assert f"cgroup {group}" in sweep_stale(prefix=TEMP_DIR_LEASE)
+        assert not os.path.exists(group) and os.listdir(state) == []
