@@ -3,6 +3,7 @@ result backend, which is not the broker (here broker db 13, backend db 14, on th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -33,8 +34,14 @@ def project(tmp_path):
         redis.Redis.from_url(url).delete(f"{name}.q", "celery")
 
 
-def _replay(cwd, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "oomlab", "replay", *argv], capture_output=True, text=True, cwd=cwd)
+def _replay(cwd, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "oomlab", "replay", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_with_app_the_dead_letter_goes_to_the_apps_own_broker_and_queue(project):
@@ -56,6 +63,7 @@ def test_without_a_broker_to_send_to_nothing_is_guessed(project):
 
 def test_an_empty_listing_says_where_it_looked(project):
     cwd, name, _ = project
-    done = _replay(cwd, "--redis", "redis://:s3cret@127.0.0.1:6379/15", "--app", name)
+    # a password goes by the environment (refused on a command line every user can read)
+    done = _replay(cwd, "--redis-from-env", "DEAD", "--app", name, env={"DEAD": "redis://:s3cret@127.0.0.1:6379/15"})
     assert done.returncode == 0 and done.stdout == ""
     assert done.stderr == f"oomlab: no dead letters for app {name} in redis://:***@127.0.0.1:6379/15\n"
