@@ -52,6 +52,7 @@ KILL_CLOCK_SLACK_S = 0.005  # the kernel log's stamp mapped onto CLOCK_MONOTONIC
 CLAIM_S = 2.0  # without the kernel log: how long a counted kill waits for a pool child's death to claim it
 _LEAF = re.compile(r"/leaf-(\d+)/?$")
 NO_KERNEL_NOTICE_ENV = "OOMLAB_AGENT_NO_KERNEL_NOTICE"
+_MESSAGES = 1000  # redelivered tasks' messages kept past a kill (its next delivery may run elsewhere)
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Watcher(threading.Thread):
         self.shut_down: set[int] = set()  # pids that said they exit (recycled), not killed
         self.pool: set[int] = set()
         self.redelivered: set[str] = set()
-        self.messages: dict[str, dict[str, Any]] = {}  # task id -> message, while the task runs
+        self.messages: dict[str, dict[str, Any]] = {}  # task id -> message, until the task ends (bounded)
         self.queue: str | None = None
         self.problems: list[str] = []  # what the watcher cannot do, one sentence each
         self.notifier: OomNotifier | None = None
@@ -326,6 +327,8 @@ class Watcher(threading.Thread):
             self.shut_down.add(pid)
         elif ev == agent_events.MESSAGE:
             self.messages[line.get("task_id") or ""] = extra.get("message") or {}
+            while len(self.messages) > _MESSAGES:  # killed tasks never redelivered here: the oldest go
+                self.messages.pop(next(iter(self.messages)))
         elif ev == agent_events.APP:
             self.redelivered = set(extra.get("redelivered") or ())
             self.on_event(line)
@@ -349,7 +352,7 @@ class Watcher(threading.Thread):
         if running is not None:
             kill.task_id, kill.task_name = running.task_id, running.name
             kill.redelivered = running.name in self.redelivered
-            kill.message = self.messages.pop(running.task_id, None)
+            kill.message = self.messages.get(running.task_id)  # kept: its next delivery's may come before this kill's
             if kill.message and kill.message.get("queue"):
                 kill.queue = kill.message["queue"]
         kill.peak_bytes, kill.limit_bytes, kill.group_bytes = self._peak(pid, kernel), self._limit(), self._group_peak()

@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from tests.agent.conftest import REDIS, wait_state
+from tests.agent.conftest import REDIS, wait_state, worker_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -60,3 +60,40 @@ def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(ag
         new_id = sent.stdout.split()[-1]
         assert not client.hexists(dead_key, result.id)
         wait_state(mod.app.AsyncResult(new_id), ("STARTED",), timeout=30)  # a worker took the replayed message
+
+
+def test_the_first_poison_task_of_a_session_keeps_its_message_with_two_pool_children(agent_run):
+    """The pool's first children fork before the worker is ready: a poison task dead-lettered on its
+    first deliveries of the session (every kill in a child forked at start) still keeps its message."""
+    with agent_run() as run:
+        run.start("--memory", "256MiB", worker=worker_command("-c", "2"))
+        run.wait_ready()
+        mod = run.app()
+        result = mod.poison.delay(500)
+        client = redis.Redis.from_url(REDIS)
+        dead_key = f"oomlab:agent:{run.name}:dead"
+        deadline = time.monotonic() + 90
+        while not client.hexists(dead_key, result.id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        entry = json.loads(client.hget(dead_key, result.id))
+        message = entry["message"]
+        assert message is not None, entry
+        assert message["name"] == "user_app.poison" and message["args"] == [500] and message["kwargs"] == {}
+        assert message["queue"] == run.queue, message
+        assert len(entry["kills"]) == 3 and all(k["queue"] == run.queue for k in entry["kills"]), entry["kills"]
+
+        listed = subprocess.run(
+            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"{result.id}\tuser_app.poison\t3 kills" in listed.stdout, listed.stdout
+        sent = subprocess.run(
+            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name, result.id],
+            capture_output=True,
+            text=True,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert not client.hexists(dead_key, result.id)
+        wait_state(mod.app.AsyncResult(sent.stdout.split()[-1]), ("STARTED",), timeout=30)
