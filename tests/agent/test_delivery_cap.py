@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import redis
@@ -97,3 +98,31 @@ def test_the_first_poison_task_of_a_session_keeps_its_message_with_two_pool_chil
         assert sent.returncode == 0, sent.stderr
         assert not client.hexists(dead_key, result.id)
         wait_state(mod.app.AsyncResult(sent.stdout.split()[-1]), ("STARTED",), timeout=30)
+
+
+def test_replay_says_why_a_dead_letter_cannot_be_sent():
+    """Refused with the stored reason (exit 2), never "too large" for a message that was not kept at all."""
+    from oomlab.agent.store import Store
+
+    app = f"agenttest{uuid.uuid4().hex[:8]}"
+    store = Store(REDIS, app)
+    kills = [{"task": "user_app.poison", "queue": None}]
+    try:
+        store.dead_letter("lost", None, kills, "killed", "none of its killed deliveries sent the agent its message")
+        store.dead_letter(
+            "big", {"name": "user_app.poison", "args": None, "note": "its message took 300000 bytes"}, kills, "killed"
+        )
+
+        def replay(*ids: str) -> subprocess.CompletedProcess:
+            argv = [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", app, *ids]
+            return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+        assert "lost\tuser_app.poison\t1 kills" in replay().stdout  # named from its kills
+        lost = replay("lost")
+        assert lost.returncode == 2 and "has no message to send: none of its killed deliveries" in lost.stderr
+        assert "too large" not in lost.stderr
+        big = replay("big")
+        assert big.returncode == 2 and "its message took 300000 bytes" in big.stderr, big.stderr
+        assert store.is_dead("lost") and store.is_dead("big")
+    finally:
+        redis.Redis.from_url(REDIS).delete(store.dead_key)
