@@ -21,7 +21,7 @@ import json
 import os
 
 from celery import signals
-from oomlab.probe import procfs
+from oomlab.probe import channel, procfs
 from oomlab.probe.agent_events import APP, LOST, MESSAGE, REVOKED
 from oomlab.probe.channel import FD_ENV, emit
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
@@ -93,6 +93,33 @@ def _settings(app) -> dict:
 @signals.worker_init.connect
 def _on_init(**_):
     _peaks.main_pid = os.getpid()
+    if _ACTIVE:
+        _keep_channel_on_restart()
+
+
+def _keep_channel_on_restart() -> None:
+    """Celery restarts on HUP by closing every descriptor but stdio and exec'ing itself (same pid, new
+    image, same environment): its close is made to keep the agent's socket, inheritable, so the new
+    image's probe still reaches the agent (else its pool children go unannounced and their kills
+    unattributed)."""
+    from celery import platforms
+    from celery.apps import worker as celery_worker
+
+    restart = getattr(celery_worker, "_reload_current_worker", None)
+    fd = channel.descriptor()
+    if restart is None or fd is None:
+        return
+    close_open_fds = platforms.close_open_fds
+
+    def close_keeping_probe(keep=None):
+        close_open_fds([*(keep or ()), fd])
+
+    def restart_keeping_probe():
+        os.set_inheritable(fd, True)
+        platforms.close_open_fds = close_keeping_probe  # only now: the exec follows
+        restart()
+
+    celery_worker._reload_current_worker = restart_keeping_probe
 
 
 @signals.worker_ready.connect
