@@ -22,6 +22,11 @@ from oomlab.agent.store import Store, redis_url
 from oomlab.probe import agent_events
 from oomlab.worker.reach import unreachable
 
+_NO_MESSAGE = (
+    "none of its killed deliveries sent the agent its message (the probe's datagram was dropped, "
+    "or the worker runs without the agent's probe)"
+)
+
 
 class OOMKilled(Exception):
     """What a task killed by the OOM killer (or SIGKILL) failed with, as the agent stores it."""
@@ -133,14 +138,16 @@ class Repairer(threading.Thread):
                 kill.outcome.append("redelivered (no shared store: not counted)")
                 self._done(kill)
                 return
-            count = self.store.count_kill(kill.task_id, kill.as_json())
+            count = self.store.count_kill(kill.task_id, kill.as_json(), kill.message)
             kill.outcome.append(f"counted {count} of {self.max_redeliveries}")
             if count < self.max_redeliveries:
                 self._done(kill)
                 return
             self.app.control.revoke(kill.task_id)
             error = f"{error}; dead-lettered after {count} OOM kills"
-            self.store.dead_letter(kill.task_id, kill.message, self.store.kills(kill.task_id), error)
+            message = kill.message or self.store.message(kill.task_id)  # any delivery's, on any replica
+            kills = self.store.kills(kill.task_id)
+            self.store.dead_letter(kill.task_id, message, kills, error, None if message else _NO_MESSAGE)
             kill.outcome.append("dead_lettered")
         self.failed[kill.task_id] = error
         if len(self.failed) > 10000:

@@ -17,9 +17,27 @@ def list_dead(redis_url: str, app_name: str, app_given: bool = True) -> list[tup
     app = user_app(app_name) if app_given else None
     store = Store(redis_url, app.main if app is not None else app_name)
     return [
-        (task_id, str((entry.get("message") or {}).get("name")), f"{len(entry.get('kills') or [])} kills")
+        (task_id, _name(entry), f"{len(entry.get('kills') or [])} kills")
         for task_id, entry in sorted(store.dead().items())
     ]
+
+
+def _name(entry: dict) -> str:
+    """The message's task name, else the one its kills knew (a dead letter without its message)."""
+    names = [(entry.get("message") or {}).get("name")] + [kill.get("task") for kill in entry.get("kills") or []]
+    return next((str(name) for name in names if name), "unknown")
+
+
+def _unsendable(task_id: str, entry: dict) -> str | None:
+    """Why the dead letter cannot be sent, in one sentence; None when it can."""
+    message = entry.get("message")
+    if not message:
+        why = entry.get("no_message") or "the agent that stored it kept no message"
+        return f"the dead letter {task_id} has no message to send: {why}"
+    if message.get("args") is None or not message.get("name"):
+        why = message.get("note") or "its arguments were not kept"
+        return f"the dead letter {task_id} cannot be sent: {why}"
+    return None
 
 
 def user_app(name: str):
@@ -74,11 +92,13 @@ def replay(
     missing = [task_id for task_id in task_ids if task_id not in dead]
     if missing:
         raise BadInput(f"no dead letter {missing[0]} for app {app_name!r} in {safe_url(redis_url)}")
+    for task_id in task_ids:  # all checked before any is sent
+        problem = _unsendable(task_id, dead[task_id])
+        if problem is not None:
+            raise BadInput(problem)
     sent = []
     for task_id in task_ids:
-        message = dead[task_id].get("message") or {}
-        if message.get("args") is None:
-            raise BadInput(f"the dead letter {task_id} kept no arguments (they were too large): it cannot be sent")
+        message = dead[task_id]["message"]
         new_id = str(uuid.uuid4())
         app.send_task(
             message["name"],

@@ -3,6 +3,9 @@ broker): the OOM kills counted per task id, and the dead-letter list of messages
 stopped. Keys are per app (its main name) and expire, so nothing grows for ever:
 
     oomlab:agent:<app>:kills:<task id>     a list of kill records (JSON), its length is the count
+    oomlab:agent:<app>:message:<task id>   the task's message as a killed delivery knew it: the dead
+                                           letter takes it from whichever delivery had it (another
+                                           replica's, or this one's before the agent restarted)
     oomlab:agent:<app>:dead                a hash: task id -> the dead-lettered message and its kills
 """
 
@@ -33,20 +36,33 @@ class Store:
     def dead_key(self) -> str:
         return f"{self.prefix}:dead"
 
-    def count_kill(self, task_id: str, record: dict) -> int:
-        """Add one kill record for the task; how many kills it has now, over every replica."""
+    def count_kill(self, task_id: str, record: dict, message: dict | None = None) -> int:
+        """Add one kill record for the task (and its message, when this delivery's is known); how many
+        kills it has now, over every replica."""
         key = f"{self.prefix}:kills:{task_id}"
         pipe = self.client.pipeline()
         pipe.rpush(key, json.dumps(record))
         pipe.expire(key, KILLS_TTL_S)
-        count, _ = pipe.execute()
+        if message:
+            pipe.set(f"{self.prefix}:message:{task_id}", json.dumps(message), ex=KILLS_TTL_S)
+        count = pipe.execute()[0]
         return int(count)
+
+    def message(self, task_id: str) -> dict | None:
+        """The message an earlier killed delivery of the task kept, if any."""
+        raw = self.client.get(f"{self.prefix}:message:{task_id}")
+        return json.loads(raw) if raw else None
 
     def kills(self, task_id: str) -> list[dict]:
         return [json.loads(item) for item in self.client.lrange(f"{self.prefix}:kills:{task_id}", 0, -1)]
 
-    def dead_letter(self, task_id: str, message: dict | None, kills: list[dict], error: str) -> None:
+    def dead_letter(
+        self, task_id: str, message: dict | None, kills: list[dict], error: str, no_message: str | None = None
+    ) -> None:
+        """`no_message`: why no message is kept (said by `oomlab replay`), when none is."""
         entry = {"id": task_id, "message": message, "kills": kills, "error": error, "at": time.time()}
+        if message is None:
+            entry["no_message"] = no_message
         self.client.hset(self.dead_key, task_id, json.dumps(entry))
 
     def is_dead(self, task_id: str) -> bool:
@@ -60,4 +76,4 @@ class Store:
 
     def forget(self, task_id: str) -> None:
         self.client.hdel(self.dead_key, task_id)
-        self.client.delete(f"{self.prefix}:kills:{task_id}")
+        self.client.delete(f"{self.prefix}:kills:{task_id}", f"{self.prefix}:message:{task_id}")

@@ -65,6 +65,7 @@ _LEAF = re.compile(r"/leaf-(\d+)/?$")
 NO_KERNEL_NOTICE_ENV = "OOMLAB_AGENT_NO_KERNEL_NOTICE"
 POLLED_S = 0.1  # how often a process watched without a pidfd is looked for in /proc
 PROBLEMS_MAX = 100
+_MESSAGES = 1000  # redelivered tasks' messages kept past a kill (its next delivery may run elsewhere)
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Watcher(threading.Thread):
         self.shut_down: set[int] = set()  # pids that said they exit (recycled), not killed
         self.pool: set[int] = set()
         self.redelivered: set[str] = set()
-        self.messages: dict[str, dict[str, Any]] = {}  # task id -> message, while the task runs
+        self.messages: dict[str, dict[str, Any]] = {}  # task id -> message, until the task ends (bounded)
         self.queue: str | None = None  # the queue the worker consumes, when it is one (-Q, else its app line)
         self.queues: set[str] = set()  # every queue the worker consumes (its app line)
         self.problems: list[str] = []  # what the watcher cannot do, one sentence each, each once
@@ -430,6 +431,8 @@ class Watcher(threading.Thread):
             self.shut_down.add(pid)
         elif ev == agent_events.MESSAGE:
             self.messages[line.get("task_id") or ""] = extra.get("message") or {}
+            while len(self.messages) > _MESSAGES:  # killed tasks never redelivered here: the oldest go
+                self.messages.pop(next(iter(self.messages)))
         elif ev == agent_events.APP:
             self.redelivered = set(extra.get("redelivered") or ())
             self.queues = {str(queue) for queue in extra.get("queues") or ()}
@@ -455,7 +458,7 @@ class Watcher(threading.Thread):
         if running is not None:
             kill.task_id, kill.task_name = running.task_id, running.name
             kill.redelivered = running.name in self.redelivered
-            kill.message = self.messages.pop(running.task_id, None)
+            kill.message = self.messages.get(running.task_id)  # kept: its next delivery's may come before this kill's
             kill.queue = self._queue_of(kill.message)
         kill.peak_bytes, kill.limit_bytes, kill.group_bytes = self._peak(pid, kernel), self._limit(), self._group_peak()
         if kernel is not None:

@@ -10,7 +10,8 @@ start and one peak read and one read of the leaf's kill count at the end, plus a
 - at worker start, how to reach the app's result backend and broker (a filtered copy of its
   settings, over the local socket only) and which tasks are redelivered after a lost worker
   (acks_late and reject_on_worker_lost), so the agent repairs what Celery will not;
-- at a redelivered task's start, its message (name, args, kwargs, headers), for the dead-letter list;
+- at a redelivered task's start, its message (name, args, kwargs, headers), for the dead-letter list
+  (told by the task's own flags: the pool's first children fork before the worker is ready);
 - in the main process, Celery's own late writes the agent must correct: a WorkerLostError stored
   after the agent's OOMKilled, and REVOKED stored when a dead-lettered message is dropped.
 """
@@ -21,7 +22,7 @@ import json
 import os
 
 from celery import signals
-from oomlab.probe import procfs
+from oomlab.probe import channel, procfs
 from oomlab.probe.agent_events import APP, LOST, MESSAGE, REVOKED
 from oomlab.probe.channel import claim_socket, emit
 from oomlab.probe.events import CHILD_INIT, CHILD_SHUTDOWN, POSTRUN, PRERUN
@@ -31,7 +32,6 @@ _ACTIVE = claim_socket()  # the agent's socket, close-on-exec and out of the env
 _CONF_PREFIXES = ("result_", "broker_", "redis_", "event_", "database_", "mongodb_", "cache_", "s3_")
 _CONF_KEYS = ("accept_content", "task_serializer", "timezone", "enable_utc", "task_default_queue")
 _MESSAGE_CAP = 256 * 1024  # a larger message is dead-lettered without its arguments
-_redelivered: set[str] = set()
 
 
 class _Peaks:
@@ -99,6 +99,35 @@ def _settings(app) -> dict:
 @signals.worker_init.connect
 def _on_init(**_):
     _peaks.main_pid = os.getpid()
+    if _ACTIVE:
+        _keep_channel_on_restart()
+
+
+def _keep_channel_on_restart() -> None:
+    """Celery restarts on HUP by closing every descriptor but stdio and exec'ing itself (same pid, new
+    image, same environment): its close is made to keep the agent's socket, inheritable and named in the
+    environment again, so the new
+    image's probe still reaches the agent (else its pool children go unannounced and their kills
+    unattributed)."""
+    from celery import platforms
+    from celery.apps import worker as celery_worker
+
+    restart = getattr(celery_worker, "_reload_current_worker", None)
+    fd = channel.descriptor()
+    if restart is None or fd is None:
+        return
+    close_open_fds = platforms.close_open_fds
+
+    def close_keeping_probe(keep=None):
+        close_open_fds([*(keep or ()), fd])
+
+    def restart_keeping_probe():
+        os.set_inheritable(fd, True)
+        os.environ[channel.FD_ENV] = str(fd)  # claim_socket took it out; the new image claims it again
+        platforms.close_open_fds = close_keeping_probe  # only now: the exec follows
+        restart()
+
+    celery_worker._reload_current_worker = restart_keeping_probe
 
 
 @signals.worker_ready.connect
@@ -106,18 +135,15 @@ def _on_ready(sender=None, **_):
     if not _ACTIVE:
         return
     app = sender.app
-    flags = {
-        name: bool(task.acks_late and task.reject_on_worker_lost)
-        for name, task in app.tasks.items()
-        if not name.startswith("celery.")
-    }
-    _redelivered.update(name for name, yes in flags.items() if yes)
+    redelivered = sorted(
+        name for name, task in app.tasks.items() if not name.startswith("celery.") and _is_redelivered(task)
+    )
     emit(
         APP,
         main=app.main,
         hostname=sender.hostname,
         conf=_settings(app),
-        redelivered=sorted(_redelivered),
+        redelivered=redelivered,
         concurrency=_pool_size(sender),
         queues=_queues(sender),
     )
@@ -168,7 +194,7 @@ def _on_prerun(task_id=None, task=None, args=None, kwargs=None, **_):
         root_id=getattr(request, "root_id", None),
         group_id=getattr(request, "group", None),
     )
-    if name in _redelivered:
+    if _is_redelivered(task):
         _message(task_id, task, args, kwargs)
 
 
@@ -176,6 +202,12 @@ def _on_prerun(task_id=None, task=None, args=None, kwargs=None, **_):
 def _on_postrun(task_id=None, task=None, state=None, **_):
     if _ACTIVE:
         emit(POSTRUN, task_id=task_id, name=getattr(task, "name", None), state=state, **_peaks.end())
+
+
+def _is_redelivered(task) -> bool:
+    """The task's own flags, not the set sent at worker_ready: the pool's first children are forked
+    before it, and a poison task's first deliveries run in them."""
+    return bool(getattr(task, "acks_late", False) and getattr(task, "reject_on_worker_lost", False))
 
 
 def _message(task_id, task, args, kwargs) -> None:
@@ -187,8 +219,11 @@ def _message(task_id, task, args, kwargs) -> None:
         "headers": {k: v for k, v in (getattr(request, "headers", None) or {}).items() if _jsonable(v)},
         "queue": (getattr(request, "delivery_info", None) or {}).get("routing_key"),
     }
-    if not _jsonable(message) or len(json.dumps(message)) > _MESSAGE_CAP:
-        message.update(args=None, kwargs=None, note="arguments too large or not JSON: not kept")
+    if not _jsonable(message):
+        message.update(args=None, kwargs=None, note="its arguments are not JSON, and only JSON is kept")
+    elif (size := len(json.dumps(message))) > _MESSAGE_CAP:
+        note = f"its message took {size} bytes, over the {_MESSAGE_CAP} kept: its arguments were not kept"
+        message.update(args=None, kwargs=None, note=note)
     emit(MESSAGE, task_id=task_id, message=message)
 
 

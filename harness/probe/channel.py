@@ -45,6 +45,11 @@ def _channel() -> int | None:
     return _fd
 
 
+def descriptor() -> int | None:
+    """The descriptor events go out on, if any."""
+    return _channel()
+
+
 def emit(event: str, **fields) -> None:
     global dropped
     fd = _channel()

@@ -8,11 +8,12 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import redis
 
-from tests.agent.conftest import REDIS, wait_state
+from tests.agent.conftest import REDIS, wait_state, worker_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -72,3 +73,68 @@ def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(ag
         new_id = sent.stdout.split()[-1]
         assert not client.hexists(dead_key, result.id)
         wait_state(mod.app.AsyncResult(new_id), ("STARTED",), timeout=30)  # a worker took the replayed message
+
+
+def test_the_first_poison_task_of_a_session_keeps_its_message_with_two_pool_children(agent_run):
+    """The pool's first children fork before the worker is ready: a poison task dead-lettered on its
+    first deliveries of the session (every kill in a child forked at start) still keeps its message."""
+    with agent_run() as run:
+        run.start("--memory", "256MiB", worker=worker_command("-c", "2"))
+        run.wait_ready()
+        mod = run.app()
+        result = mod.poison.delay(500)
+        client = redis.Redis.from_url(REDIS)
+        dead_key = f"oomlab:agent:{run.name}:dead"
+        deadline = time.monotonic() + 90
+        while not client.hexists(dead_key, result.id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        entry = json.loads(client.hget(dead_key, result.id))
+        message = entry["message"]
+        assert message is not None, entry
+        assert message["name"] == "user_app.poison" and message["args"] == [500] and message["kwargs"] == {}
+        assert message["queue"] == run.queue, message
+        assert len(entry["kills"]) == 3 and all(k["queue"] == run.queue for k in entry["kills"]), entry["kills"]
+
+        listed = subprocess.run(
+            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"{result.id}\tuser_app.poison\t3 kills" in listed.stdout, listed.stdout
+        sent = subprocess.run(
+            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name, result.id],
+            capture_output=True,
+            text=True,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert not client.hexists(dead_key, result.id)
+        wait_state(mod.app.AsyncResult(sent.stdout.split()[-1]), ("STARTED",), timeout=30)
+
+
+def test_replay_says_why_a_dead_letter_cannot_be_sent():
+    """Refused with the stored reason (exit 2), never "too large" for a message that was not kept at all."""
+    from oomlab.agent.store import Store
+
+    app = f"agenttest{uuid.uuid4().hex[:8]}"
+    store = Store(REDIS, app)
+    kills = [{"task": "user_app.poison", "queue": None}]
+    try:
+        store.dead_letter("lost", None, kills, "killed", "none of its killed deliveries sent the agent its message")
+        store.dead_letter(
+            "big", {"name": "user_app.poison", "args": None, "note": "its message took 300000 bytes"}, kills, "killed"
+        )
+
+        def replay(*ids: str) -> subprocess.CompletedProcess:
+            argv = [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", app, *ids]
+            return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+        assert "lost\tuser_app.poison\t1 kills" in replay().stdout  # named from its kills
+        lost = replay("lost")
+        assert lost.returncode == 2 and "has no message to send: none of its killed deliveries" in lost.stderr
+        assert "too large" not in lost.stderr
+        big = replay("big")
+        assert big.returncode == 2 and "its message took 300000 bytes" in big.stderr, big.stderr
+        assert store.is_dead("lost") and store.is_dead("big")
+    finally:
+        redis.Redis.from_url(REDIS).delete(store.dead_key)
