@@ -18,6 +18,9 @@ from tests.agent.conftest import REDIS, wait_state, worker_command
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
+REPLAY = (sys.executable, "-m", "oomlab", "replay")
+
+
 def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(agent_run):
     with agent_run() as run:
         run.start("--memory", "256MiB", "--max-oom-redeliveries", "2")
@@ -103,7 +106,7 @@ def test_the_first_poison_task_of_a_session_keeps_its_message_with_two_pool_chil
         )
         assert f"{result.id}\tuser_app.poison\t3 kills" in listed.stdout, listed.stdout
         sent = subprocess.run(
-            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name, result.id],
+            [*REPLAY, "--redis", REDIS, "--broker", run.broker, "--app", run.name, result.id],
             capture_output=True,
             text=True,
         )
@@ -126,7 +129,7 @@ def test_replay_says_why_a_dead_letter_cannot_be_sent():
         )
 
         def replay(*ids: str) -> subprocess.CompletedProcess:
-            argv = [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", app, *ids]
+            argv = [*REPLAY, "--redis", REDIS, "--broker", REDIS, "--app", app, *ids]
             return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
         assert "lost\tuser_app.poison\t1 kills" in replay().stdout  # named from its kills
