@@ -29,7 +29,9 @@ class Alerts:
     def __init__(self, url: str, report: Callable[[str], None]):
         self.given = url  # kept only to mask its password wherever an error quotes a piece of it
         self.url, self.authorization = credentials(url)
-        self.shown = safe_url(url)
+        self.shown = safe_url(self.url) + (
+            " (with credentials)" if self.authorization else ""
+        )  # a bare user may be a token
         self.report = report
         self.error = ""  # why the last try failed, masked
         self.pending: queue.Queue[dict] = queue.Queue(_CAPACITY)

@@ -18,9 +18,13 @@ import socket
 import struct
 from collections.abc import Callable, Iterator
 
-from oomlab.probe.events import ProbeLine, decode
+from oomlab.probe import agent_events
+from oomlab.probe.events import WORKER_READY, ProbeLine, decode
 
 _DATAGRAM = 1 << 20
+MAIN_ONLY = frozenset(
+    {agent_events.APP, agent_events.LOST, agent_events.REVOKED, WORKER_READY}
+)  # the main process's own
 _UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
@@ -38,6 +42,7 @@ class ProbeInbox:
         # an fd held in reserve: out of fds (EMFILE), a new pool child's /proc file could not be opened
         # and its events would be dropped as forged; the spare is given up for that one read
         self._spare: int | None = _reserve()
+        self._worker_uid: int | None = None  # the main process's effective uid, as last read
 
     def read(self, pool: set[int]) -> Iterator[ProbeLine]:
         """Every line waiting on the socket that its sender may send (`pool`: the pool children known)."""
@@ -50,23 +55,44 @@ class ProbeInbox:
                 return
             sender, uid = _credentials(ancillary)
             line = decode(data)
-            if line is not None and line["pid"] == sender and self._is_worker(sender, pool):
+            if line is not None and line["pid"] == sender and self._believed(line, sender, uid, pool):
                 yield line
             else:
                 self._drop(sender, uid)
 
-    def _is_worker(self, pid: int, pool: set[int]) -> bool:
-        return pid == self.main_pid or pid in pool or self._parent(pid) == self.main_pid
+    def _believed(self, line: ProbeLine, sender: int, uid: int | None, pool: set[int]) -> bool:
+        """From the worker's main process, or one of its pool children running as the worker does: a
+        helper a task forks from the main process (a solo, threads or gevent pool runs tasks there)
+        and then drops to another user is not believed. The app's settings come from the main
+        process only."""
+        if sender == self.main_pid:
+            return True
+        if line.get("ev") in MAIN_ONLY or uid is None:
+            return False
+        if uid != self._worker_uid:  # read again only on a mismatch (the worker may have dropped to --uid)
+            self._worker_uid = self._owner(self.main_pid)
+            if uid != self._worker_uid:
+                return False
+        return sender in pool or self._parent(sender) == self.main_pid
 
     def _parent(self, pid: int) -> int | None:
+        return self._from_proc(_read_parent, pid)
+
+    def _owner(self, pid: int) -> int | None:
+        return self._from_proc(_read_euid, pid)
+
+    def _from_proc(self, read: Callable[[int], int | None], pid: int) -> int | None:
+        """`read(pid)` from /proc; None once the process is gone. Out of fds, the spare is given up."""
         try:
-            return _read_parent(pid)
+            return read(pid)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE) or self._spare is None:
                 return None
         os.close(self._spare)
         try:
-            return parent_pid(pid)
+            return read(pid)
+        except OSError:
+            return None
         finally:
             self._spare = _reserve()
 
@@ -101,6 +127,16 @@ def _read_parent(pid: int) -> int | None:
         data = stat.read()
     fields = data[data.rfind(b")") + 2 :].split()
     return int(fields[1]) if len(fields) > 1 else None
+
+
+def _read_euid(pid: int) -> int | None:
+    """The effective uid a process runs as (its status, not its /proc directory's owner, which is
+    root for a process made undumpable by dropping privileges, as `celery worker --uid` does)."""
+    with open(f"/proc/{pid}/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[2])
+    return None
 
 
 def _reserve() -> int | None:

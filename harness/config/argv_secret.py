@@ -26,9 +26,19 @@ _SECRET_WORDS = frozenset(
         "auth",
         "credential",
         "credentials",
+        "code",  # Azure Functions' ?code=
+        "jwt",
+        "bearer",
+        "session",
+        "hmac",
     ]
 )
 _WORD = re.compile(r"[_\-.]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # accessToken -> access Token
+
+
+def _words(name: str) -> set[str]:
+    return {word.lower() for part in _WORD.split(name) for word in _CAMEL.split(part) if word}
 
 
 def argv_secret(url: str) -> str | None:
@@ -40,8 +50,10 @@ def argv_secret(url: str) -> str | None:
         return None  # not a URL the flag's own parser takes: it says so
     if password:
         return "a password"
+    if parts.username:  # a bare user before the host is as often a token (https://TOKEN@host/)
+        return "a user name or token before its host"
     for name, value in parse_qsl(parts.query, keep_blank_values=False):
-        if value and _SECRET_WORDS.intersection(_WORD.split(name.lower())):
+        if value and _SECRET_WORDS.intersection(_words(name)):
             return f"a token in its query (`{name}=`)"
     return None
 

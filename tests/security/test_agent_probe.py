@@ -14,7 +14,7 @@ import uuid
 import pytest
 from oomlab.agent.store import Store
 
-from tests.agent.conftest import REDIS, AgentRun, wait_state
+from tests.agent.conftest import REDIS, AgentRun, wait_state, worker_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -56,12 +56,18 @@ os.kill(me, 9)
 """
 
 
-@pytest.mark.parametrize("fork", [False, True], ids=["program", "forked child"])
-def test_a_task_s_helper_cannot_forge_probe_events(tmp_path, other_user, fork):
+@pytest.mark.parametrize(
+    "fork, pool",
+    [(False, "prefork"), (True, "prefork"), (True, "solo")],
+    ids=["program", "forked child", "child forked by a solo worker's main process"],
+)
+def test_a_task_s_helper_cannot_forge_probe_events(tmp_path, other_user, fork, pool):
+    """With a solo (threads, gevent) pool a task runs in the main process, so its forked helper is a
+    child of the main process, as a pool child is: it runs as another user, and is not believed."""
     victim = str(uuid.uuid4())
     run = AgentRun(tmp_path)
     try:
-        run.start("--max-oom-redeliveries", "1")
+        run.start("--max-oom-redeliveries", "1", worker=worker_command("-P", pool))
         run.wait_ready()
         mod = run.app()
         code = FORGER.format(victim=victim, queue=run.queue)

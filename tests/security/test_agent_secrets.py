@@ -44,6 +44,11 @@ def _oomlab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
             "--alert-webhook-file",
         ),
         (["replay", "--redis", f"redis://:{TOKEN}@127.0.0.1:1/6"], "--redis-from-env"),
+        # a token as a bare user, and query names that are not cut at _ - . (camelCase, Azure's code, jwt)
+        (["agent", "--alert-webhook", f"https://{TOKEN}@hooks.example/x", "--", *worker_command()], "-from-env"),
+        (["agent", "--alert-webhook", f"https://h.example/x?accessToken={TOKEN}", "--", *worker_command()], "-file"),
+        (["agent", "--alert-webhook", f"https://h.example/api/x?code={TOKEN}", "--", *worker_command()], "-file"),
+        (["agent", "--alert-webhook", f"https://h.example/x?jwt={TOKEN}", "--", *worker_command()], "-file"),
         (
             ["replay", "--redis", "redis://127.0.0.1:1/6", "--broker", f"amqp://app:{TOKEN}@127.0.0.1:1//"],
             "--broker-file",
