@@ -108,9 +108,10 @@ def test_recommend_rate_proves_the_plans_fleet_by_running_it(oomlab, tmp_path):
 
 @pytest.mark.integration
 def test_a_fleet_that_cannot_start_under_its_limit_refutes_the_plan(tmp_path):
-    # 24 MiB holds no Celery worker: each replica's main process is OOM-killed at start, none says hello
+    # 32 MiB (the least the agent takes) holds no Celery worker: each replica's main process is OOM-killed at
+    # start, none says hello
     scenario = load_scenario("alloc")
-    options = RunOptions(memory="24MiB", concurrency=1, results_dir=str(tmp_path), start_timeout=10)
+    options = RunOptions(memory="32MiB", concurrency=1, results_dir=str(tmp_path), start_timeout=10)
     config = resolve(scenario, options)
     scale = fleet_scale(2, "prefork", 1, config.memory_bytes, cores=1)
     said: list[str] = []
