@@ -44,13 +44,21 @@ def agent_container(
 
 def receiver() -> tuple[HTTPServer, list[dict]]:
     """A webhook on 127.0.0.1 keeping every alert, stamped with when this host received it
-    (`host_received_monotonic`: an alert cannot have been seen later than that)."""
+    (`host_received_monotonic`: an alert cannot have been seen later than that), the path it was
+    posted to (`host_path`, query included) and its Authorization header (`host_authorization`)."""
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             alert = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            received.append({**alert, "host_received_monotonic": time.monotonic()})
+            received.append(
+                {
+                    **alert,
+                    "host_received_monotonic": time.monotonic(),
+                    "host_path": self.path,
+                    "host_authorization": self.headers.get("Authorization"),
+                }
+            )
             self.send_response(204)
             self.end_headers()
 

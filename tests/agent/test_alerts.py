@@ -64,26 +64,11 @@ def test_a_webhook_with_a_password_gets_it_as_basic_auth_and_never_prints_it():
     """user:password in the URL: urllib refuses it (InvalidURL), which once killed the alerts thread and
     printed the password; now it goes as an Authorization header and appears in no output."""
     import base64
-    import json
-    from http.server import BaseHTTPRequestHandler, HTTPServer
 
     from oomlab.agent.alerts import Alerts
     from oomlab.agent.kills import Kill
 
-    headers: list[str | None] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            headers.append(self.headers.get("Authorization"))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, received = receiver()
     said: list[str] = []
     try:
         alerts = Alerts.start(f"http://alice:S3cr%40t@127.0.0.1:{server.server_port}/hook", said.append)
@@ -95,6 +80,8 @@ def test_a_webhook_with_a_password_gets_it_as_basic_auth_and_never_prints_it():
         broken.flush(timeout=30)
     finally:
         server.shutdown()
-    assert headers == ["Basic " + base64.b64encode(b"alice:S3cr@t").decode()]
+    assert [alert["host_authorization"] for alert in received] == [
+        "Basic " + base64.b64encode(b"alice:S3cr@t").decode()
+    ]
     assert alerts.sent == 1 and broken.failed == 2 and len(said) == 2  # the thread lived on past the first
     assert not any("S3cr" in sentence for sentence in said), said

@@ -11,8 +11,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import psutil
 import pytest
@@ -20,6 +18,7 @@ from oomlab.agent.store import Store
 from oomlab.worker import proc
 from oomlab.worker.broker import redis_server_binary
 
+from bench.agent_common import receiver
 from tests.agent.conftest import AgentRun, wait_state, worker_command
 from tests.conftest import TIME_SCALE
 
@@ -62,25 +61,6 @@ def test_a_secret_on_the_command_line_is_refused(args, safe):
     assert TOKEN not in result.stderr + result.stdout
 
 
-def _receiver() -> tuple[HTTPServer, list[str]]:
-    """A webhook on 127.0.0.1 keeping the path (with its query) of every POST."""
-    paths: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            paths.append(self.path)
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, paths
-
-
 def _command_lines_and_environments(pid: int) -> list[tuple[str, str]]:
     """(command line, environment) of the agent and every process below it still there."""
     root = psutil.Process(pid)
@@ -105,7 +85,7 @@ def _files_under(path) -> str:
 @pytest.mark.integration
 @pytest.mark.services
 def test_a_webhook_token_given_by_environment_reaches_the_receiver_only(tmp_path):
-    server, paths = _receiver()
+    server, received = receiver()
     run = AgentRun(tmp_path)
     try:
         run.env["OOMLAB_TEST_HOOK"] = f"http://127.0.0.1:{server.server_port}/hook?token={TOKEN}"
@@ -113,8 +93,8 @@ def test_a_webhook_token_given_by_environment_reaches_the_receiver_only(tmp_path
         run.wait_ready()
         result = run.app().hog.delay(600)
         wait_state(result)
-        assert proc.wait_until(lambda: paths, 10 * TIME_SCALE), run.text()
-        assert paths == [f"/hook?token={TOKEN}"]  # the URL was used, token and all
+        assert proc.wait_until(lambda: received, 10 * TIME_SCALE), run.text()
+        assert [alert["host_path"] for alert in received] == [f"/hook?token={TOKEN}"]  # the URL was used, token and all
         assert proc.wait_until(lambda: len(_command_lines_and_environments(run.process.pid)) >= 3, 20 * TIME_SCALE)
         seen = _command_lines_and_environments(run.process.pid)  # the agent, the worker, its new pool child
         for command_line, environment in seen:  # the worker's: the variable was removed before it started
