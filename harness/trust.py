@@ -133,6 +133,77 @@ def is_trusted_dir(path: str) -> bool:
     return untrusted_reason(path) is None
 
 
+def temp_dir() -> str:
+    """The temporary directory (TMPDIR, else /tmp) for the directories oomlab makes there, or
+    NoPermission (exit 3): a sticky one like /tmp, where nobody can rename what is ours, or one only
+    we or root can write. In one another user can write without the sticky bit, they could move a
+    new directory of ours away and put theirs in its place (a worker would import from it)."""
+    path = tempfile.gettempdir()
+    if untrusted_reason(path) is not None and not _sticky_parent(path):
+        check_trusted_dir(path, "temporary directory (TMPDIR)")
+    return path
+
+
+_IMPORT_WALK_LIMIT = 50_000  # files and folders of one package looked at before giving up
+
+
+def app_top_name(app_ref: str) -> str:
+    """The top-level module Python imports first for a Celery app reference ("proj.celery:app" → "proj")."""
+    return app_ref.partition(":")[0].split(".")[0]
+
+
+def untrusted_import_reason(folder: str, top: str) -> str | None:
+    """Why importing the top-level name `top` with `folder` on sys.path could run what another user
+    wrote, or None. `folder` itself is checked by the caller; a trusted folder can still hold another
+    user's package (a checkout in /srv, a home in /home: `--app mallory` from /home imports
+    /home/mallory/celery.py as a namespace package). So every entry named `top` or `top.*` there, and
+    every file and folder inside a package, must be trusted too. An entry removed while it is looked at
+    (a deploy at that moment) is passed over: only a trusted user could have removed it, and it is not
+    there to import."""
+    try:
+        names = [n for n in os.listdir(folder) if n == top or n.startswith(f"{top}.")]
+    except OSError:
+        return None
+    seen = 0
+    for name in names:
+        path = os.path.join(folder, name)
+        if (st := _lstat(path)) is None:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            if reason := untrusted_file_reason(st):
+                return f"{path}: {reason}"
+            continue
+        if reason := untrusted_reason(path):
+            return f"{path}: {reason}"
+        for directory, dirs, files in os.walk(path):
+            for entry in dirs + files:
+                seen += 1
+                if seen > _IMPORT_WALK_LIMIT:
+                    return f"{path} holds more than {_IMPORT_WALK_LIMIT:,} files and folders to check"
+                inner = os.path.join(directory, entry)
+                if (entry_st := _lstat(inner)) is None:
+                    continue
+                kind = (stat.S_ISDIR, "a directory") if entry in dirs else (stat.S_ISREG, "a regular file")
+                if reason := _reason(entry_st, *kind):
+                    return f"{inner}: {reason}"
+    return None
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    """lstat, or None for an entry gone since its folder was listed."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def check_importable(folder: str, app_ref: str, what: str) -> None:
+    """NoPermission (exit 3) when importing the app `app_ref` names from `folder` could run another
+    user's code."""
+    if reason := untrusted_import_reason(folder, app_top_name(app_ref)):
+        raise NoPermission(f"refusing to import {what} from {folder}: {reason}")
+
+
 def check_trusted_dir(path: str, what: str) -> str:
     """`path` made absolute, or NoPermission (exit 3) naming `what` it is for and why it is refused."""
     reason = untrusted_reason(path)
@@ -376,7 +447,7 @@ def private_workdir(parent: str | None = None) -> str:
     """A new, empty 0700 directory a process oomlab starts works in: Celery's find_app puts the working
     directory first on sys.path whatever PYTHONSAFEPATH says, so it must be one nobody else can
     write and that holds nothing. The caller removes it at the end."""
-    return tempfile.mkdtemp(prefix="oomlab-cwd-", dir=parent)
+    return tempfile.mkdtemp(prefix="oomlab-cwd-", dir=parent or temp_dir())
 
 
 def python_argv(*args: str) -> list[str]:
@@ -389,7 +460,7 @@ def python_argv(*args: str) -> list[str]:
 def run_python(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
     """A child Python run to its end (subprocess.run's keywords) in a new, empty 0700 working
     directory, removed afterwards, with PYTHONSAFEPATH=1 for anything it starts in turn."""
-    with tempfile.TemporaryDirectory(prefix="oomlab-cwd-") as cwd:
+    with tempfile.TemporaryDirectory(prefix="oomlab-cwd-", dir=temp_dir()) as cwd:
         return subprocess.run(python_argv(*args), cwd=cwd, env={**(env or os.environ), **import_env()}, **kwargs)
 
 

@@ -14,13 +14,21 @@ TASK_SECONDS = 1.0  # the default timeout's allowance per task and pool process 
 
 @dataclass(frozen=True)
 class TaskCall:
-    """One message to send: which task, with what, and when (seconds after the worker is ready)."""
+    """One message to send: which task, with what, and when (seconds after the worker is ready).
+    `then`: the tasks chained after it (a Celery chain), each started by the worker once the one
+    before succeeds, with that one's return value as its first argument; their `at` and `label` are
+    not used, and a chained call's own `then` follows it."""
 
     task: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     at: float = 0.0
     label: str = ""
+    then: tuple[TaskCall, ...] = ()
+
+    def chained(self) -> list[TaskCall]:
+        """The calls chained after this one, in the order they run."""
+        return [one for call in self.then for one in (call, *call.chained())]
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ def in_time_order(calls: Iterable[TaskCall]) -> Iterator[TaskCall]:
 
 def call_names(calls: Iterable[TaskCall]) -> list[str]:
     """The distinct task names among the calls, sorted (one pass; nothing held per call)."""
-    return sorted({call.task for call in calls})
+    return sorted({name for call in calls for name in (call.task, *(then.task for then in call.chained()))})
 
 
 def plan_timeout(stated: float, tasks: int, concurrency: int) -> float:

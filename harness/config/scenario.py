@@ -23,7 +23,7 @@ import sys
 import sysconfig
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -33,7 +33,7 @@ from oomlab.config.plan_calls import PlanCalls
 from oomlab.config.plan_calls import TaskCall as TaskCall  # defined beside the plan's calls
 from oomlab.config.scenario_vetting import vet
 from oomlab.errors import BadInput, ExtraMissing, NoPermission, ScenarioFailed, ScenarioImportFailed
-from oomlab.trust import check_trusted_dir, private_dir, untrusted_file_reason
+from oomlab.trust import app_top_name, check_importable, check_trusted_dir, private_dir, untrusted_file_reason
 
 BUILTIN_PACKAGE = "oomlab.scenarios"
 # what a scenario's DEFAULTS (or a variant's defaults) may set: anything else is a typo, refused
@@ -98,11 +98,7 @@ def repeated(plan: Plan, at_least: int | None) -> Plan:
         return plan
     rounds = -(-at_least // len(plan.calls))
     span = max(call.at for call in plan.calls)
-    calls = [
-        TaskCall(call.task, call.args, call.kwargs, call.at + index * span, call.label)
-        for index in range(rounds)
-        for call in plan.calls
-    ]
+    calls = [replace(call, at=call.at + index * span) for index in range(rounds) for call in plan.calls]
     return Plan(calls, plan.timeout * rounds)
 
 
@@ -238,8 +234,27 @@ def check_plan(name: str, plan: Any) -> None:
         raise ScenarioFailed(
             f"scenario {name}'s plan() returned a Plan with {_kind(wrong)} among its calls, not a TaskCall"
         )
+    for call in calls:
+        check_chain(name, call)
     if isinstance(plan.timeout, bool) or not isinstance(plan.timeout, (int, float)) or not plan.timeout > 0:
         raise ScenarioFailed(f"scenario {name}'s plan() returned a Plan whose timeout is {plan.timeout!r}, not seconds")
+
+
+def check_chain(name: str, call: TaskCall, depth: int = 0) -> None:
+    """A call's `then` is a tuple or list of TaskCalls, chained at most MAX_CHAIN deep."""
+    if not isinstance(call.then, (tuple, list)):
+        raise ScenarioFailed(
+            f"scenario {name}'s call of {call.task} has then={_kind(call.then)}, not a tuple of TaskCalls"
+        )
+    for then in call.then:
+        if not isinstance(then, TaskCall):
+            raise ScenarioFailed(f"scenario {name}'s call of {call.task} chains {_kind(then)}, not a TaskCall")
+        if depth >= MAX_CHAIN:
+            raise ScenarioFailed(f"scenario {name}'s call of {call.task} chains more than {MAX_CHAIN} calls deep")
+        check_chain(name, then, depth + 1)
+
+
+MAX_CHAIN = 100  # calls chained one inside another's `then`: deeper is a plan's mistake, not a workflow
 
 
 def made_call(name: str, calls: PlanCalls, index: int) -> TaskCall:
@@ -250,6 +265,8 @@ def made_call(name: str, calls: PlanCalls, index: int) -> TaskCall:
         raise failure(name, f"making call {index} of its plan", exc) from None
     if not isinstance(call, TaskCall):
         raise ScenarioFailed(f"scenario {name}'s plan made {_kind(call)} as call {index}, not a TaskCall")
+    if call.then:
+        check_chain(name, call)
     return call
 
 
@@ -271,7 +288,7 @@ def app_import_root(app_ref: str) -> str:
     """The sys.path entry the module of a "module:attribute" app was imported from (its top-level
     package's parent directory), checked like a scenario's folder: the worker appends it after the
     standard library, so the user's app is found and nothing in that folder shadows an installed module."""
-    top = app_ref.partition(":")[0].split(".")[0]
+    top = app_top_name(app_ref)
     module = sys.modules.get(top) or importlib.import_module(top)
     where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
     if where is None:
@@ -279,7 +296,9 @@ def app_import_root(app_ref: str) -> str:
     root = os.path.dirname(os.path.abspath(where))
     if hasattr(module, "__path__") and getattr(module, "__file__", None):
         root = os.path.dirname(root)  # a package: its __init__.py is one level further down
-    return check_trusted_dir(root, "app's directory")
+    root = check_trusted_dir(root, "app's directory")
+    check_importable(root, app_ref, f"the app {app_ref}")  # the folder may be trusted and the package not
+    return root
 
 
 def resolve_app(app):
@@ -326,6 +345,22 @@ def failure(
     first_line = (str(exc).strip().splitlines() or [""])[0]
     said = f": {first_line}" if first_line else ""
     return kind(f"{label} {name} failed {stage}: {type(exc).__name__}{said}{shown}")
+
+
+def _with_path_hint(error: ScenarioFailed, ref: str, exc: BaseException) -> ScenarioFailed:
+    """A scenario file's import of a package that sits in the working directory, which is not on the
+    path (only the file's own folder is, last): the sentence says so and what to do."""
+    top = (getattr(exc, "name", None) or "").partition(".")[0]
+    if not (ref.endswith(".py") and isinstance(exc, ModuleNotFoundError) and top):
+        return error
+    here = os.getcwd()
+    if not (os.path.isdir(os.path.join(here, top)) or os.path.isfile(os.path.join(here, f"{top}.py"))):
+        return error
+    folder = os.path.dirname(os.path.abspath(ref))
+    return type(error)(
+        f"{error.message}; {top} is in the working directory, which is not on the path (only the scenario "
+        f"file's folder {folder} is): put the file beside {top}, or install your project (pip install -e .)"
+    )
 
 
 def _users_frame(exc: BaseException) -> tuple[str, int] | None:
@@ -413,9 +448,14 @@ def load_unvetted(name_or_path: str) -> Scenario:
     if name_or_path.endswith(".py"):
         ref = os.path.abspath(name_or_path)
     else:
+        if os.path.isfile(os.path.join(name_or_path, "run.json")):
+            raise BadInput(
+                f"{name_or_path} is a run's directory, not a scenario: give the scenario that run was given "
+                f"(a built-in name or its .py file)"
+            )
         if name not in builtin_names():
             raise BadInput(
-                f"unknown scenario {name!r}; built-in scenarios: {', '.join(builtin_names())} "
+                f"unknown scenario {name_or_path!r}; built-in scenarios: {', '.join(builtin_names())} "
                 f"(or give a path to a scenario .py file)"
             )
         ref = f"{BUILTIN_PACKAGE}.{name.replace('-', '_')}"
@@ -426,7 +466,7 @@ def load_unvetted(name_or_path: str) -> Scenario:
     except SCENARIO_ERRORS as exc:
         if not name_or_path.endswith(".py") and (needs := missing_extra(name, exc)):
             raise needs from None
-        raise failure(name, "to import", exc, ScenarioImportFailed) from None
+        raise _with_path_hint(failure(name, "to import", exc, ScenarioImportFailed), ref, exc) from None
     check_shapes(name, module)
     scenario = Scenario(
         name=name,
@@ -445,11 +485,15 @@ def load_unvetted(name_or_path: str) -> Scenario:
         check_scenario_defaults(f"scenario {name}'s variant {variant.name!r}", variant.defaults)
         validate.celery_setting_names(variant.celery_conf, f"scenario {name}'s variant {variant.name!r}")
         check_serializers(variant.celery_conf, f"scenario {name}'s variant {variant.name!r}")
+    if ref.endswith(".py") and isinstance(module.app, str):  # found beside the file: its folder is trusted, is it?
+        check_importable(os.path.dirname(ref), module.app, f"the app {module.app}")
     try:
         app = scenario.app  # resolve a "module:attribute" reference now, while errors are still clear
     except SCENARIO_ERRORS as exc:
         stage = f"to import its app {module.app}" if isinstance(module.app, str) else "to import"
-        raise failure(name, stage, exc, ScenarioImportFailed, fallback=_app_line(module)) from None
+        raise _with_path_hint(
+            failure(name, stage, exc, ScenarioImportFailed, fallback=_app_line(module)), scenario.module_ref, exc
+        ) from None
     from celery import Celery
 
     if not isinstance(app, Celery):

@@ -23,7 +23,7 @@ from oomlab.run.poison import PoisonGuard
 from oomlab.run.state import CHECKPOINT_SECONDS, RunState
 from oomlab.run.teardown import run_steps, shutdown
 from oomlab.run.worker_start import launch_spec, wait_until_ready
-from oomlab.trust import RunDirectory
+from oomlab.trust import RunDirectory, temp_dir
 from oomlab.worker.broker_connection import check_given, connect
 from oomlab.worker.leftovers import state_dir, sweep_stale
 from oomlab.worker.result_cleanup import delete_run_results
@@ -75,6 +75,7 @@ class Run(RunState):
         # within ~1 ms of waking instead of up to 5 ms (CPython's default)
         sys.setswitchinterval(0.0005)
         state_dir()  # refuses a state directory someone else could write before anything is made
+        temp_dir()  # and a TMPDIR where another user could swap the worker's directories
         check_given(self.config)  # an unreachable broker or backend: exit 5 with no run directory made
         try:
             RunDirectory.create(self.run_dir)  # the results directory trusted, the run's made new

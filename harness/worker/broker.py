@@ -11,6 +11,7 @@ import tempfile
 import redis
 from oomlab.errors import BrokerUnreachable
 from oomlab.record.redact import safe_url, without_password
+from oomlab.trust import temp_dir
 from oomlab.worker.leftovers import Lease
 from oomlab.worker.proc import spawn, stop, wait_until
 
@@ -45,7 +46,7 @@ class EmbeddedRedis:
 
     def start(self, lease: Lease, timeout: float = 10.0) -> None:
         if len(self.socket_path) > _MAX_SOCKET_PATH:
-            self.socket_dir = tempfile.mkdtemp(prefix="oomlab-")
+            self.socket_dir = tempfile.mkdtemp(prefix="oomlab-", dir=temp_dir())
             lease.add_path(self.socket_dir)
             self.socket_path = os.path.join(self.socket_dir, "redis.sock")
         lease.add_path(self.socket_path)

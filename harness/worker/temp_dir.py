@@ -11,12 +11,12 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from oomlab.errors import NoPermission
 from oomlab.probe.procfs import start_time_ticks
+from oomlab.trust import temp_dir
 from oomlab.worker.leftovers import TEMP_DIR_LEASE, Lease, sweep_stale
 
 PREFIX = "oomlab-worker-"
@@ -29,7 +29,7 @@ def private_temp_dir(lease: Lease | None = None) -> str:
     """A new 0700 directory, named in `lease` before it exists: a kill between the two leaves
     nothing the sweep would not find."""
     while True:
-        path = os.path.join(tempfile.gettempdir(), PREFIX + secrets.token_hex(6))
+        path = os.path.join(temp_dir(), PREFIX + secrets.token_hex(6))
         if lease is not None:
             lease.add_path(path)
         try:

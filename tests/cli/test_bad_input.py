@@ -20,6 +20,14 @@ def test_unknown_scenario(oomlab):
     _one_sentence(oomlab("run", "nope"), 2, "unknown scenario 'nope'; built-in scenarios: alloc")
 
 
+def test_a_run_directory_given_as_the_scenario_is_named_as_one(oomlab, tmp_path):
+    run_dir = tmp_path / "20261207-154330-billing_scenario-44dbcd"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    said = f"{run_dir} is a run's directory, not a scenario: give the scenario that run was given"
+    _one_sentence(oomlab("recommend", str(run_dir), "--memory", "256MiB"), 2, said)
+
+
 def test_bad_size(oomlab):
     _one_sentence(oomlab("run", "alloc", "--memory", "lots"), 2, "'lots' is not a memory size")
 
@@ -40,6 +48,22 @@ def test_scenario_import_error(oomlab, tmp_path):
     path = tmp_path / "broken.py"
     path.write_text("import module_that_does_not_exist\napp = None\ndef plan(ctx): pass\n")
     _one_sentence(oomlab("run", str(path)), 6, "scenario broken failed to import: ModuleNotFoundError")
+
+
+def test_a_scenario_in_a_subfolder_is_told_its_package_in_the_working_directory_is_not_on_the_path(tmp_path):
+    from tests.conftest import oomlab_cmd
+
+    (tmp_path / "billing").mkdir()
+    (tmp_path / "billing" / "__init__.py").write_text("")
+    (tmp_path / "scenarios").mkdir()
+    scenario = tmp_path / "scenarios" / "billing_load.py"
+    scenario.write_text("from oomlab import Plan\n\napp = 'billing.celery:app'\ndef plan(ctx): return Plan([])\n")
+    done = subprocess.run(oomlab_cmd("run", str(scenario)), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 6 and done.stderr.count("\n") == 1, done.stderr
+    assert (
+        f"billing is in the working directory, which is not on the path (only the scenario file's folder "
+        f"{tmp_path / 'scenarios'} is): put the file beside billing, or install your project" in done.stderr
+    ), done.stderr
 
 
 def test_an_app_import_error_names_the_users_file_and_line(oomlab, tmp_path):

@@ -11,6 +11,8 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -102,20 +104,27 @@ def public_tmp():
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def private_redis(tmp_path):
-    """A redis-server of the test's own on a unix socket: its URL."""
-    socket_path = str(tmp_path / "redis.sock")
-    redis = subprocess.Popen(
-        [redis_server_binary(), "--port", "0", "--unixsocket", socket_path, "--save", "", "--appendonly", "no"],
+@contextmanager
+def own_redis(socket_path: str, *args: str) -> Iterator[None]:
+    """A redis-server of the test's own on a unix socket (with `args`, as --requirepass), until the block ends."""
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", "0", "--unixsocket", socket_path, "--save", "", "--appendonly", "no", *args],
         stdout=subprocess.DEVNULL,
     )
     try:
         assert proc.wait_until(lambda: os.path.exists(socket_path), 10 * TIME_SCALE), "redis did not start"
-        yield f"redis+socket://{socket_path}"
+        yield
     finally:
-        redis.kill()
-        redis.wait()
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own on a unix socket: its URL."""
+    socket_path = str(tmp_path / "redis.sock")
+    with own_redis(socket_path):
+        yield f"redis+socket://{socket_path}"
 
 
 def secret_file(path: str, text: str = "root's own secret\n") -> str:

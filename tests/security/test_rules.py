@@ -9,7 +9,17 @@ import pytest
 from oomlab.errors import NoPermission
 from oomlab.record.redact import mask_settings, mask_urls, safe_url, secret_name, without_password
 from oomlab.record.schema import RunRecord
-from oomlab.trust import RefusedLink, check_trusted_dir, create_private, open_nofollow, private_dir, untrusted_reason
+from oomlab.trust import (
+    RefusedLink,
+    app_top_name,
+    check_importable,
+    check_trusted_dir,
+    create_private,
+    open_nofollow,
+    private_dir,
+    untrusted_import_reason,
+    untrusted_reason,
+)
 
 
 @pytest.mark.parametrize(
@@ -122,3 +132,29 @@ def test_ones_own_directory_is_made_in_a_sticky_one_and_anothers_is_refused(tmp_
     os.chmod(sticky, 0o777)  # not sticky: anyone could rename a level away between two steps
     with pytest.raises(NoPermission, match="other users can write to it"):
         private_dir(str(sticky / "oomlab-1" / "oomlab"), "state directory")
+
+
+def test_a_package_file_removed_while_it_is_checked_is_passed_over_and_a_foreign_one_refused(tmp_path, monkeypatch):
+    """A deploy may remove a file between the folder's listing and its lstat: that is no reason to
+    refuse, and never a traceback; another user's file in the package still is."""
+    package = tmp_path / "proj"
+    package.mkdir()
+    for name in ("__init__.py", "tasks.py", "gone.py"):
+        (package / name).write_text("")
+    real_lstat = os.lstat
+    removed = []
+
+    def lstat_after_a_deploy(path, *args, **kwargs):
+        if str(path).endswith("gone.py") and not removed:
+            os.unlink(path)  # really gone: the kernel's own ENOENT follows
+            removed.append(path)
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat_after_a_deploy)
+    assert untrusted_import_reason(str(tmp_path), app_top_name("proj.celery:app")) is None
+    assert removed, "the removal was met"
+    check_importable(str(tmp_path), "proj:app", "the app proj:app")  # no refusal, no traceback
+    monkeypatch.undo()
+    os.chown(package / "tasks.py", 4242, 4242)
+    with pytest.raises(NoPermission, match=r"proj/tasks\.py: it belongs to uid 4242"):
+        check_importable(str(tmp_path), "proj.celery:app", "the app proj.celery:app")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from oomlab.errors import OomlabError
-from oomlab.trust import run_python
+from oomlab.trust import run_python, temp_dir
 from oomlab.version import __version__
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def worker_image(base: str = DEFAULT_BASE) -> str:
             f"the base image {base} is not present and no registry may be reachable; "
             f"build or load it, or set OOMLAB_DOCKER_BASE"
         )
-    with tempfile.TemporaryDirectory() as context:
+    with tempfile.TemporaryDirectory(dir=temp_dir()) as context:
         shutil.copy(os.path.join(PROJECT, "workers", "Dockerfile"), context)
         _make_wheelhouse(os.path.join(context, "wheels"))
         _build(context, base, tag)
