@@ -12,11 +12,14 @@ engine is reachable, the same KILLS kills in a container with the agent as its e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import psutil
 from oomlab.record.schema import Spread
@@ -69,8 +72,10 @@ def _worker_main(process, mode: str) -> psutil.Process:
     return top if mode == "bare" else top.children()[0]
 
 
-def one_round(mode: str, tasks: int = TASKS) -> dict:
-    """Throughput, the pool children's CPU per task, and (under the agent) the agent's RSS after the tasks."""
+@contextlib.contextmanager
+def _running_worker(mode: str, *agent_args: str) -> Iterator[tuple[Any, str, str]]:
+    """The bench's worker (bare, or under `oomlab agent` with `agent_args`) in a leased group of its own
+    on an embedded Redis, ready: (its process, the broker's URL, its queue); stopped after."""
     with (
         leased_group("bench-agent", 1 << 30) as (lease, group),
         tempfile.TemporaryDirectory() as tmp,
@@ -83,50 +88,42 @@ def one_round(mode: str, tasks: int = TASKS) -> dict:
             queue = f"bench.agent.{os.path.basename(group.path)}"
             log = os.path.join(tmp, "worker.log")
             env = _env(broker.url, queue, worker_tmp)
-            process = proc.spawn(_argv(mode, queue), log_path=log, env=env, cwd=REPO, join_cgroup=group.procs_file)
+            argv = _argv(mode, queue, *agent_args)
+            process = proc.spawn(argv, log_path=log, env=env, cwd=REPO, join_cgroup=group.procs_file)
             lease.add_process(process.pid)
             _wait_ready(log, process)
-            main = _worker_main(process, mode)
-            conf = {"broker_url": broker.url, "result_backend": broker.url, "task_default_queue": queue}
-            _throughput(conf, 50)  # warm-up: imports, connections and the first pages of every child
-            cpu = _pool_cpu(main)
-            timed = _throughput(conf, tasks)
-            cpu = _pool_cpu(main) - cpu
-            figures = {"per_s": timed.per_s, "pool_cpu_s_per_task": cpu / tasks}
-            if mode == "agent":
-                agent = psutil.Process(process.pid).memory_full_info()
-                figures.update(agent_rss_bytes=agent.rss, agent_uss_bytes=agent.uss)
-            return figures
+            yield process, broker.url, queue
         finally:
             if process is not None:
                 proc.stop(process, grace=10.0, on_timeout=group.kill_all)
             broker.stop()
 
 
+def one_round(mode: str, tasks: int = TASKS) -> dict:
+    """Throughput, the pool children's CPU per task, and (under the agent) the agent's RSS after the tasks."""
+    with _running_worker(mode) as (process, url, queue):
+        main = _worker_main(process, mode)
+        conf = {"broker_url": url, "result_backend": url, "task_default_queue": queue}
+        _throughput(conf, 50)  # warm-up: imports, connections and the first pages of every child
+        cpu = _pool_cpu(main)
+        timed = _throughput(conf, tasks)
+        cpu = _pool_cpu(main) - cpu
+        figures = {"per_s": timed.per_s, "pool_cpu_s_per_task": cpu / tasks}
+        if mode == "agent":
+            agent = psutil.Process(process.pid).memory_full_info()
+            figures.update(agent_rss_bytes=agent.rss, agent_uss_bytes=agent.uss)
+        return figures
+
+
 def detection(kills: int) -> dict:
     """The agent's own detection time of `kills` pool-child OOM kills, and its RSS after them."""
     server, received = receiver()
-    with (
-        leased_group("bench-agent", 1 << 30) as (lease, group),
-        tempfile.TemporaryDirectory() as tmp,
-        worker_temp_dir(lease) as worker_tmp,  # billiard's pymp-* dirs, removed after the worker, as oomlab run's
-    ):
-        broker = EmbeddedRedis(tmp)
-        process = None
-        try:
-            broker.start(lease)
-            queue = f"bench.agent.{os.path.basename(group.path)}"
-            log = os.path.join(tmp, "worker.log")
-            hook = f"http://127.0.0.1:{server.server_port}/"
-            argv = _argv("agent", queue, "--memory", "256MiB", "--alert-webhook", hook)
-            process = proc.spawn(
-                argv, log_path=log, env=_env(broker.url, queue, worker_tmp), cwd=REPO, join_cgroup=group.procs_file
-            )
-            lease.add_process(process.pid)
-            _wait_ready(log, process)
+    hook = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        with _running_worker("agent", "--memory", "256MiB", "--alert-webhook", hook) as (process, url, queue):
             from celery import Celery
 
-            client = Celery("bench-agent-client", broker=broker.url, backend=broker.url)
+            client = Celery("bench-agent-client", broker=url, backend=url)
             client.conf.task_default_queue = queue
             for index in range(kills):
                 result = client.send_task("bench.hog", args=(600,))
@@ -143,11 +140,8 @@ def detection(kills: int) -> dict:
                 "agent_rss_bytes": rss.rss,
                 "agent_uss_bytes": rss.uss,
             }
-        finally:
-            if process is not None:
-                proc.stop(process, grace=10.0, on_timeout=group.kill_all)
-            broker.stop()
-            server.shutdown()
+    finally:
+        server.shutdown()
 
 
 _PROBE_MICRO = r"""

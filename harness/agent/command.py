@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from oomlab.agent import worker_process
@@ -56,6 +58,21 @@ def check_command(command: list[str]) -> None:
             "the worker cannot --detach (-D) under the agent, which must stay its parent to watch it: "
             "drop the option and run the agent itself as the service; nothing was started"
         )
+
+
+def warn_command_secrets(command: list[str]) -> None:
+    """The worker's own command line is the user's, run unchanged; a URL in it with a password can be
+    read by every local user (ps) while the worker runs: said once, never shown."""
+    from oomlab.config.argv_secret import argv_secret, shown_url
+
+    for argument in command:
+        url = argument.split("=", 1)[1] if argument.startswith("--") and "=" in argument else argument
+        if "://" in url and (secret := argv_secret(url)):
+            say(
+                f"the worker's command line holds a URL with {secret} ({shown_url(url)}): every local user can "
+                f"read it (ps) while the worker runs; set it in the app's configuration or the environment "
+                f"(CELERY_BROKER_URL, CELERY_RESULT_BACKEND) instead"
+            )
 
 
 def check_webhook(url: str | None) -> None:
@@ -129,21 +146,42 @@ def serve_metrics(address: tuple[str, int] | None):
         return None
 
 
-def report_main_kill(watcher: Watcher, repairer: Repairer, code: int) -> None:
+def started_line(pid: int, limit: int | None, metrics: tuple[str, int] | None) -> str:
+    """What the agent watches, said once it does: an operator's first sign it is there."""
+    from oomlab.config.sizes import format_size
+
+    group = f"a memory group limited to {format_size(limit)}" if limit is not None else "a memory group with no limit"
+    served = f"; metrics on http://{metrics[0]}:{metrics[1]}/metrics" if metrics is not None else ""
+    return f"watching the worker (pid {pid}) in {group}{served}"
+
+
+def exit_summary(code: int, seconds: float, tally: Counter[str], main_killed: bool) -> str:
+    """The agent's last line: how the worker ended and what the agent saw and did while it ran."""
+    from oomlab.config.durations import format_seconds
+
+    kills = tally["kills"] + main_killed
+    seen = f"{kills} kill(s) seen" if kills else "no kill seen"
+    if tally["marked_failure"] or tally["dead_lettered"]:
+        seen += f", {tally['marked_failure']} task(s) marked FAILURE, {tally['dead_lettered']} dead-lettered"
+    return f"the worker exited with {code} after {format_seconds(seconds)}; {seen}"
+
+
+def report_main_kill(watcher: Watcher, repairer: Repairer, code: int) -> bool:
     """The worker's main process killed (the OOM killer at start, under too small a limit): one line,
-    and the metrics and alerts; the agent's exit code stays the worker's."""
+    and the metrics and alerts; the agent's exit code stays the worker's. True when it was."""
     try:
         kill = watcher.main_killed(code)
     except OSError:
-        return
+        return False
     if kill is None:
-        return
+        return False
     say(f"{kill.describe()}; the worker exits with {code}")
     for listener in repairer.listeners:
         try:
             listener(kill)
         except Exception as exc:
             say(f"a kill's listener failed: {exc!r}")
+    return True
 
 
 def start_events(url: EventsUrl, replica: str | None):
@@ -181,8 +219,30 @@ def hello_on_ready(events, watcher: Watcher):
     return on_line
 
 
+def pin_on_ready():
+    """Once the worker is ready (the agent's loop has run through its code by then), that code is
+    locked in memory: the agent shares the worker's group, whose limit would evict it (agent.resident)."""
+    done = False
+
+    def on_line(line) -> None:
+        nonlocal done
+        if done or line["ev"] != agent_events.APP:
+            return
+        done = True
+        from oomlab.agent.resident import pin_resident_code
+
+        pinned = pin_resident_code()
+        if pinned.error is not None:
+            say(
+                f"cannot keep the agent's code in memory ({pinned.error}): at the group's limit a kill can be seen late"
+            )
+
+    return on_line
+
+
 def run(options: AgentOptions) -> int:
     check_command(options.command)
+    warn_command_secrets(options.command)
     check_webhook(options.alert_webhook)
     worker_process.check_workdir(options.command)
     metrics = serve_metrics(options.metrics)
@@ -211,6 +271,7 @@ def run(options: AgentOptions) -> int:
             made.remove()
         release_temp_dir(tmp, tmp_lease)
         raise BadInput(f"cannot start `{options.command[0]}`: {exc.strerror or exc}") from None
+    started = time.monotonic()
     theirs.close()
     hand_over(tmp_lease, process.pid)
     worker_process.forward_signals(process.pid)
@@ -231,6 +292,8 @@ def run(options: AgentOptions) -> int:
             events.memory = group_memory(group)
             watcher.line_listeners.append(hello_on_ready(events, watcher))
             watcher.line_listeners.append(events.probe_line)
+        if made is None and watcher.memory()[1] is not None:  # the agent shares the worker's limited group
+            watcher.line_listeners.append(pin_on_ready())
         watcher.report_to(say)  # what it cannot do, said once each: now, and as it comes
         if metrics is not None:
             metrics.attach(watcher, repairer)
@@ -241,6 +304,7 @@ def run(options: AgentOptions) -> int:
             repairer.listeners.append(alerts.post)
         repairer.start()
         watcher.start()
+        say(started_line(process.pid, watcher.memory()[1], options.metrics if metrics is not None else None))
     except Exception as exc:  # the agent's watching failed: the worker goes on regardless
         say(f"cannot watch the worker ({exc!r}); it runs on unwatched")
     code = worker_process.wait(process.pid)
@@ -248,8 +312,8 @@ def run(options: AgentOptions) -> int:
         watcher.stop()
     if repairer.is_alive():
         repairer.stop()
-    if watcher is not None:
-        report_main_kill(watcher, repairer, code)
+    main_killed = watcher is not None and report_main_kill(watcher, repairer, code)
+    say(exit_summary(code, time.monotonic() - started, repairer.tally, main_killed))
     if alerts is not None:
         alerts.flush(timeout=3)
     if events is not None:

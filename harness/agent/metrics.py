@@ -5,8 +5,14 @@ is made printable text in one place (`label`), so no name a message brings can b
 The server is prometheus-client's WSGI app in a server of the agent's own: any local user can connect
 to the port, and a thread and a file descriptor per connection held open for ever would let one
 exhaust the agent's (its pidfds then fail, or take numbers select() refuses). So a connection gets
-CONNECTION_TIMEOUT_S per read and CONNECTION_DEADLINE_S in all, at most MAX_CONNECTIONS are served at
-once, and the rest are closed as they come."""
+CONNECTION_TIMEOUT_S per read and CONNECTION_DEADLINE_S in all, and at most MAX_CONNECTIONS are open
+at once. When all are taken, a new connection takes the place of the oldest one that has not yet
+sent its whole request: a scraper sends its request as it connects and is served at once, so a local
+user holding every place with half-sent requests no longer keeps Prometheus out (it would have to
+open connections faster than a scraper's request takes to arrive); a new connection is closed only
+when every place serves a whole request. A request's line and headers are read up to REQUEST_HEAD_BYTES
+(Python's own parser takes 100 headers of 64 KiB each: 16 connections could have made the agent
+hold ~100 MiB, in the very group whose limit its worker's tasks are judged by)."""
 
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ MAX_CONNECTIONS = 16  # a scraper or two, and room for a person with curl
 CONNECTION_TIMEOUT_S = 5.0
 CONNECTION_DEADLINE_S = 10.0
 LABEL_MAX = 200  # characters of a label value
+REQUEST_HEAD_BYTES = 16 << 10  # a scrape's request line and headers are a few hundred bytes
 
 
 def label(value: object) -> str:
@@ -113,11 +120,53 @@ class AgentMetrics:
             self.dead.labels(task=task).inc()
 
 
+def _cut(request: socket.socket) -> None:
+    """A connection ended under its thread: the thread's read returns, and it ends and closes it."""
+    try:
+        request.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _CappedReader:
+    """A connection's reads, `left` bytes in all: past them a read returns b"", which ends the headers
+    (or the request line) there."""
+
+    def __init__(self, raw: Any, left: int):
+        self._raw, self._left = raw, left
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._take(self._raw.readline, size)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._take(self._raw.read, size)
+
+    def _take(self, read: Any, size: int | None) -> bytes:
+        if self._left <= 0:
+            return b""
+        data: bytes = read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 class QuietHandler(WSGIRequestHandler):
     """One request per connection, each read bounded; no log line per request (a scraper's every few
     seconds, or a stranger's, would fill the agent's log)."""
 
     timeout = CONNECTION_TIMEOUT_S
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _CappedReader(self.rfile, REQUEST_HEAD_BYTES)  # type: ignore[assignment]
+
+    def parse_request(self) -> bool:
+        whole = super().parse_request()
+        if whole:
+            self.server.request_read(self.request)  # type: ignore[attr-defined]
+        return whole
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -132,7 +181,8 @@ class MetricsServer(ThreadingMixIn, WSGIServer):
     request_queue_size = 64  # the listen backlog: connections the kernel holds, not the agent
 
     def __init__(self, *args: Any, **kwargs: Any):
-        self.open: dict[socket.socket, float] = {}  # connection -> when it was accepted
+        self.open: dict[socket.socket, float] = {}  # connection -> when it was accepted, oldest first
+        self.requested: set[socket.socket] = set()  # those whose whole request has arrived
         self.lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
@@ -145,13 +195,20 @@ class MetricsServer(ThreadingMixIn, WSGIServer):
             raise
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        evicted: socket.socket | None = None
         with self.lock:
-            full = len(self.open) >= MAX_CONNECTIONS
-            if not full:
+            if len(self.open) >= MAX_CONNECTIONS:
+                evicted = next((old for old in self.open if old not in self.requested), None)
+                if evicted is not None:
+                    del self.open[evicted]  # its place is the new one's; its thread ends at its next read
+            refused = len(self.open) >= MAX_CONNECTIONS
+            if not refused:
                 self.open[request] = time.monotonic()
-        if full:
+        if refused:
             self.shutdown_request(request)
             return
+        if evicted is not None:
+            _cut(evicted)
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -164,19 +221,23 @@ class MetricsServer(ThreadingMixIn, WSGIServer):
         finally:
             self._forget(request)
 
+    def request_read(self, request: Any) -> None:
+        """The connection's whole request has arrived: it is being served, and keeps its place."""
+        with self.lock:
+            if request in self.open:
+                self.requested.add(request)
+
     def _forget(self, request: Any) -> None:
         with self.lock:
             self.open.pop(request, None)
+            self.requested.discard(request)
 
     def service_actions(self) -> None:
         cutoff = time.monotonic() - CONNECTION_DEADLINE_S
         with self.lock:
             late = [request for request, accepted in self.open.items() if accepted < cutoff]
         for request in late:
-            try:
-                request.shutdown(socket.SHUT_RDWR)  # its thread's read returns: it ends and closes it
-            except OSError:
-                pass
+            _cut(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that timed out or went away: nothing to say (any local user can cause it)."""

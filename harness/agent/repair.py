@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,13 @@ class OOMKilled(Exception):
     """What a task killed by the OOM killer (or SIGKILL) failed with, as the agent stores it."""
 
 
+# what a repair's tags (kept as they are in the webhook's JSON, `repaired`) say in the agent's log
+SAID = {
+    "marked_failure": "marked FAILURE in the result backend, task-failed sent",
+    "dead_lettered": "dead-lettered (`oomlab replay` sends it again)",
+}
+
+
 class Repairer(threading.Thread):
     def __init__(self, max_redeliveries: int, report: Callable[[str], None]):
         super().__init__(name="oomlab-agent-repair", daemon=True)
@@ -45,6 +53,7 @@ class Repairer(threading.Thread):
         self.failed: dict[str, str] = {}  # task id -> the error message stored (written again after Celery's own)
         self.done: list[Kill] = []  # kills handled, newest last (bounded)
         self.listeners: list[Callable[[Kill], None]] = []  # metrics and alerts, after the repair
+        self.tally: Counter[str] = Counter()  # kills handled, and each repair done: the exit summary
         self._dispatcher: Any = None
 
     # --- from the watcher's thread: never blocks ------------------------------------------------
@@ -174,7 +183,9 @@ class Repairer(threading.Thread):
         self.done.append(kill)
         del self.done[:-1000]
         named = f" (named from the {kill.named_by}, before its exit)" if kill.named_by else ""
-        self.report(f"{kill.describe()}{named}; {', '.join(kill.outcome) or 'nothing to repair'}")
+        self.tally.update(["kills", *(tag for tag in kill.outcome if tag in SAID)])
+        said = ", ".join(SAID.get(tag, tag) for tag in kill.outcome)
+        self.report(f"{kill.describe()}{named}; {said or 'nothing to repair'}")
         for listener in self.listeners:
             try:
                 listener(kill)

@@ -10,6 +10,7 @@ import uuid
 from oomlab.agent.store import Store
 from oomlab.errors import BadInput, ScenarioFailed
 from oomlab.record.redact import safe_url
+from oomlab.trust import app_top_name, check_importable, check_trusted_dir
 
 
 def list_dead(redis_url: str, app_name: str, app_given: bool = True) -> list[tuple[str, str, str]]:
@@ -46,7 +47,10 @@ def user_app(name: str):
     from celery import Celery
     from celery.app.utils import find_app
 
-    top = name.split(":")[0].split(".")[0]
+    # as root, what another user can write is never imported: a module planted under the app's name
+    top = app_top_name(name)
+    check_trusted_dir(os.getcwd(), f"working directory --app {name} would be imported from")
+    check_importable(os.getcwd(), name, f"--app {name}")  # and what in it bears the name
     sys.path.insert(0, os.getcwd())
     try:
         app = find_app(name)

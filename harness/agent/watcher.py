@@ -1,7 +1,7 @@
-"""One thread that waits on every source at once (poll: any number of fds, any fd number): the probe's socket, a pidfd per pool
-child and for the worker's main process, the memory cgroup's OOM notifier and /dev/kmsg where
-readable. It keeps only what attribution needs (the task in flight in each process), never a
-record per task, so it stays small in a worker that runs for months.
+"""One thread that waits on every source at once (observe.detectors.readable: any fd number): the
+probe's socket, a pidfd per pool child and for the worker's main process, the memory cgroup's OOM
+notifier and /dev/kmsg where readable. It keeps only what attribution needs (the task in flight in
+each process), never a record per task, so it stays small in a worker that runs for months.
 
 A process that exits without the probe's child_shutdown and with a task in flight was killed; the
 cgroup's oom_kill counter (or the kernel log naming it) says whether by the OOM killer. Where the

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from oomlab.agent.probe_inbox import stamp_senders
 from oomlab.probe.agent_events import LOADER, LOADER_ENV
 from oomlab.probe.channel import FD_ENV, PATH_ENV
-from oomlab.trust import check_trusted_dir, import_env
+from oomlab.trust import check_importable, check_trusted_dir, import_env
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 _SNDBUF = 4 << 20  # room for bursts of events while the agent's thread is busy
@@ -44,9 +44,26 @@ def check_workdir(command: list[str]) -> None:
     CELERY_WORKDIR) changes to before anything is imported, and Celery imports from there first (its
     -A app, and the probe's loader, `oomlab...`, which the agent adds): each refused (NoPermission,
     exit 3) when another user could plant an `oomlab/` there."""
-    check_trusted_dir(os.getcwd(), "working directory the worker would start in")
+    folders = [check_trusted_dir(os.getcwd(), "working directory the worker would start in")]
     for workdir in celery_workdirs(command):
-        check_trusted_dir(workdir, "--workdir the worker would change to")
+        folders.append(check_trusted_dir(workdir, "--workdir the worker would change to"))
+    app = celery_app_name(command)
+    if app is None:
+        return
+    for folder in folders:  # a trusted folder may still hold another user's package
+        check_importable(folder, app, f"the worker's app {app}")
+
+
+def celery_app_name(command: list[str]) -> str | None:
+    """`celery -A NAME` / `--app NAME` / `--app=NAME` / `-ANAME`: what Celery imports first."""
+    for i, part in enumerate(command):
+        if part in ("-A", "--app") and i + 1 < len(command):
+            return command[i + 1]
+        if part.startswith("--app="):
+            return part.split("=", 1)[1]
+        if part.startswith("-A") and len(part) > 2:
+            return part[2:]
+    return None
 
 
 def celery_workdirs(command: list[str]) -> list[str]:

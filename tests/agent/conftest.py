@@ -19,6 +19,11 @@ AMQP = os.environ.get("OOMLAB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
 HERE = Path(__file__).parent
 
 
+def agent_lines(text: str) -> list[str]:
+    """The agent's own lines in a log it shares with the worker."""
+    return [line for line in text.splitlines() if line.startswith("oomlab agent:")]
+
+
 def worker_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "user_app", "worker", "-c", "1", "-l", "info", *extra]
 
@@ -138,6 +143,12 @@ def agent_run(tmp_path):
         run.cleanup()
 
 
+def locked_bytes(pid: int) -> int:
+    """A process's locked memory (VmLck)."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmLck:"))
+
+
 def wait_state(result, states=("FAILURE", "SUCCESS"), timeout: float = 30) -> float:
     """Seconds until the result reached one of `states`."""
     start = time.monotonic()
@@ -146,6 +157,27 @@ def wait_state(result, states=("FAILURE", "SUCCESS"), timeout: float = 30) -> fl
             return time.monotonic() - start
         time.sleep(0.005)
     raise AssertionError(f"{result.id} stayed {result.state}")
+
+
+def dead_letters_key(run: AgentRun) -> str:
+    """The Redis hash where the agent keeps its app's dead letters, by task id."""
+    return f"oomlab:agent:{run.name}:dead"
+
+
+def wait_dead_letter(run: AgentRun, task_id: str, timeout: float = 60) -> dict:
+    """The agent's dead letter for `task_id` (its Redis hash `oomlab:agent:<app>:dead`), once written."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    key = dead_letters_key(run)
+    deadline = time.monotonic() + timeout
+    while not client.hexists(key, task_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    entry = client.hget(key, task_id)
+    assert entry is not None, f"no dead letter for {task_id} in {timeout} s:\n{run.text()}"
+    return json.loads(entry)
 
 
 def wait_oomkilled(result, timeout: float = 30):

@@ -91,7 +91,8 @@ def _agent(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "memory,phrase",
     [
-        ("--memory=", "'' is not a memory size"),  # not "no limit"
+        ("--memory=", "--memory is empty; give a size such as 256MiB"),  # not "no limit"
+        ("--memory=256", "--memory 256 has no unit: write 256MiB"),
         ("--memory=1KiB", "--memory 1KiB is below 32 MiB, the least the agent accepts"),
         ("--memory=31MiB", "--memory 31MiB is below 32 MiB"),
     ],

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.agent.conftest import REDIS, wait_oomkilled, wait_state, worker_command
+from tests.agent.conftest import REDIS, agent_lines, wait_oomkilled, wait_state, worker_command
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -24,17 +24,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _agent_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("oomlab agent:")]
-
-
 def test_an_unreadable_cgroup_is_one_line_and_kills_are_still_seen(agent_run):
     """The agent in a mount namespace where /sys/fs/cgroup is an empty tmpfs: no group to read."""
     hide = ["unshare", "--mount", "sh", "-c", 'mount -t tmpfs none /sys/fs/cgroup && exec "$@"', "sh"]
     with agent_run() as run:
         process = run.start(worker=worker_command("-n", run.node), wrap=hide)
         run.wait_ready()
-        said = [line for line in _agent_lines(run.text()) if "unwatched" in line]
+        said = [line for line in agent_lines(run.text()) if "unwatched" in line]
         assert len(said) == 1 and "the worker runs unwatched by the cgroup" in said[0], run.text()
         assert "peaks are unknown" in run.text()  # not "from the cgroup": there is none to read
         app = run.app()
@@ -66,7 +62,7 @@ def test_a_broker_or_backend_down_at_start_the_worker_runs_on(agent_run, tmp_pat
             deadline = time.monotonic() + 30
             while "result backend is unreachable" not in run.text() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            said = [line for line in _agent_lines(run.text()) if "unreachable" in line]
+            said = [line for line in agent_lines(run.text()) if "unreachable" in line]
             assert len(said) == 1, run.text()
         assert run.process is not None and run.process.poll() is None
         server = subprocess.Popen(

@@ -4,7 +4,6 @@ redelivered after each OOM kill until its N-th, then revoked, dead-lettered and 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import uuid
 import pytest
 import redis
 
-from tests.agent.conftest import REDIS, wait_state, worker_command
+from tests.agent.conftest import REDIS, dead_letters_key, wait_dead_letter, wait_state, worker_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -28,11 +27,8 @@ def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(ag
         mod = run.app()
         result = mod.poison.delay(600)
         client = redis.Redis.from_url(REDIS)
-        dead_key = f"oomlab:agent:{run.name}:dead"
-        deadline = time.monotonic() + 60
-        while not client.hexists(dead_key, result.id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        entry = json.loads(client.hget(dead_key, result.id))
+        dead_key = dead_letters_key(run)
+        entry = wait_dead_letter(run, result.id)
         assert entry["message"]["name"] == "user_app.poison" and entry["message"]["args"] == [600]
         assert len(entry["kills"]) == 2 and all(k["cause"] == "oom" for k in entry["kills"])
         deadline = time.monotonic() + 5  # the agent's line follows the dead letter, once the task is marked
@@ -49,26 +45,14 @@ def test_a_poison_task_stops_after_n_kills_and_is_dead_lettered_then_replayed(ag
         assert final.state == "FAILURE" and "dead-lettered after 2 OOM kills" in str(final.result), final.result
 
         listed = subprocess.run(
-            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name],
+            [*REPLAY, "--redis", REDIS, "--app", run.name],
             capture_output=True,
             text=True,
             check=True,
         )
         assert result.id in listed.stdout and "user_app.poison" in listed.stdout
         sent = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "oomlab",
-                "replay",
-                "--redis",
-                REDIS,
-                "--broker",
-                run.broker,
-                "--app",
-                run.name,
-                result.id,
-            ],
+            [*REPLAY, "--redis", REDIS, "--broker", run.broker, "--app", run.name, result.id],
             capture_output=True,
             text=True,
             check=True,
@@ -86,12 +70,7 @@ def test_the_first_poison_task_of_a_session_keeps_its_message_with_two_pool_chil
         run.wait_ready()
         mod = run.app()
         result = mod.poison.delay(500)
-        client = redis.Redis.from_url(REDIS)
-        dead_key = f"oomlab:agent:{run.name}:dead"
-        deadline = time.monotonic() + 90
-        while not client.hexists(dead_key, result.id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        entry = json.loads(client.hget(dead_key, result.id))
+        entry = wait_dead_letter(run, result.id, timeout=90)
         message = entry["message"]
         assert message is not None, entry
         assert message["name"] == "user_app.poison" and message["args"] == [500] and message["kwargs"] == {}
@@ -99,7 +78,7 @@ def test_the_first_poison_task_of_a_session_keeps_its_message_with_two_pool_chil
         assert len(entry["kills"]) == 3 and all(k["queue"] == run.queue for k in entry["kills"]), entry["kills"]
 
         listed = subprocess.run(
-            [sys.executable, "-m", "oomlab", "replay", "--redis", REDIS, "--app", run.name],
+            [*REPLAY, "--redis", REDIS, "--app", run.name],
             capture_output=True,
             text=True,
             check=True,
@@ -111,7 +90,7 @@ def test_the_first_poison_task_of_a_session_keeps_its_message_with_two_pool_chil
             text=True,
         )
         assert sent.returncode == 0, sent.stderr
-        assert not client.hexists(dead_key, result.id)
+        assert not redis.Redis.from_url(REDIS).hexists(dead_letters_key(run), result.id)
         wait_state(mod.app.AsyncResult(sent.stdout.split()[-1]), ("STARTED",), timeout=30)
 
 

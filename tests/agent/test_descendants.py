@@ -11,14 +11,10 @@ import urllib.request
 import pytest
 
 from bench.agent_common import receiver
-from tests.agent.conftest import worker_command
+from tests.agent.conftest import agent_lines, locked_bytes, worker_command
 from tests.agent.test_metrics import _free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
-
-
-def _agent_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("oomlab agent:")]
 
 
 def test_a_program_a_task_started_is_reported_with_its_task_and_the_task_goes_on(agent_run):
@@ -45,7 +41,7 @@ def test_a_program_a_task_started_is_reported_with_its_task_and_the_task_goes_on
             assert alert["task"] == "user_app.external" and alert["id"] == result.id
             assert alert["parent_pid"] and alert["pid"] != alert["parent_pid"] and alert["program"]
             assert alert["group_bytes"] >= 0.97 * alert["limit_bytes"]
-            said = [line for line in _agent_lines(run.text()) if "started by task user_app.external" in line]
+            said = [line for line in agent_lines(run.text()) if "started by task user_app.external" in line]
             assert len(said) == 1 and "not marked FAILURE" in said[0], run.text()
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                 text = response.read().decode()
@@ -65,11 +61,14 @@ def test_a_main_process_killed_at_start_is_one_line_and_the_exit_code_stays(agen
             code = process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"the worker ran under 64 MiB:\n{run.text()}") from None
-        said = _agent_lines(run.text())
+        started, *said, summary = agent_lines(run.text())
         assert code == 137, run.text()
-        assert len(said) == 1, run.text()
+        assert started.startswith("oomlab agent: watching the worker (pid ") and len(said) == 1, run.text()
         assert "the worker's main process (pid" in said[0] and "killed by the kernel's OOM killer" in said[0]
         assert "limit 64.0 MiB" in said[0] and "its RSS at the kill" in said[0] and said[0].endswith("exits with 137")
+        assert summary.startswith("oomlab agent: the worker exited with 137 after ") and summary.endswith(
+            "; 1 kill(s) seen"
+        ), summary
 
 
 def test_a_killed_main_process_leaves_no_temp_dir(agent_run):
@@ -88,7 +87,13 @@ def test_a_killed_main_process_leaves_no_temp_dir(agent_run):
         (worker,) = psutil.Process(process.pid).children()
         tmp = worker.environ()["TMPDIR"]
         assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o700 and os.path.basename(tmp).startswith(PREFIX)
-        assert run.app().small.delay().get(timeout=30) == "ok"
+        assert run.app().small.delay().get(timeout=30) == "ok"  # ready: its app line read, and acted on
+        # no --memory: the agent shares its own group with the worker, and locks its code only under a limit
+        memcg = next(
+            line.split(":", 2)[2].strip() for line in open(f"/proc/{process.pid}/cgroup") if ":memory:" in line
+        )
+        limited = int(open(f"/sys/fs/cgroup/memory{memcg}/memory.limit_in_bytes").read()) < 1 << 60
+        assert (locked_bytes(process.pid) > 0) == limited
         os.kill(worker.pid, signal.SIGKILL)
         assert process.wait(timeout=60) == 137, run.text()
         assert not os.path.exists(tmp)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from oomlab.worker import proc
 from oomlab.worker.docker.engine import DEFAULT_BASE, worker_image
 
 from bench.agent_common import agent_container
-from tests.agent.conftest import HERE, REDIS, AgentRun, wait_oomkilled, wait_state
+from tests.agent.conftest import HERE, REDIS, AgentRun, locked_bytes, wait_oomkilled, wait_state
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.services]
@@ -27,6 +28,12 @@ def start_container(run: AgentRun, image: str):
     env = {k: v for k, v in run.env.items() if k.startswith("AGENT_TEST_")}
     command = ["celery", "-A", "user_app", "worker", "-c", "1", "-l", "info", "-n", run.node]
     return agent_container(image, command, run.name, LIMIT, (str(HERE), "/app"), {**env, "PYTHONPATH": "/app"})
+
+
+def memlock_limit(pid: int) -> int:
+    """A process's soft RLIMIT_MEMLOCK (8 MiB in Docker's default container), read on the host."""
+    with open(f"/proc/{pid}/limits") as limits:
+        return next(int(line.split()[3]) for line in limits if line.startswith("Max locked memory"))
 
 
 def wait_logged(container, text: str, timeout: float = 60) -> str:
@@ -49,6 +56,14 @@ def test_the_agent_as_an_unprivileged_entrypoint_repairs_an_oom_killed_task(tmp_
         logs = wait_logged(container, " ready.")
         assert "/dev/kmsg is not readable here" in logs  # Docker gives a container no kernel log
         assert "runs unwatched by the cgroup" not in logs  # the container's own group is readable
+        container.reload()
+        agent = container.attrs["State"]["Pid"]
+        # the agent shares the container's group: its code is locked in memory once the worker is ready, within
+        # the unprivileged RLIMIT_MEMLOCK, so reclaim at the limit cannot make it wait for the kill to be seen
+        locked = proc.wait_until(lambda: locked_bytes(agent) > 0, 10.0, 0.05)
+        assert locked, container.logs().decode(errors="replace")
+        assert locked_bytes(agent) <= memlock_limit(agent)
+        assert "cannot keep the agent's code in memory" not in container.logs().decode(errors="replace")
         app = run.app()
         result = app.hog.delay(600)
         wait_state(result, ("STARTED",), timeout=30)

@@ -4,13 +4,11 @@ own, and its queues and exchange deleted at the end."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
-import redis
 
-from tests.agent.conftest import AMQP, REDIS, wait_oomkilled, wait_state, worker_command
+from tests.agent.conftest import AMQP, wait_dead_letter, wait_oomkilled, wait_state, worker_command
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -38,13 +36,7 @@ def test_the_delivery_cap_with_rabbitmq(agent_run):
         run.wait_ready()
         app = run.app()
         result = app.poison.delay(600)
-        client = redis.Redis.from_url(REDIS)
-        dead_key = f"oomlab:agent:{run.name}:dead"
-        deadline = time.monotonic() + 60
-        while not client.hexists(dead_key, result.id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        entry = json.loads(client.hget(dead_key, result.id) or b"null")
-        assert entry is not None, run.text()
+        entry = wait_dead_letter(run, result.id)
         assert entry["message"]["queue"] == run.queue and len(entry["kills"]) == 2
         deadline = time.monotonic() + 30
         while "revoked" not in run.text().lower() and time.monotonic() < deadline:

@@ -4,11 +4,12 @@ Celery's own late WorkerLostError."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
-from tests.agent.conftest import wait_oomkilled, wait_state
+from tests.agent.conftest import agent_lines, wait_oomkilled, wait_state
 from tests.conftest import TIME_SCALE
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -40,3 +41,11 @@ def test_an_oom_killed_task_reads_failure_oomkilled_within_a_second(agent_run):
         # the worker goes on: the next task runs
         assert app.small.delay().get(timeout=30) == "ok"
         assert run.stop() == 0  # TERM: Celery's warm shutdown, and the worker's exit code is the agent's
+        said = agent_lines(run.text())
+        # the kill's line says what was repaired in words, and the last line sums the session up
+        assert any(line.endswith("; marked FAILURE in the result backend, task-failed sent") for line in said), said
+        assert re.fullmatch(
+            r"oomlab agent: the worker exited with 0 after [\d.]+ s; 1 kill\(s\) seen, 1 task\(s\) marked FAILURE, "
+            r"0 dead-lettered",
+            said[-1],
+        ), said

@@ -124,3 +124,52 @@ def test_a_metrics_port_another_user_took_leaves_the_worker_running_without_metr
     finally:
         run.stop()
         run.cleanup()
+
+
+def _replay_app_proj(cwd) -> subprocess.CompletedProcess:
+    """`oomlab replay --app proj` as root, started in `cwd`."""
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "oomlab", "replay", "--redis", "redis://127.0.0.1:6379/15", "--app", "proj"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.services
+def test_replay_refuses_to_import_its_app_from_a_directory_another_user_can_write(public_tmp, other_user, tmp_path):
+    """`oomlab replay --app NAME` imports NAME as `celery -A` does, from the working directory first."""
+    shared, marker = _planted_folder(public_tmp, other_user)
+    other_user.write(str(shared / "proj.py"), PLANTED.format(marker=str(marker)))
+    done = _replay_app_proj(shared)
+    assert done.returncode == 3, done.stderr
+    assert f"refusing the working directory --app proj would be imported from {shared}" in done.stderr, done.stderr
+    assert not marker.exists(), f"replay imported the planted module: {marker.read_text()}"
+
+
+def _their_package_in_a_trusted_folder(public_tmp, other_user):
+    """public_tmp is root's, 0755 (trusted); the package `proj` in it is the other user's: a checkout
+    in /srv, a home under /home. (the folder, the marker)."""
+    marker = public_tmp / "imported"
+    (public_tmp / "proj").mkdir()
+    os.chown(public_tmp / "proj", other_user.uid, other_user.gid)
+    other_user.write(str(public_tmp / "proj" / "__init__.py"), PLANTED.format(marker=str(marker)))
+    return public_tmp, marker
+
+
+@pytest.mark.services
+def test_replay_refuses_another_users_package_in_a_trusted_working_directory(public_tmp, other_user):
+    folder, marker = _their_package_in_a_trusted_folder(public_tmp, other_user)
+    done = _replay_app_proj(folder)
+    assert done.returncode == 3, done.stderr
+    said = f"refusing to import --app proj from {folder}: {folder / 'proj'}: it belongs to uid {other_user.uid}"
+    assert said in done.stderr, done.stderr
+    assert not marker.exists(), f"replay imported the other user's package: {marker.read_text()}"
+
+
+def test_the_agent_refuses_another_users_package_as_the_workers_app(public_tmp, other_user, tmp_path):
+    folder, marker = _their_package_in_a_trusted_folder(public_tmp, other_user)
+    command = [sys.executable, "-m", "celery", "-A", "proj", "worker", "-c", "1"]
+    _agent_refuses(tmp_path, folder, command, f"refusing to import the worker's app proj from {folder}")
+    assert not marker.exists(), f"the agent's worker imported the other user's package: {marker.read_text()}"

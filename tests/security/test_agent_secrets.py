@@ -16,11 +16,11 @@ import psutil
 import pytest
 from oomlab.agent.store import Store
 from oomlab.worker import proc
-from oomlab.worker.broker import redis_server_binary
 
 from bench.agent_common import receiver
 from tests.agent.conftest import AgentRun, wait_state, worker_command
 from tests.conftest import TIME_SCALE
+from tests.security.conftest import own_redis
 
 TOKEN = secrets.token_hex(16)
 
@@ -112,28 +112,8 @@ def test_a_webhook_token_given_by_environment_reaches_the_receiver_only(tmp_path
 def redis_with_password(tmp_path):
     """A redis-server of the test's own on a unix socket, requiring TOKEN: its URL."""
     socket_path = str(tmp_path / "redis.sock")
-    server = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            "0",
-            "--unixsocket",
-            socket_path,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            TOKEN,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.wait_until(lambda: os.path.exists(socket_path), 10 * TIME_SCALE), "redis did not start"
+    with own_redis(socket_path, "--requirepass", TOKEN):
         yield f"unix://:{TOKEN}@{socket_path}?db=0"
-    finally:
-        server.kill()
-        server.wait()
 
 
 def test_replay_takes_its_redis_password_by_environment_or_file(redis_with_password, tmp_path):
@@ -156,3 +136,18 @@ def test_replay_takes_its_redis_password_by_environment_or_file(redis_with_passw
         assert result.stdout.startswith("dead-1\tuser_app.poison\t"), result.stdout
         assert TOKEN not in result.stdout + result.stderr
     assert sorted(os.listdir(tmp_path)) == ["redis.sock", "redis.url"]  # nothing written beside
+
+
+@pytest.mark.parametrize("form", [["-b", "URL"], ["--broker=URL"], ["--result-backend", "URL"]])
+def test_a_password_in_the_workers_own_command_line_is_warned_of_and_never_shown(form, capsys):
+    """The worker's command is the user's, run unchanged: a password there is said (ps shows it to
+    everyone), once per URL, without the secret."""
+    from oomlab.agent.command import warn_command_secrets
+
+    url = f"redis://:{TOKEN}@127.0.0.1:6379/7"
+    warn_command_secrets(["celery", *[part.replace("URL", url) for part in form], "-A", "app", "worker"])
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and "holds a URL with a password (redis://127.0.0.1:6379/7)" in said, said
+    assert TOKEN not in said
+    warn_command_secrets(["celery", "-b", "redis://127.0.0.1:6379/7", "-A", "app", "worker"])
+    assert capsys.readouterr().err == ""

@@ -8,8 +8,8 @@ import os
 import sys
 
 from oomlab.cli.url_flags import add_url_flags, read_secret_url
-from oomlab.config.sizes import MIB, parse_size
-from oomlab.config.validate import replica_name
+from oomlab.config.sizes import MIB
+from oomlab.config.validate import memory_limit, replica_name
 from oomlab.errors import BadInput
 from oomlab.record.printable import printable_field
 from oomlab.record.redact import safe_url
@@ -69,7 +69,7 @@ def worker_memory(text: str | None) -> int | None:
     """--memory's bytes; an empty value or one too small for any Celery worker is refused, not run."""
     if text is None:
         return None
-    memory = parse_size(text)
+    _, memory = memory_limit(text, "")  # the sentence names --memory
     if memory < MIN_WORKER_MEMORY:
         raise BadInput(
             f"--memory {text} is below 32 MiB, the least the agent accepts: importing Celery's worker alone "
