@@ -1,5 +1,6 @@
 """Work a task starts: a chord sent from a task (its parts and callback are tasks of the run too), a
-poison message (acks_late + reject_on_worker_lost on a task that never fits), a misspelled name."""
+chain the plan sends itself (`TaskCall(..., then=...)`), a poison message (acks_late +
+reject_on_worker_lost on a task that never fits), a misspelled name."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from celery import chord
 from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes
 
-description = "a chord sent by a task, a poison message, a misspelled task name"
+description = "a chord sent by a task, a chain sent by the plan, a poison message, a misspelled task name"
 app = scenario_app("workflows")
 PARAMS = [
     Param("parts", 3, "the chord's parts"),
@@ -22,6 +23,7 @@ PARAMS = [
 DEFAULTS: dict[str, Any] = {"memory": "256MiB", "concurrency": 2}
 VARIANTS = [
     Variant("chord", "a task sends a chord of parts and a callback, and returns at once"),
+    Variant("chain", "the plan sends a chain: each part after the one before, then the callback with their sizes"),
     Variant(
         "poison",
         "a task that never fits, under acks_late + reject_on_worker_lost: delivered again after every kill",
@@ -46,6 +48,12 @@ def part(mib: float, hold: float) -> int:
     return len(block)
 
 
+@app.task(name="workflows.add_part")
+def add_part(sizes: list[int], mib: float, hold: float) -> list[int]:
+    """A chain's link: the sizes so far, and its own."""
+    return [*sizes, part(mib, hold)]
+
+
 @app.task(name="workflows.collect")
 def collect(sizes: list[int], mib: float, hold: float) -> int:
     block = touched_bytes(mib)
@@ -64,6 +72,12 @@ def plan(ctx: RunContext) -> Plan:
     if ctx.variant == "poison":
         mib = ctx.limit_bytes * params["over"] / MIB
         return Plan([TaskCall(never_fits.name, (mib,), label=f"{mib:.0f} MiB, never fits")], timeout=90.0)
+    if ctx.variant == "chain":  # add_part | add_part ... | collect: the worker sends each next link
+        mib, hold = params["part_mib"], params["hold"]
+        links = [TaskCall(add_part.name, (mib, hold)) for _ in range(params["parts"] - 1)]
+        collecting = TaskCall(collect.name, (params["callback_mib"], hold))
+        first = TaskCall(add_part.name, ([], mib, hold), label="starts a chain", then=(*links, collecting))
+        return Plan([first], timeout=60.0)
     name = "workflows.strat" if ctx.variant == "misspelled" else start.name
     args = (params["parts"], params["part_mib"], params["callback_mib"], params["hold"])
     return Plan([TaskCall(name, args, label="sends a chord")], timeout=60.0)

@@ -11,6 +11,7 @@ from oomlab.config.plan_calls import in_time_order
 from oomlab.config.scenario import Plan
 from oomlab.errors import BrokerUnreachable
 from oomlab.record.schema import TaskRecord
+from oomlab.run.sending import send_call
 
 
 class Following(Protocol):
@@ -56,7 +57,7 @@ class Replay:
                 )
             )
             try:
-                self.app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.queue)
+                send_call(self.app, call, task_id, self.queue)
             except connection_errors() as exc:  # Celery's own publish retries are spent
                 raise BrokerUnreachable(
                     f"the broker stopped answering mid-run ({exc}); the record keeps what was seen"

@@ -117,3 +117,35 @@ def test_a_load_run_of_a_lazy_plan_reads_it_round_after_round():
     calls, source = call_source(scenario, None, 0)  # type: ignore[arg-type]
     assert list(itertools.islice(calls, 7)) == [_call(i % 3) for i in range(7)]
     assert source == "the scenario's plan of 3 calls, repeated"
+
+
+def test_a_chain_is_its_links_in_order_their_names_checked_and_sent_as_celerys_chain():
+    from celery import Celery
+    from kombu import Queue
+    from oomlab.run.sending import chain_option
+
+    last = TaskCall("t.store")
+    chained = TaskCall("t.fetch", ("u",), then=(TaskCall("t.resize", (800,), then=(last,)), TaskCall("t.tag")))
+    assert [call.task for call in chained.chained()] == ["t.resize", "t.store", "t.tag"]
+    assert call_names([chained, _call(1)]) == ["t.fetch", "t.resize", "t.run", "t.store", "t.tag"]
+    app = Celery("chain-units", set_as_current=False)
+    [*rest, following] = chain_option(app, chained, "q.1")["chain"]  # the worker pops the next one last
+    assert following["task"] == "t.resize" and following["args"] == (800,) and following["options"] == {"queue": "q.1"}
+    assert [one["task"] for one in rest] == ["t.tag", "t.store"]
+    assert chain_option(app, _call(1), "q.1") == {}  # no chain: send_task's own default
+    [*_, by_queue] = chain_option(app, chained, Queue("q.2"))["chain"]  # a plan's replay holds a kombu Queue
+    assert by_queue["options"] == {"queue": "q.2"}
+    for wrong, said in [
+        (("t.x",), "chains a str, not a TaskCall"),
+        ([TaskCall("t.x"), 3], "chains an int, not a TaskCall"),
+        ("t.x", "has then=a str, not a tuple of TaskCalls"),
+    ]:
+        with pytest.raises(ScenarioFailed, match=said):
+            check_plan("s", Plan([TaskCall("t.run", then=wrong)]))  # type: ignore[arg-type]
+    deep = TaskCall("t.end")
+    for _ in range(101):
+        deep = TaskCall("t.link", then=(deep,))
+    with pytest.raises(ScenarioFailed, match="more than 100 calls deep"):
+        check_plan("s", Plan([deep]))
+    with pytest.raises(ScenarioFailed, match="chains a str"):  # a lazy plan's call is checked as it is made
+        check_plan("s", Plan(PlanCalls(2, lambda i: TaskCall("t.run", then=("t.x",)))))  # type: ignore[arg-type]

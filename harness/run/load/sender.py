@@ -22,6 +22,7 @@ from typing import Any
 
 from oomlab.config.scenario import TaskCall
 from oomlab.errors import BrokerUnreachable
+from oomlab.run.sending import send_call
 
 THREADS = 4
 BATCH = 128  # sends a thread publishes in one go (one pipelined round trip where the transport can)
@@ -77,15 +78,7 @@ class Sender:
                     send.began(now)
                     began.append(now)
                     call = send.call
-                    app.send_task(
-                        call.task,
-                        args=call.args,
-                        kwargs=call.kwargs,
-                        task_id=send.task_id,
-                        queue=self.queue,
-                        declare=declare,
-                        producer=producer,
-                    )
+                    send_call(app, call, send.task_id, self.queue, declare=declare, producer=producer)
                     self._declared.done = True
         except Exception as exc:  # the driver stops the run with this sentence
             self.error = self.error or f"{type(exc).__name__}: {exc}"

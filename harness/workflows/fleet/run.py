@@ -32,6 +32,7 @@ from oomlab.record.fleet import FLEET_FILE, Clock, FleetFigures, FleetRecord, Fl
 from oomlab.record.redact import safe_url
 from oomlab.record.schema import write_json_atomic
 from oomlab.run.load.depth import QueueDepth
+from oomlab.run.sending import send_call
 from oomlab.run.signals import RunSignals
 from oomlab.run.state import new_run_id
 from oomlab.trust import private_dir
@@ -342,7 +343,7 @@ class FleetRun:
                 task_id = str(uuid.uuid4())
                 state = TaskState(task_id, call.task, call.label, self.now())
                 self.pending.append(state)
-                app.send_task(call.task, args=call.args, kwargs=call.kwargs, task_id=task_id, queue=self.options.queue)
+                send_call(app, call, task_id, self.options.queue)
         except Exception as exc:
             self.send_error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"  # one line
 
