@@ -39,13 +39,25 @@ def cells(check: Check) -> tuple[str, ...]:
             if change is not None
             else "-",
         )
-    return (check.task, check.threshold, *values, "REGRESSION" if check.failed else "ok")
+    return (check.task, check.threshold, *values, verdict_word(check))
+
+
+def verdict_word(check: Check) -> str:
+    """A task's failing check is a regression; the run's own (it did not do its work, it cannot be
+    the first baseline) is a failure: nothing regressed, there is nothing to gate on."""
+    if not check.failed:
+        return "ok"
+    return "FAILED" if check.on_the_run else "REGRESSION"
 
 
 def headline(result: GateResult) -> str:
-    failed = result.regressions
-    if failed:
-        return f"oomlab gate: {len(failed)} regression(s) in {len({c.task for c in failed})} task(s)"
+    parts = []
+    if regressions := result.regressions:
+        parts.append(f"{len(regressions)} regression(s) in {len({c.task for c in regressions})} task(s)")
+    if unfit := result.unfit:
+        parts.append(f"failed: the run cannot be gated on ({', '.join(c.threshold for c in unfit)})")
+    if parts:
+        return "oomlab gate: " + "; ".join(parts)
     if result.saved:  # the first run: nothing was compared, so nothing "passed"
         bounds = f", {len(result.checks)} absolute bound(s) kept" if result.checks else ""
         return f"oomlab gate: baseline saved to {result.saved}{bounds}; the next run is compared with it"
@@ -125,7 +137,7 @@ def markdown(result: GateResult, page: str | None = None) -> str:
         lines += [*_markdown_table(BASELINE_COLUMNS, baseline_rows(result)), ""]
     if result.checks or not result.saved:
         rows = [cells(check) for check in result.checks]
-        rows = [(*row[:-1], "**REGRESSION**") if c.failed else row for row, c in zip(rows, result.checks, strict=True)]
+        rows = [(*row[:-1], f"**{row[-1]}**") if c.failed else row for row, c in zip(rows, result.checks, strict=True)]
         lines += _markdown_table(COLUMNS, rows)
     lines += [""] + [f"- {notice}" for notice in result.notices]
     if page:
@@ -143,13 +155,19 @@ def junit_xml(result: GateResult) -> str:
         "testsuite",
         name="oomlab.gate",
         tests=str(len(result.checks)),
-        failures=str(len(result.regressions)),
+        failures=str(len(result.failed)),
         errors="0",
         skipped="0",
     )
     for check in result.checks:
         case = ElementTree.SubElement(suite, "testcase", classname=f"oomlab.gate.{check.task}", name=check.threshold)
         if check.failed:
+            if check.on_the_run:  # nothing was compared: the reason is the message
+                failure = ElementTree.SubElement(
+                    case, "failure", message=f"{check.task} {check.threshold}: {check.detail}"
+                )
+                failure.text = f"the run cannot be gated on: {check.detail}"
+                continue
             _, _, base, current, change, _ = cells(check)
             failure = ElementTree.SubElement(
                 case, "failure", message=f"{check.task} {check.threshold}: {base} -> {current} ({change})"

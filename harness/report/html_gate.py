@@ -100,8 +100,10 @@ def gate_sections(result: GateResult, run_dir: str, run: tuple[RunView, list[Ser
             (str(len(regressions)), "regressions", "bad" if regressions else "good"),
             (str(len({c.task for c in regressions})), "tasks regressed", "bad" if regressions else ""),
         ]
+        + ([(str(len(result.unfit)), "reasons the run cannot be gated on", "bad")] if result.unfit else [])
     )
-    notices = "".join(f"<li>{escape(n)}</li>" for n in result.notices)
+    unfit = [f"the run cannot be gated on: {c.detail or c.threshold}" for c in result.unfit]
+    notices = "".join(f"<li>{escape(n)}</li>" for n in unfit + result.notices)
     sections = [
         section("Verdict", summary + (f"<ul>{notices}</ul>" if notices else ""), "verdict"),
         section("Regressions", figures, "regressions", "Red line: the largest value the threshold allows."),

@@ -3,8 +3,10 @@ baseline was saved rather than "passed (0 checks)". Recorded verdicts, no worker
 
 from __future__ import annotations
 
-from oomlab.report.gate import COLUMNS, headline, table_lines
-from oomlab.workflows.gate.verdict import Check, GateResult
+from xml.etree import ElementTree
+
+from oomlab.report.gate import COLUMNS, headline, junit_xml, markdown, table_lines
+from oomlab.workflows.gate.verdict import RUN, Check, GateResult
 
 MIB = 2**20
 
@@ -24,3 +26,22 @@ def test_the_first_baseline_is_saved_not_passed():
     assert first == "oomlab gate: baseline saved to ci/baseline.json; the next run is compared with it"
     assert "passed" not in first
     assert headline(GateResult([Check("a.b", "oom", 0, 0, False)])) == "oomlab gate: passed (1 check(s))"
+
+
+def test_a_run_that_cannot_be_gated_on_failed_and_regressed_nothing():
+    """No first baseline after an OOM kill: the gate fails, and says so as a failure of the run, not
+    as a regression of a task that was never compared."""
+    why = "the run had 1 OOM kill(s)"
+    unfit = GateResult([Check(RUN, "baseline", None, None, True, detail=why), Check("a.b", "oom", 0, 0, False)])
+    assert unfit.failed and unfit.unfit and not unfit.regressions
+    assert headline(unfit) == "oomlab gate: failed: the run cannot be gated on (baseline)"
+    refused, kept = table_lines(unfit)[2:]
+    assert kept.endswith("ok")
+    assert refused.endswith("FAILED") and "REGRESSION" not in "\n".join(table_lines(unfit))
+    assert f"| {RUN} | baseline | - | - | {why} | **FAILED** |" in markdown(unfit)
+    [failure] = ElementTree.fromstring(junit_xml(unfit)).iter("failure")
+    assert failure.get("message") == f"{RUN} baseline: {why}"
+    both = GateResult([*unfit.checks, Check("shop.resize", "peak:10%", 10 * MIB, 60 * MIB, True)])
+    assert headline(both) == (
+        "oomlab gate: 1 regression(s) in 1 task(s); failed: the run cannot be gated on (baseline)"
+    )

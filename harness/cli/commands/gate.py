@@ -56,4 +56,4 @@ def main(args) -> int:
     page = write_gate(result, args.current)
     print(f"report: {page}", flush=True)
     write_reports(result, args.markdown, args.junit, page)
-    return EXIT_REGRESSION if result.regressions else EXIT_OK
+    return EXIT_REGRESSION if result.failed else EXIT_OK

@@ -10,12 +10,12 @@ from oomlab.errors import BadInput
 from oomlab.record.load import LoadSection
 from oomlab.workflows.gate.baseline import baseline_scenario, load_baseline, save_baseline
 from oomlab.workflows.gate.load_checks import check_load
-from oomlab.workflows.gate.run_checks import RUN, RunFacts, run_problems
+from oomlab.workflows.gate.run_checks import RunFacts, run_problems
 from oomlab.workflows.gate.settings import read_gate_settings
 from oomlab.workflows.gate.sites import grown_sites
 from oomlab.workflows.gate.stats import TaskStats
 from oomlab.workflows.gate.thresholds import LoadThreshold, Threshold, parse_threshold
-from oomlab.workflows.gate.verdict import Check, GateResult, compare
+from oomlab.workflows.gate.verdict import RUN, Check, GateResult, compare
 
 # each task's own growth above its start (its tree's where exact), not absolute RSS, which carries the
 # pool process's baseline and what ran before in it; a regression must grow by 10 % AND by 2 MiB,

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 
 from oomlab.record.schema import RunRecord
 from oomlab.record.stream import StreamCheck
-from oomlab.workflows.gate.verdict import Check
-
-RUN = "(run)"
+from oomlab.workflows.gate.verdict import RUN, Check
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from oomlab.config.sizes import format_size
 from oomlab.workflows.gate.stats import TaskStats
 from oomlab.workflows.gate.thresholds import LoadThreshold, Threshold
 
+RUN = "(run)"  # the task column of a check on the run itself: it did its work, it may be a baseline
+
 
 @dataclass
 class Check:
@@ -18,6 +20,11 @@ class Check:
     failed: bool
     shown: tuple[str, str] | None = None  # a load check's bound and value as text
     detail: str | None = None  # a run-level check's reason (the run is not one to gate on)
+
+    @property
+    def on_the_run(self) -> bool:
+        """A check of the run itself (oomlab.workflows.gate.run_checks), not of a task's memory."""
+        return self.task == RUN
 
     @property
     def change_percent(self) -> float | None:
@@ -34,8 +41,19 @@ class GateResult:
     baseline: dict[str, TaskStats] = field(default_factory=dict)  # the first run's: the figures saved
 
     @property
-    def regressions(self) -> list[Check]:
+    def failed(self) -> list[Check]:
+        """Every failing check: any fails the gate (exit 7)."""
         return [c for c in self.checks if c.failed]
+
+    @property
+    def regressions(self) -> list[Check]:
+        """The failing checks of tasks: memory or a load figure past its threshold, a new OOM kill."""
+        return [c for c in self.failed if not c.on_the_run]
+
+    @property
+    def unfit(self) -> list[Check]:
+        """The failing checks of the run itself: why it cannot be gated on, or be the first baseline."""
+        return [c for c in self.failed if c.on_the_run]
 
 
 def compare(
