@@ -14,6 +14,10 @@ from oomlab.observe.sampler import PidStats
 from oomlab.record.schema import CeleryEvent, Execution, KillCause, KillRecord, Role
 
 _INFER_WINDOW = 2.0  # s after an OOM notification within which an exit is taken as its victim
+# how long before a kill's kernel stamp the group's OOM notice may come and still be the notice of that
+# kill: the kernel counts the kill (the notice) before it sends SIGKILL and stamps `Killed process`, and
+# the CPU doing it can be preempted in between (13.6 ms seen in the emulated cgroup v2 VM under load)
+OOM_NOTICE_LEAD_S = 0.1
 
 
 @dataclass
@@ -127,7 +131,7 @@ def attribute_kills(obs: Observations, ctx: KillContext) -> list[KillRecord]:
         seen: dict[str, float] = {}
         if kernel_kill is not None:
             seen["kmsg"] = kernel_kill.seen_mono
-        notices = [t for t, _ in obs.oom_events if t >= kernel_time - 0.1]
+        notices = [t for t, _ in obs.oom_events if t >= kernel_time - OOM_NOTICE_LEAD_S]
         if notices and cause == "oom":
             seen["oom_event"] = notices[0]
         if pid in obs.exits:

@@ -8,7 +8,7 @@ from oomlab.assemble.analysis import EX_RECYCLE
 from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.record.redact import safe_url
-from oomlab.record.schema import Execution, RunRecord
+from oomlab.record.schema import Execution, RunRecord, TaskRecord
 
 
 def _recycle_reason(runs: list[Execution], limit_kib: int | None, max_tasks: int | None) -> str:
@@ -164,6 +164,48 @@ def descendant_kills(record: RunRecord) -> list[str]:
     return found
 
 
+def _running(record: RunRecord, at: float) -> list[tuple[TaskRecord, Execution]]:
+    """Every task execution under way at monotonic time `at`, with its task."""
+    return [
+        (task, run)
+        for task in record.tasks
+        for run in task.executions
+        if run.started_mono <= at and (run.finished_mono is None or run.finished_mono >= at)
+    ]
+
+
+def bystanders(record: RunRecord) -> list[str]:
+    """A pool child killed while a task in another child grew more than its own did: the kernel kills
+    the process holding the most memory (often memory left by earlier tasks), not the task that grew."""
+    found = []
+    for kill in record.kills:
+        if kill.role != "child" or kill.cause != "oom" or not kill.task_id or not kill.rss_bytes:
+            continue
+        running = _running(record, kill.kernel_time_mono)
+        victim = next(((t, r) for t, r in running if t.id == kill.task_id and r.pid == kill.pid), None)
+        if victim is None or victim[1].start_rss_bytes is None:
+            continue
+        grew = kill.rss_bytes - victim[1].start_rss_bytes
+        others = [
+            (task, run, run.peak_rss_bytes - run.start_rss_bytes)
+            for task, run in running
+            if run.pid != kill.pid and run.peak_rss_bytes is not None and run.start_rss_bytes is not None
+        ]
+        grower = max(others, key=lambda other: other[2], default=None)
+        if grower is None or grower[2] <= grew:
+            continue
+        task, run, growth = grower
+        found.append(
+            f"{kill.task_name}[{kill.task_id}] was OOM-killed as a bystander: its process (pid {kill.pid}) held "
+            f"{format_size(kill.rss_bytes)} at the kill, {format_size(victim[1].start_rss_bytes)} of it from before "
+            f"the task started, while {task.name}[{task.id}] in pid {run.pid}, running at the kill, grew "
+            f"{format_size(growth)} above its start; the kernel kills the process holding the most memory, not the "
+            f"task that grew. What helps: worker_max_memory_per_child (a child that kept earlier tasks' memory is "
+            f"replaced), a queue and worker of its own for {task.name}, or fewer tasks at once (--concurrency)"
+        )
+    return found
+
+
 def multiprocessing_in_prefork(record: RunRecord) -> list[str]:
     failed = [t for t in record.tasks if t.exception and DAEMONIC in t.exception]
     if not failed:
@@ -251,6 +293,7 @@ RULES = (
     slow_growth,
     worker_lost,
     descendant_kills,
+    bystanders,
     multiprocessing_in_prefork,
     reclaimable_at_limit,
     shared_process,

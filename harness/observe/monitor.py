@@ -1,4 +1,4 @@
-"""One thread that waits on every event source at once (poll): the cgroup's OOM notifier, the
+"""One thread that waits on every event source at once (detectors.readable): the cgroup's OOM notifier, the
 kernel log, a pidfd per process, and the probe's record file. Each observation is stamped with
 the monotonic time it was seen. With --oom-scope group on cgroup v1 it also kills the group the
 instant the OOM notification arrives (what memory.oom.group does in the kernel on v2).

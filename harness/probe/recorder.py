@@ -57,6 +57,11 @@ def _rss() -> int | None:
 def _on_worker_init(**_):
     global _main_pid
     _main_pid = os.getpid()
+    # The app's and its task modules' receivers are connected by now (Celery imports them before
+    # worker_init) and the pool forks later: child_init moves behind them, so it says a child
+    # finished its init (a model its worker_process_init loads included), not that it began it.
+    signals.worker_process_init.disconnect(_on_child_init)
+    signals.worker_process_init.connect(_on_child_init)
     emit("worker_init", rss=_rss())
 
 
@@ -84,6 +89,7 @@ def _on_sent(headers=None, **_):
 
 @signals.worker_process_init.connect
 def _on_child_init(**_):
+    """The child is ready: every worker_process_init receiver has run (_on_worker_init)."""
     pss_uss = procfs.pss_uss_bytes("self")  # a child's private pages right after the fork, for capacity plans
     emit(
         CHILD_INIT,

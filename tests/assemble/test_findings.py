@@ -5,9 +5,9 @@ terminal's per-name table over the same tasks."""
 from __future__ import annotations
 
 import pytest
-from oomlab.assemble.findings import failures, recycling
+from oomlab.assemble.findings import bystanders, failures, findings, recycling
 from oomlab.config.options import RunConfig
-from oomlab.record.schema import KillRecord, ProcessRecord, RunRecord, TaskRecord
+from oomlab.record.schema import Execution, KillRecord, ProcessRecord, RunRecord, TaskRecord
 
 
 def _record(conf: dict) -> RunRecord:
@@ -86,3 +86,34 @@ def test_the_per_name_table_has_each_names_growth_tree_kills_and_failures():
         ["w.part (20 sent by tasks)", "21", "10.0 MiB", "19.0 MiB", "20.0 MiB", "21.0 MiB", "1", "-"],
         ["w.start", "1", "1.0 MiB", "1.0 MiB", "1.0 MiB", "-", "0", "ValueError ×1"],
     ]
+
+
+def _bystander_record(sibling_growth_mib: int) -> RunRecord:
+    """pid 11 had kept 150 MiB from earlier tasks and ran a small one; pid 12's task grew meanwhile."""
+    mib = 2**20
+    record = RunRecord(run_id="r", config=RunConfig("alloc", "256MiB", 2, 2))
+    small = _task("s", "shop.thumb", "killed")
+    small.executions = [Execution(11, 10.0, 0.0, start_rss_bytes=180 * mib, killed=True)]
+    grower = _task("g", "shop.resize")
+    grower.executions = [
+        Execution(
+            12, 9.0, 0.0, start_rss_bytes=30 * mib, finished_mono=14.0, peak_rss_bytes=(30 + sibling_growth_mib) * mib
+        )
+    ]
+    done = _task("d", "shop.resize")  # finished before the kill: not a suspect
+    done.executions = [Execution(12, 1.0, 0.0, start_rss_bytes=30 * mib, finished_mono=2.0, peak_rss_bytes=500 * mib)]
+    record.tasks = [small, grower, done]
+    record.kills = [
+        KillRecord(11, "child", "s", "shop.thumb", "SIGKILL", "oom", 12.0, "kmsg", rss_bytes=190 * mib),
+    ]
+    return record
+
+
+def test_a_task_killed_while_another_grew_more_is_named_a_bystander():
+    [found] = bystanders(_bystander_record(sibling_growth_mib=60))
+    assert found.startswith("shop.thumb[s] was OOM-killed as a bystander: its process (pid 11) held 190.0 MiB")
+    assert "180.0 MiB of it from before the task started" in found
+    assert "shop.resize[g] in pid 12, running at the kill, grew 60.0 MiB above its start" in found
+    assert found in findings(_bystander_record(sibling_growth_mib=60))
+    # the victim grew 10 MiB: a sibling that grew no more is no culprit, and nothing is said
+    assert bystanders(_bystander_record(sibling_growth_mib=10)) == []

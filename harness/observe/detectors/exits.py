@@ -47,6 +47,8 @@ class ExitWatcher:
         for fd, watched in self._fds.items():
             if watched == pid:
                 return bool(readable([fd], 0))
+        if pid in self._polled:  # watched without a pidfd: a zombie, or its pid taken, has exited too
+            return _exited(pid, self._polled[pid])
         return not os.path.exists(f"/proc/{pid}")  # not watched (no pidfds here)
 
     @property

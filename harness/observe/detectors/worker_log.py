@@ -22,6 +22,8 @@ _EXITED = re.compile(
     r"^\[(?P<wall>\d+\.\d+) \w+/MainProcess\] Process '[^']*' pid:(?P<pid>\d+) exited with '(?P<how>[^']*)'"
 )
 _UNREGISTERED = re.compile(r"Received unregistered task of type '([^']+)'")
+_HEADERS_ID = re.compile(r"'id': '([^']+)'")  # the dropped message's headers, a few lines below
+_RECORD = re.compile(r"^\[\d+\.\d+ \w+/")  # a new log record: the message's lines have ended
 
 
 class WorkerLog:
@@ -29,6 +31,8 @@ class WorkerLog:
         self.path = path
         self.child_deaths: dict[int, float] = {}  # pid -> wall-clock time Celery's main logged its abnormal exit
         self.unregistered: set[str] = set()  # task names the worker received but does not know
+        self.unregistered_ids: set[str] = set()  # their task ids (from the headers Celery logs)
+        self._in_unregistered = False
         self._offset = 0
         self._partial = ""
         self._cache = ReadCache()
@@ -58,3 +62,10 @@ class WorkerLog:
                 self.child_deaths.setdefault(int(match["pid"]), float(match["wall"]))
             elif match := _UNREGISTERED.search(line):
                 self.unregistered.add(match.group(1))
+                self._in_unregistered = True
+            elif self._in_unregistered:
+                if _RECORD.match(line):
+                    self._in_unregistered = False
+                elif found := _HEADERS_ID.search(line):
+                    self.unregistered_ids.add(found.group(1))
+                    self._in_unregistered = False
