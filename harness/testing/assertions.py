@@ -88,7 +88,10 @@ def _settled_task(result_or_task_id, session: WorkerSession, timeout: float) -> 
     task_id = _task_id(result_or_task_id)
     task = session.wait(task_id, timeout)
     lost = session.worker_lost()
-    if lost and (task is None or not task.executions or task.executions[-1].finished_mono is None):
+    last = task.executions[-1] if task is not None and task.executions else None
+    # killed is an end too: a kill the kernel followed by another of the main process (the group still
+    # at its limit while the first victim's memory is freed) leaves the task OOM-killed, as it was
+    if lost and (last is None or (last.finished_mono is None and not last.killed)):
         _fail(f"task {task_id} did not finish: {lost}", session)
     if task is None:
         unknown = session.unregistered_tasks()
@@ -212,7 +215,8 @@ def assert_requeued(
     while True:  # a redelivery follows the kill after Celery notices it (up to seconds later)
         task = _settled_task(result_or_task_id, session, max(0.1, deadline - time.monotonic()))
         again = max(0, len(task.executions) - 1)
-        enough = times is not None and again >= times and not task.executions[-1].killed
+        last = task.executions[-1]
+        enough = times is not None and again >= times and last.finished_mono is not None and not last.killed
         if task.state in FINAL_STATES or enough or time.monotonic() > deadline:
             break
         time.sleep(0.1)

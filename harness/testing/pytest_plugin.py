@@ -16,11 +16,12 @@ import shutil
 import sys
 import tempfile
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from oomlab.errors import OomlabError
 from oomlab.testing.markers import MARKERS
+from oomlab.trust import temp_dir
 
 if TYPE_CHECKING:
     from oomlab.config.options import Placement
@@ -146,7 +147,7 @@ def oomlab_worker(request: pytest.FixtureRequest):
     config = request.config
     app = _option(config, "app")
     if not app:
-        raise pytest.UsageError(
+        _refuse(
             'oomlab_worker needs your Celery app: set oomlab_app = "module:attribute" '
             "in the pytest ini options, or pass --oomlab-app"
         )
@@ -161,10 +162,13 @@ def oomlab_worker(request: pytest.FixtureRequest):
         profile=_profiled_tasks(request),
         max_oom_redeliveries=_whole_number(config, "max_oom_redeliveries"),
     )
+    failure: str | None = None
     try:
         session = WorkerSession(options).start()
     except OomlabError as error:
-        raise pytest.UsageError(f"oomlab could not start the worker: {in_pytest_terms(error.message)}") from None
+        failure = in_pytest_terms(error.message)  # said outside the except: no chained exception shown
+    if failure is not None:
+        _refuse(f"oomlab could not start the worker: {failure}")
     config.stash[_RUN_DIRS].append(session.run_dir)
     yield session
     session.stop()
@@ -172,10 +176,18 @@ def oomlab_worker(request: pytest.FixtureRequest):
 
 def _whole_number(config: pytest.Config, name: str) -> int:
     value = _option(config, name)
-    try:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         return int(value)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"oomlab_{name} must be a whole number, not {value!r}") from None
+    _refuse(f"oomlab_{name} must be a whole number, not {value!r}")
+
+
+def _refuse(sentence: str) -> NoReturn:
+    """The fixture's one sentence, shown without the fixture's own source above it (each test that
+    uses the session's worker repeats it)."""
+    __tracebackhide__ = True
+    pytest.fail(sentence, pytrace=False)
 
 
 def _profiled_tasks(request: pytest.FixtureRequest) -> str | None:
@@ -244,7 +256,9 @@ def pytest_configure_node(node) -> None:
     config = node.config
     if config.getoption("oomlab_baseline"):
         if _SHARED_DIR not in config.stash:
-            config.stash[_SHARED_DIR] = tempfile.mkdtemp(prefix="oomlab-xdist-")  # 0700: only we write it
+            config.stash[_SHARED_DIR] = tempfile.mkdtemp(
+                prefix="oomlab-xdist-", dir=temp_dir()
+            )  # 0700: only we write it
         node.workerinput[_SHARED_KEY] = config.stash[_SHARED_DIR]
 
 
@@ -294,7 +308,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         raise pytest.UsageError(in_pytest_terms(error.message)) from None
     config.stash[_GATE] = result
     config.stash[_GATE_PAGE] = _write_gate_page(result, run_dirs[-1])
-    if result.regressions and session.exitstatus == pytest.ExitCode.OK:
+    if result.failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -315,7 +329,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         return
     from oomlab.report.gate import baseline_lines, headline, table_lines
 
-    terminalreporter.section("oomlab gate", red=bool(result.regressions), green=not result.regressions)
+    terminalreporter.section("oomlab gate", red=bool(result.failed), green=not result.failed)
     for index, line in enumerate(baseline_lines(result)):  # a first run: the figures saved as the baseline
         terminalreporter.line(line, bold=index == 0)
     lines = table_lines(result)
@@ -324,5 +338,5 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.line(line, red=failed, bold=index == 0)
     for notice in result.notices:
         terminalreporter.line(f"note: {notice}")
-    terminalreporter.line(headline(result), red=bool(result.regressions), bold=True)
+    terminalreporter.line(headline(result), red=bool(result.failed), bold=True)
     terminalreporter.line(config.stash.get(_GATE_PAGE, ""))

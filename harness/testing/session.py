@@ -249,10 +249,16 @@ class WorkerSession:
             if task is not None and _settled(task):
                 time.sleep(0.05)  # the kernel line and exit of a kill arrive a few ms apart
                 self.refresh()
-                return next(t for t in self.run.record.tasks if t.id == task_id)
-            if time.monotonic() > deadline or self.worker_lost():
+                task = next(t for t in self.run.record.tasks if t.id == task_id)
+                if _settled(task):  # not when a redelivery started in those 50 ms: wait for it too
+                    return task
+            if time.monotonic() > deadline or self.worker_lost() or self._dropped_as_unknown(task_id):
                 return task
             time.sleep(0.05)
+
+    def _dropped_as_unknown(self, task_id: str) -> bool:
+        """The worker received the task and dropped it, its name unknown (a typo): nothing to wait for."""
+        return task_id in self._observers().worker_log.read().unregistered_ids
 
     def settle(self, timeout: float = 30.0) -> list[TaskRecord]:
         """Wait until no task the worker started is still running; every task's record."""
