@@ -40,7 +40,7 @@ class Trial:
             if self.repeated
             else f"{self.tasks} tasks from the plan"
         )
-        return f"{how}, {tasks_per_child} per child at concurrency {self.concurrency}"
+        return f"{how} at concurrency {self.concurrency}, sized for {tasks_per_child} a child"
 
 
 @dataclass

@@ -45,7 +45,7 @@ def test_the_trial_at_the_recommended_setting_holds_and_says_how_it_filled_its_c
     assert recommended["concurrency"] == program_plan["plan"]["concurrency"] and not recommended["killed"]
     # the plan makes one call (--tasks 1 with the scenario honouring it): repeated to fill every child twice
     assert recommended["tasks"] >= 2 * recommended["concurrency"], recommended
-    assert f"2 per child at concurrency {recommended['concurrency']}" in program_plan["stdout"]
+    assert f"at concurrency {recommended['concurrency']}, sized for 2 a child" in program_plan["stdout"]
 
 
 def test_a_refuted_plan_is_not_handed_over(tmp_path):
