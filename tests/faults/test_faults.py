@@ -17,8 +17,9 @@ from typing import get_args
 
 import pytest
 from oomlab.record.schema import RunStatus
+from oomlab.worker import proc
 
-from tests.conftest import assert_nothing_left, oomlab_cmd, wait_for_tasks_running
+from tests.conftest import TIME_SCALE, assert_nothing_left, oomlab_cmd, wait_for_tasks_running
 from tests.faults.rabbitmq_node import free_port, new_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -106,12 +107,22 @@ def test_sighup_cleans_up_like_sigterm(tmp_path):
     assert_nothing_left(record["run_id"])
 
 
+def _records(results: str) -> set[str]:
+    return set(glob.glob(os.path.join(results, "*", "run.json")))
+
+
 def test_oomlab_sigkilled_at_random_moments(tmp_path):
     results = str(tmp_path / "results")
     rng = random.Random(int(os.environ.get("OOMLAB_FAULT_SEED", "16")))
-    for _ in range(5):
+    for moment in range(5):
+        before = _records(results)
         process = start(["run", "alloc", *SLOW_TASKS, "--results", results])
-        time.sleep(rng.uniform(0.2, 5.0))  # before, during or after the worker's start
+        if moment == 4:  # one at least after its record is written, however slow this machine's start
+            new = lambda known=before: _records(results) - known  # noqa: E731
+            assert proc.wait_until(new, 60 * TIME_SCALE, 0.05), "the run wrote no record"
+            time.sleep(rng.uniform(0.0, 2.0))
+        else:
+            time.sleep(rng.uniform(0.2, 5.0))  # before, during or after the worker's start
         process.kill()
         process.wait()
     killed_ids = {os.path.basename(d) for d in glob.glob(os.path.join(results, "*")) if os.path.isdir(d)}
