@@ -8,7 +8,7 @@ from oomlab.assemble.analysis import EX_RECYCLE
 from oomlab.config.durations import format_seconds
 from oomlab.config.sizes import format_size
 from oomlab.record.redact import safe_url
-from oomlab.record.schema import Execution, RunRecord, TaskRecord
+from oomlab.record.schema import Execution, KillRecord, RunRecord, TaskRecord
 
 
 def _recycle_reason(runs: list[Execution], limit_kib: int | None, max_tasks: int | None) -> str:
@@ -61,10 +61,10 @@ def recycling(record: RunRecord) -> list[str]:
         return found
     by_id = {t.id: t for t in record.tasks}
     for kill in record.kills:
-        task = by_id.get(kill.task_id or "")
-        if task is None or not task.executions:
+        killed = _killed_execution(by_id.get(kill.task_id or ""), kill)
+        if killed is None:
             continue
-        start = task.executions[-1].start_rss_bytes
+        start = killed.start_rss_bytes
         found.append(
             f"{kill.task_name} was killed mid-task at {format_size(kill.rss_bytes)} although "
             f"worker_max_memory_per_child is {format_size(limit_kib * 1024)}: the child started the task at "
@@ -103,13 +103,21 @@ def main_process(record: RunRecord) -> list[str]:
     ]
 
 
+def _killed_execution(task: TaskRecord | None, kill: KillRecord) -> Execution | None:
+    """The execution a kill hit: the last one in the killed process that started before the kill. A
+    redelivered task's last execution is a later delivery, in another process, after the kill."""
+    if task is None:
+        return None
+    hit = [run for run in task.executions if run.pid == kill.pid and run.started_mono <= kill.kernel_time_mono]
+    return hit[-1] if hit else None
+
+
 def slow_growth(record: RunRecord) -> list[str]:
     """A task killed seconds into its run, having grown all along: memory that accumulates."""
     tasks = {t.id: t for t in record.tasks}
     found = []
     for kill in record.kills:
-        task = tasks.get(kill.task_id or "")
-        run = task.executions[-1] if task and task.executions else None
+        run = _killed_execution(tasks.get(kill.task_id or ""), kill)
         if run is None or run.start_rss_bytes is None or not kill.rss_bytes:
             continue
         elapsed = kill.kernel_time_mono - run.started_mono

@@ -117,3 +117,19 @@ def test_a_task_killed_while_another_grew_more_is_named_a_bystander():
     assert found in findings(_bystander_record(sibling_growth_mib=60))
     # the victim grew 10 MiB: a sibling that grew no more is no culprit, and nothing is said
     assert bystanders(_bystander_record(sibling_growth_mib=10)) == []
+
+
+def test_a_redelivered_tasks_kill_is_told_from_the_delivery_it_hit():
+    mib = 2**20
+    record = RunRecord(run_id="r", config=RunConfig("leak", "256MiB", 2, 1))
+    record.worker.celery_conf = {"worker_max_memory_per_child": 65536}
+    task = _task("p", "shop.import")
+    task.executions = [  # killed in pid 11 at t=14, 4 s in; delivered again to pid 12, which it survived
+        Execution(11, 10.0, 0.0, start_rss_bytes=40 * mib, killed=True),
+        Execution(12, 15.0, 0.0, start_rss_bytes=90 * mib, finished_mono=15.5, peak_rss_bytes=95 * mib),
+    ]
+    record.tasks = [task]
+    record.kills = [KillRecord(11, "child", "p", "shop.import", "SIGKILL", "oom", 14.0, "kmsg", rss_bytes=240 * mib)]
+    said = findings(record)
+    assert any("the child started the task at 40.0 MiB" in sentence for sentence in said), said
+    assert any("killed 4 s into its run, having grown by 50.0 MiB/s" in sentence for sentence in said), said
