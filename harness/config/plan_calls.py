@@ -76,6 +76,15 @@ def call_names(calls: Iterable[TaskCall]) -> list[str]:
     return sorted({name for call in calls for name in (call.task, *(then.task for then in call.chained()))})
 
 
+def task_count(calls: Sequence[TaskCall]) -> int:
+    """The tasks a plan's calls make, each chained link one more: every call's counted in a list; a lazy
+    plan's calls are taken to chain as many as its first (reading a million calls for a timeout would
+    cost more than it tells)."""
+    if isinstance(calls, list | tuple):
+        return sum(1 + len(call.chained()) for call in calls)
+    return len(calls) * (1 + len(calls[0].chained())) if len(calls) else 0
+
+
 def plan_timeout(stated: float, tasks: int, concurrency: int) -> float:
     """A plan's default timeout: what the scenario states, or, when that is shorter, TASK_SECONDS per
     task and pool process, so a plan of 50,000 tasks is not cut at the 60 s written for eight."""

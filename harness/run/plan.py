@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from oomlab.config.load_shapes import PLAN, LoadShape
-from oomlab.config.plan_calls import call_names, in_time_order, plan_timeout
+from oomlab.config.plan_calls import call_names, in_time_order, plan_timeout, task_count
 from oomlab.config.routing import class_plan
 from oomlab.config.scenario import Plan, PlanCalls, TaskCall, call_reader, repeated
 
@@ -38,8 +38,8 @@ def run_plan(run: RunState) -> Plan:
 
 
 def timeout_of(run: RunState, plan: Plan) -> float:
-    """--timeout, else the plan's, grown with its tasks (oomlab.config.plan_calls.plan_timeout)."""
-    return run.config.timeout or plan_timeout(plan.timeout, len(plan.calls), run.config.concurrency)
+    """--timeout, else the plan's, grown with its tasks, chained links included (oomlab.config.plan_calls)."""
+    return run.config.timeout or plan_timeout(plan.timeout, task_count(plan.calls), run.config.concurrency)
 
 
 def choose_way(run: RunState) -> None:

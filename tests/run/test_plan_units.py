@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from oomlab.config.load_shapes import PLAN, LoadShape
-from oomlab.config.plan_calls import PlanCalls, call_names, in_time_order, plan_timeout
+from oomlab.config.plan_calls import PlanCalls, call_names, in_time_order, plan_timeout, task_count
 from oomlab.config.scenario import Plan, TaskCall, check_plan
 from oomlab.errors import ScenarioFailed
 from oomlab.run.load.book import Book
@@ -44,6 +44,10 @@ def test_the_default_timeout_grows_with_the_tasks():
     assert plan_timeout(60.0, 8, 2) == 60.0  # a small plan keeps what the scenario states
     assert plan_timeout(60.0, 50_000, 2) == 25_000.0  # not the 60 s written for eight tasks
     assert plan_timeout(60.0, 1_000_000, 4) == 250_000.0
+    # a chain's links are tasks too: a list's counted call by call, a lazy plan's as its first call's
+    chain = TaskCall("a", then=(TaskCall("b", then=(TaskCall("c"),)),))
+    assert task_count([chain, TaskCall("a")]) == 4 and task_count(()) == 0
+    assert task_count(PlanCalls(10**6, lambda i: chain)) == 3 * 10**6 and task_count(PlanCalls(0, _call)) == 0
 
 
 def test_a_lazy_plans_mistakes_are_the_scenarios():
