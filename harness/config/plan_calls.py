@@ -17,7 +17,8 @@ class TaskCall:
     """One message to send: which task, with what, and when (seconds after the worker is ready).
     `then`: the tasks chained after it (a Celery chain), each started by the worker once the one
     before succeeds, with that one's return value as its first argument; their `at` and `label` are
-    not used, and a chained call's own `then` follows it."""
+    not used (a link is labelled "sent by" the task before it), and a chained call's own `then`
+    follows it."""
 
     task: str
     args: tuple = ()

@@ -113,10 +113,11 @@ def observed_tasks(
     moment the worker sent one or the probe saw it start."""
     for task_id, record in (sent or {}).items():
         if task_id not in known and task_id not in skip:
+            sender = names.get(record.get("parent_id") or "")  # it ran in the worker: its prerun named it
             known[task_id] = TaskRecord(
                 id=task_id,
                 name=record.get("name") or "?",
-                label="",
+                label=f"sent by {sender}" if sender else "",
                 args=[],
                 sent_mono=record["t"],
                 parent_id=record.get("parent_id"),

@@ -63,6 +63,7 @@ def test_a_chain_the_plan_sends_is_its_links_each_sent_by_the_worker_after_the_o
     assert all(t["outcome"] == "succeeded" and t["sent_by"] == "worker" for t in links)
     for before, after in zip(tasks, links, strict=False):  # each link sent by the one before, after its end
         assert after["parent_id"] == before["id"] and after["root_id"] == first["id"]
+        assert after["label"] == f"sent by {before['name']}", after
         assert after["executions"][0]["started_mono"] >= before["executions"][0]["started_mono"]
     assert all(link["peak_is_exact"] for link in tasks), tasks  # every link measured exactly
     # each child's first link grew by its 24 MiB block; a later link in the same child may grow by
