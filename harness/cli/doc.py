@@ -92,6 +92,8 @@ def render() -> str:
         "(`256M`, `256Mi` and `256MiB` are 268,435,456 bytes: Docker's `256m`, Kubernetes' `256Mi`), `KB`/`MB`/",
         "`GB`/`TB` decimal (`256MB` and `256mb` are 256,000,000 bytes), `B` bytes. A bare `M` is Docker's, not",
         "Kubernetes' (whose `256M` is decimal: write `256MB` for that). A number needs a unit (`256` is refused).",
+        "A run's headline says so when its limit was written in decimal units (`limit 244.1 MiB (256MB, decimal",
+        "units: ...)`).",
         "",
     ]
     return "\n".join(header + _section(parser(), "", 2)).rstrip() + "\n"

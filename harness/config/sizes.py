@@ -52,6 +52,13 @@ def parse_size(text: str) -> int:
     return value
 
 
+def written_decimal(text: str | None) -> bool:
+    """Whether a size was written in a decimal unit (KB/MB/GB/TB): 256MB is 244.1 MiB, which a
+    report says beside it, since most who write MB mean MiB."""
+    match = _SIZE.match(str(text or ""))
+    return match is not None and _UNITS.get(match.group(2).lower(), 1024) % 1000 == 0
+
+
 def _shown(text: object) -> str:
     text = str(text)
     return text if len(text) <= 40 else f"{text[:37]}..."

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from oomlab.config.durations import format_seconds
-from oomlab.config.sizes import format_size
+from oomlab.config.sizes import format_size, written_decimal
 from oomlab.record.load import LoadSection, NameFigures
 from oomlab.record.profile import RunProfile
 from oomlab.record.schema import RunRecord
@@ -30,12 +30,16 @@ def _latency(seconds: float | None) -> str:
     return latency_text(seconds, _ms)
 
 
+def _decimal(memory: str) -> str:
+    return f" ({memory.strip()}, decimal units: write MiB for binary)" if written_decimal(memory) else ""
+
+
 def render_summary(record: RunRecord, console: Console) -> None:
     summary = record.summary
     config = record.config
     console.print(
         f"[bold]{config.scenario}[/bold] · {config.pool} × {config.concurrency} · "
-        f"limit {format_size(config.memory_bytes)} · oom-scope {config.oom_scope} · "
+        f"limit {format_size(config.memory_bytes)}{_decimal(config.memory)} · oom-scope {config.oom_scope} · "
         f"{record.environment.cgroup or '?'} · status [bold]{record.status}[/bold]"
     )
     if record.message:

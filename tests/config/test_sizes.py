@@ -1,5 +1,5 @@
 import pytest
-from oomlab.config.sizes import format_size, parse_size
+from oomlab.config.sizes import format_size, parse_size, written_decimal
 from oomlab.errors import BadInput
 
 
@@ -41,3 +41,8 @@ def test_format_size():
     assert format_size(256 * 2**20) == "256.0 MiB"
     assert format_size(512) == "512 B"
     assert format_size(None) == "-"
+
+
+def test_a_size_in_decimal_units_is_told_apart_for_the_report():
+    assert [written_decimal(text) for text in ("256MB", "256mb", "1.5GB", "300KB", "1TB")] == [True] * 5
+    assert [written_decimal(text) for text in ("256MiB", "256M", "256k", "5B", "junk", "")] == [False] * 6
