@@ -52,10 +52,10 @@ def verdict_word(check: Check) -> str:
 
 def headline(result: GateResult) -> str:
     parts = []
+    if unfit := result.unfit:  # first: beside it, a task's regression is a hint, not the verdict
+        parts.append(f"failed: the run cannot be gated on ({'; '.join(c.detail or c.threshold for c in unfit)})")
     if regressions := result.regressions:
         parts.append(f"{len(regressions)} regression(s) in {len({c.task for c in regressions})} task(s)")
-    if unfit := result.unfit:
-        parts.append(f"failed: the run cannot be gated on ({', '.join(c.threshold for c in unfit)})")
     if parts:
         return "oomlab gate: " + "; ".join(parts)
     if result.saved:  # the first run: nothing was compared, so nothing "passed"

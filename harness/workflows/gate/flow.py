@@ -63,8 +63,11 @@ def _gate(
     if not exists:
         return _first_baseline(baseline_path, current, source, facts, refusal, problems, load_checks)
     baseline, baseline_source = load_baseline(baseline_path)
-    result = compare(baseline, current, thresholds, per_task)
-    result.notices += [f"grew: {line}" for line in grown_sites(baseline, current)]
+    if any(problem.threshold == "scenario" for problem in problems):  # same names, other tasks: no row means anything
+        result = GateResult(notices=["no task compared: the baseline is of another scenario"])
+    else:
+        result = compare(baseline, current, thresholds, per_task)
+        result.notices += [f"grew: {line}" for line in grown_sites(baseline, current)]
     result.checks.extend(load_checks)
     result.checks[:0] = problems
     result.notices.insert(0, f"baseline {baseline_path} (run {baseline_source}) against run {source}")

@@ -55,5 +55,7 @@ def test_the_gate_fails_a_run_that_lost_its_worker_and_never_saves_it(oomlab, tm
     other = oomlab("run", "alloc", "--param", "over=0", "--tasks", "2")
     mismatch = oomlab("gate", "--baseline", baseline, "--current", other.run_dir)
     assert mismatch.code == 7 and "the baseline is of worker-death" in mismatch.stdout
+    # another scenario's tasks are not compared with the baseline's, even where their names meet
+    assert "no task compared" in mismatch.stdout and "REGRESSION" not in mismatch.stdout, mismatch.stdout
     lost_again = oomlab("gate", "--baseline", baseline, "--current", lost.run_dir)
     assert lost_again.code == 7
