@@ -182,10 +182,16 @@ def _running(record: RunRecord, at: float) -> list[tuple[TaskRecord, Execution]]
     ]
 
 
+def _execution_peak(run: Execution, task_id: str, killed_at: dict[tuple[str, int], int]) -> int | None:
+    """An execution's peak RSS: its VmHWM at the end, or, killed, its RSS at its own kill."""
+    return run.peak_rss_bytes if run.peak_rss_bytes is not None else killed_at.get((task_id, run.pid))
+
+
 def bystanders(record: RunRecord) -> list[str]:
     """A pool child killed while a task in another child grew more than its own did: the kernel kills
     the process holding the most memory (often memory left by earlier tasks), not the task that grew."""
     found = []
+    killed_at = {(k.task_id, k.pid): k.rss_bytes for k in record.kills if k.task_id and k.rss_bytes}
     for kill in record.kills:
         if kill.role != "child" or kill.cause != "oom" or not kill.task_id or not kill.rss_bytes:
             continue
@@ -195,19 +201,22 @@ def bystanders(record: RunRecord) -> list[str]:
             continue
         grew = kill.rss_bytes - victim[1].start_rss_bytes
         others = [
-            (task, run, run.peak_rss_bytes - run.start_rss_bytes)
+            (task, run, peak - run.start_rss_bytes)
             for task, run in running
-            if run.pid != kill.pid and run.peak_rss_bytes is not None and run.start_rss_bytes is not None
+            if run.pid != kill.pid
+            and run.start_rss_bytes is not None
+            and (peak := _execution_peak(run, task.id, killed_at)) is not None
         ]
         grower = max(others, key=lambda other: other[2], default=None)
         if grower is None or grower[2] <= grew:
             continue
         task, run, growth = grower
+        by_when = "by its own kill, later" if run.peak_rss_bytes is None else "its peak, which may have come later"
         found.append(
             f"{kill.task_name}[{kill.task_id}] was OOM-killed as a bystander: its process (pid {kill.pid}) held "
             f"{format_size(kill.rss_bytes)} at the kill, {format_size(victim[1].start_rss_bytes)} of it from before "
             f"the task started, while {task.name}[{task.id}] in pid {run.pid}, running at the kill, grew "
-            f"{format_size(growth)} above its start; the kernel kills the process holding the most memory, not the "
+            f"{format_size(growth)} above its start ({by_when}); the kernel kills the process holding the most memory, not the "
             f"task that grew. What helps: worker_max_memory_per_child (a child that kept earlier tasks' memory is "
             f"replaced), a queue and worker of its own for {task.name}, or fewer tasks at once (--concurrency)"
         )

@@ -133,3 +133,17 @@ def test_a_redelivered_tasks_kill_is_told_from_the_delivery_it_hit():
     said = findings(record)
     assert any("the child started the task at 40.0 MiB" in sentence for sentence in said), said
     assert any("killed 4 s into its run, having grown by 50.0 MiB/s" in sentence for sentence in said), said
+
+
+def test_a_bystander_is_named_when_the_task_that_grew_was_killed_next():
+    """The grower killed too has no VmHWM at its end: its RSS at its own kill is its growth."""
+    mib = 2**20
+    record = _bystander_record(sibling_growth_mib=60)
+    grower = record.tasks[1]
+    grower.outcome = "killed"
+    grower.executions = [Execution(12, 9.0, 0.0, start_rss_bytes=30 * mib, killed=True)]
+    record.kills.append(
+        KillRecord(12, "child", "g", "shop.resize", "SIGKILL", "oom", 12.5, "kmsg", rss_bytes=245 * mib)
+    )
+    [found] = bystanders(record)
+    assert "shop.resize[g] in pid 12, running at the kill, grew 215.0 MiB above its start (by its own kill" in found
