@@ -166,7 +166,7 @@ class Repairer(threading.Thread):
         self._done(kill)
 
     def _mark_failure(self, task_id: str, error: str, event: bool) -> None:
-        exc = OOMKilled(error)
+        exc = OOMKilled(error.removeprefix("OOMKilled: "))  # its type is already shown beside its message
         self.app.backend.mark_as_failure(task_id, exc, request=None)
         if event:  # queued behind what came meanwhile: Celery's late write is corrected before this
             self.inbox.put(("announce", (task_id, repr(exc))))

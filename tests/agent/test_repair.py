@@ -27,6 +27,7 @@ def test_an_oom_killed_task_reads_failure_oomkilled_within_a_second(agent_run):
         assert "killed by the kernel's OOM killer" in message and "limit 256.0 MiB" in message
         assert "pool child pid" in message and "with its memory group at its limit (group peak" in message
         assert "the task's own peak" in message
+        assert message.startswith("task "), message  # its type is shown beside it: not "OOMKilled: OOMKilled: ..."
         assert took < 1.0 * TIME_SCALE, f"{took:.3f} s from STARTED to FAILURE"
 
         # Celery's main process notices its lost child later and stores WorkerLostError: the agent

@@ -72,8 +72,8 @@ def worker_memory(text: str | None) -> int | None:
     _, memory = memory_limit(text, "")  # the sentence names --memory
     if memory < MIN_WORKER_MEMORY:
         raise BadInput(
-            f"--memory {text} is below 32 MiB, the least the agent accepts: importing Celery's worker alone "
-            f"takes about 58 MiB, so the worker could only be killed at start"
+            f"--memory {text} is below 32 MiB, the least the agent accepts; a worker needs more than that "
+            f"(importing Celery's worker alone takes about 58 MiB): give it that plus what its tasks need"
         )
     return memory
 

@@ -67,6 +67,9 @@ def parse_threshold(text: str) -> Threshold | LoadThreshold:
             if not math.isfinite(percent) or percent < 0:
                 raise BadInput(f"--fail {text!r}: a threshold is a finite percentage, zero or more")
         elif not amount.endswith("%") and size is None and amount:
+            if re.fullmatch(r"\+?[0-9.]+", amount):  # a bare number: a percentage or a size, which?
+                number = amount.lstrip("+")
+                raise BadInput(f"--fail {text!r}: {amount} has no unit: write {stat}:{number}% or {stat}:+{number}MiB")
             size = parse_size(amount.lstrip("+"))
         else:
             raise BadInput(f"--fail {text!r}: give at most one percentage and one size, e.g. growth:10%,+2MiB")

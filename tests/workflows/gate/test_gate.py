@@ -27,6 +27,11 @@ def test_bad_thresholds_are_bad_input(text):
         parse_threshold(text)
 
 
+def test_a_bare_number_asks_which_was_meant():
+    with pytest.raises(BadInput, match=r"^--fail 'peak:10': 10 has no unit: write peak:10% or peak:\+10MiB$"):
+        parse_threshold("peak:10")
+
+
 def test_percent_and_absolute_thresholds_fire_only_past_the_growth():
     assert not Threshold("peak", percent=10).exceeded(100, 110)
     assert Threshold("peak", percent=10).exceeded(100, 111)
