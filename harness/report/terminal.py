@@ -10,7 +10,7 @@ from oomlab.record.load import LoadSection, NameFigures
 from oomlab.record.profile import RunProfile
 from oomlab.record.schema import RunRecord
 from oomlab.report.by_name import by_name_table
-from oomlab.report.latency import latency_text
+from oomlab.report.latency import AT_ONCE, latency_text
 from oomlab.run.hooks import RunHook
 from rich.console import Console
 from rich.table import Table
@@ -101,10 +101,14 @@ def render_summary(record: RunRecord, console: Console) -> None:
                 _latency(detected.get("pidfd")),
                 _latency(celery),
             )
+        captions = []
         if len(record.kills) > KILL_ROWS:
-            kills.caption = (
+            captions.append(
                 f"the first {KILL_ROWS} of {len(record.kills)} kills; every one is in run.json and report.html"
             )
+        if any(seconds < 0 for kill in record.kills[:KILL_ROWS] for seconds in kill.detected.values()):
+            captions.append(f"{AT_ONCE}: seen no later than the kernel's stamp of the kill, which is the zero")
+        kills.caption = "\n".join(captions) or None
         console.print(kills)
     else:
         console.print("no OOM kills")
