@@ -303,6 +303,39 @@ def failure_sentences(found: dict[str, tuple[int, str, str]]) -> list[str]:
     ]
 
 
+_ENDED = {  # a task's outcome, as what happened to it
+    "killed": "was killed",
+    "descendant_killed": "lost a program it ran to a kill",
+    "stuck": "never finished",
+    "never_started": "never started",
+    "poison": "was stopped as a poison message",
+}
+
+
+def chains_cut(record: RunRecord) -> list[str]:
+    """A chain the plan sent that did not run to its end: which link ended it, and what never ran.
+    Celery sends a chain's next task only when the one before succeeded."""
+    found = []
+    for first in (task for task in record.tasks if task.chained):
+        links = sorted(
+            (task for task in record.tasks if task.root_id == first.id and task.id != first.id),
+            key=lambda task: task.executions[0].started_mono if task.executions else task.sent_mono,
+        )
+        if len(links) >= len(first.chained):
+            continue
+        ended = next((task for task in (first, *links) if task.outcome != "succeeded"), None)
+        if ended is None or ended.outcome in ("pending", "requeued"):
+            continue  # still under way when the run ended: the run's status says so
+        never = first.chained[len(links) :]
+        who = "its first" if ended is first else f"{ended.name}[{ended.id}]"
+        found.append(
+            f"the chain {first.name}[{first.id}] stopped after {1 + len(links)} of its {1 + len(first.chained)} "
+            f"task(s): {who} {_ENDED.get(ended.outcome, ended.outcome)}, so {', '.join(never)} never ran "
+            f"(Celery sends a chain's next task only when the one before succeeded)"
+        )
+    return found
+
+
 RULES = (
     recycling,
     untraced,
@@ -311,6 +344,7 @@ RULES = (
     worker_lost,
     descendant_kills,
     bystanders,
+    chains_cut,
     multiprocessing_in_prefork,
     reclaimable_at_limit,
     shared_process,

@@ -129,6 +129,7 @@ class TaskRecord:
     root_id: str | None = None
     group_id: str | None = None
     sent_by: Literal["run", "worker"] = "run"
+    chained: list[str] = field(default_factory=list)  # the task names a plan chained after it (TaskCall.then)
 
     def __repr__(self) -> str:
         """One line that fits an assertion message: who it is, what became of it, its figures."""

@@ -54,6 +54,7 @@ class Replay:
                     label=call.label,
                     args=list(call.args),
                     sent_mono=time.monotonic(),
+                    chained=[link.task for link in call.chained()],
                 )
             )
             try:

@@ -5,7 +5,7 @@ terminal's per-name table over the same tasks."""
 from __future__ import annotations
 
 import pytest
-from oomlab.assemble.findings import bystanders, failures, findings, recycling
+from oomlab.assemble.findings import bystanders, chains_cut, failures, findings, recycling
 from oomlab.config.options import RunConfig
 from oomlab.record.schema import Execution, KillRecord, ProcessRecord, RunRecord, TaskRecord
 
@@ -147,3 +147,21 @@ def test_a_bystander_is_named_when_the_task_that_grew_was_killed_next():
     )
     [found] = bystanders(record)
     assert "shop.resize[g] in pid 12, running at the kill, grew 215.0 MiB above its start (by its own kill" in found
+
+
+def test_a_chain_that_stopped_says_which_link_ended_it_and_what_never_ran():
+    record = RunRecord(run_id="r", config=RunConfig("workflows", "256MiB", 2, 1))
+    first = _task("f", "shop.fetch", chained=["shop.resize", "shop.store"], root_id="f")
+    resize = _task("r", "shop.resize", "failed", "ValueError: odd", root_id="f", parent_id="f", sent_by="worker")
+    record.tasks = [first, resize]
+    assert chains_cut(record) == [
+        "the chain shop.fetch[f] stopped after 2 of its 3 task(s): shop.resize[r] failed, so shop.store never ran "
+        "(Celery sends a chain's next task only when the one before succeeded)"
+    ]
+    first.outcome, record.tasks = "killed", [first]
+    [said] = chains_cut(record)
+    assert said.startswith("the chain shop.fetch[f] stopped after 1 of its 3 task(s): its first was killed, so ")
+    assert "shop.resize, shop.store never ran" in said and said in findings(record)
+    store = _task("s", "shop.store", root_id="f", parent_id="r", sent_by="worker")
+    first.outcome, resize.outcome, record.tasks = "succeeded", "succeeded", [first, resize, store]
+    assert chains_cut(record) == []  # every link ran
