@@ -38,7 +38,26 @@ def _unsendable(task_id: str, entry: dict) -> str | None:
     if message.get("args") is None or not message.get("name"):
         why = message.get("note") or "its arguments were not kept"
         return f"the dead letter {task_id} cannot be sent: {why}"
+    shapes: dict[str, type | tuple[type, ...]] = {
+        "name": str,
+        "args": list,
+        "kwargs": (dict, type(None)),
+        "queue": (str, type(None)),
+    }
+    wrong = [field for field, kinds in shapes.items() if not isinstance(message.get(field), kinds)]
+    if wrong:  # the agent writes none of these: another hand did
+        return f"the dead letter {task_id} cannot be sent: its {', '.join(wrong)} is not what the agent writes"
     return None
+
+
+def _unregistered(app, task_id: str, message: dict) -> str | None:
+    """Why the user's app would not run the dead letter's task: a name the app does not register,
+    after importing its task modules as the worker does (what is in the store anyone who can write
+    to it chose)."""
+    app.loader.import_default_modules()
+    if message["name"] in app.tasks:
+        return None
+    return f"the dead letter {task_id} names {message['name']!r}, which --app {app.main} does not register; nothing was sent"
 
 
 def user_app(name: str):
@@ -68,29 +87,30 @@ def user_app(name: str):
 
 
 def sender(app_name: str, given: bool, broker_url: str | None):
-    """(the app to send with, its main name): the user's own app when --app names one, so its
-    broker_url and routing are the default; else, only with --broker, a bare app of that main name.
-    The dead letters' Redis is the result backend, not where the workers listen: never a guess."""
+    """(the app to send with, its main name, whether it is the user's own): the user's app when --app
+    names one, so its broker_url and routing are the default; else, only with --broker, a bare app of
+    that main name. The dead letters' Redis is the result backend, not where the workers listen: never
+    a guess."""
     from celery import Celery
 
     app = user_app(app_name) if given else None
     if app is not None:
         if broker_url:
             app.conf.broker_url = broker_url
-        return app, app.main
+        return app, app.main, True
     if not broker_url:
         named = f"--app {app_name} is no importable Celery app" if given else "no --app names the Celery app"
         raise BadInput(
             f"give --broker: the dead letters' Redis is the result backend, not where the workers listen, "
             f"and {named} to take broker_url from; nothing was sent"
         )
-    return Celery(app_name, broker=broker_url, set_as_current=False), app_name
+    return Celery(app_name, broker=broker_url, set_as_current=False), app_name, False
 
 
 def replay(
     redis_url: str, broker_url: str | None, app_name: str, task_ids: list[str], app_given: bool = True
 ) -> list[tuple[str, str]]:
-    app, app_name = sender(app_name, app_given, broker_url)
+    app, app_name, users_app = sender(app_name, app_given, broker_url)
     store = Store(redis_url, app_name)
     dead = store.dead()
     missing = [task_id for task_id in task_ids if task_id not in dead]
@@ -98,6 +118,8 @@ def replay(
         raise BadInput(f"no dead letter {missing[0]} for app {app_name!r} in {safe_url(redis_url)}")
     for task_id in task_ids:  # all checked before any is sent
         problem = _unsendable(task_id, dead[task_id])
+        if problem is None and users_app:  # a bare app (--broker and a main name) knows no task
+            problem = _unregistered(app, task_id, dead[task_id]["message"])
         if problem is not None:
             raise BadInput(problem)
     sent = []

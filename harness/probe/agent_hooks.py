@@ -212,14 +212,18 @@ def _is_redelivered(task) -> bool:
 
 def _message(task_id, task, args, kwargs) -> None:
     request = task.request
+    args, kwargs = (() if args is None else args), ({} if kwargs is None else kwargs)
+    shaped = isinstance(args, list | tuple) and isinstance(kwargs, dict)  # a raw message may hold anything
     message = {
         "name": task.name,
-        "args": list(args or ()),
-        "kwargs": dict(kwargs or {}),
+        "args": list(args) if shaped else None,
+        "kwargs": dict(kwargs) if shaped else None,
         "headers": {k: v for k, v in (getattr(request, "headers", None) or {}).items() if _jsonable(v)},
         "queue": (getattr(request, "delivery_info", None) or {}).get("routing_key"),
     }
-    if not _jsonable(message):
+    if message["args"] is None:
+        message["note"] = "its arguments were not a list and a mapping, as Celery's own messages are"
+    elif not _jsonable(message):
         message.update(args=None, kwargs=None, note="its arguments are not JSON, and only JSON is kept")
     elif (size := len(json.dumps(message))) > _MESSAGE_CAP:
         note = f"its message took {size} bytes, over the {_MESSAGE_CAP} kept: its arguments were not kept"

@@ -24,6 +24,9 @@ def project(tmp_path):
         "from celery import Celery\n"
         f"app = Celery({name!r}, broker={BROKER!r}, backend={BACKEND!r})\n"
         f"app.conf.task_default_queue = {name + '.q'!r}\n"
+        f"@app.task(name={name + '.hog'!r})\n"
+        "def hog(mib):\n"
+        "    return mib\n"
     )
     store = Store(BACKEND, name)
     task_id = str(uuid.uuid4())
@@ -67,3 +70,25 @@ def test_an_empty_listing_says_where_it_looked(project):
     done = _replay(cwd, "--redis-from-env", "DEAD", "--app", name, env={"DEAD": "redis://:s3cret@127.0.0.1:6379/15"})
     assert done.returncode == 0 and done.stdout == ""
     assert done.stderr == f"oomlab: no dead letters for app {name} in redis://:***@127.0.0.1:6379/15\n"
+
+
+def test_a_dead_letter_another_hand_wrote_is_not_sent(project):
+    """Anyone who can write to the result backend's Redis can write a dead letter: one naming a task
+    the app does not register, or shaped unlike the agent's, is refused and nothing is sent."""
+    cwd, name, _ = project
+    store = Store(BACKEND, name)
+    forged = {
+        str(uuid.uuid4()): ({"name": "os.system", "args": ["id"], "kwargs": {}, "queue": None}, "does not register"),
+        str(uuid.uuid4()): ({"name": f"{name}.hog", "args": "x", "kwargs": {}, "queue": ["q"]}, "args, queue is not"),
+    }
+    try:
+        for task_id, (message, _) in forged.items():
+            store.dead_letter(task_id, message, [], "OOMKilled")
+        for task_id, (_, why) in forged.items():
+            done = _replay(cwd, "--redis", BACKEND, "--app", name, task_id)
+            assert done.returncode == 2 and done.stderr.count("\n") == 1 and why in done.stderr, done.stderr
+            assert "nothing was sent" in done.stderr or "cannot be sent" in done.stderr
+        assert redis.Redis.from_url(BROKER).llen(f"{name}.q") == 0 and redis.Redis.from_url(BROKER).llen("celery") == 0
+    finally:
+        for task_id in forged:
+            store.forget(task_id)

@@ -56,3 +56,18 @@ def test_the_kernel_clock_maps_a_stamp_between_its_two_measured_offsets():
     two = KernelClock([(100.0, 0.002), (300.0, 0.004)])  # drifting 10 µs per s
     assert two.map(kill).kernel_mono == pytest.approx(200.417994 - (0.002 + 0.002 * 100.417994 / 200), abs=1e-9)
     assert two.describe() == {"offset_s": 0.002, "end_offset_s": 0.004, "drift_us_per_s": 10.0}
+
+
+def test_a_process_name_cannot_speak_for_another_pid():
+    """A process may name itself anything in 15 bytes: `a,pid=5448` once made its own OOM report claim
+    pid 5448, and the real victim's line, the report of which the kernel had rate-limited, was dropped."""
+    parser = KmsgParser("/oomlab/run1", known_pid={5448}.__contains__)
+    planted = OOM_KILL.replace("/a/oomlab/run1", "/user.slice/x").replace(
+        "task=python3,pid=5448", "task=a,pid=5448,pid=777"
+    )
+    parser.feed(planted, 1.0)
+    kill = parser.feed(KILLED, 1.0)
+    assert kill is not None and kill.pid == 5448
+    odd = OOM_KILL.replace("task=python3", "task=a,task=b)")  # the group is read up to the first ",task="
+    parser.feed(odd, 1.0)
+    assert parser.feed(KILLED, 1.0).memcg == "/a/oomlab/run1"

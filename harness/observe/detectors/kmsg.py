@@ -28,7 +28,9 @@ from oomlab.observe.detectors.readable import readable
 SEEN_BEFORE_STAMP_S = 0.005
 
 _KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB")
-_OOM_KILL = re.compile(r"oom-kill:.*task_memcg=([^,]*),task=[^,]*,pid=(\d+)")
+# the victim's name (its comm: any 15 bytes a process chose, commas too) comes before its pid: the pid
+# and uid are read from the line's end, the group up to the first ",task=" after it
+_OOM_KILL = re.compile(r"oom-kill:.*?,task_memcg=(.*?),task=.*,pid=(\d+),uid=\d+\s*$")
 _GROUP = re.compile(r"Tasks in (\S+) are going to be killed due to memory\.oom\.group set")
 
 
