@@ -40,7 +40,8 @@ class AgentRun:
             AGENT_TEST_BROKER=broker,
             AGENT_TEST_BACKEND=backend,
             AGENT_TEST_QUEUE=self.queue,
-            PYTHONPATH=str(HERE),
+            # the VM lane has oomlab on its PYTHONPATH, not installed: kept after the app's folder
+            PYTHONPATH=os.pathsep.join(filter(None, (str(HERE), os.environ.get("PYTHONPATH")))),
         )
         self.log = tmp_path / "agent.log"
         self.process: subprocess.Popen | None = None

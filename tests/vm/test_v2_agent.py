@@ -27,7 +27,7 @@ LIMIT = 256 * 2**20
 CONTAINER = """\
 echo $$ > "$1/cgroup.procs" || exit 1
 shift
-exec unshare --cgroup --mount sh -c 'mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 /sys/fs/cgroup &&
+exec unshare --cgroup --mount sh -c 'umount /sys/fs/cgroup && mount -t cgroup2 -o ro,nosuid,nodev,noexec cgroup2 /sys/fs/cgroup &&
   exec setpriv --reuid=tester --regid=tester --init-groups --inh-caps=-all --bounding-set=-all \
   env HOME=/home/tester "$@"' sh "$@"
 """
