@@ -211,6 +211,7 @@ def bystanders(record: RunRecord) -> list[str]:
         if grower is None or grower[2] <= grew:
             continue
         task, run, growth = grower
+        own_queue = "" if task.name == kill.task_name else f"a queue and worker of its own for {task.name}, or "
         by_when = "by its own kill, later" if run.peak_rss_bytes is None else "its peak, which may have come later"
         found.append(
             f"{kill.task_name}[{kill.task_id}] was OOM-killed as a bystander: its process (pid {kill.pid}) held "
@@ -218,7 +219,7 @@ def bystanders(record: RunRecord) -> list[str]:
             f"the task started, while {task.name}[{task.id}] in pid {run.pid}, running at the kill, grew "
             f"{format_size(growth)} above its start ({by_when}); the kernel kills the process holding the most memory, not the "
             f"task that grew. What helps: worker_max_memory_per_child (a child that kept earlier tasks' memory is "
-            f"replaced), a queue and worker of its own for {task.name}, or fewer tasks at once (--concurrency)"
+            f"replaced), {own_queue}fewer tasks at once (--concurrency)"
         )
     return found
 

@@ -115,6 +115,13 @@ def test_a_task_killed_while_another_grew_more_is_named_a_bystander():
     assert "180.0 MiB of it from before the task started" in found
     assert "shop.resize[g] in pid 12, running at the kill, grew 60.0 MiB above its start" in found
     assert found in findings(_bystander_record(sibling_growth_mib=60))
+    assert "a queue and worker of its own for shop.resize, or fewer tasks at once" in found
+    same = _bystander_record(sibling_growth_mib=60)
+    same.tasks[1].name = "shop.thumb"  # one task that leaks: another queue for it would part nothing
+    [said] = bystanders(same)
+    assert "a queue and worker of its own" not in said and said.endswith(
+        "replaced), fewer tasks at once (--concurrency)"
+    )
     # the victim grew 10 MiB: a sibling that grew no more is no culprit, and nothing is said
     assert bystanders(_bystander_record(sibling_growth_mib=10)) == []
 
