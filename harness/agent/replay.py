@@ -54,7 +54,10 @@ def _unregistered(app, task_id: str, message: dict) -> str | None:
     """Why the user's app would not run the dead letter's task: a name the app does not register,
     after importing its task modules as the worker does (what is in the store anyone who can write
     to it chose)."""
-    app.loader.import_default_modules()
+    try:
+        app.loader.import_default_modules()
+    except Exception as exc:  # the user's own task modules: what the worker would meet at its start
+        return f"importing --app {app.main}'s task modules failed ({type(exc).__name__}: {exc}); nothing was sent"
     if message["name"] in app.tasks:
         return None
     return f"the dead letter {task_id} names {message['name']!r}, which --app {app.main} does not register; nothing was sent"
