@@ -39,6 +39,10 @@ def run_dir_from(stdout: str) -> str | None:
 # timeline.png is drawn by a child Python, ~1.5 s of every run; no verdict reads it but the tests of the picture
 # itself, which set it back (PICTURE_ENV). report.html's charts are still built on every run
 os.environ.setdefault("OOMLAB_TIMELINE", "off")
+# every pool child raises its oom_score_adj (oomlab.probe.recorder): right after a child's kill the
+# kernel sometimes took the main process, a fresh child being smaller, and a test of child kills
+# failed by chance (five times in five CI runs); no test here needs the kernel's own tie-break
+os.environ.setdefault("OOMLAB_CHILD_OOM_SCORE_ADJ", "300")
 PICTURE_ENV = {"OOMLAB_TIMELINE": "on"}
 
 # Commands print for a pipe as wide as their tables need unless COLUMNS says otherwise (oomlab.report.console);

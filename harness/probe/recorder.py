@@ -87,6 +87,25 @@ def _on_sent(headers=None, **_):
         )
 
 
+CHILD_OOM_SCORE_ADJ = "OOMLAB_CHILD_OOM_SCORE_ADJ"
+
+
+@signals.worker_process_init.connect
+def _prefer_this_child(**_):
+    """With OOMLAB_CHILD_OOM_SCORE_ADJ=N (1 to 1000; unset in a run, as in production), a pool child
+    raises its oom_score_adj to N first thing (raising needs no privilege), so the kernel takes a
+    child rather than the main process when their sizes are near. oomlab's own tests of child kills
+    set it: right after one kill the kernel sometimes took the main process (a fresh child holds less),
+    a real outcome that made those tests fail by chance."""
+    wanted = os.environ.get(CHILD_OOM_SCORE_ADJ, "")
+    if wanted.isdigit() and 0 < int(wanted) <= 1000:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as adj:
+                adj.write(wanted)
+        except OSError:
+            pass  # a kernel without it: the kernel chooses as it would
+
+
 @signals.worker_process_init.connect
 def _on_child_init(**_):
     """The child is ready: every worker_process_init receiver has run (_on_worker_init)."""
