@@ -133,6 +133,28 @@ def slow_growth(record: RunRecord) -> list[str]:
 DAEMONIC = "daemonic processes are not allowed to have children"
 
 
+AFTER_A_CHILD_S = 2.0  # a main process killed this soon after a pool child: the kill that freed too late
+
+
+def _after_a_child(record: RunRecord, main_kill: KillRecord) -> str:
+    """A main process killed right after a pool child: the next allocation came before the victim's
+    memory was freed, and a fresh child, its libraries not yet touched, held less than the main."""
+    before = [
+        k
+        for k in record.kills
+        if k.role == "child" and 0 <= main_kill.kernel_time_mono - k.kernel_time_mono <= AFTER_A_CHILD_S
+    ]
+    if not before:
+        return ""
+    child = before[-1]
+    gap = format_seconds(main_kill.kernel_time_mono - child.kernel_time_mono)
+    return (
+        f", {gap} after it killed pool child {child.pid} at {format_size(child.rss_bytes)}. What helps: a "
+        f"worker_process_init receiver that raises each pool child's /proc/self/oom_score_adj (e.g. to 300; "
+        f"raising needs no privilege), so the kernel takes a child before the main process"
+    )
+
+
 def worker_lost(record: RunRecord) -> list[str]:
     """A run that ended with its worker gone or its time up did not do its work: say why."""
     never = record.summary.outcomes.get("never_started", 0)
@@ -152,10 +174,11 @@ def worker_lost(record: RunRecord) -> list[str]:
         ]
     main_kill = next((k for k in record.kills if k.role == "main"), None)
     if main_kill is not None:
-        return [
+        said = (
             f"{found}: the kernel OOM-killed it at {format_size(main_kill.rss_bytes)} RSS (the process with the "
             f"highest badness in the group is chosen, not necessarily the one that allocated)"
-        ]
+        )
+        return [said + _after_a_child(record, main_kill)]
     return [f"{found}: {cause}" if cause else f"{found}; see worker.log in the run directory"]
 
 

@@ -172,3 +172,20 @@ def test_a_chain_that_stopped_says_which_link_ended_it_and_what_never_ran():
     store = _task("s", "shop.store", root_id="f", parent_id="r", sent_by="worker")
     first.outcome, resize.outcome, record.tasks = "succeeded", "succeeded", [first, resize, store]
     assert chains_cut(record) == []  # every link ran
+
+
+def test_a_main_process_killed_right_after_a_child_says_what_spares_it():
+    """Seen in CI: a pool child killed at 213 MiB, the main process 111 ms later at 62.5 MiB."""
+    mib = 2**20
+    record = RunRecord(run_id="r", config=RunConfig("alloc", "256MiB", 2, 1), status="worker_lost")
+    record.worker.exit_code = -9
+    record.kills = [
+        KillRecord(21127, "child", "a", "alloc.allocate", "SIGKILL", "oom", 3539.542, "kmsg", rss_bytes=213 * mib),
+        KillRecord(21118, "main", None, None, "SIGKILL", "oom", 3539.653, "kmsg", rss_bytes=62 * mib),
+    ]
+    [said] = [sentence for sentence in findings(record) if "main process exited" in sentence]
+    assert "the kernel OOM-killed it at 62.0 MiB RSS" in said
+    assert ", 111 ms after it killed pool child 21127 at 213.0 MiB. What helps: a worker_process_init" in said
+    record.kills[0].kernel_time_mono = 3530.0  # long before: another story
+    [alone] = [sentence for sentence in findings(record) if "main process exited" in sentence]
+    assert "after it killed pool child" not in alone
