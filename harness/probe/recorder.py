@@ -99,9 +99,12 @@ def _prefer_this_child(**_):
     a real outcome that made those tests fail by chance."""
     wanted = os.environ.get(CHILD_OOM_SCORE_ADJ, "")
     if wanted.isdigit() and 0 < int(wanted) <= 1000:
-        try:
-            with open("/proc/self/oom_score_adj", "w") as adj:
-                adj.write(wanted)
+        try:  # procfs: the process's own file, no directory anyone else can write
+            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, wanted.encode())
+            finally:
+                os.close(fd)
         except OSError:
             pass  # a kernel without it: the kernel chooses as it would
 
