@@ -51,7 +51,7 @@ class Latency:
 @dataclass
 class Points:
     """A per-second series (oomlab.run.load.series): counts as rates, gauges as sampled; buckets widen
-    past an hour so the series stays a few thousand numbers."""
+    past ten minutes so the series stays at most 600 numbers."""
 
     width_s: float = 1.0
     values: list[float] = field(default_factory=list)

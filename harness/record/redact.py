@@ -52,6 +52,9 @@ def secret_name(name: str) -> bool:
 def mask_urls(value: Any) -> Any:
     """A copy of `value` (JSON-like data) with the password of every URL in every string masked: safe
     on any data (every JSON file oomlab writes goes through it)."""
+    kind = type(value)
+    if kind is float or kind is int or kind is bool or value is None:  # most of a record: its numbers
+        return value
     if isinstance(value, str):
         return safe_url(value)
     if isinstance(value, dict):

@@ -439,11 +439,13 @@ class RunRecord:
             raise BadInput(f"{source} does not fit {SCHEMA}: {error}") from None
 
 
-def write_json_atomic(path: str, data: Any) -> None:
+def write_json_atomic(path: str, data: Any, *, compact: bool = False) -> None:
     """Write + rename, so a reader (or a SIGKILL) only ever meets a whole file; NaN is refused. Every
     URL's password is masked, the file is private unless OOMLAB_UMASK shares results, and it is never
-    written through a planted file (oomlab.record.redact, oomlab.trust)."""
-    text = json.dumps(mask_urls(data), indent=1, allow_nan=False)
+    written through a planted file (oomlab.record.redact, oomlab.trust). `compact`: one line, for a
+    checkpoint each second (json's C encoder; an indented file takes its Python one, ten times slower)."""
+    layout: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 1}
+    text = json.dumps(mask_urls(data), allow_nan=False, **layout)
     write_private_atomic(path, text, mode=0o666 & ~results_umask())
 
 

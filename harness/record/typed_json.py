@@ -30,7 +30,19 @@ class ShapeError(ValueError):
 
 
 def to_json(value: Any) -> Any:
-    """Plain JSON data (dicts, lists, scalars); NaN and infinities are refused, never written."""
+    """Plain JSON data (dicts, lists, scalars); NaN and infinities are refused, never written. Scalars
+    are tried first: a record is mostly numbers (a load run's series), and a checkpoint walks it each second."""
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a JSON number")
+        return value
+    if value is None or kind is str or kind is int or kind is bool:
+        return value
+    if kind is list or kind is tuple:
+        return [to_json(v) for v in value]
+    if kind is dict:
+        return {str(k): to_json(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         omit = _omit_none(type(value))
         return {
@@ -44,7 +56,7 @@ def to_json(value: Any) -> Any:
         return [to_json(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value} is not a JSON number")
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, (str, int, float, bool)):
         return value
     raise TypeError(f"{type(value).__name__} is not JSON data: {value!r}")
 

@@ -159,7 +159,7 @@ class Run(RunState):
 
     def finalize(self) -> None:
         self.record.environment.cleanup_errors += self.placement.finish()
-        self.checkpoint()
+        self.checkpoint(final=True)
         if self.forgets_results:  # after the final states are in the record: they were read from those keys
             run_steps(self, [self.forget_results])
         if self.hooks:

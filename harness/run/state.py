@@ -129,13 +129,14 @@ class RunState:
         for hook in self.hooks:
             getattr(hook, name)(self)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, final: bool = False) -> None:
         self.collect()
         self.record.ended_mono = time.monotonic()
-        self.write_record()
+        self.write_record(compact=not final)
 
-    def write_record(self) -> None:
-        write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json())
+    def write_record(self, *, compact: bool = False) -> None:
+        """run.json; a checkpoint's is `compact` (written each second), the final one indented for reading."""
+        write_json_atomic(os.path.join(self.run_dir, "run.json"), self.record.to_json(), compact=compact)
 
 
 def read_main_vmhwm(run: RunState) -> None:

@@ -1,5 +1,7 @@
 """A per-second series in bounded memory: one bucket per second until MAX_POINTS, then neighbouring
-buckets merge and the width doubles, so an hour or a week costs the same few thousand numbers."""
+buckets merge and the width doubles, so an hour or a week costs the same few hundred numbers. The bound
+is what keeps a checkpoint flat: run.json carries each series and is written every second (at 3,600
+points a series, a million-task run's checkpoint took 30 ms and grew with the run)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import dataclass, field
 
 from oomlab.record.load import Points
 
-MAX_POINTS = 3600
+MAX_POINTS = 600  # ten minutes at one second, an hour at eight seconds, a day at about four minutes
 
 
 @dataclass
