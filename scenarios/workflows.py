@@ -4,10 +4,11 @@ reject_on_worker_lost on a task that never fits), a misspelled name."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
-from celery import chord, signals
+from celery import chord
 from oomlab import Param, Plan, RunContext, TaskCall, Variant
 from oomlab.scenarios._common import MIB, scenario_app, touched_bytes, worker_variant
 
@@ -34,21 +35,15 @@ VARIANTS = [
 ]
 
 
-CHILD_OOM_SCORE_ADJ = 500  # the poison variant's pool children: half the limit added to their badness
-
-
-@signals.worker_process_init.connect
-def _children_first(**_: Any) -> None:
-    """The poison variant is about the message, so every kill should land on its task's child. The
-    kernel kills the process with the most memory; a fresh child (its shared libraries not yet
-    touched) holds less than the main process, and a redelivery that grows while the last victim's
-    memory is still being freed could make the main process the choice (a worker_lost run, seen in
-    CI). A production worker meets that too: `oomlab run` shows it where it happens. Raising one's
-    own oom_score_adj needs no privilege (lowering the main process's would, and oomlab's worker has
-    CAP_SYS_RESOURCE dropped)."""
-    if worker_variant() == "poison":
-        with open("/proc/self/oom_score_adj", "w") as adj:
-            adj.write(str(CHILD_OOM_SCORE_ADJ))
+# The poison variant is about the message, so every kill should land on its task's child. The kernel
+# kills the process with the most memory; a fresh child (its shared libraries not yet touched) holds
+# less than the main process, and a redelivery that grows while the last victim's memory is still being
+# freed could make the main process the choice (a worker_lost run, seen in CI). A production worker
+# meets that too: `oomlab run` shows it where it happens. Here, in the worker before its pool forks,
+# oomlab's probe is asked to raise each pool child's oom_score_adj (docs/truth.md): half the limit added
+# to its badness. Raising one's own needs no privilege; lowering the main process's would.
+if worker_variant() == "poison":
+    os.environ["OOMLAB_CHILD_OOM_SCORE_ADJ"] = "500"
 
 
 @app.task(name="workflows.start")

@@ -50,14 +50,19 @@ def _unsendable(task_id: str, entry: dict) -> str | None:
     return None
 
 
-def _unregistered(app, task_id: str, message: dict) -> str | None:
-    """Why the user's app would not run the dead letter's task: a name the app does not register,
-    after importing its task modules as the worker does (what is in the store anyone who can write
-    to it chose)."""
+def _import_failure(app) -> str | None:
+    """Why the user's app's task modules cannot be imported as the worker imports them at its start
+    (then no task it registers is known), or None."""
     try:
         app.loader.import_default_modules()
     except Exception as exc:  # the user's own task modules: what the worker would meet at its start
         return f"importing --app {app.main}'s task modules failed ({type(exc).__name__}: {exc}); nothing was sent"
+    return None
+
+
+def _unregistered(app, task_id: str, message: dict) -> str | None:
+    """Why the user's app would not run the dead letter's task: a name the app does not register
+    (what is in the store anyone who can write to it chose)."""
     if message["name"] in app.tasks:
         return None
     return f"the dead letter {task_id} names {message['name']!r}, which --app {app.main} does not register; nothing was sent"
@@ -119,9 +124,11 @@ def replay(
     missing = [task_id for task_id in task_ids if task_id not in dead]
     if missing:
         raise BadInput(f"no dead letter {missing[0]} for app {app_name!r} in {safe_url(redis_url)}")
+    if users_app and (failure := _import_failure(app)):  # a bare app (--broker and a main name) knows no task
+        raise BadInput(failure)
     for task_id in task_ids:  # all checked before any is sent
         problem = _unsendable(task_id, dead[task_id])
-        if problem is None and users_app:  # a bare app (--broker and a main name) knows no task
+        if problem is None and users_app:
             problem = _unregistered(app, task_id, dead[task_id]["message"])
         if problem is not None:
             raise BadInput(problem)

@@ -14,7 +14,7 @@ from oomlab.assemble.outcomes import TreeContext, fill_task
 from oomlab.assemble.truth import apply_truth_summary, mark_process_peaks
 from oomlab.observe.evidence import Evidence
 from oomlab.observe.executions import build_executions, child_exit_codes, pool_children, task_names
-from oomlab.probe.events import WORKER_READY
+from oomlab.probe.events import CHILD_INIT, WORKER_READY
 from oomlab.record.schema import Execution, KillRecord, ProcessRecord, RunRecord, Summary, TaskRecord
 
 
@@ -57,6 +57,8 @@ def assemble(evidence: Evidence, base: RunRecord) -> RunRecord:
     )
     record.environment.kmsg_clock = evidence.kmsg_clock
     record.environment.celery_events_error = evidence.celery_events_error
+    adjs = [adj for r in obs.probe if r["ev"] == CHILD_INIT and (adj := r.get("oom_score_adj")) is not None]
+    record.environment.child_oom_score_adj = max(adjs, default=None)
     record.group.replaced_mono = list(obs.group_replaced)  # a restarted container's cgroup, made anew
     record.summary = _summary(evidence, record)
     record.summary.findings = findings(record)

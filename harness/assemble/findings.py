@@ -339,10 +339,17 @@ _ENDED = {  # a task's outcome, as what happened to it
 def chains_cut(record: RunRecord) -> list[str]:
     """A chain the plan sent that did not run to its end: which link ended it, and what never ran.
     Celery sends a chain's next task only when the one before succeeded."""
-    found = []
-    for first in (task for task in record.tasks if task.chained):
+    found: list[str] = []
+    firsts = [task for task in record.tasks if task.chained]
+    if not firsts:
+        return found
+    by_root: dict[str, list[TaskRecord]] = {}  # each chain's links, in one pass over the tasks
+    for task in record.tasks:
+        if task.root_id and task.root_id != task.id:
+            by_root.setdefault(task.root_id, []).append(task)
+    for first in firsts:
         links = sorted(
-            (task for task in record.tasks if task.root_id == first.id and task.id != first.id),
+            by_root.get(first.id, ()),
             key=lambda task: task.executions[0].started_mono if task.executions else task.sent_mono,
         )
         if len(links) >= len(first.chained):

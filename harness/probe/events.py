@@ -73,6 +73,7 @@ class ProbeLine(_Stamp, total=False):
     leaf: dict[str, Any] | None
     pss: int | None
     uss: int | None
+    oom_score_adj: int | None  # a pool child's at its start: raised, the kernel takes it before the main process
     exitcode: int | None
     registered: list[str] | None  # worker ready: the task names its app registers
     # --profile's captures

@@ -118,6 +118,15 @@ def pss_uss_bytes(pid: int | str = "self") -> tuple[int, int] | None:
     return parse_smaps_rollup(_read(f"/proc/{pid}/smaps_rollup", 8192))
 
 
+def oom_score_adj(pid: int | str = "self") -> int | None:
+    """The process's oom_score_adj (-1000 to 1000; 0 unless something changed it)."""
+    data = _read(f"/proc/{pid}/oom_score_adj", 16)
+    try:
+        return int(data) if data else None
+    except ValueError:
+        return None
+
+
 def rss_bytes(pid: int | str = "self") -> int | None:
     """Resident set size from /proc/PID/statm (one short read, no parsing of status)."""
     return parse_statm_rss(_read(f"/proc/{pid}/statm", 128))

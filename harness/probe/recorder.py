@@ -120,6 +120,7 @@ def _on_child_init(**_):
         leaf=_tree.make(),
         pss=pss_uss[0] if pss_uss else None,
         uss=pss_uss[1] if pss_uss else None,
+        oom_score_adj=procfs.oom_score_adj(),
     )
 
 

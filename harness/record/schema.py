@@ -304,6 +304,10 @@ class Environment:
     # the run's own result keys deleted from a Redis backend oomlab chose (the broker's database, with
     # --broker and no --result-backend); None: not done (a backend the user named, or the embedded one)
     result_keys_deleted: int | None = None
+    # the highest oom_score_adj a pool child started with (0: the kernel's default, as in production;
+    # OOMLAB_CHILD_OOM_SCORE_ADJ or a worker_process_init receiver raises it, so a kill takes a child
+    # before the main process): None when no child said
+    child_oom_score_adj: int | None = None
 
 
 @dataclass

@@ -29,6 +29,7 @@ def test_a_chord_sent_by_a_task_is_five_linked_tasks_and_the_gate_sees_its_callb
     run_dir, record = chord_run(oomlab, 24)
     tasks = record["tasks"]
     assert len(tasks) == 5, [t["name"] for t in tasks]
+    assert record["environment"]["child_oom_score_adj"] == 300  # the suite's OOMLAB_CHILD_OOM_SCORE_ADJ (conftest)
     (sender,) = [t for t in tasks if t["name"] == "workflows.start"]
     parts = [t for t in tasks if t["name"] == "workflows.part"]
     (callback,) = [t for t in tasks if t["name"] == "workflows.collect"]
@@ -126,6 +127,7 @@ def test_a_poison_message_is_revoked_after_three_kills(oomlab):
     assert record["status"] == "complete", record["message"]
     assert [t["outcome"] for t in record["tasks"]] == ["poison"]
     assert "poison" in result.stdout
+    assert record["environment"]["child_oom_score_adj"] == 500  # the variant's own, over the suite's 300
 
 
 def test_a_poison_message_ends_in_a_load_run(oomlab):
