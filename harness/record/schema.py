@@ -22,6 +22,7 @@ from oomlab.record.load import LoadSection
 from oomlab.record.profile import AllocationSite, RunProfile, TaskProfile
 from oomlab.record.reading import read_json
 from oomlab.record.redact import mask_settings, mask_urls
+from oomlab.record.status import STATUS_ROOM
 from oomlab.record.typed_json import ShapeError, from_json, to_json
 from oomlab.trust import check_trusted_dir, results_umask, write_private_atomic
 
@@ -450,6 +451,8 @@ def write_json_atomic(path: str, data: Any, *, compact: bool = False) -> None:
     checkpoint each second (json's C encoder; an indented file takes its Python one, ten times slower)."""
     layout: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 1}
     text = json.dumps(mask_urls(data), allow_nan=False, **layout)
+    if compact:
+        text += " " * STATUS_ROOM  # room to settle the status in place on a full disk (oomlab.record.status)
     write_private_atomic(path, text, mode=0o666 & ~results_umask())
 
 

@@ -2,7 +2,8 @@
 
 run.json is normally replaced atomically (a new copy, then a rename), which needs room for a second
 copy. When there is none, the record is rewritten in place, compact, over the bytes it already
-holds: the status and message are what matter, and a record left saying `running` would lie.
+holds: the status and message are what matter, and a record left saying `running` would lie. A
+checkpoint's record is compact too, so it ends in STATUS_ROOM spaces for that rewrite.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 from typing import Any
 
 from oomlab.trust import results_umask, write_private_atomic
+
+STATUS_ROOM = 2048  # trailing spaces a compact run.json keeps for its final status and message
 
 
 def settle_status(path: str, status: str, message: str | None) -> bool:
@@ -32,8 +35,13 @@ def settle_status(path: str, status: str, message: str | None) -> bool:
         if _replace(path, record):
             return True
         remove_quietly(f"{path}.tmp")  # a half-written copy takes the room the rewrite needs
-        compact = json.dumps(record, separators=(",", ":")).encode()
         size = handle.seek(0, os.SEEK_END)
+        compact = json.dumps(record, separators=(",", ":")).encode()
+        keep = len(message or "")
+        while len(compact) > size and keep > 0:  # the status first: the message cut short, and said so
+            keep = max(0, keep - (len(compact) - size) - 16)
+            record["message"] = f"{(message or '')[:keep]}... (cut: the disk is full)"
+            compact = json.dumps(record, separators=(",", ":")).encode()
         if len(compact) > size:
             return False  # would need room the disk does not have
         handle.seek(0)
