@@ -113,7 +113,9 @@ def observed_tasks(
     moment the worker sent one or the probe saw it start."""
     for task_id, record in (sent or {}).items():
         if task_id not in known and task_id not in skip:
-            sender = names.get(record.get("parent_id") or "")  # it ran in the worker: its prerun named it
+            parent = record.get("parent_id") or ""
+            # its sender ran in this worker: its prerun named it; else (another worker's task) its id
+            sender = names.get(parent) or (f"task {parent[:8]}" if parent else "")
             known[task_id] = TaskRecord(
                 id=task_id,
                 name=record.get("name") or "?",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from oomlab.config.sizes import format_size
 from oomlab.errors import EXIT_OK, BadInput
 from oomlab.workflows.gate.baseline import refuse_overwrite, save_baseline
+from oomlab.workflows.gate.flow import DEFAULT_THRESHOLDS
 from oomlab.workflows.gate.run_checks import run_problems
 from oomlab.workflows.gate.runs import gated_runs
 
@@ -33,7 +34,16 @@ def main(args) -> int:
     if reason and not args.force:
         raise BadInput(f"run {source} cannot be a baseline: {reason}; give --force to save it anyway")
     save_baseline(args.path, stats, source, runs.facts.scenario)
-    for name, s in stats.items():
-        print(f"{name}: n={s.n} peak {format_size(s.max)} p95 {format_size(s.p95)} kills {s.kills}")
-    print(f"baseline of run {source} saved to {args.path}")
+    for name, s in stats.items():  # growth first: what `oomlab gate` compares unless --fail says otherwise
+        print(
+            f"{name}: n={s.n} growth {_size(s.growth_max)} (p95 {_size(s.growth_p95)}) needs {_size(s.needs_max)} "
+            f"peak {format_size(s.max)} (p95 {format_size(s.p95)}) kills {s.kills}"
+        )
+    print(
+        f"baseline of run {source} saved to {args.path}; `oomlab gate` compares growth ({', '.join(DEFAULT_THRESHOLDS)})"
+    )
     return EXIT_OK
+
+
+def _size(value: int | None) -> str:
+    return "-" if value is None else format_size(value)
