@@ -120,6 +120,21 @@ def test_series_stays_bounded_over_a_long_run():
     assert sum(series.values) == 2 * 3 * MAX_POINTS and set(series.per_second()) == {2.0}
 
 
+def test_names_series_add_up_into_the_total_whatever_their_widths():
+    long_name, short_name = NameStats(), NameStats()
+    for second in range(3 * MAX_POINTS):  # widened to 4 s buckets
+        long_name.offered.add(second + 0.5, 1)
+    for second in range(10):  # sent only at the start: 1 s buckets
+        short_name.offered.add(second + 0.5, 3)
+    for order in ((long_name, short_name), (short_name, long_name)):
+        total = total_of({str(index): stats for index, stats in enumerate(order)})
+        assert sum(total.offered.values) == 3 * MAX_POINTS + 30 and len(total.offered.values) <= MAX_POINTS
+        assert total.offered.values[:3] == [16.0, 16.0, 10.0]  # 4 + 12, 4 + 12, 4 + 6 in its 4 s buckets
+    assert long_name.offered.width == 4 and short_name.offered.width == 1  # the names' own are untouched
+    twice = total_of({"a": long_name, "b": long_name}).offered  # one width: bucket by bucket
+    assert twice.width == 4 and twice.values == [2 * value for value in long_name.offered.values]
+
+
 def test_mix_is_reproducible_and_weighted():
     mix = Mix((Kind("a", 3, lambda rng: (rng.random(),)), Kind("b", 1, lambda rng: ())))
     first = list(itertools.islice(mix.calls(5), 4000))
