@@ -29,6 +29,7 @@ from oomlab.run.load.replacements import Replacements
 from oomlab.run.load.schedule import Scheduler
 from oomlab.run.load.sender import Sender
 from oomlab.run.load.soak import Soak
+from oomlab.run.load.stats import total_of
 from oomlab.run.plan import plan_names, run_plan, sent_calls
 from oomlab.run.poison import poisoned_ids
 from oomlab.run.registered import check_registered
@@ -176,8 +177,9 @@ class LoadDriver(RunHook):
         from oomlab.run.load.section import apply_summary, load_section
 
         with self.book.lock:
-            run.record.load = load_section(self, run.record)
-            apply_summary(self.book, run.record.summary)
+            total = total_of(self.book.by_name)  # merged once for both
+            run.record.load = load_section(self, run.record, total)
+            apply_summary(self.book, run.record.summary, total)
         # task events that came since the last prune (the final record is assembled after the
         # loop's last one): the record keeps only what attribution reads, like the capture
         keep = kept_events(run.record.celery_events)
