@@ -37,10 +37,8 @@ def settle_status(path: str, status: str, message: str | None) -> bool:
         remove_quietly(f"{path}.tmp")  # a half-written copy takes the room the rewrite needs
         size = handle.seek(0, os.SEEK_END)
         compact = json.dumps(record, separators=(",", ":")).encode()
-        keep = len(message or "")
-        while len(compact) > size and keep > 0:  # the status first: the message cut short, and said so
-            keep = max(0, keep - (len(compact) - size) - 16)
-            record["message"] = f"{(message or '')[:keep]}... (cut: the disk is full)"
+        if len(compact) > size and message:  # the status first: the message cut short and said so, or none
+            record["message"] = _cut_to_fit(message, len(compact) - size)
             compact = json.dumps(record, separators=(",", ":")).encode()
         if len(compact) > size:
             return False  # would need room the disk does not have
@@ -48,6 +46,22 @@ def settle_status(path: str, status: str, message: str | None) -> bool:
         handle.write(compact.ljust(size))  # JSON allows trailing spaces: no block is freed or added
         handle.flush()
     return True
+
+
+CUT = "... (cut: the disk is full)"
+
+
+def _cut_to_fit(message: str, over: int) -> str | None:
+    """The longest start of `message` that, with CUT after it, makes the record `over` bytes shorter,
+    counted as JSON encodes each character (a non-ASCII one takes six bytes); None when none does."""
+    room = len(json.dumps(message)) - over - len(json.dumps(CUT))  # encoded bytes left for the kept start
+    used = kept = 0
+    for char in message:
+        used += len(json.dumps(char)) - 2
+        if used > room:
+            break
+        kept += 1
+    return f"{message[:kept]}{CUT}" if kept else None
 
 
 def _replace(path: str, record: dict[str, Any]) -> bool:

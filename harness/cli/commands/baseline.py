@@ -36,14 +36,11 @@ def main(args) -> int:
     save_baseline(args.path, stats, source, runs.facts.scenario)
     for name, s in stats.items():  # growth first: what `oomlab gate` compares unless --fail says otherwise
         print(
-            f"{name}: n={s.n} growth {_size(s.growth_max)} (p95 {_size(s.growth_p95)}) needs {_size(s.needs_max)} "
+            f"{name}: n={s.n} growth {format_size(s.growth_max)} (p95 {format_size(s.growth_p95)}) "
+            f"needs {format_size(s.needs_max)} "
             f"peak {format_size(s.max)} (p95 {format_size(s.p95)}) kills {s.kills}"
         )
     print(
         f"baseline of run {source} saved to {args.path}; `oomlab gate` compares growth ({', '.join(DEFAULT_THRESHOLDS)})"
     )
     return EXIT_OK
-
-
-def _size(value: int | None) -> str:
-    return "-" if value is None else format_size(value)

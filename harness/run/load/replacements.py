@@ -64,21 +64,30 @@ class Replacements:
 def throughput_dip(exits: Series, achieved: Series) -> ThroughputDip | None:
     """Tasks achieved per second in the seconds a child was recycled against the other seconds of the
     run (between its first and last completion): the throughput a replacement costs, as measured.
-    None without seconds of both kinds, or when the two series no longer share a bucket width."""
-    if exits.width != achieved.width or not any(exits.values):
+    A long run's buckets are wider than a second (oomlab.run.load.series): both series are read at the
+    wider one's width. None without buckets of both kinds."""
+    if not any(exits.values):
         return None
-    active = [i for i, value in enumerate(achieved.values) if value]
+    width = max(exits.width, achieved.width)
+    recycled, done = _at_width(exits, width), _at_width(achieved, width)
+    active = [i for i, value in enumerate(done) if value]
     if not active:
         return None
     window = range(active[0], active[-1] + 1)
-    replaced = [achieved.values[i] for i in window if i < len(exits.values) and exits.values[i]]
-    others = [achieved.values[i] for i in window if not (i < len(exits.values) and exits.values[i])]
+    replaced = [done[i] for i in window if i < len(recycled) and recycled[i]]
+    others = [done[i] for i in window if not (i < len(recycled) and recycled[i])]
     if not replaced or not others:
         return None
-    during, otherwise = sum(replaced) / len(replaced) / achieved.width, sum(others) / len(others) / achieved.width
+    during, otherwise = sum(replaced) / len(replaced) / width, sum(others) / len(others) / width
     return ThroughputDip(
         per_s_in_seconds_with_a_replacement=round(during, 2),
         per_s_otherwise=round(otherwise, 2),
         dip_percent=round(100 * (otherwise - during) / otherwise, 1) if otherwise else None,
-        seconds_with_a_replacement=len(replaced),
+        seconds_with_a_replacement=round(len(replaced) * width),
     )
+
+
+def _at_width(series: Series, width: float) -> list[float]:
+    """A count series' buckets merged to `width` (a power-of-two multiple of its own)."""
+    step = max(1, round(width / series.width))
+    return [sum(series.values[i : i + step]) for i in range(0, len(series.values), step)]

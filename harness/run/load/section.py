@@ -134,7 +134,8 @@ def findings(section: LoadSection, driver: LoadState) -> list[str]:
     if behind and driver.shape.kind != PLAN:
         grew = ""
         if backlog is not None:
-            sending = max(1e-9, driver.shape.duration or len(driver.figures.series["queue_depth"].values))
+            depth = driver.figures.series["queue_depth"]
+            sending = max(1e-9, driver.shape.duration or len(depth.values) * depth.width)
             grew = f"; the backlog grew to {backlog} waiting when sending ended (+{backlog / sending:.1f} tasks/s)"
         found.append(f"the worker could not keep up: {achieved:.1f} tasks/s achieved of {offered:.1f}/s offered{grew}")
     error = section.schedule.offered_error_percent if section.schedule else None

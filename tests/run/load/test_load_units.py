@@ -237,6 +237,23 @@ def test_throughput_dip_sets_seconds_with_a_replacement_against_the_others():
     assert throughput_dip(Series(), achieved) is None
 
 
+def test_throughput_dip_reads_a_long_runs_wider_buckets():
+    """Recycling that stopped early (its exits' buckets still a second wide) in a run past MAX_POINTS
+    seconds (the achieved series widened to 2 s): read at 2 s, not given up."""
+    from oomlab.run.load.replacements import throughput_dip
+
+    achieved, exits = Series(), Series()
+    for second in range(MAX_POINTS + 10):
+        achieved.add(second + 0.5, 30 if second in (6, 7) else 50)
+    exits.add(6.2)
+    exits.add(7.9)
+    assert achieved.width == 2 and exits.width == 1
+    dip = throughput_dip(exits, achieved)
+    assert dip == ThroughputDip(
+        per_s_in_seconds_with_a_replacement=30.0, per_s_otherwise=50.0, dip_percent=40.0, seconds_with_a_replacement=2
+    )
+
+
 def test_a_clean_load_run_may_be_the_first_baseline_and_a_failed_one_may_not():
     from oomlab.config.options import RunConfig
     from oomlab.record.schema import RunRecord, Spread
