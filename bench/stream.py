@@ -6,7 +6,7 @@ For each size: oomlab's own peak RSS (its process's VmHWM after the run ended, t
 included; the worker's and timeline.png's drawing child are other processes, not counted), run.json's
 size, each checkpoint's CPU time (p50 / p99, from the record), and the throughput between the first and
 the last task done, as bare Celery's is counted. `--tasks N` sets the largest size (a million takes
-about 20 minutes on a quiet 2-core machine)."""
+about 40 minutes for oomlab alone on a 2-core machine, as long again for bare Celery)."""
 
 from __future__ import annotations
 
