@@ -41,9 +41,11 @@ VARIANTS = [
 # freed could make the main process the choice (a worker_lost run, seen in CI). A production worker
 # meets that too: `oomlab run` shows it where it happens. Here, in the worker before its pool forks,
 # oomlab's probe is asked to raise each pool child's oom_score_adj (docs/truth.md): half the limit added
-# to its badness. Raising one's own needs no privilege; lowering the main process's would.
+# to its badness, or what the user asked for when that is more. Raising one's own needs no privilege;
+# lowering the main process's would.
 if worker_variant() == "poison":
-    os.environ["OOMLAB_CHILD_OOM_SCORE_ADJ"] = "500"
+    asked = os.environ.get("OOMLAB_CHILD_OOM_SCORE_ADJ", "")
+    os.environ["OOMLAB_CHILD_OOM_SCORE_ADJ"] = str(min(1000, max(500, int(asked) if asked.isdigit() else 0)))
 
 
 @app.task(name="workflows.start")
