@@ -32,16 +32,15 @@ class ShapeError(ValueError):
 def to_json(value: Any) -> Any:
     """Plain JSON data (dicts, lists, scalars); NaN and infinities are refused, never written. Scalars
     are tried first: a record is mostly numbers (a load run's series), and a checkpoint walks it each second."""
-    kind = type(value)
-    if kind is float:
+    if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{value} is not a JSON number")
         return value
-    if value is None or kind is str or kind is int or kind is bool:
+    if value is None or isinstance(value, (str, int)):  # bool is an int
         return value
-    if kind is list or kind is tuple:
+    if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
-    if kind is dict:
+    if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         omit = _omit_none(type(value))
@@ -50,14 +49,6 @@ def to_json(value: Any) -> Any:
             for f in dataclasses.fields(value)
             if (item := getattr(value, f.name)) is not None or f.name not in omit
         }
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value} is not a JSON number")
-    if isinstance(value, (str, int, float, bool)):
-        return value
     raise TypeError(f"{type(value).__name__} is not JSON data: {value!r}")
 
 

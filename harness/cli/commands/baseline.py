@@ -34,13 +34,14 @@ def main(args) -> int:
     if reason and not args.force:
         raise BadInput(f"run {source} cannot be a baseline: {reason}; give --force to save it anyway")
     save_baseline(args.path, stats, source, runs.facts.scenario)
-    for name, s in stats.items():  # growth first: what `oomlab gate` compares unless --fail says otherwise
+    for name, s in stats.items():  # growth first: what `oomlab gate` compares by default
         print(
             f"{name}: n={s.n} growth {format_size(s.growth_max)} (p95 {format_size(s.growth_p95)}) "
             f"needs {format_size(s.needs_max)} "
             f"peak {format_size(s.max)} (p95 {format_size(s.p95)}) kills {s.kills}"
         )
     print(
-        f"baseline of run {source} saved to {args.path}; `oomlab gate` compares growth ({', '.join(DEFAULT_THRESHOLDS)})"
+        f"baseline of run {source} saved to {args.path}; `oomlab gate` compares growth ({', '.join(DEFAULT_THRESHOLDS)}) "
+        "unless --fail or pyproject.toml's [tool.oomlab.gate] set other thresholds"
     )
     return EXIT_OK

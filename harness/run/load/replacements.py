@@ -69,7 +69,7 @@ def throughput_dip(exits: Series, achieved: Series) -> ThroughputDip | None:
     if not any(exits.values):
         return None
     width = max(exits.width, achieved.width)
-    recycled, done = _at_width(exits, width), _at_width(achieved, width)
+    recycled, done = exits.values_at(width), achieved.values_at(width)
     active = [i for i, value in enumerate(done) if value]
     if not active:
         return None
@@ -85,9 +85,3 @@ def throughput_dip(exits: Series, achieved: Series) -> ThroughputDip | None:
         dip_percent=round(100 * (otherwise - during) / otherwise, 1) if otherwise else None,
         seconds_with_a_replacement=round(len(replaced) * width),
     )
-
-
-def _at_width(series: Series, width: float) -> list[float]:
-    """A count series' buckets merged to `width` (a power-of-two multiple of its own)."""
-    step = max(1, round(width / series.width))
-    return [sum(series.values[i : i + step]) for i in range(0, len(series.values), step)]

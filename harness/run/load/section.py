@@ -20,7 +20,7 @@ from oomlab.run.load.replacements import Replacements
 from oomlab.run.load.schedule import Scheduler
 from oomlab.run.load.series import Series
 from oomlab.run.load.soak import Budget, Soak
-from oomlab.run.load.stats import NameStats, total_of
+from oomlab.run.load.stats import NameStats
 
 
 class LoadState(Protocol):
@@ -39,10 +39,9 @@ class LoadState(Protocol):
 BEHIND_RATIO = 0.95  # achieved below this share of offered: the worker did not keep up
 
 
-def load_section(driver: LoadState, record: RunRecord, total: NameStats | None = None) -> LoadSection:
-    """`total`: every name's figures merged (total_of), when the caller has them already."""
+def load_section(driver: LoadState, record: RunRecord, total: NameStats) -> LoadSection:
+    """`total`: every name's figures merged (total_of), made once per checkpoint by the caller."""
     book, scheduler = driver.book, driver.scheduler
-    total = total or total_of(book.by_name)
     shape = driver.shape
     asked = shape.asked_per_s
     # open loop: the sends made within the schedule's window over the part of it covered so far, against
@@ -99,11 +98,10 @@ def _by_task(book: Book, name: str, window: float | None) -> NameFigures:
     return figures
 
 
-def apply_summary(book: Book, summary: Summary, total: NameStats | None = None) -> None:
+def apply_summary(book: Book, summary: Summary, total: NameStats) -> None:
     """The run summary's task figures for a load run, whose record holds no task list: outcomes
     counted as tasks became final, exact peaks through the histogram (within its relative error,
-    the max exact; each exact peak is in tasks.jsonl)."""
-    total = total or total_of(book.by_name)
+    the max exact; each exact peak is in tasks.jsonl). `total`: as for load_section."""
     summary.outcomes = {name: book.outcomes.get(name, 0) for name in OUTCOMES}
     summary.tasks = total.counts["sent"]
     summary.peak_rss_bytes = _spread(total.peak_rss)

@@ -35,10 +35,14 @@ class Series:
             self.values.extend([0.0] * (index + 1 - len(self.values)))
         return index
 
-    def _coarsen(self) -> None:
+    def values_at(self, width: float) -> list[float]:
+        """The buckets merged to `width`, a power-of-two multiple of this series' own."""
+        step = max(1, round(width / self.width))
         merge = sum if self.kind == "count" else max
-        pairs = [self.values[i : i + 2] for i in range(0, len(self.values), 2)]
-        self.values = [merge(pair) for pair in pairs]
+        return [merge(self.values[i : i + step]) for i in range(0, len(self.values), step)]
+
+    def _coarsen(self) -> None:
+        self.values = self.values_at(self.width * 2)
         self.width *= 2
 
     def per_second(self) -> list[float]:

@@ -145,8 +145,9 @@ def total_of(by_name: dict[str, NameStats]) -> NameStats:
 def _merge_series(mine: Series, theirs: Series) -> None:
     """`theirs` added into `mine` (both counts). At a checkpoint every name's series is merged into the
     total: buckets of one width add up as they are, with no per-bucket rescaling."""
-    if mine.width == theirs.width or not mine.values:
-        mine.width = theirs.width if not mine.values else mine.width
+    if not mine.values:
+        mine.width = theirs.width
+    if mine.width == theirs.width:
         if len(mine.values) < len(theirs.values):
             mine.values.extend([0.0] * (len(theirs.values) - len(mine.values)))
         for index, value in enumerate(theirs.values):
