@@ -60,7 +60,9 @@ def written_decimal(text: str | None) -> bool:
 
 
 def _shown(text: object) -> str:
-    text = str(text)
+    """What was written, on one line (escaped as repr() does, like every value config's messages
+    quote) and at most 40 characters."""
+    text = repr(str(text))[1:-1]
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 

@@ -100,6 +100,7 @@ def test_every_front_end_resolves_through_the_same_rules():
         (["--timeout", "nan"], "--timeout must be a positive number of seconds"),
         (["--sample-hz", "-1"], "--sample-hz must be a positive number"),
         (["--memory", "lots"], "is not a memory size"),
+        (["--memory", ":\n"], r"^--memory ':\\n' is not a memory size"),  # one line: the newline shown escaped
         (["--docker-restart", "always"], "--docker-restart applies to --placement docker"),
     ],
 )
